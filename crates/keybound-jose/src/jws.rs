@@ -286,7 +286,7 @@ mod tests {
     use crate::key::KeyKind;
     use serde_json::json;
 
-    fn obj(v: Value) -> Map<String, Value> {
+    fn obj(v: &Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
     }
 
@@ -310,7 +310,7 @@ mod tests {
             (KeyKind::Rsa2048, Algorithm::PS256),
         ] {
             let key = PrivateKey::generate(kind).unwrap();
-            let t = sign(alg, &obj(json!({"typ":"JWT"})), b"{\"a\":1}", &key).unwrap();
+            let t = sign(alg, &obj(&json!({"typ":"JWT"})), b"{\"a\":1}", &key).unwrap();
             let jws = Jws::parse(&t).unwrap();
             jws.verify(key.public_jwk(), &Algorithm::ALL).unwrap();
             assert_eq!(jws.payload(), b"{\"a\":1}");
@@ -395,7 +395,7 @@ mod tests {
             Jws::parse(&format!("{t}.AAAA")).unwrap_err(),
             Error::Segments(4)
         );
-        let two: String = t.rsplitn(2, '.').nth(1).unwrap().to_owned();
+        let two = t.rsplit_once('.').unwrap().0.to_owned();
         assert_eq!(Jws::parse(&two).unwrap_err(), Error::Segments(2));
         assert!(matches!(
             Jws::parse(&format!("{t}\n")).unwrap_err(),

@@ -18,11 +18,13 @@
 pub mod b64;
 mod error;
 pub mod jwk;
+pub mod jwks;
 pub mod jws;
 pub mod key;
 
 pub use error::Error;
 pub use jwk::{Curve, Jkt, PublicJwk};
+pub use jwks::{JwkSet, JwkSetEntry};
 pub use jws::{Algorithm, Header, Jws};
 pub use key::PrivateKey;
 

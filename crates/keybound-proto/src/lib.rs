@@ -1,1 +1,33 @@
-//! placeholder
+//! # keybound-proto
+//!
+//! The sans-IO protocol core of keybound (the rustls / quinn-proto model): pure functions and
+//! types that take `now`, keys and request facts as arguments and return decisions. Nothing
+//! here opens a socket, reads a clock or touches a database, so every rule can be tested with a
+//! fixed clock against the spec examples, and the OP, the RP and the consuming component share
+//! one implementation of each check.
+//!
+//! - [`dpop`]: RFC 9449 proofs (build, verify DP-V1…V12), `htu` normalisation, stateless nonces,
+//!   replay keys;
+//! - [`keybinding`]: OpenID Connect Key Binding (`bound_key`, `dpop_jkt`, `c_s256`, profiles);
+//! - [`idtoken`]: ID Token claims, builder and validator (OIDC Core 3.1.3.7 + Key Binding);
+//! - [`cnf`]: RFC 7800 confirmation (`jwk`, `jkt`, `tbh`);
+//! - [`tokbind`]: RFC 8471/8473 Token Binding messages and OIDC Token Bound Authentication;
+//! - [`idjag`]: Identity Assertion JWT authorization grants (ID-JAG) claims;
+//! - [`wire`]: OAuth/OIDC wire types (discovery, client metadata, requests, responses, errors).
+//!
+//! Times are seconds since the Unix epoch (`u64`), passed in by the caller.
+
+pub mod cnf;
+pub mod dpop;
+mod error;
+pub mod idjag;
+pub mod idtoken;
+pub mod keybinding;
+pub mod tokbind;
+pub mod wire;
+
+pub use error::Error;
+pub use keybound_jose as jose;
+
+/// Seconds since the Unix epoch, as every `now` argument in this crate.
+pub type UnixTime = u64;

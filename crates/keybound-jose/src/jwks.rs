@@ -1,0 +1,101 @@
+//! JWK Sets (RFC 7517 §5): the OP's published signing keys.
+//!
+//! Entries whose key type or curve keybound does not verify with (encryption keys, X25519,
+//! symmetric keys without private-looking members) are skipped, as RFC 7517 §5 allows; an
+//! entry carrying private members makes the whole set an error, because an OP publishing
+//! private keys is misconfigured and nothing it signs should be trusted.
+
+use serde_json::Value;
+
+use crate::{Algorithm, Error, PublicJwk};
+
+/// One key of a set, with the metadata used to select it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwkSetEntry {
+    /// `kid`
+    pub kid: Option<String>,
+    /// `alg`, if the entry names one keybound knows
+    pub alg: Option<Algorithm>,
+    /// `use`
+    pub use_: Option<String>,
+    /// the key
+    pub jwk: PublicJwk,
+}
+
+/// A parsed JWK Set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JwkSet {
+    /// The usable keys.
+    pub keys: Vec<JwkSetEntry>,
+}
+
+impl JwkSet {
+    /// Parse `{"keys": [...]}`.
+    pub fn from_json(s: &str) -> Result<Self, Error> {
+        Self::from_value(&serde_json::from_str(s)?)
+    }
+
+    /// Parse from a JSON value.
+    pub fn from_value(v: &Value) -> Result<Self, Error> {
+        let arr = v
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or_else(|| Error::Json("JWK Set: expected an object with a 'keys' array".into()))?;
+        let mut keys = Vec::with_capacity(arr.len());
+        for entry in arr {
+            match PublicJwk::from_value(entry) {
+                Ok(jwk) => {
+                    let s = |m: &str| entry.get(m).and_then(Value::as_str).map(str::to_owned);
+                    if s("use").is_some_and(|u| u != "sig") {
+                        continue;
+                    }
+                    keys.push(JwkSetEntry {
+                        kid: s("kid"),
+                        alg: s("alg").and_then(|a| Algorithm::parse(&a).ok()),
+                        use_: s("use"),
+                        jwk,
+                    });
+                }
+                Err(e @ Error::PrivateMember(_)) => return Err(e),
+                Err(_) => {}
+            }
+        }
+        Ok(JwkSet { keys })
+    }
+
+    /// Keys that may have produced a signature with `alg` and `kid`: the entry with that `kid`
+    /// when one is given, otherwise every key that supports `alg`.
+    pub fn candidates<'a>(&'a self, kid: Option<&str>, alg: Algorithm) -> Vec<&'a PublicJwk> {
+        self.keys
+            .iter()
+            .filter(|e| match kid {
+                Some(k) => e.kid.as_deref() == Some(k),
+                None => true,
+            })
+            .filter(|e| e.alg.is_none_or(|a| a == alg) && e.jwk.supports(alg))
+            .map(|e| &e.jwk)
+            .collect()
+    }
+
+    /// Serialize as `{"keys": [...]}` with `kid`, `alg`, `use` next to the required members.
+    pub fn to_value(&self) -> Value {
+        let keys = self
+            .keys
+            .iter()
+            .map(|e| {
+                let mut v = e.jwk.to_value();
+                if let Some(k) = &e.kid {
+                    v["kid"] = k.clone().into();
+                }
+                if let Some(a) = e.alg {
+                    v["alg"] = a.name().into();
+                }
+                if let Some(u) = &e.use_ {
+                    v["use"] = u.clone().into();
+                }
+                v
+            })
+            .collect::<Vec<_>>();
+        serde_json::json!({ "keys": keys })
+    }
+}
