@@ -1,0 +1,128 @@
+//! Token Binding codec and verification: strictness of the decoder, signatures over the
+//! EKM for all three key parameters, TBH-2 header rules.
+
+use keybound_jose::b64;
+use keybound_proto::tokbind::{
+    KeyParameters, TbPublicKey, TokenBinding, TokenBindingId, TokenBindingMessage, TokenBindingType,
+};
+use keybound_proto::Error;
+use keybound_testkit::{vector, vstr};
+
+fn rfc8473() -> Vec<u8> {
+    b64::decode(vstr(&vector("rfc8473-token-binding.json"), "/header")).unwrap()
+}
+
+#[test]
+fn trailing_bytes_are_rejected() {
+    let mut m = rfc8473();
+    m.push(0);
+    assert!(matches!(
+        TokenBindingMessage::decode(&m),
+        Err(Error::TokenBindingMalformed(_))
+    ));
+}
+
+#[test]
+fn every_truncation_is_rejected() {
+    let m = rfc8473();
+    for n in 0..m.len() {
+        assert!(
+            TokenBindingMessage::decode(&m[..n]).is_err(),
+            "prefix of {n} bytes"
+        );
+    }
+}
+
+#[test]
+fn inner_length_mismatch_is_rejected() {
+    let mut m = rfc8473();
+    m[5] = 0x42; // key_length 0x41 -> 0x42
+    assert!(TokenBindingMessage::decode(&m).is_err());
+    let mut m = rfc8473();
+    m[6] = 63; // point length 64 -> 63
+    assert!(TokenBindingMessage::decode(&m).is_err());
+}
+
+#[test]
+fn http_requires_exactly_one_provided() {
+    let msg = TokenBindingMessage::decode(&rfc8473()).unwrap();
+    let mut two = msg.clone();
+    two.bindings.push(msg.bindings[0].clone());
+    assert!(matches!(
+        two.http_bindings(),
+        Err(Error::TokenBindingHttp(_))
+    ));
+    let mut referred_only = msg.clone();
+    referred_only.bindings[0].tb_type = TokenBindingType::Referred;
+    assert!(matches!(
+        referred_only.http_bindings(),
+        Err(Error::TokenBindingHttp(_))
+    ));
+}
+
+fn rsa_binding(params: KeyParameters, tb_type: TokenBindingType, ekm: &[u8; 32]) -> TokenBinding {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::rsa::{KeyPair, KeySize};
+    use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256, RSA_PSS_SHA256};
+    let kp = KeyPair::generate(KeySize::Rsa2048).unwrap();
+    let pk = kp.public_key();
+    let id = TokenBindingId {
+        key_parameters: params,
+        key: TbPublicKey::Rsa {
+            modulus: pk.modulus().big_endian_without_leading_zero().to_vec(),
+            exponent: pk.exponent().big_endian_without_leading_zero().to_vec(),
+        },
+    };
+    let mut b = TokenBinding {
+        tb_type,
+        id,
+        signature: vec![],
+        extensions: vec![],
+    };
+    let data = b.signed_data(ekm);
+    let mut sig = vec![0u8; kp.public_modulus_len()];
+    let enc: &'static dyn aws_lc_rs::signature::RsaEncoding = if params == KeyParameters::RsaPss {
+        &RSA_PSS_SHA256
+    } else {
+        &RSA_PKCS1_SHA256
+    };
+    kp.sign(enc, &SystemRandom::new(), &data, &mut sig).unwrap();
+    b.signature = sig;
+    let _ = kp.public_key().as_ref();
+    b
+}
+
+#[test]
+fn rsa2048_pkcs1_and_pss_bindings_verify_and_round_trip() {
+    let ekm = [9u8; 32];
+    for params in [KeyParameters::RsaPkcs1, KeyParameters::RsaPss] {
+        let b = rsa_binding(params, TokenBindingType::Provided, &ekm);
+        b.verify(&ekm).unwrap();
+        assert_eq!(b.verify(&[8u8; 32]), Err(Error::TokenBindingSignature));
+        // the type byte is signed: the same signature as a referred binding fails
+        let mut referred = b.clone();
+        referred.tb_type = TokenBindingType::Referred;
+        assert_eq!(referred.verify(&ekm), Err(Error::TokenBindingSignature));
+        let msg = TokenBindingMessage {
+            bindings: vec![b.clone()],
+        };
+        let back = TokenBindingMessage::decode(&msg.encode().unwrap()).unwrap();
+        assert_eq!(back, msg);
+        // 265-byte TB ID for e = 65537 (token-binding.md §2.1)
+        assert_eq!(b.id.to_bytes().unwrap().len(), 265);
+        assert!(b.id.to_public_jwk().is_ok());
+    }
+}
+
+#[test]
+fn unknown_key_parameters_parse_but_do_not_verify() {
+    let mut m = rfc8473();
+    m[3] = 7; // key_parameters ecdsap256 -> 7
+    let msg = TokenBindingMessage::decode(&m).unwrap();
+    assert_eq!(msg.bindings[0].id.key_parameters, KeyParameters::Unknown(7));
+    assert!(matches!(
+        msg.bindings[0].verify(&[0; 32]),
+        Err(Error::TokenBindingKey(_))
+    ));
+    assert_eq!(msg.encode().unwrap(), m);
+}
