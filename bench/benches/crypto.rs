@@ -1,1 +1,133 @@
-fn main() {}
+//! Criterion benchmarks for the protocol core, each next to the raw crypto it is built on,
+//! so docs/performance.md can report ratios measured in one run:
+//!
+//! - raw ES256 sign and verify (aws-lc-rs, key given as bytes, as any verifier receives it);
+//! - full DPoP proof verification (DP-V2…V12 with `c_s256` and `dpop_jkt`, as the token
+//!   endpoint runs it);
+//! - key-bound ID Token validation (OIDC Core 3.1.3.7 + Key Binding).
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+#![allow(missing_docs)]
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    EcdsaKeyPair, KeyPair as _, ParsedPublicKey, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED,
+    ECDSA_P256_SHA256_FIXED_SIGNING,
+};
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use keybound_jose::{Algorithm, JwkSet, JwkSetEntry, Jws};
+use keybound_proto::dpop::{self, CodeBinding, DpopPolicy, ProofBuilder, RequestFacts};
+use keybound_proto::idtoken::{self, Audience, BindingRequirement, IdTokenBuilder, IdTokenChecks};
+use keybound_proto::keybinding::Profile;
+use keybound_testkit::keys;
+
+const NOW: u64 = 1_700_000_000;
+const HTU: &str = "https://op.example/token";
+
+fn benches(c: &mut Criterion) {
+    let client = keys::es256_a();
+    let jkt = client.public_jwk().thumbprint();
+    let proof = ProofBuilder::new("POST", HTU, NOW, "bench-jti-0123456789")
+        .c_s256("code-abc")
+        .sign(&client)
+        .expect("proof");
+
+    // Raw ES256 over exactly the bytes the proof signs, with the key as bytes.
+    let jws = Jws::parse(&proof).expect("parse");
+    let signing_input = jws.signing_input().as_bytes().to_vec();
+    let sig = keybound_jose::b64::decode(proof.rsplit('.').next().expect("sig")).expect("b64");
+    let point = {
+        let v = client.public_jwk().to_value();
+        let x = keybound_jose::b64::decode(v["x"].as_str().expect("x")).expect("x");
+        let y = keybound_jose::b64::decode(v["y"].as_str().expect("y")).expect("y");
+        [&[4u8][..], &x, &y].concat()
+    };
+    let mut g = c.benchmark_group("es256");
+    g.bench_function("verify_raw", |b| {
+        b.iter(|| {
+            UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, black_box(&point))
+                .verify(black_box(&signing_input), black_box(&sig))
+                .expect("verify");
+        });
+    });
+    let parsed = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &point).expect("key");
+    g.bench_function("verify_preparsed_key", |b| {
+        b.iter(|| {
+            parsed
+                .verify_sig(black_box(&signing_input), black_box(&sig))
+                .expect("verify");
+        });
+    });
+    let kp = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).expect("kp");
+    let rng = SystemRandom::new();
+    let _ = kp.public_key();
+    g.bench_function("sign_raw", |b| {
+        b.iter(|| kp.sign(&rng, black_box(&signing_input)).expect("sign"));
+    });
+    g.finish();
+
+    let policy = DpopPolicy::default();
+    let mut g = c.benchmark_group("dpop");
+    g.bench_function("verify_full", |b| {
+        b.iter(|| {
+            let facts = RequestFacts {
+                bound_jkt: Some(&jkt),
+                code_binding: Some(CodeBinding {
+                    code: "code-abc",
+                    profile: Profile::KeyBinding,
+                }),
+                ..RequestFacts::new("POST", HTU, NOW)
+            };
+            dpop::verify_proof(black_box(&proof), &facts, &policy).expect("valid")
+        });
+    });
+    g.bench_function("build_and_sign", |b| {
+        b.iter(|| {
+            ProofBuilder::new("POST", HTU, NOW, "bench-jti-0123456789")
+                .c_s256("code-abc")
+                .sign(&client)
+                .expect("proof")
+        });
+    });
+    g.finish();
+
+    let op = keys::es256_b();
+    let set = JwkSet {
+        keys: vec![JwkSetEntry {
+            kid: Some("op-1".into()),
+            alg: Some(Algorithm::ES256),
+            use_: Some("sig".into()),
+            jwk: op.public_jwk().clone(),
+        }],
+    };
+    let id_token = IdTokenBuilder::new(
+        "https://op.example",
+        "alice",
+        Audience::from("app"),
+        NOW,
+        300,
+    )
+    .nonce(Some("n-0"))
+    .auth_time(NOW)
+    .bind(Profile::KeyBinding, client.public_jwk())
+    .sign(&op, Algorithm::ES256, Some("op-1"))
+    .expect("id token");
+    let auds = vec!["app".to_owned()];
+    let mut g = c.benchmark_group("id_token");
+    g.bench_function("validate_key_bound", |b| {
+        b.iter(|| {
+            let checks = IdTokenChecks {
+                nonce: Some("n-0"),
+                binding: BindingRequirement::Bound {
+                    expected_jkt: Some(&jkt),
+                    accept_draft00: false,
+                },
+                ..IdTokenChecks::new("https://op.example", &auds, NOW)
+            };
+            idtoken::validate(black_box(&id_token), &set, &checks).expect("valid")
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(crypto, benches);
+criterion_main!(crypto);

@@ -1,5 +1,6 @@
 //! One negative test per RFC 9449 §4.3 check (DP-V1…V12), each asserting the specific error,
 //! plus the Key Binding `c_s256` rules and the replay key. Fixed keys, fixed clock.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use keybound_jose::{b64, jws, Algorithm, Error as JoseError, Jkt, PrivateKey};
 use keybound_proto::dpop::{
@@ -24,6 +25,7 @@ fn good(key: &PrivateKey) -> String {
 }
 
 /// Sign arbitrary header members and claims with `key` (alg from `alg`).
+#[allow(clippy::needless_pass_by_value)] // call sites read better with json!() by value
 fn forge(key: &PrivateKey, alg: Algorithm, header: Value, claims: Value) -> String {
     let h: Map<String, Value> = header.as_object().unwrap().clone();
     jws::sign(alg, &h, claims.to_string().as_bytes(), key).unwrap()

@@ -1,5 +1,6 @@
 //! ID Token validation: one test per OpenID Connect Core 3.1.3.7 step and Key Binding rule,
 //! each asserting its specific error. Fixed OP key, fixed clock.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::sync::LazyLock;
 

@@ -1,6 +1,7 @@
 //! Property tests: parsing arbitrary bytes as JWS, JWK, DPoP proof or TokenBindingMessage
 //! never panics, and encode → decode round-trips. These run in the normal suite; the same four
 //! parsers have coverage-guided fuzz targets in `fuzz/`.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use keybound_jose::{b64, Jws, PublicJwk};
 use keybound_proto::dpop::{self, DpopPolicy, ProofBuilder, RequestFacts};

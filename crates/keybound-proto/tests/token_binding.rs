@@ -1,5 +1,6 @@
 //! Token Binding codec and verification: strictness of the decoder, signatures over the
 //! EKM for all three key parameters, TBH-2 header rules.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use keybound_jose::b64;
 use keybound_proto::tokbind::{

@@ -1,5 +1,6 @@
 //! Every worked example of `shared/specs/` that keybound can check, stored as JSON under
 //! `testdata/vectors/` and verified with a fixed clock.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use keybound_jose::{Algorithm, JwkSet, Jws, PublicJwk};
 use keybound_proto::dpop::{self, CodeBinding, DpopPolicy, RequestFacts};
@@ -19,7 +20,7 @@ fn rfc7638_3_1_thumbprint_example() {
     let k = jwk(&v, "/jwk");
     assert_eq!(k.canonical_json(), vstr(&v, "/canonical_json"));
     let digest = keybound_jose::sha256(k.canonical_json().as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = keybound_testkit::hex(&digest);
     assert_eq!(hex, vstr(&v, "/sha256_hex"));
     assert_eq!(k.thumbprint().as_str(), vstr(&v, "/thumbprint"));
     for e in v["ec_vectors"].as_array().unwrap() {
@@ -199,12 +200,7 @@ fn rfc8473_2_example_header() {
     let b = &msg.bindings[0];
     assert_eq!(b.tb_type, TokenBindingType::Provided);
     assert_eq!(b.id.key_parameters.name(), vstr(&v, "/key_parameters"));
-    let id_hex: String =
-        b.id.to_bytes()
-            .unwrap()
-            .iter()
-            .map(|x| format!("{x:02x}"))
-            .collect();
+    let id_hex: String = keybound_testkit::hex(&b.id.to_bytes().unwrap());
     assert_eq!(id_hex, vstr(&v, "/token_binding_id_hex"));
     assert_eq!(b.id.tbh().unwrap(), vstr(&v, "/tbh"));
     assert_eq!(

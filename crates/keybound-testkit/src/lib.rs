@@ -93,3 +93,14 @@ pub fn vu64(v: &Value, pointer: &str) -> u64 {
         .and_then(Value::as_u64)
         .unwrap_or_else(|| panic!("vector has no integer at {pointer}"))
 }
+
+/// Lower-case hex of `bytes`, for comparing with hex in the spec texts.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}

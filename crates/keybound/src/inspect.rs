@@ -165,6 +165,7 @@ fn inspect_token_binding(input: &str) -> anyhow::Result<String> {
 }
 
 /// Format a Unix time as an RFC 3339 UTC timestamp (civil-from-days, no time-zone database).
+#[allow(clippy::many_single_char_names)] // the names of the published civil-from-days algorithm
 fn utc(t: u64) -> String {
     let days = i64::try_from(t / 86_400).unwrap_or(i64::MAX / 2);
     let secs = t % 86_400;

@@ -1,4 +1,5 @@
 //! `keybound inspect` as a user runs it: real binary, real files, exit codes.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::process::Command;
 
@@ -33,13 +34,7 @@ fn key_bound_id_token_shows_kind_cnf_and_thumbprint() {
 
 fn keybound_testkit_jkt() -> String {
     // the sample is bound to testkit key es256-a
-    let pem = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../keybound-testkit/keys/es256-a.pem"
-    ))
-    .unwrap();
-    keybound_jose::PrivateKey::from_pem(&pem)
-        .unwrap()
+    keybound_testkit::keys::es256_a()
         .public_jwk()
         .thumbprint()
         .to_string()
