@@ -39,7 +39,6 @@ fn kind(typ: Option<&str>, claims: &Value) -> &'static str {
         Some("id_token+cnf") => "key-bound ID Token (Key Binding draft 00 profile)",
         Some("at+jwt" | "application/at+jwt") => "JWT access token (RFC 9068)",
         Some("oauth-id-jag+jwt") => "Identity Assertion JWT Authorization Grant (ID-JAG)",
-        Some("kb-presentation+jwt") => "keybound presentation",
         _ if claims.get("cnf").and_then(|c| c.get("tbh")).is_some() => {
             "token-bound ID Token (OpenID Connect Token Bound Authentication)"
         }
