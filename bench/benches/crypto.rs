@@ -14,7 +14,7 @@ use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED_SIGNING,
 };
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use keybound_jose::{Algorithm, JwkSet, JwkSetEntry, Jws};
+use keybound_jose::{Algorithm, JwkSet, Jws};
 use keybound_proto::dpop::{self, CodeBinding, DpopPolicy, ProofBuilder, RequestFacts};
 use keybound_proto::idtoken::{self, Audience, BindingRequirement, IdTokenBuilder, IdTokenChecks};
 use keybound_proto::keybinding::Profile;
@@ -91,14 +91,7 @@ fn benches(c: &mut Criterion) {
     g.finish();
 
     let op = keys::es256_b();
-    let set = JwkSet {
-        keys: vec![JwkSetEntry {
-            kid: Some("op-1".into()),
-            alg: Some(Algorithm::ES256),
-            use_: Some("sig".into()),
-            jwk: op.public_jwk().clone(),
-        }],
-    };
+    let set = JwkSet::signing_key(&op, "op-1");
     let id_token = IdTokenBuilder::new(
         "https://op.example",
         "alice",

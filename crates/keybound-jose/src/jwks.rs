@@ -30,6 +30,18 @@ pub struct JwkSet {
 }
 
 impl JwkSet {
+    /// A set with one signing key of `key`'s default algorithm, named `kid`.
+    pub fn signing_key(key: &crate::PrivateKey, kid: &str) -> Self {
+        JwkSet {
+            keys: vec![JwkSetEntry {
+                kid: Some(kid.to_owned()),
+                alg: Some(key.default_alg()),
+                use_: Some("sig".to_owned()),
+                jwk: key.public_jwk().clone(),
+            }],
+        }
+    }
+
     /// Parse `{"keys": [...]}`.
     pub fn from_json(s: &str) -> Result<Self, Error> {
         Self::from_value(&serde_json::from_str(s)?)
@@ -97,5 +109,32 @@ impl JwkSet {
             })
             .collect::<Vec<_>>();
         serde_json::json!({ "keys": keys })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::KeyKind;
+    use crate::PrivateKey;
+
+    #[test]
+    fn skips_unusable_entries_and_refuses_private_ones() {
+        let k = PrivateKey::generate(KeyKind::Es256).unwrap();
+        let mut set = JwkSet::signing_key(&k, "a").to_value();
+        let keys = set["keys"].as_array_mut().unwrap();
+        keys.push(serde_json::json!({"kty":"OKP","crv":"X25519","x":"AAAA"}));
+        let mut enc = k.public_jwk().to_value();
+        enc["use"] = "enc".into();
+        keys.push(enc);
+        let parsed = JwkSet::from_value(&set).unwrap();
+        assert_eq!(parsed.keys.len(), 1);
+        assert_eq!(parsed.candidates(Some("a"), Algorithm::ES256).len(), 1);
+        assert!(parsed.candidates(Some("b"), Algorithm::ES256).is_empty());
+        assert!(parsed.candidates(None, Algorithm::RS256).is_empty());
+        let mut private: Value = serde_json::from_str(&k.to_private_jwk().unwrap()).unwrap();
+        private["kid"] = "p".into();
+        set["keys"].as_array_mut().unwrap().push(private);
+        assert_eq!(JwkSet::from_value(&set), Err(Error::PrivateMember("d")));
     }
 }

@@ -4,7 +4,7 @@
 
 use std::sync::LazyLock;
 
-use keybound_jose::{b64, jws, Algorithm, Jkt, JwkSet, JwkSetEntry, PrivateKey};
+use keybound_jose::{b64, jws, Algorithm, Jkt, JwkSet, PrivateKey};
 use keybound_proto::idtoken::{self, Audience, BindingRequirement, IdTokenBuilder, IdTokenChecks};
 use keybound_proto::keybinding::Profile;
 use keybound_proto::Error;
@@ -16,14 +16,7 @@ const NOW: u64 = 1_700_000_000;
 
 fn op_keys() -> (PrivateKey, JwkSet) {
     let k = keys::es256_b();
-    let set = JwkSet {
-        keys: vec![JwkSetEntry {
-            kid: Some("op-1".into()),
-            alg: Some(Algorithm::ES256),
-            use_: Some("sig".into()),
-            jwk: k.public_jwk().clone(),
-        }],
-    };
+    let set = JwkSet::signing_key(&k, "op-1");
     (k, set)
 }
 
