@@ -63,6 +63,9 @@ pub mod keys {
     pub fn rsa2048() -> PrivateKey {
         load(include_str!("../keys/rsa2048.pem"))
     }
+
+    /// The same RSA 2048 key as a private JWK (components extracted with `openssl rsa -text`).
+    pub const RSA2048_PRIVATE_JWK: &str = include_str!("../keys/rsa2048.private.jwk.json");
 }
 
 /// Path of `testdata/vectors/NAME`.
