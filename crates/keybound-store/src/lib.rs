@@ -1,0 +1,196 @@
+//! # keybound-store
+//!
+//! Everything the OpenID Provider must remember, behind traits, so the provider logic
+//! (`keybound-op`) is written once and runs on any backend: the in-memory one (tests, demos),
+//! SQLite (one machine, the default) and, later, PostgreSQL (many machines).
+//!
+//! The traits are shaped by two rules of ARCHITECTURE.md §3:
+//!
+//! - **Cluster-safe by construction**: state two OP nodes must agree on is changed only by
+//!   single atomic operations — [`CodeStore::redeem_code`], [`RefreshStore::rotate_refresh`],
+//!   [`ReplayStore::check_and_insert`], [`SigningKeyStore::rotate_signing_keys`] — never by
+//!   read-modify-write in the caller. Each maps to one conditional `UPDATE`/`INSERT … ON
+//!   CONFLICT` (or one transaction) in SQL, which PostgreSQL runs the same way.
+//! - **Nothing secret at rest in clear**: codes, refresh tokens and session ids are stored under
+//!   their SHA-256 ([`TokenHash`]); passwords and client secrets as argon2id PHC strings (hashed
+//!   by the caller); signing keys sealed with AES-256-GCM under a key-encryption key ([`Kek`])
+//!   that lives outside the database.
+//!
+//! Times are Unix seconds passed in by the caller.
+
+mod error;
+mod kek;
+mod memory;
+pub mod model;
+mod sqlite;
+
+use async_trait::async_trait;
+
+pub use error::StoreError;
+pub use kek::Kek;
+pub use memory::MemoryStore;
+pub use model::*;
+pub use sqlite::SqliteStore;
+
+/// Result of store operations.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// SHA-256 of a secret token (code, refresh token, session id): what the store keys on.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TokenHash(pub [u8; 32]);
+
+impl TokenHash {
+    /// Hash a token as received on the wire.
+    pub fn of(token: &str) -> Self {
+        TokenHash(keybound_jose::sha256(token.as_bytes()))
+    }
+}
+
+impl std::fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "TokenHash({}…)",
+            &keybound_jose::b64::encode(self.0)[..8]
+        )
+    }
+}
+
+/// Registered clients.
+#[async_trait]
+pub trait ClientStore: Send + Sync {
+    /// Insert or replace a client.
+    async fn put_client(&self, client: &Client) -> Result<()>;
+    /// A client by id.
+    async fn client(&self, client_id: &str) -> Result<Option<Client>>;
+    /// All clients, ordered by id.
+    async fn clients(&self) -> Result<Vec<Client>>;
+    /// Delete a client; whether it existed.
+    async fn delete_client(&self, client_id: &str) -> Result<bool>;
+}
+
+/// End-Users.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Insert or replace a user; usernames are unique ([`StoreError::Conflict`]).
+    async fn put_user(&self, user: &User) -> Result<()>;
+    /// A user by subject identifier.
+    async fn user(&self, sub: &str) -> Result<Option<User>>;
+    /// A user by login name.
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>>;
+    /// All users, ordered by username.
+    async fn users(&self) -> Result<Vec<User>>;
+    /// Delete a user; whether it existed.
+    async fn delete_user(&self, sub: &str) -> Result<bool>;
+}
+
+/// The OP's signing keys (sealed at rest).
+#[async_trait]
+pub trait SigningKeyStore: Send + Sync {
+    /// Add a key (its state says whether it is next, current or retired).
+    async fn put_signing_key(&self, key: &SigningKeyRecord) -> Result<()>;
+    /// Every key, oldest first.
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>>;
+    /// Atomically: current → retired, next → current, `new_next` becomes next.
+    async fn rotate_signing_keys(&self, new_next: &SigningKeyRecord, now: u64) -> Result<()>;
+    /// Forget retired keys retired before `before`; how many.
+    async fn purge_retired_keys(&self, before: u64) -> Result<u64>;
+}
+
+/// Authorization codes, single use.
+#[async_trait]
+pub trait CodeStore: Send + Sync {
+    /// Store a new code under its hash.
+    async fn insert_code(&self, hash: &TokenHash, code: &AuthorizationCode) -> Result<()>;
+    /// Look a code up without consuming it (to check the DPoP proof first).
+    async fn find_code(&self, hash: &TokenHash, now: u64) -> Result<CodeLookup>;
+    /// Atomically consume a code. Exactly one caller ever gets `Redeemed`.
+    async fn redeem_code(&self, hash: &TokenHash, now: u64) -> Result<CodeLookup>;
+}
+
+/// Refresh tokens, in rotation families.
+#[async_trait]
+pub trait RefreshStore: Send + Sync {
+    /// Store a refresh token (starting its family if new).
+    async fn insert_refresh(&self, hash: &TokenHash, token: &RefreshToken) -> Result<()>;
+    /// Look a token up without using it (to check the DPoP proof first).
+    async fn find_refresh(&self, hash: &TokenHash, now: u64) -> Result<RefreshLookup>;
+    /// Atomically use `old` and store `new` in the same family. Using an already-used token
+    /// revokes the whole family and answers `Reused` (OAuth 2.0 Security BCP §4.14.2).
+    async fn rotate_refresh(
+        &self,
+        old: &TokenHash,
+        new: &TokenHash,
+        new_token: &RefreshToken,
+        now: u64,
+    ) -> Result<RefreshLookup>;
+    /// Revoke a family (RFC 7009 revocation of any of its tokens).
+    async fn revoke_family(&self, family_id: &str, now: u64) -> Result<()>;
+}
+
+/// Grants: everything issued from one code. Revoking one revokes its access tokens (by `gid`)
+/// and its refresh families.
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    /// Revoke a grant and every refresh family issued under it.
+    async fn revoke_grant(&self, grant_id: &str, now: u64) -> Result<()>;
+    /// Whether a grant was revoked.
+    async fn is_grant_revoked(&self, grant_id: &str) -> Result<bool>;
+}
+
+/// Remembered consent, including the keys already bound per client and user.
+#[async_trait]
+pub trait ConsentStore: Send + Sync {
+    /// The consent `sub` gave `client_id`, if any.
+    async fn consent(&self, sub: &str, client_id: &str) -> Result<Option<Consent>>;
+    /// Insert or replace.
+    async fn put_consent(&self, consent: &Consent) -> Result<()>;
+}
+
+/// Replay detection for DPoP proofs and client assertions (`jti`s), by 32-byte digest.
+#[async_trait]
+pub trait ReplayStore: Send + Sync {
+    /// Record `digest` until `expires_at`. `true` if it was not seen (or its entry expired),
+    /// `false` for a replay. Atomic: of two concurrent calls exactly one gets `true`.
+    async fn check_and_insert(&self, digest: &[u8; 32], expires_at: u64, now: u64) -> Result<bool>;
+    /// Drop expired entries; how many.
+    async fn purge_replay(&self, now: u64) -> Result<u64>;
+}
+
+/// Browser sessions at the OP, keyed by the hash of the cookie value.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Insert or replace.
+    async fn put_session(&self, hash: &TokenHash, session: &BrowserSession) -> Result<()>;
+    /// A live session.
+    async fn session(&self, hash: &TokenHash, now: u64) -> Result<Option<BrowserSession>>;
+    /// End a session.
+    async fn delete_session(&self, hash: &TokenHash) -> Result<()>;
+}
+
+/// Every store the OP needs.
+pub trait Store:
+    ClientStore
+    + UserStore
+    + SigningKeyStore
+    + CodeStore
+    + RefreshStore
+    + GrantStore
+    + ConsentStore
+    + ReplayStore
+    + SessionStore
+{
+}
+
+impl<T> Store for T where
+    T: ClientStore
+        + UserStore
+        + SigningKeyStore
+        + CodeStore
+        + RefreshStore
+        + GrantStore
+        + ConsentStore
+        + ReplayStore
+        + SessionStore
+{
+}

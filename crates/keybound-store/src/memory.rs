@@ -1,0 +1,322 @@
+//! In-memory backend: the reference semantics of every trait, for tests and demos. One mutex
+//! guards all state, which makes each operation trivially atomic.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+
+use crate::{
+    AuthorizationCode, BrowserSession, Client, ClientStore, CodeLookup, CodeStore, Consent,
+    ConsentStore, GrantStore, KeyState, RefreshLookup, RefreshStore, RefreshToken, ReplayStore,
+    Result, SessionStore, SigningKeyRecord, SigningKeyStore, StoreError, TokenHash, User,
+    UserStore,
+};
+
+#[derive(Default)]
+struct Inner {
+    clients: BTreeMap<String, Client>,
+    users: BTreeMap<String, User>,
+    keys: Vec<SigningKeyRecord>,
+    codes: HashMap<TokenHash, (AuthorizationCode, bool)>,
+    refresh: HashMap<TokenHash, (RefreshToken, bool)>,
+    revoked_families: HashSet<String>,
+    revoked_grants: HashSet<String>,
+    consents: HashMap<(String, String), Consent>,
+    replay: HashMap<[u8; 32], u64>,
+    sessions: HashMap<TokenHash, BrowserSession>,
+}
+
+/// The in-memory store.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain data behind; keep serving it.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl ClientStore for MemoryStore {
+    async fn put_client(&self, client: &Client) -> Result<()> {
+        self.lock()
+            .clients
+            .insert(client.client_id.clone(), client.clone());
+        Ok(())
+    }
+    async fn client(&self, client_id: &str) -> Result<Option<Client>> {
+        Ok(self.lock().clients.get(client_id).cloned())
+    }
+    async fn clients(&self) -> Result<Vec<Client>> {
+        Ok(self.lock().clients.values().cloned().collect())
+    }
+    async fn delete_client(&self, client_id: &str) -> Result<bool> {
+        Ok(self.lock().clients.remove(client_id).is_some())
+    }
+}
+
+#[async_trait]
+impl UserStore for MemoryStore {
+    async fn put_user(&self, user: &User) -> Result<()> {
+        let mut g = self.lock();
+        if g.users
+            .values()
+            .any(|u| u.username == user.username && u.sub != user.sub)
+        {
+            return Err(StoreError::Conflict(format!(
+                "username '{}' is taken",
+                user.username
+            )));
+        }
+        g.users.insert(user.sub.clone(), user.clone());
+        Ok(())
+    }
+    async fn user(&self, sub: &str) -> Result<Option<User>> {
+        Ok(self.lock().users.get(sub).cloned())
+    }
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
+        Ok(self
+            .lock()
+            .users
+            .values()
+            .find(|u| u.username == username)
+            .cloned())
+    }
+    async fn users(&self) -> Result<Vec<User>> {
+        let mut v: Vec<User> = self.lock().users.values().cloned().collect();
+        v.sort_by(|a, b| a.username.cmp(&b.username));
+        Ok(v)
+    }
+    async fn delete_user(&self, sub: &str) -> Result<bool> {
+        Ok(self.lock().users.remove(sub).is_some())
+    }
+}
+
+#[async_trait]
+impl SigningKeyStore for MemoryStore {
+    async fn put_signing_key(&self, key: &SigningKeyRecord) -> Result<()> {
+        let mut g = self.lock();
+        if g.keys.iter().any(|k| k.kid == key.kid) {
+            return Err(StoreError::Conflict(format!("kid '{}' exists", key.kid)));
+        }
+        g.keys.push(key.clone());
+        Ok(())
+    }
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
+        Ok(self.lock().keys.clone())
+    }
+    async fn rotate_signing_keys(&self, new_next: &SigningKeyRecord, now: u64) -> Result<()> {
+        let mut g = self.lock();
+        if g.keys.iter().any(|k| k.kid == new_next.kid) {
+            return Err(StoreError::Conflict(format!(
+                "kid '{}' exists",
+                new_next.kid
+            )));
+        }
+        for k in &mut g.keys {
+            match k.state {
+                KeyState::Current => {
+                    k.state = KeyState::Retired;
+                    k.retired_at = Some(now);
+                }
+                KeyState::Next => {
+                    k.state = KeyState::Current;
+                    k.activated_at = Some(now);
+                }
+                KeyState::Retired => {}
+            }
+        }
+        let mut n = new_next.clone();
+        n.state = KeyState::Next;
+        g.keys.push(n);
+        Ok(())
+    }
+    async fn purge_retired_keys(&self, before: u64) -> Result<u64> {
+        let mut g = self.lock();
+        let n = g.keys.len();
+        g.keys.retain(|k| {
+            !(k.state == KeyState::Retired && k.retired_at.is_some_and(|t| t < before))
+        });
+        Ok((n - g.keys.len()) as u64)
+    }
+}
+
+fn code_state(entry: Option<&(AuthorizationCode, bool)>, now: u64) -> CodeLookup {
+    match entry {
+        None => CodeLookup::NotFound,
+        Some((c, true)) => CodeLookup::Redeemed(c.clone()),
+        Some((c, false)) if now >= c.expires_at => CodeLookup::Expired,
+        Some((c, false)) => CodeLookup::Active(c.clone()),
+    }
+}
+
+#[async_trait]
+impl CodeStore for MemoryStore {
+    async fn insert_code(&self, hash: &TokenHash, code: &AuthorizationCode) -> Result<()> {
+        let mut g = self.lock();
+        if g.codes.contains_key(hash) {
+            return Err(StoreError::Conflict("code exists".into()));
+        }
+        g.codes.insert(*hash, (code.clone(), false));
+        Ok(())
+    }
+    async fn find_code(&self, hash: &TokenHash, now: u64) -> Result<CodeLookup> {
+        Ok(code_state(self.lock().codes.get(hash), now))
+    }
+    async fn redeem_code(&self, hash: &TokenHash, now: u64) -> Result<CodeLookup> {
+        let mut g = self.lock();
+        let state = code_state(g.codes.get(hash), now);
+        if let CodeLookup::Active(_) = state {
+            if let Some(e) = g.codes.get_mut(hash) {
+                e.1 = true;
+            }
+        }
+        Ok(state)
+    }
+}
+
+fn refresh_state(g: &Inner, hash: &TokenHash, now: u64) -> RefreshLookup {
+    match g.refresh.get(hash) {
+        None => RefreshLookup::NotFound,
+        Some((t, _)) if g.revoked_families.contains(&t.family_id) => {
+            RefreshLookup::Revoked(t.clone())
+        }
+        Some((t, true)) => RefreshLookup::Reused(t.clone()),
+        Some((t, false)) if now >= t.expires_at => RefreshLookup::Expired,
+        Some((t, false)) => RefreshLookup::Active(t.clone()),
+    }
+}
+
+#[async_trait]
+impl RefreshStore for MemoryStore {
+    async fn insert_refresh(&self, hash: &TokenHash, token: &RefreshToken) -> Result<()> {
+        let mut g = self.lock();
+        if g.refresh.contains_key(hash) {
+            return Err(StoreError::Conflict("refresh token exists".into()));
+        }
+        g.refresh.insert(*hash, (token.clone(), false));
+        Ok(())
+    }
+    async fn find_refresh(&self, hash: &TokenHash, now: u64) -> Result<RefreshLookup> {
+        Ok(refresh_state(&self.lock(), hash, now))
+    }
+    async fn rotate_refresh(
+        &self,
+        old: &TokenHash,
+        new: &TokenHash,
+        new_token: &RefreshToken,
+        now: u64,
+    ) -> Result<RefreshLookup> {
+        let mut g = self.lock();
+        let state = refresh_state(&g, old, now);
+        match &state {
+            RefreshLookup::Active(t) => {
+                if t.family_id != new_token.family_id {
+                    return Err(StoreError::Conflict(
+                        "rotation must stay in the family".into(),
+                    ));
+                }
+                if let Some(e) = g.refresh.get_mut(old) {
+                    e.1 = true;
+                }
+                g.refresh.insert(*new, (new_token.clone(), false));
+            }
+            RefreshLookup::Reused(t) => {
+                let f = t.family_id.clone();
+                g.revoked_families.insert(f);
+            }
+            _ => {}
+        }
+        Ok(state)
+    }
+    async fn revoke_family(&self, family_id: &str, _now: u64) -> Result<()> {
+        self.lock().revoked_families.insert(family_id.to_owned());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl GrantStore for MemoryStore {
+    async fn revoke_grant(&self, grant_id: &str, _now: u64) -> Result<()> {
+        let mut g = self.lock();
+        g.revoked_grants.insert(grant_id.to_owned());
+        let families: Vec<String> = g
+            .refresh
+            .values()
+            .filter(|(t, _)| t.grant_id == grant_id)
+            .map(|(t, _)| t.family_id.clone())
+            .collect();
+        g.revoked_families.extend(families);
+        Ok(())
+    }
+    async fn is_grant_revoked(&self, grant_id: &str) -> Result<bool> {
+        Ok(self.lock().revoked_grants.contains(grant_id))
+    }
+}
+
+#[async_trait]
+impl ConsentStore for MemoryStore {
+    async fn consent(&self, sub: &str, client_id: &str) -> Result<Option<Consent>> {
+        Ok(self
+            .lock()
+            .consents
+            .get(&(sub.to_owned(), client_id.to_owned()))
+            .cloned())
+    }
+    async fn put_consent(&self, consent: &Consent) -> Result<()> {
+        self.lock().consents.insert(
+            (consent.sub.clone(), consent.client_id.clone()),
+            consent.clone(),
+        );
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ReplayStore for MemoryStore {
+    async fn check_and_insert(&self, digest: &[u8; 32], expires_at: u64, now: u64) -> Result<bool> {
+        let mut g = self.lock();
+        match g.replay.get(digest) {
+            Some(&exp) if exp > now => Ok(false),
+            _ => {
+                g.replay.insert(*digest, expires_at);
+                Ok(true)
+            }
+        }
+    }
+    async fn purge_replay(&self, now: u64) -> Result<u64> {
+        let mut g = self.lock();
+        let n = g.replay.len();
+        g.replay.retain(|_, exp| *exp > now);
+        Ok((n - g.replay.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn put_session(&self, hash: &TokenHash, session: &BrowserSession) -> Result<()> {
+        self.lock().sessions.insert(*hash, session.clone());
+        Ok(())
+    }
+    async fn session(&self, hash: &TokenHash, now: u64) -> Result<Option<BrowserSession>> {
+        Ok(self
+            .lock()
+            .sessions
+            .get(hash)
+            .filter(|s| s.expires_at > now)
+            .cloned())
+    }
+    async fn delete_session(&self, hash: &TokenHash) -> Result<()> {
+        self.lock().sessions.remove(hash);
+        Ok(())
+    }
+}

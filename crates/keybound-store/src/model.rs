@@ -1,0 +1,338 @@
+//! The records the OP keeps. Secrets never appear in `Debug`: password and secret hashes are
+//! redacted, signing keys show only their `kid`.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use keybound_jose::Algorithm;
+use keybound_proto::keybinding::Profile;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+/// How a client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthMethod {
+    /// public client (PKCE required)
+    None,
+    /// HTTP Basic with the client secret
+    ClientSecretBasic,
+    /// client secret in the form body
+    ClientSecretPost,
+    /// RFC 7523 client assertion signed with a registered key
+    PrivateKeyJwt,
+}
+
+impl ClientAuthMethod {
+    /// The registered metadata name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuthMethod::None => "none",
+            ClientAuthMethod::ClientSecretBasic => "client_secret_basic",
+            ClientAuthMethod::ClientSecretPost => "client_secret_post",
+            ClientAuthMethod::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
+
+    /// Parse the metadata name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "none" => Some(ClientAuthMethod::None),
+            "client_secret_basic" => Some(ClientAuthMethod::ClientSecretBasic),
+            "client_secret_post" => Some(ClientAuthMethod::ClientSecretPost),
+            "private_key_jwt" => Some(ClientAuthMethod::PrivateKeyJwt),
+            _ => None,
+        }
+    }
+}
+
+mod profile_serde {
+    use keybound_proto::keybinding::Profile;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[allow(clippy::trivially_copy_pass_by_ref)] // serde `with` passes a reference
+    pub fn serialize<S: Serializer>(p: &Profile, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(p.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Profile, D::Error> {
+        let s = String::deserialize(d)?;
+        Profile::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A registered client.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Client {
+    /// client id
+    pub client_id: String,
+    /// display name for consent pages
+    pub name: String,
+    /// token endpoint authentication
+    pub auth_method: ClientAuthMethod,
+    /// argon2id PHC string of the client secret (never the secret)
+    #[serde(default)]
+    pub secret_hash: Option<String>,
+    /// exact-match redirect URIs
+    pub redirect_uris: Vec<String>,
+    /// Key Binding profile
+    #[serde(with = "profile_serde", default)]
+    pub key_binding_profile: Profile,
+    /// require a DPoP nonce at the token endpoint
+    #[serde(default)]
+    pub require_dpop_nonce: bool,
+    /// RFC 9449 §5.2: refuse token requests without DPoP
+    #[serde(default)]
+    pub dpop_bound_access_tokens: bool,
+    /// client keys for `private_key_jwt` (a JWK Set)
+    #[serde(default)]
+    pub jwks: Option<serde_json::Value>,
+    /// when registered
+    pub created_at: u64,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("client_id", &self.client_id)
+            .field("name", &self.name)
+            .field("auth_method", &self.auth_method)
+            .field(
+                "secret_hash",
+                &self.secret_hash.as_ref().map(|_| "<redacted>"),
+            )
+            .field("redirect_uris", &self.redirect_uris)
+            .field("key_binding_profile", &self.key_binding_profile)
+            .field("require_dpop_nonce", &self.require_dpop_nonce)
+            .field("dpop_bound_access_tokens", &self.dpop_bound_access_tokens)
+            .field("jwks", &self.jwks.is_some())
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// An End-User.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// subject identifier (stable, never reassigned)
+    pub sub: String,
+    /// login name (unique)
+    pub username: String,
+    /// argon2id PHC string
+    pub password_hash: String,
+    /// `name` claim
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `email` claim
+    #[serde(default)]
+    pub email: Option<String>,
+    /// `email_verified` claim
+    #[serde(default)]
+    pub email_verified: bool,
+    /// when created
+    pub created_at: u64,
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("sub", &self.sub)
+            .field("username", &self.username)
+            .field("password_hash", &"<redacted>")
+            .field("name", &self.name)
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a signing key is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    /// published in the JWKS, not yet signing (so caches learn it first)
+    Next,
+    /// signing
+    Current,
+    /// published for a while so tokens it signed still verify
+    Retired,
+}
+
+impl KeyState {
+    /// Storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Next => "next",
+            KeyState::Current => "current",
+            KeyState::Retired => "retired",
+        }
+    }
+
+    /// Parse the storage name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "next" => Some(KeyState::Next),
+            "current" => Some(KeyState::Current),
+            "retired" => Some(KeyState::Retired),
+            _ => None,
+        }
+    }
+}
+
+/// A signing key with its private half (PKCS#8); sealed by the store at rest.
+#[derive(Clone)]
+pub struct SigningKeyRecord {
+    /// key id
+    pub kid: String,
+    /// signing algorithm
+    pub alg: Algorithm,
+    /// life-cycle state
+    pub state: KeyState,
+    /// when created
+    pub created_at: u64,
+    /// when it became current
+    pub activated_at: Option<u64>,
+    /// when it was retired
+    pub retired_at: Option<u64>,
+    /// PKCS#8 DER of the private key
+    pub pkcs8: Zeroizing<Vec<u8>>,
+}
+
+impl fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("state", &self.state)
+            .field("created_at", &self.created_at)
+            .field("activated_at", &self.activated_at)
+            .field("retired_at", &self.retired_at)
+            .field("pkcs8", &"<redacted>")
+            .finish()
+    }
+}
+
+/// What an authorization code stands for (stored under the code's hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationCode {
+    /// the grant everything issued from this code belongs to
+    pub grant_id: String,
+    /// client
+    pub client_id: String,
+    /// redirect URI of the request (must be repeated at the token endpoint)
+    pub redirect_uri: String,
+    /// End-User
+    pub sub: String,
+    /// granted scope
+    pub scope: String,
+    /// request nonce
+    pub nonce: Option<String>,
+    /// PKCE S256 challenge
+    pub code_challenge: Option<String>,
+    /// when the End-User authenticated
+    pub auth_time: u64,
+    /// authentication context
+    pub acr: Option<String>,
+    /// authentication methods
+    #[serde(default)]
+    pub amr: Vec<String>,
+    /// RFC 9449 §10 / Key Binding: thumbprint of the key the code is bound to
+    pub dpop_jkt: Option<String>,
+    /// `bound_key` was granted: the ID Token must be key-bound
+    pub bound_key: bool,
+    /// when issued
+    pub created_at: u64,
+    /// when it stops being redeemable
+    pub expires_at: u64,
+}
+
+/// The state of a code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeLookup {
+    /// valid (from `find_code`) or just consumed by this caller (from `redeem_code`)
+    Active(AuthorizationCode),
+    /// already redeemed once: a replay, whose grant should be revoked
+    Redeemed(AuthorizationCode),
+    /// past its expiry
+    Expired,
+    /// never issued
+    NotFound,
+}
+
+/// What a refresh token stands for (stored under the token's hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshToken {
+    /// rotation family
+    pub family_id: String,
+    /// the grant (code redemption) it descends from
+    pub grant_id: String,
+    /// client
+    pub client_id: String,
+    /// End-User
+    pub sub: String,
+    /// granted scope
+    pub scope: String,
+    /// when the End-User authenticated
+    pub auth_time: u64,
+    /// authentication context
+    pub acr: Option<String>,
+    /// authentication methods
+    #[serde(default)]
+    pub amr: Vec<String>,
+    /// thumbprint of the key every refresh must prove (bound refresh token)
+    pub jkt: Option<String>,
+    /// the `cnf.jwk` of the ID Tokens (Key Binding: refreshed tokens carry the same `cnf`)
+    pub cnf_jwk: Option<serde_json::Value>,
+    /// Key Binding profile of the client at issuance
+    #[serde(with = "profile_serde", default)]
+    pub profile: Profile,
+    /// when issued
+    pub created_at: u64,
+    /// when it stops being usable
+    pub expires_at: u64,
+}
+
+/// The state of a refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshLookup {
+    /// usable (from `find_refresh`) or just rotated by this caller (from `rotate_refresh`)
+    Active(RefreshToken),
+    /// used before: reuse (from `rotate_refresh` the family is now revoked)
+    Reused(RefreshToken),
+    /// its family was revoked
+    Revoked(RefreshToken),
+    /// past its expiry
+    Expired,
+    /// never issued
+    NotFound,
+}
+
+/// Remembered consent of one End-User for one client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consent {
+    /// End-User
+    pub sub: String,
+    /// client
+    pub client_id: String,
+    /// scopes consented to
+    pub scopes: BTreeSet<String>,
+    /// key thumbprints already bound for this client and user (KB-OP2)
+    pub bound_jkts: BTreeSet<String>,
+    /// when last changed
+    pub updated_at: u64,
+}
+
+/// A signed-in browser at the OP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrowserSession {
+    /// End-User
+    pub sub: String,
+    /// when they authenticated
+    pub auth_time: u64,
+    /// how
+    #[serde(default)]
+    pub amr: Vec<String>,
+    /// when created
+    pub created_at: u64,
+    /// when it ends
+    pub expires_at: u64,
+}

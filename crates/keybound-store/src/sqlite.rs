@@ -1,0 +1,563 @@
+//! SQLite backend (sqlx, WAL, embedded migrations): the default for one machine.
+//!
+//! Every atomic trait operation is one conditional statement (`UPDATE … WHERE … RETURNING`,
+//! `INSERT … ON CONFLICT … WHERE`) or one transaction whose first statement writes, so two
+//! connections — or two processes on the same file — can never both redeem a code, rotate a
+//! refresh token or accept a replayed proof.
+
+use std::path::Path;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use keybound_jose::Algorithm;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row as _, SqlitePool};
+
+use crate::{
+    AuthorizationCode, BrowserSession, Client, ClientStore, CodeLookup, CodeStore, Consent,
+    ConsentStore, GrantStore, Kek, KeyState, RefreshLookup, RefreshStore, RefreshToken,
+    ReplayStore, Result, SessionStore, SigningKeyRecord, SigningKeyStore, StoreError, TokenHash,
+    User, UserStore,
+};
+
+/// The SQLite store.
+#[derive(Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    kek: Kek,
+}
+
+fn t(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn u(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database file at `path` and run migrations.
+    pub async fn open(path: &Path, kek: Kek) -> Result<Self> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        Self::connect(opts, kek).await
+    }
+
+    /// Open from a `sqlite:` URL.
+    pub async fn open_url(url: &str, kek: Kek) -> Result<Self> {
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        Self::connect(opts, kek).await
+    }
+
+    async fn connect(opts: SqliteConnectOptions, kek: Kek) -> Result<Self> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(SqliteStore { pool, kek })
+    }
+
+    /// The connection pool (for tests that inspect rows directly).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    fn key_from_row(&self, row: &sqlx::sqlite::SqliteRow) -> Result<SigningKeyRecord> {
+        let kid: String = row.try_get("kid")?;
+        let alg: String = row.try_get("alg")?;
+        let state: String = row.try_get("state")?;
+        let sealed: Vec<u8> = row.try_get("sealed")?;
+        Ok(SigningKeyRecord {
+            alg: Algorithm::parse(&alg).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            state: KeyState::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("key state '{state}'")))?,
+            created_at: u(row.try_get("created_at")?),
+            activated_at: row.try_get::<Option<i64>, _>("activated_at")?.map(u),
+            retired_at: row.try_get::<Option<i64>, _>("retired_at")?.map(u),
+            pkcs8: self.kek.open(&kid, &sealed)?,
+            kid,
+        })
+    }
+}
+
+#[async_trait]
+impl ClientStore for SqliteStore {
+    async fn put_client(&self, client: &Client) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO clients (client_id, data) VALUES (?1, ?2)
+             ON CONFLICT (client_id) DO UPDATE SET data = excluded.data",
+        )
+        .bind(&client.client_id)
+        .bind(serde_json::to_string(client)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+    async fn client(&self, client_id: &str) -> Result<Option<Client>> {
+        let row = sqlx::query("SELECT data FROM clients WHERE client_id = ?1")
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok(serde_json::from_str(r.try_get::<&str, _>("data")?)?))
+            .transpose()
+    }
+    async fn clients(&self) -> Result<Vec<Client>> {
+        let rows = sqlx::query("SELECT data FROM clients ORDER BY client_id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(serde_json::from_str(r.try_get::<&str, _>("data")?)?))
+            .collect()
+    }
+    async fn delete_client(&self, client_id: &str) -> Result<bool> {
+        let n = sqlx::query("DELETE FROM clients WHERE client_id = ?1")
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn put_user(&self, user: &User) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO users (sub, username, data) VALUES (?1, ?2, ?3)
+             ON CONFLICT (sub) DO UPDATE SET username = excluded.username, data = excluded.data",
+        )
+        .bind(&user.sub)
+        .bind(&user.username)
+        .bind(serde_json::to_string(user)?)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if unique_violation(&e) {
+                StoreError::Conflict(format!("username '{}' is taken", user.username))
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(())
+    }
+    async fn user(&self, sub: &str) -> Result<Option<User>> {
+        let row = sqlx::query("SELECT data FROM users WHERE sub = ?1")
+            .bind(sub)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok(serde_json::from_str(r.try_get::<&str, _>("data")?)?))
+            .transpose()
+    }
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
+        let row = sqlx::query("SELECT data FROM users WHERE username = ?1")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok(serde_json::from_str(r.try_get::<&str, _>("data")?)?))
+            .transpose()
+    }
+    async fn users(&self) -> Result<Vec<User>> {
+        let rows = sqlx::query("SELECT data FROM users ORDER BY username")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(serde_json::from_str(r.try_get::<&str, _>("data")?)?))
+            .collect()
+    }
+    async fn delete_user(&self, sub: &str) -> Result<bool> {
+        let n = sqlx::query("DELETE FROM users WHERE sub = ?1")
+            .bind(sub)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+}
+
+const INSERT_KEY: &str = "INSERT INTO signing_keys
+    (kid, alg, state, created_at, activated_at, retired_at, seq, sealed)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, (SELECT COALESCE(MAX(seq), 0) + 1 FROM signing_keys), ?7)";
+
+#[async_trait]
+impl SigningKeyStore for SqliteStore {
+    async fn put_signing_key(&self, key: &SigningKeyRecord) -> Result<()> {
+        let sealed = self.kek.seal(&key.kid, &key.pkcs8)?;
+        sqlx::query(INSERT_KEY)
+            .bind(&key.kid)
+            .bind(key.alg.name())
+            .bind(key.state.as_str())
+            .bind(t(key.created_at))
+            .bind(key.activated_at.map(t))
+            .bind(key.retired_at.map(t))
+            .bind(sealed)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                if unique_violation(&e) {
+                    StoreError::Conflict(format!("kid '{}' exists", key.kid))
+                } else {
+                    e.into()
+                }
+            })?;
+        Ok(())
+    }
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
+        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| self.key_from_row(r)).collect()
+    }
+    async fn rotate_signing_keys(&self, new_next: &SigningKeyRecord, now: u64) -> Result<()> {
+        let sealed = self.kek.seal(&new_next.kid, &new_next.pkcs8)?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE signing_keys SET state = 'retired', retired_at = ?1 WHERE state = 'current'",
+        )
+        .bind(t(now))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE signing_keys SET state = 'current', activated_at = ?1 WHERE state = 'next'",
+        )
+        .bind(t(now))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(INSERT_KEY)
+            .bind(&new_next.kid)
+            .bind(new_next.alg.name())
+            .bind(KeyState::Next.as_str())
+            .bind(t(new_next.created_at))
+            .bind(Option::<i64>::None)
+            .bind(Option::<i64>::None)
+            .bind(sealed)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                if unique_violation(&e) {
+                    StoreError::Conflict(format!("kid '{}' exists", new_next.kid))
+                } else {
+                    e.into()
+                }
+            })?;
+        tx.commit().await?;
+        Ok(())
+    }
+    async fn purge_retired_keys(&self, before: u64) -> Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM signing_keys WHERE state = 'retired' AND retired_at < ?1")
+                .bind(t(before))
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+}
+
+#[async_trait]
+impl CodeStore for SqliteStore {
+    async fn insert_code(&self, hash: &TokenHash, code: &AuthorizationCode) -> Result<()> {
+        sqlx::query("INSERT INTO auth_codes (code_hash, data, expires_at) VALUES (?1, ?2, ?3)")
+            .bind(&hash.0[..])
+            .bind(serde_json::to_string(code)?)
+            .bind(t(code.expires_at))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                if unique_violation(&e) {
+                    StoreError::Conflict("code exists".into())
+                } else {
+                    e.into()
+                }
+            })?;
+        Ok(())
+    }
+    async fn find_code(&self, hash: &TokenHash, now: u64) -> Result<CodeLookup> {
+        let row = sqlx::query(
+            "SELECT data, expires_at, redeemed_at FROM auth_codes WHERE code_hash = ?1",
+        )
+        .bind(&hash.0[..])
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else {
+            return Ok(CodeLookup::NotFound);
+        };
+        let code: AuthorizationCode = serde_json::from_str(r.try_get::<&str, _>("data")?)?;
+        Ok(if r.try_get::<Option<i64>, _>("redeemed_at")?.is_some() {
+            CodeLookup::Redeemed(code)
+        } else if now >= u(r.try_get("expires_at")?) {
+            CodeLookup::Expired
+        } else {
+            CodeLookup::Active(code)
+        })
+    }
+    async fn redeem_code(&self, hash: &TokenHash, now: u64) -> Result<CodeLookup> {
+        let row = sqlx::query(
+            "UPDATE auth_codes SET redeemed_at = ?1
+             WHERE code_hash = ?2 AND redeemed_at IS NULL AND expires_at > ?1
+             RETURNING data",
+        )
+        .bind(t(now))
+        .bind(&hash.0[..])
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => Ok(CodeLookup::Active(serde_json::from_str(
+                r.try_get::<&str, _>("data")?,
+            )?)),
+            None => self.find_code(hash, now).await,
+        }
+    }
+}
+
+impl SqliteStore {
+    async fn refresh_state(
+        conn: &mut sqlx::SqliteConnection,
+        hash: &TokenHash,
+        now: u64,
+    ) -> Result<RefreshLookup> {
+        let row = sqlx::query(
+            "SELECT t.data, t.expires_at, t.used_at, f.revoked_at
+             FROM refresh_tokens t JOIN refresh_families f ON f.family_id = t.family_id
+             WHERE t.token_hash = ?1",
+        )
+        .bind(&hash.0[..])
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(r) = row else {
+            return Ok(RefreshLookup::NotFound);
+        };
+        let tok: RefreshToken = serde_json::from_str(r.try_get::<&str, _>("data")?)?;
+        Ok(if r.try_get::<Option<i64>, _>("revoked_at")?.is_some() {
+            RefreshLookup::Revoked(tok)
+        } else if r.try_get::<Option<i64>, _>("used_at")?.is_some() {
+            RefreshLookup::Reused(tok)
+        } else if now >= u(r.try_get("expires_at")?) {
+            RefreshLookup::Expired
+        } else {
+            RefreshLookup::Active(tok)
+        })
+    }
+
+    async fn insert_refresh_in(
+        conn: &mut sqlx::SqliteConnection,
+        hash: &TokenHash,
+        token: &RefreshToken,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO refresh_families (family_id, grant_id) VALUES (?1, ?2)
+             ON CONFLICT (family_id) DO NOTHING",
+        )
+        .bind(&token.family_id)
+        .bind(&token.grant_id)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, data, expires_at) VALUES (?1, ?2, ?3, ?4)")
+            .bind(&hash.0[..])
+            .bind(&token.family_id)
+            .bind(serde_json::to_string(token)?)
+            .bind(t(token.expires_at))
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| {
+                if unique_violation(&e) {
+                    StoreError::Conflict("refresh token exists".into())
+                } else {
+                    e.into()
+                }
+            })?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RefreshStore for SqliteStore {
+    async fn insert_refresh(&self, hash: &TokenHash, token: &RefreshToken) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        Self::insert_refresh_in(&mut tx, hash, token).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+    async fn find_refresh(&self, hash: &TokenHash, now: u64) -> Result<RefreshLookup> {
+        let mut conn = self.pool.acquire().await?;
+        Self::refresh_state(&mut conn, hash, now).await
+    }
+    async fn rotate_refresh(
+        &self,
+        old: &TokenHash,
+        new: &TokenHash,
+        new_token: &RefreshToken,
+        now: u64,
+    ) -> Result<RefreshLookup> {
+        let mut tx = self.pool.begin().await?;
+        // First statement writes, so the transaction holds the write lock from here on.
+        let used = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = ?1
+             WHERE token_hash = ?2 AND used_at IS NULL AND expires_at > ?1
+               AND family_id IN (SELECT family_id FROM refresh_families WHERE revoked_at IS NULL)
+             RETURNING data",
+        )
+        .bind(t(now))
+        .bind(&old.0[..])
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(r) = used {
+            let tok: RefreshToken = serde_json::from_str(r.try_get::<&str, _>("data")?)?;
+            if tok.family_id != new_token.family_id {
+                return Err(StoreError::Conflict(
+                    "rotation must stay in the family".into(),
+                ));
+            }
+            Self::insert_refresh_in(&mut tx, new, new_token).await?;
+            tx.commit().await?;
+            return Ok(RefreshLookup::Active(tok));
+        }
+        let state = Self::refresh_state(&mut tx, old, now).await?;
+        if let RefreshLookup::Reused(tok) = &state {
+            sqlx::query("UPDATE refresh_families SET revoked_at = ?1 WHERE family_id = ?2 AND revoked_at IS NULL")
+                .bind(t(now))
+                .bind(&tok.family_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(state)
+    }
+    async fn revoke_family(&self, family_id: &str, now: u64) -> Result<()> {
+        sqlx::query("UPDATE refresh_families SET revoked_at = ?1 WHERE family_id = ?2 AND revoked_at IS NULL")
+            .bind(t(now))
+            .bind(family_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl GrantStore for SqliteStore {
+    async fn revoke_grant(&self, grant_id: &str, now: u64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO revoked_grants (grant_id, revoked_at) VALUES (?1, ?2)
+             ON CONFLICT (grant_id) DO NOTHING",
+        )
+        .bind(grant_id)
+        .bind(t(now))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE refresh_families SET revoked_at = ?1 WHERE grant_id = ?2 AND revoked_at IS NULL")
+            .bind(t(now))
+            .bind(grant_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+    async fn is_grant_revoked(&self, grant_id: &str) -> Result<bool> {
+        Ok(
+            sqlx::query("SELECT 1 FROM revoked_grants WHERE grant_id = ?1")
+                .bind(grant_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some(),
+        )
+    }
+}
+
+#[async_trait]
+impl ConsentStore for SqliteStore {
+    async fn consent(&self, sub: &str, client_id: &str) -> Result<Option<Consent>> {
+        let row = sqlx::query("SELECT data FROM consents WHERE sub = ?1 AND client_id = ?2")
+            .bind(sub)
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok(serde_json::from_str(r.try_get::<&str, _>("data")?)?))
+            .transpose()
+    }
+    async fn put_consent(&self, consent: &Consent) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO consents (sub, client_id, data) VALUES (?1, ?2, ?3)
+             ON CONFLICT (sub, client_id) DO UPDATE SET data = excluded.data",
+        )
+        .bind(&consent.sub)
+        .bind(&consent.client_id)
+        .bind(serde_json::to_string(consent)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ReplayStore for SqliteStore {
+    async fn check_and_insert(&self, digest: &[u8; 32], expires_at: u64, now: u64) -> Result<bool> {
+        let n = sqlx::query(
+            "INSERT INTO replay (digest, expires_at) VALUES (?1, ?2)
+             ON CONFLICT (digest) DO UPDATE SET expires_at = excluded.expires_at
+             WHERE replay.expires_at <= ?3",
+        )
+        .bind(&digest[..])
+        .bind(t(expires_at))
+        .bind(t(now))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+    async fn purge_replay(&self, now: u64) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM replay WHERE expires_at <= ?1")
+            .bind(t(now))
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn put_session(&self, hash: &TokenHash, session: &BrowserSession) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sessions (session_hash, data, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (session_hash) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
+        )
+        .bind(&hash.0[..])
+        .bind(serde_json::to_string(session)?)
+        .bind(t(session.expires_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+    async fn session(&self, hash: &TokenHash, now: u64) -> Result<Option<BrowserSession>> {
+        let row =
+            sqlx::query("SELECT data FROM sessions WHERE session_hash = ?1 AND expires_at > ?2")
+                .bind(&hash.0[..])
+                .bind(t(now))
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| Ok(serde_json::from_str(r.try_get::<&str, _>("data")?)?))
+            .transpose()
+    }
+    async fn delete_session(&self, hash: &TokenHash) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE session_hash = ?1")
+            .bind(&hash.0[..])
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

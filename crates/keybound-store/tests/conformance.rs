@@ -1,0 +1,595 @@
+//! One conformance suite, run against every backend: the in-memory reference and SQLite on a
+//! real file (a PostgreSQL backend adds one line to `backends!`). Concurrency tests spawn real
+//! tasks on a multi-threaded runtime; every loop is bounded.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use keybound_jose::Algorithm;
+use keybound_proto::keybinding::Profile;
+use keybound_store::{
+    AuthorizationCode, BrowserSession, Client, ClientAuthMethod, CodeLookup, Consent, Kek,
+    KeyState, MemoryStore, RefreshLookup, RefreshToken, SigningKeyRecord, SqliteStore, Store,
+    StoreError, TokenHash, User,
+};
+use keybound_store::{
+    ClientStore as _, CodeStore as _, ConsentStore as _, RefreshStore as _, SigningKeyStore as _,
+    UserStore as _,
+};
+use zeroize::Zeroizing;
+
+const NOW: u64 = 1_700_000_000;
+
+#[allow(clippy::unused_async)] // same shape as the other backend constructors
+async fn memory() -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
+    (Arc::new(MemoryStore::new()), None)
+}
+
+async fn sqlite() -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (kek, _) = Kek::generate().unwrap();
+    let s = SqliteStore::open(&dir.path().join("op.db"), kek)
+        .await
+        .unwrap();
+    (Arc::new(s), Some(dir))
+}
+
+fn client(id: &str) -> Client {
+    Client {
+        client_id: id.into(),
+        name: format!("App {id}"),
+        auth_method: ClientAuthMethod::ClientSecretBasic,
+        secret_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into()),
+        redirect_uris: vec!["https://app.example/cb".into()],
+        key_binding_profile: Profile::Draft00,
+        require_dpop_nonce: true,
+        dpop_bound_access_tokens: false,
+        jwks: None,
+        created_at: NOW,
+    }
+}
+
+fn user(sub: &str, username: &str) -> User {
+    User {
+        sub: sub.into(),
+        username: username.into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+        name: Some("Alice".into()),
+        email: Some("alice@example.com".into()),
+        email_verified: true,
+        created_at: NOW,
+    }
+}
+
+fn key(kid: &str, state: KeyState) -> SigningKeyRecord {
+    let k = keybound_jose::PrivateKey::generate(keybound_jose::key::KeyKind::Es256).unwrap();
+    SigningKeyRecord {
+        kid: kid.into(),
+        alg: Algorithm::ES256,
+        state,
+        created_at: NOW,
+        activated_at: None,
+        retired_at: None,
+        pkcs8: k.to_pkcs8_der().unwrap(),
+    }
+}
+
+fn code(grant: &str) -> AuthorizationCode {
+    AuthorizationCode {
+        grant_id: grant.into(),
+        client_id: "app".into(),
+        redirect_uri: "https://app.example/cb".into(),
+        sub: "u1".into(),
+        scope: "openid bound_key".into(),
+        nonce: Some("n".into()),
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+        auth_time: NOW,
+        acr: None,
+        amr: vec!["pwd".into()],
+        dpop_jkt: Some("dnfb1T9jil_gOhti60baHs_WD_a4D8JN9VDJXbmBmGw".into()),
+        bound_key: true,
+        created_at: NOW,
+        expires_at: NOW + 60,
+    }
+}
+
+fn refresh(family: &str, grant: &str) -> RefreshToken {
+    RefreshToken {
+        family_id: family.into(),
+        grant_id: grant.into(),
+        client_id: "app".into(),
+        sub: "u1".into(),
+        scope: "openid offline_access bound_key".into(),
+        auth_time: NOW,
+        acr: None,
+        amr: vec![],
+        jkt: Some("dnfb1T9jil_gOhti60baHs_WD_a4D8JN9VDJXbmBmGw".into()),
+        cnf_jwk: Some(serde_json::json!({"kty":"EC"})),
+        profile: Profile::KeyBinding,
+        created_at: NOW,
+        expires_at: NOW + 3600,
+    }
+}
+
+macro_rules! backends {
+    ($($name:ident),* $(,)?) => {
+        mod memory_backend {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { let (s, _d) = super::memory().await; super::$name(s).await; } )*
+        }
+        mod sqlite_backend {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { let (s, _d) = super::sqlite().await; super::$name(s).await; } )*
+        }
+    };
+}
+
+backends!(
+    clients_round_trip,
+    users_unique_usernames,
+    signing_keys_rotate_atomically,
+    code_single_use,
+    code_concurrent_redemption_exactly_once,
+    refresh_rotation_and_reuse_detection,
+    refresh_concurrent_rotation_exactly_once,
+    grant_revocation_revokes_families,
+    consent_round_trip,
+    replay_entries_expire,
+    replay_concurrent_exactly_once,
+    sessions_expire,
+);
+
+async fn clients_round_trip(s: Arc<dyn Store>) {
+    assert!(s.client("app").await.unwrap().is_none());
+    s.put_client(&client("b")).await.unwrap();
+    s.put_client(&client("app")).await.unwrap();
+    let c = s.client("app").await.unwrap().unwrap();
+    assert_eq!(c, client("app"));
+    assert!(
+        !format!("{c:?}").contains("argon2id"),
+        "secret hash never in Debug"
+    );
+    let mut c2 = c.clone();
+    c2.redirect_uris.push("https://app.example/cb2".into());
+    s.put_client(&c2).await.unwrap();
+    assert_eq!(
+        s.client("app").await.unwrap().unwrap().redirect_uris.len(),
+        2
+    );
+    let ids: Vec<String> = s
+        .clients()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.client_id)
+        .collect();
+    assert_eq!(ids, ["app", "b"]);
+    assert!(s.delete_client("b").await.unwrap());
+    assert!(!s.delete_client("b").await.unwrap());
+}
+
+async fn users_unique_usernames(s: Arc<dyn Store>) {
+    s.put_user(&user("u1", "alice")).await.unwrap();
+    s.put_user(&user("u2", "bob")).await.unwrap();
+    assert!(matches!(
+        s.put_user(&user("u3", "alice")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.user_by_username("bob").await.unwrap().unwrap().sub, "u2");
+    let mut renamed = user("u1", "alice2");
+    renamed.name = None;
+    s.put_user(&renamed).await.unwrap();
+    assert!(s.user_by_username("alice").await.unwrap().is_none());
+    assert_eq!(s.user("u1").await.unwrap().unwrap(), renamed);
+    assert!(!format!("{renamed:?}").contains("argon2id"));
+    assert_eq!(s.users().await.unwrap().len(), 2);
+    assert!(s.delete_user("u2").await.unwrap());
+}
+
+async fn signing_keys_rotate_atomically(s: Arc<dyn Store>) {
+    let k1 = key("k1", KeyState::Current);
+    s.put_signing_key(&k1).await.unwrap();
+    s.put_signing_key(&key("k2", KeyState::Next)).await.unwrap();
+    assert!(matches!(
+        s.put_signing_key(&key("k1", KeyState::Next)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.rotate_signing_keys(&key("k3", KeyState::Next), NOW + 10)
+        .await
+        .unwrap();
+    let keys = s.signing_keys().await.unwrap();
+    let states: Vec<(&str, KeyState)> = keys.iter().map(|k| (k.kid.as_str(), k.state)).collect();
+    assert_eq!(
+        states,
+        [
+            ("k1", KeyState::Retired),
+            ("k2", KeyState::Current),
+            ("k3", KeyState::Next)
+        ]
+    );
+    assert_eq!(keys[0].retired_at, Some(NOW + 10));
+    assert_eq!(keys[1].activated_at, Some(NOW + 10));
+    assert_eq!(
+        *keys[0].pkcs8, *k1.pkcs8,
+        "the private key comes back intact"
+    );
+    assert!(!format!("{:?}", keys[0]).contains(&format!("{:?}", &k1.pkcs8[..8])));
+    assert_eq!(s.purge_retired_keys(NOW + 5).await.unwrap(), 0);
+    assert_eq!(s.purge_retired_keys(NOW + 11).await.unwrap(), 1);
+    assert_eq!(s.signing_keys().await.unwrap().len(), 2);
+}
+
+async fn code_single_use(s: Arc<dyn Store>) {
+    let h = TokenHash::of("code-1");
+    s.insert_code(&h, &code("g1")).await.unwrap();
+    assert!(matches!(
+        s.insert_code(&h, &code("g1")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // looking does not consume
+    assert_eq!(
+        s.find_code(&h, NOW).await.unwrap(),
+        CodeLookup::Active(code("g1"))
+    );
+    assert_eq!(
+        s.find_code(&h, NOW).await.unwrap(),
+        CodeLookup::Active(code("g1"))
+    );
+    assert_eq!(
+        s.redeem_code(&h, NOW).await.unwrap(),
+        CodeLookup::Active(code("g1"))
+    );
+    assert_eq!(
+        s.redeem_code(&h, NOW).await.unwrap(),
+        CodeLookup::Redeemed(code("g1"))
+    );
+    assert_eq!(
+        s.find_code(&h, NOW).await.unwrap(),
+        CodeLookup::Redeemed(code("g1"))
+    );
+    let h2 = TokenHash::of("code-2");
+    s.insert_code(&h2, &code("g2")).await.unwrap();
+    assert_eq!(
+        s.redeem_code(&h2, NOW + 60).await.unwrap(),
+        CodeLookup::Expired
+    );
+    assert_eq!(
+        s.redeem_code(&TokenHash::of("nope"), NOW).await.unwrap(),
+        CodeLookup::NotFound
+    );
+}
+
+async fn code_concurrent_redemption_exactly_once(s: Arc<dyn Store>) {
+    for round in 0..5 {
+        let h = TokenHash::of(&format!("race-{round}"));
+        s.insert_code(&h, &code("g")).await.unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.redeem_code(&h, NOW).await.unwrap() })
+            })
+            .collect();
+        let mut active = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                CodeLookup::Active(_) => active += 1,
+                CodeLookup::Redeemed(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(active, 1, "round {round}");
+    }
+}
+
+async fn refresh_rotation_and_reuse_detection(s: Arc<dyn Store>) {
+    let (r1, r2, r3) = (
+        TokenHash::of("rt-1"),
+        TokenHash::of("rt-2"),
+        TokenHash::of("rt-3"),
+    );
+    s.insert_refresh(&r1, &refresh("f1", "g1")).await.unwrap();
+    assert_eq!(
+        s.find_refresh(&r1, NOW).await.unwrap(),
+        RefreshLookup::Active(refresh("f1", "g1"))
+    );
+    // rotate r1 → r2
+    let got = s
+        .rotate_refresh(&r1, &r2, &refresh("f1", "g1"), NOW)
+        .await
+        .unwrap();
+    assert_eq!(got, RefreshLookup::Active(refresh("f1", "g1")));
+    assert!(matches!(
+        s.find_refresh(&r2, NOW).await.unwrap(),
+        RefreshLookup::Active(_)
+    ));
+    // reuse of r1: detected, and the whole family (r2 too) is revoked
+    assert!(matches!(
+        s.rotate_refresh(&r1, &r3, &refresh("f1", "g1"), NOW)
+            .await
+            .unwrap(),
+        RefreshLookup::Reused(_)
+    ));
+    assert!(matches!(
+        s.find_refresh(&r2, NOW).await.unwrap(),
+        RefreshLookup::Revoked(_)
+    ));
+    assert!(matches!(
+        s.rotate_refresh(&r2, &r3, &refresh("f1", "g1"), NOW)
+            .await
+            .unwrap(),
+        RefreshLookup::Revoked(_)
+    ));
+    assert_eq!(
+        s.find_refresh(&r3, NOW).await.unwrap(),
+        RefreshLookup::NotFound
+    );
+    // expiry and explicit family revocation
+    let (x1, x2) = (TokenHash::of("x-1"), TokenHash::of("x-2"));
+    s.insert_refresh(&x1, &refresh("f2", "g2")).await.unwrap();
+    assert_eq!(
+        s.rotate_refresh(&x1, &x2, &refresh("f2", "g2"), NOW + 3600)
+            .await
+            .unwrap(),
+        RefreshLookup::Expired
+    );
+    s.revoke_family("f2", NOW).await.unwrap();
+    assert!(matches!(
+        s.find_refresh(&x1, NOW).await.unwrap(),
+        RefreshLookup::Revoked(_)
+    ));
+    // rotation may not jump families
+    let (y1, y2) = (TokenHash::of("y-1"), TokenHash::of("y-2"));
+    s.insert_refresh(&y1, &refresh("f3", "g3")).await.unwrap();
+    assert!(s
+        .rotate_refresh(&y1, &y2, &refresh("other", "g3"), NOW)
+        .await
+        .is_err());
+}
+
+async fn refresh_concurrent_rotation_exactly_once(s: Arc<dyn Store>) {
+    let r = TokenHash::of("shared-rt");
+    s.insert_refresh(&r, &refresh("fam", "g")).await.unwrap();
+    let tasks: Vec<_> = (0..8u8)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let new = TokenHash::of(&format!("next-{i}"));
+                s.rotate_refresh(&r, &new, &refresh("fam", "g"), NOW)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut active = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            RefreshLookup::Active(_) => active += 1,
+            RefreshLookup::Reused(_) | RefreshLookup::Revoked(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(active, 1);
+}
+
+async fn grant_revocation_revokes_families(s: Arc<dyn Store>) {
+    let r = TokenHash::of("g-rt");
+    s.insert_refresh(&r, &refresh("fam-g", "grant-9"))
+        .await
+        .unwrap();
+    assert!(!s.is_grant_revoked("grant-9").await.unwrap());
+    s.revoke_grant("grant-9", NOW).await.unwrap();
+    s.revoke_grant("grant-9", NOW).await.unwrap();
+    assert!(s.is_grant_revoked("grant-9").await.unwrap());
+    assert!(matches!(
+        s.find_refresh(&r, NOW).await.unwrap(),
+        RefreshLookup::Revoked(_)
+    ));
+}
+
+async fn consent_round_trip(s: Arc<dyn Store>) {
+    assert!(s.consent("u1", "app").await.unwrap().is_none());
+    let c = Consent {
+        sub: "u1".into(),
+        client_id: "app".into(),
+        scopes: BTreeSet::from(["openid".to_owned(), "bound_key".to_owned()]),
+        bound_jkts: BTreeSet::from(["dnfb1T9jil_gOhti60baHs_WD_a4D8JN9VDJXbmBmGw".to_owned()]),
+        updated_at: NOW,
+    };
+    s.put_consent(&c).await.unwrap();
+    assert_eq!(s.consent("u1", "app").await.unwrap(), Some(c.clone()));
+    assert!(s.consent("u1", "other").await.unwrap().is_none());
+    let mut c2 = c;
+    c2.bound_jkts
+        .insert("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into());
+    s.put_consent(&c2).await.unwrap();
+    assert_eq!(
+        s.consent("u1", "app")
+            .await
+            .unwrap()
+            .unwrap()
+            .bound_jkts
+            .len(),
+        2
+    );
+}
+
+async fn replay_entries_expire(s: Arc<dyn Store>) {
+    let d = [7u8; 32];
+    assert!(s.check_and_insert(&d, NOW + 61, NOW).await.unwrap());
+    assert!(!s.check_and_insert(&d, NOW + 61, NOW + 1).await.unwrap());
+    assert!(!s.check_and_insert(&d, NOW + 200, NOW + 60).await.unwrap());
+    // after expiry the digest may be recorded again
+    assert!(s.check_and_insert(&d, NOW + 200, NOW + 61).await.unwrap());
+    assert!(s.check_and_insert(&[8u8; 32], NOW + 10, NOW).await.unwrap());
+    assert_eq!(s.purge_replay(NOW + 100).await.unwrap(), 1);
+    assert!(!s.check_and_insert(&d, NOW + 300, NOW + 100).await.unwrap());
+}
+
+async fn replay_concurrent_exactly_once(s: Arc<dyn Store>) {
+    for round in 0..5u8 {
+        let d = [round; 32];
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.check_and_insert(&d, NOW + 60, NOW).await.unwrap() })
+            })
+            .collect();
+        let mut fresh = 0;
+        for t in tasks {
+            if t.await.unwrap() {
+                fresh += 1;
+            }
+        }
+        assert_eq!(fresh, 1, "round {round}");
+    }
+}
+
+async fn sessions_expire(s: Arc<dyn Store>) {
+    let h = TokenHash::of("cookie");
+    let sess = BrowserSession {
+        sub: "u1".into(),
+        auth_time: NOW,
+        amr: vec!["pwd".into()],
+        created_at: NOW,
+        expires_at: NOW + 3600,
+    };
+    s.put_session(&h, &sess).await.unwrap();
+    assert_eq!(s.session(&h, NOW).await.unwrap(), Some(sess));
+    assert_eq!(s.session(&h, NOW + 3600).await.unwrap(), None);
+    s.delete_session(&h).await.unwrap();
+    assert_eq!(s.session(&h, NOW).await.unwrap(), None);
+}
+
+// ---- SQLite-specific: at-rest encryption, persistence, key-encryption key ----
+
+#[tokio::test]
+async fn sqlite_signing_keys_are_sealed_at_rest() {
+    use sqlx::Row as _;
+    let dir = tempfile::tempdir().unwrap();
+    let (kek, raw) = Kek::generate().unwrap();
+    let s = SqliteStore::open(&dir.path().join("op.db"), kek)
+        .await
+        .unwrap();
+    let k = key("k1", KeyState::Current);
+    s.put_signing_key(&k).await.unwrap();
+    let row = sqlx::query("SELECT sealed FROM signing_keys WHERE kid = 'k1'")
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+    let sealed: Vec<u8> = row.get("sealed");
+    assert!(
+        !sealed
+            .windows(32)
+            .any(|w| k.pkcs8.windows(32).any(|p| p == w)),
+        "no 32-byte run of the PKCS#8 in the row"
+    );
+    // another KEK cannot open it
+    drop(s);
+    let (other, _) = Kek::generate().unwrap();
+    let s2 = SqliteStore::open(&dir.path().join("op.db"), other)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s2.signing_keys().await,
+        Err(StoreError::Crypto(_))
+    ));
+    drop(s2);
+    let s3 = SqliteStore::open(
+        &dir.path().join("op.db"),
+        Kek::from_bytes(raw.as_ref()).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(*s3.signing_keys().await.unwrap()[0].pkcs8, *k.pkcs8);
+}
+
+#[tokio::test]
+async fn sqlite_codes_and_tokens_are_stored_hashed() {
+    use sqlx::Row as _;
+    let dir = tempfile::tempdir().unwrap();
+    let (kek, _) = Kek::generate().unwrap();
+    let s = SqliteStore::open(&dir.path().join("op.db"), kek)
+        .await
+        .unwrap();
+    s.insert_code(&TokenHash::of("the-code-value"), &code("g"))
+        .await
+        .unwrap();
+    s.insert_refresh(&TokenHash::of("the-refresh-value"), &refresh("f", "g"))
+        .await
+        .unwrap();
+    let dump: Vec<String> = sqlx::query("SELECT hex(code_hash) || data AS x FROM auth_codes UNION ALL SELECT hex(token_hash) || data FROM refresh_tokens")
+        .fetch_all(s.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<String, _>("x"))
+        .collect();
+    let all = dump.join("\n");
+    assert!(!all.contains("the-code-value") && !all.contains("the-refresh-value"));
+    assert!(all.contains(&keybound_testkit::hex(&TokenHash::of("the-code-value").0).to_uppercase()));
+}
+
+#[tokio::test]
+async fn sqlite_state_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("op.db");
+    let (_, raw) = Kek::generate().unwrap();
+    let kek = || Kek::from_bytes(raw.as_ref()).unwrap();
+    {
+        let s = SqliteStore::open(&path, kek()).await.unwrap();
+        s.put_client(&client("app")).await.unwrap();
+        s.put_user(&user("u1", "alice")).await.unwrap();
+        s.put_signing_key(&key("k1", KeyState::Current))
+            .await
+            .unwrap();
+        s.insert_refresh(&TokenHash::of("rt"), &refresh("f", "g"))
+            .await
+            .unwrap();
+        s.put_consent(&Consent {
+            sub: "u1".into(),
+            client_id: "app".into(),
+            scopes: BTreeSet::new(),
+            bound_jkts: BTreeSet::new(),
+            updated_at: NOW,
+        })
+        .await
+        .unwrap();
+    }
+    let s = SqliteStore::open(&path, kek()).await.unwrap();
+    assert!(s.client("app").await.unwrap().is_some());
+    assert!(s.user_by_username("alice").await.unwrap().is_some());
+    assert_eq!(s.signing_keys().await.unwrap()[0].kid, "k1");
+    assert!(matches!(
+        s.find_refresh(&TokenHash::of("rt"), NOW).await.unwrap(),
+        RefreshLookup::Active(_)
+    ));
+    assert!(s.consent("u1", "app").await.unwrap().is_some());
+}
+
+#[test]
+fn kek_file_is_created_0600_and_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Kek::load_or_create(dir.path()).unwrap();
+    let sealed = a.seal("kid", b"secret").unwrap();
+    let b = Kek::load_or_create(dir.path()).unwrap();
+    assert_eq!(*b.open("kid", &sealed).unwrap(), b"secret");
+    assert!(
+        b.open("other-kid", &sealed).is_err(),
+        "sealed key is bound to its kid"
+    );
+    assert_eq!(format!("{b:?}"), "Kek(<redacted>)");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = dir.path().join("kek.key");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = Kek::load_or_create(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("chmod 600"), "{e}");
+    }
+    let _unused: Zeroizing<Vec<u8>> = Zeroizing::new(vec![]);
+}
