@@ -327,24 +327,7 @@ pub fn verify_proof(
     }
     // Key Binding: c_s256 (KB-OP5) or draft-00 c_hash
     if let Some(cb) = facts.code_binding {
-        let claim = cb.profile.code_claim();
-        let expected = c_s256(cb.code);
-        match claims.get(claim) {
-            None => return Err(Error::DpopCodeHashMissing(claim)),
-            Some(Value::String(got)) if *got == expected => {}
-            Some(got) => {
-                return Err(Error::DpopCodeHash {
-                    claim,
-                    expected,
-                    got: got
-                        .as_str()
-                        .unwrap_or("<not a string>")
-                        .chars()
-                        .take(64)
-                        .collect(),
-                })
-            }
-        }
+        check_code_binding(&claims, cb)?;
     }
     Ok(VerifiedProof {
         jwk: jwk.clone(),
@@ -356,6 +339,28 @@ pub fn verify_proof(
         htu: got_htu,
         claims,
     })
+}
+
+/// Key Binding KB-OP5: the proof's `c_s256` (or draft-00 `c_hash`) must be
+/// base64url(SHA-256(code)). Exposed for callers that learn only after verifying the proof
+/// whether the code they hold needs the commitment.
+pub fn check_code_binding(claims: &Map<String, Value>, cb: CodeBinding<'_>) -> Result<(), Error> {
+    let claim = cb.profile.code_claim();
+    let expected = c_s256(cb.code);
+    match claims.get(claim) {
+        None => Err(Error::DpopCodeHashMissing(claim)),
+        Some(Value::String(got)) if *got == expected => Ok(()),
+        Some(got) => Err(Error::DpopCodeHash {
+            claim,
+            expected,
+            got: got
+                .as_str()
+                .unwrap_or("<not a string>")
+                .chars()
+                .take(64)
+                .collect(),
+        }),
+    }
 }
 
 fn str_claim<'c>(claims: &'c Map<String, Value>, name: &'static str) -> Result<&'c str, Error> {

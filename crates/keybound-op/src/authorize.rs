@@ -1,0 +1,441 @@
+//! The authorization endpoint's decisions: validate the request, decide whether the End-User
+//! must log in or consent, and issue the code.
+//!
+//! Errors come in two kinds, because where they go is a security decision: while the client
+//! or `redirect_uri` is not established, the End-User sees an error page and nothing is
+//! redirected ([`AuthorizeError::Page`]); afterwards errors go back to the registered redirect
+//! URI with `state` and `iss` ([`AuthorizeError::Redirect`]).
+
+use std::collections::BTreeSet;
+
+use keybound_proto::keybinding::RequestedBinding;
+use keybound_proto::wire::{AuthorizationRequest, ErrorCode, ErrorResponse};
+use keybound_store::{
+    AuthorizationCode, BrowserSession, Client, ClientAuthMethod, Consent, TokenHash,
+};
+
+use crate::{OpError, Provider, SUPPORTED_SCOPES};
+
+/// `prompt` values (OIDC Core 3.1.2.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Prompt {
+    /// `none`: no interaction allowed
+    pub none: bool,
+    /// `login`: re-authenticate
+    pub login: bool,
+    /// `consent`: ask again
+    pub consent: bool,
+}
+
+/// A request that passed validation.
+#[derive(Debug, Clone)]
+pub struct ValidatedAuthorization {
+    /// the client
+    pub client: Client,
+    /// the registered redirect URI it named
+    pub redirect_uri: String,
+    /// granted scopes (unknown ones dropped)
+    pub scopes: Vec<String>,
+    /// `state`
+    pub state: Option<String>,
+    /// `nonce`
+    pub nonce: Option<String>,
+    /// PKCE S256 challenge
+    pub code_challenge: Option<String>,
+    /// `prompt`
+    pub prompt: Prompt,
+    /// `max_age`
+    pub max_age: Option<u64>,
+    /// `login_hint`
+    pub login_hint: Option<String>,
+    /// `acr_values`
+    pub acr_values: Option<String>,
+    /// Key Binding / DPoP key binding requested
+    pub binding: RequestedBinding,
+}
+
+impl ValidatedAuthorization {
+    /// The scope string.
+    pub fn scope(&self) -> String {
+        self.scopes.join(" ")
+    }
+}
+
+/// Where an authorization error goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthorizeError {
+    /// Show an error page; never redirect (unknown client, unregistered redirect URI).
+    Page {
+        /// what went wrong, for the End-User and the developer
+        message: String,
+    },
+    /// Redirect to the client with an error.
+    Redirect {
+        /// the registered redirect URI
+        redirect_uri: String,
+        /// error, description, state, iss
+        error: ErrorResponse,
+    },
+}
+
+impl AuthorizeError {
+    /// The URL to redirect to, for [`AuthorizeError::Redirect`].
+    pub fn redirect_url(&self) -> Option<String> {
+        match self {
+            AuthorizeError::Page { .. } => None,
+            AuthorizeError::Redirect {
+                redirect_uri,
+                error,
+            } => {
+                let mut pairs = vec![("error", error.error.as_str().to_owned())];
+                if let Some(d) = &error.error_description {
+                    pairs.push(("error_description", d.clone()));
+                }
+                if let Some(s) = &error.state {
+                    pairs.push(("state", s.clone()));
+                }
+                if let Some(i) = &error.iss {
+                    pairs.push(("iss", i.clone()));
+                }
+                Some(append_query(redirect_uri, &pairs))
+            }
+        }
+    }
+}
+
+/// What the browser must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interaction {
+    /// show the login page
+    Login,
+    /// show the consent page
+    Consent(ConsentPrompt),
+    /// issue the code and redirect
+    Issue,
+}
+
+/// What the consent page must show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentPrompt {
+    /// client display name
+    pub client_name: String,
+    /// scopes asked for
+    pub scopes: Vec<String>,
+    /// the key to bind (its thumbprint), for `bound_key` requests
+    pub bound_jkt: Option<String>,
+}
+
+/// Append query parameters to a URI that may already have a query.
+pub(crate) fn append_query(uri: &str, pairs: &[(&str, String)]) -> String {
+    let mut ser = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        ser.append_pair(k, v);
+    }
+    let q = ser.finish();
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    format!("{uri}{sep}{q}")
+}
+
+impl Provider {
+    fn redirect_error(
+        &self,
+        v_redirect: &str,
+        state: Option<&String>,
+        code: ErrorCode,
+        description: impl Into<String>,
+    ) -> AuthorizeError {
+        AuthorizeError::Redirect {
+            redirect_uri: v_redirect.to_owned(),
+            error: ErrorResponse {
+                error: code,
+                error_description: Some(description.into()),
+                error_uri: None,
+                state: state.cloned(),
+                iss: Some(self.config.issuer.clone()),
+            },
+        }
+    }
+
+    /// Validate an authorization request.
+    pub async fn validate_authorization(
+        &self,
+        req: &AuthorizationRequest,
+    ) -> Result<ValidatedAuthorization, AuthorizeError> {
+        let page = |m: String| AuthorizeError::Page { message: m };
+        if req.client_id.is_empty() {
+            return Err(page("the request has no client_id".into()));
+        }
+        let client = self
+            .store
+            .client(&req.client_id)
+            .await
+            .map_err(|_| page("the server could not look up the client".into()))?
+            .ok_or_else(|| page(format!("unknown client '{}'", req.client_id)))?;
+        let redirect_uri = req
+            .redirect_uri
+            .clone()
+            .ok_or_else(|| page("the request has no redirect_uri".into()))?;
+        if !client.redirect_uris.contains(&redirect_uri) {
+            return Err(page(format!(
+                "redirect_uri '{redirect_uri}' is not registered for client '{}'; \
+                 keybound only redirects to exactly registered URIs",
+                client.client_id
+            )));
+        }
+        let state = req.state.as_ref();
+        let err = |code, d: &str| self.redirect_error(&redirect_uri, state, code, d);
+        if req.response_type != "code" {
+            return Err(err(
+                ErrorCode::UnsupportedResponseType,
+                "only response_type=code is supported",
+            ));
+        }
+        let mut scopes: Vec<String> = Vec::new();
+        for s in req.scope.split(' ').filter(|s| !s.is_empty()) {
+            if SUPPORTED_SCOPES.contains(&s) && !scopes.iter().any(|x| x == s) {
+                scopes.push(s.to_owned());
+            }
+        }
+        if !scopes.iter().any(|s| s == "openid") {
+            return Err(err(ErrorCode::InvalidScope, "scope must include openid"));
+        }
+        let binding = req
+            .requested_binding()
+            .map_err(|e| err(ErrorCode::InvalidRequest, &e.to_string()))?;
+        match (
+            req.code_challenge.as_deref(),
+            req.code_challenge_method.as_deref(),
+        ) {
+            (Some(_), Some("S256")) => {}
+            (Some(_), m) => {
+                return Err(err(
+                    ErrorCode::InvalidRequest,
+                    &format!("code_challenge_method must be S256, got {m:?}"),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(err(
+                    ErrorCode::InvalidRequest,
+                    "code_challenge_method without code_challenge",
+                ))
+            }
+            (None, None) if client.auth_method == ClientAuthMethod::None => return Err(err(
+                ErrorCode::InvalidRequest,
+                "public clients must use PKCE: send code_challenge with code_challenge_method=S256",
+            )),
+            (None, None) => {}
+        }
+        if let Some(ch) = &req.code_challenge {
+            if ch.len() != 43 || keybound_jose::b64::decode(ch).is_err() {
+                return Err(err(
+                    ErrorCode::InvalidRequest,
+                    "code_challenge must be base64url(SHA-256(code_verifier)), 43 characters",
+                ));
+            }
+        }
+        let mut prompt = Prompt::default();
+        for p in req
+            .prompt
+            .as_deref()
+            .unwrap_or("")
+            .split(' ')
+            .filter(|p| !p.is_empty())
+        {
+            match p {
+                "none" => prompt.none = true,
+                "login" => prompt.login = true,
+                "consent" => prompt.consent = true,
+                "select_account" => {}
+                other => {
+                    return Err(err(
+                        ErrorCode::InvalidRequest,
+                        &format!("unknown prompt value '{other}'"),
+                    ))
+                }
+            }
+        }
+        if prompt.none && (prompt.login || prompt.consent) {
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                "prompt=none cannot be combined with other values",
+            ));
+        }
+        Ok(ValidatedAuthorization {
+            client,
+            redirect_uri: redirect_uri.clone(),
+            scopes,
+            state: req.state.clone(),
+            nonce: req.nonce.clone(),
+            code_challenge: req.code_challenge.clone(),
+            prompt,
+            max_age: req.max_age,
+            login_hint: req.login_hint.clone(),
+            acr_values: req.acr_values.clone(),
+            binding,
+        })
+    }
+
+    /// Decide the next step for a validated request. `fresh_login` is true right after the
+    /// End-User authenticated in this very interaction.
+    pub async fn next_interaction(
+        &self,
+        v: &ValidatedAuthorization,
+        session: Option<&BrowserSession>,
+        fresh_login: bool,
+        consented_now: bool,
+    ) -> Result<Interaction, AuthorizeError> {
+        let err = |code, d: &str| self.redirect_error(&v.redirect_uri, v.state.as_ref(), code, d);
+        let now = self.now();
+        let Some(session) = session else {
+            return if v.prompt.none {
+                Err(err(
+                    ErrorCode::LoginRequired,
+                    "the End-User is not signed in",
+                ))
+            } else {
+                Ok(Interaction::Login)
+            };
+        };
+        let too_old = v
+            .max_age
+            .is_some_and(|m| now.saturating_sub(session.auth_time) > m);
+        if (v.prompt.login || too_old) && !fresh_login {
+            return if v.prompt.none {
+                Err(err(
+                    ErrorCode::LoginRequired,
+                    "authentication is older than max_age",
+                ))
+            } else {
+                Ok(Interaction::Login)
+            };
+        }
+        if consented_now {
+            return Ok(Interaction::Issue);
+        }
+        let consent = self
+            .store
+            .consent(&session.sub, &v.client.client_id)
+            .await
+            .map_err(|_| err(ErrorCode::ServerError, "the server could not read consent"))?;
+        let bound_jkt = match &v.binding {
+            RequestedBinding::BoundIdToken(j) => Some(j.to_string()),
+            _ => None,
+        };
+        let covered = consent.as_ref().is_some_and(|c| {
+            v.scopes.iter().all(|s| c.scopes.contains(s))
+                && bound_jkt.as_ref().is_none_or(|j| c.bound_jkts.contains(j))
+        });
+        if covered && !v.prompt.consent {
+            return Ok(Interaction::Issue);
+        }
+        if v.prompt.none {
+            return Err(err(ErrorCode::ConsentRequired, "consent is required"));
+        }
+        Ok(Interaction::Consent(ConsentPrompt {
+            client_name: v.client.name.clone(),
+            scopes: v.scopes.clone(),
+            bound_jkt,
+        }))
+    }
+
+    /// Remember the End-User's consent (scopes, and the key bound for this client).
+    pub async fn record_consent(
+        &self,
+        v: &ValidatedAuthorization,
+        sub: &str,
+    ) -> Result<(), OpError> {
+        let mut c = self
+            .store
+            .consent(sub, &v.client.client_id)
+            .await?
+            .unwrap_or(Consent {
+                sub: sub.to_owned(),
+                client_id: v.client.client_id.clone(),
+                scopes: BTreeSet::new(),
+                bound_jkts: BTreeSet::new(),
+                updated_at: 0,
+            });
+        c.scopes.extend(v.scopes.iter().cloned());
+        if let RequestedBinding::BoundIdToken(j) = &v.binding {
+            c.bound_jkts.insert(j.to_string());
+        }
+        c.updated_at = self.now();
+        self.store.put_consent(&c).await?;
+        Ok(())
+    }
+
+    /// The End-User denied consent: the error redirect.
+    pub fn access_denied(&self, v: &ValidatedAuthorization) -> AuthorizeError {
+        self.redirect_error(
+            &v.redirect_uri,
+            v.state.as_ref(),
+            ErrorCode::AccessDenied,
+            "the End-User denied the request",
+        )
+    }
+
+    /// Issue a code for `v` and return the redirect URL (with `code`, `state`, `iss`).
+    pub async fn issue_code(
+        &self,
+        v: &ValidatedAuthorization,
+        session: &BrowserSession,
+    ) -> Result<String, OpError> {
+        let now = self.now();
+        let code = self.random_token();
+        let (dpop_jkt, bound_key) = match &v.binding {
+            RequestedBinding::None => (None, false),
+            RequestedBinding::DpopOnly(j) => (Some(j.to_string()), false),
+            RequestedBinding::BoundIdToken(j) => (Some(j.to_string()), true),
+        };
+        let record = AuthorizationCode {
+            grant_id: self.random_id(),
+            client_id: v.client.client_id.clone(),
+            redirect_uri: v.redirect_uri.clone(),
+            sub: session.sub.clone(),
+            scope: v.scope(),
+            nonce: v.nonce.clone(),
+            code_challenge: v.code_challenge.clone(),
+            auth_time: session.auth_time,
+            acr: None,
+            amr: session.amr.clone(),
+            dpop_jkt,
+            bound_key,
+            created_at: now,
+            expires_at: now + self.config.code_ttl,
+        };
+        self.store
+            .insert_code(&TokenHash::of(&code), &record)
+            .await?;
+        let mut pairs = vec![("code", code)];
+        if let Some(s) = &v.state {
+            pairs.push(("state", s.clone()));
+        }
+        pairs.push(("iss", self.config.issuer.clone()));
+        Ok(append_query(&v.redirect_uri, &pairs))
+    }
+
+    /// Check a username and password; the session to start on success.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<BrowserSession>, OpError> {
+        let user = self.store.user_by_username(username).await?;
+        // Verify against a dummy hash for unknown users so timing does not reveal usernames.
+        let hash = user
+            .as_ref()
+            .map_or(crate::password::DUMMY_HASH, |u| u.password_hash.as_str());
+        let ok = crate::password::verify(hash, password) && user.is_some();
+        let now = self.now();
+        Ok(match user {
+            Some(u) if ok => Some(BrowserSession {
+                sub: u.sub,
+                auth_time: now,
+                amr: vec!["pwd".into()],
+                created_at: now,
+                expires_at: now + self.config.session_ttl,
+            }),
+            _ => None,
+        })
+    }
+}

@@ -1,0 +1,218 @@
+//! Client authentication at the token, revocation and introspection endpoints: `none`
+//! (public clients, PKCE does the work), `client_secret_basic`, `client_secret_post` and
+//! `private_key_jwt` (RFC 7523 with `jti` replay protection). A client must use exactly the
+//! method it registered, and exactly one method per request.
+
+use base64::Engine as _;
+use keybound_jose::{Algorithm, JwkSet, Jws};
+use keybound_store::{Client, ClientAuthMethod};
+use serde_json::Value;
+
+use crate::token::Form;
+use crate::{password, OpError, Provider};
+
+/// RFC 7523 client assertion type.
+pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// What a request carries to authenticate its client.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientCredentials<'a> {
+    /// the `Authorization` header, if any
+    pub authorization: Option<&'a str>,
+}
+
+fn form_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+fn basic(header: &str) -> Option<Result<(String, String), OpError>> {
+    let (scheme, rest) = header.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let bad = || OpError::invalid_client("malformed HTTP Basic credentials");
+    Some(
+        base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| {
+                s.split_once(':')
+                    .map(|(i, p)| (form_decode(i), form_decode(p)))
+            })
+            .ok_or_else(bad),
+    )
+}
+
+impl Provider {
+    /// Authenticate the client of a token-endpoint-style request.
+    pub async fn authenticate_client(
+        &self,
+        creds: ClientCredentials<'_>,
+        form: &Form,
+    ) -> Result<Client, OpError> {
+        let basic = creds.authorization.and_then(basic).transpose()?;
+        let assertion = form.get("client_assertion");
+        let post_secret = form.get("client_secret");
+        let used = usize::from(basic.is_some())
+            + usize::from(assertion.is_some())
+            + usize::from(post_secret.is_some());
+        if used > 1 {
+            return Err(OpError::invalid_request(
+                "use exactly one client authentication method per request",
+            ));
+        }
+        let form_id = form.get("client_id");
+        if let Some((id, secret)) = basic {
+            if form_id.is_some_and(|f| f != id) {
+                return Err(OpError::invalid_request(
+                    "client_id differs from the HTTP Basic user",
+                ));
+            }
+            return self
+                .secret_client(&id, &secret, ClientAuthMethod::ClientSecretBasic)
+                .await;
+        }
+        if let Some(secret) = post_secret {
+            let id = form_id
+                .ok_or_else(|| OpError::invalid_request("client_secret without client_id"))?;
+            return self
+                .secret_client(id, secret, ClientAuthMethod::ClientSecretPost)
+                .await;
+        }
+        if let Some(assertion) = assertion {
+            if form.get("client_assertion_type") != Some(JWT_BEARER_ASSERTION) {
+                return Err(OpError::invalid_request(format!(
+                    "client_assertion_type must be {JWT_BEARER_ASSERTION}"
+                )));
+            }
+            return self.assertion_client(assertion, form_id).await;
+        }
+        let id = form_id.ok_or_else(|| {
+            OpError::invalid_client(
+                "no client authentication: send client_id (public clients) or credentials",
+            )
+        })?;
+        let client = self.known_client(id).await?;
+        if client.auth_method != ClientAuthMethod::None {
+            return Err(OpError::invalid_client(format!(
+                "client '{id}' must authenticate with {}",
+                client.auth_method.as_str()
+            )));
+        }
+        Ok(client)
+    }
+
+    async fn known_client(&self, id: &str) -> Result<Client, OpError> {
+        self.store
+            .client(id)
+            .await?
+            .ok_or_else(|| OpError::invalid_client(format!("unknown client '{id}'")))
+    }
+
+    async fn secret_client(
+        &self,
+        id: &str,
+        secret: &str,
+        method: ClientAuthMethod,
+    ) -> Result<Client, OpError> {
+        let client = self.known_client(id).await?;
+        if client.auth_method != method {
+            return Err(OpError::invalid_client(format!(
+                "client '{id}' is registered for {}, not {}",
+                client.auth_method.as_str(),
+                method.as_str()
+            )));
+        }
+        let ok = client
+            .secret_hash
+            .as_deref()
+            .is_some_and(|h| password::verify(h, secret));
+        if !ok {
+            return Err(OpError::invalid_client("client authentication failed"));
+        }
+        Ok(client)
+    }
+
+    async fn assertion_client(
+        &self,
+        assertion: &str,
+        form_id: Option<&str>,
+    ) -> Result<Client, OpError> {
+        let bad = |m: &str| OpError::invalid_client(format!("client_assertion: {m}"));
+        let jws = Jws::parse(assertion).map_err(|e| bad(&e.to_string()))?;
+        let claims: Value = jws.payload_json().map_err(|e| bad(&e.to_string()))?;
+        let s = |n: &str| claims.get(n).and_then(Value::as_str);
+        let iss = s("iss").ok_or_else(|| bad("iss is required"))?;
+        if s("sub") != Some(iss) {
+            return Err(bad("iss and sub must both be the client_id"));
+        }
+        if form_id.is_some_and(|f| f != iss) {
+            return Err(OpError::invalid_request(
+                "client_id differs from the assertion's iss",
+            ));
+        }
+        let client = self.known_client(iss).await?;
+        if client.auth_method != ClientAuthMethod::PrivateKeyJwt {
+            return Err(OpError::invalid_client(format!(
+                "client '{iss}' is registered for {}, not private_key_jwt",
+                client.auth_method.as_str()
+            )));
+        }
+        let keys = client
+            .jwks
+            .as_ref()
+            .map(JwkSet::from_value)
+            .transpose()
+            .map_err(|e| bad(&format!("registered jwks unusable: {e}")))?
+            .unwrap_or_default();
+        let candidates = keys.candidates(jws.header().kid.as_deref(), jws.header().alg);
+        if !candidates
+            .iter()
+            .any(|k| jws.verify(k, &Algorithm::ALL).is_ok())
+        {
+            return Err(bad(
+                "signature does not verify with the client's registered keys",
+            ));
+        }
+        let aud_ok = |a: &str| a == self.config.endpoints.token || a == self.config.issuer;
+        let aud_ok = match claims.get("aud") {
+            Some(Value::String(a)) => aud_ok(a),
+            Some(Value::Array(v)) => v.iter().filter_map(Value::as_str).any(aud_ok),
+            _ => false,
+        };
+        if !aud_ok {
+            return Err(bad("aud must be the token endpoint URL or the issuer"));
+        }
+        let now = self.now();
+        let exp = claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| bad("exp is required"))?;
+        if now >= exp.saturating_add(30) {
+            return Err(bad("expired"));
+        }
+        if claims
+            .get("iat")
+            .and_then(Value::as_u64)
+            .is_some_and(|iat| iat > now + 30)
+        {
+            return Err(bad("iat is in the future"));
+        }
+        let jti = s("jti")
+            .filter(|j| !j.is_empty() && j.len() <= 256)
+            .ok_or_else(|| bad("jti is required"))?;
+        let digest = keybound_jose::sha256(format!("client-assertion\0{iss}\0{jti}").as_bytes());
+        if !self
+            .store
+            .check_and_insert(&digest, exp.saturating_add(60), now)
+            .await?
+        {
+            return Err(bad("replayed (jti already used)"));
+        }
+        Ok(client)
+    }
+}

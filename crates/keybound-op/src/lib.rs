@@ -1,0 +1,204 @@
+//! # keybound-op
+//!
+//! The OpenID Provider's decisions, as async functions over the store traits with an injected
+//! clock and randomness: validate an authorization request and decide the next interaction
+//! (login, consent, issue a code), authenticate clients, run the token endpoint (authorization
+//! code and refresh token grants with DPoP and Key Binding), serve userinfo, revocation and
+//! introspection. No HTTP types and no SQL here: `keybound-server` turns requests into the
+//! fact structs these functions take and their results into responses, and the store crate
+//! owns persistence. That split is what lets the same rules run behind axum, in tests with a
+//! fixed clock, and (later) on several nodes sharing PostgreSQL.
+//!
+//! Order of checks at the token endpoint (ARCHITECTURE.md §3.3): client authentication → DPoP
+//! proof (signature, `typ`, `htm`, `htu`, `iat`, nonce, `jti` replay) → only then the
+//! single-use code or refresh token is consumed, atomically.
+
+mod authorize;
+mod client_auth;
+mod error;
+mod keys;
+pub mod password;
+mod resource;
+pub mod token;
+
+use std::sync::Arc;
+
+use keybound_proto::dpop::{DpopPolicy, NonceSource};
+use keybound_store::Store;
+
+pub use authorize::{AuthorizeError, ConsentPrompt, Interaction, Prompt, ValidatedAuthorization};
+pub use client_auth::ClientCredentials;
+pub use error::OpError;
+pub use keys::KeyRing;
+pub use resource::{Introspection, ResourceError, ResourceRequest};
+pub use token::{TokenRequestFacts, TokenSuccess};
+
+/// Scopes this OP knows; others are ignored (OIDC Core 3.1.2.1).
+pub const SUPPORTED_SCOPES: [&str; 5] =
+    ["openid", "profile", "email", "offline_access", "bound_key"];
+
+/// Claims this OP can release.
+pub const SUPPORTED_CLAIMS: [&str; 13] = [
+    "sub",
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "azp",
+    "amr",
+    "cnf",
+    "name",
+    "email",
+    "email_verified",
+];
+
+/// The source of `now` (seconds since the Unix epoch).
+pub trait Clock: Send + Sync {
+    /// Current time.
+    fn now(&self) -> u64;
+}
+
+/// The source of unguessable values (codes, tokens, ids).
+pub trait Randomness: Send + Sync {
+    /// `bytes` random bytes, base64url.
+    fn token(&self, bytes: usize) -> String;
+}
+
+/// The operating system's CSPRNG (via aws-lc-rs).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OsRandomness;
+
+impl Randomness for OsRandomness {
+    fn token(&self, bytes: usize) -> String {
+        keybound_jose::random_b64(bytes)
+    }
+}
+
+/// Absolute URLs of the OP's endpoints (the server derives them from the issuer and its paths).
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// authorization endpoint
+    pub authorization: String,
+    /// token endpoint (the `htu` of token-request proofs)
+    pub token: String,
+    /// userinfo endpoint
+    pub userinfo: String,
+    /// JWKS
+    pub jwks: String,
+    /// RFC 7009
+    pub revocation: String,
+    /// RFC 7662
+    pub introspection: String,
+}
+
+/// Provider settings.
+#[derive(Debug)]
+pub struct OpConfig {
+    /// issuer identifier
+    pub issuer: String,
+    /// endpoint URLs
+    pub endpoints: Endpoints,
+    /// authorization code lifetime (default 60 s)
+    pub code_ttl: u64,
+    /// access token lifetime (default 300 s)
+    pub access_token_ttl: u64,
+    /// ID Token lifetime (default 300 s)
+    pub id_token_ttl: u64,
+    /// refresh token lifetime (default 30 days)
+    pub refresh_ttl: u64,
+    /// browser session lifetime (default 8 h)
+    pub session_ttl: u64,
+    /// DPoP acceptance policy
+    pub dpop: DpopPolicy,
+    /// stateless DPoP nonces (shared secret across nodes)
+    pub dpop_nonces: Option<NonceSource>,
+    /// demand a DPoP nonce from every client (else only from clients that ask for it)
+    pub require_dpop_nonce: bool,
+    /// how long signing keys are cached before re-reading the store (another node may rotate)
+    pub key_cache_ttl: u64,
+}
+
+impl OpConfig {
+    /// Defaults for `issuer` with endpoints at keybound's standard paths.
+    pub fn new(issuer: &str) -> Self {
+        let base = issuer.trim_end_matches('/');
+        OpConfig {
+            issuer: issuer.to_owned(),
+            endpoints: Endpoints {
+                authorization: format!("{base}/authorize"),
+                token: format!("{base}/token"),
+                userinfo: format!("{base}/userinfo"),
+                jwks: format!("{base}/jwks"),
+                revocation: format!("{base}/revoke"),
+                introspection: format!("{base}/introspect"),
+            },
+            code_ttl: 60,
+            access_token_ttl: 300,
+            id_token_ttl: 300,
+            refresh_ttl: 30 * 24 * 3600,
+            session_ttl: 8 * 3600,
+            dpop: DpopPolicy::default(),
+            dpop_nonces: None,
+            require_dpop_nonce: false,
+            key_cache_ttl: 60,
+        }
+    }
+}
+
+/// The OpenID Provider.
+pub struct Provider {
+    /// settings
+    pub config: OpConfig,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    rng: Arc<dyn Randomness>,
+    keys: KeyRing,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("issuer", &self.config.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Provider {
+    /// A provider over `store` with `clock` and `rng`.
+    pub fn new(
+        config: OpConfig,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn Randomness>,
+    ) -> Self {
+        let keys = KeyRing::new(config.key_cache_ttl);
+        Provider {
+            config,
+            store,
+            clock,
+            rng,
+            keys,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Current time from the injected clock.
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// A random token of 32 bytes (256 bits).
+    pub fn random_token(&self) -> String {
+        self.rng.token(32)
+    }
+
+    fn random_id(&self) -> String {
+        self.rng.token(16)
+    }
+}

@@ -1,0 +1,312 @@
+//! Protected resources of the OP itself: userinfo (RFC 9449 §7 for DPoP-bound tokens), and
+//! RFC 7009 revocation and RFC 7662 introspection.
+
+use keybound_jose::{Algorithm, Jkt, Jws};
+use keybound_proto::dpop::{self, NonceCheck, RequestFacts};
+use keybound_proto::wire::ErrorCode;
+use keybound_store::{RefreshLookup, TokenHash};
+use serde_json::{json, Map, Value};
+
+use crate::client_auth::ClientCredentials;
+use crate::token::{scope_claims, Form};
+use crate::{OpError, Provider};
+
+/// A request to a protected resource of the OP.
+#[derive(Debug, Clone, Copy)]
+pub struct ResourceRequest<'a> {
+    /// `Authorization` header
+    pub authorization: Option<&'a str>,
+    /// every `DPoP` header value
+    pub dpop: &'a [&'a str],
+    /// request method
+    pub htm: &'a str,
+    /// externally visible request URL
+    pub htu: &'a str,
+}
+
+/// A refusal at a protected resource: 401 (or 403) with `WWW-Authenticate`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code:?}: {description}")]
+pub struct ResourceError {
+    /// `invalid_token`, `invalid_dpop_proof`, `use_dpop_nonce`, `insufficient_scope`, `invalid_request`
+    pub code: ErrorCode,
+    /// explanation
+    pub description: String,
+    /// challenge scheme: `DPoP` or `Bearer`
+    pub scheme: &'static str,
+    /// `DPoP-Nonce` to send
+    pub dpop_nonce: Option<String>,
+}
+
+impl ResourceError {
+    fn new(code: ErrorCode, scheme: &'static str, d: impl Into<String>) -> Self {
+        ResourceError {
+            code,
+            description: d.into(),
+            scheme,
+            dpop_nonce: None,
+        }
+    }
+}
+
+impl From<OpError> for ResourceError {
+    fn from(e: OpError) -> Self {
+        ResourceError::new(e.code, "Bearer", e.description)
+    }
+}
+
+/// A valid access token's claims.
+#[derive(Debug, Clone)]
+struct AccessClaims {
+    claims: Map<String, Value>,
+    jkt: Option<Jkt>,
+}
+
+/// The RFC 7662 answer.
+pub type Introspection = Value;
+
+impl Provider {
+    /// Verify an access token this OP issued: signature by one of its keys, `typ: at+jwt`,
+    /// issuer, expiry, grant not revoked.
+    async fn access_token(&self, token: &str) -> Result<AccessClaims, String> {
+        let jws = Jws::parse(token).map_err(|e| format!("access token: {e}"))?;
+        if jws.header().typ.as_deref() != Some("at+jwt") {
+            return Err("not an access token of this server (typ must be at+jwt)".into());
+        }
+        let keys = self
+            .jwks()
+            .await
+            .map_err(|_| "keys unavailable".to_owned())?;
+        let ok = keys
+            .candidates(jws.header().kid.as_deref(), jws.header().alg)
+            .iter()
+            .any(|k| jws.verify(k, &Algorithm::ALL).is_ok());
+        if !ok {
+            return Err("access token signature does not verify".into());
+        }
+        let claims: Map<String, Value> = jws.payload_json().map_err(|e| e.to_string())?;
+        if claims.get("iss").and_then(Value::as_str) != Some(self.config.issuer.as_str()) {
+            return Err("access token was issued by another server".into());
+        }
+        let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+        if self.now() >= exp {
+            return Err("access token expired".into());
+        }
+        if let Some(gid) = claims.get("gid").and_then(Value::as_str) {
+            if self
+                .store
+                .is_grant_revoked(gid)
+                .await
+                .map_err(|_| "store unavailable".to_owned())?
+            {
+                return Err("access token was revoked".into());
+            }
+        }
+        let jkt = claims
+            .get("cnf")
+            .and_then(|c| c.get("jkt"))
+            .and_then(Value::as_str)
+            .map(Jkt::parse)
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        Ok(AccessClaims { claims, jkt })
+    }
+
+    /// Authorize a resource request: the token, and for DPoP-bound tokens the proof.
+    async fn authorize_resource(
+        &self,
+        r: ResourceRequest<'_>,
+    ) -> Result<AccessClaims, ResourceError> {
+        let auth = r.authorization.ok_or_else(|| {
+            ResourceError::new(
+                ErrorCode::InvalidToken,
+                "DPoP",
+                "no access token: send Authorization: DPoP <token>",
+            )
+        })?;
+        let (scheme, token) = auth.split_once(' ').unwrap_or((auth, ""));
+        let token = token.trim();
+        let dpop_scheme = scheme.eq_ignore_ascii_case("dpop");
+        if !dpop_scheme && !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(ResourceError::new(
+                ErrorCode::InvalidRequest,
+                "DPoP",
+                "Authorization scheme must be DPoP or Bearer",
+            ));
+        }
+        let scheme_name = if dpop_scheme { "DPoP" } else { "Bearer" };
+        let at = self
+            .access_token(token)
+            .await
+            .map_err(|d| ResourceError::new(ErrorCode::InvalidToken, scheme_name, d))?;
+        match (&at.jkt, dpop_scheme) {
+            (Some(_), false) => Err(ResourceError::new(
+                ErrorCode::InvalidToken,
+                "DPoP",
+                "this access token is DPoP-bound: send it as Authorization: DPoP with a DPoP proof",
+            )),
+            (None, true) => Err(ResourceError::new(
+                ErrorCode::InvalidToken,
+                "DPoP",
+                "this access token is not DPoP-bound: send it as Authorization: Bearer",
+            )),
+            (None, false) => Ok(at),
+            (Some(jkt), true) => {
+                let now = self.now();
+                let facts = RequestFacts {
+                    presented_token: Some(token),
+                    bound_jkt: Some(jkt),
+                    nonce: if self.config.require_dpop_nonce {
+                        self.config
+                            .dpop_nonces
+                            .as_ref()
+                            .map_or(NonceCheck::NotRequired, NonceCheck::Stateless)
+                    } else {
+                        NonceCheck::NotRequired
+                    },
+                    ..RequestFacts::new(r.htm, r.htu, now)
+                };
+                let proof = dpop::verify(r.dpop.iter().copied(), &facts, &self.config.dpop)
+                    .map_err(|e| {
+                        let mut err = ResourceError::new(
+                            if e.is_nonce_error() {
+                                ErrorCode::UseDpopNonce
+                            } else {
+                                ErrorCode::InvalidDpopProof
+                            },
+                            "DPoP",
+                            e.to_string(),
+                        );
+                        if e.is_nonce_error() {
+                            err.dpop_nonce = self.config.dpop_nonces.as_ref().map(|n| n.issue(now));
+                        }
+                        err
+                    })?;
+                let entry = proof.replay_entry(&self.config.dpop);
+                let fresh = self
+                    .store
+                    .check_and_insert(&entry.key.digest(), entry.expires_at, now)
+                    .await
+                    .map_err(|_| ResourceError::from(OpError::server_error()))?;
+                if !fresh {
+                    return Err(ResourceError::new(
+                        ErrorCode::InvalidDpopProof,
+                        "DPoP",
+                        "DPoP proof replayed",
+                    ));
+                }
+                Ok(at)
+            }
+        }
+    }
+
+    /// UserInfo (OIDC Core 5.3): claims for the token's scopes.
+    pub async fn userinfo(&self, r: ResourceRequest<'_>) -> Result<Value, ResourceError> {
+        let at = self.authorize_resource(r).await?;
+        let scope = at.claims.get("scope").and_then(Value::as_str).unwrap_or("");
+        if !scope.split(' ').any(|s| s == "openid") {
+            return Err(ResourceError::new(
+                ErrorCode::InsufficientScope,
+                "DPoP",
+                "userinfo needs the openid scope",
+            ));
+        }
+        let sub = at.claims.get("sub").and_then(Value::as_str).unwrap_or("");
+        let user = self
+            .store
+            .user(sub)
+            .await
+            .map_err(|_| ResourceError::from(OpError::server_error()))?
+            .ok_or_else(|| {
+                ResourceError::new(
+                    ErrorCode::InvalidToken,
+                    "DPoP",
+                    "the End-User no longer exists",
+                )
+            })?;
+        let mut out = Map::new();
+        out.insert("sub".into(), sub.into());
+        for (k, v) in scope_claims(scope, &user) {
+            out.insert(k, v);
+        }
+        Ok(Value::Object(out))
+    }
+
+    /// RFC 7009 revocation. Revoking a refresh token revokes its family; revoking an access
+    /// token revokes the grant it came from (documented in docs/decisions.md). Unknown tokens
+    /// are not an error.
+    pub async fn revoke(&self, authorization: Option<&str>, form: &Form) -> Result<(), OpError> {
+        let client = self
+            .authenticate_client(ClientCredentials { authorization }, form)
+            .await?;
+        let token = form
+            .get("token")
+            .ok_or_else(|| OpError::invalid_request("missing parameter 'token'"))?;
+        let now = self.now();
+        match self.store.find_refresh(&TokenHash::of(token), now).await? {
+            RefreshLookup::Active(t) | RefreshLookup::Reused(t) | RefreshLookup::Revoked(t) => {
+                if t.client_id == client.client_id {
+                    self.store.revoke_family(&t.family_id, now).await?;
+                }
+                return Ok(());
+            }
+            RefreshLookup::Expired | RefreshLookup::NotFound => {}
+        }
+        if let Ok(at) = self.access_token(token).await {
+            let same_client = at.claims.get("client_id").and_then(Value::as_str)
+                == Some(client.client_id.as_str());
+            if let (true, Some(gid)) = (same_client, at.claims.get("gid").and_then(Value::as_str)) {
+                self.store.revoke_grant(gid, now).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// RFC 7662 introspection, for tokens issued to the calling client. Returns `cnf.jkt` for
+    /// DPoP-bound tokens (RFC 9449 §6.2).
+    pub async fn introspect(
+        &self,
+        authorization: Option<&str>,
+        form: &Form,
+    ) -> Result<Introspection, OpError> {
+        let client = self
+            .authenticate_client(ClientCredentials { authorization }, form)
+            .await?;
+        let token = form
+            .get("token")
+            .ok_or_else(|| OpError::invalid_request("missing parameter 'token'"))?;
+        let inactive = json!({ "active": false });
+        let now = self.now();
+        if let RefreshLookup::Active(t) =
+            self.store.find_refresh(&TokenHash::of(token), now).await?
+        {
+            if t.client_id != client.client_id {
+                return Ok(inactive);
+            }
+            let mut v = json!({
+                "active": true, "token_type": "refresh_token", "client_id": t.client_id,
+                "sub": t.sub, "scope": t.scope, "iat": t.created_at, "exp": t.expires_at,
+                "iss": self.config.issuer,
+            });
+            if let Some(j) = t.jkt {
+                v["cnf"] = json!({ "jkt": j });
+            }
+            return Ok(v);
+        }
+        match self.access_token(token).await {
+            Ok(at)
+                if at.claims.get("client_id").and_then(Value::as_str)
+                    == Some(client.client_id.as_str()) =>
+            {
+                let mut v = Value::Object(at.claims);
+                v["active"] = true.into();
+                v["token_type"] = if at.jkt.is_some() { "DPoP" } else { "Bearer" }.into();
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("gid");
+                }
+                Ok(v)
+            }
+            _ => Ok(inactive),
+        }
+    }
+}

@@ -1,0 +1,723 @@
+//! The provider's decisions end to end, on the in-memory store with a fixed clock: the
+//! Key Binding code flow, refresh, userinfo, and every refusal the token endpoint owes.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use keybound_jose::{Jkt, PrivateKey};
+use keybound_op::{
+    password, Clock, Interaction, OpConfig, OsRandomness, Provider, ResourceRequest,
+    TokenRequestFacts,
+};
+use keybound_op::{OpError, ValidatedAuthorization};
+use keybound_proto::dpop::{NonceSource, ProofBuilder};
+use keybound_proto::idtoken::{self, BindingRequirement, IdTokenChecks};
+use keybound_proto::keybinding::Profile;
+use keybound_proto::wire::{AuthorizationRequest, ErrorCode, TokenResponse};
+use keybound_store::{Client, ClientAuthMethod, MemoryStore, Store, User};
+use keybound_testkit::keys;
+
+const ISS: &str = "https://op.example";
+const T0: u64 = 1_700_000_000;
+const REDIRECT: &str = "https://app.example/cb";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+struct TestClock(AtomicU64);
+impl Clock for TestClock {
+    fn now(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+struct Op {
+    p: Provider,
+    clock: Arc<TestClock>,
+}
+
+impl Op {
+    fn advance(&self, s: u64) {
+        self.clock.0.fetch_add(s, Ordering::SeqCst);
+    }
+}
+
+fn client(id: &str, method: ClientAuthMethod, profile: Profile) -> Client {
+    Client {
+        client_id: id.into(),
+        name: format!("App {id}"),
+        auth_method: method,
+        secret_hash: (method != ClientAuthMethod::None).then(|| password::hash("s3cret")),
+        redirect_uris: vec![REDIRECT.into()],
+        key_binding_profile: profile,
+        require_dpop_nonce: false,
+        dpop_bound_access_tokens: false,
+        jwks: None,
+        created_at: T0,
+    }
+}
+
+async fn op_with(config: impl FnOnce(&mut OpConfig)) -> Op {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let clock = Arc::new(TestClock(AtomicU64::new(T0)));
+    let mut cfg = OpConfig::new(ISS);
+    config(&mut cfg);
+    let p = Provider::new(cfg, store.clone(), clock.clone(), Arc::new(OsRandomness));
+    p.ensure_signing_keys().await.unwrap();
+    store
+        .put_client(&client("pub", ClientAuthMethod::None, Profile::KeyBinding))
+        .await
+        .unwrap();
+    store
+        .put_client(&client(
+            "conf",
+            ClientAuthMethod::ClientSecretBasic,
+            Profile::KeyBinding,
+        ))
+        .await
+        .unwrap();
+    store
+        .put_client(&client("old", ClientAuthMethod::None, Profile::Draft00))
+        .await
+        .unwrap();
+    store
+        .put_user(&User {
+            sub: "sub-alice".into(),
+            username: "alice".into(),
+            password_hash: password::hash("wonderland"),
+            name: Some("Alice".into()),
+            email: Some("alice@example.com".into()),
+            email_verified: true,
+            created_at: T0,
+        })
+        .await
+        .unwrap();
+    Op { p, clock }
+}
+
+async fn op() -> Op {
+    op_with(|_| {}).await
+}
+
+fn request(client_id: &str, scope: &str, jkt: Option<&Jkt>) -> AuthorizationRequest {
+    AuthorizationRequest {
+        response_type: "code".into(),
+        client_id: client_id.into(),
+        redirect_uri: Some(REDIRECT.into()),
+        scope: scope.into(),
+        state: Some("st-1".into()),
+        nonce: Some("n-1".into()),
+        code_challenge: Some(keybound_jose::sha256_b64(VERIFIER.as_bytes())),
+        code_challenge_method: Some("S256".into()),
+        dpop_jkt: jkt.map(ToString::to_string),
+        ..AuthorizationRequest::default()
+    }
+}
+
+/// Run authorization through login and consent; returns the code.
+async fn authorize(op: &Op, req: &AuthorizationRequest) -> (String, ValidatedAuthorization) {
+    let v = op.p.validate_authorization(req).await.unwrap();
+    assert_eq!(
+        op.p.next_interaction(&v, None, false, false).await.unwrap(),
+        Interaction::Login
+    );
+    let session = op.p.login("alice", "wonderland").await.unwrap().unwrap();
+    if let Interaction::Consent(_) =
+        op.p.next_interaction(&v, Some(&session), true, false)
+            .await
+            .unwrap()
+    {
+        op.p.record_consent(&v, &session.sub).await.unwrap();
+    }
+    assert_eq!(
+        op.p.next_interaction(&v, Some(&session), true, false)
+            .await
+            .unwrap(),
+        Interaction::Issue
+    );
+    let url = op.p.issue_code(&v, &session).await.unwrap();
+    let u = url::Url::parse(&url).unwrap();
+    let q: std::collections::HashMap<String, String> = u.query_pairs().into_owned().collect();
+    assert_eq!(q["state"], "st-1");
+    assert_eq!(q["iss"], ISS);
+    (q["code"].clone(), v)
+}
+
+fn form(pairs: &[(&str, &str)]) -> keybound_op::token::Form {
+    keybound_op::token::Form::from_pairs(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    )
+    .unwrap()
+}
+
+fn code_form<'a>(client: &'a str, code: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+        ("client_id", client),
+    ]
+}
+
+async fn token(
+    op: &Op,
+    pairs: &[(&str, &str)],
+    dpop: &[&str],
+    auth: Option<&str>,
+) -> Result<TokenResponse, OpError> {
+    let f = form(pairs);
+    op.p.token(TokenRequestFacts {
+        form: &f,
+        authorization: auth,
+        dpop,
+    })
+    .await
+    .map(|s| s.response)
+}
+
+fn proof(key: &PrivateKey, jti: &str, now: u64, code: Option<&str>) -> String {
+    let b = ProofBuilder::new("POST", &format!("{ISS}/token"), now, jti);
+    let b = match code {
+        Some(c) => b.c_s256(c),
+        None => b,
+    };
+    b.sign(key).unwrap()
+}
+
+async fn validate_bound(
+    op: &Op,
+    id_token: &str,
+    client: &str,
+    jkt: &Jkt,
+    draft00: bool,
+) -> idtoken::ValidatedIdToken {
+    validate_bound_nonce(op, id_token, client, jkt, draft00, Some("n-1")).await
+}
+
+async fn validate_bound_nonce(
+    op: &Op,
+    id_token: &str,
+    client: &str,
+    jkt: &Jkt,
+    draft00: bool,
+    nonce: Option<&str>,
+) -> idtoken::ValidatedIdToken {
+    let jwks = op.p.jwks().await.unwrap();
+    let auds = vec![client.to_owned()];
+    let checks = IdTokenChecks {
+        nonce,
+        binding: BindingRequirement::Bound {
+            expected_jkt: Some(jkt),
+            accept_draft00: draft00,
+        },
+        ..IdTokenChecks::new(ISS, &auds, op.clock.now())
+    };
+    idtoken::validate(id_token, &jwks, &checks).unwrap()
+}
+
+#[tokio::test]
+async fn key_bound_code_flow_refresh_and_userinfo() {
+    let op = op().await;
+    let key = keys::es256_a();
+    let jkt = key.public_jwk().thumbprint();
+    let (code, _) = authorize(
+        &op,
+        &request("pub", "openid profile offline_access bound_key", Some(&jkt)),
+    )
+    .await;
+    let p = proof(&key, "j1", T0, Some(&code));
+    let res = token(&op, &code_form("pub", &code), &[&p], None)
+        .await
+        .unwrap();
+    assert_eq!(res.token_type, "DPoP");
+    let id = validate_bound(&op, res.id_token.as_deref().unwrap(), "pub", &jkt, false).await;
+    assert_eq!(id.typ.as_deref(), Some("dpop+id_token"));
+    assert_eq!(id.claims.extra["name"], "Alice");
+    assert!(id.claims.at_hash.is_some());
+    // refresh with the same key: same cnf, no c_s256 needed
+    op.advance(10);
+    let rt = res.refresh_token.clone().unwrap();
+    let p2 = proof(&key, "j2", T0 + 10, None);
+    let res2 = token(
+        &op,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &rt),
+            ("client_id", "pub"),
+        ],
+        &[&p2],
+        None,
+    )
+    .await
+    .unwrap();
+    // OIDC Core 12.2: a refreshed ID Token carries no new nonce
+    let id2 = validate_bound_nonce(
+        &op,
+        res2.id_token.as_deref().unwrap(),
+        "pub",
+        &jkt,
+        false,
+        None,
+    )
+    .await;
+    assert_eq!(
+        id2.claims.cnf, id.claims.cnf,
+        "KB-RF3: refreshed ID Token carries the same cnf"
+    );
+    assert_ne!(res2.refresh_token, res.refresh_token, "rotated");
+    // userinfo with the DPoP-bound access token and a proof over the request
+    let ui = format!("{ISS}/userinfo");
+    let up = ProofBuilder::new("GET", &ui, T0 + 10, "u1")
+        .ath_for(&res2.access_token)
+        .sign(&key)
+        .unwrap();
+    let auth = format!("DPoP {}", res2.access_token);
+    let info =
+        op.p.userinfo(ResourceRequest {
+            authorization: Some(&auth),
+            dpop: &[&up],
+            htm: "GET",
+            htu: &ui,
+        })
+        .await
+        .unwrap();
+    assert_eq!(info["sub"], "sub-alice");
+    // the same bound token as Bearer is refused
+    let bearer = format!("Bearer {}", res2.access_token);
+    let e =
+        op.p.userinfo(ResourceRequest {
+            authorization: Some(&bearer),
+            dpop: &[],
+            htm: "GET",
+            htu: &ui,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidToken);
+    // a proof by another key is refused
+    let other = keys::es256_b();
+    let op2 = ProofBuilder::new("GET", &ui, T0 + 10, "u2")
+        .ath_for(&res2.access_token)
+        .sign(&other)
+        .unwrap();
+    let e =
+        op.p.userinfo(ResourceRequest {
+            authorization: Some(&auth),
+            dpop: &[&op2],
+            htm: "GET",
+            htu: &ui,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidDpopProof);
+}
+
+#[tokio::test]
+async fn token_endpoint_refusals() {
+    let op = op().await;
+    let key = keys::es256_a();
+    let other = keys::es256_b();
+    let jkt = key.public_jwk().thumbprint();
+    let req = request("pub", "openid offline_access bound_key", Some(&jkt));
+    let (code, _) = authorize(&op, &req).await;
+    let cf = code_form("pub", &code);
+    let err = |r: Result<TokenResponse, OpError>| r.unwrap_err().code;
+    // no proof, proof without c_s256, proof over another code, proof by another key
+    assert_eq!(
+        err(token(&op, &cf, &[], None).await),
+        ErrorCode::InvalidDpopProof
+    );
+    assert_eq!(
+        err(token(&op, &cf, &[&proof(&key, "a", T0, None)], None).await),
+        ErrorCode::InvalidDpopProof
+    );
+    assert_eq!(
+        err(token(&op, &cf, &[&proof(&key, "b", T0, Some("other"))], None).await),
+        ErrorCode::InvalidDpopProof
+    );
+    assert_eq!(
+        err(token(&op, &cf, &[&proof(&other, "c", T0, Some(&code))], None).await),
+        ErrorCode::InvalidGrant
+    );
+    // stale and future iat
+    assert_eq!(
+        err(token(&op, &cf, &[&proof(&key, "d", T0 - 120, Some(&code))], None).await),
+        ErrorCode::InvalidDpopProof
+    );
+    assert_eq!(
+        err(token(&op, &cf, &[&proof(&key, "e", T0 + 60, Some(&code))], None).await),
+        ErrorCode::InvalidDpopProof
+    );
+    // PKCE and redirect_uri mismatches
+    let mut bad = cf.clone();
+    bad[3] = ("code_verifier", "wrong-verifier-wrong-verifier-wrong-verif");
+    assert_eq!(
+        err(token(&op, &bad, &[&proof(&key, "f", T0, Some(&code))], None).await),
+        ErrorCode::InvalidGrant
+    );
+    let mut bad = cf.clone();
+    bad[2] = ("redirect_uri", "https://app.example/other");
+    assert_eq!(
+        err(token(&op, &bad, &[&proof(&key, "g", T0, Some(&code))], None).await),
+        ErrorCode::InvalidGrant
+    );
+    // none of the refusals burned the code: the right request succeeds
+    let good = proof(&key, "h", T0, Some(&code));
+    let res = token(&op, &cf, &[&good], None).await.unwrap();
+    // replayed proof: refused as a replay before the (now used) code is even looked at
+    let e = token(&op, &cf, &[&good], None).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidDpopProof, "{e:?}");
+    assert!(e.description.contains("replayed"), "{e:?}");
+    // code reuse: refused, and what it issued is revoked
+    let e = token(&op, &cf, &[&proof(&key, "i", T0, Some(&code))], None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidGrant);
+    assert!(e.description.contains("revoked"));
+    let rt = res.refresh_token.unwrap();
+    let e = token(
+        &op,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &rt),
+            ("client_id", "pub"),
+        ],
+        &[&proof(&key, "k", T0, None)],
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidGrant);
+}
+
+#[tokio::test]
+async fn refresh_with_another_key_and_reuse() {
+    let op = op().await;
+    let key = keys::es256_a();
+    let jkt = key.public_jwk().thumbprint();
+    let (code, _) = authorize(
+        &op,
+        &request("pub", "openid offline_access bound_key", Some(&jkt)),
+    )
+    .await;
+    let res = token(
+        &op,
+        &code_form("pub", &code),
+        &[&proof(&key, "1", T0, Some(&code))],
+        None,
+    )
+    .await
+    .unwrap();
+    let rt = res.refresh_token.unwrap();
+    let rf = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", rt.as_str()),
+        ("client_id", "pub"),
+    ];
+    let e = token(&op, &rf, &[&proof(&keys::es256_b(), "2", T0, None)], None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code,
+        ErrorCode::InvalidGrant,
+        "KB-RF2: proof by another key"
+    );
+    let e = token(&op, &rf, &[], None).await.unwrap_err();
+    assert_eq!(
+        e.code,
+        ErrorCode::InvalidDpopProof,
+        "bound refresh without proof"
+    );
+    let res2 = token(&op, &rf, &[&proof(&key, "3", T0, None)], None)
+        .await
+        .unwrap();
+    // reuse of the old token revokes the family, including the new one
+    let e = token(&op, &rf, &[&proof(&key, "4", T0, None)], None)
+        .await
+        .unwrap_err();
+    assert!(e.description.contains("reuse"), "{e:?}");
+    let rt2 = res2.refresh_token.unwrap();
+    let e = token(
+        &op,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &rt2),
+            ("client_id", "pub"),
+        ],
+        &[&proof(&key, "5", T0, None)],
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidGrant);
+}
+
+#[tokio::test]
+async fn kb_op7_dpop_without_dpop_jkt_gives_unbound_id_token() {
+    let op = op().await;
+    let key = keys::es256_a();
+    let (code, _) = authorize(&op, &request("pub", "openid", None)).await;
+    let res = token(
+        &op,
+        &code_form("pub", &code),
+        &[&proof(&key, "1", T0, None)],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        res.token_type, "DPoP",
+        "the access token is still DPoP-bound"
+    );
+    let jwks = op.p.jwks().await.unwrap();
+    let auds = vec!["pub".to_owned()];
+    let checks = IdTokenChecks {
+        nonce: Some("n-1"),
+        ..IdTokenChecks::new(ISS, &auds, T0)
+    };
+    let id = idtoken::validate(res.id_token.as_deref().unwrap(), &jwks, &checks).unwrap();
+    assert!(id.claims.cnf.is_none());
+    assert_eq!(id.typ.as_deref(), Some("JWT"));
+}
+
+#[tokio::test]
+async fn dpop_jkt_only_binds_code_not_id_token() {
+    let op = op().await;
+    let key = keys::es256_a();
+    let jkt = key.public_jwk().thumbprint();
+    let (code, _) = authorize(&op, &request("pub", "openid", Some(&jkt))).await;
+    let e = token(
+        &op,
+        &code_form("pub", &code),
+        &[&proof(&keys::es256_b(), "1", T0, None)],
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidGrant);
+    let res = token(
+        &op,
+        &code_form("pub", &code),
+        &[&proof(&key, "2", T0, None)],
+        None,
+    )
+    .await
+    .unwrap();
+    let payload = res.id_token.unwrap();
+    let jws = keybound_jose::Jws::parse(&payload).unwrap();
+    assert_eq!(jws.header().typ.as_deref(), Some("JWT"));
+}
+
+#[tokio::test]
+async fn use_dpop_nonce_then_retry_with_same_code() {
+    let op = op_with(|c| {
+        c.dpop_nonces = Some(NonceSource::new(&[9u8; 32], 60, 1).unwrap());
+        c.require_dpop_nonce = true;
+    })
+    .await;
+    let key = keys::es256_a();
+    let jkt = key.public_jwk().thumbprint();
+    let (code, _) = authorize(&op, &request("pub", "openid bound_key", Some(&jkt))).await;
+    let e = token(
+        &op,
+        &code_form("pub", &code),
+        &[&proof(&key, "1", T0, Some(&code))],
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code, ErrorCode::UseDpopNonce);
+    let nonce = e.dpop_nonce.unwrap();
+    let p = ProofBuilder::new("POST", &format!("{ISS}/token"), T0, "2")
+        .c_s256(&code)
+        .nonce(&nonce)
+        .sign(&key)
+        .unwrap();
+    let res = token(&op, &code_form("pub", &code), &[&p], None)
+        .await
+        .unwrap();
+    validate_bound(&op, res.id_token.as_deref().unwrap(), "pub", &jkt, false).await;
+}
+
+#[tokio::test]
+async fn draft00_client_gets_c_hash_rule_and_id_token_cnf_typ() {
+    let op = op().await;
+    let key = keys::es256_a();
+    let jkt = key.public_jwk().thumbprint();
+    let (code, _) = authorize(&op, &request("old", "openid bound_key", Some(&jkt))).await;
+    // c_s256 is not what a draft-00 client sends
+    let e = token(
+        &op,
+        &code_form("old", &code),
+        &[&proof(&key, "1", T0, Some(&code))],
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidDpopProof);
+    let p = ProofBuilder::new("POST", &format!("{ISS}/token"), T0, "2")
+        .code_binding(Profile::Draft00, &code)
+        .sign(&key)
+        .unwrap();
+    let res = token(&op, &code_form("old", &code), &[&p], None)
+        .await
+        .unwrap();
+    let id = validate_bound(&op, res.id_token.as_deref().unwrap(), "old", &jkt, true).await;
+    assert_eq!(id.typ.as_deref(), Some("id_token+cnf"));
+}
+
+#[tokio::test]
+async fn consent_is_remembered_per_key() {
+    let op = op().await;
+    let a = keys::es256_a().public_jwk().thumbprint();
+    let b = keys::es256_b().public_jwk().thumbprint();
+    authorize(&op, &request("pub", "openid bound_key", Some(&a))).await;
+    let session = op.p.login("alice", "wonderland").await.unwrap().unwrap();
+    let same =
+        op.p.validate_authorization(&request("pub", "openid bound_key", Some(&a)))
+            .await
+            .unwrap();
+    assert_eq!(
+        op.p.next_interaction(&same, Some(&session), false, false)
+            .await
+            .unwrap(),
+        Interaction::Issue
+    );
+    let new_key =
+        op.p.validate_authorization(&request("pub", "openid bound_key", Some(&b)))
+            .await
+            .unwrap();
+    match op
+        .p
+        .next_interaction(&new_key, Some(&session), false, false)
+        .await
+        .unwrap()
+    {
+        Interaction::Consent(c) => assert_eq!(c.bound_jkt.as_deref(), Some(b.as_str())),
+        other => panic!("KB-OP2: a new key needs consent, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn authorization_request_errors() {
+    let op = op().await;
+    let jkt = keys::es256_a().public_jwk().thumbprint();
+    // unregistered redirect_uri: an error page, never a redirect
+    let mut r = request("pub", "openid", None);
+    r.redirect_uri = Some("https://evil.example/cb".into());
+    let e = op.p.validate_authorization(&r).await.unwrap_err();
+    assert!(e.redirect_url().is_none());
+    // bound_key without dpop_jkt, malformed dpop_jkt: invalid_request to the redirect URI
+    for (scope, dpop_jkt) in [
+        ("openid bound_key", None),
+        ("openid bound_key", Some("not-a-thumbprint")),
+    ] {
+        let mut r = request("pub", scope, None);
+        r.dpop_jkt = dpop_jkt.map(str::to_owned);
+        let url =
+            op.p.validate_authorization(&r)
+                .await
+                .unwrap_err()
+                .redirect_url()
+                .unwrap();
+        assert!(
+            url.starts_with(REDIRECT)
+                && url.contains("error=invalid_request")
+                && url.contains("state=st-1"),
+            "{url}"
+        );
+    }
+    // public client without PKCE
+    let mut r = request("pub", "openid bound_key", Some(&jkt));
+    r.code_challenge = None;
+    r.code_challenge_method = None;
+    assert!(op
+        .p
+        .validate_authorization(&r)
+        .await
+        .unwrap_err()
+        .redirect_url()
+        .unwrap()
+        .contains("PKCE"));
+    // prompt=none without a session
+    let mut r = request("pub", "openid", None);
+    r.prompt = Some("none".into());
+    let v = op.p.validate_authorization(&r).await.unwrap();
+    let url =
+        op.p.next_interaction(&v, None, false, false)
+            .await
+            .unwrap_err()
+            .redirect_url()
+            .unwrap();
+    assert!(url.contains("error=login_required"));
+}
+
+#[tokio::test]
+async fn confidential_client_authentication() {
+    let op = op().await;
+    let key = keys::es256_a();
+    let jkt = key.public_jwk().thumbprint();
+    let (code, _) = authorize(&op, &request("conf", "openid bound_key", Some(&jkt))).await;
+    let cf: Vec<(&str, &str)> = code_form("conf", &code)
+        .into_iter()
+        .filter(|(k, _)| *k != "client_id")
+        .collect();
+    let wrong = format!("Basic {}", base64_std("conf:nope"));
+    let e = token(
+        &op,
+        &cf,
+        &[&proof(&key, "1", T0, Some(&code))],
+        Some(&wrong),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidClient);
+    let right = format!("Basic {}", base64_std("conf:s3cret"));
+    let res = token(
+        &op,
+        &cf,
+        &[&proof(&key, "2", T0, Some(&code))],
+        Some(&right),
+    )
+    .await
+    .unwrap();
+    validate_bound(&op, res.id_token.as_deref().unwrap(), "conf", &jkt, false).await;
+    // introspection returns cnf.jkt
+    let f = form(&[("token", &res.access_token)]);
+    let i = op.p.introspect(Some(&right), &f).await.unwrap();
+    assert_eq!(i["active"], true);
+    assert_eq!(i["cnf"]["jkt"], jkt.as_str());
+    assert_eq!(i["token_type"], "DPoP");
+}
+
+fn base64_std(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+#[test]
+fn password_hashes_verify() {
+    let h = password::hash("pw");
+    assert!(password::verify(&h, "pw"));
+    assert!(!password::verify(&h, "pw2"));
+    assert!(!password::verify("not a hash", "pw"));
+}
+
+#[tokio::test]
+async fn login_refuses_wrong_password_and_unknown_user() {
+    let op = op().await;
+    assert!(op.p.login("alice", "wrong").await.unwrap().is_none());
+    assert!(op.p.login("nobody", "wonderland").await.unwrap().is_none());
+    let s = op.p.login("alice", "wonderland").await.unwrap().unwrap();
+    assert_eq!(s.sub, "sub-alice");
+    assert_eq!(s.expires_at, T0 + 8 * 3600);
+}
+
+#[test]
+fn dummy_hash_costs_a_real_verification() {
+    // the constant used for unknown users must parse, or timing would reveal usernames
+    assert!(argon2::PasswordHash::new(keybound_op::password::DUMMY_HASH).is_ok());
+}
