@@ -76,6 +76,48 @@ impl Randomness for OsRandomness {
     }
 }
 
+/// The OP's endpoint paths, defined once: the server routes them and discovery publishes
+/// them from these constants.
+pub mod paths {
+    /// OpenID Connect Discovery
+    pub const DISCOVERY: &str = "/.well-known/openid-configuration";
+    /// authorization endpoint (GET and POST; also receives the login and consent forms)
+    pub const AUTHORIZE: &str = "/authorize";
+    /// token endpoint
+    pub const TOKEN: &str = "/token";
+    /// userinfo endpoint
+    pub const USERINFO: &str = "/userinfo";
+    /// JWK Set
+    pub const JWKS: &str = "/jwks";
+    /// RFC 7009 revocation
+    pub const REVOKE: &str = "/revoke";
+    /// RFC 7662 introspection
+    pub const INTROSPECT: &str = "/introspect";
+    /// liveness and readiness
+    pub const HEALTHZ: &str = "/healthz";
+    /// Prometheus metrics
+    pub const METRICS: &str = "/metrics";
+    /// end the browser session at the OP
+    pub const LOGOUT: &str = "/logout";
+}
+
+/// Whether `path` is one of [`paths`] (metrics label only known paths, bounding cardinality).
+pub fn paths_known(path: &str) -> bool {
+    [
+        paths::DISCOVERY,
+        paths::AUTHORIZE,
+        paths::TOKEN,
+        paths::USERINFO,
+        paths::JWKS,
+        paths::REVOKE,
+        paths::INTROSPECT,
+        paths::HEALTHZ,
+        paths::METRICS,
+        paths::LOGOUT,
+    ]
+    .contains(&path)
+}
+
 /// Absolute URLs of the OP's endpoints (the server derives them from the issuer and its paths).
 #[derive(Debug, Clone)]
 pub struct Endpoints {
@@ -127,12 +169,12 @@ impl OpConfig {
         OpConfig {
             issuer: issuer.to_owned(),
             endpoints: Endpoints {
-                authorization: format!("{base}/authorize"),
-                token: format!("{base}/token"),
-                userinfo: format!("{base}/userinfo"),
-                jwks: format!("{base}/jwks"),
-                revocation: format!("{base}/revoke"),
-                introspection: format!("{base}/introspect"),
+                authorization: format!("{base}{}", paths::AUTHORIZE),
+                token: format!("{base}{}", paths::TOKEN),
+                userinfo: format!("{base}{}", paths::USERINFO),
+                jwks: format!("{base}{}", paths::JWKS),
+                revocation: format!("{base}{}", paths::REVOKE),
+                introspection: format!("{base}{}", paths::INTROSPECT),
             },
             code_ttl: 60,
             access_token_ttl: 300,

@@ -1,0 +1,359 @@
+//! The authorization endpoint and its pages: GET/POST authorization requests, the login and
+//! consent forms (posted back here with the original parameters), the session cookie and
+//! CSRF protection (a random token in an HttpOnly cookie that every form must echo).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use keybound_op::{paths, AuthorizeError, Interaction, ValidatedAuthorization};
+use keybound_proto::wire::AuthorizationRequest;
+use keybound_store::{BrowserSession, TokenHash};
+
+use crate::{forms, pages, AppState};
+
+const SESSION_COOKIE: &str = "kb_session";
+const CSRF_COOKIE: &str = "kb_csrf";
+/// Form fields that belong to our pages, not to the authorization request.
+const INTERNAL: [&str; 6] = [
+    "kb_action",
+    "csrf",
+    "username",
+    "password",
+    "decision",
+    "kb_fresh",
+];
+
+fn html(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    r
+}
+
+fn see_other(location: &str) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn error_page(status: StatusCode, message: &str) -> Response {
+    html(status, pages::error("Sign-in request refused", message))
+}
+
+fn authorize_error(e: &AuthorizeError) -> Response {
+    match (e, e.redirect_url()) {
+        (_, Some(url)) => see_other(&url),
+        (AuthorizeError::Page { message }, None) => error_page(StatusCode::BAD_REQUEST, message),
+        (AuthorizeError::Redirect { .. }, None) => {
+            error_page(StatusCode::BAD_REQUEST, "invalid request")
+        }
+    }
+}
+
+fn cookie_attrs(state: &AppState, max_age: u64) -> String {
+    let secure = if state.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!("; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+}
+
+fn set_cookie(resp: &mut Response, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// The CSRF token for this browser, and a `Set-Cookie` value if it is new.
+fn csrf_token(state: &AppState, headers: &HeaderMap) -> (String, Option<String>) {
+    if let Some(c) = forms::cookie(headers, CSRF_COOKIE).filter(|c| c.len() >= 32) {
+        (c, None)
+    } else {
+        let t = state.provider.random_token();
+        let cookie = format!("{CSRF_COOKIE}={t}{}", cookie_attrs(state, 86_400));
+        (t, Some(cookie))
+    }
+}
+
+fn csrf_ok(headers: &HeaderMap, submitted: Option<&str>) -> bool {
+    match (forms::cookie(headers, CSRF_COOKIE), submitted) {
+        (Some(c), Some(s)) if c.len() >= 32 => keybound_jose::ct_eq(c.as_bytes(), s.as_bytes()),
+        _ => false,
+    }
+}
+
+/// `GET /authorize`
+pub async fn authorize_get(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let pairs = forms::pairs(q.unwrap_or_default().as_bytes());
+    handle(&state, &headers, pairs).await
+}
+
+/// `POST /authorize` (authorization requests by POST, and our login and consent forms)
+pub async fn authorize_post(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !forms::is_form(&headers) {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "the form must be application/x-www-form-urlencoded",
+        );
+    }
+    handle(&state, &headers, forms::pairs(&body)).await
+}
+
+struct Step<'a> {
+    state: &'a AppState,
+    headers: &'a HeaderMap,
+    v: &'a ValidatedAuthorization,
+    params: &'a [(String, String)],
+}
+
+async fn handle(state: &AppState, headers: &HeaderMap, pairs: Vec<(String, String)>) -> Response {
+    let (internal, params): (Vec<_>, Vec<_>) = pairs
+        .into_iter()
+        .partition(|(k, _)| INTERNAL.contains(&k.as_str()));
+    let field = |n: &str| {
+        internal
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+    };
+    for (i, (k, _)) in params.iter().enumerate() {
+        if params[..i].iter().any(|(k2, _)| k2 == k) {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                &format!("parameter '{k}' appears more than once"),
+            );
+        }
+    }
+    let encoded = serde_urlencoded::to_string(&params).unwrap_or_default();
+    let req: AuthorizationRequest = match serde_urlencoded::from_str(&encoded) {
+        Ok(r) => r,
+        Err(e) => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                &format!("malformed authorization request: {e}"),
+            )
+        }
+    };
+    let v = match state.provider.validate_authorization(&req).await {
+        Ok(v) => v,
+        Err(e) => return authorize_error(&e),
+    };
+    let now = state.provider.now();
+    let session_hash = forms::cookie(headers, SESSION_COOKIE).map(|c| TokenHash::of(&c));
+    let session = match &session_hash {
+        Some(h) => state.provider.store().session(h, now).await.ok().flatten(),
+        None => None,
+    };
+    let step = Step {
+        state,
+        headers,
+        v: &v,
+        params: &params,
+    };
+    match field("kb_action") {
+        None => step.next(session.as_ref(), false, false, None).await,
+        Some("login") => {
+            if !csrf_ok(headers, field("csrf")) {
+                return error_page(
+                    StatusCode::FORBIDDEN,
+                    "This form expired or was not sent by this site (CSRF check failed). Go back to the app and start again.",
+                );
+            }
+            let (Some(u), Some(p)) = (field("username"), field("password")) else {
+                return step.login_page(
+                    Some("Enter your username and password."),
+                    StatusCode::BAD_REQUEST,
+                );
+            };
+            match state.provider.login(u, p).await {
+                Ok(Some(sess)) => {
+                    let token = state.provider.random_token();
+                    if state
+                        .provider
+                        .store()
+                        .put_session(&TokenHash::of(&token), &sess)
+                        .await
+                        .is_err()
+                    {
+                        return error_page(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "the session could not be stored",
+                        );
+                    }
+                    let cookie = format!(
+                        "{SESSION_COOKIE}={token}{}",
+                        cookie_attrs(state, state.provider.config.session_ttl)
+                    );
+                    step.next(Some(&sess), true, false, Some(cookie)).await
+                }
+                Ok(None) => step.login_page(
+                    Some("Wrong username or password."),
+                    StatusCode::UNAUTHORIZED,
+                ),
+                Err(_) => error_page(StatusCode::INTERNAL_SERVER_ERROR, "sign-in is unavailable"),
+            }
+        }
+        Some("consent") => {
+            if !csrf_ok(headers, field("csrf")) {
+                return error_page(
+                    StatusCode::FORBIDDEN,
+                    "This form expired or was not sent by this site (CSRF check failed). Go back to the app and start again.",
+                );
+            }
+            let Some(sess) = session else {
+                return step.login_page(
+                    Some("Your session ended; sign in again."),
+                    StatusCode::UNAUTHORIZED,
+                );
+            };
+            match field("decision") {
+                Some("allow") => {
+                    if state.provider.record_consent(&v, &sess.sub).await.is_err() {
+                        return error_page(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "consent could not be stored",
+                        );
+                    }
+                    let fresh = field("kb_fresh").and_then(|f| f.parse::<u64>().ok())
+                        == Some(sess.auth_time);
+                    step.next(Some(&sess), fresh, true, None).await
+                }
+                Some("deny") => authorize_error(&state.provider.access_denied(&v)),
+                _ => error_page(StatusCode::BAD_REQUEST, "choose Allow or Deny"),
+            }
+        }
+        Some(other) => error_page(
+            StatusCode::BAD_REQUEST,
+            &format!("unknown form action '{other}'"),
+        ),
+    }
+}
+
+impl Step<'_> {
+    async fn next(
+        &self,
+        session: Option<&BrowserSession>,
+        fresh: bool,
+        consented: bool,
+        set_session: Option<String>,
+    ) -> Response {
+        let mut resp = match self
+            .state
+            .provider
+            .next_interaction(self.v, session, fresh, consented)
+            .await
+        {
+            Err(e) => authorize_error(&e),
+            Ok(Interaction::Login) => self.login_page(None, StatusCode::OK),
+            Ok(Interaction::Consent(p)) => {
+                let (csrf, cookie) = csrf_token(self.state, self.headers);
+                let fresh_at = if fresh {
+                    session.map_or(0, |s| s.auth_time)
+                } else {
+                    0
+                };
+                let mut r = html(
+                    StatusCode::OK,
+                    pages::consent(paths::AUTHORIZE, self.params, &csrf, fresh_at, &p),
+                );
+                if let Some(c) = cookie {
+                    set_cookie(&mut r, &c);
+                }
+                r
+            }
+            Ok(Interaction::Issue) => match session {
+                Some(s) => match self.state.provider.issue_code(self.v, s).await {
+                    Ok(url) => see_other(&url),
+                    Err(_) => error_page(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "the code could not be issued",
+                    ),
+                },
+                None => error_page(StatusCode::INTERNAL_SERVER_ERROR, "no session"),
+            },
+        };
+        if let Some(c) = set_session {
+            set_cookie(&mut resp, &c);
+        }
+        resp
+    }
+
+    fn login_page(&self, error: Option<&str>, status: StatusCode) -> Response {
+        let (csrf, cookie) = csrf_token(self.state, self.headers);
+        let mut r = html(
+            status,
+            pages::login(
+                paths::AUTHORIZE,
+                self.params,
+                &csrf,
+                &self.v.client.name,
+                self.v.login_hint.as_deref(),
+                error,
+            ),
+        );
+        if let Some(c) = cookie {
+            set_cookie(&mut r, &c);
+        }
+        r
+    }
+}
+
+/// `POST /logout`: end the OP session (CSRF-checked).
+pub async fn logout(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let pairs = forms::pairs(&body);
+    let csrf = pairs
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.as_str());
+    if !csrf_ok(&headers, csrf) {
+        return error_page(StatusCode::FORBIDDEN, "CSRF check failed");
+    }
+    if let Some(c) = forms::cookie(&headers, SESSION_COOKIE) {
+        let _ = state
+            .provider
+            .store()
+            .delete_session(&TokenHash::of(&c))
+            .await;
+    }
+    let mut r = html(
+        StatusCode::OK,
+        pages::error("Signed out", "You are signed out of keybound."),
+    );
+    set_cookie(
+        &mut r,
+        &format!("{SESSION_COOKIE}={}", cookie_attrs(&state, 0)),
+    );
+    r
+}

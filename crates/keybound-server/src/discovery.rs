@@ -1,0 +1,93 @@
+//! Discovery (OpenID Connect Discovery 1.0 / RFC 8414) and the JWK Set, built from the same
+//! path constants the router uses.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use keybound_op::{SUPPORTED_CLAIMS, SUPPORTED_SCOPES};
+use keybound_proto::wire::ProviderMetadata;
+
+use crate::AppState;
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// The provider metadata document.
+pub fn metadata(state: &AppState) -> ProviderMetadata {
+    let c = &state.provider.config;
+    let e = &c.endpoints;
+    let algs: Vec<String> = c
+        .dpop
+        .allowed_algs
+        .iter()
+        .map(|a| a.name().to_owned())
+        .collect();
+    ProviderMetadata {
+        issuer: c.issuer.clone(),
+        authorization_endpoint: e.authorization.clone(),
+        token_endpoint: e.token.clone(),
+        jwks_uri: e.jwks.clone(),
+        userinfo_endpoint: Some(e.userinfo.clone()),
+        revocation_endpoint: Some(e.revocation.clone()),
+        introspection_endpoint: Some(e.introspection.clone()),
+        scopes_supported: strings(&SUPPORTED_SCOPES),
+        response_types_supported: strings(&["code"]),
+        response_modes_supported: strings(&["query"]),
+        grant_types_supported: strings(&["authorization_code", "refresh_token"]),
+        subject_types_supported: strings(&["public"]),
+        id_token_signing_alg_values_supported: strings(&["ES256"]),
+        token_endpoint_auth_methods_supported: strings(&[
+            "none",
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+        ]),
+        token_endpoint_auth_signing_alg_values_supported: algs.clone(),
+        claims_supported: strings(&SUPPORTED_CLAIMS),
+        code_challenge_methods_supported: strings(&["S256"]),
+        dpop_signing_alg_values_supported: algs,
+        authorization_response_iss_parameter_supported: true,
+        ..ProviderMetadata::default()
+    }
+}
+
+/// `GET /.well-known/openid-configuration`
+pub async fn discovery(State(state): State<Arc<AppState>>) -> Response {
+    let mut r = Json(metadata(&state)).into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    r
+}
+
+/// `GET /jwks`: next, current and recently retired keys.
+pub async fn jwks(State(state): State<Arc<AppState>>) -> Response {
+    match state.provider.jwks().await {
+        Ok(set) => {
+            let mut r = Json(set.to_value()).into_response();
+            r.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            );
+            r
+        }
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+}
+
+/// `GET /healthz`: the store answers and a signing key is available.
+pub async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    match state.provider.current_key().await {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no signing key or store unavailable\n",
+        )
+            .into_response(),
+    }
+}

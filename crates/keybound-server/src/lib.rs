@@ -1,0 +1,89 @@
+//! # keybound-server
+//!
+//! The HTTP face of the OpenID Provider: an axum router whose handlers turn requests into the
+//! fact structs of `keybound-op`, and its decisions back into HTTP. Everything that is HTTP —
+//! headers, cookies, CSRF, HTML pages, CORS, status codes — lives here and nowhere else, and
+//! every error reaches the wire through one mapping ([`error`]).
+//!
+//! The login and consent forms post back to the authorization endpoint together with the
+//! original request's parameters, which are validated again on every step: no interaction
+//! state is kept on the server, so any node can serve any step.
+
+mod authorize;
+mod discovery;
+pub mod error;
+mod forms;
+mod metrics;
+mod pages;
+mod token;
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use keybound_op::{paths, Provider};
+use tower_http::cors::{Any, CorsLayer};
+
+pub use metrics::Metrics;
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    /// the provider's decisions
+    pub provider: Provider,
+    /// request counters
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    /// State over a provider.
+    pub fn new(provider: Provider) -> Arc<Self> {
+        Arc::new(AppState {
+            provider,
+            metrics: Metrics::default(),
+        })
+    }
+
+    fn secure_cookies(&self) -> bool {
+        self.provider.config.issuer.starts_with("https://")
+    }
+}
+
+/// The full router.
+pub fn router(state: Arc<AppState>) -> Router {
+    // Browser-based clients call these cross-origin (RFC 9449 §8: expose DPoP-Nonce).
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods(Any)
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderName::from_static("dpop"),
+        ])
+        .expose_headers([
+            axum::http::HeaderName::from_static("dpop-nonce"),
+            axum::http::header::WWW_AUTHENTICATE,
+        ]);
+    let api = Router::new()
+        .route(paths::DISCOVERY, get(discovery::discovery))
+        .route(paths::JWKS, get(discovery::jwks))
+        .route(paths::TOKEN, post(token::token))
+        .route(paths::USERINFO, get(token::userinfo).post(token::userinfo))
+        .layer(cors);
+    Router::new()
+        .merge(api)
+        .route(
+            paths::AUTHORIZE,
+            get(authorize::authorize_get).post(authorize::authorize_post),
+        )
+        .route(paths::REVOKE, post(token::revoke))
+        .route(paths::INTROSPECT, post(token::introspect))
+        .route(paths::LOGOUT, post(authorize::logout))
+        .route(paths::HEALTHZ, get(discovery::healthz))
+        .route(paths::METRICS, get(metrics::render))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .with_state(state)
+}

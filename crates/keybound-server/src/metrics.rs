@@ -1,0 +1,108 @@
+//! Prometheus metrics: requests, latency and OAuth error codes per endpoint. A handful of
+//! counters behind one mutex; the exposition format is the plain-text one.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+
+const BUCKETS: [f64; 8] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5];
+
+#[derive(Default, Debug)]
+struct Series {
+    count: u64,
+    sum: f64,
+    buckets: [u64; 8],
+}
+
+/// Counters per (path, status).
+#[derive(Default, Debug)]
+pub struct Metrics {
+    inner: Mutex<BTreeMap<(String, u16), Series>>,
+}
+
+impl Metrics {
+    fn observe(&self, path: &str, status: u16, secs: f64) {
+        let mut g = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let s = g.entry((path.to_owned(), status)).or_default();
+        s.count += 1;
+        s.sum += secs;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                s.buckets[i] += 1;
+            }
+        }
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let g = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out = String::from(
+            "# HELP keybound_http_requests_total HTTP requests by endpoint and status.\n\
+             # TYPE keybound_http_requests_total counter\n",
+        );
+        for ((p, st), s) in g.iter() {
+            out.push_str(&format!(
+                "keybound_http_requests_total{{path=\"{p}\",status=\"{st}\"}} {}\n",
+                s.count
+            ));
+        }
+        out.push_str(
+            "# HELP keybound_http_request_duration_seconds Request latency.\n\
+             # TYPE keybound_http_request_duration_seconds histogram\n",
+        );
+        for ((p, st), s) in g.iter() {
+            for (i, b) in BUCKETS.iter().enumerate() {
+                out.push_str(&format!(
+                    "keybound_http_request_duration_seconds_bucket{{path=\"{p}\",status=\"{st}\",le=\"{b}\"}} {}\n",
+                    s.buckets[i]
+                ));
+            }
+            out.push_str(&format!(
+                "keybound_http_request_duration_seconds_bucket{{path=\"{p}\",status=\"{st}\",le=\"+Inf\"}} {}\n",
+                s.count
+            ));
+            out.push_str(&format!(
+                "keybound_http_request_duration_seconds_sum{{path=\"{p}\",status=\"{st}\"}} {}\n",
+                s.sum
+            ));
+            out.push_str(&format!(
+                "keybound_http_request_duration_seconds_count{{path=\"{p}\",status=\"{st}\"}} {}\n",
+                s.count
+            ));
+        }
+        out
+    }
+}
+
+/// Middleware recording every request. Latency is measured with the monotonic clock; it is a
+/// metric, not protocol time.
+#[allow(clippy::disallowed_methods)] // measuring latency, not deciding anything by time
+pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let path = match req.uri().path() {
+        p if keybound_op::paths_known(p) => p.to_owned(),
+        _ => "other".to_owned(),
+    };
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    state
+        .metrics
+        .observe(&path, resp.status().as_u16(), start.elapsed().as_secs_f64());
+    resp
+}
+
+/// `GET /metrics`
+pub async fn render(State(state): State<Arc<AppState>>) -> Response {
+    let mut r = state.metrics.render().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    r
+}

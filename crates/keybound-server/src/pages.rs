@@ -1,0 +1,164 @@
+//! The OP's HTML pages: login, consent, error. Plain forms, no JavaScript; every value that
+//! reaches the page is HTML-escaped here.
+
+use keybound_op::ConsentPrompt;
+
+/// Escape text for HTML element content and double-quoted attribute values.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn layout(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>{t} · keybound</title>\
+<style>body{{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;color:#222}}\
+h1{{font-size:1.4rem}}label{{display:block;margin:.8rem 0 .2rem}}input[type=text],input[type=password]\
+{{width:100%;padding:.5rem;font-size:1rem;box-sizing:border-box}}button{{margin:1rem .5rem 0 0;padding:.5rem 1.2rem;font-size:1rem}}\
+.error{{color:#a00;background:#fee;padding:.6rem;border-radius:4px}}.key{{font-family:monospace;word-break:break-all;background:#f4f4f4;padding:.4rem}}\
+ul{{padding-left:1.2rem}}</style></head><body>\n{body}\n</body></html>\n",
+        t = esc(title)
+    )
+}
+
+fn hidden(fields: &[(String, String)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                esc(k),
+                esc(v)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The login form; posts back to the authorization endpoint with the request's parameters.
+pub fn login(
+    action: &str,
+    fields: &[(String, String)],
+    csrf: &str,
+    client_name: &str,
+    login_hint: Option<&str>,
+    error: Option<&str>,
+) -> String {
+    let err = error.map_or(String::new(), |e| {
+        format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e))
+    });
+    layout(
+        "Sign in",
+        &format!(
+            "<h1>Sign in</h1>\n<p>to continue to <strong>{client}</strong></p>\n{err}\n\
+<form method=\"post\" action=\"{action}\">\n{hidden}\n\
+<input type=\"hidden\" name=\"kb_action\" value=\"login\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n\
+<label for=\"username\">Username</label><input type=\"text\" id=\"username\" name=\"username\" value=\"{hint}\" autocomplete=\"username\" required autofocus>\n\
+<label for=\"password\">Password</label><input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\n\
+<button type=\"submit\">Sign in</button>\n</form>",
+            client = esc(client_name),
+            action = esc(action),
+            hidden = hidden(fields),
+            csrf = esc(csrf),
+            hint = esc(login_hint.unwrap_or("")),
+        ),
+    )
+}
+
+fn describe_scope(s: &str) -> &'static str {
+    match s {
+        "openid" => "Sign you in with your account",
+        "profile" => "See your name and username",
+        "email" => "See your email address",
+        "offline_access" => "Stay signed in when you are not using it",
+        "bound_key" => "Bind this sign-in to a key that only the app holds",
+        _ => "Other access",
+    }
+}
+
+/// The consent form.
+pub fn consent(
+    action: &str,
+    fields: &[(String, String)],
+    csrf: &str,
+    fresh: u64,
+    p: &ConsentPrompt,
+) -> String {
+    let scopes = p
+        .scopes
+        .iter()
+        .map(|s| format!("<li>{} <small>({})</small></li>", describe_scope(s), esc(s)))
+        .collect::<String>();
+    let key = p.bound_jkt.as_deref().map_or(String::new(), |jkt| {
+        format!(
+            "<p>The app will be able to prove that it received this sign-in: your sign-in is \
+bound to the app's key with thumbprint</p><p class=\"key\" id=\"key-thumbprint\">{}</p>\
+<p>Only approve if you are signing in to this app yourself.</p>",
+            esc(jkt)
+        )
+    });
+    layout(
+        "Allow access",
+        &format!(
+            "<h1>Allow <strong>{client}</strong>?</h1>\n<p>The app asks to:</p><ul>{scopes}</ul>\n{key}\n\
+<form method=\"post\" action=\"{action}\">\n{hidden}\n\
+<input type=\"hidden\" name=\"kb_action\" value=\"consent\">\
+<input type=\"hidden\" name=\"kb_fresh\" value=\"{fresh}\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n\
+<button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\
+<button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\n</form>",
+            client = esc(&p.client_name),
+            action = esc(action),
+            hidden = hidden(fields),
+            csrf = esc(csrf),
+        ),
+    )
+}
+
+/// An error page (never a redirect to an unverified URI).
+pub fn error(title: &str, message: &str) -> String {
+    layout(
+        title,
+        &format!(
+            "<h1>{}</h1>\n<p class=\"error\" role=\"alert\">{}</p>",
+            esc(title),
+            esc(message)
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_everything_that_could_break_out() {
+        assert_eq!(
+            esc("<a href=\"x\" onclick='y'>&</a>"),
+            "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
+        );
+        let page = login(
+            "/authorize",
+            &[("state".into(), "\"><script>".into())],
+            "c",
+            "<b>App</b>",
+            None,
+            None,
+        );
+        assert!(!page.contains("<script>"));
+        assert!(!page.contains("<b>App</b>"));
+    }
+}

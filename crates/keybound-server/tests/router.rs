@@ -1,0 +1,838 @@
+//! Router-level tests: the whole axum app in process (no socket), driven like a browser and a
+//! client would drive it. Each acceptance refusal of the OP issue has a test here, with the
+//! HTTP status and OAuth error code it must produce.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use base64::Engine as _;
+use http_body_util::BodyExt as _;
+use keybound_jose::{b64, jws, Algorithm, Jkt, PrivateKey};
+use keybound_op::{password, Clock, OpConfig, OsRandomness, Provider};
+use keybound_proto::dpop::{NonceSource, ProofBuilder};
+use keybound_proto::idtoken::{self, BindingRequirement, IdTokenChecks};
+use keybound_proto::keybinding::Profile;
+use keybound_store::{Client, ClientAuthMethod, MemoryStore, Store, User};
+use keybound_testkit::keys;
+use serde_json::{json, Value};
+use tower::ServiceExt as _;
+
+const ISS: &str = "http://127.0.0.1:8080";
+const T0: u64 = 1_700_000_000;
+const REDIRECT: &str = "http://127.0.0.1:9999/cb";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+struct TestClock(AtomicU64);
+impl Clock for TestClock {
+    fn now(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+struct App {
+    router: Router,
+    cookies: HashMap<String, String>,
+}
+
+struct Resp {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+    fn location(&self) -> String {
+        self.headers[header::LOCATION].to_str().unwrap().to_owned()
+    }
+    fn error(&self) -> String {
+        self.json()["error"].as_str().unwrap_or("").to_owned()
+    }
+}
+
+async fn app_with(nonces: bool) -> App {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let clock = Arc::new(TestClock(AtomicU64::new(T0)));
+    let mut cfg = OpConfig::new(ISS);
+    if nonces {
+        cfg.dpop_nonces = Some(NonceSource::new(&[5u8; 32], 300, 1).unwrap());
+    }
+    let p = Provider::new(cfg, store.clone(), clock, Arc::new(OsRandomness));
+    p.ensure_signing_keys().await.unwrap();
+    let mk = |id: &str, method, profile, nonce| Client {
+        client_id: id.into(),
+        name: format!("App {id}"),
+        auth_method: method,
+        secret_hash: (method != ClientAuthMethod::None).then(|| password::hash("s3cret")),
+        redirect_uris: vec![REDIRECT.into()],
+        key_binding_profile: profile,
+        require_dpop_nonce: nonce,
+        dpop_bound_access_tokens: false,
+        jwks: None,
+        created_at: T0,
+    };
+    store
+        .put_client(&mk(
+            "pub",
+            ClientAuthMethod::None,
+            Profile::KeyBinding,
+            false,
+        ))
+        .await
+        .unwrap();
+    store
+        .put_client(&mk(
+            "conf",
+            ClientAuthMethod::ClientSecretBasic,
+            Profile::KeyBinding,
+            false,
+        ))
+        .await
+        .unwrap();
+    store
+        .put_client(&mk(
+            "nonce",
+            ClientAuthMethod::None,
+            Profile::KeyBinding,
+            true,
+        ))
+        .await
+        .unwrap();
+    store
+        .put_user(&User {
+            sub: "sub-alice".into(),
+            username: "alice".into(),
+            password_hash: password::hash("wonderland"),
+            name: Some("Alice".into()),
+            email: None,
+            email_verified: false,
+            created_at: T0,
+        })
+        .await
+        .unwrap();
+    App {
+        router: keybound_server::router(keybound_server::AppState::new(p)),
+        cookies: HashMap::new(),
+    }
+}
+
+async fn app() -> App {
+    app_with(false).await
+}
+
+fn form_body(pairs: &[(&str, &str)]) -> String {
+    serde_urlencoded::to_string(pairs).unwrap()
+}
+
+impl App {
+    async fn send(&mut self, req: Request<Body>) -> Resp {
+        let mut req = req;
+        if !self.cookies.is_empty() {
+            let c = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            req.headers_mut().insert(header::COOKIE, c.parse().unwrap());
+        }
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        for v in resp.headers().get_all(header::SET_COOKIE) {
+            let s = v.to_str().unwrap();
+            let (kv, _) = s.split_once(';').unwrap_or((s, ""));
+            let (k, v) = kv.split_once('=').unwrap();
+            self.cookies.insert(k.to_owned(), v.to_owned());
+        }
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = String::from_utf8(
+            resp.into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes()
+                .to_vec(),
+        )
+        .unwrap();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&mut self, uri: &str) -> Resp {
+        self.send(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+    }
+
+    async fn post_form(&mut self, uri: &str, body: String, headers: &[(&str, &str)]) -> Resp {
+        let mut b =
+            Request::post(uri).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        self.send(b.body(Body::from(body)).unwrap()).await
+    }
+
+    /// Submit the single form on an HTML page with extra fields.
+    async fn submit(&mut self, page: &str, extra: &[(&str, &str)]) -> Resp {
+        let re = regex_lite::Regex::new(r#"<input type="hidden" name="([^"]+)" value="([^"]*)">"#)
+            .unwrap();
+        let mut fields: Vec<(String, String)> = re
+            .captures_iter(page)
+            .map(|c| (unescape(&c[1]), unescape(&c[2])))
+            .collect();
+        for (k, v) in extra {
+            fields.push(((*k).to_owned(), (*v).to_owned()));
+        }
+        let body = serde_urlencoded::to_string(&fields).unwrap();
+        self.post_form("/authorize", body, &[]).await
+    }
+
+    /// Sign in and consent; returns the code.
+    async fn code_for(&mut self, client: &str, scope: &str, jkt: Option<&Jkt>) -> String {
+        let page = self.get(&authorize_uri(client, scope, jkt)).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let next = if page.body.contains("name=\"password\"") {
+            self.submit(
+                &page.body,
+                &[("username", "alice"), ("password", "wonderland")],
+            )
+            .await
+        } else {
+            page
+        };
+        let done = if next.status == StatusCode::OK && next.body.contains("name=\"decision\"") {
+            self.submit(&next.body, &[("decision", "allow")]).await
+        } else {
+            next
+        };
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+        let url = url::Url::parse(&done.location()).unwrap();
+        let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
+        assert_eq!(q["iss"], ISS);
+        assert_eq!(q["state"], "s1");
+        q["code"].clone()
+    }
+
+    async fn token(&mut self, pairs: &[(&str, &str)], dpop: Option<&str>) -> Resp {
+        let mut h = vec![];
+        if let Some(p) = dpop {
+            h.push(("DPoP", p));
+        }
+        self.post_form("/token", form_body(pairs), &h).await
+    }
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+fn authorize_uri(client: &str, scope: &str, jkt: Option<&Jkt>) -> String {
+    let mut p = vec![
+        ("response_type", "code".to_owned()),
+        ("client_id", client.to_owned()),
+        ("redirect_uri", REDIRECT.to_owned()),
+        ("scope", scope.to_owned()),
+        ("state", "s1".to_owned()),
+        ("nonce", "n1".to_owned()),
+        (
+            "code_challenge",
+            keybound_jose::sha256_b64(VERIFIER.as_bytes()),
+        ),
+        ("code_challenge_method", "S256".to_owned()),
+    ];
+    if let Some(j) = jkt {
+        p.push(("dpop_jkt", j.to_string()));
+    }
+    format!("/authorize?{}", serde_urlencoded::to_string(&p).unwrap())
+}
+
+fn code_grant<'a>(client: &'a str, code: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+        ("client_id", client),
+    ]
+}
+
+fn proof_at(key: &PrivateKey, jti: &str, iat: u64, code: Option<&str>) -> String {
+    let b = ProofBuilder::new("POST", &format!("{ISS}/token"), iat, jti);
+    match code {
+        Some(c) => b.c_s256(c),
+        None => b,
+    }
+    .sign(key)
+    .unwrap()
+}
+
+fn proof(key: &PrivateKey, jti: &str, code: Option<&str>) -> String {
+    proof_at(key, jti, T0, code)
+}
+
+/// A proof with arbitrary header and claims, signed by `key`.
+#[allow(clippy::needless_pass_by_value)] // call sites read better with json!() by value
+fn forged(key: &PrivateKey, header: Value, claims: Value) -> String {
+    jws::sign(
+        key.default_alg(),
+        header.as_object().unwrap(),
+        claims.to_string().as_bytes(),
+        key,
+    )
+    .unwrap()
+}
+
+async fn check_id_token(
+    app: &mut App,
+    id_token: &str,
+    client: &str,
+    jkt: Option<&Jkt>,
+) -> idtoken::ValidatedIdToken {
+    let jwks = keybound_jose::JwkSet::from_value(&app.get("/jwks").await.json()).unwrap();
+    let auds = vec![client.to_owned()];
+    let checks = IdTokenChecks {
+        nonce: Some("n1"),
+        binding: jkt.map_or(BindingRequirement::Unbound, |j| BindingRequirement::Bound {
+            expected_jkt: Some(j),
+            accept_draft00: false,
+        }),
+        ..IdTokenChecks::new(ISS, &auds, T0)
+    };
+    idtoken::validate(id_token, &jwks, &checks).unwrap()
+}
+
+#[tokio::test]
+async fn discovery_lists_key_binding_and_dpop() {
+    let mut a = app().await;
+    let r = a.get("/.well-known/openid-configuration").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let m = r.json();
+    assert_eq!(m["issuer"], ISS);
+    assert_eq!(m["token_endpoint"], format!("{ISS}/token"));
+    for s in ["openid", "profile", "email", "offline_access", "bound_key"] {
+        assert!(
+            m["scopes_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(s)),
+            "KB-D1 {s}"
+        );
+    }
+    assert_eq!(
+        m["dpop_signing_alg_values_supported"],
+        json!(["ES256", "ES384", "ES512", "EdDSA", "RS256", "PS256"])
+    );
+    assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(m["response_types_supported"], json!(["code"]));
+    assert_eq!(m["authorization_response_iss_parameter_supported"], true);
+    assert_eq!(
+        m["token_endpoint_auth_methods_supported"],
+        json!([
+            "none",
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt"
+        ])
+    );
+    let j = a.get("/jwks").await;
+    assert!(j.headers[header::CACHE_CONTROL]
+        .to_str()
+        .unwrap()
+        .contains("max-age"));
+    assert_eq!(
+        j.json()["keys"].as_array().unwrap().len(),
+        2,
+        "current and next"
+    );
+}
+
+#[tokio::test]
+async fn key_bound_flow_over_http() {
+    let mut a = app().await;
+    let key = keys::es256_a();
+    let jkt = key.public_jwk().thumbprint();
+    let code = a
+        .code_for("pub", "openid profile offline_access bound_key", Some(&jkt))
+        .await;
+    let r = a
+        .token(
+            &code_grant("pub", &code),
+            Some(&proof(&key, "1", Some(&code))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
+    let t = r.json();
+    assert_eq!(t["token_type"], "DPoP");
+    let id = check_id_token(&mut a, t["id_token"].as_str().unwrap(), "pub", Some(&jkt)).await;
+    assert_eq!(id.typ.as_deref(), Some("dpop+id_token"));
+    // userinfo: DPoP works, Bearer is refused with a DPoP challenge
+    let at = t["access_token"].as_str().unwrap();
+    let up = ProofBuilder::new("GET", &format!("{ISS}/userinfo"), T0, "u1")
+        .ath_for(at)
+        .sign(&key)
+        .unwrap();
+    let ok = a
+        .send(
+            Request::get("/userinfo")
+                .header("authorization", format!("DPoP {at}"))
+                .header("dpop", up)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    assert_eq!(ok.json()["name"], "Alice");
+    let bearer = a
+        .send(
+            Request::get("/userinfo")
+                .header("authorization", format!("Bearer {at}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(bearer.status, StatusCode::UNAUTHORIZED);
+    let chal = bearer.headers[header::WWW_AUTHENTICATE].to_str().unwrap();
+    assert!(chal.starts_with("DPoP error=\"invalid_token\""), "{chal}");
+    // refresh keeps cnf
+    let rt = t["refresh_token"].as_str().unwrap();
+    let r2 = a
+        .token(
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", rt),
+                ("client_id", "pub"),
+            ],
+            Some(&proof(&key, "2", None)),
+        )
+        .await;
+    assert_eq!(r2.status, StatusCode::OK, "{}", r2.body);
+    let id2 = r2.json()["id_token"].as_str().unwrap().to_owned();
+    let jws = keybound_jose::Jws::parse(&id2).unwrap();
+    let claims: Value = jws.payload_json().unwrap();
+    assert_eq!(claims["cnf"]["jwk"], key.public_jwk().to_value());
+}
+
+#[tokio::test]
+async fn token_endpoint_refusals_with_status_and_code() {
+    let mut a = app().await;
+    let key = keys::es256_a();
+    let other = keys::es256_b();
+    let jkt = key.public_jwk().thumbprint();
+    let code = a
+        .code_for("pub", "openid offline_access bound_key", Some(&jkt))
+        .await;
+    let g = code_grant("pub", &code);
+    let htu = format!("{ISS}/token");
+    let std_claims = |jti: &str| json!({"jti": jti, "htm": "POST", "htu": htu, "iat": T0, "c_s256": keybound_proto::keybinding::c_s256(&code)});
+    let hdr = |k: &PrivateKey| json!({"typ": "dpop+jwt", "jwk": k.public_jwk().to_value()});
+    let mut cases: Vec<(&str, String, &str)> = vec![
+        (
+            "proof by another key",
+            proof(&other, "a", Some(&code)),
+            "invalid_grant",
+        ),
+        (
+            "c_s256 missing",
+            proof(&key, "b", None),
+            "invalid_dpop_proof",
+        ),
+        (
+            "c_s256 mismatch",
+            proof(&key, "c", Some("another-code")),
+            "invalid_dpop_proof",
+        ),
+        (
+            "stale iat",
+            proof_at(&key, "d", T0 - 300, Some(&code)),
+            "invalid_dpop_proof",
+        ),
+        (
+            "future iat",
+            proof_at(&key, "e", T0 + 300, Some(&code)),
+            "invalid_dpop_proof",
+        ),
+        (
+            "wrong htm",
+            ProofBuilder::new("GET", &htu, T0, "f")
+                .c_s256(&code)
+                .sign(&key)
+                .unwrap(),
+            "invalid_dpop_proof",
+        ),
+        (
+            "wrong htu",
+            ProofBuilder::new("POST", "http://127.0.0.1:8080/other", T0, "g")
+                .c_s256(&code)
+                .sign(&key)
+                .unwrap(),
+            "invalid_dpop_proof",
+        ),
+        (
+            "wrong typ",
+            forged(
+                &key,
+                json!({"typ": "dpop+id_token", "jwk": key.public_jwk().to_value()}),
+                std_claims("h"),
+            ),
+            "invalid_dpop_proof",
+        ),
+        (
+            "jwk with d",
+            forged(
+                &key,
+                json!({"typ": "dpop+jwt", "jwk": serde_json::from_str::<Value>(&key.to_private_jwk().unwrap()).unwrap()}),
+                std_claims("i"),
+            ),
+            "invalid_dpop_proof",
+        ),
+    ];
+    // alg none and HS256: hand-built, no valid signature
+    let none_h = b64::encode(
+        json!({"typ":"dpop+jwt","alg":"none","jwk":key.public_jwk().to_value()}).to_string(),
+    );
+    let hs_h = b64::encode(
+        json!({"typ":"dpop+jwt","alg":"HS256","jwk":key.public_jwk().to_value()}).to_string(),
+    );
+    let body = b64::encode(std_claims("j").to_string());
+    cases.push((
+        "alg none",
+        format!("{none_h}.{body}."),
+        "invalid_dpop_proof",
+    ));
+    cases.push(("HS256", format!("{hs_h}.{body}.AAAA"), "invalid_dpop_proof"));
+    let _ = hdr;
+    for (what, p, code_expected) in &cases {
+        let r = a.token(&g, Some(p)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{what}: {}", r.body);
+        assert_eq!(r.error(), *code_expected, "{what}: {}", r.body);
+    }
+    // PKCE and redirect_uri mismatch
+    let mut bad = g.clone();
+    bad[3] = ("code_verifier", "x".repeat(43).leak());
+    let r = a.token(&bad, Some(&proof(&key, "k", Some(&code)))).await;
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_grant"),
+        "PKCE"
+    );
+    let mut bad = g.clone();
+    bad[2] = ("redirect_uri", "http://127.0.0.1:9999/other");
+    let r = a.token(&bad, Some(&proof(&key, "l", Some(&code)))).await;
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_grant"),
+        "redirect_uri"
+    );
+    // the code survived all of that
+    let good = proof(&key, "m", Some(&code));
+    let ok = a.token(&g, Some(&good)).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    // replayed proof
+    let r = a.token(&g, Some(&good)).await;
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_dpop_proof"),
+        "replay"
+    );
+    // code reuse revokes what it issued
+    let r = a.token(&g, Some(&proof(&key, "n", Some(&code)))).await;
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_grant"),
+        "code reuse"
+    );
+    let at = ok.json()["access_token"].as_str().unwrap().to_owned();
+    let up = ProofBuilder::new("GET", &format!("{ISS}/userinfo"), T0, "u")
+        .ath_for(&at)
+        .sign(&key)
+        .unwrap();
+    let r = a
+        .send(
+            Request::get("/userinfo")
+                .header("authorization", format!("DPoP {at}"))
+                .header("dpop", up)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "access token of a reused code is revoked"
+    );
+}
+
+#[tokio::test]
+async fn refresh_with_another_key_and_reuse_over_http() {
+    let mut a = app().await;
+    let key = keys::es256_a();
+    let jkt = key.public_jwk().thumbprint();
+    let code = a
+        .code_for("pub", "openid offline_access bound_key", Some(&jkt))
+        .await;
+    let t = a
+        .token(
+            &code_grant("pub", &code),
+            Some(&proof(&key, "1", Some(&code))),
+        )
+        .await
+        .json();
+    let rt = t["refresh_token"].as_str().unwrap().to_owned();
+    let rf = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", rt.as_str()),
+        ("client_id", "pub"),
+    ];
+    let r = a
+        .token(&rf, Some(&proof(&keys::es256_b(), "2", None)))
+        .await;
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_grant")
+    );
+    assert_eq!(
+        a.token(&rf, Some(&proof(&key, "3", None))).await.status,
+        StatusCode::OK
+    );
+    let r = a.token(&rf, Some(&proof(&key, "4", None))).await;
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_grant")
+    );
+    assert!(r.json()["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("reuse"));
+}
+
+#[tokio::test]
+async fn dpop_without_dpop_jkt_gives_id_token_without_cnf() {
+    let mut a = app().await;
+    let key = keys::es256_a();
+    let code = a.code_for("pub", "openid", None).await;
+    let r = a
+        .token(&code_grant("pub", &code), Some(&proof(&key, "1", None)))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let id = check_id_token(&mut a, r.json()["id_token"].as_str().unwrap(), "pub", None).await;
+    assert!(id.claims.cnf.is_none());
+}
+
+#[tokio::test]
+async fn use_dpop_nonce_then_retry_with_same_code() {
+    let mut a = app_with(true).await;
+    let key = keys::es256_a();
+    let jkt = key.public_jwk().thumbprint();
+    let code = a.code_for("nonce", "openid bound_key", Some(&jkt)).await;
+    let g = code_grant("nonce", &code);
+    let r = a.token(&g, Some(&proof(&key, "1", Some(&code)))).await;
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (StatusCode::BAD_REQUEST, "use_dpop_nonce")
+    );
+    let nonce = r.headers["dpop-nonce"].to_str().unwrap().to_owned();
+    let p = ProofBuilder::new("POST", &format!("{ISS}/token"), T0, "2")
+        .c_s256(&code)
+        .nonce(&nonce)
+        .sign(&key)
+        .unwrap();
+    let ok = a.token(&g, Some(&p)).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    assert!(
+        ok.headers.contains_key("dpop-nonce"),
+        "the next nonce is advertised"
+    );
+}
+
+#[tokio::test]
+async fn confidential_client_needs_its_secret() {
+    let mut a = app().await;
+    let key = keys::es256_a();
+    let jkt = key.public_jwk().thumbprint();
+    let code = a.code_for("conf", "openid bound_key", Some(&jkt)).await;
+    let g: Vec<(&str, &str)> = code_grant("conf", &code)
+        .into_iter()
+        .filter(|(k, _)| *k != "client_id")
+        .collect();
+    let wrong = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("conf:nope")
+    );
+    let p = proof(&key, "1", Some(&code));
+    let r = a
+        .post_form(
+            "/token",
+            form_body(&g),
+            &[("authorization", &wrong), ("dpop", &p)],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_client")
+    );
+    assert!(r.headers[header::WWW_AUTHENTICATE]
+        .to_str()
+        .unwrap()
+        .starts_with("Basic"));
+    let right = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("conf:s3cret")
+    );
+    let p = proof(&key, "2", Some(&code));
+    let r = a
+        .post_form(
+            "/token",
+            form_body(&g),
+            &[("authorization", &right), ("dpop", &p)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+#[tokio::test]
+async fn authorization_errors_pages_and_redirects() {
+    let mut a = app().await;
+    // unregistered redirect_uri: page, never a redirect
+    let r = a.get("/authorize?response_type=code&client_id=pub&redirect_uri=https%3A%2F%2Fevil.example%2Fcb&scope=openid&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.headers.get(header::LOCATION).is_none());
+    assert!(r.body.contains("not registered"));
+    // bound_key without dpop_jkt: invalid_request to the redirect URI
+    let r = a.get(&authorize_uri("pub", "openid bound_key", None)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.location().starts_with(REDIRECT) && r.location().contains("error=invalid_request"));
+    // malformed dpop_jkt
+    let r = a
+        .get(&format!(
+            "{}&dpop_jkt=abc",
+            authorize_uri("pub", "openid bound_key", None)
+        ))
+        .await;
+    assert!(r.location().contains("error=invalid_request"));
+}
+
+#[tokio::test]
+async fn login_wrong_password_and_csrf() {
+    let mut a = app().await;
+    let jkt = keys::es256_a().public_jwk().thumbprint();
+    let page = a
+        .get(&authorize_uri("pub", "openid bound_key", Some(&jkt)))
+        .await;
+    let wrong = a
+        .submit(&page.body, &[("username", "alice"), ("password", "nope")])
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.body.contains("Wrong username or password"));
+    // tampered CSRF token
+    let tampered = page.body.replace(
+        &format!("value=\"{}\"", a.cookies["kb_csrf"]),
+        "value=\"forged-forged-forged-forged-forged\"",
+    );
+    let r = a
+        .submit(
+            &tampered,
+            &[("username", "alice"), ("password", "wonderland")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("CSRF"));
+    // the real form works, and the consent page names the key
+    let consent = a
+        .submit(
+            &page.body,
+            &[("username", "alice"), ("password", "wonderland")],
+        )
+        .await;
+    assert_eq!(consent.status, StatusCode::OK);
+    assert!(consent.body.contains(jkt.as_str()));
+    assert!(consent.body.contains("will be able to prove"));
+    let cookie = a.cookies.get("kb_session").cloned().unwrap();
+    assert!(!cookie.is_empty());
+}
+
+#[tokio::test]
+async fn cors_exposes_dpop_nonce() {
+    let mut a = app().await;
+    let r = a
+        .send(
+            Request::builder()
+                .method("OPTIONS")
+                .uri("/token")
+                .header("origin", "https://spa.example")
+                .header("access-control-request-method", "POST")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert!(r.headers.contains_key("access-control-allow-origin"));
+    let r = a
+        .send(
+            Request::get("/jwks")
+                .header("origin", "https://spa.example")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert!(r.headers["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase()
+        .contains("dpop-nonce"));
+}
+
+#[tokio::test]
+async fn bad_input_is_never_a_500() {
+    let mut a = app().await;
+    for body in [
+        "",
+        "grant_type=authorization_code",
+        "grant_type=x&grant_type=y",
+        "%%%",
+        "grant_type=refresh_token&refresh_token=nope&client_id=pub",
+    ] {
+        let r = a.post_form("/token", body.to_owned(), &[]).await;
+        assert!(r.status.is_client_error(), "{body}: {}", r.status);
+        assert!(!r.error().is_empty(), "{body}");
+    }
+    let r = a
+        .send(
+            Request::post("/token")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from("{}"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = a.get("/authorize?client_id=pub&max_age=abc").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = a
+        .send(
+            Request::get("/userinfo")
+                .header("authorization", "DPoP garbage")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let m = a.get("/metrics").await;
+    assert!(m
+        .body
+        .contains("keybound_http_requests_total{path=\"/token\",status=\"400\"}"));
+    assert_eq!(a.get("/healthz").await.status, StatusCode::OK);
+    let _ = Algorithm::ES256;
+}
