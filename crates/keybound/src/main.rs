@@ -1,27 +1,50 @@
 //! # keybound
 //!
-//! The one binary of keybound. This issue ships `inspect`; `serve`, `login`, `present`,
-//! `verify` and `demo` arrive with the OP and RP issues. It is the only crate that reads the
-//! clock or the terminal, and the only one that uses `anyhow`.
+//! The one binary of keybound: `serve` (the OpenID Provider), `admin` (provisioning),
+//! `inspect` (tokens and Token Binding messages); `login`, `present`, `verify` and `demo`
+//! arrive with the RP issue. It is the only crate that reads the clock, and the only one that
+//! uses `anyhow`.
 
 use std::io::Read as _;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod admin;
+mod config;
 mod inspect;
+mod serve;
 
 /// Proof-of-possession OpenID Connect: key-bound ID Tokens (OpenID Connect Key Binding),
 /// DPoP and Token Bound Authentication.
 #[derive(Parser, Debug)]
 #[command(name = "keybound", version, about, long_about = None)]
 struct Cli {
+    #[command(flatten)]
+    overrides: config::Overrides,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the OpenID Provider (SQLite in the data directory).
+    Serve {
+        /// listen address [env: KEYBOUND_LISTEN] (default 127.0.0.1:8080)
+        #[arg(long)]
+        listen: Option<String>,
+        /// issuer URL [env: KEYBOUND_ISSUER] (default http://LISTEN; http only on loopback)
+        #[arg(long)]
+        issuer: Option<String>,
+        /// on first start, create a demo user and two demo clients and print them
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Provision clients, users and signing keys in the server's store.
+    Admin {
+        #[command(subcommand)]
+        cmd: admin::Admin,
+    },
     /// Decode a JWT (ID Token, DPoP proof, access token, ID-JAG) or a Sec-Token-Binding
     /// value: header, claims, token kind, `cnf` and the key thumbprint. Verifies nothing
     /// except a DPoP proof's signature by its own header key.
@@ -44,9 +67,58 @@ fn read_input(value: &str) -> anyhow::Result<String> {
     Ok(text.trim().to_owned())
 }
 
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn fail(e: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {}", one_line(&format!("{e:#}")));
+    ExitCode::FAILURE
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve {
+            listen,
+            issuer,
+            demo,
+        } => {
+            let settings = match config::Settings::load(
+                &cli.overrides,
+                listen.as_deref(),
+                issuer.as_deref(),
+            ) {
+                Ok(s) => s,
+                Err(e) => return fail(&e),
+            };
+            init_logs(settings.json_logs);
+            match runtime().and_then(|rt| rt.block_on(serve::run(settings, demo))) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Admin { cmd } => {
+            match runtime().and_then(|rt| rt.block_on(admin::run(&cli.overrides, cmd))) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
         Command::Inspect { value } => {
             let result = read_input(&value).and_then(|input| inspect::run(&input));
             match result {

@@ -1,0 +1,303 @@
+//! `keybound admin`: provision clients, users and signing keys in the server's store, entirely
+//! from flags so scripts never meet a prompt.
+
+use anyhow::{bail, Context as _};
+use clap::Subcommand;
+use keybound_op::password;
+use keybound_proto::keybinding::Profile;
+use keybound_store::{Client, ClientAuthMethod, User};
+
+use crate::config::{Overrides, Settings};
+use crate::serve::{open_store, provider};
+
+/// Admin subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Admin {
+    /// Manage clients.
+    Client {
+        #[command(subcommand)]
+        cmd: ClientCmd,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        cmd: UserCmd,
+    },
+    /// Manage signing keys.
+    Keys {
+        #[command(subcommand)]
+        cmd: KeysCmd,
+    },
+}
+
+/// Client commands.
+#[derive(Debug, Subcommand)]
+pub enum ClientCmd {
+    /// Register or replace a client.
+    Add {
+        /// client id
+        #[arg(long)]
+        client_id: String,
+        /// exact redirect URI (repeatable)
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// none, client_secret_basic, client_secret_post or private_key_jwt
+        #[arg(long, default_value = "none")]
+        auth_method: String,
+        /// client secret (generated and printed when the method needs one and none is given)
+        #[arg(long)]
+        secret: Option<String>,
+        /// Key Binding profile: key-binding-1.0 or draft-00
+        #[arg(long, default_value = "key-binding-1.0")]
+        profile: String,
+        /// demand a DPoP nonce from this client
+        #[arg(long)]
+        require_nonce: bool,
+        /// refuse token requests without DPoP (RFC 9449 dpop_bound_access_tokens)
+        #[arg(long)]
+        dpop_bound_access_tokens: bool,
+        /// display name
+        #[arg(long)]
+        name: Option<String>,
+        /// JWK Set file for private_key_jwt
+        #[arg(long)]
+        jwks: Option<std::path::PathBuf>,
+    },
+    /// List clients.
+    List,
+    /// Remove a client.
+    Remove {
+        /// client id
+        #[arg(long)]
+        client_id: String,
+    },
+}
+
+/// User commands.
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Create or replace a user.
+    Add {
+        /// login name
+        #[arg(long)]
+        username: String,
+        /// password (generated and printed when not given)
+        #[arg(long)]
+        password: Option<String>,
+        /// display name
+        #[arg(long)]
+        name: Option<String>,
+        /// email address (taken as verified)
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// List users.
+    List,
+    /// Remove a user.
+    Remove {
+        /// login name
+        #[arg(long)]
+        username: String,
+    },
+}
+
+/// Key commands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCmd {
+    /// List signing keys.
+    List,
+    /// Rotate: current → retired, next → current, new next.
+    Rotate,
+}
+
+#[allow(clippy::disallowed_methods)] // the binary may read the clock
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Run an admin command.
+pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
+    let settings = Settings::for_admin(o)?;
+    let store = open_store(&settings).await?;
+    match cmd {
+        Admin::Client {
+            cmd:
+                ClientCmd::Add {
+                    client_id,
+                    redirect_uris,
+                    auth_method,
+                    secret,
+                    profile,
+                    require_nonce,
+                    dpop_bound_access_tokens,
+                    name,
+                    jwks,
+                },
+        } => {
+            let method = ClientAuthMethod::parse(&auth_method).with_context(|| {
+                format!("auth-method '{auth_method}': expected none, client_secret_basic, client_secret_post or private_key_jwt")
+            })?;
+            let profile = Profile::parse(&profile)?;
+            for u in &redirect_uris {
+                let parsed = url_ok(u);
+                if !parsed {
+                    bail!("redirect-uri '{u}' must be an absolute URI without a fragment");
+                }
+            }
+            let mut printed = None;
+            let secret_hash = match method {
+                ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost => {
+                    let s = secret.unwrap_or_else(|| {
+                        let s = keybound_jose::random_b64(24);
+                        printed = Some(s.clone());
+                        s
+                    });
+                    Some(password::hash(&s))
+                }
+                _ => {
+                    if secret.is_some() {
+                        bail!(
+                            "--secret only applies to client_secret_basic and client_secret_post"
+                        );
+                    }
+                    None
+                }
+            };
+            let jwks = match (&method, jwks) {
+                (ClientAuthMethod::PrivateKeyJwt, Some(path)) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    let v: serde_json::Value = serde_json::from_str(&text)?;
+                    keybound_jose::JwkSet::from_value(&v).context("--jwks")?;
+                    Some(v)
+                }
+                (ClientAuthMethod::PrivateKeyJwt, None) => {
+                    bail!("private_key_jwt needs --jwks FILE")
+                }
+                (_, Some(_)) => bail!("--jwks only applies to private_key_jwt"),
+                (_, None) => None,
+            };
+            store
+                .put_client(&Client {
+                    name: name.unwrap_or_else(|| client_id.clone()),
+                    client_id: client_id.clone(),
+                    auth_method: method,
+                    secret_hash,
+                    redirect_uris,
+                    key_binding_profile: profile,
+                    require_dpop_nonce: require_nonce,
+                    dpop_bound_access_tokens,
+                    jwks,
+                    created_at: now(),
+                })
+                .await?;
+            println!(
+                "client '{client_id}' saved ({}, profile {})",
+                method.as_str(),
+                profile.name()
+            );
+            if let Some(s) = printed {
+                println!("client secret (shown once): {s}");
+            }
+        }
+        Admin::Client {
+            cmd: ClientCmd::List,
+        } => {
+            for c in store.clients().await? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    c.client_id,
+                    c.auth_method.as_str(),
+                    c.key_binding_profile.name(),
+                    c.redirect_uris.join(" ")
+                );
+            }
+        }
+        Admin::Client {
+            cmd: ClientCmd::Remove { client_id },
+        } => {
+            if !store.delete_client(&client_id).await? {
+                bail!("no client '{client_id}'");
+            }
+            println!("client '{client_id}' removed");
+        }
+        Admin::User {
+            cmd:
+                UserCmd::Add {
+                    username,
+                    password: pw,
+                    name,
+                    email,
+                },
+        } => {
+            let existing = store.user_by_username(&username).await?;
+            let mut printed = None;
+            let pw = pw.unwrap_or_else(|| {
+                let p = keybound_jose::random_b64(12);
+                printed = Some(p.clone());
+                p
+            });
+            store
+                .put_user(&User {
+                    sub: existing.map_or_else(|| keybound_jose::random_b64(12), |u| u.sub),
+                    username: username.clone(),
+                    password_hash: password::hash(&pw),
+                    name,
+                    email_verified: email.is_some(),
+                    email,
+                    created_at: now(),
+                })
+                .await?;
+            println!("user '{username}' saved");
+            if let Some(p) = printed {
+                println!("password (shown once): {p}");
+            }
+        }
+        Admin::User { cmd: UserCmd::List } => {
+            for u in store.users().await? {
+                println!("{}\t{}\t{}", u.username, u.sub, u.email.unwrap_or_default());
+            }
+        }
+        Admin::User {
+            cmd: UserCmd::Remove { username },
+        } => {
+            let u = store
+                .user_by_username(&username)
+                .await?
+                .with_context(|| format!("no user '{username}'"))?;
+            store.delete_user(&u.sub).await?;
+            println!("user '{username}' removed");
+        }
+        Admin::Keys { cmd: KeysCmd::List } => {
+            let p = provider(&settings, store.clone())?;
+            p.ensure_signing_keys()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            for k in store.signing_keys().await? {
+                println!("{}\t{}\t{}", k.kid, k.alg, k.state.as_str());
+            }
+        }
+        Admin::Keys {
+            cmd: KeysCmd::Rotate,
+        } => {
+            let p = provider(&settings, store.clone())?;
+            p.ensure_signing_keys()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let kid = p
+                .rotate_signing_keys()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "rotated; now signing with '{kid}' (running servers pick it up within a minute)"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn url_ok(u: &str) -> bool {
+    u.contains("://") && !u.contains('#')
+}

@@ -1,0 +1,185 @@
+//! Configuration of `keybound serve` and `keybound admin`: built-in defaults, then
+//! `keybound.toml` (or `--config FILE`), then `KEYBOUND_*` environment variables, then flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use serde::Deserialize;
+
+/// The settings file (every key optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// address to listen on
+    pub listen: Option<String>,
+    /// issuer identifier (externally visible base URL)
+    pub issuer: Option<String>,
+    /// data directory (SQLite database, key-encryption key, nonce secret)
+    pub data_dir: Option<PathBuf>,
+    /// database URL (default: SQLite in the data directory)
+    pub database_url: Option<String>,
+    /// `text` or `json`
+    pub log_format: Option<String>,
+    /// demand DPoP nonces from every client
+    pub require_dpop_nonce: Option<bool>,
+}
+
+/// Effective settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// listen address
+    pub listen: SocketAddr,
+    /// issuer
+    pub issuer: String,
+    /// data directory
+    pub data_dir: PathBuf,
+    /// database URL, if not the default SQLite file
+    pub database_url: Option<String>,
+    /// JSON logs
+    pub json_logs: bool,
+    /// global DPoP nonce requirement
+    pub require_dpop_nonce: bool,
+}
+
+/// Flags that override everything else.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct Overrides {
+    /// settings file (default: ./keybound.toml if it exists)
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// data directory [env: KEYBOUND_DATA_DIR] (default ./keybound-data)
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl Settings {
+    /// Resolve settings from the file, the environment and the flags.
+    pub fn load(
+        o: &Overrides,
+        listen_flag: Option<&str>,
+        issuer_flag: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let path = o.config.clone().or_else(|| {
+            let p = PathBuf::from("keybound.toml");
+            p.exists().then_some(p)
+        });
+        let file: FileConfig = match &path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let listen = listen_flag
+            .map(str::to_owned)
+            .or_else(|| env("KEYBOUND_LISTEN"))
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let listen: SocketAddr = listen.parse().with_context(|| {
+            format!("listen address '{listen}': expected IP:PORT, e.g. 127.0.0.1:8080")
+        })?;
+        let issuer = issuer_flag
+            .map(str::to_owned)
+            .or_else(|| env("KEYBOUND_ISSUER"))
+            .or(file.issuer)
+            .unwrap_or_else(|| format!("http://{listen}"));
+        let issuer = issuer.trim_end_matches('/').to_owned();
+        check_issuer(&issuer)?;
+        let data_dir = o
+            .data_dir
+            .clone()
+            .or_else(|| env("KEYBOUND_DATA_DIR").map(PathBuf::from))
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("keybound-data"));
+        let database_url = env("KEYBOUND_DATABASE_URL").or(file.database_url);
+        let json_logs = match env("KEYBOUND_LOG_FORMAT").or(file.log_format).as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => bail!("log_format '{other}': expected 'text' or 'json'"),
+        };
+        let require_dpop_nonce = match env("KEYBOUND_REQUIRE_DPOP_NONCE") {
+            Some(v) => matches!(v.as_str(), "1" | "true" | "yes"),
+            None => file.require_dpop_nonce.unwrap_or(false),
+        };
+        Ok(Settings {
+            listen,
+            issuer,
+            data_dir,
+            database_url,
+            json_logs,
+            require_dpop_nonce,
+        })
+    }
+
+    /// Settings for admin commands (only the data directory and database matter).
+    pub fn for_admin(o: &Overrides) -> anyhow::Result<Self> {
+        Self::load(o, None, None)
+    }
+
+    /// The SQLite database file in the data directory.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("keybound.db")
+    }
+}
+
+/// An `http` issuer is only allowed on loopback; everything else must be `https`.
+pub fn check_issuer(issuer: &str) -> anyhow::Result<()> {
+    let (scheme, rest) = issuer
+        .split_once("://")
+        .with_context(|| format!("issuer '{issuer}' must be an absolute https URL"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match host.rsplit_once(':') {
+        Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => host,
+    };
+    match scheme {
+        "https" => Ok(()),
+        "http" if is_loopback_host(host) => Ok(()),
+        "http" => bail!("issuer '{issuer}': plain http is only allowed on loopback (127.0.0.1, ::1, localhost); use https"),
+        _ => bail!("issuer '{issuer}' must use https"),
+    }
+}
+
+/// Create the data directory (mode 0700 on Unix).
+pub fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("chmod 700 {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_issuer_only_on_loopback() {
+        assert!(check_issuer("http://127.0.0.1:8080").is_ok());
+        assert!(check_issuer("http://localhost:8080").is_ok());
+        assert!(check_issuer("http://[::1]:8080").is_ok());
+        assert!(check_issuer("https://op.example").is_ok());
+        assert!(check_issuer("http://op.example").is_err());
+        assert!(check_issuer("http://10.0.0.1:8080").is_err());
+        assert!(check_issuer("ftp://op.example").is_err());
+        assert!(check_issuer("op.example").is_err());
+    }
+}

@@ -1,0 +1,209 @@
+//! `keybound serve`: the OpenID Provider on SQLite in a data directory, ready in well under a
+//! second once built; `--demo` provisions a demo user and two clients on first start.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use keybound_op::{password, Clock, OpConfig, OsRandomness, Provider};
+use keybound_proto::dpop::NonceSource;
+use keybound_proto::keybinding::Profile;
+use keybound_store::{Client, ClientAuthMethod, Kek, SqliteStore, Store, User};
+
+use crate::config::{ensure_data_dir, Settings};
+
+/// The system clock; the binary is the only place allowed to read it.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    #[allow(clippy::disallowed_methods)] // the one sanctioned clock read
+    fn now(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+}
+
+/// Open the store for `settings` (creating the data directory and key-encryption key).
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    ensure_data_dir(&settings.data_dir)?;
+    let kek = Kek::load_or_create(&settings.data_dir)?;
+    let store: Arc<dyn Store> = match &settings.database_url {
+        Some(url) if url.starts_with("sqlite:") => Arc::new(SqliteStore::open_url(url, kek).await?),
+        Some(url) => {
+            anyhow::bail!("database_url '{url}': only sqlite: URLs are supported in this version")
+        }
+        None => Arc::new(
+            SqliteStore::open(&settings.db_path(), kek)
+                .await
+                .with_context(|| format!("opening {}", settings.db_path().display()))?,
+        ),
+    };
+    Ok(store)
+}
+
+fn nonce_secret(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Ok(v) = std::env::var("KEYBOUND_DPOP_NONCE_SECRET") {
+        let b = keybound_jose::b64::decode(v.trim())
+            .context("KEYBOUND_DPOP_NONCE_SECRET: base64url")?;
+        anyhow::ensure!(
+            b.len() >= 32,
+            "KEYBOUND_DPOP_NONCE_SECRET: expected at least 32 bytes"
+        );
+        return Ok(b);
+    }
+    let path = dir.join("dpop-nonce.key");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        return Ok(keybound_jose::b64::decode(t.trim())?);
+    }
+    let secret = keybound_jose::random_b64(32);
+    write_private(&path, secret.as_bytes())?;
+    Ok(keybound_jose::b64::decode(&secret)?)
+}
+
+/// Write a file readable only by its owner.
+pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Build the provider for `settings` over `store`.
+pub fn provider(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Provider> {
+    let mut cfg = OpConfig::new(&settings.issuer);
+    cfg.dpop_nonces = Some(NonceSource::new(&nonce_secret(&settings.data_dir)?, 60, 4)?);
+    cfg.require_dpop_nonce = settings.require_dpop_nonce;
+    Ok(Provider::new(
+        cfg,
+        store,
+        Arc::new(SystemClock),
+        Arc::new(OsRandomness),
+    ))
+}
+
+/// Demo data: created on first start with `--demo` (when there are no users yet).
+async fn provision_demo(p: &Provider, settings: &Settings) -> anyhow::Result<Option<String>> {
+    let store = p.store();
+    if !store.users().await?.is_empty() {
+        return Ok(None);
+    }
+    let now = p.now();
+    let user_password =
+        std::env::var("KEYBOUND_DEMO_PASSWORD").unwrap_or_else(|_| keybound_jose::random_b64(9));
+    store
+        .put_user(&User {
+            sub: keybound_jose::random_b64(12),
+            username: "demo".into(),
+            password_hash: password::hash(&user_password),
+            name: Some("Demo User".into()),
+            email: Some("demo@example.com".into()),
+            email_verified: true,
+            created_at: now,
+        })
+        .await?;
+    let redirects = vec![
+        "http://127.0.0.1:8081/callback".to_owned(),
+        "http://localhost:8081/callback".to_owned(),
+    ];
+    store
+        .put_client(&Client {
+            client_id: "demo-public".into(),
+            name: "Demo App (public)".into(),
+            auth_method: ClientAuthMethod::None,
+            secret_hash: None,
+            redirect_uris: redirects.clone(),
+            key_binding_profile: Profile::KeyBinding,
+            require_dpop_nonce: false,
+            dpop_bound_access_tokens: false,
+            jwks: None,
+            created_at: now,
+        })
+        .await?;
+    let secret = keybound_jose::random_b64(24);
+    store
+        .put_client(&Client {
+            client_id: "demo-confidential".into(),
+            name: "Demo Service (confidential)".into(),
+            auth_method: ClientAuthMethod::ClientSecretBasic,
+            secret_hash: Some(password::hash(&secret)),
+            redirect_uris: redirects,
+            key_binding_profile: Profile::KeyBinding,
+            require_dpop_nonce: false,
+            dpop_bound_access_tokens: false,
+            jwks: None,
+            created_at: now,
+        })
+        .await?;
+    Ok(Some(format!(
+        "demo data created (shown once; stored hashed):\n\
+         \x20 user:    demo / {user_password}\n\
+         \x20 public client:       demo-public (redirect http://127.0.0.1:8081/callback, PKCE + DPoP)\n\
+         \x20 confidential client: demo-confidential / {secret}\n\
+         \x20 try: {iss}/authorize?response_type=code&client_id=demo-public&redirect_uri=http%3A%2F%2F127.0.0.1%3A8081%2Fcallback\
+&scope=openid%20profile%20bound_key&dpop_jkt=<your key's thumbprint>&code_challenge=<S256>&code_challenge_method=S256&state=x&nonce=y",
+        iss = settings.issuer
+    )))
+}
+
+/// Run the server until Ctrl-C or SIGTERM.
+pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
+    let store = open_store(&settings).await?;
+    let provider = provider(&settings, store)?;
+    provider
+        .ensure_signing_keys()
+        .await
+        .map_err(|e| anyhow::anyhow!("signing keys: {e}"))?;
+    if demo {
+        if let Some(text) = provision_demo(&provider, &settings).await? {
+            println!("{text}");
+        }
+    }
+    let state = keybound_server::AppState::new(provider);
+    let app = keybound_server::router(state);
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    println!(
+        "keybound OpenID Provider ready\n  issuer:    {iss}\n  discovery: {iss}/.well-known/openid-configuration\n  data:      {}",
+        settings.data_dir.display(),
+        iss = settings.issuer
+    );
+    tracing::info!(listen = %settings.listen, issuer = %settings.issuer, "serving");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown())
+        .await
+        .context("server")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

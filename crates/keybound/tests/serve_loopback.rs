@@ -1,0 +1,360 @@
+//! The real binary on 127.0.0.1: provisioned with `keybound admin`, driven over HTTP through
+//! login, consent and the key-bound token request, then killed with SIGKILL and restarted on
+//! the same data directory to show that clients, users, signing keys (same `kid`), refresh
+//! tokens and consents survive. Every wait is bounded.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use keybound_proto::dpop::ProofBuilder;
+use keybound_testkit::keys;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_keybound");
+const REDIRECT: &str = "http://127.0.0.1:9/cb";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn admin(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("admin")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "admin {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Kills the server when the test ends, even by a failed assertion.
+struct Server(Child);
+
+impl Server {
+    fn kill_9(&mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(dir: &Path, port: u16) -> Server {
+    Server(
+        Command::new(BIN)
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+async fn wait_ready(http: &reqwest::Client, base: &str) {
+    for _ in 0..100 {
+        if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server did not become ready within 5 s");
+}
+
+fn hidden_fields(page: &str) -> Vec<(String, String)> {
+    let re =
+        regex_lite::Regex::new(r#"<input type="hidden" name="([^"]+)" value="([^"]*)">"#).unwrap();
+    re.captures_iter(page)
+        .map(|c| {
+            (
+                c[1].to_owned(),
+                c[2].replace("&quot;", "\"")
+                    .replace("&#39;", "'")
+                    .replace("&lt;", "<")
+                    .replace("&gt;", ">")
+                    .replace("&amp;", "&"),
+            )
+        })
+        .collect()
+}
+
+struct Browser {
+    http: reqwest::Client,
+    cookies: HashMap<String, String>,
+}
+
+impl Browser {
+    fn absorb(&mut self, r: &reqwest::Response) {
+        for v in r.headers().get_all("set-cookie") {
+            let s = v.to_str().unwrap();
+            let kv = s.split(';').next().unwrap();
+            let (k, v) = kv.split_once('=').unwrap();
+            self.cookies.insert(k.to_owned(), v.to_owned());
+        }
+    }
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+    async fn get(&mut self, url: &str) -> (u16, String, Option<String>) {
+        let r = self
+            .http
+            .get(url)
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.absorb(&r);
+        let loc = r
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (r.status().as_u16(), r.text().await.unwrap(), loc)
+    }
+    async fn submit(
+        &mut self,
+        base: &str,
+        page: &str,
+        extra: &[(&str, &str)],
+    ) -> (u16, String, Option<String>) {
+        let mut fields = hidden_fields(page);
+        fields.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let r = self
+            .http
+            .post(format!("{base}/authorize"))
+            .header("cookie", self.cookie_header())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(&fields).unwrap())
+            .send()
+            .await
+            .unwrap();
+        self.absorb(&r);
+        let loc = r
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (r.status().as_u16(), r.text().await.unwrap(), loc)
+    }
+}
+
+fn authorize_url(base: &str, jkt: &str) -> String {
+    let q = serde_urlencoded::to_string([
+        ("response_type", "code"),
+        ("client_id", "app"),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid offline_access bound_key"),
+        ("state", "s"),
+        ("nonce", "n"),
+        (
+            "code_challenge",
+            &keybound_jose::sha256_b64(VERIFIER.as_bytes()),
+        ),
+        ("code_challenge_method", "S256"),
+        ("dpop_jkt", jkt),
+    ])
+    .unwrap();
+    format!("{base}/authorize?{q}")
+}
+
+fn code_from(location: &str) -> String {
+    let u = url::Url::parse(location).unwrap();
+    u.query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned()
+}
+
+#[allow(clippy::disallowed_methods)] // proofs need the real time of the real server
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn serve_flow_then_kill_9_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    admin(
+        &data,
+        &[
+            "client",
+            "add",
+            "--client-id",
+            "app",
+            "--redirect-uri",
+            REDIRECT,
+        ],
+    );
+    admin(
+        &data,
+        &[
+            "user",
+            "add",
+            "--username",
+            "alice",
+            "--password",
+            "wonderland",
+        ],
+    );
+    let keys_before = admin(&data, &["keys", "list"]);
+    let current_kid = keys_before
+        .lines()
+        .find(|l| l.ends_with("current"))
+        .unwrap()
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_owned();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(data.join("kek.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "key-encryption key file is 0600");
+    }
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = start(&data, port);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    wait_ready(&http, &base).await;
+
+    let key = keys::es256_a();
+    let jkt = key.public_jwk().thumbprint().to_string();
+    let mut b = Browser {
+        http: http.clone(),
+        cookies: HashMap::new(),
+    };
+    let (_, login, _) = b.get(&authorize_url(&base, &jkt)).await;
+    let (_, consent, _) = b
+        .submit(
+            &base,
+            &login,
+            &[("username", "alice"), ("password", "wonderland")],
+        )
+        .await;
+    assert!(consent.contains(&jkt), "consent names the key");
+    let (status, _, loc) = b.submit(&base, &consent, &[("decision", "allow")]).await;
+    assert_eq!(status, 303);
+    let code = code_from(&loc.unwrap());
+    let proof = ProofBuilder::new("POST", &format!("{base}/token"), now(), "t1")
+        .c_s256(&code)
+        .sign(&key)
+        .unwrap();
+    let form = serde_urlencoded::to_string([
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+        ("client_id", "app"),
+    ])
+    .unwrap();
+    let r = http
+        .post(format!("{base}/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("dpop", proof)
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let t: Value = r.json().await.unwrap();
+    let id = keybound_jose::Jws::parse(t["id_token"].as_str().unwrap()).unwrap();
+    assert_eq!(id.header().typ.as_deref(), Some("dpop+id_token"));
+    assert_eq!(id.header().kid.as_deref(), Some(current_kid.as_str()));
+    let refresh = t["refresh_token"].as_str().unwrap().to_owned();
+
+    // SIGKILL: no graceful shutdown, no flush beyond what SQLite committed
+    server.kill_9();
+    let server = start(&data, port);
+    wait_ready(&http, &base).await;
+
+    let jwks: Value = http
+        .get(format!("{base}/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == current_kid.as_str()),
+        "same kid after restart"
+    );
+    // the refresh token survived, still bound to the key
+    let proof = ProofBuilder::new("POST", &format!("{base}/token"), now(), "t2")
+        .sign(&key)
+        .unwrap();
+    let form = serde_urlencoded::to_string([
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh.as_str()),
+        ("client_id", "app"),
+    ])
+    .unwrap();
+    let r = http
+        .post(format!("{base}/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("dpop", proof)
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // the consent survived: after login the code is issued without asking again
+    let mut b2 = Browser {
+        http: http.clone(),
+        cookies: HashMap::new(),
+    };
+    let (_, login, _) = b2.get(&authorize_url(&base, &jkt)).await;
+    let (status, _, loc) = b2
+        .submit(
+            &base,
+            &login,
+            &[("username", "alice"), ("password", "wonderland")],
+        )
+        .await;
+    assert_eq!(status, 303, "no consent page for an already-bound key");
+    assert!(loc.unwrap().contains("code="));
+    drop(server);
+}
