@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls exactly this script).
-# Needs only the Rust toolchain (cargo, rustfmt, clippy) and a C compiler for aws-lc-sys;
-# later issues add their installs (PostgreSQL, Chromium) here, idempotently.
+# Needs the Rust toolchain (cargo, rustfmt, clippy), a C compiler (aws-lc-sys, SQLite), Node.js
+# and npm; installs what else it needs, idempotently: Debian's chromium (browser test) and the
+# interop packages pinned in interop/package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else "$@"; fi
+}
+
+echo "== installs (idempotent)"
+if ! command -v chromium >/dev/null 2>&1; then
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+(cd interop && npm ci --no-audit --no-fund --loglevel=error)
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -23,9 +35,16 @@ cargo test --workspace --doc --locked 2>&1 | tee -a "$log"
 echo "== unit, integration, property and CLI tests (benches run once in test mode)"
 cargo test --workspace --all-targets --locked 2>&1 | tee -a "$log"
 
-read -r passed failed < <(awk '/^test result:/ {
+echo "== interop (openid-client + jose) and browser (headless Chromium) tests against the real binary"
+(cd interop && KEYBOUND_BIN="$PWD/../target/debug/keybound" node --test --test-reporter=tap 2>&1) | tee -a "$log"
+
+read -r passed failed < <(awk '
+  /^test result:/ {
     for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i }
-  } END { print p + 0, f + 0 }' "$log")
+  }
+  /^# pass / { p += $3 }
+  /^# fail / { f += $3 }
+  END { print p + 0, f + 0 }' "$log")
 echo
 echo "tests: ${passed} passed, ${failed} failed"
 [ "$failed" -eq 0 ]

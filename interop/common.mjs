@@ -1,0 +1,100 @@
+// Shared helpers for the interop tests: start the real `keybound serve` binary on a free
+// loopback port with a temporary data directory, provision it with `keybound admin`, and sign
+// in through the OP's HTML forms the way a browser without JavaScript would.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const BIN = process.env.KEYBOUND_BIN ?? join(here, '..', 'target', 'debug', 'keybound');
+
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export function admin(dataDir, args) {
+  return execFileSync(BIN, ['--data-dir', dataDir, 'admin', ...args], { encoding: 'utf8' });
+}
+
+/** Start an OP; returns { issuer, dataDir, stop }. Waits (bounded: 5 s) until /healthz answers. */
+export async function startOp(provision) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'keybound-interop-'));
+  provision(dataDir);
+  const port = await freePort();
+  const issuer = `http://127.0.0.1:${port}`;
+  const child = spawn(BIN, ['--data-dir', dataDir, 'serve', '--listen', `127.0.0.1:${port}`], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, RUST_LOG: 'warn' },
+  });
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    try {
+      const r = await fetch(`${issuer}/healthz`);
+      if (r.ok) break;
+    } catch { /* not up yet */ }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error('keybound serve did not become ready within 5 s');
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    issuer,
+    dataDir,
+    stop() {
+      child.kill('SIGTERM');
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+const decode = (s) => s.replaceAll('&quot;', '"').replaceAll('&#39;', "'").replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&amp;', '&');
+
+export function hiddenFields(html) {
+  return [...html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [decode(m[1]), decode(m[2])]);
+}
+
+/** Sign in and consent through the OP's forms; returns the redirect URL carrying the code. */
+export async function signIn(authorizationUrl, username, password) {
+  const cookies = new Map();
+  const absorb = (r) => {
+    for (const c of r.headers.getSetCookie()) {
+      const [kv] = c.split(';');
+      const i = kv.indexOf('=');
+      cookies.set(kv.slice(0, i), kv.slice(i + 1));
+    }
+  };
+  const cookie = () => [...cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  const post = async (action, html, extra) => {
+    const body = new URLSearchParams([...hiddenFields(html), ...Object.entries(extra)]);
+    const r = await fetch(new URL('/authorize', action), {
+      method: 'POST', redirect: 'manual', body,
+      headers: { cookie: cookie(), 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    absorb(r);
+    return r;
+  };
+  let r = await fetch(authorizationUrl, { redirect: 'manual', headers: { cookie: cookie() } });
+  absorb(r);
+  let html = await r.text();
+  if (html.includes('name="password"')) {
+    r = await post(authorizationUrl, html, { username, password });
+    if (r.status === 303) return r.headers.get('location');
+    html = await r.text();
+  }
+  if (html.includes('name="decision"')) {
+    r = await post(authorizationUrl, html, { decision: 'allow' });
+  }
+  if (r.status !== 303) throw new Error(`sign-in did not redirect: ${r.status}`);
+  return r.headers.get('location');
+}
