@@ -721,3 +721,84 @@ fn dummy_hash_costs_a_real_verification() {
     // the constant used for unknown users must parse, or timing would reveal usernames
     assert!(argon2::PasswordHash::new(keybound_op::password::DUMMY_HASH).is_ok());
 }
+
+#[tokio::test]
+async fn private_key_jwt_client_authentication_with_jti_replay_protection() {
+    let op = op().await;
+    let ck = keys::es256_b();
+    let mut c = client("pkj", ClientAuthMethod::PrivateKeyJwt, Profile::KeyBinding);
+    c.secret_hash = None;
+    c.jwks = Some(keybound_jose::JwkSet::signing_key(&ck, "ck1").to_value());
+    op.p.store().put_client(&c).await.unwrap();
+    let key = keys::es256_a();
+    let jkt = key.public_jwk().thumbprint();
+    let (code, _) = authorize(&op, &request("pkj", "openid bound_key", Some(&jkt))).await;
+    let assertion = |jti: &str, aud: &str| {
+        let claims =
+            serde_json::json!({"iss":"pkj","sub":"pkj","aud":aud,"jti":jti,"iat":T0,"exp":T0+60});
+        let mut h = serde_json::Map::new();
+        h.insert("kid".into(), "ck1".into());
+        keybound_jose::jws::sign(
+            keybound_jose::Algorithm::ES256,
+            &h,
+            claims.to_string().as_bytes(),
+            &ck,
+        )
+        .unwrap()
+    };
+    let grant = |a: &str| -> Vec<(String, String)> {
+        vec![
+            ("grant_type".into(), "authorization_code".into()),
+            ("code".into(), code.clone()),
+            ("redirect_uri".into(), REDIRECT.into()),
+            ("code_verifier".into(), VERIFIER.into()),
+            (
+                "client_assertion_type".into(),
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+            ),
+            ("client_assertion".into(), a.to_owned()),
+        ]
+    };
+    let run = |pairs: Vec<(String, String)>, jti: &'static str| {
+        let p = proof(&key, jti, T0, Some(&code));
+        let f = keybound_op::token::Form::from_pairs(pairs).unwrap();
+        let op = &op;
+        async move {
+            op.p.token(TokenRequestFacts {
+                form: &f,
+                authorization: None,
+                dpop: &[&p],
+            })
+            .await
+        }
+    };
+    // wrong audience
+    let e = run(grant(&assertion("a1", "https://elsewhere.example")), "p1")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidClient);
+    // signed by a key the client did not register
+    let forged = {
+        let claims =
+            serde_json::json!({"iss":"pkj","sub":"pkj","aud":ISS,"jti":"a2","iat":T0,"exp":T0+60});
+        keybound_jose::jws::sign(
+            keybound_jose::Algorithm::ES256,
+            &serde_json::Map::new(),
+            claims.to_string().as_bytes(),
+            &key,
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        run(grant(&forged), "p2").await.unwrap_err().code,
+        ErrorCode::InvalidClient
+    );
+    // the right assertion works once
+    let good = assertion("a3", &format!("{ISS}/token"));
+    let res = run(grant(&good), "p3").await.unwrap();
+    assert!(res.response.id_token.is_some());
+    // and its jti cannot be replayed (fresh code not needed: client auth fails first)
+    let e = run(grant(&good), "p4").await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidClient);
+    assert!(e.description.contains("replayed"), "{e:?}");
+}

@@ -7,6 +7,11 @@ use axum::response::{IntoResponse, Response};
 use keybound_op::{OpError, ResourceError};
 use keybound_proto::wire::{ErrorCode, ErrorResponse};
 
+/// The OAuth error code of a response, carried as a response extension so the metrics
+/// middleware can count errors per endpoint and code.
+#[derive(Debug, Clone, Copy)]
+pub struct OAuthErrorCode(pub ErrorCode);
+
 /// HTTP status for an OAuth error code at a token-style endpoint.
 pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
@@ -47,6 +52,7 @@ impl IntoResponse for TokenError {
         }
         let body = ErrorResponse::new(e.code, e.description.clone());
         let mut resp = (status_of(e.code), axum::Json(body)).into_response();
+        resp.extensions_mut().insert(OAuthErrorCode(e.code));
         let h = resp.headers_mut();
         no_store(h);
         nonce_header(h, e.dpop_nonce.as_ref());
@@ -95,6 +101,7 @@ impl IntoResponse for ResourceFailure {
         }
         let body = ErrorResponse::new(e.code, e.description.clone());
         let mut resp = (status, axum::Json(body)).into_response();
+        resp.extensions_mut().insert(OAuthErrorCode(e.code));
         let h = resp.headers_mut();
         no_store(h);
         if let Ok(v) = HeaderValue::from_str(&challenge) {

@@ -21,10 +21,11 @@ struct Series {
     buckets: [u64; 8],
 }
 
-/// Counters per (path, status).
+/// Counters per (path, status), and OAuth error codes per (path, code).
 #[derive(Default, Debug)]
 pub struct Metrics {
     inner: Mutex<BTreeMap<(String, u16), Series>>,
+    errors: Mutex<BTreeMap<(String, &'static str), u64>>,
 }
 
 impl Metrics {
@@ -38,6 +39,11 @@ impl Metrics {
                 s.buckets[i] += 1;
             }
         }
+    }
+
+    fn error(&self, path: &str, code: &'static str) {
+        let mut g = self.errors.lock().unwrap_or_else(PoisonError::into_inner);
+        *g.entry((path.to_owned(), code)).or_default() += 1;
     }
 
     /// Prometheus text exposition.
@@ -77,6 +83,17 @@ impl Metrics {
                 s.count
             ));
         }
+        drop(g);
+        out.push_str(
+            "# HELP keybound_oauth_errors_total OAuth error responses by endpoint and error code.\n\
+             # TYPE keybound_oauth_errors_total counter\n",
+        );
+        let e = self.errors.lock().unwrap_or_else(PoisonError::into_inner);
+        for ((p, code), n) in e.iter() {
+            out.push_str(&format!(
+                "keybound_oauth_errors_total{{path=\"{p}\",error=\"{code}\"}} {n}\n"
+            ));
+        }
         out
     }
 }
@@ -94,6 +111,9 @@ pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next)
     state
         .metrics
         .observe(&path, resp.status().as_u16(), start.elapsed().as_secs_f64());
+    if let Some(crate::error::OAuthErrorCode(code)) = resp.extensions().get() {
+        state.metrics.error(&path, code.as_str());
+    }
     resp
 }
 

@@ -2,6 +2,7 @@
 //! client would drive it. Each acceptance refusal of the OP issue has a test here, with the
 //! HTTP status and OAuth error code it must produce.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+#![allow(clippy::many_single_char_names)] // short names for requests and responses read well here
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -835,4 +836,124 @@ async fn bad_input_is_never_a_500() {
         .contains("keybound_http_requests_total{path=\"/token\",status=\"400\"}"));
     assert_eq!(a.get("/healthz").await.status, StatusCode::OK);
     let _ = Algorithm::ES256;
+}
+
+#[tokio::test]
+async fn revocation_and_introspection_over_http() {
+    let mut a = app().await;
+    let key = keys::es256_a();
+    let jkt = key.public_jwk().thumbprint();
+    let code = a
+        .code_for("conf", "openid offline_access bound_key", Some(&jkt))
+        .await;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("conf:s3cret")
+    );
+    let g: Vec<(&str, &str)> = code_grant("conf", &code)
+        .into_iter()
+        .filter(|(k, _)| *k != "client_id")
+        .collect();
+    let p = proof(&key, "1", Some(&code));
+    let t = a
+        .post_form(
+            "/token",
+            form_body(&g),
+            &[("authorization", &basic), ("dpop", &p)],
+        )
+        .await
+        .json();
+    let (at, rt) = (
+        t["access_token"].as_str().unwrap().to_owned(),
+        t["refresh_token"].as_str().unwrap().to_owned(),
+    );
+    let i = a
+        .post_form(
+            "/introspect",
+            form_body(&[("token", &at)]),
+            &[("authorization", &basic)],
+        )
+        .await
+        .json();
+    assert_eq!(
+        (
+            i["active"].clone(),
+            i["cnf"]["jkt"].clone(),
+            i["token_type"].clone()
+        ),
+        (json!(true), json!(jkt.as_str()), json!("DPoP"))
+    );
+    let i = a
+        .post_form(
+            "/introspect",
+            form_body(&[("token", &rt)]),
+            &[("authorization", &basic)],
+        )
+        .await
+        .json();
+    assert_eq!(
+        i["cnf"]["jkt"],
+        jkt.as_str(),
+        "Key Binding refresh tokens are bound for confidential clients too"
+    );
+    // revoke the refresh token: the family is gone
+    let r = a
+        .post_form(
+            "/revoke",
+            form_body(&[("token", &rt)]),
+            &[("authorization", &basic)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let p = proof(&key, "2", None);
+    let r = a
+        .post_form(
+            "/token",
+            form_body(&[("grant_type", "refresh_token"), ("refresh_token", &rt)]),
+            &[("authorization", &basic), ("dpop", &p)],
+        )
+        .await;
+    assert_eq!(r.error(), "invalid_grant");
+    // revoke the access token: introspection says inactive
+    assert_eq!(
+        a.post_form(
+            "/revoke",
+            form_body(&[("token", &at)]),
+            &[("authorization", &basic)]
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    let i = a
+        .post_form(
+            "/introspect",
+            form_body(&[("token", &at)]),
+            &[("authorization", &basic)],
+        )
+        .await
+        .json();
+    assert_eq!(i["active"], false);
+    // unknown tokens are fine to revoke; clients must authenticate
+    assert_eq!(
+        a.post_form(
+            "/revoke",
+            form_body(&[("token", "nope")]),
+            &[("authorization", &basic)]
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        a.post_form("/revoke", form_body(&[("token", "nope")]), &[])
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let m = a.get("/metrics").await.body;
+    assert!(
+        m.contains("keybound_oauth_errors_total{path=\"/token\",error=\"invalid_grant\"} 1"),
+        "{m}"
+    );
 }
