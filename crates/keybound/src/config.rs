@@ -23,6 +23,10 @@ pub struct FileConfig {
     pub log_format: Option<String>,
     /// demand DPoP nonces from every client
     pub require_dpop_nonce: Option<bool>,
+    /// PEM certificate chain for TLS
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Effective settings.
@@ -40,6 +44,21 @@ pub struct Settings {
     pub json_logs: bool,
     /// global DPoP nonce requirement
     pub require_dpop_nonce: bool,
+    /// TLS certificate chain and key (PEM), when `serve` terminates TLS itself
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// Flags of `keybound serve` that override the file and environment.
+#[derive(Debug, Default, Clone)]
+pub struct ServeFlags {
+    /// `--listen`
+    pub listen: Option<String>,
+    /// `--issuer`
+    pub issuer: Option<String>,
+    /// `--tls-cert`
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Flags that override everything else.
@@ -68,11 +87,9 @@ fn is_loopback_host(host: &str) -> bool {
 
 impl Settings {
     /// Resolve settings from the file, the environment and the flags.
-    pub fn load(
-        o: &Overrides,
-        listen_flag: Option<&str>,
-        issuer_flag: Option<&str>,
-    ) -> anyhow::Result<Self> {
+    pub fn load(o: &Overrides, flags: &ServeFlags) -> anyhow::Result<Self> {
+        let listen_flag = flags.listen.as_deref();
+        let issuer_flag = flags.issuer.as_deref();
         let path = o.config.clone().or_else(|| {
             let p = PathBuf::from("keybound.toml");
             p.exists().then_some(p)
@@ -93,11 +110,27 @@ impl Settings {
         let listen: SocketAddr = listen.parse().with_context(|| {
             format!("listen address '{listen}': expected IP:PORT, e.g. 127.0.0.1:8080")
         })?;
+        let tls_cert = flags
+            .tls_cert
+            .clone()
+            .or_else(|| env("KEYBOUND_TLS_CERT").map(PathBuf::from))
+            .or(file.tls_cert);
+        let tls_key = flags
+            .tls_key
+            .clone()
+            .or_else(|| env("KEYBOUND_TLS_KEY").map(PathBuf::from))
+            .or(file.tls_key);
+        let tls = match (tls_cert, tls_key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => bail!("TLS needs both a certificate (tls_cert) and a private key (tls_key)"),
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let issuer = issuer_flag
             .map(str::to_owned)
             .or_else(|| env("KEYBOUND_ISSUER"))
             .or(file.issuer)
-            .unwrap_or_else(|| format!("http://{listen}"));
+            .unwrap_or_else(|| format!("{scheme}://{listen}"));
         let issuer = issuer.trim_end_matches('/').to_owned();
         check_issuer(&issuer)?;
         let data_dir = o
@@ -123,12 +156,13 @@ impl Settings {
             database_url,
             json_logs,
             require_dpop_nonce,
+            tls,
         })
     }
 
     /// Settings for admin commands (only the data directory and database matter).
     pub fn for_admin(o: &Overrides) -> anyhow::Result<Self> {
-        Self::load(o, None, None)
+        Self::load(o, &ServeFlags::default())
     }
 
     /// The SQLite database file in the data directory.

@@ -39,6 +39,12 @@ enum Command {
         /// on first start, create a demo user and two demo clients and print them
         #[arg(long)]
         demo: bool,
+        /// PEM certificate chain: terminate TLS here [env: KEYBOUND_TLS_CERT]
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<std::path::PathBuf>,
+        /// PEM private key for --tls-cert [env: KEYBOUND_TLS_KEY]
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<std::path::PathBuf>,
     },
     /// Provision clients, users and signing keys in the server's store.
     Admin {
@@ -98,12 +104,16 @@ fn main() -> ExitCode {
             listen,
             issuer,
             demo,
+            tls_cert,
+            tls_key,
         } => {
-            let settings = match config::Settings::load(
-                &cli.overrides,
-                listen.as_deref(),
-                issuer.as_deref(),
-            ) {
+            let flags = config::ServeFlags {
+                listen,
+                issuer,
+                tls_cert,
+                tls_key,
+            };
+            let settings = match config::Settings::load(&cli.overrides, &flags) {
                 Ok(s) => s,
                 Err(e) => return fail(&e),
             };

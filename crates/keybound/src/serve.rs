@@ -172,6 +172,9 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     }
     let state = keybound_server::AppState::new(provider);
     let app = keybound_server::router(state);
+    if let Some((cert, key)) = &settings.tls {
+        return serve_tls(&settings, app, cert, key).await;
+    }
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
@@ -183,6 +186,45 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     tracing::info!(listen = %settings.listen, issuer = %settings.issuer, "serving");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
+        .await
+        .context("server")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Terminate TLS (rustls over aws-lc-rs) in the server itself.
+async fn serve_tls(
+    settings: &Settings,
+    app: axum::Router,
+    cert: &Path,
+    key: &Path,
+) -> anyhow::Result<()> {
+    // Several crates may try; the first installation wins and any is aws-lc-rs.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+        .await
+        .with_context(|| {
+            format!(
+                "loading TLS certificate {} and key {}",
+                cert.display(),
+                key.display()
+            )
+        })?;
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        shutdown().await;
+        h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    println!(
+        "keybound OpenID Provider ready (TLS)\n  issuer:    {iss}\n  discovery: {iss}/.well-known/openid-configuration\n  data:      {}",
+        settings.data_dir.display(),
+        iss = settings.issuer
+    );
+    tracing::info!(listen = %settings.listen, issuer = %settings.issuer, "serving over TLS");
+    axum_server::bind_rustls(settings.listen, tls)
+        .handle(handle)
+        .serve(app.into_make_service())
         .await
         .context("server")?;
     tracing::info!("stopped");
