@@ -6,6 +6,16 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// Kills the server when the test ends, even by a failed assertion.
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test]
 async fn serves_https_with_secure_cookies() {
     let dir = tempfile::tempdir().unwrap();
@@ -37,18 +47,20 @@ async fn serves_https_with_secure_cookies() {
         .output()
         .unwrap();
     assert!(st.status.success());
-    let mut child = Command::new(bin)
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--tls-cert")
-        .arg(dir.path().join("cert.pem"))
-        .arg("--tls-key")
-        .arg(dir.path().join("key.pem"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let _server = Kill(
+        Command::new(bin)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--tls-cert")
+            .arg(dir.path().join("cert.pem"))
+            .arg("--tls-key")
+            .arg(dir.path().join("key.pem"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let http = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
         .redirect(reqwest::redirect::Policy::none())
@@ -68,18 +80,28 @@ async fn serves_https_with_secure_cookies() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let result = async {
-        assert!(ready, "TLS server did not become ready within 5 s");
-        let m: serde_json::Value = http.get(format!("{base}/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
-        assert_eq!(m["issuer"], base.as_str());
-        let q = "response_type=code&client_id=app&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&scope=openid&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256";
-        let r = http.get(format!("{base}/authorize?{q}")).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
-        assert!(cookie.contains("; Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
-    }
-    .await;
-    let _ = child.kill();
-    let _ = child.wait();
-    result
+    assert!(ready, "TLS server did not become ready within 5 s");
+    let m: serde_json::Value = http
+        .get(format!("{base}/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(m["issuer"], base.as_str());
+    let q = "response_type=code&client_id=app&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&scope=openid&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256";
+    let r = http
+        .get(format!("{base}/authorize?{q}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("; Secure")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
 }
