@@ -106,6 +106,9 @@ async fn app_with(nonces: bool) -> App {
         ))
         .await
         .unwrap();
+    let mut strict = mk("strict", ClientAuthMethod::None, Profile::KeyBinding, false);
+    strict.dpop_bound_access_tokens = true;
+    store.put_client(&strict).await.unwrap();
     store
         .put_user(&User {
             sub: "sub-alice".into(),
@@ -956,4 +959,108 @@ async fn revocation_and_introspection_over_http() {
         m.contains("keybound_oauth_errors_total{path=\"/token\",error=\"invalid_grant\"} 1"),
         "{m}"
     );
+}
+
+#[tokio::test]
+async fn dpop_token_endpoint_checklist() {
+    let mut a = app().await;
+    let key = keys::es256_a();
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("conf:s3cret")
+    );
+    // DP-T4: no proof, no binding: a Bearer token
+    let code = a.code_for("pub", "openid", None).await;
+    let r = a.token(&code_grant("pub", &code), None).await;
+    assert_eq!(r.json()["token_type"], "Bearer", "{}", r.body);
+    // DP-T7: a client registered with dpop_bound_access_tokens must send a proof
+    let code = a.code_for("strict", "openid", None).await;
+    let r = a.token(&code_grant("strict", &code), None).await;
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_dpop_proof")
+    );
+    // DP-T6: outside Key Binding, a confidential client's refresh token is not key-bound
+    let code = a.code_for("conf", "openid offline_access", None).await;
+    let g: Vec<(&str, &str)> = code_grant("conf", &code)
+        .into_iter()
+        .filter(|(k, _)| *k != "client_id")
+        .collect();
+    let p = proof(&key, "t6", None);
+    let t = a
+        .post_form(
+            "/token",
+            form_body(&g),
+            &[("authorization", &basic), ("dpop", &p)],
+        )
+        .await
+        .json();
+    assert_eq!(t["token_type"], "DPoP");
+    let rt = t["refresh_token"].as_str().unwrap().to_owned();
+    let i = a
+        .post_form(
+            "/introspect",
+            form_body(&[("token", &rt)]),
+            &[("authorization", &basic)],
+        )
+        .await
+        .json();
+    assert!(i["cnf"].is_null(), "{i}");
+    // KB-RF4: a rotated Key Binding refresh token stays bound to the same key
+    let jkt = key.public_jwk().thumbprint();
+    let code = a
+        .code_for("pub", "openid offline_access bound_key", Some(&jkt))
+        .await;
+    let t = a
+        .token(
+            &code_grant("pub", &code),
+            Some(&proof(&key, "rf4-1", Some(&code))),
+        )
+        .await
+        .json();
+    let rt = t["refresh_token"].as_str().unwrap().to_owned();
+    let t2 = a
+        .token(
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &rt),
+                ("client_id", "pub"),
+            ],
+            Some(&proof(&key, "rf4-2", None)),
+        )
+        .await
+        .json();
+    let rt2 = t2["refresh_token"].as_str().unwrap().to_owned();
+    let r = a
+        .token(
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &rt2),
+                ("client_id", "pub"),
+            ],
+            Some(&proof(&keys::es256_b(), "rf4-3", None)),
+        )
+        .await;
+    assert_eq!(
+        r.error(),
+        "invalid_grant",
+        "the rotated token is still bound"
+    );
+    // KB-S3: an ID Token is not an access token
+    let id_token = t["id_token"].as_str().unwrap();
+    let up = ProofBuilder::new("GET", &format!("{ISS}/userinfo"), T0, "s3")
+        .ath_for(id_token)
+        .sign(&key)
+        .unwrap();
+    let r = a
+        .send(
+            Request::get("/userinfo")
+                .header("authorization", format!("DPoP {id_token}"))
+                .header("dpop", up)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("at+jwt"), "{}", r.body);
 }
