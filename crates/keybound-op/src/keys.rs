@@ -13,6 +13,10 @@ use keybound_store::{KeyState, SigningKeyRecord};
 
 use crate::{OpError, Provider};
 
+/// How long a retired key stays published: long enough for every ID Token, access token and
+/// cached JWKS it signed or appeared in to expire (tokens live minutes, caches 5 minutes).
+pub const RETIRED_KEY_RETENTION: u64 = 24 * 3600;
+
 /// A key the OP signs with.
 #[derive(Debug)]
 pub struct SigningKey {
@@ -98,10 +102,14 @@ impl Provider {
     }
 
     /// Rotate: current → retired, next → current, a new next. Returns the new current `kid`.
+    /// Keys retired more than [`RETIRED_KEY_RETENTION`] ago leave the JWKS.
     pub async fn rotate_signing_keys(&self) -> Result<String, OpError> {
         let now = self.now();
         self.store
             .rotate_signing_keys(&new_record(KeyState::Next, now)?, now)
+            .await?;
+        self.store
+            .purge_retired_keys(now.saturating_sub(RETIRED_KEY_RETENTION))
             .await?;
         self.keys.set(None);
         Ok(self.current_key().await?.kid.clone())

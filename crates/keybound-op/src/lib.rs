@@ -29,7 +29,7 @@ use keybound_store::Store;
 pub use authorize::{AuthorizeError, ConsentPrompt, Interaction, Prompt, ValidatedAuthorization};
 pub use client_auth::ClientCredentials;
 pub use error::OpError;
-pub use keys::KeyRing;
+pub use keys::{KeyRing, RETIRED_KEY_RETENTION};
 pub use resource::{Introspection, ResourceError, ResourceRequest};
 pub use token::{TokenRequestFacts, TokenSuccess};
 

@@ -802,3 +802,35 @@ async fn private_key_jwt_client_authentication_with_jti_replay_protection() {
     assert_eq!(e.code, ErrorCode::InvalidClient);
     assert!(e.description.contains("replayed"), "{e:?}");
 }
+
+#[tokio::test]
+async fn key_rotation_publishes_next_and_keeps_retired_for_a_day() {
+    let op = op().await;
+    let before = op.p.jwks().await.unwrap();
+    assert_eq!(before.keys.len(), 2, "current and next");
+    let old_kid = op.p.current_key().await.unwrap().kid.clone();
+    let next_kid = before
+        .keys
+        .iter()
+        .map(|k| k.kid.clone().unwrap())
+        .find(|k| *k != old_kid)
+        .unwrap();
+    let new_kid = op.p.rotate_signing_keys().await.unwrap();
+    assert_eq!(new_kid, next_kid, "the published next key becomes current");
+    let after = op.p.jwks().await.unwrap();
+    assert_eq!(after.keys.len(), 3, "retired, current, next");
+    assert!(after
+        .keys
+        .iter()
+        .any(|k| k.kid.as_deref() == Some(old_kid.as_str())));
+    op.advance(keybound_op::RETIRED_KEY_RETENTION + 1);
+    op.p.rotate_signing_keys().await.unwrap();
+    let later = op.p.jwks().await.unwrap();
+    assert!(
+        !later
+            .keys
+            .iter()
+            .any(|k| k.kid.as_deref() == Some(old_kid.as_str())),
+        "retired over a day ago: gone"
+    );
+}
