@@ -2,12 +2,11 @@
 //! Key Binding code flow, refresh, userinfo, and every refusal the token endpoint owes.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use keybound_jose::{Jkt, PrivateKey};
 use keybound_op::{
-    password, Clock, Interaction, OpConfig, OsRandomness, Provider, ResourceRequest,
+    password, Clock, Interaction, ManualClock, OpConfig, OsRandomness, Provider, ResourceRequest,
     TokenRequestFacts,
 };
 use keybound_op::{OpError, ValidatedAuthorization};
@@ -23,21 +22,14 @@ const T0: u64 = 1_700_000_000;
 const REDIRECT: &str = "https://app.example/cb";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
-struct TestClock(AtomicU64);
-impl Clock for TestClock {
-    fn now(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
 struct Op {
     p: Provider,
-    clock: Arc<TestClock>,
+    clock: Arc<ManualClock>,
 }
 
 impl Op {
     fn advance(&self, s: u64) {
-        self.clock.0.fetch_add(s, Ordering::SeqCst);
+        self.clock.advance(s);
     }
 }
 
@@ -58,7 +50,7 @@ fn client(id: &str, method: ClientAuthMethod, profile: Profile) -> Client {
 
 async fn op_with(config: impl FnOnce(&mut OpConfig)) -> Op {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let clock = Arc::new(TestClock(AtomicU64::new(T0)));
+    let clock = Arc::new(ManualClock::new(T0));
     let mut cfg = OpConfig::new(ISS);
     config(&mut cfg);
     let p = Provider::new(cfg, store.clone(), clock.clone(), Arc::new(OsRandomness));

@@ -18,6 +18,20 @@ fn uses_basic(headers: &HeaderMap) -> bool {
         .is_some_and(|a| a.len() > 6 && a[..6].eq_ignore_ascii_case("basic "))
 }
 
+fn ok_json(v: impl serde::Serialize) -> Response {
+    let mut r = Json(v).into_response();
+    no_store(r.headers_mut());
+    r
+}
+
+fn failed(headers: &HeaderMap, error: keybound_op::OpError) -> Response {
+    TokenError {
+        error,
+        basic: uses_basic(headers),
+    }
+    .into_response()
+}
+
 fn parse_form(headers: &HeaderMap, body: &Bytes) -> Result<Form, TokenError> {
     let basic = uses_basic(headers);
     forms::require_form(headers).map_err(|error| TokenError { error, basic })?;
@@ -42,18 +56,13 @@ pub async fn token(
     };
     match state.provider.token(facts).await {
         Ok(ok) => {
-            let mut r = Json(ok.response).into_response();
-            no_store(r.headers_mut());
+            let mut r = ok_json(ok.response);
             if let Some(v) = ok.dpop_nonce.and_then(|n| HeaderValue::from_str(&n).ok()) {
                 r.headers_mut().insert("dpop-nonce", v);
             }
             r
         }
-        Err(error) => TokenError {
-            error,
-            basic: uses_basic(&headers),
-        }
-        .into_response(),
+        Err(error) => failed(&headers, error),
     }
 }
 
@@ -64,20 +73,15 @@ pub async fn userinfo(
     headers: HeaderMap,
 ) -> Response {
     let dpop = forms::header_values(&headers, "dpop");
-    // The externally visible URL of this endpoint, not what a proxy forwarded.
-    let htu = &state.provider.config.endpoints.userinfo;
     let req = ResourceRequest {
         authorization: forms::header_str(&headers, header::AUTHORIZATION),
         dpop: &dpop,
         htm: method.as_str(),
-        htu,
+        // the externally visible URL of this endpoint, not what a proxy forwarded
+        htu: &state.provider.config.endpoints.userinfo,
     };
     match state.provider.userinfo(req).await {
-        Ok(claims) => {
-            let mut r = Json(claims).into_response();
-            no_store(r.headers_mut());
-            r
-        }
+        Ok(claims) => ok_json(claims),
         Err(error) => ResourceFailure {
             error,
             algs: keybound_jose::Algorithm::list(&state.provider.config.dpop.allowed_algs)
@@ -97,21 +101,14 @@ pub async fn revoke(
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
-    match state
-        .provider
-        .revoke(forms::header_str(&headers, header::AUTHORIZATION), &form)
-        .await
-    {
+    let auth = forms::header_str(&headers, header::AUTHORIZATION);
+    match state.provider.revoke(auth, &form).await {
         Ok(()) => {
             let mut r = axum::http::StatusCode::OK.into_response();
             no_store(r.headers_mut());
             r
         }
-        Err(error) => TokenError {
-            error,
-            basic: uses_basic(&headers),
-        }
-        .into_response(),
+        Err(error) => failed(&headers, error),
     }
 }
 
@@ -125,20 +122,9 @@ pub async fn introspect(
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
-    match state
-        .provider
-        .introspect(forms::header_str(&headers, header::AUTHORIZATION), &form)
-        .await
-    {
-        Ok(v) => {
-            let mut r = Json(v).into_response();
-            no_store(r.headers_mut());
-            r
-        }
-        Err(error) => TokenError {
-            error,
-            basic: uses_basic(&headers),
-        }
-        .into_response(),
+    let auth = forms::header_str(&headers, header::AUTHORIZATION);
+    match state.provider.introspect(auth, &form).await {
+        Ok(v) => ok_json(v),
+        Err(error) => failed(&headers, error),
     }
 }

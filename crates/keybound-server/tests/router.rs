@@ -5,7 +5,6 @@
 #![allow(clippy::many_single_char_names)] // short names for requests and responses read well here
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -14,7 +13,7 @@ use axum::Router;
 use base64::Engine as _;
 use http_body_util::BodyExt as _;
 use keybound_jose::{b64, jws, Algorithm, Jkt, PrivateKey};
-use keybound_op::{password, Clock, OpConfig, OsRandomness, Provider};
+use keybound_op::{password, ManualClock, OpConfig, OsRandomness, Provider};
 use keybound_proto::dpop::{NonceSource, ProofBuilder};
 use keybound_proto::idtoken::{self, BindingRequirement, IdTokenChecks};
 use keybound_proto::keybinding::Profile;
@@ -27,13 +26,6 @@ const ISS: &str = "http://127.0.0.1:8080";
 const T0: u64 = 1_700_000_000;
 const REDIRECT: &str = "http://127.0.0.1:9999/cb";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-
-struct TestClock(AtomicU64);
-impl Clock for TestClock {
-    fn now(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 struct App {
     router: Router,
@@ -60,7 +52,7 @@ impl Resp {
 
 async fn app_with(nonces: bool) -> App {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let clock = Arc::new(TestClock(AtomicU64::new(T0)));
+    let clock = Arc::new(ManualClock::new(T0));
     let mut cfg = OpConfig::new(ISS);
     if nonces {
         cfg.dpop_nonces = Some(NonceSource::new(&[5u8; 32], 300, 1).unwrap());
