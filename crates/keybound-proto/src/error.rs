@@ -270,6 +270,36 @@ pub enum Error {
     #[error("Token Binding: {0}")]
     TokenBindingHttp(String),
 
+    // ---- presentations to a consuming component (docs/presentation.md) ----
+    /// The presentation JWS has the wrong `typ`.
+    #[error("presentation: expected typ '{expected}', got {got:?}")]
+    PresentationTyp {
+        /// expected typ
+        expected: &'static str,
+        /// header typ
+        got: Option<String>,
+    },
+    /// The presentation is not signed by the ID Token's `cnf` key.
+    #[error("presentation: signature does not verify with the ID Token's cnf.jwk key")]
+    PresentationSignature,
+    /// The presentation names another audience.
+    #[error("presentation: expected aud '{expected}', got {got:?}")]
+    PresentationAudience {
+        /// the verifier
+        expected: String,
+        /// presentation aud
+        got: Option<String>,
+    },
+    /// The presentation answers another challenge.
+    #[error("presentation: the challenge does not match the one this verifier issued")]
+    PresentationChallenge,
+    /// The presentation is for another ID Token (`ith`).
+    #[error("presentation: ith does not match the SHA-256 of the presented ID Token")]
+    PresentationIdTokenHash,
+    /// The presentation is too old, too new, or lacks a claim.
+    #[error("presentation: {0}")]
+    PresentationClaims(String),
+
     // ---- ID-JAG ----
     /// An ID-JAG fails one of its rules.
     #[error("ID-JAG: {0}")]

@@ -12,6 +12,8 @@
 //! - [`idtoken`]: ID Token claims, builder and validator (OIDC Core 3.1.3.7 + Key Binding);
 //! - [`cnf`]: RFC 7800 confirmation (`jwk`, `jkt`, `tbh`);
 //! - [`tokbind`]: RFC 8471/8473 Token Binding messages and OIDC Token Bound Authentication;
+//! - [`presentation`]: how an RP authenticating component proves possession of a key-bound ID
+//!   Token to a consuming component, over HTTP and peer to peer (docs/presentation.md);
 //! - [`idjag`]: Identity Assertion JWT authorization grants (ID-JAG) claims;
 //! - [`wire`]: OAuth/OIDC wire types (discovery, client metadata, requests, responses, errors).
 //!
@@ -23,6 +25,7 @@ mod error;
 pub mod idjag;
 pub mod idtoken;
 pub mod keybinding;
+pub mod presentation;
 pub mod tokbind;
 pub mod wire;
 

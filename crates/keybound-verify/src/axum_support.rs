@@ -1,0 +1,131 @@
+//! axum integration: the [`KeyBound`] extractor and the [`require_key_bound`] middleware. Both
+//! answer a refused presentation with `401` and `WWW-Authenticate: DPoP error=…`, plus a
+//! `DPoP-Nonce` when this service demands nonces (RFC 9449 §7.1, §9).
+
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use keybound_proto::presentation::ID_TOKEN_HEADER;
+
+use crate::{HttpPresentation, VerifiedIdentity, Verifier, VerifyError};
+
+/// A request whose key-bound ID Token and proof verified.
+#[derive(Debug, Clone)]
+pub struct KeyBound(pub VerifiedIdentity);
+
+/// A refusal, as an HTTP response.
+#[derive(Debug)]
+pub struct Refusal {
+    error: VerifyError,
+    nonce: Option<String>,
+    algs: String,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let desc: String = self
+            .error
+            .to_string()
+            .chars()
+            .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+            .collect();
+        let challenge = format!(
+            "DPoP error=\"{}\", error_description=\"{desc}\", algs=\"{}\"",
+            self.error.code(),
+            self.algs
+        );
+        let status = if matches!(self.error, VerifyError::ReplayCacheFull) {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        let body = serde_json::json!({ "error": self.error.code(), "error_description": self.error.to_string() });
+        let mut r = (status, axum::Json(body)).into_response();
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        if let Some(n) = self.nonce.and_then(|n| HeaderValue::from_str(&n).ok()) {
+            r.headers_mut().insert("dpop-nonce", n);
+        }
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r
+    }
+}
+
+/// Verify the presentation carried by `headers` for `method` `path`.
+pub async fn verify_request(
+    verifier: &Verifier,
+    method: &str,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<VerifiedIdentity, Refusal> {
+    let dpop: Vec<&str> = headers
+        .get_all("dpop")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let id_token = headers.get(ID_TOKEN_HEADER).and_then(|v| v.to_str().ok());
+    verifier
+        .verify_http(HttpPresentation {
+            id_token,
+            dpop: &dpop,
+            htm: method,
+            path,
+        })
+        .await
+        .map_err(|error| {
+            let nonce = match &error {
+                VerifyError::NonceRequired(n) => Some(n.clone()),
+                _ => verifier.fresh_nonce(),
+            };
+            Refusal {
+                error,
+                nonce,
+                algs: keybound_jose::Algorithm::list(&verifier.config().proof.allowed_algs)
+                    .replace(", ", " "),
+            }
+        })
+}
+
+impl<S> FromRequestParts<S> for KeyBound
+where
+    Arc<Verifier>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Refusal;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let verifier = Arc::<Verifier>::from_ref(state);
+        verify_request(
+            &verifier,
+            parts.method.as_str(),
+            parts.uri.path(),
+            &parts.headers,
+        )
+        .await
+        .map(KeyBound)
+    }
+}
+
+/// Middleware for whole routers: `router.layer(axum::middleware::from_fn_with_state(verifier,
+/// require_key_bound))`. The verified identity is added to the request's extensions.
+pub async fn require_key_bound(
+    State(verifier): State<Arc<Verifier>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    match verify_request(&verifier, &method, &path, req.headers()).await {
+        Ok(identity) => {
+            req.extensions_mut().insert(KeyBound(identity));
+            next.run(req).await
+        }
+        Err(refusal) => refusal.into_response(),
+    }
+}

@@ -1,0 +1,51 @@
+//! The one error type of keybound-verify, and its HTTP form (RFC 9449 §7.1 challenge).
+
+/// Why a presentation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// No `ID-Token` header.
+    #[error("no ID Token: send it in the ID-Token header with a DPoP proof")]
+    MissingIdToken,
+    /// No proof of possession.
+    #[error("no proof of possession: a key-bound ID Token is accepted only with a DPoP proof by its cnf key")]
+    MissingProof,
+    /// The ID Token's issuer is not trusted here.
+    #[error("ID Token issuer '{0}' is not trusted by this service")]
+    UntrustedIssuer(String),
+    /// The ID Token failed validation.
+    #[error("{0}")]
+    IdToken(keybound_proto::Error),
+    /// The issuer's keys could not be fetched or do not include the `kid`.
+    #[error("issuer keys: {0}")]
+    Jwks(String),
+    /// The proof failed a check.
+    #[error("{0}")]
+    Proof(keybound_proto::Error),
+    /// This service requires a nonce; retry with this one.
+    #[error("this service requires a DPoP nonce: retry with the DPoP-Nonce value")]
+    NonceRequired(String),
+    /// The proof was seen before.
+    #[error("proof replayed: its jti was already used; make a fresh proof for every request")]
+    Replay,
+    /// The replay cache is full of live entries; refusing rather than forgetting.
+    #[error("too many recent proofs to track; try again shortly")]
+    ReplayCacheFull,
+}
+
+impl VerifyError {
+    /// The RFC 6750 / RFC 9449 error code for the `WWW-Authenticate` challenge.
+    pub fn code(&self) -> &'static str {
+        match self {
+            VerifyError::MissingIdToken
+            | VerifyError::UntrustedIssuer(_)
+            | VerifyError::IdToken(_)
+            | VerifyError::Jwks(_) => "invalid_token",
+            VerifyError::NonceRequired(_) => "use_dpop_nonce",
+            VerifyError::ReplayCacheFull => "temporarily_unavailable",
+            VerifyError::MissingProof | VerifyError::Proof(_) | VerifyError::Replay => {
+                "invalid_dpop_proof"
+            }
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! # keybound-verify
+//!
+//! The RP consuming component: it receives a key-bound ID Token from an RP authenticating
+//! component and trusts it only together with a fresh proof of possession by the ID Token's
+//! `cnf` key (Key Binding KB-S2, KB-S5). It checks, in order:
+//!
+//! 1. the ID Token itself — a trusted `iss`, a signature by that issuer's JWKS (fetched and
+//!    cached per `Cache-Control`, refetched at most once per interval for an unknown `kid`), an
+//!    allowed `aud` (a set: one RP may register several client ids), `exp`/`iat` with skew, and
+//!    `typ: dpop+id_token` (draft-00 `id_token+cnf` only when enabled) with a public `cnf.jwk`;
+//! 2. the presentation — over HTTP an RFC 9449 proof by that key over this request with `ath` =
+//!    hash of the ID Token (and the consumer's nonce when required), peer to peer a `kb-pop+jwt`
+//!    JWS over this verifier's audience and challenge (docs/presentation.md);
+//! 3. the proof's `jti` has not been seen ([`ReplayCache`], bounded, fail closed when full).
+//!
+//! The result is a [`VerifiedIdentity`] or one precise [`VerifyError`].
+
+#[cfg(feature = "axum")]
+pub mod axum_support;
+mod error;
+mod jwks;
+mod replay;
+
+use std::sync::Arc;
+
+use keybound_jose::{Jkt, JwkSet, Jws, PublicJwk};
+use keybound_proto::dpop::{self, DpopPolicy, NonceCheck, NonceSource, RequestFacts};
+use keybound_proto::idtoken::{self, BindingRequirement, IdTokenChecks, IdTokenClaims};
+use keybound_proto::presentation::{self, P2pChecks};
+
+pub use error::VerifyError;
+#[cfg(feature = "http")]
+pub use jwks::HttpFetcher;
+pub use jwks::{FetchedJwks, JwksCache, JwksFetcher};
+pub use replay::{MemoryReplayCache, ReplayCache};
+
+/// The source of `now` (seconds since the Unix epoch).
+pub trait Clock: Send + Sync {
+    /// Current time.
+    fn now(&self) -> u64;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    #[allow(clippy::disallowed_methods)] // the verifier's default clock; tests inject their own
+    fn now(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+}
+
+/// An issuer this verifier trusts, and where its keys are.
+#[derive(Debug, Clone)]
+pub struct TrustedIssuer {
+    /// issuer identifier (exact match with `iss`)
+    pub issuer: String,
+    /// JWKS URL (typically from the issuer's discovery document)
+    pub jwks_uri: String,
+}
+
+/// What the consuming component accepts.
+#[derive(Debug)]
+pub struct VerifierConfig {
+    /// trusted issuers
+    pub issuers: Vec<TrustedIssuer>,
+    /// accepted audiences: the client ids of the RP whose ID Tokens are presented here
+    pub audiences: Vec<String>,
+    /// accept draft-00 `typ: id_token+cnf`
+    pub accept_draft00: bool,
+    /// clock skew allowed on the ID Token
+    pub leeway: u64,
+    /// proof acceptance window and algorithms
+    pub proof: DpopPolicy,
+    /// stateless nonces, when this consumer demands them
+    pub nonces: Option<NonceSource>,
+    /// externally visible base URL of this service (scheme, host, port), for `htu`
+    pub public_base_url: String,
+}
+
+impl VerifierConfig {
+    /// A configuration trusting one issuer for `audiences`, serving at `public_base_url`.
+    pub fn new(issuer: TrustedIssuer, audiences: Vec<String>, public_base_url: &str) -> Self {
+        VerifierConfig {
+            issuers: vec![issuer],
+            audiences,
+            accept_draft00: false,
+            leeway: 60,
+            proof: DpopPolicy::default(),
+            nonces: None,
+            public_base_url: public_base_url.trim_end_matches('/').to_owned(),
+        }
+    }
+}
+
+/// Who presented: the validated ID Token and the key it is bound to.
+#[derive(Debug, Clone)]
+pub struct VerifiedIdentity {
+    /// issuer
+    pub iss: String,
+    /// subject
+    pub sub: String,
+    /// audiences
+    pub aud: Vec<String>,
+    /// all claims
+    pub claims: IdTokenClaims,
+    /// thumbprint of `cnf.jwk`, proven by this presentation
+    pub jkt: Jkt,
+}
+
+/// An HTTP presentation as received.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpPresentation<'a> {
+    /// the `ID-Token` header
+    pub id_token: Option<&'a str>,
+    /// every `DPoP` header value
+    pub dpop: &'a [&'a str],
+    /// request method
+    pub htm: &'a str,
+    /// request path (the verifier prefixes its public base URL)
+    pub path: &'a str,
+}
+
+/// The consuming component.
+pub struct Verifier {
+    config: VerifierConfig,
+    jwks: JwksCache,
+    replay: Arc<dyn ReplayCache>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("issuers", &self.config.issuers)
+            .field("audiences", &self.config.audiences)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// A verifier with its JWKS fetcher, replay cache and clock.
+    pub fn new(
+        config: VerifierConfig,
+        fetcher: Arc<dyn JwksFetcher>,
+        replay: Arc<dyn ReplayCache>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Verifier {
+            config,
+            jwks: JwksCache::new(fetcher, 30),
+            replay,
+            clock,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &VerifierConfig {
+        &self.config
+    }
+
+    /// Current time.
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// A nonce to hand out with a `401`, when nonces are configured.
+    pub fn fresh_nonce(&self) -> Option<String> {
+        self.config.nonces.as_ref().map(|n| n.issue(self.now()))
+    }
+
+    /// Validate a key-bound ID Token: issuer, signature, audience, times, `typ`, `cnf.jwk`.
+    pub async fn verify_id_token(
+        &self,
+        id_token: &str,
+    ) -> Result<(VerifiedIdentity, PublicJwk), VerifyError> {
+        let now = self.now();
+        let iss = unverified_issuer(id_token)?;
+        let trusted = self
+            .config
+            .issuers
+            .iter()
+            .find(|t| t.issuer == iss)
+            .ok_or_else(|| VerifyError::UntrustedIssuer(iss.clone()))?;
+        let kid = Jws::parse(id_token)
+            .map_err(|e| {
+                VerifyError::IdToken(keybound_proto::Error::IdTokenMalformed(e.to_string()))
+            })?
+            .header()
+            .kid
+            .clone();
+        let keys: Arc<JwkSet> = self
+            .jwks
+            .keys_for(&trusted.jwks_uri, kid.as_deref(), now)
+            .await?;
+        let checks = IdTokenChecks {
+            leeway: self.config.leeway,
+            binding: BindingRequirement::Bound {
+                expected_jkt: None,
+                accept_draft00: self.config.accept_draft00,
+            },
+            ..IdTokenChecks::new(&trusted.issuer, &self.config.audiences, now)
+        };
+        let v = idtoken::validate(id_token, &keys, &checks).map_err(VerifyError::IdToken)?;
+        let jwk = v
+            .claims
+            .cnf
+            .as_ref()
+            .and_then(|c| c.jwk.clone())
+            .ok_or(VerifyError::IdToken(keybound_proto::Error::IdTokenNotBound))?;
+        let identity = VerifiedIdentity {
+            iss: v.claims.iss.clone(),
+            sub: v.claims.sub.clone(),
+            aud: v.claims.aud.as_slice().to_vec(),
+            jkt: jwk.thumbprint(),
+            claims: v.claims,
+        };
+        Ok((identity, jwk))
+    }
+
+    /// Verify an HTTP presentation (docs/presentation.md §HTTP).
+    pub async fn verify_http(
+        &self,
+        p: HttpPresentation<'_>,
+    ) -> Result<VerifiedIdentity, VerifyError> {
+        let id_token = p.id_token.ok_or(VerifyError::MissingIdToken)?;
+        if p.dpop.is_empty() {
+            return Err(VerifyError::MissingProof);
+        }
+        let (identity, _) = self.verify_id_token(id_token).await?;
+        let now = self.now();
+        let htu = format!("{}{}", self.config.public_base_url, p.path);
+        let facts = RequestFacts {
+            presented_token: Some(id_token),
+            bound_jkt: Some(&identity.jkt),
+            nonce: self
+                .config
+                .nonces
+                .as_ref()
+                .map_or(NonceCheck::NotRequired, NonceCheck::Stateless),
+            ..RequestFacts::new(p.htm, &htu, now)
+        };
+        let proof =
+            dpop::verify(p.dpop.iter().copied(), &facts, &self.config.proof).map_err(|e| {
+                if e.is_nonce_error() {
+                    VerifyError::NonceRequired(self.fresh_nonce().unwrap_or_default())
+                } else {
+                    VerifyError::Proof(e)
+                }
+            })?;
+        let entry = proof.replay_entry(&self.config.proof);
+        self.remember(&entry.key.digest(), entry.expires_at, now)?;
+        Ok(identity)
+    }
+
+    /// Verify a peer-to-peer presentation answering `challenge` for this verifier `audience`.
+    pub async fn verify_p2p(
+        &self,
+        id_token: &str,
+        presentation: &str,
+        audience: &str,
+        challenge: &str,
+    ) -> Result<VerifiedIdentity, VerifyError> {
+        let (identity, jwk) = self.verify_id_token(id_token).await?;
+        let now = self.now();
+        let checks = P2pChecks {
+            audience,
+            challenge,
+            now,
+            max_age: self.config.proof.max_age,
+            max_future: self.config.proof.max_future,
+        };
+        let claims = presentation::p2p_verify(presentation, id_token, &jwk, &checks)
+            .map_err(VerifyError::Proof)?;
+        let digest = keybound_jose::sha256(
+            format!("p2p\0{}\0{audience}\0{}", identity.jkt, claims.jti).as_bytes(),
+        );
+        self.remember(&digest, claims.iat + self.config.proof.max_age + 1, now)?;
+        Ok(identity)
+    }
+
+    fn remember(&self, digest: &[u8; 32], expires_at: u64, now: u64) -> Result<(), VerifyError> {
+        match self.replay.check_and_insert(digest, expires_at, now) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(VerifyError::Replay),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Read `iss` before verification, only to choose which keys to verify with.
+fn unverified_issuer(id_token: &str) -> Result<String, VerifyError> {
+    let bad = |m: &str| VerifyError::IdToken(keybound_proto::Error::IdTokenMalformed(m.to_owned()));
+    let payload = id_token.split('.').nth(1).ok_or_else(|| bad("not a JWS"))?;
+    let bytes = keybound_jose::b64::decode(payload).map_err(|e| bad(&e.to_string()))?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| bad(&e.to_string()))?;
+    v.get("iss")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| bad("no iss claim"))
+}
