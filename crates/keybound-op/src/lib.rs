@@ -54,33 +54,7 @@ pub const SUPPORTED_CLAIMS: [&str; 13] = [
     "email_verified",
 ];
 
-/// The source of `now` (seconds since the Unix epoch).
-pub trait Clock: Send + Sync {
-    /// Current time.
-    fn now(&self) -> u64;
-}
-
-/// A clock that moves only when told to: for tests, simulations and replaying recorded traffic.
-#[derive(Debug, Default)]
-pub struct ManualClock(std::sync::atomic::AtomicU64);
-
-impl ManualClock {
-    /// A clock showing `now`.
-    pub fn new(now: u64) -> Self {
-        ManualClock(std::sync::atomic::AtomicU64::new(now))
-    }
-
-    /// Move forward by `secs`.
-    pub fn advance(&self, secs: u64) {
-        self.0.fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> u64 {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
+pub use keybound_proto::{Clock, ManualClock};
 
 /// The source of unguessable values (codes, tokens, ids).
 pub trait Randomness: Send + Sync {

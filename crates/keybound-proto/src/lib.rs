@@ -34,3 +34,33 @@ pub use keybound_jose as jose;
 
 /// Seconds since the Unix epoch, as every `now` argument in this crate.
 pub type UnixTime = u64;
+
+/// Where the outer crates get `now` from. This crate never calls it: functions here take
+/// `now` as an argument. The trait lives here so the OP, the RP and the consuming component
+/// share one definition; only the binary and the outer crates implement it with the real clock.
+pub trait Clock: Send + Sync {
+    /// Current time.
+    fn now(&self) -> UnixTime;
+}
+
+/// A clock that moves only when told to: for tests, simulations and replaying recorded traffic.
+#[derive(Debug, Default)]
+pub struct ManualClock(std::sync::atomic::AtomicU64);
+
+impl ManualClock {
+    /// A clock showing `now`.
+    pub fn new(now: UnixTime) -> Self {
+        ManualClock(std::sync::atomic::AtomicU64::new(now))
+    }
+
+    /// Move forward by `secs`.
+    pub fn advance(&self, secs: u64) {
+        self.0.fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> UnixTime {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

@@ -34,11 +34,7 @@ pub use jwks::HttpFetcher;
 pub use jwks::{FetchedJwks, JwksCache, JwksFetcher};
 pub use replay::{MemoryReplayCache, ReplayCache};
 
-/// The source of `now` (seconds since the Unix epoch).
-pub trait Clock: Send + Sync {
-    /// Current time.
-    fn now(&self) -> u64;
-}
+pub use keybound_proto::{Clock, ManualClock};
 
 /// The system clock.
 #[derive(Debug, Default, Clone, Copy)]

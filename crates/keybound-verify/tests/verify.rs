@@ -6,7 +6,7 @@
 //! `keybound/tests`).
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -18,21 +18,14 @@ use keybound_proto::presentation::{self, http_proof};
 use keybound_proto::Error as P;
 use keybound_testkit::keys;
 use keybound_verify::{
-    Clock, FetchedJwks, HttpPresentation, JwksFetcher, MemoryReplayCache, TrustedIssuer, Verifier,
-    VerifierConfig, VerifyError,
+    FetchedJwks, HttpPresentation, JwksFetcher, ManualClock, MemoryReplayCache, TrustedIssuer,
+    Verifier, VerifierConfig, VerifyError,
 };
 
 const ISS: &str = "https://op.example";
 const JWKS: &str = "https://op.example/jwks";
 const SVC: &str = "https://api.example";
 const NOW: u64 = 1_700_000_000;
-
-struct TestClock(AtomicU64);
-impl Clock for TestClock {
-    fn now(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 struct Keys {
     set: Mutex<JwkSet>,
@@ -56,7 +49,7 @@ struct Fixture {
     op: PrivateKey,
     client: PrivateKey,
     keys: Arc<Keys>,
-    clock: Arc<TestClock>,
+    clock: Arc<ManualClock>,
 }
 
 fn fixture_with(nonces: bool) -> Fixture {
@@ -65,7 +58,7 @@ fn fixture_with(nonces: bool) -> Fixture {
         set: Mutex::new(JwkSet::signing_key(&op, "op-1")),
         fetches: AtomicUsize::new(0),
     });
-    let clock = Arc::new(TestClock(AtomicU64::new(NOW)));
+    let clock = Arc::new(ManualClock::new(NOW));
     let mut cfg = VerifierConfig::new(
         TrustedIssuer {
             issuer: ISS.into(),
@@ -310,7 +303,7 @@ async fn unknown_kid_refetches_at_most_once_per_interval() {
     f.present(&t, &[&p], "GET", "/r").await.unwrap();
     assert_eq!(f.keys.fetches.load(Ordering::SeqCst), 1);
     // a token naming a kid the OP never published, half a minute later
-    f.clock.0.fetch_add(31, Ordering::SeqCst);
+    f.clock.advance(31);
     let forged = IdTokenBuilder::new(ISS, "alice", "app-ios".into(), NOW, 300)
         .bind(Profile::KeyBinding, f.client.public_jwk())
         .sign(&f.op, Algorithm::ES256, Some("op-9"))
@@ -335,7 +328,7 @@ async fn unknown_kid_refetches_at_most_once_per_interval() {
         .unwrap()
         .keys
         .push(JwkSet::signing_key(&new_op, "op-2").keys.remove(0));
-    f.clock.0.fetch_add(31, Ordering::SeqCst);
+    f.clock.advance(31);
     let t2 = IdTokenBuilder::new(ISS, "alice", "app-ios".into(), NOW + 62, 300)
         .bind(Profile::KeyBinding, f.client.public_jwk())
         .sign(&new_op, Algorithm::ES384, Some("op-2"))
