@@ -1,1 +1,490 @@
-//! placeholder
+//! # keybound-rp
+//!
+//! The RP authenticating component: it runs the OpenID Connect code flow with Key Binding,
+//! keeps the private key, checks that it really got a key-bound ID Token, and makes
+//! presentations to consuming components.
+//!
+//! - [`Rp::begin`] makes a fresh key pair per binding (ES256 default), PKCE S256, `state`,
+//!   `nonce`, and an authorization URL with `bound_key` and `dpop_jkt`;
+//! - [`Rp::callback`] checks `state` and `iss` (RFC 9207) and surfaces OAuth errors;
+//! - [`Rp::exchange`] sends the token request with a DPoP proof carrying `c_s256` (or draft-00
+//!   `c_hash`), retries once on `use_dpop_nonce`, and validates the ID Token (signature via the
+//!   issuer's JWKS, `iss`, `aud`, `azp`, `exp`, `iat`, `nonce`, `typ`, `thumbprint(cnf.jwk) ==
+//!   dpop_jkt`). An unbound answer to a `bound_key` request is [`RpError::NotBound`] unless the
+//!   caller opted out, in which case the [`Session`] says it is unbound;
+//! - [`Rp::refresh`] uses the same key and checks `cnf` did not change; [`Rp::userinfo`] uses
+//!   DPoP; [`Session`] saves to a 0600 file; [`Session::present_http`] and
+//!   [`Session::present_p2p`] build presentations (docs/presentation.md).
+//!
+//! All network I/O goes through the small [`Transport`] trait ([`ReqwestTransport`] by
+//! default), so the logic can be tested without sockets.
+
+mod error;
+pub mod headless;
+mod session;
+mod transport;
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use base64::Engine as _;
+
+use keybound_jose::key::KeyKind;
+use keybound_jose::{JwkSet, PrivateKey};
+use keybound_proto::dpop::ProofBuilder;
+use keybound_proto::idtoken::{self, BindingRequirement, IdTokenChecks};
+use keybound_proto::keybinding::{Profile, TYP_DPOP_ID_TOKEN, TYP_ID_TOKEN_CNF};
+use keybound_proto::wire::{ErrorResponse, ProviderMetadata, TokenResponse};
+use keybound_proto::Clock;
+use serde_json::Value;
+
+pub use error::RpError;
+pub use session::Session;
+#[cfg(feature = "http")]
+pub use transport::ReqwestTransport;
+pub use transport::{HttpRequest, HttpResponse, Transport};
+
+/// How the RP is registered at the OP.
+#[derive(Debug, Clone)]
+pub struct RpConfig {
+    /// issuer identifier
+    pub issuer: String,
+    /// client id
+    pub client_id: String,
+    /// client secret (HTTP Basic) for confidential clients
+    pub client_secret: Option<String>,
+    /// registered redirect URI
+    pub redirect_uri: String,
+    /// scopes; `openid` and `bound_key` are added when missing
+    pub scope: String,
+    /// Key Binding profile
+    pub profile: Profile,
+    /// refuse an ID Token that is not bound (default); `false` reports it in the session
+    pub require_binding: bool,
+    /// key type for new bindings
+    pub key_kind: KeyKind,
+}
+
+impl RpConfig {
+    /// Defaults: `openid bound_key`, current profile, binding required, ES256.
+    pub fn new(issuer: &str, client_id: &str, redirect_uri: &str) -> Self {
+        RpConfig {
+            issuer: issuer.trim_end_matches('/').to_owned(),
+            client_id: client_id.to_owned(),
+            client_secret: None,
+            redirect_uri: redirect_uri.to_owned(),
+            scope: "openid bound_key".to_owned(),
+            profile: Profile::KeyBinding,
+            require_binding: true,
+            key_kind: KeyKind::Es256,
+        }
+    }
+
+    fn scope(&self) -> String {
+        let mut s: Vec<&str> = self.scope.split(' ').filter(|x| !x.is_empty()).collect();
+        for needed in ["openid", "bound_key"] {
+            if !s.contains(&needed) {
+                s.insert(0, needed);
+            }
+        }
+        s.join(" ")
+    }
+}
+
+/// An authorization in progress: what the callback and the token request need. Keep it
+/// server-side (it holds the private key and the PKCE verifier).
+#[derive(Debug)]
+pub struct PendingAuth {
+    /// the URL to send the browser to
+    pub url: String,
+    /// `state`
+    pub state: String,
+    /// `nonce`
+    pub nonce: String,
+    verifier: zeroize::Zeroizing<String>,
+    key: PrivateKey,
+}
+
+impl PendingAuth {
+    /// The thumbprint sent as `dpop_jkt`.
+    pub fn jkt(&self) -> keybound_jose::Jkt {
+        self.key.public_jwk().thumbprint()
+    }
+}
+
+/// The authenticating component.
+pub struct Rp {
+    config: RpConfig,
+    transport: Arc<dyn Transport>,
+    clock: Arc<dyn Clock>,
+    metadata: Mutex<Option<(ProviderMetadata, u64)>>,
+    jwks: Mutex<Option<(Arc<JwkSet>, u64)>>,
+}
+
+impl std::fmt::Debug for Rp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rp")
+            .field("issuer", &self.config.issuer)
+            .field("client_id", &self.config.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+const CACHE_TTL: u64 = 300;
+
+fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
+    serde_urlencoded::to_string(pairs)
+        .unwrap_or_default()
+        .into_bytes()
+}
+
+impl Rp {
+    /// An RP over `transport` and `clock`.
+    pub fn new(config: RpConfig, transport: Arc<dyn Transport>, clock: Arc<dyn Clock>) -> Self {
+        Rp {
+            config,
+            transport,
+            clock,
+            metadata: Mutex::new(None),
+            jwks: Mutex::new(None),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RpConfig {
+        &self.config
+    }
+
+    /// The OP's discovery document (cached for 5 minutes).
+    pub async fn discover(&self) -> Result<ProviderMetadata, RpError> {
+        let now = self.clock.now();
+        if let Some((m, at)) = self
+            .metadata
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        {
+            if now < at + CACHE_TTL {
+                return Ok(m);
+            }
+        }
+        let url = format!("{}/.well-known/openid-configuration", self.config.issuer);
+        let r = self.transport.send(HttpRequest::get(&url)).await?;
+        if r.status != 200 {
+            return Err(RpError::Discovery(format!("{url}: HTTP {}", r.status)));
+        }
+        let m: ProviderMetadata = serde_json::from_slice(&r.body)
+            .map_err(|e| RpError::Discovery(format!("{url}: {e}")))?;
+        if m.issuer != self.config.issuer {
+            return Err(RpError::Discovery(format!(
+                "discovery issuer '{}' differs from the configured '{}'",
+                m.issuer, self.config.issuer
+            )));
+        }
+        *self.metadata.lock().unwrap_or_else(PoisonError::into_inner) = Some((m.clone(), now));
+        Ok(m)
+    }
+
+    async fn jwks(&self, force: bool) -> Result<Arc<JwkSet>, RpError> {
+        let now = self.clock.now();
+        if !force {
+            if let Some((k, at)) = self
+                .jwks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+            {
+                if now < at + CACHE_TTL {
+                    return Ok(k);
+                }
+            }
+        }
+        let m = self.discover().await?;
+        let r = self.transport.send(HttpRequest::get(&m.jwks_uri)).await?;
+        let v: Value = serde_json::from_slice(&r.body)
+            .map_err(|e| RpError::Discovery(format!("jwks: {e}")))?;
+        let set =
+            Arc::new(JwkSet::from_value(&v).map_err(|e| RpError::Discovery(format!("jwks: {e}")))?);
+        *self.jwks.lock().unwrap_or_else(PoisonError::into_inner) = Some((set.clone(), now));
+        Ok(set)
+    }
+
+    /// Start an authentication: a fresh key pair, PKCE, `state`, `nonce`, and the URL.
+    pub async fn begin(&self) -> Result<PendingAuth, RpError> {
+        let m = self.discover().await?;
+        if !m.supports_key_binding() && self.config.require_binding {
+            return Err(RpError::NotSupported(
+                "the OP does not list bound_key in scopes_supported".into(),
+            ));
+        }
+        let key =
+            PrivateKey::generate(self.config.key_kind).map_err(|e| RpError::Key(e.to_string()))?;
+        let verifier = zeroize::Zeroizing::new(keybound_jose::random_b64(32));
+        let state = keybound_jose::random_b64(16);
+        let nonce = keybound_jose::random_b64(16);
+        let challenge = keybound_jose::sha256_b64(verifier.as_bytes());
+        let jkt = key.public_jwk().thumbprint();
+        let mut url = url::Url::parse(&m.authorization_endpoint)
+            .map_err(|e| RpError::Discovery(e.to_string()))?;
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &self.config.client_id)
+            .append_pair("redirect_uri", &self.config.redirect_uri)
+            .append_pair("scope", &self.config.scope())
+            .append_pair("state", &state)
+            .append_pair("nonce", &nonce)
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("dpop_jkt", jkt.as_str());
+        Ok(PendingAuth {
+            url: url.into(),
+            state,
+            nonce,
+            verifier,
+            key,
+        })
+    }
+
+    /// Check the redirect back: `state`, `iss` (RFC 9207), OAuth errors. Returns the code.
+    pub fn callback(&self, pending: &PendingAuth, callback_url: &str) -> Result<String, RpError> {
+        let u = url::Url::parse(callback_url)
+            .map_err(|e| RpError::Callback(format!("not a URL: {e}")))?;
+        let q: std::collections::HashMap<String, String> = u.query_pairs().into_owned().collect();
+        if q.get("state") != Some(&pending.state) {
+            return Err(RpError::Callback(
+                "state does not match this authentication (CSRF?)".into(),
+            ));
+        }
+        match q.get("iss") {
+            Some(i) if *i == self.config.issuer => {}
+            Some(i) => {
+                return Err(RpError::Callback(format!(
+                    "iss '{i}' is not the OP this request went to (mix-up?)"
+                )))
+            }
+            None => {
+                return Err(RpError::Callback(
+                    "the response has no iss (RFC 9207)".into(),
+                ))
+            }
+        }
+        if let Some(e) = q.get("error") {
+            return Err(RpError::Op(ErrorResponse::new(
+                serde_json::from_value(Value::String(e.clone()))
+                    .unwrap_or(keybound_proto::wire::ErrorCode::ServerError),
+                q.get("error_description").cloned().unwrap_or_default(),
+            )));
+        }
+        q.get("code")
+            .cloned()
+            .ok_or_else(|| RpError::Callback("the response has no code".into()))
+    }
+
+    fn auth_header(&self) -> Option<String> {
+        self.config.client_secret.as_ref().map(|s| {
+            let enc =
+                |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+            let raw = format!("{}:{}", enc(&self.config.client_id), enc(s));
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(raw)
+            )
+        })
+    }
+
+    /// POST to the token endpoint with a fresh proof; one retry on `use_dpop_nonce`.
+    async fn token_request(
+        &self,
+        key: &PrivateKey,
+        body: &[(&str, &str)],
+        code: Option<&str>,
+    ) -> Result<TokenResponse, RpError> {
+        let m = self.discover().await?;
+        let mut nonce: Option<String> = None;
+        for attempt in 0..2 {
+            let mut b = ProofBuilder::new(
+                "POST",
+                &m.token_endpoint,
+                self.clock.now(),
+                &keybound_jose::random_b64(16),
+            );
+            if let Some(c) = code {
+                b = b.code_binding(self.config.profile, c);
+            }
+            if let Some(n) = &nonce {
+                b = b.nonce(n);
+            }
+            let proof = b.sign(key).map_err(RpError::Proto)?;
+            let mut req =
+                HttpRequest::post_form(&m.token_endpoint, form(body)).header("DPoP", &proof);
+            if let Some(a) = self.auth_header() {
+                req = req.header("Authorization", &a);
+            }
+            let r = self.transport.send(req).await?;
+            if r.status == 200 {
+                return serde_json::from_slice(&r.body)
+                    .map_err(|e| RpError::Token(format!("token response: {e}")));
+            }
+            let err: ErrorResponse = serde_json::from_slice(&r.body).map_err(|_| {
+                RpError::Token(format!("token endpoint answered HTTP {}", r.status))
+            })?;
+            if err.error == keybound_proto::wire::ErrorCode::UseDpopNonce && attempt == 0 {
+                nonce = r.header("dpop-nonce").map(str::to_owned);
+                if nonce.is_some() {
+                    continue;
+                }
+            }
+            return Err(RpError::Op(err));
+        }
+        Err(RpError::Token("use_dpop_nonce twice in a row".into()))
+    }
+
+    /// Exchange the code for tokens and check the ID Token is bound to this key.
+    pub async fn exchange(&self, pending: PendingAuth, code: &str) -> Result<Session, RpError> {
+        let mut body = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", self.config.redirect_uri.as_str()),
+            ("code_verifier", pending.verifier.as_str()),
+        ];
+        if self.config.client_secret.is_none() {
+            body.push(("client_id", self.config.client_id.as_str()));
+        }
+        let t = self.token_request(&pending.key, &body, Some(code)).await?;
+        let id_token = t
+            .id_token
+            .clone()
+            .ok_or_else(|| RpError::Token("the token response has no id_token".into()))?;
+        let jkt = pending.jkt();
+        let bound = self
+            .check_id_token(&id_token, Some(&pending.nonce), &jkt)
+            .await?;
+        if t.token_type.eq_ignore_ascii_case("dpop") || t.token_type.eq_ignore_ascii_case("bearer")
+        {
+        } else {
+            return Err(RpError::Token(format!(
+                "unknown token_type '{}'",
+                t.token_type
+            )));
+        }
+        Session::from_tokens(&self.config, &pending.key, t, bound, self.clock.now())
+    }
+
+    /// Validate an ID Token from the token endpoint; `true` when it is bound to `jkt`.
+    async fn check_id_token(
+        &self,
+        id_token: &str,
+        nonce: Option<&str>,
+        jkt: &keybound_jose::Jkt,
+    ) -> Result<bool, RpError> {
+        let now = self.clock.now();
+        let auds = [self.config.client_id.clone()];
+        let typ = keybound_jose::Jws::parse(id_token)
+            .ok()
+            .and_then(|j| j.header().typ.clone());
+        let looks_bound = matches!(typ.as_deref(), Some(TYP_DPOP_ID_TOKEN | TYP_ID_TOKEN_CNF));
+        if !looks_bound && self.config.require_binding {
+            return Err(RpError::NotBound(format!(
+                "the OP did not bind the ID Token: header typ is {typ:?}, expected '{}'",
+                self.config.profile.id_token_typ()
+            )));
+        }
+        let mut keys = self.jwks(false).await?;
+        let checks = |binding| IdTokenChecks {
+            nonce,
+            binding,
+            ..IdTokenChecks::new(&self.config.issuer, &auds, now)
+        };
+        let binding = if looks_bound {
+            BindingRequirement::Bound {
+                expected_jkt: Some(jkt),
+                accept_draft00: self.config.profile == Profile::Draft00,
+            }
+        } else {
+            BindingRequirement::Unbound
+        };
+        let mut result = idtoken::validate(id_token, &keys, &checks(binding));
+        if matches!(result, Err(keybound_proto::Error::IdTokenUnknownKid(_))) {
+            keys = self.jwks(true).await?;
+            result = idtoken::validate(id_token, &keys, &checks(binding));
+        }
+        match result {
+            Ok(_) => Ok(looks_bound),
+            Err(e @ keybound_proto::Error::IdTokenCnfMismatch { .. }) => Err(RpError::NotBound(
+                format!("the OP bound the ID Token to another key: {e}"),
+            )),
+            Err(e) => Err(RpError::IdToken(e)),
+        }
+    }
+
+    /// Refresh with the session's key; the new ID Token must carry the same `cnf`.
+    pub async fn refresh(&self, session: &mut Session) -> Result<(), RpError> {
+        let rt = session
+            .refresh_token
+            .clone()
+            .ok_or_else(|| RpError::Token("the session has no refresh token".into()))?;
+        let mut body = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt.as_str()),
+        ];
+        if self.config.client_secret.is_none() {
+            body.push(("client_id", self.config.client_id.as_str()));
+        }
+        let key = session.key()?;
+        let t = self.token_request(&key, &body, None).await?;
+        if let Some(id) = &t.id_token {
+            let jkt = key.public_jwk().thumbprint();
+            let bound = self.check_id_token(id, None, &jkt).await?;
+            if bound != session.bound {
+                return Err(RpError::NotBound(
+                    "the refreshed ID Token changed its binding (cnf)".into(),
+                ));
+            }
+        }
+        session.update(t, self.clock.now());
+        Ok(())
+    }
+
+    /// UserInfo with the DPoP-bound access token.
+    pub async fn userinfo(&self, session: &Session) -> Result<Value, RpError> {
+        let m = self.discover().await?;
+        let url = m
+            .userinfo_endpoint
+            .ok_or_else(|| RpError::NotSupported("no userinfo_endpoint".into()))?;
+        let key = session.key()?;
+        let mut nonce: Option<String> = None;
+        for _ in 0..2 {
+            let mut b = ProofBuilder::new(
+                "GET",
+                &url,
+                self.clock.now(),
+                &keybound_jose::random_b64(16),
+            )
+            .ath_for(&session.access_token);
+            if let Some(n) = &nonce {
+                b = b.nonce(n);
+            }
+            let proof = b.sign(&key).map_err(RpError::Proto)?;
+            let r = self
+                .transport
+                .send(
+                    HttpRequest::get(&url)
+                        .header("Authorization", &format!("DPoP {}", session.access_token))
+                        .header("DPoP", &proof),
+                )
+                .await?;
+            if r.status == 200 {
+                return serde_json::from_slice(&r.body)
+                    .map_err(|e| RpError::Token(format!("userinfo: {e}")));
+            }
+            let www = r.header("www-authenticate").unwrap_or("").to_owned();
+            if www.contains("use_dpop_nonce") && nonce.is_none() {
+                nonce = r.header("dpop-nonce").map(str::to_owned);
+                if nonce.is_some() {
+                    continue;
+                }
+            }
+            return Err(RpError::Token(format!("userinfo: HTTP {} {www}", r.status)));
+        }
+        Err(RpError::Token("userinfo: use_dpop_nonce twice".into()))
+    }
+}

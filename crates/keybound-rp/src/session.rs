@@ -1,0 +1,166 @@
+//! A signed-in session: the key pair and the tokens, saved to a 0600 file, and the
+//! presentations it can make (docs/presentation.md).
+
+use std::path::Path;
+
+use keybound_jose::{Jkt, PrivateKey};
+use keybound_proto::presentation::{self, ID_TOKEN_HEADER};
+use keybound_proto::wire::TokenResponse;
+use serde::{Deserialize, Serialize};
+
+use crate::{RpConfig, RpError};
+
+/// Key and tokens of one sign-in.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Session {
+    /// issuer
+    pub issuer: String,
+    /// client id
+    pub client_id: String,
+    /// the ID Token (key-bound when `bound`)
+    pub id_token: String,
+    /// whether the ID Token is bound to this session's key
+    pub bound: bool,
+    /// access token
+    pub access_token: String,
+    /// `DPoP` or `Bearer`
+    pub token_type: String,
+    /// refresh token
+    pub refresh_token: Option<String>,
+    /// when the access token expires
+    pub expires_at: Option<u64>,
+    /// the key's thumbprint
+    pub jkt: String,
+    /// the private key, PEM PKCS#8
+    key_pem: String,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("bound", &self.bound)
+            .field("token_type", &self.token_type)
+            .field("jkt", &self.jkt)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    pub(crate) fn from_tokens(
+        cfg: &RpConfig,
+        key: &PrivateKey,
+        t: TokenResponse,
+        bound: bool,
+        now: u64,
+    ) -> Result<Self, RpError> {
+        Ok(Session {
+            issuer: cfg.issuer.clone(),
+            client_id: cfg.client_id.clone(),
+            id_token: t.id_token.clone().unwrap_or_default(),
+            bound,
+            access_token: t.access_token,
+            token_type: t.token_type,
+            refresh_token: t.refresh_token,
+            expires_at: t.expires_in.map(|e| now + e),
+            jkt: key.public_jwk().thumbprint().to_string(),
+            key_pem: key
+                .to_pem()
+                .map_err(|e| RpError::Key(e.to_string()))?
+                .to_string(),
+        })
+    }
+
+    pub(crate) fn update(&mut self, t: TokenResponse, now: u64) {
+        if let Some(id) = t.id_token {
+            self.id_token = id;
+        }
+        self.access_token = t.access_token;
+        self.token_type = t.token_type;
+        if t.refresh_token.is_some() {
+            self.refresh_token = t.refresh_token;
+        }
+        self.expires_at = t.expires_in.map(|e| now + e);
+    }
+
+    /// The session's private key.
+    pub fn key(&self) -> Result<PrivateKey, RpError> {
+        PrivateKey::from_pem(&self.key_pem).map_err(|e| RpError::Key(e.to_string()))
+    }
+
+    /// The key's thumbprint.
+    pub fn jkt(&self) -> Result<Jkt, RpError> {
+        Jkt::parse(&self.jkt).map_err(|e| RpError::Key(e.to_string()))
+    }
+
+    /// Save to `path`, readable only by the owner.
+    pub fn save(&self, path: &Path) -> Result<(), RpError> {
+        use std::io::Write as _;
+        let err = |e: std::io::Error| RpError::SessionFile(format!("{}: {e}", path.display()));
+        let json =
+            serde_json::to_vec_pretty(self).map_err(|e| RpError::SessionFile(e.to_string()))?;
+        let tmp = path.with_extension("tmp");
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp).map_err(err)?;
+        f.write_all(&json).map_err(err)?;
+        f.sync_all().map_err(err)?;
+        std::fs::rename(&tmp, path).map_err(err)
+    }
+
+    /// Load from `path`.
+    pub fn load(path: &Path) -> Result<Self, RpError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| RpError::SessionFile(format!("{}: {e}", path.display())))?;
+        serde_json::from_str(&text)
+            .map_err(|e| RpError::SessionFile(format!("{}: {e}", path.display())))
+    }
+
+    /// The headers of an HTTP presentation to a consuming component: `ID-Token` and `DPoP`.
+    pub fn present_http(
+        &self,
+        htm: &str,
+        htu: &str,
+        now: u64,
+        nonce: Option<&str>,
+    ) -> Result<Vec<(&'static str, String)>, RpError> {
+        if !self.bound {
+            return Err(RpError::NotBound(
+                "this session's ID Token is not key-bound; nothing to present".into(),
+            ));
+        }
+        let proof = presentation::http_proof(
+            &self.key()?,
+            &self.id_token,
+            htm,
+            htu,
+            now,
+            &keybound_jose::random_b64(16),
+            nonce,
+        )
+        .map_err(RpError::Proto)?;
+        Ok(vec![
+            (ID_TOKEN_HEADER, self.id_token.clone()),
+            ("DPoP", proof),
+        ])
+    }
+
+    /// A peer-to-peer presentation for verifier `aud` answering `challenge`.
+    pub fn present_p2p(&self, aud: &str, challenge: &str, now: u64) -> Result<String, RpError> {
+        presentation::p2p_sign(
+            &self.key()?,
+            &self.id_token,
+            aud,
+            challenge,
+            now,
+            &keybound_jose::random_b64(16),
+        )
+        .map_err(RpError::Proto)
+    }
+}
