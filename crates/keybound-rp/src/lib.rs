@@ -358,9 +358,9 @@ impl Rp {
         let bound = self
             .check_id_token(&id_token, Some(&pending.nonce), &jkt)
             .await?;
-        if t.token_type.eq_ignore_ascii_case("dpop") || t.token_type.eq_ignore_ascii_case("bearer")
+        if !(t.token_type.eq_ignore_ascii_case("dpop")
+            || t.token_type.eq_ignore_ascii_case("bearer"))
         {
-        } else {
             return Err(RpError::Token(format!(
                 "unknown token_type '{}'",
                 t.token_type

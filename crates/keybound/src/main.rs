@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 
 mod admin;
 mod config;
+mod demo;
 mod inspect;
 mod serve;
 
@@ -46,6 +47,9 @@ enum Command {
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<std::path::PathBuf>,
     },
+    /// The whole story on loopback: sign in, get a key-bound ID Token, present it, and watch
+    /// three attacks with the copied token fail.
+    Demo,
     /// Provision clients, users and signing keys in the server's store.
     Admin {
         #[command(subcommand)]
@@ -123,6 +127,10 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        Command::Demo => match runtime().and_then(|rt| rt.block_on(demo::run())) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
         Command::Admin { cmd } => {
             match runtime().and_then(|rt| rt.block_on(admin::run(&cli.overrides, cmd))) {
                 Ok(()) => ExitCode::SUCCESS,
