@@ -122,5 +122,147 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(crypto, benches);
+struct CachedKeys(JwkSet);
+
+#[async_trait::async_trait]
+impl keybound_verify::JwksFetcher for CachedKeys {
+    async fn fetch(
+        &self,
+        _url: &str,
+    ) -> Result<keybound_verify::FetchedJwks, keybound_verify::VerifyError> {
+        Ok(keybound_verify::FetchedJwks {
+            keys: self.0.clone(),
+            max_age: Some(86_400),
+        })
+    }
+}
+
+/// The consuming component's whole check of an HTTP presentation (ID Token signature and
+/// claims, proof signature and claims, replay cache) against its crypto bound: two ES256
+/// verifications.
+fn presentation(c: &mut Criterion) {
+    use keybound_verify::{
+        HttpPresentation, ManualClock, MemoryReplayCache, TrustedIssuer, Verifier, VerifierConfig,
+    };
+    let op = keys::es256_b();
+    let client = keys::es256_a();
+    let id_token = IdTokenBuilder::new(
+        "https://op.example",
+        "alice",
+        Audience::from("app"),
+        NOW,
+        300,
+    )
+    .bind(Profile::KeyBinding, client.public_jwk())
+    .sign(&op, Algorithm::ES256, Some("op-1"))
+    .expect("id token");
+    let verifier = Verifier::new(
+        VerifierConfig::new(
+            TrustedIssuer {
+                issuer: "https://op.example".into(),
+                jwks_uri: "https://op.example/jwks".into(),
+            },
+            vec!["app".into()],
+            "https://api.example",
+        ),
+        std::sync::Arc::new(CachedKeys(JwkSet::signing_key(&op, "op-1"))),
+        std::sync::Arc::new(MemoryReplayCache::new(20_000_000)),
+        std::sync::Arc::new(ManualClock::new(NOW)),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let mut n = 0u64;
+    c.bench_function("verify/http_presentation", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                keybound_proto::presentation::http_proof(
+                    &client,
+                    &id_token,
+                    "GET",
+                    "https://api.example/orders",
+                    NOW,
+                    &format!("bench-{n}"),
+                    None,
+                )
+                .expect("proof")
+            },
+            |proof| {
+                rt.block_on(verifier.verify_http(HttpPresentation {
+                    id_token: Some(&id_token),
+                    dpop: &[&proof],
+                    htm: "GET",
+                    path: "/orders",
+                }))
+                .expect("valid")
+            },
+            criterion::BatchSize::SmallInput,
+        );
+    });
+}
+
+criterion_group!(crypto, benches, presentation, overheads, pieces);
 criterion_main!(crypto);
+
+/// Costs around the presentation check, to see where its overhead goes.
+fn overheads(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    c.bench_function("overhead/block_on_noop", |b| {
+        b.iter(|| rt.block_on(async { black_box(1) }));
+    });
+    c.bench_function("overhead/normalize_htu", |b| {
+        b.iter(|| {
+            keybound_proto::dpop::normalize_htu(black_box("https://api.example/orders"))
+                .expect("url")
+        });
+    });
+    let cache = keybound_verify::MemoryReplayCache::new(20_000_000);
+    let mut i = 0u64;
+    c.bench_function("overhead/replay_insert", |b| {
+        b.iter(|| {
+            i += 1;
+            let d = keybound_jose::sha256(&i.to_le_bytes());
+            keybound_verify::ReplayCache::check_and_insert(&cache, &d, NOW + 60, NOW).expect("room")
+        });
+    });
+}
+
+/// Pieces of ID Token validation, to see where the non-crypto time goes.
+fn pieces(c: &mut Criterion) {
+    let op = keys::es256_b();
+    let client = keys::es256_a();
+    let id_token = IdTokenBuilder::new(
+        "https://op.example",
+        "alice",
+        Audience::from("app"),
+        NOW,
+        300,
+    )
+    .bind(Profile::KeyBinding, client.public_jwk())
+    .sign(&op, Algorithm::ES256, Some("op-1"))
+    .expect("id token");
+    let jws = Jws::parse(&id_token).expect("jws");
+    let payload = jws.payload().to_vec();
+    c.bench_function("piece/jws_parse", |b| {
+        b.iter(|| Jws::parse(black_box(&id_token)).expect("jws"));
+    });
+    c.bench_function("piece/claims_decode", |b| {
+        b.iter(|| {
+            serde_json::from_slice::<keybound_proto::idtoken::IdTokenClaims>(black_box(&payload))
+                .expect("claims")
+        });
+    });
+    let jwk = client.public_jwk().to_value();
+    c.bench_function("piece/jwk_parse", |b| {
+        b.iter(|| keybound_jose::PublicJwk::from_value(black_box(&jwk)).expect("jwk"));
+    });
+    c.bench_function("piece/thumbprint", |b| {
+        b.iter(|| black_box(client.public_jwk()).thumbprint());
+    });
+    c.bench_function("piece/sha256_id_token", |b| {
+        b.iter(|| keybound_jose::sha256_b64(black_box(id_token.as_bytes())));
+    });
+}

@@ -293,12 +293,44 @@ pub fn validate(
     keys: &JwkSet,
     checks: &IdTokenChecks<'_>,
 ) -> Result<ValidatedIdToken, Error> {
-    let jws = Jws::parse(token).map_err(|e| match e {
+    validate_jws(&parse(token)?, keys, checks)
+}
+
+/// Parse an ID Token's JWS, mapping `none`/MAC/unknown `alg` to [`Error::IdTokenAlg`].
+pub fn parse(token: &str) -> Result<Jws<'_>, Error> {
+    Jws::parse(token).map_err(|e| match e {
         keybound_jose::Error::AlgNone
         | keybound_jose::Error::SymmetricAlg(_)
         | keybound_jose::Error::UnsupportedAlg(_) => Error::IdTokenAlg(e),
         other => Error::IdTokenMalformed(other.to_string()),
-    })?;
+    })
+}
+
+/// The claims, decoded in one pass; only when that fails is the payload decoded again, piece by
+/// piece, to name the precise problem (a bad `cnf` gets [`Error::Cnf`]).
+fn decode_claims(payload: &[u8]) -> Result<IdTokenClaims, Error> {
+    if let Ok(c) = serde_json::from_slice::<IdTokenClaims>(payload) {
+        return Ok(c);
+    }
+    let mut v: Value =
+        serde_json::from_slice(payload).map_err(|e| Error::IdTokenMalformed(e.to_string()))?;
+    let obj = v
+        .as_object_mut()
+        .ok_or_else(|| Error::IdTokenMalformed("claims: expected a JSON object".into()))?;
+    let cnf = obj.remove("cnf").map(|c| Cnf::from_value(&c)).transpose()?;
+    let mut claims: IdTokenClaims =
+        serde_json::from_value(v).map_err(|e| Error::IdTokenMalformed(e.to_string()))?;
+    claims.cnf = cnf;
+    Ok(claims)
+}
+
+/// [`validate`] for a caller that already parsed the JWS (e.g. to read `iss` and `kid` to
+/// choose the issuer's keys), so nothing is decoded twice.
+pub fn validate_jws(
+    jws: &Jws<'_>,
+    keys: &JwkSet,
+    checks: &IdTokenChecks<'_>,
+) -> Result<ValidatedIdToken, Error> {
     let header = jws.header();
     // Key Binding: header typ
     let typ = header.typ.clone();
@@ -343,16 +375,7 @@ pub fn validate(
     {
         return Err(Error::IdTokenSignature);
     }
-    // Claims (cnf parsed on its own for a precise error)
-    let mut payload: Value = serde_json::from_slice(jws.payload())
-        .map_err(|e| Error::IdTokenMalformed(e.to_string()))?;
-    let obj = payload
-        .as_object_mut()
-        .ok_or_else(|| Error::IdTokenMalformed("claims: expected a JSON object".into()))?;
-    let cnf = obj.remove("cnf").map(|v| Cnf::from_value(&v)).transpose()?;
-    let mut claims: IdTokenClaims =
-        serde_json::from_value(payload).map_err(|e| Error::IdTokenMalformed(e.to_string()))?;
-    claims.cnf = cnf;
+    let claims = decode_claims(jws.payload())?;
     check_claims(&claims, checks)?;
     // Key Binding: cnf.jwk present and matching
     let jkt = claims

@@ -23,7 +23,7 @@ mod replay;
 
 use std::sync::Arc;
 
-use keybound_jose::{Jkt, JwkSet, Jws, PublicJwk};
+use keybound_jose::{Jkt, JwkSet, PublicJwk};
 use keybound_proto::dpop::{self, DpopPolicy, NonceCheck, NonceSource, RequestFacts};
 use keybound_proto::idtoken::{self, BindingRequirement, IdTokenChecks, IdTokenClaims};
 use keybound_proto::presentation::{self, P2pChecks};
@@ -90,6 +90,13 @@ impl VerifierConfig {
             public_base_url: public_base_url.trim_end_matches('/').to_owned(),
         }
     }
+}
+
+/// Just `iss`, borrowed from the payload, to choose the issuer's keys before verification.
+#[derive(serde::Deserialize)]
+struct Iss<'a> {
+    #[serde(borrow)]
+    iss: std::borrow::Cow<'a, str>,
 }
 
 /// Who presented: the validated ID Token and the key it is bound to.
@@ -174,23 +181,21 @@ impl Verifier {
         id_token: &str,
     ) -> Result<(VerifiedIdentity, PublicJwk), VerifyError> {
         let now = self.now();
-        let iss = unverified_issuer(id_token)?;
+        // parse once: `iss` and `kid` choose the keys, the same parse is then validated
+        let jws = idtoken::parse(id_token).map_err(VerifyError::IdToken)?;
+        let Iss { iss } = serde_json::from_slice(jws.payload()).map_err(|e| {
+            VerifyError::IdToken(keybound_proto::Error::IdTokenMalformed(format!("iss: {e}")))
+        })?;
+        let iss = iss.as_ref();
         let trusted = self
             .config
             .issuers
             .iter()
             .find(|t| t.issuer == iss)
-            .ok_or_else(|| VerifyError::UntrustedIssuer(iss.clone()))?;
-        let kid = Jws::parse(id_token)
-            .map_err(|e| {
-                VerifyError::IdToken(keybound_proto::Error::IdTokenMalformed(e.to_string()))
-            })?
-            .header()
-            .kid
-            .clone();
+            .ok_or_else(|| VerifyError::UntrustedIssuer(iss.to_owned()))?;
         let keys: Arc<JwkSet> = self
             .jwks
-            .keys_for(&trusted.jwks_uri, kid.as_deref(), now)
+            .keys_for(&trusted.jwks_uri, jws.header().kid.as_deref(), now)
             .await?;
         let checks = IdTokenChecks {
             leeway: self.config.leeway,
@@ -200,7 +205,7 @@ impl Verifier {
             },
             ..IdTokenChecks::new(&trusted.issuer, &self.config.audiences, now)
         };
-        let v = idtoken::validate(id_token, &keys, &checks).map_err(VerifyError::IdToken)?;
+        let v = idtoken::validate_jws(&jws, &keys, &checks).map_err(VerifyError::IdToken)?;
         let jwk = v
             .claims
             .cnf
@@ -285,16 +290,4 @@ impl Verifier {
             Err(e) => Err(e),
         }
     }
-}
-
-/// Read `iss` before verification, only to choose which keys to verify with.
-fn unverified_issuer(id_token: &str) -> Result<String, VerifyError> {
-    let bad = |m: &str| VerifyError::IdToken(keybound_proto::Error::IdTokenMalformed(m.to_owned()));
-    let payload = id_token.split('.').nth(1).ok_or_else(|| bad("not a JWS"))?;
-    let bytes = keybound_jose::b64::decode(payload).map_err(|e| bad(&e.to_string()))?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| bad(&e.to_string()))?;
-    v.get("iss")
-        .and_then(serde_json::Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| bad("no iss claim"))
 }

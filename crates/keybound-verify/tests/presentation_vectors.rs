@@ -1,0 +1,135 @@
+//! The vectors of docs/presentation.md, verified with a fixed clock.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use keybound_jose::JwkSet;
+use keybound_proto::dpop::{self, DpopPolicy, NonceCheck, RequestFacts};
+use keybound_proto::presentation::id_token_hash;
+use keybound_testkit::{vector, vstr, vu64};
+use keybound_verify::{
+    FetchedJwks, HttpPresentation, JwksFetcher, ManualClock, MemoryReplayCache, TrustedIssuer,
+    Verifier, VerifierConfig, VerifyError,
+};
+use serde_json::Value;
+
+struct Fixed(JwkSet);
+
+#[async_trait]
+impl JwksFetcher for Fixed {
+    async fn fetch(&self, _url: &str) -> Result<FetchedJwks, VerifyError> {
+        Ok(FetchedJwks {
+            keys: self.0.clone(),
+            max_age: None,
+        })
+    }
+}
+
+fn verifier(v: &Value) -> Verifier {
+    let auds = v["audiences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    Verifier::new(
+        VerifierConfig::new(
+            TrustedIssuer {
+                issuer: vstr(v, "/issuer").into(),
+                jwks_uri: "https://op.example/jwks".into(),
+            },
+            auds,
+            "https://api.example",
+        ),
+        Arc::new(Fixed(JwkSet::from_value(&v["jwks"]).unwrap())),
+        Arc::new(MemoryReplayCache::new(100)),
+        Arc::new(ManualClock::new(vu64(v, "/now"))),
+    )
+}
+
+#[tokio::test]
+async fn http_presentation_vector() {
+    let v = vector("presentation.json");
+    let id_token = vstr(&v, "/id_token");
+    assert_eq!(id_token_hash(id_token), vstr(&v, "/ath"));
+    let ver = verifier(&v);
+    let proof = vstr(&v, "/http/proof");
+    let who = ver
+        .verify_http(HttpPresentation {
+            id_token: Some(id_token),
+            dpop: &[proof],
+            htm: "GET",
+            path: "/orders",
+        })
+        .await
+        .unwrap();
+    assert_eq!(who.jkt.as_str(), vstr(&v, "/cnf_jkt"));
+    assert_eq!(who.sub, "alice");
+    // any other method, URL or a second use is refused
+    let ver = verifier(&v);
+    assert!(ver
+        .verify_http(HttpPresentation {
+            id_token: Some(id_token),
+            dpop: &[proof],
+            htm: "POST",
+            path: "/orders"
+        })
+        .await
+        .is_err());
+    assert!(ver
+        .verify_http(HttpPresentation {
+            id_token: Some(id_token),
+            dpop: &[proof],
+            htm: "GET",
+            path: "/orders/1"
+        })
+        .await
+        .is_err());
+}
+
+#[test]
+fn http_presentation_with_consumer_nonce_vector() {
+    let v = vector("presentation.json");
+    let p = &v["http_with_nonce"];
+    let id_token = vstr(&v, "/id_token");
+    let jkt = keybound_jose::Jkt::parse(vstr(&v, "/cnf_jkt")).unwrap();
+    let facts = RequestFacts {
+        presented_token: Some(id_token),
+        bound_jkt: Some(&jkt),
+        nonce: NonceCheck::Exact(vstr(p, "/nonce")),
+        ..RequestFacts::new(vstr(p, "/htm"), vstr(p, "/htu"), vu64(&v, "/now"))
+    };
+    dpop::verify_proof(vstr(p, "/proof"), &facts, &DpopPolicy::default()).unwrap();
+    let wrong = RequestFacts {
+        nonce: NonceCheck::Exact("another"),
+        ..facts
+    };
+    assert!(
+        dpop::verify_proof(vstr(p, "/proof"), &wrong, &DpopPolicy::default())
+            .unwrap_err()
+            .is_nonce_error()
+    );
+}
+
+#[tokio::test]
+async fn peer_to_peer_presentation_vector() {
+    let v = vector("presentation.json");
+    let id_token = vstr(&v, "/id_token");
+    let pres = vstr(&v, "/p2p/presentation");
+    let (aud, challenge) = (vstr(&v, "/p2p/aud"), vstr(&v, "/p2p/challenge"));
+    verifier(&v)
+        .verify_p2p(id_token, pres, aud, challenge)
+        .await
+        .unwrap();
+    assert!(verifier(&v)
+        .verify_p2p(id_token, pres, "urn:peer:mallory", challenge)
+        .await
+        .is_err());
+    assert!(verifier(&v)
+        .verify_p2p(id_token, pres, aud, "c-000000")
+        .await
+        .is_err());
+    let jws = keybound_jose::Jws::parse(pres).unwrap();
+    assert_eq!(jws.header().typ.as_deref(), Some("kb-pop+jwt"));
+}
