@@ -66,6 +66,18 @@ pub async fn sign_in(
     username: &str,
     password: &str,
 ) -> Result<String, RpError> {
+    sign_in_to(transport, authorization_url, None, username, password).await
+}
+
+/// Like [`sign_in`], but follows redirects inside the OP (carrying cookies) until one leads to
+/// `redirect_uri` — for OPs whose interaction pages redirect before and after the forms.
+pub async fn sign_in_to(
+    transport: &dyn Transport,
+    authorization_url: &str,
+    redirect_uri: Option<&str>,
+    username: &str,
+    password: &str,
+) -> Result<String, RpError> {
     let base = url::Url::parse(authorization_url).map_err(|e| RpError::Callback(e.to_string()))?;
     let action = base
         .join("/authorize")
@@ -75,12 +87,26 @@ pub async fn sign_in(
     let r = transport.send(HttpRequest::get(authorization_url)).await?;
     jar.absorb(&r);
     let mut r = r;
-    for _ in 0..3 {
-        if r.status == 303 || r.status == 302 {
-            return r
+    for _ in 0..12 {
+        if matches!(r.status, 301 | 302 | 303 | 307) {
+            let location = r
                 .header("location")
                 .map(str::to_owned)
-                .ok_or_else(|| RpError::Callback("redirect without Location".into()));
+                .ok_or_else(|| RpError::Callback("redirect without Location".into()))?;
+            let next = base
+                .join(&location)
+                .map_err(|e| RpError::Callback(e.to_string()))?
+                .to_string();
+            match redirect_uri {
+                Some(ru) if !next.starts_with(ru) => {
+                    r = transport
+                        .send(HttpRequest::get(&next).header("Cookie", &jar.header()))
+                        .await?;
+                    jar.absorb(&r);
+                    continue;
+                }
+                _ => return Ok(next),
+            }
         }
         let html = String::from_utf8_lossy(&r.body).into_owned();
         let mut fields = hidden_fields(&html);

@@ -78,6 +78,15 @@ pub struct VerifierConfig {
 }
 
 impl VerifierConfig {
+    /// Demand DPoP nonces, from a fresh random secret. Right for a single instance; several
+    /// instances behind one name must share a secret (set [`VerifierConfig::nonces`] directly).
+    #[must_use]
+    pub fn with_random_nonces(mut self) -> Self {
+        let secret = keybound_jose::b64::decode(&keybound_jose::random_b64(32)).unwrap_or_default();
+        self.nonces = NonceSource::new(&secret, 60, 2).ok();
+        self
+    }
+
     /// A configuration trusting one issuer for `audiences`, serving at `public_base_url`.
     pub fn new(issuer: TrustedIssuer, audiences: Vec<String>, public_base_url: &str) -> Self {
         VerifierConfig {

@@ -14,6 +14,7 @@ mod admin;
 mod config;
 mod demo;
 mod inspect;
+mod rpcli;
 mod serve;
 
 /// Proof-of-possession OpenID Connect: key-bound ID Tokens (OpenID Connect Key Binding),
@@ -47,6 +48,12 @@ enum Command {
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<std::path::PathBuf>,
     },
+    /// Sign in with the code flow and a loopback redirect; save the key-bound session.
+    Login(rpcli::LoginArgs),
+    /// Print (or send) the headers presenting the saved session's ID Token to a service.
+    Present(rpcli::PresentArgs),
+    /// Check one presentation (ID-Token and DPoP header values) and print the verdict.
+    Verify(rpcli::VerifyArgs),
     /// The whole story on loopback: sign in, get a key-bound ID Token, present it, and watch
     /// three attacks with the copied token fail.
     Demo,
@@ -127,6 +134,18 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        Command::Login(a) => match runtime().and_then(|rt| rt.block_on(rpcli::login(a))) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
+        Command::Present(a) => match runtime().and_then(|rt| rt.block_on(rpcli::present(a))) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
+        Command::Verify(a) => match runtime().and_then(|rt| rt.block_on(rpcli::verify(a))) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
         Command::Demo => match runtime().and_then(|rt| rt.block_on(demo::run())) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),

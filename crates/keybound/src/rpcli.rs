@@ -1,0 +1,315 @@
+//! `keybound login`, `keybound present`, `keybound verify`: the RP's two components from the
+//! command line.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use keybound_proto::keybinding::Profile;
+use keybound_rp::{headless, ReqwestTransport, Rp, RpConfig, Session};
+use keybound_verify::{
+    HttpFetcher, HttpPresentation, MemoryReplayCache, SystemClock, TrustedIssuer, Verifier,
+    VerifierConfig,
+};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// Options of `keybound login`.
+#[derive(Debug, clap::Args)]
+pub struct LoginArgs {
+    /// issuer URL of the OpenID Provider
+    #[arg(long)]
+    pub issuer: String,
+    /// client id registered at the OP
+    #[arg(long)]
+    pub client_id: String,
+    /// client secret (confidential clients)
+    #[arg(long)]
+    pub client_secret: Option<String>,
+    /// extra scopes (openid and bound_key are always requested)
+    #[arg(long, default_value = "openid profile offline_access")]
+    pub scope: String,
+    /// loopback port for the redirect (the client must have http://127.0.0.1:PORT/callback registered)
+    #[arg(long, default_value_t = 8081)]
+    pub port: u16,
+    /// Key Binding profile: key-binding-1.0 or draft-00
+    #[arg(long, default_value = "key-binding-1.0")]
+    pub profile: String,
+    /// accept an unbound ID Token (reported) instead of failing
+    #[arg(long)]
+    pub allow_unbound: bool,
+    /// where to save the session (key and tokens, mode 0600)
+    #[arg(long, default_value = "keybound-session.json")]
+    pub session: PathBuf,
+    /// sign in without a browser through the OP's forms or redirects (keybound OPs, test OPs)
+    #[arg(long, requires = "password")]
+    pub username: Option<String>,
+    /// password for --username
+    #[arg(long, requires = "username")]
+    pub password: Option<String>,
+}
+
+/// Run the code flow with a loopback redirect and save the session.
+pub async fn login(a: LoginArgs) -> anyhow::Result<()> {
+    let redirect = format!("http://127.0.0.1:{}/callback", a.port);
+    let mut cfg = RpConfig::new(&a.issuer, &a.client_id, &redirect);
+    cfg.client_secret = a.client_secret.clone();
+    cfg.scope = a.scope.clone();
+    cfg.profile = Profile::parse(&a.profile)?;
+    cfg.require_binding = !a.allow_unbound;
+    let transport = ReqwestTransport::new()?;
+    let rp = Rp::new(cfg, Arc::new(transport.clone()), Arc::new(SystemClock));
+    let pending = rp.begin().await?;
+    let callback = if let (Some(u), Some(p)) = (&a.username, &a.password) {
+        headless::sign_in_to(&transport, &pending.url, Some(&redirect), u, p).await?
+    } else {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", a.port))
+            .await
+            .with_context(|| format!("listening on 127.0.0.1:{} for the redirect", a.port))?;
+        eprintln!(
+            "Open this URL to sign in (waiting up to 5 minutes):\n\n  {}\n",
+            pending.url
+        );
+        open_browser(&pending.url);
+        tokio::time::timeout(
+            Duration::from_secs(300),
+            wait_for_callback(&listener, a.port),
+        )
+        .await
+        .context("no redirect within 5 minutes")??
+    };
+    let code = rp.callback(&pending, &callback)?;
+    let session = rp.exchange(pending, &code).await?;
+    session.save(&a.session)?;
+    if session.bound {
+        println!(
+            "signed in; the ID Token is bound to key {} (saved to {})",
+            session.jkt,
+            a.session.display()
+        );
+    } else {
+        println!(
+            "signed in, but the OP returned an UNBOUND ID Token (no cnf): it is a bearer token (saved to {})",
+            a.session.display()
+        );
+    }
+    Ok(())
+}
+
+fn open_browser(url: &str) {
+    if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some() {
+        let _ = std::process::Command::new("xdg-open")
+            .arg(url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+    }
+}
+
+/// Accept connections until one is the redirect; answer it with a short page.
+async fn wait_for_callback(
+    listener: &tokio::net::TcpListener,
+    port: u16,
+) -> anyhow::Result<String> {
+    for _ in 0..100 {
+        let (mut sock, _) = listener.accept().await?;
+        let mut buf = vec![0u8; 16 * 1024];
+        let n = sock.read(&mut buf).await?;
+        let head = String::from_utf8_lossy(&buf[..n]);
+        let target = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+        if target.starts_with("/callback") {
+            let body = "Signed in. You can close this window and return to the terminal.";
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+            return Ok(format!("http://127.0.0.1:{port}{target}"));
+        }
+        let _ = sock
+            .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .await;
+    }
+    bail!("too many requests to the loopback listener without the redirect")
+}
+
+#[allow(clippy::disallowed_methods)] // the binary reads the clock
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Options of `keybound present`.
+#[derive(Debug, clap::Args)]
+pub struct PresentArgs {
+    /// the URL of the consuming service's endpoint
+    #[arg(long)]
+    pub url: String,
+    /// the request method
+    #[arg(long, default_value = "GET")]
+    pub method: String,
+    /// a nonce the service demanded (DPoP-Nonce)
+    #[arg(long)]
+    pub nonce: Option<String>,
+    /// send the request (retrying once with the service's nonce) instead of printing headers
+    #[arg(long)]
+    pub send: bool,
+    /// the session saved by `keybound login`
+    #[arg(long, default_value = "keybound-session.json")]
+    pub session: PathBuf,
+}
+
+/// Print or send an HTTP presentation.
+pub async fn present(a: PresentArgs) -> anyhow::Result<()> {
+    let session = Session::load(&a.session)?;
+    let headers = session.present_http(&a.method, &a.url, now(), a.nonce.as_deref())?;
+    if !a.send {
+        for (k, v) in headers {
+            println!("{k}: {v}");
+        }
+        return Ok(());
+    }
+    let http = reqwest::Client::new();
+    let method = reqwest::Method::from_bytes(a.method.as_bytes())?;
+    let mut nonce = a.nonce.clone();
+    for attempt in 0..2 {
+        let headers = session.present_http(&a.method, &a.url, now(), nonce.as_deref())?;
+        let mut req = http.request(method.clone(), &a.url);
+        for (k, v) in &headers {
+            req = req.header(*k, v);
+        }
+        let r = req.send().await?;
+        let status = r.status();
+        let new_nonce = r
+            .headers()
+            .get("dpop-nonce")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let www = r
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body = r.text().await?;
+        if status.as_u16() == 401
+            && www.contains("use_dpop_nonce")
+            && attempt == 0
+            && new_nonce.is_some()
+        {
+            nonce = new_nonce;
+            continue;
+        }
+        println!(
+            "{} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        );
+        if !www.is_empty() {
+            println!("www-authenticate: {www}");
+        }
+        println!("{body}");
+        if !status.is_success() {
+            bail!("the service refused the presentation");
+        }
+        return Ok(());
+    }
+    bail!("the service demanded a nonce twice")
+}
+
+/// Options of `keybound verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// trusted issuer URL (its discovery document gives the JWKS)
+    #[arg(long)]
+    pub issuer: String,
+    /// accepted audience (client id); repeatable
+    #[arg(long = "audience", required = true)]
+    pub audiences: Vec<String>,
+    /// the request URL the presentation was made for
+    #[arg(long)]
+    pub url: String,
+    /// the request method
+    #[arg(long, default_value = "GET")]
+    pub method: String,
+    /// the ID-Token header value (or @FILE)
+    #[arg(long)]
+    pub id_token: String,
+    /// the DPoP header value (or @FILE)
+    #[arg(long)]
+    pub dpop: String,
+    /// accept draft-00 `typ: id_token+cnf`
+    #[arg(long)]
+    pub draft00: bool,
+}
+
+fn value(v: &str) -> anyhow::Result<String> {
+    match v.strip_prefix('@') {
+        Some(p) => Ok(std::fs::read_to_string(Path::new(p))
+            .with_context(|| format!("reading {p}"))?
+            .trim()
+            .to_owned()),
+        None => Ok(v.trim().to_owned()),
+    }
+}
+
+/// Check one presentation and print the verdict.
+pub async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
+    let url = url::Url::parse(&a.url).with_context(|| format!("--url '{}'", a.url))?;
+    let base = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""))
+        + &url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let http = reqwest::Client::new();
+    let disco: serde_json::Value = http
+        .get(format!(
+            "{}/.well-known/openid-configuration",
+            a.issuer.trim_end_matches('/')
+        ))
+        .send()
+        .await?
+        .json()
+        .await
+        .context("discovery document")?;
+    let jwks_uri = disco["jwks_uri"]
+        .as_str()
+        .context("discovery has no jwks_uri")?
+        .to_owned();
+    let mut cfg = VerifierConfig::new(
+        TrustedIssuer {
+            issuer: a.issuer.trim_end_matches('/').to_owned(),
+            jwks_uri,
+        },
+        a.audiences.clone(),
+        &base,
+    );
+    cfg.accept_draft00 = a.draft00;
+    let verifier = Verifier::new(
+        cfg,
+        Arc::new(HttpFetcher::new(http)),
+        Arc::new(MemoryReplayCache::new(16)),
+        Arc::new(SystemClock),
+    );
+    let id_token = value(&a.id_token)?;
+    let dpop = value(&a.dpop)?;
+    match verifier
+        .verify_http(HttpPresentation {
+            id_token: Some(&id_token),
+            dpop: &[&dpop],
+            htm: &a.method,
+            path: url.path(),
+        })
+        .await
+    {
+        Ok(who) => {
+            println!(
+                "accepted: iss={} sub={} aud={} key={}",
+                who.iss,
+                who.sub,
+                who.aud.join(","),
+                who.jkt
+            );
+            Ok(())
+        }
+        Err(e) => bail!("refused ({}): {e}", e.code()),
+    }
+}

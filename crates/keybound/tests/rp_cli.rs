@@ -1,0 +1,242 @@
+//! `keybound login`, `present` and `verify` against the real `keybound serve` on loopback, and
+//! `present --send` against a consuming service protected by the keybound-verify extractor.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_keybound");
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn kb(args: &[&str], dir: &Path) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+async fn consumer(issuer: &str) -> String {
+    use keybound_verify::axum_support::KeyBound;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let v = Arc::new(keybound_verify::Verifier::new(
+        keybound_verify::VerifierConfig::new(
+            keybound_verify::TrustedIssuer {
+                issuer: issuer.into(),
+                jwks_uri: format!("{issuer}/jwks"),
+            },
+            vec!["cli-app".into()],
+            &base,
+        ),
+        Arc::new(keybound_verify::HttpFetcher::default()),
+        Arc::new(keybound_verify::MemoryReplayCache::new(100)),
+        Arc::new(keybound_verify::SystemClock),
+    ));
+    let app = axum::Router::new()
+        .route(
+            "/hello",
+            axum::routing::get(
+                |KeyBound(who): KeyBound| async move { format!("hello {}", who.sub) },
+            ),
+        )
+        .with_state(v);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_present_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (op_port, cb_port) = (port(), port());
+    let redirect = format!("http://127.0.0.1:{cb_port}/callback");
+    let d = data.to_str().unwrap();
+    assert!(kb(
+        &[
+            "--data-dir",
+            d,
+            "admin",
+            "client",
+            "add",
+            "--client-id",
+            "cli-app",
+            "--redirect-uri",
+            &redirect
+        ],
+        dir.path()
+    )
+    .status
+    .success());
+    assert!(kb(
+        &[
+            "--data-dir",
+            d,
+            "admin",
+            "user",
+            "add",
+            "--username",
+            "alice",
+            "--password",
+            "pw"
+        ],
+        dir.path()
+    )
+    .status
+    .success());
+    let _op = Kill(
+        Command::new(BIN)
+            .args([
+                "--data-dir",
+                d,
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{op_port}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let issuer = format!("http://127.0.0.1:{op_port}");
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if http.get(format!("{issuer}/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = kb(
+        &[
+            "login",
+            "--issuer",
+            &issuer,
+            "--client-id",
+            "cli-app",
+            "--port",
+            &cb_port.to_string(),
+            "--username",
+            "alice",
+            "--password",
+            "pw",
+            "--session",
+            "s.json",
+        ],
+        dir.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("bound to key"), "{stdout}");
+
+    // present: print headers, then verify them with `keybound verify`
+    let svc = consumer(&issuer).await;
+    let url = format!("{svc}/hello");
+    let out = kb(
+        &["present", "--url", &url, "--session", "s.json"],
+        dir.path(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let id_token = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ID-Token: "))
+        .unwrap();
+    let dpop = text.lines().find_map(|l| l.strip_prefix("DPoP: ")).unwrap();
+    std::fs::write(dir.path().join("id"), id_token).unwrap();
+    std::fs::write(dir.path().join("dpop"), dpop).unwrap();
+    let ok = kb(
+        &[
+            "verify",
+            "--issuer",
+            &issuer,
+            "--audience",
+            "cli-app",
+            "--url",
+            &url,
+            "--id-token",
+            "@id",
+            "--dpop",
+            "@dpop",
+        ],
+        dir.path(),
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("accepted: "));
+    let other = format!("{svc}/elsewhere");
+    let bad = kb(
+        &[
+            "verify",
+            "--issuer",
+            &issuer,
+            "--audience",
+            "cli-app",
+            "--url",
+            &other,
+            "--id-token",
+            "@id",
+            "--dpop",
+            "@dpop",
+        ],
+        dir.path(),
+    );
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("htu"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let wrong_aud = kb(
+        &[
+            "verify",
+            "--issuer",
+            &issuer,
+            "--audience",
+            "someone-else",
+            "--url",
+            &url,
+            "--id-token",
+            "@id",
+            "--dpop",
+            "@dpop",
+        ],
+        dir.path(),
+    );
+    assert!(!wrong_aud.status.success());
+
+    // present --send to the protected service
+    let sent = kb(
+        &["present", "--url", &url, "--send", "--session", "s.json"],
+        dir.path(),
+    );
+    let text = String::from_utf8_lossy(&sent.stdout);
+    assert!(
+        sent.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    assert!(text.starts_with("200") && text.contains("hello "), "{text}");
+}
