@@ -211,11 +211,8 @@ impl Rp {
     /// Start an authentication: a fresh key pair, PKCE, `state`, `nonce`, and the URL.
     pub async fn begin(&self) -> Result<PendingAuth, RpError> {
         let m = self.discover().await?;
-        if !m.supports_key_binding() && self.config.require_binding {
-            return Err(RpError::NotSupported(
-                "the OP does not list bound_key in scopes_supported".into(),
-            ));
-        }
+        // An OP that does not list bound_key may still honour it (KB-D1 is a SHOULD); the ID
+        // Token is what is checked.
         let key =
             PrivateKey::generate(self.config.key_kind).map_err(|e| RpError::Key(e.to_string()))?;
         let verifier = zeroize::Zeroizing::new(keybound_jose::random_b64(32));
