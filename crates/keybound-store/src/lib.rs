@@ -138,6 +138,37 @@ pub trait GrantStore: Send + Sync {
     async fn is_grant_revoked(&self, grant_id: &str) -> Result<bool>;
 }
 
+/// RFC 8628 device authorizations. Rate limiting (`slow_down`) and redemption are atomic and
+/// stored, so they hold across OP nodes.
+#[async_trait]
+pub trait DeviceStore: Send + Sync {
+    /// Store a new device authorization under the device code's hash, with its first interval.
+    async fn insert_device(
+        &self,
+        hash: &TokenHash,
+        auth: &DeviceAuthorization,
+        interval: u64,
+    ) -> Result<()>;
+    /// Look a device code up without polling it (to learn the bound key first).
+    async fn find_device(&self, hash: &TokenHash, now: u64) -> Result<Option<DeviceAuthorization>>;
+    /// A pending, unexpired authorization by its normalised user code (the verification page).
+    async fn device_by_user_code(
+        &self,
+        user_code: &str,
+        now: u64,
+    ) -> Result<Option<(TokenHash, DeviceAuthorization)>>;
+    /// Record the End-User's decision; `false` unless the authorization was pending and live.
+    async fn decide_device(
+        &self,
+        hash: &TokenHash,
+        decision: &DeviceDecision,
+        now: u64,
+    ) -> Result<bool>;
+    /// One poll: `slow_down` (interval += 5, stored) when polled sooner than the interval after
+    /// the previous poll, else the state; an approved code is consumed by exactly one poll.
+    async fn poll_device(&self, hash: &TokenHash, now: u64) -> Result<DevicePoll>;
+}
+
 /// Remembered consent, including the keys already bound per client and user.
 #[async_trait]
 pub trait ConsentStore: Send + Sync {
@@ -170,7 +201,8 @@ pub trait SessionStore: Send + Sync {
 
 /// Every store the OP needs.
 pub trait Store:
-    ClientStore
+    DeviceStore
+    + ClientStore
     + UserStore
     + SigningKeyStore
     + CodeStore
@@ -183,7 +215,8 @@ pub trait Store:
 }
 
 impl<T> Store for T where
-    T: ClientStore
+    T: DeviceStore
+        + ClientStore
         + UserStore
         + SigningKeyStore
         + CodeStore

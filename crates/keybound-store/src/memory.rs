@@ -25,6 +25,7 @@ struct Inner {
     consents: HashMap<(String, String), Consent>,
     replay: HashMap<[u8; 32], u64>,
     sessions: HashMap<TokenHash, BrowserSession>,
+    devices: HashMap<TokenHash, DeviceState>,
 }
 
 /// The in-memory store.
@@ -318,5 +319,118 @@ impl SessionStore for MemoryStore {
     async fn delete_session(&self, hash: &TokenHash) -> Result<()> {
         self.lock().sessions.remove(hash);
         Ok(())
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct DeviceState {
+    auth: crate::DeviceAuthorization,
+    decision: Option<crate::DeviceDecision>,
+    redeemed: bool,
+    interval: u64,
+    last_poll: Option<u64>,
+}
+
+#[async_trait]
+impl crate::DeviceStore for MemoryStore {
+    async fn insert_device(
+        &self,
+        hash: &TokenHash,
+        auth: &crate::DeviceAuthorization,
+        interval: u64,
+    ) -> Result<()> {
+        let mut g = self.lock();
+        if g.devices.contains_key(hash)
+            || g.devices
+                .values()
+                .any(|d| d.auth.user_code == auth.user_code)
+        {
+            return Err(StoreError::Conflict(
+                "device code or user code exists".into(),
+            ));
+        }
+        g.devices.insert(
+            *hash,
+            DeviceState {
+                auth: auth.clone(),
+                decision: None,
+                redeemed: false,
+                interval,
+                last_poll: None,
+            },
+        );
+        Ok(())
+    }
+    async fn find_device(
+        &self,
+        hash: &TokenHash,
+        now: u64,
+    ) -> Result<Option<crate::DeviceAuthorization>> {
+        Ok(self
+            .lock()
+            .devices
+            .get(hash)
+            .filter(|d| now < d.auth.expires_at)
+            .map(|d| d.auth.clone()))
+    }
+    async fn device_by_user_code(
+        &self,
+        user_code: &str,
+        now: u64,
+    ) -> Result<Option<(TokenHash, crate::DeviceAuthorization)>> {
+        Ok(self
+            .lock()
+            .devices
+            .iter()
+            .find(|(_, d)| {
+                d.auth.user_code == user_code && d.decision.is_none() && now < d.auth.expires_at
+            })
+            .map(|(h, d)| (*h, d.auth.clone())))
+    }
+    async fn decide_device(
+        &self,
+        hash: &TokenHash,
+        decision: &crate::DeviceDecision,
+        now: u64,
+    ) -> Result<bool> {
+        let mut g = self.lock();
+        match g.devices.get_mut(hash) {
+            Some(d) if d.decision.is_none() && now < d.auth.expires_at => {
+                d.decision = Some(decision.clone());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+    async fn poll_device(&self, hash: &TokenHash, now: u64) -> Result<crate::DevicePoll> {
+        use crate::{DeviceDecision, DevicePoll};
+        let mut g = self.lock();
+        let Some(d) = g.devices.get_mut(hash) else {
+            return Ok(DevicePoll::NotFound);
+        };
+        if d.redeemed {
+            return Ok(DevicePoll::Redeemed(d.auth.clone()));
+        }
+        if now >= d.auth.expires_at {
+            return Ok(DevicePoll::Expired);
+        }
+        let too_fast = d.last_poll.is_some_and(|t| now < t + d.interval);
+        d.last_poll = Some(now);
+        if too_fast {
+            d.interval += 5;
+            return Ok(DevicePoll::SlowDown {
+                interval: d.interval,
+            });
+        }
+        Ok(match &d.decision {
+            None => DevicePoll::Pending {
+                interval: d.interval,
+            },
+            Some(DeviceDecision::Denied) => DevicePoll::Denied,
+            Some(dec @ DeviceDecision::Approved { .. }) => {
+                d.redeemed = true;
+                DevicePoll::Approved(d.auth.clone(), dec.clone())
+            }
+        })
     }
 }

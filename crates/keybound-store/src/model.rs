@@ -306,6 +306,70 @@ pub enum RefreshLookup {
     NotFound,
 }
 
+/// A device authorization (RFC 8628) as issued: the parts that never change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceAuthorization {
+    /// client
+    pub client_id: String,
+    /// requested scope
+    pub scope: String,
+    /// ID Token nonce sent with the request
+    pub nonce: Option<String>,
+    /// the key the device code is bound to (`dpop_jkt` or the proof's key)
+    pub dpop_jkt: Option<String>,
+    /// `bound_key` was requested: the ID Token must be key-bound
+    pub bound_key: bool,
+    /// the user code, normalised (8 characters, no dash)
+    pub user_code: String,
+    /// the grant everything issued from this device code belongs to
+    pub grant_id: String,
+    /// when issued
+    pub created_at: u64,
+    /// when the device code and user code expire
+    pub expires_at: u64,
+}
+
+/// The End-User's decision on a device authorization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceDecision {
+    /// approved by this End-User
+    Approved {
+        /// End-User
+        sub: String,
+        /// when they authenticated
+        auth_time: u64,
+        /// how
+        amr: Vec<String>,
+    },
+    /// denied
+    Denied,
+}
+
+/// The answer to one poll of the token endpoint with a device code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DevicePoll {
+    /// not decided yet; poll again after `interval` seconds
+    Pending {
+        /// current interval
+        interval: u64,
+    },
+    /// polled faster than the interval: the interval is now 5 s longer, for good
+    SlowDown {
+        /// the new interval
+        interval: u64,
+    },
+    /// approved, and this poll consumed the device code: issue the tokens
+    Approved(DeviceAuthorization, DeviceDecision),
+    /// the End-User denied
+    Denied,
+    /// expired
+    Expired,
+    /// tokens were already issued for this device code
+    Redeemed(DeviceAuthorization),
+    /// never issued
+    NotFound,
+}
+
 /// Remembered consent of one End-User for one client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Consent {

@@ -561,3 +561,147 @@ impl SessionStore for SqliteStore {
         Ok(())
     }
 }
+
+#[async_trait]
+impl crate::DeviceStore for SqliteStore {
+    async fn insert_device(
+        &self,
+        hash: &TokenHash,
+        auth: &crate::DeviceAuthorization,
+        interval: u64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO device_codes (device_hash, user_code, data, interval, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(&hash.0[..])
+        .bind(&auth.user_code)
+        .bind(serde_json::to_string(auth)?)
+        .bind(t(interval))
+        .bind(t(auth.expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if unique_violation(&e) {
+                StoreError::Conflict("device code or user code exists".into())
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn find_device(
+        &self,
+        hash: &TokenHash,
+        now: u64,
+    ) -> Result<Option<crate::DeviceAuthorization>> {
+        let row =
+            sqlx::query("SELECT data FROM device_codes WHERE device_hash = ?1 AND expires_at > ?2")
+                .bind(&hash.0[..])
+                .bind(t(now))
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| Ok(serde_json::from_str(r.try_get::<&str, _>("data")?)?))
+            .transpose()
+    }
+
+    async fn device_by_user_code(
+        &self,
+        user_code: &str,
+        now: u64,
+    ) -> Result<Option<(TokenHash, crate::DeviceAuthorization)>> {
+        let row = sqlx::query(
+            "SELECT device_hash, data FROM device_codes WHERE user_code = ?1 AND decision IS NULL AND expires_at > ?2",
+        )
+        .bind(user_code)
+        .bind(t(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let h: Vec<u8> = r.try_get("device_hash")?;
+            let h: [u8; 32] = h
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("device hash length".into()))?;
+            Ok((
+                TokenHash(h),
+                serde_json::from_str(r.try_get::<&str, _>("data")?)?,
+            ))
+        })
+        .transpose()
+    }
+
+    async fn decide_device(
+        &self,
+        hash: &TokenHash,
+        decision: &crate::DeviceDecision,
+        now: u64,
+    ) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE device_codes SET decision = ?1 WHERE device_hash = ?2 AND decision IS NULL AND expires_at > ?3",
+        )
+        .bind(serde_json::to_string(decision)?)
+        .bind(&hash.0[..])
+        .bind(t(now))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn poll_device(&self, hash: &TokenHash, now: u64) -> Result<crate::DevicePoll> {
+        use crate::{DeviceDecision, DevicePoll};
+        // One statement records the poll and applies slow_down; SET expressions see the old row.
+        let row = sqlx::query(
+            "UPDATE device_codes SET
+                 slowed = CASE WHEN last_poll IS NOT NULL AND ?1 < last_poll + interval THEN 1 ELSE 0 END,
+                 interval = interval + CASE WHEN last_poll IS NOT NULL AND ?1 < last_poll + interval THEN 5 ELSE 0 END,
+                 last_poll = ?1
+             WHERE device_hash = ?2 AND redeemed = 0 AND expires_at > ?1
+             RETURNING slowed, interval, decision, data",
+        )
+        .bind(t(now))
+        .bind(&hash.0[..])
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else {
+            let row = sqlx::query("SELECT redeemed, data FROM device_codes WHERE device_hash = ?1")
+                .bind(&hash.0[..])
+                .fetch_optional(&self.pool)
+                .await?;
+            return Ok(match row {
+                None => DevicePoll::NotFound,
+                Some(r) if r.try_get::<i64, _>("redeemed")? == 1 => {
+                    DevicePoll::Redeemed(serde_json::from_str(r.try_get::<&str, _>("data")?)?)
+                }
+                Some(_) => DevicePoll::Expired,
+            });
+        };
+        let interval = u(r.try_get("interval")?);
+        if r.try_get::<i64, _>("slowed")? == 1 {
+            return Ok(DevicePoll::SlowDown { interval });
+        }
+        let auth: crate::DeviceAuthorization = serde_json::from_str(r.try_get::<&str, _>("data")?)?;
+        let decision: Option<DeviceDecision> = r
+            .try_get::<Option<&str>, _>("decision")?
+            .map(serde_json::from_str)
+            .transpose()?;
+        Ok(match decision {
+            None => DevicePoll::Pending { interval },
+            Some(DeviceDecision::Denied) => DevicePoll::Denied,
+            Some(dec @ DeviceDecision::Approved { .. }) => {
+                let won = sqlx::query(
+                    "UPDATE device_codes SET redeemed = 1 WHERE device_hash = ?1 AND redeemed = 0",
+                )
+                .bind(&hash.0[..])
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                if won == 1 {
+                    DevicePoll::Approved(auth, dec)
+                } else {
+                    DevicePoll::Redeemed(auth)
+                }
+            }
+        })
+    }
+}

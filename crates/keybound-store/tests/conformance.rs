@@ -17,6 +17,7 @@ use keybound_store::{
     ClientStore as _, CodeStore as _, ConsentStore as _, RefreshStore as _, SigningKeyStore as _,
     UserStore as _,
 };
+use keybound_store::{DeviceAuthorization, DeviceDecision, DevicePoll};
 use zeroize::Zeroizing;
 
 const NOW: u64 = 1_700_000_000;
@@ -138,6 +139,8 @@ backends!(
     replay_entries_expire,
     replay_concurrent_exactly_once,
     sessions_expire,
+    device_flow_states,
+    device_concurrent_polls_exactly_once,
 );
 
 async fn clients_round_trip(s: Arc<dyn Store>) {
@@ -592,4 +595,140 @@ fn kek_file_is_created_0600_and_reused() {
         assert!(e.to_string().contains("chmod 600"), "{e}");
     }
     let _unused: Zeroizing<Vec<u8>> = Zeroizing::new(vec![]);
+}
+
+fn device(user_code: &str) -> DeviceAuthorization {
+    DeviceAuthorization {
+        client_id: "tv".into(),
+        scope: "openid bound_key".into(),
+        nonce: Some("n".into()),
+        dpop_jkt: Some("dnfb1T9jil_gOhti60baHs_WD_a4D8JN9VDJXbmBmGw".into()),
+        bound_key: true,
+        user_code: user_code.into(),
+        grant_id: format!("g-{user_code}"),
+        created_at: NOW,
+        expires_at: NOW + 600,
+    }
+}
+
+fn approved() -> DeviceDecision {
+    DeviceDecision::Approved {
+        sub: "u1".into(),
+        auth_time: NOW,
+        amr: vec!["pwd".into()],
+    }
+}
+
+async fn device_flow_states(s: Arc<dyn Store>) {
+    let h = TokenHash::of("device-code-1");
+    s.insert_device(&h, &device("BCDFGHJK"), 5).await.unwrap();
+    assert!(
+        matches!(
+            s.insert_device(&TokenHash::of("other"), &device("BCDFGHJK"), 5)
+                .await,
+            Err(StoreError::Conflict(_))
+        ),
+        "user codes are unique"
+    );
+    assert_eq!(
+        s.find_device(&h, NOW).await.unwrap(),
+        Some(device("BCDFGHJK"))
+    );
+    assert_eq!(
+        s.device_by_user_code("BCDFGHJK", NOW)
+            .await
+            .unwrap()
+            .map(|(hh, _)| hh),
+        Some(h)
+    );
+    // DF-2: pending; DF-3: too fast is slow_down and the interval grows for good
+    assert_eq!(
+        s.poll_device(&h, NOW).await.unwrap(),
+        DevicePoll::Pending { interval: 5 }
+    );
+    assert_eq!(
+        s.poll_device(&h, NOW + 2).await.unwrap(),
+        DevicePoll::SlowDown { interval: 10 }
+    );
+    assert_eq!(
+        s.poll_device(&h, NOW + 8).await.unwrap(),
+        DevicePoll::SlowDown { interval: 15 },
+        "8 s after the last poll is < 10"
+    );
+    assert_eq!(
+        s.poll_device(&h, NOW + 23).await.unwrap(),
+        DevicePoll::Pending { interval: 15 }
+    );
+    // approval; a second decision is refused
+    assert!(s.decide_device(&h, &approved(), NOW + 30).await.unwrap());
+    assert!(!s
+        .decide_device(&h, &DeviceDecision::Denied, NOW + 31)
+        .await
+        .unwrap());
+    assert!(
+        s.device_by_user_code("BCDFGHJK", NOW + 31)
+            .await
+            .unwrap()
+            .is_none(),
+        "decided codes cannot be entered again"
+    );
+    assert_eq!(
+        s.poll_device(&h, NOW + 40).await.unwrap(),
+        DevicePoll::Approved(device("BCDFGHJK"), approved())
+    );
+    assert_eq!(
+        s.poll_device(&h, NOW + 60).await.unwrap(),
+        DevicePoll::Redeemed(device("BCDFGHJK"))
+    );
+    // denied; expired; unknown
+    let d = TokenHash::of("device-code-2");
+    s.insert_device(&d, &device("LMNPQRST"), 5).await.unwrap();
+    assert!(s
+        .decide_device(&d, &DeviceDecision::Denied, NOW)
+        .await
+        .unwrap());
+    assert_eq!(
+        s.poll_device(&d, NOW + 5).await.unwrap(),
+        DevicePoll::Denied
+    );
+    let e = TokenHash::of("device-code-3");
+    s.insert_device(&e, &device("VWXZBCDF"), 5).await.unwrap();
+    assert_eq!(
+        s.poll_device(&e, NOW + 600).await.unwrap(),
+        DevicePoll::Expired
+    );
+    assert!(!s.decide_device(&e, &approved(), NOW + 600).await.unwrap());
+    assert!(s
+        .device_by_user_code("VWXZBCDF", NOW + 600)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        s.poll_device(&TokenHash::of("nope"), NOW).await.unwrap(),
+        DevicePoll::NotFound
+    );
+}
+
+async fn device_concurrent_polls_exactly_once(s: Arc<dyn Store>) {
+    let h = TokenHash::of("race-device");
+    s.insert_device(&h, &device("GHJKLMNP"), 5).await.unwrap();
+    assert!(s.decide_device(&h, &approved(), NOW).await.unwrap());
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.poll_device(&h, NOW + 1).await.unwrap() })
+        })
+        .collect();
+    let mut approved_count = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            DevicePoll::Approved(..) => approved_count += 1,
+            DevicePoll::SlowDown { .. } | DevicePoll::Redeemed(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        approved_count, 1,
+        "100 concurrent polls, one token response"
+    );
 }
