@@ -15,6 +15,7 @@
 
 mod authorize;
 mod client_auth;
+mod device;
 mod error;
 mod keys;
 pub mod password;
@@ -28,6 +29,7 @@ use keybound_store::Store;
 
 pub use authorize::{AuthorizeError, ConsentPrompt, Interaction, Prompt, ValidatedAuthorization};
 pub use client_auth::ClientCredentials;
+pub use device::{normalize_user_code, DeviceRequestFacts, USER_CODE_ALPHABET};
 pub use error::OpError;
 pub use keys::{KeyRing, RETIRED_KEY_RETENTION};
 pub use resource::{Introspection, ResourceError, ResourceRequest};
@@ -95,6 +97,10 @@ pub mod paths {
     pub const METRICS: &str = "/metrics";
     /// end the browser session at the OP
     pub const LOGOUT: &str = "/logout";
+    /// RFC 8628 device authorization endpoint
+    pub const DEVICE_AUTHORIZATION: &str = "/device_authorization";
+    /// RFC 8628 end-user verification page
+    pub const DEVICE: &str = "/device";
 }
 
 /// Whether `path` is one of [`paths`] (metrics label only known paths, bounding cardinality).
@@ -110,6 +116,8 @@ pub fn paths_known(path: &str) -> bool {
         paths::HEALTHZ,
         paths::METRICS,
         paths::LOGOUT,
+        paths::DEVICE_AUTHORIZATION,
+        paths::DEVICE,
     ]
     .contains(&path)
 }
@@ -129,6 +137,10 @@ pub struct Endpoints {
     pub revocation: String,
     /// RFC 7662
     pub introspection: String,
+    /// RFC 8628 device authorization endpoint
+    pub device_authorization: String,
+    /// RFC 8628 verification page
+    pub device: String,
 }
 
 /// Provider settings.
@@ -156,6 +168,10 @@ pub struct OpConfig {
     pub require_dpop_nonce: bool,
     /// how long signing keys are cached before re-reading the store (another node may rotate)
     pub key_cache_ttl: u64,
+    /// device code and user code lifetime (default 600 s)
+    pub device_code_ttl: u64,
+    /// initial device polling interval (default 5 s)
+    pub device_interval: u64,
 }
 
 impl OpConfig {
@@ -171,6 +187,8 @@ impl OpConfig {
                 jwks: format!("{base}{}", paths::JWKS),
                 revocation: format!("{base}{}", paths::REVOKE),
                 introspection: format!("{base}{}", paths::INTROSPECT),
+                device_authorization: format!("{base}{}", paths::DEVICE_AUTHORIZATION),
+                device: format!("{base}{}", paths::DEVICE),
             },
             code_ttl: 60,
             access_token_ttl: 300,
@@ -181,6 +199,8 @@ impl OpConfig {
             dpop_nonces: None,
             require_dpop_nonce: false,
             key_cache_ttl: 60,
+            device_code_ttl: 600,
+            device_interval: 5,
         }
     }
 }

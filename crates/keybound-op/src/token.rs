@@ -48,7 +48,7 @@ impl Form {
             .filter(|v| !v.is_empty())
     }
 
-    fn require(&self, name: &str) -> Result<&str, OpError> {
+    pub(crate) fn require(&self, name: &str) -> Result<&str, OpError> {
         self.get(name)
             .ok_or_else(|| OpError::invalid_request(format!("missing parameter '{name}'")))
     }
@@ -75,17 +75,17 @@ pub struct TokenSuccess {
 }
 
 /// What the minting step needs to know about the End-User's authorization.
-struct Grant<'a> {
-    client: &'a Client,
-    grant_id: &'a str,
-    sub: &'a str,
-    scope: &'a str,
-    auth_time: u64,
-    acr: Option<&'a str>,
-    amr: &'a [String],
-    nonce: Option<&'a str>,
+pub(crate) struct Grant<'a> {
+    pub(crate) client: &'a Client,
+    pub(crate) grant_id: &'a str,
+    pub(crate) sub: &'a str,
+    pub(crate) scope: &'a str,
+    pub(crate) auth_time: u64,
+    pub(crate) acr: Option<&'a str>,
+    pub(crate) amr: &'a [String],
+    pub(crate) nonce: Option<&'a str>,
     /// `cnf.jwk` for the ID Token (Key Binding) and the profile deciding its `typ`
-    id_token_key: Option<(Profile, PublicJwk)>,
+    pub(crate) id_token_key: Option<(Profile, PublicJwk)>,
 }
 
 fn has_scope(scope: &str, s: &str) -> bool {
@@ -99,7 +99,10 @@ fn s256(verifier: &str) -> String {
 /// RFC 9449 §10 / KB-OP6 / KB-RF2: a grant bound to a key needs a proof by that key. A missing
 /// proof is `invalid_dpop_proof`; a proof by another key is `invalid_grant` (the grant is
 /// bound elsewhere, key-binding.md §10.2).
-fn check_bound(proof: Option<&VerifiedProof>, bound: Option<&str>) -> Result<(), OpError> {
+pub(crate) fn check_bound(
+    proof: Option<&VerifiedProof>,
+    bound: Option<&str>,
+) -> Result<(), OpError> {
     match (bound, proof) {
         (None, _) => Ok(()),
         (Some(_), None) => Err(OpError::invalid_dpop_proof(
@@ -129,9 +132,10 @@ impl Provider {
         match form.require("grant_type")? {
             "authorization_code" => self.code_grant(&client, facts).await,
             "refresh_token" => self.refresh_grant(&client, facts).await,
+            keybound_proto::wire::grant_type::DEVICE_CODE => self.device_grant(&client, facts).await,
             other => Err(OpError::new(
                 ErrorCode::UnsupportedGrantType,
-                format!("grant_type '{other}' is not supported; use authorization_code or refresh_token"),
+                format!("grant_type '{other}' is not supported; use authorization_code, refresh_token or urn:ietf:params:oauth:grant-type:device_code"),
             )),
         }
     }
@@ -159,7 +163,7 @@ impl Provider {
     /// Verify the proof of a token request (DP-V1…V12, Key Binding `c_s256`) and record its
     /// `jti`. `None` when no proof was sent and the client does not require one; whether the
     /// grant itself needs one is [`check_bound`]'s job once the grant is looked up.
-    async fn token_proof(
+    pub(crate) async fn token_proof(
         &self,
         client: &Client,
         dpop_values: &[&str],
@@ -416,7 +420,7 @@ impl Provider {
     }
 
     /// Mint the access token, ID Token and (with `offline_access`) refresh token of a grant.
-    async fn mint(
+    pub(crate) async fn mint(
         &self,
         g: &Grant<'_>,
         proof: Option<&VerifiedProof>,

@@ -1,0 +1,317 @@
+//! RFC 8628 device authorization with the Key Binding device profile: the device
+//! authorization endpoint, the verification page's decisions, and the `device_code` grant.
+//!
+//! The key is announced with `dpop_jkt` or by a DPoP proof at the device authorization endpoint
+//! (both: they must match, device-flow.md §8.5). Every poll carries a proof by that key with
+//! `c_s256` over the device code; `slow_down` and redemption are atomic in the store, so they hold
+//! across OP nodes and two concurrent polls after approval get tokens exactly once.
+
+use keybound_jose::Jkt;
+use keybound_proto::dpop::{self, CodeBinding, RequestFacts};
+use keybound_proto::keybinding::RequestedBinding;
+use keybound_proto::wire::{DeviceAuthorizationResponse, ErrorCode};
+use keybound_store::{
+    BrowserSession, Client, DeviceAuthorization, DeviceDecision, DevicePoll, TokenHash,
+};
+
+use crate::client_auth::ClientCredentials;
+use crate::token::{check_bound, Form, Grant, TokenRequestFacts, TokenSuccess};
+use crate::{OpError, Provider, SUPPORTED_SCOPES};
+
+/// User codes: 8 characters of 20 consonants (RFC 8628 §6.1), ≈ 2^34.6 codes.
+pub const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
+
+/// A device authorization request as received.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceRequestFacts<'a> {
+    /// the form body
+    pub form: &'a Form,
+    /// `Authorization` header
+    pub authorization: Option<&'a str>,
+    /// every `DPoP` header value
+    pub dpop: &'a [&'a str],
+}
+
+/// Normalise what an End-User typed: case, spaces and dashes ignored. `None` unless it is
+/// 8 characters of the alphabet.
+pub fn normalize_user_code(input: &str) -> Option<String> {
+    let code: String = input
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    (code.len() == 8 && code.bytes().all(|b| USER_CODE_ALPHABET.contains(&b))).then_some(code)
+}
+
+/// `XXXX-XXXX` for display.
+fn display_code(code: &str) -> String {
+    format!("{}-{}", &code[..4], &code[4..])
+}
+
+impl Provider {
+    fn user_code(&self) -> String {
+        // rejection sampling over random bytes: 240 = 12 × 20, so no bias
+        let mut out = String::with_capacity(8);
+        while out.len() < 8 {
+            let bytes = keybound_jose::b64::decode(&self.rng.token(24)).unwrap_or_default();
+            for b in bytes {
+                if b < 240 && out.len() < 8 {
+                    out.push(char::from(USER_CODE_ALPHABET[usize::from(b % 20)]));
+                }
+            }
+        }
+        out
+    }
+
+    /// The device authorization endpoint (RFC 8628 §3.1, Key Binding §4).
+    pub async fn device_authorization(
+        &self,
+        facts: DeviceRequestFacts<'_>,
+    ) -> Result<DeviceAuthorizationResponse, OpError> {
+        let form = facts.form;
+        let client = self
+            .authenticate_client(
+                ClientCredentials {
+                    authorization: facts.authorization,
+                },
+                form,
+            )
+            .await?;
+        let now = self.now();
+        // a DPoP proof here is optional; when present it is checked in full and names the key
+        let proof = if facts.dpop.is_empty() {
+            None
+        } else {
+            let f = RequestFacts::new("POST", &self.config.endpoints.device_authorization, now);
+            let p = dpop::verify(facts.dpop.iter().copied(), &f, &self.config.dpop)
+                .map_err(|e| OpError::invalid_dpop_proof(e.to_string()))?;
+            let entry = p.replay_entry(&self.config.dpop);
+            if !self
+                .store
+                .check_and_insert(&entry.key.digest(), entry.expires_at, now)
+                .await?
+            {
+                return Err(OpError::invalid_dpop_proof("DPoP proof replayed"));
+            }
+            Some(p)
+        };
+        let scope_in = form.get("scope").unwrap_or("");
+        let mut scopes: Vec<&str> = Vec::new();
+        for s in scope_in.split(' ').filter(|s| !s.is_empty()) {
+            if SUPPORTED_SCOPES.contains(&s) && !scopes.contains(&s) {
+                scopes.push(s);
+            }
+        }
+        if !scopes.contains(&"openid") {
+            return Err(OpError::new(
+                ErrorCode::InvalidScope,
+                "scope must include openid",
+            ));
+        }
+        let dpop_jkt = match (form.get("dpop_jkt"), &proof) {
+            (Some(j), Some(p)) if p.jkt.as_str() != j => {
+                return Err(OpError::invalid_request(
+                    "dpop_jkt and the DPoP proof name different keys",
+                ))
+            }
+            (Some(j), _) => Some(j.to_owned()),
+            (None, Some(p)) => Some(p.jkt.to_string()),
+            (None, None) => None,
+        };
+        let binding = RequestedBinding::from_request(scope_in, dpop_jkt.as_deref())
+            .map_err(|e| OpError::invalid_request(e.to_string()))?;
+        let device_code = self.random_token();
+        let expires_at = now + self.config.device_code_ttl;
+        let mut user_code = self.user_code();
+        let record = |uc: &str| DeviceAuthorization {
+            client_id: client.client_id.clone(),
+            scope: scopes.join(" "),
+            nonce: form.get("nonce").map(str::to_owned),
+            dpop_jkt: binding.jkt().map(ToString::to_string),
+            bound_key: matches!(binding, RequestedBinding::BoundIdToken(_)),
+            user_code: uc.to_owned(),
+            grant_id: self.random_id(),
+            created_at: now,
+            expires_at,
+        };
+        // a user-code collision is astronomically rare; try a few fresh codes
+        let mut stored = false;
+        for _ in 0..5 {
+            match self
+                .store
+                .insert_device(
+                    &TokenHash::of(&device_code),
+                    &record(&user_code),
+                    self.config.device_interval,
+                )
+                .await
+            {
+                Ok(()) => {
+                    stored = true;
+                    break;
+                }
+                Err(keybound_store::StoreError::Conflict(_)) => user_code = self.user_code(),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !stored {
+            return Err(OpError::server_error());
+        }
+        let shown = display_code(&user_code);
+        Ok(DeviceAuthorizationResponse {
+            device_code,
+            verification_uri: self.config.endpoints.device.clone(),
+            verification_uri_complete: Some(format!(
+                "{}?user_code={shown}",
+                self.config.endpoints.device
+            )),
+            user_code: shown,
+            expires_in: self.config.device_code_ttl,
+            interval: Some(self.config.device_interval),
+        })
+    }
+
+    /// The verification page: a pending authorization for what the End-User typed, and its client.
+    pub async fn device_lookup(
+        &self,
+        typed: &str,
+    ) -> Result<Option<(TokenHash, DeviceAuthorization, Client)>, OpError> {
+        let Some(code) = normalize_user_code(typed) else {
+            return Ok(None);
+        };
+        let Some((hash, auth)) = self.store.device_by_user_code(&code, self.now()).await? else {
+            return Ok(None);
+        };
+        let client = self
+            .store
+            .client(&auth.client_id)
+            .await?
+            .ok_or_else(OpError::server_error)?;
+        Ok(Some((hash, auth, client)))
+    }
+
+    /// Record the End-User's decision on the verification page.
+    pub async fn device_decide(
+        &self,
+        hash: &TokenHash,
+        session: &BrowserSession,
+        approve: bool,
+    ) -> Result<bool, OpError> {
+        let decision = if approve {
+            DeviceDecision::Approved {
+                sub: session.sub.clone(),
+                auth_time: session.auth_time,
+                amr: session.amr.clone(),
+            }
+        } else {
+            DeviceDecision::Denied
+        };
+        Ok(self
+            .store
+            .decide_device(hash, &decision, self.now())
+            .await?)
+    }
+
+    /// The `urn:ietf:params:oauth:grant-type:device_code` grant.
+    pub(crate) async fn device_grant(
+        &self,
+        client: &Client,
+        facts: TokenRequestFacts<'_>,
+    ) -> Result<TokenSuccess, OpError> {
+        let device_code = facts.form.require("device_code")?;
+        let hash = TokenHash::of(device_code);
+        let now = self.now();
+        // DPoP proof in full before the device code is touched
+        let proof = self.token_proof(client, facts.dpop).await?;
+        let Some(auth) = self.store.find_device(&hash, now).await? else {
+            return Err(match self.store.poll_device(&hash, now).await? {
+                DevicePoll::Expired => OpError::new(
+                    ErrorCode::ExpiredToken,
+                    "the device code expired; start again",
+                ),
+                _ => OpError::invalid_grant("unknown device code"),
+            });
+        };
+        if auth.client_id != client.client_id {
+            return Err(OpError::invalid_grant(
+                "device code was issued to another client",
+            ));
+        }
+        check_bound(proof.as_ref(), auth.dpop_jkt.as_deref())?;
+        let cb = CodeBinding {
+            code: device_code,
+            profile: client.key_binding_profile,
+        };
+        match &proof {
+            Some(p) if auth.bound_key || p.claims.contains_key(cb.profile.code_claim()) => {
+                dpop::check_code_binding(&p.claims, cb)
+                    .map_err(|e| OpError::invalid_dpop_proof(e.to_string()))?;
+            }
+            None if auth.bound_key => {
+                return Err(OpError::invalid_dpop_proof(
+                    "bound_key requires a DPoP proof",
+                ))
+            }
+            _ => {}
+        }
+        match self.store.poll_device(&hash, now).await? {
+            DevicePoll::Pending { .. } => Err(OpError::new(
+                ErrorCode::AuthorizationPending,
+                "the End-User has not yet approved; keep polling at the interval",
+            )),
+            DevicePoll::SlowDown { interval } => Err(OpError::new(
+                ErrorCode::SlowDown,
+                format!("polling too fast: wait at least {interval} s between polls from now on"),
+            )),
+            DevicePoll::Denied => Err(OpError::new(
+                ErrorCode::AccessDenied,
+                "the End-User denied the request",
+            )),
+            DevicePoll::Expired => Err(OpError::new(
+                ErrorCode::ExpiredToken,
+                "the device code expired; start again",
+            )),
+            DevicePoll::NotFound => Err(OpError::invalid_grant("unknown device code")),
+            DevicePoll::Redeemed(a) => {
+                self.store.revoke_grant(&a.grant_id, now).await?;
+                Err(OpError::invalid_grant(
+                    "the device code was already redeemed; the tokens issued from it are revoked",
+                ))
+            }
+            DevicePoll::Approved(
+                a,
+                DeviceDecision::Approved {
+                    sub,
+                    auth_time,
+                    amr,
+                },
+            ) => {
+                let id_token_key = if a.bound_key {
+                    proof
+                        .as_ref()
+                        .map(|p| (client.key_binding_profile, p.jwk.clone()))
+                } else {
+                    None
+                };
+                let grant = Grant {
+                    client,
+                    grant_id: &a.grant_id,
+                    sub: &sub,
+                    scope: &a.scope,
+                    auth_time,
+                    acr: None,
+                    amr: &amr,
+                    nonce: a.nonce.as_deref(),
+                    id_token_key,
+                };
+                let refresh_jkt: Option<Jkt> = proof.as_ref().map(|p| p.jkt.clone());
+                let family = self.random_id();
+                self.mint(&grant, proof.as_ref(), refresh_jkt, &family, None)
+                    .await
+            }
+            DevicePoll::Approved(_, DeviceDecision::Denied) => {
+                Err(OpError::new(ErrorCode::AccessDenied, "denied"))
+            }
+        }
+    }
+}
