@@ -14,7 +14,7 @@ use keybound_store::{BrowserSession, TokenHash};
 
 use crate::{forms, pages, AppState};
 
-const SESSION_COOKIE: &str = "kb_session";
+pub(crate) const SESSION_COOKIE: &str = "kb_session";
 const CSRF_COOKIE: &str = "kb_csrf";
 /// Form fields that belong to our pages, not to the authorization request.
 const INTERNAL: [&str; 6] = [
@@ -26,7 +26,7 @@ const INTERNAL: [&str; 6] = [
     "kb_fresh",
 ];
 
-fn html(status: StatusCode, body: String) -> Response {
+pub(crate) fn html(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
     h.insert(
@@ -45,7 +45,7 @@ fn html(status: StatusCode, body: String) -> Response {
     r
 }
 
-fn see_other(location: &str) -> Response {
+pub(crate) fn see_other(location: &str) -> Response {
     let mut r = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) = HeaderValue::from_str(location) {
         r.headers_mut().insert(header::LOCATION, v);
@@ -55,7 +55,7 @@ fn see_other(location: &str) -> Response {
     r
 }
 
-fn error_page(status: StatusCode, message: &str) -> Response {
+pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
     html(status, pages::error("Sign-in request refused", message))
 }
 
@@ -69,7 +69,7 @@ fn authorize_error(e: &AuthorizeError) -> Response {
     }
 }
 
-fn cookie_attrs(state: &AppState, max_age: u64) -> String {
+pub(crate) fn cookie_attrs(state: &AppState, max_age: u64) -> String {
     let secure = if state.secure_cookies() {
         "; Secure"
     } else {
@@ -78,14 +78,14 @@ fn cookie_attrs(state: &AppState, max_age: u64) -> String {
     format!("; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
 }
 
-fn set_cookie(resp: &mut Response, value: &str) {
+pub(crate) fn set_cookie(resp: &mut Response, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
 }
 
 /// The CSRF token for this browser, and a `Set-Cookie` value if it is new.
-fn csrf_token(state: &AppState, headers: &HeaderMap) -> (String, Option<String>) {
+pub(crate) fn csrf_token(state: &AppState, headers: &HeaderMap) -> (String, Option<String>) {
     if let Some(c) = forms::cookie(headers, CSRF_COOKIE).filter(|c| c.len() >= 32) {
         (c, None)
     } else {
@@ -95,7 +95,7 @@ fn csrf_token(state: &AppState, headers: &HeaderMap) -> (String, Option<String>)
     }
 }
 
-fn csrf_ok(headers: &HeaderMap, submitted: Option<&str>) -> bool {
+pub(crate) fn csrf_ok(headers: &HeaderMap, submitted: Option<&str>) -> bool {
     match (forms::cookie(headers, CSRF_COOKIE), submitted) {
         (Some(c), Some(s)) if c.len() >= 32 => keybound_jose::ct_eq(c.as_bytes(), s.as_bytes()),
         _ => false,

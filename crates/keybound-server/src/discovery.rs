@@ -34,10 +34,15 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
         userinfo_endpoint: Some(e.userinfo.clone()),
         revocation_endpoint: Some(e.revocation.clone()),
         introspection_endpoint: Some(e.introspection.clone()),
+        device_authorization_endpoint: Some(e.device_authorization.clone()),
         scopes_supported: strings(&SUPPORTED_SCOPES),
         response_types_supported: strings(&["code"]),
         response_modes_supported: strings(&["query"]),
-        grant_types_supported: strings(&["authorization_code", "refresh_token"]),
+        grant_types_supported: strings(&[
+            "authorization_code",
+            "refresh_token",
+            keybound_proto::wire::grant_type::DEVICE_CODE,
+        ]),
         subject_types_supported: strings(&["public"]),
         id_token_signing_alg_values_supported: strings(&["ES256"]),
         token_endpoint_auth_methods_supported: strings(&[

@@ -10,6 +10,7 @@
 //! state is kept on the server, so any node can serve any step.
 
 mod authorize;
+mod device;
 mod discovery;
 pub mod error;
 mod forms;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub provider: Provider,
     /// request counters
     pub metrics: Metrics,
+    /// failed user-code attempts at the device page
+    pub device_attempts: device::AttemptLimiter,
 }
 
 impl AppState {
@@ -41,6 +44,7 @@ impl AppState {
         Arc::new(AppState {
             provider,
             metrics: Metrics::default(),
+            device_attempts: device::AttemptLimiter::default(),
         })
     }
 
@@ -68,6 +72,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::DISCOVERY, get(discovery::discovery))
         .route(paths::JWKS, get(discovery::jwks))
         .route(paths::TOKEN, post(token::token))
+        .route(
+            paths::DEVICE_AUTHORIZATION,
+            post(device::device_authorization),
+        )
         .route(paths::USERINFO, get(token::userinfo).post(token::userinfo))
         .layer(cors);
     Router::new()
@@ -79,6 +87,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::REVOKE, post(token::revoke))
         .route(paths::INTROSPECT, post(token::introspect))
         .route(paths::LOGOUT, post(authorize::logout))
+        .route(
+            paths::DEVICE,
+            get(device::device_get).post(device::device_post),
+        )
         .route(paths::HEALTHZ, get(discovery::healthz))
         .route(paths::METRICS, get(metrics::render))
         .layer(axum::middleware::from_fn_with_state(

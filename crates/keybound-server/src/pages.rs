@@ -128,6 +128,80 @@ bound to the app's key with thumbprint</p><p class=\"key\" id=\"key-thumbprint\"
     )
 }
 
+/// The device verification page: type (or confirm) the code shown on the device.
+pub fn device_entry(action: &str, csrf: &str, prefill: &str, error: Option<&str>) -> String {
+    let err = error.map_or(String::new(), |e| {
+        format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e))
+    });
+    layout(
+        "Connect a device",
+        &format!(
+            "<h1>Connect a device</h1>\n<p>Enter the code shown on your device.</p>\n{err}\n\
+<form method=\"post\" action=\"{action}\">\n\
+<input type=\"hidden\" name=\"kb_action\" value=\"code\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n\
+<label for=\"user_code\">Code</label><input type=\"text\" id=\"user_code\" name=\"user_code\" value=\"{prefill}\" autocomplete=\"off\" autocapitalize=\"characters\" required autofocus>\n\
+<button type=\"submit\">Continue</button>\n</form>",
+            action = esc(action),
+            csrf = esc(csrf),
+            prefill = esc(prefill),
+        ),
+    )
+}
+
+/// The device consent page: which app, which scopes, which key, and the phishing warning.
+pub fn device_consent(
+    action: &str,
+    csrf: &str,
+    user_code: &str,
+    client_name: &str,
+    scopes: &[String],
+    jkt: Option<&str>,
+) -> String {
+    let scopes = scopes
+        .iter()
+        .map(|s| format!("<li>{} <small>({})</small></li>", describe_scope(s), esc(s)))
+        .collect::<String>();
+    let key = jkt.map_or(String::new(), |j| {
+        format!(
+            "<p>The device will be able to prove that it received this sign-in: it is bound to \
+the device's key with thumbprint</p><p class=\"key\" id=\"key-thumbprint\">{}</p>",
+            esc(j)
+        )
+    });
+    layout(
+        "Allow device",
+        &format!(
+            "<h1>Allow <strong>{client}</strong> on your device?</h1>\n\
+<p class=\"error\" role=\"note\">Only approve if the code <strong>{code}</strong> is shown on a device you hold. \
+If someone sent you this code, deny: they are trying to sign in as you.</p>\n\
+<p>The device asks to:</p><ul>{scopes}</ul>\n{key}\n\
+<form method=\"post\" action=\"{action}\">\n\
+<input type=\"hidden\" name=\"kb_action\" value=\"consent\">\
+<input type=\"hidden\" name=\"user_code\" value=\"{code}\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n\
+<button type=\"submit\" name=\"decision\" value=\"allow\">Approve</button>\
+<button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\n</form>",
+            client = esc(client_name),
+            code = esc(user_code),
+            action = esc(action),
+            csrf = esc(csrf),
+        ),
+    )
+}
+
+/// After the decision.
+pub fn device_done(approved: bool) -> String {
+    if approved {
+        layout("Device connected", "<h1>Device connected</h1>\n<p id=\"done\">You can return to your device; it will finish signing in by itself.</p>")
+    } else {
+        layout(
+            "Device denied",
+            "<h1>Request denied</h1>\n<p id=\"done\">The device was not given access.</p>",
+        )
+    }
+}
+
 /// An error page (never a redirect to an unverified URI).
 pub fn error(title: &str, message: &str) -> String {
     layout(

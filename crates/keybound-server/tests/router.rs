@@ -1056,3 +1056,171 @@ async fn dpop_token_endpoint_checklist() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(r.body.contains("at+jwt"), "{}", r.body);
 }
+
+async fn device_start(a: &mut App, key: &PrivateKey) -> Value {
+    let jkt = key.public_jwk().thumbprint();
+    let r = a
+        .post_form(
+            "/device_authorization",
+            form_body(&[
+                ("client_id", "pub"),
+                ("scope", "openid bound_key"),
+                ("dpop_jkt", jkt.as_str()),
+            ]),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
+    r.json()
+}
+
+async fn device_submit(a: &mut App, page: &str, extra: &[(&str, &str)]) -> Resp {
+    let re =
+        regex_lite::Regex::new(r#"<input type="hidden" name="([^"]+)" value="([^"]*)">"#).unwrap();
+    let mut fields: Vec<(String, String)> = re
+        .captures_iter(page)
+        .map(|c| (unescape(&c[1]), unescape(&c[2])))
+        .collect();
+    for (k, v) in extra {
+        fields.push(((*k).to_owned(), (*v).to_owned()));
+    }
+    a.post_form(
+        "/device",
+        serde_urlencoded::to_string(&fields).unwrap(),
+        &[],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn device_flow_over_http() {
+    let mut a = app().await;
+    let m = a.get("/.well-known/openid-configuration").await.json();
+    assert_eq!(
+        m["device_authorization_endpoint"],
+        format!("{ISS}/device_authorization")
+    );
+    assert!(m["grant_types_supported"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("urn:ietf:params:oauth:grant-type:device_code")));
+    let key = keys::es256_a();
+    let d = device_start(&mut a, &key).await;
+    let (dc, uc) = (
+        d["device_code"].as_str().unwrap().to_owned(),
+        d["user_code"].as_str().unwrap().to_owned(),
+    );
+    // verification_uri_complete pre-fills the code, which the End-User still confirms
+    let complete = d["verification_uri_complete"]
+        .as_str()
+        .unwrap()
+        .replace(ISS, "");
+    let entry = a.get(&complete).await;
+    assert!(
+        entry.body.contains(&format!("value=\"{uc}\"")),
+        "{}",
+        entry.body
+    );
+    let login = device_submit(
+        &mut a,
+        &entry.body,
+        &[("user_code", &uc.to_lowercase().replace('-', " "))],
+    )
+    .await;
+    assert!(login.body.contains("name=\"password\""), "{}", login.body);
+    let consent = device_submit(
+        &mut a,
+        &login.body,
+        &[("username", "alice"), ("password", "wonderland")],
+    )
+    .await;
+    assert_eq!(consent.status, StatusCode::OK, "{}", consent.body);
+    assert!(consent
+        .body
+        .contains(key.public_jwk().thumbprint().as_str()));
+    assert!(consent.body.contains("Only approve if the code"));
+    let poll = |jti: &'static str| {
+        ProofBuilder::new("POST", &format!("{ISS}/token"), T0, jti)
+            .c_s256(&dc)
+            .sign(&key)
+            .unwrap()
+    };
+    let g = [
+        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+        ("device_code", dc.as_str()),
+        ("client_id", "pub"),
+    ];
+    let r = a.token(&g, Some(&poll("d1"))).await;
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (StatusCode::BAD_REQUEST, "authorization_pending")
+    );
+    let done = device_submit(&mut a, &consent.body, &[("decision", "allow")]).await;
+    assert!(done.body.contains("Device connected"), "{}", done.body);
+    // polled again at the same instant: slow_down; the clock here does not move, so that is
+    // what the device sees until it waits — the op tests cover the interval arithmetic
+    let r = a.token(&g, Some(&poll("d2"))).await;
+    assert_eq!(r.error(), "slow_down");
+}
+
+#[tokio::test]
+async fn device_page_wrong_codes_are_limited() {
+    let mut a = app().await;
+    let entry = a.get("/device").await;
+    for i in 0..5 {
+        let r = device_submit(&mut a, &entry.body, &[("user_code", "BCDF-GHJK")]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "attempt {i}");
+        assert!(r.body.contains("not valid"));
+    }
+    let r = device_submit(&mut a, &entry.body, &[("user_code", "BCDF-GHJK")]).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.body.contains("Too many wrong codes"));
+    // a forged CSRF token is refused before anything else
+    let forged = entry.body.replace(
+        &a.cookies["kb_csrf"],
+        "forged-forged-forged-forged-forged-forged",
+    );
+    assert_eq!(
+        device_submit(&mut a, &forged, &[("user_code", "BCDF-GHJK")])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn device_deny_is_access_denied() {
+    let mut a = app().await;
+    let key = keys::es256_a();
+    let d = device_start(&mut a, &key).await;
+    let (dc, uc) = (
+        d["device_code"].as_str().unwrap().to_owned(),
+        d["user_code"].as_str().unwrap().to_owned(),
+    );
+    let entry = a.get("/device").await;
+    let login = device_submit(&mut a, &entry.body, &[("user_code", &uc)]).await;
+    let consent = device_submit(
+        &mut a,
+        &login.body,
+        &[("username", "alice"), ("password", "wonderland")],
+    )
+    .await;
+    let done = device_submit(&mut a, &consent.body, &[("decision", "deny")]).await;
+    assert!(done.body.contains("Request denied"));
+    let p = ProofBuilder::new("POST", &format!("{ISS}/token"), T0, "x")
+        .c_s256(&dc)
+        .sign(&key)
+        .unwrap();
+    let r = a
+        .token(
+            &[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("device_code", &dc),
+                ("client_id", "pub"),
+            ],
+            Some(&p),
+        )
+        .await;
+    assert_eq!(r.error(), "access_denied");
+}

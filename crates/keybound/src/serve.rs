@@ -184,10 +184,13 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         iss = settings.issuer
     );
     tracing::info!(listen = %settings.listen, issuer = %settings.issuer, "serving");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await
-        .context("server")?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await
+    .context("server")?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -224,7 +227,7 @@ async fn serve_tls(
     tracing::info!(listen = %settings.listen, issuer = %settings.issuer, "serving over TLS");
     axum_server::bind_rustls(settings.listen, tls)
         .handle(handle)
-        .serve(app.into_make_service())
+        .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .await
         .context("server")?;
     tracing::info!("stopped");

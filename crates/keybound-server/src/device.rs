@@ -1,0 +1,282 @@
+//! The device flow's HTTP side: the device authorization endpoint and the `/device`
+//! verification page (code entry, login, consent with the phishing warning, approve/deny),
+//! with attempt limits against user-code guessing per browser (CSRF cookie) and per source
+//! address.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use keybound_op::token::Form;
+use keybound_op::{paths, DeviceRequestFacts};
+use keybound_store::TokenHash;
+
+use crate::authorize::{
+    cookie_attrs, csrf_ok, csrf_token, error_page, html, set_cookie, SESSION_COOKIE,
+};
+use crate::error::{no_store, TokenError};
+use crate::{forms, pages, AppState};
+
+/// Failed user-code attempts allowed per browser and per source address in one window.
+const PER_BROWSER: u32 = 5;
+const PER_ADDRESS: u32 = 20;
+const WINDOW: u64 = 900;
+
+/// Counts failed user-code attempts (per node; a guess costs at least one request per attempt).
+#[derive(Debug, Default)]
+pub struct AttemptLimiter {
+    counts: Mutex<HashMap<String, (u32, u64)>>,
+}
+
+impl AttemptLimiter {
+    fn blocked(&self, key: &str, limit: u32, now: u64) -> bool {
+        let g = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        g.get(key)
+            .is_some_and(|(n, start)| now < start + WINDOW && *n >= limit)
+    }
+
+    fn fail(&self, key: &str, now: u64) {
+        let mut g = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if g.len() > 100_000 {
+            g.retain(|_, (_, start)| now < *start + WINDOW);
+        }
+        let e = g.entry(key.to_owned()).or_insert((0, now));
+        if now >= e.1 + WINDOW {
+            *e = (0, now);
+        }
+        e.0 += 1;
+    }
+}
+
+/// `POST /device_authorization`
+pub async fn device_authorization(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let basic = forms::header_str(&headers, header::AUTHORIZATION)
+        .is_some_and(|a| a.len() > 6 && a[..6].eq_ignore_ascii_case("basic "));
+    let form =
+        match forms::require_form(&headers).and_then(|()| Form::from_pairs(forms::pairs(&body))) {
+            Ok(f) => f,
+            Err(error) => return TokenError { error, basic }.into_response(),
+        };
+    let dpop = forms::header_values(&headers, "dpop");
+    let facts = DeviceRequestFacts {
+        form: &form,
+        authorization: forms::header_str(&headers, header::AUTHORIZATION),
+        dpop: &dpop,
+    };
+    match state.provider.device_authorization(facts).await {
+        Ok(r) => {
+            let mut resp = Json(r).into_response();
+            no_store(resp.headers_mut());
+            resp
+        }
+        Err(error) => TokenError { error, basic }.into_response(),
+    }
+}
+
+fn with_cookie(mut r: Response, cookie: Option<String>) -> Response {
+    if let Some(c) = cookie {
+        set_cookie(&mut r, &c);
+    }
+    r
+}
+
+/// `GET /device[?user_code=…]`: the code-entry form (pre-filled from
+/// `verification_uri_complete`, but always confirmed by the End-User).
+pub async fn device_get(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let prefill = forms::pairs(q.unwrap_or_default().as_bytes())
+        .into_iter()
+        .find(|(k, _)| k == "user_code")
+        .map(|(_, v)| v)
+        .unwrap_or_default();
+    let (csrf, cookie) = csrf_token(&state, &headers);
+    with_cookie(
+        html(
+            StatusCode::OK,
+            pages::device_entry(paths::DEVICE, &csrf, &prefill, None),
+        ),
+        cookie,
+    )
+}
+
+/// `POST /device`: code entry, login and consent.
+pub async fn device_post(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let headers = req.headers().clone();
+    if !forms::is_form(&headers) {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "the form must be application/x-www-form-urlencoded",
+        );
+    }
+    let Ok(body) = axum::body::to_bytes(req.into_body(), 64 * 1024).await else {
+        return error_page(StatusCode::BAD_REQUEST, "the form is too large");
+    };
+    let pairs = forms::pairs(&body);
+    let field = |n: &str| pairs.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    if !csrf_ok(&headers, field("csrf")) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "This form expired or was not sent by this site (CSRF check failed). Open the device page again.",
+        );
+    }
+    let now = state.provider.now();
+    let browser_key = format!(
+        "b:{}",
+        forms::cookie(&headers, "kb_csrf").unwrap_or_default()
+    );
+    let ip_key = ip.map(|i| format!("ip:{i}"));
+    let limited = state
+        .device_attempts
+        .blocked(&browser_key, PER_BROWSER, now)
+        || ip_key
+            .as_ref()
+            .is_some_and(|k| state.device_attempts.blocked(k, PER_ADDRESS, now));
+    if limited {
+        return error_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many wrong codes. Wait 15 minutes, then enter the code shown on your device again.",
+        );
+    }
+    let (csrf, cookie) = csrf_token(&state, &headers);
+    let typed = field("user_code").unwrap_or("");
+    let Ok(found) = state.provider.device_lookup(typed).await else {
+        return error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the code could not be checked",
+        );
+    };
+    let Some((hash, auth, client)) = found else {
+        state.device_attempts.fail(&browser_key, now);
+        if let Some(k) = &ip_key {
+            state.device_attempts.fail(k, now);
+        }
+        let page = pages::device_entry(paths::DEVICE, &csrf, typed, Some("That code is not valid, has expired, or was already used. Check the code on your device."));
+        return with_cookie(html(StatusCode::BAD_REQUEST, page), cookie);
+    };
+    let shown = format!("{}-{}", &auth.user_code[..4], &auth.user_code[4..]);
+    let session = match forms::cookie(&headers, SESSION_COOKIE) {
+        Some(c) => state
+            .provider
+            .store()
+            .session(&TokenHash::of(&c), now)
+            .await
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    let scopes: Vec<String> = auth.scope.split(' ').map(str::to_owned).collect();
+    let consent = |csrf: &str| {
+        pages::device_consent(
+            paths::DEVICE,
+            csrf,
+            &shown,
+            &client.name,
+            &scopes,
+            auth.dpop_jkt.as_deref().filter(|_| auth.bound_key),
+        )
+    };
+    let login = |csrf: &str, error: Option<&str>| {
+        pages::login(
+            paths::DEVICE,
+            &[("user_code".into(), shown.clone())],
+            csrf,
+            &client.name,
+            None,
+            error,
+        )
+    };
+    match (field("kb_action").unwrap_or("code"), session) {
+        ("code", None) => with_cookie(html(StatusCode::OK, login(&csrf, None)), cookie),
+        ("code", Some(_)) => with_cookie(html(StatusCode::OK, consent(&csrf)), cookie),
+        ("login", _) => {
+            let (Some(u), Some(p)) = (field("username"), field("password")) else {
+                return with_cookie(
+                    html(
+                        StatusCode::BAD_REQUEST,
+                        login(&csrf, Some("Enter your username and password.")),
+                    ),
+                    cookie,
+                );
+            };
+            match state.provider.login(u, p).await {
+                Ok(Some(sess)) => {
+                    let token = state.provider.random_token();
+                    if state
+                        .provider
+                        .store()
+                        .put_session(&TokenHash::of(&token), &sess)
+                        .await
+                        .is_err()
+                    {
+                        return error_page(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "the session could not be stored",
+                        );
+                    }
+                    let mut r = with_cookie(html(StatusCode::OK, consent(&csrf)), cookie);
+                    set_cookie(
+                        &mut r,
+                        &format!(
+                            "{SESSION_COOKIE}={token}{}",
+                            cookie_attrs(&state, state.provider.config.session_ttl)
+                        ),
+                    );
+                    r
+                }
+                Ok(None) => with_cookie(
+                    html(
+                        StatusCode::UNAUTHORIZED,
+                        login(&csrf, Some("Wrong username or password.")),
+                    ),
+                    cookie,
+                ),
+                Err(_) => error_page(StatusCode::INTERNAL_SERVER_ERROR, "sign-in is unavailable"),
+            }
+        }
+        ("consent", Some(sess)) => {
+            let approve = match field("decision") {
+                Some("allow") => true,
+                Some("deny") => false,
+                _ => return error_page(StatusCode::BAD_REQUEST, "choose Approve or Deny"),
+            };
+            match state.provider.device_decide(&hash, &sess, approve).await {
+                Ok(true) => html(StatusCode::OK, pages::device_done(approve)),
+                Ok(false) => error_page(
+                    StatusCode::BAD_REQUEST,
+                    "This code was already used or has expired.",
+                ),
+                Err(_) => error_page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the decision could not be stored",
+                ),
+            }
+        }
+        ("consent", None) => with_cookie(
+            html(
+                StatusCode::UNAUTHORIZED,
+                login(&csrf, Some("Your session ended; sign in again.")),
+            ),
+            cookie,
+        ),
+        (other, _) => error_page(
+            StatusCode::BAD_REQUEST,
+            &format!("unknown form action '{other}'"),
+        ),
+    }
+}
