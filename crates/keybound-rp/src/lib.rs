@@ -19,6 +19,7 @@
 //! All network I/O goes through the small [`Transport`] trait ([`ReqwestTransport`] by
 //! default), so the logic can be tested without sockets.
 
+mod device;
 mod error;
 pub mod headless;
 mod session;
@@ -37,6 +38,7 @@ use keybound_proto::wire::{ErrorResponse, ProviderMetadata, TokenResponse};
 use keybound_proto::Clock;
 use serde_json::Value;
 
+pub use device::{DeviceFlow, DevicePoll};
 pub use error::RpError;
 pub use session::Session;
 #[cfg(feature = "http")]
@@ -79,7 +81,7 @@ impl RpConfig {
         }
     }
 
-    fn scope(&self) -> String {
+    pub(crate) fn scope(&self) -> String {
         let mut s: Vec<&str> = self.scope.split(' ').filter(|x| !x.is_empty()).collect();
         for needed in ["openid", "bound_key"] {
             if !s.contains(&needed) {
@@ -113,9 +115,9 @@ impl PendingAuth {
 
 /// The authenticating component.
 pub struct Rp {
-    config: RpConfig,
-    transport: Arc<dyn Transport>,
-    clock: Arc<dyn Clock>,
+    pub(crate) config: RpConfig,
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) clock: Arc<dyn Clock>,
     metadata: Mutex<Option<(ProviderMetadata, u64)>>,
     jwks: Mutex<Option<(Arc<JwkSet>, u64)>>,
 }
@@ -131,7 +133,7 @@ impl std::fmt::Debug for Rp {
 
 const CACHE_TTL: u64 = 300;
 
-fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
+pub(crate) fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
     serde_urlencoded::to_string(pairs)
         .unwrap_or_default()
         .into_bytes()
@@ -276,7 +278,7 @@ impl Rp {
             .ok_or_else(|| RpError::Callback("the response has no code".into()))
     }
 
-    fn auth_header(&self) -> Option<String> {
+    pub(crate) fn auth_header(&self) -> Option<String> {
         self.config.client_secret.as_ref().map(|s| {
             let enc =
                 |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
@@ -289,7 +291,7 @@ impl Rp {
     }
 
     /// POST to the token endpoint with a fresh proof; one retry on `use_dpop_nonce`.
-    async fn token_request(
+    pub(crate) async fn token_request(
         &self,
         key: &PrivateKey,
         body: &[(&str, &str)],
@@ -367,7 +369,7 @@ impl Rp {
     }
 
     /// Validate an ID Token from the token endpoint; `true` when it is bound to `jkt`.
-    async fn check_id_token(
+    pub(crate) async fn check_id_token(
         &self,
         id_token: &str,
         nonce: Option<&str>,

@@ -47,6 +47,9 @@ pub struct LoginArgs {
     /// password for --username
     #[arg(long, requires = "username")]
     pub password: Option<String>,
+    /// use the device flow (RFC 8628): print a code to enter at the OP and wait
+    #[arg(long)]
+    pub device: bool,
 }
 
 /// Run the code flow with a loopback redirect and save the session.
@@ -59,6 +62,10 @@ pub async fn login(a: LoginArgs) -> anyhow::Result<()> {
     cfg.require_binding = !a.allow_unbound;
     let transport = ReqwestTransport::new()?;
     let rp = Rp::new(cfg, Arc::new(transport.clone()), Arc::new(SystemClock));
+    if a.device {
+        let session = device_login(&rp).await?;
+        return finish(&session, &a.session);
+    }
     let pending = rp.begin().await?;
     let callback = if let (Some(u), Some(p)) = (&a.username, &a.password) {
         headless::sign_in_to(&transport, &pending.url, Some(&redirect), u, p).await?
@@ -80,17 +87,50 @@ pub async fn login(a: LoginArgs) -> anyhow::Result<()> {
     };
     let code = rp.callback(&pending, &callback)?;
     let session = rp.exchange(pending, &code).await?;
-    session.save(&a.session)?;
+    finish(&session, &a.session)
+}
+
+async fn device_login(rp: &Rp) -> anyhow::Result<Session> {
+    use std::io::Write as _;
+    let mut flow = rp.device_begin().await?;
+    eprintln!(
+        "To sign in, visit {} and enter the code\n\n    {}\n",
+        flow.verification_uri, flow.user_code
+    );
+    if let Some(c) = &flow.verification_uri_complete {
+        eprintln!("(or open {c} and confirm the code)");
+    }
+    eprint!("waiting for approval");
+    let session = rp
+        .device_wait(
+            &mut flow,
+            |d| tokio::time::sleep(d),
+            |p| {
+                match p {
+                    keybound_rp::DevicePoll::SlowDown => eprint!(" (the OP asked to slow down)"),
+                    _ => eprint!("."),
+                }
+                let _ = std::io::stderr().flush();
+            },
+        )
+        .await;
+    eprintln!();
+    Ok(session?)
+}
+
+fn finish(session: &Session, path: &Path) -> anyhow::Result<()> {
+    session.save(path)?;
+    let a_session = path;
     if session.bound {
         println!(
             "signed in; the ID Token is bound to key {} (saved to {})",
             session.jkt,
-            a.session.display()
+            a_session.display()
         );
     } else {
         println!(
             "signed in, but the OP returned an UNBOUND ID Token (no cnf): it is a bearer token (saved to {})",
-            a.session.display()
+            a_session.display()
         );
     }
     Ok(())
