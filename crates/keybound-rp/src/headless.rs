@@ -38,7 +38,10 @@ fn hidden_fields(html: &str) -> Vec<(String, String)> {
     out
 }
 
-struct Jar(BTreeMap<String, String>);
+/// Cookies kept across sign-ins, so a second authorization in the same "browser" reuses the
+/// OP session (and remembered consent) instead of signing in again.
+#[derive(Debug, Default, Clone)]
+pub struct Jar(BTreeMap<String, String>);
 
 impl Jar {
     fn absorb(&mut self, r: &HttpResponse) {
@@ -78,13 +81,26 @@ pub async fn sign_in_to(
     username: &str,
     password: &str,
 ) -> Result<String, RpError> {
+    sign_in_with(&mut Jar::default(), transport, authorization_url, redirect_uri, username, password).await
+}
+
+/// Like [`sign_in_to`], with a cookie jar that persists between calls.
+pub async fn sign_in_with(
+    jar: &mut Jar,
+    transport: &dyn Transport,
+    authorization_url: &str,
+    redirect_uri: Option<&str>,
+    username: &str,
+    password: &str,
+) -> Result<String, RpError> {
     let base = url::Url::parse(authorization_url).map_err(|e| RpError::Callback(e.to_string()))?;
     let action = base
         .join("/authorize")
         .map_err(|e| RpError::Callback(e.to_string()))?
         .to_string();
-    let mut jar = Jar(BTreeMap::new());
-    let r = transport.send(HttpRequest::get(authorization_url)).await?;
+    let r = transport
+        .send(HttpRequest::get(authorization_url).header("Cookie", &jar.header()))
+        .await?;
     jar.absorb(&r);
     let mut r = r;
     for _ in 0..12 {

@@ -1,0 +1,294 @@
+//! # keybound-load
+//!
+//! A load generator for OpenID Providers, so keybound and a peer are measured with the same
+//! tool, settings and machine (docs/performance.md). Modes:
+//!
+//! - `code`: pre-mints authorization codes through the real authorization endpoint (one signed-in
+//!   browser session, consent given once, every code bound by `dpop_jkt`), then sends token
+//!   requests with fresh DPoP proofs carrying `c_s256`;
+//! - `refresh`: every worker holds its own refresh-token chain; each request refreshes with a
+//!   fresh proof;
+//! - `userinfo`: every worker holds a DPoP-bound access token; each request has a fresh proof;
+//! - `verify`: the consuming component in process (ID Token + presentation proof + replay cache).
+//!
+//! Load is either a fixed concurrency (closed loop) or a fixed request rate (open loop, latency
+//! measured from the scheduled send time, so a slow server cannot hide queueing). The report has
+//! requests/s, latency percentiles, errors by OAuth code, the crypto bound of the server's work
+//! (measured with aws-lc-rs on this machine in the same run) and efficiency = rate ÷ bound, and,
+//! given the server's pid, its resident memory idle and at peak.
+
+mod bound;
+mod modes;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+pub use bound::{crypto_bound, CryptoCosts};
+pub use modes::{prepare, Prepared};
+
+/// What to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// key-bound authorization code exchange
+    Code,
+    /// refresh with DPoP
+    Refresh,
+    /// userinfo with a DPoP-bound access token
+    Userinfo,
+    /// the consuming component in process
+    Verify,
+}
+
+/// How hard to push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Load {
+    /// this many requests in flight at all times
+    Concurrency(usize),
+    /// this many requests per second, whatever the latency
+    Rate(u64),
+}
+
+/// A run's settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// the OP's issuer URL
+    pub issuer: String,
+    /// client id (public client, PKCE)
+    pub client_id: String,
+    /// registered redirect URI (never contacted)
+    pub redirect_uri: String,
+    /// End-User to sign in as
+    pub username: String,
+    /// their password
+    pub password: String,
+    /// mode
+    pub mode: Mode,
+    /// load
+    pub load: Load,
+    /// how many requests
+    pub requests: u64,
+    /// the server's pid, to sample its resident memory
+    pub server_pid: Option<u32>,
+    /// send `bound_key` (keybound) or only `dpop_jkt` (a plain DPoP peer)
+    pub key_binding: bool,
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    /// median
+    pub p50: f64,
+    /// 90th percentile
+    pub p90: f64,
+    /// 99th percentile
+    pub p99: f64,
+    /// maximum
+    pub max: f64,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// mode
+    pub mode: Mode,
+    /// issuer (empty for `verify`)
+    pub issuer: String,
+    /// load
+    pub load: Load,
+    /// requests sent
+    pub requests: u64,
+    /// successful responses
+    pub ok: u64,
+    /// failures by OAuth error code (or HTTP status / transport error)
+    pub errors: BTreeMap<String, u64>,
+    /// wall time of the measured phase, seconds
+    pub seconds: f64,
+    /// successful requests per second
+    pub rps: f64,
+    /// latency of successful requests
+    pub latency_ms: Latency,
+    /// server-side crypto work per request and what it allows on this machine
+    pub crypto: CryptoCosts,
+    /// rps ÷ crypto bound
+    pub efficiency: f64,
+    /// server resident memory before the load, kB
+    pub rss_idle_kb: Option<u64>,
+    /// server resident memory peak during the load, kB
+    pub rss_peak_kb: Option<u64>,
+}
+
+impl Report {
+    /// A short human-readable summary.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "mode {:?} against {}\n  {} requests, {} ok, errors {:?}\n  {:.0} req/s over {:.2} s; latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}\n  crypto bound {:.0} req/s ({} verify + {} sign per request, {} cores) -> efficiency {:.2}",
+            self.mode,
+            if self.issuer.is_empty() { "(in process)" } else { &self.issuer },
+            self.requests,
+            self.ok,
+            self.errors,
+            self.rps,
+            self.seconds,
+            self.latency_ms.p50,
+            self.latency_ms.p90,
+            self.latency_ms.p99,
+            self.latency_ms.max,
+            self.crypto.bound_rps,
+            self.crypto.verifies,
+            self.crypto.signs,
+            self.crypto.cores,
+            self.efficiency,
+        );
+        if let (Some(i), Some(p)) = (self.rss_idle_kb, self.rss_peak_kb) {
+            s.push_str(&format!("\n  server RSS idle {:.1} MB, peak {:.1} MB", i as f64 / 1024.0, p as f64 / 1024.0));
+        }
+        s
+    }
+}
+
+/// Resident memory of `pid` in kB (Linux `/proc`).
+pub fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Percentiles of `samples` (milliseconds).
+pub fn latency(mut samples: Vec<f64>) -> Latency {
+    if samples.is_empty() {
+        return Latency { p50: 0.0, p90: 0.0, p99: 0.0, max: 0.0 };
+    }
+    samples.sort_by(f64::total_cmp);
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    Latency {
+        p50: at(0.50),
+        p90: at(0.90),
+        p99: at(0.99),
+        max: samples[samples.len() - 1],
+    }
+}
+
+/// The outcome of one request.
+pub type Outcome = Result<(), String>;
+
+/// Something that can send request number `i` of the run.
+#[async_trait::async_trait]
+pub trait Work: Send + Sync {
+    /// Send request `i` (from worker `worker`).
+    async fn send(&self, i: u64, worker: usize) -> Outcome;
+}
+
+/// Drive `work` with `load` for `requests` requests; returns (ok, errors, seconds, latencies).
+#[allow(clippy::disallowed_methods, clippy::cast_precision_loss)] // a load tool measures wall time
+pub async fn drive(work: Arc<dyn Work>, load: Load, requests: u64) -> (u64, BTreeMap<String, u64>, f64, Vec<f64>) {
+    let next = Arc::new(AtomicU64::new(0));
+    let results: Arc<Mutex<(u64, BTreeMap<String, u64>, Vec<f64>)>> = Arc::new(Mutex::new((0, BTreeMap::new(), Vec::with_capacity(usize::try_from(requests).unwrap_or(0)))));
+    let record = {
+        let results = results.clone();
+        move |o: Outcome, ms: f64| {
+            let mut g = results.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match o {
+                Ok(()) => {
+                    g.0 += 1;
+                    g.2.push(ms);
+                }
+                Err(e) => *g.1.entry(e).or_default() += 1,
+            }
+        }
+    };
+    let start = Instant::now();
+    match load {
+        Load::Concurrency(c) => {
+            let mut tasks = Vec::new();
+            for w in 0..c.max(1) {
+                let (work, next, record) = (work.clone(), next.clone(), record.clone());
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        if i >= requests {
+                            break;
+                        }
+                        let t = Instant::now();
+                        let o = work.send(i, w).await;
+                        record(o, t.elapsed().as_secs_f64() * 1000.0);
+                    }
+                }));
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+        }
+        Load::Rate(r) => {
+            let period = Duration::from_secs_f64(1.0 / r.max(1) as f64);
+            let mut tasks = Vec::new();
+            for i in 0..requests {
+                let scheduled = start + period.mul_f64(i as f64);
+                tokio::time::sleep_until(scheduled.into()).await;
+                let (work, record) = (work.clone(), record.clone());
+                #[allow(clippy::cast_possible_truncation)]
+                let worker = i as usize;
+                tasks.push(tokio::spawn(async move {
+                    let o = work.send(i, worker).await;
+                    // from the scheduled time: queueing on our side or the server's counts
+                    record(o, scheduled.elapsed().as_secs_f64() * 1000.0);
+                }));
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let g = std::mem::take(&mut *results.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    (g.0, g.1, seconds, g.2)
+}
+
+/// Prepare and run `settings`; the full report.
+#[allow(clippy::cast_precision_loss)]
+pub async fn run(settings: &Settings) -> anyhow::Result<Report> {
+    // idle memory before anything is asked of the server
+    let rss_idle_kb = settings.server_pid.and_then(rss_kb);
+    let prepared = prepare(settings).await?;
+    let crypto = crypto_bound(prepared.verifies, prepared.signs);
+    let peak = Arc::new(AtomicU64::new(rss_idle_kb.unwrap_or(0)));
+    let sampler = settings.server_pid.map(|pid| {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Some(kb) = rss_kb(pid) {
+                    peak.fetch_max(kb, Ordering::SeqCst);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    });
+    let (ok, errors, seconds, lat) = drive(prepared.work.clone(), settings.load, settings.requests).await;
+    if let Some(s) = sampler {
+        s.abort();
+    }
+    let rps = ok as f64 / seconds.max(1e-9);
+    Ok(Report {
+        mode: settings.mode,
+        issuer: if settings.mode == Mode::Verify { String::new() } else { settings.issuer.clone() },
+        load: settings.load,
+        requests: settings.requests,
+        ok,
+        errors,
+        seconds,
+        rps,
+        latency_ms: latency(lat),
+        efficiency: rps / crypto.bound_rps,
+        crypto,
+        rss_idle_kb,
+        rss_peak_kb: settings.server_pid.map(|_| peak.load(Ordering::SeqCst)),
+    })
+}

@@ -1,0 +1,99 @@
+//! `keybound-load`: see the library documentation and docs/performance.md.
+
+use clap::Parser;
+use keybound_load::{Load, Mode, Settings};
+
+/// Load generator for OpenID Providers (keybound or any peer with DPoP).
+#[derive(Debug, Parser)]
+#[command(name = "keybound-load", version)]
+struct Args {
+    /// what to measure
+    #[arg(long, value_enum)]
+    mode: Mode,
+    /// issuer URL of the OP (not needed for --mode verify)
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    issuer: String,
+    /// public client registered at the OP with --redirect-uri
+    #[arg(long, default_value = "demo-public")]
+    client_id: String,
+    /// registered redirect URI (never contacted)
+    #[arg(long, default_value = "http://127.0.0.1:8081/callback")]
+    redirect_uri: String,
+    /// End-User to sign in as
+    #[arg(long, default_value = "demo")]
+    username: String,
+    /// their password
+    #[arg(long, env = "KEYBOUND_LOAD_PASSWORD")]
+    password: Option<String>,
+    /// requests to send
+    #[arg(long, default_value_t = 2000)]
+    requests: u64,
+    /// requests in flight (closed loop)
+    #[arg(long, conflicts_with = "rate")]
+    concurrency: Option<usize>,
+    /// requests per second (open loop)
+    #[arg(long)]
+    rate: Option<u64>,
+    /// the server's pid: sample its resident memory
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// send dpop_jkt without bound_key (for OPs without Key Binding)
+    #[arg(long)]
+    plain_dpop: bool,
+    /// print the report as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+impl Args {
+    fn settings(self) -> anyhow::Result<(Settings, bool)> {
+        let load = match (self.concurrency, self.rate) {
+            (_, Some(r)) if r == 0 => anyhow::bail!("--rate must be at least 1"),
+            (_, Some(r)) => Load::Rate(r),
+            (Some(0), None) => anyhow::bail!("--concurrency must be at least 1"),
+            (Some(c), None) => Load::Concurrency(c),
+            (None, None) => Load::Concurrency(32),
+        };
+        if self.requests == 0 {
+            anyhow::bail!("--requests must be at least 1");
+        }
+        if self.mode != Mode::Verify && self.password.is_none() {
+            anyhow::bail!("--password (or KEYBOUND_LOAD_PASSWORD) is needed to sign in");
+        }
+        Ok((
+            Settings {
+                issuer: self.issuer,
+                client_id: self.client_id,
+                redirect_uri: self.redirect_uri,
+                username: self.username,
+                password: self.password.unwrap_or_default(),
+                mode: self.mode,
+                load,
+                requests: self.requests,
+                server_pid: self.server_pid,
+                key_binding: !self.plain_dpop,
+            },
+            self.json,
+        ))
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let result = Args::parse().settings().and_then(|(settings, json)| {
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let report = rt.block_on(keybound_load::run(&settings))?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            println!("{}", report.summary());
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

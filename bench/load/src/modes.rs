@@ -1,0 +1,321 @@
+//! Preparing each mode: sign in, mint what the measured phase consumes, and the per-request
+//! work. Preparation is not measured.
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use keybound_jose::key::KeyKind;
+use keybound_jose::{Algorithm, JwkSet, PrivateKey};
+use keybound_proto::dpop::ProofBuilder;
+use keybound_proto::idtoken::{Audience, IdTokenBuilder};
+use keybound_proto::keybinding::Profile;
+use keybound_rp::headless::{sign_in_with, Jar};
+use keybound_rp::ReqwestTransport;
+use serde_json::Value;
+use tokio::sync::{mpsc, Mutex};
+
+use crate::{Load, Mode, Outcome, Settings, Work};
+
+const VERIFIER: &str = "keybound-load-pkce-verifier-0123456789abcdefghijk";
+
+/// A prepared run.
+pub struct Prepared {
+    /// the per-request work
+    pub work: Arc<dyn Work>,
+    /// ES256 verifications the server does per request
+    pub verifies: u32,
+    /// ES256 signatures the server does per request
+    pub signs: u32,
+}
+
+struct Ctx {
+    http: reqwest::Client,
+    token_endpoint: String,
+    userinfo_endpoint: Option<String>,
+    key: PrivateKey,
+    client_id: String,
+    redirect_uri: String,
+}
+
+fn jti() -> String {
+    keybound_jose::random_b64(12)
+}
+
+#[allow(clippy::disallowed_methods)] // proofs carry the real time of the real server
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+async fn classify(r: Result<reqwest::Response, reqwest::Error>) -> Result<Value, String> {
+    let r = r.map_err(|e| if e.is_timeout() { "timeout".to_owned() } else { "transport".to_owned() })?;
+    let status = r.status().as_u16();
+    let body = r.bytes().await.map_err(|_| "transport".to_owned())?;
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if status == 200 {
+        Ok(v)
+    } else {
+        Err(v["error"].as_str().map_or_else(|| format!("http-{status}"), str::to_owned))
+    }
+}
+
+impl Ctx {
+    async fn token(&self, form: &[(&str, &str)], proof: &str) -> Result<Value, String> {
+        let body = serde_urlencoded::to_string(form).map_err(|e| e.to_string())?;
+        classify(
+            self.http
+                .post(&self.token_endpoint)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("DPoP", proof)
+                .body(body)
+                .send()
+                .await,
+        )
+        .await
+    }
+
+    async fn exchange(&self, code: &str) -> Result<Value, String> {
+        let proof = ProofBuilder::new("POST", &self.token_endpoint, now(), &jti())
+            .c_s256(code)
+            .sign(&self.key)
+            .map_err(|e| e.to_string())?;
+        self.token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", &self.redirect_uri),
+                ("code_verifier", VERIFIER),
+                ("client_id", &self.client_id),
+            ],
+            &proof,
+        )
+        .await
+    }
+}
+
+async fn discover(http: &reqwest::Client, issuer: &str) -> anyhow::Result<Value> {
+    let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+    Ok(http.get(&url).send().await.with_context(|| url.clone())?.json().await.with_context(|| url)?)
+}
+
+/// Mint `n` codes through the authorization endpoint with one signed-in session.
+async fn mint_codes(s: &Settings, metadata: &Value, key: &PrivateKey, scope: &str, n: usize) -> anyhow::Result<Vec<String>> {
+    let transport = ReqwestTransport::new()?;
+    let authz = metadata["authorization_endpoint"].as_str().context("no authorization_endpoint")?.to_owned();
+    let jkt = key.public_jwk().thumbprint().to_string();
+    let url = |i: usize| -> anyhow::Result<String> {
+        let mut u = url::Url::parse(&authz)?;
+        u.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &s.client_id)
+            .append_pair("redirect_uri", &s.redirect_uri)
+            .append_pair("scope", scope)
+            .append_pair("state", &format!("s{i}"))
+            .append_pair("nonce", &format!("n{i}"))
+            .append_pair("code_challenge", &keybound_jose::sha256_b64(VERIFIER.as_bytes()))
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("dpop_jkt", &jkt);
+        // OIDC: offline_access needs prompt=consent; otherwise consent once, then reuse it
+        if i == 0 || scope.contains("offline_access") {
+            u.query_pairs_mut().append_pair("prompt", "consent");
+        }
+        Ok(u.into())
+    };
+    let code_of = |cb: &str| -> anyhow::Result<String> {
+        let u = url::Url::parse(cb)?;
+        u.query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+            .with_context(|| format!("no code in {cb}"))
+    };
+    // the first authorization signs in and consents; the rest reuse the session
+    let mut jar = Jar::default();
+    let first = sign_in_with(&mut jar, &transport, &url(0)?, Some(&s.redirect_uri), &s.username, &s.password).await?;
+    let mut codes = vec![code_of(&first)?];
+    let jar = Arc::new(jar);
+    let mut tasks = Vec::new();
+    // interactive authorizations (prompt=consent) on one session are minted one at a time:
+    // some OPs keep per-session interaction state that parallel flows would trample
+    let workers = if scope.contains("offline_access") { 1 } else { 16usize.min(n.max(1)) };
+    for w in 0..workers {
+        let (jar, transport, s) = (jar.clone(), transport.clone(), s.clone());
+        let urls: Vec<String> = (1..n).filter(|i| i % workers == w).map(&url).collect::<anyhow::Result<_>>()?;
+        tasks.push(tokio::spawn(async move {
+            let mut jar = (*jar).clone();
+            let mut out = Vec::new();
+            for u in urls {
+                let cb = sign_in_with(&mut jar, &transport, &u, Some(&s.redirect_uri), &s.username, &s.password).await?;
+                out.push(cb);
+            }
+            Ok::<_, keybound_rp::RpError>(out)
+        }));
+    }
+    for t in tasks {
+        for cb in t.await?? {
+            codes.push(code_of(&cb)?);
+        }
+    }
+    Ok(codes)
+}
+
+struct CodeWork {
+    ctx: Ctx,
+    codes: Vec<String>,
+}
+
+#[async_trait::async_trait]
+impl Work for CodeWork {
+    async fn send(&self, i: u64, _worker: usize) -> Outcome {
+        let code = usize::try_from(i).ok().and_then(|i| self.codes.get(i)).ok_or("no code left")?;
+        self.ctx.exchange(code).await.map(|_| ())
+    }
+}
+
+struct RefreshWork {
+    ctx: Ctx,
+    pool_tx: mpsc::UnboundedSender<String>,
+    pool_rx: Mutex<mpsc::UnboundedReceiver<String>>,
+}
+
+#[async_trait::async_trait]
+impl Work for RefreshWork {
+    async fn send(&self, _i: u64, _worker: usize) -> Outcome {
+        let rt = self.pool_rx.lock().await.recv().await.ok_or("pool closed")?;
+        let proof = ProofBuilder::new("POST", &self.ctx.token_endpoint, now(), &jti())
+            .sign(&self.ctx.key)
+            .map_err(|e| e.to_string())?;
+        let r = self
+            .ctx
+            .token(&[("grant_type", "refresh_token"), ("refresh_token", &rt), ("client_id", &self.ctx.client_id)], &proof)
+            .await;
+        match r {
+            Ok(v) => {
+                let next = v["refresh_token"].as_str().map_or(rt, str::to_owned);
+                let _ = self.pool_tx.send(next);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+struct UserinfoWork {
+    ctx: Ctx,
+    tokens: Vec<String>,
+}
+
+#[async_trait::async_trait]
+impl Work for UserinfoWork {
+    async fn send(&self, i: u64, _worker: usize) -> Outcome {
+        let at = &self.tokens[usize::try_from(i).unwrap_or(0) % self.tokens.len()];
+        let url = self.ctx.userinfo_endpoint.as_deref().ok_or("no userinfo endpoint")?;
+        let proof = ProofBuilder::new("GET", url, now(), &jti()).ath_for(at).sign(&self.ctx.key).map_err(|e| e.to_string())?;
+        classify(self.ctx.http.get(url).header("authorization", format!("DPoP {at}")).header("DPoP", proof).send().await)
+            .await
+            .map(|_| ())
+    }
+}
+
+struct VerifyWork {
+    verifier: keybound_verify::Verifier,
+    id_token: String,
+    proofs: Vec<String>,
+}
+
+#[async_trait::async_trait]
+impl Work for VerifyWork {
+    async fn send(&self, i: u64, _worker: usize) -> Outcome {
+        let proof = &self.proofs[usize::try_from(i).unwrap_or(0)];
+        self.verifier
+            .verify_http(keybound_verify::HttpPresentation { id_token: Some(&self.id_token), dpop: &[proof], htm: "GET", path: "/orders" })
+            .await
+            .map(|_| ())
+            .map_err(|e| e.code().to_owned())
+    }
+}
+
+struct FixedKeys(JwkSet);
+
+#[async_trait::async_trait]
+impl keybound_verify::JwksFetcher for FixedKeys {
+    async fn fetch(&self, _url: &str) -> Result<keybound_verify::FetchedJwks, keybound_verify::VerifyError> {
+        Ok(keybound_verify::FetchedJwks { keys: self.0.clone(), max_age: Some(86_400) })
+    }
+}
+
+fn pool_size(load: Load) -> usize {
+    match load {
+        Load::Concurrency(c) => c.max(1),
+        Load::Rate(_) => 128,
+    }
+}
+
+/// Prepare `settings.mode`.
+pub async fn prepare(s: &Settings) -> anyhow::Result<Prepared> {
+    if s.mode == Mode::Verify {
+        return prepare_verify(s);
+    }
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).pool_max_idle_per_host(512).build()?;
+    let metadata = discover(&http, &s.issuer).await?;
+    let key = PrivateKey::generate(KeyKind::Es256)?;
+    let base_scope = if s.key_binding { "openid bound_key" } else { "openid" };
+    let ctx = Ctx {
+        http,
+        token_endpoint: metadata["token_endpoint"].as_str().context("no token_endpoint")?.to_owned(),
+        userinfo_endpoint: metadata["userinfo_endpoint"].as_str().map(str::to_owned),
+        key,
+        client_id: s.client_id.clone(),
+        redirect_uri: s.redirect_uri.clone(),
+    };
+    let n = usize::try_from(s.requests)?;
+    Ok(match s.mode {
+        Mode::Code => {
+            let codes = mint_codes(s, &metadata, &ctx.key, base_scope, n).await?;
+            Prepared { work: Arc::new(CodeWork { ctx, codes }), verifies: 1, signs: 2 }
+        }
+        Mode::Refresh => {
+            let scope = format!("{base_scope} offline_access");
+            let codes = mint_codes(s, &metadata, &ctx.key, &scope, pool_size(s.load)).await?;
+            let (tx, rx) = mpsc::unbounded_channel();
+            for c in codes {
+                let t = ctx.exchange(&c).await.map_err(|e| anyhow::anyhow!("exchange: {e}"))?;
+                let rt = t["refresh_token"].as_str().context("no refresh_token: does the OP issue them for offline_access?")?;
+                let _ = tx.send(rt.to_owned());
+            }
+            Prepared { work: Arc::new(RefreshWork { ctx, pool_tx: tx, pool_rx: Mutex::new(rx) }), verifies: 1, signs: 2 }
+        }
+        Mode::Userinfo => {
+            let codes = mint_codes(s, &metadata, &ctx.key, base_scope, 8).await?;
+            let mut tokens = Vec::new();
+            for c in codes {
+                let t = ctx.exchange(&c).await.map_err(|e| anyhow::anyhow!("exchange: {e}"))?;
+                tokens.push(t["access_token"].as_str().context("no access_token")?.to_owned());
+            }
+            Prepared { work: Arc::new(UserinfoWork { ctx, tokens }), verifies: 2, signs: 0 }
+        }
+        Mode::Verify => bail!("unreachable"),
+    })
+}
+
+fn prepare_verify(s: &Settings) -> anyhow::Result<Prepared> {
+    let op = PrivateKey::generate(KeyKind::Es256)?;
+    let client = PrivateKey::generate(KeyKind::Es256)?;
+    let now = now();
+    let id_token = IdTokenBuilder::new("https://op.example", "alice", Audience::from("app"), now, 3600)
+        .bind(Profile::KeyBinding, client.public_jwk())
+        .sign(&op, Algorithm::ES256, Some("op-1"))?;
+    let n = usize::try_from(s.requests)?;
+    let proofs = (0..n)
+        .map(|i| keybound_proto::presentation::http_proof(&client, &id_token, "GET", "https://api.example/orders", now, &format!("load-{i}"), None))
+        .collect::<Result<Vec<_>, _>>()?;
+    let verifier = keybound_verify::Verifier::new(
+        keybound_verify::VerifierConfig::new(
+            keybound_verify::TrustedIssuer { issuer: "https://op.example".into(), jwks_uri: "https://op.example/jwks".into() },
+            vec!["app".into()],
+            "https://api.example",
+        ),
+        Arc::new(FixedKeys(JwkSet::signing_key(&op, "op-1"))),
+        Arc::new(keybound_verify::MemoryReplayCache::new(n + 16)),
+        Arc::new(keybound_verify::ManualClock::new(now)),
+    );
+    Ok(Prepared { work: Arc::new(VerifyWork { verifier, id_token, proofs }), verifies: 2, signs: 0 })
+}
