@@ -4,7 +4,10 @@
 use std::time::Instant;
 
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair as _, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING};
+use aws_lc_rs::signature::{
+    EcdsaKeyPair, KeyPair as _, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED,
+    ECDSA_P256_SHA256_FIXED_SIGNING,
+};
 use serde::Serialize;
 
 /// Per-request crypto work and the rate it bounds.
@@ -32,12 +35,16 @@ pub fn crypto_bound(verifies: u32, signs: u32) -> CryptoCosts {
     let (verify_us, sign_us) = match &kp {
         Some(kp) => {
             let msg = [7u8; 400];
-            let sig = kp.sign(&rng, &msg).map(|s| s.as_ref().to_vec()).unwrap_or_default();
+            let sig = kp
+                .sign(&rng, &msg)
+                .map(|s| s.as_ref().to_vec())
+                .unwrap_or_default();
             let public = kp.public_key().as_ref().to_vec();
             let n = 3000;
             let t = Instant::now();
             for _ in 0..n {
-                let _ = UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &public).verify(&msg, &sig);
+                let _ =
+                    UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &public).verify(&msg, &sig);
             }
             let v = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
             let t = Instant::now();
@@ -56,6 +63,10 @@ pub fn crypto_bound(verifies: u32, signs: u32) -> CryptoCosts {
         verify_us,
         sign_us,
         cores,
-        bound_rps: if per_request > 0.0 { cores as f64 * 1e6 / per_request } else { f64::INFINITY },
+        bound_rps: if per_request > 0.0 {
+            cores as f64 * 1e6 / per_request
+        } else {
+            f64::INFINITY
+        },
     }
 }

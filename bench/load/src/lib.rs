@@ -9,6 +9,8 @@
 //! - `refresh`: every worker holds its own refresh-token chain; each request refreshes with a
 //!   fresh proof;
 //! - `userinfo`: every worker holds a DPoP-bound access token; each request has a fresh proof;
+//! - `device`: pre-approves N device codes (device authorization request bound by `dpop_jkt`,
+//!   then the OP's verification pages, signed in once), then redeems each with a fresh proof;
 //! - `verify`: the consuming component in process (ID Token + presentation proof + replay cache).
 //!
 //! Load is either a fixed concurrency (closed loop) or a fixed request rate (open loop, latency
@@ -40,6 +42,8 @@ pub enum Mode {
     Refresh,
     /// userinfo with a DPoP-bound access token
     Userinfo,
+    /// device_code grant with Key Binding, codes approved beforehand on the OP's device pages
+    Device,
     /// the consuming component in process
     Verify,
 }
@@ -125,6 +129,7 @@ pub struct Report {
 
 impl Report {
     /// A short human-readable summary.
+    #[allow(clippy::cast_precision_loss)] // kB to MB for display
     pub fn summary(&self) -> String {
         let mut s = format!(
             "mode {:?} against {}\n  {} requests, {} ok, errors {:?}\n  {:.0} req/s over {:.2} s; latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}\n  crypto bound {:.0} req/s ({} verify + {} sign per request, {} cores) -> efficiency {:.2}",
@@ -146,7 +151,11 @@ impl Report {
             self.efficiency,
         );
         if let (Some(i), Some(p)) = (self.rss_idle_kb, self.rss_peak_kb) {
-            s.push_str(&format!("\n  server RSS idle {:.1} MB, peak {:.1} MB", i as f64 / 1024.0, p as f64 / 1024.0));
+            s.push_str(&format!(
+                "\n  server RSS idle {:.1} MB, peak {:.1} MB",
+                i as f64 / 1024.0,
+                p as f64 / 1024.0
+            ));
         }
         s
     }
@@ -164,10 +173,19 @@ pub fn rss_kb(pid: u32) -> Option<u64> {
 /// Percentiles of `samples` (milliseconds).
 pub fn latency(mut samples: Vec<f64>) -> Latency {
     if samples.is_empty() {
-        return Latency { p50: 0.0, p90: 0.0, p99: 0.0, max: 0.0 };
+        return Latency {
+            p50: 0.0,
+            p90: 0.0,
+            p99: 0.0,
+            max: 0.0,
+        };
     }
     samples.sort_by(f64::total_cmp);
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
     let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
     Latency {
         p50: at(0.50),
@@ -187,15 +205,28 @@ pub trait Work: Send + Sync {
     async fn send(&self, i: u64, worker: usize) -> Outcome;
 }
 
+/// Successes, failures by code, and latencies of successes.
+type Tally = (u64, BTreeMap<String, u64>, Vec<f64>);
+
 /// Drive `work` with `load` for `requests` requests; returns (ok, errors, seconds, latencies).
 #[allow(clippy::disallowed_methods, clippy::cast_precision_loss)] // a load tool measures wall time
-pub async fn drive(work: Arc<dyn Work>, load: Load, requests: u64) -> (u64, BTreeMap<String, u64>, f64, Vec<f64>) {
+pub async fn drive(
+    work: Arc<dyn Work>,
+    load: Load,
+    requests: u64,
+) -> (u64, BTreeMap<String, u64>, f64, Vec<f64>) {
     let next = Arc::new(AtomicU64::new(0));
-    let results: Arc<Mutex<(u64, BTreeMap<String, u64>, Vec<f64>)>> = Arc::new(Mutex::new((0, BTreeMap::new(), Vec::with_capacity(usize::try_from(requests).unwrap_or(0)))));
+    let results: Arc<Mutex<Tally>> = Arc::new(Mutex::new((
+        0,
+        BTreeMap::new(),
+        Vec::with_capacity(usize::try_from(requests).unwrap_or(0)),
+    )));
     let record = {
         let results = results.clone();
         move |o: Outcome, ms: f64| {
-            let mut g = results.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut g = results
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             match o {
                 Ok(()) => {
                     g.0 += 1;
@@ -248,7 +279,11 @@ pub async fn drive(work: Arc<dyn Work>, load: Load, requests: u64) -> (u64, BTre
         }
     }
     let seconds = start.elapsed().as_secs_f64();
-    let g = std::mem::take(&mut *results.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    let g = std::mem::take(
+        &mut *results
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
     (g.0, g.1, seconds, g.2)
 }
 
@@ -271,14 +306,19 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Report> {
             }
         })
     });
-    let (ok, errors, seconds, lat) = drive(prepared.work.clone(), settings.load, settings.requests).await;
+    let (ok, errors, seconds, lat) =
+        drive(prepared.work.clone(), settings.load, settings.requests).await;
     if let Some(s) = sampler {
         s.abort();
     }
     let rps = ok as f64 / seconds.max(1e-9);
     Ok(Report {
         mode: settings.mode,
-        issuer: if settings.mode == Mode::Verify { String::new() } else { settings.issuer.clone() },
+        issuer: if settings.mode == Mode::Verify {
+            String::new()
+        } else {
+            settings.issuer.clone()
+        },
         load: settings.load,
         requests: settings.requests,
         ok,

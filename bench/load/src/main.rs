@@ -48,7 +48,7 @@ struct Args {
 impl Args {
     fn settings(self) -> anyhow::Result<(Settings, bool)> {
         let load = match (self.concurrency, self.rate) {
-            (_, Some(r)) if r == 0 => anyhow::bail!("--rate must be at least 1"),
+            (_, Some(0)) => anyhow::bail!("--rate must be at least 1"),
             (_, Some(r)) => Load::Rate(r),
             (Some(0), None) => anyhow::bail!("--concurrency must be at least 1"),
             (Some(c), None) => Load::Concurrency(c),
@@ -80,7 +80,9 @@ impl Args {
 
 fn main() -> std::process::ExitCode {
     let result = Args::parse().settings().and_then(|(settings, json)| {
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
         let report = rt.block_on(keybound_load::run(&settings))?;
         if json {
             println!("{}", serde_json::to_string_pretty(&report)?);

@@ -9,7 +9,7 @@ use keybound_jose::{Algorithm, JwkSet, PrivateKey};
 use keybound_proto::dpop::ProofBuilder;
 use keybound_proto::idtoken::{Audience, IdTokenBuilder};
 use keybound_proto::keybinding::Profile;
-use keybound_rp::headless::{sign_in_with, Jar};
+use keybound_rp::headless::{approve_device, sign_in_with, Jar};
 use keybound_rp::ReqwestTransport;
 use serde_json::Value;
 use tokio::sync::{mpsc, Mutex};
@@ -43,18 +43,28 @@ fn jti() -> String {
 
 #[allow(clippy::disallowed_methods)] // proofs carry the real time of the real server
 fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 async fn classify(r: Result<reqwest::Response, reqwest::Error>) -> Result<Value, String> {
-    let r = r.map_err(|e| if e.is_timeout() { "timeout".to_owned() } else { "transport".to_owned() })?;
+    let r = r.map_err(|e| {
+        if e.is_timeout() {
+            "timeout".to_owned()
+        } else {
+            "transport".to_owned()
+        }
+    })?;
     let status = r.status().as_u16();
     let body = r.bytes().await.map_err(|_| "transport".to_owned())?;
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if status == 200 {
         Ok(v)
     } else {
-        Err(v["error"].as_str().map_or_else(|| format!("http-{status}"), str::to_owned))
+        Err(v["error"]
+            .as_str()
+            .map_or_else(|| format!("http-{status}"), str::to_owned))
     }
 }
 
@@ -93,14 +103,32 @@ impl Ctx {
 }
 
 async fn discover(http: &reqwest::Client, issuer: &str) -> anyhow::Result<Value> {
-    let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
-    Ok(http.get(&url).send().await.with_context(|| url.clone())?.json().await.with_context(|| url)?)
+    let url = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
+    http.get(&url)
+        .send()
+        .await
+        .with_context(|| url.clone())?
+        .json()
+        .await
+        .with_context(|| url)
 }
 
 /// Mint `n` codes through the authorization endpoint with one signed-in session.
-async fn mint_codes(s: &Settings, metadata: &Value, key: &PrivateKey, scope: &str, n: usize) -> anyhow::Result<Vec<String>> {
+async fn mint_codes(
+    s: &Settings,
+    metadata: &Value,
+    key: &PrivateKey,
+    scope: &str,
+    n: usize,
+) -> anyhow::Result<Vec<String>> {
     let transport = ReqwestTransport::new()?;
-    let authz = metadata["authorization_endpoint"].as_str().context("no authorization_endpoint")?.to_owned();
+    let authz = metadata["authorization_endpoint"]
+        .as_str()
+        .context("no authorization_endpoint")?
+        .to_owned();
     let jkt = key.public_jwk().thumbprint().to_string();
     let url = |i: usize| -> anyhow::Result<String> {
         let mut u = url::Url::parse(&authz)?;
@@ -111,7 +139,10 @@ async fn mint_codes(s: &Settings, metadata: &Value, key: &PrivateKey, scope: &st
             .append_pair("scope", scope)
             .append_pair("state", &format!("s{i}"))
             .append_pair("nonce", &format!("n{i}"))
-            .append_pair("code_challenge", &keybound_jose::sha256_b64(VERIFIER.as_bytes()))
+            .append_pair(
+                "code_challenge",
+                &keybound_jose::sha256_b64(VERIFIER.as_bytes()),
+            )
             .append_pair("code_challenge_method", "S256")
             .append_pair("dpop_jkt", &jkt);
         // OIDC: offline_access needs prompt=consent; otherwise consent once, then reuse it
@@ -129,21 +160,44 @@ async fn mint_codes(s: &Settings, metadata: &Value, key: &PrivateKey, scope: &st
     };
     // the first authorization signs in and consents; the rest reuse the session
     let mut jar = Jar::default();
-    let first = sign_in_with(&mut jar, &transport, &url(0)?, Some(&s.redirect_uri), &s.username, &s.password).await?;
+    let first = sign_in_with(
+        &mut jar,
+        &transport,
+        &url(0)?,
+        Some(&s.redirect_uri),
+        &s.username,
+        &s.password,
+    )
+    .await?;
     let mut codes = vec![code_of(&first)?];
     let jar = Arc::new(jar);
     let mut tasks = Vec::new();
     // interactive authorizations (prompt=consent) on one session are minted one at a time:
     // some OPs keep per-session interaction state that parallel flows would trample
-    let workers = if scope.contains("offline_access") { 1 } else { 16usize.min(n.max(1)) };
+    let workers = if scope.contains("offline_access") {
+        1
+    } else {
+        16usize.min(n.max(1))
+    };
     for w in 0..workers {
         let (jar, transport, s) = (jar.clone(), transport.clone(), s.clone());
-        let urls: Vec<String> = (1..n).filter(|i| i % workers == w).map(&url).collect::<anyhow::Result<_>>()?;
+        let urls: Vec<String> = (1..n)
+            .filter(|i| i % workers == w)
+            .map(&url)
+            .collect::<anyhow::Result<_>>()?;
         tasks.push(tokio::spawn(async move {
             let mut jar = (*jar).clone();
             let mut out = Vec::new();
             for u in urls {
-                let cb = sign_in_with(&mut jar, &transport, &u, Some(&s.redirect_uri), &s.username, &s.password).await?;
+                let cb = sign_in_with(
+                    &mut jar,
+                    &transport,
+                    &u,
+                    Some(&s.redirect_uri),
+                    &s.username,
+                    &s.password,
+                )
+                .await?;
                 out.push(cb);
             }
             Ok::<_, keybound_rp::RpError>(out)
@@ -165,8 +219,90 @@ struct CodeWork {
 #[async_trait::async_trait]
 impl Work for CodeWork {
     async fn send(&self, i: u64, _worker: usize) -> Outcome {
-        let code = usize::try_from(i).ok().and_then(|i| self.codes.get(i)).ok_or("no code left")?;
+        let code = usize::try_from(i)
+            .ok()
+            .and_then(|i| self.codes.get(i))
+            .ok_or("no code left")?;
         self.ctx.exchange(code).await.map(|_| ())
+    }
+}
+
+/// Ask for `n` device codes bound to `key` and approve each on the OP's pages; the device codes.
+async fn mint_device_codes(
+    s: &Settings,
+    metadata: &Value,
+    ctx: &Ctx,
+    scope: &str,
+    n: usize,
+) -> anyhow::Result<Vec<String>> {
+    let endpoint = metadata["device_authorization_endpoint"]
+        .as_str()
+        .context("the OP has no device_authorization_endpoint")?
+        .to_owned();
+    let transport = ReqwestTransport::new()?;
+    let jkt = ctx.key.public_jwk().thumbprint().to_string();
+    let mut jar = Jar::default();
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let body = serde_urlencoded::to_string([
+            ("client_id", s.client_id.as_str()),
+            ("scope", scope),
+            ("dpop_jkt", &jkt),
+            ("nonce", &format!("n{i}")),
+        ])?;
+        let r = classify(
+            ctx.http
+                .post(&endpoint)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("device authorization: {e}"))?;
+        let complete = r["verification_uri_complete"]
+            .as_str()
+            .context("no verification_uri_complete")?;
+        approve_device(&mut jar, &transport, complete, &s.username, &s.password).await?;
+        out.push(
+            r["device_code"]
+                .as_str()
+                .context("no device_code")?
+                .to_owned(),
+        );
+    }
+    Ok(out)
+}
+
+struct DeviceWork {
+    ctx: Ctx,
+    codes: Vec<String>,
+    key_binding: bool,
+}
+
+#[async_trait::async_trait]
+impl Work for DeviceWork {
+    async fn send(&self, i: u64, _worker: usize) -> Outcome {
+        let code = usize::try_from(i)
+            .ok()
+            .and_then(|i| self.codes.get(i))
+            .ok_or("no device code left")?;
+        let mut proof = ProofBuilder::new("POST", &self.ctx.token_endpoint, now(), &jti());
+        if self.key_binding {
+            proof = proof.c_s256(code);
+        }
+        let proof = proof.sign(&self.ctx.key).map_err(|e| e.to_string())?;
+        self.ctx
+            .token(
+                &[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                    ("device_code", code),
+                    ("client_id", &self.ctx.client_id),
+                ],
+                &proof,
+            )
+            .await
+            .map(|_| ())
     }
 }
 
@@ -179,13 +315,26 @@ struct RefreshWork {
 #[async_trait::async_trait]
 impl Work for RefreshWork {
     async fn send(&self, _i: u64, _worker: usize) -> Outcome {
-        let rt = self.pool_rx.lock().await.recv().await.ok_or("pool closed")?;
+        let rt = self
+            .pool_rx
+            .lock()
+            .await
+            .recv()
+            .await
+            .ok_or("pool closed")?;
         let proof = ProofBuilder::new("POST", &self.ctx.token_endpoint, now(), &jti())
             .sign(&self.ctx.key)
             .map_err(|e| e.to_string())?;
         let r = self
             .ctx
-            .token(&[("grant_type", "refresh_token"), ("refresh_token", &rt), ("client_id", &self.ctx.client_id)], &proof)
+            .token(
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", &rt),
+                    ("client_id", &self.ctx.client_id),
+                ],
+                &proof,
+            )
             .await;
         match r {
             Ok(v) => {
@@ -207,11 +356,26 @@ struct UserinfoWork {
 impl Work for UserinfoWork {
     async fn send(&self, i: u64, _worker: usize) -> Outcome {
         let at = &self.tokens[usize::try_from(i).unwrap_or(0) % self.tokens.len()];
-        let url = self.ctx.userinfo_endpoint.as_deref().ok_or("no userinfo endpoint")?;
-        let proof = ProofBuilder::new("GET", url, now(), &jti()).ath_for(at).sign(&self.ctx.key).map_err(|e| e.to_string())?;
-        classify(self.ctx.http.get(url).header("authorization", format!("DPoP {at}")).header("DPoP", proof).send().await)
-            .await
-            .map(|_| ())
+        let url = self
+            .ctx
+            .userinfo_endpoint
+            .as_deref()
+            .ok_or("no userinfo endpoint")?;
+        let proof = ProofBuilder::new("GET", url, now(), &jti())
+            .ath_for(at)
+            .sign(&self.ctx.key)
+            .map_err(|e| e.to_string())?;
+        classify(
+            self.ctx
+                .http
+                .get(url)
+                .header("authorization", format!("DPoP {at}"))
+                .header("DPoP", proof)
+                .send()
+                .await,
+        )
+        .await
+        .map(|_| ())
     }
 }
 
@@ -226,7 +390,12 @@ impl Work for VerifyWork {
     async fn send(&self, i: u64, _worker: usize) -> Outcome {
         let proof = &self.proofs[usize::try_from(i).unwrap_or(0)];
         self.verifier
-            .verify_http(keybound_verify::HttpPresentation { id_token: Some(&self.id_token), dpop: &[proof], htm: "GET", path: "/orders" })
+            .verify_http(keybound_verify::HttpPresentation {
+                id_token: Some(&self.id_token),
+                dpop: &[proof],
+                htm: "GET",
+                path: "/orders",
+            })
             .await
             .map(|_| ())
             .map_err(|e| e.code().to_owned())
@@ -237,8 +406,14 @@ struct FixedKeys(JwkSet);
 
 #[async_trait::async_trait]
 impl keybound_verify::JwksFetcher for FixedKeys {
-    async fn fetch(&self, _url: &str) -> Result<keybound_verify::FetchedJwks, keybound_verify::VerifyError> {
-        Ok(keybound_verify::FetchedJwks { keys: self.0.clone(), max_age: Some(86_400) })
+    async fn fetch(
+        &self,
+        _url: &str,
+    ) -> Result<keybound_verify::FetchedJwks, keybound_verify::VerifyError> {
+        Ok(keybound_verify::FetchedJwks {
+            keys: self.0.clone(),
+            max_age: Some(86_400),
+        })
     }
 }
 
@@ -254,13 +429,23 @@ pub async fn prepare(s: &Settings) -> anyhow::Result<Prepared> {
     if s.mode == Mode::Verify {
         return prepare_verify(s);
     }
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).pool_max_idle_per_host(512).build()?;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(512)
+        .build()?;
     let metadata = discover(&http, &s.issuer).await?;
     let key = PrivateKey::generate(KeyKind::Es256)?;
-    let base_scope = if s.key_binding { "openid bound_key" } else { "openid" };
+    let base_scope = if s.key_binding {
+        "openid bound_key"
+    } else {
+        "openid"
+    };
     let ctx = Ctx {
         http,
-        token_endpoint: metadata["token_endpoint"].as_str().context("no token_endpoint")?.to_owned(),
+        token_endpoint: metadata["token_endpoint"]
+            .as_str()
+            .context("no token_endpoint")?
+            .to_owned(),
         userinfo_endpoint: metadata["userinfo_endpoint"].as_str().map(str::to_owned),
         key,
         client_id: s.client_id.clone(),
@@ -270,27 +455,68 @@ pub async fn prepare(s: &Settings) -> anyhow::Result<Prepared> {
     Ok(match s.mode {
         Mode::Code => {
             let codes = mint_codes(s, &metadata, &ctx.key, base_scope, n).await?;
-            Prepared { work: Arc::new(CodeWork { ctx, codes }), verifies: 1, signs: 2 }
+            Prepared {
+                work: Arc::new(CodeWork { ctx, codes }),
+                verifies: 1,
+                signs: 2,
+            }
         }
         Mode::Refresh => {
             let scope = format!("{base_scope} offline_access");
             let codes = mint_codes(s, &metadata, &ctx.key, &scope, pool_size(s.load)).await?;
             let (tx, rx) = mpsc::unbounded_channel();
             for c in codes {
-                let t = ctx.exchange(&c).await.map_err(|e| anyhow::anyhow!("exchange: {e}"))?;
-                let rt = t["refresh_token"].as_str().context("no refresh_token: does the OP issue them for offline_access?")?;
+                let t = ctx
+                    .exchange(&c)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("exchange: {e}"))?;
+                let rt = t["refresh_token"]
+                    .as_str()
+                    .context("no refresh_token: does the OP issue them for offline_access?")?;
                 let _ = tx.send(rt.to_owned());
             }
-            Prepared { work: Arc::new(RefreshWork { ctx, pool_tx: tx, pool_rx: Mutex::new(rx) }), verifies: 1, signs: 2 }
+            Prepared {
+                work: Arc::new(RefreshWork {
+                    ctx,
+                    pool_tx: tx,
+                    pool_rx: Mutex::new(rx),
+                }),
+                verifies: 1,
+                signs: 2,
+            }
         }
         Mode::Userinfo => {
             let codes = mint_codes(s, &metadata, &ctx.key, base_scope, 8).await?;
             let mut tokens = Vec::new();
             for c in codes {
-                let t = ctx.exchange(&c).await.map_err(|e| anyhow::anyhow!("exchange: {e}"))?;
-                tokens.push(t["access_token"].as_str().context("no access_token")?.to_owned());
+                let t = ctx
+                    .exchange(&c)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("exchange: {e}"))?;
+                tokens.push(
+                    t["access_token"]
+                        .as_str()
+                        .context("no access_token")?
+                        .to_owned(),
+                );
             }
-            Prepared { work: Arc::new(UserinfoWork { ctx, tokens }), verifies: 2, signs: 0 }
+            Prepared {
+                work: Arc::new(UserinfoWork { ctx, tokens }),
+                verifies: 2,
+                signs: 0,
+            }
+        }
+        Mode::Device => {
+            let codes = mint_device_codes(s, &metadata, &ctx, base_scope, n).await?;
+            Prepared {
+                work: Arc::new(DeviceWork {
+                    ctx,
+                    codes,
+                    key_binding: s.key_binding,
+                }),
+                verifies: 1,
+                signs: 2,
+            }
         }
         Mode::Verify => bail!("unreachable"),
     })
@@ -300,16 +526,35 @@ fn prepare_verify(s: &Settings) -> anyhow::Result<Prepared> {
     let op = PrivateKey::generate(KeyKind::Es256)?;
     let client = PrivateKey::generate(KeyKind::Es256)?;
     let now = now();
-    let id_token = IdTokenBuilder::new("https://op.example", "alice", Audience::from("app"), now, 3600)
-        .bind(Profile::KeyBinding, client.public_jwk())
-        .sign(&op, Algorithm::ES256, Some("op-1"))?;
+    let id_token = IdTokenBuilder::new(
+        "https://op.example",
+        "alice",
+        Audience::from("app"),
+        now,
+        3600,
+    )
+    .bind(Profile::KeyBinding, client.public_jwk())
+    .sign(&op, Algorithm::ES256, Some("op-1"))?;
     let n = usize::try_from(s.requests)?;
     let proofs = (0..n)
-        .map(|i| keybound_proto::presentation::http_proof(&client, &id_token, "GET", "https://api.example/orders", now, &format!("load-{i}"), None))
+        .map(|i| {
+            keybound_proto::presentation::http_proof(
+                &client,
+                &id_token,
+                "GET",
+                "https://api.example/orders",
+                now,
+                &format!("load-{i}"),
+                None,
+            )
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let verifier = keybound_verify::Verifier::new(
         keybound_verify::VerifierConfig::new(
-            keybound_verify::TrustedIssuer { issuer: "https://op.example".into(), jwks_uri: "https://op.example/jwks".into() },
+            keybound_verify::TrustedIssuer {
+                issuer: "https://op.example".into(),
+                jwks_uri: "https://op.example/jwks".into(),
+            },
             vec!["app".into()],
             "https://api.example",
         ),
@@ -317,5 +562,13 @@ fn prepare_verify(s: &Settings) -> anyhow::Result<Prepared> {
         Arc::new(keybound_verify::MemoryReplayCache::new(n + 16)),
         Arc::new(keybound_verify::ManualClock::new(now)),
     );
-    Ok(Prepared { work: Arc::new(VerifyWork { verifier, id_token, proofs }), verifies: 2, signs: 0 })
+    Ok(Prepared {
+        work: Arc::new(VerifyWork {
+            verifier,
+            id_token,
+            proofs,
+        }),
+        verifies: 2,
+        signs: 0,
+    })
 }

@@ -81,7 +81,15 @@ pub async fn sign_in_to(
     username: &str,
     password: &str,
 ) -> Result<String, RpError> {
-    sign_in_with(&mut Jar::default(), transport, authorization_url, redirect_uri, username, password).await
+    sign_in_with(
+        &mut Jar::default(),
+        transport,
+        authorization_url,
+        redirect_uri,
+        username,
+        password,
+    )
+    .await
 }
 
 /// Like [`sign_in_to`], with a cookie jar that persists between calls.
@@ -150,6 +158,78 @@ pub async fn sign_in_with(
         }
     }
     Err(RpError::Callback("too many interaction steps".into()))
+}
+
+/// The value of the first `<input … name="NAME" value="…">` on a keybound page.
+fn input_value(html: &str, name: &str) -> Option<String> {
+    let key = format!("name=\"{name}\" value=\"");
+    let i = html.find(&key)? + key.len();
+    let end = html[i..].find('"')?;
+    Some(unescape(&html[i..i + end]))
+}
+
+/// Approve a device authorization on keybound's `/device` pages, as the End-User would in a
+/// browser: open `verification_uri_complete` (the code is pre-filled), submit it, sign in if
+/// the jar holds no session, and approve. For tests, load runs and scripted checks.
+pub async fn approve_device(
+    jar: &mut Jar,
+    transport: &dyn Transport,
+    verification_uri_complete: &str,
+    username: &str,
+    password: &str,
+) -> Result<(), RpError> {
+    let base =
+        url::Url::parse(verification_uri_complete).map_err(|e| RpError::Callback(e.to_string()))?;
+    let action = base
+        .join(base.path())
+        .map_err(|e| RpError::Callback(e.to_string()))?
+        .to_string();
+    let mut r = transport
+        .send(HttpRequest::get(verification_uri_complete).header("Cookie", &jar.header()))
+        .await?;
+    jar.absorb(&r);
+    for _ in 0..6 {
+        let html = String::from_utf8_lossy(&r.body).into_owned();
+        let mut fields = hidden_fields(&html);
+        let decided = html.contains("name=\"decision\"");
+        if decided {
+            fields.push(("decision".into(), "allow".into()));
+        } else if html.contains("name=\"password\"") {
+            fields.push(("username".into(), username.into()));
+            fields.push(("password".into(), password.into()));
+        } else if let Some(code) = input_value(&html, "user_code").filter(|_| r.status == 200) {
+            if !fields.iter().any(|(k, _)| k == "user_code") {
+                fields.push(("user_code".into(), code));
+            }
+        } else {
+            return Err(RpError::Callback(format!(
+                "the device page answered HTTP {} without the expected form",
+                r.status
+            )));
+        }
+        let body =
+            serde_urlencoded::to_string(&fields).map_err(|e| RpError::Callback(e.to_string()))?;
+        r = transport
+            .send(
+                HttpRequest::post_form(&action, body.into_bytes()).header("Cookie", &jar.header()),
+            )
+            .await?;
+        jar.absorb(&r);
+        if r.status == 401 {
+            return Err(RpError::Callback("wrong username or password".into()));
+        }
+        if decided {
+            return if r.status == 200 {
+                Ok(())
+            } else {
+                Err(RpError::Callback(format!(
+                    "approving the device code failed with HTTP {}",
+                    r.status
+                )))
+            };
+        }
+    }
+    Err(RpError::Callback("too many device page steps".into()))
 }
 
 #[cfg(test)]

@@ -1,0 +1,210 @@
+//! keybound-load's own tests: argument handling of the binary, the percentile arithmetic, and a
+//! short run of every mode against a real keybound OP (keybound-server on a loopback socket)
+//! that must end with every request answered 200. No timing is asserted: rates and latencies
+//! are reported, never checked (benchmarks are not timed tests).
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+#![allow(clippy::float_cmp)] // percentiles are picked from exact samples, never computed
+
+use std::process::Command;
+use std::sync::Arc;
+
+use keybound_load::{latency, run, Load, Mode, Settings};
+use keybound_op::{password, OpConfig, OsRandomness, Provider};
+use keybound_proto::keybinding::Profile;
+use keybound_store::{Client, ClientAuthMethod, MemoryStore, Store, User};
+use keybound_verify::SystemClock;
+
+const REDIRECT: &str = "http://127.0.0.1:9/cb";
+
+fn load_tool(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_keybound-load"))
+        .args(args)
+        .env_remove("KEYBOUND_LOAD_PASSWORD")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn rejects_meaningless_settings_with_a_message() {
+    for (args, expect) in [
+        (
+            &["--mode", "verify", "--rate", "0"][..],
+            "--rate must be at least 1",
+        ),
+        (
+            &["--mode", "verify", "--concurrency", "0"][..],
+            "--concurrency must be at least 1",
+        ),
+        (
+            &["--mode", "verify", "--requests", "0"][..],
+            "--requests must be at least 1",
+        ),
+        (&["--mode", "code"][..], "--password"),
+        (
+            &["--mode", "verify", "--rate", "5", "--concurrency", "2"][..],
+            "cannot be used with",
+        ),
+        (&["--mode", "teleport"][..], "invalid value 'teleport'"),
+        (&[][..], "--mode"),
+    ] {
+        let (ok, _, err) = load_tool(args);
+        assert!(!ok, "{args:?} must fail");
+        assert!(
+            err.contains(expect),
+            "{args:?}: expected {expect:?} in {err}"
+        );
+    }
+}
+
+#[test]
+fn verify_mode_prints_a_json_report() {
+    let (ok, out, err) = load_tool(&[
+        "--mode",
+        "verify",
+        "--requests",
+        "200",
+        "--concurrency",
+        "4",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["mode"], "verify");
+    assert_eq!(v["requests"], 200);
+    assert_eq!(v["ok"], 200, "{v}");
+    assert_eq!(v["errors"], serde_json::json!({}));
+    assert_eq!(v["load"], serde_json::json!({"concurrency": 4}));
+    assert_eq!(v["crypto"]["verifies"], 2);
+    assert!(v["efficiency"].as_f64().unwrap() > 0.0);
+    for p in ["p50", "p90", "p99", "max"] {
+        assert!(v["latency_ms"][p].is_number(), "{p}");
+    }
+}
+
+#[test]
+fn human_summary_names_rate_latency_and_efficiency() {
+    let (ok, out, err) = load_tool(&["--mode", "verify", "--requests", "50", "--rate", "500"]);
+    assert!(ok, "{err}");
+    for word in [
+        "50 requests, 50 ok",
+        "req/s",
+        "p99",
+        "crypto bound",
+        "efficiency",
+    ] {
+        assert!(out.contains(word), "{word} missing in {out}");
+    }
+}
+
+#[test]
+fn percentiles_are_nearest_rank_over_sorted_samples() {
+    let l = latency((1..=100).rev().map(f64::from).collect());
+    assert_eq!((l.p50, l.p90, l.p99, l.max), (51.0, 90.0, 99.0, 100.0));
+    let one = latency(vec![3.0]);
+    assert_eq!((one.p50, one.p99, one.max), (3.0, 3.0, 3.0));
+    assert_eq!(latency(Vec::new()).max, 0.0);
+}
+
+async fn start_op() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let p = Provider::new(
+        OpConfig::new(&issuer),
+        store.clone(),
+        Arc::new(SystemClock),
+        Arc::new(OsRandomness),
+    );
+    p.ensure_signing_keys().await.unwrap();
+    store
+        .put_client(&Client {
+            client_id: "load".into(),
+            name: "load".into(),
+            auth_method: ClientAuthMethod::None,
+            secret_hash: None,
+            redirect_uris: vec![REDIRECT.into()],
+            key_binding_profile: Profile::KeyBinding,
+            require_dpop_nonce: false,
+            dpop_bound_access_tokens: true,
+            jwks: None,
+            created_at: 0,
+        })
+        .await
+        .unwrap();
+    store
+        .put_user(&User {
+            sub: "s-alice".into(),
+            username: "alice".into(),
+            password_hash: password::hash("pw"),
+            name: Some("Alice".into()),
+            email: None,
+            email_verified: false,
+            created_at: 0,
+        })
+        .await
+        .unwrap();
+    let app = keybound_server::router(keybound_server::AppState::new(p));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    issuer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mode_runs_against_a_loopback_keybound_with_zero_errors() {
+    let issuer = start_op().await;
+    for (mode, load) in [
+        (Mode::Code, Load::Concurrency(4)),
+        (Mode::Refresh, Load::Concurrency(3)),
+        (Mode::Userinfo, Load::Rate(400)),
+        (Mode::Device, Load::Concurrency(2)),
+        (Mode::Code, Load::Rate(300)),
+    ] {
+        let settings = Settings {
+            issuer: issuer.clone(),
+            client_id: "load".into(),
+            redirect_uri: REDIRECT.into(),
+            username: "alice".into(),
+            password: "pw".into(),
+            mode,
+            load,
+            requests: 40,
+            server_pid: Some(std::process::id()),
+            key_binding: true,
+        };
+        let r = run(&settings).await.unwrap();
+        assert_eq!(
+            (r.ok, r.errors.len()),
+            (40, 0),
+            "{mode:?} {load:?}: {}",
+            r.summary()
+        );
+        assert!(r.rps > 0.0 && r.crypto.bound_rps > 0.0);
+        assert!(r.rss_peak_kb.unwrap() >= r.rss_idle_kb.unwrap());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_fails_preparation_instead_of_reporting_errors() {
+    let issuer = start_op().await;
+    let settings = Settings {
+        issuer,
+        client_id: "load".into(),
+        redirect_uri: REDIRECT.into(),
+        username: "alice".into(),
+        password: "wrong".into(),
+        mode: Mode::Code,
+        load: Load::Concurrency(2),
+        requests: 5,
+        server_pid: None,
+        key_binding: true,
+    };
+    let e = run(&settings).await.unwrap_err();
+    assert!(
+        format!("{e:#}").contains("wrong username or password"),
+        "{e:#}"
+    );
+}
