@@ -454,7 +454,12 @@ impl Provider {
                 .map_err(|_| OpError::server_error())?;
         // ID Token
         let id_token = if has_scope(g.scope, "openid") {
-            let user = self.store.user(g.sub).await?;
+            // only profile and email add claims from the user record; skip the read otherwise
+            let user = if has_scope(g.scope, "profile") || has_scope(g.scope, "email") {
+                self.store.user(g.sub).await?
+            } else {
+                None
+            };
             let mut b = IdTokenBuilder::new(
                 &self.config.issuer,
                 g.sub,

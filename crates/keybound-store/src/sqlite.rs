@@ -65,8 +65,12 @@ impl SqliteStore {
     }
 
     async fn connect(opts: SqliteConnectOptions, kek: Kek) -> Result<Self> {
+        // No ping before each acquire (sqlx's default): a connection to a local file does not go
+        // stale like a network one, and with sqlx's per-connection worker thread every ping is a
+        // cross-thread round-trip that cost as much as the query it guarded (docs/performance.md).
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .connect_with(opts)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
@@ -358,15 +362,18 @@ impl SqliteStore {
         conn: &mut sqlx::SqliteConnection,
         hash: &TokenHash,
         token: &RefreshToken,
+        new_family: bool,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO refresh_families (family_id, grant_id) VALUES (?1, ?2)
-             ON CONFLICT (family_id) DO NOTHING",
-        )
-        .bind(&token.family_id)
-        .bind(&token.grant_id)
-        .execute(&mut *conn)
-        .await?;
+        if new_family {
+            sqlx::query(
+                "INSERT INTO refresh_families (family_id, grant_id) VALUES (?1, ?2)
+                 ON CONFLICT (family_id) DO NOTHING",
+            )
+            .bind(&token.family_id)
+            .bind(&token.grant_id)
+            .execute(&mut *conn)
+            .await?;
+        }
         sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, data, expires_at) VALUES (?1, ?2, ?3, ?4)")
             .bind(&hash.0[..])
             .bind(&token.family_id)
@@ -389,7 +396,7 @@ impl SqliteStore {
 impl RefreshStore for SqliteStore {
     async fn insert_refresh(&self, hash: &TokenHash, token: &RefreshToken) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        Self::insert_refresh_in(&mut tx, hash, token).await?;
+        Self::insert_refresh_in(&mut tx, hash, token, true).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -423,7 +430,8 @@ impl RefreshStore for SqliteStore {
                     "rotation must stay in the family".into(),
                 ));
             }
-            Self::insert_refresh_in(&mut tx, new, new_token).await?;
+            // the family row exists: the UPDATE above found the old token through it
+            Self::insert_refresh_in(&mut tx, new, new_token, false).await?;
             tx.commit().await?;
             return Ok(RefreshLookup::Active(tok));
         }
