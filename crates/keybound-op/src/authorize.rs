@@ -166,8 +166,7 @@ impl Provider {
             return Err(page("the request has no client_id".into()));
         }
         let client = self
-            .store
-            .client(&req.client_id)
+            .registered_client(&req.client_id)
             .await
             .map_err(|_| page("the server could not look up the client".into()))?
             .ok_or_else(|| page(format!("unknown client '{}'", req.client_id)))?;

@@ -107,10 +107,27 @@ impl Provider {
     }
 
     async fn known_client(&self, id: &str) -> Result<Client, OpError> {
-        self.store
-            .client(id)
+        self.registered_client(id)
             .await?
             .ok_or_else(|| OpError::invalid_client(format!("unknown client '{id}'")))
+    }
+
+    /// A registered client, from the cache if read less than `client_cache_ttl` ago. Unknown
+    /// ids are never cached (so nobody can fill the cache), and a client is always re-read once
+    /// its entry is older than the TTL.
+    pub(crate) async fn registered_client(&self, id: &str) -> Result<Option<Client>, OpError> {
+        let now = self.now();
+        let ttl = self.config.client_cache_ttl;
+        if ttl > 0 {
+            if let Some(c) = self.clients.get(id, now, ttl) {
+                return Ok(Some(c));
+            }
+        }
+        let client = self.store.client(id).await?;
+        if let (Some(c), true) = (&client, ttl > 0) {
+            self.clients.put(c, now);
+        }
+        Ok(client)
     }
 
     async fn secret_client(
@@ -214,5 +231,31 @@ impl Provider {
             return Err(bad("replayed (jti already used)"));
         }
         Ok(client)
+    }
+}
+
+/// Registered clients read recently, by `client_id`, with the time they were read: the token
+/// endpoint needs the client on every request, and with SQLite each read is a round-trip to a
+/// connection thread (docs/performance.md).
+#[derive(Debug, Default)]
+pub(crate) struct ClientCache(std::sync::RwLock<std::collections::HashMap<String, (Client, u64)>>);
+
+impl ClientCache {
+    fn get(&self, id: &str, now: u64, ttl: u64) -> Option<Client> {
+        let g = self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        g.get(id)
+            .filter(|(_, at)| now < at.saturating_add(ttl) && now >= *at)
+            .map(|(c, _)| c.clone())
+    }
+
+    fn put(&self, client: &Client, now: u64) {
+        let mut g = self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        g.insert(client.client_id.clone(), (client.clone(), now));
     }
 }

@@ -183,8 +183,7 @@ impl Provider {
             return Ok(None);
         };
         let client = self
-            .store
-            .client(&auth.client_id)
+            .registered_client(&auth.client_id)
             .await?
             .ok_or_else(OpError::server_error)?;
         Ok(Some((hash, auth, client)))

@@ -168,6 +168,10 @@ pub struct OpConfig {
     pub require_dpop_nonce: bool,
     /// how long signing keys are cached before re-reading the store (another node may rotate)
     pub key_cache_ttl: u64,
+    /// how long a registered client is cached before re-reading the store (default 5 s; 0 reads
+    /// the store on every request): a client changed or deleted with `keybound admin` in another
+    /// process takes effect after at most this long
+    pub client_cache_ttl: u64,
     /// device code and user code lifetime (default 600 s)
     pub device_code_ttl: u64,
     /// initial device polling interval (default 5 s)
@@ -199,6 +203,7 @@ impl OpConfig {
             dpop_nonces: None,
             require_dpop_nonce: false,
             key_cache_ttl: 60,
+            client_cache_ttl: 5,
             device_code_ttl: 600,
             device_interval: 5,
         }
@@ -213,6 +218,7 @@ pub struct Provider {
     clock: Arc<dyn Clock>,
     rng: Arc<dyn Randomness>,
     keys: KeyRing,
+    clients: client_auth::ClientCache,
 }
 
 impl std::fmt::Debug for Provider {
@@ -238,6 +244,7 @@ impl Provider {
             clock,
             rng,
             keys,
+            clients: client_auth::ClientCache::default(),
         }
     }
 

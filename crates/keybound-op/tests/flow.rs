@@ -826,3 +826,47 @@ async fn key_rotation_publishes_next_and_keeps_retired_for_a_day() {
         "retired over a day ago: gone"
     );
 }
+
+/// Clients are cached for `client_cache_ttl` seconds: a client deleted in another process (the
+/// admin CLI) is refused once the entry is older than the TTL, and unknown ids are never cached.
+#[tokio::test]
+async fn client_cache_expires_after_its_ttl_and_zero_disables_it() {
+    let op = op().await;
+    op.p.validate_authorization(&request("pub", "openid", None))
+        .await
+        .unwrap();
+    assert!(op.p.store().delete_client("pub").await.unwrap());
+    // within the TTL the cached registration still answers
+    op.advance(4);
+    op.p.validate_authorization(&request("pub", "openid", None))
+        .await
+        .unwrap();
+    op.advance(1);
+    let Err(e) =
+        op.p.validate_authorization(&request("pub", "openid", None))
+            .await
+    else {
+        panic!("a deleted client must be refused after the cache TTL");
+    };
+    assert!(format!("{e:?}").contains("unknown client 'pub'"), "{e:?}");
+
+    // a client registered after a miss is found at once: misses are not cached
+    op.p.store()
+        .put_client(&client("pub", ClientAuthMethod::None, Profile::KeyBinding))
+        .await
+        .unwrap();
+    op.p.validate_authorization(&request("pub", "openid", None))
+        .await
+        .unwrap();
+
+    let op = op_with(|c| c.client_cache_ttl = 0).await;
+    op.p.validate_authorization(&request("pub", "openid", None))
+        .await
+        .unwrap();
+    op.p.store().delete_client("pub").await.unwrap();
+    assert!(op
+        .p
+        .validate_authorization(&request("pub", "openid", None))
+        .await
+        .is_err());
+}
