@@ -118,10 +118,11 @@ const fs = require('fs');
 const out = process.argv[2];
 const get = (n) => { try { return JSON.parse(fs.readFileSync(`${out}/${n}.json`)); } catch { return null; } };
 const mb = (kb) => (kb == null ? '' : (kb / 1024).toFixed(1));
-const row = (name, r) => r && `| ${name} | ${r.ok}/${r.requests} | ${Object.keys(r.errors).length ? JSON.stringify(r.errors) : 'none'} | ${r.rps.toFixed(0)} | ${r.latency_ms.p50.toFixed(2)} | ${r.latency_ms.p90.toFixed(2)} | ${r.latency_ms.p99.toFixed(2)} | ${r.latency_ms.max.toFixed(1)} | ${r.crypto.bound_rps.toFixed(0)} | ${r.efficiency.toFixed(2)} | ${mb(r.rss_idle_kb)} | ${mb(r.rss_peak_kb)} |`;
+const fix = (x, d) => (x == null ? '' : x.toFixed(d));
+const row = (name, r) => r && `| ${name} | ${r.ok}/${r.requests} | ${Object.keys(r.errors).length ? JSON.stringify(r.errors) : 'none'} | ${r.rps.toFixed(0)} | ${r.latency_ms.p50.toFixed(2)} | ${r.latency_ms.p90.toFixed(2)} | ${r.latency_ms.p99.toFixed(2)} | ${r.latency_ms.max.toFixed(1)} | ${r.crypto.bound_rps.toFixed(0)} | ${r.efficiency.toFixed(2)} | ${fix(r.server_cpu_us_per_request, 0)} | ${fix(r.crypto_share_of_server_cpu, 2)} | ${fix(r.client_cpu_seconds, 1)} | ${mb(r.rss_idle_kb)} | ${mb(r.rss_peak_kb)} |`;
 const lines = [
-  '| run | ok | errors | req/s | p50 ms | p90 ms | p99 ms | max ms | crypto bound req/s | efficiency | RSS before MB | RSS peak MB |',
-  '|---|---|---|---|---|---|---|---|---|---|---|---|',
+  '| run | ok | errors | req/s | p50 ms | p90 ms | p99 ms | max ms | crypto bound req/s | efficiency | server CPU µs/req | crypto share of server CPU | load tool CPU s | RSS before MB | RSS peak MB |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
 ];
 const names = ['code', 'refresh', 'userinfo', 'device', 'code-rate1000', 'refresh-rate1000'];
 for (const n of names) for (const who of ['keybound', 'peer']) { const l = row(`${who} ${n}`, get(`${who}-${n}`)); if (l) lines.push(l); }

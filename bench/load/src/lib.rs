@@ -125,6 +125,16 @@ pub struct Report {
     pub rss_idle_kb: Option<u64>,
     /// server resident memory peak during the load, kB
     pub rss_peak_kb: Option<u64>,
+    /// CPU time (user + system) the server spent in the measured phase, seconds
+    pub server_cpu_seconds: Option<f64>,
+    /// server CPU per successful request, microseconds
+    pub server_cpu_us_per_request: Option<f64>,
+    /// share of the server's CPU per request that is the crypto it must do
+    /// (crypto µs per request ÷ server CPU µs per request): the efficiency of the server alone,
+    /// whatever the load tool on the same cores costs
+    pub crypto_share_of_server_cpu: Option<f64>,
+    /// CPU time of this load tool in the measured phase, seconds (it shares the machine)
+    pub client_cpu_seconds: Option<f64>,
 }
 
 impl Report {
@@ -150,6 +160,19 @@ impl Report {
             self.crypto.cores,
             self.efficiency,
         );
+        if let (Some(cpu), Some(us), Some(share)) = (
+            self.server_cpu_seconds,
+            self.server_cpu_us_per_request,
+            self.crypto_share_of_server_cpu,
+        ) {
+            s.push_str(&format!(
+                "\n  server CPU {cpu:.2} s = {us:.0} µs per request, of which crypto {:.0}%",
+                share * 100.0
+            ));
+        }
+        if let Some(c) = self.client_cpu_seconds {
+            s.push_str(&format!("\n  load tool CPU {c:.2} s"));
+        }
         if let (Some(i), Some(p)) = (self.rss_idle_kb, self.rss_peak_kb) {
             s.push_str(&format!(
                 "\n  server RSS idle {:.1} MB, peak {:.1} MB",
@@ -168,6 +191,20 @@ pub fn rss_kb(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// CPU time (user + system) of `pid` in seconds (Linux `/proc/<pid>/stat`, clock ticks of
+/// 1/100 s as on every mainstream Linux configuration).
+#[allow(clippy::cast_precision_loss)]
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // the command name may contain spaces; fields after its closing parenthesis are plain
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    // after the name: state is field 3, utime field 14, stime field 15 (1-based in proc(5))
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
 }
 
 /// Percentiles of `samples` (milliseconds).
@@ -306,8 +343,21 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Report> {
             }
         })
     });
+    let server_cpu_before = settings.server_pid.and_then(cpu_seconds);
+    let client_cpu_before = cpu_seconds(std::process::id());
     let (ok, errors, seconds, lat) =
         drive(prepared.work.clone(), settings.load, settings.requests).await;
+    let server_cpu = settings
+        .server_pid
+        .and_then(cpu_seconds)
+        .zip(server_cpu_before)
+        .map(|(a, b)| a - b);
+    let client_cpu = cpu_seconds(std::process::id())
+        .zip(client_cpu_before)
+        .map(|(a, b)| a - b);
+    let server_us = server_cpu.filter(|_| ok > 0).map(|c| c * 1e6 / ok as f64);
+    let crypto_us =
+        f64::from(crypto.verifies) * crypto.verify_us + f64::from(crypto.signs) * crypto.sign_us;
     if let Some(s) = sampler {
         s.abort();
     }
@@ -330,5 +380,9 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Report> {
         crypto,
         rss_idle_kb,
         rss_peak_kb: settings.server_pid.map(|_| peak.load(Ordering::SeqCst)),
+        server_cpu_seconds: server_cpu,
+        server_cpu_us_per_request: server_us,
+        crypto_share_of_server_cpu: server_us.filter(|u| *u > 0.0).map(|u| crypto_us / u),
+        client_cpu_seconds: client_cpu,
     })
 }

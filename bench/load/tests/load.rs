@@ -184,6 +184,7 @@ async fn every_mode_runs_against_a_loopback_keybound_with_zero_errors() {
         );
         assert!(r.rps > 0.0 && r.crypto.bound_rps > 0.0);
         assert!(r.rss_peak_kb.unwrap() >= r.rss_idle_kb.unwrap());
+        assert!(r.server_cpu_seconds.unwrap() >= 0.0 && r.client_cpu_seconds.unwrap() >= 0.0);
     }
 }
 
