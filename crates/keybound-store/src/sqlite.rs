@@ -24,7 +24,12 @@ use crate::{
 /// The SQLite store.
 #[derive(Debug)]
 pub struct SqliteStore {
+    /// reads (several connections: WAL readers never wait for the writer)
     pool: SqlitePool,
+    /// every statement that writes, on one connection: SQLite admits one writer at a time, and
+    /// writers on several connections wait for each other in SQLite's busy handler, which sleeps
+    /// (milliseconds) instead of queueing; one connection queues them in sqlx instead
+    writer: SqlitePool,
     kek: Kek,
 }
 
@@ -50,31 +55,42 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        Self::connect(opts, kek).await
+        Self::connect(opts, kek, false).await
     }
 
     /// Open from a `sqlite:` URL.
     pub async fn open_url(url: &str, kek: Kek) -> Result<Self> {
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        Self::connect(opts, kek).await
+        Self::connect(opts, kek, in_memory).await
     }
 
-    async fn connect(opts: SqliteConnectOptions, kek: Kek) -> Result<Self> {
+    async fn connect(opts: SqliteConnectOptions, kek: Kek, in_memory: bool) -> Result<Self> {
         // No ping before each acquire (sqlx's default): a connection to a local file does not go
         // stale like a network one, and with sqlx's per-connection worker thread every ping is a
         // cross-thread round-trip that cost as much as the query it guarded (docs/performance.md).
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
             .test_before_acquire(false)
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool, kek })
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        // an in-memory database exists once per connection: share the writer's
+        let pool = if in_memory {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(4)
+                .test_before_acquire(false)
+                .connect_with(opts)
+                .await?
+        };
+        Ok(SqliteStore { pool, writer, kek })
     }
 
     /// The connection pool (for tests that inspect rows directly).
@@ -109,7 +125,7 @@ impl ClientStore for SqliteStore {
         )
         .bind(&client.client_id)
         .bind(serde_json::to_string(client)?)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -132,7 +148,7 @@ impl ClientStore for SqliteStore {
     async fn delete_client(&self, client_id: &str) -> Result<bool> {
         let n = sqlx::query("DELETE FROM clients WHERE client_id = ?1")
             .bind(client_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?
             .rows_affected();
         Ok(n > 0)
@@ -149,7 +165,7 @@ impl UserStore for SqliteStore {
         .bind(&user.sub)
         .bind(&user.username)
         .bind(serde_json::to_string(user)?)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| {
             if unique_violation(&e) {
@@ -187,7 +203,7 @@ impl UserStore for SqliteStore {
     async fn delete_user(&self, sub: &str) -> Result<bool> {
         let n = sqlx::query("DELETE FROM users WHERE sub = ?1")
             .bind(sub)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?
             .rows_affected();
         Ok(n > 0)
@@ -210,7 +226,7 @@ impl SigningKeyStore for SqliteStore {
             .bind(key.activated_at.map(t))
             .bind(key.retired_at.map(t))
             .bind(sealed)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|e| {
                 if unique_violation(&e) {
@@ -229,7 +245,7 @@ impl SigningKeyStore for SqliteStore {
     }
     async fn rotate_signing_keys(&self, new_next: &SigningKeyRecord, now: u64) -> Result<()> {
         let sealed = self.kek.seal(&new_next.kid, &new_next.pkcs8)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "UPDATE signing_keys SET state = 'retired', retired_at = ?1 WHERE state = 'current'",
         )
@@ -266,7 +282,7 @@ impl SigningKeyStore for SqliteStore {
         Ok(
             sqlx::query("DELETE FROM signing_keys WHERE state = 'retired' AND retired_at < ?1")
                 .bind(t(before))
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?
                 .rows_affected(),
         )
@@ -280,7 +296,7 @@ impl CodeStore for SqliteStore {
             .bind(&hash.0[..])
             .bind(serde_json::to_string(code)?)
             .bind(t(code.expires_at))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|e| {
                 if unique_violation(&e) {
@@ -318,7 +334,7 @@ impl CodeStore for SqliteStore {
         )
         .bind(t(now))
         .bind(&hash.0[..])
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await?;
         match row {
             Some(r) => Ok(CodeLookup::Active(serde_json::from_str(
@@ -395,7 +411,7 @@ impl SqliteStore {
 #[async_trait]
 impl RefreshStore for SqliteStore {
     async fn insert_refresh(&self, hash: &TokenHash, token: &RefreshToken) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         Self::insert_refresh_in(&mut tx, hash, token, true).await?;
         tx.commit().await?;
         Ok(())
@@ -411,7 +427,7 @@ impl RefreshStore for SqliteStore {
         new_token: &RefreshToken,
         now: u64,
     ) -> Result<RefreshLookup> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         // First statement writes, so the transaction holds the write lock from here on.
         let used = sqlx::query(
             "UPDATE refresh_tokens SET used_at = ?1
@@ -450,7 +466,7 @@ impl RefreshStore for SqliteStore {
         sqlx::query("UPDATE refresh_families SET revoked_at = ?1 WHERE family_id = ?2 AND revoked_at IS NULL")
             .bind(t(now))
             .bind(family_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -459,7 +475,7 @@ impl RefreshStore for SqliteStore {
 #[async_trait]
 impl GrantStore for SqliteStore {
     async fn revoke_grant(&self, grant_id: &str, now: u64) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO revoked_grants (grant_id, revoked_at) VALUES (?1, ?2)
              ON CONFLICT (grant_id) DO NOTHING",
@@ -506,7 +522,7 @@ impl ConsentStore for SqliteStore {
         .bind(&consent.sub)
         .bind(&consent.client_id)
         .bind(serde_json::to_string(consent)?)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -523,7 +539,7 @@ impl ReplayStore for SqliteStore {
         .bind(&digest[..])
         .bind(t(expires_at))
         .bind(t(now))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         Ok(n == 1)
@@ -531,7 +547,7 @@ impl ReplayStore for SqliteStore {
     async fn purge_replay(&self, now: u64) -> Result<u64> {
         Ok(sqlx::query("DELETE FROM replay WHERE expires_at <= ?1")
             .bind(t(now))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?
             .rows_affected())
     }
@@ -547,7 +563,7 @@ impl SessionStore for SqliteStore {
         .bind(&hash.0[..])
         .bind(serde_json::to_string(session)?)
         .bind(t(session.expires_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -564,7 +580,7 @@ impl SessionStore for SqliteStore {
     async fn delete_session(&self, hash: &TokenHash) -> Result<()> {
         sqlx::query("DELETE FROM sessions WHERE session_hash = ?1")
             .bind(&hash.0[..])
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -586,7 +602,7 @@ impl crate::DeviceStore for SqliteStore {
         .bind(serde_json::to_string(auth)?)
         .bind(t(interval))
         .bind(t(auth.expires_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| {
             if unique_violation(&e) {
@@ -650,7 +666,7 @@ impl crate::DeviceStore for SqliteStore {
         .bind(serde_json::to_string(decision)?)
         .bind(&hash.0[..])
         .bind(t(now))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         Ok(n == 1)
@@ -669,7 +685,7 @@ impl crate::DeviceStore for SqliteStore {
         )
         .bind(t(now))
         .bind(&hash.0[..])
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await?;
         let Some(r) = row else {
             let row = sqlx::query("SELECT redeemed, data FROM device_codes WHERE device_hash = ?1")
@@ -701,7 +717,7 @@ impl crate::DeviceStore for SqliteStore {
                     "UPDATE device_codes SET redeemed = 1 WHERE device_hash = ?1 AND redeemed = 0",
                 )
                 .bind(&hash.0[..])
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?
                 .rows_affected();
                 if won == 1 {
