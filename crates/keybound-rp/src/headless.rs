@@ -62,6 +62,24 @@ impl Jar {
     }
 }
 
+/// Post a form with the jar's cookies, keep the cookies it sets; a 401 is a wrong password.
+async fn submit(
+    jar: &mut Jar,
+    transport: &dyn Transport,
+    action: &str,
+    fields: &[(String, String)],
+) -> Result<HttpResponse, RpError> {
+    let body = serde_urlencoded::to_string(fields).map_err(|e| RpError::Callback(e.to_string()))?;
+    let r = transport
+        .send(HttpRequest::post_form(action, body.into_bytes()).header("Cookie", &jar.header()))
+        .await?;
+    jar.absorb(&r);
+    if r.status == 401 {
+        return Err(RpError::Callback("wrong username or password".into()));
+    }
+    Ok(r)
+}
+
 /// Sign in as `username` and consent; returns the redirect URL carrying the code (or error).
 pub async fn sign_in(
     transport: &dyn Transport,
@@ -145,17 +163,7 @@ pub async fn sign_in_with(
                 r.status
             )));
         }
-        let body =
-            serde_urlencoded::to_string(&fields).map_err(|e| RpError::Callback(e.to_string()))?;
-        r = transport
-            .send(
-                HttpRequest::post_form(&action, body.into_bytes()).header("Cookie", &jar.header()),
-            )
-            .await?;
-        jar.absorb(&r);
-        if r.status == 401 {
-            return Err(RpError::Callback("wrong username or password".into()));
-        }
+        r = submit(jar, transport, &action, &fields).await?;
     }
     Err(RpError::Callback("too many interaction steps".into()))
 }
@@ -207,17 +215,7 @@ pub async fn approve_device(
                 r.status
             )));
         }
-        let body =
-            serde_urlencoded::to_string(&fields).map_err(|e| RpError::Callback(e.to_string()))?;
-        r = transport
-            .send(
-                HttpRequest::post_form(&action, body.into_bytes()).header("Cookie", &jar.header()),
-            )
-            .await?;
-        jar.absorb(&r);
-        if r.status == 401 {
-            return Err(RpError::Callback("wrong username or password".into()));
-        }
+        r = submit(jar, transport, &action, &fields).await?;
         if decided {
             return if r.status == 200 {
                 Ok(())
