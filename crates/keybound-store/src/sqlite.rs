@@ -41,6 +41,11 @@ fn u(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+/// The JSON document in a row's `data` column (every record is stored that way).
+fn data<T: serde::de::DeserializeOwned>(r: &sqlx::sqlite::SqliteRow) -> Result<T> {
+    Ok(serde_json::from_str(r.try_get::<&str, _>("data")?)?)
+}
+
 fn unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
@@ -48,29 +53,22 @@ fn unique_violation(e: &sqlx::Error) -> bool {
 impl SqliteStore {
     /// Open (creating if needed) the database file at `path` and run migrations.
     pub async fn open(path: &Path, kek: Kek) -> Result<Self> {
-        let opts = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        Self::connect(opts, kek, false).await
+        Self::connect(SqliteConnectOptions::new().filename(path), kek, false).await
     }
 
     /// Open from a `sqlite:` URL.
     pub async fn open_url(url: &str, kek: Kek) -> Result<Self> {
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let opts = SqliteConnectOptions::from_str(url)?
+        Self::connect(SqliteConnectOptions::from_str(url)?, kek, in_memory).await
+    }
+
+    async fn connect(opts: SqliteConnectOptions, kek: Kek, in_memory: bool) -> Result<Self> {
+        let opts = opts
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        Self::connect(opts, kek, in_memory).await
-    }
-
-    async fn connect(opts: SqliteConnectOptions, kek: Kek, in_memory: bool) -> Result<Self> {
         // No ping before each acquire (sqlx's default): a connection to a local file does not go
         // stale like a network one, and with sqlx's per-connection worker thread every ping is a
         // cross-thread round-trip that cost as much as the query it guarded (docs/performance.md).
@@ -134,16 +132,13 @@ impl ClientStore for SqliteStore {
             .bind(client_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| Ok(serde_json::from_str(r.try_get::<&str, _>("data")?)?))
-            .transpose()
+        row.map(|r| data(&r)).transpose()
     }
     async fn clients(&self) -> Result<Vec<Client>> {
         let rows = sqlx::query("SELECT data FROM clients ORDER BY client_id")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| Ok(serde_json::from_str(r.try_get::<&str, _>("data")?)?))
-            .collect()
+        rows.iter().map(data).collect()
     }
     async fn delete_client(&self, client_id: &str) -> Result<bool> {
         let n = sqlx::query("DELETE FROM clients WHERE client_id = ?1")
@@ -181,24 +176,20 @@ impl UserStore for SqliteStore {
             .bind(sub)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| Ok(serde_json::from_str(r.try_get::<&str, _>("data")?)?))
-            .transpose()
+        row.map(|r| data(&r)).transpose()
     }
     async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
         let row = sqlx::query("SELECT data FROM users WHERE username = ?1")
             .bind(username)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| Ok(serde_json::from_str(r.try_get::<&str, _>("data")?)?))
-            .transpose()
+        row.map(|r| data(&r)).transpose()
     }
     async fn users(&self) -> Result<Vec<User>> {
         let rows = sqlx::query("SELECT data FROM users ORDER BY username")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| Ok(serde_json::from_str(r.try_get::<&str, _>("data")?)?))
-            .collect()
+        rows.iter().map(data).collect()
     }
     async fn delete_user(&self, sub: &str) -> Result<bool> {
         let n = sqlx::query("DELETE FROM users WHERE sub = ?1")
@@ -317,7 +308,7 @@ impl CodeStore for SqliteStore {
         let Some(r) = row else {
             return Ok(CodeLookup::NotFound);
         };
-        let code: AuthorizationCode = serde_json::from_str(r.try_get::<&str, _>("data")?)?;
+        let code: AuthorizationCode = data(&r)?;
         Ok(if r.try_get::<Option<i64>, _>("redeemed_at")?.is_some() {
             CodeLookup::Redeemed(code)
         } else if now >= u(r.try_get("expires_at")?) {
@@ -337,9 +328,7 @@ impl CodeStore for SqliteStore {
         .fetch_optional(&self.writer)
         .await?;
         match row {
-            Some(r) => Ok(CodeLookup::Active(serde_json::from_str(
-                r.try_get::<&str, _>("data")?,
-            )?)),
+            Some(r) => Ok(CodeLookup::Active(data(&r)?)),
             None => self.find_code(hash, now).await,
         }
     }
@@ -362,7 +351,7 @@ impl SqliteStore {
         let Some(r) = row else {
             return Ok(RefreshLookup::NotFound);
         };
-        let tok: RefreshToken = serde_json::from_str(r.try_get::<&str, _>("data")?)?;
+        let tok: RefreshToken = data(&r)?;
         Ok(if r.try_get::<Option<i64>, _>("revoked_at")?.is_some() {
             RefreshLookup::Revoked(tok)
         } else if r.try_get::<Option<i64>, _>("used_at")?.is_some() {
@@ -440,7 +429,7 @@ impl RefreshStore for SqliteStore {
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(r) = used {
-            let tok: RefreshToken = serde_json::from_str(r.try_get::<&str, _>("data")?)?;
+            let tok: RefreshToken = data(&r)?;
             if tok.family_id != new_token.family_id {
                 return Err(StoreError::Conflict(
                     "rotation must stay in the family".into(),
@@ -511,8 +500,7 @@ impl ConsentStore for SqliteStore {
             .bind(client_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| Ok(serde_json::from_str(r.try_get::<&str, _>("data")?)?))
-            .transpose()
+        row.map(|r| data(&r)).transpose()
     }
     async fn put_consent(&self, consent: &Consent) -> Result<()> {
         sqlx::query(
@@ -574,8 +562,7 @@ impl SessionStore for SqliteStore {
                 .bind(t(now))
                 .fetch_optional(&self.pool)
                 .await?;
-        row.map(|r| Ok(serde_json::from_str(r.try_get::<&str, _>("data")?)?))
-            .transpose()
+        row.map(|r| data(&r)).transpose()
     }
     async fn delete_session(&self, hash: &TokenHash) -> Result<()> {
         sqlx::query("DELETE FROM sessions WHERE session_hash = ?1")
@@ -625,8 +612,7 @@ impl crate::DeviceStore for SqliteStore {
                 .bind(t(now))
                 .fetch_optional(&self.pool)
                 .await?;
-        row.map(|r| Ok(serde_json::from_str(r.try_get::<&str, _>("data")?)?))
-            .transpose()
+        row.map(|r| data(&r)).transpose()
     }
 
     async fn device_by_user_code(
@@ -646,10 +632,7 @@ impl crate::DeviceStore for SqliteStore {
             let h: [u8; 32] = h
                 .try_into()
                 .map_err(|_| StoreError::Corrupt("device hash length".into()))?;
-            Ok((
-                TokenHash(h),
-                serde_json::from_str(r.try_get::<&str, _>("data")?)?,
-            ))
+            Ok((TokenHash(h), data(&r)?))
         })
         .transpose()
     }
@@ -694,9 +677,7 @@ impl crate::DeviceStore for SqliteStore {
                 .await?;
             return Ok(match row {
                 None => DevicePoll::NotFound,
-                Some(r) if r.try_get::<i64, _>("redeemed")? == 1 => {
-                    DevicePoll::Redeemed(serde_json::from_str(r.try_get::<&str, _>("data")?)?)
-                }
+                Some(r) if r.try_get::<i64, _>("redeemed")? == 1 => DevicePoll::Redeemed(data(&r)?),
                 Some(_) => DevicePoll::Expired,
             });
         };
@@ -704,7 +685,7 @@ impl crate::DeviceStore for SqliteStore {
         if r.try_get::<i64, _>("slowed")? == 1 {
             return Ok(DevicePoll::SlowDown { interval });
         }
-        let auth: crate::DeviceAuthorization = serde_json::from_str(r.try_get::<&str, _>("data")?)?;
+        let auth: crate::DeviceAuthorization = data(&r)?;
         let decision: Option<DeviceDecision> = r
             .try_get::<Option<&str>, _>("decision")?
             .map(serde_json::from_str)
