@@ -35,17 +35,18 @@ struct Ctx {
     key: PrivateKey,
     client_id: String,
     redirect_uri: String,
+    /// Key Binding (`c_s256` in code and device proofs), or plain DPoP for OPs without it
+    key_binding: bool,
 }
 
 fn jti() -> String {
     keybound_jose::random_b64(12)
 }
 
-#[allow(clippy::disallowed_methods)] // proofs carry the real time of the real server
+/// Proofs carry the real time of the real server.
 fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    use keybound_verify::Clock as _;
+    keybound_verify::SystemClock.now()
 }
 
 async fn classify(r: Result<reqwest::Response, reqwest::Error>) -> Result<Value, String> {
@@ -83,11 +84,18 @@ impl Ctx {
         .await
     }
 
+    /// A fresh token-endpoint proof redeeming `code` (an authorization or device code): with
+    /// `c_s256` over it under Key Binding, a plain RFC 9449 proof otherwise.
+    fn redeeming_proof(&self, code: &str) -> Result<String, String> {
+        let mut proof = ProofBuilder::new("POST", &self.token_endpoint, now(), &jti());
+        if self.key_binding {
+            proof = proof.c_s256(code);
+        }
+        proof.sign(&self.key).map_err(|e| e.to_string())
+    }
+
     async fn exchange(&self, code: &str) -> Result<Value, String> {
-        let proof = ProofBuilder::new("POST", &self.token_endpoint, now(), &jti())
-            .c_s256(code)
-            .sign(&self.key)
-            .map_err(|e| e.to_string())?;
+        let proof = self.redeeming_proof(code)?;
         self.token(
             &[
                 ("grant_type", "authorization_code"),
@@ -277,7 +285,6 @@ async fn mint_device_codes(
 struct DeviceWork {
     ctx: Ctx,
     codes: Vec<String>,
-    key_binding: bool,
 }
 
 #[async_trait::async_trait]
@@ -287,11 +294,7 @@ impl Work for DeviceWork {
             .ok()
             .and_then(|i| self.codes.get(i))
             .ok_or("no device code left")?;
-        let mut proof = ProofBuilder::new("POST", &self.ctx.token_endpoint, now(), &jti());
-        if self.key_binding {
-            proof = proof.c_s256(code);
-        }
-        let proof = proof.sign(&self.ctx.key).map_err(|e| e.to_string())?;
+        let proof = self.ctx.redeeming_proof(code)?;
         self.ctx
             .token(
                 &[
@@ -450,6 +453,7 @@ pub async fn prepare(s: &Settings) -> anyhow::Result<Prepared> {
         key,
         client_id: s.client_id.clone(),
         redirect_uri: s.redirect_uri.clone(),
+        key_binding: s.key_binding,
     };
     let n = usize::try_from(s.requests)?;
     Ok(match s.mode {
@@ -509,11 +513,7 @@ pub async fn prepare(s: &Settings) -> anyhow::Result<Prepared> {
         Mode::Device => {
             let codes = mint_device_codes(s, &metadata, &ctx, base_scope, n).await?;
             Prepared {
-                work: Arc::new(DeviceWork {
-                    ctx,
-                    codes,
-                    key_binding: s.key_binding,
-                }),
+                work: Arc::new(DeviceWork { ctx, codes }),
                 verifies: 1,
                 signs: 2,
             }
