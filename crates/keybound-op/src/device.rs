@@ -15,7 +15,7 @@ use keybound_store::{
 };
 
 use crate::client_auth::ClientCredentials;
-use crate::token::{check_bound, Form, Grant, TokenRequestFacts, TokenSuccess};
+use crate::token::{check_code_proof, Form, Grant, TokenRequestFacts, TokenSuccess};
 use crate::{OpError, Provider, SUPPORTED_SCOPES};
 
 /// User codes: 8 characters of 20 consonants (RFC 8628 §6.1), ≈ 2^34.6 codes.
@@ -236,23 +236,15 @@ impl Provider {
                 "device code was issued to another client",
             ));
         }
-        check_bound(proof.as_ref(), auth.dpop_jkt.as_deref())?;
-        let cb = CodeBinding {
-            code: device_code,
-            profile: client.key_binding_profile,
-        };
-        match &proof {
-            Some(p) if auth.bound_key || p.claims.contains_key(cb.profile.code_claim()) => {
-                dpop::check_code_binding(&p.claims, cb)
-                    .map_err(|e| OpError::invalid_dpop_proof(e.to_string()))?;
-            }
-            None if auth.bound_key => {
-                return Err(OpError::invalid_dpop_proof(
-                    "bound_key requires a DPoP proof",
-                ))
-            }
-            _ => {}
-        }
+        check_code_proof(
+            proof.as_ref(),
+            auth.dpop_jkt.as_deref(),
+            auth.bound_key,
+            CodeBinding {
+                code: device_code,
+                profile: client.key_binding_profile,
+            },
+        )?;
         match self.store.poll_device(&hash, now).await? {
             DevicePoll::Pending { .. } => Err(OpError::new(
                 ErrorCode::AuthorizationPending,

@@ -116,6 +116,29 @@ pub(crate) fn check_bound(
     }
 }
 
+/// Before a single-use code (authorization or device code) is consumed: the proof is by the
+/// key the code is bound to (`dpop_jkt`), and under Key Binding it commits to this code
+/// (`c_s256`, or `c_hash` on draft 00). The commitment is required for `bound_key` grants and
+/// checked whenever present. Fail closed: a `bound_key` grant never completes without it.
+pub(crate) fn check_code_proof(
+    proof: Option<&VerifiedProof>,
+    dpop_jkt: Option<&str>,
+    bound_key: bool,
+    code: CodeBinding<'_>,
+) -> Result<(), OpError> {
+    check_bound(proof, dpop_jkt)?;
+    match proof {
+        Some(p) if bound_key || p.claims.contains_key(code.profile.code_claim()) => {
+            dpop::check_code_binding(&p.claims, code)
+                .map_err(|e| OpError::invalid_dpop_proof(e.to_string()))
+        }
+        None if bound_key => Err(OpError::invalid_dpop_proof(
+            "bound_key requires a DPoP proof",
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl Provider {
     /// The token endpoint.
     pub async fn token(&self, facts: TokenRequestFacts<'_>) -> Result<TokenSuccess, OpError> {
@@ -233,26 +256,15 @@ impl Provider {
             }
         };
         Self::check_code(client, &code, form)?;
-        check_bound(proof.as_ref(), code.dpop_jkt.as_deref())?;
-        // Key Binding: the proof commits to this code (c_s256, or c_hash on draft 00). Required
-        // for bound_key grants; checked whenever present. Fail closed: a bound_key grant never
-        // completes without it.
-        let cb = CodeBinding {
-            code: code_value,
-            profile: client.key_binding_profile,
-        };
-        match &proof {
-            Some(p) if code.bound_key || p.claims.contains_key(cb.profile.code_claim()) => {
-                dpop::check_code_binding(&p.claims, cb)
-                    .map_err(|e| OpError::invalid_dpop_proof(e.to_string()))?;
-            }
-            None if code.bound_key => {
-                return Err(OpError::invalid_dpop_proof(
-                    "bound_key requires a DPoP proof",
-                ))
-            }
-            _ => {}
-        }
+        check_code_proof(
+            proof.as_ref(),
+            code.dpop_jkt.as_deref(),
+            code.bound_key,
+            CodeBinding {
+                code: code_value,
+                profile: client.key_binding_profile,
+            },
+        )?;
         // 4. consume atomically
         match self.store.redeem_code(&hash, now).await? {
             CodeLookup::Active(_) => {}
