@@ -8,8 +8,7 @@ use keybound_jose::{Algorithm, JwkSet, Jws};
 use keybound_store::{Client, ClientAuthMethod};
 use serde_json::Value;
 
-use crate::token::Form;
-use crate::{password, OpError, Provider};
+use crate::{password, Form, OpError, Provider};
 
 /// RFC 7523 client assertion type.
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

@@ -6,17 +6,13 @@
 //! `c_s256` over the device code; `slow_down` and redemption are atomic in the store, so they hold
 //! across OP nodes and two concurrent polls after approval get tokens exactly once.
 
-use keybound_jose::Jkt;
-use keybound_proto::dpop::{self, CodeBinding, RequestFacts};
 use keybound_proto::keybinding::RequestedBinding;
 use keybound_proto::wire::{DeviceAuthorizationResponse, ErrorCode};
-use keybound_store::{
-    BrowserSession, Client, DeviceAuthorization, DeviceDecision, DevicePoll, TokenHash,
-};
+use keybound_store::{BrowserSession, Client, DeviceAuthorization, DeviceDecision, TokenHash};
 
 use crate::client_auth::ClientCredentials;
-use crate::token::{check_code_proof, Form, Grant, TokenRequestFacts, TokenSuccess};
-use crate::{OpError, Provider, SUPPORTED_SCOPES};
+use crate::proof::ProofRequest;
+use crate::{Form, OpError, Provider, SUPPORTED_SCOPES};
 
 /// User codes: 8 characters of 20 consonants (RFC 8628 §6.1), ≈ 2^34.6 codes.
 pub const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
@@ -79,22 +75,13 @@ impl Provider {
             .await?;
         let now = self.now();
         // a DPoP proof here is optional; when present it is checked in full and names the key
-        let proof = if facts.dpop.is_empty() {
-            None
-        } else {
-            let f = RequestFacts::new("POST", &self.config.endpoints.device_authorization, now);
-            let p = dpop::verify(facts.dpop.iter().copied(), &f, &self.config.dpop)
-                .map_err(|e| OpError::invalid_dpop_proof(e.to_string()))?;
-            let entry = p.replay_entry(&self.config.dpop);
-            if !self
-                .store
-                .check_and_insert(&entry.key.digest(), entry.expires_at, now)
-                .await?
-            {
-                return Err(OpError::invalid_dpop_proof("DPoP proof replayed"));
-            }
-            Some(p)
-        };
+        let proof = self
+            .verify_proof(ProofRequest::post(
+                facts.dpop,
+                &self.config.endpoints.device_authorization,
+                &client,
+            ))
+            .await?;
         let scope_in = form.get("scope").unwrap_or("");
         let mut scopes: Vec<&str> = Vec::new();
         for s in scope_in.split(' ').filter(|s| !s.is_empty()) {
@@ -155,7 +142,9 @@ impl Provider {
             }
         }
         if !stored {
-            return Err(OpError::server_error());
+            return Err(OpError::internal(
+                "five fresh user codes in a row collided with live ones",
+            ));
         }
         let shown = display_code(&user_code);
         Ok(DeviceAuthorizationResponse {
@@ -185,7 +174,12 @@ impl Provider {
         let client = self
             .registered_client(&auth.client_id)
             .await?
-            .ok_or_else(OpError::server_error)?;
+            .ok_or_else(|| {
+                OpError::internal(format!(
+                    "device authorization of client '{}', which no longer exists",
+                    auth.client_id
+                ))
+            })?;
         Ok(Some((hash, auth, client)))
     }
 
@@ -209,100 +203,5 @@ impl Provider {
             .store
             .decide_device(hash, &decision, self.now())
             .await?)
-    }
-
-    /// The `urn:ietf:params:oauth:grant-type:device_code` grant.
-    pub(crate) async fn device_grant(
-        &self,
-        client: &Client,
-        facts: TokenRequestFacts<'_>,
-    ) -> Result<TokenSuccess, OpError> {
-        let device_code = facts.form.require("device_code")?;
-        let hash = TokenHash::of(device_code);
-        let now = self.now();
-        // DPoP proof in full before the device code is touched
-        let proof = self.token_proof(client, facts.dpop).await?;
-        let Some(auth) = self.store.find_device(&hash, now).await? else {
-            return Err(match self.store.poll_device(&hash, now).await? {
-                DevicePoll::Expired => OpError::new(
-                    ErrorCode::ExpiredToken,
-                    "the device code expired; start again",
-                ),
-                _ => OpError::invalid_grant("unknown device code"),
-            });
-        };
-        if auth.client_id != client.client_id {
-            return Err(OpError::invalid_grant(
-                "device code was issued to another client",
-            ));
-        }
-        check_code_proof(
-            proof.as_ref(),
-            auth.dpop_jkt.as_deref(),
-            auth.bound_key,
-            CodeBinding {
-                code: device_code,
-                profile: client.key_binding_profile,
-            },
-        )?;
-        match self.store.poll_device(&hash, now).await? {
-            DevicePoll::Pending { .. } => Err(OpError::new(
-                ErrorCode::AuthorizationPending,
-                "the End-User has not yet approved; keep polling at the interval",
-            )),
-            DevicePoll::SlowDown { interval } => Err(OpError::new(
-                ErrorCode::SlowDown,
-                format!("polling too fast: wait at least {interval} s between polls from now on"),
-            )),
-            DevicePoll::Denied => Err(OpError::new(
-                ErrorCode::AccessDenied,
-                "the End-User denied the request",
-            )),
-            DevicePoll::Expired => Err(OpError::new(
-                ErrorCode::ExpiredToken,
-                "the device code expired; start again",
-            )),
-            DevicePoll::NotFound => Err(OpError::invalid_grant("unknown device code")),
-            DevicePoll::Redeemed(a) => {
-                self.store.revoke_grant(&a.grant_id, now).await?;
-                Err(OpError::invalid_grant(
-                    "the device code was already redeemed; the tokens issued from it are revoked",
-                ))
-            }
-            DevicePoll::Approved(
-                a,
-                DeviceDecision::Approved {
-                    sub,
-                    auth_time,
-                    amr,
-                },
-            ) => {
-                let id_token_key = if a.bound_key {
-                    proof
-                        .as_ref()
-                        .map(|p| (client.key_binding_profile, p.jwk.clone()))
-                } else {
-                    None
-                };
-                let grant = Grant {
-                    client,
-                    grant_id: &a.grant_id,
-                    sub: &sub,
-                    scope: &a.scope,
-                    auth_time,
-                    acr: None,
-                    amr: &amr,
-                    nonce: a.nonce.as_deref(),
-                    id_token_key,
-                };
-                let refresh_jkt: Option<Jkt> = proof.as_ref().map(|p| p.jkt.clone());
-                let family = self.random_id();
-                self.mint(&grant, proof.as_ref(), refresh_jkt, &family, None)
-                    .await
-            }
-            DevicePoll::Approved(_, DeviceDecision::Denied) => {
-                Err(OpError::new(ErrorCode::AccessDenied, "denied"))
-            }
-        }
     }
 }

@@ -69,7 +69,8 @@ impl KeyRing {
 }
 
 fn new_record(state: KeyState, now: u64) -> Result<SigningKeyRecord, OpError> {
-    let key = PrivateKey::generate(KeyKind::Es256).map_err(|_| OpError::server_error())?;
+    let key = PrivateKey::generate(KeyKind::Es256)
+        .map_err(|e| OpError::internal(format!("generating a signing key: {e}")))?;
     let kid = key.public_jwk().thumbprint().as_str()[..16].to_owned();
     Ok(SigningKeyRecord {
         kid,
@@ -78,7 +79,9 @@ fn new_record(state: KeyState, now: u64) -> Result<SigningKeyRecord, OpError> {
         created_at: now,
         activated_at: (state == KeyState::Current).then_some(now),
         retired_at: None,
-        pkcs8: key.to_pkcs8_der().map_err(|_| OpError::server_error())?,
+        pkcs8: key
+            .to_pkcs8_der()
+            .map_err(|e| OpError::internal(format!("encoding a signing key: {e}")))?,
     })
 }
 
@@ -124,7 +127,8 @@ impl Provider {
         let mut current = None;
         let mut published = JwkSet::default();
         for r in &records {
-            let key = PrivateKey::from_pkcs8_der(&r.pkcs8).map_err(|_| OpError::server_error())?;
+            let key = PrivateKey::from_pkcs8_der(&r.pkcs8)
+                .map_err(|e| OpError::internal(format!("signing key {}: {e}", r.kid)))?;
             published.keys.push(JwkSetEntry {
                 kid: Some(r.kid.clone()),
                 alg: Some(r.alg),
@@ -140,7 +144,8 @@ impl Provider {
             }
         }
         // A provider without a current key cannot sign anything: fail closed.
-        let current = current.ok_or_else(OpError::server_error)?;
+        let current =
+            current.ok_or_else(|| OpError::internal("the store holds no current signing key"))?;
         let loaded = Arc::new(Loaded {
             loaded_at: now,
             current,

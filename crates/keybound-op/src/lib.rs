@@ -17,8 +17,11 @@ mod authorize;
 mod client_auth;
 mod device;
 mod error;
+mod form;
+mod grant;
 mod keys;
 pub mod password;
+mod proof;
 mod resource;
 pub mod token;
 
@@ -30,10 +33,12 @@ use keybound_store::Store;
 pub use authorize::{AuthorizeError, ConsentPrompt, Interaction, Prompt, ValidatedAuthorization};
 pub use client_auth::ClientCredentials;
 pub use device::{normalize_user_code, DeviceRequestFacts, USER_CODE_ALPHABET};
-pub use error::OpError;
+pub use error::{Endpoint, OpError, WireError, INTERNAL_DESCRIPTION};
+pub use form::Form;
+pub use grant::TokenSuccess;
 pub use keys::{KeyRing, RETIRED_KEY_RETENTION};
-pub use resource::{Introspection, ResourceError, ResourceRequest};
-pub use token::{TokenRequestFacts, TokenSuccess};
+pub use resource::{Introspection, ResourceRequest};
+pub use token::TokenRequestFacts;
 
 /// Scopes this OP knows; others are ignored (OIDC Core 3.1.2.1).
 pub const SUPPORTED_SCOPES: [&str; 5] =

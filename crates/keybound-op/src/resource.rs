@@ -2,14 +2,14 @@
 //! RFC 7009 revocation and RFC 7662 introspection.
 
 use keybound_jose::{Algorithm, Jkt, Jws};
-use keybound_proto::dpop::{self, NonceCheck, RequestFacts};
 use keybound_proto::wire::ErrorCode;
 use keybound_store::{RefreshLookup, TokenHash};
 use serde_json::{json, Map, Value};
 
 use crate::client_auth::ClientCredentials;
-use crate::token::{scope_claims, Form};
-use crate::{OpError, Provider};
+use crate::grant::scope_claims;
+use crate::proof::ProofRequest;
+use crate::{Form, OpError, Provider};
 
 /// A request to a protected resource of the OP.
 #[derive(Debug, Clone, Copy)]
@@ -22,37 +22,6 @@ pub struct ResourceRequest<'a> {
     pub htm: &'a str,
     /// externally visible request URL
     pub htu: &'a str,
-}
-
-/// A refusal at a protected resource: 401 (or 403) with `WWW-Authenticate`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code:?}: {description}")]
-pub struct ResourceError {
-    /// `invalid_token`, `invalid_dpop_proof`, `use_dpop_nonce`, `insufficient_scope`, `invalid_request`
-    pub code: ErrorCode,
-    /// explanation
-    pub description: String,
-    /// challenge scheme: `DPoP` or `Bearer`
-    pub scheme: &'static str,
-    /// `DPoP-Nonce` to send
-    pub dpop_nonce: Option<String>,
-}
-
-impl ResourceError {
-    fn new(code: ErrorCode, scheme: &'static str, d: impl Into<String>) -> Self {
-        ResourceError {
-            code,
-            description: d.into(),
-            scheme,
-            dpop_nonce: None,
-        }
-    }
-}
-
-impl From<OpError> for ResourceError {
-    fn from(e: OpError) -> Self {
-        ResourceError::new(e.code, "Bearer", e.description)
-    }
 }
 
 /// A valid access token's claims.
@@ -68,38 +37,39 @@ pub type Introspection = Value;
 impl Provider {
     /// Verify an access token this OP issued: signature by one of its keys, `typ: at+jwt`,
     /// issuer, expiry, grant not revoked.
-    async fn access_token(&self, token: &str) -> Result<AccessClaims, String> {
-        let jws = Jws::parse(token).map_err(|e| format!("access token: {e}"))?;
+    async fn access_token(&self, token: &str) -> Result<AccessClaims, OpError> {
+        let jws =
+            Jws::parse(token).map_err(|e| OpError::invalid_token(format!("access token: {e}")))?;
         if jws.header().typ.as_deref() != Some("at+jwt") {
-            return Err("not an access token of this server (typ must be at+jwt)".into());
+            return Err(OpError::invalid_token(
+                "not an access token of this server (typ must be at+jwt)",
+            ));
         }
-        let keys = self
-            .jwks()
-            .await
-            .map_err(|_| "keys unavailable".to_owned())?;
+        let keys = self.jwks().await?;
         let ok = keys
             .candidates(jws.header().kid.as_deref(), jws.header().alg)
             .iter()
             .any(|k| jws.verify(k, &Algorithm::ALL).is_ok());
         if !ok {
-            return Err("access token signature does not verify".into());
+            return Err(OpError::invalid_token(
+                "access token signature does not verify",
+            ));
         }
-        let claims: Map<String, Value> = jws.payload_json().map_err(|e| e.to_string())?;
+        let claims: Map<String, Value> = jws
+            .payload_json()
+            .map_err(|e| OpError::invalid_token(format!("access token: {e}")))?;
         if claims.get("iss").and_then(Value::as_str) != Some(self.config.issuer.as_str()) {
-            return Err("access token was issued by another server".into());
+            return Err(OpError::invalid_token(
+                "access token was issued by another server",
+            ));
         }
         let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
         if self.now() >= exp {
-            return Err("access token expired".into());
+            return Err(OpError::invalid_token("access token expired"));
         }
         if let Some(gid) = claims.get("gid").and_then(Value::as_str) {
-            if self
-                .store
-                .is_grant_revoked(gid)
-                .await
-                .map_err(|_| "store unavailable".to_owned())?
-            {
-                return Err("access token was revoked".into());
+            if self.store.is_grant_revoked(gid).await? {
+                return Err(OpError::invalid_token("access token was revoked"));
             }
         }
         let jkt = claims
@@ -108,106 +78,65 @@ impl Provider {
             .and_then(Value::as_str)
             .map(Jkt::parse)
             .transpose()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| OpError::invalid_token(format!("access token cnf.jkt: {e}")))?;
         Ok(AccessClaims { claims, jkt })
     }
 
-    /// Authorize a resource request: the token, and for DPoP-bound tokens the proof.
-    async fn authorize_resource(
-        &self,
-        r: ResourceRequest<'_>,
-    ) -> Result<AccessClaims, ResourceError> {
-        let auth = r.authorization.ok_or_else(|| {
-            ResourceError::new(
-                ErrorCode::InvalidToken,
-                "DPoP",
-                "no access token: send Authorization: DPoP <token>",
-            )
-        })?;
+    /// Authorize a resource request: the token, and for DPoP-bound tokens the proof, under
+    /// the same nonce policy as the token endpoint (global and the token's client's).
+    async fn authorize_resource(&self, r: ResourceRequest<'_>) -> Result<AccessClaims, OpError> {
+        let auth = r.authorization.ok_or(OpError::NoCredentials)?;
         let (scheme, token) = auth.split_once(' ').unwrap_or((auth, ""));
         let token = token.trim();
         let dpop_scheme = scheme.eq_ignore_ascii_case("dpop");
         if !dpop_scheme && !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(ResourceError::new(
-                ErrorCode::InvalidRequest,
-                "DPoP",
+            return Err(OpError::invalid_request(
                 "Authorization scheme must be DPoP or Bearer",
             ));
         }
-        let scheme_name = if dpop_scheme { "DPoP" } else { "Bearer" };
-        let at = self
-            .access_token(token)
-            .await
-            .map_err(|d| ResourceError::new(ErrorCode::InvalidToken, scheme_name, d))?;
+        let at = self.access_token(token).await?;
         match (&at.jkt, dpop_scheme) {
-            (Some(_), false) => Err(ResourceError::new(
-                ErrorCode::InvalidToken,
-                "DPoP",
+            (Some(_), false) => Err(OpError::invalid_token(
                 "this access token is DPoP-bound: send it as Authorization: DPoP with a DPoP proof",
             )),
-            (None, true) => Err(ResourceError::new(
-                ErrorCode::InvalidToken,
-                "DPoP",
+            (None, true) => Err(OpError::invalid_token(
                 "this access token is not DPoP-bound: send it as Authorization: Bearer",
             )),
             (None, false) => Ok(at),
             (Some(jkt), true) => {
-                let now = self.now();
-                let facts = RequestFacts {
+                let client_id = at
+                    .claims
+                    .get("client_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let client = self.registered_client(client_id).await?.ok_or_else(|| {
+                    OpError::invalid_token(format!(
+                        "the client '{client_id}' this access token was issued to no longer exists"
+                    ))
+                })?;
+                self.verify_proof(ProofRequest {
+                    dpop: r.dpop,
+                    htm: r.htm,
+                    htu: r.htu,
+                    client: Some(&client),
                     presented_token: Some(token),
-                    bound_jkt: Some(jkt),
-                    nonce: if self.config.require_dpop_nonce {
-                        self.config
-                            .dpop_nonces
-                            .as_ref()
-                            .map_or(NonceCheck::NotRequired, NonceCheck::Stateless)
-                    } else {
-                        NonceCheck::NotRequired
-                    },
-                    ..RequestFacts::new(r.htm, r.htu, now)
-                };
-                let proof = dpop::verify(r.dpop.iter().copied(), &facts, &self.config.dpop)
-                    .map_err(|e| {
-                        let mut err = ResourceError::new(
-                            if e.is_nonce_error() {
-                                ErrorCode::UseDpopNonce
-                            } else {
-                                ErrorCode::InvalidDpopProof
-                            },
-                            "DPoP",
-                            e.to_string(),
-                        );
-                        if e.is_nonce_error() {
-                            err.dpop_nonce = self.config.dpop_nonces.as_ref().map(|n| n.issue(now));
-                        }
-                        err
-                    })?;
-                let entry = proof.replay_entry(&self.config.dpop);
-                let fresh = self
-                    .store
-                    .check_and_insert(&entry.key.digest(), entry.expires_at, now)
-                    .await
-                    .map_err(|_| ResourceError::from(OpError::server_error()))?;
-                if !fresh {
-                    return Err(ResourceError::new(
-                        ErrorCode::InvalidDpopProof,
-                        "DPoP",
-                        "DPoP proof replayed",
-                    ));
-                }
+                    bound: Some(jkt),
+                    bound_what: "access token",
+                    token_request: false,
+                })
+                .await?;
                 Ok(at)
             }
         }
     }
 
     /// UserInfo (OIDC Core 5.3): claims for the token's scopes.
-    pub async fn userinfo(&self, r: ResourceRequest<'_>) -> Result<Value, ResourceError> {
+    pub async fn userinfo(&self, r: ResourceRequest<'_>) -> Result<Value, OpError> {
         let at = self.authorize_resource(r).await?;
         let scope = at.claims.get("scope").and_then(Value::as_str).unwrap_or("");
         if !scope.split(' ').any(|s| s == "openid") {
-            return Err(ResourceError::new(
+            return Err(OpError::new(
                 ErrorCode::InsufficientScope,
-                "DPoP",
                 "userinfo needs the openid scope",
             ));
         }
@@ -215,15 +144,8 @@ impl Provider {
         let user = self
             .store
             .user(sub)
-            .await
-            .map_err(|_| ResourceError::from(OpError::server_error()))?
-            .ok_or_else(|| {
-                ResourceError::new(
-                    ErrorCode::InvalidToken,
-                    "DPoP",
-                    "the End-User no longer exists",
-                )
-            })?;
+            .await?
+            .ok_or_else(|| OpError::invalid_token("the End-User no longer exists"))?;
         let mut out = Map::new();
         out.insert("sub".into(), sub.into());
         for (k, v) in scope_claims(scope, &user) {

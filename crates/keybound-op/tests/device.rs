@@ -162,7 +162,7 @@ async fn full_device_flow_gives_a_key_bound_id_token_once() {
     )
     .await
     .unwrap_err();
-    assert_eq!(e.code, ErrorCode::AuthorizationPending);
+    assert_eq!(e.code(), ErrorCode::AuthorizationPending);
     approve(&op, &r.user_code, true).await;
     op.clock.advance(5);
     let t = poll(
@@ -196,7 +196,7 @@ async fn full_device_flow_gives_a_key_bound_id_token_once() {
     )
     .await
     .unwrap_err();
-    assert_eq!(e.code, ErrorCode::InvalidGrant);
+    assert_eq!(e.code(), ErrorCode::InvalidGrant);
 }
 
 #[tokio::test]
@@ -208,21 +208,21 @@ async fn device_poll_refusals() {
     let dc = r.device_code.as_str();
     // without a proof, by another key, without c_s256, with c_s256 over another device code
     assert_eq!(
-        poll(&op, dc, None).await.unwrap_err().code,
+        poll(&op, dc, None).await.unwrap_err().code(),
         ErrorCode::InvalidDpopProof
     );
     assert_eq!(
         poll(&op, dc, Some(&proof(&op, &keys::es256_b(), "a", Some(dc))))
             .await
             .unwrap_err()
-            .code,
+            .code(),
         ErrorCode::InvalidGrant
     );
     assert_eq!(
         poll(&op, dc, Some(&proof(&op, &key, "b", None)))
             .await
             .unwrap_err()
-            .code,
+            .code(),
         ErrorCode::InvalidDpopProof
     );
     let e = poll(
@@ -232,29 +232,29 @@ async fn device_poll_refusals() {
     )
     .await
     .unwrap_err();
-    assert_eq!(e.code, ErrorCode::InvalidDpopProof);
-    assert!(e.description.contains("c_s256"));
+    assert_eq!(e.code(), ErrorCode::InvalidDpopProof);
+    assert!(e.description().contains("c_s256"));
     // none of those counted as a poll; now poll, then too fast: slow_down, and the interval is
     // really 5 s longer afterwards
     assert_eq!(
         poll(&op, dc, Some(&proof(&op, &key, "d", Some(dc))))
             .await
             .unwrap_err()
-            .code,
+            .code(),
         ErrorCode::AuthorizationPending
     );
     op.clock.advance(2);
     let e = poll(&op, dc, Some(&proof(&op, &key, "e", Some(dc))))
         .await
         .unwrap_err();
-    assert_eq!(e.code, ErrorCode::SlowDown);
-    assert!(e.description.contains("10 s"), "{e:?}");
+    assert_eq!(e.code(), ErrorCode::SlowDown);
+    assert!(e.description().contains("10 s"), "{e:?}");
     op.clock.advance(8); // 8 s since the last poll: still under 10
     assert_eq!(
         poll(&op, dc, Some(&proof(&op, &key, "f", Some(dc))))
             .await
             .unwrap_err()
-            .code,
+            .code(),
         ErrorCode::SlowDown
     );
     op.clock.advance(15);
@@ -262,7 +262,7 @@ async fn device_poll_refusals() {
         poll(&op, dc, Some(&proof(&op, &key, "g", Some(dc))))
             .await
             .unwrap_err()
-            .code,
+            .code(),
         ErrorCode::AuthorizationPending
     );
     // deny
@@ -272,7 +272,7 @@ async fn device_poll_refusals() {
         poll(&op, oc, Some(&proof(&op, &key, "h", Some(oc))))
             .await
             .unwrap_err()
-            .code,
+            .code(),
         ErrorCode::AccessDenied
     );
     // expiry, with the fixed clock
@@ -281,7 +281,7 @@ async fn device_poll_refusals() {
         poll(&op, dc, Some(&proof(&op, &key, "i", Some(dc))))
             .await
             .unwrap_err()
-            .code,
+            .code(),
         ErrorCode::ExpiredToken
     );
     // a wrong user code finds nothing
@@ -303,7 +303,7 @@ async fn device_endpoint_key_rules() {
         })
         .await
         .unwrap_err();
-    assert_eq!(e.code, ErrorCode::InvalidRequest);
+    assert_eq!(e.code(), ErrorCode::InvalidRequest);
     // a proof at the device endpoint names the key; with a different dpop_jkt it is refused
     let p = ProofBuilder::new("POST", &format!("{ISS}/device_authorization"), T0, "dp1")
         .sign(&key)
@@ -335,5 +335,130 @@ async fn device_endpoint_key_rules() {
         })
         .await
         .unwrap_err();
-    assert_eq!(e.code, ErrorCode::InvalidRequest);
+    assert_eq!(e.code(), ErrorCode::InvalidRequest);
+}
+
+/// The nonce policy is the same at every endpoint: with nonces required, a proof at the device
+/// authorization endpoint needs one too.
+#[tokio::test]
+async fn device_authorization_proof_follows_the_nonce_policy() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let clock = Arc::new(ManualClock::new(T0));
+    let mut cfg = OpConfig::new(ISS);
+    cfg.dpop_nonces = Some(keybound_proto::dpop::NonceSource::new(&[7u8; 32], 60, 1).unwrap());
+    cfg.require_dpop_nonce = true;
+    let p = Provider::new(cfg, store.clone(), clock.clone(), Arc::new(OsRandomness));
+    p.ensure_signing_keys().await.unwrap();
+    let op = Op { p, clock };
+    op.p.store()
+        .put_client(&Client {
+            client_id: "tv".into(),
+            name: "Living Room TV".into(),
+            auth_method: ClientAuthMethod::None,
+            secret_hash: None,
+            redirect_uris: vec![],
+            key_binding_profile: Profile::KeyBinding,
+            require_dpop_nonce: false,
+            dpop_bound_access_tokens: false,
+            jwks: None,
+            created_at: T0,
+        })
+        .await
+        .unwrap();
+    let key = keys::es256_a();
+    let f = form(&[("client_id", "tv"), ("scope", "openid bound_key")]);
+    let p = ProofBuilder::new("POST", &format!("{ISS}/device_authorization"), T0, "dn1")
+        .sign(&key)
+        .unwrap();
+    let e =
+        op.p.device_authorization(DeviceRequestFacts {
+            form: &f,
+            authorization: None,
+            dpop: &[&p],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::UseDpopNonce, "{e:?}");
+    let nonce = e.dpop_nonce().unwrap().to_owned();
+    let p = ProofBuilder::new("POST", &format!("{ISS}/device_authorization"), T0, "dn2")
+        .nonce(&nonce)
+        .sign(&key)
+        .unwrap();
+    let r =
+        op.p.device_authorization(DeviceRequestFacts {
+            form: &f,
+            authorization: None,
+            dpop: &[&p],
+        })
+        .await
+        .unwrap();
+    assert!(!r.device_code.is_empty());
+}
+
+/// DP-T6: a confidential client's refresh token outside Key Binding is not bound to the DPoP
+/// key, by the same rule as the code grant (docs/decisions.md).
+#[tokio::test]
+async fn dp_t6_device_grant_binds_refresh_tokens_like_the_code_grant() {
+    let op = op().await;
+    op.p.store()
+        .put_client(&Client {
+            client_id: "kiosk".into(),
+            name: "Kiosk".into(),
+            auth_method: ClientAuthMethod::ClientSecretPost,
+            secret_hash: Some(password::hash("k1osk-secret")),
+            redirect_uris: vec![],
+            key_binding_profile: Profile::KeyBinding,
+            require_dpop_nonce: false,
+            dpop_bound_access_tokens: false,
+            jwks: None,
+            created_at: T0,
+        })
+        .await
+        .unwrap();
+    let key = keys::es256_a();
+    let creds = [("client_id", "kiosk"), ("client_secret", "k1osk-secret")];
+    // plain DPoP (dpop_jkt, no bound_key) with offline_access
+    let jkt = key.public_jwk().thumbprint();
+    let mut pairs = creds.to_vec();
+    pairs.extend([
+        ("scope", "openid offline_access"),
+        ("dpop_jkt", jkt.as_str()),
+    ]);
+    let f = form(&pairs);
+    let r =
+        op.p.device_authorization(DeviceRequestFacts {
+            form: &f,
+            authorization: None,
+            dpop: &[],
+        })
+        .await
+        .unwrap();
+    let (hash, _, _) = op.p.device_lookup(&r.user_code).await.unwrap().unwrap();
+    assert!(op.p.device_decide(&hash, &session(), true).await.unwrap());
+    let mut pairs = creds.to_vec();
+    pairs.extend([
+        ("grant_type", GRANT),
+        ("device_code", r.device_code.as_str()),
+    ]);
+    let f = form(&pairs);
+    let p = proof(&op, &key, "k1", None);
+    let t =
+        op.p.token(TokenRequestFacts {
+            form: &f,
+            authorization: None,
+            dpop: &[&p],
+        })
+        .await
+        .unwrap()
+        .response;
+    assert_eq!(t.token_type, "DPoP", "the access token is DPoP-bound");
+    let rt = t.refresh_token.unwrap();
+    let mut pairs = creds.to_vec();
+    pairs.push(("token", rt.as_str()));
+    let info = op.p.introspect(None, &form(&pairs)).await.unwrap();
+    assert_eq!(info["active"], true);
+    assert!(
+        info.get("cnf").is_none(),
+        "DP-T6: a confidential client's refresh token outside Key Binding is unbound: {info}"
+    );
 }

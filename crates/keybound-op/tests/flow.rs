@@ -9,7 +9,7 @@ use keybound_op::{
     password, Clock, Interaction, ManualClock, OpConfig, OsRandomness, Provider, ResourceRequest,
     TokenRequestFacts,
 };
-use keybound_op::{OpError, ValidatedAuthorization};
+use keybound_op::{Endpoint, OpError, ValidatedAuthorization};
 use keybound_proto::dpop::{NonceSource, ProofBuilder};
 use keybound_proto::idtoken::{self, BindingRequirement, IdTokenChecks};
 use keybound_proto::keybinding::Profile;
@@ -288,7 +288,7 @@ async fn key_bound_code_flow_refresh_and_userinfo() {
         })
         .await
         .unwrap_err();
-    assert_eq!(e.code, ErrorCode::InvalidToken);
+    assert_eq!(e.code(), ErrorCode::InvalidToken);
     // a proof by another key is refused
     let other = keys::es256_b();
     let op2 = ProofBuilder::new("GET", &ui, T0 + 10, "u2")
@@ -304,7 +304,12 @@ async fn key_bound_code_flow_refresh_and_userinfo() {
         })
         .await
         .unwrap_err();
-    assert_eq!(e.code, ErrorCode::InvalidDpopProof);
+    // RFC 9449 §7.1: a proof by another key than the token's is an invalid key binding
+    assert!(matches!(e, OpError::KeyMismatch { .. }), "{e:?}");
+    assert_eq!(
+        e.wire(Endpoint::Resource).code,
+        Some(ErrorCode::InvalidToken)
+    );
 }
 
 #[tokio::test]
@@ -316,7 +321,7 @@ async fn token_endpoint_refusals() {
     let req = request("pub", "openid offline_access bound_key", Some(&jkt));
     let (code, _) = authorize(&op, &req).await;
     let cf = code_form("pub", &code);
-    let err = |r: Result<TokenResponse, OpError>| r.unwrap_err().code;
+    let err = |r: Result<TokenResponse, OpError>| r.unwrap_err().code();
     // no proof, proof without c_s256, proof over another code, proof by another key
     assert_eq!(
         err(token(&op, &cf, &[], None).await),
@@ -361,14 +366,14 @@ async fn token_endpoint_refusals() {
     let res = token(&op, &cf, &[&good], None).await.unwrap();
     // replayed proof: refused as a replay before the (now used) code is even looked at
     let e = token(&op, &cf, &[&good], None).await.unwrap_err();
-    assert_eq!(e.code, ErrorCode::InvalidDpopProof, "{e:?}");
-    assert!(e.description.contains("replayed"), "{e:?}");
+    assert_eq!(e.code(), ErrorCode::InvalidDpopProof, "{e:?}");
+    assert!(e.description().contains("replayed"), "{e:?}");
     // code reuse: refused, and what it issued is revoked
     let e = token(&op, &cf, &[&proof(&key, "i", T0, Some(&code))], None)
         .await
         .unwrap_err();
-    assert_eq!(e.code, ErrorCode::InvalidGrant);
-    assert!(e.description.contains("revoked"));
+    assert_eq!(e.code(), ErrorCode::InvalidGrant);
+    assert!(e.description().contains("revoked"));
     let rt = res.refresh_token.unwrap();
     let e = token(
         &op,
@@ -382,7 +387,7 @@ async fn token_endpoint_refusals() {
     )
     .await
     .unwrap_err();
-    assert_eq!(e.code, ErrorCode::InvalidGrant);
+    assert_eq!(e.code(), ErrorCode::InvalidGrant);
 }
 
 #[tokio::test]
@@ -413,13 +418,13 @@ async fn refresh_with_another_key_and_reuse() {
         .await
         .unwrap_err();
     assert_eq!(
-        e.code,
+        e.code(),
         ErrorCode::InvalidGrant,
         "KB-RF2: proof by another key"
     );
     let e = token(&op, &rf, &[], None).await.unwrap_err();
     assert_eq!(
-        e.code,
+        e.code(),
         ErrorCode::InvalidDpopProof,
         "bound refresh without proof"
     );
@@ -430,7 +435,7 @@ async fn refresh_with_another_key_and_reuse() {
     let e = token(&op, &rf, &[&proof(&key, "4", T0, None)], None)
         .await
         .unwrap_err();
-    assert!(e.description.contains("reuse"), "{e:?}");
+    assert!(e.description().contains("reuse"), "{e:?}");
     let rt2 = res2.refresh_token.unwrap();
     let e = token(
         &op,
@@ -444,7 +449,7 @@ async fn refresh_with_another_key_and_reuse() {
     )
     .await
     .unwrap_err();
-    assert_eq!(e.code, ErrorCode::InvalidGrant);
+    assert_eq!(e.code(), ErrorCode::InvalidGrant);
 }
 
 #[tokio::test]
@@ -489,7 +494,7 @@ async fn dpop_jkt_only_binds_code_not_id_token() {
     )
     .await
     .unwrap_err();
-    assert_eq!(e.code, ErrorCode::InvalidGrant);
+    assert_eq!(e.code(), ErrorCode::InvalidGrant);
     let res = token(
         &op,
         &code_form("pub", &code),
@@ -521,8 +526,8 @@ async fn use_dpop_nonce_then_retry_with_same_code() {
     )
     .await
     .unwrap_err();
-    assert_eq!(e.code, ErrorCode::UseDpopNonce);
-    let nonce = e.dpop_nonce.unwrap();
+    assert_eq!(e.code(), ErrorCode::UseDpopNonce);
+    let nonce = e.dpop_nonce().unwrap().to_owned();
     let p = ProofBuilder::new("POST", &format!("{ISS}/token"), T0, "2")
         .c_s256(&code)
         .nonce(&nonce)
@@ -549,7 +554,7 @@ async fn draft00_client_gets_c_hash_rule_and_id_token_cnf_typ() {
     )
     .await
     .unwrap_err();
-    assert_eq!(e.code, ErrorCode::InvalidDpopProof);
+    assert_eq!(e.code(), ErrorCode::InvalidDpopProof);
     let p = ProofBuilder::new("POST", &format!("{ISS}/token"), T0, "2")
         .code_binding(Profile::Draft00, &code)
         .sign(&key)
@@ -666,7 +671,7 @@ async fn confidential_client_authentication() {
     )
     .await
     .unwrap_err();
-    assert_eq!(e.code, ErrorCode::InvalidClient);
+    assert_eq!(e.code(), ErrorCode::InvalidClient);
     let right = format!("Basic {}", base64_std("conf:s3cret"));
     let res = token(
         &op,
@@ -768,7 +773,7 @@ async fn private_key_jwt_client_authentication_with_jti_replay_protection() {
     let e = run(grant(&assertion("a1", "https://elsewhere.example")), "p1")
         .await
         .unwrap_err();
-    assert_eq!(e.code, ErrorCode::InvalidClient);
+    assert_eq!(e.code(), ErrorCode::InvalidClient);
     // signed by a key the client did not register
     let forged = {
         let claims =
@@ -782,7 +787,7 @@ async fn private_key_jwt_client_authentication_with_jti_replay_protection() {
         .unwrap()
     };
     assert_eq!(
-        run(grant(&forged), "p2").await.unwrap_err().code,
+        run(grant(&forged), "p2").await.unwrap_err().code(),
         ErrorCode::InvalidClient
     );
     // the right assertion works once
@@ -791,8 +796,8 @@ async fn private_key_jwt_client_authentication_with_jti_replay_protection() {
     assert!(res.response.id_token.is_some());
     // and its jti cannot be replayed (fresh code not needed: client auth fails first)
     let e = run(grant(&good), "p4").await.unwrap_err();
-    assert_eq!(e.code, ErrorCode::InvalidClient);
-    assert!(e.description.contains("replayed"), "{e:?}");
+    assert_eq!(e.code(), ErrorCode::InvalidClient);
+    assert!(e.description().contains("replayed"), "{e:?}");
 }
 
 #[tokio::test]
@@ -869,4 +874,123 @@ async fn client_cache_expires_after_its_ttl_and_zero_disables_it() {
         .validate_authorization(&request("pub", "openid", None))
         .await
         .is_err());
+}
+
+/// DP-V10: nonces are in use but not required; a proof carrying a nonce this server did not
+/// issue, or one that expired, is refused with `use_dpop_nonce` and a fresh nonce, and the code
+/// stays usable for the retry.
+#[tokio::test]
+async fn dp_v10_unissued_or_expired_nonce_refused_even_when_not_required() {
+    let op = op_with(|c| {
+        c.dpop_nonces = Some(NonceSource::new(&[9u8; 32], 60, 1).unwrap());
+    })
+    .await;
+    let key = keys::es256_a();
+    let jkt = key.public_jwk().thumbprint();
+    let (code, _) = authorize(&op, &request("pub", "openid bound_key", Some(&jkt))).await;
+    let with_nonce = |jti: &str, now: u64, nonce: &str| {
+        ProofBuilder::new("POST", &format!("{ISS}/token"), now, jti)
+            .c_s256(&code)
+            .nonce(nonce)
+            .sign(&key)
+            .unwrap()
+    };
+    // a nonce nobody issued
+    let e = token(
+        &op,
+        &code_form("pub", &code),
+        &[&with_nonce("n1", T0, "made-up-by-the-client")],
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::UseDpopNonce, "{e:?}");
+    let fresh = e.dpop_nonce().unwrap().to_owned();
+    // a nonce this server issued, but long ago (window: 1 step of 60 s, plus one ahead)
+    let old = NonceSource::new(&[9u8; 32], 60, 1).unwrap().issue(T0 - 600);
+    let e = token(
+        &op,
+        &code_form("pub", &code),
+        &[&with_nonce("n2", T0, &old)],
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::UseDpopNonce, "{e:?}");
+    // the fresh one works, with the same code
+    let res = token(
+        &op,
+        &code_form("pub", &code),
+        &[&with_nonce("n3", T0, &fresh)],
+        None,
+    )
+    .await
+    .unwrap();
+    validate_bound(&op, res.id_token.as_deref().unwrap(), "pub", &jkt, false).await;
+}
+
+/// The nonce policy is the same at every endpoint: a client registered with
+/// `require_dpop_nonce` must send one at userinfo too.
+#[tokio::test]
+async fn per_client_nonce_requirement_holds_at_userinfo() {
+    let op = op_with(|c| {
+        c.dpop_nonces = Some(NonceSource::new(&[9u8; 32], 60, 1).unwrap());
+    })
+    .await;
+    let mut strict = client("strict", ClientAuthMethod::None, Profile::KeyBinding);
+    strict.require_dpop_nonce = true;
+    op.p.store().put_client(&strict).await.unwrap();
+    let key = keys::es256_a();
+    let jkt = key.public_jwk().thumbprint();
+    let (code, _) = authorize(&op, &request("strict", "openid bound_key", Some(&jkt))).await;
+    let e = token(
+        &op,
+        &code_form("strict", &code),
+        &[&proof(&key, "s1", T0, Some(&code))],
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::UseDpopNonce);
+    let nonce = e.dpop_nonce().unwrap().to_owned();
+    let p = ProofBuilder::new("POST", &format!("{ISS}/token"), T0, "s2")
+        .c_s256(&code)
+        .nonce(&nonce)
+        .sign(&key)
+        .unwrap();
+    let res = token(&op, &code_form("strict", &code), &[&p], None)
+        .await
+        .unwrap();
+    let ui = format!("{ISS}/userinfo");
+    let auth = format!("DPoP {}", res.access_token);
+    let up = ProofBuilder::new("GET", &ui, T0, "s3")
+        .ath_for(&res.access_token)
+        .sign(&key)
+        .unwrap();
+    let e =
+        op.p.userinfo(ResourceRequest {
+            authorization: Some(&auth),
+            dpop: &[&up],
+            htm: "GET",
+            htu: &ui,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::UseDpopNonce, "{e:?}");
+    let nonce = e.dpop_nonce().unwrap().to_owned();
+    let up = ProofBuilder::new("GET", &ui, T0, "s4")
+        .ath_for(&res.access_token)
+        .nonce(&nonce)
+        .sign(&key)
+        .unwrap();
+    let info =
+        op.p.userinfo(ResourceRequest {
+            authorization: Some(&auth),
+            dpop: &[&up],
+            htm: "GET",
+            htu: &ui,
+        })
+        .await
+        .unwrap();
+    assert_eq!(info["sub"], "sub-alice");
 }

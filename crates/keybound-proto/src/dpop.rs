@@ -56,14 +56,37 @@ impl Default for DpopPolicy {
 }
 
 /// What the verifier requires of the nonce (DP-V10).
+///
+/// A nonce in a proof is never ignored: if the proof carries one, it must be one this verifier
+/// issued and still accepts, whether or not nonces are demanded. Otherwise a client holding a
+/// stale or forged nonce would be told nothing, and a server could not tell its own nonces
+/// from anybody's.
 #[derive(Debug, Clone, Copy)]
 pub enum NonceCheck<'a> {
-    /// No nonce is required; a nonce in the proof is ignored.
+    /// This verifier issues no nonces: a proof without one passes, a proof carrying one is
+    /// refused ([`Error::DpopNonceInvalid`]), since it cannot be a nonce this server gave.
     NotRequired,
+    /// Nonces from this source are in use but not demanded: a proof may omit the nonce, but a
+    /// nonce it carries must be one the source issued recently.
+    Optional(&'a NonceSource),
     /// The proof must carry exactly this nonce.
     Exact(&'a str),
     /// The proof must carry a nonce that this stateless source issued recently.
     Stateless(&'a NonceSource),
+}
+
+impl<'a> NonceCheck<'a> {
+    /// The check for a verifier whose nonces come from `source` (if any), demanding one when
+    /// `required`. `None` when a nonce is required but there is no source to issue it: a
+    /// configuration error the caller must report rather than accept proofs without nonces.
+    pub fn policy(source: Option<&'a NonceSource>, required: bool) -> Option<Self> {
+        match (source, required) {
+            (Some(s), true) => Some(NonceCheck::Stateless(s)),
+            (Some(s), false) => Some(NonceCheck::Optional(s)),
+            (None, false) => Some(NonceCheck::NotRequired),
+            (None, true) => None,
+        }
+    }
 }
 
 /// Which code a Key Binding token-request proof must commit to, and in which claim.
@@ -290,7 +313,16 @@ pub fn verify_proof(
     }
     // DP-V10
     match facts.nonce {
-        NonceCheck::NotRequired => {}
+        NonceCheck::NotRequired => {
+            if claims.contains_key("nonce") {
+                return Err(Error::DpopNonceInvalid);
+            }
+        }
+        NonceCheck::Optional(source) => match claims.get("nonce") {
+            None => {}
+            Some(Value::String(n)) if source.verify(n, facts.now) => {}
+            Some(_) => return Err(Error::DpopNonceInvalid),
+        },
         NonceCheck::Exact(expected) => match claims.get("nonce") {
             None => return Err(Error::DpopNonceRequired),
             Some(Value::String(n)) if keybound_jose::ct_eq(n.as_bytes(), expected.as_bytes()) => {}

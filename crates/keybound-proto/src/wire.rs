@@ -552,6 +552,31 @@ pub struct DeviceAuthorizationResponse {
     pub interval: Option<u64>,
 }
 
+/// A `WWW-Authenticate` challenge (RFC 6750 §3, RFC 9449 §7.1): `scheme`, then `error` and
+/// `error_description` when a request with credentials failed (none when it had none,
+/// RFC 6750 §3.1), then `algs` for `DPoP`. Quotes, backslashes and control characters are
+/// dropped from the description so it always fits a quoted-string. The one builder for the
+/// provider's resources and for consuming components.
+pub fn challenge(scheme: &str, error: Option<(ErrorCode, &str)>, algs: Option<&str>) -> String {
+    let mut params = Vec::new();
+    if let Some((code, description)) = error {
+        let d: String = description
+            .chars()
+            .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+            .collect();
+        params.push(format!("error=\"{}\"", code.as_str()));
+        params.push(format!("error_description=\"{d}\""));
+    }
+    if let Some(a) = algs {
+        params.push(format!("algs=\"{a}\""));
+    }
+    if params.is_empty() {
+        scheme.to_owned()
+    } else {
+        format!("{scheme} {}", params.join(", "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,6 +74,7 @@ impl Rp {
             req = req.header("Authorization", &a);
         }
         let r = self.transport.send(req).await?;
+        self.remember_nonce(&endpoint, &r);
         if r.status != 200 {
             let err = serde_json::from_slice(&r.body).map_err(|_| {
                 RpError::Token(format!(
@@ -163,7 +164,9 @@ impl Rp {
                     backoff = 0;
                     progress(&p);
                 }
-                Err(RpError::Http(_)) => backoff = (backoff * 2).clamp(flow.interval, 60),
+                // DF-7: back off exponentially on network errors, 5 s doubling to 60 s, on top
+                // of the interval (which may itself exceed 60 s after slow_downs)
+                Err(RpError::Http(_)) => backoff = (backoff * 2).clamp(5, 60),
                 Err(e) => return Err(e),
             }
         }

@@ -120,6 +120,8 @@ pub struct Rp {
     pub(crate) clock: Arc<dyn Clock>,
     metadata: Mutex<Option<(ProviderMetadata, u64)>>,
     jwks: Mutex<Option<(Arc<JwkSet>, u64)>>,
+    /// the last `DPoP-Nonce` each server (by origin) sent, on any response (RFC 9449 §8.2)
+    nonces: Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for Rp {
@@ -148,6 +150,7 @@ impl Rp {
             clock,
             metadata: Mutex::new(None),
             jwks: Mutex::new(None),
+            nonces: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -290,7 +293,73 @@ impl Rp {
         })
     }
 
-    /// POST to the token endpoint with a fresh proof; one retry on `use_dpop_nonce`.
+    /// The server a nonce belongs to: the origin of `url` (nonces are per server, RFC 9449 §8).
+    fn origin(url: &str) -> String {
+        url::Url::parse(url).map_or_else(|_| url.to_owned(), |u| u.origin().ascii_serialization())
+    }
+
+    fn nonce_for(&self, url: &str) -> Option<String> {
+        self.nonces
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&Self::origin(url))
+            .cloned()
+    }
+
+    /// Keep the `DPoP-Nonce` of a response, successful or not: the client must use it from
+    /// then on (RFC 9449 §8.2).
+    pub(crate) fn remember_nonce(&self, url: &str, r: &HttpResponse) {
+        if let Some(n) = r.header("dpop-nonce") {
+            self.nonces
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(Self::origin(url), n.to_owned());
+        }
+    }
+
+    /// Send a request carrying a fresh DPoP proof by `key` over `method` `url`, with the
+    /// server's latest nonce when we have one. `claims` adds request-specific claims (`ath`,
+    /// `c_s256`); `request` builds the HTTP request around the proof. One retry when the server
+    /// answers `use_dpop_nonce` (token endpoint: a JSON error; resource: the challenge).
+    pub(crate) async fn send_with_proof(
+        &self,
+        key: &PrivateKey,
+        method: &str,
+        url: &str,
+        claims: impl Fn(ProofBuilder) -> ProofBuilder,
+        request: impl Fn(&str) -> HttpRequest,
+    ) -> Result<HttpResponse, RpError> {
+        let mut retried = false;
+        loop {
+            let nonce = self.nonce_for(url);
+            let mut b = claims(ProofBuilder::new(
+                method,
+                url,
+                self.clock.now(),
+                &keybound_jose::random_b64(16),
+            ));
+            if let Some(n) = &nonce {
+                b = b.nonce(n);
+            }
+            let proof = b.sign(key).map_err(RpError::Proto)?;
+            let r = self.transport.send(request(&proof)).await?;
+            self.remember_nonce(url, &r);
+            let wants_nonce = r.status != 200
+                && (r
+                    .header("www-authenticate")
+                    .is_some_and(|w| w.contains("use_dpop_nonce"))
+                    || serde_json::from_slice::<ErrorResponse>(&r.body)
+                        .is_ok_and(|e| e.error == keybound_proto::wire::ErrorCode::UseDpopNonce));
+            let fresh = self.nonce_for(url);
+            if wants_nonce && !retried && fresh.is_some() && fresh != nonce {
+                retried = true;
+                continue;
+            }
+            return Ok(r);
+        }
+    }
+
+    /// POST to the token endpoint with a fresh proof (and the OP's latest nonce).
     pub(crate) async fn token_request(
         &self,
         key: &PrivateKey,
@@ -298,43 +367,33 @@ impl Rp {
         code: Option<&str>,
     ) -> Result<TokenResponse, RpError> {
         let m = self.discover().await?;
-        let mut nonce: Option<String> = None;
-        for attempt in 0..2 {
-            let mut b = ProofBuilder::new(
+        let auth = self.auth_header();
+        let r = self
+            .send_with_proof(
+                key,
                 "POST",
                 &m.token_endpoint,
-                self.clock.now(),
-                &keybound_jose::random_b64(16),
-            );
-            if let Some(c) = code {
-                b = b.code_binding(self.config.profile, c);
-            }
-            if let Some(n) = &nonce {
-                b = b.nonce(n);
-            }
-            let proof = b.sign(key).map_err(RpError::Proto)?;
-            let mut req =
-                HttpRequest::post_form(&m.token_endpoint, form(body)).header("DPoP", &proof);
-            if let Some(a) = self.auth_header() {
-                req = req.header("Authorization", &a);
-            }
-            let r = self.transport.send(req).await?;
-            if r.status == 200 {
-                return serde_json::from_slice(&r.body)
-                    .map_err(|e| RpError::Token(format!("token response: {e}")));
-            }
-            let err: ErrorResponse = serde_json::from_slice(&r.body).map_err(|_| {
-                RpError::Token(format!("token endpoint answered HTTP {}", r.status))
-            })?;
-            if err.error == keybound_proto::wire::ErrorCode::UseDpopNonce && attempt == 0 {
-                nonce = r.header("dpop-nonce").map(str::to_owned);
-                if nonce.is_some() {
-                    continue;
-                }
-            }
-            return Err(RpError::Op(err));
+                |b| match code {
+                    Some(c) => b.code_binding(self.config.profile, c),
+                    None => b,
+                },
+                |proof| {
+                    let req =
+                        HttpRequest::post_form(&m.token_endpoint, form(body)).header("DPoP", proof);
+                    match &auth {
+                        Some(a) => req.header("Authorization", a),
+                        None => req,
+                    }
+                },
+            )
+            .await?;
+        if r.status == 200 {
+            return serde_json::from_slice(&r.body)
+                .map_err(|e| RpError::Token(format!("token response: {e}")));
         }
-        Err(RpError::Token("use_dpop_nonce twice in a row".into()))
+        let err: ErrorResponse = serde_json::from_slice(&r.body)
+            .map_err(|_| RpError::Token(format!("token endpoint answered HTTP {}", r.status)))?;
+        Err(RpError::Op(err))
     }
 
     /// Exchange the code for tokens and check the ID Token is bound to this key.
@@ -450,40 +509,24 @@ impl Rp {
             .userinfo_endpoint
             .ok_or_else(|| RpError::NotSupported("no userinfo_endpoint".into()))?;
         let key = session.key()?;
-        let mut nonce: Option<String> = None;
-        for _ in 0..2 {
-            let mut b = ProofBuilder::new(
+        let r = self
+            .send_with_proof(
+                &key,
                 "GET",
                 &url,
-                self.clock.now(),
-                &keybound_jose::random_b64(16),
-            )
-            .ath_for(&session.access_token);
-            if let Some(n) = &nonce {
-                b = b.nonce(n);
-            }
-            let proof = b.sign(&key).map_err(RpError::Proto)?;
-            let r = self
-                .transport
-                .send(
+                |b| b.ath_for(&session.access_token),
+                |proof| {
                     HttpRequest::get(&url)
                         .header("Authorization", &format!("DPoP {}", session.access_token))
-                        .header("DPoP", &proof),
-                )
-                .await?;
-            if r.status == 200 {
-                return serde_json::from_slice(&r.body)
-                    .map_err(|e| RpError::Token(format!("userinfo: {e}")));
-            }
-            let www = r.header("www-authenticate").unwrap_or("").to_owned();
-            if www.contains("use_dpop_nonce") && nonce.is_none() {
-                nonce = r.header("dpop-nonce").map(str::to_owned);
-                if nonce.is_some() {
-                    continue;
-                }
-            }
-            return Err(RpError::Token(format!("userinfo: HTTP {} {www}", r.status)));
+                        .header("DPoP", proof)
+                },
+            )
+            .await?;
+        if r.status == 200 {
+            return serde_json::from_slice(&r.body)
+                .map_err(|e| RpError::Token(format!("userinfo: {e}")));
         }
-        Err(RpError::Token("userinfo: use_dpop_nonce twice".into()))
+        let www = r.header("www-authenticate").unwrap_or("");
+        Err(RpError::Token(format!("userinfo: HTTP {} {www}", r.status)))
     }
 }

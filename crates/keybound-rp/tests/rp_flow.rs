@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 use keybound_op::{password, OpConfig, OsRandomness, Provider};
 use keybound_proto::keybinding::Profile;
-use keybound_rp::{headless, ReqwestTransport, Rp, RpConfig, RpError, Session};
+use keybound_rp::{
+    headless, DevicePoll, HttpRequest, HttpResponse, ReqwestTransport, Rp, RpConfig, RpError,
+    Session, Transport,
+};
 use keybound_store::{Client, ClientAuthMethod, MemoryStore, Store, User};
 use keybound_verify::{
     HttpFetcher, HttpPresentation, MemoryReplayCache, SystemClock, TrustedIssuer, Verifier,
@@ -18,17 +21,22 @@ use keybound_verify::{
 const REDIRECT: &str = "http://127.0.0.1:9/cb";
 
 async fn start_op() -> String {
+    start_op_with(Arc::new(SystemClock), |_| {}).await.0
+}
+
+/// The OP on a loopback socket with `clock` and settings changed by `config`; the handle
+/// stops it (connections are not kept alive by the tests' transports, so nothing outlives it).
+async fn start_op_with(
+    clock: Arc<dyn keybound_op::Clock>,
+    config: impl FnOnce(&mut OpConfig),
+) -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = format!("http://{}", listener.local_addr().unwrap());
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let mut cfg = OpConfig::new(&issuer);
     cfg.dpop_nonces = Some(keybound_proto::dpop::NonceSource::new(&[1u8; 32], 60, 2).unwrap());
-    let p = Provider::new(
-        cfg,
-        store.clone(),
-        Arc::new(SystemClock),
-        Arc::new(OsRandomness),
-    );
+    config(&mut cfg);
+    let p = Provider::new(cfg, store.clone(), clock, Arc::new(OsRandomness));
     p.ensure_signing_keys().await.unwrap();
     for (id, profile) in [("app", Profile::KeyBinding), ("app-old", Profile::Draft00)] {
         store
@@ -60,8 +68,52 @@ async fn start_op() -> String {
         .await
         .unwrap();
     let app = keybound_server::router(keybound_server::AppState::new(p));
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    issuer
+    let handle = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (issuer, handle)
+}
+
+/// The real reqwest transport without connection reuse, recording (method, path, status) of
+/// every request it sends.
+struct Recording {
+    inner: ReqwestTransport,
+    log: std::sync::Mutex<Vec<(String, String, u16)>>,
+}
+
+impl Recording {
+    fn new() -> Self {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        Recording {
+            inner: ReqwestTransport::with_client(client),
+            log: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Statuses of the requests to `path` since the last call, and forget them.
+    fn take(&self, path: &str) -> Vec<u16> {
+        let mut g = self.log.lock().unwrap();
+        let out = g
+            .iter()
+            .filter(|(_, p, _)| p == path)
+            .map(|e| e.2)
+            .collect();
+        g.clear();
+        out
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for Recording {
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, RpError> {
+        let method = req.method.clone();
+        let path = url::Url::parse(&req.url).unwrap().path().to_owned();
+        let r = self.inner.send(req).await?;
+        self.log.lock().unwrap().push((method, path, r.status));
+        Ok(r)
+    }
 }
 
 async fn sign_in(rp: &Rp, t: &ReqwestTransport) -> Session {
@@ -160,4 +212,139 @@ async fn draft00_profile_and_callback_checks() {
     assert!(
         matches!(rp.callback(&pending, &bad_iss), Err(RpError::Callback(m)) if m.contains("mix-up"))
     );
+}
+
+/// RFC 9449 §8.2: the RP keeps the `DPoP-Nonce` of every response, successful ones included,
+/// and uses it on its next request to that server. The client must use nonces: sign-in takes
+/// one `use_dpop_nonce` round, after which refresh and userinfo each take one request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc9449_8_2_rp_uses_the_latest_nonce_of_every_response() {
+    let issuer = start_op().await;
+    let rec = Arc::new(Recording::new());
+    let mut cfg = RpConfig::new(&issuer, "app", REDIRECT);
+    cfg.scope = "openid offline_access".into();
+    let rp = Rp::new(cfg, rec.clone(), Arc::new(SystemClock));
+    let pending = rp.begin().await.unwrap();
+    let t = ReqwestTransport::new().unwrap();
+    let callback = headless::sign_in(&t, &pending.url, "alice", "pw")
+        .await
+        .unwrap();
+    let code = rp.callback(&pending, &callback).unwrap();
+    rec.take("/token");
+    let mut session = rp.exchange(pending, &code).await.unwrap();
+    assert_eq!(
+        rec.take("/token"),
+        [400, 200],
+        "the first proof had no nonce"
+    );
+    rp.refresh(&mut session).await.unwrap();
+    assert_eq!(
+        rec.take("/token"),
+        [200],
+        "the nonce of the last success was used"
+    );
+    rp.userinfo(&session).await.unwrap();
+    assert_eq!(rec.take("/userinfo"), [200], "the same server's nonce");
+}
+
+/// The sleeps `device_wait` asked for, and a clock it shares with the OP: while `down` is
+/// false each sleep moves time by one second (so every poll is too fast and earns a
+/// `slow_down`); once the OP is stopped each sleep moves it by what was asked.
+fn device_sleeper(
+    clock: Arc<keybound_op::ManualClock>,
+    down: Arc<std::sync::atomic::AtomicBool>,
+    sleeps: Arc<std::sync::Mutex<Vec<u64>>>,
+) -> impl Fn(std::time::Duration) -> std::future::Ready<()> {
+    move |d| {
+        sleeps.lock().unwrap().push(d.as_secs());
+        if down.load(std::sync::atomic::Ordering::SeqCst) {
+            clock.advance(d.as_secs());
+        } else {
+            clock.advance(1);
+        }
+        std::future::ready(())
+    }
+}
+
+/// DF-7: with an OP interval of 90 s the OP goes away; polling backs off on network errors
+/// without panicking (the interval is above the 60 s back-off cap), waits at least the
+/// interval every time (DF-1), and ends when the device code expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn df7_network_errors_with_interval_90_back_off_without_panic() {
+    let clock = Arc::new(keybound_op::ManualClock::new(1_900_000_000));
+    let (issuer, op) = start_op_with(clock.clone(), |c| c.device_interval = 90).await;
+    let rp = Rp::new(
+        RpConfig::new(&issuer, "app", REDIRECT),
+        Arc::new(Recording::new()),
+        clock.clone(),
+    );
+    let mut flow = rp.device_begin().await.unwrap();
+    assert_eq!(flow.interval, 90);
+    op.abort();
+    let _ = op.await;
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sleeps = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let r = rp
+        .device_wait(
+            &mut flow,
+            device_sleeper(clock.clone(), down, sleeps.clone()),
+            |_| {},
+        )
+        .await;
+    assert!(
+        matches!(&r, Err(RpError::Op(e)) if e.error == keybound_proto::wire::ErrorCode::ExpiredToken),
+        "{r:?}"
+    );
+    let sleeps = sleeps.lock().unwrap().clone();
+    assert!(sleeps.len() >= 2 && sleeps.len() <= 10, "{sleeps:?}");
+    assert!(sleeps.iter().all(|s| *s >= 90), "DF-1: {sleeps:?}");
+    assert!(
+        sleeps.windows(2).all(|w| w[1] >= w[0]),
+        "backs off: {sleeps:?}"
+    );
+}
+
+/// DF-3 + DF-7: twelve `slow_down`s raise the interval to 65 s; then the OP goes away and the
+/// network-error back-off still works (it used to panic once the interval passed 60 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn df7_twelve_slow_downs_then_network_errors_without_panic() {
+    let clock = Arc::new(keybound_op::ManualClock::new(1_900_000_000));
+    let (issuer, op) = start_op_with(clock.clone(), |_| {}).await;
+    let rp = Rp::new(
+        RpConfig::new(&issuer, "app", REDIRECT),
+        Arc::new(Recording::new()),
+        clock.clone(),
+    );
+    let mut flow = rp.device_begin().await.unwrap();
+    assert_eq!(flow.interval, 5);
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sleeps = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let op = std::sync::Mutex::new(Some(op));
+    let mut slow_downs = 0;
+    let r = rp
+        .device_wait(
+            &mut flow,
+            device_sleeper(clock.clone(), down.clone(), sleeps.clone()),
+            |p| {
+                if matches!(p, DevicePoll::SlowDown) {
+                    slow_downs += 1;
+                    if slow_downs == 12 {
+                        if let Some(h) = op.lock().unwrap().take() {
+                            h.abort();
+                        }
+                        down.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            },
+        )
+        .await;
+    assert_eq!(slow_downs, 12);
+    assert!(
+        matches!(&r, Err(RpError::Op(e)) if e.error == keybound_proto::wire::ErrorCode::ExpiredToken),
+        "{r:?}"
+    );
+    assert_eq!(flow.interval, 65);
+    let sleeps = sleeps.lock().unwrap().clone();
+    assert!(sleeps.len() <= 30, "{sleeps:?}");
+    assert!(sleeps.iter().rev().take(2).all(|s| *s >= 65), "{sleeps:?}");
 }

@@ -8,10 +8,11 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use keybound_op::{paths, AuthorizeError, Interaction, ValidatedAuthorization};
-use keybound_proto::wire::AuthorizationRequest;
+use keybound_op::{paths, Interaction, OpError, ValidatedAuthorization};
+use keybound_proto::wire::{AuthorizationRequest, ErrorCode};
 use keybound_store::{BrowserSession, TokenHash};
 
+use crate::error::{page_failed as failed, page_refused as refused, Failure};
 use crate::{forms, pages, AppState};
 
 pub(crate) const SESSION_COOKIE: &str = "kb_session";
@@ -53,20 +54,6 @@ pub(crate) fn see_other(location: &str) -> Response {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
-}
-
-pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
-    html(status, pages::error("Sign-in request refused", message))
-}
-
-fn authorize_error(e: &AuthorizeError) -> Response {
-    match (e, e.redirect_url()) {
-        (_, Some(url)) => see_other(&url),
-        (AuthorizeError::Page { message }, None) => error_page(StatusCode::BAD_REQUEST, message),
-        (AuthorizeError::Redirect { .. }, None) => {
-            error_page(StatusCode::BAD_REQUEST, "invalid request")
-        }
-    }
 }
 
 pub(crate) fn cookie_attrs(state: &AppState, max_age: u64) -> String {
@@ -119,8 +106,8 @@ pub async fn authorize_post(
     body: Bytes,
 ) -> Response {
     if !forms::is_form(&headers) {
-        return error_page(
-            StatusCode::BAD_REQUEST,
+        return refused(
+            ErrorCode::InvalidRequest,
             "the form must be application/x-www-form-urlencoded",
         );
     }
@@ -146,8 +133,8 @@ async fn handle(state: &AppState, headers: &HeaderMap, pairs: Vec<(String, Strin
     };
     for (i, (k, _)) in params.iter().enumerate() {
         if params[..i].iter().any(|(k2, _)| k2 == k) {
-            return error_page(
-                StatusCode::BAD_REQUEST,
+            return refused(
+                ErrorCode::InvalidRequest,
                 &format!("parameter '{k}' appears more than once"),
             );
         }
@@ -156,15 +143,15 @@ async fn handle(state: &AppState, headers: &HeaderMap, pairs: Vec<(String, Strin
     let req: AuthorizationRequest = match serde_urlencoded::from_str(&encoded) {
         Ok(r) => r,
         Err(e) => {
-            return error_page(
-                StatusCode::BAD_REQUEST,
+            return refused(
+                ErrorCode::InvalidRequest,
                 &format!("malformed authorization request: {e}"),
             )
         }
     };
     let v = match state.provider.validate_authorization(&req).await {
         Ok(v) => v,
-        Err(e) => return authorize_error(&e),
+        Err(e) => return Failure::from(e).into_response(),
     };
     let now = state.provider.now();
     let session_hash = forms::cookie(headers, SESSION_COOKIE).map(|c| TokenHash::of(&c));
@@ -182,8 +169,8 @@ async fn handle(state: &AppState, headers: &HeaderMap, pairs: Vec<(String, Strin
         None => step.next(session.as_ref(), false, false, None).await,
         Some("login") => {
             if !csrf_ok(headers, field("csrf")) {
-                return error_page(
-                    StatusCode::FORBIDDEN,
+                return refused(
+                    ErrorCode::AccessDenied,
                     "This form expired or was not sent by this site (CSRF check failed). Go back to the app and start again.",
                 );
             }
@@ -196,17 +183,13 @@ async fn handle(state: &AppState, headers: &HeaderMap, pairs: Vec<(String, Strin
             match state.provider.login(u, p).await {
                 Ok(Some(sess)) => {
                     let token = state.provider.random_token();
-                    if state
+                    if let Err(e) = state
                         .provider
                         .store()
                         .put_session(&TokenHash::of(&token), &sess)
                         .await
-                        .is_err()
                     {
-                        return error_page(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "the session could not be stored",
-                        );
+                        return failed(e);
                     }
                     let cookie = format!(
                         "{SESSION_COOKIE}={token}{}",
@@ -218,13 +201,13 @@ async fn handle(state: &AppState, headers: &HeaderMap, pairs: Vec<(String, Strin
                     Some("Wrong username or password."),
                     StatusCode::UNAUTHORIZED,
                 ),
-                Err(_) => error_page(StatusCode::INTERNAL_SERVER_ERROR, "sign-in is unavailable"),
+                Err(e) => failed(e),
             }
         }
         Some("consent") => {
             if !csrf_ok(headers, field("csrf")) {
-                return error_page(
-                    StatusCode::FORBIDDEN,
+                return refused(
+                    ErrorCode::AccessDenied,
                     "This form expired or was not sent by this site (CSRF check failed). Go back to the app and start again.",
                 );
             }
@@ -236,22 +219,19 @@ async fn handle(state: &AppState, headers: &HeaderMap, pairs: Vec<(String, Strin
             };
             match field("decision") {
                 Some("allow") => {
-                    if state.provider.record_consent(&v, &sess.sub).await.is_err() {
-                        return error_page(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "consent could not be stored",
-                        );
+                    if let Err(e) = state.provider.record_consent(&v, &sess.sub).await {
+                        return failed(e);
                     }
                     let fresh = field("kb_fresh").and_then(|f| f.parse::<u64>().ok())
                         == Some(sess.auth_time);
                     step.next(Some(&sess), fresh, true, None).await
                 }
-                Some("deny") => authorize_error(&state.provider.access_denied(&v)),
-                _ => error_page(StatusCode::BAD_REQUEST, "choose Allow or Deny"),
+                Some("deny") => Failure::from(state.provider.access_denied(&v)).into_response(),
+                _ => refused(ErrorCode::InvalidRequest, "choose Allow or Deny"),
             }
         }
-        Some(other) => error_page(
-            StatusCode::BAD_REQUEST,
+        Some(other) => refused(
+            ErrorCode::InvalidRequest,
             &format!("unknown form action '{other}'"),
         ),
     }
@@ -271,7 +251,7 @@ impl Step<'_> {
             .next_interaction(self.v, session, fresh, consented)
             .await
         {
-            Err(e) => authorize_error(&e),
+            Err(e) => Failure::from(e).into_response(),
             Ok(Interaction::Login) => self.login_page(None, StatusCode::OK),
             Ok(Interaction::Consent(p)) => {
                 let (csrf, cookie) = csrf_token(self.state, self.headers);
@@ -292,12 +272,11 @@ impl Step<'_> {
             Ok(Interaction::Issue) => match session {
                 Some(s) => match self.state.provider.issue_code(self.v, s).await {
                     Ok(url) => see_other(&url),
-                    Err(_) => error_page(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "the code could not be issued",
-                    ),
+                    Err(e) => failed(e),
                 },
-                None => error_page(StatusCode::INTERNAL_SERVER_ERROR, "no session"),
+                None => failed(OpError::internal(
+                    "issue step reached without a browser session",
+                )),
             },
         };
         if let Some(c) = set_session {
@@ -338,7 +317,7 @@ pub async fn logout(
         .find(|(k, _)| k == "csrf")
         .map(|(_, v)| v.as_str());
     if !csrf_ok(&headers, csrf) {
-        return error_page(StatusCode::FORBIDDEN, "CSRF check failed");
+        return refused(ErrorCode::AccessDenied, "CSRF check failed");
     }
     if let Some(c) = forms::cookie(&headers, SESSION_COOKIE) {
         let _ = state

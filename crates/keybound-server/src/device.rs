@@ -7,19 +7,16 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, RawQuery, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use keybound_op::token::Form;
-use keybound_op::{paths, DeviceRequestFacts};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use keybound_op::{paths, DeviceRequestFacts, OpError};
+use keybound_proto::wire::ErrorCode;
 use keybound_store::TokenHash;
 
-use crate::authorize::{
-    cookie_attrs, csrf_ok, csrf_token, error_page, html, set_cookie, SESSION_COOKIE,
-};
-use crate::error::{no_store, TokenError};
+use crate::authorize::{cookie_attrs, csrf_ok, csrf_token, html, set_cookie, SESSION_COOKIE};
+use crate::error::{page_failed as failed, page_refused as refused};
+use crate::token::FormRequest;
 use crate::{forms, pages, AppState};
 
 /// Failed user-code attempts allowed per browser and per source address in one window.
@@ -54,32 +51,15 @@ impl AttemptLimiter {
 }
 
 /// `POST /device_authorization`
-pub async fn device_authorization(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let basic = forms::header_str(&headers, header::AUTHORIZATION)
-        .is_some_and(|a| a.len() > 6 && a[..6].eq_ignore_ascii_case("basic "));
-    let form =
-        match forms::require_form(&headers).and_then(|()| Form::from_pairs(forms::pairs(&body))) {
-            Ok(f) => f,
-            Err(error) => return TokenError { error, basic }.into_response(),
-        };
-    let dpop = forms::header_values(&headers, "dpop");
+pub async fn device_authorization(State(state): State<Arc<AppState>>, r: FormRequest) -> Response {
+    let dpop = r.dpop();
     let facts = DeviceRequestFacts {
-        form: &form,
-        authorization: forms::header_str(&headers, header::AUTHORIZATION),
+        form: &r.form,
+        authorization: r.authorization(),
         dpop: &dpop,
     };
-    match state.provider.device_authorization(facts).await {
-        Ok(r) => {
-            let mut resp = Json(r).into_response();
-            no_store(resp.headers_mut());
-            resp
-        }
-        Err(error) => TokenError { error, basic }.into_response(),
-    }
+    let result = state.provider.device_authorization(facts).await;
+    r.answer(result, None)
 }
 
 fn with_cookie(mut r: Response, cookie: Option<String>) -> Response {
@@ -119,19 +99,19 @@ pub async fn device_post(State(state): State<Arc<AppState>>, req: Request) -> Re
         .map(|c| c.0.ip());
     let headers = req.headers().clone();
     if !forms::is_form(&headers) {
-        return error_page(
-            StatusCode::BAD_REQUEST,
+        return refused(
+            ErrorCode::InvalidRequest,
             "the form must be application/x-www-form-urlencoded",
         );
     }
     let Ok(body) = axum::body::to_bytes(req.into_body(), 64 * 1024).await else {
-        return error_page(StatusCode::BAD_REQUEST, "the form is too large");
+        return refused(ErrorCode::InvalidRequest, "the form is too large");
     };
     let pairs = forms::pairs(&body);
     let field = |n: &str| pairs.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
     if !csrf_ok(&headers, field("csrf")) {
-        return error_page(
-            StatusCode::FORBIDDEN,
+        return refused(
+            ErrorCode::AccessDenied,
             "This form expired or was not sent by this site (CSRF check failed). Open the device page again.",
         );
     }
@@ -148,18 +128,18 @@ pub async fn device_post(State(state): State<Arc<AppState>>, req: Request) -> Re
             .as_ref()
             .is_some_and(|k| state.device_attempts.blocked(k, PER_ADDRESS, now));
     if limited {
-        return error_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many wrong codes. Wait 15 minutes, then enter the code shown on your device again.",
-        );
+        return failed(OpError::Throttled {
+            description:
+                "Too many wrong codes. Wait 15 minutes, then enter the code shown on your device again."
+                    .into(),
+            retry_after: WINDOW,
+        });
     }
     let (csrf, cookie) = csrf_token(&state, &headers);
     let typed = field("user_code").unwrap_or("");
-    let Ok(found) = state.provider.device_lookup(typed).await else {
-        return error_page(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the code could not be checked",
-        );
+    let found = match state.provider.device_lookup(typed).await {
+        Ok(f) => f,
+        Err(e) => return failed(e),
     };
     let Some((hash, auth, client)) = found else {
         state.device_attempts.fail(&browser_key, now);
@@ -217,17 +197,13 @@ pub async fn device_post(State(state): State<Arc<AppState>>, req: Request) -> Re
             match state.provider.login(u, p).await {
                 Ok(Some(sess)) => {
                     let token = state.provider.random_token();
-                    if state
+                    if let Err(e) = state
                         .provider
                         .store()
                         .put_session(&TokenHash::of(&token), &sess)
                         .await
-                        .is_err()
                     {
-                        return error_page(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "the session could not be stored",
-                        );
+                        return failed(e);
                     }
                     let mut r = with_cookie(html(StatusCode::OK, consent(&csrf)), cookie);
                     set_cookie(
@@ -246,25 +222,22 @@ pub async fn device_post(State(state): State<Arc<AppState>>, req: Request) -> Re
                     ),
                     cookie,
                 ),
-                Err(_) => error_page(StatusCode::INTERNAL_SERVER_ERROR, "sign-in is unavailable"),
+                Err(e) => failed(e),
             }
         }
         ("consent", Some(sess)) => {
             let approve = match field("decision") {
                 Some("allow") => true,
                 Some("deny") => false,
-                _ => return error_page(StatusCode::BAD_REQUEST, "choose Approve or Deny"),
+                _ => return refused(ErrorCode::InvalidRequest, "choose Approve or Deny"),
             };
             match state.provider.device_decide(&hash, &sess, approve).await {
                 Ok(true) => html(StatusCode::OK, pages::device_done(approve)),
-                Ok(false) => error_page(
-                    StatusCode::BAD_REQUEST,
+                Ok(false) => refused(
+                    ErrorCode::InvalidRequest,
                     "This code was already used or has expired.",
                 ),
-                Err(_) => error_page(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "the decision could not be stored",
-                ),
+                Err(e) => failed(e),
             }
         }
         ("consent", None) => with_cookie(
@@ -274,8 +247,8 @@ pub async fn device_post(State(state): State<Arc<AppState>>, req: Request) -> Re
             ),
             cookie,
         ),
-        (other, _) => error_page(
-            StatusCode::BAD_REQUEST,
+        (other, _) => refused(
+            ErrorCode::InvalidRequest,
             &format!("unknown form action '{other}'"),
         ),
     }

@@ -1,27 +1,30 @@
-//! The one place where errors become HTTP: status codes, JSON bodies (RFC 6749 §5.2),
-//! `WWW-Authenticate` challenges (RFC 6750 §3, RFC 9449 §7.1), `DPoP-Nonce` headers, and
-//! `Cache-Control: no-store`. Bad input is always a 4xx with a description, never a 500.
+//! The one place where errors become HTTP. Every handler answers a refusal with a
+//! [`Failure`]: the provider's [`OpError`] and the kind of endpoint it happened at. Its status,
+//! OAuth code and description come from [`OpError::wire`] (keybound-op, the one mapping); this
+//! module only chooses the form: a JSON body (RFC 6749 §5.2) at token-style endpoints, a JSON
+//! body with a `WWW-Authenticate` challenge at protected resources (RFC 6750 §3, RFC 9449
+//! §7.1), an HTML error page or a redirect with the error for the End-User's pages. It adds
+//! `DPoP-Nonce`, `Retry-After` and `Cache-Control: no-store`.
+//!
+//! Internal failures show the client only a generic message and a request id; their cause
+//! travels in an [`InternalCause`] response extension to the metrics middleware, which logs it
+//! with the same request id.
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use keybound_op::{OpError, ResourceError};
-use keybound_proto::wire::{ErrorCode, ErrorResponse};
+use keybound_op::{AuthorizeError, Endpoint, OpError};
+use keybound_proto::wire::{challenge, ErrorCode, ErrorResponse};
+
+use crate::{forms, pages};
 
 /// The OAuth error code of a response, carried as a response extension so the metrics
 /// middleware can count errors per endpoint and code.
 #[derive(Debug, Clone, Copy)]
 pub struct OAuthErrorCode(pub ErrorCode);
 
-/// HTTP status for an OAuth error code at a token-style endpoint.
-pub fn status_of(code: ErrorCode) -> StatusCode {
-    match code {
-        ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
-        ErrorCode::InsufficientScope | ErrorCode::AccessDenied => StatusCode::FORBIDDEN,
-        ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
-        ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::BAD_REQUEST,
-    }
-}
+/// The cause of an internal failure, for the log (never sent to the client).
+#[derive(Debug, Clone)]
+pub struct InternalCause(pub String);
 
 /// Headers every token-style response carries.
 pub fn no_store(headers: &mut HeaderMap) {
@@ -29,85 +32,149 @@ pub fn no_store(headers: &mut HeaderMap) {
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }
 
-fn nonce_header(headers: &mut HeaderMap, nonce: Option<&String>) {
+/// Put `nonce` into a `DPoP-Nonce` header.
+pub fn nonce_header(headers: &mut HeaderMap, nonce: Option<&str>) {
     if let Some(v) = nonce.and_then(|n| HeaderValue::from_str(n).ok()) {
         headers.insert("dpop-nonce", v);
     }
 }
 
-/// A token, revocation or introspection endpoint error.
-#[derive(Debug)]
-pub struct TokenError {
-    /// the decision
-    pub error: OpError,
-    /// the client tried HTTP Basic (answer 401 with a Basic challenge)
-    pub basic: bool,
-}
-
-impl IntoResponse for TokenError {
-    fn into_response(self) -> Response {
-        let e = self.error;
-        if e.code == ErrorCode::ServerError {
-            tracing::error!(description = %e.description, "token endpoint failure");
-        }
-        let body = ErrorResponse::new(e.code, e.description.clone());
-        let mut resp = (status_of(e.code), axum::Json(body)).into_response();
-        resp.extensions_mut().insert(OAuthErrorCode(e.code));
-        let h = resp.headers_mut();
-        no_store(h);
-        nonce_header(h, e.dpop_nonce.as_ref());
-        if e.code == ErrorCode::InvalidClient && self.basic {
-            h.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"keybound\""),
-            );
-        }
-        resp
+/// Which authentication scheme a resource request used (the challenge carries the error
+/// only on that scheme, RFC 9449 §7.1).
+fn scheme_used(headers: &HeaderMap) -> Option<&'static str> {
+    let auth = forms::header_str(headers, header::AUTHORIZATION)?;
+    let scheme = auth.split(' ').next().unwrap_or("");
+    if scheme.eq_ignore_ascii_case("dpop") {
+        Some("DPoP")
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        Some("Bearer")
+    } else {
+        None
     }
 }
 
-fn quote(s: &str) -> String {
-    s.chars()
-        .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
-        .collect()
+fn uses_basic(headers: &HeaderMap) -> bool {
+    forms::header_str(headers, header::AUTHORIZATION)
+        .is_some_and(|a| a.len() > 6 && a[..6].eq_ignore_ascii_case("basic "))
 }
 
-/// A protected-resource error: 401/403 with a `WWW-Authenticate` challenge.
+/// A refusal at any endpoint, in the form its endpoint kind calls for.
 #[derive(Debug)]
-pub struct ResourceFailure {
-    /// the decision
-    pub error: ResourceError,
-    /// the `algs` to advertise with a DPoP challenge
-    pub algs: String,
+pub struct Failure {
+    error: OpError,
+    at: Endpoint,
+    /// `WWW-Authenticate` value, when the endpoint kind has one
+    challenge: Option<String>,
+    /// for authorization errors once the redirect URI is established
+    redirect: Option<String>,
 }
 
-impl IntoResponse for ResourceFailure {
-    fn into_response(self) -> Response {
-        let e = self.error;
-        let status = match e.code {
-            ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
-            ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
-            ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::UNAUTHORIZED,
-        };
-        let mut challenge = format!(
-            "{} error=\"{}\", error_description=\"{}\"",
-            e.scheme,
-            e.code.as_str(),
-            quote(&e.description)
-        );
-        if e.scheme == "DPoP" {
-            challenge.push_str(&format!(", algs=\"{}\"", self.algs));
+impl Failure {
+    /// At a token-style endpoint (token, device authorization, revocation, introspection):
+    /// a client that tried HTTP Basic and failed gets a `Basic` challenge (RFC 6749 §5.2).
+    pub fn token(error: OpError, headers: &HeaderMap) -> Self {
+        let challenge = (error.code() == ErrorCode::InvalidClient && uses_basic(headers))
+            .then(|| "Basic realm=\"keybound\"".to_owned());
+        Failure {
+            error,
+            at: Endpoint::Token,
+            challenge,
+            redirect: None,
         }
-        let body = ErrorResponse::new(e.code, e.description.clone());
-        let mut resp = (status, axum::Json(body)).into_response();
-        resp.extensions_mut().insert(OAuthErrorCode(e.code));
+    }
+
+    /// At a protected resource accepting `DPoP` and `Bearer`, advertising `algs` (DP-R4).
+    pub fn resource(error: OpError, headers: &HeaderMap, algs: &str) -> Self {
+        let w = error.wire(Endpoint::Resource);
+        let err = w.code.map(|c| (c, w.description.as_str()));
+        let dpop = |e| challenge("DPoP", e, Some(algs));
+        let bearer = |e| challenge("Bearer", e, None);
+        let value = match (scheme_used(headers), err) {
+            // RFC 6750 §3.1: no credentials, no error code; both schemes offered
+            (_, None) => format!("{}, {}", dpop(None), bearer(None)),
+            (Some("Bearer"), Some(e)) => format!("{}, {}", bearer(Some(e)), dpop(None)),
+            (_, Some(e)) => dpop(Some(e)),
+        };
+        Failure {
+            error,
+            at: Endpoint::Resource,
+            challenge: Some(value),
+            redirect: None,
+        }
+    }
+
+    /// On an End-User page: an HTML error page.
+    pub fn page(error: OpError) -> Self {
+        Failure {
+            error,
+            at: Endpoint::Page,
+            challenge: None,
+            redirect: None,
+        }
+    }
+}
+
+/// An End-User page refusing with `code` and a message for the End-User.
+pub(crate) fn page_refused(code: ErrorCode, message: &str) -> Response {
+    Failure::page(OpError::new(code, message)).into_response()
+}
+
+/// An End-User page failing with a provider or store error.
+pub(crate) fn page_failed(e: impl Into<OpError>) -> Response {
+    Failure::page(e.into()).into_response()
+}
+
+impl From<AuthorizeError> for Failure {
+    fn from(e: AuthorizeError) -> Self {
+        let redirect = e.redirect_url();
+        let error = match e {
+            AuthorizeError::Page { message } => OpError::invalid_request(message),
+            AuthorizeError::Redirect { error, .. } => {
+                OpError::new(error.error, error.error_description.unwrap_or_default())
+            }
+        };
+        Failure {
+            redirect,
+            ..Failure::page(error)
+        }
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        if let Some(url) = &self.redirect {
+            return crate::authorize::see_other(url);
+        }
+        let w = self.error.wire(self.at);
+        let status = StatusCode::from_u16(w.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = match self.at {
+            Endpoint::Page => {
+                crate::authorize::html(status, pages::error("Request refused", &w.description))
+            }
+            _ => match w.code {
+                Some(code) => {
+                    let body = ErrorResponse::new(code, w.description.clone());
+                    (status, axum::Json(body)).into_response()
+                }
+                None => status.into_response(),
+            },
+        };
+        if let Some(code) = w.code {
+            resp.extensions_mut().insert(OAuthErrorCode(code));
+        }
+        if self.error.is_internal() {
+            resp.extensions_mut()
+                .insert(InternalCause(self.error.to_string()));
+        }
         let h = resp.headers_mut();
         no_store(h);
-        if let Ok(v) = HeaderValue::from_str(&challenge) {
+        nonce_header(h, w.dpop_nonce.as_deref());
+        if let Some(v) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             h.insert(header::WWW_AUTHENTICATE, v);
         }
-        nonce_header(h, e.dpop_nonce.as_ref());
+        if let Some(s) = w.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
         resp
     }
 }

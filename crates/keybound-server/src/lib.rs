@@ -2,8 +2,10 @@
 //!
 //! The HTTP face of the OpenID Provider: an axum router whose handlers turn requests into the
 //! fact structs of `keybound-op`, and its decisions back into HTTP. Everything that is HTTP —
-//! headers, cookies, CSRF, HTML pages, CORS, status codes — lives here and nowhere else, and
-//! every error reaches the wire through one mapping ([`error`]).
+//! headers, cookies, CSRF, HTML pages, CORS — lives here and nowhere else. Every refusal is a
+//! [`error::Failure`]: the provider's error and the kind of endpoint, whose status and OAuth
+//! code come from the provider's one mapping (`OpError::wire`); [`error`] only chooses the form
+//! (JSON, challenge, HTML page or redirect).
 //!
 //! The login and consent forms post back to the authorization endpoint together with the
 //! original request's parameters, which are validated again on every step: no interaction
@@ -36,15 +38,20 @@ pub struct AppState {
     pub metrics: Metrics,
     /// failed user-code attempts at the device page
     pub device_attempts: device::AttemptLimiter,
+    /// the DPoP algorithms accepted, space-separated, for `WWW-Authenticate` (`algs`)
+    pub dpop_algs: String,
 }
 
 impl AppState {
     /// State over a provider.
     pub fn new(provider: Provider) -> Arc<Self> {
+        let dpop_algs =
+            keybound_jose::Algorithm::list(&provider.config.dpop.allowed_algs).replace(", ", " ");
         Arc::new(AppState {
             provider,
             metrics: Metrics::default(),
             device_attempts: device::AttemptLimiter::default(),
+            dpop_algs,
         })
     }
 

@@ -98,21 +98,39 @@ impl Metrics {
     }
 }
 
-/// Middleware recording every request. Latency is measured with the monotonic clock; it is a
-/// metric, not protocol time.
+/// The request id of a request: the caller's `X-Request-Id` when it is a short printable token
+/// (a proxy's), else a fresh random one.
+fn request_id(incoming: Option<&HeaderValue>) -> String {
+    incoming
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| keybound_jose::random_b64(12), str::to_owned)
+}
+
+/// Middleware recording every request, and logging internal failures with their cause and a
+/// request id (also sent as `X-Request-Id`, so a client can quote it to the operator). Latency
+/// is measured with the monotonic clock; it is a metric, not protocol time.
 #[allow(clippy::disallowed_methods)] // measuring latency, not deciding anything by time
 pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let path = match req.uri().path() {
         p if keybound_op::paths_known(p) => p.to_owned(),
         _ => "other".to_owned(),
     };
+    let incoming_id = req.headers().get("x-request-id").cloned();
     let start = Instant::now();
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).await;
     state
         .metrics
         .observe(&path, resp.status().as_u16(), start.elapsed().as_secs_f64());
     if let Some(crate::error::OAuthErrorCode(code)) = resp.extensions().get() {
         state.metrics.error(&path, code.as_str());
+    }
+    if let Some(crate::error::InternalCause(cause)) = resp.extensions_mut().remove() {
+        let id = request_id(incoming_id.as_ref());
+        tracing::error!(request_id = %id, path = %path, cause = %cause, "request failed inside the server");
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            resp.headers_mut().insert("x-request-id", v);
+        }
     }
     resp
 }

@@ -1,68 +1,83 @@
-//! Token, userinfo, revocation and introspection handlers.
+//! Token, userinfo, revocation and introspection handlers: each parses its request into the
+//! provider's facts, calls one provider function, and answers success as `no-store` JSON or a
+//! refusal as a [`Failure`] of its endpoint kind.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, Method};
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{header, HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use keybound_op::token::Form;
-use keybound_op::{ResourceRequest, TokenRequestFacts};
+use keybound_op::{Form, OpError, ResourceRequest, TokenRequestFacts};
 
-use crate::error::{no_store, ResourceFailure, TokenError};
+use crate::error::{no_store, nonce_header, Failure};
 use crate::{forms, AppState};
 
-fn uses_basic(headers: &HeaderMap) -> bool {
-    forms::header_str(headers, header::AUTHORIZATION)
-        .is_some_and(|a| a.len() > 6 && a[..6].eq_ignore_ascii_case("basic "))
-}
-
-fn ok_json(v: impl serde::Serialize) -> Response {
+/// A `no-store` JSON success, with the next `DPoP-Nonce` when there is one.
+pub(crate) fn ok_json(v: impl serde::Serialize, nonce: Option<&str>) -> Response {
     let mut r = Json(v).into_response();
     no_store(r.headers_mut());
+    nonce_header(r.headers_mut(), nonce);
     r
 }
 
-fn failed(headers: &HeaderMap, error: keybound_op::OpError) -> Response {
-    TokenError {
-        error,
-        basic: uses_basic(headers),
-    }
-    .into_response()
+/// The prelude of every form-posting endpoint, as an extractor: the body must be a form
+/// without repeated parameters; `DPoP` and `Authorization` are read from the headers. A
+/// malformed request is refused before the handler runs.
+pub(crate) struct FormRequest {
+    pub(crate) headers: HeaderMap,
+    pub(crate) form: Form,
 }
 
-fn parse_form(headers: &HeaderMap, body: &Bytes) -> Result<Form, TokenError> {
-    let basic = uses_basic(headers);
-    forms::require_form(headers).map_err(|error| TokenError { error, basic })?;
-    Form::from_pairs(forms::pairs(body)).map_err(|error| TokenError { error, basic })
+impl FormRequest {
+    pub(crate) fn authorization(&self) -> Option<&str> {
+        forms::header_str(&self.headers, header::AUTHORIZATION)
+    }
+
+    pub(crate) fn dpop(&self) -> Vec<&str> {
+        forms::header_values(&self.headers, "dpop")
+    }
+
+    /// Answer a token-style endpoint's result.
+    pub(crate) fn answer<T: serde::Serialize>(
+        &self,
+        result: Result<T, OpError>,
+        nonce: Option<&str>,
+    ) -> Response {
+        match result {
+            Ok(v) => ok_json(v, nonce),
+            Err(e) => Failure::token(e, &self.headers).into_response(),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for FormRequest {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        match forms::require_form(&headers).and_then(|()| Form::from_pairs(forms::pairs(&body))) {
+            Ok(form) => Ok(FormRequest { headers, form }),
+            Err(e) => Err(Failure::token(e, &headers).into_response()),
+        }
+    }
 }
 
 /// `POST /token`
-pub async fn token(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let form = match parse_form(&headers, &body) {
-        Ok(f) => f,
-        Err(e) => return e.into_response(),
-    };
-    let dpop = forms::header_values(&headers, "dpop");
+pub async fn token(State(state): State<Arc<AppState>>, r: FormRequest) -> Response {
+    let dpop = r.dpop();
     let facts = TokenRequestFacts {
-        form: &form,
-        authorization: forms::header_str(&headers, header::AUTHORIZATION),
+        form: &r.form,
+        authorization: r.authorization(),
         dpop: &dpop,
     };
     match state.provider.token(facts).await {
-        Ok(ok) => {
-            let mut r = ok_json(ok.response);
-            if let Some(v) = ok.dpop_nonce.and_then(|n| HeaderValue::from_str(&n).ok()) {
-                r.headers_mut().insert("dpop-nonce", v);
-            }
-            r
-        }
-        Err(error) => failed(&headers, error),
+        Ok(ok) => r.answer(Ok(ok.response), ok.dpop_nonce.as_deref()),
+        Err(e) => r.answer::<()>(Err(e), None),
     }
 }
 
@@ -81,50 +96,25 @@ pub async fn userinfo(
         htu: &state.provider.config.endpoints.userinfo,
     };
     match state.provider.userinfo(req).await {
-        Ok(claims) => ok_json(claims),
-        Err(error) => ResourceFailure {
-            error,
-            algs: keybound_jose::Algorithm::list(&state.provider.config.dpop.allowed_algs)
-                .replace(", ", " "),
-        }
-        .into_response(),
+        Ok(claims) => ok_json(claims, None),
+        Err(e) => Failure::resource(e, &headers, &state.dpop_algs).into_response(),
     }
 }
 
 /// `POST /revoke` (RFC 7009): 200 for any token, known or not.
-pub async fn revoke(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let form = match parse_form(&headers, &body) {
-        Ok(f) => f,
-        Err(e) => return e.into_response(),
-    };
-    let auth = forms::header_str(&headers, header::AUTHORIZATION);
-    match state.provider.revoke(auth, &form).await {
+pub async fn revoke(State(state): State<Arc<AppState>>, r: FormRequest) -> Response {
+    match state.provider.revoke(r.authorization(), &r.form).await {
         Ok(()) => {
-            let mut r = axum::http::StatusCode::OK.into_response();
-            no_store(r.headers_mut());
-            r
+            let mut resp = axum::http::StatusCode::OK.into_response();
+            no_store(resp.headers_mut());
+            resp
         }
-        Err(error) => failed(&headers, error),
+        Err(e) => r.answer::<()>(Err(e), None),
     }
 }
 
 /// `POST /introspect` (RFC 7662)
-pub async fn introspect(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let form = match parse_form(&headers, &body) {
-        Ok(f) => f,
-        Err(e) => return e.into_response(),
-    };
-    let auth = forms::header_str(&headers, header::AUTHORIZATION);
-    match state.provider.introspect(auth, &form).await {
-        Ok(v) => ok_json(v),
-        Err(error) => failed(&headers, error),
-    }
+pub async fn introspect(State(state): State<Arc<AppState>>, r: FormRequest) -> Response {
+    let result = state.provider.introspect(r.authorization(), &r.form).await;
+    r.answer(result, None)
 }

@@ -403,7 +403,9 @@ async fn key_bound_flow_over_http() {
         .await;
     assert_eq!(bearer.status, StatusCode::UNAUTHORIZED);
     let chal = bearer.headers[header::WWW_AUTHENTICATE].to_str().unwrap();
-    assert!(chal.starts_with("DPoP error=\"invalid_token\""), "{chal}");
+    // the error goes on the scheme the client used; DPoP is offered beside it (DP-R3, DP-R4)
+    assert!(chal.starts_with("Bearer error=\"invalid_token\""), "{chal}");
+    assert!(chal.contains(", DPoP algs=\""), "{chal}");
     // refresh keeps cnf
     let rt = t["refresh_token"].as_str().unwrap();
     let r2 = a
@@ -1222,5 +1224,82 @@ async fn device_deny_is_access_denied() {
             Some(&p),
         )
         .await;
-    assert_eq!(r.error(), "access_denied");
+    // DF-4: every token-endpoint error is HTTP 400 (RFC 6749 §5.2), access_denied too
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (StatusCode::BAD_REQUEST, "access_denied")
+    );
+    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
+}
+
+/// DF-4 / RFC 6749 §5.2: at the token endpoint every error is 400 except `invalid_client`
+/// (401); the device grant's errors (`authorization_pending`, `slow_down`, `expired_token`,
+/// `access_denied`) are no exception.
+#[tokio::test]
+async fn df4_token_endpoint_errors_are_400_except_invalid_client() {
+    let mut a = app().await;
+    let key = keys::es256_a();
+    let d = device_start(&mut a, &key).await;
+    let dc = d["device_code"].as_str().unwrap().to_owned();
+    let g = [
+        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+        ("device_code", dc.as_str()),
+        ("client_id", "pub"),
+    ];
+    let poll = |jti: &str| {
+        ProofBuilder::new("POST", &format!("{ISS}/token"), T0, jti)
+            .c_s256(&dc)
+            .sign(&key)
+            .unwrap()
+    };
+    let mut seen = Vec::new();
+    for (i, want) in ["authorization_pending", "slow_down"].iter().enumerate() {
+        let r = a.token(&g, Some(&poll(&format!("df4-{i}")))).await;
+        assert_eq!(r.error(), *want, "{}", r.body);
+        seen.push((r.status, r.error()));
+    }
+    // unsupported grant type, missing parameter, unknown client
+    let r = a
+        .token(&[("grant_type", "password"), ("client_id", "pub")], None)
+        .await;
+    seen.push((r.status, r.error()));
+    let r = a
+        .token(
+            &[("grant_type", "authorization_code"), ("client_id", "pub")],
+            None,
+        )
+        .await;
+    seen.push((r.status, r.error()));
+    for (status, error) in &seen {
+        assert_eq!(*status, StatusCode::BAD_REQUEST, "{error}");
+    }
+    let r = a
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("client_id", "nobody"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_client")
+    );
+}
+
+/// DP-R4 / RFC 6750 §3.1: userinfo without credentials answers 401 with a `DPoP` challenge
+/// (with `algs`) and a `Bearer` challenge, and no error code.
+#[tokio::test]
+async fn dp_r4_userinfo_without_credentials_offers_both_schemes_without_error() {
+    let mut a = app().await;
+    let r = a.get("/userinfo").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    let chal = r.headers[header::WWW_AUTHENTICATE].to_str().unwrap();
+    assert!(chal.contains("DPoP algs=\"ES256"), "{chal}");
+    assert!(chal.contains("Bearer"), "{chal}");
+    assert!(
+        !chal.contains("error"),
+        "RFC 6750 §3.1: no error code: {chal}"
+    );
 }

@@ -1,0 +1,42 @@
+//! Form-encoded request parameters (token, device authorization, revocation, introspection).
+//!
+//! Its own module because every endpoint and the client authentication read it: keeping it
+//! beside one of them made that module and client authentication import each other.
+
+use std::collections::BTreeMap;
+
+use crate::OpError;
+
+/// Form parameters with RFC 6749 §3.2's rule: none may appear twice.
+#[derive(Debug, Clone, Default)]
+pub struct Form(BTreeMap<String, String>);
+
+impl Form {
+    /// From decoded `application/x-www-form-urlencoded` pairs.
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Result<Self, OpError> {
+        let mut m = BTreeMap::new();
+        for (k, v) in pairs {
+            if m.contains_key(&k) {
+                return Err(OpError::invalid_request(format!(
+                    "parameter '{k}' appears more than once"
+                )));
+            }
+            m.insert(k, v);
+        }
+        Ok(Form(m))
+    }
+
+    /// A parameter; empty values count as absent (RFC 6749 §3.1).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// A required parameter.
+    pub fn require(&self, name: &str) -> Result<&str, OpError> {
+        self.get(name)
+            .ok_or_else(|| OpError::invalid_request(format!("missing parameter '{name}'")))
+    }
+}

@@ -1,0 +1,267 @@
+//! The grant pipeline: every grant type ends here. A grant module (code, device code, refresh;
+//! token exchange and jwt-bearer later) authenticates nothing and mints nothing itself: it
+//! turns its single-use artefact into a [`Redemption`] (or, for refresh, a rotated [`Grant`])
+//! and hands it to [`Provider::issue`], which decides the bindings once for all of them:
+//!
+//! - the ID Token carries `cnf.jwk` only when `bound_key` was granted and a proof was verified
+//!   (Key Binding; never half-bound: the grant modules refuse a `bound_key` redemption without
+//!   a proof before consuming anything);
+//! - the access token is DPoP-bound (`cnf.jkt`, `token_type: DPoP`) whenever a proof was sent
+//!   (RFC 9449 §6);
+//! - a new refresh token is bound to the proof key for every client under Key Binding, for
+//!   public clients whenever they proved a key (RFC 9449 §5), and not for confidential clients
+//!   outside Key Binding (DP-T6) — [`refresh_binding`] is that rule.
+
+use keybound_jose::{Jkt, PublicJwk};
+use keybound_proto::dpop::VerifiedProof;
+use keybound_proto::idtoken::{Audience, IdTokenBuilder};
+use keybound_proto::keybinding::Profile;
+use keybound_proto::wire::TokenResponse;
+use keybound_store::{Client, ClientAuthMethod, RefreshToken, TokenHash};
+use serde_json::{json, Map, Value};
+
+use crate::{OpError, Provider};
+
+/// A successful token response and the next nonce to advertise.
+#[derive(Debug, Clone)]
+pub struct TokenSuccess {
+    /// the JSON body
+    pub response: TokenResponse,
+    /// `DPoP-Nonce` for the response, when nonces are in use
+    pub dpop_nonce: Option<String>,
+}
+
+/// What a consumed single-use artefact (authorization code, device code) grants.
+#[derive(Debug)]
+pub(crate) struct Redemption<'a> {
+    pub(crate) grant_id: &'a str,
+    pub(crate) sub: &'a str,
+    pub(crate) scope: &'a str,
+    pub(crate) auth_time: u64,
+    pub(crate) acr: Option<&'a str>,
+    pub(crate) amr: &'a [String],
+    pub(crate) nonce: Option<&'a str>,
+    /// `bound_key` was granted: the ID Token must be key-bound
+    pub(crate) bound_key: bool,
+}
+
+/// What the minting step needs to know about the End-User's authorization.
+pub(crate) struct Grant<'a> {
+    pub(crate) client: &'a Client,
+    pub(crate) grant_id: &'a str,
+    pub(crate) sub: &'a str,
+    pub(crate) scope: &'a str,
+    pub(crate) auth_time: u64,
+    pub(crate) acr: Option<&'a str>,
+    pub(crate) amr: &'a [String],
+    pub(crate) nonce: Option<&'a str>,
+    /// `cnf.jwk` for the ID Token (Key Binding) and the profile deciding its `typ`
+    pub(crate) id_token_key: Option<(Profile, PublicJwk)>,
+}
+
+/// The refresh token of a response.
+pub(crate) enum RefreshPlan {
+    /// a new family (with `offline_access`), bound to this key if any
+    New {
+        /// family id
+        family: String,
+        /// the key the refresh token is bound to
+        jkt: Option<Jkt>,
+    },
+    /// the refresh grant already stored the rotated token; return it
+    Rotated(String),
+}
+
+pub(crate) fn has_scope(scope: &str, s: &str) -> bool {
+    scope.split(' ').any(|x| x == s)
+}
+
+/// The refresh-token binding rule (docs/decisions.md, DP-T6): bound to the proof key for every
+/// client under Key Binding, for public clients whenever they proved a key (RFC 9449 §5), and
+/// unbound for confidential clients outside Key Binding.
+pub(crate) fn refresh_binding(
+    client: &Client,
+    bound_key: bool,
+    proof: Option<&VerifiedProof>,
+) -> Option<Jkt> {
+    proof
+        .filter(|_| bound_key || client.auth_method == ClientAuthMethod::None)
+        .map(|p| p.jkt.clone())
+}
+
+impl Provider {
+    /// Issue the tokens of a freshly redeemed code or device code.
+    pub(crate) async fn issue(
+        &self,
+        client: &Client,
+        r: &Redemption<'_>,
+        proof: Option<&VerifiedProof>,
+    ) -> Result<TokenSuccess, OpError> {
+        let id_token_key = if r.bound_key {
+            // the grant modules refused a bound_key redemption without a proof already
+            let p = proof.ok_or_else(|| {
+                OpError::internal("bound_key redemption reached minting without a proof")
+            })?;
+            Some((client.key_binding_profile, p.jwk.clone()))
+        } else {
+            None
+        };
+        let grant = Grant {
+            client,
+            grant_id: r.grant_id,
+            sub: r.sub,
+            scope: r.scope,
+            auth_time: r.auth_time,
+            acr: r.acr,
+            amr: r.amr,
+            nonce: r.nonce,
+            id_token_key,
+        };
+        let plan = RefreshPlan::New {
+            family: self.random_id(),
+            jkt: refresh_binding(client, r.bound_key, proof),
+        };
+        self.mint(&grant, proof, plan).await
+    }
+
+    /// Mint the access token, ID Token and refresh token of a grant.
+    pub(crate) async fn mint(
+        &self,
+        g: &Grant<'_>,
+        proof: Option<&VerifiedProof>,
+        refresh: RefreshPlan,
+    ) -> Result<TokenSuccess, OpError> {
+        let now = self.now();
+        let key = self.current_key().await?;
+        // access token (RFC 9068), DPoP-bound when a proof was sent (RFC 9449 §6)
+        let mut at = json!({
+            "iss": self.config.issuer,
+            "sub": g.sub,
+            "aud": self.config.issuer,
+            "client_id": g.client.client_id,
+            "scope": g.scope,
+            "iat": now,
+            "exp": now + self.config.access_token_ttl,
+            "jti": self.random_id(),
+            "gid": g.grant_id,
+            "auth_time": g.auth_time,
+        });
+        if let Some(p) = proof {
+            at["cnf"] = json!({ "jkt": p.jkt });
+        }
+        let mut h = Map::new();
+        h.insert("typ".into(), "at+jwt".into());
+        h.insert("kid".into(), key.kid.clone().into());
+        let access_token =
+            keybound_jose::jws::sign(key.alg, &h, at.to_string().as_bytes(), &key.key)
+                .map_err(|e| OpError::internal(format!("signing the access token: {e}")))?;
+        let id_token = if has_scope(g.scope, "openid") {
+            Some(self.id_token(g, &access_token, &key).await?)
+        } else {
+            None
+        };
+        let refresh_token = match refresh {
+            RefreshPlan::Rotated(t) => Some(t),
+            RefreshPlan::New { family, jkt } if has_scope(g.scope, "offline_access") => {
+                let token = self.random_token();
+                let record = RefreshToken {
+                    family_id: family,
+                    grant_id: g.grant_id.to_owned(),
+                    client_id: g.client.client_id.clone(),
+                    sub: g.sub.to_owned(),
+                    scope: g.scope.to_owned(),
+                    auth_time: g.auth_time,
+                    acr: g.acr.map(str::to_owned),
+                    amr: g.amr.to_vec(),
+                    jkt: jkt.map(|j| j.to_string()),
+                    cnf_jwk: g.id_token_key.as_ref().map(|(_, k)| k.to_value()),
+                    profile: g
+                        .id_token_key
+                        .as_ref()
+                        .map_or(g.client.key_binding_profile, |(p, _)| *p),
+                    created_at: now,
+                    expires_at: now + self.config.refresh_ttl,
+                };
+                self.store
+                    .insert_refresh(&TokenHash::of(&token), &record)
+                    .await?;
+                Some(token)
+            }
+            RefreshPlan::New { .. } => None,
+        };
+        Ok(TokenSuccess {
+            response: TokenResponse {
+                access_token,
+                token_type: if proof.is_some() { "DPoP" } else { "Bearer" }.to_owned(),
+                expires_in: Some(self.config.access_token_ttl),
+                refresh_token,
+                id_token,
+                scope: Some(g.scope.to_owned()),
+                issued_token_type: None,
+            },
+            dpop_nonce: self.next_nonce(),
+        })
+    }
+
+    async fn id_token(
+        &self,
+        g: &Grant<'_>,
+        access_token: &str,
+        key: &crate::keys::SigningKey,
+    ) -> Result<String, OpError> {
+        // only profile and email add claims from the user record; skip the read otherwise
+        let user = if has_scope(g.scope, "profile") || has_scope(g.scope, "email") {
+            self.store.user(g.sub).await?
+        } else {
+            None
+        };
+        let mut b = IdTokenBuilder::new(
+            &self.config.issuer,
+            g.sub,
+            Audience::from(g.client.client_id.as_str()),
+            self.now(),
+            self.config.id_token_ttl,
+        )
+        .nonce(g.nonce)
+        .auth_time(g.auth_time)
+        .at_hash_for(access_token);
+        if !g.amr.is_empty() {
+            let amr: Vec<&str> = g.amr.iter().map(String::as_str).collect();
+            b = b.amr(&amr);
+        }
+        if let Some(acr) = g.acr {
+            b = b.acr(acr);
+        }
+        if let Some(u) = &user {
+            for (k, v) in scope_claims(g.scope, u) {
+                b = b.claim(&k, v);
+            }
+        }
+        if let Some((profile, jwk)) = &g.id_token_key {
+            b = b.bind(*profile, jwk);
+        }
+        b.sign(&key.key, key.alg, Some(&key.kid))
+            .map_err(|e| OpError::internal(format!("signing the ID Token: {e}")))
+    }
+}
+
+/// Claims released for the granted scopes (OIDC Core 5.4).
+pub(crate) fn scope_claims(scope: &str, user: &keybound_store::User) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    if has_scope(scope, "profile") {
+        if let Some(n) = &user.name {
+            out.push(("name".to_owned(), n.clone().into()));
+        }
+        out.push((
+            "preferred_username".to_owned(),
+            user.username.clone().into(),
+        ));
+    }
+    if has_scope(scope, "email") {
+        if let Some(e) = &user.email {
+            out.push(("email".to_owned(), e.clone().into()));
+            out.push(("email_verified".to_owned(), user.email_verified.into()));
+        }
+    }
+    out
+}

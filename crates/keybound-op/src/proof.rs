@@ -1,0 +1,170 @@
+//! The one place inside the provider where a DPoP proof is verified, for every endpoint that
+//! takes one: the token endpoint (every grant), the device authorization endpoint and userinfo.
+//!
+//! [`Provider::verify_proof`] applies the nonce policy (global `require_dpop_nonce` or the
+//! client's own, identically everywhere; a nonce the server did not issue is refused even when
+//! none is demanded, DP-V10), runs `keybound_proto::dpop::verify` (DP-V1…V12), checks the key
+//! against the bound key when the caller already knows it, and records the `jti` in the store's
+//! replay table. [`check_bound`] is the one bound-key check and [`check_code_proof`] the one
+//! Key Binding commitment check (`c_s256` / `c_hash`) for single-use codes.
+//!
+//! At the token endpoint the proof is verified in full *before* the code, device code or
+//! refresh token is looked up (ARCHITECTURE.md §3.3), so the bound key is checked afterwards
+//! with [`check_bound`]; at a resource the access token is verified first and its key is passed
+//! in.
+
+use keybound_jose::Jkt;
+use keybound_proto::dpop::{self, CodeBinding, NonceCheck, RequestFacts, VerifiedProof};
+use keybound_store::Client;
+
+use crate::{OpError, Provider};
+
+/// One request's proof, as the endpoint sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProofRequest<'a> {
+    /// every `DPoP` header value
+    pub dpop: &'a [&'a str],
+    /// request method
+    pub htm: &'a str,
+    /// externally visible URL of the endpoint
+    pub htu: &'a str,
+    /// the client whose `require_dpop_nonce` and `dpop_bound_access_tokens` apply
+    pub client: Option<&'a Client>,
+    /// the token presented with the proof (`ath`, DP-V12), at a resource
+    pub presented_token: Option<&'a str>,
+    /// the key the presented token is bound to, when already known
+    pub bound: Option<&'a Jkt>,
+    /// what is bound, for messages ("access token")
+    pub bound_what: &'static str,
+    /// a token request: a client registered with `dpop_bound_access_tokens` must send a
+    /// proof (RFC 9449 §5.2, DP-T7)
+    pub token_request: bool,
+}
+
+impl<'a> ProofRequest<'a> {
+    /// A `POST` to `htu` by `client`, with no token presented.
+    pub(crate) fn post(dpop: &'a [&'a str], htu: &'a str, client: &'a Client) -> Self {
+        ProofRequest {
+            dpop,
+            htm: "POST",
+            htu,
+            client: Some(client),
+            presented_token: None,
+            bound: None,
+            bound_what: "grant",
+            token_request: false,
+        }
+    }
+}
+
+impl Provider {
+    /// The fresh nonce to hand out, when nonces are in use.
+    pub(crate) fn next_nonce(&self) -> Option<String> {
+        self.config
+            .dpop_nonces
+            .as_ref()
+            .map(|n| n.issue(self.now()))
+    }
+
+    fn nonce_check(&self, client: Option<&Client>) -> Result<NonceCheck<'_>, OpError> {
+        let required =
+            self.config.require_dpop_nonce || client.is_some_and(|c| c.require_dpop_nonce);
+        NonceCheck::policy(self.config.dpop_nonces.as_ref(), required).ok_or_else(|| {
+            OpError::internal(
+                "DPoP nonces are required but no nonce secret is configured (dpop_nonces)",
+            )
+        })
+    }
+
+    /// Verify the proof of one request and record its `jti`. `None` when no proof was sent and
+    /// this is not a token request of a client registered with `dpop_bound_access_tokens`;
+    /// whether the grant itself
+    /// needs a proof is [`check_bound`]'s and [`check_code_proof`]'s decision.
+    pub(crate) async fn verify_proof(
+        &self,
+        r: ProofRequest<'_>,
+    ) -> Result<Option<VerifiedProof>, OpError> {
+        if r.dpop.is_empty() {
+            check_bound(None, r.bound, r.bound_what)?;
+            if r.token_request && r.client.is_some_and(|c| c.dpop_bound_access_tokens) {
+                return Err(OpError::invalid_dpop_proof(
+                    "this client is registered with dpop_bound_access_tokens: send a DPoP proof",
+                ));
+            }
+            return Ok(None);
+        }
+        let now = self.now();
+        let facts = RequestFacts {
+            nonce: self.nonce_check(r.client)?,
+            presented_token: r.presented_token,
+            ..RequestFacts::new(r.htm, r.htu, now)
+        };
+        let proof =
+            dpop::verify(r.dpop.iter().copied(), &facts, &self.config.dpop).map_err(|e| {
+                if e.is_nonce_error() {
+                    OpError::Nonce {
+                        reason: e,
+                        nonce: self.next_nonce(),
+                    }
+                } else {
+                    OpError::Proof(e)
+                }
+            })?;
+        if r.bound.is_some() {
+            check_bound(Some(&proof), r.bound, r.bound_what)?;
+        }
+        let entry = proof.replay_entry(&self.config.dpop);
+        if !self
+            .store
+            .check_and_insert(&entry.key.digest(), entry.expires_at, now)
+            .await?
+        {
+            return Err(OpError::Replay);
+        }
+        Ok(Some(proof))
+    }
+}
+
+/// RFC 9449 §10 / KB-OP6 / KB-RF2 / §7.1: what is bound to a key needs a proof by that key. A
+/// missing proof is `invalid_dpop_proof`; a proof by another key is [`OpError::KeyMismatch`].
+pub(crate) fn check_bound(
+    proof: Option<&VerifiedProof>,
+    bound: Option<&Jkt>,
+    what: &'static str,
+) -> Result<(), OpError> {
+    match (bound, proof) {
+        (None, _) => Ok(()),
+        (Some(_), None) => Err(OpError::invalid_dpop_proof(format!(
+            "this {what} is bound to a DPoP key: send a DPoP proof signed by that key"
+        ))),
+        (Some(b), Some(p)) if p.jkt == *b => Ok(()),
+        (Some(b), Some(p)) => Err(OpError::KeyMismatch {
+            expected: b.clone(),
+            got: p.jkt.clone(),
+            what,
+        }),
+    }
+}
+
+/// Before a single-use code (authorization or device code) is consumed: the proof is by the
+/// key the code is bound to (`dpop_jkt`), and under Key Binding it commits to this code
+/// (`c_s256`, or `c_hash` on draft 00). The commitment is required for `bound_key` grants and
+/// checked whenever present. Fail closed: a `bound_key` grant never completes without it.
+pub(crate) fn check_code_proof(
+    proof: Option<&VerifiedProof>,
+    dpop_jkt: Option<&Jkt>,
+    bound_key: bool,
+    code: CodeBinding<'_>,
+    what: &'static str,
+) -> Result<(), OpError> {
+    check_bound(proof, dpop_jkt, what)?;
+    match proof {
+        Some(p) if bound_key || p.claims.contains_key(code.profile.code_claim()) => {
+            dpop::check_code_binding(&p.claims, code).map_err(OpError::Proof)
+        }
+        None if bound_key => Err(OpError::invalid_dpop_proof(
+            "bound_key requires a DPoP proof",
+        )),
+        _ => Ok(()),
+    }
+}

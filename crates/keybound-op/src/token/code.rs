@@ -1,0 +1,111 @@
+//! The `authorization_code` grant (RFC 6749 §4.1.3, PKCE, RFC 9449 §10 `dpop_jkt`, Key
+//! Binding `c_s256`).
+
+use keybound_jose::Jkt;
+use keybound_proto::dpop::{CodeBinding, VerifiedProof};
+use keybound_store::{AuthorizationCode, Client, CodeLookup, TokenHash};
+
+use crate::grant::{Redemption, TokenSuccess};
+use crate::proof::check_code_proof;
+use crate::{Form, OpError, Provider};
+
+fn s256(verifier: &str) -> String {
+    keybound_jose::sha256_b64(verifier.as_bytes())
+}
+
+impl Provider {
+    pub(super) async fn code_grant(
+        &self,
+        client: &Client,
+        form: &Form,
+        proof: Option<VerifiedProof>,
+    ) -> Result<TokenSuccess, OpError> {
+        let code_value = form.require("code")?;
+        let hash = TokenHash::of(code_value);
+        let now = self.now();
+        // look the code up, still not consuming it
+        let code = match self.store.find_code(&hash, now).await? {
+            CodeLookup::Active(c) => c,
+            CodeLookup::Redeemed(c) => {
+                self.store.revoke_grant(&c.grant_id, now).await?;
+                return Err(OpError::invalid_grant(
+                    "authorization code was already used; the tokens issued from it are revoked",
+                ));
+            }
+            CodeLookup::Expired => {
+                return Err(OpError::invalid_grant("authorization code expired"))
+            }
+            CodeLookup::NotFound => {
+                return Err(OpError::invalid_grant("unknown authorization code"))
+            }
+        };
+        check_code(client, &code, form)?;
+        let dpop_jkt = code
+            .dpop_jkt
+            .as_deref()
+            .map(Jkt::parse)
+            .transpose()
+            .map_err(|e| OpError::internal(format!("stored dpop_jkt: {e}")))?;
+        check_code_proof(
+            proof.as_ref(),
+            dpop_jkt.as_ref(),
+            code.bound_key,
+            CodeBinding {
+                code: code_value,
+                profile: client.key_binding_profile,
+            },
+            "authorization code",
+        )?;
+        // consume atomically
+        match self.store.redeem_code(&hash, now).await? {
+            CodeLookup::Active(_) => {}
+            CodeLookup::Redeemed(c) => {
+                self.store.revoke_grant(&c.grant_id, now).await?;
+                return Err(OpError::invalid_grant(
+                    "authorization code was already used",
+                ));
+            }
+            _ => {
+                return Err(OpError::invalid_grant(
+                    "authorization code is no longer valid",
+                ))
+            }
+        }
+        let redemption = Redemption {
+            grant_id: &code.grant_id,
+            sub: &code.sub,
+            scope: &code.scope,
+            auth_time: code.auth_time,
+            acr: code.acr.as_deref(),
+            amr: &code.amr,
+            nonce: code.nonce.as_deref(),
+            bound_key: code.bound_key,
+        };
+        self.issue(client, &redemption, proof.as_ref()).await
+    }
+}
+
+/// The code belongs to this client and this request: `redirect_uri` and PKCE (RFC 7636 §4.6).
+fn check_code(client: &Client, code: &AuthorizationCode, form: &Form) -> Result<(), OpError> {
+    if code.client_id != client.client_id {
+        return Err(OpError::invalid_grant(
+            "authorization code was issued to another client",
+        ));
+    }
+    if form.get("redirect_uri") != Some(code.redirect_uri.as_str()) {
+        return Err(OpError::invalid_grant(
+            "redirect_uri must equal the one of the authorization request",
+        ));
+    }
+    match (&code.code_challenge, form.get("code_verifier")) {
+        (Some(ch), Some(v)) if s256(v) == *ch => Ok(()),
+        (Some(_), Some(_)) => Err(OpError::invalid_grant(
+            "PKCE: code_verifier does not match the code_challenge",
+        )),
+        (Some(_), None) => Err(OpError::invalid_grant("PKCE: code_verifier is required")),
+        (None, Some(_)) => Err(OpError::invalid_grant(
+            "PKCE: code_verifier sent but no code_challenge was",
+        )),
+        (None, None) => Ok(()),
+    }
+}

@@ -1,0 +1,80 @@
+//! The token endpoint: client authentication, then one grant module per `grant_type`.
+//!
+//! Order (ARCHITECTURE.md §3.3), the same for every grant: authenticate the client →
+//! verify the DPoP proof in full (signature, `typ`, `htm`, `htu`, `iat`, nonce, `jti` replay;
+//! [`crate::proof`]) → look the code, device code or refresh token up *without* consuming it →
+//! grant checks (client, `redirect_uri`, PKCE, bound key, `c_s256`) → consume atomically → mint
+//! ([`crate::grant`]). A `use_dpop_nonce` answer or any other refusal before consumption
+//! therefore leaves the code usable, and a replayed proof is reported as a replay even when
+//! its code is already used.
+
+mod code;
+mod device_code;
+mod refresh;
+
+use keybound_proto::dpop::VerifiedProof;
+use keybound_proto::wire::{grant_type, ErrorCode};
+use keybound_store::Client;
+
+use crate::client_auth::ClientCredentials;
+pub use crate::form::Form;
+pub use crate::grant::TokenSuccess;
+use crate::proof::ProofRequest;
+use crate::{OpError, Provider};
+
+/// One token request as the server received it.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenRequestFacts<'a> {
+    /// the form body
+    pub form: &'a Form,
+    /// `Authorization` header
+    pub authorization: Option<&'a str>,
+    /// every `DPoP` header value
+    pub dpop: &'a [&'a str],
+}
+
+impl Provider {
+    /// The token endpoint.
+    pub async fn token(&self, facts: TokenRequestFacts<'_>) -> Result<TokenSuccess, OpError> {
+        let form = facts.form;
+        // 1. client authentication
+        let client = self
+            .authenticate_client(
+                ClientCredentials {
+                    authorization: facts.authorization,
+                },
+                form,
+            )
+            .await?;
+        let grant = form.require("grant_type")?;
+        if !matches!(
+            grant,
+            "authorization_code" | "refresh_token" | grant_type::DEVICE_CODE
+        ) {
+            return Err(OpError::new(
+                ErrorCode::UnsupportedGrantType,
+                format!("grant_type '{grant}' is not supported; use authorization_code, refresh_token or {}", grant_type::DEVICE_CODE),
+            ));
+        }
+        // 2. the DPoP proof in full, before any single-use artefact is touched
+        let proof = self.token_proof(&client, facts.dpop).await?;
+        // 3. the grant
+        match grant {
+            "authorization_code" => self.code_grant(&client, form, proof).await,
+            "refresh_token" => self.refresh_grant(&client, form, proof).await,
+            _ => self.device_grant(&client, form, proof).await,
+        }
+    }
+
+    async fn token_proof(
+        &self,
+        client: &Client,
+        dpop: &[&str],
+    ) -> Result<Option<VerifiedProof>, OpError> {
+        self.verify_proof(ProofRequest {
+            token_request: true,
+            ..ProofRequest::post(dpop, &self.config.endpoints.token, client)
+        })
+        .await
+    }
+}

@@ -1,0 +1,99 @@
+//! The `refresh_token` grant: rotation with reuse detection (OAuth 2.0 Security BCP §4.14.2),
+//! a bound refresh token needs a proof by its key (RFC 9449 §5, KB-RF2), and a key-bound ID
+//! Token keeps its `cnf` and profile (KB-RF3) and carries no `nonce` (OIDC Core 12.2).
+
+use keybound_jose::{Jkt, PublicJwk};
+use keybound_proto::dpop::VerifiedProof;
+use keybound_proto::wire::ErrorCode;
+use keybound_store::{Client, RefreshLookup, RefreshToken, TokenHash};
+
+use crate::grant::{has_scope, Grant, RefreshPlan, TokenSuccess};
+use crate::proof::check_bound;
+use crate::{Form, OpError, Provider};
+
+const REUSED: &str =
+    "refresh token was already used: reuse detected, the whole token family is revoked";
+
+impl Provider {
+    pub(super) async fn refresh_grant(
+        &self,
+        client: &Client,
+        form: &Form,
+        proof: Option<VerifiedProof>,
+    ) -> Result<TokenSuccess, OpError> {
+        let old = TokenHash::of(form.require("refresh_token")?);
+        let now = self.now();
+        let rt = match self.store.find_refresh(&old, now).await? {
+            RefreshLookup::Active(t) => t,
+            RefreshLookup::Reused(t) => {
+                self.store.revoke_family(&t.family_id, now).await?;
+                return Err(OpError::invalid_grant(REUSED));
+            }
+            RefreshLookup::Revoked(_) => {
+                return Err(OpError::invalid_grant("refresh token was revoked"))
+            }
+            RefreshLookup::Expired => return Err(OpError::invalid_grant("refresh token expired")),
+            RefreshLookup::NotFound => return Err(OpError::invalid_grant("unknown refresh token")),
+        };
+        if rt.client_id != client.client_id {
+            return Err(OpError::invalid_grant(
+                "refresh token was issued to another client",
+            ));
+        }
+        let scope = match form.get("scope") {
+            None => rt.scope.clone(),
+            Some(s) => {
+                if let Some(extra) = s.split(' ').find(|x| !has_scope(&rt.scope, x)) {
+                    return Err(OpError::new(
+                        ErrorCode::InvalidScope,
+                        format!("scope '{extra}' was not granted to this refresh token"),
+                    ));
+                }
+                s.to_owned()
+            }
+        };
+        let bound = rt
+            .jkt
+            .as_deref()
+            .map(Jkt::parse)
+            .transpose()
+            .map_err(|e| OpError::internal(format!("stored refresh jkt: {e}")))?;
+        // no c_s256 on refresh (KB-RF1); the proof must be by the bound key (KB-RF2)
+        check_bound(proof.as_ref(), bound.as_ref(), "refresh token")?;
+        let id_token_key = rt
+            .cnf_jwk
+            .as_ref()
+            .map(|v| PublicJwk::from_value(v).map(|k| (rt.profile, k)))
+            .transpose()
+            .map_err(|e| OpError::internal(format!("stored cnf_jwk: {e}")))?;
+        let new_token = self.random_token();
+        let new_record = RefreshToken {
+            scope: scope.clone(),
+            created_at: now,
+            expires_at: now + self.config.refresh_ttl,
+            ..rt.clone()
+        };
+        match self
+            .store
+            .rotate_refresh(&old, &TokenHash::of(&new_token), &new_record, now)
+            .await?
+        {
+            RefreshLookup::Active(_) => {}
+            RefreshLookup::Reused(_) => return Err(OpError::invalid_grant(REUSED)),
+            _ => return Err(OpError::invalid_grant("refresh token is no longer valid")),
+        }
+        let grant = Grant {
+            client,
+            grant_id: &rt.grant_id,
+            sub: &rt.sub,
+            scope: &scope,
+            auth_time: rt.auth_time,
+            acr: rt.acr.as_deref(),
+            amr: &rt.amr,
+            nonce: None,
+            id_token_key,
+        };
+        self.mint(&grant, proof.as_ref(), RefreshPlan::Rotated(new_token))
+            .await
+    }
+}
