@@ -80,11 +80,19 @@ test('openid-client completes the key-bound flow; jose verifies the ID Token', a
   assert.equal(info.name, 'Alice');
   // ... and not with a proof by another key
   const otherDPoP = client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256'));
-  await assert.rejects(client.fetchUserInfo(config, refreshed.access_token, payload.sub, { DPoP: otherDPoP }));
+  // RFC 9449 §7.1: 401 with a DPoP challenge naming the broken key binding (invalid_token),
+  // not any failure (a 500 or a network error would not do)
+  await assert.rejects(
+    client.fetchUserInfo(config, refreshed.access_token, payload.sub, { DPoP: otherDPoP }),
+    (err) => err.status === 401
+      && Array.isArray(err.cause)
+      && err.cause.some((c) => c.scheme === 'dpop' && c.parameters.error === 'invalid_token'),
+  );
   // ... nor as a Bearer token
   const bearer = await fetch(`${op.issuer}/userinfo`, { headers: { authorization: `Bearer ${refreshed.access_token}` } });
   assert.equal(bearer.status, 401);
-  assert.match(bearer.headers.get('www-authenticate'), /^DPoP error="invalid_token"/);
+  // the error goes on the scheme the client used, with DPoP offered beside it (DP-R3, DP-R4)
+  assert.match(bearer.headers.get('www-authenticate'), /^Bearer error="invalid_token".*, DPoP algs="/);
 });
 
 test('a draft-00 client sends c_hash and gets typ id_token+cnf', async () => {

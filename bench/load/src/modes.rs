@@ -401,7 +401,7 @@ impl Work for VerifyWork {
             })
             .await
             .map(|_| ())
-            .map_err(|e| e.code().to_owned())
+            .map_err(|e| e.code().as_str().to_owned())
     }
 }
 

@@ -2,8 +2,8 @@
 //! ID Tokens), `jkt` (DPoP access tokens, ID-JAG) and `tbh` (Token Bound Authentication).
 //!
 //! Parsing enforces CNF-1 (at most one of `jwk`, `jwe`, `jku`) and that `cnf.jwk` is a public
-//! key; `jwe`, `jku` and `kid` are recognised only to be refused, because keybound never
-//! resolves a key indirectly. Unknown members are ignored (CNF-7), which never makes a token
+//! key; `jwe`, `jku` and `kid` are recognised only to be refused (with a message naming them),
+//! because keybound never resolves a key indirectly. Unknown members are ignored (CNF-7), which never makes a token
 //! confirmed by itself.
 
 use keybound_jose::{b64, Jkt, PublicJwk};
@@ -34,6 +34,7 @@ struct RawCnf {
     jku: Option<IgnoredAny>,
     jkt: Option<String>,
     tbh: Option<String>,
+    kid: Option<IgnoredAny>,
 }
 
 impl Cnf {
@@ -63,6 +64,14 @@ impl Cnf {
         if keys > 1 {
             return Err(Error::Cnf(
                 "expected at most one of jwk, jwe, jku (RFC 7800 §3.1)".into(),
+            ));
+        }
+        // RFC 7800 §3.4: a key named by `kid` only means something to a recipient with its own
+        // key registry; keybound has none and never resolves a key indirectly (cnf digest
+        // ambiguity 3), so a `kid` is refused rather than silently ignored
+        if raw.kid.is_some() {
+            return Err(Error::Cnf(
+                "kid confirmation keys are not supported (keybound resolves no key by name); expected jwk, jkt or tbh".into(),
             ));
         }
         if raw.jwe.is_some() || raw.jku.is_some() {
@@ -133,7 +142,25 @@ mod tests {
     #[test]
     fn cnf1_one_key_only() {
         let v = json!({"jwk": serde_json::from_str::<Value>(JWK).unwrap(), "jku": "https://x"});
-        assert!(matches!(Cnf::from_value(&v), Err(Error::Cnf(_))));
+        match Cnf::from_value(&v) {
+            Err(Error::Cnf(m)) => assert!(m.contains("at most one of jwk, jwe, jku"), "{m}"),
+            other => panic!("expected the CNF-1 refusal, got {other:?}"),
+        }
+    }
+
+    /// cnf digest ambiguity 3: `cnf.kid` is refused (as the module doc says), alone or beside
+    /// a `jwk`, never ignored.
+    #[test]
+    fn cnf_kid_is_refused() {
+        for v in [
+            json!({"kid": "key-1"}),
+            json!({"jwk": serde_json::from_str::<Value>(JWK).unwrap(), "kid": "key-1"}),
+        ] {
+            match Cnf::from_value(&v) {
+                Err(Error::Cnf(m)) => assert!(m.contains("kid confirmation keys"), "{m}"),
+                other => panic!("expected cnf.kid to be refused, got {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use keybound_proto::presentation::ID_TOKEN_HEADER;
+use keybound_proto::wire::challenge;
 
 use crate::{HttpPresentation, VerifiedIdentity, Verifier, VerifyError};
 
@@ -27,23 +28,18 @@ pub struct Refusal {
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        let desc: String = self
-            .error
-            .to_string()
-            .chars()
-            .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
-            .collect();
-        let challenge = format!(
-            "DPoP error=\"{}\", error_description=\"{desc}\", algs=\"{}\"",
-            self.error.code(),
-            self.algs
-        );
-        let status = if matches!(self.error, VerifyError::ReplayCacheFull) {
-            StatusCode::SERVICE_UNAVAILABLE
-        } else {
-            StatusCode::UNAUTHORIZED
+        let description = self.error.to_string();
+        let code = self.error.code();
+        let status = match self.error {
+            VerifyError::ReplayCacheFull | VerifyError::ReplayCacheUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            VerifyError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::UNAUTHORIZED,
         };
-        let body = serde_json::json!({ "error": self.error.code(), "error_description": self.error.to_string() });
+        // the same challenge builder as the provider's resources (RFC 9449 §7.1)
+        let challenge = challenge("DPoP", Some((code, &description)), Some(&self.algs));
+        let body = serde_json::json!({ "error": code, "error_description": description });
         let mut r = (status, axum::Json(body)).into_response();
         if let Ok(v) = HeaderValue::from_str(&challenge) {
             r.headers_mut().insert(header::WWW_AUTHENTICATE, v);

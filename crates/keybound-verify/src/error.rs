@@ -1,5 +1,7 @@
 //! The one error type of keybound-verify, and its HTTP form (RFC 9449 §7.1 challenge).
 
+use keybound_proto::wire::ErrorCode;
+
 /// Why a presentation was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -31,20 +33,30 @@ pub enum VerifyError {
     /// The replay cache is full of live entries; refusing rather than forgetting.
     #[error("too many recent proofs to track; try again shortly")]
     ReplayCacheFull,
+    /// The replay cache's storage failed; refusing rather than accepting a proof it could not
+    /// record.
+    #[error("the replay cache is unavailable; try again shortly")]
+    ReplayCacheUnavailable(String),
+    /// The verifier's configuration cannot be used.
+    #[error("verifier configuration: {0}")]
+    Config(String),
 }
 
 impl VerifyError {
     /// The RFC 6750 / RFC 9449 error code for the `WWW-Authenticate` challenge.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
             VerifyError::MissingIdToken
             | VerifyError::UntrustedIssuer(_)
             | VerifyError::IdToken(_)
-            | VerifyError::Jwks(_) => "invalid_token",
-            VerifyError::NonceRequired(_) => "use_dpop_nonce",
-            VerifyError::ReplayCacheFull => "temporarily_unavailable",
+            | VerifyError::Jwks(_) => ErrorCode::InvalidToken,
+            VerifyError::NonceRequired(_) => ErrorCode::UseDpopNonce,
+            VerifyError::ReplayCacheFull | VerifyError::ReplayCacheUnavailable(_) => {
+                ErrorCode::TemporarilyUnavailable
+            }
+            VerifyError::Config(_) => ErrorCode::ServerError,
             VerifyError::MissingProof | VerifyError::Proof(_) | VerifyError::Replay => {
-                "invalid_dpop_proof"
+                ErrorCode::InvalidDpopProof
             }
         }
     }

@@ -80,11 +80,16 @@ pub struct VerifierConfig {
 impl VerifierConfig {
     /// Demand DPoP nonces, from a fresh random secret. Right for a single instance; several
     /// instances behind one name must share a secret (set [`VerifierConfig::nonces`] directly).
-    #[must_use]
-    pub fn with_random_nonces(mut self) -> Self {
-        let secret = keybound_jose::b64::decode(&keybound_jose::random_b64(32)).unwrap_or_default();
-        self.nonces = NonceSource::new(&secret, 60, 2).ok();
-        self
+    /// Fails closed: if the nonce source cannot be made, this is an error, never a verifier
+    /// that silently demands no nonce.
+    pub fn with_random_nonces(mut self) -> Result<Self, VerifyError> {
+        let secret = keybound_jose::b64::decode(&keybound_jose::random_b64(32))
+            .map_err(|e| VerifyError::Config(format!("nonce secret: {e}")))?;
+        self.nonces = Some(
+            NonceSource::new(&secret, 60, 2)
+                .map_err(|e| VerifyError::Config(format!("nonce source: {e}")))?,
+        );
+        Ok(self)
     }
 
     /// A configuration trusting one issuer for `audiences`, serving at `public_base_url`.
@@ -246,11 +251,9 @@ impl Verifier {
         let facts = RequestFacts {
             presented_token: Some(id_token),
             bound_jkt: Some(&identity.jkt),
-            nonce: self
-                .config
-                .nonces
-                .as_ref()
-                .map_or(NonceCheck::NotRequired, NonceCheck::Stateless),
+            // a consumer with nonces demands them; without, a nonce in a proof cannot be ours
+            nonce: NonceCheck::policy(self.config.nonces.as_ref(), self.config.nonces.is_some())
+                .unwrap_or(NonceCheck::NotRequired),
             ..RequestFacts::new(p.htm, &htu, now)
         };
         let proof =

@@ -49,7 +49,8 @@ fn setup() -> (Router, String, keybound_jose::PrivateKey) {
             vec!["app".into()],
             "https://api.example",
         )
-        .with_random_nonces(),
+        .with_random_nonces()
+        .unwrap(),
         Arc::new(Keys(JwkSet::signing_key(&op, "op-1"))),
         Arc::new(MemoryReplayCache::new(100)),
         Arc::new(ManualClock::new(NOW)),

@@ -350,6 +350,6 @@ pub async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Err(e) => bail!("refused ({}): {e}", e.code()),
+        Err(e) => bail!("refused ({}): {e}", e.code().as_str()),
     }
 }

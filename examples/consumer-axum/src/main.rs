@@ -66,7 +66,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         &public,
     );
     if env_or("CONSUMER_REQUIRE_NONCE", "0") == "1" {
-        cfg = cfg.with_random_nonces();
+        cfg = cfg.with_random_nonces()?;
     }
     let verifier = Arc::new(Verifier::new(
         cfg,
