@@ -1,5 +1,8 @@
-//! Request parsing shared by the handlers: form and query pairs (with duplicate detection),
-//! cookies, and the externally visible URL of a request.
+//! Request parsing shared by the handlers: form and query pairs, the form content type,
+//! cookies and header values. Duplicate parameters are refused where the pairs become a
+//! request (`keybound_op::Form` for token-style endpoints, the authorization handler for
+//! `/authorize`); the externally visible URL of an endpoint comes from the provider's
+//! configured endpoints, never from the request.
 
 use axum::http::{header, HeaderMap};
 use keybound_op::OpError;

@@ -2,8 +2,9 @@
 //!
 //! Shared test fixtures, so every crate tests against the same deterministic material:
 //!
-//! - [`FixedClock`]: time is an argument everywhere in keybound, and the spec examples carry
-//!   timestamps from 2017–2025, so tests pin `now` explicitly;
+//! - time is an argument everywhere in keybound, and the spec examples carry timestamps from
+//!   2017–2025, so tests pin `now` explicitly or use `keybound_proto::ManualClock` (the one
+//!   manual clock; `keybound_verify::SystemClock` is the one system clock);
 //! - [`keys`]: fixed private keys (test-only, committed on purpose, never used outside tests),
 //!   so signatures verify across runs and expected thumbprints can be written down;
 //! - [`vector`]: loads the spec vectors stored as JSON under `testdata/vectors/`.
@@ -14,22 +15,6 @@ use std::path::PathBuf;
 
 use keybound_jose::PrivateKey;
 use serde_json::Value;
-
-/// A clock that only moves when told to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FixedClock(pub u64);
-
-impl FixedClock {
-    /// The current fixed time.
-    pub fn now(&self) -> u64 {
-        self.0
-    }
-
-    /// Move forward by `secs`.
-    pub fn advance(&mut self, secs: u64) {
-        self.0 += secs;
-    }
-}
 
 /// Deterministic test keys (PKCS#8 PEM files under `crates/keybound-testkit/keys/`).
 pub mod keys {

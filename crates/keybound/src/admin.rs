@@ -110,13 +110,6 @@ pub enum KeysCmd {
     Rotate,
 }
 
-#[allow(clippy::disallowed_methods)] // the binary may read the clock
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Run an admin command.
 pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
     let settings = Settings::for_admin(o)?;
@@ -190,7 +183,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     require_dpop_nonce: require_nonce,
                     dpop_bound_access_tokens,
                     jwks,
-                    created_at: now(),
+                    created_at: crate::now(),
                 })
                 .await?;
             println!(
@@ -247,7 +240,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     name,
                     email_verified: email.is_some(),
                     email,
-                    created_at: now(),
+                    created_at: crate::now(),
                 })
                 .await?;
             println!("user '{username}' saved");

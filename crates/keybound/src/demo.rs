@@ -128,13 +128,6 @@ async fn call(
     Ok(Outcome { status, text })
 }
 
-#[allow(clippy::disallowed_methods)] // the binary reads the clock
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Run the demo; `Ok` only if the presentation was accepted and all three attacks refused.
 pub async fn run() -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
@@ -178,7 +171,7 @@ pub async fn run() -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let orders_url = format!("{consumer}/orders");
     let mut expected = true;
-    let headers = session.present_http("GET", &orders_url, now(), None)?;
+    let headers = session.present_http("GET", &orders_url, crate::now(), None)?;
     let good_proof = headers[1].1.clone();
     let ok = call(&http, &orders_url, &session.id_token, Some(&good_proof)).await?;
     let accepted = ok.status == 200;
@@ -203,7 +196,7 @@ pub async fn run() -> anyhow::Result<()> {
         &session.id_token,
         "GET",
         &orders_url,
-        now(),
+        crate::now(),
         &keybound_jose::random_b64(16),
         None,
     )?;

@@ -1,9 +1,10 @@
 //! # keybound
 //!
 //! The one binary of keybound: `serve` (the OpenID Provider), `admin` (provisioning),
-//! `inspect` (tokens and Token Binding messages); `login`, `present`, `verify` and `demo`
-//! arrive with the RP issue. It is the only crate that reads the clock, and the only one that
-//! uses `anyhow`.
+//! `inspect` (tokens and Token Binding messages), `login` and `present` (the RP authenticating
+//! component), `verify` (the consuming component) and `demo` (all of them on loopback, with
+//! three attacks). It is where the system clock is read for the provider and the only crate
+//! that uses `anyhow`.
 
 use std::io::Read as _;
 use std::process::ExitCode;
@@ -16,6 +17,11 @@ mod demo;
 mod inspect;
 mod rpcli;
 mod serve;
+
+/// The system time (Unix seconds), from the one system clock, `keybound_verify::SystemClock`.
+pub(crate) fn now() -> u64 {
+    keybound_proto::Clock::now(&keybound_verify::SystemClock)
+}
 
 /// Proof-of-possession OpenID Connect: key-bound ID Tokens (OpenID Connect Key Binding),
 /// DPoP and Token Bound Authentication.

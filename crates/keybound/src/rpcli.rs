@@ -173,13 +173,6 @@ async fn wait_for_callback(
     bail!("too many requests to the loopback listener without the redirect")
 }
 
-#[allow(clippy::disallowed_methods)] // the binary reads the clock
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Options of `keybound present`.
 #[derive(Debug, clap::Args)]
 pub struct PresentArgs {
@@ -203,7 +196,7 @@ pub struct PresentArgs {
 /// Print or send an HTTP presentation.
 pub async fn present(a: PresentArgs) -> anyhow::Result<()> {
     let session = Session::load(&a.session)?;
-    let headers = session.present_http(&a.method, &a.url, now(), a.nonce.as_deref())?;
+    let headers = session.present_http(&a.method, &a.url, crate::now(), a.nonce.as_deref())?;
     if !a.send {
         for (k, v) in headers {
             println!("{k}: {v}");
@@ -214,7 +207,7 @@ pub async fn present(a: PresentArgs) -> anyhow::Result<()> {
     let method = reqwest::Method::from_bytes(a.method.as_bytes())?;
     let mut nonce = a.nonce.clone();
     for attempt in 0..2 {
-        let headers = session.present_http(&a.method, &a.url, now(), nonce.as_deref())?;
+        let headers = session.present_http(&a.method, &a.url, crate::now(), nonce.as_deref())?;
         let mut req = http.request(method.clone(), &a.url);
         for (k, v) in &headers {
             req = req.header(*k, v);

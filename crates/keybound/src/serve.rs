@@ -5,25 +5,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use keybound_op::{password, Clock, OpConfig, OsRandomness, Provider};
+use keybound_op::{password, OpConfig, OsRandomness, Provider};
 use keybound_proto::dpop::NonceSource;
 use keybound_proto::keybinding::Profile;
 use keybound_store::{Client, ClientAuthMethod, Kek, SqliteStore, Store, User};
+use keybound_verify::SystemClock;
 
 use crate::config::{ensure_data_dir, Settings};
-
-/// The system clock; the binary is the only place allowed to read it.
-#[derive(Debug, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    #[allow(clippy::disallowed_methods)] // the one sanctioned clock read
-    fn now(&self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    }
-}
 
 /// Open the store for `settings` (creating the data directory and key-encryption key).
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
