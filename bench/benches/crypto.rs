@@ -225,7 +225,13 @@ fn overheads(c: &mut Criterion) {
         b.iter(|| {
             i += 1;
             let d = keybound_jose::sha256(&i.to_le_bytes());
-            keybound_verify::ReplayCache::check_and_insert(&cache, &d, NOW + 60, NOW).expect("room")
+            rt.block_on(keybound_verify::ReplayCache::check_and_insert(
+                &cache,
+                &d,
+                NOW + 60,
+                NOW,
+            ))
+            .expect("room")
         });
     });
 }

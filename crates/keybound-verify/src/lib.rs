@@ -32,6 +32,8 @@ pub use error::VerifyError;
 #[cfg(feature = "http")]
 pub use jwks::HttpFetcher;
 pub use jwks::{FetchedJwks, JwksCache, JwksFetcher};
+#[cfg(feature = "sqlite")]
+pub use replay::SqliteReplayCache;
 pub use replay::{MemoryReplayCache, ReplayCache};
 
 pub use keybound_proto::{Clock, ManualClock};
@@ -265,7 +267,8 @@ impl Verifier {
                 }
             })?;
         let entry = proof.replay_entry(&self.config.proof);
-        self.remember(&entry.key.digest(), entry.expires_at, now)?;
+        self.remember(&entry.key.digest(), entry.expires_at, now)
+            .await?;
         Ok(identity)
     }
 
@@ -291,12 +294,18 @@ impl Verifier {
         let digest = keybound_jose::sha256(
             format!("p2p\0{}\0{audience}\0{}", identity.jkt, claims.jti).as_bytes(),
         );
-        self.remember(&digest, claims.iat + self.config.proof.max_age + 1, now)?;
+        self.remember(&digest, claims.iat + self.config.proof.max_age + 1, now)
+            .await?;
         Ok(identity)
     }
 
-    fn remember(&self, digest: &[u8; 32], expires_at: u64, now: u64) -> Result<(), VerifyError> {
-        match self.replay.check_and_insert(digest, expires_at, now) {
+    async fn remember(
+        &self,
+        digest: &[u8; 32],
+        expires_at: u64,
+        now: u64,
+    ) -> Result<(), VerifyError> {
+        match self.replay.check_and_insert(digest, expires_at, now).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(VerifyError::Replay),
             Err(e) => Err(e),

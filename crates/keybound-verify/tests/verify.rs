@@ -415,17 +415,20 @@ async fn peer_to_peer_presentation() {
     );
 }
 
-#[test]
-fn bounded_replay_cache_fails_closed() {
+#[tokio::test]
+async fn bounded_replay_cache_fails_closed() {
     use keybound_verify::ReplayCache as _;
     let c = MemoryReplayCache::new(2);
-    assert!(c.check_and_insert(&[1; 32], NOW + 60, NOW).unwrap());
-    assert!(c.check_and_insert(&[2; 32], NOW + 60, NOW).unwrap());
+    assert!(c.check_and_insert(&[1; 32], NOW + 60, NOW).await.unwrap());
+    assert!(c.check_and_insert(&[2; 32], NOW + 60, NOW).await.unwrap());
     assert_eq!(
-        c.check_and_insert(&[3; 32], NOW + 60, NOW),
+        c.check_and_insert(&[3; 32], NOW + 60, NOW).await,
         Err(VerifyError::ReplayCacheFull)
     );
-    assert!(!c.check_and_insert(&[1; 32], NOW + 60, NOW).unwrap());
+    assert!(!c.check_and_insert(&[1; 32], NOW + 60, NOW).await.unwrap());
     // once entries expire there is room again
-    assert!(c.check_and_insert(&[3; 32], NOW + 200, NOW + 61).unwrap());
+    assert!(c
+        .check_and_insert(&[3; 32], NOW + 200, NOW + 61)
+        .await
+        .unwrap());
 }

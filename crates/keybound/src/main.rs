@@ -148,10 +148,14 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
         },
-        Command::Verify(a) => match runtime().and_then(|rt| rt.block_on(rpcli::verify(a))) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(&e),
-        },
+        Command::Verify(a) => {
+            let run = config::Settings::load(&cli.overrides, &config::ServeFlags::default())
+                .and_then(|s| runtime().and_then(|rt| rt.block_on(rpcli::verify(a, &s.data_dir))));
+            match run {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
         Command::Demo => match runtime().and_then(|rt| rt.block_on(demo::run())) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),

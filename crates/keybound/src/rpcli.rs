@@ -9,7 +9,7 @@ use anyhow::{bail, Context as _};
 use keybound_proto::keybinding::Profile;
 use keybound_rp::{headless, ReqwestTransport, Rp, RpConfig, Session};
 use keybound_verify::{
-    HttpFetcher, HttpPresentation, MemoryReplayCache, SystemClock, TrustedIssuer, Verifier,
+    HttpFetcher, HttpPresentation, SqliteReplayCache, SystemClock, TrustedIssuer, Verifier,
     VerifierConfig,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -287,8 +287,9 @@ fn value(v: &str) -> anyhow::Result<String> {
     }
 }
 
-/// Check one presentation and print the verdict.
-pub async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
+/// Check one presentation and print the verdict. Proofs seen are remembered in
+/// `verify-replay.db` in the data directory, so a presentation is accepted once, across runs.
+pub async fn verify(a: VerifyArgs, data_dir: &Path) -> anyhow::Result<()> {
     let url = url::Url::parse(&a.url).with_context(|| format!("--url '{}'", a.url))?;
     let base = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""))
         + &url.port().map(|p| format!(":{p}")).unwrap_or_default();
@@ -316,10 +317,14 @@ pub async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
         &base,
     );
     cfg.accept_draft00 = a.draft00;
+    crate::config::ensure_data_dir(data_dir)?;
+    let replay = SqliteReplayCache::open(&data_dir.join("verify-replay.db"))
+        .await
+        .context("replay cache")?;
     let verifier = Verifier::new(
         cfg,
         Arc::new(HttpFetcher::new(http)),
-        Arc::new(MemoryReplayCache::new(16)),
+        Arc::new(replay),
         Arc::new(SystemClock),
     );
     let id_token = value(&a.id_token)?;

@@ -186,6 +186,31 @@ async fn login_present_verify() {
         String::from_utf8_lossy(&ok.stderr)
     );
     assert!(String::from_utf8_lossy(&ok.stdout).starts_with("accepted: "));
+    // the same presentation again, in a new process: the proof was recorded in the data
+    // directory's replay cache, so it is refused across the restart
+    let again = kb(
+        &[
+            "verify",
+            "--issuer",
+            &issuer,
+            "--audience",
+            "cli-app",
+            "--url",
+            &url,
+            "--id-token",
+            "@id",
+            "--dpop",
+            "@dpop",
+        ],
+        dir.path(),
+    );
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr)
+            .contains("refused (invalid_dpop_proof): proof replayed"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     let other = format!("{svc}/elsewhere");
     let bad = kb(
         &[

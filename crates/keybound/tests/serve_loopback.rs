@@ -286,6 +286,7 @@ async fn serve_flow_then_kill_9_and_restart() {
         ("client_id", "app"),
     ])
     .unwrap();
+    let (first_proof, first_form) = (proof.clone(), form.clone());
     let r = http
         .post(format!("{base}/token"))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -321,6 +322,26 @@ async fn serve_flow_then_kill_9_and_restart() {
             .iter()
             .any(|k| k["kid"] == current_kid.as_str()),
         "same kid after restart"
+    );
+    // the replay table survived: the first token request's proof, sent again after the
+    // restart, is refused as a replay (before its code, already used, is even looked at)
+    let r = http
+        .post(format!("{base}/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("dpop", first_proof)
+        .body(first_form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"], "invalid_dpop_proof", "{e}");
+    assert!(
+        e["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("replayed"),
+        "{e}"
     );
     // the refresh token survived, still bound to the key
     let proof = ProofBuilder::new("POST", &format!("{base}/token"), now(), "t2")
