@@ -615,10 +615,18 @@ mod tests {
     #[test]
     fn jkt_parse() {
         assert!(Jkt::parse("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I").is_ok());
-        assert!(Jkt::parse("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4").is_err());
-        assert!(
-            Jkt::parse("1f2e6338febe335e2cbaa7c7154c3cbdcfd8650f95c5fe7206bb6360e37f4b5a").is_err()
-        );
-        assert!(Jkt::parse("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4+").is_err());
+        // too short, hex instead of base64url, a character outside base64url: each is the
+        // thumbprint error, not some other parse failure
+        for bad in [
+            "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4",
+            "1f2e6338febe335e2cbaa7c7154c3cbdcfd8650f95c5fe7206bb6360e37f4b5a",
+            "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4+",
+        ] {
+            assert!(
+                matches!(Jkt::parse(bad), Err(Error::BadThumbprint(_))),
+                "{bad}: {:?}",
+                Jkt::parse(bad)
+            );
+        }
     }
 }

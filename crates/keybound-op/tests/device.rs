@@ -187,7 +187,8 @@ async fn full_device_flow_gives_a_key_bound_id_token_once() {
     let id = idtoken::validate(t.id_token.as_deref().unwrap(), &jwks, &checks).unwrap();
     assert_eq!(id.typ.as_deref(), Some("dpop+id_token"));
     assert_eq!(id.claims.sub, "alice");
-    // a second redemption after success is refused (and revokes what was issued)
+    // a second redemption after success is refused and revokes what was issued: the access
+    // token from the first redemption no longer works at userinfo
     op.clock.advance(5);
     let e = poll(
         &op,
@@ -197,6 +198,24 @@ async fn full_device_flow_gives_a_key_bound_id_token_once() {
     .await
     .unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidGrant);
+    assert!(e.description().contains("revoked"), "{e:?}");
+    let ui = format!("{ISS}/userinfo");
+    let auth = format!("DPoP {}", t.access_token);
+    let up = ProofBuilder::new("GET", &ui, T0 + 10, "u-after")
+        .ath_for(&t.access_token)
+        .sign(&key)
+        .unwrap();
+    let e =
+        op.p.userinfo(keybound_op::ResourceRequest {
+            authorization: Some(&auth),
+            dpop: &[&up],
+            htm: "GET",
+            htu: &ui,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidToken);
+    assert_eq!(e.description(), "access token was revoked");
 }
 
 #[tokio::test]

@@ -869,11 +869,16 @@ async fn client_cache_expires_after_its_ttl_and_zero_disables_it() {
         .await
         .unwrap();
     op.p.store().delete_client("pub").await.unwrap();
-    assert!(op
-        .p
-        .validate_authorization(&request("pub", "openid", None))
-        .await
-        .is_err());
+    let e =
+        op.p.validate_authorization(&request("pub", "openid", None))
+            .await
+            .unwrap_err();
+    assert_eq!(
+        e,
+        keybound_op::AuthorizeError::Page {
+            message: "unknown client 'pub'".into()
+        }
+    );
 }
 
 /// DP-V10: nonces are in use but not required; a proof carrying a nonce this server did not

@@ -27,9 +27,10 @@ fn trailing_bytes_are_rejected() {
 fn every_truncation_is_rejected() {
     let m = rfc8473();
     for n in 0..m.len() {
+        let r = TokenBindingMessage::decode(&m[..n]);
         assert!(
-            TokenBindingMessage::decode(&m[..n]).is_err(),
-            "prefix of {n} bytes"
+            matches!(r, Err(Error::TokenBindingMalformed(_))),
+            "prefix of {n} bytes: {r:?}"
         );
     }
 }
@@ -38,10 +39,18 @@ fn every_truncation_is_rejected() {
 fn inner_length_mismatch_is_rejected() {
     let mut m = rfc8473();
     m[5] = 0x42; // key_length 0x41 -> 0x42
-    assert!(TokenBindingMessage::decode(&m).is_err());
+    let r = TokenBindingMessage::decode(&m);
+    assert!(
+        matches!(&r, Err(Error::TokenBindingMalformed(msg)) if msg.contains("key_length")),
+        "{r:?}"
+    );
     let mut m = rfc8473();
     m[6] = 63; // point length 64 -> 63
-    assert!(TokenBindingMessage::decode(&m).is_err());
+    let r = TokenBindingMessage::decode(&m);
+    assert!(
+        matches!(&r, Err(Error::TokenBindingMalformed(msg)) if msg.contains("expected 64 bytes, got 63")),
+        "{r:?}"
+    );
 }
 
 #[test]

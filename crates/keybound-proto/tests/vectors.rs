@@ -288,3 +288,49 @@ fn identity_chaining_example_jwt_grant() {
         "{e}"
     );
 }
+
+/// IJ-8, IJ-9, IJ-10, each reached: the example grant's claims re-signed as an ID-JAG
+/// (`typ: oauth-id-jag+jwt`, a testkit key) so that every later check runs, and each is broken
+/// in turn. The example alone stops at `typ`.
+#[test]
+fn ij_8_9_10_each_rule_is_reached_on_the_example_claims() {
+    let v = vector("identity-chaining-jwt.json");
+    let now = vu64(&v, "/now");
+    let key = keybound_testkit::keys::es256_a();
+    let sign = |claims: &serde_json::Value| {
+        let mut h = serde_json::Map::new();
+        h.insert("typ".into(), idjag::TYP_ID_JAG.into());
+        keybound_jose::jws::sign(Algorithm::ES256, &h, claims.to_string().as_bytes(), &key).unwrap()
+    };
+    let check = |claims: &serde_json::Value, client: &str| {
+        let t = sign(claims);
+        let jws = Jws::parse(&t).unwrap();
+        idjag::check(&jws, "https://as.b.example/auth", client, now).map(|(c, _)| c.sub)
+    };
+    let msg = |r: Result<String, Error>| match r {
+        Err(Error::IdJag(m)) => m,
+        other => panic!("expected an ID-JAG refusal, got {other:?}"),
+    };
+    // the example has no client_id or jti: IJ-10 refuses it even with the right typ
+    let m = msg(check(&v["claims"], "client"));
+    assert!(m.contains("client_id"), "{m}");
+    let mut good = v["claims"].clone();
+    good["client_id"] = "client".into();
+    good["jti"] = "jti-1".into();
+    assert_eq!(check(&good, "client").unwrap(), "johndoe@a.example");
+    // IJ-10: issued to another client
+    let m = msg(check(&good, "someone-else"));
+    assert!(m.contains("expected client_id 'someone-else'"), "{m}");
+    // IJ-9: exactly one audience, this AS
+    let mut two = good.clone();
+    two["aud"] = serde_json::json!(["https://as.b.example/auth", "https://as.c.example"]);
+    let m = msg(check(&two, "client"));
+    assert!(m.contains("expected aud to be exactly"), "{m}");
+    let mut other = good.clone();
+    other["aud"] = "https://as.c.example".into();
+    assert!(msg(check(&other, "client")).contains("expected aud to be exactly"));
+    // expiry
+    let mut old = good.clone();
+    old["exp"] = (now - 1).into();
+    assert!(msg(check(&old, "client")).contains("expired"));
+}

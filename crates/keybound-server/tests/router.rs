@@ -671,6 +671,20 @@ async fn confidential_client_needs_its_secret() {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode("conf:nope")
     );
+    // client authentication comes first (ARCHITECTURE §3.3): with wrong credentials even a
+    // broken proof is answered invalid_client ...
+    let broken = proof(&key, "0", Some("another code"));
+    let r = a
+        .post_form(
+            "/token",
+            form_body(&g),
+            &[("authorization", &wrong), ("dpop", &broken)],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_client")
+    );
     let p = proof(&key, "1", Some(&code));
     let r = a
         .post_form(
@@ -691,7 +705,8 @@ async fn confidential_client_needs_its_secret() {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode("conf:s3cret")
     );
-    let p = proof(&key, "2", Some(&code));
+    // ... and a valid proof sent with wrong credentials was never recorded: the same proof
+    // with the right credentials succeeds (were proofs checked first, it would be a replay)
     let r = a
         .post_form(
             "/token",

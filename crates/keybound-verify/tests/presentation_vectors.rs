@@ -68,24 +68,33 @@ async fn http_presentation_vector() {
     assert_eq!(who.sub, "alice");
     // any other method, URL or a second use is refused
     let ver = verifier(&v);
-    assert!(ver
+    // another method, another path: each refused for that reason
+    let e = ver
         .verify_http(HttpPresentation {
             id_token: Some(id_token),
             dpop: &[proof],
             htm: "POST",
-            path: "/orders"
+            path: "/orders",
         })
         .await
-        .is_err());
-    assert!(ver
+        .unwrap_err();
+    assert!(
+        matches!(e, VerifyError::Proof(keybound_proto::Error::DpopHtm { .. })),
+        "{e:?}"
+    );
+    let e = ver
         .verify_http(HttpPresentation {
             id_token: Some(id_token),
             dpop: &[proof],
             htm: "GET",
-            path: "/orders/1"
+            path: "/orders/1",
         })
         .await
-        .is_err());
+        .unwrap_err();
+    assert!(
+        matches!(e, VerifyError::Proof(keybound_proto::Error::DpopHtu { .. })),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -122,14 +131,25 @@ async fn peer_to_peer_presentation_vector() {
         .verify_p2p(id_token, pres, aud, challenge)
         .await
         .unwrap();
-    assert!(verifier(&v)
+    let e = verifier(&v)
         .verify_p2p(id_token, pres, "urn:peer:mallory", challenge)
         .await
-        .is_err());
-    assert!(verifier(&v)
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            VerifyError::Proof(keybound_proto::Error::PresentationAudience { .. })
+        ),
+        "{e:?}"
+    );
+    let e = verifier(&v)
         .verify_p2p(id_token, pres, aud, "c-000000")
         .await
-        .is_err());
+        .unwrap_err();
+    assert_eq!(
+        e,
+        VerifyError::Proof(keybound_proto::Error::PresentationChallenge)
+    );
     let jws = keybound_jose::Jws::parse(pres).unwrap();
     assert_eq!(jws.header().typ.as_deref(), Some("kb-pop+jwt"));
 }
