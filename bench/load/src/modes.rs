@@ -9,8 +9,8 @@ use keybound_jose::{Algorithm, JwkSet, PrivateKey};
 use keybound_proto::dpop::ProofBuilder;
 use keybound_proto::idtoken::{Audience, IdTokenBuilder};
 use keybound_proto::keybinding::Profile;
-use keybound_rp::headless::{approve_device, sign_in_with, Jar};
 use keybound_rp::ReqwestTransport;
+use keybound_testkit::browser::Browser;
 use serde_json::Value;
 use tokio::sync::{mpsc, Mutex};
 
@@ -167,18 +167,11 @@ async fn mint_codes(
             .with_context(|| format!("no code in {cb}"))
     };
     // the first authorization signs in and consents; the rest reuse the session
-    let mut jar = Jar::default();
-    let first = sign_in_with(
-        &mut jar,
-        &transport,
-        &url(0)?,
-        Some(&s.redirect_uri),
-        &s.username,
-        &s.password,
-    )
-    .await?;
+    let mut browser = Browser::new(transport);
+    let first = browser
+        .sign_in(&url(0)?, Some(&s.redirect_uri), &s.username, &s.password)
+        .await?;
     let mut codes = vec![code_of(&first)?];
-    let jar = Arc::new(jar);
     let mut tasks = Vec::new();
     // interactive authorizations (prompt=consent) on one session are minted one at a time:
     // some OPs keep per-session interaction state that parallel flows would trample
@@ -188,27 +181,20 @@ async fn mint_codes(
         16usize.min(n.max(1))
     };
     for w in 0..workers {
-        let (jar, transport, s) = (jar.clone(), transport.clone(), s.clone());
+        let (mut browser, s) = (browser.clone(), s.clone());
         let urls: Vec<String> = (1..n)
             .filter(|i| i % workers == w)
             .map(&url)
             .collect::<anyhow::Result<_>>()?;
         tasks.push(tokio::spawn(async move {
-            let mut jar = (*jar).clone();
             let mut out = Vec::new();
             for u in urls {
-                let cb = sign_in_with(
-                    &mut jar,
-                    &transport,
-                    &u,
-                    Some(&s.redirect_uri),
-                    &s.username,
-                    &s.password,
-                )
-                .await?;
+                let cb = browser
+                    .sign_in(&u, Some(&s.redirect_uri), &s.username, &s.password)
+                    .await?;
                 out.push(cb);
             }
-            Ok::<_, keybound_rp::RpError>(out)
+            Ok::<_, keybound_testkit::browser::BrowserError>(out)
         }));
     }
     for t in tasks {
@@ -247,9 +233,8 @@ async fn mint_device_codes(
         .as_str()
         .context("the OP has no device_authorization_endpoint")?
         .to_owned();
-    let transport = ReqwestTransport::new()?;
+    let mut browser = Browser::new(ReqwestTransport::new()?);
     let jkt = ctx.key.public_jwk().thumbprint().to_string();
-    let mut jar = Jar::default();
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let body = serde_urlencoded::to_string([
@@ -271,7 +256,9 @@ async fn mint_device_codes(
         let complete = r["verification_uri_complete"]
             .as_str()
             .context("no verification_uri_complete")?;
-        approve_device(&mut jar, &transport, complete, &s.username, &s.password).await?;
+        browser
+            .approve_device(complete, &s.username, &s.password)
+            .await?;
         out.push(
             r["device_code"]
                 .as_str()

@@ -9,12 +9,9 @@ use std::process::Command;
 use std::sync::Arc;
 
 use keybound_load::{cpu_seconds, latency, rss_kb, run, Load, Mode, Settings};
-use keybound_op::{password, OpConfig, OsRandomness, Provider};
-use keybound_proto::keybinding::Profile;
-use keybound_store::{Client, ClientAuthMethod, MemoryStore, Store, User};
+use keybound_store::Client;
+use keybound_testkit::op::{public_client, LoopbackOp, OpBuilder, ALICE, REDIRECT};
 use keybound_verify::SystemClock;
-
-const REDIRECT: &str = "http://127.0.0.1:9/cb";
 
 fn load_tool(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_keybound-load"))
@@ -131,52 +128,22 @@ fn percentiles_are_nearest_rank_over_sorted_samples() {
     assert_eq!(latency(Vec::new()).max, 0.0);
 }
 
-async fn start_op() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!("http://{}", listener.local_addr().unwrap());
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let p = Provider::new(
-        OpConfig::new(&issuer),
-        store.clone(),
-        Arc::new(SystemClock),
-        Arc::new(OsRandomness),
-    );
-    p.ensure_signing_keys().await.unwrap();
-    store
-        .put_client(&Client {
-            client_id: "load".into(),
-            name: "load".into(),
-            auth_method: ClientAuthMethod::None,
-            secret_hash: None,
-            redirect_uris: vec![REDIRECT.into()],
-            key_binding_profile: Profile::KeyBinding,
-            require_dpop_nonce: false,
+/// keybound on loopback with the load tool's client (`dpop_bound_access_tokens`).
+async fn start_op() -> LoopbackOp {
+    OpBuilder::new()
+        .clock(Arc::new(SystemClock))
+        .client(Client {
             dpop_bound_access_tokens: true,
-            jwks: None,
-            created_at: 0,
+            ..public_client("load")
         })
+        .serve()
         .await
-        .unwrap();
-    store
-        .put_user(&User {
-            sub: "s-alice".into(),
-            username: "alice".into(),
-            password_hash: password::hash("pw"),
-            name: Some("Alice".into()),
-            email: None,
-            email_verified: false,
-            created_at: 0,
-        })
-        .await
-        .unwrap();
-    let app = keybound_server::router(keybound_server::AppState::new(p));
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    issuer
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_mode_runs_against_a_loopback_keybound_with_zero_errors() {
-    let issuer = start_op().await;
+    let op = start_op().await;
+    let issuer = op.issuer.clone();
     // the last run is --plain-dpop: dpop_jkt without bound_key, proofs without c_s256 (how the
     // tool drives an OP without Key Binding); keybound must accept that as RFC 9449 DPoP
     for (mode, load, key_binding) in [
@@ -191,8 +158,8 @@ async fn every_mode_runs_against_a_loopback_keybound_with_zero_errors() {
             issuer: issuer.clone(),
             client_id: "load".into(),
             redirect_uri: REDIRECT.into(),
-            username: "alice".into(),
-            password: "pw".into(),
+            username: ALICE.0.into(),
+            password: ALICE.1.into(),
             mode,
             load,
             requests: 40,
@@ -214,12 +181,13 @@ async fn every_mode_runs_against_a_loopback_keybound_with_zero_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_fails_preparation_instead_of_reporting_errors() {
-    let issuer = start_op().await;
+    let op = start_op().await;
+    let issuer = op.issuer.clone();
     let settings = Settings {
         issuer,
         client_id: "load".into(),
         redirect_uri: REDIRECT.into(),
-        username: "alice".into(),
+        username: ALICE.0.into(),
         password: "wrong".into(),
         mode: Mode::Code,
         load: Load::Concurrency(2),

@@ -2,70 +2,31 @@
 //! issue lists, and a key-bound ID Token at the end.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use std::sync::Arc;
-
 use keybound_jose::PrivateKey;
-use keybound_op::token::Form;
-use keybound_op::{
-    normalize_user_code, password, DeviceRequestFacts, ManualClock, OpConfig, OpError,
-    OsRandomness, Provider, TokenRequestFacts,
-};
+use keybound_op::{normalize_user_code, DeviceRequestFacts, OpError, TokenRequestFacts};
 use keybound_proto::dpop::ProofBuilder;
 use keybound_proto::idtoken::{self, BindingRequirement, IdTokenChecks};
-use keybound_proto::keybinding::Profile;
 use keybound_proto::wire::{DeviceAuthorizationResponse, ErrorCode, TokenResponse};
-use keybound_store::{BrowserSession, Client, ClientAuthMethod, MemoryStore, Store};
+use keybound_store::{BrowserSession, Client, ClientAuthMethod};
 use keybound_testkit::keys;
+use keybound_testkit::op::{form, OpBuilder, TestOp, CLIENT_SECRET, ISS, T0};
 
-const ISS: &str = "https://op.example";
-const T0: u64 = 1_700_000_000;
 const GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
-struct Op {
-    p: Provider,
-    clock: Arc<ManualClock>,
+/// The TV: a public client, named for the consent page.
+fn tv() -> Client {
+    Client {
+        name: "Living Room TV".into(),
+        redirect_uris: vec![],
+        ..keybound_testkit::op::public_client("tv")
+    }
 }
 
-async fn op() -> Op {
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let clock = Arc::new(ManualClock::new(T0));
-    let p = Provider::new(
-        OpConfig::new(ISS),
-        store.clone(),
-        clock.clone(),
-        Arc::new(OsRandomness),
-    );
-    p.ensure_signing_keys().await.unwrap();
-    store
-        .put_client(&Client {
-            client_id: "tv".into(),
-            name: "Living Room TV".into(),
-            auth_method: ClientAuthMethod::None,
-            secret_hash: None,
-            redirect_uris: vec![],
-            key_binding_profile: Profile::KeyBinding,
-            require_dpop_nonce: false,
-            dpop_bound_access_tokens: false,
-            jwks: None,
-            created_at: T0,
-        })
-        .await
-        .unwrap();
-    let _ = password::hash("x");
-    Op { p, clock }
+async fn op() -> TestOp {
+    OpBuilder::new().client(tv()).build().await
 }
 
-fn form(pairs: &[(&str, &str)]) -> Form {
-    Form::from_pairs(
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
-    )
-    .unwrap()
-}
-
-async fn start(op: &Op, key: &PrivateKey) -> DeviceAuthorizationResponse {
+async fn start(op: &TestOp, key: &PrivateKey) -> DeviceAuthorizationResponse {
     let jkt = key.public_jwk().thumbprint();
     let f = form(&[
         ("client_id", "tv"),
@@ -92,13 +53,17 @@ fn session() -> BrowserSession {
     }
 }
 
-async fn approve(op: &Op, user_code: &str, yes: bool) {
+async fn approve(op: &TestOp, user_code: &str, yes: bool) {
     let (hash, _, client) = op.p.device_lookup(user_code).await.unwrap().unwrap();
     assert_eq!(client.name, "Living Room TV");
     assert!(op.p.device_decide(&hash, &session(), yes).await.unwrap());
 }
 
-async fn poll(op: &Op, device_code: &str, proof: Option<&str>) -> Result<TokenResponse, OpError> {
+async fn poll(
+    op: &TestOp,
+    device_code: &str,
+    proof: Option<&str>,
+) -> Result<TokenResponse, OpError> {
     let f = form(&[
         ("grant_type", GRANT),
         ("device_code", device_code),
@@ -114,7 +79,7 @@ async fn poll(op: &Op, device_code: &str, proof: Option<&str>) -> Result<TokenRe
     .map(|s| s.response)
 }
 
-fn proof(op: &Op, key: &PrivateKey, jti: &str, code: Option<&str>) -> String {
+fn proof(op: &TestOp, key: &PrivateKey, jti: &str, code: Option<&str>) -> String {
     let b = ProofBuilder::new(
         "POST",
         &format!("{ISS}/token"),
@@ -361,29 +326,12 @@ async fn device_endpoint_key_rules() {
 /// authorization endpoint needs one too.
 #[tokio::test]
 async fn device_authorization_proof_follows_the_nonce_policy() {
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let clock = Arc::new(ManualClock::new(T0));
-    let mut cfg = OpConfig::new(ISS);
-    cfg.dpop_nonces = Some(keybound_proto::dpop::NonceSource::new(&[7u8; 32], 60, 1).unwrap());
-    cfg.require_dpop_nonce = true;
-    let p = Provider::new(cfg, store.clone(), clock.clone(), Arc::new(OsRandomness));
-    p.ensure_signing_keys().await.unwrap();
-    let op = Op { p, clock };
-    op.p.store()
-        .put_client(&Client {
-            client_id: "tv".into(),
-            name: "Living Room TV".into(),
-            auth_method: ClientAuthMethod::None,
-            secret_hash: None,
-            redirect_uris: vec![],
-            key_binding_profile: Profile::KeyBinding,
-            require_dpop_nonce: false,
-            dpop_bound_access_tokens: false,
-            jwks: None,
-            created_at: T0,
-        })
-        .await
-        .unwrap();
+    let op = OpBuilder::new()
+        .nonces()
+        .configure(|c| c.require_dpop_nonce = true)
+        .client(tv())
+        .build()
+        .await;
     let key = keys::es256_a();
     let f = form(&[("client_id", "tv"), ("scope", "openid bound_key")]);
     let p = ProofBuilder::new("POST", &format!("{ISS}/device_authorization"), T0, "dn1")
@@ -420,22 +368,14 @@ async fn device_authorization_proof_follows_the_nonce_policy() {
 async fn dp_t6_device_grant_binds_refresh_tokens_like_the_code_grant() {
     let op = op().await;
     op.p.store()
-        .put_client(&Client {
-            client_id: "kiosk".into(),
-            name: "Kiosk".into(),
-            auth_method: ClientAuthMethod::ClientSecretPost,
-            secret_hash: Some(password::hash("k1osk-secret")),
-            redirect_uris: vec![],
-            key_binding_profile: Profile::KeyBinding,
-            require_dpop_nonce: false,
-            dpop_bound_access_tokens: false,
-            jwks: None,
-            created_at: T0,
-        })
+        .put_client(&keybound_testkit::op::client(
+            "kiosk",
+            ClientAuthMethod::ClientSecretPost,
+        ))
         .await
         .unwrap();
     let key = keys::es256_a();
-    let creds = [("client_id", "kiosk"), ("client_secret", "k1osk-secret")];
+    let creds = [("client_id", "kiosk"), ("client_secret", CLIENT_SECRET)];
     // plain DPoP (dpop_jkt, no bound_key) with offline_access
     let jkt = key.public_jwk().thumbprint();
     let mut pairs = creds.to_vec();

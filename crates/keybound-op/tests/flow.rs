@@ -2,91 +2,42 @@
 //! Key Binding code flow, refresh, userinfo, and every refusal the token endpoint owes.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use std::sync::Arc;
-
 use keybound_jose::{Jkt, PrivateKey};
-use keybound_op::{
-    password, Clock, Interaction, ManualClock, OpConfig, OsRandomness, Provider, ResourceRequest,
-    TokenRequestFacts,
-};
+use keybound_op::{password, Clock, Interaction, OpConfig, ResourceRequest, TokenRequestFacts};
 use keybound_op::{Endpoint, OpError, ValidatedAuthorization};
 use keybound_proto::dpop::{NonceSource, ProofBuilder};
 use keybound_proto::idtoken::{self, BindingRequirement, IdTokenChecks};
 use keybound_proto::keybinding::Profile;
 use keybound_proto::wire::{AuthorizationRequest, ErrorCode, TokenResponse};
-use keybound_store::{Client, ClientAuthMethod, MemoryStore, Store, User};
+use keybound_store::{Client, ClientAuthMethod};
 use keybound_testkit::keys;
+use keybound_testkit::op::{form, OpBuilder, TestOp, ISS, REDIRECT, T0, VERIFIER};
 
-const ISS: &str = "https://op.example";
-const T0: u64 = 1_700_000_000;
-const REDIRECT: &str = "https://app.example/cb";
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-
-struct Op {
-    p: Provider,
-    clock: Arc<ManualClock>,
-}
-
-impl Op {
-    fn advance(&self, s: u64) {
-        self.clock.advance(s);
-    }
-}
-
+/// A client of `method` with `profile`, registered for the testkit's redirect URI.
 fn client(id: &str, method: ClientAuthMethod, profile: Profile) -> Client {
     Client {
-        client_id: id.into(),
-        name: format!("App {id}"),
-        auth_method: method,
-        secret_hash: (method != ClientAuthMethod::None).then(|| password::hash("s3cret")),
-        redirect_uris: vec![REDIRECT.into()],
         key_binding_profile: profile,
-        require_dpop_nonce: false,
-        dpop_bound_access_tokens: false,
-        jwks: None,
-        created_at: T0,
+        ..keybound_testkit::op::client(id, method)
     }
 }
 
-async fn op_with(config: impl FnOnce(&mut OpConfig)) -> Op {
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let clock = Arc::new(ManualClock::new(T0));
-    let mut cfg = OpConfig::new(ISS);
-    config(&mut cfg);
-    let p = Provider::new(cfg, store.clone(), clock.clone(), Arc::new(OsRandomness));
-    p.ensure_signing_keys().await.unwrap();
-    store
-        .put_client(&client("pub", ClientAuthMethod::None, Profile::KeyBinding))
-        .await
-        .unwrap();
-    store
-        .put_client(&client(
+/// The OP of these tests: a public client `pub`, a confidential `conf` (HTTP Basic), a
+/// draft-00 `old`, and the standard End-User; `config` changes the settings.
+async fn op_with(config: impl FnOnce(&mut OpConfig) + Send + 'static) -> TestOp {
+    OpBuilder::new()
+        .configure(config)
+        .client(client("pub", ClientAuthMethod::None, Profile::KeyBinding))
+        .client(client(
             "conf",
             ClientAuthMethod::ClientSecretBasic,
             Profile::KeyBinding,
         ))
+        .client(client("old", ClientAuthMethod::None, Profile::Draft00))
+        .build()
         .await
-        .unwrap();
-    store
-        .put_client(&client("old", ClientAuthMethod::None, Profile::Draft00))
-        .await
-        .unwrap();
-    store
-        .put_user(&User {
-            sub: "sub-alice".into(),
-            username: "alice".into(),
-            password_hash: password::hash("wonderland"),
-            name: Some("Alice".into()),
-            email: Some("alice@example.com".into()),
-            email_verified: true,
-            created_at: T0,
-        })
-        .await
-        .unwrap();
-    Op { p, clock }
 }
 
-async fn op() -> Op {
+async fn op() -> TestOp {
     op_with(|_| {}).await
 }
 
@@ -106,7 +57,7 @@ fn request(client_id: &str, scope: &str, jkt: Option<&Jkt>) -> AuthorizationRequ
 }
 
 /// Run authorization through login and consent; returns the code.
-async fn authorize(op: &Op, req: &AuthorizationRequest) -> (String, ValidatedAuthorization) {
+async fn authorize(op: &TestOp, req: &AuthorizationRequest) -> (String, ValidatedAuthorization) {
     let v = op.p.validate_authorization(req).await.unwrap();
     assert_eq!(
         op.p.next_interaction(&v, None, false, false).await.unwrap(),
@@ -134,16 +85,6 @@ async fn authorize(op: &Op, req: &AuthorizationRequest) -> (String, ValidatedAut
     (q["code"].clone(), v)
 }
 
-fn form(pairs: &[(&str, &str)]) -> keybound_op::token::Form {
-    keybound_op::token::Form::from_pairs(
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
-    )
-    .unwrap()
-}
-
 fn code_form<'a>(client: &'a str, code: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
         ("grant_type", "authorization_code"),
@@ -155,7 +96,7 @@ fn code_form<'a>(client: &'a str, code: &'a str) -> Vec<(&'a str, &'a str)> {
 }
 
 async fn token(
-    op: &Op,
+    op: &TestOp,
     pairs: &[(&str, &str)],
     dpop: &[&str],
     auth: Option<&str>,
@@ -180,7 +121,7 @@ fn proof(key: &PrivateKey, jti: &str, now: u64, code: Option<&str>) -> String {
 }
 
 async fn validate_bound(
-    op: &Op,
+    op: &TestOp,
     id_token: &str,
     client: &str,
     jkt: &Jkt,
@@ -190,7 +131,7 @@ async fn validate_bound(
 }
 
 async fn validate_bound_nonce(
-    op: &Op,
+    op: &TestOp,
     id_token: &str,
     client: &str,
     jkt: &Jkt,

@@ -21,7 +21,6 @@
 
 mod device;
 mod error;
-pub mod headless;
 mod session;
 mod transport;
 

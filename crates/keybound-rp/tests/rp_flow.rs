@@ -6,70 +6,36 @@
 
 use std::sync::Arc;
 
-use keybound_op::{password, OpConfig, OsRandomness, Provider};
 use keybound_proto::keybinding::Profile;
 use keybound_rp::{
-    headless, DevicePoll, HttpRequest, HttpResponse, ReqwestTransport, Rp, RpConfig, RpError,
-    Session, Transport,
+    DevicePoll, HttpRequest, HttpResponse, ReqwestTransport, Rp, RpConfig, RpError, Session,
+    Transport,
 };
-use keybound_store::{Client, ClientAuthMethod, MemoryStore, Store, User};
+use keybound_store::Client;
+use keybound_testkit::browser::Browser;
+use keybound_testkit::op::{public_client, LoopbackOp, OpBuilder, ALICE, REDIRECT};
 use keybound_verify::{
     HttpFetcher, HttpPresentation, MemoryReplayCache, SystemClock, TrustedIssuer, Verifier,
     VerifierConfig,
 };
 
-const REDIRECT: &str = "http://127.0.0.1:9/cb";
-
-async fn start_op() -> String {
-    start_op_with(Arc::new(SystemClock), |_| {}).await.0
+/// The OP the RP signs in to: nonces in use, `app` must send one, `app-old` is a draft-00 client.
+fn op() -> OpBuilder {
+    OpBuilder::new()
+        .nonces()
+        .client(Client {
+            require_dpop_nonce: true,
+            ..public_client("app")
+        })
+        .client(Client {
+            key_binding_profile: Profile::Draft00,
+            ..public_client("app-old")
+        })
 }
 
-/// The OP on a loopback socket with `clock` and settings changed by `config`; the handle
-/// stops it (connections are not kept alive by the tests' transports, so nothing outlives it).
-async fn start_op_with(
-    clock: Arc<dyn keybound_op::Clock>,
-    config: impl FnOnce(&mut OpConfig),
-) -> (String, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!("http://{}", listener.local_addr().unwrap());
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let mut cfg = OpConfig::new(&issuer);
-    cfg.dpop_nonces = Some(keybound_proto::dpop::NonceSource::new(&[1u8; 32], 60, 2).unwrap());
-    config(&mut cfg);
-    let p = Provider::new(cfg, store.clone(), clock, Arc::new(OsRandomness));
-    p.ensure_signing_keys().await.unwrap();
-    for (id, profile) in [("app", Profile::KeyBinding), ("app-old", Profile::Draft00)] {
-        store
-            .put_client(&Client {
-                client_id: id.into(),
-                name: id.into(),
-                auth_method: ClientAuthMethod::None,
-                secret_hash: None,
-                redirect_uris: vec![REDIRECT.into()],
-                key_binding_profile: profile,
-                require_dpop_nonce: id == "app",
-                dpop_bound_access_tokens: false,
-                jwks: None,
-                created_at: 0,
-            })
-            .await
-            .unwrap();
-    }
-    store
-        .put_user(&User {
-            sub: "s-alice".into(),
-            username: "alice".into(),
-            password_hash: password::hash("pw"),
-            name: Some("Alice".into()),
-            email: None,
-            email_verified: false,
-            created_at: 0,
-        })
-        .await
-        .unwrap();
-    let app = keybound_server::router(keybound_server::AppState::new(p));
-    let handle = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (issuer, handle)
+/// [`op`] on loopback, on the system clock (the RP's clock).
+async fn start_op() -> LoopbackOp {
+    op().clock(Arc::new(SystemClock)).serve().await
 }
 
 /// The real reqwest transport without connection reuse, recording (method, path, status) of
@@ -116,24 +82,33 @@ impl Transport for Recording {
     }
 }
 
-async fn sign_in(rp: &Rp, t: &ReqwestTransport) -> Session {
+async fn sign_in(rp: &Rp) -> Session {
     let pending = rp.begin().await.unwrap();
-    let callback = headless::sign_in(t, &pending.url, "alice", "pw")
-        .await
-        .unwrap();
-    let code = rp.callback(&pending, &callback).unwrap();
+    let code = rp.callback(&pending, &browse(&pending.url).await).unwrap();
     rp.exchange(pending, &code).await.unwrap()
+}
+
+/// Sign in as the standard End-User in a fresh headless browser; the redirect with the code.
+async fn browse(url: &str) -> String {
+    Browser::new(ReqwestTransport::new().unwrap())
+        .sign_in(url, None, ALICE.0, ALICE.1)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_bound_sign_in_refresh_userinfo_and_presentation() {
-    let issuer = start_op().await;
-    let t = ReqwestTransport::new().unwrap();
+    let op = start_op().await;
+    let issuer = op.issuer.clone();
     let mut cfg = RpConfig::new(&issuer, "app", REDIRECT);
     cfg.scope = "openid profile offline_access".into();
-    let rp = Rp::new(cfg, Arc::new(t.clone()), Arc::new(SystemClock));
+    let rp = Rp::new(
+        cfg,
+        Arc::new(ReqwestTransport::new().unwrap()),
+        Arc::new(SystemClock),
+    );
     // this client must use a DPoP nonce: the RP retries once by itself
-    let mut session = sign_in(&rp, &t).await;
+    let mut session = sign_in(&rp).await;
     assert!(session.bound);
     assert_eq!(session.token_type, "DPoP");
     let before = session.id_token.clone();
@@ -184,18 +159,21 @@ async fn key_bound_sign_in_refresh_userinfo_and_presentation() {
         })
         .await
         .unwrap();
-    assert_eq!(id.sub, "s-alice");
+    assert_eq!(id.sub, ALICE.2);
     assert_eq!(id.jkt.as_str(), session.jkt);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn draft00_profile_and_callback_checks() {
-    let issuer = start_op().await;
-    let t = ReqwestTransport::new().unwrap();
-    let mut cfg = RpConfig::new(&issuer, "app-old", REDIRECT);
+    let op = start_op().await;
+    let mut cfg = RpConfig::new(&op.issuer, "app-old", REDIRECT);
     cfg.profile = Profile::Draft00;
-    let rp = Rp::new(cfg, Arc::new(t.clone()), Arc::new(SystemClock));
-    let session = sign_in(&rp, &t).await;
+    let rp = Rp::new(
+        cfg,
+        Arc::new(ReqwestTransport::new().unwrap()),
+        Arc::new(SystemClock),
+    );
+    let session = sign_in(&rp).await;
     assert!(session.bound);
     let jws = keybound_jose::Jws::parse(&session.id_token).unwrap();
     assert_eq!(jws.header().typ.as_deref(), Some("id_token+cnf"));
@@ -219,17 +197,13 @@ async fn draft00_profile_and_callback_checks() {
 /// one `use_dpop_nonce` round, after which refresh and userinfo each take one request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc9449_8_2_rp_uses_the_latest_nonce_of_every_response() {
-    let issuer = start_op().await;
+    let op = start_op().await;
     let rec = Arc::new(Recording::new());
-    let mut cfg = RpConfig::new(&issuer, "app", REDIRECT);
+    let mut cfg = RpConfig::new(&op.issuer, "app", REDIRECT);
     cfg.scope = "openid offline_access".into();
     let rp = Rp::new(cfg, rec.clone(), Arc::new(SystemClock));
     let pending = rp.begin().await.unwrap();
-    let t = ReqwestTransport::new().unwrap();
-    let callback = headless::sign_in(&t, &pending.url, "alice", "pw")
-        .await
-        .unwrap();
-    let code = rp.callback(&pending, &callback).unwrap();
+    let code = rp.callback(&pending, &browse(&pending.url).await).unwrap();
     rec.take("/token");
     let mut session = rp.exchange(pending, &code).await.unwrap();
     assert_eq!(
@@ -247,22 +221,27 @@ async fn rfc9449_8_2_rp_uses_the_latest_nonce_of_every_response() {
     assert_eq!(rec.take("/userinfo"), [200], "the same server's nonce");
 }
 
-/// The sleeps `device_wait` asked for, and a clock it shares with the OP: while `down` is
-/// false each sleep moves time by one second (so every poll is too fast and earns a
-/// `slow_down`); once the OP is stopped each sleep moves it by what was asked.
+/// The sleeps `device_wait` asked for, and a clock it shares with the OP: while the OP is up
+/// each sleep moves time by one second (so every poll is too fast and earns a `slow_down`);
+/// once it was asked to stop, a sleep first waits until it has, then moves time by what was
+/// asked.
 fn device_sleeper(
-    clock: Arc<keybound_op::ManualClock>,
+    op: Arc<LoopbackOp>,
     down: Arc<std::sync::atomic::AtomicBool>,
     sleeps: Arc<std::sync::Mutex<Vec<u64>>>,
-) -> impl Fn(std::time::Duration) -> std::future::Ready<()> {
+) -> impl Fn(std::time::Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+{
     move |d| {
         sleeps.lock().unwrap().push(d.as_secs());
-        if down.load(std::sync::atomic::Ordering::SeqCst) {
-            clock.advance(d.as_secs());
-        } else {
-            clock.advance(1);
-        }
-        std::future::ready(())
+        let (op, down) = (op.clone(), down.clone());
+        Box::pin(async move {
+            if down.load(std::sync::atomic::Ordering::SeqCst) {
+                op.stop().await;
+                op.clock.advance(d.as_secs());
+            } else {
+                op.clock.advance(1);
+            }
+        })
     }
 }
 
@@ -271,23 +250,21 @@ fn device_sleeper(
 /// interval every time (DF-1), and ends when the device code expires.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn df7_network_errors_with_interval_90_back_off_without_panic() {
-    let clock = Arc::new(keybound_op::ManualClock::new(1_900_000_000));
-    let (issuer, op) = start_op_with(clock.clone(), |c| c.device_interval = 90).await;
+    let op = Arc::new(op().configure(|c| c.device_interval = 90).serve().await);
     let rp = Rp::new(
-        RpConfig::new(&issuer, "app", REDIRECT),
+        RpConfig::new(&op.issuer, "app", REDIRECT),
         Arc::new(Recording::new()),
-        clock.clone(),
+        op.clock.clone(),
     );
     let mut flow = rp.device_begin().await.unwrap();
     assert_eq!(flow.interval, 90);
-    op.abort();
-    let _ = op.await;
+    op.stop().await;
     let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let sleeps = Arc::new(std::sync::Mutex::new(Vec::new()));
     let r = rp
         .device_wait(
             &mut flow,
-            device_sleeper(clock.clone(), down, sleeps.clone()),
+            device_sleeper(op.clone(), down, sleeps.clone()),
             |_| {},
         )
         .await;
@@ -308,30 +285,26 @@ async fn df7_network_errors_with_interval_90_back_off_without_panic() {
 /// network-error back-off still works (it used to panic once the interval passed 60 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn df7_twelve_slow_downs_then_network_errors_without_panic() {
-    let clock = Arc::new(keybound_op::ManualClock::new(1_900_000_000));
-    let (issuer, op) = start_op_with(clock.clone(), |_| {}).await;
+    let op = Arc::new(op().serve().await);
     let rp = Rp::new(
-        RpConfig::new(&issuer, "app", REDIRECT),
+        RpConfig::new(&op.issuer, "app", REDIRECT),
         Arc::new(Recording::new()),
-        clock.clone(),
+        op.clock.clone(),
     );
     let mut flow = rp.device_begin().await.unwrap();
     assert_eq!(flow.interval, 5);
     let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sleeps = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let op = std::sync::Mutex::new(Some(op));
     let mut slow_downs = 0;
     let r = rp
         .device_wait(
             &mut flow,
-            device_sleeper(clock.clone(), down.clone(), sleeps.clone()),
+            device_sleeper(op.clone(), down.clone(), sleeps.clone()),
             |p| {
                 if matches!(p, DevicePoll::SlowDown) {
                     slow_downs += 1;
                     if slow_downs == 12 {
-                        if let Some(h) = op.lock().unwrap().take() {
-                            h.abort();
-                        }
+                        op.abort();
                         down.store(true, std::sync::atomic::Ordering::SeqCst);
                     }
                 }

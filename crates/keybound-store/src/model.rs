@@ -91,6 +91,27 @@ pub struct Client {
     pub created_at: u64,
 }
 
+impl Client {
+    /// A client with defaults for everything but its id, authentication method and creation
+    /// time: named after its id, no secret, no redirect URIs, the current Key Binding profile,
+    /// no DPoP nonce or proof demanded, no JWKS. Set the rest with struct update syntax:
+    /// `Client { redirect_uris, ..Client::new("app", ClientAuthMethod::None, now) }`.
+    pub fn new(client_id: &str, auth_method: ClientAuthMethod, created_at: u64) -> Self {
+        Client {
+            client_id: client_id.to_owned(),
+            name: client_id.to_owned(),
+            auth_method,
+            secret_hash: None,
+            redirect_uris: Vec::new(),
+            key_binding_profile: Profile::default(),
+            require_dpop_nonce: false,
+            dpop_bound_access_tokens: false,
+            jwks: None,
+            created_at,
+        }
+    }
+}
+
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
@@ -131,6 +152,21 @@ pub struct User {
     pub email_verified: bool,
     /// when created
     pub created_at: u64,
+}
+
+impl User {
+    /// A user with no profile claims: set `name`, `email` with struct update syntax.
+    pub fn new(sub: &str, username: &str, password_hash: String, created_at: u64) -> Self {
+        User {
+            sub: sub.to_owned(),
+            username: username.to_owned(),
+            password_hash,
+            name: None,
+            email: None,
+            email_verified: false,
+            created_at,
+        }
+    }
 }
 
 impl fmt::Debug for User {

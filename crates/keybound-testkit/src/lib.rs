@@ -9,7 +9,18 @@
 //!   so signatures verify across runs and expected thumbprints can be written down;
 //! - [`vector`]: loads the spec vectors stored as JSON under `testdata/vectors/`.
 //!
-//! `publish = false`: nothing here is for production use.
+//! - [`op`]: the OpenID Provider in process or on a loopback socket ([`op::OpBuilder`]), the
+//!   standard End-User and client fixtures, form bodies;
+//! - [`browser`]: the one headless form browser for keybound's pages, over a real socket or
+//!   straight into the router ([`browser::RouterTransport`]);
+//! - [`tokens`]: key-bound ID Tokens as an OP issues them.
+//!
+//! `publish = false`: nothing here is for production use. (`keybound demo` and `keybound login
+//! --username` drive keybound's own pages with [`browser`] for scripted sign-ins.)
+
+pub mod browser;
+pub mod op;
+pub mod tokens;
 
 use std::path::PathBuf;
 

@@ -8,60 +8,61 @@ use std::sync::Arc;
 use anyhow::{bail, Context as _};
 use axum::routing::get;
 use axum::Router;
-use keybound_op::{password, OpConfig, OsRandomness, Provider};
-use keybound_proto::keybinding::Profile;
+use keybound_op::password;
 use keybound_proto::presentation::{http_proof, ID_TOKEN_HEADER};
-use keybound_rp::{headless, ReqwestTransport, Rp, RpConfig};
-use keybound_store::{Client, ClientAuthMethod, Kek, SqliteStore, Store, User};
+use keybound_rp::{ReqwestTransport, Rp, RpConfig};
+use keybound_store::{Client, ClientAuthMethod, User};
+use keybound_testkit::browser::Browser;
 use keybound_verify::axum_support::KeyBound;
 use keybound_verify::{
     HttpFetcher, MemoryReplayCache, SystemClock, TrustedIssuer, Verifier, VerifierConfig,
 };
 
+use crate::config::Settings;
+use crate::serve;
+
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
 
+/// The OP exactly as `keybound serve` builds it (SQLite in `dir`, the same provider
+/// settings), with the demo user and app.
 async fn start_op(dir: &std::path::Path) -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let issuer = format!("http://{}", listener.local_addr()?);
-    let (kek, _) = Kek::generate()?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("demo.db"), kek).await?);
-    let p = Provider::new(
-        OpConfig::new(&issuer),
-        store.clone(),
-        Arc::new(SystemClock),
-        Arc::new(OsRandomness),
-    );
+    let listen = listener.local_addr()?;
+    let settings = Settings {
+        listen,
+        issuer: format!("http://{listen}"),
+        data_dir: dir.to_owned(),
+        database_url: None,
+        json_logs: false,
+        require_dpop_nonce: false,
+        tls: None,
+    };
+    let store = serve::open_store(&settings).await?;
+    let p = serve::provider(&settings, store.clone())?;
     p.ensure_signing_keys()
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     store
         .put_client(&Client {
-            client_id: "demo-app".into(),
             name: "Demo App".into(),
-            auth_method: ClientAuthMethod::None,
-            secret_hash: None,
             redirect_uris: vec![REDIRECT.into()],
-            key_binding_profile: Profile::KeyBinding,
-            require_dpop_nonce: false,
-            dpop_bound_access_tokens: false,
-            jwks: None,
-            created_at: 0,
+            ..Client::new("demo-app", ClientAuthMethod::None, p.now())
         })
         .await?;
     store
         .put_user(&User {
-            sub: "demo-user-1".into(),
-            username: "demo".into(),
-            password_hash: password::hash("demo-password"),
             name: Some("Demo User".into()),
-            email: None,
-            email_verified: false,
-            created_at: 0,
+            ..User::new(
+                "demo-user-1",
+                "demo",
+                password::hash("demo-password"),
+                p.now(),
+            )
         })
         .await?;
     let app = keybound_server::router(keybound_server::AppState::new(p));
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok(issuer)
+    Ok(settings.issuer)
 }
 
 async fn orders(KeyBound(who): KeyBound) -> String {
@@ -156,7 +157,9 @@ pub async fn run() -> anyhow::Result<()> {
     println!(
         "   and asked for a key-bound ID Token: scope=openid bound_key, dpop_jkt=<thumbprint>"
     );
-    let callback = headless::sign_in(&transport, &pending.url, "demo", "demo-password").await?;
+    let callback = Browser::new(transport.clone())
+        .sign_in(&pending.url, None, "demo", "demo-password")
+        .await?;
     println!("4. The demo user signed in and consented (headless, through the OP's own forms)");
     let code = rp.callback(&pending, &callback)?;
     let session = rp.exchange(pending, &code).await?;

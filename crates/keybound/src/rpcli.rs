@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use keybound_proto::keybinding::Profile;
-use keybound_rp::{headless, ReqwestTransport, Rp, RpConfig, Session};
+use keybound_rp::{ReqwestTransport, Rp, RpConfig, Session};
+use keybound_testkit::browser::Browser;
 use keybound_verify::{
     HttpFetcher, HttpPresentation, SqliteReplayCache, SystemClock, TrustedIssuer, Verifier,
     VerifierConfig,
@@ -68,7 +69,9 @@ pub async fn login(a: LoginArgs) -> anyhow::Result<()> {
     }
     let pending = rp.begin().await?;
     let callback = if let (Some(u), Some(p)) = (&a.username, &a.password) {
-        headless::sign_in_to(&transport, &pending.url, Some(&redirect), u, p).await?
+        Browser::new(transport.clone())
+            .sign_in(&pending.url, Some(&redirect), u, p)
+            .await?
     } else {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", a.port))
             .await

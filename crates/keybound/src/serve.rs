@@ -7,7 +7,6 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use keybound_op::{password, OpConfig, OsRandomness, Provider};
 use keybound_proto::dpop::NonceSource;
-use keybound_proto::keybinding::Profile;
 use keybound_store::{Client, ClientAuthMethod, Kek, SqliteStore, Store, User};
 use keybound_verify::SystemClock;
 
@@ -92,13 +91,15 @@ async fn provision_demo(p: &Provider, settings: &Settings) -> anyhow::Result<Opt
         std::env::var("KEYBOUND_DEMO_PASSWORD").unwrap_or_else(|_| keybound_jose::random_b64(9));
     store
         .put_user(&User {
-            sub: keybound_jose::random_b64(12),
-            username: "demo".into(),
-            password_hash: password::hash(&user_password),
             name: Some("Demo User".into()),
             email: Some("demo@example.com".into()),
             email_verified: true,
-            created_at: now,
+            ..User::new(
+                &keybound_jose::random_b64(12),
+                "demo",
+                password::hash(&user_password),
+                now,
+            )
         })
         .await?;
     let redirects = vec![
@@ -107,31 +108,22 @@ async fn provision_demo(p: &Provider, settings: &Settings) -> anyhow::Result<Opt
     ];
     store
         .put_client(&Client {
-            client_id: "demo-public".into(),
             name: "Demo App (public)".into(),
-            auth_method: ClientAuthMethod::None,
-            secret_hash: None,
             redirect_uris: redirects.clone(),
-            key_binding_profile: Profile::KeyBinding,
-            require_dpop_nonce: false,
-            dpop_bound_access_tokens: false,
-            jwks: None,
-            created_at: now,
+            ..Client::new("demo-public", ClientAuthMethod::None, now)
         })
         .await?;
     let secret = keybound_jose::random_b64(24);
     store
         .put_client(&Client {
-            client_id: "demo-confidential".into(),
             name: "Demo Service (confidential)".into(),
-            auth_method: ClientAuthMethod::ClientSecretBasic,
             secret_hash: Some(password::hash(&secret)),
             redirect_uris: redirects,
-            key_binding_profile: Profile::KeyBinding,
-            require_dpop_nonce: false,
-            dpop_bound_access_tokens: false,
-            jwks: None,
-            created_at: now,
+            ..Client::new(
+                "demo-confidential",
+                ClientAuthMethod::ClientSecretBasic,
+                now,
+            )
         })
         .await?;
     Ok(Some(format!(

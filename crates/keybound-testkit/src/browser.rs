@@ -1,0 +1,370 @@
+//! The one headless form browser: it drives keybound's own no-JavaScript pages (login, consent,
+//! device code entry) like a person with a browser would — GET a page, post its form with the
+//! hidden fields (CSRF token included) and the cookies, follow redirects inside the OP — over
+//! any [`Transport`]: the real reqwest one on a loopback socket, or [`RouterTransport`] straight
+//! into the axum router in process. For tests, `keybound demo`, `keybound login --username`
+//! and the load tool; not a way to collect other people's passwords.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use keybound_rp::{HttpRequest, HttpResponse, RpError, Transport};
+
+/// What went wrong while browsing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrowserError {
+    /// The transport failed.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The OP answered something the browser cannot continue from.
+    #[error("{0}")]
+    Page(String),
+    /// The login form came back with 401.
+    #[error("wrong username or password")]
+    WrongPassword,
+}
+
+impl From<RpError> for BrowserError {
+    fn from(e: RpError) -> Self {
+        BrowserError::Transport(e.to_string())
+    }
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The `name`/`value` pairs of the hidden inputs of a keybound page.
+pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    const OPEN: &str = "<input type=\"hidden\" name=\"";
+    let mut out = Vec::new();
+    let mut rest = html;
+    while let Some(i) = rest.find(OPEN) {
+        rest = &rest[i + OPEN.len()..];
+        let Some(end_name) = rest.find('"') else {
+            break;
+        };
+        let name = &rest[..end_name];
+        rest = &rest[end_name..];
+        let Some(v) = rest.strip_prefix("\" value=\"") else {
+            continue;
+        };
+        let Some(end_value) = v.find('"') else { break };
+        out.push((unescape(name), unescape(&v[..end_value])));
+        rest = &v[end_value..];
+    }
+    out
+}
+
+/// The value of the first `<input … name="NAME" value="…">` on a page.
+pub fn input_value(html: &str, name: &str) -> Option<String> {
+    let key = format!("name=\"{name}\" value=\"");
+    let i = html.find(&key)? + key.len();
+    let end = html[i..].find('"')?;
+    Some(unescape(&html[i..i + end]))
+}
+
+/// A page as the browser saw it.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// HTTP status
+    pub status: u16,
+    /// `Location`, for redirects
+    pub location: Option<String>,
+    /// the body as text
+    pub body: String,
+}
+
+impl Page {
+    fn from(r: &HttpResponse) -> Self {
+        Page {
+            status: r.status,
+            location: r.header("location").map(str::to_owned),
+            body: String::from_utf8_lossy(&r.body).into_owned(),
+        }
+    }
+}
+
+/// A headless browser: a transport and a cookie jar kept across requests, so a second
+/// authorization reuses the OP session (and remembered consent).
+pub struct Browser<T: Transport> {
+    transport: T,
+    cookies: BTreeMap<String, String>,
+}
+
+/// A copy with the same cookies (another tab of the same browser profile).
+impl<T: Transport + Clone> Clone for Browser<T> {
+    fn clone(&self) -> Self {
+        Browser {
+            transport: self.transport.clone(),
+            cookies: self.cookies.clone(),
+        }
+    }
+}
+
+impl<T: Transport> std::fmt::Debug for Browser<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Browser")
+            .field("cookies", &self.cookies.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Transport> Browser<T> {
+    /// A browser with an empty cookie jar.
+    pub fn new(transport: T) -> Self {
+        Browser {
+            transport,
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    /// A cookie's value.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies.get(name).map(String::as_str)
+    }
+
+    /// Forget all cookies (a new browser profile).
+    pub fn clear_cookies(&mut self) {
+        self.cookies.clear();
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn send(&mut self, req: HttpRequest) -> Result<Page, BrowserError> {
+        let req = if self.cookies.is_empty() {
+            req
+        } else {
+            req.header("Cookie", &self.cookie_header())
+        };
+        let r = self.transport.send(req).await?;
+        for (k, v) in &r.headers {
+            if k == "set-cookie" {
+                if let Some((name, value)) = v.split(';').next().and_then(|kv| kv.split_once('=')) {
+                    self.cookies
+                        .insert(name.trim().to_owned(), value.to_owned());
+                }
+            }
+        }
+        Ok(Page::from(&r))
+    }
+
+    /// GET `url`.
+    pub async fn get(&mut self, url: &str) -> Result<Page, BrowserError> {
+        self.send(HttpRequest::get(url)).await
+    }
+
+    /// POST `fields` as a form to `action`.
+    pub async fn post(
+        &mut self,
+        action: &str,
+        fields: &[(String, String)],
+    ) -> Result<Page, BrowserError> {
+        let body =
+            serde_urlencoded::to_string(fields).map_err(|e| BrowserError::Page(e.to_string()))?;
+        self.send(HttpRequest::post_form(action, body.into_bytes()))
+            .await
+    }
+
+    /// Submit the form of `page` to `action`: its hidden fields, then `extra` (which may
+    /// repeat a hidden field's name to change it).
+    pub async fn submit(
+        &mut self,
+        action: &str,
+        page: &Page,
+        extra: &[(&str, &str)],
+    ) -> Result<Page, BrowserError> {
+        let mut fields = hidden_fields(&page.body);
+        for (k, v) in extra {
+            fields.retain(|(f, _)| f != k);
+            fields.push(((*k).to_owned(), (*v).to_owned()));
+        }
+        self.post(action, &fields).await
+    }
+
+    /// Sign in as `username` and consent; returns the redirect URL carrying the code (or an
+    /// error). Redirects inside the OP are followed (carrying cookies) until one leads to
+    /// `redirect_uri`, or, without one, the first redirect is the answer.
+    pub async fn sign_in(
+        &mut self,
+        authorization_url: &str,
+        redirect_uri: Option<&str>,
+        username: &str,
+        password: &str,
+    ) -> Result<String, BrowserError> {
+        let base =
+            url::Url::parse(authorization_url).map_err(|e| BrowserError::Page(e.to_string()))?;
+        let action = base
+            .join("/authorize")
+            .map_err(|e| BrowserError::Page(e.to_string()))?
+            .to_string();
+        let mut page = self.get(authorization_url).await?;
+        for _ in 0..12 {
+            if let Some(location) = page.location.clone().filter(|_| page.status / 100 == 3) {
+                let next = base
+                    .join(&location)
+                    .map_err(|e| BrowserError::Page(e.to_string()))?
+                    .to_string();
+                match redirect_uri {
+                    Some(ru) if !next.starts_with(ru) => {
+                        page = self.get(&next).await?;
+                        continue;
+                    }
+                    _ => return Ok(next),
+                }
+            }
+            let extra: &[(&str, &str)] = if page.body.contains("name=\"password\"") {
+                &[("username", username), ("password", password)]
+            } else if page.body.contains("name=\"decision\"") {
+                &[("decision", "allow")]
+            } else {
+                return Err(BrowserError::Page(format!(
+                    "the OP answered HTTP {} without a form or redirect",
+                    page.status
+                )));
+            };
+            page = self.submit(&action, &page, extra).await?;
+            if page.status == 401 {
+                return Err(BrowserError::WrongPassword);
+            }
+        }
+        Err(BrowserError::Page("too many interaction steps".into()))
+    }
+
+    /// Approve a device authorization on keybound's `/device` pages: open
+    /// `verification_uri_complete` (the code is pre-filled), submit it, sign in if the jar
+    /// holds no session, and approve.
+    pub async fn approve_device(
+        &mut self,
+        verification_uri_complete: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<(), BrowserError> {
+        let base = url::Url::parse(verification_uri_complete)
+            .map_err(|e| BrowserError::Page(e.to_string()))?;
+        let action = base
+            .join(base.path())
+            .map_err(|e| BrowserError::Page(e.to_string()))?
+            .to_string();
+        let mut page = self.get(verification_uri_complete).await?;
+        for _ in 0..6 {
+            let decided = page.body.contains("name=\"decision\"");
+            let code;
+            let extra: Vec<(&str, &str)> = if decided {
+                vec![("decision", "allow")]
+            } else if page.body.contains("name=\"password\"") {
+                vec![("username", username), ("password", password)]
+            } else if let Some(c) =
+                input_value(&page.body, "user_code").filter(|_| page.status == 200)
+            {
+                code = c;
+                vec![("user_code", code.as_str())]
+            } else {
+                return Err(BrowserError::Page(format!(
+                    "the device page answered HTTP {} without the expected form",
+                    page.status
+                )));
+            };
+            page = self.submit(&action, &page, &extra).await?;
+            if page.status == 401 {
+                return Err(BrowserError::WrongPassword);
+            }
+            if decided {
+                return if page.status == 200 {
+                    Ok(())
+                } else {
+                    Err(BrowserError::Page(format!(
+                        "approving the device code failed with HTTP {}",
+                        page.status
+                    )))
+                };
+            }
+        }
+        Err(BrowserError::Page("too many device page steps".into()))
+    }
+}
+
+/// A [`Transport`] straight into an axum router, in process (no socket): the whole OP as a
+/// tower service.
+#[derive(Clone)]
+pub struct RouterTransport(pub axum::Router);
+
+impl std::fmt::Debug for RouterTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RouterTransport")
+    }
+}
+
+#[async_trait]
+impl Transport for RouterTransport {
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, RpError> {
+        use http_body_util::BodyExt as _;
+        use tower::ServiceExt as _;
+        let uri = url::Url::parse(&req.url).map_err(|e| RpError::Http(e.to_string()))?;
+        let path = match uri.query() {
+            Some(q) => format!("{}?{q}", uri.path()),
+            None => uri.path().to_owned(),
+        };
+        let mut b = axum::http::Request::builder()
+            .method(req.method.as_str())
+            .uri(path);
+        for (k, v) in &req.headers {
+            b = b.header(k, v);
+        }
+        let request = b
+            .body(axum::body::Body::from(req.body.unwrap_or_default()))
+            .map_err(|e| RpError::Http(e.to_string()))?;
+        let resp = self
+            .0
+            .clone()
+            .oneshot(request)
+            .await
+            .map_err(|e| RpError::Http(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| {
+                v.to_str()
+                    .ok()
+                    .map(|v| (k.as_str().to_ascii_lowercase(), v.to_owned()))
+            })
+            .collect();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| RpError::Http(e.to_string()))?
+            .to_bytes()
+            .to_vec();
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_hidden_fields() {
+        let html = r#"<input type="hidden" name="state" value="a&amp;b"><input type="hidden" name="csrf" value="x">"#;
+        assert_eq!(
+            hidden_fields(html),
+            vec![("state".into(), "a&b".into()), ("csrf".into(), "x".into())]
+        );
+    }
+}

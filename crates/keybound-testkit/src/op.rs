@@ -1,0 +1,281 @@
+//! The OpenID Provider as tests need it: in process (the decisions, or the whole axum router
+//! without a socket) or on a loopback socket, on the in-memory store, with a manual clock by
+//! default, the standard End-User and any clients the test registers.
+
+use std::sync::Arc;
+
+use keybound_op::{password, Clock, ManualClock, OpConfig, OsRandomness, Provider};
+use keybound_proto::dpop::NonceSource;
+use keybound_store::{Client, ClientAuthMethod, MemoryStore, Store, User};
+
+/// The issuer of in-process OPs.
+pub const ISS: &str = "https://op.example";
+/// The time in-process OPs start at (2023-11-14).
+pub const T0: u64 = 1_700_000_000;
+/// The redirect URI the standard clients register.
+pub const REDIRECT: &str = "http://127.0.0.1:9/cb";
+/// A PKCE verifier (RFC 7636 appendix B).
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+/// The standard End-User's login name, password and subject.
+pub const ALICE: (&str, &str, &str) = ("alice", "wonderland", "sub-alice");
+/// The secret of every confidential client made by [`client`].
+pub const CLIENT_SECRET: &str = "s3cret";
+/// The DPoP nonce secret of OPs built with [`OpBuilder::nonces`].
+pub const NONCE_SECRET: [u8; 32] = [9u8; 32];
+
+/// A client registered for [`REDIRECT`]: public with [`ClientAuthMethod::None`], else
+/// confidential with [`CLIENT_SECRET`]. Adjust the rest with struct update syntax.
+pub fn client(id: &str, method: ClientAuthMethod) -> Client {
+    Client {
+        name: format!("App {id}"),
+        secret_hash: (method != ClientAuthMethod::None).then(|| password::hash(CLIENT_SECRET)),
+        redirect_uris: vec![REDIRECT.into()],
+        ..Client::new(id, method, T0)
+    }
+}
+
+/// A public client (PKCE, no secret).
+pub fn public_client(id: &str) -> Client {
+    client(id, ClientAuthMethod::None)
+}
+
+/// The standard End-User: [`ALICE`], named "Alice", with a verified e-mail address.
+pub fn alice() -> User {
+    User {
+        name: Some("Alice".into()),
+        email: Some("alice@example.com".into()),
+        email_verified: true,
+        ..User::new(ALICE.2, ALICE.0, password::hash(ALICE.1), T0)
+    }
+}
+
+/// A change to the settings.
+type Configure = Box<dyn FnOnce(&mut OpConfig) + Send>;
+
+/// How to build a test OP.
+pub struct OpBuilder {
+    clock: Option<Arc<dyn Clock>>,
+    manual: Arc<ManualClock>,
+    nonces: bool,
+    configure: Vec<Configure>,
+    clients: Vec<Client>,
+    users: Vec<User>,
+}
+
+impl std::fmt::Debug for OpBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpBuilder")
+            .field("clients", &self.clients.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for OpBuilder {
+    fn default() -> Self {
+        OpBuilder {
+            clock: None,
+            manual: Arc::new(ManualClock::new(T0)),
+            nonces: false,
+            configure: Vec::new(),
+            clients: Vec::new(),
+            users: vec![alice()],
+        }
+    }
+}
+
+/// An OP over the in-memory store: its decisions, its store and its clock.
+pub struct TestOp {
+    /// the provider
+    pub p: Provider,
+    /// its store
+    pub store: Arc<dyn Store>,
+    /// its clock, when it is the manual one (the default)
+    pub clock: Arc<ManualClock>,
+}
+
+impl std::fmt::Debug for TestOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestOp")
+            .field("p", &self.p)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestOp {
+    /// Move the manual clock forward.
+    pub fn advance(&self, secs: u64) {
+        self.clock.advance(secs);
+    }
+
+    /// The current time of the provider.
+    pub fn now(&self) -> u64 {
+        self.p.now()
+    }
+
+    /// The axum router over this provider (the whole OP, in process).
+    pub fn router(self) -> axum::Router {
+        keybound_server::router(keybound_server::AppState::new(self.p))
+    }
+}
+
+/// An OP serving on a loopback socket until dropped.
+pub struct LoopbackOp {
+    /// its issuer, `http://127.0.0.1:PORT`
+    pub issuer: String,
+    /// its store
+    pub store: Arc<dyn Store>,
+    /// its clock, when it is the manual one
+    pub clock: Arc<ManualClock>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for LoopbackOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoopbackOp")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoopbackOp {
+    /// Ask the server to stop (it stops at its next turn: see [`LoopbackOp::is_stopped`]).
+    pub fn abort(&self) {
+        self.handle.abort();
+    }
+
+    /// Whether the server stopped: its listener is closed, new connections are refused.
+    pub fn is_stopped(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// Stop serving and wait until new connections are refused.
+    pub async fn stop(&self) {
+        self.abort();
+        while !self.is_stopped() {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+impl Drop for LoopbackOp {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+impl OpBuilder {
+    /// The defaults: manual clock at [`T0`], the user [`alice`], no clients, no nonces.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Use `clock` (e.g. the system clock for loopback tests against real time).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Use this manual clock (shared with the test, e.g. with an RP).
+    #[must_use]
+    pub fn manual_clock(mut self, clock: Arc<ManualClock>) -> Self {
+        self.manual = clock;
+        self.clock = None;
+        self
+    }
+
+    /// Issue DPoP nonces from [`NONCE_SECRET`] (60 s steps, one step of history).
+    #[must_use]
+    pub fn nonces(mut self) -> Self {
+        self.nonces = true;
+        self
+    }
+
+    /// Change the settings.
+    #[must_use]
+    pub fn configure(mut self, f: impl FnOnce(&mut OpConfig) + Send + 'static) -> Self {
+        self.configure.push(Box::new(f));
+        self
+    }
+
+    /// Register a client.
+    #[must_use]
+    pub fn client(mut self, c: Client) -> Self {
+        self.clients.push(c);
+        self
+    }
+
+    /// Register a user.
+    #[must_use]
+    pub fn user(mut self, u: User) -> Self {
+        self.users.push(u);
+        self
+    }
+
+    async fn provider(self, issuer: &str) -> TestOp {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let mut cfg = OpConfig::new(issuer);
+        if self.nonces {
+            cfg.dpop_nonces = Some(NonceSource::new(&NONCE_SECRET, 60, 1).expect("32-byte secret"));
+        }
+        for f in self.configure {
+            f(&mut cfg);
+        }
+        let clock: Arc<dyn Clock> = self.clock.unwrap_or_else(|| self.manual.clone());
+        let p = Provider::new(cfg, store.clone(), clock, Arc::new(OsRandomness));
+        p.ensure_signing_keys().await.expect("signing keys");
+        for c in &self.clients {
+            store.put_client(c).await.expect("client");
+        }
+        for u in &self.users {
+            store.put_user(u).await.expect("user");
+        }
+        TestOp {
+            p,
+            store,
+            clock: self.manual,
+        }
+    }
+
+    /// The OP in process, with issuer [`ISS`].
+    pub async fn build(self) -> TestOp {
+        self.provider(ISS).await
+    }
+
+    /// The OP in process with another issuer.
+    pub async fn build_at(self, issuer: &str) -> TestOp {
+        self.provider(issuer).await
+    }
+
+    /// The OP on `127.0.0.1:0`, its issuer the address it got.
+    pub async fn serve(self) -> LoopbackOp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let issuer = format!("http://{}", listener.local_addr().expect("address"));
+        let op = self.provider(&issuer).await;
+        let (store, clock) = (op.store.clone(), op.clock.clone());
+        let app = op.router();
+        let handle = tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            let _ = axum::serve(listener, app).await;
+        });
+        LoopbackOp {
+            issuer,
+            store,
+            clock,
+            handle,
+        }
+    }
+}
+
+/// A form body for the provider's functions, from pairs.
+pub fn form(pairs: &[(&str, &str)]) -> keybound_op::Form {
+    keybound_op::Form::from_pairs(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    )
+    .expect("no repeated parameters")
+}
