@@ -5,31 +5,26 @@
 #![allow(clippy::many_single_char_names)] // short names for requests and responses read well here
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use axum::Router;
 use base64::Engine as _;
 use http_body_util::BodyExt as _;
 use keybound_jose::{b64, jws, Algorithm, Jkt, PrivateKey};
-use keybound_op::{password, ManualClock, OpConfig, OsRandomness, Provider};
-use keybound_proto::dpop::{NonceSource, ProofBuilder};
+use keybound_proto::dpop::ProofBuilder;
 use keybound_proto::idtoken::{self, BindingRequirement, IdTokenChecks};
-use keybound_proto::keybinding::Profile;
-use keybound_store::{Client, ClientAuthMethod, MemoryStore, Store, User};
+use keybound_store::{Client, ClientAuthMethod};
+use keybound_testkit::browser::{hidden_fields, Browser, HttpRequest, RouterTransport};
 use keybound_testkit::keys;
+use keybound_testkit::op::{client, OpBuilder, ALICE, REDIRECT, T0, VERIFIER};
 use serde_json::{json, Value};
-use tower::ServiceExt as _;
 
 const ISS: &str = "http://127.0.0.1:8080";
-const T0: u64 = 1_700_000_000;
-const REDIRECT: &str = "http://127.0.0.1:9999/cb";
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
+/// The whole OP in process, driven through the testkit's browser (its cookie jar) straight
+/// into the router.
 struct App {
-    router: Router,
-    cookies: HashMap<String, String>,
+    browser: Browser<RouterTransport>,
 }
 
 struct Resp {
@@ -50,72 +45,26 @@ impl Resp {
     }
 }
 
+/// Clients `pub`, `conf` (HTTP Basic), `nonce` (must use DPoP nonces) and `strict`
+/// (`dpop_bound_access_tokens`); with `nonces`, the OP issues DPoP nonces.
 async fn app_with(nonces: bool) -> App {
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let clock = Arc::new(ManualClock::new(T0));
-    let mut cfg = OpConfig::new(ISS);
-    if nonces {
-        cfg.dpop_nonces = Some(NonceSource::new(&[5u8; 32], 300, 1).unwrap());
-    }
-    let p = Provider::new(cfg, store.clone(), clock, Arc::new(OsRandomness));
-    p.ensure_signing_keys().await.unwrap();
-    let mk = |id: &str, method, profile, nonce| Client {
-        client_id: id.into(),
-        name: format!("App {id}"),
-        auth_method: method,
-        secret_hash: (method != ClientAuthMethod::None).then(|| password::hash("s3cret")),
-        redirect_uris: vec![REDIRECT.into()],
-        key_binding_profile: profile,
-        require_dpop_nonce: nonce,
-        dpop_bound_access_tokens: false,
-        jwks: None,
-        created_at: T0,
-    };
-    store
-        .put_client(&mk(
-            "pub",
-            ClientAuthMethod::None,
-            Profile::KeyBinding,
-            false,
-        ))
-        .await
-        .unwrap();
-    store
-        .put_client(&mk(
-            "conf",
-            ClientAuthMethod::ClientSecretBasic,
-            Profile::KeyBinding,
-            false,
-        ))
-        .await
-        .unwrap();
-    store
-        .put_client(&mk(
-            "nonce",
-            ClientAuthMethod::None,
-            Profile::KeyBinding,
-            true,
-        ))
-        .await
-        .unwrap();
-    let mut strict = mk("strict", ClientAuthMethod::None, Profile::KeyBinding, false);
-    strict.dpop_bound_access_tokens = true;
-    store.put_client(&strict).await.unwrap();
-    store
-        .put_user(&User {
-            sub: "sub-alice".into(),
-            username: "alice".into(),
-            password_hash: password::hash("wonderland"),
-            name: Some("Alice".into()),
-            email: None,
-            email_verified: false,
-            created_at: T0,
+    let mut b = OpBuilder::new()
+        .client(client("pub", ClientAuthMethod::None))
+        .client(client("conf", ClientAuthMethod::ClientSecretBasic))
+        .client(Client {
+            require_dpop_nonce: true,
+            ..client("nonce", ClientAuthMethod::None)
         })
-        .await
-        .unwrap();
+        .client(Client {
+            dpop_bound_access_tokens: true,
+            ..client("strict", ClientAuthMethod::None)
+        });
+    if nonces {
+        b = b.nonces();
+    }
+    let op = b.build_at(ISS).await;
     App {
-        router: keybound_server::router(keybound_server::AppState::new(p)),
-        cookies: HashMap::new(),
+        browser: Browser::new(RouterTransport(op.router())),
     }
 }
 
@@ -129,39 +78,38 @@ fn form_body(pairs: &[(&str, &str)]) -> String {
 
 impl App {
     async fn send(&mut self, req: Request<Body>) -> Resp {
-        let mut req = req;
-        if !self.cookies.is_empty() {
-            let c = self
-                .cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join("; ");
-            req.headers_mut().insert(header::COOKIE, c.parse().unwrap());
+        let (parts, body) = req.into_parts();
+        let body = body.collect().await.unwrap().to_bytes().to_vec();
+        let r = self
+            .browser
+            .request(HttpRequest {
+                method: parts.method.to_string(),
+                url: format!("{ISS}{}", parts.uri),
+                headers: parts
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+                    .collect(),
+                body: Some(body),
+            })
+            .await
+            .unwrap();
+        let mut headers = axum::http::HeaderMap::new();
+        for (k, v) in &r.headers {
+            headers.append(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
         }
-        let resp = self.router.clone().oneshot(req).await.unwrap();
-        for v in resp.headers().get_all(header::SET_COOKIE) {
-            let s = v.to_str().unwrap();
-            let (kv, _) = s.split_once(';').unwrap_or((s, ""));
-            let (k, v) = kv.split_once('=').unwrap();
-            self.cookies.insert(k.to_owned(), v.to_owned());
-        }
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = String::from_utf8(
-            resp.into_body()
-                .collect()
-                .await
-                .unwrap()
-                .to_bytes()
-                .to_vec(),
-        )
-        .unwrap();
         Resp {
-            status,
+            status: StatusCode::from_u16(r.status).unwrap(),
             headers,
-            body,
+            body: String::from_utf8(r.body).unwrap(),
         }
+    }
+
+    fn cookie(&self, name: &str) -> String {
+        self.browser.cookie(name).unwrap().to_owned()
     }
 
     async fn get(&mut self, uri: &str) -> Resp {
@@ -178,41 +126,29 @@ impl App {
         self.send(b.body(Body::from(body)).unwrap()).await
     }
 
-    /// Submit the single form on an HTML page with extra fields.
+    /// Submit the single form on an HTML page (its hidden fields) with extra fields.
     async fn submit(&mut self, page: &str, extra: &[(&str, &str)]) -> Resp {
-        let re = regex_lite::Regex::new(r#"<input type="hidden" name="([^"]+)" value="([^"]*)">"#)
-            .unwrap();
-        let mut fields: Vec<(String, String)> = re
-            .captures_iter(page)
-            .map(|c| (unescape(&c[1]), unescape(&c[2])))
-            .collect();
+        self.submit_to("/authorize", page, extra).await
+    }
+
+    async fn submit_to(&mut self, action: &str, page: &str, extra: &[(&str, &str)]) -> Resp {
+        let mut fields = hidden_fields(page);
         for (k, v) in extra {
             fields.push(((*k).to_owned(), (*v).to_owned()));
         }
         let body = serde_urlencoded::to_string(&fields).unwrap();
-        self.post_form("/authorize", body, &[]).await
+        self.post_form(action, body, &[]).await
     }
 
-    /// Sign in and consent; returns the code.
+    /// Sign in (as the standard End-User, unless the session lives on) and consent; the code.
     async fn code_for(&mut self, client: &str, scope: &str, jkt: Option<&Jkt>) -> String {
-        let page = self.get(&authorize_uri(client, scope, jkt)).await;
-        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-        let next = if page.body.contains("name=\"password\"") {
-            self.submit(
-                &page.body,
-                &[("username", "alice"), ("password", "wonderland")],
-            )
+        let uri = format!("{ISS}{}", authorize_uri(client, scope, jkt));
+        let redirect = self
+            .browser
+            .sign_in(&uri, None, ALICE.0, ALICE.1)
             .await
-        } else {
-            page
-        };
-        let done = if next.status == StatusCode::OK && next.body.contains("name=\"decision\"") {
-            self.submit(&next.body, &[("decision", "allow")]).await
-        } else {
-            next
-        };
-        assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
-        let url = url::Url::parse(&done.location()).unwrap();
+            .unwrap();
+        let url = url::Url::parse(&redirect).unwrap();
         let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
         assert_eq!(q["iss"], ISS);
         assert_eq!(q["state"], "s1");
@@ -226,14 +162,6 @@ impl App {
         }
         self.post_form("/token", form_body(pairs), &h).await
     }
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
 }
 
 fn authorize_uri(client: &str, scope: &str, jkt: Option<&Jkt>) -> String {
@@ -753,7 +681,7 @@ async fn login_wrong_password_and_csrf() {
     assert!(wrong.body.contains("Wrong username or password"));
     // tampered CSRF token
     let tampered = page.body.replace(
-        &format!("value=\"{}\"", a.cookies["kb_csrf"]),
+        &format!("value=\"{}\"", a.cookie("kb_csrf")),
         "value=\"forged-forged-forged-forged-forged\"",
     );
     let r = a
@@ -774,7 +702,7 @@ async fn login_wrong_password_and_csrf() {
     assert_eq!(consent.status, StatusCode::OK);
     assert!(consent.body.contains(jkt.as_str()));
     assert!(consent.body.contains("will be able to prove"));
-    let cookie = a.cookies.get("kb_session").cloned().unwrap();
+    let cookie = a.cookie("kb_session");
     assert!(!cookie.is_empty());
 }
 
@@ -1093,21 +1021,7 @@ async fn device_start(a: &mut App, key: &PrivateKey) -> Value {
 }
 
 async fn device_submit(a: &mut App, page: &str, extra: &[(&str, &str)]) -> Resp {
-    let re =
-        regex_lite::Regex::new(r#"<input type="hidden" name="([^"]+)" value="([^"]*)">"#).unwrap();
-    let mut fields: Vec<(String, String)> = re
-        .captures_iter(page)
-        .map(|c| (unescape(&c[1]), unescape(&c[2])))
-        .collect();
-    for (k, v) in extra {
-        fields.push(((*k).to_owned(), (*v).to_owned()));
-    }
-    a.post_form(
-        "/device",
-        serde_urlencoded::to_string(&fields).unwrap(),
-        &[],
-    )
-    .await
+    a.submit_to("/device", page, extra).await
 }
 
 #[tokio::test]
@@ -1195,7 +1109,7 @@ async fn device_page_wrong_codes_are_limited() {
     assert!(r.body.contains("Too many wrong codes"));
     // a forged CSRF token is refused before anything else
     let forged = entry.body.replace(
-        &a.cookies["kb_csrf"],
+        &a.cookie("kb_csrf"),
         "forged-forged-forged-forged-forged-forged",
     );
     assert_eq!(

@@ -8,7 +8,8 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use keybound_rp::{HttpRequest, HttpResponse, RpError, Transport};
+use keybound_rp::RpError;
+pub use keybound_rp::{HttpRequest, HttpResponse, Transport};
 
 /// What went wrong while browsing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -141,7 +142,8 @@ impl<T: Transport> Browser<T> {
             .join("; ")
     }
 
-    async fn send(&mut self, req: HttpRequest) -> Result<Page, BrowserError> {
+    /// Send any request with this browser's cookies, keeping the cookies it sets.
+    pub async fn request(&mut self, req: HttpRequest) -> Result<HttpResponse, BrowserError> {
         let req = if self.cookies.is_empty() {
             req
         } else {
@@ -156,7 +158,11 @@ impl<T: Transport> Browser<T> {
                 }
             }
         }
-        Ok(Page::from(&r))
+        Ok(r)
+    }
+
+    async fn send(&mut self, req: HttpRequest) -> Result<Page, BrowserError> {
+        self.request(req).await.map(|r| Page::from(&r))
     }
 
     /// GET `url`.

@@ -4,12 +4,13 @@
 //! tokens and consents survive. Every wait is bounded.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use keybound_proto::dpop::ProofBuilder;
+use keybound_rp::ReqwestTransport;
+use keybound_testkit::browser::Browser;
 use keybound_testkit::keys;
 use serde_json::Value;
 
@@ -83,87 +84,9 @@ async fn wait_ready(http: &reqwest::Client, base: &str) {
     panic!("server did not become ready within 5 s");
 }
 
-fn hidden_fields(page: &str) -> Vec<(String, String)> {
-    let re =
-        regex_lite::Regex::new(r#"<input type="hidden" name="([^"]+)" value="([^"]*)">"#).unwrap();
-    re.captures_iter(page)
-        .map(|c| {
-            (
-                c[1].to_owned(),
-                c[2].replace("&quot;", "\"")
-                    .replace("&#39;", "'")
-                    .replace("&lt;", "<")
-                    .replace("&gt;", ">")
-                    .replace("&amp;", "&"),
-            )
-        })
-        .collect()
-}
-
-struct Browser {
-    http: reqwest::Client,
-    cookies: HashMap<String, String>,
-}
-
-impl Browser {
-    fn absorb(&mut self, r: &reqwest::Response) {
-        for v in r.headers().get_all("set-cookie") {
-            let s = v.to_str().unwrap();
-            let kv = s.split(';').next().unwrap();
-            let (k, v) = kv.split_once('=').unwrap();
-            self.cookies.insert(k.to_owned(), v.to_owned());
-        }
-    }
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-    async fn get(&mut self, url: &str) -> (u16, String, Option<String>) {
-        let r = self
-            .http
-            .get(url)
-            .header("cookie", self.cookie_header())
-            .send()
-            .await
-            .unwrap();
-        self.absorb(&r);
-        let loc = r
-            .headers()
-            .get("location")
-            .map(|v| v.to_str().unwrap().to_owned());
-        (r.status().as_u16(), r.text().await.unwrap(), loc)
-    }
-    async fn submit(
-        &mut self,
-        base: &str,
-        page: &str,
-        extra: &[(&str, &str)],
-    ) -> (u16, String, Option<String>) {
-        let mut fields = hidden_fields(page);
-        fields.extend(
-            extra
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        );
-        let r = self
-            .http
-            .post(format!("{base}/authorize"))
-            .header("cookie", self.cookie_header())
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(serde_urlencoded::to_string(&fields).unwrap())
-            .send()
-            .await
-            .unwrap();
-        self.absorb(&r);
-        let loc = r
-            .headers()
-            .get("location")
-            .map(|v| v.to_str().unwrap().to_owned());
-        (r.status().as_u16(), r.text().await.unwrap(), loc)
-    }
+/// A headless browser for the server's pages.
+fn browser() -> Browser<ReqwestTransport> {
+    Browser::new(ReqwestTransport::new().unwrap())
 }
 
 fn authorize_url(base: &str, jkt: &str) -> String {
@@ -194,12 +117,9 @@ fn code_from(location: &str) -> String {
         .into_owned()
 }
 
-#[allow(clippy::disallowed_methods)] // proofs need the real time of the real server
+/// Proofs need the real time of the real server.
 fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    keybound_proto::Clock::now(&keybound_verify::SystemClock)
 }
 
 #[tokio::test]
@@ -258,22 +178,24 @@ async fn serve_flow_then_kill_9_and_restart() {
 
     let key = keys::es256_a();
     let jkt = key.public_jwk().thumbprint().to_string();
-    let mut b = Browser {
-        http: http.clone(),
-        cookies: HashMap::new(),
-    };
-    let (_, login, _) = b.get(&authorize_url(&base, &jkt)).await;
-    let (_, consent, _) = b
+    let mut b = browser();
+    let login = b.get(&authorize_url(&base, &jkt)).await.unwrap();
+    let action = format!("{base}/authorize");
+    let consent = b
         .submit(
-            &base,
+            &action,
             &login,
             &[("username", "alice"), ("password", "wonderland")],
         )
-        .await;
-    assert!(consent.contains(&jkt), "consent names the key");
-    let (status, _, loc) = b.submit(&base, &consent, &[("decision", "allow")]).await;
-    assert_eq!(status, 303);
-    let code = code_from(&loc.unwrap());
+        .await
+        .unwrap();
+    assert!(consent.body.contains(&jkt), "consent names the key");
+    let done = b
+        .submit(&action, &consent, &[("decision", "allow")])
+        .await
+        .unwrap();
+    assert_eq!(done.status, 303);
+    let code = code_from(&done.location.unwrap());
     let proof = ProofBuilder::new("POST", &format!("{base}/token"), now(), "t1")
         .c_s256(&code)
         .sign(&key)
@@ -363,19 +285,17 @@ async fn serve_flow_then_kill_9_and_restart() {
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     // the consent survived: after login the code is issued without asking again
-    let mut b2 = Browser {
-        http: http.clone(),
-        cookies: HashMap::new(),
-    };
-    let (_, login, _) = b2.get(&authorize_url(&base, &jkt)).await;
-    let (status, _, loc) = b2
+    let mut b2 = browser();
+    let login = b2.get(&authorize_url(&base, &jkt)).await.unwrap();
+    let done = b2
         .submit(
-            &base,
+            &action,
             &login,
             &[("username", "alice"), ("password", "wonderland")],
         )
-        .await;
-    assert_eq!(status, 303, "no consent page for an already-bound key");
-    assert!(loc.unwrap().contains("code="));
+        .await
+        .unwrap();
+    assert_eq!(done.status, 303, "no consent page for an already-bound key");
+    assert!(done.location.unwrap().contains("code="));
     drop(server);
 }
