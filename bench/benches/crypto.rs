@@ -14,11 +14,12 @@ use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED_SIGNING,
 };
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use keybound_jose::{Algorithm, JwkSet, Jws};
+use keybound_jose::{JwkSet, Jws};
 use keybound_proto::dpop::{self, CodeBinding, DpopPolicy, ProofBuilder, RequestFacts};
-use keybound_proto::idtoken::{self, Audience, BindingRequirement, IdTokenBuilder, IdTokenChecks};
+use keybound_proto::idtoken::{self, BindingRequirement, IdTokenChecks};
 use keybound_proto::keybinding::Profile;
 use keybound_testkit::keys;
+use keybound_testkit::tokens::{bound_id_token, bound_id_token_with};
 
 const NOW: u64 = 1_700_000_000;
 const HTU: &str = "https://op.example/token";
@@ -92,18 +93,9 @@ fn benches(c: &mut Criterion) {
 
     let op = keys::es256_b();
     let set = JwkSet::signing_key(&op, "op-1");
-    let id_token = IdTokenBuilder::new(
-        "https://op.example",
-        "alice",
-        Audience::from("app"),
-        NOW,
-        300,
-    )
-    .nonce(Some("n-0"))
-    .auth_time(NOW)
-    .bind(Profile::KeyBinding, client.public_jwk())
-    .sign(&op, Algorithm::ES256, Some("op-1"))
-    .expect("id token");
+    let id_token = bound_id_token_with(&op, &client, "https://op.example", "app", NOW, 300, |b| {
+        b.nonce(Some("n-0")).auth_time(NOW)
+    });
     let auds = vec!["app".to_owned()];
     let mut g = c.benchmark_group("id_token");
     g.bench_function("validate_key_bound", |b| {
@@ -146,16 +138,7 @@ fn presentation(c: &mut Criterion) {
     };
     let op = keys::es256_b();
     let client = keys::es256_a();
-    let id_token = IdTokenBuilder::new(
-        "https://op.example",
-        "alice",
-        Audience::from("app"),
-        NOW,
-        300,
-    )
-    .bind(Profile::KeyBinding, client.public_jwk())
-    .sign(&op, Algorithm::ES256, Some("op-1"))
-    .expect("id token");
+    let id_token = bound_id_token(&op, &client, "https://op.example", "app", NOW, 300);
     let verifier = Verifier::new(
         VerifierConfig::new(
             TrustedIssuer {
@@ -240,16 +223,7 @@ fn overheads(c: &mut Criterion) {
 fn pieces(c: &mut Criterion) {
     let op = keys::es256_b();
     let client = keys::es256_a();
-    let id_token = IdTokenBuilder::new(
-        "https://op.example",
-        "alice",
-        Audience::from("app"),
-        NOW,
-        300,
-    )
-    .bind(Profile::KeyBinding, client.public_jwk())
-    .sign(&op, Algorithm::ES256, Some("op-1"))
-    .expect("id token");
+    let id_token = bound_id_token(&op, &client, "https://op.example", "app", NOW, 300);
     let jws = Jws::parse(&id_token).expect("jws");
     let payload = jws.payload().to_vec();
     c.bench_function("piece/jws_parse", |b| {

@@ -5,10 +5,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use keybound_jose::key::KeyKind;
-use keybound_jose::{Algorithm, JwkSet, PrivateKey};
+use keybound_jose::{JwkSet, PrivateKey};
 use keybound_proto::dpop::ProofBuilder;
-use keybound_proto::idtoken::{Audience, IdTokenBuilder};
-use keybound_proto::keybinding::Profile;
 use keybound_rp::ReqwestTransport;
 use keybound_testkit::browser::Browser;
 use serde_json::Value;
@@ -513,15 +511,14 @@ fn prepare_verify(s: &Settings) -> anyhow::Result<Prepared> {
     let op = PrivateKey::generate(KeyKind::Es256)?;
     let client = PrivateKey::generate(KeyKind::Es256)?;
     let now = now();
-    let id_token = IdTokenBuilder::new(
+    let id_token = keybound_testkit::tokens::bound_id_token(
+        &op,
+        &client,
         "https://op.example",
-        "alice",
-        Audience::from("app"),
+        "app",
         now,
         3600,
-    )
-    .bind(Profile::KeyBinding, client.public_jwk())
-    .sign(&op, Algorithm::ES256, Some("op-1"))?;
+    );
     let n = usize::try_from(s.requests)?;
     let proofs = (0..n)
         .map(|i| {

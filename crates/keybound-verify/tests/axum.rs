@@ -11,11 +11,10 @@ use axum::http::{Request, StatusCode};
 use axum::routing::get;
 use axum::{Extension, Router};
 use http_body_util::BodyExt as _;
-use keybound_jose::{Algorithm, JwkSet};
-use keybound_proto::idtoken::{Audience, IdTokenBuilder};
-use keybound_proto::keybinding::Profile;
+use keybound_jose::JwkSet;
 use keybound_proto::presentation::http_proof;
 use keybound_testkit::keys;
+use keybound_testkit::tokens::bound_id_token;
 use keybound_verify::axum_support::{require_key_bound, KeyBound};
 use keybound_verify::{
     FetchedJwks, JwksFetcher, ManualClock, MemoryReplayCache, TrustedIssuer, Verifier,
@@ -55,16 +54,7 @@ fn setup() -> (Router, String, keybound_jose::PrivateKey) {
         Arc::new(MemoryReplayCache::new(100)),
         Arc::new(ManualClock::new(NOW)),
     ));
-    let id_token = IdTokenBuilder::new(
-        "https://op.example",
-        "alice",
-        Audience::from("app"),
-        NOW,
-        300,
-    )
-    .bind(Profile::KeyBinding, client.public_jwk())
-    .sign(&op, Algorithm::ES256, Some("op-1"))
-    .unwrap();
+    let id_token = bound_id_token(&op, &client, "https://op.example", "app", NOW, 300);
     let protected = Router::new()
         .route(
             "/mw",

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use keybound_jose::{b64, Algorithm, JwkSet, PrivateKey};
 use keybound_proto::dpop::NonceSource;
-use keybound_proto::idtoken::{Audience, IdTokenBuilder};
+use keybound_proto::idtoken::IdTokenBuilder;
 use keybound_proto::keybinding::Profile;
 use keybound_proto::presentation::{self, http_proof};
 use keybound_proto::Error as P;
@@ -91,9 +91,15 @@ fn fixture() -> Fixture {
 
 impl Fixture {
     fn id_token(&self, f: impl FnOnce(IdTokenBuilder) -> IdTokenBuilder) -> String {
-        let b = IdTokenBuilder::new(ISS, "alice", Audience::from("app-ios"), NOW - 5, 300)
-            .bind(Profile::KeyBinding, self.client.public_jwk());
-        f(b).sign(&self.op, Algorithm::ES256, Some("op-1")).unwrap()
+        keybound_testkit::tokens::bound_id_token_with(
+            &self.op,
+            &self.client,
+            ISS,
+            "app-ios",
+            NOW - 5,
+            300,
+            f,
+        )
     }
     #[allow(clippy::unused_self)] // reads as a fixture method at every call site
     fn proof(
