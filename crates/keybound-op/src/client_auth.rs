@@ -13,13 +13,6 @@ use crate::{password, Form, OpError, Provider};
 /// RFC 7523 client assertion type.
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// What a request carries to authenticate its client.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientCredentials<'a> {
-    /// the `Authorization` header, if any
-    pub authorization: Option<&'a str>,
-}
-
 fn form_decode(s: &str) -> String {
     url::form_urlencoded::parse(format!("x={s}").as_bytes())
         .next()
@@ -47,13 +40,14 @@ fn basic(header: &str) -> Option<Result<(String, String), OpError>> {
 }
 
 impl Provider {
-    /// Authenticate the client of a token-endpoint-style request.
+    /// Authenticate the client of a token-endpoint-style request from its `Authorization`
+    /// header and form.
     pub async fn authenticate_client(
         &self,
-        creds: ClientCredentials<'_>,
+        authorization: Option<&str>,
         form: &Form,
     ) -> Result<Client, OpError> {
-        let basic = creds.authorization.and_then(basic).transpose()?;
+        let basic = authorization.and_then(basic).transpose()?;
         let assertion = form.get("client_assertion");
         let post_secret = form.get("client_secret");
         let used = usize::from(basic.is_some())

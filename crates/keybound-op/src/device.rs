@@ -10,23 +10,14 @@ use keybound_proto::keybinding::RequestedBinding;
 use keybound_proto::wire::{DeviceAuthorizationResponse, ErrorCode};
 use keybound_store::{BrowserSession, Client, DeviceAuthorization, DeviceDecision, TokenHash};
 
-use crate::client_auth::ClientCredentials;
 use crate::proof::ProofRequest;
-use crate::{Form, OpError, Provider, SUPPORTED_SCOPES};
+use crate::{OpError, Provider, SUPPORTED_SCOPES};
 
 /// User codes: 8 characters of 20 consonants (RFC 8628 §6.1), ≈ 2^34.6 codes.
 pub const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
 
 /// A device authorization request as received.
-#[derive(Debug, Clone, Copy)]
-pub struct DeviceRequestFacts<'a> {
-    /// the form body
-    pub form: &'a Form,
-    /// `Authorization` header
-    pub authorization: Option<&'a str>,
-    /// every `DPoP` header value
-    pub dpop: &'a [&'a str],
-}
+pub type DeviceRequestFacts<'a> = crate::form::FormRequest<'a>;
 
 /// Normalise what an End-User typed: case, spaces and dashes ignored. `None` unless it is
 /// 8 characters of the alphabet.
@@ -65,14 +56,7 @@ impl Provider {
         facts: DeviceRequestFacts<'_>,
     ) -> Result<DeviceAuthorizationResponse, OpError> {
         let form = facts.form;
-        let client = self
-            .authenticate_client(
-                ClientCredentials {
-                    authorization: facts.authorization,
-                },
-                form,
-            )
-            .await?;
+        let client = self.authenticate_client(facts.authorization, form).await?;
         let now = self.now();
         // a DPoP proof here is optional; when present it is checked in full and names the key
         let proof = self

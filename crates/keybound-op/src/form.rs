@@ -40,3 +40,14 @@ impl Form {
             .ok_or_else(|| OpError::invalid_request(format!("missing parameter '{name}'")))
     }
 }
+
+/// A form-posting request as the server received it: token, device authorization.
+#[derive(Debug, Clone, Copy)]
+pub struct FormRequest<'a> {
+    /// the form body
+    pub form: &'a Form,
+    /// `Authorization` header
+    pub authorization: Option<&'a str>,
+    /// every `DPoP` header value
+    pub dpop: &'a [&'a str],
+}

@@ -31,16 +31,23 @@ pub struct TokenSuccess {
     pub dpop_nonce: Option<String>,
 }
 
-/// What a consumed single-use artefact (authorization code, device code) grants.
+/// What the End-User authorized, as stored with a code, device code or refresh token.
 #[derive(Debug)]
-pub(crate) struct Redemption<'a> {
+pub(crate) struct Authorized<'a> {
     pub(crate) grant_id: &'a str,
     pub(crate) sub: &'a str,
     pub(crate) scope: &'a str,
     pub(crate) auth_time: u64,
     pub(crate) acr: Option<&'a str>,
     pub(crate) amr: &'a [String],
+    /// the authorization request's `nonce` (none on refresh, OIDC Core 12.2)
     pub(crate) nonce: Option<&'a str>,
+}
+
+/// What a consumed single-use artefact (authorization code, device code) grants.
+#[derive(Debug)]
+pub(crate) struct Redemption<'a> {
+    pub(crate) who: Authorized<'a>,
     /// `bound_key` was granted: the ID Token must be key-bound
     pub(crate) bound_key: bool,
 }
@@ -48,13 +55,7 @@ pub(crate) struct Redemption<'a> {
 /// What the minting step needs to know about the End-User's authorization.
 pub(crate) struct Grant<'a> {
     pub(crate) client: &'a Client,
-    pub(crate) grant_id: &'a str,
-    pub(crate) sub: &'a str,
-    pub(crate) scope: &'a str,
-    pub(crate) auth_time: u64,
-    pub(crate) acr: Option<&'a str>,
-    pub(crate) amr: &'a [String],
-    pub(crate) nonce: Option<&'a str>,
+    pub(crate) who: Authorized<'a>,
     /// `cnf.jwk` for the ID Token (Key Binding) and the profile deciding its `typ`
     pub(crate) id_token_key: Option<(Profile, PublicJwk)>,
 }
@@ -94,7 +95,7 @@ impl Provider {
     pub(crate) async fn issue(
         &self,
         client: &Client,
-        r: &Redemption<'_>,
+        r: Redemption<'_>,
         proof: Option<&VerifiedProof>,
     ) -> Result<TokenSuccess, OpError> {
         let id_token_key = if r.bound_key {
@@ -106,20 +107,14 @@ impl Provider {
         } else {
             None
         };
-        let grant = Grant {
-            client,
-            grant_id: r.grant_id,
-            sub: r.sub,
-            scope: r.scope,
-            auth_time: r.auth_time,
-            acr: r.acr,
-            amr: r.amr,
-            nonce: r.nonce,
-            id_token_key,
-        };
         let plan = RefreshPlan::New {
             family: self.random_id(),
             jkt: refresh_binding(client, r.bound_key, proof),
+        };
+        let grant = Grant {
+            client,
+            who: r.who,
+            id_token_key,
         };
         self.mint(&grant, proof, plan).await
     }
@@ -136,15 +131,15 @@ impl Provider {
         // access token (RFC 9068), DPoP-bound when a proof was sent (RFC 9449 §6)
         let mut at = json!({
             "iss": self.config.issuer,
-            "sub": g.sub,
+            "sub": g.who.sub,
             "aud": self.config.issuer,
             "client_id": g.client.client_id,
-            "scope": g.scope,
+            "scope": g.who.scope,
             "iat": now,
             "exp": now + self.config.access_token_ttl,
             "jti": self.random_id(),
-            "gid": g.grant_id,
-            "auth_time": g.auth_time,
+            "gid": g.who.grant_id,
+            "auth_time": g.who.auth_time,
         });
         if let Some(p) = proof {
             at["cnf"] = json!({ "jkt": p.jkt });
@@ -155,24 +150,24 @@ impl Provider {
         let access_token =
             keybound_jose::jws::sign(key.alg, &h, at.to_string().as_bytes(), &key.key)
                 .map_err(|e| OpError::internal(format!("signing the access token: {e}")))?;
-        let id_token = if has_scope(g.scope, "openid") {
+        let id_token = if has_scope(g.who.scope, "openid") {
             Some(self.id_token(g, &access_token, &key).await?)
         } else {
             None
         };
         let refresh_token = match refresh {
             RefreshPlan::Rotated(t) => Some(t),
-            RefreshPlan::New { family, jkt } if has_scope(g.scope, "offline_access") => {
+            RefreshPlan::New { family, jkt } if has_scope(g.who.scope, "offline_access") => {
                 let token = self.random_token();
                 let record = RefreshToken {
                     family_id: family,
-                    grant_id: g.grant_id.to_owned(),
+                    grant_id: g.who.grant_id.to_owned(),
                     client_id: g.client.client_id.clone(),
-                    sub: g.sub.to_owned(),
-                    scope: g.scope.to_owned(),
-                    auth_time: g.auth_time,
-                    acr: g.acr.map(str::to_owned),
-                    amr: g.amr.to_vec(),
+                    sub: g.who.sub.to_owned(),
+                    scope: g.who.scope.to_owned(),
+                    auth_time: g.who.auth_time,
+                    acr: g.who.acr.map(str::to_owned),
+                    amr: g.who.amr.to_vec(),
                     jkt: jkt.map(|j| j.to_string()),
                     cnf_jwk: g.id_token_key.as_ref().map(|(_, k)| k.to_value()),
                     profile: g
@@ -196,7 +191,7 @@ impl Provider {
                 expires_in: Some(self.config.access_token_ttl),
                 refresh_token,
                 id_token,
-                scope: Some(g.scope.to_owned()),
+                scope: Some(g.who.scope.to_owned()),
                 issued_token_type: None,
             },
             dpop_nonce: self.next_nonce(),
@@ -210,30 +205,30 @@ impl Provider {
         key: &crate::keys::SigningKey,
     ) -> Result<String, OpError> {
         // only profile and email add claims from the user record; skip the read otherwise
-        let user = if has_scope(g.scope, "profile") || has_scope(g.scope, "email") {
-            self.store.user(g.sub).await?
+        let user = if has_scope(g.who.scope, "profile") || has_scope(g.who.scope, "email") {
+            self.store.user(g.who.sub).await?
         } else {
             None
         };
         let mut b = IdTokenBuilder::new(
             &self.config.issuer,
-            g.sub,
+            g.who.sub,
             Audience::from(g.client.client_id.as_str()),
             self.now(),
             self.config.id_token_ttl,
         )
-        .nonce(g.nonce)
-        .auth_time(g.auth_time)
+        .nonce(g.who.nonce)
+        .auth_time(g.who.auth_time)
         .at_hash_for(access_token);
-        if !g.amr.is_empty() {
-            let amr: Vec<&str> = g.amr.iter().map(String::as_str).collect();
+        if !g.who.amr.is_empty() {
+            let amr: Vec<&str> = g.who.amr.iter().map(String::as_str).collect();
             b = b.amr(&amr);
         }
-        if let Some(acr) = g.acr {
+        if let Some(acr) = g.who.acr {
             b = b.acr(acr);
         }
         if let Some(u) = &user {
-            for (k, v) in scope_claims(g.scope, u) {
+            for (k, v) in scope_claims(g.who.scope, u) {
                 b = b.claim(&k, v);
             }
         }

@@ -31,10 +31,9 @@ use keybound_proto::dpop::{DpopPolicy, NonceSource};
 use keybound_store::Store;
 
 pub use authorize::{AuthorizeError, ConsentPrompt, Interaction, Prompt, ValidatedAuthorization};
-pub use client_auth::ClientCredentials;
 pub use device::{normalize_user_code, DeviceRequestFacts, USER_CODE_ALPHABET};
 pub use error::{Endpoint, OpError, WireError, INTERNAL_DESCRIPTION};
-pub use form::Form;
+pub use form::{Form, FormRequest};
 pub use grant::TokenSuccess;
 pub use keys::{KeyRing, RETIRED_KEY_RETENTION};
 pub use resource::{Introspection, ResourceRequest};

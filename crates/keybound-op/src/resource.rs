@@ -6,7 +6,6 @@ use keybound_proto::wire::ErrorCode;
 use keybound_store::{RefreshLookup, TokenHash};
 use serde_json::{json, Map, Value};
 
-use crate::client_auth::ClientCredentials;
 use crate::grant::scope_claims;
 use crate::proof::ProofRequest;
 use crate::{Form, OpError, Provider};
@@ -158,12 +157,8 @@ impl Provider {
     /// token revokes the grant it came from (documented in docs/decisions.md). Unknown tokens
     /// are not an error.
     pub async fn revoke(&self, authorization: Option<&str>, form: &Form) -> Result<(), OpError> {
-        let client = self
-            .authenticate_client(ClientCredentials { authorization }, form)
-            .await?;
-        let token = form
-            .get("token")
-            .ok_or_else(|| OpError::invalid_request("missing parameter 'token'"))?;
+        let client = self.authenticate_client(authorization, form).await?;
+        let token = form.require("token")?;
         let now = self.now();
         match self.store.find_refresh(&TokenHash::of(token), now).await? {
             RefreshLookup::Active(t) | RefreshLookup::Reused(t) | RefreshLookup::Revoked(t) => {
@@ -191,12 +186,8 @@ impl Provider {
         authorization: Option<&str>,
         form: &Form,
     ) -> Result<Introspection, OpError> {
-        let client = self
-            .authenticate_client(ClientCredentials { authorization }, form)
-            .await?;
-        let token = form
-            .get("token")
-            .ok_or_else(|| OpError::invalid_request("missing parameter 'token'"))?;
+        let client = self.authenticate_client(authorization, form).await?;
+        let token = form.require("token")?;
         let inactive = json!({ "active": false });
         let now = self.now();
         if let RefreshLookup::Active(t) =

@@ -89,6 +89,45 @@ pub(crate) fn csrf_ok(headers: &HeaderMap, submitted: Option<&str>) -> bool {
     }
 }
 
+/// The End-User's live session at the OP, from the session cookie.
+pub(crate) async fn current_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Option<BrowserSession> {
+    let cookie = forms::cookie(headers, SESSION_COOKIE)?;
+    let now = state.provider.now();
+    state
+        .provider
+        .store()
+        .session(&TokenHash::of(&cookie), now)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Check the login form's credentials and start a session: the session and its
+/// `Set-Cookie` value, or `None` for a wrong username or password.
+pub(crate) async fn sign_in(
+    state: &AppState,
+    username: &str,
+    password: &str,
+) -> Result<Option<(BrowserSession, String)>, OpError> {
+    let Some(sess) = state.provider.login(username, password).await? else {
+        return Ok(None);
+    };
+    let token = state.provider.random_token();
+    state
+        .provider
+        .store()
+        .put_session(&TokenHash::of(&token), &sess)
+        .await?;
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}{}",
+        cookie_attrs(state, state.provider.config.session_ttl)
+    );
+    Ok(Some((sess, cookie)))
+}
+
 /// `GET /authorize`
 pub async fn authorize_get(
     State(state): State<Arc<AppState>>,
@@ -153,12 +192,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, pairs: Vec<(String, Strin
         Ok(v) => v,
         Err(e) => return Failure::from(e).into_response(),
     };
-    let now = state.provider.now();
-    let session_hash = forms::cookie(headers, SESSION_COOKIE).map(|c| TokenHash::of(&c));
-    let session = match &session_hash {
-        Some(h) => state.provider.store().session(h, now).await.ok().flatten(),
-        None => None,
-    };
+    let session = current_session(state, headers).await;
     let step = Step {
         state,
         headers,
@@ -180,23 +214,8 @@ async fn handle(state: &AppState, headers: &HeaderMap, pairs: Vec<(String, Strin
                     StatusCode::BAD_REQUEST,
                 );
             };
-            match state.provider.login(u, p).await {
-                Ok(Some(sess)) => {
-                    let token = state.provider.random_token();
-                    if let Err(e) = state
-                        .provider
-                        .store()
-                        .put_session(&TokenHash::of(&token), &sess)
-                        .await
-                    {
-                        return failed(e);
-                    }
-                    let cookie = format!(
-                        "{SESSION_COOKIE}={token}{}",
-                        cookie_attrs(state, state.provider.config.session_ttl)
-                    );
-                    step.next(Some(&sess), true, false, Some(cookie)).await
-                }
+            match sign_in(state, u, p).await {
+                Ok(Some((sess, cookie))) => step.next(Some(&sess), true, false, Some(cookie)).await,
                 Ok(None) => step.login_page(
                     Some("Wrong username or password."),
                     StatusCode::UNAUTHORIZED,

@@ -12,9 +12,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use keybound_op::{paths, DeviceRequestFacts, OpError};
 use keybound_proto::wire::ErrorCode;
-use keybound_store::TokenHash;
 
-use crate::authorize::{cookie_attrs, csrf_ok, csrf_token, html, set_cookie, SESSION_COOKIE};
+use crate::authorize::{csrf_ok, csrf_token, current_session, html, set_cookie, sign_in};
 use crate::error::{page_failed as failed, page_refused as refused};
 use crate::token::FormRequest;
 use crate::{forms, pages, AppState};
@@ -150,16 +149,7 @@ pub async fn device_post(State(state): State<Arc<AppState>>, req: Request) -> Re
         return with_cookie(html(StatusCode::BAD_REQUEST, page), cookie);
     };
     let shown = format!("{}-{}", &auth.user_code[..4], &auth.user_code[4..]);
-    let session = match forms::cookie(&headers, SESSION_COOKIE) {
-        Some(c) => state
-            .provider
-            .store()
-            .session(&TokenHash::of(&c), now)
-            .await
-            .ok()
-            .flatten(),
-        None => None,
-    };
+    let session = current_session(&state, &headers).await;
     let scopes: Vec<String> = auth.scope.split(' ').map(str::to_owned).collect();
     let consent = |csrf: &str| {
         pages::device_consent(
@@ -194,25 +184,10 @@ pub async fn device_post(State(state): State<Arc<AppState>>, req: Request) -> Re
                     cookie,
                 );
             };
-            match state.provider.login(u, p).await {
-                Ok(Some(sess)) => {
-                    let token = state.provider.random_token();
-                    if let Err(e) = state
-                        .provider
-                        .store()
-                        .put_session(&TokenHash::of(&token), &sess)
-                        .await
-                    {
-                        return failed(e);
-                    }
+            match sign_in(&state, u, p).await {
+                Ok(Some((_, session_cookie))) => {
                     let mut r = with_cookie(html(StatusCode::OK, consent(&csrf)), cookie);
-                    set_cookie(
-                        &mut r,
-                        &format!(
-                            "{SESSION_COOKIE}={token}{}",
-                            cookie_attrs(&state, state.provider.config.session_ttl)
-                        ),
-                    );
+                    set_cookie(&mut r, &session_cookie);
                     r
                 }
                 Ok(None) => with_cookie(

@@ -5,7 +5,7 @@ use keybound_jose::Jkt;
 use keybound_proto::dpop::{CodeBinding, VerifiedProof};
 use keybound_store::{AuthorizationCode, Client, CodeLookup, TokenHash};
 
-use crate::grant::{Redemption, TokenSuccess};
+use crate::grant::{Authorized, Redemption, TokenSuccess};
 use crate::proof::check_code_proof;
 use crate::{Form, OpError, Provider};
 
@@ -72,16 +72,18 @@ impl Provider {
             }
         }
         let redemption = Redemption {
-            grant_id: &code.grant_id,
-            sub: &code.sub,
-            scope: &code.scope,
-            auth_time: code.auth_time,
-            acr: code.acr.as_deref(),
-            amr: &code.amr,
-            nonce: code.nonce.as_deref(),
+            who: Authorized {
+                grant_id: &code.grant_id,
+                sub: &code.sub,
+                scope: &code.scope,
+                auth_time: code.auth_time,
+                acr: code.acr.as_deref(),
+                amr: &code.amr,
+                nonce: code.nonce.as_deref(),
+            },
             bound_key: code.bound_key,
         };
-        self.issue(client, &redemption, proof.as_ref()).await
+        self.issue(client, redemption, proof.as_ref()).await
     }
 }
 

@@ -7,7 +7,7 @@ use keybound_proto::dpop::{CodeBinding, VerifiedProof};
 use keybound_proto::wire::ErrorCode;
 use keybound_store::{Client, DeviceDecision, DevicePoll, TokenHash};
 
-use crate::grant::{Redemption, TokenSuccess};
+use crate::grant::{Authorized, Redemption, TokenSuccess};
 use crate::proof::check_code_proof;
 use crate::{Form, OpError, Provider};
 
@@ -85,16 +85,18 @@ impl Provider {
                 },
             ) => {
                 let redemption = Redemption {
-                    grant_id: &a.grant_id,
-                    sub: &sub,
-                    scope: &a.scope,
-                    auth_time,
-                    acr: None,
-                    amr: &amr,
-                    nonce: a.nonce.as_deref(),
+                    who: Authorized {
+                        grant_id: &a.grant_id,
+                        sub: &sub,
+                        scope: &a.scope,
+                        auth_time,
+                        acr: None,
+                        amr: &amr,
+                        nonce: a.nonce.as_deref(),
+                    },
                     bound_key: a.bound_key,
                 };
-                self.issue(client, &redemption, proof.as_ref()).await
+                self.issue(client, redemption, proof.as_ref()).await
             }
         }
     }

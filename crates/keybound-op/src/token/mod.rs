@@ -16,36 +16,20 @@ use keybound_proto::dpop::VerifiedProof;
 use keybound_proto::wire::{grant_type, ErrorCode};
 use keybound_store::Client;
 
-use crate::client_auth::ClientCredentials;
 pub use crate::form::Form;
 pub use crate::grant::TokenSuccess;
 use crate::proof::ProofRequest;
 use crate::{OpError, Provider};
 
 /// One token request as the server received it.
-#[derive(Debug, Clone, Copy)]
-pub struct TokenRequestFacts<'a> {
-    /// the form body
-    pub form: &'a Form,
-    /// `Authorization` header
-    pub authorization: Option<&'a str>,
-    /// every `DPoP` header value
-    pub dpop: &'a [&'a str],
-}
+pub type TokenRequestFacts<'a> = crate::form::FormRequest<'a>;
 
 impl Provider {
     /// The token endpoint.
     pub async fn token(&self, facts: TokenRequestFacts<'_>) -> Result<TokenSuccess, OpError> {
         let form = facts.form;
         // 1. client authentication
-        let client = self
-            .authenticate_client(
-                ClientCredentials {
-                    authorization: facts.authorization,
-                },
-                form,
-            )
-            .await?;
+        let client = self.authenticate_client(facts.authorization, form).await?;
         let grant = form.require("grant_type")?;
         if !matches!(
             grant,

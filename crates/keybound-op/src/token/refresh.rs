@@ -7,7 +7,7 @@ use keybound_proto::dpop::VerifiedProof;
 use keybound_proto::wire::ErrorCode;
 use keybound_store::{Client, RefreshLookup, RefreshToken, TokenHash};
 
-use crate::grant::{has_scope, Grant, RefreshPlan, TokenSuccess};
+use crate::grant::{has_scope, Authorized, Grant, RefreshPlan, TokenSuccess};
 use crate::proof::check_bound;
 use crate::{Form, OpError, Provider};
 
@@ -84,13 +84,15 @@ impl Provider {
         }
         let grant = Grant {
             client,
-            grant_id: &rt.grant_id,
-            sub: &rt.sub,
-            scope: &scope,
-            auth_time: rt.auth_time,
-            acr: rt.acr.as_deref(),
-            amr: &rt.amr,
-            nonce: None,
+            who: Authorized {
+                grant_id: &rt.grant_id,
+                sub: &rt.sub,
+                scope: &scope,
+                auth_time: rt.auth_time,
+                acr: rt.acr.as_deref(),
+                amr: &rt.amr,
+                nonce: None,
+            },
             id_token_key,
         };
         self.mint(&grant, proof.as_ref(), RefreshPlan::Rotated(new_token))
