@@ -114,21 +114,6 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-struct CachedKeys(JwkSet);
-
-#[async_trait::async_trait]
-impl keybound_verify::JwksFetcher for CachedKeys {
-    async fn fetch(
-        &self,
-        _url: &str,
-    ) -> Result<keybound_verify::FetchedJwks, keybound_verify::VerifyError> {
-        Ok(keybound_verify::FetchedJwks {
-            keys: self.0.clone(),
-            max_age: Some(86_400),
-        })
-    }
-}
-
 /// The consuming component's whole check of an HTTP presentation (ID Token signature and
 /// claims, proof signature and claims, replay cache) against its crypto bound: two ES256
 /// verifications.
@@ -148,7 +133,9 @@ fn presentation(c: &mut Criterion) {
             vec!["app".into()],
             "https://api.example",
         ),
-        std::sync::Arc::new(CachedKeys(JwkSet::signing_key(&op, "op-1"))),
+        std::sync::Arc::new(keybound_verify::StaticJwks(JwkSet::signing_key(
+            &op, "op-1",
+        ))),
         std::sync::Arc::new(MemoryReplayCache::new(20_000_000)),
         std::sync::Arc::new(ManualClock::new(NOW)),
     );

@@ -390,21 +390,6 @@ impl Work for VerifyWork {
     }
 }
 
-struct FixedKeys(JwkSet);
-
-#[async_trait::async_trait]
-impl keybound_verify::JwksFetcher for FixedKeys {
-    async fn fetch(
-        &self,
-        _url: &str,
-    ) -> Result<keybound_verify::FetchedJwks, keybound_verify::VerifyError> {
-        Ok(keybound_verify::FetchedJwks {
-            keys: self.0.clone(),
-            max_age: Some(86_400),
-        })
-    }
-}
-
 fn pool_size(load: Load) -> usize {
     match load {
         Load::Concurrency(c) => c.max(1),
@@ -542,7 +527,9 @@ fn prepare_verify(s: &Settings) -> anyhow::Result<Prepared> {
             vec!["app".into()],
             "https://api.example",
         ),
-        Arc::new(FixedKeys(JwkSet::signing_key(&op, "op-1"))),
+        Arc::new(keybound_verify::StaticJwks(JwkSet::signing_key(
+            &op, "op-1",
+        ))),
         Arc::new(keybound_verify::MemoryReplayCache::new(n + 16)),
         Arc::new(keybound_verify::ManualClock::new(now)),
     );

@@ -62,6 +62,24 @@ pub struct HttpResponse {
 }
 
 impl HttpResponse {
+    /// From an `http` response's parts: header names lower-cased, values that are not
+    /// visible ASCII dropped.
+    #[cfg(feature = "http")]
+    pub fn from_parts(status: u16, headers: &reqwest::header::HeaderMap, body: Vec<u8>) -> Self {
+        HttpResponse {
+            status,
+            headers: headers
+                .iter()
+                .filter_map(|(k, v)| {
+                    v.to_str()
+                        .ok()
+                        .map(|v| (k.as_str().to_ascii_lowercase(), v.to_owned()))
+                })
+                .collect(),
+            body,
+        }
+    }
+
     /// A header value by (lower-case) name.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -120,24 +138,12 @@ impl Transport for ReqwestTransport {
             .await
             .map_err(|e| RpError::Http(format!("{}: {e}", req.url)))?;
         let status = r.status().as_u16();
-        let headers = r
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| {
-                v.to_str()
-                    .ok()
-                    .map(|v| (k.as_str().to_ascii_lowercase(), v.to_owned()))
-            })
-            .collect();
+        let headers = r.headers().clone();
         let body = r
             .bytes()
             .await
             .map_err(|e| RpError::Http(e.to_string()))?
             .to_vec();
-        Ok(HttpResponse {
-            status,
-            headers,
-            body,
-        })
+        Ok(HttpResponse::from_parts(status, &headers, body))
     }
 }

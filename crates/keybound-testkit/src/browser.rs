@@ -337,15 +337,7 @@ impl Transport for RouterTransport {
             .await
             .map_err(|e| RpError::Http(e.to_string()))?;
         let status = resp.status().as_u16();
-        let headers = resp
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| {
-                v.to_str()
-                    .ok()
-                    .map(|v| (k.as_str().to_ascii_lowercase(), v.to_owned()))
-            })
-            .collect();
+        let headers = resp.headers().clone();
         let body = resp
             .into_body()
             .collect()
@@ -353,11 +345,7 @@ impl Transport for RouterTransport {
             .map_err(|e| RpError::Http(e.to_string()))?
             .to_bytes()
             .to_vec();
-        Ok(HttpResponse {
-            status,
-            headers,
-            body,
-        })
+        Ok(HttpResponse::from_parts(status, &headers, body))
     }
 }
 

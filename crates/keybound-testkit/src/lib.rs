@@ -13,13 +13,16 @@
 //!   standard End-User and client fixtures, form bodies;
 //! - [`browser`]: the one headless form browser for keybound's pages, over a real socket or
 //!   straight into the router ([`browser::RouterTransport`]);
-//! - [`tokens`]: key-bound ID Tokens as an OP issues them.
+//! - [`tokens`]: key-bound ID Tokens as an OP issues them;
+//! - [`process`]: the `keybound` binary as a child process (admin runs, a killed-on-drop
+//!   `serve`, free ports, a bounded readiness wait).
 //!
 //! `publish = false`: nothing here is for production use. (`keybound demo` and `keybound login
 //! --username` drive keybound's own pages with [`browser`] for scripted sign-ins.)
 
 pub mod browser;
 pub mod op;
+pub mod process;
 pub mod tokens;
 
 use std::path::PathBuf;

@@ -26,6 +26,21 @@ pub trait JwksFetcher: Send + Sync {
     async fn fetch(&self, url: &str) -> Result<FetchedJwks, VerifyError>;
 }
 
+/// Pinned keys: a JWK Set configured with the verifier instead of fetched (an issuer whose
+/// keys are distributed out of band, tests, benchmarks). Served as if cached for a day.
+#[derive(Debug, Clone)]
+pub struct StaticJwks(pub JwkSet);
+
+#[async_trait]
+impl JwksFetcher for StaticJwks {
+    async fn fetch(&self, _url: &str) -> Result<FetchedJwks, VerifyError> {
+        Ok(FetchedJwks {
+            keys: self.0.clone(),
+            max_age: Some(86_400),
+        })
+    }
+}
+
 struct Entry {
     keys: Arc<JwkSet>,
     expires_at: u64,

@@ -31,7 +31,7 @@ use keybound_proto::presentation::{self, P2pChecks};
 pub use error::VerifyError;
 #[cfg(feature = "http")]
 pub use jwks::HttpFetcher;
-pub use jwks::{FetchedJwks, JwksCache, JwksFetcher};
+pub use jwks::{FetchedJwks, JwksCache, JwksFetcher, StaticJwks};
 #[cfg(feature = "sqlite")]
 pub use replay::SqliteReplayCache;
 pub use replay::{MemoryReplayCache, ReplayCache};

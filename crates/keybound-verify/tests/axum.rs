@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::routing::get;
@@ -16,25 +15,10 @@ use keybound_proto::presentation::http_proof;
 use keybound_testkit::keys;
 use keybound_testkit::tokens::bound_id_token;
 use keybound_verify::axum_support::{require_key_bound, KeyBound};
-use keybound_verify::{
-    FetchedJwks, JwksFetcher, ManualClock, MemoryReplayCache, TrustedIssuer, Verifier,
-    VerifierConfig, VerifyError,
-};
+use keybound_verify::{ManualClock, MemoryReplayCache, TrustedIssuer, Verifier, VerifierConfig};
 use tower::ServiceExt as _;
 
 const NOW: u64 = 1_700_000_000;
-
-struct Keys(JwkSet);
-
-#[async_trait]
-impl JwksFetcher for Keys {
-    async fn fetch(&self, _url: &str) -> Result<FetchedJwks, VerifyError> {
-        Ok(FetchedJwks {
-            keys: self.0.clone(),
-            max_age: None,
-        })
-    }
-}
 
 fn setup() -> (Router, String, keybound_jose::PrivateKey) {
     let op = keys::es256_b();
@@ -50,7 +34,9 @@ fn setup() -> (Router, String, keybound_jose::PrivateKey) {
         )
         .with_random_nonces()
         .unwrap(),
-        Arc::new(Keys(JwkSet::signing_key(&op, "op-1"))),
+        Arc::new(keybound_verify::StaticJwks(JwkSet::signing_key(
+            &op, "op-1",
+        ))),
         Arc::new(MemoryReplayCache::new(100)),
         Arc::new(ManualClock::new(NOW)),
     ));

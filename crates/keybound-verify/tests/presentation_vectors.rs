@@ -3,28 +3,15 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use keybound_jose::JwkSet;
 use keybound_proto::dpop::{self, DpopPolicy, NonceCheck, RequestFacts};
 use keybound_proto::presentation::id_token_hash;
 use keybound_testkit::{vector, vstr, vu64};
 use keybound_verify::{
-    FetchedJwks, HttpPresentation, JwksFetcher, ManualClock, MemoryReplayCache, TrustedIssuer,
-    Verifier, VerifierConfig, VerifyError,
+    HttpPresentation, ManualClock, MemoryReplayCache, TrustedIssuer, Verifier, VerifierConfig,
+    VerifyError,
 };
 use serde_json::Value;
-
-struct Fixed(JwkSet);
-
-#[async_trait]
-impl JwksFetcher for Fixed {
-    async fn fetch(&self, _url: &str) -> Result<FetchedJwks, VerifyError> {
-        Ok(FetchedJwks {
-            keys: self.0.clone(),
-            max_age: None,
-        })
-    }
-}
 
 fn verifier(v: &Value) -> Verifier {
     let auds = v["audiences"]
@@ -42,7 +29,9 @@ fn verifier(v: &Value) -> Verifier {
             auds,
             "https://api.example",
         ),
-        Arc::new(Fixed(JwkSet::from_value(&v["jwks"]).unwrap())),
+        Arc::new(keybound_verify::StaticJwks(
+            JwkSet::from_value(&v["jwks"]).unwrap(),
+        )),
         Arc::new(MemoryReplayCache::new(100)),
         Arc::new(ManualClock::new(vu64(v, "/now"))),
     )

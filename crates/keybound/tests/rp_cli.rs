@@ -2,36 +2,9 @@
 //! `present --send` against a consuming service protected by the keybound-verify extractor.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_keybound");
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn kb(args: &[&str], dir: &Path) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
+use keybound_testkit::process::{free_port, wait_ready, Keybound};
 
 async fn consumer(issuer: &str) -> String {
     use keybound_verify::axum_support::KeyBound;
@@ -65,64 +38,22 @@ async fn consumer(issuer: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_present_verify() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let (op_port, cb_port) = (port(), port());
+    let bin = Keybound::new(env!("CARGO_BIN_EXE_keybound"), &dir.path().join("data"));
+    let kb = |args: &[&str], cwd: &std::path::Path| bin.run_in(cwd, args);
+    let (op_port, cb_port) = (free_port(), free_port());
     let redirect = format!("http://127.0.0.1:{cb_port}/callback");
-    let d = data.to_str().unwrap();
-    assert!(kb(
-        &[
-            "--data-dir",
-            d,
-            "admin",
-            "client",
-            "add",
-            "--client-id",
-            "cli-app",
-            "--redirect-uri",
-            &redirect
-        ],
-        dir.path()
-    )
-    .status
-    .success());
-    assert!(kb(
-        &[
-            "--data-dir",
-            d,
-            "admin",
-            "user",
-            "add",
-            "--username",
-            "alice",
-            "--password",
-            "pw"
-        ],
-        dir.path()
-    )
-    .status
-    .success());
-    let _op = Kill(
-        Command::new(BIN)
-            .args([
-                "--data-dir",
-                d,
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{op_port}"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    bin.admin(&[
+        "client",
+        "add",
+        "--client-id",
+        "cli-app",
+        "--redirect-uri",
+        &redirect,
+    ]);
+    bin.admin(&["user", "add", "--username", "alice", "--password", "pw"]);
+    let _op = bin.serve(op_port, &[]);
     let issuer = format!("http://127.0.0.1:{op_port}");
-    let http = reqwest::Client::new();
-    for _ in 0..100 {
-        if http.get(format!("{issuer}/healthz")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_ready(&reqwest::Client::new(), &issuer).await;
     let out = kb(
         &[
             "login",

@@ -4,85 +4,16 @@
 //! tokens and consents survive. Every wait is bounded.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use keybound_proto::dpop::ProofBuilder;
 use keybound_rp::ReqwestTransport;
 use keybound_testkit::browser::Browser;
 use keybound_testkit::keys;
+use keybound_testkit::process::{free_port, wait_ready, Keybound};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_keybound");
 const REDIRECT: &str = "http://127.0.0.1:9/cb";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn admin(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir)
-        .arg("admin")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "admin {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Kills the server when the test ends, even by a failed assertion.
-struct Server(Child);
-
-impl Server {
-    fn kill_9(&mut self) {
-        self.0.kill().unwrap();
-        self.0.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(dir: &Path, port: u16) -> Server {
-    Server(
-        Command::new(BIN)
-            .arg("--data-dir")
-            .arg(dir)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-async fn wait_ready(http: &reqwest::Client, base: &str) {
-    for _ in 0..100 {
-        if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server did not become ready within 5 s");
-}
 
 /// A headless browser for the server's pages.
 fn browser() -> Browser<ReqwestTransport> {
@@ -126,29 +57,24 @@ fn now() -> u64 {
 async fn serve_flow_then_kill_9_and_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    admin(
-        &data,
-        &[
-            "client",
-            "add",
-            "--client-id",
-            "app",
-            "--redirect-uri",
-            REDIRECT,
-        ],
-    );
-    admin(
-        &data,
-        &[
-            "user",
-            "add",
-            "--username",
-            "alice",
-            "--password",
-            "wonderland",
-        ],
-    );
-    let keys_before = admin(&data, &["keys", "list"]);
+    let kb = Keybound::new(BIN, &data);
+    kb.admin(&[
+        "client",
+        "add",
+        "--client-id",
+        "app",
+        "--redirect-uri",
+        REDIRECT,
+    ]);
+    kb.admin(&[
+        "user",
+        "add",
+        "--username",
+        "alice",
+        "--password",
+        "wonderland",
+    ]);
+    let keys_before = kb.admin(&["keys", "list"]);
     let current_kid = keys_before
         .lines()
         .find(|l| l.ends_with("current"))
@@ -169,7 +95,7 @@ async fn serve_flow_then_kill_9_and_restart() {
 
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut server = start(&data, port);
+    let mut server = kb.serve(port, &[]);
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -226,7 +152,7 @@ async fn serve_flow_then_kill_9_and_restart() {
 
     // SIGKILL: no graceful shutdown, no flush beyond what SQLite committed
     server.kill_9();
-    let server = start(&data, port);
+    let server = kb.serve(port, &[]);
     wait_ready(&http, &base).await;
 
     let jwks: Value = http

@@ -3,18 +3,7 @@
 //! the test (rcgen), trusted by the test's client only.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
-/// Kills the server when the test ends, even by a failed assertion.
-struct Kill(std::process::Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use keybound_testkit::process::{free_port, wait_ready, Keybound};
 
 #[tokio::test]
 async fn serves_https_with_secure_cookies() {
@@ -25,41 +14,25 @@ async fn serves_https_with_secure_cookies() {
     let cert_pem = cert.cert.pem();
     std::fs::write(dir.path().join("cert.pem"), &cert_pem).unwrap();
     std::fs::write(dir.path().join("key.pem"), cert.key_pair.serialize_pem()).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let data = dir.path().join("data");
-    let bin = env!("CARGO_BIN_EXE_keybound");
-    let st = Command::new(bin)
-        .arg("--data-dir")
-        .arg(&data)
-        .args([
-            "admin",
-            "client",
-            "add",
-            "--client-id",
-            "app",
-            "--redirect-uri",
-            "https://app.example/cb",
-        ])
-        .output()
-        .unwrap();
-    assert!(st.status.success());
-    let _server = Kill(
-        Command::new(bin)
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--tls-cert")
-            .arg(dir.path().join("cert.pem"))
-            .arg("--tls-key")
-            .arg(dir.path().join("key.pem"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let port = free_port();
+    let kb = Keybound::new(env!("CARGO_BIN_EXE_keybound"), &dir.path().join("data"));
+    kb.admin(&[
+        "client",
+        "add",
+        "--client-id",
+        "app",
+        "--redirect-uri",
+        "https://app.example/cb",
+    ]);
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let _server = kb.serve(
+        port,
+        &[
+            "--tls-cert",
+            cert_path.to_str().unwrap(),
+            "--tls-key",
+            key_path.to_str().unwrap(),
+        ],
     );
     let http = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
@@ -67,20 +40,7 @@ async fn serves_https_with_secure_cookies() {
         .build()
         .unwrap();
     let base = format!("https://127.0.0.1:{port}");
-    let mut ready = false;
-    for _ in 0..100 {
-        if http
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(ready, "TLS server did not become ready within 5 s");
+    wait_ready(&http, &base).await;
     let m: serde_json::Value = http
         .get(format!("{base}/.well-known/openid-configuration"))
         .send()

@@ -1,0 +1,107 @@
+//! The `keybound` binary as a child process, for the command-line tests: free loopback ports,
+//! `keybound … admin` runs, a `keybound serve` that is killed when the test ends (even by a
+//! failed assertion), and a bounded wait until it answers `/healthz`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// The binary and a data directory.
+#[derive(Debug, Clone)]
+pub struct Keybound {
+    bin: PathBuf,
+    data: PathBuf,
+}
+
+/// A running `keybound serve`, killed when dropped.
+#[derive(Debug)]
+pub struct Server(Child);
+
+impl Server {
+    /// SIGKILL: no graceful shutdown, no flush beyond what the store committed.
+    pub fn kill_9(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
+
+impl Keybound {
+    /// `bin` (the test's `env!("CARGO_BIN_EXE_keybound")`) over the data directory `data`.
+    pub fn new(bin: &str, data: &Path) -> Self {
+        Keybound {
+            bin: bin.into(),
+            data: data.to_owned(),
+        }
+    }
+
+    /// `keybound ARGS…` in `cwd`, without `--data-dir` (commands that use the default).
+    pub fn run_in(&self, cwd: &Path, args: &[&str]) -> Output {
+        Command::new(&self.bin)
+            .args(args)
+            .current_dir(cwd)
+            .output()
+            .expect("the keybound binary runs")
+    }
+
+    /// `keybound --data-dir DATA admin ARGS…`, which must succeed; its standard output.
+    pub fn admin(&self, args: &[&str]) -> String {
+        let out = Command::new(&self.bin)
+            .arg("--data-dir")
+            .arg(&self.data)
+            .arg("admin")
+            .args(args)
+            .output()
+            .expect("the keybound binary runs");
+        assert!(
+            out.status.success(),
+            "admin {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `keybound --data-dir DATA serve --listen 127.0.0.1:PORT EXTRA…`, output discarded.
+    pub fn serve(&self, port: u16, extra: &[&str]) -> Server {
+        Server(
+            Command::new(&self.bin)
+                .arg("--data-dir")
+                .arg(&self.data)
+                .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("keybound serve starts"),
+        )
+    }
+}
+
+/// Wait (at most 5 s) until `base` answers `/healthz` with success through `http`.
+pub async fn wait_ready(http: &reqwest::Client, base: &str) {
+    for _ in 0..100 {
+        if http
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{base} did not become ready within 5 s");
+}
