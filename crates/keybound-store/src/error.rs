@@ -19,12 +19,9 @@ pub enum StoreError {
     /// A stored record could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),
-    /// The database failed.
+    /// The database failed (the backend's own error is the cause).
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    /// Migrations failed.
-    #[error("migration: {0}")]
-    Migration(#[from] sqlx::migrate::MigrateError),
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl From<serde_json::Error> for StoreError {

@@ -1,8 +1,10 @@
 //! # keybound-store
 //!
 //! Everything the OpenID Provider must remember, behind traits, so the provider logic
-//! (`keybound-op`) is written once and runs on any backend: the in-memory one (tests, demos),
-//! SQLite (one machine, the default) and, later, PostgreSQL (many machines).
+//! (`keybound-op`) is written once and runs on any backend: the in-memory one here (tests,
+//! demos), SQLite (`keybound-store-sqlite`: one machine, the default) and, later, PostgreSQL
+//! (many machines). Backends live in crates of their own, so nothing that only uses the traits
+//! compiles a database driver.
 //!
 //! The traits are shaped by two rules of ARCHITECTURE.md §3:
 //!
@@ -22,7 +24,6 @@ mod error;
 mod kek;
 mod memory;
 pub mod model;
-mod sqlite;
 
 use async_trait::async_trait;
 
@@ -30,7 +31,6 @@ pub use error::StoreError;
 pub use kek::Kek;
 pub use memory::MemoryStore;
 pub use model::*;
-pub use sqlite::SqliteStore;
 
 /// Result of store operations.
 pub type Result<T> = std::result::Result<T, StoreError>;

@@ -14,6 +14,7 @@
 //! - [`browser`]: the one headless form browser for keybound's pages, over a real socket or
 //!   straight into the router ([`browser::RouterTransport`]);
 //! - [`tokens`]: key-bound ID Tokens as an OP issues them;
+//! - [`conformance`]: the one store conformance suite, run against every backend;
 //! - [`process`]: the `keybound` binary as a child process (admin runs, a killed-on-drop
 //!   `serve`, free ports, a bounded readiness wait).
 //!
@@ -21,6 +22,7 @@
 //! --username` drive keybound's own pages with [`browser`] for scripted sign-ins.)
 
 pub mod browser;
+pub mod conformance;
 pub mod op;
 pub mod process;
 pub mod tokens;

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use keybound_op::{password, OpConfig, OsRandomness, Provider};
 use keybound_proto::dpop::NonceSource;
-use keybound_store::{Client, ClientAuthMethod, Kek, SqliteStore, Store, User};
+use keybound_store::{Client, ClientAuthMethod, Kek, Store, User};
+use keybound_store_sqlite::SqliteStore;
 use keybound_verify::SystemClock;
 
 use crate::config::{ensure_data_dir, Settings};

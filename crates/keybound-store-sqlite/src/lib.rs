@@ -1,4 +1,8 @@
-//! SQLite backend (sqlx, WAL, embedded migrations): the default for one machine.
+//! # keybound-store-sqlite
+//!
+//! The SQLite backend of keybound's store traits (sqlx, WAL, embedded migrations): the default
+//! for one machine. A crate of its own so that the traits (and `keybound-op`, which only sees
+//! them) do not compile sqlx; the PostgreSQL backend will be its sibling.
 //!
 //! Every atomic trait operation is one conditional statement (`UPDATE … WHERE … RETURNING`,
 //! `INSERT … ON CONFLICT … WHERE`) or one transaction whose first statement writes, so two
@@ -14,11 +18,11 @@ use keybound_jose::Algorithm;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row as _, SqlitePool};
 
-use crate::{
+use keybound_store::{
     AuthorizationCode, BrowserSession, Client, ClientStore, CodeLookup, CodeStore, Consent,
-    ConsentStore, GrantStore, Kek, KeyState, RefreshLookup, RefreshStore, RefreshToken,
-    ReplayStore, Result, SessionStore, SigningKeyRecord, SigningKeyStore, StoreError, TokenHash,
-    User, UserStore,
+    ConsentStore, DeviceAuthorization, DeviceDecision, DevicePoll, DeviceStore, GrantStore, Kek,
+    KeyState, RefreshLookup, RefreshStore, RefreshToken, ReplayStore, Result, SessionStore,
+    SigningKeyRecord, SigningKeyStore, StoreError, TokenHash, User, UserStore,
 };
 
 /// The SQLite store.
@@ -43,7 +47,14 @@ fn u(v: i64) -> u64 {
 
 /// The JSON document in a row's `data` column (every record is stored that way).
 fn data<T: serde::de::DeserializeOwned>(r: &sqlx::sqlite::SqliteRow) -> Result<T> {
-    Ok(serde_json::from_str(r.try_get::<&str, _>("data")?)?)
+    Ok(serde_json::from_str(
+        r.try_get::<&str, _>("data").map_err(db)?,
+    )?)
+}
+
+/// A database failure, with its cause kept for the operator.
+fn db(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Database(Box::new(e))
 }
 
 fn unique_violation(e: &sqlx::Error) -> bool {
@@ -59,7 +70,12 @@ impl SqliteStore {
     /// Open from a `sqlite:` URL.
     pub async fn open_url(url: &str, kek: Kek) -> Result<Self> {
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        Self::connect(SqliteConnectOptions::from_str(url)?, kek, in_memory).await
+        Self::connect(
+            SqliteConnectOptions::from_str(url).map_err(db)?,
+            kek,
+            in_memory,
+        )
+        .await
     }
 
     async fn connect(opts: SqliteConnectOptions, kek: Kek, in_memory: bool) -> Result<Self> {
@@ -76,8 +92,12 @@ impl SqliteStore {
             .max_connections(1)
             .test_before_acquire(false)
             .connect_with(opts.clone())
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+            .await
+            .map_err(db)?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&writer)
+            .await
+            .map_err(db)?;
         // an in-memory database exists once per connection: share the writer's
         let pool = if in_memory {
             writer.clone()
@@ -86,7 +106,8 @@ impl SqliteStore {
                 .max_connections(4)
                 .test_before_acquire(false)
                 .connect_with(opts)
-                .await?
+                .await
+                .map_err(db)?
         };
         Ok(SqliteStore { pool, writer, kek })
     }
@@ -97,17 +118,23 @@ impl SqliteStore {
     }
 
     fn key_from_row(&self, row: &sqlx::sqlite::SqliteRow) -> Result<SigningKeyRecord> {
-        let kid: String = row.try_get("kid")?;
-        let alg: String = row.try_get("alg")?;
-        let state: String = row.try_get("state")?;
-        let sealed: Vec<u8> = row.try_get("sealed")?;
+        let kid: String = row.try_get("kid").map_err(db)?;
+        let alg: String = row.try_get("alg").map_err(db)?;
+        let state: String = row.try_get("state").map_err(db)?;
+        let sealed: Vec<u8> = row.try_get("sealed").map_err(db)?;
         Ok(SigningKeyRecord {
             alg: Algorithm::parse(&alg).map_err(|e| StoreError::Corrupt(e.to_string()))?,
             state: KeyState::parse(&state)
                 .ok_or_else(|| StoreError::Corrupt(format!("key state '{state}'")))?,
-            created_at: u(row.try_get("created_at")?),
-            activated_at: row.try_get::<Option<i64>, _>("activated_at")?.map(u),
-            retired_at: row.try_get::<Option<i64>, _>("retired_at")?.map(u),
+            created_at: u(row.try_get("created_at").map_err(db)?),
+            activated_at: row
+                .try_get::<Option<i64>, _>("activated_at")
+                .map_err(db)?
+                .map(u),
+            retired_at: row
+                .try_get::<Option<i64>, _>("retired_at")
+                .map_err(db)?
+                .map(u),
             pkcs8: self.kek.open(&kid, &sealed)?,
             kid,
         })
@@ -124,27 +151,31 @@ impl ClientStore for SqliteStore {
         .bind(&client.client_id)
         .bind(serde_json::to_string(client)?)
         .execute(&self.writer)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(())
     }
     async fn client(&self, client_id: &str) -> Result<Option<Client>> {
         let row = sqlx::query("SELECT data FROM clients WHERE client_id = ?1")
             .bind(client_id)
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .map_err(db)?;
         row.map(|r| data(&r)).transpose()
     }
     async fn clients(&self) -> Result<Vec<Client>> {
         let rows = sqlx::query("SELECT data FROM clients ORDER BY client_id")
             .fetch_all(&self.pool)
-            .await?;
+            .await
+            .map_err(db)?;
         rows.iter().map(data).collect()
     }
     async fn delete_client(&self, client_id: &str) -> Result<bool> {
         let n = sqlx::query("DELETE FROM clients WHERE client_id = ?1")
             .bind(client_id)
             .execute(&self.writer)
-            .await?
+            .await
+            .map_err(db)?
             .rows_affected();
         Ok(n > 0)
     }
@@ -166,7 +197,7 @@ impl UserStore for SqliteStore {
             if unique_violation(&e) {
                 StoreError::Conflict(format!("username '{}' is taken", user.username))
             } else {
-                e.into()
+                db(e)
             }
         })?;
         Ok(())
@@ -175,27 +206,31 @@ impl UserStore for SqliteStore {
         let row = sqlx::query("SELECT data FROM users WHERE sub = ?1")
             .bind(sub)
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .map_err(db)?;
         row.map(|r| data(&r)).transpose()
     }
     async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
         let row = sqlx::query("SELECT data FROM users WHERE username = ?1")
             .bind(username)
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .map_err(db)?;
         row.map(|r| data(&r)).transpose()
     }
     async fn users(&self) -> Result<Vec<User>> {
         let rows = sqlx::query("SELECT data FROM users ORDER BY username")
             .fetch_all(&self.pool)
-            .await?;
+            .await
+            .map_err(db)?;
         rows.iter().map(data).collect()
     }
     async fn delete_user(&self, sub: &str) -> Result<bool> {
         let n = sqlx::query("DELETE FROM users WHERE sub = ?1")
             .bind(sub)
             .execute(&self.writer)
-            .await?
+            .await
+            .map_err(db)?
             .rows_affected();
         Ok(n > 0)
     }
@@ -223,7 +258,7 @@ impl SigningKeyStore for SqliteStore {
                 if unique_violation(&e) {
                     StoreError::Conflict(format!("kid '{}' exists", key.kid))
                 } else {
-                    e.into()
+                    db(e)
                 }
             })?;
         Ok(())
@@ -231,24 +266,27 @@ impl SigningKeyStore for SqliteStore {
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
         let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY seq")
             .fetch_all(&self.pool)
-            .await?;
+            .await
+            .map_err(db)?;
         rows.iter().map(|r| self.key_from_row(r)).collect()
     }
     async fn rotate_signing_keys(&self, new_next: &SigningKeyRecord, now: u64) -> Result<()> {
         let sealed = self.kek.seal(&new_next.kid, &new_next.pkcs8)?;
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin().await.map_err(db)?;
         sqlx::query(
             "UPDATE signing_keys SET state = 'retired', retired_at = ?1 WHERE state = 'current'",
         )
         .bind(t(now))
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(db)?;
         sqlx::query(
             "UPDATE signing_keys SET state = 'current', activated_at = ?1 WHERE state = 'next'",
         )
         .bind(t(now))
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(db)?;
         sqlx::query(INSERT_KEY)
             .bind(&new_next.kid)
             .bind(new_next.alg.name())
@@ -263,10 +301,10 @@ impl SigningKeyStore for SqliteStore {
                 if unique_violation(&e) {
                     StoreError::Conflict(format!("kid '{}' exists", new_next.kid))
                 } else {
-                    e.into()
+                    db(e)
                 }
             })?;
-        tx.commit().await?;
+        tx.commit().await.map_err(db)?;
         Ok(())
     }
     async fn purge_retired_keys(&self, before: u64) -> Result<u64> {
@@ -274,7 +312,8 @@ impl SigningKeyStore for SqliteStore {
             sqlx::query("DELETE FROM signing_keys WHERE state = 'retired' AND retired_at < ?1")
                 .bind(t(before))
                 .execute(&self.writer)
-                .await?
+                .await
+                .map_err(db)?
                 .rows_affected(),
         )
     }
@@ -293,7 +332,7 @@ impl CodeStore for SqliteStore {
                 if unique_violation(&e) {
                     StoreError::Conflict("code exists".into())
                 } else {
-                    e.into()
+                    db(e)
                 }
             })?;
         Ok(())
@@ -304,18 +343,24 @@ impl CodeStore for SqliteStore {
         )
         .bind(&hash.0[..])
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .map_err(db)?;
         let Some(r) = row else {
             return Ok(CodeLookup::NotFound);
         };
         let code: AuthorizationCode = data(&r)?;
-        Ok(if r.try_get::<Option<i64>, _>("redeemed_at")?.is_some() {
-            CodeLookup::Redeemed(code)
-        } else if now >= u(r.try_get("expires_at")?) {
-            CodeLookup::Expired
-        } else {
-            CodeLookup::Active(code)
-        })
+        Ok(
+            if r.try_get::<Option<i64>, _>("redeemed_at")
+                .map_err(db)?
+                .is_some()
+            {
+                CodeLookup::Redeemed(code)
+            } else if now >= u(r.try_get("expires_at").map_err(db)?) {
+                CodeLookup::Expired
+            } else {
+                CodeLookup::Active(code)
+            },
+        )
     }
     async fn redeem_code(&self, hash: &TokenHash, now: u64) -> Result<CodeLookup> {
         let row = sqlx::query(
@@ -326,7 +371,8 @@ impl CodeStore for SqliteStore {
         .bind(t(now))
         .bind(&hash.0[..])
         .fetch_optional(&self.writer)
-        .await?;
+        .await
+        .map_err(db)?;
         match row {
             Some(r) => Ok(CodeLookup::Active(data(&r)?)),
             None => self.find_code(hash, now).await,
@@ -347,20 +393,30 @@ impl SqliteStore {
         )
         .bind(&hash.0[..])
         .fetch_optional(&mut *conn)
-        .await?;
+        .await
+        .map_err(db)?;
         let Some(r) = row else {
             return Ok(RefreshLookup::NotFound);
         };
         let tok: RefreshToken = data(&r)?;
-        Ok(if r.try_get::<Option<i64>, _>("revoked_at")?.is_some() {
-            RefreshLookup::Revoked(tok)
-        } else if r.try_get::<Option<i64>, _>("used_at")?.is_some() {
-            RefreshLookup::Reused(tok)
-        } else if now >= u(r.try_get("expires_at")?) {
-            RefreshLookup::Expired
-        } else {
-            RefreshLookup::Active(tok)
-        })
+        Ok(
+            if r.try_get::<Option<i64>, _>("revoked_at")
+                .map_err(db)?
+                .is_some()
+            {
+                RefreshLookup::Revoked(tok)
+            } else if r
+                .try_get::<Option<i64>, _>("used_at")
+                .map_err(db)?
+                .is_some()
+            {
+                RefreshLookup::Reused(tok)
+            } else if now >= u(r.try_get("expires_at").map_err(db)?) {
+                RefreshLookup::Expired
+            } else {
+                RefreshLookup::Active(tok)
+            },
+        )
     }
 
     async fn insert_refresh_in(
@@ -377,7 +433,8 @@ impl SqliteStore {
             .bind(&token.family_id)
             .bind(&token.grant_id)
             .execute(&mut *conn)
-            .await?;
+            .await
+            .map_err(db)?;
         }
         sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, data, expires_at) VALUES (?1, ?2, ?3, ?4)")
             .bind(&hash.0[..])
@@ -390,7 +447,7 @@ impl SqliteStore {
                 if unique_violation(&e) {
                     StoreError::Conflict("refresh token exists".into())
                 } else {
-                    e.into()
+                    db(e)
                 }
             })?;
         Ok(())
@@ -400,13 +457,13 @@ impl SqliteStore {
 #[async_trait]
 impl RefreshStore for SqliteStore {
     async fn insert_refresh(&self, hash: &TokenHash, token: &RefreshToken) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin().await.map_err(db)?;
         Self::insert_refresh_in(&mut tx, hash, token, true).await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(db)?;
         Ok(())
     }
     async fn find_refresh(&self, hash: &TokenHash, now: u64) -> Result<RefreshLookup> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.pool.acquire().await.map_err(db)?;
         Self::refresh_state(&mut conn, hash, now).await
     }
     async fn rotate_refresh(
@@ -416,7 +473,7 @@ impl RefreshStore for SqliteStore {
         new_token: &RefreshToken,
         now: u64,
     ) -> Result<RefreshLookup> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin().await.map_err(db)?;
         // First statement writes, so the transaction holds the write lock from here on.
         let used = sqlx::query(
             "UPDATE refresh_tokens SET used_at = ?1
@@ -427,7 +484,8 @@ impl RefreshStore for SqliteStore {
         .bind(t(now))
         .bind(&old.0[..])
         .fetch_optional(&mut *tx)
-        .await?;
+        .await
+        .map_err(db)?;
         if let Some(r) = used {
             let tok: RefreshToken = data(&r)?;
             if tok.family_id != new_token.family_id {
@@ -437,7 +495,7 @@ impl RefreshStore for SqliteStore {
             }
             // the family row exists: the UPDATE above found the old token through it
             Self::insert_refresh_in(&mut tx, new, new_token, false).await?;
-            tx.commit().await?;
+            tx.commit().await.map_err(db)?;
             return Ok(RefreshLookup::Active(tok));
         }
         let state = Self::refresh_state(&mut tx, old, now).await?;
@@ -446,9 +504,9 @@ impl RefreshStore for SqliteStore {
                 .bind(t(now))
                 .bind(&tok.family_id)
                 .execute(&mut *tx)
-                .await?;
+                .await.map_err(db)?;
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(db)?;
         Ok(state)
     }
     async fn revoke_family(&self, family_id: &str, now: u64) -> Result<()> {
@@ -456,7 +514,7 @@ impl RefreshStore for SqliteStore {
             .bind(t(now))
             .bind(family_id)
             .execute(&self.writer)
-            .await?;
+            .await.map_err(db)?;
         Ok(())
     }
 }
@@ -464,7 +522,7 @@ impl RefreshStore for SqliteStore {
 #[async_trait]
 impl GrantStore for SqliteStore {
     async fn revoke_grant(&self, grant_id: &str, now: u64) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin().await.map_err(db)?;
         sqlx::query(
             "INSERT INTO revoked_grants (grant_id, revoked_at) VALUES (?1, ?2)
              ON CONFLICT (grant_id) DO NOTHING",
@@ -472,13 +530,14 @@ impl GrantStore for SqliteStore {
         .bind(grant_id)
         .bind(t(now))
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(db)?;
         sqlx::query("UPDATE refresh_families SET revoked_at = ?1 WHERE grant_id = ?2 AND revoked_at IS NULL")
             .bind(t(now))
             .bind(grant_id)
             .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+            .await.map_err(db)?;
+        tx.commit().await.map_err(db)?;
         Ok(())
     }
     async fn is_grant_revoked(&self, grant_id: &str) -> Result<bool> {
@@ -486,7 +545,8 @@ impl GrantStore for SqliteStore {
             sqlx::query("SELECT 1 FROM revoked_grants WHERE grant_id = ?1")
                 .bind(grant_id)
                 .fetch_optional(&self.pool)
-                .await?
+                .await
+                .map_err(db)?
                 .is_some(),
         )
     }
@@ -499,7 +559,8 @@ impl ConsentStore for SqliteStore {
             .bind(sub)
             .bind(client_id)
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .map_err(db)?;
         row.map(|r| data(&r)).transpose()
     }
     async fn put_consent(&self, consent: &Consent) -> Result<()> {
@@ -511,7 +572,8 @@ impl ConsentStore for SqliteStore {
         .bind(&consent.client_id)
         .bind(serde_json::to_string(consent)?)
         .execute(&self.writer)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(())
     }
 }
@@ -528,7 +590,8 @@ impl ReplayStore for SqliteStore {
         .bind(t(expires_at))
         .bind(t(now))
         .execute(&self.writer)
-        .await?
+        .await
+        .map_err(db)?
         .rows_affected();
         Ok(n == 1)
     }
@@ -536,7 +599,8 @@ impl ReplayStore for SqliteStore {
         Ok(sqlx::query("DELETE FROM replay WHERE expires_at <= ?1")
             .bind(t(now))
             .execute(&self.writer)
-            .await?
+            .await
+            .map_err(db)?
             .rows_affected())
     }
 }
@@ -552,7 +616,7 @@ impl SessionStore for SqliteStore {
         .bind(serde_json::to_string(session)?)
         .bind(t(session.expires_at))
         .execute(&self.writer)
-        .await?;
+        .await.map_err(db)?;
         Ok(())
     }
     async fn session(&self, hash: &TokenHash, now: u64) -> Result<Option<BrowserSession>> {
@@ -561,24 +625,26 @@ impl SessionStore for SqliteStore {
                 .bind(&hash.0[..])
                 .bind(t(now))
                 .fetch_optional(&self.pool)
-                .await?;
+                .await
+                .map_err(db)?;
         row.map(|r| data(&r)).transpose()
     }
     async fn delete_session(&self, hash: &TokenHash) -> Result<()> {
         sqlx::query("DELETE FROM sessions WHERE session_hash = ?1")
             .bind(&hash.0[..])
             .execute(&self.writer)
-            .await?;
+            .await
+            .map_err(db)?;
         Ok(())
     }
 }
 
 #[async_trait]
-impl crate::DeviceStore for SqliteStore {
+impl DeviceStore for SqliteStore {
     async fn insert_device(
         &self,
         hash: &TokenHash,
-        auth: &crate::DeviceAuthorization,
+        auth: &DeviceAuthorization,
         interval: u64,
     ) -> Result<()> {
         sqlx::query(
@@ -595,23 +661,20 @@ impl crate::DeviceStore for SqliteStore {
             if unique_violation(&e) {
                 StoreError::Conflict("device code or user code exists".into())
             } else {
-                e.into()
+                db(e)
             }
         })?;
         Ok(())
     }
 
-    async fn find_device(
-        &self,
-        hash: &TokenHash,
-        now: u64,
-    ) -> Result<Option<crate::DeviceAuthorization>> {
+    async fn find_device(&self, hash: &TokenHash, now: u64) -> Result<Option<DeviceAuthorization>> {
         let row =
             sqlx::query("SELECT data FROM device_codes WHERE device_hash = ?1 AND expires_at > ?2")
                 .bind(&hash.0[..])
                 .bind(t(now))
                 .fetch_optional(&self.pool)
-                .await?;
+                .await
+                .map_err(db)?;
         row.map(|r| data(&r)).transpose()
     }
 
@@ -619,16 +682,16 @@ impl crate::DeviceStore for SqliteStore {
         &self,
         user_code: &str,
         now: u64,
-    ) -> Result<Option<(TokenHash, crate::DeviceAuthorization)>> {
+    ) -> Result<Option<(TokenHash, DeviceAuthorization)>> {
         let row = sqlx::query(
             "SELECT device_hash, data FROM device_codes WHERE user_code = ?1 AND decision IS NULL AND expires_at > ?2",
         )
         .bind(user_code)
         .bind(t(now))
         .fetch_optional(&self.pool)
-        .await?;
+        .await.map_err(db)?;
         row.map(|r| {
-            let h: Vec<u8> = r.try_get("device_hash")?;
+            let h: Vec<u8> = r.try_get("device_hash").map_err(db)?;
             let h: [u8; 32] = h
                 .try_into()
                 .map_err(|_| StoreError::Corrupt("device hash length".into()))?;
@@ -640,7 +703,7 @@ impl crate::DeviceStore for SqliteStore {
     async fn decide_device(
         &self,
         hash: &TokenHash,
-        decision: &crate::DeviceDecision,
+        decision: &DeviceDecision,
         now: u64,
     ) -> Result<bool> {
         let n = sqlx::query(
@@ -650,13 +713,12 @@ impl crate::DeviceStore for SqliteStore {
         .bind(&hash.0[..])
         .bind(t(now))
         .execute(&self.writer)
-        .await?
+        .await.map_err(db)?
         .rows_affected();
         Ok(n == 1)
     }
 
-    async fn poll_device(&self, hash: &TokenHash, now: u64) -> Result<crate::DevicePoll> {
-        use crate::{DeviceDecision, DevicePoll};
+    async fn poll_device(&self, hash: &TokenHash, now: u64) -> Result<DevicePoll> {
         // One statement records the poll and applies slow_down; SET expressions see the old row.
         let row = sqlx::query(
             "UPDATE device_codes SET
@@ -669,25 +731,29 @@ impl crate::DeviceStore for SqliteStore {
         .bind(t(now))
         .bind(&hash.0[..])
         .fetch_optional(&self.writer)
-        .await?;
+        .await.map_err(db)?;
         let Some(r) = row else {
             let row = sqlx::query("SELECT redeemed, data FROM device_codes WHERE device_hash = ?1")
                 .bind(&hash.0[..])
                 .fetch_optional(&self.pool)
-                .await?;
+                .await
+                .map_err(db)?;
             return Ok(match row {
                 None => DevicePoll::NotFound,
-                Some(r) if r.try_get::<i64, _>("redeemed")? == 1 => DevicePoll::Redeemed(data(&r)?),
+                Some(r) if r.try_get::<i64, _>("redeemed").map_err(db)? == 1 => {
+                    DevicePoll::Redeemed(data(&r)?)
+                }
                 Some(_) => DevicePoll::Expired,
             });
         };
-        let interval = u(r.try_get("interval")?);
-        if r.try_get::<i64, _>("slowed")? == 1 {
+        let interval = u(r.try_get("interval").map_err(db)?);
+        if r.try_get::<i64, _>("slowed").map_err(db)? == 1 {
             return Ok(DevicePoll::SlowDown { interval });
         }
-        let auth: crate::DeviceAuthorization = data(&r)?;
+        let auth: DeviceAuthorization = data(&r)?;
         let decision: Option<DeviceDecision> = r
-            .try_get::<Option<&str>, _>("decision")?
+            .try_get::<Option<&str>, _>("decision")
+            .map_err(db)?
             .map(serde_json::from_str)
             .transpose()?;
         Ok(match decision {
@@ -699,7 +765,8 @@ impl crate::DeviceStore for SqliteStore {
                 )
                 .bind(&hash.0[..])
                 .execute(&self.writer)
-                .await?
+                .await
+                .map_err(db)?
                 .rows_affected();
                 if won == 1 {
                     DevicePoll::Approved(auth, dec)

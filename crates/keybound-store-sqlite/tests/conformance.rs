@@ -1,0 +1,129 @@
+//! The store conformance suite (keybound-testkit) against SQLite on a real file, and what only
+//! SQLite has: signing keys sealed at rest, codes and tokens stored hashed, state that survives
+//! reopening the file.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use keybound_store::{
+    ClientStore as _, CodeStore as _, Consent, ConsentStore as _, Kek, KeyState, RefreshLookup,
+    RefreshStore as _, SigningKeyStore as _, Store, StoreError, TokenHash, UserStore as _,
+};
+use keybound_store_sqlite::SqliteStore;
+use keybound_testkit::conformance::{client, code, key, refresh, user, NOW};
+
+async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let (kek, _) = Kek::generate().unwrap();
+    let s = SqliteStore::open(&dir.path().join("op.db"), kek)
+        .await
+        .unwrap();
+    (Arc::new(s), dir)
+}
+
+keybound_testkit::store_conformance!(sqlite);
+
+#[tokio::test]
+async fn sqlite_signing_keys_are_sealed_at_rest() {
+    use sqlx::Row as _;
+    let dir = tempfile::tempdir().unwrap();
+    let (kek, raw) = Kek::generate().unwrap();
+    let s = SqliteStore::open(&dir.path().join("op.db"), kek)
+        .await
+        .unwrap();
+    let k = key("k1", KeyState::Current);
+    s.put_signing_key(&k).await.unwrap();
+    let row = sqlx::query("SELECT sealed FROM signing_keys WHERE kid = 'k1'")
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+    let sealed: Vec<u8> = row.get("sealed");
+    assert!(
+        !sealed
+            .windows(32)
+            .any(|w| k.pkcs8.windows(32).any(|p| p == w)),
+        "no 32-byte run of the PKCS#8 in the row"
+    );
+    // another KEK cannot open it
+    drop(s);
+    let (other, _) = Kek::generate().unwrap();
+    let s2 = SqliteStore::open(&dir.path().join("op.db"), other)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s2.signing_keys().await,
+        Err(StoreError::Crypto(_))
+    ));
+    drop(s2);
+    let s3 = SqliteStore::open(
+        &dir.path().join("op.db"),
+        Kek::from_bytes(raw.as_ref()).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(*s3.signing_keys().await.unwrap()[0].pkcs8, *k.pkcs8);
+}
+
+#[tokio::test]
+async fn sqlite_codes_and_tokens_are_stored_hashed() {
+    use sqlx::Row as _;
+    let dir = tempfile::tempdir().unwrap();
+    let (kek, _) = Kek::generate().unwrap();
+    let s = SqliteStore::open(&dir.path().join("op.db"), kek)
+        .await
+        .unwrap();
+    s.insert_code(&TokenHash::of("the-code-value"), &code("g"))
+        .await
+        .unwrap();
+    s.insert_refresh(&TokenHash::of("the-refresh-value"), &refresh("f", "g"))
+        .await
+        .unwrap();
+    let dump: Vec<String> = sqlx::query("SELECT hex(code_hash) || data AS x FROM auth_codes UNION ALL SELECT hex(token_hash) || data FROM refresh_tokens")
+        .fetch_all(s.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<String, _>("x"))
+        .collect();
+    let all = dump.join("\n");
+    assert!(!all.contains("the-code-value") && !all.contains("the-refresh-value"));
+    assert!(all.contains(&keybound_testkit::hex(&TokenHash::of("the-code-value").0).to_uppercase()));
+}
+
+#[tokio::test]
+async fn sqlite_state_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("op.db");
+    let (_, raw) = Kek::generate().unwrap();
+    let kek = || Kek::from_bytes(raw.as_ref()).unwrap();
+    {
+        let s = SqliteStore::open(&path, kek()).await.unwrap();
+        s.put_client(&client("app")).await.unwrap();
+        s.put_user(&user("u1", "alice")).await.unwrap();
+        s.put_signing_key(&key("k1", KeyState::Current))
+            .await
+            .unwrap();
+        s.insert_refresh(&TokenHash::of("rt"), &refresh("f", "g"))
+            .await
+            .unwrap();
+        s.put_consent(&Consent {
+            sub: "u1".into(),
+            client_id: "app".into(),
+            scopes: BTreeSet::new(),
+            bound_jkts: BTreeSet::new(),
+            updated_at: NOW,
+        })
+        .await
+        .unwrap();
+    }
+    let s = SqliteStore::open(&path, kek()).await.unwrap();
+    assert!(s.client("app").await.unwrap().is_some());
+    assert!(s.user_by_username("alice").await.unwrap().is_some());
+    assert_eq!(s.signing_keys().await.unwrap()[0].kid, "k1");
+    assert!(matches!(
+        s.find_refresh(&TokenHash::of("rt"), NOW).await.unwrap(),
+        RefreshLookup::Active(_)
+    ));
+    assert!(s.consent("u1", "app").await.unwrap().is_some());
+}

@@ -1,0 +1,632 @@
+//! The one conformance suite of the store traits, run against every backend: each check is a
+//! function over `Arc<dyn Store>`, and [`store_conformance!`](crate::store_conformance) makes
+//! one `#[tokio::test]` per check for a backend constructor. Concurrency checks spawn real tasks
+//! on a multi-threaded runtime; every loop is bounded.
+#![allow(clippy::unwrap_used)] // conformance checks: a failed unwrap is a failed check
+#![allow(missing_docs)] // each check is named for the rule it holds
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use keybound_jose::Algorithm;
+use keybound_proto::keybinding::Profile;
+use keybound_store::{
+    AuthorizationCode, BrowserSession, Client, ClientAuthMethod, CodeLookup, Consent,
+    DeviceAuthorization, DeviceDecision, DevicePoll, KeyState, RefreshLookup, RefreshToken,
+    SigningKeyRecord, Store, StoreError, TokenHash, User,
+};
+
+/// The time the checks run at.
+pub const NOW: u64 = 1_700_000_000;
+
+/// One `#[tokio::test]` per conformance check, for the backend made by `$backend`: an async
+/// function returning `(Arc<dyn Store>, anything to keep alive until the test ends)`.
+#[macro_export]
+macro_rules! store_conformance {
+    ($backend:path) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn clients_round_trip() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::clients_round_trip(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn users_unique_usernames() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::users_unique_usernames(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn signing_keys_rotate_atomically() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::signing_keys_rotate_atomically(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn code_single_use() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::code_single_use(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn code_concurrent_redemption_exactly_once() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::code_concurrent_redemption_exactly_once(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn refresh_rotation_and_reuse_detection() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::refresh_rotation_and_reuse_detection(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn refresh_concurrent_rotation_exactly_once() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::refresh_concurrent_rotation_exactly_once(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn grant_revocation_revokes_families() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::grant_revocation_revokes_families(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn consent_round_trip() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::consent_round_trip(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn replay_entries_expire() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::replay_entries_expire(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn replay_concurrent_exactly_once() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::replay_concurrent_exactly_once(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn sessions_expire() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::sessions_expire(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn device_flow_states() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::device_flow_states(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn device_concurrent_polls_exactly_once() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::device_concurrent_polls_exactly_once(s).await;
+        }
+    };
+}
+
+pub fn client(id: &str) -> Client {
+    Client {
+        client_id: id.into(),
+        name: format!("App {id}"),
+        auth_method: ClientAuthMethod::ClientSecretBasic,
+        secret_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into()),
+        redirect_uris: vec!["https://app.example/cb".into()],
+        key_binding_profile: Profile::Draft00,
+        require_dpop_nonce: true,
+        dpop_bound_access_tokens: false,
+        jwks: None,
+        created_at: NOW,
+    }
+}
+
+pub fn user(sub: &str, username: &str) -> User {
+    User {
+        sub: sub.into(),
+        username: username.into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+        name: Some("Alice".into()),
+        email: Some("alice@example.com".into()),
+        email_verified: true,
+        created_at: NOW,
+    }
+}
+
+pub fn key(kid: &str, state: KeyState) -> SigningKeyRecord {
+    let k = keybound_jose::PrivateKey::generate(keybound_jose::key::KeyKind::Es256).unwrap();
+    SigningKeyRecord {
+        kid: kid.into(),
+        alg: Algorithm::ES256,
+        state,
+        created_at: NOW,
+        activated_at: None,
+        retired_at: None,
+        pkcs8: k.to_pkcs8_der().unwrap(),
+    }
+}
+
+pub fn code(grant: &str) -> AuthorizationCode {
+    AuthorizationCode {
+        grant_id: grant.into(),
+        client_id: "app".into(),
+        redirect_uri: "https://app.example/cb".into(),
+        sub: "u1".into(),
+        scope: "openid bound_key".into(),
+        nonce: Some("n".into()),
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+        auth_time: NOW,
+        acr: None,
+        amr: vec!["pwd".into()],
+        dpop_jkt: Some("dnfb1T9jil_gOhti60baHs_WD_a4D8JN9VDJXbmBmGw".into()),
+        bound_key: true,
+        created_at: NOW,
+        expires_at: NOW + 60,
+    }
+}
+
+pub fn refresh(family: &str, grant: &str) -> RefreshToken {
+    RefreshToken {
+        family_id: family.into(),
+        grant_id: grant.into(),
+        client_id: "app".into(),
+        sub: "u1".into(),
+        scope: "openid offline_access bound_key".into(),
+        auth_time: NOW,
+        acr: None,
+        amr: vec![],
+        jkt: Some("dnfb1T9jil_gOhti60baHs_WD_a4D8JN9VDJXbmBmGw".into()),
+        cnf_jwk: Some(serde_json::json!({"kty":"EC"})),
+        profile: Profile::KeyBinding,
+        created_at: NOW,
+        expires_at: NOW + 3600,
+    }
+}
+
+pub async fn clients_round_trip(s: Arc<dyn Store>) {
+    assert!(s.client("app").await.unwrap().is_none());
+    s.put_client(&client("b")).await.unwrap();
+    s.put_client(&client("app")).await.unwrap();
+    let c = s.client("app").await.unwrap().unwrap();
+    assert_eq!(c, client("app"));
+    assert!(
+        !format!("{c:?}").contains("argon2id"),
+        "secret hash never in Debug"
+    );
+    let mut c2 = c.clone();
+    c2.redirect_uris.push("https://app.example/cb2".into());
+    s.put_client(&c2).await.unwrap();
+    assert_eq!(
+        s.client("app").await.unwrap().unwrap().redirect_uris.len(),
+        2
+    );
+    let ids: Vec<String> = s
+        .clients()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.client_id)
+        .collect();
+    assert_eq!(ids, ["app", "b"]);
+    assert!(s.delete_client("b").await.unwrap());
+    assert!(!s.delete_client("b").await.unwrap());
+}
+
+pub async fn users_unique_usernames(s: Arc<dyn Store>) {
+    s.put_user(&user("u1", "alice")).await.unwrap();
+    s.put_user(&user("u2", "bob")).await.unwrap();
+    assert!(matches!(
+        s.put_user(&user("u3", "alice")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.user_by_username("bob").await.unwrap().unwrap().sub, "u2");
+    let mut renamed = user("u1", "alice2");
+    renamed.name = None;
+    s.put_user(&renamed).await.unwrap();
+    assert!(s.user_by_username("alice").await.unwrap().is_none());
+    assert_eq!(s.user("u1").await.unwrap().unwrap(), renamed);
+    assert!(!format!("{renamed:?}").contains("argon2id"));
+    assert_eq!(s.users().await.unwrap().len(), 2);
+    assert!(s.delete_user("u2").await.unwrap());
+}
+
+pub async fn signing_keys_rotate_atomically(s: Arc<dyn Store>) {
+    let k1 = key("k1", KeyState::Current);
+    s.put_signing_key(&k1).await.unwrap();
+    s.put_signing_key(&key("k2", KeyState::Next)).await.unwrap();
+    assert!(matches!(
+        s.put_signing_key(&key("k1", KeyState::Next)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.rotate_signing_keys(&key("k3", KeyState::Next), NOW + 10)
+        .await
+        .unwrap();
+    let keys = s.signing_keys().await.unwrap();
+    let states: Vec<(&str, KeyState)> = keys.iter().map(|k| (k.kid.as_str(), k.state)).collect();
+    assert_eq!(
+        states,
+        [
+            ("k1", KeyState::Retired),
+            ("k2", KeyState::Current),
+            ("k3", KeyState::Next)
+        ]
+    );
+    assert_eq!(keys[0].retired_at, Some(NOW + 10));
+    assert_eq!(keys[1].activated_at, Some(NOW + 10));
+    assert_eq!(
+        *keys[0].pkcs8, *k1.pkcs8,
+        "the private key comes back intact"
+    );
+    assert!(!format!("{:?}", keys[0]).contains(&format!("{:?}", &k1.pkcs8[..8])));
+    assert_eq!(s.purge_retired_keys(NOW + 5).await.unwrap(), 0);
+    assert_eq!(s.purge_retired_keys(NOW + 11).await.unwrap(), 1);
+    assert_eq!(s.signing_keys().await.unwrap().len(), 2);
+}
+
+pub async fn code_single_use(s: Arc<dyn Store>) {
+    let h = TokenHash::of("code-1");
+    s.insert_code(&h, &code("g1")).await.unwrap();
+    assert!(matches!(
+        s.insert_code(&h, &code("g1")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // looking does not consume
+    assert_eq!(
+        s.find_code(&h, NOW).await.unwrap(),
+        CodeLookup::Active(code("g1"))
+    );
+    assert_eq!(
+        s.find_code(&h, NOW).await.unwrap(),
+        CodeLookup::Active(code("g1"))
+    );
+    assert_eq!(
+        s.redeem_code(&h, NOW).await.unwrap(),
+        CodeLookup::Active(code("g1"))
+    );
+    assert_eq!(
+        s.redeem_code(&h, NOW).await.unwrap(),
+        CodeLookup::Redeemed(code("g1"))
+    );
+    assert_eq!(
+        s.find_code(&h, NOW).await.unwrap(),
+        CodeLookup::Redeemed(code("g1"))
+    );
+    let h2 = TokenHash::of("code-2");
+    s.insert_code(&h2, &code("g2")).await.unwrap();
+    assert_eq!(
+        s.redeem_code(&h2, NOW + 60).await.unwrap(),
+        CodeLookup::Expired
+    );
+    assert_eq!(
+        s.redeem_code(&TokenHash::of("nope"), NOW).await.unwrap(),
+        CodeLookup::NotFound
+    );
+}
+
+pub async fn code_concurrent_redemption_exactly_once(s: Arc<dyn Store>) {
+    for round in 0..5 {
+        let h = TokenHash::of(&format!("race-{round}"));
+        s.insert_code(&h, &code("g")).await.unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.redeem_code(&h, NOW).await.unwrap() })
+            })
+            .collect();
+        let mut active = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                CodeLookup::Active(_) => active += 1,
+                CodeLookup::Redeemed(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(active, 1, "round {round}");
+    }
+}
+
+pub async fn refresh_rotation_and_reuse_detection(s: Arc<dyn Store>) {
+    let (r1, r2, r3) = (
+        TokenHash::of("rt-1"),
+        TokenHash::of("rt-2"),
+        TokenHash::of("rt-3"),
+    );
+    s.insert_refresh(&r1, &refresh("f1", "g1")).await.unwrap();
+    assert_eq!(
+        s.find_refresh(&r1, NOW).await.unwrap(),
+        RefreshLookup::Active(refresh("f1", "g1"))
+    );
+    // rotate r1 → r2
+    let got = s
+        .rotate_refresh(&r1, &r2, &refresh("f1", "g1"), NOW)
+        .await
+        .unwrap();
+    assert_eq!(got, RefreshLookup::Active(refresh("f1", "g1")));
+    assert!(matches!(
+        s.find_refresh(&r2, NOW).await.unwrap(),
+        RefreshLookup::Active(_)
+    ));
+    // reuse of r1: detected, and the whole family (r2 too) is revoked
+    assert!(matches!(
+        s.rotate_refresh(&r1, &r3, &refresh("f1", "g1"), NOW)
+            .await
+            .unwrap(),
+        RefreshLookup::Reused(_)
+    ));
+    assert!(matches!(
+        s.find_refresh(&r2, NOW).await.unwrap(),
+        RefreshLookup::Revoked(_)
+    ));
+    assert!(matches!(
+        s.rotate_refresh(&r2, &r3, &refresh("f1", "g1"), NOW)
+            .await
+            .unwrap(),
+        RefreshLookup::Revoked(_)
+    ));
+    assert_eq!(
+        s.find_refresh(&r3, NOW).await.unwrap(),
+        RefreshLookup::NotFound
+    );
+    // expiry and explicit family revocation
+    let (x1, x2) = (TokenHash::of("x-1"), TokenHash::of("x-2"));
+    s.insert_refresh(&x1, &refresh("f2", "g2")).await.unwrap();
+    assert_eq!(
+        s.rotate_refresh(&x1, &x2, &refresh("f2", "g2"), NOW + 3600)
+            .await
+            .unwrap(),
+        RefreshLookup::Expired
+    );
+    s.revoke_family("f2", NOW).await.unwrap();
+    assert!(matches!(
+        s.find_refresh(&x1, NOW).await.unwrap(),
+        RefreshLookup::Revoked(_)
+    ));
+    // rotation may not jump families
+    let (y1, y2) = (TokenHash::of("y-1"), TokenHash::of("y-2"));
+    s.insert_refresh(&y1, &refresh("f3", "g3")).await.unwrap();
+    assert!(s
+        .rotate_refresh(&y1, &y2, &refresh("other", "g3"), NOW)
+        .await
+        .is_err());
+}
+
+pub async fn refresh_concurrent_rotation_exactly_once(s: Arc<dyn Store>) {
+    let r = TokenHash::of("shared-rt");
+    s.insert_refresh(&r, &refresh("fam", "g")).await.unwrap();
+    let tasks: Vec<_> = (0..8u8)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let new = TokenHash::of(&format!("next-{i}"));
+                s.rotate_refresh(&r, &new, &refresh("fam", "g"), NOW)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut active = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            RefreshLookup::Active(_) => active += 1,
+            RefreshLookup::Reused(_) | RefreshLookup::Revoked(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(active, 1);
+}
+
+pub async fn grant_revocation_revokes_families(s: Arc<dyn Store>) {
+    let r = TokenHash::of("g-rt");
+    s.insert_refresh(&r, &refresh("fam-g", "grant-9"))
+        .await
+        .unwrap();
+    assert!(!s.is_grant_revoked("grant-9").await.unwrap());
+    s.revoke_grant("grant-9", NOW).await.unwrap();
+    s.revoke_grant("grant-9", NOW).await.unwrap();
+    assert!(s.is_grant_revoked("grant-9").await.unwrap());
+    assert!(matches!(
+        s.find_refresh(&r, NOW).await.unwrap(),
+        RefreshLookup::Revoked(_)
+    ));
+}
+
+pub async fn consent_round_trip(s: Arc<dyn Store>) {
+    assert!(s.consent("u1", "app").await.unwrap().is_none());
+    let c = Consent {
+        sub: "u1".into(),
+        client_id: "app".into(),
+        scopes: BTreeSet::from(["openid".to_owned(), "bound_key".to_owned()]),
+        bound_jkts: BTreeSet::from(["dnfb1T9jil_gOhti60baHs_WD_a4D8JN9VDJXbmBmGw".to_owned()]),
+        updated_at: NOW,
+    };
+    s.put_consent(&c).await.unwrap();
+    assert_eq!(s.consent("u1", "app").await.unwrap(), Some(c.clone()));
+    assert!(s.consent("u1", "other").await.unwrap().is_none());
+    let mut c2 = c;
+    c2.bound_jkts
+        .insert("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into());
+    s.put_consent(&c2).await.unwrap();
+    assert_eq!(
+        s.consent("u1", "app")
+            .await
+            .unwrap()
+            .unwrap()
+            .bound_jkts
+            .len(),
+        2
+    );
+}
+
+pub async fn replay_entries_expire(s: Arc<dyn Store>) {
+    let d = [7u8; 32];
+    assert!(s.check_and_insert(&d, NOW + 61, NOW).await.unwrap());
+    assert!(!s.check_and_insert(&d, NOW + 61, NOW + 1).await.unwrap());
+    assert!(!s.check_and_insert(&d, NOW + 200, NOW + 60).await.unwrap());
+    // after expiry the digest may be recorded again
+    assert!(s.check_and_insert(&d, NOW + 200, NOW + 61).await.unwrap());
+    assert!(s.check_and_insert(&[8u8; 32], NOW + 10, NOW).await.unwrap());
+    assert_eq!(s.purge_replay(NOW + 100).await.unwrap(), 1);
+    assert!(!s.check_and_insert(&d, NOW + 300, NOW + 100).await.unwrap());
+}
+
+pub async fn replay_concurrent_exactly_once(s: Arc<dyn Store>) {
+    for round in 0..5u8 {
+        let d = [round; 32];
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.check_and_insert(&d, NOW + 60, NOW).await.unwrap() })
+            })
+            .collect();
+        let mut fresh = 0;
+        for t in tasks {
+            if t.await.unwrap() {
+                fresh += 1;
+            }
+        }
+        assert_eq!(fresh, 1, "round {round}");
+    }
+}
+
+pub async fn sessions_expire(s: Arc<dyn Store>) {
+    let h = TokenHash::of("cookie");
+    let sess = BrowserSession {
+        sub: "u1".into(),
+        auth_time: NOW,
+        amr: vec!["pwd".into()],
+        created_at: NOW,
+        expires_at: NOW + 3600,
+    };
+    s.put_session(&h, &sess).await.unwrap();
+    assert_eq!(s.session(&h, NOW).await.unwrap(), Some(sess));
+    assert_eq!(s.session(&h, NOW + 3600).await.unwrap(), None);
+    s.delete_session(&h).await.unwrap();
+    assert_eq!(s.session(&h, NOW).await.unwrap(), None);
+}
+
+pub fn device(user_code: &str) -> DeviceAuthorization {
+    DeviceAuthorization {
+        client_id: "tv".into(),
+        scope: "openid bound_key".into(),
+        nonce: Some("n".into()),
+        dpop_jkt: Some("dnfb1T9jil_gOhti60baHs_WD_a4D8JN9VDJXbmBmGw".into()),
+        bound_key: true,
+        user_code: user_code.into(),
+        grant_id: format!("g-{user_code}"),
+        created_at: NOW,
+        expires_at: NOW + 600,
+    }
+}
+
+pub fn approved() -> DeviceDecision {
+    DeviceDecision::Approved {
+        sub: "u1".into(),
+        auth_time: NOW,
+        amr: vec!["pwd".into()],
+    }
+}
+
+pub async fn device_flow_states(s: Arc<dyn Store>) {
+    let h = TokenHash::of("device-code-1");
+    s.insert_device(&h, &device("BCDFGHJK"), 5).await.unwrap();
+    assert!(
+        matches!(
+            s.insert_device(&TokenHash::of("other"), &device("BCDFGHJK"), 5)
+                .await,
+            Err(StoreError::Conflict(_))
+        ),
+        "user codes are unique"
+    );
+    assert_eq!(
+        s.find_device(&h, NOW).await.unwrap(),
+        Some(device("BCDFGHJK"))
+    );
+    assert_eq!(
+        s.device_by_user_code("BCDFGHJK", NOW)
+            .await
+            .unwrap()
+            .map(|(hh, _)| hh),
+        Some(h)
+    );
+    // DF-2: pending; DF-3: too fast is slow_down and the interval grows for good
+    assert_eq!(
+        s.poll_device(&h, NOW).await.unwrap(),
+        DevicePoll::Pending { interval: 5 }
+    );
+    assert_eq!(
+        s.poll_device(&h, NOW + 2).await.unwrap(),
+        DevicePoll::SlowDown { interval: 10 }
+    );
+    assert_eq!(
+        s.poll_device(&h, NOW + 8).await.unwrap(),
+        DevicePoll::SlowDown { interval: 15 },
+        "8 s after the last poll is < 10"
+    );
+    assert_eq!(
+        s.poll_device(&h, NOW + 23).await.unwrap(),
+        DevicePoll::Pending { interval: 15 }
+    );
+    // approval; a second decision is refused
+    assert!(s.decide_device(&h, &approved(), NOW + 30).await.unwrap());
+    assert!(!s
+        .decide_device(&h, &DeviceDecision::Denied, NOW + 31)
+        .await
+        .unwrap());
+    assert!(
+        s.device_by_user_code("BCDFGHJK", NOW + 31)
+            .await
+            .unwrap()
+            .is_none(),
+        "decided codes cannot be entered again"
+    );
+    assert_eq!(
+        s.poll_device(&h, NOW + 40).await.unwrap(),
+        DevicePoll::Approved(device("BCDFGHJK"), approved())
+    );
+    assert_eq!(
+        s.poll_device(&h, NOW + 60).await.unwrap(),
+        DevicePoll::Redeemed(device("BCDFGHJK"))
+    );
+    // denied; expired; unknown
+    let d = TokenHash::of("device-code-2");
+    s.insert_device(&d, &device("LMNPQRST"), 5).await.unwrap();
+    assert!(s
+        .decide_device(&d, &DeviceDecision::Denied, NOW)
+        .await
+        .unwrap());
+    assert_eq!(
+        s.poll_device(&d, NOW + 5).await.unwrap(),
+        DevicePoll::Denied
+    );
+    let e = TokenHash::of("device-code-3");
+    s.insert_device(&e, &device("VWXZBCDF"), 5).await.unwrap();
+    assert_eq!(
+        s.poll_device(&e, NOW + 600).await.unwrap(),
+        DevicePoll::Expired
+    );
+    assert!(!s.decide_device(&e, &approved(), NOW + 600).await.unwrap());
+    assert!(s
+        .device_by_user_code("VWXZBCDF", NOW + 600)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        s.poll_device(&TokenHash::of("nope"), NOW).await.unwrap(),
+        DevicePoll::NotFound
+    );
+}
+
+pub async fn device_concurrent_polls_exactly_once(s: Arc<dyn Store>) {
+    let h = TokenHash::of("race-device");
+    s.insert_device(&h, &device("GHJKLMNP"), 5).await.unwrap();
+    assert!(s.decide_device(&h, &approved(), NOW).await.unwrap());
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.poll_device(&h, NOW + 1).await.unwrap() })
+        })
+        .collect();
+    let mut approved_count = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            DevicePoll::Approved(..) => approved_count += 1,
+            DevicePoll::SlowDown { .. } | DevicePoll::Redeemed(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        approved_count, 1,
+        "100 concurrent polls, one token response"
+    );
+}
