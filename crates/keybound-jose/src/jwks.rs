@@ -112,6 +112,21 @@ impl JwkSet {
     }
 }
 
+/// As `{"keys": [...]}` ([`JwkSet::to_value`]).
+impl serde::Serialize for JwkSet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_value().serialize(s)
+    }
+}
+
+/// With [`JwkSet::from_value`]'s rules: unusable entries skipped, private members refused.
+impl<'de> serde::Deserialize<'de> for JwkSet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        JwkSet::from_value(&v).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

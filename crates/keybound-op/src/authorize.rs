@@ -317,12 +317,12 @@ impl Provider {
             .await
             .map_err(|_| err(ErrorCode::ServerError, "the server could not read consent"))?;
         let bound_jkt = match &v.binding {
-            RequestedBinding::BoundIdToken(j) => Some(j.to_string()),
+            RequestedBinding::BoundIdToken(j) => Some(j),
             _ => None,
         };
         let covered = consent.as_ref().is_some_and(|c| {
             v.scopes.iter().all(|s| c.scopes.contains(s))
-                && bound_jkt.as_ref().is_none_or(|j| c.bound_jkts.contains(j))
+                && bound_jkt.is_none_or(|j| c.bound_jkts.contains(j))
         });
         if covered && !v.prompt.consent {
             return Ok(Interaction::Issue);
@@ -333,7 +333,7 @@ impl Provider {
         Ok(Interaction::Consent(ConsentPrompt {
             client_name: v.client.name.clone(),
             scopes: v.scopes.clone(),
-            bound_jkt,
+            bound_jkt: bound_jkt.map(ToString::to_string),
         }))
     }
 
@@ -356,7 +356,7 @@ impl Provider {
             });
         c.scopes.extend(v.scopes.iter().cloned());
         if let RequestedBinding::BoundIdToken(j) = &v.binding {
-            c.bound_jkts.insert(j.to_string());
+            c.bound_jkts.insert(j.clone());
         }
         c.updated_at = self.now();
         self.store.put_consent(&c).await?;
@@ -383,8 +383,8 @@ impl Provider {
         let code = self.random_token();
         let (dpop_jkt, bound_key) = match &v.binding {
             RequestedBinding::None => (None, false),
-            RequestedBinding::DpopOnly(j) => (Some(j.to_string()), false),
-            RequestedBinding::BoundIdToken(j) => (Some(j.to_string()), true),
+            RequestedBinding::DpopOnly(j) => (Some(j.clone()), false),
+            RequestedBinding::BoundIdToken(j) => (Some(j.clone()), true),
         };
         let record = AuthorizationCode {
             grant_id: self.random_id(),

@@ -4,7 +4,7 @@
 //! method it registered, and exactly one method per request.
 
 use base64::Engine as _;
-use keybound_jose::{Algorithm, JwkSet, Jws};
+use keybound_jose::{Algorithm, Jws};
 use keybound_store::{Client, ClientAuthMethod};
 use serde_json::Value;
 
@@ -172,13 +172,7 @@ impl Provider {
                 client.auth_method.as_str()
             )));
         }
-        let keys = client
-            .jwks
-            .as_ref()
-            .map(JwkSet::from_value)
-            .transpose()
-            .map_err(|e| bad(&format!("registered jwks unusable: {e}")))?
-            .unwrap_or_default();
+        let keys = client.jwks.clone().unwrap_or_default();
         let candidates = keys.candidates(jws.header().kid.as_deref(), jws.header().alg);
         if !candidates
             .iter()

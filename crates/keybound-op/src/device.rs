@@ -98,7 +98,7 @@ impl Provider {
             client_id: client.client_id.clone(),
             scope: scopes.join(" "),
             nonce: form.get("nonce").map(str::to_owned),
-            dpop_jkt: binding.jkt().map(ToString::to_string),
+            dpop_jkt: binding.jkt().cloned(),
             bound_key: matches!(binding, RequestedBinding::BoundIdToken(_)),
             user_code: uc.to_owned(),
             grant_id: self.random_id(),

@@ -168,8 +168,8 @@ impl Provider {
                     auth_time: g.who.auth_time,
                     acr: g.who.acr.map(str::to_owned),
                     amr: g.who.amr.to_vec(),
-                    jkt: jkt.map(|j| j.to_string()),
-                    cnf_jwk: g.id_token_key.as_ref().map(|(_, k)| k.to_value()),
+                    jkt,
+                    cnf_jwk: g.id_token_key.as_ref().map(|(_, k)| k.clone()),
                     profile: g
                         .id_token_key
                         .as_ref()

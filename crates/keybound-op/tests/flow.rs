@@ -666,7 +666,7 @@ async fn private_key_jwt_client_authentication_with_jti_replay_protection() {
     let ck = keys::es256_b();
     let mut c = client("pkj", ClientAuthMethod::PrivateKeyJwt, Profile::KeyBinding);
     c.secret_hash = None;
-    c.jwks = Some(keybound_jose::JwkSet::signing_key(&ck, "ck1").to_value());
+    c.jwks = Some(keybound_jose::JwkSet::signing_key(&ck, "ck1"));
     op.p.store().put_client(&c).await.unwrap();
     let key = keys::es256_a();
     let jkt = key.public_jwk().thumbprint();

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use axum::extract::{ConnectInfo, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use keybound_jose::Jkt;
 use keybound_op::{paths, DeviceRequestFacts, OpError};
 use keybound_proto::wire::ErrorCode;
 
@@ -158,7 +159,10 @@ pub async fn device_post(State(state): State<Arc<AppState>>, req: Request) -> Re
             &shown,
             &client.name,
             &scopes,
-            auth.dpop_jkt.as_deref().filter(|_| auth.bound_key),
+            auth.dpop_jkt
+                .as_ref()
+                .map(Jkt::as_str)
+                .filter(|_| auth.bound_key),
         )
     };
     let login = |csrf: &str, error: Option<&str>| {

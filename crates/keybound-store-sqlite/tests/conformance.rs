@@ -127,3 +127,26 @@ async fn sqlite_state_survives_reopen() {
     ));
     assert!(s.consent("u1", "app").await.unwrap().is_some());
 }
+
+/// Keys are parsed when a record is read: a stored code whose `dpop_jkt` is not a thumbprint
+/// is a corrupt record at the store, never a string the provider would compare later.
+#[tokio::test]
+async fn sqlite_typed_keys_are_checked_when_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (kek, _) = Kek::generate().unwrap();
+    let s = SqliteStore::open(&dir.path().join("op.db"), kek)
+        .await
+        .unwrap();
+    s.insert_code(&TokenHash::of("c"), &code("g"))
+        .await
+        .unwrap();
+    // the same JSON the store wrote, with the thumbprint replaced by something else
+    sqlx::query("UPDATE auth_codes SET data = json_set(data, '$.dpop_jkt', 'not-a-thumbprint')")
+        .execute(s.pool())
+        .await
+        .unwrap();
+    match s.find_code(&TokenHash::of("c"), NOW).await {
+        Err(StoreError::Corrupt(m)) => assert!(m.contains("thumbprint"), "{m}"),
+        other => panic!("expected a corrupt record, got {other:?}"),
+    }
+}

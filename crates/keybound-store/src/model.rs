@@ -1,10 +1,14 @@
-//! The records the OP keeps. Secrets never appear in `Debug`: password and secret hashes are
-//! redacted, signing keys show only their `kid`.
+//! The records the OP keeps. Keys and thumbprints are typed (`Jkt`, `PublicJwk`, `JwkSet`,
+//! `Profile`) and parsed when a record is read, so the provider never re-parses them per
+//! request and a corrupt row is an error at the store, not a surprise later. Stored as the
+//! same JSON as before (a thumbprint string, a JWK object, `{"keys": [...]}`). Secrets never
+//! appear in `Debug`: password and secret hashes are redacted, signing keys show only their
+//! `kid`.
 
 use std::collections::BTreeSet;
 use std::fmt;
 
-use keybound_jose::Algorithm;
+use keybound_jose::{Algorithm, Jkt, JwkSet, PublicJwk};
 use keybound_proto::keybinding::Profile;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -84,9 +88,9 @@ pub struct Client {
     /// RFC 9449 §5.2: refuse token requests without DPoP
     #[serde(default)]
     pub dpop_bound_access_tokens: bool,
-    /// client keys for `private_key_jwt` (a JWK Set)
+    /// client keys for `private_key_jwt`, parsed when the record is read
     #[serde(default)]
-    pub jwks: Option<serde_json::Value>,
+    pub jwks: Option<JwkSet>,
     /// when registered
     pub created_at: u64,
 }
@@ -272,7 +276,7 @@ pub struct AuthorizationCode {
     #[serde(default)]
     pub amr: Vec<String>,
     /// RFC 9449 §10 / Key Binding: thumbprint of the key the code is bound to
-    pub dpop_jkt: Option<String>,
+    pub dpop_jkt: Option<Jkt>,
     /// `bound_key` was granted: the ID Token must be key-bound
     pub bound_key: bool,
     /// when issued
@@ -315,9 +319,9 @@ pub struct RefreshToken {
     #[serde(default)]
     pub amr: Vec<String>,
     /// thumbprint of the key every refresh must prove (bound refresh token)
-    pub jkt: Option<String>,
+    pub jkt: Option<Jkt>,
     /// the `cnf.jwk` of the ID Tokens (Key Binding: refreshed tokens carry the same `cnf`)
-    pub cnf_jwk: Option<serde_json::Value>,
+    pub cnf_jwk: Option<PublicJwk>,
     /// Key Binding profile of the client at issuance
     #[serde(with = "profile_serde", default)]
     pub profile: Profile,
@@ -352,7 +356,7 @@ pub struct DeviceAuthorization {
     /// ID Token nonce sent with the request
     pub nonce: Option<String>,
     /// the key the device code is bound to (`dpop_jkt` or the proof's key)
-    pub dpop_jkt: Option<String>,
+    pub dpop_jkt: Option<Jkt>,
     /// `bound_key` was requested: the ID Token must be key-bound
     pub bound_key: bool,
     /// the user code, normalised (8 characters, no dash)
@@ -416,7 +420,7 @@ pub struct Consent {
     /// scopes consented to
     pub scopes: BTreeSet<String>,
     /// key thumbprints already bound for this client and user (KB-OP2)
-    pub bound_jkts: BTreeSet<String>,
+    pub bound_jkts: BTreeSet<Jkt>,
     /// when last changed
     pub updated_at: u64,
 }

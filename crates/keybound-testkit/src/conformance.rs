@@ -8,13 +8,18 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use keybound_jose::Algorithm;
+use keybound_jose::{Algorithm, Jkt};
 use keybound_proto::keybinding::Profile;
 use keybound_store::{
     AuthorizationCode, BrowserSession, Client, ClientAuthMethod, CodeLookup, Consent,
     DeviceAuthorization, DeviceDecision, DevicePoll, KeyState, RefreshLookup, RefreshToken,
     SigningKeyRecord, Store, StoreError, TokenHash, User,
 };
+
+/// A thumbprint from its string.
+pub fn jkt(s: &str) -> Jkt {
+    Jkt::parse(s).unwrap()
+}
 
 /// The time the checks run at.
 pub const NOW: u64 = 1_700_000_000;
@@ -149,7 +154,7 @@ pub fn code(grant: &str) -> AuthorizationCode {
         auth_time: NOW,
         acr: None,
         amr: vec!["pwd".into()],
-        dpop_jkt: Some("dnfb1T9jil_gOhti60baHs_WD_a4D8JN9VDJXbmBmGw".into()),
+        dpop_jkt: Some(jkt("dnfb1T9jil_gOhti60baHs_WD_a4D8JN9VDJXbmBmGw")),
         bound_key: true,
         created_at: NOW,
         expires_at: NOW + 60,
@@ -166,8 +171,8 @@ pub fn refresh(family: &str, grant: &str) -> RefreshToken {
         auth_time: NOW,
         acr: None,
         amr: vec![],
-        jkt: Some("dnfb1T9jil_gOhti60baHs_WD_a4D8JN9VDJXbmBmGw".into()),
-        cnf_jwk: Some(serde_json::json!({"kty":"EC"})),
+        jkt: Some(jkt("dnfb1T9jil_gOhti60baHs_WD_a4D8JN9VDJXbmBmGw")),
+        cnf_jwk: Some(crate::keys::es256_a().public_jwk().clone()),
         profile: Profile::KeyBinding,
         created_at: NOW,
         expires_at: NOW + 3600,
@@ -427,7 +432,7 @@ pub async fn consent_round_trip(s: Arc<dyn Store>) {
         sub: "u1".into(),
         client_id: "app".into(),
         scopes: BTreeSet::from(["openid".to_owned(), "bound_key".to_owned()]),
-        bound_jkts: BTreeSet::from(["dnfb1T9jil_gOhti60baHs_WD_a4D8JN9VDJXbmBmGw".to_owned()]),
+        bound_jkts: BTreeSet::from([jkt("dnfb1T9jil_gOhti60baHs_WD_a4D8JN9VDJXbmBmGw")]),
         updated_at: NOW,
     };
     s.put_consent(&c).await.unwrap();
@@ -435,7 +440,7 @@ pub async fn consent_round_trip(s: Arc<dyn Store>) {
     assert!(s.consent("u1", "other").await.unwrap().is_none());
     let mut c2 = c;
     c2.bound_jkts
-        .insert("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into());
+        .insert(jkt("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"));
     s.put_consent(&c2).await.unwrap();
     assert_eq!(
         s.consent("u1", "app")
@@ -500,7 +505,7 @@ pub fn device(user_code: &str) -> DeviceAuthorization {
         client_id: "tv".into(),
         scope: "openid bound_key".into(),
         nonce: Some("n".into()),
-        dpop_jkt: Some("dnfb1T9jil_gOhti60baHs_WD_a4D8JN9VDJXbmBmGw".into()),
+        dpop_jkt: Some(jkt("dnfb1T9jil_gOhti60baHs_WD_a4D8JN9VDJXbmBmGw")),
         bound_key: true,
         user_code: user_code.into(),
         grant_id: format!("g-{user_code}"),

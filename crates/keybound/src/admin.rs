@@ -162,9 +162,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                 (ClientAuthMethod::PrivateKeyJwt, Some(path)) => {
                     let text = std::fs::read_to_string(&path)
                         .with_context(|| format!("reading {}", path.display()))?;
-                    let v: serde_json::Value = serde_json::from_str(&text)?;
-                    keybound_jose::JwkSet::from_value(&v).context("--jwks")?;
-                    Some(v)
+                    Some(keybound_jose::JwkSet::from_json(&text).context("--jwks")?)
                 }
                 (ClientAuthMethod::PrivateKeyJwt, None) => {
                     bail!("private_key_jwt needs --jwks FILE")

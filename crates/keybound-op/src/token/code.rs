@@ -1,7 +1,6 @@
 //! The `authorization_code` grant (RFC 6749 §4.1.3, PKCE, RFC 9449 §10 `dpop_jkt`, Key
 //! Binding `c_s256`).
 
-use keybound_jose::Jkt;
 use keybound_proto::dpop::{CodeBinding, VerifiedProof};
 use keybound_store::{AuthorizationCode, Client, CodeLookup, TokenHash};
 
@@ -40,15 +39,9 @@ impl Provider {
             }
         };
         check_code(client, &code, form)?;
-        let dpop_jkt = code
-            .dpop_jkt
-            .as_deref()
-            .map(Jkt::parse)
-            .transpose()
-            .map_err(|e| OpError::internal(format!("stored dpop_jkt: {e}")))?;
         check_code_proof(
             proof.as_ref(),
-            dpop_jkt.as_ref(),
+            code.dpop_jkt.as_ref(),
             code.bound_key,
             CodeBinding {
                 code: code_value,

@@ -2,7 +2,6 @@
 //! profile): every poll carries a proof by the key the device code is bound to, with `c_s256`
 //! over the device code; `slow_down` and redemption are atomic in the store.
 
-use keybound_jose::Jkt;
 use keybound_proto::dpop::{CodeBinding, VerifiedProof};
 use keybound_proto::wire::ErrorCode;
 use keybound_store::{Client, DeviceDecision, DevicePoll, TokenHash};
@@ -40,15 +39,9 @@ impl Provider {
                 "device code was issued to another client",
             ));
         }
-        let dpop_jkt = auth
-            .dpop_jkt
-            .as_deref()
-            .map(Jkt::parse)
-            .transpose()
-            .map_err(|e| OpError::internal(format!("stored device dpop_jkt: {e}")))?;
         check_code_proof(
             proof.as_ref(),
-            dpop_jkt.as_ref(),
+            auth.dpop_jkt.as_ref(),
             auth.bound_key,
             CodeBinding {
                 code: device_code,

@@ -2,7 +2,6 @@
 //! a bound refresh token needs a proof by its key (RFC 9449 §5, KB-RF2), and a key-bound ID
 //! Token keeps its `cnf` and profile (KB-RF3) and carries no `nonce` (OIDC Core 12.2).
 
-use keybound_jose::{Jkt, PublicJwk};
 use keybound_proto::dpop::VerifiedProof;
 use keybound_proto::wire::ErrorCode;
 use keybound_store::{Client, RefreshLookup, RefreshToken, TokenHash};
@@ -52,20 +51,9 @@ impl Provider {
                 s.to_owned()
             }
         };
-        let bound = rt
-            .jkt
-            .as_deref()
-            .map(Jkt::parse)
-            .transpose()
-            .map_err(|e| OpError::internal(format!("stored refresh jkt: {e}")))?;
         // no c_s256 on refresh (KB-RF1); the proof must be by the bound key (KB-RF2)
-        check_bound(proof.as_ref(), bound.as_ref(), "refresh token")?;
-        let id_token_key = rt
-            .cnf_jwk
-            .as_ref()
-            .map(|v| PublicJwk::from_value(v).map(|k| (rt.profile, k)))
-            .transpose()
-            .map_err(|e| OpError::internal(format!("stored cnf_jwk: {e}")))?;
+        check_bound(proof.as_ref(), rt.jkt.as_ref(), "refresh token")?;
+        let id_token_key = rt.cnf_jwk.clone().map(|k| (rt.profile, k));
         let new_token = self.random_token();
         let new_record = RefreshToken {
             scope: scope.clone(),
