@@ -12,7 +12,7 @@ use keybound_op::{paths, Interaction, OpError, ValidatedAuthorization};
 use keybound_proto::wire::{AuthorizationRequest, ErrorCode};
 use keybound_store::{BrowserSession, TokenHash};
 
-use crate::error::{page_failed as failed, page_refused as refused, Failure};
+use crate::error::{page_failed as failed, page_refused as refused, page_status, Failure};
 use crate::{forms, pages, AppState};
 
 pub(crate) const SESSION_COOKIE: &str = "kb_session";
@@ -211,14 +211,14 @@ async fn handle(state: &AppState, headers: &HeaderMap, pairs: Vec<(String, Strin
             let (Some(u), Some(p)) = (field("username"), field("password")) else {
                 return step.login_page(
                     Some("Enter your username and password."),
-                    StatusCode::BAD_REQUEST,
+                    page_status(ErrorCode::InvalidRequest),
                 );
             };
             match sign_in(state, u, p).await {
                 Ok(Some((sess, cookie))) => step.next(Some(&sess), true, false, Some(cookie)).await,
                 Ok(None) => step.login_page(
                     Some("Wrong username or password."),
-                    StatusCode::UNAUTHORIZED,
+                    page_status(ErrorCode::LoginRequired),
                 ),
                 Err(e) => failed(e),
             }
@@ -233,7 +233,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, pairs: Vec<(String, Strin
             let Some(sess) = session else {
                 return step.login_page(
                     Some("Your session ended; sign in again."),
-                    StatusCode::UNAUTHORIZED,
+                    page_status(ErrorCode::LoginRequired),
                 );
             };
             match field("decision") {

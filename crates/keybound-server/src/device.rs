@@ -15,7 +15,7 @@ use keybound_op::{paths, DeviceRequestFacts, OpError};
 use keybound_proto::wire::ErrorCode;
 
 use crate::authorize::{csrf_ok, csrf_token, current_session, html, set_cookie, sign_in};
-use crate::error::{page_failed as failed, page_refused as refused};
+use crate::error::{page_failed as failed, page_refused as refused, page_status};
 use crate::token::FormRequest;
 use crate::{forms, pages, AppState};
 
@@ -147,7 +147,7 @@ pub async fn device_post(State(state): State<Arc<AppState>>, req: Request) -> Re
             state.device_attempts.fail(k, now);
         }
         let page = pages::device_entry(paths::DEVICE, &csrf, typed, Some("That code is not valid, has expired, or was already used. Check the code on your device."));
-        return with_cookie(html(StatusCode::BAD_REQUEST, page), cookie);
+        return with_cookie(html(page_status(ErrorCode::InvalidRequest), page), cookie);
     };
     let shown = format!("{}-{}", &auth.user_code[..4], &auth.user_code[4..]);
     let session = current_session(&state, &headers).await;
@@ -182,7 +182,7 @@ pub async fn device_post(State(state): State<Arc<AppState>>, req: Request) -> Re
             let (Some(u), Some(p)) = (field("username"), field("password")) else {
                 return with_cookie(
                     html(
-                        StatusCode::BAD_REQUEST,
+                        page_status(ErrorCode::InvalidRequest),
                         login(&csrf, Some("Enter your username and password.")),
                     ),
                     cookie,
@@ -196,7 +196,7 @@ pub async fn device_post(State(state): State<Arc<AppState>>, req: Request) -> Re
                 }
                 Ok(None) => with_cookie(
                     html(
-                        StatusCode::UNAUTHORIZED,
+                        page_status(ErrorCode::LoginRequired),
                         login(&csrf, Some("Wrong username or password.")),
                     ),
                     cookie,
@@ -221,7 +221,7 @@ pub async fn device_post(State(state): State<Arc<AppState>>, req: Request) -> Re
         }
         ("consent", None) => with_cookie(
             html(
-                StatusCode::UNAUTHORIZED,
+                page_status(ErrorCode::LoginRequired),
                 login(&csrf, Some("Your session ended; sign in again.")),
             ),
             cookie,

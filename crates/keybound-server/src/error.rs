@@ -114,6 +114,13 @@ impl Failure {
     }
 }
 
+/// The status of an End-User page that shows a form again with a message (a wrong password,
+/// a missing field, an unknown device code): the one mapping's status for `code` on pages.
+pub(crate) fn page_status(code: ErrorCode) -> StatusCode {
+    let w = OpError::new(code, "").wire(Endpoint::Page);
+    StatusCode::from_u16(w.status).unwrap_or(StatusCode::BAD_REQUEST)
+}
+
 /// An End-User page refusing with `code` and a message for the End-User.
 pub(crate) fn page_refused(code: ErrorCode, message: &str) -> Response {
     Failure::page(OpError::new(code, message)).into_response()
