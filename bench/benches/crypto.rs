@@ -19,7 +19,7 @@ use keybound_proto::dpop::{self, CodeBinding, DpopPolicy, ProofBuilder, RequestF
 use keybound_proto::idtoken::{self, BindingRequirement, IdTokenChecks};
 use keybound_proto::keybinding::Profile;
 use keybound_testkit::keys;
-use keybound_testkit::tokens::{bound_id_token, bound_id_token_with};
+use keybound_testkit::tokens::BoundIdToken;
 
 const NOW: u64 = 1_700_000_000;
 const HTU: &str = "https://op.example/token";
@@ -93,9 +93,8 @@ fn benches(c: &mut Criterion) {
 
     let op = keys::es256_b();
     let set = JwkSet::signing_key(&op, "op-1");
-    let id_token = bound_id_token_with(&op, &client, "https://op.example", "app", NOW, 300, |b| {
-        b.nonce(Some("n-0")).auth_time(NOW)
-    });
+    let id_token = BoundIdToken::new(&op, &client, "app", NOW)
+        .sign_with(|b| b.nonce(Some("n-0")).auth_time(NOW));
     let auds = vec!["app".to_owned()];
     let mut g = c.benchmark_group("id_token");
     g.bench_function("validate_key_bound", |b| {
@@ -123,7 +122,7 @@ fn presentation(c: &mut Criterion) {
     };
     let op = keys::es256_b();
     let client = keys::es256_a();
-    let id_token = bound_id_token(&op, &client, "https://op.example", "app", NOW, 300);
+    let id_token = BoundIdToken::new(&op, &client, "app", NOW).sign();
     let verifier = Verifier::new(
         VerifierConfig::new(
             TrustedIssuer {
@@ -210,7 +209,7 @@ fn overheads(c: &mut Criterion) {
 fn pieces(c: &mut Criterion) {
     let op = keys::es256_b();
     let client = keys::es256_a();
-    let id_token = bound_id_token(&op, &client, "https://op.example", "app", NOW, 300);
+    let id_token = BoundIdToken::new(&op, &client, "app", NOW).sign();
     let jws = Jws::parse(&id_token).expect("jws");
     let payload = jws.payload().to_vec();
     c.bench_function("piece/jws_parse", |b| {

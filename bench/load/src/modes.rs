@@ -496,14 +496,11 @@ fn prepare_verify(s: &Settings) -> anyhow::Result<Prepared> {
     let op = PrivateKey::generate(KeyKind::Es256)?;
     let client = PrivateKey::generate(KeyKind::Es256)?;
     let now = now();
-    let id_token = keybound_testkit::tokens::bound_id_token(
-        &op,
-        &client,
-        "https://op.example",
-        "app",
-        now,
-        3600,
-    );
+    let id_token = keybound_testkit::tokens::BoundIdToken {
+        ttl: 3600,
+        ..keybound_testkit::tokens::BoundIdToken::new(&op, &client, "app", now)
+    }
+    .sign();
     let n = usize::try_from(s.requests)?;
     let proofs = (0..n)
         .map(|i| {

@@ -26,6 +26,19 @@ async fn op() -> TestOp {
     OpBuilder::new().client(tv()).build().await
 }
 
+async fn device_auth(
+    op: &TestOp,
+    f: &keybound_op::Form,
+    dpop: &[&str],
+) -> Result<DeviceAuthorizationResponse, OpError> {
+    op.p.device_authorization(DeviceRequestFacts {
+        form: f,
+        authorization: None,
+        dpop,
+    })
+    .await
+}
+
 async fn start(op: &TestOp, key: &PrivateKey) -> DeviceAuthorizationResponse {
     let jkt = key.public_jwk().thumbprint();
     let f = form(&[
@@ -34,13 +47,7 @@ async fn start(op: &TestOp, key: &PrivateKey) -> DeviceAuthorizationResponse {
         ("dpop_jkt", jkt.as_str()),
         ("nonce", "n-dev"),
     ]);
-    op.p.device_authorization(DeviceRequestFacts {
-        form: &f,
-        authorization: None,
-        dpop: &[],
-    })
-    .await
-    .unwrap()
+    device_auth(op, &f, &[]).await.unwrap()
 }
 
 fn session() -> BrowserSession {
@@ -279,28 +286,14 @@ async fn device_endpoint_key_rules() {
     let key = keys::es256_a();
     // bound_key without a key
     let f = form(&[("client_id", "tv"), ("scope", "openid bound_key")]);
-    let e =
-        op.p.device_authorization(DeviceRequestFacts {
-            form: &f,
-            authorization: None,
-            dpop: &[],
-        })
-        .await
-        .unwrap_err();
+    let e = device_auth(&op, &f, &[]).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidRequest);
     // a proof at the device endpoint names the key; with a different dpop_jkt it is refused
     let p = ProofBuilder::new("POST", &format!("{ISS}/device_authorization"), T0, "dp1")
         .sign(&key)
         .unwrap();
     let f = form(&[("client_id", "tv"), ("scope", "openid bound_key")]);
-    let r =
-        op.p.device_authorization(DeviceRequestFacts {
-            form: &f,
-            authorization: None,
-            dpop: &[&p],
-        })
-        .await
-        .unwrap();
+    let r = device_auth(&op, &f, &[&p]).await.unwrap();
     assert!(!r.device_code.is_empty());
     let p = ProofBuilder::new("POST", &format!("{ISS}/device_authorization"), T0, "dp2")
         .sign(&key)
@@ -311,14 +304,7 @@ async fn device_endpoint_key_rules() {
         ("scope", "openid bound_key"),
         ("dpop_jkt", other.as_str()),
     ]);
-    let e =
-        op.p.device_authorization(DeviceRequestFacts {
-            form: &f,
-            authorization: None,
-            dpop: &[&p],
-        })
-        .await
-        .unwrap_err();
+    let e = device_auth(&op, &f, &[&p]).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidRequest);
 }
 
@@ -337,28 +323,14 @@ async fn device_authorization_proof_follows_the_nonce_policy() {
     let p = ProofBuilder::new("POST", &format!("{ISS}/device_authorization"), T0, "dn1")
         .sign(&key)
         .unwrap();
-    let e =
-        op.p.device_authorization(DeviceRequestFacts {
-            form: &f,
-            authorization: None,
-            dpop: &[&p],
-        })
-        .await
-        .unwrap_err();
+    let e = device_auth(&op, &f, &[&p]).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::UseDpopNonce, "{e:?}");
     let nonce = e.dpop_nonce().unwrap().to_owned();
     let p = ProofBuilder::new("POST", &format!("{ISS}/device_authorization"), T0, "dn2")
         .nonce(&nonce)
         .sign(&key)
         .unwrap();
-    let r =
-        op.p.device_authorization(DeviceRequestFacts {
-            form: &f,
-            authorization: None,
-            dpop: &[&p],
-        })
-        .await
-        .unwrap();
+    let r = device_auth(&op, &f, &[&p]).await.unwrap();
     assert!(!r.device_code.is_empty());
 }
 
@@ -384,14 +356,7 @@ async fn dp_t6_device_grant_binds_refresh_tokens_like_the_code_grant() {
         ("dpop_jkt", jkt.as_str()),
     ]);
     let f = form(&pairs);
-    let r =
-        op.p.device_authorization(DeviceRequestFacts {
-            form: &f,
-            authorization: None,
-            dpop: &[],
-        })
-        .await
-        .unwrap();
+    let r = device_auth(&op, &f, &[]).await.unwrap();
     let (hash, _, _) = op.p.device_lookup(&r.user_code).await.unwrap().unwrap();
     assert!(op.p.device_decide(&hash, &session(), true).await.unwrap());
     let mut pairs = creds.to_vec();

@@ -120,6 +120,34 @@ fn proof(key: &PrivateKey, jti: &str, now: u64, code: Option<&str>) -> String {
     b.sign(key).unwrap()
 }
 
+/// Redeem `code` for a client that must use DPoP nonces: the first proof (no nonce) is answered
+/// `use_dpop_nonce` with a fresh nonce, the retry with it succeeds with the same code.
+async fn redeem_after_nonce(
+    op: &TestOp,
+    client: &str,
+    code: &str,
+    key: &PrivateKey,
+) -> TokenResponse {
+    let e = token(
+        op,
+        &code_form(client, code),
+        &[&proof(key, "before-nonce", T0, Some(code))],
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::UseDpopNonce, "{e:?}");
+    let nonce = e.dpop_nonce().unwrap().to_owned();
+    let p = ProofBuilder::new("POST", &format!("{ISS}/token"), T0, "with-nonce")
+        .c_s256(code)
+        .nonce(&nonce)
+        .sign(key)
+        .unwrap();
+    token(op, &code_form(client, code), &[&p], None)
+        .await
+        .unwrap()
+}
+
 async fn validate_bound(
     op: &TestOp,
     id_token: &str,
@@ -459,24 +487,7 @@ async fn use_dpop_nonce_then_retry_with_same_code() {
     let key = keys::es256_a();
     let jkt = key.public_jwk().thumbprint();
     let (code, _) = authorize(&op, &request("pub", "openid bound_key", Some(&jkt))).await;
-    let e = token(
-        &op,
-        &code_form("pub", &code),
-        &[&proof(&key, "1", T0, Some(&code))],
-        None,
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(e.code(), ErrorCode::UseDpopNonce);
-    let nonce = e.dpop_nonce().unwrap().to_owned();
-    let p = ProofBuilder::new("POST", &format!("{ISS}/token"), T0, "2")
-        .c_s256(&code)
-        .nonce(&nonce)
-        .sign(&key)
-        .unwrap();
-    let res = token(&op, &code_form("pub", &code), &[&p], None)
-        .await
-        .unwrap();
+    let res = redeem_after_nonce(&op, "pub", &code, &key).await;
     validate_bound(&op, res.id_token.as_deref().unwrap(), "pub", &jkt, false).await;
 }
 
@@ -889,24 +900,7 @@ async fn per_client_nonce_requirement_holds_at_userinfo() {
     let key = keys::es256_a();
     let jkt = key.public_jwk().thumbprint();
     let (code, _) = authorize(&op, &request("strict", "openid bound_key", Some(&jkt))).await;
-    let e = token(
-        &op,
-        &code_form("strict", &code),
-        &[&proof(&key, "s1", T0, Some(&code))],
-        None,
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(e.code(), ErrorCode::UseDpopNonce);
-    let nonce = e.dpop_nonce().unwrap().to_owned();
-    let p = ProofBuilder::new("POST", &format!("{ISS}/token"), T0, "s2")
-        .c_s256(&code)
-        .nonce(&nonce)
-        .sign(&key)
-        .unwrap();
-    let res = token(&op, &code_form("strict", &code), &[&p], None)
-        .await
-        .unwrap();
+    let res = redeem_after_nonce(&op, "strict", &code, &key).await;
     let ui = format!("{ISS}/userinfo");
     let auth = format!("DPoP {}", res.access_token);
     let up = ProofBuilder::new("GET", &ui, T0, "s3")

@@ -57,8 +57,13 @@ fn db(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Database(Box::new(e))
 }
 
-fn unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+/// A unique-constraint violation is a [`StoreError::Conflict`] described by `what`; anything
+/// else a database failure.
+fn conflict_or_db(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what()),
+        _ => db(e),
+    }
 }
 
 impl SqliteStore {
@@ -193,13 +198,7 @@ impl UserStore for SqliteStore {
         .bind(serde_json::to_string(user)?)
         .execute(&self.writer)
         .await
-        .map_err(|e| {
-            if unique_violation(&e) {
-                StoreError::Conflict(format!("username '{}' is taken", user.username))
-            } else {
-                db(e)
-            }
-        })?;
+        .map_err(|e| conflict_or_db(e, || format!("username '{}' is taken", user.username)))?;
         Ok(())
     }
     async fn user(&self, sub: &str) -> Result<Option<User>> {
@@ -254,13 +253,7 @@ impl SigningKeyStore for SqliteStore {
             .bind(sealed)
             .execute(&self.writer)
             .await
-            .map_err(|e| {
-                if unique_violation(&e) {
-                    StoreError::Conflict(format!("kid '{}' exists", key.kid))
-                } else {
-                    db(e)
-                }
-            })?;
+            .map_err(|e| conflict_or_db(e, || format!("kid '{}' exists", key.kid)))?;
         Ok(())
     }
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
@@ -297,13 +290,7 @@ impl SigningKeyStore for SqliteStore {
             .bind(sealed)
             .execute(&mut *tx)
             .await
-            .map_err(|e| {
-                if unique_violation(&e) {
-                    StoreError::Conflict(format!("kid '{}' exists", new_next.kid))
-                } else {
-                    db(e)
-                }
-            })?;
+            .map_err(|e| conflict_or_db(e, || format!("kid '{}' exists", new_next.kid)))?;
         tx.commit().await.map_err(db)?;
         Ok(())
     }
@@ -328,13 +315,7 @@ impl CodeStore for SqliteStore {
             .bind(t(code.expires_at))
             .execute(&self.writer)
             .await
-            .map_err(|e| {
-                if unique_violation(&e) {
-                    StoreError::Conflict("code exists".into())
-                } else {
-                    db(e)
-                }
-            })?;
+            .map_err(|e| conflict_or_db(e, || "code exists".into()))?;
         Ok(())
     }
     async fn find_code(&self, hash: &TokenHash, now: u64) -> Result<CodeLookup> {
@@ -443,13 +424,7 @@ impl SqliteStore {
             .bind(t(token.expires_at))
             .execute(&mut *conn)
             .await
-            .map_err(|e| {
-                if unique_violation(&e) {
-                    StoreError::Conflict("refresh token exists".into())
-                } else {
-                    db(e)
-                }
-            })?;
+            .map_err(|e| conflict_or_db(e, || "refresh token exists".into()))?;
         Ok(())
     }
 }
@@ -657,13 +632,7 @@ impl DeviceStore for SqliteStore {
         .bind(t(auth.expires_at))
         .execute(&self.writer)
         .await
-        .map_err(|e| {
-            if unique_violation(&e) {
-                StoreError::Conflict("device code or user code exists".into())
-            } else {
-                db(e)
-            }
-        })?;
+        .map_err(|e| conflict_or_db(e, || "device code or user code exists".into()))?;
         Ok(())
     }
 

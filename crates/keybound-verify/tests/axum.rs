@@ -13,7 +13,7 @@ use http_body_util::BodyExt as _;
 use keybound_jose::JwkSet;
 use keybound_proto::presentation::http_proof;
 use keybound_testkit::keys;
-use keybound_testkit::tokens::bound_id_token;
+use keybound_testkit::tokens::BoundIdToken;
 use keybound_verify::axum_support::{require_key_bound, KeyBound};
 use keybound_verify::{ManualClock, MemoryReplayCache, TrustedIssuer, Verifier, VerifierConfig};
 use tower::ServiceExt as _;
@@ -40,7 +40,7 @@ fn setup() -> (Router, String, keybound_jose::PrivateKey) {
         Arc::new(MemoryReplayCache::new(100)),
         Arc::new(ManualClock::new(NOW)),
     ));
-    let id_token = bound_id_token(&op, &client, "https://op.example", "app", NOW, 300);
+    let id_token = BoundIdToken::new(&op, &client, "app", NOW).sign();
     let protected = Router::new()
         .route(
             "/mw",

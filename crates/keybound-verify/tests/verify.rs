@@ -91,15 +91,16 @@ fn fixture() -> Fixture {
 
 impl Fixture {
     fn id_token(&self, f: impl FnOnce(IdTokenBuilder) -> IdTokenBuilder) -> String {
-        keybound_testkit::tokens::bound_id_token_with(
-            &self.op,
-            &self.client,
-            ISS,
-            "app-ios",
-            NOW - 5,
-            300,
-            f,
-        )
+        keybound_testkit::tokens::BoundIdToken {
+            iss: ISS,
+            ..keybound_testkit::tokens::BoundIdToken::new(
+                &self.op,
+                &self.client,
+                "app-ios",
+                NOW - 5,
+            )
+        }
+        .sign_with(f)
     }
     #[allow(clippy::unused_self)] // reads as a fixture method at every call site
     fn proof(

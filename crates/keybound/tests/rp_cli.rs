@@ -95,22 +95,26 @@ async fn login_present_verify() {
     let dpop = text.lines().find_map(|l| l.strip_prefix("DPoP: ")).unwrap();
     std::fs::write(dir.path().join("id"), id_token).unwrap();
     std::fs::write(dir.path().join("dpop"), dpop).unwrap();
-    let ok = kb(
-        &[
-            "verify",
-            "--issuer",
-            &issuer,
-            "--audience",
-            "cli-app",
-            "--url",
-            &url,
-            "--id-token",
-            "@id",
-            "--dpop",
-            "@dpop",
-        ],
-        dir.path(),
-    );
+    // `keybound verify` of the saved presentation, for `audience`, as made for `url`
+    let verify = |audience: &str, url: &str| {
+        kb(
+            &[
+                "verify",
+                "--issuer",
+                &issuer,
+                "--audience",
+                audience,
+                "--url",
+                url,
+                "--id-token",
+                "@id",
+                "--dpop",
+                "@dpop",
+            ],
+            dir.path(),
+        )
+    };
+    let ok = verify("cli-app", &url);
     assert!(
         ok.status.success(),
         "{}",
@@ -119,22 +123,7 @@ async fn login_present_verify() {
     assert!(String::from_utf8_lossy(&ok.stdout).starts_with("accepted: "));
     // the same presentation again, in a new process: the proof was recorded in the data
     // directory's replay cache, so it is refused across the restart
-    let again = kb(
-        &[
-            "verify",
-            "--issuer",
-            &issuer,
-            "--audience",
-            "cli-app",
-            "--url",
-            &url,
-            "--id-token",
-            "@id",
-            "--dpop",
-            "@dpop",
-        ],
-        dir.path(),
-    );
+    let again = verify("cli-app", &url);
     assert!(!again.status.success());
     assert!(
         String::from_utf8_lossy(&again.stderr)
@@ -143,44 +132,14 @@ async fn login_present_verify() {
         String::from_utf8_lossy(&again.stderr)
     );
     let other = format!("{svc}/elsewhere");
-    let bad = kb(
-        &[
-            "verify",
-            "--issuer",
-            &issuer,
-            "--audience",
-            "cli-app",
-            "--url",
-            &other,
-            "--id-token",
-            "@id",
-            "--dpop",
-            "@dpop",
-        ],
-        dir.path(),
-    );
+    let bad = verify("cli-app", &other);
     assert!(!bad.status.success());
     assert!(
         String::from_utf8_lossy(&bad.stderr).contains("htu"),
         "{}",
         String::from_utf8_lossy(&bad.stderr)
     );
-    let wrong_aud = kb(
-        &[
-            "verify",
-            "--issuer",
-            &issuer,
-            "--audience",
-            "someone-else",
-            "--url",
-            &url,
-            "--id-token",
-            "@id",
-            "--dpop",
-            "@dpop",
-        ],
-        dir.path(),
-    );
+    let wrong_aud = verify("someone-else", &url);
     assert!(!wrong_aud.status.success());
 
     // present --send to the protected service
