@@ -27,14 +27,16 @@ before(async () => {
   });
 });
 
+let login;
 after(async () => {
+  login?.kill(); // a failed test must not leave `keybound login --device` polling
   await browser?.close();
   op?.stop();
 });
 
 test('keybound login --device + Chromium on /device = key-bound session, accepted presentation', { timeout: 60000 }, async () => {
   const session = join(op.dataDir, 'device-session.json');
-  const login = spawn(BIN, ['login', '--device', '--issuer', op.issuer, '--client-id', 'tv', '--scope', 'openid profile', '--session', session]);
+  login = spawn(BIN, ['login', '--device', '--issuer', op.issuer, '--client-id', 'tv', '--scope', 'openid profile', '--session', session]);
   let stderr = '';
   let stdout = '';
   login.stdout.on('data', (d) => { stdout += d; });
@@ -43,8 +45,9 @@ test('keybound login --device + Chromium on /device = key-bound session, accepte
     const timer = setTimeout(() => reject(new Error(`no user code printed: ${stderr}`)), 10000);
     login.stderr.on('data', (d) => {
       stderr += d;
+      // resolve once both the code and the URL are printed (they may arrive in separate chunks)
       const m = stderr.match(/\n\s+([BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4})\n/);
-      if (m) { clearTimeout(timer); resolve(m[1]); }
+      if (m && /open \S+ and confirm/.test(stderr)) { clearTimeout(timer); resolve(m[1]); }
     });
   });
   const complete = stderr.match(/open (\S+) and confirm/)[1];
