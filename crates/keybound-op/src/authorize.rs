@@ -433,6 +433,7 @@ impl Provider {
                 amr: vec!["pwd".into()],
                 created_at: now,
                 expires_at: now + self.config.session_ttl,
+                fresh_for: None,
             }),
             _ => None,
         })

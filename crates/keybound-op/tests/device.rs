@@ -57,6 +57,7 @@ fn session() -> BrowserSession {
         amr: vec!["pwd".into()],
         created_at: T0,
         expires_at: T0 + 3600,
+        fresh_for: None,
     }
 }
 

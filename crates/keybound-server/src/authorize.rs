@@ -18,14 +18,7 @@ use crate::{forms, pages, AppState};
 pub(crate) const SESSION_COOKIE: &str = "kb_session";
 const CSRF_COOKIE: &str = "kb_csrf";
 /// Form fields that belong to our pages, not to the authorization request.
-const INTERNAL: [&str; 6] = [
-    "kb_action",
-    "csrf",
-    "username",
-    "password",
-    "decision",
-    "kb_fresh",
-];
+const INTERNAL: [&str; 5] = ["kb_action", "csrf", "username", "password", "decision"];
 
 pub(crate) fn html(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
@@ -93,28 +86,32 @@ pub(crate) fn csrf_ok(headers: &HeaderMap, submitted: Option<&str>) -> bool {
 pub(crate) async fn current_session(
     state: &AppState,
     headers: &HeaderMap,
-) -> Option<BrowserSession> {
-    let cookie = forms::cookie(headers, SESSION_COOKIE)?;
+) -> Option<(TokenHash, BrowserSession)> {
+    let hash = TokenHash::of(&forms::cookie(headers, SESSION_COOKIE)?);
     let now = state.provider.now();
-    state
+    let session = state
         .provider
         .store()
-        .session(&TokenHash::of(&cookie), now)
+        .session(&hash, now)
         .await
         .ok()
-        .flatten()
+        .flatten()?;
+    Some((hash, session))
 }
 
 /// Check the login form's credentials and start a session: the session and its
-/// `Set-Cookie` value, or `None` for a wrong username or password.
+/// `Set-Cookie` value, or `None` for a wrong username or password. `fresh_for` is the
+/// fingerprint of the authorization request the login form belonged to.
 pub(crate) async fn sign_in(
     state: &AppState,
     username: &str,
     password: &str,
+    fresh_for: Option<String>,
 ) -> Result<Option<(BrowserSession, String)>, OpError> {
-    let Some(sess) = state.provider.login(username, password).await? else {
+    let Some(mut sess) = state.provider.login(username, password).await? else {
         return Ok(None);
     };
+    sess.fresh_for = fresh_for;
     let token = state.provider.random_token();
     state
         .provider
@@ -158,6 +155,20 @@ struct Step<'a> {
     headers: &'a HeaderMap,
     v: &'a ValidatedAuthorization,
     params: &'a [(String, String)],
+    /// the session cookie's hash, to clear the freshness marker once the code is issued
+    session_hash: Option<TokenHash>,
+}
+
+/// The fingerprint of an authorization request: SHA-256 over its parameters as sent (without
+/// our form fields). A login counts as fresh only for the request with this fingerprint.
+fn fingerprint(params: &[(String, String)]) -> String {
+    let mut sorted: Vec<&(String, String)> = params.iter().collect();
+    sorted.sort();
+    keybound_jose::sha256_b64(
+        serde_urlencoded::to_string(sorted)
+            .unwrap_or_default()
+            .as_bytes(),
+    )
 }
 
 async fn handle(state: &AppState, headers: &HeaderMap, pairs: Vec<(String, String)>) -> Response {
@@ -192,15 +203,24 @@ async fn handle(state: &AppState, headers: &HeaderMap, pairs: Vec<(String, Strin
         Ok(v) => v,
         Err(e) => return Failure::from(e).into_response(),
     };
-    let session = current_session(state, headers).await;
+    let (session_hash, session) = match current_session(state, headers).await {
+        Some((h, s)) => (Some(h), Some(s)),
+        None => (None, None),
+    };
+    let this_request = fingerprint(&params);
     let step = Step {
         state,
         headers,
         v: &v,
         params: &params,
+        session_hash,
     };
+    // fresh: this session's login was performed for this very request (OP state)
+    let fresh = session
+        .as_ref()
+        .is_some_and(|s| s.fresh_for.as_deref() == Some(this_request.as_str()));
     match field("kb_action") {
-        None => step.next(session.as_ref(), false, false, None).await,
+        None => step.next(session.as_ref(), fresh, false, None).await,
         Some("login") => {
             if !csrf_ok(headers, field("csrf")) {
                 return refused(
@@ -214,7 +234,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, pairs: Vec<(String, Strin
                     page_status(ErrorCode::InvalidRequest),
                 );
             };
-            match sign_in(state, u, p).await {
+            match sign_in(state, u, p, Some(this_request.clone())).await {
                 Ok(Some((sess, cookie))) => step.next(Some(&sess), true, false, Some(cookie)).await,
                 Ok(None) => step.login_page(
                     Some("Wrong username or password."),
@@ -241,8 +261,6 @@ async fn handle(state: &AppState, headers: &HeaderMap, pairs: Vec<(String, Strin
                     if let Err(e) = state.provider.record_consent(&v, &sess.sub).await {
                         return failed(e);
                     }
-                    let fresh = field("kb_fresh").and_then(|f| f.parse::<u64>().ok())
-                        == Some(sess.auth_time);
                     step.next(Some(&sess), fresh, true, None).await
                 }
                 Some("deny") => Failure::from(state.provider.access_denied(&v)).into_response(),
@@ -274,14 +292,9 @@ impl Step<'_> {
             Ok(Interaction::Login) => self.login_page(None, StatusCode::OK),
             Ok(Interaction::Consent(p)) => {
                 let (csrf, cookie) = csrf_token(self.state, self.headers);
-                let fresh_at = if fresh {
-                    session.map_or(0, |s| s.auth_time)
-                } else {
-                    0
-                };
                 let mut r = html(
                     StatusCode::OK,
-                    pages::consent(paths::AUTHORIZE, self.params, &csrf, fresh_at, &p),
+                    pages::consent(paths::AUTHORIZE, self.params, &csrf, &p),
                 );
                 if let Some(c) = cookie {
                     set_cookie(&mut r, &c);
@@ -289,7 +302,7 @@ impl Step<'_> {
                 r
             }
             Ok(Interaction::Issue) => match session {
-                Some(s) => match self.state.provider.issue_code(self.v, s).await {
+                Some(s) => match self.issue(s).await {
                     Ok(url) => see_other(&url),
                     Err(e) => failed(e),
                 },
@@ -302,6 +315,19 @@ impl Step<'_> {
             set_cookie(&mut resp, &c);
         }
         resp
+    }
+
+    /// Issue the code; a login made for this request stops counting as fresh (a replay of the
+    /// same request needs a new login).
+    async fn issue(&self, s: &BrowserSession) -> Result<String, OpError> {
+        if let (Some(h), Some(_)) = (&self.session_hash, &s.fresh_for) {
+            let cleared = BrowserSession {
+                fresh_for: None,
+                ..s.clone()
+            };
+            self.state.provider.store().put_session(h, &cleared).await?;
+        }
+        self.state.provider.issue_code(self.v, s).await
     }
 
     fn login_page(&self, error: Option<&str>, status: StatusCode) -> Response {

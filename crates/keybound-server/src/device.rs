@@ -150,7 +150,7 @@ pub async fn device_post(State(state): State<Arc<AppState>>, req: Request) -> Re
         return with_cookie(html(page_status(ErrorCode::InvalidRequest), page), cookie);
     };
     let shown = format!("{}-{}", &auth.user_code[..4], &auth.user_code[4..]);
-    let session = current_session(&state, &headers).await;
+    let session = current_session(&state, &headers).await.map(|(_, s)| s);
     let scopes: Vec<String> = auth.scope.split(' ').map(str::to_owned).collect();
     let consent = |csrf: &str| {
         pages::device_consent(
@@ -188,7 +188,7 @@ pub async fn device_post(State(state): State<Arc<AppState>>, req: Request) -> Re
                     cookie,
                 );
             };
-            match sign_in(&state, u, p).await {
+            match sign_in(&state, u, p, None).await {
                 Ok(Some((_, session_cookie))) => {
                     let mut r = with_cookie(html(StatusCode::OK, consent(&csrf)), cookie);
                     set_cookie(&mut r, &session_cookie);

@@ -90,13 +90,7 @@ fn describe_scope(s: &str) -> &'static str {
 }
 
 /// The consent form.
-pub fn consent(
-    action: &str,
-    fields: &[(String, String)],
-    csrf: &str,
-    fresh: u64,
-    p: &ConsentPrompt,
-) -> String {
+pub fn consent(action: &str, fields: &[(String, String)], csrf: &str, p: &ConsentPrompt) -> String {
     let scopes = p
         .scopes
         .iter()
@@ -116,7 +110,6 @@ bound to the app's key with thumbprint</p><p class=\"key\" id=\"key-thumbprint\"
             "<h1>Allow <strong>{client}</strong>?</h1>\n<p>The app asks to:</p><ul>{scopes}</ul>\n{key}\n\
 <form method=\"post\" action=\"{action}\">\n{hidden}\n\
 <input type=\"hidden\" name=\"kb_action\" value=\"consent\">\
-<input type=\"hidden\" name=\"kb_fresh\" value=\"{fresh}\">\
 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n\
 <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\
 <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\n</form>",

@@ -1232,3 +1232,50 @@ async fn dp_r4_userinfo_without_credentials_offers_both_schemes_without_error() 
         "RFC 6750 §3.1: no error code: {chal}"
     );
 }
+
+/// Issue 10 item 1 (OIDC Core 3.1.2.1 `prompt=login`, `max_age`): with a live session, a
+/// request demanding a fresh login cannot be satisfied by posting the consent form with the
+/// session's `auth_time` — freshness is decided from the OP's own state (a login performed for
+/// this very request), never from a form field.
+#[tokio::test]
+async fn prompt_login_cannot_be_satisfied_by_a_posted_form_field() {
+    let mut a = app().await;
+    // a session (the End-User signed in and consented once)
+    a.code_for("pub", "openid", None).await;
+    let uri = format!("{}&prompt=login", authorize_uri("pub", "openid", None));
+    let login = a.get(&uri).await;
+    assert!(login.body.contains("name=\"password\""), "{}", login.body);
+    // the attacker at the browser skips the password and posts the consent step directly
+    let params: Vec<(String, String)> = url::Url::parse(&format!("{ISS}{uri}"))
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    let mut fields: Vec<(&str, &str)> = params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let csrf = a.cookie("kb_csrf");
+    let auth_time = T0.to_string();
+    fields.extend([
+        ("kb_action", "consent"),
+        ("decision", "allow"),
+        ("kb_fresh", auth_time.as_str()),
+        ("csrf", csrf.as_str()),
+    ]);
+    let r = a.post_form("/authorize", form_body(&fields), &[]).await;
+    assert_ne!(
+        r.status,
+        StatusCode::SEE_OTHER,
+        "no code without a fresh login: {:?}",
+        r.headers.get(header::LOCATION)
+    );
+    assert!(r.body.contains("name=\"password\""), "{}", r.body);
+    // and with the password, the login is fresh and a code is issued
+    let done = a
+        .browser
+        .sign_in(&format!("{ISS}{uri}"), None, ALICE.0, ALICE.1)
+        .await
+        .unwrap();
+    assert!(done.contains("code="), "{done}");
+}

@@ -439,4 +439,9 @@ pub struct BrowserSession {
     pub created_at: u64,
     /// when it ends
     pub expires_at: u64,
+    /// the authorization request (its fingerprint) whose login form created this session: only
+    /// that request counts the login as fresh for `prompt=login` and `max_age` (OP state, never
+    /// a form field); cleared once its code is issued
+    #[serde(default)]
+    pub fresh_for: Option<String>,
 }

@@ -492,6 +492,7 @@ pub async fn sessions_expire(s: Arc<dyn Store>) {
         amr: vec!["pwd".into()],
         created_at: NOW,
         expires_at: NOW + 3600,
+        fresh_for: Some("request-fingerprint".into()),
     };
     s.put_session(&h, &sess).await.unwrap();
     assert_eq!(s.session(&h, NOW).await.unwrap(), Some(sess));
