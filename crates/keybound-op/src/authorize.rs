@@ -183,6 +183,19 @@ impl Provider {
         }
         let state = req.state.as_ref();
         let err = |code, d: &str| self.redirect_error(&redirect_uri, state, code, d);
+        // OIDC Core §6: request objects are not supported; say so rather than ignore them
+        if req.request.is_some() {
+            return Err(err(
+                ErrorCode::RequestNotSupported,
+                "request objects (request) are not supported; send the parameters directly",
+            ));
+        }
+        if req.request_uri.is_some() {
+            return Err(err(
+                ErrorCode::RequestUriNotSupported,
+                "request_uri is not supported; send the parameters directly",
+            ));
+        }
         if req.response_type != "code" {
             return Err(err(
                 ErrorCode::UnsupportedResponseType,

@@ -3,7 +3,7 @@
 
 use keybound_jose::{Algorithm, Jkt, Jws};
 use keybound_proto::wire::ErrorCode;
-use keybound_store::{RefreshLookup, TokenHash};
+use keybound_store::{ClientAuthMethod, RefreshLookup, TokenHash};
 use serde_json::{json, Map, Value};
 
 use crate::grant::scope_claims;
@@ -162,8 +162,9 @@ impl Provider {
         let now = self.now();
         match self.store.find_refresh(&TokenHash::of(token), now).await? {
             RefreshLookup::Active(t) | RefreshLookup::Reused(t) | RefreshLookup::Revoked(t) => {
+                // RFC 7009 §2.1: the grant's access tokens go with it (and every family)
                 if t.client_id == client.client_id {
-                    self.store.revoke_family(&t.family_id, now).await?;
+                    self.store.revoke_grant(&t.grant_id, now).await?;
                 }
                 return Ok(());
             }
@@ -187,6 +188,12 @@ impl Provider {
         form: &Form,
     ) -> Result<Introspection, OpError> {
         let client = self.authenticate_client(authorization, form).await?;
+        // RFC 7662 §2.1: the caller must be authorised; a public client's id is no credential
+        if client.auth_method == ClientAuthMethod::None {
+            return Err(OpError::invalid_client(
+                "introspection needs client authentication: public clients cannot introspect (RFC 7662 §2.1)",
+            ));
+        }
         let token = form.require("token")?;
         let inactive = json!({ "active": false });
         let now = self.now();

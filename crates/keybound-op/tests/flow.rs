@@ -934,3 +934,184 @@ async fn per_client_nonce_requirement_holds_at_userinfo() {
         .unwrap();
     assert_eq!(info["sub"], "sub-alice");
 }
+
+/// Userinfo with a DPoP-bound access token and a fresh proof by `key`.
+async fn userinfo_with(
+    op: &TestOp,
+    access_token: &str,
+    key: &PrivateKey,
+    jti: &str,
+) -> Result<serde_json::Value, OpError> {
+    let ui = format!("{ISS}/userinfo");
+    let p = ProofBuilder::new("GET", &ui, op.now(), jti)
+        .ath_for(access_token)
+        .sign(key)
+        .unwrap();
+    let auth = format!("DPoP {access_token}");
+    op.p.userinfo(ResourceRequest {
+        authorization: Some(&auth),
+        dpop: &[&p],
+        htm: "GET",
+        htu: &ui,
+    })
+    .await
+}
+
+/// A key-bound code redeemed by `pub` with `offline_access`: the token response.
+async fn bound_tokens(op: &TestOp, key: &PrivateKey, jti: &str) -> TokenResponse {
+    let jkt = key.public_jwk().thumbprint();
+    let (code, _) = authorize(
+        op,
+        &request("pub", "openid offline_access bound_key", Some(&jkt)),
+    )
+    .await;
+    token(
+        op,
+        &code_form("pub", &code),
+        &[&proof(key, jti, op.now(), Some(&code))],
+        None,
+    )
+    .await
+    .unwrap()
+}
+
+/// Issue 10 item 4 (RFC 7009 §2.1): revoking a refresh token revokes the access tokens of its
+/// grant too; so does refresh-token reuse detection.
+#[tokio::test]
+async fn revoking_or_reusing_a_refresh_token_revokes_its_access_tokens() {
+    let op = op().await;
+    let key = keys::es256_a();
+    let t = bound_tokens(&op, &key, "r1").await;
+    userinfo_with(&op, &t.access_token, &key, "u1")
+        .await
+        .unwrap();
+    let rt = t.refresh_token.unwrap();
+    op.p.revoke(None, &form(&[("token", &rt), ("client_id", "pub")]))
+        .await
+        .unwrap();
+    let e = userinfo_with(&op, &t.access_token, &key, "u2")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidToken, "{e:?}");
+    // reuse: the thief refreshes first, the victim's old token then trips reuse detection,
+    // and the thief's new access token dies with the family
+    let t = bound_tokens(&op, &key, "r2").await;
+    let old_rt = t.refresh_token.unwrap();
+    let refresh = |jti: &'static str, rt: String| {
+        let op = &op;
+        let key = &key;
+        async move {
+            token(
+                op,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", &rt),
+                    ("client_id", "pub"),
+                ],
+                &[&proof(key, jti, op.now(), None)],
+                None,
+            )
+            .await
+        }
+    };
+    let thief = refresh("r3", old_rt.clone()).await.unwrap();
+    userinfo_with(&op, &thief.access_token, &key, "u3")
+        .await
+        .unwrap();
+    let e = refresh("r4", old_rt).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidGrant);
+    let e = userinfo_with(&op, &thief.access_token, &key, "u4")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidToken, "{e:?}");
+}
+
+/// Issue 10 item 7: a used code presented by another client is refused, but only its own
+/// client's reuse revokes the grant (else any client could kill another's tokens).
+#[tokio::test]
+async fn another_clients_replay_of_a_used_code_does_not_revoke_the_grant() {
+    let op = op().await;
+    let key = keys::es256_a();
+    let jkt = key.public_jwk().thumbprint();
+    let (code, _) = authorize(&op, &request("pub", "openid bound_key", Some(&jkt))).await;
+    let t = token(
+        &op,
+        &code_form("pub", &code),
+        &[&proof(&key, "w1", T0, Some(&code))],
+        None,
+    )
+    .await
+    .unwrap();
+    let e = token(
+        &op,
+        &code_form("old", &code),
+        &[&proof(&key, "w2", T0, Some(&code))],
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidGrant);
+    userinfo_with(&op, &t.access_token, &key, "w3")
+        .await
+        .expect("the right client's tokens survive another client's replay");
+}
+
+/// Issue 10 item 10 (RFC 7636 §4.1): a code verifier is 43–128 characters of the unreserved
+/// set; a one-character verifier is refused even when its challenge matches.
+#[tokio::test]
+async fn rfc7636_4_1_short_code_verifier_is_refused() {
+    let op = op().await;
+    let key = keys::es256_a();
+    let jkt = key.public_jwk().thumbprint();
+    let mut req = request("pub", "openid bound_key", Some(&jkt));
+    req.code_challenge = Some(keybound_jose::sha256_b64(b"a"));
+    let (code, _) = authorize(&op, &req).await;
+    let mut f = code_form("pub", &code);
+    f.retain(|(k, _)| *k != "code_verifier");
+    f.push(("code_verifier", "a"));
+    let e = token(&op, &f, &[&proof(&key, "v1", T0, Some(&code))], None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidGrant, "{e:?}");
+    assert!(e.description().contains("43"), "{e:?}");
+}
+
+/// Issue 10 item 11 (RFC 7662 §2.1): introspection needs an authorised caller; a public
+/// client's id alone is not.
+#[tokio::test]
+async fn rfc7662_2_1_public_clients_cannot_introspect() {
+    let op = op().await;
+    let key = keys::es256_a();
+    let t = bound_tokens(&op, &key, "i1").await;
+    let e =
+        op.p.introspect(
+            None,
+            &form(&[("token", &t.access_token), ("client_id", "pub")]),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidClient, "{e:?}");
+}
+
+/// Issue 10 item 12 (OIDC Core §6): `request` and `request_uri` are refused with their own
+/// errors, not silently ignored.
+#[tokio::test]
+async fn oidc_core_6_request_objects_are_refused_not_ignored() {
+    let op = op().await;
+    for (param, code) in [
+        ("request", ErrorCode::RequestNotSupported),
+        ("request_uri", ErrorCode::RequestUriNotSupported),
+    ] {
+        let mut req = request("pub", "openid", None);
+        match param {
+            "request" => req.request = Some("eyJhbGciOiJub25lIn0.e30.".into()),
+            _ => req.request_uri = Some("https://app.example/req.jwt".into()),
+        }
+        match op.p.validate_authorization(&req).await {
+            Err(keybound_op::AuthorizeError::Redirect { error, .. }) => {
+                assert_eq!(error.error, code, "{param}");
+            }
+            other => panic!("{param}: expected a redirect with {code:?}, got {other:?}"),
+        }
+    }
+}

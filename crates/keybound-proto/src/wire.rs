@@ -362,6 +362,12 @@ pub struct AuthorizationRequest {
     /// RFC 9449 §10 / Key Binding: thumbprint of the key to bind
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop_jkt: Option<String>,
+    /// OIDC Core §6.1 request object (not supported: refused, never ignored)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    /// OIDC Core §6.2 request object by reference (not supported: refused, never ignored)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_uri: Option<String>,
 }
 
 impl AuthorizationRequest {

@@ -56,6 +56,13 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
         code_challenge_methods_supported: strings(&["S256"]),
         dpop_signing_alg_values_supported: algs,
         authorization_response_iss_parameter_supported: true,
+        // OIDC Discovery: request_uri_parameter_supported defaults to true, so say no
+        extra: [
+            ("request_parameter_supported".to_owned(), false.into()),
+            ("request_uri_parameter_supported".to_owned(), false.into()),
+        ]
+        .into_iter()
+        .collect(),
         ..ProviderMetadata::default()
     }
 }

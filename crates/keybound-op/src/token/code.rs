@@ -25,12 +25,7 @@ impl Provider {
         // look the code up, still not consuming it
         let code = match self.store.find_code(&hash, now).await? {
             CodeLookup::Active(c) => c,
-            CodeLookup::Redeemed(c) => {
-                self.store.revoke_grant(&c.grant_id, now).await?;
-                return Err(OpError::invalid_grant(
-                    "authorization code was already used; the tokens issued from it are revoked",
-                ));
-            }
+            CodeLookup::Redeemed(c) => return Err(self.code_reused(client, &c, now).await?),
             CodeLookup::Expired => {
                 return Err(OpError::invalid_grant("authorization code expired"))
             }
@@ -52,12 +47,7 @@ impl Provider {
         // consume atomically
         match self.store.redeem_code(&hash, now).await? {
             CodeLookup::Active(_) => {}
-            CodeLookup::Redeemed(c) => {
-                self.store.revoke_grant(&c.grant_id, now).await?;
-                return Err(OpError::invalid_grant(
-                    "authorization code was already used",
-                ));
-            }
+            CodeLookup::Redeemed(c) => return Err(self.code_reused(client, &c, now).await?),
             _ => {
                 return Err(OpError::invalid_grant(
                     "authorization code is no longer valid",
@@ -80,6 +70,35 @@ impl Provider {
     }
 }
 
+impl Provider {
+    /// A used code presented again. Only a reuse by the client it was issued to is evidence of
+    /// theft and revokes what the code issued; another client's replay is just refused (else
+    /// any client could kill another's tokens).
+    async fn code_reused(
+        &self,
+        client: &Client,
+        code: &AuthorizationCode,
+        now: u64,
+    ) -> Result<OpError, OpError> {
+        if code.client_id != client.client_id {
+            return Ok(OpError::invalid_grant(
+                "authorization code was issued to another client",
+            ));
+        }
+        self.store.revoke_grant(&code.grant_id, now).await?;
+        Ok(OpError::invalid_grant(
+            "authorization code was already used; the tokens issued from it are revoked",
+        ))
+    }
+}
+
+/// RFC 7636 §4.1: 43–128 characters of `A–Z a–z 0–9 - . _ ~`.
+fn verifier_shape_ok(v: &str) -> bool {
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
 /// The code belongs to this client and this request: `redirect_uri` and PKCE (RFC 7636 §4.6).
 fn check_code(client: &Client, code: &AuthorizationCode, form: &Form) -> Result<(), OpError> {
     if code.client_id != client.client_id {
@@ -93,6 +112,9 @@ fn check_code(client: &Client, code: &AuthorizationCode, form: &Form) -> Result<
         ));
     }
     match (&code.code_challenge, form.get("code_verifier")) {
+        (Some(_), Some(v)) if !verifier_shape_ok(v) => Err(OpError::invalid_grant(
+            "PKCE: code_verifier must be 43-128 characters of A-Z a-z 0-9 - . _ ~ (RFC 7636 §4.1)",
+        )),
         (Some(ch), Some(v)) if s256(v) == *ch => Ok(()),
         (Some(_), Some(_)) => Err(OpError::invalid_grant(
             "PKCE: code_verifier does not match the code_challenge",

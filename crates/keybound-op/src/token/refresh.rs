@@ -11,7 +11,7 @@ use crate::proof::check_bound;
 use crate::{Form, OpError, Provider};
 
 const REUSED: &str =
-    "refresh token was already used: reuse detected, the whole token family is revoked";
+    "refresh token was already used: reuse detected, the grant and all its tokens are revoked";
 
 impl Provider {
     pub(super) async fn refresh_grant(
@@ -25,7 +25,8 @@ impl Provider {
         let rt = match self.store.find_refresh(&old, now).await? {
             RefreshLookup::Active(t) => t,
             RefreshLookup::Reused(t) => {
-                self.store.revoke_family(&t.family_id, now).await?;
+                // the family and the grant's access tokens (a thief's included) die together
+                self.store.revoke_grant(&t.grant_id, now).await?;
                 return Err(OpError::invalid_grant(REUSED));
             }
             RefreshLookup::Revoked(_) => {
@@ -67,7 +68,10 @@ impl Provider {
             .await?
         {
             RefreshLookup::Active(_) => {}
-            RefreshLookup::Reused(_) => return Err(OpError::invalid_grant(REUSED)),
+            RefreshLookup::Reused(_) => {
+                self.store.revoke_grant(&rt.grant_id, now).await?;
+                return Err(OpError::invalid_grant(REUSED));
+            }
             _ => return Err(OpError::invalid_grant("refresh token is no longer valid")),
         }
         let grant = Grant {
