@@ -182,14 +182,21 @@ impl Provider {
                 "signature does not verify with the client's registered keys",
             ));
         }
-        let aud_ok = |a: &str| a == self.config.endpoints.token || a == self.config.issuer;
+        // rfc7523bis: the audience is the issuer; the token endpoint URL only for legacy clients
+        let aud_ok = |a: &str| {
+            a == self.config.issuer
+                || (self.config.legacy_assertion_audience && a == self.config.endpoints.token)
+        };
         let aud_ok = match claims.get("aud") {
             Some(Value::String(a)) => aud_ok(a),
             Some(Value::Array(v)) => v.iter().filter_map(Value::as_str).any(aud_ok),
             _ => false,
         };
         if !aud_ok {
-            return Err(bad("aud must be the token endpoint URL or the issuer"));
+            return Err(bad(&format!(
+                "aud must be the issuer '{}'",
+                self.config.issuer
+            )));
         }
         let now = self.now();
         let exp = claims
@@ -199,12 +206,16 @@ impl Provider {
         if now >= exp.saturating_add(30) {
             return Err(bad("expired"));
         }
-        if claims
-            .get("iat")
-            .and_then(Value::as_u64)
-            .is_some_and(|iat| iat > now + 30)
-        {
+        let iat = claims.get("iat").and_then(Value::as_u64);
+        if iat.is_some_and(|iat| iat > now + 30) {
             return Err(bad("iat is in the future"));
+        }
+        // a bounded lifetime: an assertion valid for years is a long-lived secret
+        let max = self.config.client_assertion_max_lifetime;
+        if exp > iat.unwrap_or(now).saturating_add(max) {
+            return Err(bad(&format!(
+                "lifetime too long: exp may be at most {max} s after iat (or now)"
+            )));
         }
         let jti = s("jti")
             .filter(|j| !j.is_empty() && j.len() <= 256)

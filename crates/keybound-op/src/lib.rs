@@ -180,6 +180,11 @@ pub struct OpConfig {
     pub device_code_ttl: u64,
     /// initial device polling interval (default 5 s)
     pub device_interval: u64,
+    /// accept client assertions whose `aud` is the token endpoint URL (legacy RFC 7523
+    /// clients); by default only the issuer is (rfc7523bis)
+    pub legacy_assertion_audience: bool,
+    /// longest accepted client-assertion lifetime, `exp` − `iat` (default 300 s)
+    pub client_assertion_max_lifetime: u64,
 }
 
 impl OpConfig {
@@ -210,6 +215,8 @@ impl OpConfig {
             client_cache_ttl: 5,
             device_code_ttl: 600,
             device_interval: 5,
+            legacy_assertion_audience: false,
+            client_assertion_max_lifetime: 300,
         }
     }
 }

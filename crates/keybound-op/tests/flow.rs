@@ -743,7 +743,7 @@ async fn private_key_jwt_client_authentication_with_jti_replay_protection() {
         ErrorCode::InvalidClient
     );
     // the right assertion works once
-    let good = assertion("a3", &format!("{ISS}/token"));
+    let good = assertion("a3", ISS);
     let res = run(grant(&good), "p3").await.unwrap();
     assert!(res.response.id_token.is_some());
     // and its jti cannot be replayed (fresh code not needed: client auth fails first)
@@ -1113,5 +1113,57 @@ async fn oidc_core_6_request_objects_are_refused_not_ignored() {
             }
             other => panic!("{param}: expected a redirect with {code:?}, got {other:?}"),
         }
+    }
+}
+
+/// Issue 10 item 10 (rfc7523bis): a client assertion's `aud` is the issuer (the token endpoint
+/// URL only behind the legacy switch), and its lifetime is bounded (an `exp` ten years ahead is
+/// refused).
+#[tokio::test]
+async fn client_assertion_audience_is_the_issuer_and_lifetime_is_bounded() {
+    for legacy in [false, true] {
+        let op = op_with(move |c| c.legacy_assertion_audience = legacy).await;
+        let ck = keys::es256_b();
+        let mut c = client("pkj", ClientAuthMethod::PrivateKeyJwt, Profile::KeyBinding);
+        c.secret_hash = None;
+        c.jwks = Some(keybound_jose::JwkSet::signing_key(&ck, "ck1"));
+        op.p.store().put_client(&c).await.unwrap();
+        let assertion = |jti: &str, aud: &str, exp: u64| {
+            let claims =
+                serde_json::json!({"iss":"pkj","sub":"pkj","aud":aud,"jti":jti,"iat":T0,"exp":exp});
+            let mut h = serde_json::Map::new();
+            h.insert("kid".into(), "ck1".into());
+            keybound_jose::jws::sign(
+                keybound_jose::Algorithm::ES256,
+                &h,
+                claims.to_string().as_bytes(),
+                &ck,
+            )
+            .unwrap()
+        };
+        let auth = |a: String| {
+            let op = &op;
+            async move {
+                let f = form(&[
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", &a),
+                ]);
+                op.p.authenticate_client(None, &f).await
+            }
+        };
+        // ten years ahead
+        let e = auth(assertion("l1", ISS, T0 + 10 * 365 * 86_400))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidClient);
+        assert!(e.description().contains("lifetime"), "{e:?}");
+        // the issuer is the audience
+        auth(assertion("l2", ISS, T0 + 60)).await.unwrap();
+        // the token endpoint URL only with the legacy switch
+        let r = auth(assertion("l3", &format!("{ISS}/token"), T0 + 60)).await;
+        assert_eq!(r.is_ok(), legacy, "legacy={legacy}: {r:?}");
     }
 }

@@ -23,6 +23,8 @@ pub struct FileConfig {
     pub log_format: Option<String>,
     /// demand DPoP nonces from every client
     pub require_dpop_nonce: Option<bool>,
+    /// accept client assertions addressed to the token endpoint URL (legacy clients)
+    pub legacy_assertion_audience: Option<bool>,
     /// PEM certificate chain for TLS
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for TLS
@@ -44,6 +46,8 @@ pub struct Settings {
     pub json_logs: bool,
     /// global DPoP nonce requirement
     pub require_dpop_nonce: bool,
+    /// client assertions may name the token endpoint URL as `aud` (legacy RFC 7523 clients)
+    pub legacy_assertion_audience: bool,
     /// TLS certificate chain and key (PEM), when `serve` terminates TLS itself
     pub tls: Option<(PathBuf, PathBuf)>,
 }
@@ -145,10 +149,15 @@ impl Settings {
             Some("json") => true,
             Some(other) => bail!("log_format '{other}': expected 'text' or 'json'"),
         };
-        let require_dpop_nonce = match env("KEYBOUND_REQUIRE_DPOP_NONCE") {
+        let flag = |name: &str, file_value: Option<bool>| match env(name) {
             Some(v) => matches!(v.as_str(), "1" | "true" | "yes"),
-            None => file.require_dpop_nonce.unwrap_or(false),
+            None => file_value.unwrap_or(false),
         };
+        let require_dpop_nonce = flag("KEYBOUND_REQUIRE_DPOP_NONCE", file.require_dpop_nonce);
+        let legacy_assertion_audience = flag(
+            "KEYBOUND_LEGACY_ASSERTION_AUDIENCE",
+            file.legacy_assertion_audience,
+        );
         Ok(Settings {
             listen,
             issuer,
@@ -156,6 +165,7 @@ impl Settings {
             database_url,
             json_logs,
             require_dpop_nonce,
+            legacy_assertion_audience,
             tls,
         })
     }

@@ -35,6 +35,7 @@ async fn start_op(dir: &std::path::Path) -> anyhow::Result<String> {
         database_url: None,
         json_logs: false,
         require_dpop_nonce: false,
+        legacy_assertion_audience: false,
         tls: None,
     };
     let store = serve::open_store(&settings).await?;
