@@ -432,6 +432,25 @@ impl Provider {
         username: &str,
         password: &str,
     ) -> Result<Option<BrowserSession>, OpError> {
+        self.login_from(username, password, None).await
+    }
+
+    /// [`Provider::login`] from a source address: wrong passwords are throttled per account and
+    /// per address ([`crate::ThrottleConfig`]), checked before any hashing.
+    pub async fn login_from(
+        &self,
+        username: &str,
+        password: &str,
+        source: Option<&str>,
+    ) -> Result<Option<BrowserSession>, OpError> {
+        let account = format!("account\0{username}");
+        let address = source.map(|a| format!("address\0{a}"));
+        let t = self.config.throttle;
+        let mut keys = vec![(account.as_str(), t.free_failures)];
+        if let Some(a) = &address {
+            keys.push((a.as_str(), t.free_failures_per_address));
+        }
+        self.throttled(&keys, "passwords")?;
         let user = self.store.user_by_username(username).await?;
         // Verify against a dummy hash for unknown users so timing does not reveal usernames.
         let hash = user
@@ -440,15 +459,22 @@ impl Provider {
         let ok = crate::password::verify(hash, password) && user.is_some();
         let now = self.now();
         Ok(match user {
-            Some(u) if ok => Some(BrowserSession {
-                sub: u.sub,
-                auth_time: now,
-                amr: vec!["pwd".into()],
-                created_at: now,
-                expires_at: now + self.config.session_ttl,
-                fresh_for: None,
-            }),
-            _ => None,
+            Some(u) if ok => {
+                self.good_attempt(&account);
+                Some(BrowserSession {
+                    sub: u.sub,
+                    auth_time: now,
+                    amr: vec!["pwd".into()],
+                    created_at: now,
+                    expires_at: now + self.config.session_ttl,
+                    fresh_for: None,
+                })
+            }
+            _ => {
+                let failed: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
+                self.failed_attempt(&failed);
+                None
+            }
         })
     }
 }

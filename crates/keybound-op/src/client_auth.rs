@@ -137,13 +137,21 @@ impl Provider {
                 method.as_str()
             )));
         }
+        // RFC 6749 §2.3.1: guessing is throttled per client id, before any hashing
+        let key = format!("client\0{id}");
+        self.throttled(
+            &[(key.as_str(), self.config.throttle.free_failures)],
+            "client secrets",
+        )?;
         let ok = client
             .secret_hash
             .as_deref()
             .is_some_and(|h| password::verify(h, secret));
         if !ok {
+            self.failed_attempt(&[key.as_str()]);
             return Err(OpError::invalid_client("client authentication failed"));
         }
+        self.good_attempt(&key);
         Ok(client)
     }
 

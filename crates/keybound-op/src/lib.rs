@@ -23,6 +23,7 @@ mod keys;
 pub mod password;
 mod proof;
 mod resource;
+mod throttle;
 pub mod token;
 
 use std::sync::Arc;
@@ -37,6 +38,7 @@ pub use form::{Form, FormRequest};
 pub use grant::TokenSuccess;
 pub use keys::{KeyRing, RETIRED_KEY_RETENTION};
 pub use resource::{Introspection, ResourceRequest};
+pub use throttle::ThrottleConfig;
 pub use token::TokenRequestFacts;
 
 /// Scopes this OP knows; others are ignored (OIDC Core 3.1.2.1).
@@ -185,6 +187,8 @@ pub struct OpConfig {
     pub legacy_assertion_audience: bool,
     /// longest accepted client-assertion lifetime, `exp` − `iat` (default 300 s)
     pub client_assertion_max_lifetime: u64,
+    /// brute-force throttling of passwords and client secrets
+    pub throttle: ThrottleConfig,
 }
 
 impl OpConfig {
@@ -217,6 +221,7 @@ impl OpConfig {
             device_interval: 5,
             legacy_assertion_audience: false,
             client_assertion_max_lifetime: 300,
+            throttle: ThrottleConfig::default(),
         }
     }
 }
@@ -230,6 +235,7 @@ pub struct Provider {
     rng: Arc<dyn Randomness>,
     keys: KeyRing,
     clients: client_auth::ClientCache,
+    throttle: throttle::Throttle,
 }
 
 impl std::fmt::Debug for Provider {
@@ -256,6 +262,7 @@ impl Provider {
             rng,
             keys,
             clients: client_auth::ClientCache::default(),
+            throttle: throttle::Throttle::default(),
         }
     }
 
@@ -276,5 +283,39 @@ impl Provider {
 
     fn random_id(&self) -> String {
         self.rng.token(16)
+    }
+
+    /// Refuse with [`OpError::Throttled`] while any of `keys` (key, free failures) is in its
+    /// back-off; checked before any secret is hashed.
+    pub(crate) fn throttled(&self, keys: &[(&str, u32)], what: &str) -> Result<(), OpError> {
+        let now = self.now();
+        let wait = keys
+            .iter()
+            .filter_map(|(k, free)| {
+                self.throttle
+                    .check(k, *free, &self.config.throttle, now)
+                    .err()
+            })
+            .max();
+        match wait {
+            Some(retry_after) => Err(OpError::Throttled {
+                description: format!("too many wrong {what}: try again in {retry_after} s"),
+                retry_after,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Count a wrong secret for each of `keys`.
+    pub(crate) fn failed_attempt(&self, keys: &[&str]) {
+        let now = self.now();
+        for k in keys {
+            self.throttle.fail(k, &self.config.throttle, now);
+        }
+    }
+
+    /// A right secret: reset `key`.
+    pub(crate) fn good_attempt(&self, key: &str) {
+        self.throttle.succeed(key);
     }
 }

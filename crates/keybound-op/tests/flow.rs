@@ -1167,3 +1167,86 @@ async fn client_assertion_audience_is_the_issuer_and_lifetime_is_bounded() {
         assert_eq!(r.is_ok(), legacy, "legacy={legacy}: {r:?}");
     }
 }
+
+/// Issue 10 item 2 (NIST SP 800-63B §5.2.2): wrong passwords for one account are throttled with
+/// an exponential back-off (`Throttled`, answered 429 + `Retry-After`), checked before any
+/// hashing; waiting it out works, and another account is not affected. Per source address the
+/// same with a higher allowance.
+#[tokio::test]
+async fn password_guessing_is_throttled_per_account_and_per_address() {
+    let op = op().await;
+    for _ in 0..5 {
+        assert!(op
+            .p
+            .login_from("alice", "wrong", Some("192.0.2.1"))
+            .await
+            .unwrap()
+            .is_none());
+    }
+    let e =
+        op.p.login_from("alice", "wonderland", Some("192.0.2.1"))
+            .await
+            .unwrap_err();
+    let retry = match &e {
+        OpError::Throttled { retry_after, .. } => *retry_after,
+        other => panic!("expected throttling, got {other:?}"),
+    };
+    assert!(retry >= 1, "{e:?}");
+    assert_eq!(e.wire(keybound_op::Endpoint::Page).status, 429);
+    // another account from another address is not affected
+    op.p.store()
+        .put_user(&keybound_store::User::new(
+            "sub-bob",
+            "bob",
+            password::hash("builder"),
+            T0,
+        ))
+        .await
+        .unwrap();
+    assert!(op
+        .p
+        .login_from("bob", "builder", Some("192.0.2.2"))
+        .await
+        .unwrap()
+        .is_some());
+    // after the back-off the right password works (and resets the count)
+    op.advance(retry);
+    assert!(op
+        .p
+        .login_from("alice", "wonderland", Some("192.0.2.1"))
+        .await
+        .unwrap()
+        .is_some());
+    // one address guessing across many accounts is throttled too
+    for i in 0..20 {
+        let _ =
+            op.p.login_from(&format!("user{i}"), "x", Some("198.51.100.7"))
+                .await;
+    }
+    assert!(matches!(
+        op.p.login_from("bob", "builder", Some("198.51.100.7"))
+            .await,
+        Err(OpError::Throttled { .. })
+    ));
+}
+
+/// Issue 10 item 3 (RFC 6749 §2.3.1): wrong client secrets are throttled per client id.
+#[tokio::test]
+async fn client_secret_guessing_is_throttled_per_client() {
+    let op = op().await;
+    let basic = |secret: &str| format!("Basic {}", base64_std(&format!("conf:{secret}")));
+    let f = form(&[("grant_type", "refresh_token"), ("refresh_token", "x")]);
+    for _ in 0..5 {
+        let e =
+            op.p.authenticate_client(Some(&basic("nope")), &f)
+                .await
+                .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidClient);
+    }
+    let e =
+        op.p.authenticate_client(Some(&basic("s3cret")), &f)
+            .await
+            .unwrap_err();
+    assert!(matches!(e, OpError::Throttled { .. }), "{e:?}");
+    assert_eq!(e.wire(keybound_op::Endpoint::Token).status, 429);
+}

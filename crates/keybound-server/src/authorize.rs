@@ -5,9 +5,12 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use keybound_op::{paths, Interaction, OpError, ValidatedAuthorization};
 use keybound_proto::wire::{AuthorizationRequest, ErrorCode};
 use keybound_store::{BrowserSession, TokenHash};
@@ -107,8 +110,14 @@ pub(crate) async fn sign_in(
     username: &str,
     password: &str,
     fresh_for: Option<String>,
+    source: Option<IpAddr>,
 ) -> Result<Option<(BrowserSession, String)>, OpError> {
-    let Some(mut sess) = state.provider.login(username, password).await? else {
+    let source = source.map(|ip| ip.to_string());
+    let Some(mut sess) = state
+        .provider
+        .login_from(username, password, source.as_deref())
+        .await?
+    else {
         return Ok(None);
     };
     sess.fresh_for = fresh_for;
@@ -125,19 +134,24 @@ pub(crate) async fn sign_in(
     Ok(Some((sess, cookie)))
 }
 
+/// The peer's address, when the server was started with connection info.
+pub(crate) type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
 /// `GET /authorize`
 pub async fn authorize_get(
     State(state): State<Arc<AppState>>,
+    peer: Peer,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
     let pairs = forms::pairs(q.unwrap_or_default().as_bytes());
-    handle(&state, &headers, pairs).await
+    handle(&state, &headers, pairs, peer.map(|p| p.0 .0.ip())).await
 }
 
 /// `POST /authorize` (authorization requests by POST, and our login and consent forms)
 pub async fn authorize_post(
     State(state): State<Arc<AppState>>,
+    peer: Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -147,7 +161,13 @@ pub async fn authorize_post(
             "the form must be application/x-www-form-urlencoded",
         );
     }
-    handle(&state, &headers, forms::pairs(&body)).await
+    handle(
+        &state,
+        &headers,
+        forms::pairs(&body),
+        peer.map(|p| p.0 .0.ip()),
+    )
+    .await
 }
 
 struct Step<'a> {
@@ -171,7 +191,12 @@ fn fingerprint(params: &[(String, String)]) -> String {
     )
 }
 
-async fn handle(state: &AppState, headers: &HeaderMap, pairs: Vec<(String, String)>) -> Response {
+async fn handle(
+    state: &AppState,
+    headers: &HeaderMap,
+    pairs: Vec<(String, String)>,
+    source: Option<IpAddr>,
+) -> Response {
     let (internal, params): (Vec<_>, Vec<_>) = pairs
         .into_iter()
         .partition(|(k, _)| INTERNAL.contains(&k.as_str()));
@@ -234,7 +259,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, pairs: Vec<(String, Strin
                     page_status(ErrorCode::InvalidRequest),
                 );
             };
-            match sign_in(state, u, p, Some(this_request.clone())).await {
+            match sign_in(state, u, p, Some(this_request.clone()), source).await {
                 Ok(Some((sess, cookie))) => step.next(Some(&sess), true, false, Some(cookie)).await,
                 Ok(None) => step.login_page(
                     Some("Wrong username or password."),

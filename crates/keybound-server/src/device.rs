@@ -188,7 +188,7 @@ pub async fn device_post(State(state): State<Arc<AppState>>, req: Request) -> Re
                     cookie,
                 );
             };
-            match sign_in(&state, u, p, None).await {
+            match sign_in(&state, u, p, None, ip).await {
                 Ok(Some((_, session_cookie))) => {
                     let mut r = with_cookie(html(StatusCode::OK, consent(&csrf)), cookie);
                     set_cookie(&mut r, &session_cookie);

@@ -25,6 +25,10 @@ pub struct FileConfig {
     pub require_dpop_nonce: Option<bool>,
     /// accept client assertions addressed to the token endpoint URL (legacy clients)
     pub legacy_assertion_audience: Option<bool>,
+    /// wrong passwords / client secrets per account or client before the back-off starts
+    pub throttle_free_failures: Option<u32>,
+    /// longest back-off after wrong passwords / client secrets, seconds
+    pub throttle_max_delay: Option<u64>,
     /// PEM certificate chain for TLS
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for TLS
@@ -48,6 +52,8 @@ pub struct Settings {
     pub require_dpop_nonce: bool,
     /// client assertions may name the token endpoint URL as `aud` (legacy RFC 7523 clients)
     pub legacy_assertion_audience: bool,
+    /// brute-force throttling
+    pub throttle: keybound_op::ThrottleConfig,
     /// TLS certificate chain and key (PEM), when `serve` terminates TLS itself
     pub tls: Option<(PathBuf, PathBuf)>,
 }
@@ -158,6 +164,24 @@ impl Settings {
             "KEYBOUND_LEGACY_ASSERTION_AUDIENCE",
             file.legacy_assertion_audience,
         );
+        let mut throttle = keybound_op::ThrottleConfig::default();
+        if let Some(n) = env("KEYBOUND_THROTTLE_FREE_FAILURES")
+            .map(|v| v.parse::<u32>())
+            .transpose()
+            .context("KEYBOUND_THROTTLE_FREE_FAILURES: a whole number")?
+            .or(file.throttle_free_failures)
+        {
+            throttle.free_failures = n;
+            throttle.free_failures_per_address = n.saturating_mul(4);
+        }
+        if let Some(d) = env("KEYBOUND_THROTTLE_MAX_DELAY")
+            .map(|v| v.parse::<u64>())
+            .transpose()
+            .context("KEYBOUND_THROTTLE_MAX_DELAY: seconds")?
+            .or(file.throttle_max_delay)
+        {
+            throttle.max_delay = d;
+        }
         Ok(Settings {
             listen,
             issuer,
@@ -166,6 +190,7 @@ impl Settings {
             json_logs,
             require_dpop_nonce,
             legacy_assertion_audience,
+            throttle,
             tls,
         })
     }

@@ -36,6 +36,7 @@ async fn start_op(dir: &std::path::Path) -> anyhow::Result<String> {
         json_logs: false,
         require_dpop_nonce: false,
         legacy_assertion_audience: false,
+        throttle: keybound_op::ThrottleConfig::default(),
         tls: None,
     };
     let store = serve::open_store(&settings).await?;

@@ -74,6 +74,7 @@ pub fn provider(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Pr
     cfg.dpop_nonces = Some(NonceSource::new(&nonce_secret(&settings.data_dir)?, 60, 4)?);
     cfg.require_dpop_nonce = settings.require_dpop_nonce;
     cfg.legacy_assertion_audience = settings.legacy_assertion_audience;
+    cfg.throttle = settings.throttle;
     Ok(Provider::new(
         cfg,
         store,

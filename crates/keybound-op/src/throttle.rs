@@ -1,0 +1,92 @@
+//! Brute-force throttling of secrets the OP checks (End-User passwords, client secrets):
+//! exponential back-off per key (an account, a source address, a client id). The first
+//! `free_failures` wrong attempts cost nothing; each further one doubles the wait before the
+//! next attempt is even looked at, up to `max_delay`. There is no permanent lockout an attacker
+//! could use against a user: the wait is bounded, and a success resets the count. NIST SP
+//! 800-63B §5.2.2 allows at most 100 consecutive failures; with the defaults (5 free, 1 s
+//! doubling to 15 min) 100 failures take more than 22 hours.
+//!
+//! The counts live in this node's memory (bounded: idle entries are dropped when the map is
+//! large). Several nodes each apply the limit, so a guesser spread over N nodes gets N times the
+//! allowance — still exponential (docs/decisions.md).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+/// Throttling settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottleConfig {
+    /// wrong attempts per account or client id before the back-off starts (default 5)
+    pub free_failures: u32,
+    /// wrong attempts per source address before its back-off starts (default 20)
+    pub free_failures_per_address: u32,
+    /// first wait, seconds; doubles with each further failure (default 1)
+    pub base_delay: u64,
+    /// longest wait, seconds (default 900)
+    pub max_delay: u64,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        ThrottleConfig {
+            free_failures: 5,
+            free_failures_per_address: 20,
+            base_delay: 1,
+            max_delay: 900,
+        }
+    }
+}
+
+/// Entries beyond which idle ones are dropped.
+const MAX_ENTRIES: usize = 100_000;
+
+/// Failure counts per key.
+#[derive(Debug, Default)]
+pub(crate) struct Throttle {
+    map: Mutex<HashMap<String, (u32, u64)>>,
+}
+
+impl Throttle {
+    /// `Err(seconds to wait)` while `key` is in its back-off.
+    pub(crate) fn check(
+        &self,
+        key: &str,
+        free: u32,
+        cfg: &ThrottleConfig,
+        now: u64,
+    ) -> Result<(), u64> {
+        let g = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        match g.get(key) {
+            Some(&(failures, last)) if failures >= free => {
+                let shift = (failures - free).min(30);
+                let delay = cfg.base_delay.saturating_mul(1 << shift).min(cfg.max_delay);
+                let until = last.saturating_add(delay);
+                if now < until {
+                    Err(until - now)
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Count a wrong attempt.
+    pub(crate) fn fail(&self, key: &str, cfg: &ThrottleConfig, now: u64) {
+        let mut g = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        if g.len() >= MAX_ENTRIES {
+            g.retain(|_, (_, last)| now < last.saturating_add(cfg.max_delay));
+        }
+        let e = g.entry(key.to_owned()).or_insert((0, now));
+        e.0 = e.0.saturating_add(1);
+        e.1 = now;
+    }
+
+    /// A right attempt: forget `key`'s failures.
+    pub(crate) fn succeed(&self, key: &str) {
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+    }
+}
