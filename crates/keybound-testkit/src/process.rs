@@ -76,12 +76,18 @@ impl Keybound {
 
     /// `keybound --data-dir DATA serve --listen 127.0.0.1:PORT EXTRA…`, output discarded.
     pub fn serve(&self, port: u16, extra: &[&str]) -> Server {
+        self.serve_env(port, extra, &[])
+    }
+
+    /// [`Keybound::serve`] with environment variables set (`KEYBOUND_*` settings).
+    pub fn serve_env(&self, port: u16, extra: &[&str], env: &[(&str, &str)]) -> Server {
         Server(
             Command::new(&self.bin)
                 .arg("--data-dir")
                 .arg(&self.data)
                 .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
                 .args(extra)
+                .envs(env.iter().copied())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()

@@ -29,6 +29,10 @@ pub struct FileConfig {
     pub throttle_free_failures: Option<u32>,
     /// longest back-off after wrong passwords / client secrets, seconds
     pub throttle_max_delay: Option<u64>,
+    /// seconds a connection may take to send its request headers
+    pub header_read_timeout: Option<u64>,
+    /// seconds a request may take to send its body
+    pub body_timeout: Option<u64>,
     /// PEM certificate chain for TLS
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for TLS
@@ -54,6 +58,10 @@ pub struct Settings {
     pub legacy_assertion_audience: bool,
     /// brute-force throttling
     pub throttle: keybound_op::ThrottleConfig,
+    /// request headers must arrive within this many seconds (slowloris)
+    pub header_read_timeout: u64,
+    /// a request body must arrive within this many seconds
+    pub body_timeout: u64,
     /// TLS certificate chain and key (PEM), when `serve` terminates TLS itself
     pub tls: Option<(PathBuf, PathBuf)>,
 }
@@ -182,6 +190,17 @@ impl Settings {
         {
             throttle.max_delay = d;
         }
+        let secs = |name: &str, file_value: Option<u64>, default: u64| -> anyhow::Result<u64> {
+            Ok(env(name)
+                .map(|v| v.parse::<u64>())
+                .transpose()
+                .with_context(|| format!("{name}: seconds"))?
+                .or(file_value)
+                .unwrap_or(default))
+        };
+        let header_read_timeout =
+            secs("KEYBOUND_HEADER_READ_TIMEOUT", file.header_read_timeout, 10)?;
+        let body_timeout = secs("KEYBOUND_BODY_TIMEOUT", file.body_timeout, 30)?;
         Ok(Settings {
             listen,
             issuer,
@@ -191,6 +210,8 @@ impl Settings {
             require_dpop_nonce,
             legacy_assertion_audience,
             throttle,
+            header_read_timeout,
+            body_timeout,
             tls,
         })
     }

@@ -37,6 +37,8 @@ async fn start_op(dir: &std::path::Path) -> anyhow::Result<String> {
         require_dpop_nonce: false,
         legacy_assertion_audience: false,
         throttle: keybound_op::ThrottleConfig::default(),
+        header_read_timeout: 10,
+        body_timeout: 30,
         tls: None,
     };
     let store = serve::open_store(&settings).await?;

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use keybound_op::{password, OpConfig, OsRandomness, Provider};
@@ -154,67 +155,66 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         }
     }
     let state = keybound_server::AppState::new(provider);
-    let app = keybound_server::router(state);
-    if let Some((cert, key)) = &settings.tls {
-        return serve_tls(&settings, app, cert, key).await;
-    }
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
+    let app =
+        keybound_server::router(state).layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            Duration::from_secs(settings.body_timeout),
+        ));
+    let listener = std::net::TcpListener::bind(settings.listen)
         .with_context(|| format!("binding {}", settings.listen))?;
-    println!(
-        "keybound OpenID Provider ready\n  issuer:    {iss}\n  discovery: {iss}/.well-known/openid-configuration\n  data:      {}",
-        settings.data_dir.display(),
-        iss = settings.issuer
-    );
-    tracing::info!(listen = %settings.listen, issuer = %settings.issuer, "serving");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown())
-    .await
+    listener.set_nonblocking(true)?;
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        shutdown().await;
+        h.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    if let Some((cert, key)) = &settings.tls {
+        // Several crates may try; the first installation wins and any is aws-lc-rs.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+            .await
+            .with_context(|| {
+                format!(
+                    "loading TLS certificate {} and key {}",
+                    cert.display(),
+                    key.display()
+                )
+            })?;
+        ready(&settings, " (TLS)");
+        let mut server = axum_server::from_tcp_rustls(listener, tls);
+        limits(server.http_builder(), &settings);
+        server.handle(handle).serve(service).await
+    } else {
+        ready(&settings, "");
+        let mut server = axum_server::from_tcp(listener);
+        limits(server.http_builder(), &settings);
+        server.handle(handle).serve(service).await
+    }
     .context("server")?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Terminate TLS (rustls over aws-lc-rs) in the server itself.
-async fn serve_tls(
+/// Connection limits: request headers must arrive within `header_read_timeout`, so half-sent
+/// requests (slowloris) cannot hold connections open.
+fn limits(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
     settings: &Settings,
-    app: axum::Router,
-    cert: &Path,
-    key: &Path,
-) -> anyhow::Result<()> {
-    // Several crates may try; the first installation wins and any is aws-lc-rs.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-        .await
-        .with_context(|| {
-            format!(
-                "loading TLS certificate {} and key {}",
-                cert.display(),
-                key.display()
-            )
-        })?;
-    let handle = axum_server::Handle::new();
-    let h = handle.clone();
-    tokio::spawn(async move {
-        shutdown().await;
-        h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
-    });
+) {
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(settings.header_read_timeout));
+}
+
+fn ready(settings: &Settings, how: &str) {
     println!(
-        "keybound OpenID Provider ready (TLS)\n  issuer:    {iss}\n  discovery: {iss}/.well-known/openid-configuration\n  data:      {}",
+        "keybound OpenID Provider ready{how}\n  issuer:    {iss}\n  discovery: {iss}/.well-known/openid-configuration\n  data:      {}",
         settings.data_dir.display(),
         iss = settings.issuer
     );
-    tracing::info!(listen = %settings.listen, issuer = %settings.issuer, "serving over TLS");
-    axum_server::bind_rustls(settings.listen, tls)
-        .handle(handle)
-        .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .await
-        .context("server")?;
-    tracing::info!("stopped");
-    Ok(())
+    tracing::info!(listen = %settings.listen, issuer = %settings.issuer, "serving");
 }
 
 async fn shutdown() {
