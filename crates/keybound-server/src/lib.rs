@@ -60,7 +60,8 @@ impl AppState {
     }
 }
 
-/// The full router.
+/// The public router: every endpoint of the OP. `/metrics` is not here: it is served by
+/// [`management_router`] on a separate listener (loopback by default), as Keycloak and Hydra do.
 pub fn router(state: Arc<AppState>) -> Router {
     // Browser-based clients call these cross-origin (RFC 9449 §8: expose DPoP-Nonce).
     let cors = CorsLayer::new()
@@ -99,10 +100,18 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(device::device_get).post(device::device_post),
         )
         .route(paths::HEALTHZ, get(discovery::healthz))
-        .route(paths::METRICS, get(metrics::render))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
         ))
+        .with_state(state)
+}
+
+/// The management router: `/metrics` (Prometheus) and `/healthz`, for a listener that only
+/// operators reach.
+pub fn management_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(paths::METRICS, get(metrics::render))
+        .route(paths::HEALTHZ, get(discovery::healthz))
         .with_state(state)
 }

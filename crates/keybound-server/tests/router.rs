@@ -25,6 +25,8 @@ const ISS: &str = "http://127.0.0.1:8080";
 /// into the router.
 struct App {
     browser: Browser<RouterTransport>,
+    /// the management listener's router (`/metrics`)
+    management: Browser<RouterTransport>,
 }
 
 struct Resp {
@@ -62,9 +64,10 @@ async fn app_with(nonces: bool) -> App {
     if nonces {
         b = b.nonces();
     }
-    let op = b.build_at(ISS).await;
+    let (public, management) = b.build_at(ISS).await.routers();
     App {
-        browser: Browser::new(RouterTransport(op.router())),
+        browser: Browser::new(RouterTransport(public)),
+        management: Browser::new(RouterTransport(management)),
     }
 }
 
@@ -106,6 +109,15 @@ impl App {
             headers,
             body: String::from_utf8(r.body).unwrap(),
         }
+    }
+
+    /// `/metrics` from the management listener.
+    async fn metrics(&mut self) -> String {
+        self.management
+            .get(&format!("{ISS}/metrics"))
+            .await
+            .unwrap()
+            .body
     }
 
     fn cookie(&self, name: &str) -> String {
@@ -770,10 +782,8 @@ async fn bad_input_is_never_a_500() {
         )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    let m = a.get("/metrics").await;
-    assert!(m
-        .body
-        .contains("keybound_http_requests_total{path=\"/token\",status=\"400\"}"));
+    let m = a.metrics().await;
+    assert!(m.contains("keybound_http_requests_total{path=\"/token\",status=\"400\"}"));
     assert_eq!(a.get("/healthz").await.status, StatusCode::OK);
     let _ = Algorithm::ES256;
 }
@@ -891,7 +901,7 @@ async fn revocation_and_introspection_over_http() {
             .status,
         StatusCode::UNAUTHORIZED
     );
-    let m = a.get("/metrics").await.body;
+    let m = a.metrics().await;
     assert!(
         m.contains("keybound_oauth_errors_total{path=\"/token\",error=\"invalid_grant\"} 1"),
         "{m}"
@@ -1278,4 +1288,13 @@ async fn prompt_login_cannot_be_satisfied_by_a_posted_form_field() {
         .await
         .unwrap();
     assert!(done.contains("code="), "{done}");
+}
+
+/// Issue 10 item 13: `/metrics` is not on the public listener; the management router serves it.
+#[tokio::test]
+async fn metrics_only_on_the_management_listener() {
+    let mut a = app().await;
+    assert_eq!(a.get("/healthz").await.status, StatusCode::OK);
+    assert_eq!(a.get("/metrics").await.status, StatusCode::NOT_FOUND);
+    assert!(a.metrics().await.contains("keybound_http_requests_total"));
 }

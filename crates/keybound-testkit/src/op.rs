@@ -112,9 +112,18 @@ impl TestOp {
         self.p.now()
     }
 
-    /// The axum router over this provider (the whole OP, in process).
+    /// The axum router over this provider (the whole public OP, in process).
     pub fn router(self) -> axum::Router {
-        keybound_server::router(keybound_server::AppState::new(self.p))
+        self.routers().0
+    }
+
+    /// The public router and the management router (`/metrics`) over one provider state.
+    pub fn routers(self) -> (axum::Router, axum::Router) {
+        let state = keybound_server::AppState::new(self.p);
+        (
+            keybound_server::router(state.clone()),
+            keybound_server::management_router(state),
+        )
     }
 }
 

@@ -33,11 +33,16 @@ pub struct FileConfig {
     pub header_read_timeout: Option<u64>,
     /// seconds a request may take to send its body
     pub body_timeout: Option<u64>,
+    /// the management listener for `/metrics` (`off` to disable)
+    pub metrics_listen: Option<String>,
     /// PEM certificate chain for TLS
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for TLS
     pub tls_key: Option<PathBuf>,
 }
+
+/// The management listener's default port on loopback (the Prometheus exporter convention).
+pub const DEFAULT_METRICS_PORT: u16 = 9464;
 
 /// Effective settings.
 #[derive(Debug, Clone)]
@@ -62,6 +67,9 @@ pub struct Settings {
     pub header_read_timeout: u64,
     /// a request body must arrive within this many seconds
     pub body_timeout: u64,
+    /// where `/metrics` is served (`None`: nowhere), and whether the address was chosen
+    /// explicitly (then failing to bind it is an error, not a warning)
+    pub metrics_listen: Option<(SocketAddr, bool)>,
     /// TLS certificate chain and key (PEM), when `serve` terminates TLS itself
     pub tls: Option<(PathBuf, PathBuf)>,
 }
@@ -201,6 +209,18 @@ impl Settings {
         let header_read_timeout =
             secs("KEYBOUND_HEADER_READ_TIMEOUT", file.header_read_timeout, 10)?;
         let body_timeout = secs("KEYBOUND_BODY_TIMEOUT", file.body_timeout, 30)?;
+        let metrics_listen = match env("KEYBOUND_METRICS_LISTEN").or(file.metrics_listen) {
+            Some(v) if v == "off" => None,
+            Some(v) => Some((
+                v.parse::<SocketAddr>()
+                    .with_context(|| format!("metrics_listen '{v}': expected IP:PORT or off"))?,
+                true,
+            )),
+            None => Some((
+                SocketAddr::from(([127, 0, 0, 1], DEFAULT_METRICS_PORT)),
+                false,
+            )),
+        };
         Ok(Settings {
             listen,
             issuer,
@@ -212,6 +232,7 @@ impl Settings {
             throttle,
             header_read_timeout,
             body_timeout,
+            metrics_listen,
             tls,
         })
     }

@@ -39,6 +39,7 @@ async fn start_op(dir: &std::path::Path) -> anyhow::Result<String> {
         throttle: keybound_op::ThrottleConfig::default(),
         header_read_timeout: 10,
         body_timeout: 30,
+        metrics_listen: None,
         tls: None,
     };
     let store = serve::open_store(&settings).await?;

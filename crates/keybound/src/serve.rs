@@ -155,6 +155,7 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         }
     }
     let state = keybound_server::AppState::new(provider);
+    management(&settings, keybound_server::management_router(state.clone()))?;
     let app =
         keybound_server::router(state).layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             Duration::from_secs(settings.body_timeout),
@@ -206,6 +207,34 @@ fn limits(
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_secs(settings.header_read_timeout));
+}
+
+/// `/metrics` on its own listener (loopback by default). The default address may be taken by
+/// another server on the machine: then metrics are unavailable, with a warning; an address the
+/// operator chose must bind.
+fn management(settings: &Settings, router: axum::Router) -> anyhow::Result<()> {
+    let Some((addr, explicit)) = settings.metrics_listen else {
+        return Ok(());
+    };
+    let listener = match std::net::TcpListener::bind(addr) {
+        Ok(l) => l,
+        Err(e) if !explicit => {
+            tracing::warn!(%addr, error = %e, "metrics listener unavailable; /metrics is not served (set metrics_listen)");
+            return Ok(());
+        }
+        Err(e) => return Err(e).with_context(|| format!("binding metrics_listen {addr}")),
+    };
+    listener.set_nonblocking(true)?;
+    tokio::spawn(async move {
+        if let Err(e) = axum_server::from_tcp(listener)
+            .serve(router.into_make_service())
+            .await
+        {
+            tracing::error!(error = %e, "metrics listener failed");
+        }
+    });
+    tracing::info!(%addr, "metrics");
+    Ok(())
 }
 
 fn ready(settings: &Settings, how: &str) {

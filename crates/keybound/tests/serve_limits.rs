@@ -57,3 +57,28 @@ async fn half_sent_requests_are_closed_after_the_header_read_timeout() {
         "every half-sent connection is closed by the server"
     );
 }
+
+/// Issue 10 item 13: `keybound serve` serves `/metrics` on the management listener only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_on_the_management_listener_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = Keybound::new(env!("CARGO_BIN_EXE_keybound"), &dir.path().join("data"));
+    let (port, mport) = (free_port(), free_port());
+    let maddr = format!("127.0.0.1:{mport}");
+    let _server = kb.serve_env(port, &[], &[("KEYBOUND_METRICS_LISTEN", maddr.as_str())]);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    wait_ready(&http, &base).await;
+    let public = http.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(public.status(), 404);
+    wait_ready(&http, &format!("http://{maddr}")).await;
+    let m = http
+        .get(format!("http://{maddr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("keybound_http_requests_total"), "{m}");
+}
