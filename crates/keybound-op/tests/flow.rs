@@ -957,22 +957,32 @@ async fn userinfo_with(
     .await
 }
 
-/// A key-bound code redeemed by `pub` with `offline_access`: the token response.
-async fn bound_tokens(op: &TestOp, key: &PrivateKey, jti: &str) -> TokenResponse {
+/// A key-bound code for `pub` with `scope`, redeemed with a proof `jti`: the code and the
+/// token response.
+async fn bound_code_and_tokens(
+    op: &TestOp,
+    key: &PrivateKey,
+    scope: &str,
+    jti: &str,
+) -> (String, TokenResponse) {
     let jkt = key.public_jwk().thumbprint();
-    let (code, _) = authorize(
-        op,
-        &request("pub", "openid offline_access bound_key", Some(&jkt)),
-    )
-    .await;
-    token(
+    let (code, _) = authorize(op, &request("pub", scope, Some(&jkt))).await;
+    let t = token(
         op,
         &code_form("pub", &code),
         &[&proof(key, jti, op.now(), Some(&code))],
         None,
     )
     .await
-    .unwrap()
+    .unwrap();
+    (code, t)
+}
+
+/// A key-bound code redeemed by `pub` with `offline_access`: the token response.
+async fn bound_tokens(op: &TestOp, key: &PrivateKey, jti: &str) -> TokenResponse {
+    bound_code_and_tokens(op, key, "openid offline_access bound_key", jti)
+        .await
+        .1
 }
 
 /// Issue 10 item 4 (RFC 7009 §2.1): revoking a refresh token revokes the access tokens of its
@@ -1032,16 +1042,7 @@ async fn revoking_or_reusing_a_refresh_token_revokes_its_access_tokens() {
 async fn another_clients_replay_of_a_used_code_does_not_revoke_the_grant() {
     let op = op().await;
     let key = keys::es256_a();
-    let jkt = key.public_jwk().thumbprint();
-    let (code, _) = authorize(&op, &request("pub", "openid bound_key", Some(&jkt))).await;
-    let t = token(
-        &op,
-        &code_form("pub", &code),
-        &[&proof(&key, "w1", T0, Some(&code))],
-        None,
-    )
-    .await
-    .unwrap();
+    let (code, t) = bound_code_and_tokens(&op, &key, "openid bound_key", "w1").await;
     let e = token(
         &op,
         &code_form("old", &code),

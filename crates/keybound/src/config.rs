@@ -98,6 +98,18 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
 }
 
+/// A number from the environment variable `name`, else the file's value.
+fn number<T: std::str::FromStr>(name: &str, file_value: Option<T>) -> anyhow::Result<Option<T>>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    Ok(env(name)
+        .map(|v| v.parse::<T>())
+        .transpose()
+        .with_context(|| format!("{name}: a whole number"))?
+        .or(file_value))
+}
+
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
@@ -181,30 +193,18 @@ impl Settings {
             file.legacy_assertion_audience,
         );
         let mut throttle = keybound_op::ThrottleConfig::default();
-        if let Some(n) = env("KEYBOUND_THROTTLE_FREE_FAILURES")
-            .map(|v| v.parse::<u32>())
-            .transpose()
-            .context("KEYBOUND_THROTTLE_FREE_FAILURES: a whole number")?
-            .or(file.throttle_free_failures)
-        {
+        if let Some(n) = number(
+            "KEYBOUND_THROTTLE_FREE_FAILURES",
+            file.throttle_free_failures,
+        )? {
             throttle.free_failures = n;
             throttle.free_failures_per_address = n.saturating_mul(4);
         }
-        if let Some(d) = env("KEYBOUND_THROTTLE_MAX_DELAY")
-            .map(|v| v.parse::<u64>())
-            .transpose()
-            .context("KEYBOUND_THROTTLE_MAX_DELAY: seconds")?
-            .or(file.throttle_max_delay)
-        {
+        if let Some(d) = number("KEYBOUND_THROTTLE_MAX_DELAY", file.throttle_max_delay)? {
             throttle.max_delay = d;
         }
-        let secs = |name: &str, file_value: Option<u64>, default: u64| -> anyhow::Result<u64> {
-            Ok(env(name)
-                .map(|v| v.parse::<u64>())
-                .transpose()
-                .with_context(|| format!("{name}: seconds"))?
-                .or(file_value)
-                .unwrap_or(default))
+        let secs = |name: &str, file_value: Option<u64>, default: u64| {
+            number(name, file_value).map(|v| v.unwrap_or(default))
         };
         let header_read_timeout =
             secs("KEYBOUND_HEADER_READ_TIMEOUT", file.header_read_timeout, 10)?;
