@@ -81,6 +81,6 @@ test('keybound login --device + Chromium on /device = key-bound session, accepte
   const headers = execFileSync(BIN, ['present', '--url', url, '--session', session], { encoding: 'utf8' });
   const idToken = headers.match(/^ID-Token: (.+)$/m)[1];
   const dpop = headers.match(/^DPoP: (.+)$/m)[1];
-  const verdict = execFileSync(BIN, ['verify', '--issuer', op.issuer, '--audience', 'tv', '--url', url, '--id-token', idToken, '--dpop', dpop], { encoding: 'utf8' });
+  const verdict = execFileSync(BIN, ['--data-dir', op.dataDir, 'verify', '--issuer', op.issuer, '--audience', 'tv', '--url', url, '--id-token', idToken, '--dpop', dpop], { encoding: 'utf8' });
   assert.match(verdict, /^accepted: /);
 });
