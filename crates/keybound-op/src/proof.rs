@@ -77,9 +77,9 @@ impl Provider {
     }
 
     /// Verify the proof of one request and record its `jti`. `None` when no proof was sent and
-    /// this is not a token request of a client registered with `dpop_bound_access_tokens`;
-    /// whether the grant itself
-    /// needs a proof is [`check_bound`]'s and [`check_code_proof`]'s decision.
+    /// none is needed here (a key the caller already knows, or a token request of a client
+    /// registered with `dpop_bound_access_tokens`, needs one); whether the grant looked up
+    /// afterwards needs one is [`check_bound`]'s and [`check_code_proof`]'s decision.
     pub(crate) async fn verify_proof(
         &self,
         r: ProofRequest<'_>,
@@ -110,9 +110,7 @@ impl Provider {
                     OpError::Proof(e)
                 }
             })?;
-        if r.bound.is_some() {
-            check_bound(Some(&proof), r.bound, r.bound_what)?;
-        }
+        check_bound(Some(&proof), r.bound, r.bound_what)?;
         let entry = proof.replay_entry(&self.config.dpop);
         if !self
             .store

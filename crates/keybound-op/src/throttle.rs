@@ -6,6 +6,8 @@
 //! 800-63B §5.2.2 allows at most 100 consecutive failures; with the defaults (5 free, 1 s
 //! doubling to 15 min) 100 failures take more than 22 hours.
 //!
+//! A key's count starts again when its last failure is older than `max_delay`.
+//!
 //! The counts live in this node's memory (bounded: idle entries are dropped when the map is
 //! large). Several nodes each apply the limit, so a guesser spread over N nodes gets N times the
 //! allowance — still exponential (docs/decisions.md).
@@ -78,6 +80,10 @@ impl Throttle {
             g.retain(|_, (_, last)| now < last.saturating_add(cfg.max_delay));
         }
         let e = g.entry(key.to_owned()).or_insert((0, now));
+        // failures long past the longest wait are forgiven: the count is a window, not a record
+        if now >= e.1.saturating_add(cfg.max_delay) {
+            e.0 = 0;
+        }
         e.0 = e.0.saturating_add(1);
         e.1 = now;
     }
@@ -88,5 +94,34 @@ impl Throttle {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn back_off_doubles_is_bounded_and_forgets_old_failures() {
+        let cfg = ThrottleConfig::default();
+        let t = Throttle::default();
+        let now = 1_000_000;
+        for _ in 0..5 {
+            assert_eq!(t.check("k", 5, &cfg, now), Ok(()));
+            t.fail("k", &cfg, now);
+        }
+        assert_eq!(t.check("k", 5, &cfg, now), Err(1));
+        t.fail("k", &cfg, now);
+        assert_eq!(t.check("k", 5, &cfg, now), Err(2), "doubles");
+        for _ in 0..40 {
+            t.fail("k", &cfg, now);
+        }
+        assert_eq!(t.check("k", 5, &cfg, now), Err(900), "bounded by max_delay");
+        assert_eq!(t.check("k", 5, &cfg, now + 900), Ok(()));
+        // a failure long after the last one starts a new count
+        t.fail("k", &cfg, now + 10_000);
+        assert_eq!(t.check("k", 5, &cfg, now + 10_000), Ok(()));
+        t.succeed("k");
+        assert_eq!(t.check("k", 0, &cfg, now), Ok(()));
     }
 }

@@ -172,19 +172,8 @@ async fn full_device_flow_gives_a_key_bound_id_token_once() {
     .unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidGrant);
     assert!(e.description().contains("revoked"), "{e:?}");
-    let ui = format!("{ISS}/userinfo");
-    let auth = format!("DPoP {}", t.access_token);
-    let up = ProofBuilder::new("GET", &ui, T0 + 10, "u-after")
-        .ath_for(&t.access_token)
-        .sign(&key)
-        .unwrap();
-    let e =
-        op.p.userinfo(keybound_op::ResourceRequest {
-            authorization: Some(&auth),
-            dpop: &[&up],
-            htm: "GET",
-            htu: &ui,
-        })
+    let e = op
+        .userinfo_dpop(&t.access_token, &key, "u-after")
         .await
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidToken);

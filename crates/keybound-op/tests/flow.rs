@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use keybound_jose::{Jkt, PrivateKey};
-use keybound_op::{password, Clock, Interaction, OpConfig, ResourceRequest, TokenRequestFacts};
+use keybound_op::{password, Clock, Interaction, OpConfig, TokenRequestFacts};
 use keybound_op::{Endpoint, OpError, ValidatedAuthorization};
 use keybound_proto::dpop::{NonceSource, ProofBuilder};
 use keybound_proto::idtoken::{self, BindingRequirement, IdTokenChecks};
@@ -230,47 +230,20 @@ async fn key_bound_code_flow_refresh_and_userinfo() {
     );
     assert_ne!(res2.refresh_token, res.refresh_token, "rotated");
     // userinfo with the DPoP-bound access token and a proof over the request
-    let ui = format!("{ISS}/userinfo");
-    let up = ProofBuilder::new("GET", &ui, T0 + 10, "u1")
-        .ath_for(&res2.access_token)
-        .sign(&key)
-        .unwrap();
-    let auth = format!("DPoP {}", res2.access_token);
-    let info =
-        op.p.userinfo(ResourceRequest {
-            authorization: Some(&auth),
-            dpop: &[&up],
-            htm: "GET",
-            htu: &ui,
-        })
+    let info = op
+        .userinfo_dpop(&res2.access_token, &key, "u1")
         .await
         .unwrap();
     assert_eq!(info["sub"], "sub-alice");
     // the same bound token as Bearer is refused
-    let bearer = format!("Bearer {}", res2.access_token);
-    let e =
-        op.p.userinfo(ResourceRequest {
-            authorization: Some(&bearer),
-            dpop: &[],
-            htm: "GET",
-            htu: &ui,
-        })
+    let e = op
+        .userinfo(&format!("Bearer {}", res2.access_token), &[])
         .await
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidToken);
     // a proof by another key is refused
-    let other = keys::es256_b();
-    let op2 = ProofBuilder::new("GET", &ui, T0 + 10, "u2")
-        .ath_for(&res2.access_token)
-        .sign(&other)
-        .unwrap();
-    let e =
-        op.p.userinfo(ResourceRequest {
-            authorization: Some(&auth),
-            dpop: &[&op2],
-            htm: "GET",
-            htu: &ui,
-        })
+    let e = op
+        .userinfo_dpop(&res2.access_token, &keys::es256_b(), "u2")
         .await
         .unwrap_err();
     // RFC 9449 §7.1: a proof by another key than the token's is an invalid key binding
@@ -901,60 +874,18 @@ async fn per_client_nonce_requirement_holds_at_userinfo() {
     let jkt = key.public_jwk().thumbprint();
     let (code, _) = authorize(&op, &request("strict", "openid bound_key", Some(&jkt))).await;
     let res = redeem_after_nonce(&op, "strict", &code, &key).await;
-    let ui = format!("{ISS}/userinfo");
-    let auth = format!("DPoP {}", res.access_token);
-    let up = ProofBuilder::new("GET", &ui, T0, "s3")
-        .ath_for(&res.access_token)
-        .sign(&key)
-        .unwrap();
-    let e =
-        op.p.userinfo(ResourceRequest {
-            authorization: Some(&auth),
-            dpop: &[&up],
-            htm: "GET",
-            htu: &ui,
-        })
+    let e = op
+        .userinfo_dpop(&res.access_token, &key, "s3")
         .await
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::UseDpopNonce, "{e:?}");
     let nonce = e.dpop_nonce().unwrap().to_owned();
-    let up = ProofBuilder::new("GET", &ui, T0, "s4")
-        .ath_for(&res.access_token)
-        .nonce(&nonce)
-        .sign(&key)
-        .unwrap();
-    let info =
-        op.p.userinfo(ResourceRequest {
-            authorization: Some(&auth),
-            dpop: &[&up],
-            htm: "GET",
-            htu: &ui,
-        })
+    let up = op.userinfo_proof(&res.access_token, &key, "s4", Some(&nonce));
+    let info = op
+        .userinfo(&format!("DPoP {}", res.access_token), &[&up])
         .await
         .unwrap();
     assert_eq!(info["sub"], "sub-alice");
-}
-
-/// Userinfo with a DPoP-bound access token and a fresh proof by `key`.
-async fn userinfo_with(
-    op: &TestOp,
-    access_token: &str,
-    key: &PrivateKey,
-    jti: &str,
-) -> Result<serde_json::Value, OpError> {
-    let ui = format!("{ISS}/userinfo");
-    let p = ProofBuilder::new("GET", &ui, op.now(), jti)
-        .ath_for(access_token)
-        .sign(key)
-        .unwrap();
-    let auth = format!("DPoP {access_token}");
-    op.p.userinfo(ResourceRequest {
-        authorization: Some(&auth),
-        dpop: &[&p],
-        htm: "GET",
-        htu: &ui,
-    })
-    .await
 }
 
 /// A key-bound code for `pub` with `scope`, redeemed with a proof `jti`: the code and the
@@ -992,14 +923,13 @@ async fn revoking_or_reusing_a_refresh_token_revokes_its_access_tokens() {
     let op = op().await;
     let key = keys::es256_a();
     let t = bound_tokens(&op, &key, "r1").await;
-    userinfo_with(&op, &t.access_token, &key, "u1")
-        .await
-        .unwrap();
+    op.userinfo_dpop(&t.access_token, &key, "u1").await.unwrap();
     let rt = t.refresh_token.unwrap();
     op.p.revoke(None, &form(&[("token", &rt), ("client_id", "pub")]))
         .await
         .unwrap();
-    let e = userinfo_with(&op, &t.access_token, &key, "u2")
+    let e = op
+        .userinfo_dpop(&t.access_token, &key, "u2")
         .await
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidToken, "{e:?}");
@@ -1025,12 +955,13 @@ async fn revoking_or_reusing_a_refresh_token_revokes_its_access_tokens() {
         }
     };
     let thief = refresh("r3", old_rt.clone()).await.unwrap();
-    userinfo_with(&op, &thief.access_token, &key, "u3")
+    op.userinfo_dpop(&thief.access_token, &key, "u3")
         .await
         .unwrap();
     let e = refresh("r4", old_rt).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidGrant);
-    let e = userinfo_with(&op, &thief.access_token, &key, "u4")
+    let e = op
+        .userinfo_dpop(&thief.access_token, &key, "u4")
         .await
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidToken, "{e:?}");
@@ -1052,7 +983,7 @@ async fn another_clients_replay_of_a_used_code_does_not_revoke_the_grant() {
     .await
     .unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidGrant);
-    userinfo_with(&op, &t.access_token, &key, "w3")
+    op.userinfo_dpop(&t.access_token, &key, "w3")
         .await
         .expect("the right client's tokens survive another client's replay");
 }

@@ -12,7 +12,7 @@
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use keybound_op::{AuthorizeError, Endpoint, OpError};
+use keybound_op::{AuthorizeError, Endpoint, OpError, WireError};
 use keybound_proto::wire::{challenge, ErrorCode, ErrorResponse};
 
 use crate::{forms, pages};
@@ -58,11 +58,14 @@ fn uses_basic(headers: &HeaderMap) -> bool {
         .is_some_and(|a| a.len() > 6 && a[..6].eq_ignore_ascii_case("basic "))
 }
 
-/// A refusal at any endpoint, in the form its endpoint kind calls for.
+/// A refusal at any endpoint, in the form its endpoint kind calls for. The error is mapped to
+/// the wire once, when the failure is made.
 #[derive(Debug)]
 pub struct Failure {
-    error: OpError,
     at: Endpoint,
+    wire: WireError,
+    /// an internal failure's cause, for the log
+    cause: Option<String>,
     /// `WWW-Authenticate` value, when the endpoint kind has one
     challenge: Option<String>,
     /// for authorization errors once the redirect URI is established
@@ -70,23 +73,31 @@ pub struct Failure {
 }
 
 impl Failure {
-    /// At a token-style endpoint (token, device authorization, revocation, introspection):
-    /// a client that tried HTTP Basic and failed gets a `Basic` challenge (RFC 6749 §5.2).
-    pub fn token(error: OpError, headers: &HeaderMap) -> Self {
-        let challenge = (error.code() == ErrorCode::InvalidClient && uses_basic(headers))
-            .then(|| "Basic realm=\"keybound\"".to_owned());
+    #[allow(clippy::needless_pass_by_value)] // the error ends here: a failure is all that is left of it
+    fn new(error: OpError, at: Endpoint) -> Self {
         Failure {
-            error,
-            at: Endpoint::Token,
-            challenge,
+            at,
+            wire: error.wire(at),
+            cause: error.is_internal().then(|| error.to_string()),
+            challenge: None,
             redirect: None,
         }
     }
 
+    /// At a token-style endpoint (token, device authorization, revocation, introspection):
+    /// a client that tried HTTP Basic and failed gets a `Basic` challenge (RFC 6749 §5.2).
+    pub fn token(error: OpError, headers: &HeaderMap) -> Self {
+        let mut f = Failure::new(error, Endpoint::Token);
+        if f.wire.code == Some(ErrorCode::InvalidClient) && uses_basic(headers) {
+            f.challenge = Some("Basic realm=\"keybound\"".to_owned());
+        }
+        f
+    }
+
     /// At a protected resource accepting `DPoP` and `Bearer`, advertising `algs` (DP-R4).
     pub fn resource(error: OpError, headers: &HeaderMap, algs: &str) -> Self {
-        let w = error.wire(Endpoint::Resource);
-        let err = w.code.map(|c| (c, w.description.as_str()));
+        let mut f = Failure::new(error, Endpoint::Resource);
+        let err = f.wire.code.map(|c| (c, f.wire.description.as_str()));
         let dpop = |e| challenge("DPoP", e, Some(algs));
         let bearer = |e| challenge("Bearer", e, None);
         let value = match (scheme_used(headers), err) {
@@ -95,22 +106,13 @@ impl Failure {
             (Some("Bearer"), Some(e)) => format!("{}, {}", bearer(Some(e)), dpop(None)),
             (_, Some(e)) => dpop(Some(e)),
         };
-        Failure {
-            error,
-            at: Endpoint::Resource,
-            challenge: Some(value),
-            redirect: None,
-        }
+        f.challenge = Some(value);
+        f
     }
 
     /// On an End-User page: an HTML error page.
     pub fn page(error: OpError) -> Self {
-        Failure {
-            error,
-            at: Endpoint::Page,
-            challenge: None,
-            redirect: None,
-        }
+        Failure::new(error, Endpoint::Page)
     }
 }
 
@@ -152,7 +154,7 @@ impl IntoResponse for Failure {
         if let Some(url) = &self.redirect {
             return crate::authorize::see_other(url);
         }
-        let w = self.error.wire(self.at);
+        let w = self.wire;
         let status = StatusCode::from_u16(w.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = match self.at {
             Endpoint::Page => {
@@ -169,9 +171,8 @@ impl IntoResponse for Failure {
         if let Some(code) = w.code {
             resp.extensions_mut().insert(OAuthErrorCode(code));
         }
-        if self.error.is_internal() {
-            resp.extensions_mut()
-                .insert(InternalCause(self.error.to_string()));
+        if let Some(cause) = self.cause {
+            resp.extensions_mut().insert(InternalCause(cause));
         }
         let h = resp.headers_mut();
         no_store(h);

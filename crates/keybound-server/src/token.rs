@@ -56,7 +56,10 @@ impl<S: Send + Sync> FromRequest<S> for FormRequest {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let headers = req.headers().clone();
+        // take the headers out rather than clone them (every token request passes here)
+        let (mut parts, body) = req.into_parts();
+        let headers = std::mem::take(&mut parts.headers);
+        let req = Request::from_parts(parts, body);
         let body = Bytes::from_request(req, state)
             .await
             .map_err(IntoResponse::into_response)?;

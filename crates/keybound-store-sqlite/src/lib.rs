@@ -146,6 +146,35 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// The record in `data` of the row `sql` selects by its one key parameter.
+    async fn one<T: serde::de::DeserializeOwned>(&self, sql: &str, key: &str) -> Result<Option<T>> {
+        let row = sqlx::query(sql)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.map(|r| data(&r)).transpose()
+    }
+
+    /// Every record in `data` of the rows `sql` selects.
+    async fn all<T: serde::de::DeserializeOwned>(&self, sql: &str) -> Result<Vec<T>> {
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await.map_err(db)?;
+        rows.iter().map(data).collect()
+    }
+
+    /// Run the `DELETE` `sql` with its one key parameter; whether a row went.
+    async fn delete_one(&self, sql: &str, key: &str) -> Result<bool> {
+        let n = sqlx::query(sql)
+            .bind(key)
+            .execute(&self.writer)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        Ok(n > 0)
+    }
+}
+
 #[async_trait]
 impl ClientStore for SqliteStore {
     async fn put_client(&self, client: &Client) -> Result<()> {
@@ -161,28 +190,16 @@ impl ClientStore for SqliteStore {
         Ok(())
     }
     async fn client(&self, client_id: &str) -> Result<Option<Client>> {
-        let row = sqlx::query("SELECT data FROM clients WHERE client_id = ?1")
-            .bind(client_id)
-            .fetch_optional(&self.pool)
+        self.one("SELECT data FROM clients WHERE client_id = ?1", client_id)
             .await
-            .map_err(db)?;
-        row.map(|r| data(&r)).transpose()
     }
     async fn clients(&self) -> Result<Vec<Client>> {
-        let rows = sqlx::query("SELECT data FROM clients ORDER BY client_id")
-            .fetch_all(&self.pool)
+        self.all("SELECT data FROM clients ORDER BY client_id")
             .await
-            .map_err(db)?;
-        rows.iter().map(data).collect()
     }
     async fn delete_client(&self, client_id: &str) -> Result<bool> {
-        let n = sqlx::query("DELETE FROM clients WHERE client_id = ?1")
-            .bind(client_id)
-            .execute(&self.writer)
+        self.delete_one("DELETE FROM clients WHERE client_id = ?1", client_id)
             .await
-            .map_err(db)?
-            .rows_affected();
-        Ok(n > 0)
     }
 }
 
@@ -202,36 +219,18 @@ impl UserStore for SqliteStore {
         Ok(())
     }
     async fn user(&self, sub: &str) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT data FROM users WHERE sub = ?1")
-            .bind(sub)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-        row.map(|r| data(&r)).transpose()
+        self.one("SELECT data FROM users WHERE sub = ?1", sub).await
     }
     async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT data FROM users WHERE username = ?1")
-            .bind(username)
-            .fetch_optional(&self.pool)
+        self.one("SELECT data FROM users WHERE username = ?1", username)
             .await
-            .map_err(db)?;
-        row.map(|r| data(&r)).transpose()
     }
     async fn users(&self) -> Result<Vec<User>> {
-        let rows = sqlx::query("SELECT data FROM users ORDER BY username")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-        rows.iter().map(data).collect()
+        self.all("SELECT data FROM users ORDER BY username").await
     }
     async fn delete_user(&self, sub: &str) -> Result<bool> {
-        let n = sqlx::query("DELETE FROM users WHERE sub = ?1")
-            .bind(sub)
-            .execute(&self.writer)
+        self.delete_one("DELETE FROM users WHERE sub = ?1", sub)
             .await
-            .map_err(db)?
-            .rows_affected();
-        Ok(n > 0)
     }
 }
 

@@ -112,6 +112,58 @@ impl TestOp {
         self.p.now()
     }
 
+    /// A DPoP proof by `key` for a userinfo request presenting `access_token` (`ath`), made now
+    /// with `jti` and, when given, the server's `nonce`.
+    pub fn userinfo_proof(
+        &self,
+        access_token: &str,
+        key: &keybound_jose::PrivateKey,
+        jti: &str,
+        nonce: Option<&str>,
+    ) -> String {
+        let b = keybound_proto::dpop::ProofBuilder::new(
+            "GET",
+            &self.p.config.endpoints.userinfo,
+            self.now(),
+            jti,
+        )
+        .ath_for(access_token);
+        match nonce {
+            Some(n) => b.nonce(n),
+            None => b,
+        }
+        .sign(key)
+        .expect("ES256 signing with a test key")
+    }
+
+    /// Userinfo with this `Authorization` header and these `DPoP` values.
+    pub async fn userinfo(
+        &self,
+        authorization: &str,
+        dpop: &[&str],
+    ) -> Result<serde_json::Value, keybound_op::OpError> {
+        self.p
+            .userinfo(keybound_op::ResourceRequest {
+                authorization: Some(authorization),
+                dpop,
+                htm: "GET",
+                htu: &self.p.config.endpoints.userinfo,
+            })
+            .await
+    }
+
+    /// Userinfo with a DPoP-bound access token and a fresh proof by `key`.
+    pub async fn userinfo_dpop(
+        &self,
+        access_token: &str,
+        key: &keybound_jose::PrivateKey,
+        jti: &str,
+    ) -> Result<serde_json::Value, keybound_op::OpError> {
+        let proof = self.userinfo_proof(access_token, key, jti, None);
+        self.userinfo(&format!("DPoP {access_token}"), &[&proof])
+            .await
+    }
+
     /// The axum router over this provider (the whole public OP, in process).
     pub fn router(self) -> axum::Router {
         self.routers().0

@@ -254,8 +254,11 @@ impl Verifier {
             presented_token: Some(id_token),
             bound_jkt: Some(&identity.jkt),
             // a consumer with nonces demands them; without, a nonce in a proof cannot be ours
-            nonce: NonceCheck::policy(self.config.nonces.as_ref(), self.config.nonces.is_some())
-                .unwrap_or(NonceCheck::NotRequired),
+            nonce: self
+                .config
+                .nonces
+                .as_ref()
+                .map_or(NonceCheck::NotRequired, NonceCheck::Stateless),
             ..RequestFacts::new(p.htm, &htu, now)
         };
         let proof =
