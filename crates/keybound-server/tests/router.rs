@@ -160,8 +160,11 @@ impl App {
             .sign_in(&uri, None, ALICE.0, ALICE.1)
             .await
             .unwrap();
+        // the browser follows the login and consent forms to a 303 back to the client
+        assert!(redirect.starts_with(REDIRECT), "{redirect}");
         let url = url::Url::parse(&redirect).unwrap();
         let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
+        assert!(q.contains_key("code"), "{redirect}");
         assert_eq!(q["iss"], ISS);
         assert_eq!(q["state"], "s1");
         q["code"].clone()
