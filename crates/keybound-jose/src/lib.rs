@@ -41,6 +41,13 @@ pub fn sha256_b64(data: &[u8]) -> String {
     b64::encode(sha256(data))
 }
 
+/// base64url(HMAC-SHA256(`key`, `data`)): a value derived from a secret that reveals nothing
+/// about it (the OP's CSRF tokens are this over the session cookie).
+pub fn hmac_sha256_b64(key: &[u8], data: &[u8]) -> String {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    b64::encode(aws_lc_rs::hmac::sign(&key, data).as_ref())
+}
+
 /// `n` bytes from the operating system's CSPRNG, base64url-encoded.
 ///
 /// Randomness is the one environmental input this crate accepts (key generation needs it);
@@ -59,4 +66,22 @@ pub fn random_b64(n: usize) -> String {
 /// Constant-time equality for secrets and MACs.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    /// RFC 4231 §4.3 (test case 2): HMAC-SHA256 with key "Jefe".
+    #[test]
+    fn rfc4231_4_3_hmac_sha256() {
+        let mac = super::hmac_sha256_b64(b"Jefe", b"what do ya want for nothing?");
+        let hex: String = super::b64::decode(&mac)
+            .unwrap_or_default()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            hex,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
 }

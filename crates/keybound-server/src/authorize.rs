@@ -1,6 +1,6 @@
-//! The authorization endpoint and its pages: GET/POST authorization requests, the login and
-//! consent forms (posted back here with the original parameters), the session cookie and
-//! CSRF protection (a random token in an HttpOnly cookie that every form must echo).
+//! The authorization endpoint and its pages: GET/POST authorization requests, and the login and
+//! consent forms (posted back here with the original parameters). The session cookie and CSRF
+//! tokens are [`crate::session`]'s.
 
 use std::sync::Arc;
 
@@ -16,11 +16,11 @@ use keybound_proto::wire::{AuthorizationRequest, ErrorCode};
 use keybound_store::{BrowserSession, TokenHash};
 
 use crate::error::{page_failed as failed, page_refused as refused, page_status, Failure};
+use crate::session::{
+    csrf_ok, csrf_token, current_session, set_cookie, sign_in, FormScope, SignedIn,
+};
 use crate::{forms, pages, AppState};
 
-pub(crate) const SESSION_COOKIE: &str = "kb_session";
-const CSRF_COOKIE: &str = "kb_csrf";
-/// Form fields that belong to our pages, not to the authorization request.
 const INTERNAL: [&str; 5] = ["kb_action", "csrf", "username", "password", "decision"];
 
 pub(crate) fn html(status: StatusCode, body: String) -> Response {
@@ -50,88 +50,6 @@ pub(crate) fn see_other(location: &str) -> Response {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
-}
-
-pub(crate) fn cookie_attrs(state: &AppState, max_age: u64) -> String {
-    let secure = if state.secure_cookies() {
-        "; Secure"
-    } else {
-        ""
-    };
-    format!("; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
-}
-
-pub(crate) fn set_cookie(resp: &mut Response, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        resp.headers_mut().append(header::SET_COOKIE, v);
-    }
-}
-
-/// The CSRF token for this browser, and a `Set-Cookie` value if it is new.
-pub(crate) fn csrf_token(state: &AppState, headers: &HeaderMap) -> (String, Option<String>) {
-    if let Some(c) = forms::cookie(headers, CSRF_COOKIE).filter(|c| c.len() >= 32) {
-        (c, None)
-    } else {
-        let t = state.provider.random_token();
-        let cookie = format!("{CSRF_COOKIE}={t}{}", cookie_attrs(state, 86_400));
-        (t, Some(cookie))
-    }
-}
-
-pub(crate) fn csrf_ok(headers: &HeaderMap, submitted: Option<&str>) -> bool {
-    match (forms::cookie(headers, CSRF_COOKIE), submitted) {
-        (Some(c), Some(s)) if c.len() >= 32 => keybound_jose::ct_eq(c.as_bytes(), s.as_bytes()),
-        _ => false,
-    }
-}
-
-/// The End-User's live session at the OP, from the session cookie.
-pub(crate) async fn current_session(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Option<(TokenHash, BrowserSession)> {
-    let hash = TokenHash::of(&forms::cookie(headers, SESSION_COOKIE)?);
-    let now = state.provider.now();
-    let session = state
-        .provider
-        .store()
-        .session(&hash, now)
-        .await
-        .ok()
-        .flatten()?;
-    Some((hash, session))
-}
-
-/// Check the login form's credentials and start a session: the session and its
-/// `Set-Cookie` value, or `None` for a wrong username or password. `fresh_for` is the
-/// fingerprint of the authorization request the login form belonged to.
-pub(crate) async fn sign_in(
-    state: &AppState,
-    username: &str,
-    password: &str,
-    fresh_for: Option<String>,
-    source: Option<IpAddr>,
-) -> Result<Option<(BrowserSession, String)>, OpError> {
-    let source = source.map(|ip| ip.to_string());
-    let Some(mut sess) = state
-        .provider
-        .login_from(username, password, source.as_deref())
-        .await?
-    else {
-        return Ok(None);
-    };
-    sess.fresh_for = fresh_for;
-    let token = state.provider.random_token();
-    state
-        .provider
-        .store()
-        .put_session(&TokenHash::of(&token), &sess)
-        .await?;
-    let cookie = format!(
-        "{SESSION_COOKIE}={token}{}",
-        cookie_attrs(state, state.provider.config.session_ttl)
-    );
-    Ok(Some((sess, cookie)))
 }
 
 /// The peer's address, when the server was started with connection info.
@@ -247,7 +165,7 @@ async fn handle(
     match field("kb_action") {
         None => step.next(session.as_ref(), fresh, false, None).await,
         Some("login") => {
-            if !csrf_ok(headers, field("csrf")) {
+            if !csrf_ok(state, headers, field("csrf"), FormScope::BeforeSignIn) {
                 return refused(
                     ErrorCode::AccessDenied,
                     "This form expired or was not sent by this site (CSRF check failed). Go back to the app and start again.",
@@ -260,7 +178,10 @@ async fn handle(
                 );
             };
             match sign_in(state, u, p, Some(this_request.clone()), source).await {
-                Ok(Some((sess, cookie))) => step.next(Some(&sess), true, false, Some(cookie)).await,
+                Ok(Some(signed_in)) => {
+                    step.next(Some(&signed_in.session), true, false, Some(&signed_in))
+                        .await
+                }
                 Ok(None) => step.login_page(
                     Some("Wrong username or password."),
                     page_status(ErrorCode::LoginRequired),
@@ -269,7 +190,7 @@ async fn handle(
             }
         }
         Some("consent") => {
-            if !csrf_ok(headers, field("csrf")) {
+            if !csrf_ok(state, headers, field("csrf"), FormScope::Session) {
                 return refused(
                     ErrorCode::AccessDenied,
                     "This form expired or was not sent by this site (CSRF check failed). Go back to the app and start again.",
@@ -305,7 +226,7 @@ impl Step<'_> {
         session: Option<&BrowserSession>,
         fresh: bool,
         consented: bool,
-        set_session: Option<String>,
+        signed_in: Option<&SignedIn>,
     ) -> Response {
         let mut resp = match self
             .state
@@ -316,7 +237,12 @@ impl Step<'_> {
             Err(e) => Failure::from(e).into_response(),
             Ok(Interaction::Login) => self.login_page(None, StatusCode::OK),
             Ok(Interaction::Consent(p)) => {
-                let (csrf, cookie) = csrf_token(self.state, self.headers);
+                // right after sign-in, the new session's token (the browser has not sent its
+                // cookie yet)
+                let (csrf, cookie) = match signed_in {
+                    Some(s) => (s.csrf.clone(), None),
+                    None => csrf_token(self.state, self.headers),
+                };
                 let mut r = html(
                     StatusCode::OK,
                     pages::consent(paths::AUTHORIZE, self.params, &csrf, &p),
@@ -336,8 +262,8 @@ impl Step<'_> {
                 )),
             },
         };
-        if let Some(c) = set_session {
-            set_cookie(&mut resp, &c);
+        if let Some(s) = signed_in {
+            set_cookie(&mut resp, &s.set_cookie);
         }
         resp
     }
@@ -375,21 +301,21 @@ impl Step<'_> {
     }
 }
 
-/// `POST /logout`: end the OP session (CSRF-checked).
+/// `POST /logout`: end the OP session (CSRF-checked with the session's token).
 pub async fn logout(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let pairs = forms::pairs(&body);
-    let csrf = pairs
-        .iter()
-        .find(|(k, _)| k == "csrf")
-        .map(|(_, v)| v.as_str());
-    if !csrf_ok(&headers, csrf) {
-        return refused(ErrorCode::AccessDenied, "CSRF check failed");
-    }
-    if let Some(c) = forms::cookie(&headers, SESSION_COOKIE) {
+    if let Some(c) = state.session_cookie(&headers) {
+        let pairs = forms::pairs(&body);
+        let csrf = pairs
+            .iter()
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v.as_str());
+        if !csrf_ok(&state, &headers, csrf, FormScope::Session) {
+            return refused(ErrorCode::AccessDenied, "CSRF check failed");
+        }
         let _ = state
             .provider
             .store()
@@ -400,9 +326,6 @@ pub async fn logout(
         StatusCode::OK,
         pages::error("Signed out", "You are signed out of keybound."),
     );
-    set_cookie(
-        &mut r,
-        &format!("{SESSION_COOKIE}={}", cookie_attrs(&state, 0)),
-    );
+    set_cookie(&mut r, &state.clear_session_cookie());
     r
 }

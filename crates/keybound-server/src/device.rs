@@ -14,8 +14,9 @@ use keybound_jose::Jkt;
 use keybound_op::{paths, DeviceRequestFacts, OpError};
 use keybound_proto::wire::ErrorCode;
 
-use crate::authorize::{csrf_ok, csrf_token, current_session, html, set_cookie, sign_in};
+use crate::authorize::html;
 use crate::error::{page_failed as failed, page_refused as refused, page_status};
+use crate::session::{csrf_ok, csrf_token, current_session, set_cookie, sign_in, FormScope};
 use crate::token::FormRequest;
 use crate::{forms, pages, AppState};
 
@@ -109,7 +110,12 @@ pub async fn device_post(State(state): State<Arc<AppState>>, req: Request) -> Re
     };
     let pairs = forms::pairs(&body);
     let field = |n: &str| pairs.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
-    if !csrf_ok(&headers, field("csrf")) {
+    let scope = if field("kb_action") == Some("consent") {
+        FormScope::Session
+    } else {
+        FormScope::BeforeSignIn
+    };
+    if !csrf_ok(&state, &headers, field("csrf"), scope) {
         return refused(
             ErrorCode::AccessDenied,
             "This form expired or was not sent by this site (CSRF check failed). Open the device page again.",
@@ -189,9 +195,9 @@ pub async fn device_post(State(state): State<Arc<AppState>>, req: Request) -> Re
                 );
             };
             match sign_in(&state, u, p, None, ip).await {
-                Ok(Some((_, session_cookie))) => {
-                    let mut r = with_cookie(html(StatusCode::OK, consent(&csrf)), cookie);
-                    set_cookie(&mut r, &session_cookie);
+                Ok(Some(signed_in)) => {
+                    let mut r = html(StatusCode::OK, consent(&signed_in.csrf));
+                    set_cookie(&mut r, &signed_in.set_cookie);
                     r
                 }
                 Ok(None) => with_cookie(

@@ -18,6 +18,7 @@ pub mod error;
 mod forms;
 mod metrics;
 mod pages;
+mod session;
 mod token;
 
 use std::sync::Arc;

@@ -75,6 +75,15 @@ async fn app() -> App {
     app_with(false).await
 }
 
+/// The CSRF token a page's form carries.
+fn csrf_of(page: &str) -> String {
+    hidden_fields(page)
+        .into_iter()
+        .find(|(k, _)| k == "csrf")
+        .unwrap()
+        .1
+}
+
 fn form_body(pairs: &[(&str, &str)]) -> String {
     serde_urlencoded::to_string(pairs).unwrap()
 }
@@ -696,7 +705,7 @@ async fn login_wrong_password_and_csrf() {
     assert!(wrong.body.contains("Wrong username or password"));
     // tampered CSRF token
     let tampered = page.body.replace(
-        &format!("value=\"{}\"", a.cookie("kb_csrf")),
+        &format!("value=\"{}\"", csrf_of(&page.body)),
         "value=\"forged-forged-forged-forged-forged\"",
     );
     let r = a
@@ -1122,7 +1131,7 @@ async fn device_page_wrong_codes_are_limited() {
     assert!(r.body.contains("Too many wrong codes"));
     // a forged CSRF token is refused before anything else
     let forged = entry.body.replace(
-        &a.cookie("kb_csrf"),
+        &csrf_of(&entry.body),
         "forged-forged-forged-forged-forged-forged",
     );
     assert_eq!(
@@ -1268,7 +1277,7 @@ async fn prompt_login_cannot_be_satisfied_by_a_posted_form_field() {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let csrf = a.cookie("kb_csrf");
+    let csrf = csrf_of(&login.body);
     let auth_time = T0.to_string();
     fields.extend([
         ("kb_action", "consent"),
@@ -1291,6 +1300,153 @@ async fn prompt_login_cannot_be_satisfied_by_a_posted_form_field() {
         .await
         .unwrap();
     assert!(done.contains("code="), "{done}");
+}
+
+/// The authorization request's parameters of `uri` plus our form fields, as a form body.
+fn authorize_form(uri: &str, extra: &[(&str, &str)]) -> String {
+    let mut fields: Vec<(String, String)> = url::Url::parse(&format!("{ISS}{uri}"))
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    fields.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    serde_urlencoded::to_string(&fields).unwrap()
+}
+
+/// Issue 10 item 6: a CSRF cookie planted for the OP's host (by a sibling subdomain or another
+/// loopback port) with a value the attacker knows does not let a cross-site POST approve
+/// consent for the attacker's key: the token is derived from the End-User's session.
+#[tokio::test]
+async fn issue10_item6_planted_csrf_cookie_cannot_approve_consent() {
+    let mut a = app().await;
+    a.code_for("pub", "openid", None).await; // the victim is signed in
+    let attacker = keys::es256_b().public_jwk().thumbprint();
+    let known = "attacker-knows-this-value-attacker-knows-it";
+    a.browser.plant_cookie("kb_csrf", known);
+    let uri = authorize_uri("pub", "openid bound_key", Some(&attacker));
+    let r = a
+        .post_form(
+            "/authorize",
+            authorize_form(
+                &uri,
+                &[
+                    ("kb_action", "consent"),
+                    ("decision", "allow"),
+                    ("csrf", known),
+                ],
+            ),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "{:?}",
+        r.headers.get(header::LOCATION)
+    );
+    assert!(r.body.contains("CSRF"), "{}", r.body);
+    // the page's own token still works
+    let page = a.get(&uri).await;
+    assert!(page.body.contains("name=\"decision\""), "{}", page.body);
+    let ok = a.submit(&page.body, &[("decision", "allow")]).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    assert!(ok.location().contains("code="));
+}
+
+/// Issue 10 item 6: the CSRF token rotates at login; the token of the login form does not
+/// approve consent in the session that login started.
+#[tokio::test]
+async fn issue10_item6_csrf_token_rotates_at_login() {
+    let mut a = app().await;
+    let jkt = keys::es256_a().public_jwk().thumbprint();
+    let uri = authorize_uri("pub", "openid bound_key", Some(&jkt));
+    let login = a.get(&uri).await;
+    let before = csrf_of(&login.body);
+    let consent = a
+        .submit(&login.body, &[("username", ALICE.0), ("password", ALICE.1)])
+        .await;
+    assert!(
+        consent.body.contains("name=\"decision\""),
+        "{}",
+        consent.body
+    );
+    let after = csrf_of(&consent.body);
+    assert_ne!(before, after, "the CSRF token must change at login");
+    let stale = a
+        .post_form(
+            "/authorize",
+            authorize_form(
+                &uri,
+                &[
+                    ("kb_action", "consent"),
+                    ("decision", "allow"),
+                    ("csrf", &before),
+                ],
+            ),
+            &[],
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::FORBIDDEN);
+    let ok = a.submit(&consent.body, &[("decision", "allow")]).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+}
+
+/// Issue 10 item 6: under https the OP's cookies carry the `__Host-` prefix (host-only,
+/// `Secure`, `Path=/`), so no sibling subdomain can set them.
+#[tokio::test]
+async fn issue10_item6_host_prefix_under_https() {
+    let iss = "https://op.example";
+    let (public, _) = OpBuilder::new()
+        .client(client("pub", ClientAuthMethod::None))
+        .build_at(iss)
+        .await
+        .routers();
+    let mut b = Browser::new(RouterTransport(public.clone()));
+    let redirect = b
+        .sign_in(
+            &format!("{iss}{}", authorize_uri("pub", "openid", None)),
+            None,
+            ALICE.0,
+            ALICE.1,
+        )
+        .await
+        .unwrap();
+    assert!(redirect.contains("code="), "{redirect}");
+    assert!(b.cookie("__Host-kb_session").is_some());
+    assert!(b.cookie("__Host-kb_csrf").is_some());
+    assert!(b.cookie("kb_session").is_none() && b.cookie("kb_csrf").is_none());
+    let r = b
+        .request(HttpRequest::get(&format!(
+            "{iss}{}",
+            authorize_uri("pub", "openid", None)
+        )))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 303, "the session is reused");
+    let mut c = Browser::new(RouterTransport(public));
+    let r = c
+        .request(HttpRequest::get(&format!(
+            "{iss}{}",
+            authorize_uri("pub", "openid", None)
+        )))
+        .await
+        .unwrap();
+    let set: Vec<&str> = r
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert!(!set.is_empty());
+    for v in set {
+        assert!(v.starts_with("__Host-"), "{v}");
+        assert!(v.contains("; Secure") && v.contains("; Path=/"), "{v}");
+        assert!(!v.to_ascii_lowercase().contains("domain="), "{v}");
+    }
 }
 
 /// Issue 10 item 13: `/metrics` is not on the public listener; the management router serves it.

@@ -129,6 +129,12 @@ impl<T: Transport> Browser<T> {
         self.cookies.get(name).map(String::as_str)
     }
 
+    /// Set a cookie as if another site had planted it for this host (a sibling subdomain or
+    /// another port on the same host can do that): the attacker's move in CSRF tests.
+    pub fn plant_cookie(&mut self, name: &str, value: &str) {
+        self.cookies.insert(name.to_owned(), value.to_owned());
+    }
+
     /// Forget all cookies (a new browser profile).
     pub fn clear_cookies(&mut self) {
         self.cookies.clear();
