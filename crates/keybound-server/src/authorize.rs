@@ -5,17 +5,17 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use keybound_op::{paths, Interaction, OpError, ValidatedAuthorization};
 use keybound_proto::wire::{AuthorizationRequest, ErrorCode};
 use keybound_store::{BrowserSession, TokenHash};
 
 use crate::error::{page_failed as failed, page_refused as refused, page_status, Failure};
+use crate::peer::ClientAddr;
 use crate::session::{
     csrf_ok, csrf_token, current_session, set_cookie, sign_in, FormScope, SignedIn,
 };
@@ -52,24 +52,21 @@ pub(crate) fn see_other(location: &str) -> Response {
     r
 }
 
-/// The peer's address, when the server was started with connection info.
-pub(crate) type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
-
 /// `GET /authorize`
 pub async fn authorize_get(
     State(state): State<Arc<AppState>>,
-    peer: Peer,
+    ClientAddr(source): ClientAddr,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
     let pairs = forms::pairs(q.unwrap_or_default().as_bytes());
-    handle(&state, &headers, pairs, peer.map(|p| p.0 .0.ip())).await
+    handle(&state, &headers, pairs, source).await
 }
 
 /// `POST /authorize` (authorization requests by POST, and our login and consent forms)
 pub async fn authorize_post(
     State(state): State<Arc<AppState>>,
-    peer: Peer,
+    ClientAddr(source): ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -79,13 +76,7 @@ pub async fn authorize_post(
             "the form must be application/x-www-form-urlencoded",
         );
     }
-    handle(
-        &state,
-        &headers,
-        forms::pairs(&body),
-        peer.map(|p| p.0 .0.ip()),
-    )
-    .await
+    handle(&state, &headers, forms::pairs(&body), source).await
 }
 
 struct Step<'a> {

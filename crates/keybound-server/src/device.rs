@@ -1,31 +1,42 @@
 //! The device flow's HTTP side: the device authorization endpoint and the `/device`
-//! verification page (code entry, login, consent with the phishing warning, approve/deny),
-//! with attempt limits against user-code guessing per browser (CSRF cookie) and per source
-//! address.
+//! verification page (code entry, login, consent with the phishing warning, approve/deny).
+//!
+//! **User-code guessing is bounded without locking out innocent users** (RFC 8628 §5.1). Wrong
+//! codes count per browser (its CSRF token), per client address and, once signed in, per
+//! account. Past the per-address limit an anonymous browser gets no verdict on a code: it is
+//! asked to sign in first, and its codes then count against its account. Someone behind the
+//! same NAT as a guesser therefore still gets through with a correct code, while a guesser
+//! needs an account (whose password guessing is throttled on its own) for every 20 guesses.
+//! A sign-in on this page checks the password before the code, so a wrong password reveals
+//! nothing about a code either.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use axum::extract::{ConnectInfo, RawQuery, Request, State};
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use keybound_jose::Jkt;
 use keybound_op::{paths, DeviceRequestFacts, OpError};
 use keybound_proto::wire::ErrorCode;
+use keybound_store::BrowserSession;
 
 use crate::authorize::html;
 use crate::error::{page_failed as failed, page_refused as refused, page_status};
+use crate::peer::ClientAddr;
 use crate::session::{csrf_ok, csrf_token, current_session, set_cookie, sign_in, FormScope};
 use crate::token::FormRequest;
 use crate::{forms, pages, AppState};
 
-/// Failed user-code attempts allowed per browser and per source address in one window.
+/// Wrong user codes allowed in one window per browser, per client address (anonymous
+/// browsers) and per signed-in account.
 const PER_BROWSER: u32 = 5;
 const PER_ADDRESS: u32 = 20;
+const PER_ACCOUNT: u32 = 20;
 const WINDOW: u64 = 900;
 
-/// Counts failed user-code attempts (per node; a guess costs at least one request per attempt).
+/// Counts wrong user codes (per node; a guess costs at least one request per attempt).
 #[derive(Debug, Default)]
 pub struct AttemptLimiter {
     counts: Mutex<HashMap<String, (u32, u64)>>,
@@ -48,6 +59,44 @@ impl AttemptLimiter {
             *e = (0, now);
         }
         e.0 += 1;
+    }
+}
+
+/// Who is entering a code, for the attempt limits.
+struct Guesser {
+    browser: String,
+    address: Option<String>,
+    account: Option<String>,
+}
+
+/// What the limits allow for the next code entry.
+enum Gate {
+    Open,
+    /// too many wrong codes from this browser or account
+    Closed,
+    /// too many wrong codes from this address: sign in first
+    SignInFirst,
+}
+
+impl Guesser {
+    fn gate(&self, limiter: &AttemptLimiter, now: u64) -> Gate {
+        if limiter.blocked(&self.browser, PER_BROWSER, now) {
+            return Gate::Closed;
+        }
+        match (&self.account, &self.address) {
+            (Some(a), _) if limiter.blocked(a, PER_ACCOUNT, now) => Gate::Closed,
+            (None, Some(ip)) if limiter.blocked(ip, PER_ADDRESS, now) => Gate::SignInFirst,
+            _ => Gate::Open,
+        }
+    }
+
+    fn wrong_code(&self, limiter: &AttemptLimiter, now: u64) {
+        limiter.fail(&self.browser, now);
+        match (&self.account, &self.address) {
+            (Some(a), _) => limiter.fail(a, now),
+            (None, Some(ip)) => limiter.fail(ip, now),
+            (None, None) => {}
+        }
     }
 }
 
@@ -93,70 +142,112 @@ pub async fn device_get(
 }
 
 /// `POST /device`: code entry, login and consent.
-pub async fn device_post(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    let headers = req.headers().clone();
+pub async fn device_post(
+    State(state): State<Arc<AppState>>,
+    ClientAddr(ip): ClientAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if !forms::is_form(&headers) {
         return refused(
             ErrorCode::InvalidRequest,
             "the form must be application/x-www-form-urlencoded",
         );
     }
-    let Ok(body) = axum::body::to_bytes(req.into_body(), 64 * 1024).await else {
-        return refused(ErrorCode::InvalidRequest, "the form is too large");
-    };
     let pairs = forms::pairs(&body);
     let field = |n: &str| pairs.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
-    let scope = if field("kb_action") == Some("consent") {
+    let action = field("kb_action").unwrap_or("code");
+    let scope = if action == "consent" {
         FormScope::Session
     } else {
         FormScope::BeforeSignIn
     };
-    if !csrf_ok(&state, &headers, field("csrf"), scope) {
+    let Some(csrf) = field("csrf").filter(|c| csrf_ok(&state, &headers, Some(c), scope)) else {
         return refused(
             ErrorCode::AccessDenied,
             "This form expired or was not sent by this site (CSRF check failed). Open the device page again.",
         );
-    }
-    let now = state.provider.now();
-    let browser_key = format!(
-        "b:{}",
-        forms::cookie(&headers, "kb_csrf").unwrap_or_default()
-    );
-    let ip_key = ip.map(|i| format!("ip:{i}"));
-    let limited = state
-        .device_attempts
-        .blocked(&browser_key, PER_BROWSER, now)
-        || ip_key
-            .as_ref()
-            .is_some_and(|k| state.device_attempts.blocked(k, PER_ADDRESS, now));
-    if limited {
-        return failed(OpError::Throttled {
-            description:
-                "Too many wrong codes. Wait 15 minutes, then enter the code shown on your device again."
-                    .into(),
-            retry_after: WINDOW,
-        });
-    }
-    let (csrf, cookie) = csrf_token(&state, &headers);
+    };
     let typed = field("user_code").unwrap_or("");
+    let page = Page {
+        state: &state,
+        headers: &headers,
+        typed,
+    };
+    let mut session = current_session(&state, &headers).await.map(|(_, s)| s);
+    // a sign-in is checked before the code, so a wrong password says nothing about a code
+    let mut signed_in = None;
+    if action == "login" {
+        let (Some(u), Some(p)) = (field("username"), field("password")) else {
+            return page.login(
+                page_status(ErrorCode::InvalidRequest),
+                None,
+                Some("Enter your username and password."),
+            );
+        };
+        match sign_in(&state, u, p, None, ip).await {
+            Ok(Some(s)) => {
+                session = Some(s.session.clone());
+                signed_in = Some(s);
+            }
+            Ok(None) => {
+                return page.login(
+                    page_status(ErrorCode::LoginRequired),
+                    None,
+                    Some("Wrong username or password."),
+                )
+            }
+            Err(e) => return failed(e),
+        }
+    }
+    let with_session = |mut r: Response| {
+        if let Some(s) = &signed_in {
+            set_cookie(&mut r, &s.set_cookie);
+        }
+        r
+    };
+    let now = state.provider.now();
+    let guesser = Guesser {
+        browser: format!("b:{csrf}"),
+        address: ip.map(|i| format!("ip:{i}")),
+        account: session.as_ref().map(|s| format!("sub:{}", s.sub)),
+    };
+    // forms in this answer: right after sign-in, the new session's token
+    let (csrf, cookie) = match &signed_in {
+        Some(s) => (s.csrf.clone(), None),
+        None => csrf_token(&state, &headers),
+    };
+    match guesser.gate(&state.device_attempts, now) {
+        Gate::Open => {}
+        Gate::Closed => {
+            return failed(OpError::Throttled {
+                description:
+                    "Too many wrong codes. Wait 15 minutes, then enter the code shown on your device again."
+                        .into(),
+                retry_after: WINDOW,
+            })
+        }
+        Gate::SignInFirst => {
+            return page.login(
+                StatusCode::OK,
+                None,
+                Some("Many wrong codes were entered from your network. Sign in, and your code will be checked for your account."),
+            )
+        }
+    }
     let found = match state.provider.device_lookup(typed).await {
         Ok(f) => f,
         Err(e) => return failed(e),
     };
     let Some((hash, auth, client)) = found else {
-        state.device_attempts.fail(&browser_key, now);
-        if let Some(k) = &ip_key {
-            state.device_attempts.fail(k, now);
-        }
-        let page = pages::device_entry(paths::DEVICE, &csrf, typed, Some("That code is not valid, has expired, or was already used. Check the code on your device."));
-        return with_cookie(html(page_status(ErrorCode::InvalidRequest), page), cookie);
+        guesser.wrong_code(&state.device_attempts, now);
+        let body = pages::device_entry(paths::DEVICE, &csrf, typed, Some("That code is not valid, has expired, or was already used. Check the code on your device."));
+        return with_session(with_cookie(
+            html(page_status(ErrorCode::InvalidRequest), body),
+            cookie,
+        ));
     };
     let shown = format!("{}-{}", &auth.user_code[..4], &auth.user_code[4..]);
-    let session = current_session(&state, &headers).await.map(|(_, s)| s);
     let scopes: Vec<String> = auth.scope.split(' ').map(str::to_owned).collect();
     let consent = |csrf: &str| {
         pages::device_consent(
@@ -171,70 +262,64 @@ pub async fn device_post(State(state): State<Arc<AppState>>, req: Request) -> Re
                 .filter(|_| auth.bound_key),
         )
     };
-    let login = |csrf: &str, error: Option<&str>| {
-        pages::login(
-            paths::DEVICE,
-            &[("user_code".into(), shown.clone())],
-            csrf,
-            &client.name,
-            None,
-            error,
-        )
-    };
-    match (field("kb_action").unwrap_or("code"), session) {
-        ("code", None) => with_cookie(html(StatusCode::OK, login(&csrf, None)), cookie),
-        ("code", Some(_)) => with_cookie(html(StatusCode::OK, consent(&csrf)), cookie),
-        ("login", _) => {
-            let (Some(u), Some(p)) = (field("username"), field("password")) else {
-                return with_cookie(
-                    html(
-                        page_status(ErrorCode::InvalidRequest),
-                        login(&csrf, Some("Enter your username and password.")),
-                    ),
-                    cookie,
-                );
-            };
-            match sign_in(&state, u, p, None, ip).await {
-                Ok(Some(signed_in)) => {
-                    let mut r = html(StatusCode::OK, consent(&signed_in.csrf));
-                    set_cookie(&mut r, &signed_in.set_cookie);
-                    r
-                }
-                Ok(None) => with_cookie(
-                    html(
-                        page_status(ErrorCode::LoginRequired),
-                        login(&csrf, Some("Wrong username or password.")),
-                    ),
-                    cookie,
-                ),
-                Err(e) => failed(e),
-            }
+    match (action, session) {
+        ("code" | "login", None) => page.login(StatusCode::OK, Some(&client.name), None),
+        ("code" | "login", Some(_)) => {
+            with_session(with_cookie(html(StatusCode::OK, consent(&csrf)), cookie))
         }
-        ("consent", Some(sess)) => {
-            let approve = match field("decision") {
-                Some("allow") => true,
-                Some("deny") => false,
-                _ => return refused(ErrorCode::InvalidRequest, "choose Approve or Deny"),
-            };
-            match state.provider.device_decide(&hash, &sess, approve).await {
-                Ok(true) => html(StatusCode::OK, pages::device_done(approve)),
-                Ok(false) => refused(
-                    ErrorCode::InvalidRequest,
-                    "This code was already used or has expired.",
-                ),
-                Err(e) => failed(e),
-            }
-        }
-        ("consent", None) => with_cookie(
-            html(
-                page_status(ErrorCode::LoginRequired),
-                login(&csrf, Some("Your session ended; sign in again.")),
-            ),
-            cookie,
+        ("consent", Some(sess)) => decide(&state, &hash, &sess, field("decision")).await,
+        ("consent", None) => page.login(
+            page_status(ErrorCode::LoginRequired),
+            Some(&client.name),
+            Some("Your session ended; sign in again."),
         ),
         (other, _) => refused(
             ErrorCode::InvalidRequest,
             &format!("unknown form action '{other}'"),
         ),
+    }
+}
+
+/// The device page's login form for the code as typed.
+struct Page<'a> {
+    state: &'a AppState,
+    headers: &'a HeaderMap,
+    typed: &'a str,
+}
+
+impl Page<'_> {
+    /// The login form, carrying the code as typed; `client` when the code is known.
+    fn login(&self, status: StatusCode, client: Option<&str>, error: Option<&str>) -> Response {
+        let (csrf, cookie) = csrf_token(self.state, self.headers);
+        let body = pages::login(
+            paths::DEVICE,
+            &[("user_code".into(), self.typed.to_owned())],
+            &csrf,
+            client.unwrap_or("your device"),
+            None,
+            error,
+        );
+        with_cookie(html(status, body), cookie)
+    }
+}
+
+async fn decide(
+    state: &AppState,
+    hash: &keybound_store::TokenHash,
+    session: &BrowserSession,
+    decision: Option<&str>,
+) -> Response {
+    let approve = match decision {
+        Some("allow") => true,
+        Some("deny") => false,
+        _ => return refused(ErrorCode::InvalidRequest, "choose Approve or Deny"),
+    };
+    match state.provider.device_decide(hash, session, approve).await {
+        Ok(true) => html(StatusCode::OK, pages::device_done(approve)),
+        Ok(false) => refused(
+            ErrorCode::InvalidRequest,
+            "This code was already used or has expired.",
+        ),
+        Err(e) => failed(e),
     }
 }

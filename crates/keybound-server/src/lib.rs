@@ -18,6 +18,7 @@ pub mod error;
 mod forms;
 mod metrics;
 mod pages;
+mod peer;
 mod session;
 mod token;
 
@@ -30,11 +31,21 @@ use tower_http::cors::{Any, CorsLayer};
 
 pub use metrics::Metrics;
 
+/// Settings of the HTTP face (the provider's own are in [`keybound_op::OpConfig`]).
+#[derive(Debug, Clone, Default)]
+pub struct ServerConfig {
+    /// proxies whose `Forwarded` / `X-Forwarded-For` name the client's address (addresses or
+    /// networks); from anyone else those headers are ignored
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
 /// What every handler shares.
 #[derive(Debug)]
 pub struct AppState {
     /// the provider's decisions
     pub provider: Provider,
+    /// the HTTP face's settings
+    pub config: ServerConfig,
     /// request counters
     pub metrics: Metrics,
     /// failed user-code attempts at the device page
@@ -44,12 +55,18 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State over a provider.
+    /// State over a provider, with default server settings.
     pub fn new(provider: Provider) -> Arc<Self> {
+        Self::with_config(provider, ServerConfig::default())
+    }
+
+    /// State over a provider with `config`.
+    pub fn with_config(provider: Provider, config: ServerConfig) -> Arc<Self> {
         let dpop_algs =
             keybound_jose::Algorithm::list(&provider.config.dpop.allowed_algs).replace(", ", " ");
         Arc::new(AppState {
             provider,
+            config,
             metrics: Metrics::default(),
             device_attempts: device::AttemptLimiter::default(),
             dpop_algs,

@@ -75,6 +75,31 @@ async fn app() -> App {
     app_with(false).await
 }
 
+/// The OP (client `pub`) seen from one address: every request's peer is `peer`, as behind a
+/// NAT.
+async fn app_at(peer: &str) -> App {
+    app_behind(peer, &[]).await
+}
+
+/// [`app_at`] with `trusted` as the trusted proxies.
+async fn app_behind(peer: &str, trusted: &[&str]) -> App {
+    let config = keybound_server::ServerConfig {
+        trusted_proxies: trusted.iter().map(|t| t.parse().unwrap()).collect(),
+    };
+    let (public, management) = OpBuilder::new()
+        .client(client("pub", ClientAuthMethod::None))
+        .build_at(ISS)
+        .await
+        .routers_with(config);
+    let peer: std::net::SocketAddr = peer.parse().unwrap();
+    App {
+        browser: Browser::new(RouterTransport(
+            public.layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+        )),
+        management: Browser::new(RouterTransport(management)),
+    }
+}
+
 /// The CSRF token a page's form carries.
 fn csrf_of(page: &str) -> String {
     hidden_fields(page)
@@ -1447,6 +1472,119 @@ async fn issue10_item6_host_prefix_under_https() {
         assert!(v.contains("; Secure") && v.contains("; Path=/"), "{v}");
         assert!(!v.to_ascii_lowercase().contains("domain="), "{v}");
     }
+}
+
+/// Issue 10 item 8: wrong codes from one address (a NAT, a proxy) do not stop an End-User at
+/// that address from entering a correct code. Past the address's limit an anonymous browser
+/// learns nothing about codes and is asked to sign in first; codes are then limited per account.
+#[tokio::test]
+async fn issue10_item8_guessers_at_one_address_do_not_lock_out_a_correct_code() {
+    let mut a = app_at("203.0.113.5:4000").await;
+    // guessers behind the same address, with fresh cookies every five guesses
+    for i in 0..30 {
+        if i % 5 == 0 {
+            a.browser.clear_cookies();
+        }
+        let entry = a.get("/device").await;
+        device_submit(&mut a, &entry.body, &[("user_code", "BCDF-GHJK")]).await;
+    }
+    // guessing stays bounded: an anonymous browser there gets no verdict on a code
+    a.browser.clear_cookies();
+    let entry = a.get("/device").await;
+    let r = device_submit(&mut a, &entry.body, &[("user_code", "BCDF-GHJK")]).await;
+    assert!(r.body.contains("name=\"password\""), "{}", r.body);
+    assert!(!r.body.contains("not valid"), "{}", r.body);
+    // an End-User at the same address with a real code gets through
+    let key = keys::es256_a();
+    let d = device_start(&mut a, &key).await;
+    let uc = d["user_code"].as_str().unwrap().to_owned();
+    a.browser.clear_cookies();
+    let entry = a.get("/device").await;
+    let login = device_submit(&mut a, &entry.body, &[("user_code", &uc)]).await;
+    assert_ne!(
+        login.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        login.body
+    );
+    assert!(login.body.contains("name=\"password\""), "{}", login.body);
+    let consent = device_submit(
+        &mut a,
+        &login.body,
+        &[("username", ALICE.0), ("password", ALICE.1)],
+    )
+    .await;
+    assert_eq!(consent.status, StatusCode::OK, "{}", consent.body);
+    assert!(consent
+        .body
+        .contains(key.public_jwk().thumbprint().as_str()));
+    let done = device_submit(&mut a, &consent.body, &[("decision", "allow")]).await;
+    assert!(done.body.contains("Device connected"), "{}", done.body);
+}
+
+/// Guess wrong user codes from `n` fresh browsers of five guesses each, with `headers`.
+async fn guess_codes(a: &mut App, browsers: usize, headers: &[(&str, &str)]) {
+    for _ in 0..browsers {
+        a.browser.clear_cookies();
+        let entry = a.get("/device").await;
+        for _ in 0..5 {
+            let mut fields = hidden_fields(&entry.body);
+            fields.push(("user_code".into(), "BCDF-GHJK".into()));
+            let body = serde_urlencoded::to_string(&fields).unwrap();
+            a.post_form("/device", body, headers).await;
+        }
+    }
+}
+
+/// A code entry from a fresh browser with `headers`: its answer.
+async fn enter_code(a: &mut App, code: &str, headers: &[(&str, &str)]) -> Resp {
+    a.browser.clear_cookies();
+    let entry = a.get("/device").await;
+    let mut fields = hidden_fields(&entry.body);
+    fields.push(("user_code".into(), code.into()));
+    let body = serde_urlencoded::to_string(&fields).unwrap();
+    a.post_form("/device", body, headers).await
+}
+
+/// Issue 10 item 8: signed in, wrong codes count per account: fresh browsers (each signed in
+/// anew) do not reset it.
+#[tokio::test]
+async fn issue10_item8_signed_in_guessing_is_bounded_per_account() {
+    let mut a = app_at("203.0.113.5:4000").await;
+    for browser in 0..5 {
+        a.browser.clear_cookies();
+        a.code_for("pub", "openid", None).await; // signed in
+        let entry = a.get("/device").await;
+        for i in 0..5 {
+            let r = device_submit(&mut a, &entry.body, &[("user_code", "BCDF-GHJK")]).await;
+            let expected = if browser == 4 {
+                StatusCode::TOO_MANY_REQUESTS
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            assert_eq!(r.status, expected, "browser {browser}, guess {i}");
+        }
+    }
+}
+
+/// Issue 10 item 8: behind a configured trusted proxy, the forwarded address is the one
+/// limited; the same headers from anyone else are ignored.
+#[tokio::test]
+async fn issue10_item8_forwarded_address_only_from_a_trusted_proxy() {
+    let a_hdr = [("x-forwarded-for", "198.51.100.7")];
+    let b_hdr = [("forwarded", "for=198.51.100.8")];
+    // trusted: guessers at .7 do not affect .8
+    let mut a = app_behind("127.0.0.1:5000", &["127.0.0.1/32"]).await;
+    guess_codes(&mut a, 5, &a_hdr).await;
+    let r = enter_code(&mut a, "BCDF-GHJK", &a_hdr).await;
+    assert!(r.body.contains("Many wrong codes"), "{}", r.body);
+    let r = enter_code(&mut a, "BCDF-GHJK", &b_hdr).await;
+    assert!(r.body.contains("not valid"), "{}", r.body);
+    // not trusted: the headers are ignored, the peer is the address
+    let mut a = app_behind("127.0.0.1:5000", &["10.0.0.0/8"]).await;
+    guess_codes(&mut a, 5, &a_hdr).await;
+    let r = enter_code(&mut a, "BCDF-GHJK", &b_hdr).await;
+    assert!(r.body.contains("Many wrong codes"), "{}", r.body);
 }
 
 /// Issue 10 item 13: `/metrics` is not on the public listener; the management router serves it.

@@ -171,7 +171,15 @@ impl TestOp {
 
     /// The public router and the management router (`/metrics`) over one provider state.
     pub fn routers(self) -> (axum::Router, axum::Router) {
-        let state = keybound_server::AppState::new(self.p);
+        self.routers_with(keybound_server::ServerConfig::default())
+    }
+
+    /// [`TestOp::routers`] with server settings (trusted proxies).
+    pub fn routers_with(
+        self,
+        config: keybound_server::ServerConfig,
+    ) -> (axum::Router, axum::Router) {
+        let state = keybound_server::AppState::with_config(self.p, config);
         (
             keybound_server::router(state.clone()),
             keybound_server::management_router(state),

@@ -35,6 +35,8 @@ pub struct FileConfig {
     pub body_timeout: Option<u64>,
     /// the management listener for `/metrics` (`off` to disable)
     pub metrics_listen: Option<String>,
+    /// proxies (addresses or networks) whose `Forwarded` / `X-Forwarded-For` name the client
+    pub trusted_proxies: Option<Vec<String>>,
     /// PEM certificate chain for TLS
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for TLS
@@ -70,6 +72,8 @@ pub struct Settings {
     /// where `/metrics` is served (`None`: nowhere), and whether the address was chosen
     /// explicitly (then failing to bind it is an error, not a warning)
     pub metrics_listen: Option<(SocketAddr, bool)>,
+    /// proxies whose forwarding headers name the client's address
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// TLS certificate chain and key (PEM), when `serve` terminates TLS itself
     pub tls: Option<(PathBuf, PathBuf)>,
 }
@@ -108,6 +112,15 @@ where
         .transpose()
         .with_context(|| format!("{name}: a whole number"))?
         .or(file_value))
+}
+
+/// An address (`10.0.0.7`, `::1`) or network (`10.0.0.0/8`) of `trusted_proxies`.
+fn parse_net(s: &str) -> anyhow::Result<ipnet::IpNet> {
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| {
+            anyhow::anyhow!("trusted_proxies '{s}': expected an IP address or network (10.0.0.0/8)")
+        })
 }
 
 fn env(name: &str) -> Option<String> {
@@ -221,6 +234,14 @@ impl Settings {
                 false,
             )),
         };
+        let trusted_proxies = match env("KEYBOUND_TRUSTED_PROXIES") {
+            Some(v) => v.split(',').map(|s| s.trim().to_owned()).collect(),
+            None => file.trusted_proxies.unwrap_or_default(),
+        }
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| parse_net(s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Settings {
             listen,
             issuer,
@@ -233,6 +254,7 @@ impl Settings {
             header_read_timeout,
             body_timeout,
             metrics_listen,
+            trusted_proxies,
             tls,
         })
     }
@@ -292,5 +314,14 @@ mod tests {
         assert!(check_issuer("http://10.0.0.1:8080").is_err());
         assert!(check_issuer("ftp://op.example").is_err());
         assert!(check_issuer("op.example").is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        assert_eq!(parse_net("10.0.0.7").unwrap().to_string(), "10.0.0.7/32");
+        assert_eq!(parse_net("::1").unwrap().to_string(), "::1/128");
+        assert_eq!(parse_net("10.0.0.0/8").unwrap().to_string(), "10.0.0.0/8");
+        let e = parse_net("proxy.internal").unwrap_err().to_string();
+        assert!(e.contains("trusted_proxies 'proxy.internal'"), "{e}");
     }
 }

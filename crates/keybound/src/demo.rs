@@ -40,6 +40,7 @@ async fn start_op(dir: &std::path::Path) -> anyhow::Result<String> {
         header_read_timeout: 10,
         body_timeout: 30,
         metrics_listen: None,
+        trusted_proxies: Vec::new(),
         tls: None,
     };
     let store = serve::open_store(&settings).await?;

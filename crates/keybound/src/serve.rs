@@ -154,7 +154,12 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
             println!("{text}");
         }
     }
-    let state = keybound_server::AppState::new(provider);
+    let state = keybound_server::AppState::with_config(
+        provider,
+        keybound_server::ServerConfig {
+            trusted_proxies: settings.trusted_proxies.clone(),
+        },
+    );
     management(&settings, keybound_server::management_router(state.clone()))?;
     let app =
         keybound_server::router(state).layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
