@@ -456,7 +456,7 @@ impl Provider {
         let hash = user
             .as_ref()
             .map_or(crate::password::DUMMY_HASH, |u| u.password_hash.as_str());
-        let ok = crate::password::verify(hash, password) && user.is_some();
+        let ok = self.hashes.verify(hash, password).await? && user.is_some();
         let now = self.now();
         Ok(match user {
             Some(u) if ok => {

@@ -8,7 +8,7 @@ use keybound_jose::{Algorithm, Jws};
 use keybound_store::{Client, ClientAuthMethod};
 use serde_json::Value;
 
-use crate::{password, Form, OpError, Provider};
+use crate::{Form, OpError, Provider};
 
 /// RFC 7523 client assertion type.
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -143,10 +143,10 @@ impl Provider {
             &[(key.as_str(), self.config.throttle.free_failures)],
             "client secrets",
         )?;
-        let ok = client
-            .secret_hash
-            .as_deref()
-            .is_some_and(|h| password::verify(h, secret));
+        let ok = match client.secret_hash.as_deref() {
+            Some(h) => self.hashes.verify(h, secret).await?,
+            None => false,
+        };
         if !ok {
             self.failed_attempt(&[key.as_str()]);
             return Err(OpError::invalid_client("client authentication failed"));

@@ -236,6 +236,7 @@ pub struct Provider {
     keys: KeyRing,
     clients: client_auth::ClientCache,
     throttle: throttle::Throttle,
+    hashes: password::HashPool,
 }
 
 impl std::fmt::Debug for Provider {
@@ -255,6 +256,10 @@ impl Provider {
         rng: Arc<dyn Randomness>,
     ) -> Self {
         let keys = KeyRing::new(config.key_cache_ttl);
+        let hashes = password::HashPool::new(
+            config.throttle.hash_concurrency,
+            config.throttle.hash_queue_wait,
+        );
         Provider {
             config,
             store,
@@ -263,6 +268,7 @@ impl Provider {
             keys,
             clients: client_auth::ClientCache::default(),
             throttle: throttle::Throttle::default(),
+            hashes,
         }
     }
 

@@ -1,9 +1,17 @@
 //! Password and client-secret hashing: argon2id (RFC 9106) PHC strings, default parameters of
 //! the `argon2` crate (19 MiB, t = 2, p = 1, OWASP's minimum).
+//!
+//! A verification costs tens of milliseconds of CPU on purpose, so the provider never runs one
+//! on an async thread: [`HashPool`] runs them on tokio's blocking threads, at most
+//! `hash_concurrency` at once; the rest wait for a turn without holding a thread, and a check
+//! that waits longer than `hash_queue_wait` is refused as busy (429) instead of piling up.
+//! Parallel sign-ins therefore cannot stall other requests (`/healthz`, token requests).
 
 use argon2::password_hash::rand_core::{CryptoRng, Error as RandError, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::Argon2;
+
+use crate::OpError;
 
 /// aws-lc-rs randomness behind the `rand_core` traits the `password-hash` API wants.
 struct AwsLcRng;
@@ -57,6 +65,39 @@ pub fn verify(hash: &str, secret: &str) -> bool {
             .verify_password(secret.as_bytes(), &h)
             .is_ok()
     })
+}
+
+/// Verifies secrets on blocking threads, a bounded number at a time.
+#[derive(Debug)]
+pub(crate) struct HashPool {
+    turns: tokio::sync::Semaphore,
+    wait: std::time::Duration,
+}
+
+impl HashPool {
+    pub(crate) fn new(concurrency: usize, wait_secs: u64) -> Self {
+        HashPool {
+            turns: tokio::sync::Semaphore::new(concurrency.max(1)),
+            wait: std::time::Duration::from_secs(wait_secs),
+        }
+    }
+
+    /// [`verify`] on a blocking thread when a turn is free.
+    pub(crate) async fn verify(&self, hash: &str, secret: &str) -> Result<bool, OpError> {
+        let busy = || OpError::Throttled {
+            description: "too many sign-ins are being checked right now; try again".into(),
+            retry_after: 1,
+        };
+        let _turn = tokio::time::timeout(self.wait, self.turns.acquire())
+            .await
+            .map_err(|_| busy())?
+            .map_err(|_| busy())?;
+        let hash = hash.to_owned();
+        let secret = zeroize::Zeroizing::new(secret.to_owned());
+        tokio::task::spawn_blocking(move || verify(&hash, &secret))
+            .await
+            .map_err(|e| OpError::internal(format!("password check failed: {e}")))
+    }
 }
 
 /// argon2id of a random, discarded password: verifying against it always fails but costs what

@@ -26,6 +26,11 @@ pub struct ThrottleConfig {
     pub base_delay: u64,
     /// longest wait, seconds (default 900)
     pub max_delay: u64,
+    /// passwords and client secrets hashed at once, on blocking threads (default: the number
+    /// of CPUs); further checks wait their turn without holding an async thread
+    pub hash_concurrency: usize,
+    /// longest wait for a turn, seconds, before the check is refused as busy (default 10)
+    pub hash_queue_wait: u64,
 }
 
 impl Default for ThrottleConfig {
@@ -35,6 +40,8 @@ impl Default for ThrottleConfig {
             free_failures_per_address: 20,
             base_delay: 1,
             max_delay: 900,
+            hash_concurrency: std::thread::available_parallelism().map_or(2, usize::from),
+            hash_queue_wait: 10,
         }
     }
 }

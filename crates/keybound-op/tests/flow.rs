@@ -1100,6 +1100,65 @@ async fn client_assertion_audience_is_the_issuer_and_lifetime_is_bounded() {
     }
 }
 
+/// Issue 10 item 2: when every hashing turn is taken for longer than `hash_queue_wait`, a
+/// further sign-in is refused as busy (429, retry) instead of queueing without bound.
+#[tokio::test(flavor = "current_thread")]
+async fn issue10_item2_a_full_hash_queue_is_refused_as_busy() {
+    let op = std::sync::Arc::new(
+        op_with(|c| {
+            c.throttle.hash_concurrency = 1;
+            c.throttle.hash_queue_wait = 0;
+        })
+        .await,
+    );
+    let first = {
+        let op = op.clone();
+        tokio::spawn(async move { op.p.login_from("alice", "wonderland", None).await })
+    };
+    tokio::task::yield_now().await; // the first login takes the only turn
+    let e =
+        op.p.login_from("alice", "wonderland", None)
+            .await
+            .unwrap_err();
+    assert!(
+        matches!(e, OpError::Throttled { retry_after: 1, .. }),
+        "{e:?}"
+    );
+    assert_eq!(e.wire(keybound_op::Endpoint::Page).status, 429);
+    assert!(first.await.unwrap().unwrap().is_some());
+}
+
+/// Issue 10 item 2: passwords are hashed off the async threads, a bounded number at a time.
+/// On a single-threaded runtime a task spawned after eight concurrent logins runs before the
+/// last login finishes; with hashing on the async thread every login ran to its end first.
+#[tokio::test(flavor = "current_thread")]
+async fn issue10_item2_password_hashing_leaves_the_async_threads_free() {
+    let op = std::sync::Arc::new(op().await);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut logins = Vec::new();
+    for i in 0..8 {
+        let (op, done) = (op.clone(), done.clone());
+        logins.push(tokio::spawn(async move {
+            let source = format!("192.0.2.{i}");
+            let r = op.p.login_from("alice", "wonderland", Some(&source)).await;
+            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            r.map(|s| s.is_some())
+        }));
+    }
+    let seen = {
+        let done = done.clone();
+        tokio::spawn(async move { done.load(std::sync::atomic::Ordering::SeqCst) })
+    };
+    let finished_before_other_work = seen.await.unwrap();
+    for l in logins {
+        assert!(l.await.unwrap().unwrap());
+    }
+    assert!(
+        finished_before_other_work < 8,
+        "all {finished_before_other_work} logins hashed before any other task could run"
+    );
+}
+
 /// Issue 10 item 2 (NIST SP 800-63B §5.2.2): wrong passwords for one account are throttled with
 /// an exponential back-off (`Throttled`, answered 429 + `Retry-After`), checked before any
 /// hashing; waiting it out works, and another account is not affected. Per source address the

@@ -29,6 +29,8 @@ pub struct FileConfig {
     pub throttle_free_failures: Option<u32>,
     /// longest back-off after wrong passwords / client secrets, seconds
     pub throttle_max_delay: Option<u64>,
+    /// passwords / client secrets hashed at once (blocking threads)
+    pub password_hash_concurrency: Option<usize>,
     /// seconds a connection may take to send its request headers
     pub header_read_timeout: Option<u64>,
     /// seconds a request may take to send its body
@@ -215,6 +217,15 @@ impl Settings {
         }
         if let Some(d) = number("KEYBOUND_THROTTLE_MAX_DELAY", file.throttle_max_delay)? {
             throttle.max_delay = d;
+        }
+        if let Some(n) = number(
+            "KEYBOUND_PASSWORD_HASH_CONCURRENCY",
+            file.password_hash_concurrency,
+        )? {
+            if n == 0 {
+                bail!("password_hash_concurrency: at least 1");
+            }
+            throttle.hash_concurrency = n;
         }
         let secs = |name: &str, file_value: Option<u64>, default: u64| {
             number(name, file_value).map(|v| v.unwrap_or(default))
