@@ -1241,3 +1241,48 @@ async fn client_secret_guessing_is_throttled_per_client() {
     assert!(matches!(e, OpError::Throttled { .. }), "{e:?}");
     assert_eq!(e.wire(keybound_op::Endpoint::Token).status, 429);
 }
+
+/// Issue 10 item 5: junk token requests (a garbage refresh token with a valid proof by any key)
+/// each leave a replay entry; a purge pass removes them once expired, so the store holds at
+/// most what one proof lifetime of traffic leaves. Passes are bounded per call.
+#[tokio::test]
+async fn issue10_item5_junk_traffic_reaches_a_steady_state() {
+    let op = op().await;
+    let key = keys::es256_b();
+    let junk = |round: u32| {
+        let op = &op;
+        let key = &key;
+        async move {
+            for i in 0..300 {
+                let p = proof(key, &format!("junk-{round}-{i}"), op.now(), None);
+                let e = token(
+                    op,
+                    &[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", "garbage"),
+                        ("client_id", "pub"),
+                    ],
+                    &[&p],
+                    None,
+                )
+                .await
+                .unwrap_err();
+                assert_eq!(e.code(), ErrorCode::InvalidGrant);
+            }
+        }
+    };
+    junk(0).await;
+    // nothing has expired yet
+    assert_eq!(op.p.purge_expired(100, 10).await.unwrap().total(), 0);
+    for round in 1..4 {
+        op.advance(62); // past the proofs' lifetime (60 s + 1)
+        junk(round).await;
+        // one bounded pass (2 × 100) leaves the rest to the next
+        let first = op.p.purge_expired(100, 2).await.unwrap();
+        assert_eq!(first.total(), 200);
+        assert!(!first.complete);
+        let second = op.p.purge_expired(100, 10).await.unwrap();
+        assert_eq!(second.total(), 100, "round {round}: only the expired round");
+        assert!(second.complete);
+    }
+}

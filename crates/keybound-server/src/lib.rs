@@ -16,6 +16,7 @@ mod device;
 mod discovery;
 pub mod error;
 mod forms;
+mod maintenance;
 mod metrics;
 mod pages;
 mod peer;
@@ -29,6 +30,7 @@ use axum::Router;
 use keybound_op::{paths, Provider};
 use tower_http::cors::{Any, CorsLayer};
 
+pub use maintenance::spawn_purge;
 pub use metrics::Metrics;
 
 /// Settings of the HTTP face (the provider's own are in [`keybound_op::OpConfig`]).

@@ -26,6 +26,7 @@ struct Series {
 pub struct Metrics {
     inner: Mutex<BTreeMap<(String, u16), Series>>,
     errors: Mutex<BTreeMap<(String, &'static str), u64>>,
+    purged: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -44,6 +45,14 @@ impl Metrics {
     fn error(&self, path: &str, code: &'static str) {
         let mut g = self.errors.lock().unwrap_or_else(PoisonError::into_inner);
         *g.entry((path.to_owned(), code)).or_default() += 1;
+    }
+
+    /// Count the rows a purge pass removed.
+    pub fn purged(&self, report: &keybound_op::PurgeReport) {
+        let mut g = self.purged.lock().unwrap_or_else(PoisonError::into_inner);
+        for (kind, n) in &report.removed {
+            *g.entry(kind.as_str()).or_default() += n;
+        }
     }
 
     /// Prometheus text exposition.
@@ -92,6 +101,17 @@ impl Metrics {
         for ((p, code), n) in e.iter() {
             out.push_str(&format!(
                 "keybound_oauth_errors_total{{path=\"{p}\",error=\"{code}\"}} {n}\n"
+            ));
+        }
+        drop(e);
+        out.push_str(
+            "# HELP keybound_purged_rows_total Expired rows removed from the store, by kind.\n\
+             # TYPE keybound_purged_rows_total counter\n",
+        );
+        let p = self.purged.lock().unwrap_or_else(PoisonError::into_inner);
+        for (kind, n) in p.iter() {
+            out.push_str(&format!(
+                "keybound_purged_rows_total{{kind=\"{kind}\"}} {n}\n"
             ));
         }
         out

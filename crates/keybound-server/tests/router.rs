@@ -1587,6 +1587,41 @@ async fn issue10_item8_forwarded_address_only_from_a_trusted_proxy() {
     assert!(r.body.contains("Many wrong codes"), "{}", r.body);
 }
 
+/// Issue 10 item 5: the background purge removes expired rows and counts them on `/metrics`.
+#[tokio::test]
+async fn issue10_item5_background_purge_removes_expired_rows() {
+    let op = OpBuilder::new().build_at(ISS).await;
+    let (store, clock) = (op.store.clone(), op.clock.clone());
+    assert!(store.check_and_insert(&[1; 32], T0 + 1, T0).await.unwrap());
+    assert!(store.check_and_insert(&[2; 32], T0 + 1, T0).await.unwrap());
+    assert!(store
+        .check_and_insert(&[3; 32], T0 + 500, T0)
+        .await
+        .unwrap());
+    clock.advance(2);
+    let state = keybound_server::AppState::new(op.p);
+    // one row per statement: the pass works off its backlog in several statements
+    let task = keybound_server::spawn_purge(state.clone(), std::time::Duration::from_millis(5), 1);
+    let want = "keybound_purged_rows_total{kind=\"replay\"} 2";
+    for _ in 0..400 {
+        if state.metrics.render().contains(want) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    task.abort();
+    assert!(
+        state.metrics.render().contains(want),
+        "{}",
+        state.metrics.render()
+    );
+    // the live entry is still there: its jti is still a replay
+    assert!(!store
+        .check_and_insert(&[3; 32], T0 + 500, T0 + 2)
+        .await
+        .unwrap());
+}
+
 /// Issue 10 item 13: `/metrics` is not on the public listener; the management router serves it.
 #[tokio::test]
 async fn metrics_only_on_the_management_listener() {

@@ -20,9 +20,10 @@ use sqlx::{Row as _, SqlitePool};
 
 use keybound_store::{
     AuthorizationCode, BrowserSession, Client, ClientStore, CodeLookup, CodeStore, Consent,
-    ConsentStore, DeviceAuthorization, DeviceDecision, DevicePoll, DeviceStore, GrantStore, Kek,
-    KeyState, RefreshLookup, RefreshStore, RefreshToken, ReplayStore, Result, SessionStore,
-    SigningKeyRecord, SigningKeyStore, StoreError, TokenHash, User, UserStore,
+    ConsentStore, DeviceAuthorization, DeviceDecision, DevicePoll, DeviceStore, Expiring,
+    GrantStore, Kek, KeyState, PurgeStore, RefreshLookup, RefreshStore, RefreshToken, ReplayStore,
+    Result, SessionStore, SigningKeyRecord, SigningKeyStore, StoreError, TokenHash, User,
+    UserStore,
 };
 
 /// The SQLite store.
@@ -569,9 +570,22 @@ impl ReplayStore for SqliteStore {
         .rows_affected();
         Ok(n == 1)
     }
-    async fn purge_replay(&self, now: u64) -> Result<u64> {
-        Ok(sqlx::query("DELETE FROM replay WHERE expires_at <= ?1")
+}
+
+#[async_trait]
+impl PurgeStore for SqliteStore {
+    async fn purge_expired(&self, kind: Expiring, now: u64, limit: u32) -> Result<u64> {
+        // every table has an index on expires_at; the LIMIT keeps one statement short
+        let sql = match kind {
+            Expiring::Replay => "DELETE FROM replay WHERE rowid IN (SELECT rowid FROM replay WHERE expires_at <= ?1 LIMIT ?2)",
+            Expiring::Codes => "DELETE FROM auth_codes WHERE rowid IN (SELECT rowid FROM auth_codes WHERE expires_at <= ?1 LIMIT ?2)",
+            Expiring::DeviceCodes => "DELETE FROM device_codes WHERE rowid IN (SELECT rowid FROM device_codes WHERE expires_at <= ?1 LIMIT ?2)",
+            Expiring::Sessions => "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions WHERE expires_at <= ?1 LIMIT ?2)",
+            Expiring::RefreshTokens => "DELETE FROM refresh_tokens WHERE rowid IN (SELECT rowid FROM refresh_tokens WHERE expires_at <= ?1 LIMIT ?2)",
+        };
+        Ok(sqlx::query(sql)
             .bind(t(now))
+            .bind(i64::from(limit))
             .execute(&self.writer)
             .await
             .map_err(db)?

@@ -184,8 +184,53 @@ pub trait ReplayStore: Send + Sync {
     /// Record `digest` until `expires_at`. `true` if it was not seen (or its entry expired),
     /// `false` for a replay. Atomic: of two concurrent calls exactly one gets `true`.
     async fn check_and_insert(&self, digest: &[u8; 32], expires_at: u64, now: u64) -> Result<bool>;
-    /// Drop expired entries; how many.
-    async fn purge_replay(&self, now: u64) -> Result<u64>;
+}
+
+/// The kinds of rows that expire and are purged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiring {
+    /// replay entries (`jti` digests)
+    Replay,
+    /// authorization codes
+    Codes,
+    /// device codes
+    DeviceCodes,
+    /// browser sessions
+    Sessions,
+    /// refresh tokens (their families, small and needed for revocation, stay)
+    RefreshTokens,
+}
+
+impl Expiring {
+    /// Every kind.
+    pub const ALL: [Expiring; 5] = [
+        Expiring::Replay,
+        Expiring::Codes,
+        Expiring::DeviceCodes,
+        Expiring::Sessions,
+        Expiring::RefreshTokens,
+    ];
+
+    /// Its name in reports and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Expiring::Replay => "replay",
+            Expiring::Codes => "codes",
+            Expiring::DeviceCodes => "device_codes",
+            Expiring::Sessions => "sessions",
+            Expiring::RefreshTokens => "refresh_tokens",
+        }
+    }
+}
+
+/// Removal of expired rows, so that the store does not grow with traffic (anonymous junk
+/// requests leave replay entries behind). Bounded: one call deletes at most `limit` rows, so a
+/// purge never holds the database for long; deleting an expired row twice is harmless, so
+/// every node of a deployment may purge at once.
+#[async_trait]
+pub trait PurgeStore: Send + Sync {
+    /// Delete up to `limit` rows of `kind` that expired at or before `now`; how many.
+    async fn purge_expired(&self, kind: Expiring, now: u64, limit: u32) -> Result<u64>;
 }
 
 /// Browser sessions at the OP, keyed by the hash of the cookie value.
@@ -211,6 +256,7 @@ pub trait Store:
     + ConsentStore
     + ReplayStore
     + SessionStore
+    + PurgeStore
 {
 }
 
@@ -225,5 +271,6 @@ impl<T> Store for T where
         + ConsentStore
         + ReplayStore
         + SessionStore
+        + PurgeStore
 {
 }

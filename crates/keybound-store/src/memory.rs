@@ -8,9 +8,9 @@ use async_trait::async_trait;
 
 use crate::{
     AuthorizationCode, BrowserSession, Client, ClientStore, CodeLookup, CodeStore, Consent,
-    ConsentStore, GrantStore, KeyState, RefreshLookup, RefreshStore, RefreshToken, ReplayStore,
-    Result, SessionStore, SigningKeyRecord, SigningKeyStore, StoreError, TokenHash, User,
-    UserStore,
+    ConsentStore, Expiring, GrantStore, KeyState, PurgeStore, RefreshLookup, RefreshStore,
+    RefreshToken, ReplayStore, Result, SessionStore, SigningKeyRecord, SigningKeyStore, StoreError,
+    TokenHash, User, UserStore,
 };
 
 #[derive(Default)]
@@ -294,11 +294,37 @@ impl ReplayStore for MemoryStore {
             }
         }
     }
-    async fn purge_replay(&self, now: u64) -> Result<u64> {
+}
+
+/// Remove up to `limit` entries of `map` for which `expired` holds; how many.
+fn purge<K: Copy + Eq + std::hash::Hash, V>(
+    map: &mut HashMap<K, V>,
+    limit: u32,
+    expired: impl Fn(&V) -> bool,
+) -> u64 {
+    let doomed: Vec<K> = map
+        .iter()
+        .filter(|(_, v)| expired(v))
+        .map(|(k, _)| *k)
+        .take(limit as usize)
+        .collect();
+    for k in &doomed {
+        map.remove(k);
+    }
+    doomed.len() as u64
+}
+
+#[async_trait]
+impl PurgeStore for MemoryStore {
+    async fn purge_expired(&self, kind: Expiring, now: u64, limit: u32) -> Result<u64> {
         let mut g = self.lock();
-        let n = g.replay.len();
-        g.replay.retain(|_, exp| *exp > now);
-        Ok((n - g.replay.len()) as u64)
+        Ok(match kind {
+            Expiring::Replay => purge(&mut g.replay, limit, |exp| *exp <= now),
+            Expiring::Codes => purge(&mut g.codes, limit, |(c, _)| c.expires_at <= now),
+            Expiring::DeviceCodes => purge(&mut g.devices, limit, |d| d.auth.expires_at <= now),
+            Expiring::Sessions => purge(&mut g.sessions, limit, |s| s.expires_at <= now),
+            Expiring::RefreshTokens => purge(&mut g.refresh, limit, |(t, _)| t.expires_at <= now),
+        })
     }
 }
 

@@ -12,8 +12,8 @@ use keybound_jose::{Algorithm, Jkt};
 use keybound_proto::keybinding::Profile;
 use keybound_store::{
     AuthorizationCode, BrowserSession, Client, ClientAuthMethod, CodeLookup, Consent,
-    DeviceAuthorization, DeviceDecision, DevicePoll, KeyState, RefreshLookup, RefreshToken,
-    SigningKeyRecord, Store, StoreError, TokenHash, User,
+    DeviceAuthorization, DeviceDecision, DevicePoll, Expiring, KeyState, RefreshLookup,
+    RefreshToken, SigningKeyRecord, Store, StoreError, TokenHash, User,
 };
 
 /// A thumbprint from its string.
@@ -93,6 +93,11 @@ macro_rules! store_conformance {
         async fn device_flow_states() {
             let (s, _keep) = $backend().await;
             $crate::conformance::device_flow_states(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn purge_expired_rows_in_bounded_batches() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::purge_expired_rows_in_bounded_batches(s).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn device_concurrent_polls_exactly_once() {
@@ -461,7 +466,12 @@ pub async fn replay_entries_expire(s: Arc<dyn Store>) {
     // after expiry the digest may be recorded again
     assert!(s.check_and_insert(&d, NOW + 200, NOW + 61).await.unwrap());
     assert!(s.check_and_insert(&[8u8; 32], NOW + 10, NOW).await.unwrap());
-    assert_eq!(s.purge_replay(NOW + 100).await.unwrap(), 1);
+    assert_eq!(
+        s.purge_expired(Expiring::Replay, NOW + 100, 100)
+            .await
+            .unwrap(),
+        1
+    );
     assert!(!s.check_and_insert(&d, NOW + 300, NOW + 100).await.unwrap());
 }
 
@@ -499,6 +509,97 @@ pub async fn sessions_expire(s: Arc<dyn Store>) {
     assert_eq!(s.session(&h, NOW + 3600).await.unwrap(), None);
     s.delete_session(&h).await.unwrap();
     assert_eq!(s.session(&h, NOW).await.unwrap(), None);
+}
+
+/// Issue 10 item 5: expired rows of every kind are purged, at most `limit` per call, and live
+/// rows stay.
+pub async fn purge_expired_rows_in_bounded_batches(s: Arc<dyn Store>) {
+    let at = NOW + 10;
+    for i in 0..5u8 {
+        assert!(s.check_and_insert(&[100 + i; 32], at, NOW).await.unwrap());
+    }
+    for i in 0..2u8 {
+        assert!(s
+            .check_and_insert(&[200 + i; 32], NOW + 1000, NOW)
+            .await
+            .unwrap());
+    }
+    let purge = |kind, limit| {
+        let s = s.clone();
+        async move { s.purge_expired(kind, at, limit).await.unwrap() }
+    };
+    assert_eq!(purge(Expiring::Replay, 3).await, 3);
+    assert_eq!(purge(Expiring::Replay, 3).await, 2);
+    assert_eq!(purge(Expiring::Replay, 3).await, 0);
+    assert!(!s
+        .check_and_insert(&[200; 32], NOW + 1000, at)
+        .await
+        .unwrap());
+
+    let (old, live) = (TokenHash::of("old"), TokenHash::of("live"));
+    let expiring = |c: AuthorizationCode, expires_at| AuthorizationCode { expires_at, ..c };
+    s.insert_code(&old, &expiring(code("g-old"), at))
+        .await
+        .unwrap();
+    s.insert_code(&live, &expiring(code("g-live"), NOW + 1000))
+        .await
+        .unwrap();
+    assert_eq!(purge(Expiring::Codes, 100).await, 1);
+    assert_eq!(purge(Expiring::Codes, 100).await, 0);
+    assert_eq!(s.find_code(&old, NOW).await.unwrap(), CodeLookup::NotFound);
+    assert!(matches!(
+        s.find_code(&live, at).await.unwrap(),
+        CodeLookup::Active(_)
+    ));
+
+    let device_until = |code: &str, expires_at| DeviceAuthorization {
+        expires_at,
+        ..device(code)
+    };
+    s.insert_device(&old, &device_until("BCDFGHJK", at), 5)
+        .await
+        .unwrap();
+    s.insert_device(&live, &device_until("LMNPQRST", NOW + 1000), 5)
+        .await
+        .unwrap();
+    assert_eq!(purge(Expiring::DeviceCodes, 100).await, 1);
+    assert!(s.find_device(&old, NOW).await.unwrap().is_none());
+    assert!(s
+        .device_by_user_code("LMNPQRST", at)
+        .await
+        .unwrap()
+        .is_some());
+
+    let session = |expires_at| BrowserSession {
+        sub: "u1".into(),
+        auth_time: NOW,
+        amr: vec!["pwd".into()],
+        created_at: NOW,
+        expires_at,
+        fresh_for: None,
+    };
+    s.put_session(&old, &session(at)).await.unwrap();
+    s.put_session(&live, &session(NOW + 1000)).await.unwrap();
+    assert_eq!(purge(Expiring::Sessions, 100).await, 1);
+    assert!(s.session(&live, at).await.unwrap().is_some());
+
+    let token = |family: &str, expires_at| RefreshToken {
+        expires_at,
+        ..refresh(family, "g-r")
+    };
+    s.insert_refresh(&old, &token("f-old", at)).await.unwrap();
+    s.insert_refresh(&live, &token("f-live", NOW + 1000))
+        .await
+        .unwrap();
+    assert_eq!(purge(Expiring::RefreshTokens, 100).await, 1);
+    assert_eq!(
+        s.find_refresh(&old, NOW).await.unwrap(),
+        RefreshLookup::NotFound
+    );
+    assert!(matches!(
+        s.find_refresh(&live, at).await.unwrap(),
+        RefreshLookup::Active(_)
+    ));
 }
 
 pub fn device(user_code: &str) -> DeviceAuthorization {

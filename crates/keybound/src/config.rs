@@ -37,6 +37,10 @@ pub struct FileConfig {
     pub body_timeout: Option<u64>,
     /// the management listener for `/metrics` (`off` to disable)
     pub metrics_listen: Option<String>,
+    /// seconds between purges of expired rows (0: never)
+    pub purge_interval: Option<u64>,
+    /// rows deleted per purge statement
+    pub purge_batch: Option<u32>,
     /// proxies (addresses or networks) whose `Forwarded` / `X-Forwarded-For` name the client
     pub trusted_proxies: Option<Vec<String>>,
     /// PEM certificate chain for TLS
@@ -76,6 +80,10 @@ pub struct Settings {
     pub metrics_listen: Option<(SocketAddr, bool)>,
     /// proxies whose forwarding headers name the client's address
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// seconds between purges of expired rows (0: never)
+    pub purge_interval: u64,
+    /// rows deleted per purge statement
+    pub purge_batch: u32,
     /// TLS certificate chain and key (PEM), when `serve` terminates TLS itself
     pub tls: Option<(PathBuf, PathBuf)>,
 }
@@ -245,6 +253,11 @@ impl Settings {
                 false,
             )),
         };
+        let purge_interval = secs("KEYBOUND_PURGE_INTERVAL", file.purge_interval, 60)?;
+        let purge_batch = number("KEYBOUND_PURGE_BATCH", file.purge_batch)?.unwrap_or(1000);
+        if purge_batch == 0 {
+            bail!("purge_batch: at least 1");
+        }
         let trusted_proxies = match env("KEYBOUND_TRUSTED_PROXIES") {
             Some(v) => v.split(',').map(|s| s.trim().to_owned()).collect(),
             None => file.trusted_proxies.unwrap_or_default(),
@@ -266,6 +279,8 @@ impl Settings {
             body_timeout,
             metrics_listen,
             trusted_proxies,
+            purge_interval,
+            purge_batch,
             tls,
         })
     }

@@ -41,6 +41,8 @@ async fn start_op(dir: &std::path::Path) -> anyhow::Result<String> {
         body_timeout: 30,
         metrics_listen: None,
         trusted_proxies: Vec::new(),
+        purge_interval: 60,
+        purge_batch: 1000,
         tls: None,
     };
     let store = serve::open_store(&settings).await?;

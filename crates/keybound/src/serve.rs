@@ -161,6 +161,13 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         },
     );
     management(&settings, keybound_server::management_router(state.clone()))?;
+    if settings.purge_interval > 0 {
+        keybound_server::spawn_purge(
+            state.clone(),
+            Duration::from_secs(settings.purge_interval),
+            settings.purge_batch,
+        );
+    }
     let app =
         keybound_server::router(state).layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             Duration::from_secs(settings.body_timeout),
