@@ -11,7 +11,15 @@
 //! - `userinfo`: every worker holds a DPoP-bound access token; each request has a fresh proof;
 //! - `device`: pre-approves N device codes (device authorization request bound by `dpop_jkt`,
 //!   then the OP's verification pages, signed in once), then redeems each with a fresh proof;
-//! - `verify`: the consuming component in process (ID Token + presentation proof + replay cache).
+//! - `verify`: the consuming component in process (ID Token + presentation proof + replay cache);
+//! - `junk`: anonymous junk token requests (a random refresh token with a valid proof by the
+//!   tool's key), each answered `invalid_grant`; with `--db-path` the report samples the OP's
+//!   SQLite files every second, to show that the store levels off (expired rows are purged);
+//! - `guess`: a password-guessing stream against one account (`--username`), each guess a fresh
+//!   browser on the login page; with `--probe-username` another End-User signs in four times a
+//!   second meanwhile, and the report says how many of those sign-ins succeeded and how fast.
+//!   `--guesser-address` / `--probe-address` send `X-Forwarded-For` (for an OP that trusts
+//!   127.0.0.1 as a proxy), so the two streams come from different client addresses.
 //!
 //! Load is either a fixed concurrency (closed loop) or a fixed request rate (open loop, latency
 //! measured from the scheduled send time, so a slow server cannot hide queueing). The report has
@@ -30,7 +38,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub use bound::{crypto_bound, CryptoCosts};
-pub use modes::{prepare, Prepared};
+pub use modes::{prepare, probe_sign_ins, Prepared};
 
 /// What to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -46,6 +54,10 @@ pub enum Mode {
     Device,
     /// the consuming component in process
     Verify,
+    /// junk token requests (expected answer: `invalid_grant`)
+    Junk,
+    /// wrong passwords against one account (expected answers: 401, then 429)
+    Guess,
 }
 
 /// How hard to push.
@@ -81,6 +93,25 @@ pub struct Settings {
     pub server_pid: Option<u32>,
     /// send `bound_key` (keybound) or only `dpop_jkt` (a plain DPoP peer)
     pub key_binding: bool,
+    /// the OP's SQLite database file, to sample its size (with its WAL) during the run
+    pub db_path: Option<std::path::PathBuf>,
+    /// `guess`: another End-User (username, password) who signs in during the run
+    pub probe: Option<(String, String)>,
+    /// `guess`: `X-Forwarded-For` of the guesser
+    pub guesser_address: Option<String>,
+    /// `guess`: `X-Forwarded-For` of the probing End-User
+    pub probe_address: Option<String>,
+}
+
+/// Sign-ins by another End-User during a `guess` run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Probe {
+    /// sign-ins that reached the client with a code
+    pub ok: u64,
+    /// sign-ins that did not, by reason
+    pub failed: BTreeMap<String, u64>,
+    /// latency of the successful sign-ins (GET, login POST, redirect)
+    pub latency_ms: Latency,
 }
 
 /// Latency percentiles in milliseconds.
@@ -135,6 +166,10 @@ pub struct Report {
     pub crypto_share_of_server_cpu: Option<f64>,
     /// CPU time of this load tool in the measured phase, seconds (it shares the machine)
     pub client_cpu_seconds: Option<f64>,
+    /// `--db-path`: (seconds into the run, bytes of the database and its WAL), every second
+    pub db_bytes: Vec<(f64, u64)>,
+    /// `guess` with `--probe-username`: the other End-User's sign-ins
+    pub probe: Option<Probe>,
 }
 
 impl Report {
@@ -172,6 +207,23 @@ impl Report {
         }
         if let Some(c) = self.client_cpu_seconds {
             s.push_str(&format!("\n  load tool CPU {c:.2} s"));
+        }
+        if !self.db_bytes.is_empty() {
+            let step = (self.db_bytes.len() / 12).max(1);
+            let series: Vec<String> = self
+                .db_bytes
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % step == 0 || *i == self.db_bytes.len() - 1)
+                .map(|(_, (t, b))| format!("{t:.0}s {:.2}MB", *b as f64 / 1e6))
+                .collect();
+            s.push_str(&format!("\n  database: {}", series.join(", ")));
+        }
+        if let Some(p) = &self.probe {
+            s.push_str(&format!(
+                "\n  other End-User: {} sign-ins ok, failed {:?}; latency ms p50 {:.1} p99 {:.1} max {:.1}",
+                p.ok, p.failed, p.latency_ms.p50, p.latency_ms.p99, p.latency_ms.max
+            ));
         }
         if let (Some(i), Some(p)) = (self.rss_idle_kb, self.rss_peak_kb) {
             s.push_str(&format!(
@@ -325,7 +377,7 @@ pub async fn drive(
 }
 
 /// Prepare and run `settings`; the full report.
-#[allow(clippy::cast_precision_loss)]
+#[allow(clippy::cast_precision_loss, clippy::disallowed_methods)] // a load tool measures wall time
 pub async fn run(settings: &Settings) -> anyhow::Result<Report> {
     // idle memory before anything is asked of the server
     let rss_idle_kb = settings.server_pid.and_then(rss_kb);
@@ -345,8 +397,55 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Report> {
     });
     let server_cpu_before = settings.server_pid.and_then(cpu_seconds);
     let client_cpu_before = cpu_seconds(std::process::id());
+    let db_samples: Arc<Mutex<Vec<(f64, u64)>>> = Arc::default();
+    let db_sampler = settings.db_path.clone().map(|path| {
+        let samples = db_samples.clone();
+        tokio::spawn(async move {
+            let start = Instant::now();
+            loop {
+                let sample = (start.elapsed().as_secs_f64(), db_bytes(&path));
+                samples
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(sample);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    });
+    let (stop_probe, probe_task) = match (&prepared.probe, &settings.probe) {
+        (Some(url), Some((u, p))) => {
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let task = tokio::spawn(probe_sign_ins(
+                url.clone(),
+                settings.redirect_uri.clone(),
+                (u.clone(), p.clone()),
+                settings.probe_address.clone(),
+                stop.clone(),
+            ));
+            (Some(stop), Some(task))
+        }
+        _ => (None, None),
+    };
     let (ok, errors, seconds, lat) =
         drive(prepared.work.clone(), settings.load, settings.requests).await;
+    let probe = match (stop_probe, probe_task) {
+        (Some(stop), Some(task)) => {
+            stop.store(true, Ordering::SeqCst);
+            task.await.ok()
+        }
+        _ => None,
+    };
+    if let Some(t) = db_sampler {
+        t.abort();
+    }
+    let mut db_bytes = std::mem::take(
+        &mut *db_samples
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    if let Some(path) = &settings.db_path {
+        db_bytes.push((seconds, self::db_bytes(path)));
+    }
     let server_cpu = settings
         .server_pid
         .and_then(cpu_seconds)
@@ -384,5 +483,15 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Report> {
         server_cpu_us_per_request: server_us,
         crypto_share_of_server_cpu: server_us.filter(|u| *u > 0.0).map(|u| crypto_us / u),
         client_cpu_seconds: client_cpu,
+        db_bytes,
+        probe,
     })
+}
+
+/// Bytes of an SQLite database and its write-ahead log.
+pub fn db_bytes(path: &std::path::Path) -> u64 {
+    let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    size(path) + size(std::path::Path::new(&wal))
 }

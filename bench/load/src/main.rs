@@ -43,6 +43,21 @@ struct Args {
     /// print the report as JSON
     #[arg(long)]
     json: bool,
+    /// the OP's SQLite database file: sample its size during the run
+    #[arg(long)]
+    db_path: Option<std::path::PathBuf>,
+    /// guess: another End-User who signs in during the run
+    #[arg(long, requires = "probe_password")]
+    probe_username: Option<String>,
+    /// guess: their password
+    #[arg(long, env = "KEYBOUND_LOAD_PROBE_PASSWORD")]
+    probe_password: Option<String>,
+    /// guess: X-Forwarded-For of the guesser (for an OP that trusts 127.0.0.1 as a proxy)
+    #[arg(long)]
+    guesser_address: Option<String>,
+    /// guess: X-Forwarded-For of the other End-User
+    #[arg(long)]
+    probe_address: Option<String>,
 }
 
 impl Args {
@@ -57,7 +72,8 @@ impl Args {
         if self.requests == 0 {
             anyhow::bail!("--requests must be at least 1");
         }
-        if self.mode != Mode::Verify && self.password.is_none() {
+        let needs_password = !matches!(self.mode, Mode::Verify | Mode::Junk | Mode::Guess);
+        if needs_password && self.password.is_none() {
             anyhow::bail!("--password (or KEYBOUND_LOAD_PASSWORD) is needed to sign in");
         }
         Ok((
@@ -72,6 +88,10 @@ impl Args {
                 requests: self.requests,
                 server_pid: self.server_pid,
                 key_binding: !self.plain_dpop,
+                db_path: self.db_path,
+                probe: self.probe_username.zip(self.probe_password),
+                guesser_address: self.guesser_address,
+                probe_address: self.probe_address,
             },
             self.json,
         ))

@@ -24,6 +24,8 @@ pub struct Prepared {
     pub verifies: u32,
     /// ES256 signatures the server does per request
     pub signs: u32,
+    /// `guess` with a probe: the authorization URL the other End-User signs in with
+    pub probe: Option<String>,
 }
 
 struct Ctx {
@@ -122,6 +124,99 @@ async fn discover(http: &reqwest::Client, issuer: &str) -> anyhow::Result<Value>
         .with_context(|| url)
 }
 
+/// An authorization request URL of the code flow with PKCE, bound to `key` by `dpop_jkt`.
+fn authorization_url(
+    s: &Settings,
+    authz: &str,
+    key: &PrivateKey,
+    scope: &str,
+    i: usize,
+    consent: bool,
+) -> anyhow::Result<String> {
+    let mut u = url::Url::parse(authz)?;
+    u.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &s.client_id)
+        .append_pair("redirect_uri", &s.redirect_uri)
+        .append_pair("scope", scope)
+        .append_pair("state", &format!("s{i}"))
+        .append_pair("nonce", &format!("n{i}"))
+        .append_pair(
+            "code_challenge",
+            &keybound_jose::sha256_b64(VERIFIER.as_bytes()),
+        )
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("dpop_jkt", &key.public_jwk().thumbprint().to_string());
+    if consent {
+        u.query_pairs_mut().append_pair("prompt", "consent");
+    }
+    Ok(u.into())
+}
+
+/// A browser with no cookies that sends `X-Forwarded-For: address` when given one.
+fn fresh_browser(transport: &ReqwestTransport, address: Option<&str>) -> Browser<ReqwestTransport> {
+    let b = Browser::new(transport.clone());
+    match address {
+        Some(a) => b.with_header("x-forwarded-for", a),
+        None => b,
+    }
+}
+
+/// Another End-User signing in four times a second (a fresh browser each time, at least once)
+/// until `stop`;
+/// how that went. Each sign-in is bounded by the transport's timeout.
+#[allow(clippy::disallowed_methods)] // a load tool measures wall time
+pub async fn probe_sign_ins(
+    url: String,
+    redirect_uri: String,
+    (username, password): (String, String),
+    address: Option<String>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> crate::Probe {
+    let mut probe = crate::Probe {
+        ok: 0,
+        failed: std::collections::BTreeMap::new(),
+        latency_ms: crate::latency(Vec::new()),
+    };
+    let Ok(transport) = ReqwestTransport::new() else {
+        probe.failed.insert("transport".into(), 1);
+        return probe;
+    };
+    let mut samples = Vec::new();
+    // at least one sign-in; bounded: at most one day of four a second
+    for _ in 0..345_600u32 {
+        let t = std::time::Instant::now();
+        let mut b = fresh_browser(&transport, address.as_deref());
+        match b
+            .sign_in(&url, Some(&redirect_uri), &username, &password)
+            .await
+        {
+            Ok(cb) if cb.contains("code=") => {
+                probe.ok += 1;
+                samples.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            Ok(cb) => {
+                let reason = url::Url::parse(&cb)
+                    .ok()
+                    .and_then(|u| {
+                        u.query_pairs()
+                            .find(|(k, _)| k == "error")
+                            .map(|(_, v)| v.into_owned())
+                    })
+                    .unwrap_or_else(|| "no code".into());
+                *probe.failed.entry(reason).or_default() += 1;
+            }
+            Err(e) => *probe.failed.entry(e.to_string()).or_default() += 1,
+        }
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    probe.latency_ms = crate::latency(samples);
+    probe
+}
+
 /// Mint `n` codes through the authorization endpoint with one signed-in session.
 async fn mint_codes(
     s: &Settings,
@@ -135,27 +230,10 @@ async fn mint_codes(
         .as_str()
         .context("no authorization_endpoint")?
         .to_owned();
-    let jkt = key.public_jwk().thumbprint().to_string();
-    let url = |i: usize| -> anyhow::Result<String> {
-        let mut u = url::Url::parse(&authz)?;
-        u.query_pairs_mut()
-            .append_pair("response_type", "code")
-            .append_pair("client_id", &s.client_id)
-            .append_pair("redirect_uri", &s.redirect_uri)
-            .append_pair("scope", scope)
-            .append_pair("state", &format!("s{i}"))
-            .append_pair("nonce", &format!("n{i}"))
-            .append_pair(
-                "code_challenge",
-                &keybound_jose::sha256_b64(VERIFIER.as_bytes()),
-            )
-            .append_pair("code_challenge_method", "S256")
-            .append_pair("dpop_jkt", &jkt);
+    let url = |i: usize| {
         // OIDC: offline_access needs prompt=consent; otherwise consent once, then reuse it
-        if i == 0 || scope.contains("offline_access") {
-            u.query_pairs_mut().append_pair("prompt", "consent");
-        }
-        Ok(u.into())
+        let consent = i == 0 || scope.contains("offline_access");
+        authorization_url(s, &authz, key, scope, i, consent)
     };
     let code_of = |cb: &str| -> anyhow::Result<String> {
         let u = url::Url::parse(cb)?;
@@ -390,6 +468,78 @@ impl Work for VerifyWork {
     }
 }
 
+/// A junk token request: a refresh token nobody issued, with a valid proof.
+struct JunkWork {
+    ctx: Ctx,
+}
+
+#[async_trait::async_trait]
+impl Work for JunkWork {
+    async fn send(&self, _i: u64, _worker: usize) -> Outcome {
+        let proof = ProofBuilder::new("POST", &self.ctx.token_endpoint, now(), &jti())
+            .sign(&self.ctx.key)
+            .map_err(|e| e.to_string())?;
+        let garbage = keybound_jose::random_b64(32);
+        match self
+            .ctx
+            .token(
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", &garbage),
+                    ("client_id", &self.ctx.client_id),
+                ],
+                &proof,
+            )
+            .await
+        {
+            // the expected answer to junk
+            Err(e) if e == "invalid_grant" => Ok(()),
+            Ok(_) => Err("junk accepted".into()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// One wrong password for `username` from a fresh browser: the login page, then the form.
+struct GuessWork {
+    transport: ReqwestTransport,
+    url: String,
+    action: String,
+    username: String,
+    address: Option<String>,
+}
+
+#[async_trait::async_trait]
+impl Work for GuessWork {
+    async fn send(&self, i: u64, _worker: usize) -> Outcome {
+        let mut b = fresh_browser(&self.transport, self.address.as_deref());
+        let page = b
+            .request(keybound_rp::HttpRequest::get(&self.url))
+            .await
+            .map_err(|_| "transport".to_owned())?;
+        if page.status != 200 {
+            return Err(format!("login page http-{}", page.status));
+        }
+        let mut fields =
+            keybound_testkit::browser::hidden_fields(&String::from_utf8_lossy(&page.body));
+        fields.push(("username".into(), self.username.clone()));
+        fields.push(("password".into(), format!("wrong-guess-{i}")));
+        let body = serde_urlencoded::to_string(&fields).map_err(|e| e.to_string())?;
+        let r = b
+            .request(keybound_rp::HttpRequest::post_form(
+                &self.action,
+                body.into_bytes(),
+            ))
+            .await
+            .map_err(|_| "transport".to_owned())?;
+        match r.status {
+            401 => Ok(()),
+            429 => Err("throttled (429)".into()),
+            s => Err(format!("http-{s}")),
+        }
+    }
+}
+
 fn pool_size(load: Load) -> usize {
     match load {
         Load::Concurrency(c) => c.max(1),
@@ -433,6 +583,7 @@ pub async fn prepare(s: &Settings) -> anyhow::Result<Prepared> {
                 work: Arc::new(CodeWork { ctx, codes }),
                 verifies: 1,
                 signs: 2,
+                probe: None,
             }
         }
         Mode::Refresh => {
@@ -457,6 +608,7 @@ pub async fn prepare(s: &Settings) -> anyhow::Result<Prepared> {
                 }),
                 verifies: 1,
                 signs: 2,
+                probe: None,
             }
         }
         Mode::Userinfo => {
@@ -478,6 +630,7 @@ pub async fn prepare(s: &Settings) -> anyhow::Result<Prepared> {
                 work: Arc::new(UserinfoWork { ctx, tokens }),
                 verifies: 2,
                 signs: 0,
+                probe: None,
             }
         }
         Mode::Device => {
@@ -486,6 +639,32 @@ pub async fn prepare(s: &Settings) -> anyhow::Result<Prepared> {
                 work: Arc::new(DeviceWork { ctx, codes }),
                 verifies: 1,
                 signs: 2,
+                probe: None,
+            }
+        }
+        Mode::Junk => Prepared {
+            work: Arc::new(JunkWork { ctx }),
+            verifies: 1,
+            signs: 0,
+            probe: None,
+        },
+        Mode::Guess => {
+            let authz = metadata["authorization_endpoint"]
+                .as_str()
+                .context("no authorization_endpoint")?
+                .to_owned();
+            let url = authorization_url(s, &authz, &ctx.key, base_scope, 0, false)?;
+            Prepared {
+                work: Arc::new(GuessWork {
+                    transport: ReqwestTransport::new()?,
+                    url: url.clone(),
+                    action: authz,
+                    username: s.username.clone(),
+                    address: s.guesser_address.clone(),
+                }),
+                verifies: 0,
+                signs: 0,
+                probe: s.probe.as_ref().map(|_| url),
             }
         }
         Mode::Verify => bail!("unreachable"),
@@ -538,5 +717,6 @@ fn prepare_verify(s: &Settings) -> anyhow::Result<Prepared> {
         }),
         verifies: 2,
         signs: 0,
+        probe: None,
     })
 }

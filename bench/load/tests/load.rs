@@ -128,6 +128,26 @@ fn percentiles_are_nearest_rank_over_sorted_samples() {
     assert_eq!(latency(Vec::new()).max, 0.0);
 }
 
+/// The settings of a code run by the standard End-User against `issuer`.
+fn settings(issuer: &str) -> Settings {
+    Settings {
+        issuer: issuer.to_owned(),
+        client_id: "load".into(),
+        redirect_uri: REDIRECT.into(),
+        username: ALICE.0.into(),
+        password: ALICE.1.into(),
+        mode: Mode::Code,
+        load: Load::Concurrency(2),
+        requests: 10,
+        server_pid: None,
+        key_binding: true,
+        db_path: None,
+        probe: None,
+        guesser_address: None,
+        probe_address: None,
+    }
+}
+
 /// keybound on loopback with the load tool's client (`dpop_bound_access_tokens`).
 async fn start_op() -> LoopbackOp {
     OpBuilder::new()
@@ -146,6 +166,7 @@ async fn every_mode_runs_against_a_loopback_keybound_with_zero_errors() {
     let issuer = op.issuer.clone();
     // the last run is --plain-dpop: dpop_jkt without bound_key, proofs without c_s256 (how the
     // tool drives an OP without Key Binding); keybound must accept that as RFC 9449 DPoP
+    let issuer = issuer.as_str();
     for (mode, load, key_binding) in [
         (Mode::Code, Load::Concurrency(4), true),
         (Mode::Refresh, Load::Concurrency(3), true),
@@ -155,16 +176,12 @@ async fn every_mode_runs_against_a_loopback_keybound_with_zero_errors() {
         (Mode::Code, Load::Concurrency(4), false),
     ] {
         let settings = Settings {
-            issuer: issuer.clone(),
-            client_id: "load".into(),
-            redirect_uri: REDIRECT.into(),
-            username: ALICE.0.into(),
-            password: ALICE.1.into(),
             mode,
             load,
             requests: 40,
             server_pid: Some(std::process::id()),
             key_binding,
+            ..settings(issuer)
         };
         let r = run(&settings).await.unwrap();
         assert_eq!(
@@ -184,20 +201,59 @@ async fn a_wrong_password_fails_preparation_instead_of_reporting_errors() {
     let op = start_op().await;
     let issuer = op.issuer.clone();
     let settings = Settings {
-        issuer,
-        client_id: "load".into(),
-        redirect_uri: REDIRECT.into(),
-        username: ALICE.0.into(),
         password: "wrong".into(),
-        mode: Mode::Code,
         load: Load::Concurrency(2),
         requests: 5,
-        server_pid: None,
-        key_binding: true,
+        ..settings(&issuer)
     };
     let e = run(&settings).await.unwrap_err();
     assert!(
         format!("{e:#}").contains("wrong username or password"),
         "{e:#}"
     );
+}
+
+/// The hardening modes: junk token requests are all answered `invalid_grant` (counted as the
+/// expected answer); a guessing stream against one account gets 401 for the free failures and
+/// then 429, while another End-User still signs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_and_guess_modes_report_the_expected_refusals() {
+    let op = OpBuilder::new()
+        .clock(Arc::new(SystemClock))
+        .client(public_client("load"))
+        .user(keybound_store::User::new(
+            "sub-bob",
+            "bob",
+            keybound_op::password::hash("builder"),
+            0,
+        ))
+        .serve()
+        .await;
+    let base = settings(&op.issuer);
+    let junk = run(&Settings {
+        mode: Mode::Junk,
+        requests: 30,
+        ..base.clone()
+    })
+    .await
+    .unwrap();
+    assert_eq!((junk.ok, junk.errors.len()), (30, 0), "{}", junk.summary());
+    let guess = run(&Settings {
+        mode: Mode::Guess,
+        load: Load::Concurrency(1),
+        requests: 12,
+        probe: Some(("bob".into(), "builder".into())),
+        ..base
+    })
+    .await
+    .unwrap();
+    assert_eq!(guess.ok, 5, "the free failures: {}", guess.summary());
+    assert_eq!(
+        guess.errors.get("throttled (429)"),
+        Some(&7),
+        "{}",
+        guess.summary()
+    );
+    let probe = guess.probe.unwrap();
+    assert!(probe.ok >= 1 && probe.failed.is_empty(), "{probe:?}");
 }

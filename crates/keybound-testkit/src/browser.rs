@@ -95,6 +95,8 @@ impl Page {
 pub struct Browser<T: Transport> {
     transport: T,
     cookies: BTreeMap<String, String>,
+    /// headers sent with every request (e.g. `X-Forwarded-For` behind a test proxy)
+    extra_headers: Vec<(String, String)>,
 }
 
 /// A copy with the same cookies (another tab of the same browser profile).
@@ -103,6 +105,7 @@ impl<T: Transport + Clone> Clone for Browser<T> {
         Browser {
             transport: self.transport.clone(),
             cookies: self.cookies.clone(),
+            extra_headers: self.extra_headers.clone(),
         }
     }
 }
@@ -121,7 +124,16 @@ impl<T: Transport> Browser<T> {
         Browser {
             transport,
             cookies: BTreeMap::new(),
+            extra_headers: Vec::new(),
         }
+    }
+
+    /// Send `name: value` with every request from now on (a load test posing as a client
+    /// behind a trusted proxy sends `X-Forwarded-For`).
+    #[must_use]
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.extra_headers.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     /// A cookie's value.
@@ -149,7 +161,10 @@ impl<T: Transport> Browser<T> {
     }
 
     /// Send any request with this browser's cookies, keeping the cookies it sets.
-    pub async fn request(&mut self, req: HttpRequest) -> Result<HttpResponse, BrowserError> {
+    pub async fn request(&mut self, mut req: HttpRequest) -> Result<HttpResponse, BrowserError> {
+        for (k, v) in &self.extra_headers {
+            req = req.header(k, v);
+        }
         let req = if self.cookies.is_empty() {
             req
         } else {
