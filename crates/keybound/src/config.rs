@@ -35,6 +35,8 @@ pub struct FileConfig {
     pub header_read_timeout: Option<u64>,
     /// seconds a request may take to send its body
     pub body_timeout: Option<u64>,
+    /// open connections at most
+    pub max_connections: Option<usize>,
     /// the management listener for `/metrics` (`off` to disable)
     pub metrics_listen: Option<String>,
     /// seconds between purges of expired rows (0: never)
@@ -75,6 +77,8 @@ pub struct Settings {
     pub header_read_timeout: u64,
     /// a request body must arrive within this many seconds
     pub body_timeout: u64,
+    /// open connections at most; more are closed at once
+    pub max_connections: usize,
     /// where `/metrics` is served (`None`: nowhere), and whether the address was chosen
     /// explicitly (then failing to bind it is an error, not a warning)
     pub metrics_listen: Option<(SocketAddr, bool)>,
@@ -241,6 +245,11 @@ impl Settings {
         let header_read_timeout =
             secs("KEYBOUND_HEADER_READ_TIMEOUT", file.header_read_timeout, 10)?;
         let body_timeout = secs("KEYBOUND_BODY_TIMEOUT", file.body_timeout, 30)?;
+        let max_connections =
+            number("KEYBOUND_MAX_CONNECTIONS", file.max_connections)?.unwrap_or(4096);
+        if max_connections == 0 {
+            bail!("max_connections: at least 1");
+        }
         let metrics_listen = match env("KEYBOUND_METRICS_LISTEN").or(file.metrics_listen) {
             Some(v) if v == "off" => None,
             Some(v) => Some((
@@ -277,6 +286,7 @@ impl Settings {
             throttle,
             header_read_timeout,
             body_timeout,
+            max_connections,
             metrics_listen,
             trusted_proxies,
             purge_interval,

@@ -39,6 +39,7 @@ async fn start_op(dir: &std::path::Path) -> anyhow::Result<String> {
         throttle: keybound_op::ThrottleConfig::default(),
         header_read_timeout: 10,
         body_timeout: 30,
+        max_connections: 4096,
         metrics_listen: None,
         trusted_proxies: Vec::new(),
         purge_interval: 60,

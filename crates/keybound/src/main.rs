@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 
 mod admin;
 mod config;
+mod conn_limit;
 mod demo;
 mod inspect;
 mod rpcli;

@@ -182,6 +182,7 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         h.graceful_shutdown(Some(Duration::from_secs(10)));
     });
     let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let limit = crate::conn_limit::ConnectionLimit::new(settings.max_connections);
     if let Some((cert, key)) = &settings.tls {
         // Several crates may try; the first installation wins and any is aws-lc-rs.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -195,12 +196,13 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
                 )
             })?;
         ready(&settings, " (TLS)");
-        let mut server = axum_server::from_tcp_rustls(listener, tls);
+        let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls).acceptor(limit);
+        let mut server = axum_server::from_tcp(listener).acceptor(acceptor);
         limits(server.http_builder(), &settings);
         server.handle(handle).serve(service).await
     } else {
         ready(&settings, "");
-        let mut server = axum_server::from_tcp(listener);
+        let mut server = axum_server::from_tcp(listener).acceptor(limit);
         limits(server.http_builder(), &settings);
         server.handle(handle).serve(service).await
     }

@@ -38,12 +38,7 @@ async fn half_sent_requests_are_closed_after_the_header_read_timeout() {
             // closed by the server: EOF, a reset, or a final answer (408) before EOF
             match s.read(&mut buf) {
                 Ok(_) => closed += 1,
-                Err(e)
-                    if e.kind() != std::io::ErrorKind::WouldBlock
-                        && e.kind() != std::io::ErrorKind::TimedOut =>
-                {
-                    closed += 1;
-                }
+                Err(e) if closed_by_server(&e) => closed += 1,
                 // still open after 5 s: the rest will be too (bounded failure)
                 Err(_) => break,
             }
@@ -56,6 +51,93 @@ async fn half_sent_requests_are_closed_after_the_header_read_timeout() {
         closed, 50,
         "every half-sent connection is closed by the server"
     );
+}
+
+/// Issue 10 item 9: beyond `max_connections` open connections a new one is closed at once;
+/// when connections end, new ones are served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limit_are_closed_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = Keybound::new(env!("CARGO_BIN_EXE_keybound"), &dir.path().join("data"));
+    let port = free_port();
+    let _server = kb.serve_env(
+        port,
+        &[],
+        &[
+            ("KEYBOUND_MAX_CONNECTIONS", "20"),
+            ("KEYBOUND_HEADER_READ_TIMEOUT", "60"),
+        ],
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    // no keep-alive: readiness checks must not hold one of the twenty connections
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    wait_ready(&http, &base).await;
+    let held: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    let over = tokio::task::spawn_blocking(move || {
+        // the twenty are accepted; the 21st is closed without an answer
+        std::thread::sleep(Duration::from_millis(300));
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        let mut answer = Vec::new();
+        let closed = match s.read_to_end(&mut answer) {
+            Ok(_) => true,
+            Err(e) => closed_by_server(&e),
+        };
+        (closed, String::from_utf8_lossy(&answer).into_owned())
+    })
+    .await
+    .unwrap();
+    assert!(
+        over.0 && !over.1.contains("200 OK"),
+        "the 21st connection was served: {}",
+        over.1
+    );
+    drop(held);
+    wait_ready(&http, &base).await;
+}
+
+/// Issue 10 item 9: an idle keep-alive connection is closed after `header_read_timeout` (the
+/// wait for the next request's headers is the idle time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alive_connections_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = Keybound::new(env!("CARGO_BIN_EXE_keybound"), &dir.path().join("data"));
+    let port = free_port();
+    let _server = kb.serve_env(port, &[], &[("KEYBOUND_HEADER_READ_TIMEOUT", "1")]);
+    let http = reqwest::Client::new();
+    wait_ready(&http, &format!("http://127.0.0.1:{port}")).await;
+    let closed = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        // then idle: the server closes the connection
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) => return closed_by_server(&e),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(closed, "the idle connection stayed open");
+}
+
+/// Whether a read error means the server closed the connection (a reset), not that our read
+/// timeout passed.
+fn closed_by_server(e: &std::io::Error) -> bool {
+    e.kind() != std::io::ErrorKind::WouldBlock && e.kind() != std::io::ErrorKind::TimedOut
 }
 
 /// Issue 10 item 13: `keybound serve` serves `/metrics` on the management listener only.
