@@ -450,7 +450,7 @@ impl Provider {
         if let Some(a) = &address {
             keys.push((a.as_str(), t.free_failures_per_address));
         }
-        self.throttled(&keys, "passwords")?;
+        let attempt = self.begin_attempt(&keys, "passwords")?;
         let user = self.store.user_by_username(username).await?;
         // Verify against a dummy hash for unknown users so timing does not reveal usernames.
         let hash = user
@@ -460,7 +460,7 @@ impl Provider {
         let now = self.now();
         Ok(match user {
             Some(u) if ok => {
-                self.good_attempt(&account);
+                attempt.succeeded();
                 Some(BrowserSession {
                     sub: u.sub,
                     auth_time: now,
@@ -471,8 +471,7 @@ impl Provider {
                 })
             }
             _ => {
-                let failed: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
-                self.failed_attempt(&failed);
+                attempt.failed();
                 None
             }
         })

@@ -139,7 +139,7 @@ impl Provider {
         }
         // RFC 6749 §2.3.1: guessing is throttled per client id, before any hashing
         let key = format!("client\0{id}");
-        self.throttled(
+        let attempt = self.begin_attempt(
             &[(key.as_str(), self.config.throttle.free_failures)],
             "client secrets",
         )?;
@@ -148,10 +148,10 @@ impl Provider {
             None => false,
         };
         if !ok {
-            self.failed_attempt(&[key.as_str()]);
+            attempt.failed();
             return Err(OpError::invalid_client("client authentication failed"));
         }
-        self.good_attempt(&key);
+        attempt.succeeded();
         Ok(client)
     }
 

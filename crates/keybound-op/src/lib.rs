@@ -293,37 +293,79 @@ impl Provider {
         self.rng.token(16)
     }
 
-    /// Refuse with [`OpError::Throttled`] while any of `keys` (key, free failures) is in its
-    /// back-off; checked before any secret is hashed.
-    pub(crate) fn throttled(&self, keys: &[(&str, u32)], what: &str) -> Result<(), OpError> {
+    /// Start a throttled attempt at a secret for `keys` (principal first: the account or client
+    /// id; then, for passwords, the source address, each with its free failures): refused with
+    /// [`OpError::Throttled`] while any key is in its back-off, before anything is hashed;
+    /// otherwise counted as a failure of every key until [`Attempt::succeeded`] says otherwise.
+    pub(crate) fn begin_attempt<'k>(
+        &self,
+        keys: &[(&'k str, u32)],
+        what: &str,
+    ) -> Result<Attempt<'_, 'k>, OpError> {
         let now = self.now();
-        let wait = keys
+        let cfg = &self.config.throttle;
+        let throttled = |retry_after: u64| OpError::Throttled {
+            description: format!("too many wrong {what}: try again in {retry_after} s"),
+            retry_after,
+        };
+        // the longest wait of all keys, so the client is told when it may really retry
+        if let Some(wait) = keys
             .iter()
-            .filter_map(|(k, free)| {
-                self.throttle
-                    .check(k, *free, &self.config.throttle, now)
-                    .err()
-            })
-            .max();
-        match wait {
-            Some(retry_after) => Err(OpError::Throttled {
-                description: format!("too many wrong {what}: try again in {retry_after} s"),
-                retry_after,
-            }),
-            None => Ok(()),
+            .filter_map(|(k, free)| self.throttle.check(k, *free, cfg, now).err())
+            .max()
+        {
+            return Err(throttled(wait));
         }
+        let mut begun = Attempt {
+            throttle: &self.throttle,
+            keys: Vec::with_capacity(keys.len()),
+            settled: false,
+        };
+        for (k, free) in keys {
+            // a concurrent attempt may have started a back-off since the check: `begun` is
+            // dropped and the keys counted so far are taken back
+            self.throttle.begin(k, *free, cfg, now).map_err(throttled)?;
+            begun.keys.push(k);
+        }
+        Ok(begun)
+    }
+}
+
+/// An attempt at a secret, counted as a failure of its keys from the start (so concurrent
+/// guesses see it). [`Attempt::failed`] keeps the counts; [`Attempt::succeeded`] resets the
+/// principal and takes the other keys' counts back; dropped unsettled (the check itself failed:
+/// busy, store error), every count is taken back.
+pub(crate) struct Attempt<'p, 'k> {
+    throttle: &'p throttle::Throttle,
+    keys: Vec<&'k str>,
+    settled: bool,
+}
+
+impl Attempt<'_, '_> {
+    /// A wrong secret: the failures stand.
+    pub(crate) fn failed(mut self) {
+        self.settled = true;
     }
 
-    /// Count a wrong secret for each of `keys`.
-    pub(crate) fn failed_attempt(&self, keys: &[&str]) {
-        let now = self.now();
+    /// A right secret.
+    pub(crate) fn succeeded(mut self) {
+        self.settled = true;
+        let mut keys = self.keys.iter();
+        if let Some(principal) = keys.next() {
+            self.throttle.succeed(principal);
+        }
         for k in keys {
-            self.throttle.fail(k, &self.config.throttle, now);
+            self.throttle.undo(k);
         }
     }
+}
 
-    /// A right secret: reset `key`.
-    pub(crate) fn good_attempt(&self, key: &str) {
-        self.throttle.succeed(key);
+impl Drop for Attempt<'_, '_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            for k in &self.keys {
+                self.throttle.undo(k);
+            }
+        }
     }
 }

@@ -8,6 +8,12 @@
 //!
 //! A key's count starts again when its last failure is older than `max_delay`.
 //!
+//! An attempt is counted as a failure *when it starts* ([`Throttle::begin`] checks and counts in
+//! one step) and settled when its hash is known: a right secret resets the principal (account,
+//! client) and takes its provisional count back from the address. Counting only after the
+//! hash let every guess that arrived while one was being hashed through the check (a stream of
+//! 300 guesses/s got 27 hashed wrong passwords into one minute instead of about 11).
+//!
 //! The counts live in this node's memory (bounded: idle entries are dropped when the map is
 //! large). Several nodes each apply the limit, so a guesser spread over N nodes gets N times the
 //! allowance — still exponential (docs/decisions.md).
@@ -55,8 +61,45 @@ pub(crate) struct Throttle {
     map: Mutex<HashMap<String, (u32, u64)>>,
 }
 
+type Counts = HashMap<String, (u32, u64)>;
+
+/// `Err(seconds to wait)` while `key` is in its back-off.
+fn waiting(g: &Counts, key: &str, free: u32, cfg: &ThrottleConfig, now: u64) -> Result<(), u64> {
+    match g.get(key) {
+        Some(&(failures, last)) if failures >= free => {
+            let shift = (failures - free).min(30);
+            let delay = cfg.base_delay.saturating_mul(1 << shift).min(cfg.max_delay);
+            let until = last.saturating_add(delay);
+            if now < until {
+                Err(until - now)
+            } else {
+                Ok(())
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Count a failure of `key` at `now`.
+fn count(g: &mut Counts, key: &str, cfg: &ThrottleConfig, now: u64) {
+    if g.len() >= MAX_ENTRIES {
+        g.retain(|_, (_, last)| now < last.saturating_add(cfg.max_delay));
+    }
+    let e = g.entry(key.to_owned()).or_insert((0, now));
+    // failures long past the longest wait are forgiven: the count is a window, not a record
+    if now >= e.1.saturating_add(cfg.max_delay) {
+        e.0 = 0;
+    }
+    e.0 = e.0.saturating_add(1);
+    e.1 = now;
+}
+
 impl Throttle {
-    /// `Err(seconds to wait)` while `key` is in its back-off.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `Err(seconds to wait)` while `key` is in its back-off (nothing is counted).
     pub(crate) fn check(
         &self,
         key: &str,
@@ -64,43 +107,38 @@ impl Throttle {
         cfg: &ThrottleConfig,
         now: u64,
     ) -> Result<(), u64> {
-        let g = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        match g.get(key) {
-            Some(&(failures, last)) if failures >= free => {
-                let shift = (failures - free).min(30);
-                let delay = cfg.base_delay.saturating_mul(1 << shift).min(cfg.max_delay);
-                let until = last.saturating_add(delay);
-                if now < until {
-                    Err(until - now)
-                } else {
-                    Ok(())
-                }
-            }
-            _ => Ok(()),
-        }
+        waiting(&self.lock(), key, free, cfg, now)
     }
 
-    /// Count a wrong attempt.
-    pub(crate) fn fail(&self, key: &str, cfg: &ThrottleConfig, now: u64) {
-        let mut g = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        if g.len() >= MAX_ENTRIES {
-            g.retain(|_, (_, last)| now < last.saturating_add(cfg.max_delay));
+    /// Check `key` and, when no back-off is running, count this attempt as a failure at once
+    /// (one step under the lock, so concurrent attempts see it).
+    pub(crate) fn begin(
+        &self,
+        key: &str,
+        free: u32,
+        cfg: &ThrottleConfig,
+        now: u64,
+    ) -> Result<(), u64> {
+        let mut g = self.lock();
+        waiting(&g, key, free, cfg, now)?;
+        count(&mut g, key, cfg, now);
+        Ok(())
+    }
+
+    /// Take back one provisional failure of `key` (an attempt that did not fail).
+    pub(crate) fn undo(&self, key: &str) {
+        let mut g = self.lock();
+        if let Some(e) = g.get_mut(key) {
+            e.0 = e.0.saturating_sub(1);
+            if e.0 == 0 {
+                g.remove(key);
+            }
         }
-        let e = g.entry(key.to_owned()).or_insert((0, now));
-        // failures long past the longest wait are forgiven: the count is a window, not a record
-        if now >= e.1.saturating_add(cfg.max_delay) {
-            e.0 = 0;
-        }
-        e.0 = e.0.saturating_add(1);
-        e.1 = now;
     }
 
     /// A right attempt: forget `key`'s failures.
     pub(crate) fn succeed(&self, key: &str) {
-        self.map
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(key);
+        self.lock().remove(key);
     }
 }
 
@@ -114,20 +152,35 @@ mod tests {
         let t = Throttle::default();
         let now = 1_000_000;
         for _ in 0..5 {
-            assert_eq!(t.check("k", 5, &cfg, now), Ok(()));
-            t.fail("k", &cfg, now);
+            assert_eq!(t.begin("k", 5, &cfg, now), Ok(()));
         }
-        assert_eq!(t.check("k", 5, &cfg, now), Err(1));
-        t.fail("k", &cfg, now);
-        assert_eq!(t.check("k", 5, &cfg, now), Err(2), "doubles");
+        assert_eq!(t.begin("k", 5, &cfg, now), Err(1), "counted when it began");
+        assert_eq!(t.begin("k", 5, &cfg, now + 1), Ok(()));
+        assert_eq!(t.check("k", 5, &cfg, now + 1), Err(2), "doubles");
+        assert_eq!(
+            t.begin("k", 5, &cfg, now + 1),
+            Err(2),
+            "not counted while waiting"
+        );
         for _ in 0..40 {
-            t.fail("k", &cfg, now);
+            count(&mut t.lock(), "k", &cfg, now + 1);
         }
-        assert_eq!(t.check("k", 5, &cfg, now), Err(900), "bounded by max_delay");
-        assert_eq!(t.check("k", 5, &cfg, now + 900), Ok(()));
+        assert_eq!(
+            t.check("k", 5, &cfg, now + 1),
+            Err(900),
+            "bounded by max_delay"
+        );
+        assert_eq!(t.check("k", 5, &cfg, now + 901), Ok(()));
         // a failure long after the last one starts a new count
-        t.fail("k", &cfg, now + 10_000);
-        assert_eq!(t.check("k", 5, &cfg, now + 10_000), Ok(()));
+        assert_eq!(t.begin("k", 5, &cfg, now + 10_000), Ok(()));
+        assert_eq!(
+            t.check("k", 1, &cfg, now + 10_000),
+            Err(1),
+            "one failure counted"
+        );
+        t.undo("k");
+        assert_eq!(t.check("k", 1, &cfg, now + 10_000), Ok(()), "taken back");
+        assert_eq!(t.begin("k", 5, &cfg, now + 10_000), Ok(()));
         t.succeed("k");
         assert_eq!(t.check("k", 0, &cfg, now), Ok(()));
     }

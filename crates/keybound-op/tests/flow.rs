@@ -1133,7 +1133,9 @@ async fn issue10_item2_a_full_hash_queue_is_refused_as_busy() {
 /// last login finishes; with hashing on the async thread every login ran to its end first.
 #[tokio::test(flavor = "current_thread")]
 async fn issue10_item2_password_hashing_leaves_the_async_threads_free() {
-    let op = std::sync::Arc::new(op().await);
+    // eight sign-ins of one account at once would otherwise be throttled: each counts until
+    // its hash is known
+    let op = std::sync::Arc::new(op_with(|c| c.throttle.free_failures = 8).await);
     let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut logins = Vec::new();
     for i in 0..8 {
@@ -1285,4 +1287,39 @@ async fn issue10_item5_junk_traffic_reaches_a_steady_state() {
         assert_eq!(second.total(), 100, "round {round}: only the expired round");
         assert!(second.complete);
     }
+}
+
+/// Issue 10 item 2: concurrent guesses cannot slip past the throttle while earlier ones are
+/// being hashed: an attempt counts from the moment it starts, so of twenty simultaneous wrong
+/// passwords only the free five are hashed (before, all twenty were).
+#[tokio::test(flavor = "current_thread")]
+async fn issue10_item2_concurrent_guesses_are_counted_when_they_start() {
+    let op = std::sync::Arc::new(op().await);
+    let guesses: Vec<_> = (0..20)
+        .map(|i| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                op.p.login_from("alice", &format!("wrong-{i}"), Some("192.0.2.9"))
+                    .await
+            })
+        })
+        .collect();
+    let (mut hashed, mut throttled) = (0, 0);
+    for g in guesses {
+        match g.await.unwrap() {
+            Ok(None) => hashed += 1,
+            Err(OpError::Throttled { .. }) => throttled += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((hashed, throttled), (5, 15));
+    // a right password after the back-off resets the account, and the address keeps only the
+    // real failures (a right one is taken back)
+    op.advance(1);
+    assert!(op
+        .p
+        .login_from("alice", "wonderland", Some("192.0.2.9"))
+        .await
+        .unwrap()
+        .is_some());
 }
