@@ -1342,6 +1342,24 @@ fn authorize_form(uri: &str, extra: &[(&str, &str)]) -> String {
     serde_urlencoded::to_string(&fields).unwrap()
 }
 
+/// POST the consent step of the authorization request `uri` (Allow) with CSRF token `csrf`,
+/// as a cross-site form would.
+async fn allow_consent(a: &mut App, uri: &str, csrf: &str) -> Resp {
+    a.post_form(
+        "/authorize",
+        authorize_form(
+            uri,
+            &[
+                ("kb_action", "consent"),
+                ("decision", "allow"),
+                ("csrf", csrf),
+            ],
+        ),
+        &[],
+    )
+    .await
+}
+
 /// Issue 10 item 6: a CSRF cookie planted for the OP's host (by a sibling subdomain or another
 /// loopback port) with a value the attacker knows does not let a cross-site POST approve
 /// consent for the attacker's key: the token is derived from the End-User's session.
@@ -1353,20 +1371,7 @@ async fn issue10_item6_planted_csrf_cookie_cannot_approve_consent() {
     let known = "attacker-knows-this-value-attacker-knows-it";
     a.browser.plant_cookie("kb_csrf", known);
     let uri = authorize_uri("pub", "openid bound_key", Some(&attacker));
-    let r = a
-        .post_form(
-            "/authorize",
-            authorize_form(
-                &uri,
-                &[
-                    ("kb_action", "consent"),
-                    ("decision", "allow"),
-                    ("csrf", known),
-                ],
-            ),
-            &[],
-        )
-        .await;
+    let r = allow_consent(&mut a, &uri, known).await;
     assert_eq!(
         r.status,
         StatusCode::FORBIDDEN,
@@ -1401,20 +1406,7 @@ async fn issue10_item6_csrf_token_rotates_at_login() {
     );
     let after = csrf_of(&consent.body);
     assert_ne!(before, after, "the CSRF token must change at login");
-    let stale = a
-        .post_form(
-            "/authorize",
-            authorize_form(
-                &uri,
-                &[
-                    ("kb_action", "consent"),
-                    ("decision", "allow"),
-                    ("csrf", &before),
-                ],
-            ),
-            &[],
-        )
-        .await;
+    let stale = allow_consent(&mut a, &uri, &before).await;
     assert_eq!(stale.status, StatusCode::FORBIDDEN);
     let ok = a.submit(&consent.body, &[("decision", "allow")]).await;
     assert_eq!(ok.status, StatusCode::SEE_OTHER);
