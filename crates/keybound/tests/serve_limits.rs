@@ -75,12 +75,27 @@ async fn connections_beyond_the_limit_are_closed_at_once() {
         .build()
         .unwrap();
     wait_ready(&http, &base).await;
-    let held: Vec<TcpStream> = (0..20)
-        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
-        .collect();
     let over = tokio::task::spawn_blocking(move || {
-        // the twenty are accepted; the 21st is closed without an answer
-        std::thread::sleep(Duration::from_millis(300));
+        // twenty connections, each known to be accepted because it was served one request
+        // (keep-alive holds it open); one refused while the readiness check's connection was
+        // still being released is opened again, a bounded number of times
+        let mut held = Vec::new();
+        for _ in 0..100 {
+            if held.len() == 20 {
+                break;
+            }
+            if let Some(s) = served_once(port) {
+                held.push(s);
+            } else {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        assert_eq!(
+            held.len(),
+            20,
+            "twenty connections within the limit are served"
+        );
+        // the 21st is closed without an answer
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
@@ -89,6 +104,7 @@ async fn connections_beyond_the_limit_are_closed_at_once() {
             Ok(_) => true,
             Err(e) => closed_by_server(&e),
         };
+        drop(held);
         (closed, String::from_utf8_lossy(&answer).into_owned())
     })
     .await
@@ -98,8 +114,21 @@ async fn connections_beyond_the_limit_are_closed_at_once() {
         "the 21st connection was served: {}",
         over.1
     );
-    drop(held);
     wait_ready(&http, &base).await;
+}
+
+/// A connection that was served one request and stays open (keep-alive), or `None` when the
+/// server closed it.
+fn served_once(port: u16) -> Option<TcpStream> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .ok()?;
+    let mut buf = [0u8; 1024];
+    let n = s.read(&mut buf).ok()?;
+    String::from_utf8_lossy(&buf[..n])
+        .starts_with("HTTP/1.1 200")
+        .then_some(s)
 }
 
 /// Issue 10 item 9: an idle keep-alive connection is closed after `header_read_timeout` (the
