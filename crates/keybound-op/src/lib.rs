@@ -191,6 +191,10 @@ pub struct OpConfig {
     pub client_assertion_max_lifetime: u64,
     /// brute-force throttling of passwords and client secrets
     pub throttle: ThrottleConfig,
+    /// lifetime of an ID-JAG from token exchange (default 300 s)
+    pub id_jag_ttl: u64,
+    /// oldest subject ID Token accepted for token exchange, by its `iat` (default 600 s)
+    pub exchange_subject_max_age: u64,
 }
 
 impl OpConfig {
@@ -224,6 +228,8 @@ impl OpConfig {
             legacy_assertion_audience: false,
             client_assertion_max_lifetime: 300,
             throttle: ThrottleConfig::default(),
+            id_jag_ttl: 300,
+            exchange_subject_max_age: 600,
         }
     }
 }

@@ -42,6 +42,7 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
             "authorization_code",
             "refresh_token",
             keybound_proto::wire::grant_type::DEVICE_CODE,
+            keybound_proto::wire::grant_type::TOKEN_EXCHANGE,
         ]),
         subject_types_supported: strings(&["public"]),
         id_token_signing_alg_values_supported: strings(&["ES256"]),
@@ -60,6 +61,11 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
         extra: [
             ("request_parameter_supported".to_owned(), false.into()),
             ("request_uri_parameter_supported".to_owned(), false.into()),
+            // identity chaining (draft-ietf-oauth-identity-chaining §2.3, ID-JAG §4.4)
+            (
+                "identity_chaining_requested_token_types_supported".to_owned(),
+                serde_json::json!([keybound_proto::wire::token_type::ID_JAG]),
+            ),
         ]
         .into_iter()
         .collect(),

@@ -1614,6 +1614,21 @@ async fn issue10_item5_background_purge_removes_expired_rows() {
         .unwrap());
 }
 
+/// ID-JAG §4.4, identity chaining §2.3: discovery lists token exchange and the ID-JAG token type.
+#[tokio::test]
+async fn discovery_lists_token_exchange_and_id_jag() {
+    let mut a = app().await;
+    let m = a.get("/.well-known/openid-configuration").await.json();
+    assert!(m["grant_types_supported"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("urn:ietf:params:oauth:grant-type:token-exchange")));
+    assert_eq!(
+        m["identity_chaining_requested_token_types_supported"],
+        json!(["urn:ietf:params:oauth:token-type:id-jag"])
+    );
+}
+
 /// Issue 10 item 13: `/metrics` is not on the public listener; the management router serves it.
 #[tokio::test]
 async fn metrics_only_on_the_management_listener() {

@@ -91,8 +91,31 @@ pub struct Client {
     /// client keys for `private_key_jwt`, parsed when the record is read
     #[serde(default)]
     pub jwks: Option<JwkSet>,
+    /// RFC 8693 token exchange into ID-JAGs (identity chaining); `None` refuses the grant
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange: Option<ExchangePolicy>,
     /// when registered
     pub created_at: u64,
+}
+
+/// What a client may obtain by token exchange (ID-JAG draft §4.2 IJ-3: policy per client ×
+/// audience × resource × scope). Anything not listed is refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExchangePolicy {
+    /// resource AS issuer → this client's `client_id` at that AS (the ID-JAG `client_id`)
+    pub audiences: std::collections::BTreeMap<String, String>,
+    /// scopes that may be requested for the ID-JAG
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// RFC 8707 resources that may be requested
+    #[serde(default)]
+    pub resources: Vec<String>,
+    /// exchange ID Tokens that are not key-bound (by default only key-bound ones)
+    #[serde(default)]
+    pub allow_unbound: bool,
+    /// a public client may exchange (the draft wants confidential clients: off by default)
+    #[serde(default)]
+    pub allow_public: bool,
 }
 
 impl Client {
@@ -111,6 +134,7 @@ impl Client {
             require_dpop_nonce: false,
             dpop_bound_access_tokens: false,
             jwks: None,
+            exchange: None,
             created_at,
         }
     }
@@ -131,6 +155,7 @@ impl fmt::Debug for Client {
             .field("require_dpop_nonce", &self.require_dpop_nonce)
             .field("dpop_bound_access_tokens", &self.dpop_bound_access_tokens)
             .field("jwks", &self.jwks.is_some())
+            .field("exchange", &self.exchange)
             .field("created_at", &self.created_at)
             .finish()
     }

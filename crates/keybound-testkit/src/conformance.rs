@@ -118,6 +118,11 @@ pub fn client(id: &str) -> Client {
         require_dpop_nonce: true,
         dpop_bound_access_tokens: false,
         jwks: None,
+        exchange: Some(keybound_store::ExchangePolicy {
+            audiences: [("https://as.b.example".to_owned(), "app-at-b".to_owned())].into(),
+            scopes: vec!["chat.read".into()],
+            ..Default::default()
+        }),
         created_at: NOW,
     }
 }

@@ -34,6 +34,21 @@ pub fn client(id: &str, method: ClientAuthMethod) -> Client {
     }
 }
 
+/// `Authorization: Basic` for `client_id` with [`CLIENT_SECRET`] (RFC 6749 §2.3.1 form-encoding
+/// of both parts).
+pub fn basic(client_id: &str) -> String {
+    use base64::Engine as _;
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            enc(client_id),
+            enc(CLIENT_SECRET)
+        ))
+    )
+}
+
 /// A public client (PKCE, no secret).
 pub fn public_client(id: &str) -> Client {
     client(id, ClientAuthMethod::None)
@@ -162,6 +177,95 @@ impl TestOp {
         let proof = self.userinfo_proof(access_token, key, jti, None);
         self.userinfo(&format!("DPoP {access_token}"), &[&proof])
             .await
+    }
+
+    /// The standard End-User signs in and consents (through the provider's decisions, no HTTP)
+    /// to an authorization request of `client_id` for `scope`, bound to `jkt` when given; the
+    /// authorization code.
+    ///
+    /// # Panics
+    /// When any step is refused (a test fixture: the test is wrong).
+    pub async fn sign_in_code(
+        &self,
+        client_id: &str,
+        scope: &str,
+        jkt: Option<&keybound_jose::Jkt>,
+    ) -> String {
+        let req = keybound_proto::wire::AuthorizationRequest {
+            response_type: "code".into(),
+            client_id: client_id.into(),
+            redirect_uri: Some(REDIRECT.into()),
+            scope: scope.into(),
+            state: Some("st-1".into()),
+            nonce: Some("n-1".into()),
+            code_challenge: Some(keybound_jose::sha256_b64(VERIFIER.as_bytes())),
+            code_challenge_method: Some("S256".into()),
+            dpop_jkt: jkt.map(ToString::to_string),
+            ..keybound_proto::wire::AuthorizationRequest::default()
+        };
+        let v = self
+            .p
+            .validate_authorization(&req)
+            .await
+            .expect("authorization request");
+        let session = self
+            .p
+            .login(ALICE.0, ALICE.1)
+            .await
+            .expect("login")
+            .expect("the standard End-User's password");
+        self.p
+            .record_consent(&v, &session.sub)
+            .await
+            .expect("consent");
+        let url = self.p.issue_code(&v, &session).await.expect("code");
+        url::Url::parse(&url)
+            .expect("redirect URL")
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+            .expect("a code in the redirect")
+    }
+
+    /// Redeem `code` of `client_id` at the token endpoint, with a proof by `key` (carrying
+    /// `c_s256`) when given, and `authorization` (e.g. [`basic`]) for confidential clients.
+    ///
+    /// # Panics
+    /// When the proof cannot be signed.
+    pub async fn redeem(
+        &self,
+        client_id: &str,
+        code: &str,
+        key: Option<&keybound_jose::PrivateKey>,
+        authorization: Option<&str>,
+    ) -> Result<keybound_proto::wire::TokenResponse, keybound_op::OpError> {
+        let proof = key.map(|k| {
+            keybound_proto::dpop::ProofBuilder::new(
+                "POST",
+                &self.p.config.endpoints.token,
+                self.now(),
+                &keybound_jose::random_b64(12),
+            )
+            .c_s256(code)
+            .sign(k)
+            .expect("signing a proof")
+        });
+        let f = form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+            ("client_id", client_id),
+        ]);
+        let dpop: Vec<&str> = proof.iter().map(String::as_str).collect();
+        self.p
+            .token(keybound_op::TokenRequestFacts {
+                form: &f,
+                authorization,
+                dpop: &dpop,
+            })
+            .await
+            .map(|s| s.response)
     }
 
     /// The axum router over this provider (the whole public OP, in process).

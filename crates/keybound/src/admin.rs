@@ -181,7 +181,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     require_dpop_nonce: require_nonce,
                     dpop_bound_access_tokens,
                     jwks,
-                    created_at: crate::now(),
+                    ..Client::new(&client_id, method, crate::now())
                 })
                 .await?;
             println!(

@@ -10,6 +10,7 @@
 
 mod code;
 mod device_code;
+mod exchange;
 mod refresh;
 
 use keybound_proto::dpop::VerifiedProof;
@@ -33,11 +34,18 @@ impl Provider {
         let grant = form.require("grant_type")?;
         if !matches!(
             grant,
-            "authorization_code" | "refresh_token" | grant_type::DEVICE_CODE
+            "authorization_code"
+                | "refresh_token"
+                | grant_type::DEVICE_CODE
+                | grant_type::TOKEN_EXCHANGE
         ) {
             return Err(OpError::new(
                 ErrorCode::UnsupportedGrantType,
-                format!("grant_type '{grant}' is not supported; use authorization_code, refresh_token or {}", grant_type::DEVICE_CODE),
+                format!(
+                    "grant_type '{grant}' is not supported; use authorization_code, refresh_token, {} or {}",
+                    grant_type::DEVICE_CODE,
+                    grant_type::TOKEN_EXCHANGE
+                ),
             ));
         }
         // 2. the DPoP proof in full, before any single-use artefact is touched
@@ -46,6 +54,7 @@ impl Provider {
         match grant {
             "authorization_code" => self.code_grant(&client, form, proof).await,
             "refresh_token" => self.refresh_grant(&client, form, proof).await,
+            grant_type::TOKEN_EXCHANGE => self.exchange_grant(&client, form, proof).await,
             _ => self.device_grant(&client, form, proof).await,
         }
     }

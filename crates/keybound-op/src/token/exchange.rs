@@ -1,0 +1,281 @@
+//! RFC 8693 token exchange of an ID Token into an Identity Assertion JWT Authorization Grant
+//! (ID-JAG), the IdP half of identity chaining (docs/chaining.md).
+//!
+//! It plugs into the token pipeline like every grant: the client is authenticated and the DPoP
+//! proof verified in full before this module runs. Then, in order: the client's exchange policy
+//! and the request's parameters → the subject ID Token (our signature and issuer, unexpired, not
+//! older than `exchange_subject_max_age`, issued to this client: `aud` and `azp`, IJ-1) → its
+//! binding (a key-bound ID Token needs a proof by its `cnf.jwk` key, and the ID-JAG then carries
+//! `cnf.jkt` of that key: the key binding crosses the trust boundary, Key Binding ID1 §6) → the
+//! grant behind it (the End-User still exists and the consent stands) → the ID-JAG.
+//!
+//! Error codes: a malformed request or an unusable subject token is `invalid_request` (RFC 8693
+//! §2.2.2 says MUST); an audience or resource outside the policy is `invalid_target`, a scope
+//! outside it `invalid_scope`; a missing or wrong proof for a key-bound subject, an unbound
+//! subject the policy refuses, and a grant that no longer stands are `invalid_grant`.
+
+use keybound_jose::Jkt;
+use keybound_proto::cnf::Cnf;
+use keybound_proto::dpop::VerifiedProof;
+use keybound_proto::idjag::{IdJagClaims, TYP_ID_JAG};
+use keybound_proto::idtoken::{self, Audience, BindingRequirement, IdTokenChecks};
+use keybound_proto::keybinding::Profile;
+use keybound_proto::wire::{token_type, ErrorCode, TokenResponse};
+use keybound_store::{Client, ClientAuthMethod, ExchangePolicy};
+use serde_json::{Map, Value};
+
+use crate::form::Form;
+use crate::grant::TokenSuccess;
+use crate::{OpError, Provider};
+
+/// The parameters of an ID-JAG request, checked against the client's policy.
+struct Target<'a> {
+    /// the resource AS issuer (`aud`)
+    audience: &'a str,
+    /// the client's id at that AS
+    client_id_there: &'a str,
+    resource: Option<&'a str>,
+    scope: Option<String>,
+}
+
+impl Provider {
+    /// `grant_type=urn:ietf:params:oauth:grant-type:token-exchange`.
+    pub(crate) async fn exchange_grant(
+        &self,
+        client: &Client,
+        form: &Form,
+        proof: Option<VerifiedProof>,
+    ) -> Result<TokenSuccess, OpError> {
+        let policy = exchange_policy(client)?;
+        let subject = subject_token(form)?;
+        let target = target(form, policy)?;
+        let validated = self.validate_subject(client, subject).await?;
+        let jkt = binding(policy, validated.jkt.as_ref(), proof.as_ref())?;
+        let claims = validated.claims;
+        // the grant behind the ID Token still stands
+        let user = self.store.user(&claims.sub).await?.ok_or_else(|| {
+            OpError::invalid_grant("the End-User of the subject ID Token no longer exists")
+        })?;
+        if self
+            .store
+            .consent(&claims.sub, &client.client_id)
+            .await?
+            .is_none()
+        {
+            return Err(OpError::invalid_grant(
+                "the End-User's consent for this client was withdrawn",
+            ));
+        }
+        let now = self.now();
+        let mut extra = Map::new();
+        if let Some(t) = claims.auth_time {
+            extra.insert("auth_time".into(), t.into());
+        }
+        if let Some(acr) = &claims.acr {
+            extra.insert("acr".into(), acr.clone().into());
+        }
+        if let Some(amr) = &claims.amr {
+            extra.insert("amr".into(), amr.clone().into());
+        }
+        if let (Some(email), true) = (&user.email, user.email_verified) {
+            extra.insert("email".into(), email.clone().into());
+        }
+        let jag = IdJagClaims {
+            iss: self.config.issuer.clone(),
+            sub: claims.sub.clone(),
+            aud: Audience::from(target.audience),
+            client_id: target.client_id_there.to_owned(),
+            jti: self.random_id(),
+            exp: now + self.config.id_jag_ttl,
+            iat: now,
+            scope: target.scope.clone(),
+            resource: target.resource.map(|r| Value::from(r.to_owned())),
+            cnf: jkt.map(|jkt| Cnf {
+                jkt: Some(jkt),
+                ..Cnf::default()
+            }),
+            extra,
+        };
+        let key = self.current_key().await?;
+        let mut header = Map::new();
+        header.insert("typ".into(), TYP_ID_JAG.into());
+        header.insert("kid".into(), key.kid.clone().into());
+        let payload = serde_json::to_vec(&jag)
+            .map_err(|e| OpError::internal(format!("encoding the ID-JAG: {e}")))?;
+        let id_jag = keybound_jose::jws::sign(key.alg, &header, &payload, &key.key)
+            .map_err(|e| OpError::internal(format!("signing the ID-JAG: {e}")))?;
+        Ok(TokenSuccess {
+            response: TokenResponse {
+                access_token: id_jag,
+                // TE-4: not usable as an access token
+                token_type: "N_A".into(),
+                expires_in: Some(self.config.id_jag_ttl),
+                refresh_token: None,
+                id_token: None,
+                scope: target.scope,
+                issued_token_type: Some(token_type::ID_JAG.into()),
+            },
+            dpop_nonce: self.next_nonce(),
+        })
+    }
+
+    /// IJ-1 / TE-1: the subject ID Token is ours, unexpired, not too old, and issued to
+    /// `client` (`aud` contains it, `azp` agrees, no audience it does not trust). A key-bound
+    /// one (header `typ`) must carry `cnf.jwk`.
+    async fn validate_subject(
+        &self,
+        client: &Client,
+        subject: &str,
+    ) -> Result<idtoken::ValidatedIdToken, OpError> {
+        let unusable =
+            |e: keybound_proto::Error| OpError::invalid_request(format!("subject_token: {e}"));
+        let jws = idtoken::parse(subject).map_err(unusable)?;
+        let bound = matches!(
+            jws.header().typ.as_deref(),
+            Some(
+                keybound_proto::keybinding::TYP_DPOP_ID_TOKEN
+                    | keybound_proto::keybinding::TYP_ID_TOKEN_CNF
+            )
+        );
+        let keys = self.jwks().await?;
+        let audiences = [client.client_id.clone()];
+        let checks = IdTokenChecks {
+            max_iat_age: Some(self.config.exchange_subject_max_age),
+            // our own tokens, our own clock: no skew to allow for
+            leeway: 0,
+            binding: if bound {
+                BindingRequirement::Bound {
+                    expected_jkt: None,
+                    accept_draft00: client.key_binding_profile == Profile::Draft00,
+                }
+            } else {
+                BindingRequirement::Unbound
+            },
+            ..IdTokenChecks::new(&self.config.issuer, &audiences, self.now())
+        };
+        idtoken::validate_jws(&jws, &keys, &checks).map_err(unusable)
+    }
+}
+
+/// The client's exchange policy; public clients only when it says so (ID-JAG §4.5 SHOULD).
+fn exchange_policy(client: &Client) -> Result<&ExchangePolicy, OpError> {
+    let policy = client.exchange.as_ref().ok_or_else(|| {
+        OpError::new(
+            ErrorCode::UnauthorizedClient,
+            format!(
+                "client '{}' may not use token exchange: no exchange policy is registered for it",
+                client.client_id
+            ),
+        )
+    })?;
+    if client.auth_method == ClientAuthMethod::None && !policy.allow_public {
+        return Err(OpError::new(
+            ErrorCode::UnauthorizedClient,
+            "token exchange is for confidential clients; this public client is not allowed it",
+        ));
+    }
+    Ok(policy)
+}
+
+/// The token types and the subject token (TE-3: actor tokens are refused).
+fn subject_token(form: &Form) -> Result<&str, OpError> {
+    match (form.get("actor_token"), form.get("actor_token_type")) {
+        (None, None) => {}
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(OpError::invalid_request(
+                "actor_token and actor_token_type go together",
+            ))
+        }
+        (Some(_), Some(_)) => {
+            return Err(OpError::invalid_request(
+                "actor tokens (delegation) are not supported",
+            ))
+        }
+    }
+    let requested = form.require("requested_token_type")?;
+    if requested != token_type::ID_JAG {
+        return Err(OpError::invalid_request(format!(
+            "requested_token_type '{requested}' is not issued here; ask for '{}'",
+            token_type::ID_JAG
+        )));
+    }
+    let subject_type = form.require("subject_token_type")?;
+    if subject_type != token_type::ID_TOKEN {
+        return Err(OpError::invalid_request(format!(
+            "subject_token_type '{subject_type}' is not accepted; send an ID Token as '{}'",
+            token_type::ID_TOKEN
+        )));
+    }
+    form.require("subject_token")
+}
+
+/// `audience` (required, ID-JAG §4.2), `resource` and `scope` against the policy (TE-6, IJ-3).
+fn target<'a>(form: &'a Form, policy: &'a ExchangePolicy) -> Result<Target<'a>, OpError> {
+    let audience = form.require("audience")?;
+    let client_id_there = policy.audiences.get(audience).ok_or_else(|| {
+        OpError::new(
+            ErrorCode::InvalidTarget,
+            format!("audience '{audience}' is not one this client may obtain ID-JAGs for"),
+        )
+    })?;
+    let resource = form.get("resource");
+    if let Some(r) = resource {
+        if !policy.resources.iter().any(|x| x == r) {
+            return Err(OpError::new(
+                ErrorCode::InvalidTarget,
+                format!("resource '{r}' is not one this client may obtain ID-JAGs for"),
+            ));
+        }
+    }
+    let scope = match form.get("scope").map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => {
+            if let Some(bad) = s
+                .split(' ')
+                .filter(|x| !x.is_empty())
+                .find(|x| !policy.scopes.iter().any(|p| p == x))
+            {
+                return Err(OpError::new(
+                    ErrorCode::InvalidScope,
+                    format!("scope '{bad}' is not one this client may obtain ID-JAGs for"),
+                ));
+            }
+            Some(
+                s.split(' ')
+                    .filter(|x| !x.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
+        }
+    };
+    Ok(Target {
+        audience,
+        client_id_there,
+        resource,
+        scope,
+    })
+}
+
+/// The key the ID-JAG is bound to: a key-bound subject needs a proof by its `cnf.jwk` key and
+/// passes that key on; an unbound subject (when the policy allows it) is bound to the proof's
+/// key, if any.
+fn binding(
+    policy: &ExchangePolicy,
+    subject: Option<&Jkt>,
+    proof: Option<&VerifiedProof>,
+) -> Result<Option<Jkt>, OpError> {
+    match (subject, proof) {
+        (Some(bound), Some(p)) if p.jkt == *bound => Ok(Some(bound.clone())),
+        (Some(bound), Some(p)) => Err(OpError::invalid_grant(format!(
+            "the subject ID Token is bound to key {bound}, but the DPoP proof is signed by {}: prove possession of the bound key",
+            p.jkt
+        ))),
+        (Some(_), None) => Err(OpError::invalid_grant(
+            "the subject ID Token is key-bound: send a DPoP proof signed by its cnf.jwk key",
+        )),
+        (None, _) if !policy.allow_unbound => Err(OpError::invalid_grant(
+            "only key-bound ID Tokens may be exchanged by this client",
+        )),
+        (None, p) => Ok(p.map(|p| p.jkt.clone())),
+    }
+}
