@@ -20,7 +20,7 @@ use keybound_proto::dpop::VerifiedProof;
 use keybound_proto::idjag::{IdJagClaims, TYP_ID_JAG};
 use keybound_proto::idtoken::{self, Audience, BindingRequirement, IdTokenChecks};
 use keybound_proto::keybinding::Profile;
-use keybound_proto::wire::{token_type, ErrorCode, TokenResponse};
+use keybound_proto::wire::{token_type, ErrorCode, TokenExchangeRequest, TokenResponse};
 use keybound_store::{Client, ClientAuthMethod, ExchangePolicy};
 use serde_json::{Map, Value};
 
@@ -177,20 +177,21 @@ fn exchange_policy(client: &Client) -> Result<&ExchangePolicy, OpError> {
     Ok(policy)
 }
 
-/// The token types and the subject token (TE-3: actor tokens are refused).
+/// The token types and the subject token. TE-3 is the wire type's rule
+/// ([`TokenExchangeRequest::check_actor`]); actor tokens that pass it are refused too, as
+/// delegation is not offered (our resolution 5).
 fn subject_token(form: &Form) -> Result<&str, OpError> {
-    match (form.get("actor_token"), form.get("actor_token_type")) {
-        (None, None) => {}
-        (Some(_), None) | (None, Some(_)) => {
-            return Err(OpError::invalid_request(
-                "actor_token and actor_token_type go together",
-            ))
-        }
-        (Some(_), Some(_)) => {
-            return Err(OpError::invalid_request(
-                "actor tokens (delegation) are not supported",
-            ))
-        }
+    let te = TokenExchangeRequest {
+        actor_token: form.get("actor_token").map(str::to_owned),
+        actor_token_type: form.get("actor_token_type").map(str::to_owned),
+        ..TokenExchangeRequest::default()
+    };
+    te.check_actor()
+        .map_err(|e| OpError::invalid_request(e.to_string()))?;
+    if te.actor_token.is_some() {
+        return Err(OpError::invalid_request(
+            "actor tokens (delegation) are not supported",
+        ));
     }
     let requested = form.require("requested_token_type")?;
     if requested != token_type::ID_JAG {
