@@ -62,6 +62,9 @@ pub enum ClientCmd {
         /// JWK Set file for private_key_jwt
         #[arg(long)]
         jwks: Option<std::path::PathBuf>,
+        /// token exchange into ID-JAGs
+        #[command(flatten)]
+        exchange: ExchangeArgs,
     },
     /// List clients.
     List,
@@ -71,6 +74,64 @@ pub enum ClientCmd {
         #[arg(long)]
         client_id: String,
     },
+}
+
+/// What a client may obtain by token exchange (identity chaining); nothing unless
+/// `--exchange-audience` is given.
+#[derive(Debug, Default, clap::Args)]
+pub struct ExchangeArgs {
+    /// allow ID-JAGs for this resource AS issuer: `ISSUER=CLIENT_ID` names this client's id
+    /// there (without `=CLIENT_ID`, the same id as here) (repeatable)
+    #[arg(long = "exchange-audience")]
+    audiences: Vec<String>,
+    /// a scope the ID-JAG may carry (repeatable)
+    #[arg(long = "exchange-scope")]
+    scopes: Vec<String>,
+    /// an RFC 8707 resource the ID-JAG may carry (repeatable)
+    #[arg(long = "exchange-resource")]
+    resources: Vec<String>,
+    /// also exchange ID Tokens that are not key-bound
+    #[arg(long)]
+    exchange_unbound: bool,
+    /// let a public client exchange (the ID-JAG draft wants confidential clients)
+    #[arg(long)]
+    exchange_public: bool,
+}
+
+impl ExchangeArgs {
+    /// The policy, or `None` without audiences (other exchange flags then are a mistake).
+    fn policy(self, client_id: &str) -> anyhow::Result<Option<keybound_store::ExchangePolicy>> {
+        if self.audiences.is_empty() {
+            if !self.scopes.is_empty()
+                || !self.resources.is_empty()
+                || self.exchange_unbound
+                || self.exchange_public
+            {
+                bail!("the --exchange-* options need at least one --exchange-audience");
+            }
+            return Ok(None);
+        }
+        let mut audiences = std::collections::BTreeMap::new();
+        for a in &self.audiences {
+            let (issuer, id) = a.split_once('=').unwrap_or((a.as_str(), client_id));
+            if !url_ok(issuer) || id.is_empty() {
+                bail!("--exchange-audience '{a}': expected ISSUER_URL[=CLIENT_ID]");
+            }
+            audiences.insert(issuer.to_owned(), id.to_owned());
+        }
+        for r in &self.resources {
+            if !url_ok(r) {
+                bail!("--exchange-resource '{r}' must be an absolute URI without a fragment");
+            }
+        }
+        Ok(Some(keybound_store::ExchangePolicy {
+            audiences,
+            scopes: self.scopes,
+            resources: self.resources,
+            allow_unbound: self.exchange_unbound,
+            allow_public: self.exchange_public,
+        }))
+    }
 }
 
 /// User commands.
@@ -127,8 +188,10 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     dpop_bound_access_tokens,
                     name,
                     jwks,
+                    exchange,
                 },
         } => {
+            let exchange = exchange.policy(&client_id)?;
             let method = ClientAuthMethod::parse(&auth_method).with_context(|| {
                 format!("auth-method '{auth_method}': expected none, client_secret_basic, client_secret_post or private_key_jwt")
             })?;
@@ -181,6 +244,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     require_dpop_nonce: require_nonce,
                     dpop_bound_access_tokens,
                     jwks,
+                    exchange,
                     ..Client::new(&client_id, method, crate::now())
                 })
                 .await?;
@@ -197,8 +261,16 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
             cmd: ClientCmd::List,
         } => {
             for c in store.clients().await? {
+                let exchange = c.exchange.as_ref().map_or(String::new(), |p| {
+                    let to: Vec<String> = p
+                        .audiences
+                        .iter()
+                        .map(|(iss, id)| format!("{iss}={id}"))
+                        .collect();
+                    format!("\texchange: {}", to.join(" "))
+                });
                 println!(
-                    "{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}{exchange}",
                     c.client_id,
                     c.auth_method.as_str(),
                     c.key_binding_profile.name(),
