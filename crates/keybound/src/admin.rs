@@ -32,6 +32,7 @@ pub enum Admin {
 
 /// Client commands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process; boxing would only add noise
 pub enum ClientCmd {
     /// Register or replace a client.
     Add {
