@@ -44,6 +44,32 @@ pub use session::Session;
 pub use transport::ReqwestTransport;
 pub use transport::{HttpRequest, HttpResponse, Transport};
 
+/// An ID-JAG obtained by token exchange, to redeem at `audience` with the session's key.
+#[derive(Clone)]
+pub struct IdJag {
+    /// the ID-JAG (a JWT grant: a secret while it lives)
+    pub token: String,
+    /// the resource AS it is addressed to
+    pub audience: String,
+    /// lifetime in seconds, as the OP said
+    pub expires_in: Option<u64>,
+    /// granted scope, when the OP said
+    pub scope: Option<String>,
+    /// the key it is bound to (`cnf.jkt`)
+    pub jkt: Option<keybound_jose::Jkt>,
+}
+
+impl std::fmt::Debug for IdJag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdJag")
+            .field("audience", &self.audience)
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .field("jkt", &self.jkt)
+            .finish_non_exhaustive()
+    }
+}
+
 /// How the RP is registered at the OP.
 #[derive(Debug, Clone)]
 pub struct RpConfig {
@@ -499,6 +525,79 @@ impl Rp {
         }
         session.update(t, self.clock.now());
         Ok(())
+    }
+
+    /// Identity chaining: exchange the session's key-bound ID Token at the OP (RFC 8693) for an
+    /// ID-JAG addressed to the resource AS `audience`, with a proof by the session's key. Key
+    /// Binding ID1 §6: the ID Token itself never leaves the trust boundary; the ID-JAG does,
+    /// bound to the same key. An ID-JAG that comes back unbound or bound to another key is
+    /// refused ([`RpError::NotBound`]: a silent downgrade), as is any other issued type.
+    pub async fn exchange_for_id_jag(
+        &self,
+        session: &Session,
+        audience: &str,
+        scope: Option<&str>,
+        resource: Option<&str>,
+    ) -> Result<IdJag, RpError> {
+        let mut body = vec![
+            (
+                "grant_type",
+                keybound_proto::wire::grant_type::TOKEN_EXCHANGE,
+            ),
+            (
+                "requested_token_type",
+                keybound_proto::wire::token_type::ID_JAG,
+            ),
+            ("subject_token", session.id_token.as_str()),
+            (
+                "subject_token_type",
+                keybound_proto::wire::token_type::ID_TOKEN,
+            ),
+            ("audience", audience),
+        ];
+        if let Some(s) = scope {
+            body.push(("scope", s));
+        }
+        if let Some(r) = resource {
+            body.push(("resource", r));
+        }
+        if self.config.client_secret.is_none() {
+            body.push(("client_id", self.config.client_id.as_str()));
+        }
+        let key = session.key()?;
+        let t = self.token_request(&key, &body, None).await?;
+        if t.issued_token_type.as_deref() != Some(keybound_proto::wire::token_type::ID_JAG) {
+            return Err(RpError::Token(format!(
+                "token exchange issued {:?}, not an ID-JAG",
+                t.issued_token_type
+            )));
+        }
+        let jws = keybound_jose::Jws::parse(&t.access_token)
+            .map_err(|e| RpError::Token(format!("the ID-JAG is not a JWS: {e}")))?;
+        if jws.header().typ.as_deref() != Some(keybound_proto::idjag::TYP_ID_JAG) {
+            return Err(RpError::Token(format!(
+                "the issued token has typ {:?}, not '{}'",
+                jws.header().typ,
+                keybound_proto::idjag::TYP_ID_JAG
+            )));
+        }
+        let claims: keybound_proto::idjag::IdJagClaims = jws
+            .payload_json()
+            .map_err(|e| RpError::Token(format!("ID-JAG claims: {e}")))?;
+        let ours = key.public_jwk().thumbprint();
+        let bound = claims.cnf.as_ref().and_then(|c| c.jkt.as_ref());
+        if session.bound && bound != Some(&ours) {
+            return Err(RpError::NotBound(format!(
+                "the OP returned an ID-JAG bound to {bound:?}, not to this session's key {ours}: refusing a downgraded grant"
+            )));
+        }
+        Ok(IdJag {
+            token: t.access_token,
+            audience: audience.to_owned(),
+            expires_in: t.expires_in,
+            scope: t.scope,
+            jkt: bound.cloned(),
+        })
     }
 
     /// UserInfo with the DPoP-bound access token.

@@ -31,6 +31,17 @@ fn op() -> OpBuilder {
             key_binding_profile: Profile::Draft00,
             ..public_client("app-old")
         })
+        .client(Client {
+            exchange: Some(keybound_store::ExchangePolicy {
+                audiences: [("https://as.b.example".to_owned(), "svc-at-b".to_owned())].into(),
+                scopes: vec!["chat.read".into()],
+                ..keybound_store::ExchangePolicy::default()
+            }),
+            ..keybound_testkit::op::client(
+                "svc",
+                keybound_store::ClientAuthMethod::ClientSecretBasic,
+            )
+        })
 }
 
 /// [`op`] on loopback, on the system clock (the RP's clock).
@@ -320,4 +331,97 @@ async fn df7_twelve_slow_downs_then_network_errors_without_panic() {
     let sleeps = sleeps.lock().unwrap().clone();
     assert!(sleeps.len() <= 30, "{sleeps:?}");
     assert!(sleeps.iter().rev().take(2).all(|s| *s >= 65), "{sleeps:?}");
+}
+
+/// Identity chaining from the RP: the session's key-bound ID Token is exchanged for an ID-JAG
+/// bound to the same key (checked by the library: downgrade detection); an audience outside
+/// the client's policy is the OP's `invalid_target`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_for_an_id_jag_bound_to_the_session_key() {
+    let op = start_op().await;
+    let rp = Rp::new(
+        RpConfig {
+            client_secret: Some(keybound_testkit::op::CLIENT_SECRET.into()),
+            ..RpConfig::new(&op.issuer, "svc", REDIRECT)
+        },
+        Arc::new(ReqwestTransport::new().unwrap()),
+        Arc::new(SystemClock),
+    );
+    let session = sign_in(&rp).await;
+    assert!(session.bound);
+    let jag = rp
+        .exchange_for_id_jag(&session, "https://as.b.example", Some("chat.read"), None)
+        .await
+        .unwrap();
+    assert_eq!(jag.jkt, Some(session.jkt().unwrap()));
+    assert_eq!(jag.scope.as_deref(), Some("chat.read"));
+    assert_eq!(jag.expires_in, Some(300));
+    assert!(
+        !format!("{jag:?}").contains(&jag.token),
+        "the grant is not in Debug output"
+    );
+    match rp
+        .exchange_for_id_jag(&session, "https://as.c.example", None, None)
+        .await
+    {
+        Err(RpError::Op(e)) => assert_eq!(e.error.as_str(), "invalid_target"),
+        other => panic!("expected invalid_target, got {other:?}"),
+    }
+}
+
+/// A man in the middle (or a broken OP) that answers a token exchange with an ID-JAG that is
+/// not bound: the real OP answers, then the grant is replaced by an unbound one.
+struct Downgrading(ReqwestTransport);
+
+#[async_trait::async_trait]
+impl Transport for Downgrading {
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, RpError> {
+        let exchange = req
+            .body
+            .as_ref()
+            .is_some_and(|b| String::from_utf8_lossy(b).contains("token-exchange"));
+        let mut r = self.0.send(req).await?;
+        if exchange && r.status == 200 {
+            let mut v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            let mut h = serde_json::Map::new();
+            h.insert("typ".into(), "oauth-id-jag+jwt".into());
+            let claims = serde_json::json!({
+                "iss": "https://op.example", "sub": "x", "aud": "https://as.b.example",
+                "client_id": "svc-at-b", "jti": "j", "iat": 1, "exp": 2
+            });
+            v["access_token"] = keybound_jose::jws::sign(
+                keybound_jose::Algorithm::ES256,
+                &h,
+                claims.to_string().as_bytes(),
+                &keybound_testkit::keys::es256_b(),
+            )
+            .unwrap()
+            .into();
+            r.body = serde_json::to_vec(&v).unwrap();
+        }
+        Ok(r)
+    }
+}
+
+/// ID-JAG §4.6: the client inspects the ID-JAG for `cnf` matching its key; an unbound one is a
+/// downgrade and is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unbound_id_jag_for_a_bound_session_is_refused_as_a_downgrade() {
+    let op = start_op().await;
+    let rp = Rp::new(
+        RpConfig {
+            client_secret: Some(keybound_testkit::op::CLIENT_SECRET.into()),
+            ..RpConfig::new(&op.issuer, "svc", REDIRECT)
+        },
+        Arc::new(Downgrading(ReqwestTransport::new().unwrap())),
+        Arc::new(SystemClock),
+    );
+    let session = sign_in(&rp).await;
+    match rp
+        .exchange_for_id_jag(&session, "https://as.b.example", None, None)
+        .await
+    {
+        Err(RpError::NotBound(m)) => assert!(m.contains("downgrade"), "{m}"),
+        other => panic!("expected a downgrade refusal, got {other:?}"),
+    }
 }
