@@ -21,9 +21,9 @@ use sqlx::{Row as _, SqlitePool};
 use keybound_store::{
     AuthorizationCode, BrowserSession, Client, ClientStore, CodeLookup, CodeStore, Consent,
     ConsentStore, DeviceAuthorization, DeviceDecision, DevicePoll, DeviceStore, Expiring,
-    GrantStore, Kek, KeyState, PurgeStore, RefreshLookup, RefreshStore, RefreshToken, ReplayStore,
-    Result, SessionStore, SigningKeyRecord, SigningKeyStore, StoreError, TokenHash, User,
-    UserStore,
+    GrantStore, IssuerStore, Kek, KeyState, PurgeStore, RefreshLookup, RefreshStore, RefreshToken,
+    ReplayStore, Result, SessionStore, SigningKeyRecord, SigningKeyStore, StoreError, TokenHash,
+    TrustedIssuer, User, UserStore,
 };
 
 /// The SQLite store.
@@ -757,5 +757,75 @@ impl DeviceStore for SqliteStore {
                 }
             }
         })
+    }
+}
+
+#[async_trait]
+impl IssuerStore for SqliteStore {
+    async fn put_issuer(&self, issuer: &TrustedIssuer) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO trusted_issuers (issuer, data) VALUES (?1, ?2)
+             ON CONFLICT (issuer) DO UPDATE SET data = excluded.data",
+        )
+        .bind(&issuer.issuer)
+        .bind(serde_json::to_string(issuer)?)
+        .execute(&self.writer)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+    async fn issuer(&self, issuer: &str) -> Result<Option<TrustedIssuer>> {
+        self.one("SELECT data FROM trusted_issuers WHERE issuer = ?1", issuer)
+            .await
+    }
+    async fn issuers(&self) -> Result<Vec<TrustedIssuer>> {
+        self.all("SELECT data FROM trusted_issuers ORDER BY issuer")
+            .await
+    }
+    async fn delete_issuer(&self, issuer: &str) -> Result<bool> {
+        self.delete_one("DELETE FROM trusted_issuers WHERE issuer = ?1", issuer)
+            .await
+    }
+    async fn link_user(&self, issuer: &str, external_sub: &str, sub: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO user_links (issuer, external_sub, sub) VALUES (?1, ?2, ?3)
+             ON CONFLICT (issuer, external_sub) DO UPDATE SET sub = excluded.sub",
+        )
+        .bind(issuer)
+        .bind(external_sub)
+        .bind(sub)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| conflict_or_db(e, || format!("no trusted issuer '{issuer}' to link to")))?;
+        Ok(())
+    }
+    async fn linked_user(&self, issuer: &str, external_sub: &str) -> Result<Option<User>> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT u.data FROM user_links l JOIN users u ON u.sub = l.sub
+             WHERE l.issuer = ?1 AND l.external_sub = ?2",
+        )
+        .bind(issuer)
+        .bind(external_sub)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(|(d,)| serde_json::from_str(&d).map_err(Into::into))
+            .transpose()
+    }
+    async fn user_by_verified_email(&self, email: &str) -> Result<Option<User>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT data FROM users
+             WHERE json_extract(data, '$.email_verified') = 1
+               AND lower(json_extract(data, '$.email')) = lower(?1)
+             LIMIT 2",
+        )
+        .bind(email)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        match rows.as_slice() {
+            [(d,)] => Ok(Some(serde_json::from_str(d)?)),
+            _ => Ok(None),
+        }
     }
 }

@@ -233,6 +233,26 @@ pub trait PurgeStore: Send + Sync {
     async fn purge_expired(&self, kind: Expiring, now: u64, limit: u32) -> Result<u64>;
 }
 
+/// Identity providers trusted for the jwt-bearer grant, and the links from their subjects to
+/// local users.
+#[async_trait]
+pub trait IssuerStore: Send + Sync {
+    /// Insert or replace.
+    async fn put_issuer(&self, issuer: &TrustedIssuer) -> Result<()>;
+    /// By issuer identifier.
+    async fn issuer(&self, issuer: &str) -> Result<Option<TrustedIssuer>>;
+    /// All, by issuer identifier.
+    async fn issuers(&self) -> Result<Vec<TrustedIssuer>>;
+    /// Remove; whether it existed (its links go with it).
+    async fn delete_issuer(&self, issuer: &str) -> Result<bool>;
+    /// Link `external_sub` at `issuer` to the local user `sub` (replacing an earlier link).
+    async fn link_user(&self, issuer: &str, external_sub: &str, sub: &str) -> Result<()>;
+    /// The local user linked to `external_sub` at `issuer`.
+    async fn linked_user(&self, issuer: &str, external_sub: &str) -> Result<Option<User>>;
+    /// The local user with this verified e-mail address (case-insensitive), if exactly one.
+    async fn user_by_verified_email(&self, email: &str) -> Result<Option<User>>;
+}
+
 /// Browser sessions at the OP, keyed by the hash of the cookie value.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
@@ -257,6 +277,7 @@ pub trait Store:
     + ReplayStore
     + SessionStore
     + PurgeStore
+    + IssuerStore
 {
 }
 
@@ -272,5 +293,6 @@ impl<T> Store for T where
         + ReplayStore
         + SessionStore
         + PurgeStore
+        + IssuerStore
 {
 }

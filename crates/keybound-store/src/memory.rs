@@ -8,9 +8,9 @@ use async_trait::async_trait;
 
 use crate::{
     AuthorizationCode, BrowserSession, Client, ClientStore, CodeLookup, CodeStore, Consent,
-    ConsentStore, Expiring, GrantStore, KeyState, PurgeStore, RefreshLookup, RefreshStore,
-    RefreshToken, ReplayStore, Result, SessionStore, SigningKeyRecord, SigningKeyStore, StoreError,
-    TokenHash, User, UserStore,
+    ConsentStore, Expiring, GrantStore, IssuerStore, KeyState, PurgeStore, RefreshLookup,
+    RefreshStore, RefreshToken, ReplayStore, Result, SessionStore, SigningKeyRecord,
+    SigningKeyStore, StoreError, TokenHash, TrustedIssuer, User, UserStore,
 };
 
 #[derive(Default)]
@@ -26,6 +26,8 @@ struct Inner {
     replay: HashMap<[u8; 32], u64>,
     sessions: HashMap<TokenHash, BrowserSession>,
     devices: HashMap<TokenHash, DeviceState>,
+    issuers: BTreeMap<String, TrustedIssuer>,
+    links: HashMap<(String, String), String>,
 }
 
 /// The in-memory store.
@@ -457,6 +459,53 @@ impl crate::DeviceStore for MemoryStore {
                 d.redeemed = true;
                 DevicePoll::Approved(d.auth.clone(), dec.clone())
             }
+        })
+    }
+}
+
+#[async_trait]
+impl IssuerStore for MemoryStore {
+    async fn put_issuer(&self, issuer: &TrustedIssuer) -> Result<()> {
+        self.lock()
+            .issuers
+            .insert(issuer.issuer.clone(), issuer.clone());
+        Ok(())
+    }
+    async fn issuer(&self, issuer: &str) -> Result<Option<TrustedIssuer>> {
+        Ok(self.lock().issuers.get(issuer).cloned())
+    }
+    async fn issuers(&self) -> Result<Vec<TrustedIssuer>> {
+        Ok(self.lock().issuers.values().cloned().collect())
+    }
+    async fn delete_issuer(&self, issuer: &str) -> Result<bool> {
+        let mut g = self.lock();
+        g.links.retain(|(i, _), _| i != issuer);
+        Ok(g.issuers.remove(issuer).is_some())
+    }
+    async fn link_user(&self, issuer: &str, external_sub: &str, sub: &str) -> Result<()> {
+        self.lock()
+            .links
+            .insert((issuer.to_owned(), external_sub.to_owned()), sub.to_owned());
+        Ok(())
+    }
+    async fn linked_user(&self, issuer: &str, external_sub: &str) -> Result<Option<User>> {
+        let g = self.lock();
+        Ok(g.links
+            .get(&(issuer.to_owned(), external_sub.to_owned()))
+            .and_then(|sub| g.users.get(sub))
+            .cloned())
+    }
+    async fn user_by_verified_email(&self, email: &str) -> Result<Option<User>> {
+        let g = self.lock();
+        let mut found = g.users.values().filter(|u| {
+            u.email_verified
+                && u.email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
+        });
+        Ok(match (found.next(), found.next()) {
+            (Some(u), None) => Some(u.clone()),
+            _ => None,
         })
     }
 }

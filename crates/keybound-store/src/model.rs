@@ -470,3 +470,61 @@ pub struct BrowserSession {
     #[serde(default)]
     pub fresh_for: Option<String>,
 }
+
+/// How a trusted issuer's subjects become local End-Users at the jwt-bearer grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectMode {
+    /// only subjects an operator linked to a local user (`keybound admin user link`)
+    #[default]
+    Link,
+    /// a linked subject, else the local user whose verified e-mail address equals the
+    /// grant's `email` claim (then linked)
+    Email,
+    /// a linked subject, else a new local user created for it (just-in-time provisioning)
+    Provision,
+}
+
+impl SubjectMode {
+    /// Its name in settings and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubjectMode::Link => "link",
+            SubjectMode::Email => "email",
+            SubjectMode::Provision => "provision",
+        }
+    }
+
+    /// From its name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "link" => Some(SubjectMode::Link),
+            "email" => Some(SubjectMode::Email),
+            "provision" => Some(SubjectMode::Provision),
+            _ => None,
+        }
+    }
+}
+
+/// An identity provider whose ID-JAGs this server redeems with the jwt-bearer grant (the
+/// resource AS role of identity chaining).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustedIssuer {
+    /// its issuer identifier (the ID-JAG `iss`)
+    pub issuer: String,
+    /// where its signing keys are
+    pub jwks_uri: String,
+    /// how its subjects map to local users
+    #[serde(default)]
+    pub subject: SubjectMode,
+    /// every ID-JAG `jti` is redeemed once, bound or not (unbound ones always are)
+    #[serde(default)]
+    pub single_use: bool,
+    /// ID-JAGs without `cnf` may be redeemed for Bearer access tokens
+    #[serde(default)]
+    pub allow_unbound: bool,
+    /// a disabled issuer is refused (and kept, for its links)
+    pub enabled: bool,
+    /// when added
+    pub created_at: u64,
+}

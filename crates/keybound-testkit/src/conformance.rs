@@ -100,6 +100,11 @@ macro_rules! store_conformance {
             $crate::conformance::purge_expired_rows_in_bounded_batches(s).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn trusted_issuers_and_subject_links() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::trusted_issuers_and_subject_links(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn device_concurrent_polls_exactly_once() {
             let (s, _keep) = $backend().await;
             $crate::conformance::device_concurrent_polls_exactly_once(s).await;
@@ -605,6 +610,88 @@ pub async fn purge_expired_rows_in_bounded_batches(s: Arc<dyn Store>) {
         s.find_refresh(&live, at).await.unwrap(),
         RefreshLookup::Active(_)
     ));
+}
+
+/// Trusted issuers round-trip, links resolve to local users, deleting an issuer removes its
+/// links, and e-mail lookup finds exactly one verified owner.
+pub async fn trusted_issuers_and_subject_links(s: Arc<dyn Store>) {
+    let idp = keybound_store::TrustedIssuer {
+        issuer: "https://idp.example".into(),
+        jwks_uri: "https://idp.example/jwks".into(),
+        subject: keybound_store::SubjectMode::Email,
+        single_use: false,
+        allow_unbound: false,
+        enabled: true,
+        created_at: NOW,
+    };
+    s.put_issuer(&idp).await.unwrap();
+    assert_eq!(
+        s.issuer("https://idp.example").await.unwrap(),
+        Some(idp.clone())
+    );
+    let disabled = keybound_store::TrustedIssuer {
+        enabled: false,
+        ..idp.clone()
+    };
+    s.put_issuer(&disabled).await.unwrap();
+    assert_eq!(s.issuers().await.unwrap(), vec![disabled]);
+    assert!(s.issuer("https://other.example").await.unwrap().is_none());
+
+    s.put_user(&User {
+        email: Some("Alice@Example.com".into()),
+        email_verified: true,
+        ..user("u1", "alice")
+    })
+    .await
+    .unwrap();
+    s.put_user(&User {
+        email: Some("bob@example.com".into()),
+        email_verified: false,
+        ..user("u2", "bob")
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.user_by_verified_email("alice@example.com")
+            .await
+            .unwrap()
+            .map(|u| u.sub),
+        Some("u1".into())
+    );
+    assert!(
+        s.user_by_verified_email("bob@example.com")
+            .await
+            .unwrap()
+            .is_none(),
+        "an unverified address identifies nobody"
+    );
+
+    assert!(s
+        .linked_user("https://idp.example", "ext-1")
+        .await
+        .unwrap()
+        .is_none());
+    s.link_user("https://idp.example", "ext-1", "u2")
+        .await
+        .unwrap();
+    s.link_user("https://idp.example", "ext-1", "u1")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.linked_user("https://idp.example", "ext-1")
+            .await
+            .unwrap()
+            .map(|u| u.sub),
+        Some("u1".into()),
+        "a link is replaced"
+    );
+    assert!(s.delete_issuer("https://idp.example").await.unwrap());
+    assert!(!s.delete_issuer("https://idp.example").await.unwrap());
+    assert!(s
+        .linked_user("https://idp.example", "ext-1")
+        .await
+        .unwrap()
+        .is_none());
 }
 
 pub fn device(user_code: &str) -> DeviceAuthorization {
