@@ -41,7 +41,7 @@ pub use keys::{KeyRing, RETIRED_KEY_RETENTION};
 pub use purge::PurgeReport;
 pub use resource::{Introspection, ResourceRequest};
 pub use throttle::ThrottleConfig;
-pub use token::TokenRequestFacts;
+pub use token::{IssuerKeys, TokenRequestFacts};
 
 /// Scopes this OP knows; others are ignored (OIDC Core 3.1.2.1).
 pub const SUPPORTED_SCOPES: [&str; 5] =
@@ -245,6 +245,7 @@ pub struct Provider {
     clients: client_auth::ClientCache,
     throttle: throttle::Throttle,
     hashes: password::HashPool,
+    issuer_keys: Option<Arc<dyn token::IssuerKeys>>,
 }
 
 impl std::fmt::Debug for Provider {
@@ -277,7 +278,16 @@ impl Provider {
             clients: client_auth::ClientCache::default(),
             throttle: throttle::Throttle::default(),
             hashes,
+            issuer_keys: None,
         }
+    }
+
+    /// Where trusted issuers' signing keys come from, for the jwt-bearer grant (without it,
+    /// every ID-JAG is refused).
+    #[must_use]
+    pub fn with_issuer_keys(mut self, keys: Arc<dyn token::IssuerKeys>) -> Self {
+        self.issuer_keys = Some(keys);
+        self
     }
 
     /// The store.

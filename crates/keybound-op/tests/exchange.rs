@@ -176,7 +176,7 @@ async fn ij_key_bound_id_token_becomes_an_id_jag_bound_to_the_same_key() {
     );
     // the resource AS's stateless checks accept it (IJ-8, IJ-9, IJ-10)
     let jws = Jws::parse(&t.access_token).unwrap();
-    let (_, jkt) = keybound_proto::idjag::check(&jws, AS_B, "app-at-b", T0).unwrap();
+    let (_, jkt) = keybound_proto::idjag::check(&jws, AS_B, "app-at-b", T0, 0).unwrap();
     assert_eq!(jkt, Some(key.public_jwk().thumbprint()));
 }
 

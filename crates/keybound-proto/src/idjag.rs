@@ -45,13 +45,15 @@ pub struct IdJagClaims {
 }
 
 /// Check the shape rules a resource AS applies to an ID-JAG whose signature the caller has
-/// verified: IJ-8 `typ`, IJ-9 single `aud` equal to `issuer`, IJ-10 `client_id`, expiry.
+/// verified: IJ-8 `typ`, IJ-9 single `aud` equal to `issuer`, IJ-10 `client_id`, and the times
+/// (JB-4 `exp`, JB-5 `nbf`, `iat` not in the future), each with `leeway` seconds of skew.
 /// Returns the claims and the bound key thumbprint, if any.
 pub fn check(
     jws: &Jws<'_>,
     issuer: &str,
     client_id: &str,
     now: UnixTime,
+    leeway: u64,
 ) -> Result<(IdJagClaims, Option<Jkt>), Error> {
     if jws.header().typ.as_deref() != Some(TYP_ID_JAG) {
         return Err(Error::IdJag(format!(
@@ -74,11 +76,25 @@ pub fn check(
             claims.client_id
         )));
     }
-    if now >= claims.exp {
+    if now >= claims.exp.saturating_add(leeway) {
         return Err(Error::IdJag(format!(
             "expired at {}, now {now}",
             claims.exp
         )));
+    }
+    if claims.iat > now.saturating_add(leeway) {
+        return Err(Error::IdJag(format!(
+            "issued in the future (iat {}, now {now})",
+            claims.iat
+        )));
+    }
+    if let Some(nbf) = claims.extra.get("nbf") {
+        let nbf = nbf
+            .as_u64()
+            .ok_or_else(|| Error::IdJag("nbf: expected a number".into()))?;
+        if nbf > now.saturating_add(leeway) {
+            return Err(Error::IdJag(format!("not valid before {nbf}, now {now}")));
+        }
     }
     let jkt = claims.cnf.as_ref().and_then(Cnf::key_thumbprint);
     Ok((claims, jkt))

@@ -24,6 +24,8 @@ pub mod grant_type {
     pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
     /// RFC 7523 JWT bearer
     pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+    /// draft-parecki-oauth-jwt-dpop-grant: a JWT grant redeemed with a DPoP proof
+    pub const JWT_DPOP: &str = "urn:ietf:params:oauth:grant-type:jwt-dpop";
 }
 
 /// Token type URIs (RFC 8693 §3, ID-JAG).

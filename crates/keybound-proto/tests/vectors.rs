@@ -281,6 +281,7 @@ fn identity_chaining_example_jwt_grant() {
         "https://as.b.example/auth",
         "client",
         vu64(&v, "/now"),
+        0,
     )
     .unwrap_err();
     assert!(
@@ -305,7 +306,7 @@ fn ij_8_9_10_each_rule_is_reached_on_the_example_claims() {
     let check = |claims: &serde_json::Value, client: &str| {
         let t = sign(claims);
         let jws = Jws::parse(&t).unwrap();
-        idjag::check(&jws, "https://as.b.example/auth", client, now).map(|(c, _)| c.sub)
+        idjag::check(&jws, "https://as.b.example/auth", client, now, 0).map(|(c, _)| c.sub)
     };
     let msg = |r: Result<String, Error>| match r {
         Err(Error::IdJag(m)) => m,

@@ -43,6 +43,7 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
             "refresh_token",
             keybound_proto::wire::grant_type::DEVICE_CODE,
             keybound_proto::wire::grant_type::TOKEN_EXCHANGE,
+            keybound_proto::wire::grant_type::JWT_BEARER,
         ]),
         subject_types_supported: strings(&["public"]),
         id_token_signing_alg_values_supported: strings(&["ES256"]),
@@ -65,6 +66,12 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
             (
                 "identity_chaining_requested_token_types_supported".to_owned(),
                 serde_json::json!([keybound_proto::wire::token_type::ID_JAG]),
+            ),
+            // ID-JAG §4.4: this server redeems ID-JAGs (from the issuers it trusts; the list
+            // is not published)
+            (
+                "authorization_grant_profiles_supported".to_owned(),
+                serde_json::json!(["urn:ietf:params:oauth:grant-profile:id-jag"]),
             ),
         ]
         .into_iter()

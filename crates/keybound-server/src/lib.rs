@@ -16,6 +16,7 @@ mod device;
 mod discovery;
 pub mod error;
 mod forms;
+mod issuer_keys;
 mod maintenance;
 mod metrics;
 mod pages;
@@ -30,6 +31,7 @@ use axum::Router;
 use keybound_op::{paths, Provider};
 use tower_http::cors::{Any, CorsLayer};
 
+pub use issuer_keys::HttpIssuerKeys;
 pub use maintenance::spawn_purge;
 pub use metrics::Metrics;
 

@@ -1614,9 +1614,10 @@ async fn issue10_item5_background_purge_removes_expired_rows() {
         .unwrap());
 }
 
-/// ID-JAG §4.4, identity chaining §2.3: discovery lists token exchange and the ID-JAG token type.
+/// ID-JAG §4.4, identity chaining §2.3: discovery lists token exchange, jwt-bearer, the ID-JAG
+/// token type and grant profile.
 #[tokio::test]
-async fn discovery_lists_token_exchange_and_id_jag() {
+async fn discovery_lists_token_exchange_jwt_bearer_and_id_jag() {
     let mut a = app().await;
     let m = a.get("/.well-known/openid-configuration").await.json();
     assert!(m["grant_types_supported"]
@@ -1626,6 +1627,14 @@ async fn discovery_lists_token_exchange_and_id_jag() {
     assert_eq!(
         m["identity_chaining_requested_token_types_supported"],
         json!(["urn:ietf:params:oauth:token-type:id-jag"])
+    );
+    assert!(m["grant_types_supported"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("urn:ietf:params:oauth:grant-type:jwt-bearer")));
+    assert_eq!(
+        m["authorization_grant_profiles_supported"],
+        json!(["urn:ietf:params:oauth:grant-profile:id-jag"])
     );
 }
 

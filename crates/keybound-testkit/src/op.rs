@@ -75,6 +75,8 @@ pub struct OpBuilder {
     configure: Vec<Configure>,
     clients: Vec<Client>,
     users: Vec<User>,
+    issuers: Vec<keybound_store::TrustedIssuer>,
+    issuer_keys: Option<Arc<dyn keybound_op::IssuerKeys>>,
 }
 
 impl std::fmt::Debug for OpBuilder {
@@ -94,6 +96,8 @@ impl Default for OpBuilder {
             configure: Vec::new(),
             clients: Vec::new(),
             users: vec![alice()],
+            issuers: Vec::new(),
+            issuer_keys: None,
         }
     }
 }
@@ -291,6 +295,41 @@ impl TestOp {
     }
 }
 
+/// Other issuers' signing keys by JWKS URL, as fetched once (an in-process identity provider's
+/// `jwks()`, or any JWK Set): the resource AS's key source in tests.
+#[derive(Debug, Clone, Default)]
+pub struct IssuerJwks(pub std::collections::HashMap<String, keybound_jose::JwkSet>);
+
+#[async_trait::async_trait]
+impl keybound_op::IssuerKeys for IssuerJwks {
+    async fn keys(
+        &self,
+        jwks_uri: &str,
+        _kid: Option<&str>,
+        _now: u64,
+    ) -> Result<Arc<keybound_jose::JwkSet>, String> {
+        self.0
+            .get(jwks_uri)
+            .cloned()
+            .map(Arc::new)
+            .ok_or_else(|| format!("no JWK Set at {jwks_uri}"))
+    }
+}
+
+/// A trusted issuer record for `issuer` with its JWKS at `{issuer}/jwks`, e-mail subject
+/// resolution, key-bound ID-JAGs only, enabled.
+pub fn trusted(issuer: &str) -> keybound_store::TrustedIssuer {
+    keybound_store::TrustedIssuer {
+        issuer: issuer.to_owned(),
+        jwks_uri: format!("{issuer}/jwks"),
+        subject: keybound_store::SubjectMode::Email,
+        single_use: false,
+        allow_unbound: false,
+        enabled: true,
+        created_at: T0,
+    }
+}
+
 /// An OP serving on a loopback socket until dropped.
 pub struct LoopbackOp {
     /// its issuer, `http://127.0.0.1:PORT`
@@ -371,6 +410,18 @@ impl OpBuilder {
         self
     }
 
+    /// Trust `issuer` for the jwt-bearer grant, its keys from `keys` (e.g. [`IssuerJwks`]).
+    #[must_use]
+    pub fn trust(
+        mut self,
+        issuer: keybound_store::TrustedIssuer,
+        keys: Arc<dyn keybound_op::IssuerKeys>,
+    ) -> Self {
+        self.issuers.push(issuer);
+        self.issuer_keys = Some(keys);
+        self
+    }
+
     /// Register a client.
     #[must_use]
     pub fn client(mut self, c: Client) -> Self {
@@ -395,7 +446,13 @@ impl OpBuilder {
             f(&mut cfg);
         }
         let clock: Arc<dyn Clock> = self.clock.unwrap_or_else(|| self.manual.clone());
-        let p = Provider::new(cfg, store.clone(), clock, Arc::new(OsRandomness));
+        let mut p = Provider::new(cfg, store.clone(), clock, Arc::new(OsRandomness));
+        if let Some(k) = self.issuer_keys {
+            p = p.with_issuer_keys(k);
+        }
+        for i in &self.issuers {
+            store.put_issuer(i).await.expect("trusted issuer");
+        }
         p.ensure_signing_keys().await.expect("signing keys");
         for c in &self.clients {
             store.put_client(c).await.expect("client");

@@ -76,12 +76,14 @@ pub fn provider(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Pr
     cfg.require_dpop_nonce = settings.require_dpop_nonce;
     cfg.legacy_assertion_audience = settings.legacy_assertion_audience;
     cfg.throttle = settings.throttle;
-    Ok(Provider::new(
-        cfg,
-        store,
-        Arc::new(SystemClock),
-        Arc::new(OsRandomness),
-    ))
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .context("an HTTP client for trusted issuers' keys")?;
+    Ok(
+        Provider::new(cfg, store, Arc::new(SystemClock), Arc::new(OsRandomness))
+            .with_issuer_keys(Arc::new(keybound_server::HttpIssuerKeys::new(http))),
+    )
 }
 
 /// Demo data: created on first start with `--demo` (when there are no users yet).

@@ -11,7 +11,10 @@
 mod code;
 mod device_code;
 mod exchange;
+mod jwt_bearer;
 mod refresh;
+
+pub use jwt_bearer::IssuerKeys;
 
 use keybound_proto::dpop::VerifiedProof;
 use keybound_proto::wire::{grant_type, ErrorCode};
@@ -38,13 +41,16 @@ impl Provider {
                 | "refresh_token"
                 | grant_type::DEVICE_CODE
                 | grant_type::TOKEN_EXCHANGE
+                | grant_type::JWT_BEARER
+                | grant_type::JWT_DPOP
         ) {
             return Err(OpError::new(
                 ErrorCode::UnsupportedGrantType,
                 format!(
-                    "grant_type '{grant}' is not supported; use authorization_code, refresh_token, {} or {}",
+                    "grant_type '{grant}' is not supported; use authorization_code, refresh_token, {}, {} or {}",
                     grant_type::DEVICE_CODE,
-                    grant_type::TOKEN_EXCHANGE
+                    grant_type::TOKEN_EXCHANGE,
+                    grant_type::JWT_BEARER
                 ),
             ));
         }
@@ -55,6 +61,9 @@ impl Provider {
             "authorization_code" => self.code_grant(&client, form, proof).await,
             "refresh_token" => self.refresh_grant(&client, form, proof).await,
             grant_type::TOKEN_EXCHANGE => self.exchange_grant(&client, form, proof).await,
+            grant_type::JWT_BEARER | grant_type::JWT_DPOP => {
+                self.jwt_bearer_grant(&client, form, proof).await
+            }
             _ => self.device_grant(&client, form, proof).await,
         }
     }

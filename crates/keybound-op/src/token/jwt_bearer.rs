@@ -1,0 +1,263 @@
+//! The resource AS half of identity chaining: an ID-JAG from a trusted identity provider,
+//! redeemed with the RFC 7523 jwt-bearer grant (or its `jwt-dpop` alias) for an access token.
+//!
+//! In the one pipeline: the client is authenticated and the DPoP proof verified before this
+//! module runs. Then, each with its own `invalid_grant` description: header `typ` exactly
+//! `oauth-id-jag+jwt` (IJ-8: an ID Token, access token, DPoP proof or any other JWT is refused
+//! before anything else is believed) → `iss` a trusted, enabled issuer, never ourselves (IJ-11,
+//! IJ-14; a disabled issuer is refused, the regression of Keycloak CVE-2026-1486) → its
+//! signature with that issuer's keys (JB-8) → `aud` exactly our issuer, `client_id` the
+//! authenticated client, the times (IJ-9, IJ-10, JB-4, JB-5) → the binding (`cnf` present: a
+//! proof by that key is required and the access token is bound to it; absent: Bearer only where
+//! the issuer allows it) → `jti` (single use for unbound ID-JAGs and per issuer setting; a
+//! key-bound one may be presented again within its lifetime with a fresh proof, ID-JAG -04) →
+//! the subject (link, e-mail or provisioning) → an RFC 9068 access token through the same
+//! minting as every grant, scope narrowed to what the ID-JAG grants, no refresh token (IJ-13).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use keybound_jose::{Algorithm, JwkSet, Jws};
+use keybound_proto::dpop::VerifiedProof;
+use keybound_proto::idjag::{self, TYP_ID_JAG};
+use keybound_store::{Client, SubjectMode, TrustedIssuer, User};
+
+use crate::form::Form;
+use crate::grant::{Authorized, Grant, RefreshPlan, TokenSuccess};
+use crate::{OpError, Provider};
+
+/// Clock skew allowed on an ID-JAG's `exp`, `iat` and `nbf` (another server's clock).
+const LEEWAY: u64 = 30;
+
+/// Where a trusted issuer's signing keys come from (the server fetches and caches them over
+/// HTTP; nothing here does I/O).
+#[async_trait]
+pub trait IssuerKeys: Send + Sync {
+    /// The keys at `jwks_uri`, refetched at a bounded rate when `kid` is unknown.
+    async fn keys(
+        &self,
+        jwks_uri: &str,
+        kid: Option<&str>,
+        now: u64,
+    ) -> Result<Arc<JwkSet>, String>;
+}
+
+impl Provider {
+    /// `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer` (or `…:jwt-dpop`).
+    pub(crate) async fn jwt_bearer_grant(
+        &self,
+        client: &Client,
+        form: &Form,
+        proof: Option<VerifiedProof>,
+    ) -> Result<TokenSuccess, OpError> {
+        let assertion = form.require("assertion")?;
+        let jws = Jws::parse(assertion)
+            .map_err(|e| OpError::invalid_grant(format!("assertion: not a usable JWT: {e}")))?;
+        // IJ-8 first: nothing in a JWT of another type is believed
+        if jws.header().typ.as_deref() != Some(TYP_ID_JAG) {
+            return Err(OpError::invalid_grant(format!(
+                "assertion: header typ must be '{TYP_ID_JAG}' (an ID-JAG), got {:?}",
+                jws.header().typ
+            )));
+        }
+        let issuer = self.trusted_issuer(&jws).await?;
+        self.verify_issuer_signature(&jws, &issuer).await?;
+        let now = self.now();
+        let (claims, cnf) = idjag::check(&jws, &self.config.issuer, &client.client_id, now, LEEWAY)
+            .map_err(|e| OpError::invalid_grant(format!("assertion: {e}")))?;
+        // the binding: cnf demands a proof by that key; no cnf is Bearer where allowed
+        match (&cnf, &proof) {
+            (Some(bound), Some(p)) if p.jkt == *bound => {}
+            (Some(bound), Some(p)) => {
+                return Err(OpError::invalid_grant(format!(
+                    "assertion: the ID-JAG is bound to key {bound}, but the DPoP proof is signed by {}",
+                    p.jkt
+                )))
+            }
+            (Some(_), None) => {
+                return Err(OpError::invalid_grant(
+                    "assertion: proof of possession required: the ID-JAG is key-bound (cnf); send a DPoP proof signed by that key",
+                ))
+            }
+            (None, None) if !issuer.allow_unbound => {
+                return Err(OpError::invalid_grant(format!(
+                    "assertion: ID-JAGs from '{}' must be key-bound (cnf) or redeemed with a DPoP proof",
+                    issuer.issuer
+                )))
+            }
+            (None, _) => {}
+        }
+        // jti: single use unless key-bound (re-redemption within exp, each with a fresh proof)
+        if cnf.is_none() || issuer.single_use {
+            let digest =
+                keybound_jose::sha256(format!("id-jag\0{}\0{}", claims.iss, claims.jti).as_bytes());
+            if !self
+                .store
+                .check_and_insert(&digest, claims.exp.saturating_add(LEEWAY), now)
+                .await?
+            {
+                return Err(OpError::invalid_grant(
+                    "assertion: this ID-JAG was already redeemed (jti)",
+                ));
+            }
+        }
+        let user = self.resolve_subject(&issuer, &claims).await?;
+        // IJ-12: the scope is what the ID-JAG grants, narrowed by the request; never identity
+        // scopes (no ID Token, no refresh token from an assertion: IJ-13)
+        let granted: Vec<&str> = claims
+            .scope
+            .as_deref()
+            .unwrap_or("")
+            .split(' ')
+            .filter(|s| !s.is_empty() && !matches!(*s, "openid" | "offline_access" | "bound_key"))
+            .collect();
+        let scope = match form.get("scope") {
+            None => granted.join(" "),
+            Some(asked) => {
+                let asked: Vec<&str> = asked.split(' ').filter(|s| !s.is_empty()).collect();
+                if let Some(bad) = asked.iter().find(|s| !granted.contains(s)) {
+                    return Err(OpError::new(
+                        keybound_proto::wire::ErrorCode::InvalidScope,
+                        format!("scope '{bad}' is not granted by the ID-JAG"),
+                    ));
+                }
+                asked.join(" ")
+            }
+        };
+        let grant_id = self.random_id();
+        let auth_time = claims
+            .extra
+            .get("auth_time")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(claims.iat);
+        let grant = Grant {
+            client,
+            who: Authorized {
+                grant_id: &grant_id,
+                sub: &user.sub,
+                scope: &scope,
+                auth_time,
+                acr: None,
+                amr: &[],
+                nonce: None,
+            },
+            id_token_key: None,
+        };
+        let plan = RefreshPlan::New {
+            family: String::new(),
+            jkt: None,
+        };
+        self.mint(&grant, proof.as_ref(), plan).await
+    }
+
+    /// IJ-11, IJ-14: the issuer is configured, enabled, and not this server.
+    async fn trusted_issuer(&self, jws: &Jws<'_>) -> Result<TrustedIssuer, OpError> {
+        #[derive(serde::Deserialize)]
+        struct Iss {
+            iss: String,
+        }
+        let iss = jws
+            .payload_json::<Iss>()
+            .map_err(|_| OpError::invalid_grant("assertion: iss is required"))?
+            .iss;
+        if iss == self.config.issuer {
+            return Err(OpError::invalid_grant(
+                "assertion: an ID-JAG issued by this server is not redeemed here (it must cross a trust domain)",
+            ));
+        }
+        let issuer = self.store.issuer(&iss).await?.ok_or_else(|| {
+            OpError::invalid_grant(format!("assertion: issuer '{iss}' is not trusted here"))
+        })?;
+        if !issuer.enabled {
+            return Err(OpError::invalid_grant(format!(
+                "assertion: issuer '{iss}' is disabled"
+            )));
+        }
+        Ok(issuer)
+    }
+
+    /// JB-8: signed by one of the issuer's keys, with an asymmetric algorithm.
+    async fn verify_issuer_signature(
+        &self,
+        jws: &Jws<'_>,
+        issuer: &TrustedIssuer,
+    ) -> Result<(), OpError> {
+        let source = self
+            .issuer_keys
+            .as_ref()
+            .ok_or_else(|| OpError::internal("jwt-bearer: no issuer key source configured"))?;
+        let kid = jws.header().kid.as_deref();
+        let keys = source
+            .keys(&issuer.jwks_uri, kid, self.now())
+            .await
+            .map_err(|e| {
+                OpError::invalid_grant(format!(
+                    "assertion: no usable key of '{}' ({e})",
+                    issuer.issuer
+                ))
+            })?;
+        let candidates = keys.candidates(kid, jws.header().alg);
+        if candidates
+            .iter()
+            .any(|k| jws.verify(k, &Algorithm::ALL).is_ok())
+        {
+            Ok(())
+        } else {
+            Err(OpError::invalid_grant(format!(
+                "assertion: the signature does not verify with the keys of '{}'",
+                issuer.issuer
+            )))
+        }
+    }
+
+    /// The local End-User for the ID-JAG's subject, per the issuer's subject mode.
+    async fn resolve_subject(
+        &self,
+        issuer: &TrustedIssuer,
+        claims: &idjag::IdJagClaims,
+    ) -> Result<User, OpError> {
+        if let Some(u) = self.store.linked_user(&issuer.issuer, &claims.sub).await? {
+            return Ok(u);
+        }
+        let email = claims
+            .extra
+            .get("email")
+            .and_then(serde_json::Value::as_str);
+        let user = match issuer.subject {
+            SubjectMode::Link => None,
+            SubjectMode::Email => match email {
+                Some(e) => self.store.user_by_verified_email(e).await?,
+                None => None,
+            },
+            SubjectMode::Provision => {
+                let sub = format!(
+                    "idjag-{}",
+                    &keybound_jose::sha256_b64(
+                        format!("{}\0{}", issuer.issuer, claims.sub).as_bytes()
+                    )[..22]
+                );
+                let user = User {
+                    email: email.map(str::to_owned),
+                    // the issuer vouched for it in a signed grant
+                    email_verified: email.is_some(),
+                    // no password: this End-User signs in at their own IdP
+                    ..User::new(&sub, &sub, "!".into(), self.now())
+                };
+                self.store.put_user(&user).await?;
+                Some(user)
+            }
+        };
+        let user = user.ok_or_else(|| {
+            OpError::invalid_grant(format!(
+                "assertion: subject '{}' of '{}' is not known here (subject mode {})",
+                claims.sub,
+                issuer.issuer,
+                issuer.subject.as_str()
+            ))
+        })?;
+        self.store
+            .link_user(&issuer.issuer, &claims.sub, &user.sub)
+            .await?;
+        Ok(user)
+    }
+}

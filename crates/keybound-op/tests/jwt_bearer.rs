@@ -1,0 +1,417 @@
+//! Identity chaining across two trust domains, in process: domain A (an identity provider)
+//! exchanges a key-bound ID Token for an ID-JAG; domain B (a resource AS, another keybound with
+//! another issuer) redeems it with the jwt-bearer grant. Every check of the resource AS has a
+//! negative test with its error code; names follow JB-* / IJ-* of
+//! `../shared/specs/token-exchange-and-id-jag.md`.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::sync::Arc;
+
+use keybound_jose::PrivateKey;
+use keybound_op::{OpError, TokenRequestFacts};
+use keybound_proto::dpop::ProofBuilder;
+use keybound_proto::wire::{grant_type, token_type, ErrorCode, TokenResponse};
+use keybound_store::{ClientAuthMethod, ExchangePolicy, SubjectMode, TrustedIssuer};
+use keybound_testkit::keys;
+use keybound_testkit::op::{basic, client, form, trusted, IssuerJwks, OpBuilder, TestOp};
+
+const A: &str = "https://idp.a.example";
+const B: &str = "https://as.b.example";
+const C: &str = "https://as.c.example";
+
+/// The two domains: A with client `svc` (ID-JAGs for B as `svc-at-b` and for C), B with
+/// clients `svc-at-b` and `other` and A as a trusted issuer as `issuer` makes it.
+async fn domains(issuer: impl FnOnce(&mut TrustedIssuer)) -> (TestOp, TestOp) {
+    let a = OpBuilder::new()
+        .client(keybound_store::Client {
+            exchange: Some(ExchangePolicy {
+                audiences: [
+                    (B.to_owned(), "svc-at-b".to_owned()),
+                    (C.to_owned(), "svc-at-c".to_owned()),
+                ]
+                .into(),
+                scopes: vec!["chat.read".into(), "chat.write".into()],
+                allow_unbound: true,
+                ..ExchangePolicy::default()
+            }),
+            ..client("svc", ClientAuthMethod::ClientSecretBasic)
+        })
+        .build_at(A)
+        .await;
+    let mut idp = trusted(A);
+    issuer(&mut idp);
+    let keys = IssuerJwks([(format!("{A}/jwks"), a.p.jwks().await.unwrap())].into());
+    let b = OpBuilder::new()
+        .client(client("svc-at-b", ClientAuthMethod::ClientSecretBasic))
+        .client(client("other", ClientAuthMethod::ClientSecretBasic))
+        .trust(idp, Arc::new(keys))
+        .build_at(B)
+        .await;
+    (a, b)
+}
+
+fn proof(op: &TestOp, key: &PrivateKey) -> String {
+    ProofBuilder::new(
+        "POST",
+        &op.p.config.endpoints.token,
+        op.now(),
+        &keybound_jose::random_b64(12),
+    )
+    .sign(key)
+    .unwrap()
+}
+
+async fn token(
+    op: &TestOp,
+    client: &str,
+    fields: &[(&str, &str)],
+    key: Option<&PrivateKey>,
+) -> Result<TokenResponse, OpError> {
+    let p = key.map(|k| proof(op, k));
+    let dpop: Vec<&str> = p.iter().map(String::as_str).collect();
+    op.p.token(TokenRequestFacts {
+        form: &form(fields),
+        authorization: Some(&basic(client)),
+        dpop: &dpop,
+    })
+    .await
+    .map(|s| s.response)
+}
+
+/// At A: sign in with `key` (key-bound when given), then exchange for an ID-JAG for
+/// `audience` with a proof by `key`.
+async fn id_jag(a: &TestOp, key: Option<&PrivateKey>, audience: &str, scope: &str) -> String {
+    let jkt = key.map(|k| k.public_jwk().thumbprint());
+    let sc = if key.is_some() {
+        "openid email bound_key"
+    } else {
+        "openid email"
+    };
+    let code = a.sign_in_code("svc", sc, jkt.as_ref()).await;
+    let idt = a
+        .redeem("svc", &code, key, Some(&basic("svc")))
+        .await
+        .unwrap()
+        .id_token
+        .unwrap();
+    token(
+        a,
+        "svc",
+        &[
+            ("grant_type", grant_type::TOKEN_EXCHANGE),
+            ("requested_token_type", token_type::ID_JAG),
+            ("subject_token", &idt),
+            ("subject_token_type", token_type::ID_TOKEN),
+            ("audience", audience),
+            ("scope", scope),
+        ],
+        key,
+    )
+    .await
+    .unwrap()
+    .access_token
+}
+
+/// At B: redeem `assertion` as `client`, with a proof by `key` when given.
+async fn redeem(
+    b: &TestOp,
+    client: &str,
+    assertion: &str,
+    key: Option<&PrivateKey>,
+) -> Result<TokenResponse, OpError> {
+    token(
+        b,
+        client,
+        &[
+            ("grant_type", grant_type::JWT_BEARER),
+            ("assertion", assertion),
+        ],
+        key,
+    )
+    .await
+}
+
+/// The `sub` of an access token B issued (its own JWT; the signature is B's business).
+fn subject(access_token: &str) -> String {
+    let v: serde_json::Value = keybound_jose::Jws::parse(access_token)
+        .unwrap()
+        .payload_json()
+        .unwrap();
+    v["sub"].as_str().unwrap().to_owned()
+}
+
+fn refused(r: Result<TokenResponse, OpError>, code: ErrorCode, says: &str) {
+    match r {
+        Ok(t) => panic!("expected {code:?} ({says}), got {t:?}"),
+        Err(e) => {
+            assert_eq!(e.code(), code, "{e:?}");
+            assert!(e.description().contains(says), "{says:?} not in {e:?}");
+        }
+    }
+}
+
+/// IJ-7…IJ-13 on the happy path: A's key-bound ID-JAG, redeemed at B with a proof by the same
+/// key, gives a DPoP-bound access token for the End-User linked by e-mail, narrowed scope, no
+/// refresh token, no ID Token; userinfo at B works with it. A key-bound ID-JAG may be redeemed
+/// again within its lifetime with a fresh proof (ID-JAG -04).
+#[tokio::test]
+async fn ij_key_bound_chain_across_two_domains() {
+    let (a, b) = domains(|_| {}).await;
+    let key = keys::es256_a();
+    let jag = id_jag(&a, Some(&key), B, "chat.read chat.write").await;
+    let t = redeem(&b, "svc-at-b", &jag, Some(&key)).await.unwrap();
+    assert_eq!(t.token_type, "DPoP");
+    assert_eq!(t.scope.as_deref(), Some("chat.read chat.write"));
+    assert!(t.refresh_token.is_none(), "IJ-13: no refresh token");
+    assert!(t.id_token.is_none());
+    assert_eq!(
+        subject(&t.access_token),
+        keybound_testkit::op::ALICE.2,
+        "linked by e-mail"
+    );
+    // narrowed on request; again with a fresh proof
+    let t2 = token(
+        &b,
+        "svc-at-b",
+        &[
+            ("grant_type", grant_type::JWT_DPOP),
+            ("assertion", &jag),
+            ("scope", "chat.read"),
+        ],
+        Some(&key),
+    )
+    .await
+    .unwrap();
+    assert_eq!(t2.scope.as_deref(), Some("chat.read"));
+    refused(
+        token(
+            &b,
+            "svc-at-b",
+            &[
+                ("grant_type", grant_type::JWT_BEARER),
+                ("assertion", &jag),
+                ("scope", "chat.admin"),
+            ],
+            Some(&key),
+        )
+        .await,
+        ErrorCode::InvalidScope,
+        "chat.admin",
+    );
+}
+
+/// IJ-8, no type confusion in either direction: an ID Token, an access token or a DPoP proof
+/// is not an ID-JAG at B; an ID-JAG is not an ID Token at A's token exchange.
+#[tokio::test]
+async fn ij8_type_confusion_both_ways() {
+    let (a, b) = domains(|_| {}).await;
+    let key = keys::es256_a();
+    let code = a
+        .sign_in_code(
+            "svc",
+            "openid bound_key",
+            Some(&key.public_jwk().thumbprint()),
+        )
+        .await;
+    let t = a
+        .redeem("svc", &code, Some(&key), Some(&basic("svc")))
+        .await
+        .unwrap();
+    let idt = t.id_token.unwrap();
+    let dpop = proof(&b, &key);
+    for jwt in [&idt, &t.access_token, &dpop] {
+        refused(
+            redeem(&b, "svc-at-b", jwt, Some(&key)).await,
+            ErrorCode::InvalidGrant,
+            "typ",
+        );
+    }
+    let jag = id_jag(&a, Some(&key), B, "chat.read").await;
+    let r = token(
+        &a,
+        "svc",
+        &[
+            ("grant_type", grant_type::TOKEN_EXCHANGE),
+            ("requested_token_type", token_type::ID_JAG),
+            ("subject_token", &jag),
+            ("subject_token_type", token_type::ID_TOKEN),
+            ("audience", B),
+        ],
+        Some(&key),
+    )
+    .await;
+    refused(r, ErrorCode::InvalidRequest, "subject_token");
+}
+
+/// IJ-11 and Keycloak CVE-2026-1486: an issuer that is not trusted, or trusted but disabled,
+/// is refused.
+#[tokio::test]
+async fn ij11_untrusted_and_disabled_issuers() {
+    let key = keys::es256_a();
+    let (a, b) = domains(|i| i.enabled = false).await;
+    let jag = id_jag(&a, Some(&key), B, "chat.read").await;
+    refused(
+        redeem(&b, "svc-at-b", &jag, Some(&key)).await,
+        ErrorCode::InvalidGrant,
+        "disabled",
+    );
+    let (a, b) = domains(|i| i.issuer = "https://someone-else.example".into()).await;
+    let jag = id_jag(&a, Some(&key), B, "chat.read").await;
+    refused(
+        redeem(&b, "svc-at-b", &jag, Some(&key)).await,
+        ErrorCode::InvalidGrant,
+        "not trusted",
+    );
+}
+
+/// JB-8: an ID-JAG signed by a key that is not the issuer's.
+#[tokio::test]
+async fn jb8_signature_by_another_key() {
+    let (a, b) = domains(|_| {}).await;
+    let key = keys::es256_a();
+    let jag = id_jag(&a, Some(&key), B, "chat.read").await;
+    let (head, rest) = jag.split_once('.').unwrap();
+    let payload = rest.split('.').next().unwrap();
+    let input = format!("{head}.{payload}");
+    let sig = keys::es256_b()
+        .sign(keybound_jose::Algorithm::ES256, input.as_bytes())
+        .unwrap();
+    let forged = format!("{input}.{}", keybound_jose::b64::encode(sig));
+    refused(
+        redeem(&b, "svc-at-b", &forged, Some(&key)).await,
+        ErrorCode::InvalidGrant,
+        "signature",
+    );
+}
+
+/// IJ-9, IJ-10, JB-4: another audience, another client, expired.
+#[tokio::test]
+async fn ij9_ij10_jb4_audience_client_and_expiry() {
+    let (a, b) = domains(|_| {}).await;
+    let key = keys::es256_a();
+    let for_c = id_jag(&a, Some(&key), C, "chat.read").await;
+    refused(
+        redeem(&b, "svc-at-b", &for_c, Some(&key)).await,
+        ErrorCode::InvalidGrant,
+        "aud",
+    );
+    let jag = id_jag(&a, Some(&key), B, "chat.read").await;
+    refused(
+        redeem(&b, "other", &jag, Some(&key)).await,
+        ErrorCode::InvalidGrant,
+        "client_id",
+    );
+    b.advance(300 + 30);
+    refused(
+        redeem(&b, "svc-at-b", &jag, Some(&key)).await,
+        ErrorCode::InvalidGrant,
+        "expired",
+    );
+}
+
+/// ID-JAG §4.6: `cnf` without a proof, or with a proof by another key.
+#[tokio::test]
+async fn bound_id_jag_needs_a_proof_by_its_key() {
+    let (a, b) = domains(|_| {}).await;
+    let key = keys::es256_a();
+    let jag = id_jag(&a, Some(&key), B, "chat.read").await;
+    refused(
+        redeem(&b, "svc-at-b", &jag, None).await,
+        ErrorCode::InvalidGrant,
+        "proof of possession required",
+    );
+    refused(
+        redeem(&b, "svc-at-b", &jag, Some(&keys::es256_b())).await,
+        ErrorCode::InvalidGrant,
+        "bound to key",
+    );
+}
+
+/// JB-7 and the -04 re-submission rule: an unbound ID-JAG is single use (and only accepted
+/// from an issuer that allows unbound ones); a bound one is single use when the issuer says so.
+#[tokio::test]
+async fn jb7_single_use() {
+    let (a, b) = domains(|_| {}).await;
+    let unbound = id_jag(&a, None, B, "chat.read").await;
+    refused(
+        redeem(&b, "svc-at-b", &unbound, None).await,
+        ErrorCode::InvalidGrant,
+        "must be key-bound",
+    );
+    let (a, b) = domains(|i| i.allow_unbound = true).await;
+    let unbound = id_jag(&a, None, B, "chat.read").await;
+    let t = redeem(&b, "svc-at-b", &unbound, None).await.unwrap();
+    assert_eq!(t.token_type, "Bearer");
+    refused(
+        redeem(&b, "svc-at-b", &unbound, None).await,
+        ErrorCode::InvalidGrant,
+        "already redeemed",
+    );
+    let key = keys::es256_a();
+    let (a, b) = domains(|i| i.single_use = true).await;
+    let jag = id_jag(&a, Some(&key), B, "chat.read").await;
+    assert!(redeem(&b, "svc-at-b", &jag, Some(&key)).await.is_ok());
+    refused(
+        redeem(&b, "svc-at-b", &jag, Some(&key)).await,
+        ErrorCode::InvalidGrant,
+        "already redeemed",
+    );
+}
+
+/// Subject resolution: `link` knows only linked subjects; `provision` creates a local user.
+#[tokio::test]
+async fn subject_link_and_provisioning() {
+    let key = keys::es256_a();
+    let (a, b) = domains(|i| i.subject = SubjectMode::Link).await;
+    let jag = id_jag(&a, Some(&key), B, "chat.read").await;
+    refused(
+        redeem(&b, "svc-at-b", &jag, Some(&key)).await,
+        ErrorCode::InvalidGrant,
+        "not known here",
+    );
+    b.store
+        .link_user(
+            A,
+            keybound_testkit::op::ALICE.2,
+            keybound_testkit::op::ALICE.2,
+        )
+        .await
+        .unwrap();
+    assert!(redeem(&b, "svc-at-b", &jag, Some(&key)).await.is_ok());
+    let (a, b) = domains(|i| i.subject = SubjectMode::Provision).await;
+    let jag = id_jag(&a, Some(&key), B, "chat.read").await;
+    let t = redeem(&b, "svc-at-b", &jag, Some(&key)).await.unwrap();
+    let sub = subject(&t.access_token);
+    let sub = sub.as_str();
+    assert!(sub.starts_with("idjag-"), "{sub}");
+    assert_ne!(sub, keybound_testkit::op::ALICE.2);
+    // provisioned once: the second redemption finds the link
+    let t2 = redeem(&b, "svc-at-b", &jag, Some(&key)).await.unwrap();
+    assert_eq!(subject(&t2.access_token), sub);
+    assert!(
+        b.p.login(sub, "!").await.unwrap().is_none(),
+        "no password sign-in"
+    );
+}
+
+/// IJ-14: a server never redeems an ID-JAG it issued itself.
+#[tokio::test]
+async fn ij14_own_id_jags_are_not_redeemed() {
+    let key = keys::es256_a();
+    let a = OpBuilder::new()
+        .client(keybound_store::Client {
+            exchange: Some(ExchangePolicy {
+                audiences: [(A.to_owned(), "svc".to_owned())].into(),
+                ..ExchangePolicy::default()
+            }),
+            ..client("svc", ClientAuthMethod::ClientSecretBasic)
+        })
+        .build_at(A)
+        .await;
+    let jag = id_jag(&a, Some(&key), A, "").await;
+    refused(
+        redeem(&a, "svc", &jag, Some(&key)).await,
+        ErrorCode::InvalidGrant,
+        "issued by this server",
+    );
+}
