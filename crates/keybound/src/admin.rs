@@ -28,6 +28,55 @@ pub enum Admin {
         #[command(subcommand)]
         cmd: KeysCmd,
     },
+    /// Manage identity providers whose ID-JAGs this server redeems (jwt-bearer).
+    Issuer {
+        #[command(subcommand)]
+        cmd: IssuerCmd,
+    },
+}
+
+/// Trusted issuer commands.
+#[derive(Debug, Subcommand)]
+pub enum IssuerCmd {
+    /// Trust an issuer (or change its settings).
+    Add {
+        /// its issuer identifier
+        #[arg(long)]
+        issuer: String,
+        /// its JWK Set URL (default: `jwks_uri` from its discovery document, fetched now)
+        #[arg(long)]
+        jwks_uri: Option<String>,
+        /// how its subjects become local users: link (only `user link`ed ones), email (a local
+        /// user with that verified address) or provision (create one)
+        #[arg(long, default_value = "link")]
+        subject: String,
+        /// redeem every ID-JAG once, key-bound or not
+        #[arg(long)]
+        single_use: bool,
+        /// accept ID-JAGs without `cnf` (Bearer access tokens)
+        #[arg(long)]
+        allow_unbound: bool,
+    },
+    /// List trusted issuers.
+    List,
+    /// Refuse an issuer's ID-JAGs, keeping its settings and links.
+    Disable {
+        /// its issuer identifier
+        #[arg(long)]
+        issuer: String,
+    },
+    /// Accept an issuer's ID-JAGs again.
+    Enable {
+        /// its issuer identifier
+        #[arg(long)]
+        issuer: String,
+    },
+    /// Forget an issuer and its links.
+    Remove {
+        /// its issuer identifier
+        #[arg(long)]
+        issuer: String,
+    },
 }
 
 /// Client commands.
@@ -160,6 +209,18 @@ pub enum UserCmd {
         /// login name
         #[arg(long)]
         username: String,
+    },
+    /// Link a subject at a trusted issuer to a local user (for ID-JAGs).
+    Link {
+        /// the local login name
+        #[arg(long)]
+        username: String,
+        /// the trusted issuer
+        #[arg(long)]
+        issuer: String,
+        /// the user's `sub` at that issuer
+        #[arg(long)]
+        subject: String,
     },
 }
 
@@ -334,6 +395,25 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
             store.delete_user(&u.sub).await?;
             println!("user '{username}' removed");
         }
+        Admin::User {
+            cmd:
+                UserCmd::Link {
+                    username,
+                    issuer,
+                    subject,
+                },
+        } => {
+            let u = store
+                .user_by_username(&username)
+                .await?
+                .with_context(|| format!("no user '{username}'"))?;
+            if store.issuer(&issuer).await?.is_none() {
+                bail!("'{issuer}' is not a trusted issuer (keybound admin issuer add)");
+            }
+            store.link_user(&issuer, &subject, &u.sub).await?;
+            println!("'{subject}' at {issuer} is now '{username}' here");
+        }
+        Admin::Issuer { cmd } => issuer(store.as_ref(), cmd).await?,
         Admin::Keys { cmd: KeysCmd::List } => {
             let p = provider(&settings, store.clone())?;
             p.ensure_signing_keys()
@@ -364,4 +444,120 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
 
 fn url_ok(u: &str) -> bool {
     u.contains("://") && !u.contains('#')
+}
+
+async fn issuer(store: &dyn keybound_store::Store, cmd: IssuerCmd) -> anyhow::Result<()> {
+    let known = |issuer: String| async move {
+        store
+            .issuer(&issuer)
+            .await?
+            .with_context(|| format!("no trusted issuer '{issuer}'"))
+    };
+    match cmd {
+        IssuerCmd::Add {
+            issuer,
+            jwks_uri,
+            subject,
+            single_use,
+            allow_unbound,
+        } => {
+            if !url_ok(&issuer) {
+                bail!("--issuer '{issuer}' must be an absolute URL");
+            }
+            let subject = keybound_store::SubjectMode::parse(&subject).with_context(|| {
+                format!("--subject '{subject}': expected link, email or provision")
+            })?;
+            let jwks_uri = match jwks_uri {
+                Some(u) => u,
+                None => discover_jwks_uri(&issuer).await?,
+            };
+            if !url_ok(&jwks_uri) {
+                bail!("--jwks-uri '{jwks_uri}' must be an absolute URL");
+            }
+            store
+                .put_issuer(&keybound_store::TrustedIssuer {
+                    issuer: issuer.clone(),
+                    jwks_uri: jwks_uri.clone(),
+                    subject,
+                    single_use,
+                    allow_unbound,
+                    enabled: true,
+                    created_at: crate::now(),
+                })
+                .await?;
+            println!(
+                "trusting {issuer} (keys at {jwks_uri}, subjects by {})",
+                subject.as_str()
+            );
+        }
+        IssuerCmd::List => {
+            for i in store.issuers().await? {
+                println!(
+                    "{}\t{}\t{}\tsubject={}{}{}",
+                    i.issuer,
+                    if i.enabled { "enabled" } else { "disabled" },
+                    i.jwks_uri,
+                    i.subject.as_str(),
+                    if i.single_use { "\tsingle-use" } else { "" },
+                    if i.allow_unbound {
+                        "\tallow-unbound"
+                    } else {
+                        ""
+                    },
+                );
+            }
+        }
+        IssuerCmd::Disable { issuer } => {
+            let mut i = known(issuer).await?;
+            i.enabled = false;
+            store.put_issuer(&i).await?;
+            println!("{} disabled: its ID-JAGs are refused", i.issuer);
+        }
+        IssuerCmd::Enable { issuer } => {
+            let mut i = known(issuer).await?;
+            i.enabled = true;
+            store.put_issuer(&i).await?;
+            println!("{} enabled", i.issuer);
+        }
+        IssuerCmd::Remove { issuer } => {
+            if !store.delete_issuer(&issuer).await? {
+                bail!("no trusted issuer '{issuer}'");
+            }
+            println!("{issuer} removed, with its links");
+        }
+    }
+    Ok(())
+}
+
+/// `jwks_uri` from `issuer`'s discovery document (OpenID Connect Discovery, then RFC 8414).
+async fn discover_jwks_uri(issuer: &str) -> anyhow::Result<String> {
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()?;
+    let base = issuer.trim_end_matches('/');
+    let mut last = None;
+    for path in [
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+    ] {
+        let url = format!("{base}{path}");
+        match http.get(&url).send().await {
+            Ok(r) if r.status().is_success() => {
+                let m: serde_json::Value = r.json().await.with_context(|| url.clone())?;
+                if m["issuer"] != issuer {
+                    bail!("{url} names issuer {}, not {issuer}", m["issuer"]);
+                }
+                return m["jwks_uri"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .with_context(|| format!("{url} has no jwks_uri"));
+            }
+            Ok(r) => last = Some(format!("{url}: HTTP {}", r.status())),
+            Err(e) => last = Some(format!("{url}: {e}")),
+        }
+    }
+    bail!(
+        "could not discover the keys of {issuer} ({}); give --jwks-uri",
+        last.unwrap_or_default()
+    )
 }

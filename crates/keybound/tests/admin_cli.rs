@@ -70,3 +70,153 @@ fn exchange_policy_from_the_command_line() {
         assert!(err.contains(expect), "{args:?}: {err}");
     }
 }
+
+/// `keybound admin issuer …` and `user link`: trust an issuer (its `jwks_uri` discovered from a
+/// live OP on loopback, or given), list, disable, enable, link a subject, remove.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_issuers_from_the_command_line() {
+    let idp = keybound_testkit::op::OpBuilder::new().serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let kb = Keybound::new(env!("CARGO_BIN_EXE_keybound"), &data);
+    let admin = |args: Vec<String>| {
+        let kb = kb.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                kb.admin(&args)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+    let out = admin(s(&[
+        "issuer",
+        "add",
+        "--issuer",
+        &idp.issuer,
+        "--subject",
+        "email",
+    ]))
+    .await;
+    assert!(
+        out.contains(&format!("keys at {}/jwks", idp.issuer)),
+        "{out}"
+    );
+    admin(s(&[
+        "issuer",
+        "add",
+        "--issuer",
+        "https://idp.c.example",
+        "--jwks-uri",
+        "https://idp.c.example/keys",
+        "--single-use",
+    ]))
+    .await;
+    admin(s(&[
+        "issuer",
+        "disable",
+        "--issuer",
+        "https://idp.c.example",
+    ]))
+    .await;
+    let list = admin(s(&["issuer", "list"])).await;
+    assert!(
+        list.contains(&format!(
+            "{}\tenabled\t{}/jwks\tsubject=email",
+            idp.issuer, idp.issuer
+        )),
+        "{list}"
+    );
+    assert!(
+        list.contains(
+            "https://idp.c.example\tdisabled\thttps://idp.c.example/keys\tsubject=link\tsingle-use"
+        ),
+        "{list}"
+    );
+    admin(s(&[
+        "issuer",
+        "enable",
+        "--issuer",
+        "https://idp.c.example",
+    ]))
+    .await;
+    admin(s(&[
+        "user",
+        "add",
+        "--username",
+        "carol",
+        "--password",
+        "pw-pw-pw-pw",
+    ]))
+    .await;
+    let out = admin(s(&[
+        "user",
+        "link",
+        "--username",
+        "carol",
+        "--issuer",
+        "https://idp.c.example",
+        "--subject",
+        "c-123",
+    ]))
+    .await;
+    assert!(
+        out.contains("'c-123' at https://idp.c.example is now 'carol' here"),
+        "{out}"
+    );
+    admin(s(&[
+        "issuer",
+        "remove",
+        "--issuer",
+        "https://idp.c.example",
+    ]))
+    .await;
+    let list = admin(s(&["issuer", "list"])).await;
+    assert!(!list.contains("idp.c.example"), "{list}");
+    // mistakes
+    for (args, expect) in [
+        (
+            s(&[
+                "issuer",
+                "add",
+                "--issuer",
+                "https://idp.d.example",
+                "--jwks-uri",
+                "https://idp.d.example/k",
+                "--subject",
+                "guess",
+            ]),
+            "expected link, email or provision",
+        ),
+        (
+            s(&["issuer", "disable", "--issuer", "https://nobody.example"]),
+            "no trusted issuer",
+        ),
+        (
+            s(&[
+                "user",
+                "link",
+                "--username",
+                "carol",
+                "--issuer",
+                "https://nobody.example",
+                "--subject",
+                "x",
+            ]),
+            "not a trusted issuer",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_keybound"))
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("admin")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expect), "{args:?}: {err}");
+    }
+}
