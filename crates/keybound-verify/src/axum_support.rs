@@ -12,11 +12,18 @@ use axum::response::{IntoResponse, Response};
 use keybound_proto::presentation::ID_TOKEN_HEADER;
 use keybound_proto::wire::challenge;
 
-use crate::{HttpPresentation, VerifiedIdentity, Verifier, VerifyError};
+use crate::{
+    AccessPresentation, HttpPresentation, VerifiedAccess, VerifiedIdentity, Verifier, VerifyError,
+};
 
 /// A request whose key-bound ID Token and proof verified.
 #[derive(Debug, Clone)]
 pub struct KeyBound(pub VerifiedIdentity);
+
+/// A request whose access token (RFC 9068) and DPoP proof verified: an API handler takes
+/// `DpopAccess(access): DpopAccess` with an `Arc<Verifier>` in its state.
+#[derive(Debug, Clone)]
+pub struct DpopAccess(pub VerifiedAccess);
 
 /// A refusal, as an HTTP response.
 #[derive(Debug)]
@@ -53,6 +60,30 @@ impl IntoResponse for Refusal {
     }
 }
 
+fn dpop_headers(headers: &HeaderMap) -> Vec<&str> {
+    headers
+        .get_all("dpop")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect()
+}
+
+impl Refusal {
+    /// The refusal of `error` by `verifier` (with a fresh nonce when it demands them).
+    fn new(verifier: &Verifier, error: VerifyError) -> Self {
+        let nonce = match &error {
+            VerifyError::NonceRequired(n) => Some(n.clone()),
+            _ => verifier.fresh_nonce(),
+        };
+        Refusal {
+            error,
+            nonce,
+            algs: keybound_jose::Algorithm::list(&verifier.config().proof.allowed_algs)
+                .replace(", ", " "),
+        }
+    }
+}
+
 /// Verify the presentation carried by `headers` for `method` `path`.
 pub async fn verify_request(
     verifier: &Verifier,
@@ -60,11 +91,7 @@ pub async fn verify_request(
     path: &str,
     headers: &HeaderMap,
 ) -> Result<VerifiedIdentity, Refusal> {
-    let dpop: Vec<&str> = headers
-        .get_all("dpop")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
+    let dpop = dpop_headers(headers);
     let id_token = headers.get(ID_TOKEN_HEADER).and_then(|v| v.to_str().ok());
     verifier
         .verify_http(HttpPresentation {
@@ -74,18 +101,49 @@ pub async fn verify_request(
             path,
         })
         .await
-        .map_err(|error| {
-            let nonce = match &error {
-                VerifyError::NonceRequired(n) => Some(n.clone()),
-                _ => verifier.fresh_nonce(),
-            };
-            Refusal {
-                error,
-                nonce,
-                algs: keybound_jose::Algorithm::list(&verifier.config().proof.allowed_algs)
-                    .replace(", ", " "),
-            }
+        .map_err(|error| Refusal::new(verifier, error))
+}
+
+/// Verify the access token and proof carried by `headers` for `method` `path`.
+pub async fn verify_access_request(
+    verifier: &Verifier,
+    method: &str,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<VerifiedAccess, Refusal> {
+    let dpop = dpop_headers(headers);
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    verifier
+        .verify_access_token(AccessPresentation {
+            authorization,
+            dpop: &dpop,
+            htm: method,
+            path,
         })
+        .await
+        .map_err(|error| Refusal::new(verifier, error))
+}
+
+impl<S> FromRequestParts<S> for DpopAccess
+where
+    Arc<Verifier>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Refusal;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let verifier = Arc::<Verifier>::from_ref(state);
+        verify_access_request(
+            &verifier,
+            parts.method.as_str(),
+            parts.uri.path(),
+            &parts.headers,
+        )
+        .await
+        .map(DpopAccess)
+    }
 }
 
 impl<S> FromRequestParts<S> for KeyBound

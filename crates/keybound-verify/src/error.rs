@@ -40,6 +40,12 @@ pub enum VerifyError {
     /// The verifier's configuration cannot be used.
     #[error("verifier configuration: {0}")]
     Config(String),
+    /// No access token in the `Authorization` header.
+    #[error("no access token: send Authorization: DPoP <token> with a DPoP proof")]
+    MissingAccessToken,
+    /// The access token failed a check.
+    #[error("access token: {0}")]
+    AccessToken(String),
 }
 
 impl VerifyError {
@@ -47,6 +53,8 @@ impl VerifyError {
     pub fn code(&self) -> ErrorCode {
         match self {
             VerifyError::MissingIdToken
+            | VerifyError::MissingAccessToken
+            | VerifyError::AccessToken(_)
             | VerifyError::UntrustedIssuer(_)
             | VerifyError::IdToken(_)
             | VerifyError::Jwks(_) => ErrorCode::InvalidToken,

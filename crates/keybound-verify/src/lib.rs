@@ -15,6 +15,7 @@
 //!
 //! The result is a [`VerifiedIdentity`] or one precise [`VerifyError`].
 
+mod access;
 #[cfg(feature = "axum")]
 pub mod axum_support;
 mod error;
@@ -28,6 +29,7 @@ use keybound_proto::dpop::{self, DpopPolicy, NonceCheck, NonceSource, RequestFac
 use keybound_proto::idtoken::{self, BindingRequirement, IdTokenChecks, IdTokenClaims};
 use keybound_proto::presentation::{self, P2pChecks};
 
+pub use access::{AccessPresentation, VerifiedAccess};
 pub use error::VerifyError;
 #[cfg(feature = "http")]
 pub use jwks::HttpFetcher;
@@ -65,7 +67,8 @@ pub struct TrustedIssuer {
 pub struct VerifierConfig {
     /// trusted issuers
     pub issuers: Vec<TrustedIssuer>,
-    /// accepted audiences: the client ids of the RP whose ID Tokens are presented here
+    /// accepted audiences: the client ids of the RP whose ID Tokens are presented here, or, for
+    /// access tokens, this resource's identifiers (a keybound AS names its issuer)
     pub audiences: Vec<String>,
     /// accept draft-00 `typ: id_token+cnf`
     pub accept_draft00: bool,
@@ -77,6 +80,8 @@ pub struct VerifierConfig {
     pub nonces: Option<NonceSource>,
     /// externally visible base URL of this service (scheme, host, port), for `htu`
     pub public_base_url: String,
+    /// access tokens without `cnf` (Bearer) are accepted too (default: only DPoP-bound ones)
+    pub accept_bearer: bool,
 }
 
 impl VerifierConfig {
@@ -104,6 +109,7 @@ impl VerifierConfig {
             proof: DpopPolicy::default(),
             nonces: None,
             public_base_url: public_base_url.trim_end_matches('/').to_owned(),
+            accept_bearer: false,
         }
     }
 }
