@@ -142,7 +142,7 @@ async fn refusals_each_with_its_reason() {
     ));
     // another audience, another issuer
     let (other, _) = verifier(&op, |c| {
-        c.audiences = vec!["https://elsewhere.example".into()]
+        c.audiences = vec!["https://elsewhere.example".into()];
     })
     .await;
     says(
