@@ -600,6 +600,60 @@ impl Rp {
         })
     }
 
+    /// Identity chaining at the resource AS this `Rp` is configured for (its issuer, and this
+    /// client's id and secret there): redeem `id_jag` with the jwt-bearer grant and a proof by
+    /// `key` (the session's key, to which the ID-JAG is bound). A bound ID-JAG must give a
+    /// DPoP-bound access token: a Bearer token back is refused as a downgrade.
+    pub async fn redeem_id_jag(
+        &self,
+        key: &PrivateKey,
+        id_jag: &IdJag,
+    ) -> Result<TokenResponse, RpError> {
+        let mut body = vec![
+            ("grant_type", keybound_proto::wire::grant_type::JWT_BEARER),
+            ("assertion", id_jag.token.as_str()),
+        ];
+        if self.config.client_secret.is_none() {
+            body.push(("client_id", self.config.client_id.as_str()));
+        }
+        let t = self.token_request(key, &body, None).await?;
+        if id_jag.jkt.is_some() && !t.token_type.eq_ignore_ascii_case("DPoP") {
+            return Err(RpError::NotBound(format!(
+                "the resource AS answered a key-bound ID-JAG with a '{}' access token, not DPoP: refusing the downgrade",
+                t.token_type
+            )));
+        }
+        Ok(t)
+    }
+
+    /// A request to an API with a DPoP-bound `access_token` and a fresh proof by `key` (`ath`,
+    /// the server's nonce when it asks for one).
+    pub async fn call_api(
+        &self,
+        key: &PrivateKey,
+        access_token: &str,
+        method: &str,
+        url: &str,
+    ) -> Result<HttpResponse, RpError> {
+        self.send_with_proof(
+            key,
+            method,
+            url,
+            |b| b.ath_for(access_token),
+            |proof| {
+                HttpRequest {
+                    method: method.to_owned(),
+                    url: url.to_owned(),
+                    headers: Vec::new(),
+                    body: None,
+                }
+                .header("Authorization", &format!("DPoP {access_token}"))
+                .header("DPoP", proof)
+            },
+        )
+        .await
+    }
+
     /// UserInfo with the DPoP-bound access token.
     pub async fn userinfo(&self, session: &Session) -> Result<Value, RpError> {
         let m = self.discover().await?;
