@@ -4,6 +4,7 @@
 //! an API in domain B (keybound-verify's `DpopAccess` extractor) with the DPoP access token. Then
 //! what a thief would try, refused across the real processes.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+#![allow(clippy::many_single_char_names)] // domains a and b, their ports and issuers read well short
 
 use std::sync::Arc;
 
