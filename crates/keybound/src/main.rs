@@ -59,6 +59,9 @@ enum Command {
     Login(rpcli::LoginArgs),
     /// Print (or send) the headers presenting the saved session's ID Token to a service.
     Present(rpcli::PresentArgs),
+    /// Identity chaining: trade the saved session's key-bound ID Token for an ID-JAG at its OP,
+    /// redeem it at another trust domain's AS, print the DPoP access token (or call an API).
+    Chain(rpcli::ChainArgs),
     /// Check one presentation (ID-Token and DPoP header values) and print the verdict.
     Verify(rpcli::VerifyArgs),
     /// The whole story on loopback: sign in, get a key-bound ID Token, present it, and watch
@@ -146,6 +149,10 @@ fn main() -> ExitCode {
             Err(e) => fail(&e),
         },
         Command::Present(a) => match runtime().and_then(|rt| rt.block_on(rpcli::present(a))) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
+        Command::Chain(a) => match runtime().and_then(|rt| rt.block_on(rpcli::chain(a))) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
         },

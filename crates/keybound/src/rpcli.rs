@@ -176,6 +176,109 @@ async fn wait_for_callback(
     bail!("too many requests to the loopback listener without the redirect")
 }
 
+/// Options of `keybound chain`.
+#[derive(Debug, clap::Args)]
+pub struct ChainArgs {
+    /// the resource AS (its issuer) to obtain an access token from
+    #[arg(long)]
+    pub audience: String,
+    /// this client's id at the resource AS
+    #[arg(long)]
+    pub as_client_id: String,
+    /// this client's secret at the resource AS
+    #[arg(long, env = "KEYBOUND_AS_CLIENT_SECRET")]
+    pub as_client_secret: Option<String>,
+    /// this client's secret at the OP that issued the session (token exchange needs it)
+    #[arg(long, env = "KEYBOUND_CLIENT_SECRET")]
+    pub client_secret: Option<String>,
+    /// scope to ask for
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// RFC 8707 resource to ask for
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// then GET this URL with the access token and a fresh proof, and print the answer
+    #[arg(long)]
+    pub call: Option<String>,
+    /// also print the ID-JAG (to standard error; it is a grant: treat it as a secret)
+    #[arg(long)]
+    pub print_id_jag: bool,
+    /// the session saved by `keybound login`
+    #[arg(long, default_value = "keybound-session.json")]
+    pub session: PathBuf,
+}
+
+/// Identity chaining from a saved session: exchange its key-bound ID Token at its OP for an
+/// ID-JAG, redeem that at `--audience` for a DPoP access token bound to the session's key, and
+/// print the token (or, with `--call`, the answer of an API called with it).
+pub async fn chain(a: ChainArgs) -> anyhow::Result<()> {
+    let session = Session::load(&a.session)?;
+    let transport = Arc::new(ReqwestTransport::new()?);
+    let op = Rp::new(
+        RpConfig {
+            client_secret: a.client_secret.clone(),
+            ..RpConfig::new(
+                &session.issuer,
+                &session.client_id,
+                "http://127.0.0.1/unused",
+            )
+        },
+        transport.clone(),
+        Arc::new(SystemClock),
+    );
+    let jag = op
+        .exchange_for_id_jag(
+            &session,
+            &a.audience,
+            a.scope.as_deref(),
+            a.resource.as_deref(),
+        )
+        .await
+        .context("token exchange at the OP")?;
+    eprintln!(
+        "ID-JAG for {} (bound to {}), valid {} s",
+        jag.audience,
+        jag.jkt.as_ref().map_or("no key", |j| j.as_str()),
+        jag.expires_in.unwrap_or(0)
+    );
+    if a.print_id_jag {
+        eprintln!("{}", jag.token);
+    }
+    let resource_as = Rp::new(
+        RpConfig {
+            client_secret: a.as_client_secret.clone(),
+            ..RpConfig::new(&a.audience, &a.as_client_id, "http://127.0.0.1/unused")
+        },
+        transport,
+        Arc::new(SystemClock),
+    );
+    let key = session.key()?;
+    let t = resource_as
+        .redeem_id_jag(&key, &jag)
+        .await
+        .context("jwt-bearer at the resource AS")?;
+    eprintln!(
+        "{} access token from {}, scope '{}', valid {} s",
+        t.token_type,
+        a.audience,
+        t.scope.as_deref().unwrap_or(""),
+        t.expires_in.unwrap_or(0)
+    );
+    let Some(url) = a.call else {
+        println!("{}", t.access_token);
+        return Ok(());
+    };
+    let r = resource_as
+        .call_api(&key, &t.access_token, "GET", &url)
+        .await?;
+    println!("{}", r.status);
+    println!("{}", String::from_utf8_lossy(&r.body));
+    if r.status / 100 != 2 {
+        bail!("the API refused the access token");
+    }
+    Ok(())
+}
+
 /// Options of `keybound present`.
 #[derive(Debug, clap::Args)]
 pub struct PresentArgs {

@@ -69,7 +69,8 @@ async fn key_bound_chain_across_two_keybound_processes() {
         Keybound::new(bin, &dir.path().join("a")),
         Keybound::new(bin, &dir.path().join("b")),
     );
-    let (pa, pb) = (free_port(), free_port());
+    let (pa, pb, cb) = (free_port(), free_port(), free_port());
+    let cli_redirect = format!("http://127.0.0.1:{cb}/callback");
     let (ia, ib) = (
         format!("http://127.0.0.1:{pa}"),
         format!("http://127.0.0.1:{pb}"),
@@ -96,6 +97,8 @@ async fn key_bound_chain_across_two_keybound_processes() {
         "svc-secret-at-a",
         "--redirect-uri",
         REDIRECT,
+        "--redirect-uri",
+        &cli_redirect,
         "--exchange-audience",
         &format!("{ib}=svc-at-b"),
         "--exchange-scope",
@@ -210,4 +213,63 @@ async fn key_bound_chain_across_two_keybound_processes() {
     assert!(r
         .header("www-authenticate")
         .is_some_and(|w| w.contains("invalid_dpop_proof")));
+
+    // the same chain from the command line: keybound login, then keybound chain --call
+    let work = dir.path().to_owned();
+    let (a2, url) = (a.clone(), format!("{api}/orders"));
+    let (login, chained) = tokio::task::spawn_blocking(move || {
+        let login = a2.run_in(
+            &work,
+            &[
+                "login",
+                "--issuer",
+                &ia,
+                "--client-id",
+                "svc",
+                "--client-secret",
+                "svc-secret-at-a",
+                "--port",
+                &cb.to_string(),
+                "--username",
+                "alice",
+                "--password",
+                "wonderland-a",
+                "--session",
+                "s.json",
+            ],
+        );
+        let chained = a2.run_in(
+            &work,
+            &[
+                "chain",
+                "--audience",
+                &ib,
+                "--as-client-id",
+                "svc-at-b",
+                "--as-client-secret",
+                "svc-secret-at-b",
+                "--client-secret",
+                "svc-secret-at-a",
+                "--scope",
+                "orders.read",
+                "--call",
+                &url,
+                "--session",
+                "s.json",
+            ],
+        );
+        (login, chained)
+    })
+    .await
+    .unwrap();
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    let out = String::from_utf8_lossy(&chained.stdout);
+    let err = String::from_utf8_lossy(&chained.stderr);
+    assert!(chained.status.success(), "{out}{err}");
+    assert!(out.starts_with("200\n") && out.contains(&b_sub), "{out}");
+    assert!(err.contains("DPoP access token from"), "{err}");
 }
