@@ -34,7 +34,7 @@ export async function startOp(provision) {
   const issuer = `http://127.0.0.1:${port}`;
   const child = spawn(BIN, ['--data-dir', dataDir, 'serve', '--listen', `127.0.0.1:${port}`], {
     stdio: ['ignore', 'ignore', 'inherit'],
-    env: { ...process.env, RUST_LOG: 'warn' },
+    env: { ...process.env, RUST_LOG: 'warn', KEYBOUND_METRICS_LISTEN: 'off' },
   });
   const deadline = Date.now() + 5000;
   for (;;) {
