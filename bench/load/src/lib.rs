@@ -19,7 +19,12 @@
 //!   browser on the login page; with `--probe-username` another End-User signs in four times a
 //!   second meanwhile, and the report says how many of those sign-ins succeeded and how fast.
 //!   `--guesser-address` / `--probe-address` send `X-Forwarded-For` (for an OP that trusts
-//!   127.0.0.1 as a proxy), so the two streams come from different client addresses.
+//!   127.0.0.1 as a proxy), so the two streams come from different client addresses;
+//! - `exchange`: one key-bound ID Token (confidential client, `--client-secret`), each request
+//!   an RFC 8693 token exchange of it for an ID-JAG for `--audience` with a fresh proof;
+//! - `jwt-bearer`: one key-bound ID-JAG made at `--idp-issuer`, each request its redemption at
+//!   `--issuer` (the resource AS) with a fresh proof (a key-bound ID-JAG may be redeemed again
+//!   while it lives: runs are bounded by its 300 s).
 //!
 //! Load is either a fixed concurrency (closed loop) or a fixed request rate (open loop, latency
 //! measured from the scheduled send time, so a slow server cannot hide queueing). The report has
@@ -58,6 +63,10 @@ pub enum Mode {
     Junk,
     /// wrong passwords against one account (expected answers: 401, then 429)
     Guess,
+    /// token exchange of one key-bound ID Token for ID-JAGs (identity chaining, IdP side)
+    Exchange,
+    /// jwt-bearer redemption of one key-bound ID-JAG from `--idp-issuer` (resource AS side)
+    JwtBearer,
 }
 
 /// How hard to push.
@@ -101,6 +110,15 @@ pub struct Settings {
     pub guesser_address: Option<String>,
     /// `guess`: `X-Forwarded-For` of the probing End-User
     pub probe_address: Option<String>,
+    /// the client's secret (confidential clients: `exchange`, `jwt-bearer`)
+    pub client_secret: Option<String>,
+    /// `exchange` / `jwt-bearer`: the resource AS issuer the ID-JAGs are for
+    pub audience: Option<String>,
+    /// `jwt-bearer`: the identity provider where the End-User signs in and the ID-JAG is made
+    /// (`--issuer` is then the resource AS under load)
+    pub idp_issuer: Option<String>,
+    /// `jwt-bearer`: the client's id and secret at the resource AS
+    pub as_client: Option<(String, String)>,
 }
 
 /// Sign-ins by another End-User during a `guess` run.

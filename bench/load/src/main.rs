@@ -58,6 +58,21 @@ struct Args {
     /// guess: X-Forwarded-For of the other End-User
     #[arg(long)]
     probe_address: Option<String>,
+    /// the client's secret (exchange, jwt-bearer: a confidential client with an exchange policy)
+    #[arg(long, env = "KEYBOUND_LOAD_CLIENT_SECRET")]
+    client_secret: Option<String>,
+    /// exchange, jwt-bearer: the resource AS issuer the ID-JAGs are for
+    #[arg(long)]
+    audience: Option<String>,
+    /// jwt-bearer: the identity provider where the ID-JAG is made (--issuer is the resource AS)
+    #[arg(long)]
+    idp_issuer: Option<String>,
+    /// jwt-bearer: the client's id at the resource AS
+    #[arg(long, requires = "as_client_secret")]
+    as_client_id: Option<String>,
+    /// jwt-bearer: the client's secret at the resource AS
+    #[arg(long, env = "KEYBOUND_LOAD_AS_CLIENT_SECRET")]
+    as_client_secret: Option<String>,
 }
 
 impl Args {
@@ -92,6 +107,10 @@ impl Args {
                 probe: self.probe_username.zip(self.probe_password),
                 guesser_address: self.guesser_address,
                 probe_address: self.probe_address,
+                client_secret: self.client_secret,
+                audience: self.audience,
+                idp_issuer: self.idp_issuer,
+                as_client: self.as_client_id.zip(self.as_client_secret),
             },
             self.json,
         ))

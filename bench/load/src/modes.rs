@@ -28,15 +28,18 @@ pub struct Prepared {
     pub probe: Option<String>,
 }
 
+#[derive(Clone)]
 struct Ctx {
     http: reqwest::Client,
     token_endpoint: String,
     userinfo_endpoint: Option<String>,
-    key: PrivateKey,
+    key: Arc<PrivateKey>,
     client_id: String,
     redirect_uri: String,
     /// Key Binding (`c_s256` in code and device proofs), or plain DPoP for OPs without it
     key_binding: bool,
+    /// `Authorization: Basic` for a confidential client
+    basic: Option<String>,
 }
 
 fn jti() -> String {
@@ -72,16 +75,16 @@ async fn classify(r: Result<reqwest::Response, reqwest::Error>) -> Result<Value,
 impl Ctx {
     async fn token(&self, form: &[(&str, &str)], proof: &str) -> Result<Value, String> {
         let body = serde_urlencoded::to_string(form).map_err(|e| e.to_string())?;
-        classify(
-            self.http
-                .post(&self.token_endpoint)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .header("DPoP", proof)
-                .body(body)
-                .send()
-                .await,
-        )
-        .await
+        let mut req = self
+            .http
+            .post(&self.token_endpoint)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("DPoP", proof)
+            .body(body);
+        if let Some(b) = &self.basic {
+            req = req.header("authorization", b);
+        }
+        classify(req.send().await).await
     }
 
     /// A fresh token-endpoint proof redeeming `code` (an authorization or device code): with
@@ -540,6 +543,103 @@ impl Work for GuessWork {
     }
 }
 
+/// A fresh token-endpoint proof (no `c_s256`).
+fn plain_proof(ctx: &Ctx) -> Result<String, String> {
+    ProofBuilder::new("POST", &ctx.token_endpoint, now(), &jti())
+        .sign(&ctx.key)
+        .map_err(|e| e.to_string())
+}
+
+/// The form of a token exchange of `subject` for an ID-JAG for `audience`.
+fn exchange_form<'a>(subject: &'a str, audience: &'a str) -> [(&'a str, &'a str); 5] {
+    [
+        (
+            "grant_type",
+            keybound_proto::wire::grant_type::TOKEN_EXCHANGE,
+        ),
+        (
+            "requested_token_type",
+            keybound_proto::wire::token_type::ID_JAG,
+        ),
+        ("subject_token", subject),
+        (
+            "subject_token_type",
+            keybound_proto::wire::token_type::ID_TOKEN,
+        ),
+        ("audience", audience),
+    ]
+}
+
+/// Token exchange of one key-bound ID Token (the IdP side of identity chaining).
+struct ExchangeWork {
+    ctx: Ctx,
+    id_token: String,
+    audience: String,
+}
+
+#[async_trait::async_trait]
+impl Work for ExchangeWork {
+    async fn send(&self, _i: u64, _worker: usize) -> Outcome {
+        let proof = plain_proof(&self.ctx)?;
+        let v = self
+            .ctx
+            .token(&exchange_form(&self.id_token, &self.audience), &proof)
+            .await?;
+        if v["issued_token_type"] == keybound_proto::wire::token_type::ID_JAG {
+            Ok(())
+        } else {
+            Err("not an ID-JAG".into())
+        }
+    }
+}
+
+/// jwt-bearer redemption of one key-bound ID-JAG (the resource AS side).
+struct JwtBearerWork {
+    ctx: Ctx,
+    id_jag: String,
+}
+
+#[async_trait::async_trait]
+impl Work for JwtBearerWork {
+    async fn send(&self, _i: u64, _worker: usize) -> Outcome {
+        let proof = plain_proof(&self.ctx)?;
+        let v = self
+            .ctx
+            .token(
+                &[
+                    ("grant_type", keybound_proto::wire::grant_type::JWT_BEARER),
+                    ("assertion", &self.id_jag),
+                ],
+                &proof,
+            )
+            .await?;
+        if v["token_type"]
+            .as_str()
+            .is_some_and(|t| t.eq_ignore_ascii_case("DPoP"))
+        {
+            Ok(())
+        } else {
+            Err("not a DPoP access token".into())
+        }
+    }
+}
+
+/// Sign in at the OP of `ctx` (a confidential client) with Key Binding; the key-bound ID Token.
+async fn bound_id_token(s: &Settings, metadata: &Value, ctx: &Ctx) -> anyhow::Result<String> {
+    let code = mint_codes(s, metadata, &ctx.key, "openid bound_key", 1)
+        .await?
+        .pop()
+        .context("no code")?;
+    let t = ctx
+        .exchange(&code)
+        .await
+        .map_err(|e| anyhow::anyhow!("code exchange: {e}"))?;
+    t["id_token"]
+        .as_str()
+        .map(str::to_owned)
+        .context("no ID Token")
+}
+
 fn pool_size(load: Load) -> usize {
     match load {
         Load::Concurrency(c) => c.max(1),
@@ -570,10 +670,14 @@ pub async fn prepare(s: &Settings) -> anyhow::Result<Prepared> {
             .context("no token_endpoint")?
             .to_owned(),
         userinfo_endpoint: metadata["userinfo_endpoint"].as_str().map(str::to_owned),
-        key,
+        key: Arc::new(key),
         client_id: s.client_id.clone(),
         redirect_uri: s.redirect_uri.clone(),
         key_binding: s.key_binding,
+        basic: s
+            .client_secret
+            .as_deref()
+            .map(|secret| keybound_testkit::op::basic_auth(&s.client_id, secret)),
     };
     let n = usize::try_from(s.requests)?;
     Ok(match s.mode {
@@ -665,6 +769,67 @@ pub async fn prepare(s: &Settings) -> anyhow::Result<Prepared> {
                 verifies: 0,
                 signs: 0,
                 probe: s.probe.as_ref().map(|_| url),
+            }
+        }
+        Mode::Exchange => {
+            let audience = s
+                .audience
+                .clone()
+                .context("--audience (the resource AS issuer) is needed")?;
+            let id_token = bound_id_token(s, &metadata, &ctx).await?;
+            Prepared {
+                work: Arc::new(ExchangeWork {
+                    ctx,
+                    id_token,
+                    audience,
+                }),
+                // the proof and the subject ID Token verified, the ID-JAG signed
+                verifies: 2,
+                signs: 1,
+                probe: None,
+            }
+        }
+        Mode::JwtBearer => {
+            let idp = s
+                .idp_issuer
+                .clone()
+                .context("--idp-issuer (where the ID-JAG is made) is needed")?;
+            let (as_id, as_secret) = s
+                .as_client
+                .clone()
+                .context("--as-client-id and --as-client-secret are needed")?;
+            // at the IdP: sign in with the same key, exchange for an ID-JAG for this AS
+            let idp_meta = discover(&ctx.http, &idp).await?;
+            let at_idp = Ctx {
+                token_endpoint: idp_meta["token_endpoint"]
+                    .as_str()
+                    .context("no token_endpoint at the IdP")?
+                    .to_owned(),
+                userinfo_endpoint: None,
+                ..ctx.clone()
+            };
+            let idp_settings = Settings {
+                issuer: idp.clone(),
+                ..s.clone()
+            };
+            let id_token = bound_id_token(&idp_settings, &idp_meta, &at_idp).await?;
+            let audience = s.audience.clone().unwrap_or_else(|| s.issuer.clone());
+            let proof = plain_proof(&at_idp).map_err(|e| anyhow::anyhow!(e))?;
+            let v = at_idp
+                .token(&exchange_form(&id_token, &audience), &proof)
+                .await
+                .map_err(|e| anyhow::anyhow!("token exchange at the IdP: {e}"))?;
+            let id_jag = v["access_token"].as_str().context("no ID-JAG")?.to_owned();
+            let at_as = Ctx {
+                basic: Some(keybound_testkit::op::basic_auth(&as_id, &as_secret)),
+                ..ctx
+            };
+            Prepared {
+                work: Arc::new(JwtBearerWork { ctx: at_as, id_jag }),
+                // the proof and the ID-JAG verified, the access token signed
+                verifies: 2,
+                signs: 1,
+                probe: None,
             }
         }
         Mode::Verify => bail!("unreachable"),

@@ -145,6 +145,10 @@ fn settings(issuer: &str) -> Settings {
         probe: None,
         guesser_address: None,
         probe_address: None,
+        client_secret: None,
+        audience: None,
+        idp_issuer: None,
+        as_client: None,
     }
 }
 
@@ -256,4 +260,75 @@ async fn junk_and_guess_modes_report_the_expected_refusals() {
     );
     let probe = guess.probe.unwrap();
     assert!(probe.ok >= 1 && probe.failed.is_empty(), "{probe:?}");
+}
+
+/// Identity chaining under load: `exchange` against an IdP, `jwt-bearer` against a resource AS
+/// trusting it (two keybound servers on loopback); every request answered as expected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_and_jwt_bearer_modes_against_two_loopback_domains() {
+    use keybound_store::{ClientAuthMethod, ExchangePolicy};
+    use keybound_testkit::op::{client, trusted, IssuerJwks, CLIENT_SECRET};
+    let idp = OpBuilder::new().clock(Arc::new(SystemClock)).serve().await;
+    let jwks = keybound_jose::JwkSet::from_value(
+        &reqwest::get(format!("{}/jwks", idp.issuer))
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let keys = IssuerJwks([(format!("{}/jwks", idp.issuer), jwks)].into());
+    let resource_as = OpBuilder::new()
+        .clock(Arc::new(SystemClock))
+        .client(client("svc-at-b", ClientAuthMethod::ClientSecretBasic))
+        .trust(trusted(&idp.issuer), Arc::new(keys))
+        .serve()
+        .await;
+    // now that the resource AS has an address, the IdP's client may chain into it
+    idp.store
+        .put_client(&Client {
+            exchange: Some(ExchangePolicy {
+                audiences: [(resource_as.issuer.clone(), "svc-at-b".to_owned())].into(),
+                ..ExchangePolicy::default()
+            }),
+            ..client("svc", ClientAuthMethod::ClientSecretBasic)
+        })
+        .await
+        .unwrap();
+    let chained = Settings {
+        client_id: "svc".into(),
+        client_secret: Some(CLIENT_SECRET.into()),
+        audience: Some(resource_as.issuer.clone()),
+        requests: 30,
+        ..settings(&idp.issuer)
+    };
+    let exchange = run(&Settings {
+        mode: Mode::Exchange,
+        ..chained.clone()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        (exchange.ok, exchange.errors.len()),
+        (30, 0),
+        "{}",
+        exchange.summary()
+    );
+    assert_eq!((exchange.crypto.verifies, exchange.crypto.signs), (2, 1));
+    let bearer = run(&Settings {
+        mode: Mode::JwtBearer,
+        issuer: resource_as.issuer.clone(),
+        idp_issuer: Some(idp.issuer.clone()),
+        as_client: Some(("svc-at-b".into(), CLIENT_SECRET.into())),
+        ..chained
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        (bearer.ok, bearer.errors.len()),
+        (30, 0),
+        "{}",
+        bearer.summary()
+    );
 }

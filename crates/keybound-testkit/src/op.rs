@@ -34,9 +34,14 @@ pub fn client(id: &str, method: ClientAuthMethod) -> Client {
     }
 }
 
-/// `Authorization: Basic` for `client_id` with [`CLIENT_SECRET`] (RFC 6749 §2.3.1 form-encoding
-/// of both parts).
+/// `Authorization: Basic` for `client_id` with [`CLIENT_SECRET`].
 pub fn basic(client_id: &str) -> String {
+    basic_auth(client_id, CLIENT_SECRET)
+}
+
+/// `Authorization: Basic` for `client_id` and `secret` (RFC 6749 §2.3.1 form-encoding of both
+/// parts).
+pub fn basic_auth(client_id: &str, secret: &str) -> String {
     use base64::Engine as _;
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     format!(
@@ -44,7 +49,7 @@ pub fn basic(client_id: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(format!(
             "{}:{}",
             enc(client_id),
-            enc(CLIENT_SECRET)
+            enc(secret)
         ))
     )
 }
