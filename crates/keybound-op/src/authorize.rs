@@ -446,11 +446,13 @@ impl Provider {
         let account = format!("account\0{username}");
         let address = source.map(|a| format!("address\0{a}"));
         let t = self.config.throttle;
-        let mut keys = vec![(account.as_str(), t.free_failures)];
-        if let Some(a) = &address {
-            keys.push((a.as_str(), t.free_failures_per_address));
-        }
-        let attempt = self.begin_attempt(&keys, "passwords")?;
+        let shared: Vec<(&str, u32)> = address
+            .iter()
+            .map(|a| (a.as_str(), t.free_failures_per_address))
+            .collect();
+        let attempt = self
+            .begin_attempt((account.as_str(), t.free_failures), &shared, "passwords")
+            .await?;
         let user = self.store.user_by_username(username).await?;
         // Verify against a dummy hash for unknown users so timing does not reveal usernames.
         let hash = user

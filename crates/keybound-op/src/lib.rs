@@ -243,6 +243,7 @@ pub struct Provider {
     rng: Arc<dyn Randomness>,
     keys: KeyRing,
     clients: client_auth::ClientCache,
+    secrets: client_auth::SecretCache,
     throttle: throttle::Throttle,
     hashes: password::HashPool,
     issuer_keys: Option<Arc<dyn token::IssuerKeys>>,
@@ -276,6 +277,7 @@ impl Provider {
             rng,
             keys,
             clients: client_auth::ClientCache::default(),
+            secrets: client_auth::SecretCache::default(),
             throttle: throttle::Throttle::default(),
             hashes,
             issuer_keys: None,
@@ -309,15 +311,18 @@ impl Provider {
         self.rng.token(16)
     }
 
-    /// Start a throttled attempt at a secret for `keys` (principal first: the account or client
-    /// id; then, for passwords, the source address, each with its free failures): refused with
-    /// [`OpError::Throttled`] while any key is in its back-off, before anything is hashed;
-    /// otherwise counted as a failure of every key until [`Attempt::succeeded`] says otherwise.
-    pub(crate) fn begin_attempt<'k>(
+    /// Start a throttled attempt at a secret for `principal` (the account or client id) and
+    /// `shared` keys (the source address), each with its free failures. Attempts at one
+    /// principal take turns (the turn is held until the attempt is settled); then any key in
+    /// its back-off refuses with [`OpError::Throttled`], before anything is hashed. The shared
+    /// keys count the attempt as a failure from now until [`Attempt::succeeded`] takes it back.
+    pub(crate) async fn begin_attempt<'k>(
         &self,
-        keys: &[(&'k str, u32)],
+        principal: (&'k str, u32),
+        shared: &[(&'k str, u32)],
         what: &str,
     ) -> Result<Attempt<'_, 'k>, OpError> {
+        let turn = self.throttle.turn(principal.0).await;
         let now = self.now();
         let cfg = &self.config.throttle;
         let throttled = |retry_after: u64| OpError::Throttled {
@@ -325,53 +330,56 @@ impl Provider {
             retry_after,
         };
         // the longest wait of all keys, so the client is told when it may really retry
-        if let Some(wait) = keys
-            .iter()
+        if let Some(wait) = std::iter::once(&principal)
+            .chain(shared)
             .filter_map(|(k, free)| self.throttle.check(k, *free, cfg, now).err())
             .max()
         {
             return Err(throttled(wait));
         }
         let mut begun = Attempt {
-            throttle: &self.throttle,
-            keys: Vec::with_capacity(keys.len()),
+            provider: self,
+            principal: principal.0,
+            shared: Vec::with_capacity(shared.len()),
             settled: false,
+            _turn: turn,
         };
-        for (k, free) in keys {
-            // a concurrent attempt may have started a back-off since the check: `begun` is
-            // dropped and the keys counted so far are taken back
+        for (k, free) in shared {
+            // a concurrent attempt at another principal may have started a back-off since the
+            // check: `begun` is dropped and the keys counted so far are taken back
             self.throttle.begin(k, *free, cfg, now).map_err(throttled)?;
-            begun.keys.push(k);
+            begun.shared.push(k);
         }
         Ok(begun)
     }
 }
 
-/// An attempt at a secret, counted as a failure of its keys from the start (so concurrent
-/// guesses see it). [`Attempt::failed`] keeps the counts; [`Attempt::succeeded`] resets the
-/// principal and takes the other keys' counts back; dropped unsettled (the check itself failed:
-/// busy, store error), every count is taken back.
+/// An attempt at a secret, holding its principal's turn. [`Attempt::failed`] counts a failure
+/// of the principal (the shared keys counted it already); [`Attempt::succeeded`] resets the
+/// principal and takes the shared keys' counts back; dropped unsettled (the check itself failed:
+/// busy, store error), the shared counts are taken back.
 pub(crate) struct Attempt<'p, 'k> {
-    throttle: &'p throttle::Throttle,
-    keys: Vec<&'k str>,
+    provider: &'p Provider,
+    principal: &'k str,
+    shared: Vec<&'k str>,
     settled: bool,
+    _turn: tokio::sync::MutexGuard<'p, ()>,
 }
 
 impl Attempt<'_, '_> {
-    /// A wrong secret: the failures stand.
+    /// A wrong secret.
     pub(crate) fn failed(mut self) {
         self.settled = true;
+        let p = self.provider;
+        p.throttle.fail(self.principal, &p.config.throttle, p.now());
     }
 
     /// A right secret.
     pub(crate) fn succeeded(mut self) {
         self.settled = true;
-        let mut keys = self.keys.iter();
-        if let Some(principal) = keys.next() {
-            self.throttle.succeed(principal);
-        }
-        for k in keys {
-            self.throttle.undo(k);
+        self.provider.throttle.succeed(self.principal);
+        for k in &self.shared {
+            self.provider.throttle.undo(k);
         }
     }
 }
@@ -379,8 +387,8 @@ impl Attempt<'_, '_> {
 impl Drop for Attempt<'_, '_> {
     fn drop(&mut self) {
         if !self.settled {
-            for k in &self.keys {
-                self.throttle.undo(k);
+            for k in &self.shared {
+                self.provider.throttle.undo(k);
             }
         }
     }

@@ -8,11 +8,14 @@
 //!
 //! A key's count starts again when its last failure is older than `max_delay`.
 //!
-//! An attempt is counted as a failure *when it starts* ([`Throttle::begin`] checks and counts in
-//! one step) and settled when its hash is known: a right secret resets the principal (account,
-//! client) and takes its provisional count back from the address. Counting only after the
-//! hash let every guess that arrived while one was being hashed through the check (a stream of
-//! 300 guesses/s got 27 hashed wrong passwords into one minute instead of about 11).
+//! Attempts at one principal (an account, a client id) take turns ([`Throttle::turn`]): each
+//! sees the count its predecessors left, so a burst of concurrent guesses cannot slip past the
+//! check while one is being hashed (counting after the hash without turns let a stream of 300
+//! guesses/s get 27 wrong passwords hashed in a minute instead of about 11), and concurrent
+//! *right* secrets are never refused for it (counting every attempt as a failure from its start
+//! refused a confidential client's parallel token requests). The source address, shared by many
+//! principals, is counted when an attempt starts ([`Throttle::begin`]) and taken back when the
+//! secret was right.
 //!
 //! The counts live in this node's memory (bounded: idle entries are dropped when the map is
 //! large). Several nodes each apply the limit, so a guesser spread over N nodes gets N times the
@@ -55,10 +58,25 @@ impl Default for ThrottleConfig {
 /// Entries beyond which idle ones are dropped.
 const MAX_ENTRIES: usize = 100_000;
 
-/// Failure counts per key.
-#[derive(Debug, Default)]
+/// Shards of the per-principal turns (a principal waits only for others hashed to its shard).
+const TURN_SHARDS: usize = 64;
+
+/// Failure counts per key, and the turns of attempts per principal.
+#[derive(Debug)]
 pub(crate) struct Throttle {
     map: Mutex<HashMap<String, (u32, u64)>>,
+    turns: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Throttle {
+            map: Mutex::default(),
+            turns: (0..TURN_SHARDS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
 }
 
 type Counts = HashMap<String, (u32, u64)>;
@@ -95,6 +113,21 @@ fn count(g: &mut Counts, key: &str, cfg: &ThrottleConfig, now: u64) {
 }
 
 impl Throttle {
+    /// The turn of an attempt at `principal`: held until the attempt is settled.
+    pub(crate) async fn turn(&self, principal: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash as _, Hasher as _};
+        // a fixed hasher: the same principal must always land on the same shard
+        let mut fixed = std::hash::DefaultHasher::new();
+        principal.hash(&mut fixed);
+        let shard = usize::try_from(fixed.finish() % TURN_SHARDS as u64).unwrap_or(0);
+        self.turns[shard].lock().await
+    }
+
+    /// Count a failure of `key` now.
+    pub(crate) fn fail(&self, key: &str, cfg: &ThrottleConfig, now: u64) {
+        count(&mut self.lock(), key, cfg, now);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
