@@ -255,9 +255,10 @@ impl Provider {
 /// Client secrets are high-entropy values the OP generated (or an operator set), so a SHA-256
 /// in memory reveals no more than the hashed tokens in the store. Per node; bounded.
 #[derive(Default)]
-pub(crate) struct SecretCache(
-    std::sync::Mutex<std::collections::HashMap<String, (String, [u8; 32], u64)>>,
-);
+pub(crate) struct SecretCache(std::sync::Mutex<std::collections::HashMap<String, Verified>>);
+
+/// A verified secret: the registered argon2 hash it matched, its SHA-256, and until when.
+type Verified = (String, [u8; 32], u64);
 
 impl std::fmt::Debug for SecretCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
