@@ -82,8 +82,8 @@ impl Verifier {
             .is_some_and(|t| TYP_AT_JWT.iter().any(|x| t.eq_ignore_ascii_case(x)))
         {
             return Err(bad(format!(
-                "header typ must be 'at+jwt' (RFC 9068), got {:?}",
-                jws.header().typ
+                "header typ must be 'at+jwt' (RFC 9068), got '{}'",
+                jws.header().typ.as_deref().unwrap_or("none")
             )));
         }
         let claims: Map<String, Value> = jws

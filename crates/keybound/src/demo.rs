@@ -1,7 +1,9 @@
 //! `keybound demo`: the whole story in one command, on loopback only. An OpenID Provider and a
 //! consuming service start on free ports, the demo user signs in headlessly, the app obtains a
 //! key-bound ID Token and presents it; then an attacker who copied the ID Token tries three
-//! things and is refused each time, with the reason.
+//! things and is refused each time, with the reason. Act two crosses into another trust domain
+//! (a second OP and an API): token exchange for an ID-JAG at A, jwt-bearer at B, the API called
+//! with the DPoP access token; and five more attempts by the thief, each refused.
 
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use keybound_proto::presentation::{http_proof, ID_TOKEN_HEADER};
 use keybound_rp::{ReqwestTransport, Rp, RpConfig};
 use keybound_store::{Client, ClientAuthMethod, User};
 use keybound_testkit::browser::Browser;
-use keybound_verify::axum_support::KeyBound;
+use keybound_verify::axum_support::{DpopAccess, KeyBound};
 use keybound_verify::{
     HttpFetcher, MemoryReplayCache, SystemClock, TrustedIssuer, Verifier, VerifierConfig,
 };
@@ -23,14 +25,26 @@ use crate::serve;
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
 
-/// The OP exactly as `keybound serve` builds it (SQLite in `dir`, the same provider
-/// settings), with the demo user and app.
-async fn start_op(dir: &std::path::Path) -> anyhow::Result<String> {
+/// A listener on a free loopback port and the issuer it gives.
+async fn bind() -> anyhow::Result<(tokio::net::TcpListener, String)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let listen = listener.local_addr()?;
+    let issuer = format!("http://{}", listener.local_addr()?);
+    Ok((listener, issuer))
+}
+
+/// An OP exactly as `keybound serve` builds it (SQLite in `dir`, the same provider settings),
+/// provisioned with `clients`, `users` and trusted `issuers`.
+async fn start_op(
+    (listener, issuer): (tokio::net::TcpListener, String),
+    dir: &std::path::Path,
+    clients: Vec<Client>,
+    users: Vec<User>,
+    issuers: Vec<keybound_store::TrustedIssuer>,
+) -> anyhow::Result<String> {
+    crate::config::ensure_data_dir(dir)?;
     let settings = Settings {
-        listen,
-        issuer: format!("http://{listen}"),
+        listen: listener.local_addr()?,
+        issuer: issuer.clone(),
         data_dir: dir.to_owned(),
         database_url: None,
         json_logs: false,
@@ -51,31 +65,69 @@ async fn start_op(dir: &std::path::Path) -> anyhow::Result<String> {
     p.ensure_signing_keys()
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    store
-        .put_client(&Client {
-            name: "Demo App".into(),
-            redirect_uris: vec![REDIRECT.into()],
-            ..Client::new("demo-app", ClientAuthMethod::None, p.now())
-        })
-        .await?;
-    store
-        .put_user(&User {
-            name: Some("Demo User".into()),
-            ..User::new(
-                "demo-user-1",
-                "demo",
-                password::hash("demo-password"),
-                p.now(),
-            )
-        })
-        .await?;
+    for c in &clients {
+        store.put_client(c).await?;
+    }
+    for u in &users {
+        store.put_user(u).await?;
+    }
+    for i in &issuers {
+        store.put_issuer(i).await?;
+    }
     let app = keybound_server::router(keybound_server::AppState::new(p));
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok(settings.issuer)
+    Ok(issuer)
 }
+
+/// The demo End-User (the same person in both domains, found in B by verified e-mail).
+fn demo_user(sub: &str) -> User {
+    User {
+        name: Some("Demo User".into()),
+        email: Some("demo@example.com".into()),
+        email_verified: true,
+        ..User::new(sub, "demo", password::hash(DEMO_PASSWORD), crate::now())
+    }
+}
+
+const DEMO_PASSWORD: &str = "demo-password";
+const APP_SECRET: &str = "demo-app-secret";
+const APP_SECRET_AT_B: &str = "demo-app-secret-at-b";
 
 async fn orders(KeyBound(who): KeyBound) -> String {
     format!("orders of {} (proved key {})", who.sub, who.jkt)
+}
+
+async fn b_orders(DpopAccess(a): DpopAccess) -> String {
+    format!(
+        "orders of {} in domain B, for client {} (proved key {})",
+        a.sub,
+        a.client_id.as_deref().unwrap_or("?"),
+        a.jkt.as_ref().map_or("-", |j| j.as_str())
+    )
+}
+
+/// The API of domain B: access tokens from B's AS, with DPoP.
+async fn start_api(b_issuer: &str) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let verifier = Arc::new(Verifier::new(
+        VerifierConfig::new(
+            TrustedIssuer {
+                issuer: b_issuer.to_owned(),
+                jwks_uri: format!("{b_issuer}/jwks"),
+            },
+            vec![b_issuer.to_owned()],
+            &base,
+        ),
+        Arc::new(HttpFetcher::default()),
+        Arc::new(MemoryReplayCache::new(10_000)),
+        Arc::new(SystemClock),
+    ));
+    let app = Router::new()
+        .route("/orders", get(b_orders))
+        .with_state(verifier);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(base)
 }
 
 async fn start_consumer(issuer: &str) -> anyhow::Result<String> {
@@ -144,7 +196,36 @@ pub async fn run() -> anyhow::Result<()> {
     println!(
         "keybound demo: a key-bound ID Token, presented by its holder and attacked by a thief\n"
     );
-    let issuer = start_op(&dir).await?;
+    let (a_bound, b_bound) = (bind().await?, bind().await?);
+    let b_issuer = b_bound.1.clone();
+    let app = Client {
+        name: "Demo App".into(),
+        secret_hash: Some(password::hash(APP_SECRET)),
+        redirect_uris: vec![REDIRECT.into()],
+        // identity chaining (act two): ID-JAGs for domain B, where the app is demo-app-at-b
+        exchange: Some(keybound_store::ExchangePolicy {
+            audiences: [
+                (b_issuer.clone(), "demo-app-at-b".to_owned()),
+                (OTHER_DOMAIN.to_owned(), "demo-app-elsewhere".to_owned()),
+            ]
+            .into(),
+            scopes: vec!["orders.read".into()],
+            ..keybound_store::ExchangePolicy::default()
+        }),
+        ..Client::new(
+            "demo-app",
+            ClientAuthMethod::ClientSecretBasic,
+            crate::now(),
+        )
+    };
+    let issuer = start_op(
+        a_bound,
+        &dir.join("a"),
+        vec![app],
+        vec![demo_user("demo-user-1")],
+        Vec::new(),
+    )
+    .await?;
     println!("1. OpenID Provider running at {issuer} (temporary SQLite store, demo user and app)");
     let consumer = start_consumer(&issuer).await?;
     println!(
@@ -154,7 +235,10 @@ pub async fn run() -> anyhow::Result<()> {
 
     let transport = ReqwestTransport::new()?;
     let rp = Rp::new(
-        RpConfig::new(&issuer, "demo-app", REDIRECT),
+        RpConfig {
+            client_secret: Some(APP_SECRET.into()),
+            ..RpConfig::new(&issuer, "demo-app", REDIRECT)
+        },
         Arc::new(transport.clone()),
         Arc::new(SystemClock),
     );
@@ -167,7 +251,7 @@ pub async fn run() -> anyhow::Result<()> {
         "   and asked for a key-bound ID Token: scope=openid bound_key, dpop_jkt=<thumbprint>"
     );
     let callback = Browser::new(transport.clone())
-        .sign_in(&pending.url, None, "demo", "demo-password")
+        .sign_in(&pending.url, None, "demo", DEMO_PASSWORD)
         .await?;
     println!("4. The demo user signed in and consented (headless, through the OP's own forms)");
     let code = rp.callback(&pending, &callback)?;
@@ -248,14 +332,226 @@ pub async fn run() -> anyhow::Result<()> {
             o.text
         );
     }
+    expected &= act_two(&issuer, b_bound, &dir, &rp, &session).await?;
     let _ = std::fs::remove_dir_all(&dir);
     if !expected {
         bail!("the demo did not behave as expected (see above)");
     }
-    println!(
-        "\nResult: the holder's presentation was accepted and all three attacks were refused."
-    );
+    println!("\nResult: both presentations were accepted and all eight attacks were refused.");
     Ok(())
+}
+
+/// An audience the app may ask ID-JAGs for that is not domain B.
+const OTHER_DOMAIN: &str = "https://other-domain.example";
+
+/// A token-endpoint request with HTTP Basic and a fresh proof by `key`: the status and the
+/// `error — error_description`, or the JSON body on success.
+async fn token_request(
+    http: &reqwest::Client,
+    issuer: &str,
+    basic: &str,
+    form: &[(&str, &str)],
+    key: &keybound_jose::PrivateKey,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    let url = format!("{issuer}/token");
+    let proof = keybound_proto::dpop::ProofBuilder::new(
+        "POST",
+        &url,
+        crate::now(),
+        &keybound_jose::random_b64(16),
+    )
+    .sign(key)?;
+    let r = http
+        .post(&url)
+        .header("authorization", basic)
+        .header("DPoP", proof)
+        .form(form)
+        .send()
+        .await?;
+    Ok((r.status().as_u16(), r.json().await.unwrap_or_default()))
+}
+
+fn refusal(v: &serde_json::Value) -> String {
+    format!(
+        "{} — {}",
+        v["error"].as_str().unwrap_or("?"),
+        v["error_description"].as_str().unwrap_or("")
+    )
+}
+
+/// Act two: identity chaining into domain B, and what a thief tries there.
+async fn act_two(
+    a_issuer: &str,
+    b_bound: (tokio::net::TcpListener, String),
+    dir: &std::path::Path,
+    rp_a: &Rp,
+    session: &keybound_rp::Session,
+) -> anyhow::Result<bool> {
+    println!(
+        "\nAct two: the app needs an API in another trust domain (B). Key Binding ID1 says the"
+    );
+    println!(
+        "ID Token must not leave its trust boundary; identity chaining carries the binding across."
+    );
+    let b_app = Client {
+        name: "Demo App (in domain B)".into(),
+        secret_hash: Some(password::hash(APP_SECRET_AT_B)),
+        redirect_uris: vec![REDIRECT.into()],
+        ..Client::new(
+            "demo-app-at-b",
+            ClientAuthMethod::ClientSecretBasic,
+            crate::now(),
+        )
+    };
+    let trust_a = keybound_store::TrustedIssuer {
+        issuer: a_issuer.to_owned(),
+        jwks_uri: format!("{a_issuer}/jwks"),
+        subject: keybound_store::SubjectMode::Email,
+        single_use: false,
+        allow_unbound: false,
+        enabled: true,
+        created_at: crate::now(),
+    };
+    let b_issuer = start_op(
+        b_bound,
+        &dir.join("b"),
+        vec![b_app],
+        vec![demo_user("demo-user-at-b")],
+        vec![trust_a],
+    )
+    .await?;
+    let api = start_api(&b_issuer).await?;
+    println!("10. Domain B: its own OpenID Provider at {b_issuer}, trusting A's ID-JAGs, and an API at {api}");
+    let jag = rp_a
+        .exchange_for_id_jag(session, &b_issuer, Some("orders.read"), None)
+        .await?;
+    println!("11. At A, the app exchanged its key-bound ID Token (RFC 8693, proof by its key) for an ID-JAG");
+    println!(
+        "    for {b_issuer}, bound to the same key ({})",
+        jag.jkt.as_ref().map_or("none", |j| j.as_str())
+    );
+    let rp_b = Rp::new(
+        RpConfig {
+            client_secret: Some(APP_SECRET_AT_B.into()),
+            ..RpConfig::new(&b_issuer, "demo-app-at-b", REDIRECT)
+        },
+        Arc::new(ReqwestTransport::new()?),
+        Arc::new(SystemClock),
+    );
+    let key = session.key()?;
+    let t = rp_b.redeem_id_jag(&key, &jag).await?;
+    println!(
+        "12. At B, the app redeemed it (jwt-bearer, proof by the same key): a {} access token, scope {}",
+        t.token_type,
+        t.scope.as_deref().unwrap_or("")
+    );
+    let orders = format!("{api}/orders");
+    let r = rp_b.call_api(&key, &t.access_token, "GET", &orders).await?;
+    let mut expected = r.status == 200;
+    println!(
+        "13. [{}] the app calls B's API with it: GET /orders -> {} {}",
+        if r.status == 200 {
+            "accepted"
+        } else {
+            "UNEXPECTEDLY REFUSED"
+        },
+        r.status,
+        String::from_utf8_lossy(&r.body)
+    );
+
+    println!("\nThe thief, holding the copied ID Token (and even the app's client secrets), tries again:");
+    let http = reqwest::Client::new();
+    let thief = keybound_jose::PrivateKey::generate(keybound_jose::key::KeyKind::Es256)?;
+    let basic_a = keybound_testkit::op::basic_auth("demo-app", APP_SECRET);
+    let basic_b = keybound_testkit::op::basic_auth("demo-app-at-b", APP_SECRET_AT_B);
+    // the ID Token straight to B's API
+    let direct = rp_b
+        .call_api(&thief, &session.id_token, "GET", &orders)
+        .await?;
+    let direct_text = direct.header("www-authenticate").unwrap_or("").to_owned();
+    let exchange_form = [
+        (
+            "grant_type",
+            keybound_proto::wire::grant_type::TOKEN_EXCHANGE,
+        ),
+        (
+            "requested_token_type",
+            keybound_proto::wire::token_type::ID_JAG,
+        ),
+        ("subject_token", session.id_token.as_str()),
+        (
+            "subject_token_type",
+            keybound_proto::wire::token_type::ID_TOKEN,
+        ),
+        ("audience", b_issuer.as_str()),
+    ];
+    let (s1, v1) = token_request(&http, a_issuer, &basic_a, &exchange_form, &thief).await?;
+    let bearer = |assertion: &str| {
+        [
+            (
+                "grant_type",
+                keybound_proto::wire::grant_type::JWT_BEARER.to_owned(),
+            ),
+            ("assertion", assertion.to_owned()),
+        ]
+    };
+    let as_grant = bearer(&session.id_token);
+    let as_grant: Vec<(&str, &str)> = as_grant.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (s2, v2) = token_request(&http, &b_issuer, &basic_b, &as_grant, &key).await?;
+    let with_jag = bearer(&jag.token);
+    let with_jag: Vec<(&str, &str)> = with_jag.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (s3, v3) = token_request(&http, &b_issuer, &basic_b, &with_jag, &thief).await?;
+    let elsewhere = rp_a
+        .exchange_for_id_jag(session, OTHER_DOMAIN, None, None)
+        .await?;
+    let other = bearer(&elsewhere.token);
+    let other: Vec<(&str, &str)> = other.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (s4, v4) = token_request(&http, &b_issuer, &basic_b, &other, &key).await?;
+    let attempts = [
+        (
+            "presenting the ID Token itself to B's API",
+            direct.status == 401,
+            format!("{} {direct_text}", direct.status),
+            "an ID Token is not an access token, and never leaves its trust domain (typ at+jwt required)",
+        ),
+        (
+            "exchanging the stolen ID Token at A with a proof by the thief's own key",
+            s1 == 400,
+            format!("{s1} {}", refusal(&v1)),
+            "the exchange needs a proof by the key the ID Token is bound to",
+        ),
+        (
+            "passing the ID Token off as an ID-JAG at B (jwt-bearer)",
+            s2 == 400,
+            format!("{s2} {}", refusal(&v2)),
+            "B redeems only oauth-id-jag+jwt grants: no type confusion",
+        ),
+        (
+            "redeeming the app's ID-JAG at B with the thief's key",
+            s3 == 400,
+            format!("{s3} {}", refusal(&v3)),
+            "the ID-JAG carries cnf.jkt: only its key can redeem it",
+        ),
+        (
+            "redeeming at B an ID-JAG made for another domain",
+            s4 == 400,
+            format!("{s4} {}", refusal(&v4)),
+            "an ID-JAG names exactly one audience; B refuses grants addressed to others",
+        ),
+    ];
+    for (i, (what, refused, answer, why)) in attempts.iter().enumerate() {
+        expected &= *refused;
+        println!(
+            "{}. [{}] {what}\n    -> {answer}\n    why it matters: {why}",
+            14 + i,
+            if *refused {
+                "refused"
+            } else {
+                "UNEXPECTEDLY ACCEPTED"
+            },
+        );
+    }
+    Ok(expected)
 }
 
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {

@@ -56,8 +56,8 @@ impl Provider {
         // IJ-8 first: nothing in a JWT of another type is believed
         if jws.header().typ.as_deref() != Some(TYP_ID_JAG) {
             return Err(OpError::invalid_grant(format!(
-                "assertion: header typ must be '{TYP_ID_JAG}' (an ID-JAG), got {:?}",
-                jws.header().typ
+                "assertion: header typ must be '{TYP_ID_JAG}' (an ID-JAG), got '{}'",
+                jws.header().typ.as_deref().unwrap_or("none")
             )));
         }
         let issuer = self.trusted_issuer(&jws).await?;
