@@ -550,26 +550,6 @@ fn plain_proof(ctx: &Ctx) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// The form of a token exchange of `subject` for an ID-JAG for `audience`.
-fn exchange_form<'a>(subject: &'a str, audience: &'a str) -> [(&'a str, &'a str); 5] {
-    [
-        (
-            "grant_type",
-            keybound_proto::wire::grant_type::TOKEN_EXCHANGE,
-        ),
-        (
-            "requested_token_type",
-            keybound_proto::wire::token_type::ID_JAG,
-        ),
-        ("subject_token", subject),
-        (
-            "subject_token_type",
-            keybound_proto::wire::token_type::ID_TOKEN,
-        ),
-        ("audience", audience),
-    ]
-}
-
 /// Token exchange of one key-bound ID Token (the IdP side of identity chaining).
 struct ExchangeWork {
     ctx: Ctx,
@@ -581,10 +561,9 @@ struct ExchangeWork {
 impl Work for ExchangeWork {
     async fn send(&self, _i: u64, _worker: usize) -> Outcome {
         let proof = plain_proof(&self.ctx)?;
-        let v = self
-            .ctx
-            .token(&exchange_form(&self.id_token, &self.audience), &proof)
-            .await?;
+        let request =
+            keybound_proto::wire::TokenExchangeRequest::id_jag(&self.id_token, &self.audience);
+        let v = self.ctx.token(&request.form(), &proof).await?;
         if v["issued_token_type"] == keybound_proto::wire::token_type::ID_JAG {
             Ok(())
         } else {
@@ -815,8 +794,9 @@ pub async fn prepare(s: &Settings) -> anyhow::Result<Prepared> {
             let id_token = bound_id_token(&idp_settings, &idp_meta, &at_idp).await?;
             let audience = s.audience.clone().unwrap_or_else(|| s.issuer.clone());
             let proof = plain_proof(&at_idp).map_err(|e| anyhow::anyhow!(e))?;
+            let request = keybound_proto::wire::TokenExchangeRequest::id_jag(&id_token, &audience);
             let v = at_idp
-                .token(&exchange_form(&id_token, &audience), &proof)
+                .token(&request.form(), &proof)
                 .await
                 .map_err(|e| anyhow::anyhow!("token exchange at the IdP: {e}"))?;
             let id_jag = v["access_token"].as_str().context("no ID-JAG")?.to_owned();

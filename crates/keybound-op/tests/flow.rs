@@ -42,18 +42,7 @@ async fn op() -> TestOp {
 }
 
 fn request(client_id: &str, scope: &str, jkt: Option<&Jkt>) -> AuthorizationRequest {
-    AuthorizationRequest {
-        response_type: "code".into(),
-        client_id: client_id.into(),
-        redirect_uri: Some(REDIRECT.into()),
-        scope: scope.into(),
-        state: Some("st-1".into()),
-        nonce: Some("n-1".into()),
-        code_challenge: Some(keybound_jose::sha256_b64(VERIFIER.as_bytes())),
-        code_challenge_method: Some("S256".into()),
-        dpop_jkt: jkt.map(ToString::to_string),
-        ..AuthorizationRequest::default()
-    }
+    keybound_testkit::op::authorization_request(client_id, scope, jkt)
 }
 
 /// Run authorization through login and consent; returns the code.

@@ -481,6 +481,40 @@ pub struct TokenExchangeRequest {
 }
 
 impl TokenExchangeRequest {
+    /// An ID-JAG request (ID-JAG §4.2): the ID Token `subject` for the resource AS `audience`.
+    pub fn id_jag(subject: &str, audience: &str) -> Self {
+        TokenExchangeRequest {
+            subject_token: subject.to_owned(),
+            subject_token_type: token_type::ID_TOKEN.to_owned(),
+            requested_token_type: Some(token_type::ID_JAG.to_owned()),
+            audience: Some(audience.to_owned()),
+            ..TokenExchangeRequest::default()
+        }
+    }
+
+    /// The token request's form parameters, `grant_type` first.
+    pub fn form(&self) -> Vec<(&'static str, &str)> {
+        let mut f = vec![
+            ("grant_type", grant_type::TOKEN_EXCHANGE),
+            ("subject_token", self.subject_token.as_str()),
+            ("subject_token_type", self.subject_token_type.as_str()),
+        ];
+        let optional = [
+            ("requested_token_type", &self.requested_token_type),
+            ("audience", &self.audience),
+            ("resource", &self.resource),
+            ("scope", &self.scope),
+            ("actor_token", &self.actor_token),
+            ("actor_token_type", &self.actor_token_type),
+        ];
+        f.extend(
+            optional
+                .into_iter()
+                .filter_map(|(k, v)| v.as_deref().map(|v| (k, v))),
+        );
+        f
+    }
+
     /// TE-3: `actor_token` and `actor_token_type` come together or not at all.
     pub fn check_actor(&self) -> Result<(), Error> {
         if self.actor_token.is_some() != self.actor_token_type.is_some() {
@@ -635,6 +669,25 @@ mod tests {
         assert!(new.supports_token_bound_id_tokens());
         assert!(new.supports_key_binding());
         assert_eq!(new.extra.get("x_custom"), Some(&json!(1)));
+    }
+
+    #[test]
+    fn id_jag_request_form() {
+        let r = TokenExchangeRequest {
+            scope: Some("orders.read".into()),
+            ..TokenExchangeRequest::id_jag("idt", "https://as.b.example")
+        };
+        assert_eq!(
+            r.form(),
+            vec![
+                ("grant_type", grant_type::TOKEN_EXCHANGE),
+                ("subject_token", "idt"),
+                ("subject_token_type", token_type::ID_TOKEN),
+                ("requested_token_type", token_type::ID_JAG),
+                ("audience", "https://as.b.example"),
+                ("scope", "orders.read"),
+            ]
+        );
     }
 
     #[test]

@@ -539,28 +539,12 @@ impl Rp {
         scope: Option<&str>,
         resource: Option<&str>,
     ) -> Result<IdJag, RpError> {
-        let mut body = vec![
-            (
-                "grant_type",
-                keybound_proto::wire::grant_type::TOKEN_EXCHANGE,
-            ),
-            (
-                "requested_token_type",
-                keybound_proto::wire::token_type::ID_JAG,
-            ),
-            ("subject_token", session.id_token.as_str()),
-            (
-                "subject_token_type",
-                keybound_proto::wire::token_type::ID_TOKEN,
-            ),
-            ("audience", audience),
-        ];
-        if let Some(s) = scope {
-            body.push(("scope", s));
-        }
-        if let Some(r) = resource {
-            body.push(("resource", r));
-        }
+        let request = keybound_proto::wire::TokenExchangeRequest {
+            scope: scope.map(str::to_owned),
+            resource: resource.map(str::to_owned),
+            ..keybound_proto::wire::TokenExchangeRequest::id_jag(&session.id_token, audience)
+        };
+        let mut body = request.form();
         if self.config.client_secret.is_none() {
             body.push(("client_id", self.config.client_id.as_str()));
         }

@@ -34,6 +34,27 @@ pub fn client(id: &str, method: ClientAuthMethod) -> Client {
     }
 }
 
+/// A code-flow authorization request of `client_id` for `scope` to [`REDIRECT`], with PKCE
+/// over [`VERIFIER`], `state` `st-1`, `nonce` `n-1`, and `dpop_jkt` when given.
+pub fn authorization_request(
+    client_id: &str,
+    scope: &str,
+    jkt: Option<&keybound_jose::Jkt>,
+) -> keybound_proto::wire::AuthorizationRequest {
+    keybound_proto::wire::AuthorizationRequest {
+        response_type: "code".into(),
+        client_id: client_id.into(),
+        redirect_uri: Some(REDIRECT.into()),
+        scope: scope.into(),
+        state: Some("st-1".into()),
+        nonce: Some("n-1".into()),
+        code_challenge: Some(keybound_jose::sha256_b64(VERIFIER.as_bytes())),
+        code_challenge_method: Some("S256".into()),
+        dpop_jkt: jkt.map(ToString::to_string),
+        ..keybound_proto::wire::AuthorizationRequest::default()
+    }
+}
+
 /// `Authorization: Basic` for `client_id` with [`CLIENT_SECRET`].
 pub fn basic(client_id: &str) -> String {
     basic_auth(client_id, CLIENT_SECRET)
@@ -200,18 +221,7 @@ impl TestOp {
         scope: &str,
         jkt: Option<&keybound_jose::Jkt>,
     ) -> String {
-        let req = keybound_proto::wire::AuthorizationRequest {
-            response_type: "code".into(),
-            client_id: client_id.into(),
-            redirect_uri: Some(REDIRECT.into()),
-            scope: scope.into(),
-            state: Some("st-1".into()),
-            nonce: Some("n-1".into()),
-            code_challenge: Some(keybound_jose::sha256_b64(VERIFIER.as_bytes())),
-            code_challenge_method: Some("S256".into()),
-            dpop_jkt: jkt.map(ToString::to_string),
-            ..keybound_proto::wire::AuthorizationRequest::default()
-        };
+        let req = authorization_request(client_id, scope, jkt);
         let v = self
             .p
             .validate_authorization(&req)

@@ -469,22 +469,8 @@ async fn act_two(
         .call_api(&thief, &session.id_token, "GET", &orders)
         .await?;
     let direct_text = direct.header("www-authenticate").unwrap_or("").to_owned();
-    let exchange_form = [
-        (
-            "grant_type",
-            keybound_proto::wire::grant_type::TOKEN_EXCHANGE,
-        ),
-        (
-            "requested_token_type",
-            keybound_proto::wire::token_type::ID_JAG,
-        ),
-        ("subject_token", session.id_token.as_str()),
-        (
-            "subject_token_type",
-            keybound_proto::wire::token_type::ID_TOKEN,
-        ),
-        ("audience", b_issuer.as_str()),
-    ];
+    let exchange = keybound_proto::wire::TokenExchangeRequest::id_jag(&session.id_token, &b_issuer);
+    let exchange_form = exchange.form();
     let (s1, v1) = token_request(&http, a_issuer, &basic_a, &exchange_form, &thief).await?;
     let bearer = |assertion: &str| {
         [
