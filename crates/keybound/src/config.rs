@@ -43,6 +43,10 @@ pub struct FileConfig {
     pub purge_interval: Option<u64>,
     /// rows deleted per purge statement
     pub purge_batch: Option<u32>,
+    /// lifetime of ID-JAGs from token exchange, seconds
+    pub id_jag_ttl: Option<u64>,
+    /// oldest subject ID Token accepted for token exchange (by its iat), seconds
+    pub exchange_subject_max_age: Option<u64>,
     /// proxies (addresses or networks) whose `Forwarded` / `X-Forwarded-For` name the client
     pub trusted_proxies: Option<Vec<String>>,
     /// PEM certificate chain for TLS
@@ -88,6 +92,10 @@ pub struct Settings {
     pub purge_interval: u64,
     /// rows deleted per purge statement
     pub purge_batch: u32,
+    /// lifetime of ID-JAGs from token exchange, seconds
+    pub id_jag_ttl: u64,
+    /// oldest subject ID Token accepted for token exchange, seconds
+    pub exchange_subject_max_age: u64,
     /// TLS certificate chain and key (PEM), when `serve` terminates TLS itself
     pub tls: Option<(PathBuf, PathBuf)>,
 }
@@ -267,6 +275,15 @@ impl Settings {
         if purge_batch == 0 {
             bail!("purge_batch: at least 1");
         }
+        let id_jag_ttl = secs("KEYBOUND_ID_JAG_TTL", file.id_jag_ttl, 300)?;
+        if !(1..=3600).contains(&id_jag_ttl) {
+            bail!("id_jag_ttl: between 1 and 3600 seconds (the draft suggests 300)");
+        }
+        let exchange_subject_max_age = secs(
+            "KEYBOUND_EXCHANGE_SUBJECT_MAX_AGE",
+            file.exchange_subject_max_age,
+            600,
+        )?;
         let trusted_proxies = match env("KEYBOUND_TRUSTED_PROXIES") {
             Some(v) => v.split(',').map(|s| s.trim().to_owned()).collect(),
             None => file.trusted_proxies.unwrap_or_default(),
@@ -291,6 +308,8 @@ impl Settings {
             trusted_proxies,
             purge_interval,
             purge_batch,
+            id_jag_ttl,
+            exchange_subject_max_age,
             tls,
         })
     }

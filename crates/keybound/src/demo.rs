@@ -58,6 +58,8 @@ async fn start_op(
         trusted_proxies: Vec::new(),
         purge_interval: 60,
         purge_batch: 1000,
+        id_jag_ttl: 300,
+        exchange_subject_max_age: 600,
         tls: None,
     };
     let store = serve::open_store(&settings).await?;

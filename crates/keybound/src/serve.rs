@@ -76,6 +76,8 @@ pub fn provider(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Pr
     cfg.require_dpop_nonce = settings.require_dpop_nonce;
     cfg.legacy_assertion_audience = settings.legacy_assertion_audience;
     cfg.throttle = settings.throttle;
+    cfg.id_jag_ttl = settings.id_jag_ttl;
+    cfg.exchange_subject_max_age = settings.exchange_subject_max_age;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()

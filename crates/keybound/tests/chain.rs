@@ -104,7 +104,7 @@ async fn key_bound_chain_across_two_keybound_processes() {
         "--exchange-scope",
         "orders.read",
     ]);
-    let _sa = a.serve(pa, &[]);
+    let _sa = a.serve_env(pa, &[], &[("KEYBOUND_ID_JAG_TTL", "120")]);
     let _sb = b.serve(pb, &[]);
     let http = reqwest::Client::new();
     wait_ready(&http, &ia).await;
@@ -161,6 +161,7 @@ async fn key_bound_chain_across_two_keybound_processes() {
         .await
         .unwrap();
     assert_eq!(jag.jkt, Some(session.jkt().unwrap()));
+    assert_eq!(jag.expires_in, Some(120), "id_jag_ttl from the settings");
 
     // redeem at B: a DPoP access token for B's local End-User
     let rp_b = rp(&ib, "svc-at-b", "svc-secret-at-b");
