@@ -17,7 +17,7 @@ let b;
 before(async () => {
   b = await startOp((dir) => {
     admin(dir, ['client', 'add', '--client-id', 'svc-at-b', '--auth-method', 'client_secret_basic',
-      '--secret', 'secret-at-b', '--redirect-uri', REDIRECT]);
+      '--secret', 'secret-at-b', '--redirect-uri', REDIRECT, '--grant-type', 'jwt-bearer']);
     admin(dir, ['user', 'add', '--username', 'alice-b', '--password', 'unused-pw', '--email', 'alice@example.com']);
   });
   a = await startOp((dir) => {

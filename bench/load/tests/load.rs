@@ -281,7 +281,10 @@ async fn exchange_and_jwt_bearer_modes_against_two_loopback_domains() {
     let keys = IssuerJwks([(format!("{}/jwks", idp.issuer), jwks)].into());
     let resource_as = OpBuilder::new()
         .clock(Arc::new(SystemClock))
-        .client(client("svc-at-b", ClientAuthMethod::ClientSecretBasic))
+        .client(Client {
+            jwt_bearer: true,
+            ..client("svc-at-b", ClientAuthMethod::ClientSecretBasic)
+        })
         .trust(trusted(&idp.issuer), Arc::new(keys))
         .serve()
         .await;

@@ -42,12 +42,21 @@ async fn domains(issuer: impl FnOnce(&mut TrustedIssuer)) -> (TestOp, TestOp) {
     issuer(&mut idp);
     let keys = IssuerJwks([(format!("{A}/jwks"), a.p.jwks().await.unwrap())].into());
     let b = OpBuilder::new()
-        .client(client("svc-at-b", ClientAuthMethod::ClientSecretBasic))
-        .client(client("other", ClientAuthMethod::ClientSecretBasic))
+        .client(redeemer("svc-at-b"))
+        .client(redeemer("other"))
+        .client(client("plain", ClientAuthMethod::ClientSecretBasic))
         .trust(idp, Arc::new(keys))
         .build_at(B)
         .await;
     (a, b)
+}
+
+/// A client of B allowed the jwt-bearer grant.
+fn redeemer(id: &str) -> keybound_store::Client {
+    keybound_store::Client {
+        jwt_bearer: true,
+        ..client(id, ClientAuthMethod::ClientSecretBasic)
+    }
 }
 
 fn proof(op: &TestOp, key: &PrivateKey) -> String {
@@ -404,6 +413,7 @@ async fn ij14_own_id_jags_are_not_redeemed() {
                 audiences: [(A.to_owned(), "svc".to_owned())].into(),
                 ..ExchangePolicy::default()
             }),
+            jwt_bearer: true,
             ..client("svc", ClientAuthMethod::ClientSecretBasic)
         })
         .build_at(A)
@@ -414,4 +424,45 @@ async fn ij14_own_id_jags_are_not_redeemed() {
         ErrorCode::InvalidGrant,
         "issued by this server",
     );
+}
+
+/// A client of the resource AS must be allowed the jwt-bearer grant (`keybound admin client add
+/// --grant-type jwt-bearer`): an ID-JAG naming any other client is refused before it is read.
+#[tokio::test]
+async fn only_clients_allowed_jwt_bearer_redeem() {
+    let (a, b) = domains(|_| {}).await;
+    let key = keys::es256_a();
+    let jag = id_jag(&a, Some(&key), B, "chat.read").await;
+    refused(
+        redeem(&b, "plain", &jag, Some(&key)).await,
+        ErrorCode::UnauthorizedClient,
+        "jwt-bearer is not enabled",
+    );
+}
+
+/// `cnf.jwk` instead of `cnf.jkt` (the jwt-dpop draft's form): the thumbprints are compared, a
+/// proof by that key is required.
+#[tokio::test]
+async fn cnf_jwk_is_compared_by_thumbprint() {
+    let (a, b) = domains(|_| {}).await;
+    let key = keys::es256_a();
+    let signer = a.p.current_key().await.unwrap();
+    let mut h = serde_json::Map::new();
+    h.insert("typ".into(), "oauth-id-jag+jwt".into());
+    h.insert("kid".into(), signer.kid.clone().into());
+    let claims = serde_json::json!({
+        "iss": A, "sub": keybound_testkit::op::ALICE.2, "aud": B, "client_id": "svc-at-b",
+        "jti": "jwk-bound-1", "iat": a.now(), "exp": a.now() + 300, "scope": "chat.read",
+        "email": "alice@example.com",
+        "cnf": { "jwk": serde_json::to_value(key.public_jwk()).unwrap() }
+    });
+    let jag = keybound_jose::jws::sign(signer.alg, &h, claims.to_string().as_bytes(), &signer.key)
+        .unwrap();
+    refused(
+        redeem(&b, "svc-at-b", &jag, Some(&keys::es256_b())).await,
+        ErrorCode::InvalidGrant,
+        "bound to key",
+    );
+    let t = redeem(&b, "svc-at-b", &jag, Some(&key)).await.unwrap();
+    assert_eq!(t.token_type, "DPoP");
 }

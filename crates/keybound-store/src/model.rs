@@ -94,6 +94,9 @@ pub struct Client {
     /// RFC 8693 token exchange into ID-JAGs (identity chaining); `None` refuses the grant
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exchange: Option<ExchangePolicy>,
+    /// may redeem ID-JAGs from trusted issuers with the jwt-bearer grant (resource AS role)
+    #[serde(default)]
+    pub jwt_bearer: bool,
     /// when registered
     pub created_at: u64,
 }
@@ -135,6 +138,7 @@ impl Client {
             dpop_bound_access_tokens: false,
             jwks: None,
             exchange: None,
+            jwt_bearer: false,
             created_at,
         }
     }
@@ -156,6 +160,7 @@ impl fmt::Debug for Client {
             .field("dpop_bound_access_tokens", &self.dpop_bound_access_tokens)
             .field("jwks", &self.jwks.is_some())
             .field("exchange", &self.exchange)
+            .field("jwt_bearer", &self.jwt_bearer)
             .field("created_at", &self.created_at)
             .finish()
     }

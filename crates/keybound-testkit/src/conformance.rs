@@ -128,6 +128,7 @@ pub fn client(id: &str) -> Client {
             scopes: vec!["chat.read".into()],
             ..Default::default()
         }),
+        jwt_bearer: true,
         created_at: NOW,
     }
 }

@@ -115,6 +115,10 @@ pub enum ClientCmd {
         /// token exchange into ID-JAGs
         #[command(flatten)]
         exchange: ExchangeArgs,
+        /// grants beyond the code, refresh and device grants: `jwt-bearer` (redeem ID-JAGs from
+        /// trusted issuers) or `token-exchange` (with --exchange-audience) (repeatable)
+        #[arg(long = "grant-type")]
+        grant_types: Vec<String>,
     },
     /// List clients.
     List,
@@ -251,9 +255,24 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     name,
                     jwks,
                     exchange,
+                    grant_types,
                 },
         } => {
             let exchange = exchange.policy(&client_id)?;
+            let mut jwt_bearer = false;
+            for g in &grant_types {
+                match g.as_str() {
+                    "jwt-bearer" | "urn:ietf:params:oauth:grant-type:jwt-bearer" => {
+                        jwt_bearer = true
+                    }
+                    "token-exchange" | "urn:ietf:params:oauth:grant-type:token-exchange" => {
+                        if exchange.is_none() {
+                            bail!("--grant-type token-exchange needs --exchange-audience (what the client may obtain)");
+                        }
+                    }
+                    other => bail!("--grant-type '{other}': expected jwt-bearer or token-exchange"),
+                }
+            }
             let method = ClientAuthMethod::parse(&auth_method).with_context(|| {
                 format!("auth-method '{auth_method}': expected none, client_secret_basic, client_secret_post or private_key_jwt")
             })?;
@@ -307,6 +326,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     dpop_bound_access_tokens,
                     jwks,
                     exchange,
+                    jwt_bearer,
                     ..Client::new(&client_id, method, crate::now())
                 })
                 .await?;
@@ -331,6 +351,11 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                         .collect();
                     format!("\texchange: {}", to.join(" "))
                 });
+                let exchange = if c.jwt_bearer {
+                    format!("{exchange}\tjwt-bearer")
+                } else {
+                    exchange
+                };
                 println!(
                     "{}\t{}\t{}\t{}{exchange}",
                     c.client_id,

@@ -399,6 +399,7 @@ async fn act_two(
         name: "Demo App (in domain B)".into(),
         secret_hash: Some(password::hash(APP_SECRET_AT_B)),
         redirect_uris: vec![REDIRECT.into()],
+        jwt_bearer: true,
         ..Client::new(
             "demo-app-at-b",
             ClientAuthMethod::ClientSecretBasic,

@@ -30,10 +30,14 @@ fn exchange_policy_from_the_command_line() {
         "chat.read",
         "--exchange-resource",
         "https://api.b.example",
+        "--grant-type",
+        "jwt-bearer",
     ]);
     let list = kb.admin(&["client", "list"]);
     assert!(
-        list.contains("exchange: https://as.b.example=svc-at-b https://as.c.example=svc"),
+        list.contains(
+            "exchange: https://as.b.example=svc-at-b https://as.c.example=svc\tjwt-bearer"
+        ),
         "{list}"
     );
     for (args, expect) in [
@@ -48,6 +52,14 @@ fn exchange_policy_from_the_command_line() {
         (
             &["--exchange-audience", "https://as.b.example="][..],
             "expected ISSUER_URL[=CLIENT_ID]",
+        ),
+        (
+            &["--grant-type", "token-exchange"][..],
+            "needs --exchange-audience",
+        ),
+        (
+            &["--grant-type", "implicit"][..],
+            "expected jwt-bearer or token-exchange",
         ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_keybound"))

@@ -122,6 +122,8 @@ async fn key_bound_chain_across_two_keybound_processes() {
         "svc-secret-at-b",
         "--redirect-uri",
         REDIRECT,
+        "--grant-type",
+        "jwt-bearer",
     ]);
     b.admin(&["issuer", "add", "--issuer", &ia, "--subject", "email"]);
     b.admin(&[

@@ -2,12 +2,13 @@
 //! (ID-JAG), the IdP half of identity chaining (docs/chaining.md).
 //!
 //! It plugs into the token pipeline like every grant: the client is authenticated and the DPoP
-//! proof verified in full before this module runs. Then, in order: the client's exchange policy
-//! and the request's parameters → the subject ID Token (our signature and issuer, unexpired, not
-//! older than `exchange_subject_max_age`, issued to this client: `aud` and `azp`, IJ-1) → its
-//! binding (a key-bound ID Token needs a proof by its `cnf.jwk` key, and the ID-JAG then carries
-//! `cnf.jkt` of that key: the key binding crosses the trust boundary, Key Binding ID1 §6) → the
-//! grant behind it (the End-User still exists and the consent stands) → the ID-JAG.
+//! proof verified in full before this module runs. Then, in order: whether the client may
+//! exchange at all and the token types → the subject ID Token (our signature and issuer,
+//! unexpired, not older than `exchange_subject_max_age`, issued to this client: `aud` and
+//! `azp`, IJ-1) → its binding (a key-bound ID Token needs a proof by its `cnf.jwk` key, and the
+//! ID-JAG then carries `cnf.jkt` of that key: the key binding crosses the trust boundary, Key
+//! Binding ID1 §6) → the grant behind it (the End-User still exists and the consent stands) →
+//! the audience, resource and scope against the client's policy → the ID-JAG.
 //!
 //! Error codes: a malformed request or an unusable subject token is `invalid_request` (RFC 8693
 //! §2.2.2 says MUST); an audience or resource outside the policy is `invalid_target`, a scope
@@ -46,9 +47,10 @@ impl Provider {
         form: &Form,
         proof: Option<VerifiedProof>,
     ) -> Result<TokenSuccess, OpError> {
+        // may this client exchange at all (TE-2), and is this a request we serve
         let policy = exchange_policy(client)?;
         let subject = subject_token(form)?;
-        let target = target(form, policy)?;
+        // the subject token (TE-1, IJ-1) and its binding
         let validated = self.validate_subject(client, subject).await?;
         let jkt = binding(policy, validated.jkt.as_ref(), proof.as_ref())?;
         let claims = validated.claims;
@@ -66,6 +68,8 @@ impl Provider {
                 "the End-User's consent for this client was withdrawn",
             ));
         }
+        // the targets against the client's policy (TE-6, IJ-3)
+        let target = target(form, policy)?;
         let now = self.now();
         let mut extra = Map::new();
         if let Some(t) = claims.auth_time {

@@ -50,6 +50,15 @@ impl Provider {
         form: &Form,
         proof: Option<VerifiedProof>,
     ) -> Result<TokenSuccess, OpError> {
+        if !client.jwt_bearer {
+            return Err(OpError::new(
+                keybound_proto::wire::ErrorCode::UnauthorizedClient,
+                format!(
+                    "client '{}' may not redeem ID-JAGs (jwt-bearer is not enabled for it)",
+                    client.client_id
+                ),
+            ));
+        }
         let assertion = form.require("assertion")?;
         let jws = Jws::parse(assertion)
             .map_err(|e| OpError::invalid_grant(format!("assertion: not a usable JWT: {e}")))?;
