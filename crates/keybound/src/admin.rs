@@ -263,7 +263,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
             for g in &grant_types {
                 match g.as_str() {
                     "jwt-bearer" | "urn:ietf:params:oauth:grant-type:jwt-bearer" => {
-                        jwt_bearer = true
+                        jwt_bearer = true;
                     }
                     "token-exchange" | "urn:ietf:params:oauth:grant-type:token-exchange" => {
                         if exchange.is_none() {
