@@ -22,8 +22,8 @@ use keybound_store::{
     AuthorizationCode, BrowserSession, Client, ClientStore, CodeLookup, CodeStore, Consent,
     ConsentStore, DeviceAuthorization, DeviceDecision, DevicePoll, DeviceStore, Expiring,
     GrantStore, IssuerStore, Kek, KeyState, PurgeStore, RefreshLookup, RefreshStore, RefreshToken,
-    ReplayStore, Result, SessionStore, SigningKeyRecord, SigningKeyStore, StoreError, TokenHash,
-    TrustedIssuer, User, UserStore,
+    RegistrationStore, RegistrationToken, ReplayStore, Result, SessionStore, SigningKeyRecord,
+    SigningKeyStore, StoreError, TokenHash, TrustedIssuer, User, UserStore,
 };
 
 /// The SQLite store.
@@ -827,5 +827,41 @@ impl IssuerStore for SqliteStore {
             [(d,)] => Ok(Some(serde_json::from_str(d)?)),
             _ => Ok(None),
         }
+    }
+}
+
+#[async_trait]
+impl RegistrationStore for SqliteStore {
+    async fn put_registration_token(
+        &self,
+        hash: &TokenHash,
+        token: &RegistrationToken,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO registration_tokens (token_hash, uses_left, expires_at, created_at)
+             VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(hash.0.as_slice())
+        .bind(token.uses_left.map(i64::from))
+        .bind(t(token.expires_at))
+        .bind(t(token.created_at))
+        .execute(&self.writer)
+        .await
+        .map_err(|e| conflict_or_db(e, || "registration token exists".into()))?;
+        Ok(())
+    }
+    async fn use_registration_token(&self, hash: &TokenHash, now: u64) -> Result<bool> {
+        // one conditional statement: spending the last use is atomic
+        let n = sqlx::query(
+            "UPDATE registration_tokens SET uses_left = uses_left - 1
+             WHERE token_hash = ?1 AND expires_at > ?2 AND (uses_left IS NULL OR uses_left > 0)",
+        )
+        .bind(hash.0.as_slice())
+        .bind(t(now))
+        .execute(&self.writer)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        Ok(n == 1)
     }
 }

@@ -253,6 +253,20 @@ pub trait IssuerStore: Send + Sync {
     async fn user_by_verified_email(&self, email: &str) -> Result<Option<User>>;
 }
 
+/// Initial access tokens for dynamic client registration, by hash.
+#[async_trait]
+pub trait RegistrationStore: Send + Sync {
+    /// Store a new token.
+    async fn put_registration_token(
+        &self,
+        hash: &TokenHash,
+        token: &RegistrationToken,
+    ) -> Result<()>;
+    /// Spend one use of a live token: `true` if it was live and had a use left (atomic: of two
+    /// concurrent calls on a token with one use left, exactly one gets `true`).
+    async fn use_registration_token(&self, hash: &TokenHash, now: u64) -> Result<bool>;
+}
+
 /// Browser sessions at the OP, keyed by the hash of the cookie value.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
@@ -278,6 +292,7 @@ pub trait Store:
     + SessionStore
     + PurgeStore
     + IssuerStore
+    + RegistrationStore
 {
 }
 
@@ -294,5 +309,6 @@ impl<T> Store for T where
         + SessionStore
         + PurgeStore
         + IssuerStore
+        + RegistrationStore
 {
 }

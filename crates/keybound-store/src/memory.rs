@@ -9,8 +9,9 @@ use async_trait::async_trait;
 use crate::{
     AuthorizationCode, BrowserSession, Client, ClientStore, CodeLookup, CodeStore, Consent,
     ConsentStore, Expiring, GrantStore, IssuerStore, KeyState, PurgeStore, RefreshLookup,
-    RefreshStore, RefreshToken, ReplayStore, Result, SessionStore, SigningKeyRecord,
-    SigningKeyStore, StoreError, TokenHash, TrustedIssuer, User, UserStore,
+    RefreshStore, RefreshToken, RegistrationStore, RegistrationToken, ReplayStore, Result,
+    SessionStore, SigningKeyRecord, SigningKeyStore, StoreError, TokenHash, TrustedIssuer, User,
+    UserStore,
 };
 
 #[derive(Default)]
@@ -28,6 +29,7 @@ struct Inner {
     devices: HashMap<TokenHash, DeviceState>,
     issuers: BTreeMap<String, TrustedIssuer>,
     links: HashMap<(String, String), String>,
+    registration_tokens: HashMap<TokenHash, RegistrationToken>,
 }
 
 /// The in-memory store.
@@ -507,5 +509,30 @@ impl IssuerStore for MemoryStore {
             (Some(u), None) => Some(u.clone()),
             _ => None,
         })
+    }
+}
+
+#[async_trait]
+impl RegistrationStore for MemoryStore {
+    async fn put_registration_token(
+        &self,
+        hash: &TokenHash,
+        token: &RegistrationToken,
+    ) -> Result<()> {
+        self.lock().registration_tokens.insert(*hash, token.clone());
+        Ok(())
+    }
+    async fn use_registration_token(&self, hash: &TokenHash, now: u64) -> Result<bool> {
+        let mut g = self.lock();
+        let Some(t) = g.registration_tokens.get_mut(hash) else {
+            return Ok(false);
+        };
+        if now >= t.expires_at || t.uses_left == Some(0) {
+            return Ok(false);
+        }
+        if let Some(n) = &mut t.uses_left {
+            *n -= 1;
+        }
+        Ok(true)
     }
 }

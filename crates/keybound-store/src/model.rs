@@ -533,3 +533,14 @@ pub struct TrustedIssuer {
     /// when added
     pub created_at: u64,
 }
+
+/// An initial access token for dynamic client registration (RFC 7591 §3), stored by its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrationToken {
+    /// registrations it may still authorise (`None`: any number until it expires)
+    pub uses_left: Option<u32>,
+    /// when it stops working
+    pub expires_at: u64,
+    /// when made
+    pub created_at: u64,
+}

@@ -105,6 +105,11 @@ macro_rules! store_conformance {
             $crate::conformance::trusted_issuers_and_subject_links(s).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn registration_tokens_spend_atomically() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::registration_tokens_spend_atomically(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn device_concurrent_polls_exactly_once() {
             let (s, _keep) = $backend().await;
             $crate::conformance::device_concurrent_polls_exactly_once(s).await;
@@ -693,6 +698,66 @@ pub async fn trusted_issuers_and_subject_links(s: Arc<dyn Store>) {
         .await
         .unwrap()
         .is_none());
+}
+
+/// Initial access tokens: uses are counted, expiry holds, an unlimited token stays usable, and
+/// of eight concurrent spends of a token's last use exactly one wins.
+pub async fn registration_tokens_spend_atomically(s: Arc<dyn Store>) {
+    let token = |uses_left, expires_at| keybound_store::RegistrationToken {
+        uses_left,
+        expires_at,
+        created_at: NOW,
+    };
+    let (two, open, old, one) = (
+        TokenHash::of("two-uses"),
+        TokenHash::of("unlimited"),
+        TokenHash::of("expired"),
+        TokenHash::of("last-use"),
+    );
+    s.put_registration_token(&two, &token(Some(2), NOW + 60))
+        .await
+        .unwrap();
+    s.put_registration_token(&open, &token(None, NOW + 60))
+        .await
+        .unwrap();
+    s.put_registration_token(&old, &token(Some(5), NOW + 1))
+        .await
+        .unwrap();
+    s.put_registration_token(&one, &token(Some(1), NOW + 60))
+        .await
+        .unwrap();
+    assert!(s.use_registration_token(&two, NOW).await.unwrap());
+    assert!(s.use_registration_token(&two, NOW).await.unwrap());
+    assert!(
+        !s.use_registration_token(&two, NOW).await.unwrap(),
+        "used up"
+    );
+    for _ in 0..5 {
+        assert!(s.use_registration_token(&open, NOW).await.unwrap());
+    }
+    assert!(
+        !s.use_registration_token(&open, NOW + 60).await.unwrap(),
+        "expired"
+    );
+    assert!(
+        !s.use_registration_token(&old, NOW + 1).await.unwrap(),
+        "expired"
+    );
+    assert!(!s
+        .use_registration_token(&TokenHash::of("never"), NOW)
+        .await
+        .unwrap());
+    let spends: Vec<_> = (0..8)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.use_registration_token(&one, NOW).await.unwrap() })
+        })
+        .collect();
+    let mut won = 0;
+    for t in spends {
+        won += usize::from(t.await.unwrap());
+    }
+    assert_eq!(won, 1);
 }
 
 pub fn device(user_code: &str) -> DeviceAuthorization {
