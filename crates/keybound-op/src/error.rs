@@ -216,7 +216,8 @@ impl OpError {
     }
 }
 
-/// HTTP status: RFC 6749 §5.2 at the token endpoint (400, `invalid_client` 401), RFC 6750 §3.1
+/// HTTP status: RFC 6749 §5.2 at the token endpoint and registration (400, `invalid_client` and
+/// `invalid_token` 401), RFC 6750 §3.1
 /// at resources (401, `insufficient_scope` 403, `invalid_request` 400), plain HTTP meaning on
 /// pages. Internal failures are 500 and throttling 429 everywhere.
 #[allow(clippy::match_same_arms)] // one arm per rule reads as the table it is
@@ -229,6 +230,8 @@ fn status(at: Endpoint, code: Option<ErrorCode>, e: &OpError) -> u16 {
     }
     match (at, code) {
         (Endpoint::Token, Some(ErrorCode::InvalidClient)) => 401,
+        // registration without a usable initial access token (RFC 7591 §3, RFC 6750 §3.1)
+        (Endpoint::Token, Some(ErrorCode::InvalidToken)) => 401,
         (Endpoint::Token, _) => 400,
         (Endpoint::Resource, Some(ErrorCode::InsufficientScope)) => 403,
         (Endpoint::Resource, Some(ErrorCode::InvalidRequest)) => 400,

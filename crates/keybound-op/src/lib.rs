@@ -23,6 +23,7 @@ mod keys;
 pub mod password;
 mod proof;
 mod purge;
+mod register;
 mod resource;
 mod throttle;
 pub mod token;
@@ -109,6 +110,8 @@ pub mod paths {
     pub const DEVICE_AUTHORIZATION: &str = "/device_authorization";
     /// RFC 8628 end-user verification page
     pub const DEVICE: &str = "/device";
+    /// RFC 7591 dynamic client registration
+    pub const REGISTER: &str = "/register";
 }
 
 /// Whether `path` is one of [`paths`] (metrics label only known paths, bounding cardinality).
@@ -126,6 +129,7 @@ pub fn paths_known(path: &str) -> bool {
         paths::LOGOUT,
         paths::DEVICE_AUTHORIZATION,
         paths::DEVICE,
+        paths::REGISTER,
     ]
     .contains(&path)
 }
@@ -149,6 +153,8 @@ pub struct Endpoints {
     pub device_authorization: String,
     /// RFC 8628 verification page
     pub device: String,
+    /// RFC 7591 registration endpoint
+    pub registration: String,
 }
 
 /// Provider settings.
@@ -195,6 +201,8 @@ pub struct OpConfig {
     pub id_jag_ttl: u64,
     /// oldest subject ID Token accepted for token exchange, by its `iat` (default 600 s)
     pub exchange_subject_max_age: u64,
+    /// dynamic client registration without an initial access token (default off)
+    pub open_registration: bool,
 }
 
 impl OpConfig {
@@ -212,6 +220,7 @@ impl OpConfig {
                 introspection: format!("{base}{}", paths::INTROSPECT),
                 device_authorization: format!("{base}{}", paths::DEVICE_AUTHORIZATION),
                 device: format!("{base}{}", paths::DEVICE),
+                registration: format!("{base}{}", paths::REGISTER),
             },
             code_ttl: 60,
             access_token_ttl: 300,
@@ -230,6 +239,7 @@ impl OpConfig {
             throttle: ThrottleConfig::default(),
             id_jag_ttl: 300,
             exchange_subject_max_age: 600,
+            open_registration: false,
         }
     }
 }

@@ -35,6 +35,7 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
         revocation_endpoint: Some(e.revocation.clone()),
         introspection_endpoint: Some(e.introspection.clone()),
         device_authorization_endpoint: Some(e.device_authorization.clone()),
+        registration_endpoint: Some(e.registration.clone()),
         scopes_supported: strings(&SUPPORTED_SCOPES),
         response_types_supported: strings(&["code"]),
         response_modes_supported: strings(&["query"]),

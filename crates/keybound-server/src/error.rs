@@ -94,6 +94,17 @@ impl Failure {
         f
     }
 
+    /// At the registration endpoint: JSON errors (RFC 7591 §3.2.2); a missing or unusable
+    /// initial access token is a `Bearer` challenge (RFC 6750 §3.1).
+    pub fn registration(error: OpError) -> Self {
+        let mut f = Failure::new(error, Endpoint::Token);
+        if f.wire.code == Some(ErrorCode::InvalidToken) {
+            let e = (ErrorCode::InvalidToken, f.wire.description.as_str());
+            f.challenge = Some(challenge("Bearer", Some(e), None));
+        }
+        f
+    }
+
     /// At a protected resource accepting `DPoP` and `Bearer`, advertising `algs` (DP-R4).
     pub fn resource(error: OpError, headers: &HeaderMap, algs: &str) -> Self {
         let mut f = Failure::new(error, Endpoint::Resource);

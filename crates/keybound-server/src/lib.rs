@@ -116,6 +116,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route(paths::REVOKE, post(token::revoke))
         .route(paths::INTROSPECT, post(token::introspect))
+        .route(paths::REGISTER, post(token::register))
         .route(paths::LOGOUT, post(authorize::logout))
         .route(
             paths::DEVICE,

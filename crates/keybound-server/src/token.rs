@@ -1,4 +1,4 @@
-//! Token, userinfo, revocation and introspection handlers: each parses its request into the
+//! Token, userinfo, revocation, introspection and registration handlers: each parses its request into the
 //! provider's facts, calls one provider function, and answers success as `no-store` JSON or a
 //! refusal as a [`Failure`] of its endpoint kind.
 
@@ -120,4 +120,37 @@ pub async fn revoke(State(state): State<Arc<AppState>>, r: FormRequest) -> Respo
 pub async fn introspect(State(state): State<Arc<AppState>>, r: FormRequest) -> Response {
     let result = state.provider.introspect(r.authorization(), &r.form).await;
     r.answer(result, None)
+}
+
+/// `POST /register` (RFC 7591): a JSON metadata document; `201 Created` with the registration.
+pub async fn register(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !json {
+        return Failure::registration(OpError::invalid_request(
+            "the registration request must be application/json",
+        ))
+        .into_response();
+    }
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match state.provider.register(authorization, &body).await {
+        Ok(v) => {
+            let mut r = (axum::http::StatusCode::CREATED, Json(v)).into_response();
+            no_store(r.headers_mut());
+            r
+        }
+        Err(e) => Failure::registration(e).into_response(),
+    }
 }

@@ -1638,6 +1638,59 @@ async fn discovery_lists_token_exchange_jwt_bearer_and_id_jag() {
     );
 }
 
+/// RFC 7591 over HTTP: discovery names the endpoint; no token is a 401 with a Bearer
+/// challenge; a JSON registration with an initial access token is 201 `no-store` with the
+/// client and its secret; bad metadata is 400 `invalid_client_metadata`.
+#[tokio::test]
+async fn rfc7591_registration_over_http() {
+    let op = OpBuilder::new().build_at(ISS).await;
+    let token = op.p.create_registration_token(600, None).await.unwrap();
+    let (public, _) = op.routers();
+    let mut a = App {
+        browser: Browser::new(RouterTransport(public.clone())),
+        management: Browser::new(RouterTransport(public)),
+    };
+    let m = a.get("/.well-known/openid-configuration").await.json();
+    assert_eq!(m["registration_endpoint"], format!("{ISS}/register"));
+    let post = |auth: Option<String>, body: &'static str| {
+        let mut b = Request::post("/register").header(header::CONTENT_TYPE, "application/json");
+        if let Some(a) = auth {
+            b = b.header(header::AUTHORIZATION, a);
+        }
+        b.body(Body::from(body)).unwrap()
+    };
+    let r = a
+        .send(post(
+            None,
+            r#"{"redirect_uris":["https://app.example/cb"]}"#,
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.headers[header::WWW_AUTHENTICATE]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer error=\"invalid_token\""));
+    let r = a
+        .send(post(
+            Some(format!("Bearer {token}")),
+            r#"{"redirect_uris":["https://app.example/cb"],"client_name":"Web"}"#,
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
+    let v = r.json();
+    assert!(v["client_id"].is_string() && v["client_secret"].is_string());
+    assert_eq!(v["client_name"], "Web");
+    let r = a
+        .send(post(
+            Some(format!("Bearer {token}")),
+            r#"{"redirect_uris":["https://app.example/cb"],"response_types":["token"]}"#,
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.error(), "invalid_client_metadata");
+}
+
 /// Issue 10 item 13: `/metrics` is not on the public listener; the management router serves it.
 #[tokio::test]
 async fn metrics_only_on_the_management_listener() {

@@ -33,6 +33,25 @@ pub enum Admin {
         #[command(subcommand)]
         cmd: IssuerCmd,
     },
+    /// Initial access tokens for dynamic client registration (RFC 7591).
+    RegistrationToken {
+        #[command(subcommand)]
+        cmd: RegistrationTokenCmd,
+    },
+}
+
+/// Registration token commands.
+#[derive(Debug, Subcommand)]
+pub enum RegistrationTokenCmd {
+    /// Make a token (printed once; the store keeps its hash).
+    Create {
+        /// seconds it stays valid
+        #[arg(long, default_value_t = 86_400)]
+        ttl: u64,
+        /// registrations it allows (default: any number until it expires)
+        #[arg(long)]
+        uses: Option<u32>,
+    },
 }
 
 /// Trusted issuer commands.
@@ -439,6 +458,20 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
             println!("'{subject}' at {issuer} is now '{username}' here");
         }
         Admin::Issuer { cmd } => issuer(store.as_ref(), cmd).await?,
+        Admin::RegistrationToken {
+            cmd: RegistrationTokenCmd::Create { ttl, uses },
+        } => {
+            let p = provider(&settings, store.clone())?;
+            let token = p
+                .create_registration_token(ttl, uses)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{token}");
+            eprintln!(
+                "initial access token for POST /register (Authorization: Bearer …), valid {ttl} s{}; shown once",
+                uses.map_or(String::new(), |n| format!(", for {n} registration(s)"))
+            );
+        }
         Admin::Keys { cmd: KeysCmd::List } => {
             let p = provider(&settings, store.clone())?;
             p.ensure_signing_keys()

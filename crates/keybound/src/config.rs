@@ -43,6 +43,8 @@ pub struct FileConfig {
     pub purge_interval: Option<u64>,
     /// rows deleted per purge statement
     pub purge_batch: Option<u32>,
+    /// dynamic client registration without an initial access token
+    pub open_registration: Option<bool>,
     /// lifetime of ID-JAGs from token exchange, seconds
     pub id_jag_ttl: Option<u64>,
     /// oldest subject ID Token accepted for token exchange (by its iat), seconds
@@ -92,6 +94,8 @@ pub struct Settings {
     pub purge_interval: u64,
     /// rows deleted per purge statement
     pub purge_batch: u32,
+    /// dynamic client registration without an initial access token
+    pub open_registration: bool,
     /// lifetime of ID-JAGs from token exchange, seconds
     pub id_jag_ttl: u64,
     /// oldest subject ID Token accepted for token exchange, seconds
@@ -275,6 +279,7 @@ impl Settings {
         if purge_batch == 0 {
             bail!("purge_batch: at least 1");
         }
+        let open_registration = flag("KEYBOUND_OPEN_REGISTRATION", file.open_registration);
         let id_jag_ttl = secs("KEYBOUND_ID_JAG_TTL", file.id_jag_ttl, 300)?;
         if !(1..=3600).contains(&id_jag_ttl) {
             bail!("id_jag_ttl: between 1 and 3600 seconds (the draft suggests 300)");
@@ -308,6 +313,7 @@ impl Settings {
             trusted_proxies,
             purge_interval,
             purge_batch,
+            open_registration,
             id_jag_ttl,
             exchange_subject_max_age,
             tls,

@@ -58,6 +58,7 @@ async fn start_op(
         trusted_proxies: Vec::new(),
         purge_interval: 60,
         purge_batch: 1000,
+        open_registration: false,
         id_jag_ttl: 300,
         exchange_subject_max_age: 600,
         tls: None,

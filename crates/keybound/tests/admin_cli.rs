@@ -232,3 +232,41 @@ async fn trusted_issuers_from_the_command_line() {
         assert!(err.contains(expect), "{args:?}: {err}");
     }
 }
+
+/// `keybound admin registration-token create --uses 1`, then `POST /register` on the running
+/// server: registered once (201), refused the second time (401).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_token_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = Keybound::new(env!("CARGO_BIN_EXE_keybound"), &dir.path().join("data"));
+    let token = kb
+        .admin(&[
+            "registration-token",
+            "create",
+            "--uses",
+            "1",
+            "--ttl",
+            "600",
+        ])
+        .trim()
+        .to_owned();
+    assert!(token.len() >= 40, "{token}");
+    let port = keybound_testkit::process::free_port();
+    let _server = kb.serve(port, &[]);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    keybound_testkit::process::wait_ready(&http, &base).await;
+    let register = || {
+        http.post(format!("{base}/register"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({ "redirect_uris": ["https://app.example/cb"] }))
+            .send()
+    };
+    let r = register().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let v: serde_json::Value = r.json().await.unwrap();
+    let id = v["client_id"].as_str().unwrap().to_owned();
+    assert_eq!(register().await.unwrap().status(), 401, "one use only");
+    let list = kb.admin(&["client", "list"]);
+    assert!(list.contains(&id), "{list}");
+}

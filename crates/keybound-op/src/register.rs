@@ -1,0 +1,231 @@
+//! Dynamic client registration (RFC 7591, OpenID Connect Registration 1.0): `POST /register`
+//! with a JSON metadata document, authorised by an initial access token an operator made
+//! (`keybound admin registration-token create`); open registration only when configured.
+//!
+//! Members keybound understands are checked and either registered or refused with
+//! `invalid_client_metadata` (`invalid_redirect_uri` for redirect URIs): a value keybound cannot
+//! honour is never silently weakened. Members it does not understand are ignored, as RFC 7591
+//! §2 requires, and the response lists exactly what was registered, so the client sees what
+//! was dropped. The secret of a confidential client is returned once and stored hashed.
+
+use keybound_jose::JwkSet;
+use keybound_proto::keybinding::Profile;
+use keybound_proto::wire::{grant_type, ErrorCode};
+use keybound_store::{Client, ClientAuthMethod, RegistrationToken, TokenHash};
+use serde_json::{json, Map, Value};
+
+use crate::{OpError, Provider};
+
+fn bad(d: impl Into<String>) -> OpError {
+    OpError::new(ErrorCode::InvalidClientMetadata, d)
+}
+
+/// Grant types a client may register, by the name it registers them with.
+const GRANTS: [&str; 4] = [
+    grant_type::AUTHORIZATION_CODE,
+    grant_type::REFRESH_TOKEN,
+    grant_type::DEVICE_CODE,
+    grant_type::JWT_BEARER,
+];
+
+impl Provider {
+    /// Make an initial access token for `uses` registrations (any number with `None`) valid for
+    /// `ttl` seconds; the token, shown once (the store keeps its hash).
+    pub async fn create_registration_token(
+        &self,
+        ttl: u64,
+        uses: Option<u32>,
+    ) -> Result<String, OpError> {
+        let token = self.random_token();
+        let now = self.now();
+        self.store
+            .put_registration_token(
+                &TokenHash::of(&token),
+                &RegistrationToken {
+                    uses_left: uses,
+                    expires_at: now.saturating_add(ttl),
+                    created_at: now,
+                },
+            )
+            .await?;
+        Ok(token)
+    }
+
+    /// Register a client from `metadata` (the request body), authorised by `authorization`
+    /// (`Bearer <initial access token>`); the registration response (RFC 7591 §3.2.1).
+    pub async fn register(
+        &self,
+        authorization: Option<&str>,
+        metadata: &[u8],
+    ) -> Result<Value, OpError> {
+        if !self.config.open_registration {
+            let token = authorization
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| {
+                    OpError::new(
+                        ErrorCode::InvalidToken,
+                        "registration needs an initial access token: Authorization: Bearer <token>",
+                    )
+                })?;
+            let now = self.now();
+            if !self
+                .store
+                .use_registration_token(&TokenHash::of(token), now)
+                .await?
+            {
+                return Err(OpError::new(
+                    ErrorCode::InvalidToken,
+                    "the initial access token is unknown, expired or used up",
+                ));
+            }
+        }
+        let m: Map<String, Value> = serde_json::from_slice(metadata).map_err(|e| {
+            bad(format!(
+                "the body must be a JSON object of client metadata: {e}"
+            ))
+        })?;
+        let strings = |name: &str| -> Result<Option<Vec<String>>, OpError> {
+            match m.get(name) {
+                None => Ok(None),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|v| {
+                        v.as_str()
+                            .map(str::to_owned)
+                            .ok_or_else(|| bad(format!("{name}: expected an array of strings")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Some),
+                Some(_) => Err(bad(format!("{name}: expected an array of strings"))),
+            }
+        };
+        let text = |name: &str| -> Result<Option<&str>, OpError> {
+            match m.get(name) {
+                None => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.as_str())),
+                Some(_) => Err(bad(format!("{name}: expected a string"))),
+            }
+        };
+        let method_name = text("token_endpoint_auth_method")?.unwrap_or("client_secret_basic");
+        let method = ClientAuthMethod::parse(method_name).ok_or_else(|| {
+            bad(format!(
+                "token_endpoint_auth_method '{method_name}' is not supported: use none, client_secret_basic, client_secret_post or private_key_jwt"
+            ))
+        })?;
+        let grants = strings("grant_types")?
+            .unwrap_or_else(|| vec![grant_type::AUTHORIZATION_CODE.to_owned()]);
+        if let Some(g) = grants.iter().find(|g| !GRANTS.contains(&g.as_str())) {
+            return Err(bad(if g == grant_type::TOKEN_EXCHANGE {
+                "grant_types: token exchange is granted by an operator's exchange policy, not by registration".to_owned()
+            } else {
+                format!("grant_types: '{g}' is not offered here")
+            }));
+        }
+        let code_grant = grants.iter().any(|g| g == grant_type::AUTHORIZATION_CODE);
+        // RFC 7591 §2: response_types defaults to code (for a client of the code grant)
+        let responses = strings("response_types")?.unwrap_or_else(|| {
+            if code_grant {
+                vec!["code".to_owned()]
+            } else {
+                Vec::new()
+            }
+        });
+        if let Some(r) = responses.iter().find(|r| r.as_str() != "code") {
+            return Err(bad(format!(
+                "response_types: '{r}' is not offered (only code; implicit and hybrid flows are not supported)"
+            )));
+        }
+        // RFC 7591 §2.1: the code response type and the authorization_code grant go together
+        if code_grant == responses.is_empty() {
+            return Err(bad(
+                "grant_types and response_types disagree: authorization_code goes with response type code",
+            ));
+        }
+        let redirect_uris = strings("redirect_uris")?.unwrap_or_default();
+        if code_grant && redirect_uris.is_empty() {
+            return Err(OpError::new(
+                ErrorCode::InvalidRedirectUri,
+                "redirect_uris is required for the authorization_code grant",
+            ));
+        }
+        for u in &redirect_uris {
+            let ok = url::Url::parse(u)
+                .is_ok_and(|p| p.fragment().is_none() && matches!(p.scheme(), "https" | "http"));
+            if !ok {
+                return Err(OpError::new(
+                    ErrorCode::InvalidRedirectUri,
+                    format!(
+                        "redirect_uri '{u}' must be an absolute http(s) URI without a fragment"
+                    ),
+                ));
+            }
+        }
+        if m.contains_key("jwks_uri") {
+            return Err(bad("jwks_uri is not supported: send the keys as jwks"));
+        }
+        let jwks = match m.get("jwks") {
+            None => None,
+            Some(v) => Some(JwkSet::from_value(v).map_err(|e| bad(format!("jwks: {e}")))?),
+        };
+        match (method, &jwks) {
+            (ClientAuthMethod::PrivateKeyJwt, None) => {
+                return Err(bad("private_key_jwt needs jwks (the client's public keys)"))
+            }
+            (ClientAuthMethod::PrivateKeyJwt, Some(_)) | (_, None) => {}
+            (_, Some(_)) => {
+                return Err(bad(
+                    "jwks is only used with token_endpoint_auth_method private_key_jwt",
+                ))
+            }
+        }
+        let dpop_bound = match m.get("dpop_bound_access_tokens") {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(bad("dpop_bound_access_tokens: expected true or false")),
+        };
+        let profile = match text("key_binding_profile")? {
+            None => Profile::default(),
+            Some(p) => Profile::parse(p).map_err(|e| bad(format!("key_binding_profile: {e}")))?,
+        };
+        let now = self.now();
+        let client_id = self.random_id();
+        let secret = matches!(
+            method,
+            ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost
+        )
+        .then(|| self.random_token());
+        let name = text("client_name")?.unwrap_or(&client_id).to_owned();
+        let client = Client {
+            name: name.clone(),
+            secret_hash: secret.as_deref().map(crate::password::hash),
+            redirect_uris: redirect_uris.clone(),
+            key_binding_profile: profile,
+            dpop_bound_access_tokens: dpop_bound,
+            jwks: jwks.clone(),
+            jwt_bearer: grants.iter().any(|g| g == grant_type::JWT_BEARER),
+            ..Client::new(&client_id, method, now)
+        };
+        self.store.put_client(&client).await?;
+        let mut out = json!({
+            "client_id": client_id,
+            "client_id_issued_at": now,
+            "client_name": name,
+            "token_endpoint_auth_method": method.as_str(),
+            "grant_types": grants,
+            "response_types": responses,
+            "redirect_uris": redirect_uris,
+            "dpop_bound_access_tokens": dpop_bound,
+            "key_binding_profile": profile.name(),
+        });
+        if let Some(s) = secret {
+            out["client_secret"] = s.into();
+            out["client_secret_expires_at"] = 0.into();
+        }
+        if let Some(j) = jwks {
+            out["jwks"] = serde_json::to_value(j).unwrap_or(Value::Null);
+        }
+        Ok(out)
+    }
+}
