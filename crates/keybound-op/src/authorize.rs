@@ -34,6 +34,8 @@ pub struct ValidatedAuthorization {
     pub client: Client,
     /// the registered redirect URI it named
     pub redirect_uri: String,
+    /// how the response travels
+    pub response_mode: ResponseMode,
     /// granted scopes (unknown ones dropped)
     pub scopes: Vec<String>,
     /// `state`
@@ -73,32 +75,103 @@ pub enum AuthorizeError {
     Redirect {
         /// the registered redirect URI
         redirect_uri: String,
+        /// how the response travels (the request's `response_mode`)
+        mode: ResponseMode,
         /// error, description, state, iss
         error: ErrorResponse,
     },
 }
 
 impl AuthorizeError {
-    /// The URL to redirect to, for [`AuthorizeError::Redirect`].
-    pub fn redirect_url(&self) -> Option<String> {
+    /// The error response for the client, for [`AuthorizeError::Redirect`].
+    pub fn response(&self) -> Option<AuthorizationResponse> {
         match self {
             AuthorizeError::Page { .. } => None,
             AuthorizeError::Redirect {
                 redirect_uri,
+                mode,
                 error,
             } => {
-                let mut pairs = vec![("error", error.error.as_str().to_owned())];
+                let mut params = vec![("error".to_owned(), error.error.as_str().to_owned())];
                 if let Some(d) = &error.error_description {
-                    pairs.push(("error_description", d.clone()));
+                    params.push(("error_description".into(), d.clone()));
                 }
                 if let Some(s) = &error.state {
-                    pairs.push(("state", s.clone()));
+                    params.push(("state".into(), s.clone()));
                 }
                 if let Some(i) = &error.iss {
-                    pairs.push(("iss", i.clone()));
+                    params.push(("iss".into(), i.clone()));
                 }
-                Some(append_query(redirect_uri, &pairs))
+                Some(AuthorizationResponse {
+                    redirect_uri: redirect_uri.clone(),
+                    mode: *mode,
+                    params,
+                })
             }
+        }
+    }
+
+    /// The URL to redirect to, for a [`AuthorizeError::Redirect`] by query or fragment.
+    pub fn redirect_url(&self) -> Option<String> {
+        self.response().and_then(|r| r.url())
+    }
+}
+
+/// How an authorization response travels to the client (OAuth 2.0 Multiple Response Type
+/// Encoding Practices §2.1, OAuth 2.0 Form Post Response Mode).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ResponseMode {
+    /// in the redirect URI's query (the code flow's default)
+    #[default]
+    Query,
+    /// in the redirect URI's fragment
+    Fragment,
+    /// as an HTML form the user agent posts to the redirect URI
+    FormPost,
+}
+
+impl ResponseMode {
+    /// From the `response_mode` parameter.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "query" => Some(ResponseMode::Query),
+            "fragment" => Some(ResponseMode::Fragment),
+            "form_post" => Some(ResponseMode::FormPost),
+            _ => None,
+        }
+    }
+}
+
+/// An authorization response (success or error) for the client's redirect URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationResponse {
+    /// the registered redirect URI
+    pub redirect_uri: String,
+    /// how it travels
+    pub mode: ResponseMode,
+    /// its parameters, in order
+    pub params: Vec<(String, String)>,
+}
+
+impl AuthorizationResponse {
+    /// The URL to redirect the user agent to; `None` for `form_post` (a form is posted).
+    pub fn url(&self) -> Option<String> {
+        let mut ser = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &self.params {
+            ser.append_pair(k, v);
+        }
+        let encoded = ser.finish();
+        match self.mode {
+            ResponseMode::Query => {
+                let sep = if self.redirect_uri.contains('?') {
+                    '&'
+                } else {
+                    '?'
+                };
+                Some(format!("{}{sep}{encoded}", self.redirect_uri))
+            }
+            ResponseMode::Fragment => Some(format!("{}#{encoded}", self.redirect_uri)),
+            ResponseMode::FormPost => None,
         }
     }
 }
@@ -125,27 +198,18 @@ pub struct ConsentPrompt {
     pub bound_jkt: Option<String>,
 }
 
-/// Append query parameters to a URI that may already have a query.
-pub(crate) fn append_query(uri: &str, pairs: &[(&str, String)]) -> String {
-    let mut ser = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        ser.append_pair(k, v);
-    }
-    let q = ser.finish();
-    let sep = if uri.contains('?') { '&' } else { '?' };
-    format!("{uri}{sep}{q}")
-}
-
 impl Provider {
     fn redirect_error(
         &self,
         v_redirect: &str,
+        mode: ResponseMode,
         state: Option<&String>,
         code: ErrorCode,
         description: impl Into<String>,
     ) -> AuthorizeError {
         AuthorizeError::Redirect {
             redirect_uri: v_redirect.to_owned(),
+            mode,
             error: ErrorResponse {
                 error: code,
                 error_description: Some(description.into()),
@@ -182,7 +246,22 @@ impl Provider {
             )));
         }
         let state = req.state.as_ref();
-        let err = |code, d: &str| self.redirect_error(&redirect_uri, state, code, d);
+        // the response mode first, so every later error travels the way the client asked
+        let mode = match req.response_mode.as_deref() {
+            None => ResponseMode::Query,
+            Some(m) => ResponseMode::parse(m).ok_or_else(|| {
+                self.redirect_error(
+                    &redirect_uri,
+                    ResponseMode::Query,
+                    state,
+                    ErrorCode::InvalidRequest,
+                    format!(
+                        "response_mode '{m}' is not supported: use query, fragment or form_post"
+                    ),
+                )
+            })?,
+        };
+        let err = |code, d: &str| self.redirect_error(&redirect_uri, mode, state, code, d);
         // OIDC Core §6: request objects are not supported; say so rather than ignore them
         if req.request.is_some() {
             return Err(err(
@@ -274,6 +353,7 @@ impl Provider {
         }
         Ok(ValidatedAuthorization {
             client,
+            response_mode: mode,
             redirect_uri: redirect_uri.clone(),
             scopes,
             state: req.state.clone(),
@@ -296,7 +376,9 @@ impl Provider {
         fresh_login: bool,
         consented_now: bool,
     ) -> Result<Interaction, AuthorizeError> {
-        let err = |code, d: &str| self.redirect_error(&v.redirect_uri, v.state.as_ref(), code, d);
+        let err = |code, d: &str| {
+            self.redirect_error(&v.redirect_uri, v.response_mode, v.state.as_ref(), code, d)
+        };
         let now = self.now();
         let Some(session) = session else {
             return if v.prompt.none {
@@ -380,18 +462,19 @@ impl Provider {
     pub fn access_denied(&self, v: &ValidatedAuthorization) -> AuthorizeError {
         self.redirect_error(
             &v.redirect_uri,
+            v.response_mode,
             v.state.as_ref(),
             ErrorCode::AccessDenied,
             "the End-User denied the request",
         )
     }
 
-    /// Issue a code for `v` and return the redirect URL (with `code`, `state`, `iss`).
+    /// Issue a code for `v`: the response (`code`, `state`, `iss`) in the requested mode.
     pub async fn issue_code(
         &self,
         v: &ValidatedAuthorization,
         session: &BrowserSession,
-    ) -> Result<String, OpError> {
+    ) -> Result<AuthorizationResponse, OpError> {
         let now = self.now();
         let code = self.random_token();
         let (dpop_jkt, bound_key) = match &v.binding {
@@ -418,12 +501,16 @@ impl Provider {
         self.store
             .insert_code(&TokenHash::of(&code), &record)
             .await?;
-        let mut pairs = vec![("code", code)];
+        let mut params = vec![("code".to_owned(), code)];
         if let Some(s) = &v.state {
-            pairs.push(("state", s.clone()));
+            params.push(("state".into(), s.clone()));
         }
-        pairs.push(("iss", self.config.issuer.clone()));
-        Ok(append_query(&v.redirect_uri, &pairs))
+        params.push(("iss".into(), self.config.issuer.clone()));
+        Ok(AuthorizationResponse {
+            redirect_uri: v.redirect_uri.clone(),
+            mode: v.response_mode,
+            params,
+        })
     }
 
     /// Check a username and password; the session to start on success.

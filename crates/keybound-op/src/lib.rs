@@ -33,7 +33,10 @@ use std::sync::Arc;
 use keybound_proto::dpop::{DpopPolicy, NonceSource};
 use keybound_store::Store;
 
-pub use authorize::{AuthorizeError, ConsentPrompt, Interaction, Prompt, ValidatedAuthorization};
+pub use authorize::{
+    AuthorizationResponse, AuthorizeError, ConsentPrompt, Interaction, Prompt, ResponseMode,
+    ValidatedAuthorization,
+};
 pub use device::{normalize_user_code, DeviceRequestFacts, USER_CODE_ALPHABET};
 pub use error::{Endpoint, OpError, WireError, INTERNAL_DESCRIPTION};
 pub use form::{Form, FormRequest};

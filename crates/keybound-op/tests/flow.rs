@@ -66,7 +66,7 @@ async fn authorize(op: &TestOp, req: &AuthorizationRequest) -> (String, Validate
             .unwrap(),
         Interaction::Issue
     );
-    let url = op.p.issue_code(&v, &session).await.unwrap();
+    let url = op.p.issue_code(&v, &session).await.unwrap().url().unwrap();
     let u = url::Url::parse(&url).unwrap();
     let q: std::collections::HashMap<String, String> = u.query_pairs().into_owned().collect();
     assert_eq!(q["state"], "st-1");

@@ -88,6 +88,42 @@ struct Step<'a> {
     session_hash: Option<TokenHash>,
 }
 
+/// The one inline script of a `form_post` page, allowed by its hash.
+const FORM_POST_SCRIPT: &str = "document.forms[0].submit()";
+
+/// The authorization response as the user agent needs it: a `303` to the redirect URI (query or
+/// fragment), or for `form_post` a page that posts the parameters there. Its CSP allows only
+/// that script (by hash) and only that form target.
+pub(crate) fn respond(r: &keybound_op::AuthorizationResponse) -> Response {
+    if let Some(url) = r.url() {
+        return see_other(&url);
+    }
+    let mut resp = html(
+        StatusCode::OK,
+        pages::form_post(&r.redirect_uri, &r.params, FORM_POST_SCRIPT),
+    );
+    // CSP hashes are standard base64 (with padding), not base64url
+    let mut hash: String = keybound_jose::sha256_b64(FORM_POST_SCRIPT.as_bytes())
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    while hash.len() % 4 != 0 {
+        hash.push('=');
+    }
+    let csp = format!(
+        "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; form-action {}; frame-ancestors 'none'",
+        r.redirect_uri
+    );
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        resp.headers_mut().insert("content-security-policy", v);
+    }
+    resp
+}
+
 /// The fingerprint of an authorization request: SHA-256 over its parameters as sent (without
 /// our form fields). A login counts as fresh only for the request with this fingerprint.
 fn fingerprint(params: &[(String, String)]) -> String {
@@ -245,7 +281,7 @@ impl Step<'_> {
             }
             Ok(Interaction::Issue) => match session {
                 Some(s) => match self.issue(s).await {
-                    Ok(url) => see_other(&url),
+                    Ok(r) => respond(&r),
                     Err(e) => failed(e),
                 },
                 None => failed(OpError::internal(
@@ -261,7 +297,10 @@ impl Step<'_> {
 
     /// Issue the code; a login made for this request stops counting as fresh (a replay of the
     /// same request needs a new login).
-    async fn issue(&self, s: &BrowserSession) -> Result<String, OpError> {
+    async fn issue(
+        &self,
+        s: &BrowserSession,
+    ) -> Result<keybound_op::AuthorizationResponse, OpError> {
         if let (Some(h), Some(_)) = (&self.session_hash, &s.fresh_for) {
             let cleared = BrowserSession {
                 fresh_for: None,

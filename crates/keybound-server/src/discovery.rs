@@ -38,7 +38,7 @@ pub fn metadata(state: &AppState) -> ProviderMetadata {
         registration_endpoint: Some(e.registration.clone()),
         scopes_supported: strings(&SUPPORTED_SCOPES),
         response_types_supported: strings(&["code"]),
-        response_modes_supported: strings(&["query"]),
+        response_modes_supported: strings(&["query", "fragment", "form_post"]),
         grant_types_supported: strings(&[
             "authorization_code",
             "refresh_token",

@@ -69,7 +69,7 @@ pub struct Failure {
     /// `WWW-Authenticate` value, when the endpoint kind has one
     challenge: Option<String>,
     /// for authorization errors once the redirect URI is established
-    redirect: Option<String>,
+    redirect: Option<keybound_op::AuthorizationResponse>,
 }
 
 impl Failure {
@@ -146,7 +146,7 @@ pub(crate) fn page_failed(e: impl Into<OpError>) -> Response {
 
 impl From<AuthorizeError> for Failure {
     fn from(e: AuthorizeError) -> Self {
-        let redirect = e.redirect_url();
+        let redirect = e.response();
         let error = match e {
             AuthorizeError::Page { message } => OpError::invalid_request(message),
             AuthorizeError::Redirect { error, .. } => {
@@ -162,8 +162,8 @@ impl From<AuthorizeError> for Failure {
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        if let Some(url) = &self.redirect {
-            return crate::authorize::see_other(url);
+        if let Some(r) = &self.redirect {
+            return crate::authorize::respond(r);
         }
         let w = self.wire;
         let status = StatusCode::from_u16(w.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

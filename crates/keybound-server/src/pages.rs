@@ -196,6 +196,21 @@ pub fn device_done(approved: bool) -> String {
 }
 
 /// An error page (never a redirect to an unverified URI).
+/// OAuth 2.0 Form Post Response Mode: a form of `params` the user agent posts to `action` at
+/// once (`script`, allowed by its hash in the page's CSP), or on a click without scripts.
+pub fn form_post(action: &str, params: &[(String, String)], script: &str) -> String {
+    layout(
+        "Continuing",
+        &format!(
+            "<form method=\"post\" action=\"{action}\">\n{hidden}\n\
+<noscript><p>Continue to the application.</p><button type=\"submit\">Continue</button></noscript>\n\
+</form>\n<script>{script}</script>",
+            action = esc(action),
+            hidden = hidden(params),
+        ),
+    )
+}
+
 pub fn error(title: &str, message: &str) -> String {
     layout(
         title,

@@ -1691,6 +1691,68 @@ async fn rfc7591_registration_over_http() {
     assert_eq!(r.error(), "invalid_client_metadata");
 }
 
+/// OAuth 2.0 Form Post Response Mode and the fragment mode for the code flow; errors travel the
+/// way the client asked; an unknown response_mode is refused in the query.
+#[tokio::test]
+async fn response_modes_form_post_and_fragment() {
+    let mut a = app().await;
+    let m = a.get("/.well-known/openid-configuration").await.json();
+    assert_eq!(
+        m["response_modes_supported"],
+        json!(["query", "fragment", "form_post"])
+    );
+    a.code_for("pub", "openid", None).await; // signed in, consented
+    let with_mode = |mode: &str| {
+        format!(
+            "{}&response_mode={mode}",
+            authorize_uri("pub", "openid", None)
+        )
+    };
+    // form_post: a page that posts code, state and iss to the redirect URI
+    let r = a.get(&with_mode("form_post")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body.contains(&format!("action=\"{REDIRECT}\"")),
+        "{}",
+        r.body
+    );
+    let fields: HashMap<String, String> = hidden_fields(&r.body).into_iter().collect();
+    assert!(fields.contains_key("code") && fields["state"] == "s1" && fields["iss"] == ISS);
+    let csp = r.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'sha256-") && csp.contains(&format!("form-action {REDIRECT}")),
+        "{csp}"
+    );
+    assert!(r
+        .body
+        .contains("<script>document.forms[0].submit()</script>"));
+    // fragment
+    let r = a.get(&with_mode("fragment")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(
+        r.location().starts_with(&format!("{REDIRECT}#code=")),
+        "{}",
+        r.location()
+    );
+    // an error in fragment mode travels in the fragment
+    let bad_scope = authorize_uri("pub", "profile", None) + "&response_mode=fragment";
+    let r = a.get(&bad_scope).await;
+    assert!(
+        r.location()
+            .starts_with(&format!("{REDIRECT}#error=invalid_scope")),
+        "{}",
+        r.location()
+    );
+    // an unknown mode: refused, in the query
+    let r = a.get(&with_mode("web_message")).await;
+    assert!(
+        r.location()
+            .starts_with(&format!("{REDIRECT}?error=invalid_request")),
+        "{}",
+        r.location()
+    );
+}
+
 /// Issue 10 item 13: `/metrics` is not on the public listener; the management router serves it.
 #[tokio::test]
 async fn metrics_only_on_the_management_listener() {

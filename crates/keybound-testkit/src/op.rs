@@ -237,7 +237,13 @@ impl TestOp {
             .record_consent(&v, &session.sub)
             .await
             .expect("consent");
-        let url = self.p.issue_code(&v, &session).await.expect("code");
+        let url = self
+            .p
+            .issue_code(&v, &session)
+            .await
+            .expect("code")
+            .url()
+            .expect("a redirect");
         url::Url::parse(&url)
             .expect("redirect URL")
             .query_pairs()
