@@ -10,14 +10,25 @@ import { startOp, admin, freePort } from './common.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 let op, browser, callback, redirectUri;
+let lastPost; // the body the last form_post delivered to the callback
 
 before(async () => {
   const port = await freePort();
   redirectUri = `http://127.0.0.1:${port}/cb`;
-  callback = createServer((req, res) => { res.writeHead(200, { 'content-type': 'text/plain' }); res.end('callback reached'); });
+  callback = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => {
+      if (req.method === 'POST') lastPost = new URLSearchParams(body);
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('callback reached');
+    });
+  });
   await new Promise((r) => callback.listen(port, '127.0.0.1', r));
   op = await startOp((dir) => {
     admin(dir, ['client', 'add', '--client-id', 'web', '--name', 'Browser Test App', '--redirect-uri', redirectUri]);
+    admin(dir, ['client', 'add', '--client-id', 'spa', '--name', 'Implicit App', '--redirect-uri', redirectUri,
+      '--response-type', 'id_token token', '--response-type', 'id_token']);
     admin(dir, ['user', 'add', '--username', 'alice', '--password', 'wonderland']);
   });
   browser = await chromium.launch({
@@ -93,5 +104,46 @@ test('deny sends access_denied back to the app', async () => {
   const cb = new URL(page.url());
   assert.equal(cb.searchParams.get('error'), 'access_denied');
   assert.equal(cb.searchParams.get('state'), 'st');
+  await context.close();
+});
+
+// The implicit flow in a real browser: with response_mode=form_post the OP's page posts the
+// tokens to the app by itself (its CSP allows exactly that script, by hash, and that target);
+// by default they arrive in the fragment.
+async function implicit(page, extra) {
+  const u = new URL('/authorize', op.issuer);
+  u.search = new URLSearchParams({
+    client_id: 'spa', redirect_uri: redirectUri, scope: 'openid', state: 'st', nonce: 'nn', ...extra,
+  }).toString();
+  await page.goto(u.toString());
+  if (await page.$('#password')) {
+    await page.fill('#username', 'alice');
+    await page.fill('#password', 'wonderland');
+    await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+  }
+  // consent is asked once; afterwards the response comes at once
+  if (await page.$('button[value=allow]')) {
+    await Promise.all([page.waitForURL((x) => x.toString().startsWith(redirectUri)), page.click('button[value=allow]')]);
+  } else {
+    await page.waitForURL((x) => x.toString().startsWith(redirectUri));
+  }
+}
+
+test('implicit flow: form_post auto-submits under its CSP; fragment by default', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  lastPost = undefined;
+  await implicit(page, { response_type: 'id_token token', response_mode: 'form_post' });
+  assert.equal(page.url(), redirectUri, 'the browser posted to the app');
+  assert.ok(lastPost?.get('id_token') && lastPost.get('access_token'), `${lastPost}`);
+  assert.equal(lastPost.get('token_type'), 'Bearer');
+  assert.equal(lastPost.get('state'), 'st');
+  const claims = jose.decodeJwt(lastPost.get('id_token'));
+  assert.equal(claims.nonce, 'nn');
+  assert.ok(claims.at_hash);
+  await implicit(page, { response_type: 'id_token' });
+  const fragment = new URLSearchParams(new URL(page.url()).hash.slice(1));
+  assert.ok(fragment.get('id_token'));
+  assert.equal(new URL(page.url()).search, '', 'nothing in the query');
   await context.close();
 });

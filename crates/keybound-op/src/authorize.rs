@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 
 use keybound_proto::keybinding::RequestedBinding;
-use keybound_proto::wire::{AuthorizationRequest, ErrorCode, ErrorResponse};
+use keybound_proto::wire::{AuthorizationRequest, ErrorCode, ErrorResponse, ResponseType};
 use keybound_store::{
     AuthorizationCode, BrowserSession, Client, ClientAuthMethod, Consent, TokenHash,
 };
@@ -34,6 +34,8 @@ pub struct ValidatedAuthorization {
     pub client: Client,
     /// the registered redirect URI it named
     pub redirect_uri: String,
+    /// what the authorization endpoint returns
+    pub response_type: ResponseType,
     /// how the response travels
     pub response_mode: ResponseMode,
     /// granted scopes (unknown ones dropped)
@@ -246,13 +248,19 @@ impl Provider {
             )));
         }
         let state = req.state.as_ref();
-        // the response mode first, so every later error travels the way the client asked
+        // the response type and mode first, so every later error travels the way the client
+        // asked (fragment by default for responses with tokens)
+        let response_type = ResponseType::parse(&req.response_type);
+        let default_mode = match response_type {
+            Some(t) if t.front_channel_tokens() => ResponseMode::Fragment,
+            _ => ResponseMode::Query,
+        };
         let mode = match req.response_mode.as_deref() {
-            None => ResponseMode::Query,
+            None => default_mode,
             Some(m) => ResponseMode::parse(m).ok_or_else(|| {
                 self.redirect_error(
                     &redirect_uri,
-                    ResponseMode::Query,
+                    default_mode,
                     state,
                     ErrorCode::InvalidRequest,
                     format!(
@@ -275,10 +283,56 @@ impl Provider {
                 "request_uri is not supported; send the parameters directly",
             ));
         }
-        if req.response_type != "code" {
+        let Some(response_type) = response_type else {
             return Err(err(
                 ErrorCode::UnsupportedResponseType,
-                "only response_type=code is supported",
+                &format!(
+                    "response_type '{}' is not supported: use code, id_token, id_token token, code id_token, code token or code id_token token",
+                    req.response_type
+                ),
+            ));
+        };
+        if !client
+            .response_types
+            .iter()
+            .any(|r| r == response_type.as_str())
+        {
+            return Err(err(
+                ErrorCode::UnauthorizedClient,
+                &format!(
+                    "client '{}' is not registered for response_type '{}'",
+                    client.client_id,
+                    response_type.as_str()
+                ),
+            ));
+        }
+        if response_type.front_channel_tokens() {
+            // Multiple Response Type Encoding §2.1: tokens never travel in the query
+            if mode == ResponseMode::Query {
+                return Err(err(
+                    ErrorCode::InvalidRequest,
+                    "response_mode=query must not be used when the response carries tokens; use fragment or form_post",
+                ));
+            }
+            // OIDC Core 3.2.2.1, 3.3.2.11: the nonce is required
+            if req.nonce.as_deref().is_none_or(str::is_empty) {
+                return Err(err(
+                    ErrorCode::InvalidRequest,
+                    "nonce is required for the implicit and hybrid flows",
+                ));
+            }
+            // Key Binding ID1 §1.4: never with the implicit or hybrid flows
+            if req.scope.split(' ').any(|s| s == "bound_key") {
+                return Err(err(
+                    ErrorCode::InvalidRequest,
+                    "bound_key cannot be used with the implicit or hybrid flows (Key Binding ID1 §1.4): use response_type=code",
+                ));
+            }
+        }
+        if !response_type.code && req.dpop_jkt.is_some() {
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                "dpop_jkt binds an authorization code: it needs a response type with code",
             ));
         }
         let mut scopes: Vec<String> = Vec::new();
@@ -310,10 +364,14 @@ impl Provider {
                     "code_challenge_method without code_challenge",
                 ))
             }
-            (None, None) if client.auth_method == ClientAuthMethod::None => return Err(err(
+            (None, None)
+                if client.auth_method == ClientAuthMethod::None && response_type.code =>
+            {
+                return Err(err(
                 ErrorCode::InvalidRequest,
                 "public clients must use PKCE: send code_challenge with code_challenge_method=S256",
-            )),
+            ))
+            }
             (None, None) => {}
         }
         if let Some(ch) = &req.code_challenge {
@@ -353,6 +411,7 @@ impl Provider {
         }
         Ok(ValidatedAuthorization {
             client,
+            response_type,
             response_mode: mode,
             redirect_uri: redirect_uri.clone(),
             scopes,
@@ -469,39 +528,68 @@ impl Provider {
         )
     }
 
-    /// Issue a code for `v`: the response (`code`, `state`, `iss`) in the requested mode.
+    /// Issue what `v` asked for — a code, and for the implicit and hybrid flows an ID Token
+    /// and an access token from here — as the response in the requested mode (with `state`
+    /// and `iss`).
     pub async fn issue_code(
         &self,
         v: &ValidatedAuthorization,
         session: &BrowserSession,
     ) -> Result<AuthorizationResponse, OpError> {
         let now = self.now();
-        let code = self.random_token();
-        let (dpop_jkt, bound_key) = match &v.binding {
-            RequestedBinding::None => (None, false),
-            RequestedBinding::DpopOnly(j) => (Some(j.clone()), false),
-            RequestedBinding::BoundIdToken(j) => (Some(j.clone()), true),
+        let grant_id = self.random_id();
+        let mut params = Vec::new();
+        let code = if v.response_type.code {
+            let code = self.random_token();
+            let (dpop_jkt, bound_key) = match &v.binding {
+                RequestedBinding::None => (None, false),
+                RequestedBinding::DpopOnly(j) => (Some(j.clone()), false),
+                RequestedBinding::BoundIdToken(j) => (Some(j.clone()), true),
+            };
+            let record = AuthorizationCode {
+                grant_id: grant_id.clone(),
+                client_id: v.client.client_id.clone(),
+                redirect_uri: v.redirect_uri.clone(),
+                sub: session.sub.clone(),
+                scope: v.scope(),
+                nonce: v.nonce.clone(),
+                code_challenge: v.code_challenge.clone(),
+                auth_time: session.auth_time,
+                acr: None,
+                amr: session.amr.clone(),
+                dpop_jkt,
+                bound_key,
+                created_at: now,
+                expires_at: now + self.config.code_ttl,
+            };
+            self.store
+                .insert_code(&TokenHash::of(&code), &record)
+                .await?;
+            params.push(("code".to_owned(), code.clone()));
+            Some(code)
+        } else {
+            None
         };
-        let record = AuthorizationCode {
-            grant_id: self.random_id(),
-            client_id: v.client.client_id.clone(),
-            redirect_uri: v.redirect_uri.clone(),
-            sub: session.sub.clone(),
-            scope: v.scope(),
-            nonce: v.nonce.clone(),
-            code_challenge: v.code_challenge.clone(),
-            auth_time: session.auth_time,
-            acr: None,
-            amr: session.amr.clone(),
-            dpop_jkt,
-            bound_key,
-            created_at: now,
-            expires_at: now + self.config.code_ttl,
-        };
-        self.store
-            .insert_code(&TokenHash::of(&code), &record)
-            .await?;
-        let mut params = vec![("code".to_owned(), code)];
+        if v.response_type.front_channel_tokens() {
+            let scope = v.scope();
+            let grant = crate::grant::Grant {
+                client: &v.client,
+                who: crate::grant::Authorized {
+                    grant_id: &grant_id,
+                    sub: &session.sub,
+                    scope: &scope,
+                    auth_time: session.auth_time,
+                    acr: None,
+                    amr: &session.amr,
+                    nonce: v.nonce.as_deref(),
+                },
+                id_token_key: None,
+            };
+            params.extend(
+                self.front_channel(&grant, v.response_type, code.as_deref())
+                    .await?,
+            );
+        }
         if let Some(s) = &v.state {
             params.push(("state".into(), s.clone()));
         }

@@ -128,30 +128,9 @@ impl Provider {
     ) -> Result<TokenSuccess, OpError> {
         let now = self.now();
         let key = self.current_key().await?;
-        // access token (RFC 9068), DPoP-bound when a proof was sent (RFC 9449 §6)
-        let mut at = json!({
-            "iss": self.config.issuer,
-            "sub": g.who.sub,
-            "aud": self.config.issuer,
-            "client_id": g.client.client_id,
-            "scope": g.who.scope,
-            "iat": now,
-            "exp": now + self.config.access_token_ttl,
-            "jti": self.random_id(),
-            "gid": g.who.grant_id,
-            "auth_time": g.who.auth_time,
-        });
-        if let Some(p) = proof {
-            at["cnf"] = json!({ "jkt": p.jkt });
-        }
-        let mut h = Map::new();
-        h.insert("typ".into(), "at+jwt".into());
-        h.insert("kid".into(), key.kid.clone().into());
-        let access_token =
-            keybound_jose::jws::sign(key.alg, &h, at.to_string().as_bytes(), &key.key)
-                .map_err(|e| OpError::internal(format!("signing the access token: {e}")))?;
+        let access_token = self.sign_access_token(g, proof, &key, now)?;
         let id_token = if has_scope(g.who.scope, "openid") {
-            Some(self.id_token(g, &access_token, &key).await?)
+            Some(self.id_token(g, Some(&access_token), None, &key).await?)
         } else {
             None
         };
@@ -198,10 +177,76 @@ impl Provider {
         })
     }
 
+    /// An RFC 9068 access token for `g`, DPoP-bound when a proof was sent (RFC 9449 §6).
+    fn sign_access_token(
+        &self,
+        g: &Grant<'_>,
+        proof: Option<&VerifiedProof>,
+        key: &crate::keys::SigningKey,
+        now: u64,
+    ) -> Result<String, OpError> {
+        let mut at = json!({
+            "iss": self.config.issuer,
+            "sub": g.who.sub,
+            "aud": self.config.issuer,
+            "client_id": g.client.client_id,
+            "scope": g.who.scope,
+            "iat": now,
+            "exp": now + self.config.access_token_ttl,
+            "jti": self.random_id(),
+            "gid": g.who.grant_id,
+            "auth_time": g.who.auth_time,
+        });
+        if let Some(p) = proof {
+            at["cnf"] = json!({ "jkt": p.jkt });
+        }
+        let mut h = Map::new();
+        h.insert("typ".into(), "at+jwt".into());
+        h.insert("kid".into(), key.kid.clone().into());
+        keybound_jose::jws::sign(key.alg, &h, at.to_string().as_bytes(), &key.key)
+            .map_err(|e| OpError::internal(format!("signing the access token: {e}")))
+    }
+
+    /// The tokens the authorization endpoint returns itself (implicit and hybrid flows, OIDC
+    /// Core 3.2, 3.3): a Bearer access token for `token` (no DPoP proof reaches the
+    /// authorization endpoint), an ID Token for `id_token` with `nonce`, and `at_hash` and the
+    /// OIDC `c_hash` of what travels with it. Never key-bound (Key Binding ID1 §1.4).
+    pub(crate) async fn front_channel(
+        &self,
+        g: &Grant<'_>,
+        response_type: keybound_proto::wire::ResponseType,
+        code: Option<&str>,
+    ) -> Result<Vec<(String, String)>, OpError> {
+        let now = self.now();
+        let key = self.current_key().await?;
+        let mut out = Vec::new();
+        let access_token = if response_type.token {
+            Some(self.sign_access_token(g, None, &key, now)?)
+        } else {
+            None
+        };
+        if let Some(at) = &access_token {
+            out.push(("access_token".to_owned(), at.clone()));
+            out.push(("token_type".to_owned(), "Bearer".to_owned()));
+            out.push((
+                "expires_in".to_owned(),
+                self.config.access_token_ttl.to_string(),
+            ));
+        }
+        if response_type.id_token {
+            let id = self
+                .id_token(g, access_token.as_deref(), code, &key)
+                .await?;
+            out.push(("id_token".to_owned(), id));
+        }
+        Ok(out)
+    }
+
     async fn id_token(
         &self,
         g: &Grant<'_>,
-        access_token: &str,
+        access_token: Option<&str>,
+        code: Option<&str>,
         key: &crate::keys::SigningKey,
     ) -> Result<String, OpError> {
         // only profile and email add claims from the user record; skip the read otherwise
@@ -218,8 +263,13 @@ impl Provider {
             self.config.id_token_ttl,
         )
         .nonce(g.who.nonce)
-        .auth_time(g.who.auth_time)
-        .at_hash_for(access_token);
+        .auth_time(g.who.auth_time);
+        if let Some(at) = access_token {
+            b = b.at_hash_for(at);
+        }
+        if let Some(c) = code {
+            b = b.c_hash_for(c);
+        }
         if !g.who.amr.is_empty() {
             let amr: Vec<&str> = g.who.amr.iter().map(String::as_str).collect();
             b = b.amr(&amr);

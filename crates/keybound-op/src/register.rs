@@ -10,7 +10,7 @@
 
 use keybound_jose::JwkSet;
 use keybound_proto::keybinding::Profile;
-use keybound_proto::wire::{grant_type, ErrorCode};
+use keybound_proto::wire::{grant_type, ErrorCode, ResponseType};
 use keybound_store::{Client, ClientAuthMethod, RegistrationToken, TokenHash};
 use serde_json::{json, Map, Value};
 
@@ -21,8 +21,9 @@ fn bad(d: impl Into<String>) -> OpError {
 }
 
 /// Grant types a client may register, by the name it registers them with.
-const GRANTS: [&str; 4] = [
+const GRANTS: [&str; 5] = [
     grant_type::AUTHORIZATION_CODE,
+    "implicit",
     grant_type::REFRESH_TOKEN,
     grant_type::DEVICE_CODE,
     grant_type::JWT_BEARER,
@@ -124,30 +125,40 @@ impl Provider {
             }));
         }
         let code_grant = grants.iter().any(|g| g == grant_type::AUTHORIZATION_CODE);
+        let implicit_grant = grants.iter().any(|g| g == "implicit");
         // RFC 7591 §2: response_types defaults to code (for a client of the code grant)
-        let responses = strings("response_types")?.unwrap_or_else(|| {
-            if code_grant {
-                vec!["code".to_owned()]
-            } else {
-                Vec::new()
+        let responses = match strings("response_types")? {
+            Some(r) => r,
+            None if code_grant => vec!["code".to_owned()],
+            None => Vec::new(),
+        };
+        let mut parsed = Vec::new();
+        for r in &responses {
+            let t = ResponseType::parse(r).ok_or_else(|| {
+                bad(format!(
+                    "response_types: '{r}' is not offered: use code, id_token, id_token token, code id_token, code token or code id_token token"
+                ))
+            })?;
+            if !parsed.contains(&t) {
+                parsed.push(t);
             }
-        });
-        if let Some(r) = responses.iter().find(|r| r.as_str() != "code") {
-            return Err(bad(format!(
-                "response_types: '{r}' is not offered (only code; implicit and hybrid flows are not supported)"
-            )));
         }
-        // RFC 7591 §2.1: the code response type and the authorization_code grant go together
-        if code_grant == responses.is_empty() {
+        // RFC 7591 §2.1: a response type containing code goes with the authorization_code
+        // grant, one returning tokens from the authorization endpoint with implicit
+        let wants_code = parsed.iter().any(|t| t.code);
+        let wants_implicit = parsed.iter().any(|t| t.front_channel_tokens());
+        if wants_code != code_grant || wants_implicit != implicit_grant {
             return Err(bad(
-                "grant_types and response_types disagree: authorization_code goes with response type code",
+                "grant_types and response_types disagree: response types with code go with authorization_code, those returning tokens with implicit",
             ));
         }
+        let responses: Vec<String> = parsed.iter().map(|t| t.as_str().to_owned()).collect();
+        let code_grant = code_grant || implicit_grant;
         let redirect_uris = strings("redirect_uris")?.unwrap_or_default();
         if code_grant && redirect_uris.is_empty() {
             return Err(OpError::new(
                 ErrorCode::InvalidRedirectUri,
-                "redirect_uris is required for the authorization_code grant",
+                "redirect_uris is required for the authorization_code and implicit grants",
             ));
         }
         for u in &redirect_uris {
@@ -205,6 +216,7 @@ impl Provider {
             dpop_bound_access_tokens: dpop_bound,
             jwks: jwks.clone(),
             jwt_bearer: grants.iter().any(|g| g == grant_type::JWT_BEARER),
+            response_types: responses.clone(),
             ..Client::new(&client_id, method, now)
         };
         self.store.put_client(&client).await?;

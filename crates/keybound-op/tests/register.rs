@@ -145,6 +145,33 @@ async fn rfc7591_2_accepted_members_are_registered() {
         .unwrap()
         .unwrap();
     assert!(c.jwt_bearer && c.jwks.is_some());
+    // the implicit and hybrid flows
+    let r = register(
+        &op,
+        &token,
+        &json!({
+            "redirect_uris": ["https://app.example/cb"],
+            "grant_types": ["authorization_code", "implicit"],
+            "response_types": ["code", "token id_token", "id_token code"],
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        r["response_types"],
+        json!(["code", "id_token token", "code id_token"]),
+        "canonical spelling"
+    );
+    let c = op
+        .store
+        .client(r["client_id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        c.response_types,
+        vec!["code", "id_token token", "code id_token"]
+    );
     // client_secret_post
     let r = register(
         &op,
@@ -193,12 +220,17 @@ async fn rfc7591_3_2_2_refusals() {
             "not supported",
         ),
         (
-            json!({ "redirect_uris": uri, "response_types": ["id_token"] }),
+            json!({ "redirect_uris": uri, "response_types": ["token"] }),
             ErrorCode::InvalidClientMetadata,
             "not offered",
         ),
         (
-            json!({ "redirect_uris": uri, "grant_types": ["implicit"] }),
+            json!({ "redirect_uris": uri, "response_types": ["code", "id_token"] }),
+            ErrorCode::InvalidClientMetadata,
+            "disagree",
+        ),
+        (
+            json!({ "redirect_uris": uri, "grant_types": ["client_credentials"] }),
             ErrorCode::InvalidClientMetadata,
             "not offered here",
         ),

@@ -160,6 +160,14 @@ impl IdTokenBuilder {
         self
     }
 
+    /// `c_hash` (OIDC Core 3.3.2.11) for the code issued alongside from the authorization
+    /// endpoint — the hybrid flow's half hash, not Key Binding draft-00's proof claim.
+    #[must_use]
+    pub fn c_hash_for(mut self, code: &str) -> Self {
+        self.claims.c_hash = Some(oidc_half_hash(code));
+        self
+    }
+
     /// Bind to `jwk`: `cnf.jwk` (required members only) and the profile's header `typ`.
     #[must_use]
     pub fn bind(mut self, profile: Profile, jwk: &PublicJwk) -> Self {

@@ -453,6 +453,71 @@ pub enum TokenRequest {
     },
 }
 
+/// An OpenID Connect response type (OIDC Core 3; OAuth 2.0 Multiple Response Type Encoding
+/// Practices §5): which of a code, an ID Token and an access token the authorization endpoint
+/// returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseType {
+    /// `code`
+    pub code: bool,
+    /// `id_token`
+    pub id_token: bool,
+    /// `token`
+    pub token: bool,
+}
+
+impl ResponseType {
+    /// The code flow.
+    pub const CODE: ResponseType = ResponseType {
+        code: true,
+        id_token: false,
+        token: false,
+    };
+
+    /// Parse a space-separated `response_type` (any order); `None` for values OpenID Connect
+    /// does not define (`token` alone, `none`, repeats, anything else).
+    pub fn parse(s: &str) -> Option<Self> {
+        let mut r = ResponseType {
+            code: false,
+            id_token: false,
+            token: false,
+        };
+        for part in s.split(' ').filter(|p| !p.is_empty()) {
+            let slot = match part {
+                "code" => &mut r.code,
+                "id_token" => &mut r.id_token,
+                "token" => &mut r.token,
+                _ => return None,
+            };
+            if *slot {
+                return None;
+            }
+            *slot = true;
+        }
+        // OIDC defines code, id_token, id_token token, and the hybrid combinations with code
+        (r.code || r.id_token).then_some(r)
+    }
+
+    /// Whether anything but a code travels through the front channel (implicit or hybrid).
+    pub fn front_channel_tokens(self) -> bool {
+        self.id_token || self.token
+    }
+
+    /// The canonical spelling (`code`, `id_token token`, `code id_token token`, …).
+    pub fn as_str(self) -> &'static str {
+        match (self.code, self.id_token, self.token) {
+            (true, false, false) => "code",
+            (false, true, false) => "id_token",
+            (false, true, true) => "id_token token",
+            (true, true, false) => "code id_token",
+            (true, false, true) => "code token",
+            (true, true, true) => "code id_token token",
+            // unreachable through parse: `token` alone is not an OpenID Connect response type
+            (false, false, _) => "token",
+        }
+    }
+}
+
 /// RFC 8693 token exchange parameters (ID-JAG: `requested_token_type` = id-jag, `audience`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct TokenExchangeRequest {
@@ -669,6 +734,35 @@ mod tests {
         assert!(new.supports_token_bound_id_tokens());
         assert!(new.supports_key_binding());
         assert_eq!(new.extra.get("x_custom"), Some(&json!(1)));
+    }
+
+    #[test]
+    fn response_types_of_openid_connect() {
+        for (s, canonical) in [
+            ("code", "code"),
+            ("id_token", "id_token"),
+            ("token id_token", "id_token token"),
+            ("id_token code", "code id_token"),
+            ("code token", "code token"),
+            ("token code id_token", "code id_token token"),
+        ] {
+            assert_eq!(
+                ResponseType::parse(s).map(ResponseType::as_str),
+                Some(canonical),
+                "{s}"
+            );
+        }
+        for s in [
+            "",
+            "token",
+            "none",
+            "code code",
+            "code idtoken",
+            "code  id_token  id_token",
+        ] {
+            assert_eq!(ResponseType::parse(s), None, "{s}");
+        }
+        assert!(!ResponseType::CODE.front_channel_tokens());
     }
 
     #[test]

@@ -310,7 +310,17 @@ async fn discovery_lists_key_binding_and_dpop() {
         json!(["ES256", "ES384", "ES512", "EdDSA", "RS256", "PS256"])
     );
     assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
-    assert_eq!(m["response_types_supported"], json!(["code"]));
+    assert_eq!(
+        m["response_types_supported"],
+        json!([
+            "code",
+            "id_token",
+            "id_token token",
+            "code id_token",
+            "code token",
+            "code id_token token"
+        ])
+    );
     assert_eq!(m["authorization_response_iss_parameter_supported"], true);
     assert_eq!(
         m["token_endpoint_auth_methods_supported"],

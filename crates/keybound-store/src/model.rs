@@ -97,6 +97,9 @@ pub struct Client {
     /// may redeem ID-JAGs from trusted issuers with the jwt-bearer grant (resource AS role)
     #[serde(default)]
     pub jwt_bearer: bool,
+    /// response types it may use, canonically spelled (`code`, `id_token token`, …)
+    #[serde(default = "code_only")]
+    pub response_types: Vec<String>,
     /// when registered
     pub created_at: u64,
 }
@@ -139,9 +142,14 @@ impl Client {
             jwks: None,
             exchange: None,
             jwt_bearer: false,
+            response_types: code_only(),
             created_at,
         }
     }
+}
+
+fn code_only() -> Vec<String> {
+    vec!["code".to_owned()]
 }
 
 impl fmt::Debug for Client {
@@ -161,6 +169,7 @@ impl fmt::Debug for Client {
             .field("jwks", &self.jwks.is_some())
             .field("exchange", &self.exchange)
             .field("jwt_bearer", &self.jwt_bearer)
+            .field("response_types", &self.response_types)
             .field("created_at", &self.created_at)
             .finish()
     }

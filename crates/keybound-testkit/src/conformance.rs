@@ -134,6 +134,7 @@ pub fn client(id: &str) -> Client {
             ..Default::default()
         }),
         jwt_bearer: true,
+        response_types: vec!["code".into(), "code id_token".into()],
         created_at: NOW,
     }
 }

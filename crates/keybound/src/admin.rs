@@ -12,6 +12,7 @@ use crate::serve::{open_store, provider};
 
 /// Admin subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process; boxing would only add noise
 pub enum Admin {
     /// Manage clients.
     Client {
@@ -138,6 +139,10 @@ pub enum ClientCmd {
         /// trusted issuers) or `token-exchange` (with --exchange-audience) (repeatable)
         #[arg(long = "grant-type")]
         grant_types: Vec<String>,
+        /// response types it may use: code (the default), id_token, "id_token token",
+        /// "code id_token", "code token", "code id_token token" (repeatable)
+        #[arg(long = "response-type")]
+        response_types: Vec<String>,
     },
     /// List clients.
     List,
@@ -275,8 +280,21 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     jwks,
                     exchange,
                     grant_types,
+                    response_types,
                 },
         } => {
+            let response_types = if response_types.is_empty() {
+                vec!["code".to_owned()]
+            } else {
+                response_types
+                    .iter()
+                    .map(|r| {
+                        keybound_proto::wire::ResponseType::parse(r)
+                            .map(|t| t.as_str().to_owned())
+                            .with_context(|| format!("--response-type '{r}': expected code, id_token, \"id_token token\", \"code id_token\", \"code token\" or \"code id_token token\""))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?
+            };
             let exchange = exchange.policy(&client_id)?;
             let mut jwt_bearer = false;
             for g in &grant_types {
@@ -346,6 +364,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     jwks,
                     exchange,
                     jwt_bearer,
+                    response_types,
                     ..Client::new(&client_id, method, crate::now())
                 })
                 .await?;
