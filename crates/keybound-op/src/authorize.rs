@@ -36,6 +36,9 @@ pub struct ValidatedAuthorization {
     pub redirect_uri: String,
     /// what the authorization endpoint returns
     pub response_type: ResponseType,
+    /// OIDC Token Bound Authentication: `tbh` of the referred Token Binding ID verified on
+    /// the user agent's connection (set by the server; never from a request parameter)
+    pub tbh: Option<String>,
     /// how the response travels
     pub response_mode: ResponseMode,
     /// granted scopes (unknown ones dropped)
@@ -412,6 +415,7 @@ impl Provider {
         Ok(ValidatedAuthorization {
             client,
             response_type,
+            tbh: None,
             response_mode: mode,
             redirect_uri: redirect_uri.clone(),
             scopes,
@@ -559,6 +563,7 @@ impl Provider {
                 amr: session.amr.clone(),
                 dpop_jkt,
                 bound_key,
+                tbh: v.tbh.clone(),
                 created_at: now,
                 expires_at: now + self.config.code_ttl,
             };
@@ -584,6 +589,7 @@ impl Provider {
                     nonce: v.nonce.as_deref(),
                 },
                 id_token_key: None,
+                tbh: v.tbh.as_deref(),
             };
             params.extend(
                 self.front_channel(&grant, v.response_type, code.as_deref())

@@ -50,6 +50,8 @@ pub(crate) struct Redemption<'a> {
     pub(crate) who: Authorized<'a>,
     /// `bound_key` was granted: the ID Token must be key-bound
     pub(crate) bound_key: bool,
+    /// the Token Binding hash the code was issued with
+    pub(crate) tbh: Option<&'a str>,
 }
 
 /// What the minting step needs to know about the End-User's authorization.
@@ -58,6 +60,8 @@ pub(crate) struct Grant<'a> {
     pub(crate) who: Authorized<'a>,
     /// `cnf.jwk` for the ID Token (Key Binding) and the profile deciding its `typ`
     pub(crate) id_token_key: Option<(Profile, PublicJwk)>,
+    /// `cnf.tbh` for the ID Token (OIDC Token Bound Authentication)
+    pub(crate) tbh: Option<&'a str>,
 }
 
 /// The refresh token of a response.
@@ -115,6 +119,7 @@ impl Provider {
             client,
             who: r.who,
             id_token_key,
+            tbh: r.tbh,
         };
         self.mint(&grant, proof, plan).await
     }
@@ -284,6 +289,9 @@ impl Provider {
         }
         if let Some((profile, jwk)) = &g.id_token_key {
             b = b.bind(*profile, jwk);
+        }
+        if let Some(tbh) = g.tbh {
+            b = b.token_binding_hash(tbh);
         }
         b.sign(&key.key, key.alg, Some(&key.kid))
             .map_err(|e| OpError::internal(format!("signing the ID Token: {e}")))

@@ -179,10 +179,10 @@ impl IdTokenBuilder {
     /// Token Bound Authentication: `cnf.tbh`.
     #[must_use]
     pub fn token_binding_hash(mut self, tbh: &str) -> Self {
-        self.claims.cnf = Some(Cnf {
-            tbh: Some(tbh.to_owned()),
-            ..Cnf::default()
-        });
+        // beside a Key Binding `cnf.jwk`, if there is one
+        let mut cnf = self.claims.cnf.take().unwrap_or_default();
+        cnf.tbh = Some(tbh.to_owned());
+        self.claims.cnf = Some(cnf);
         self
     }
 

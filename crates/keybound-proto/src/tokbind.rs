@@ -232,6 +232,17 @@ impl TokenBindingId {
         })
     }
 
+    /// A TokenBindingID from its exact bytes (nothing may follow it), as a TLS terminator
+    /// forwards it base64url-encoded (`Sec-Provided-Token-Binding-ID`, draft-ietf-tokbind-ttrp).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        let mut r = Reader::new(bytes);
+        let id = TokenBindingId::decode(&mut r)?;
+        if !r.done() {
+            return Err(malformed("bytes follow the TokenBindingID"));
+        }
+        Ok(id)
+    }
+
     /// The exact TokenBindingID bytes: `key_parameters ‖ key_length ‖ TokenBindingPublicKey`.
     pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
         let mut key = Vec::new();

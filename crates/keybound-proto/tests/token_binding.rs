@@ -136,3 +136,24 @@ fn unknown_key_parameters_parse_but_do_not_verify() {
     ));
     assert_eq!(msg.encode().unwrap(), m);
 }
+
+/// A forwarded TokenBindingID (draft-ietf-tokbind-ttrp) parses back exactly; trailing bytes
+/// or a truncation are refused.
+#[test]
+fn forwarded_token_binding_id_round_trip_is_strict() {
+    let id = keybound_proto::tokbind::TokenBindingId {
+        key_parameters: keybound_proto::tokbind::KeyParameters::EcdsaP256,
+        key: keybound_proto::tokbind::TbPublicKey::Ec { point: vec![3; 64] },
+    };
+    let bytes = id.to_bytes().unwrap();
+    assert_eq!(
+        keybound_proto::tokbind::TokenBindingId::from_bytes(&bytes).unwrap(),
+        id
+    );
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(keybound_proto::tokbind::TokenBindingId::from_bytes(&longer).is_err());
+    assert!(
+        keybound_proto::tokbind::TokenBindingId::from_bytes(&bytes[..bytes.len() - 1]).is_err()
+    );
+}

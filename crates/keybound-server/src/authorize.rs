@@ -15,7 +15,7 @@ use keybound_proto::wire::{AuthorizationRequest, ErrorCode};
 use keybound_store::{BrowserSession, TokenHash};
 
 use crate::error::{page_failed as failed, page_refused as refused, page_status, Failure};
-use crate::peer::ClientAddr;
+use crate::peer::{ClientAddr, TokenBinding};
 use crate::session::{
     csrf_ok, csrf_token, current_session, set_cookie, sign_in, FormScope, SignedIn,
 };
@@ -56,17 +56,19 @@ pub(crate) fn see_other(location: &str) -> Response {
 pub async fn authorize_get(
     State(state): State<Arc<AppState>>,
     ClientAddr(source): ClientAddr,
+    TokenBinding(tb): TokenBinding,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
     let pairs = forms::pairs(q.unwrap_or_default().as_bytes());
-    handle(&state, &headers, pairs, source).await
+    handle(&state, &headers, pairs, source, &tb).await
 }
 
 /// `POST /authorize` (authorization requests by POST, and our login and consent forms)
 pub async fn authorize_post(
     State(state): State<Arc<AppState>>,
     ClientAddr(source): ClientAddr,
+    TokenBinding(tb): TokenBinding,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -76,7 +78,7 @@ pub async fn authorize_post(
             "the form must be application/x-www-form-urlencoded",
         );
     }
-    handle(&state, &headers, forms::pairs(&body), source).await
+    handle(&state, &headers, forms::pairs(&body), source, &tb).await
 }
 
 struct Step<'a> {
@@ -141,6 +143,7 @@ async fn handle(
     headers: &HeaderMap,
     pairs: Vec<(String, String)>,
     source: Option<IpAddr>,
+    tb: &crate::peer::TokenBindingContext,
 ) -> Response {
     let (internal, params): (Vec<_>, Vec<_>) = pairs
         .into_iter()
@@ -169,10 +172,12 @@ async fn handle(
             )
         }
     };
-    let v = match state.provider.validate_authorization(&req).await {
+    let mut v = match state.provider.validate_authorization(&req).await {
         Ok(v) => v,
         Err(e) => return Failure::from(e).into_response(),
     };
+    // OIDC Token Bound Authentication §3: the referred Token Binding ID of this connection
+    v.tbh = tb.referred.as_ref().and_then(|id| id.tbh().ok());
     let (session_hash, session) = match current_session(state, headers).await {
         Some((h, s)) => (Some(h), Some(s)),
         None => (None, None),

@@ -34,6 +34,7 @@ use tower_http::cors::{Any, CorsLayer};
 pub use issuer_keys::HttpIssuerKeys;
 pub use maintenance::spawn_purge;
 pub use metrics::Metrics;
+pub use peer::TokenBindingContext;
 
 /// Settings of the HTTP face (the provider's own are in [`keybound_op::OpConfig`]).
 #[derive(Debug, Clone, Default)]

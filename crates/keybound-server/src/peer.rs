@@ -107,6 +107,57 @@ pub(crate) fn client_address(peer: IpAddr, headers: &HeaderMap, proxies: &[IpNet
     current
 }
 
+/// The Token Binding IDs of the user agent's connection, as a trusted TLS terminator forwarded
+/// them (draft-ietf-tokbind-ttrp, as Apache mod_token_binding sends them:
+/// `Sec-Provided-Token-Binding-ID` and `Sec-Referred-Token-Binding-ID`, base64url
+/// TokenBindingIDs). From any peer that is not a configured trusted proxy these headers are
+/// ignored — anyone can send a header, and a `tbh` must only ever name a binding verified on the
+/// user agent's connection. A malformed or repeated header counts as none (fail closed).
+#[derive(Debug, Clone, Default)]
+pub struct TokenBindingContext {
+    /// the binding the user agent uses with this server
+    pub provided: Option<keybound_proto::tokbind::TokenBindingId>,
+    /// the binding it uses with the RP that sent it here (for `cnf.tbh`)
+    pub referred: Option<keybound_proto::tokbind::TokenBindingId>,
+}
+
+/// The request's [`TokenBindingContext`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TokenBinding(pub TokenBindingContext);
+
+fn forwarded_tb_id(
+    headers: &HeaderMap,
+    name: &str,
+) -> Option<keybound_proto::tokbind::TokenBindingId> {
+    let values = forms::header_values(headers, name);
+    let [one] = values.as_slice() else {
+        return None;
+    };
+    let bytes = keybound_jose::b64::decode(one.trim()).ok()?;
+    keybound_proto::tokbind::TokenBindingId::from_bytes(&bytes).ok()
+}
+
+impl FromRequestParts<Arc<AppState>> for TokenBinding {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let from_proxy = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
+            .ok()
+            .is_some_and(|c| trusted(c.0.ip(), &state.config.trusted_proxies));
+        if !from_proxy {
+            return Ok(TokenBinding::default());
+        }
+        Ok(TokenBinding(TokenBindingContext {
+            provided: forwarded_tb_id(&parts.headers, "sec-provided-token-binding-id"),
+            referred: forwarded_tb_id(&parts.headers, "sec-referred-token-binding-id"),
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

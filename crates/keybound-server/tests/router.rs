@@ -1763,6 +1763,85 @@ async fn response_modes_form_post_and_fragment() {
     );
 }
 
+/// A Token Binding ID as a TLS terminator forwards it (base64url TokenBindingID bytes).
+fn forwarded_tb_id(seed: u8) -> (String, String) {
+    let id = keybound_proto::tokbind::TokenBindingId {
+        key_parameters: keybound_proto::tokbind::KeyParameters::EcdsaP256,
+        key: keybound_proto::tokbind::TbPublicKey::Ec {
+            point: vec![seed; 64],
+        },
+    };
+    (b64::encode(id.to_bytes().unwrap()), id.tbh().unwrap())
+}
+
+/// An app behind `peer` (trusted proxies `trusted`) whose client `tb` may use the code, implicit
+/// and hybrid flows; its browser sends `Sec-Referred-Token-Binding-ID`.
+async fn tb_app(peer: &str, trusted: &[&str], referred: &str) -> App {
+    let config = keybound_server::ServerConfig {
+        trusted_proxies: trusted.iter().map(|t| t.parse().unwrap()).collect(),
+    };
+    let (public, management) = OpBuilder::new()
+        .client(Client {
+            response_types: vec!["code".into(), "id_token".into()],
+            ..client("tb", ClientAuthMethod::None)
+        })
+        .build_at(ISS)
+        .await
+        .routers_with(config);
+    let peer: std::net::SocketAddr = peer.parse().unwrap();
+    App {
+        browser: Browser::new(RouterTransport(
+            public.layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+        ))
+        .with_header("sec-referred-token-binding-id", referred),
+        management: Browser::new(RouterTransport(management)),
+    }
+}
+
+fn id_token_cnf(id_token: &str) -> Value {
+    let jws = keybound_jose::Jws::parse(id_token).unwrap();
+    let claims: Value = jws.payload_json().unwrap();
+    claims["cnf"].clone()
+}
+
+/// OIDC Token Bound Authentication §3 through a trusted TLS terminator: the referred Token
+/// Binding ID becomes `cnf.tbh` — at once in an implicit ID Token, and through the code in the
+/// token endpoint's; from an untrusted peer the header is ignored (no `tbh`).
+#[tokio::test]
+async fn token_bound_id_tokens_through_a_trusted_proxy() {
+    let (header, tbh) = forwarded_tb_id(7);
+    let mut a = tb_app("127.0.0.1:5000", &["127.0.0.1/32"], &header).await;
+    let implicit =
+        authorize_uri("tb", "openid", None).replace("response_type=code", "response_type=id_token");
+    let redirect = a
+        .browser
+        .sign_in(&format!("{ISS}{implicit}"), None, ALICE.0, ALICE.1)
+        .await
+        .unwrap();
+    let fragment: HashMap<String, String> = url::form_urlencoded::parse(
+        url::Url::parse(&redirect)
+            .unwrap()
+            .fragment()
+            .unwrap()
+            .as_bytes(),
+    )
+    .into_owned()
+    .collect();
+    assert_eq!(id_token_cnf(&fragment["id_token"])["tbh"], tbh.as_str());
+    // the code flow: the tbh travels with the code to the token endpoint's ID Token
+    let code = a.code_for("tb", "openid", None).await;
+    let t = a.token(&code_grant("tb", &code), None).await.json();
+    assert_eq!(
+        id_token_cnf(t["id_token"].as_str().unwrap())["tbh"],
+        tbh.as_str()
+    );
+    // the same header from a peer that is not a trusted proxy: ignored
+    let mut b = tb_app("127.0.0.1:5000", &[], &header).await;
+    let code = b.code_for("tb", "openid", None).await;
+    let t = b.token(&code_grant("tb", &code), None).await.json();
+    assert_eq!(id_token_cnf(t["id_token"].as_str().unwrap()), Value::Null);
+}
+
 /// Issue 10 item 13: `/metrics` is not on the public listener; the management router serves it.
 #[tokio::test]
 async fn metrics_only_on_the_management_listener() {

@@ -318,6 +318,10 @@ pub struct AuthorizationCode {
     pub dpop_jkt: Option<Jkt>,
     /// `bound_key` was granted: the ID Token must be key-bound
     pub bound_key: bool,
+    /// OIDC Token Bound Authentication: `tbh` of the referred Token Binding ID the
+    /// authorization request came with, for the token-endpoint ID Token
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tbh: Option<String>,
     /// when issued
     pub created_at: u64,
     /// when it stops being redeemable

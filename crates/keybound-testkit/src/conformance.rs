@@ -178,6 +178,7 @@ pub fn code(grant: &str) -> AuthorizationCode {
         amr: vec!["pwd".into()],
         dpop_jkt: Some(jkt("dnfb1T9jil_gOhti60baHs_WD_a4D8JN9VDJXbmBmGw")),
         bound_key: true,
+        tbh: None,
         created_at: NOW,
         expires_at: NOW + 60,
     }

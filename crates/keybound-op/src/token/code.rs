@@ -65,6 +65,7 @@ impl Provider {
                 nonce: code.nonce.as_deref(),
             },
             bound_key: code.bound_key,
+            tbh: code.tbh.as_deref(),
         };
         self.issue(client, redemption, proof.as_ref()).await
     }

@@ -88,6 +88,7 @@ impl Provider {
                         nonce: a.nonce.as_deref(),
                     },
                     bound_key: a.bound_key,
+                    tbh: None,
                 };
                 self.issue(client, redemption, proof.as_ref()).await
             }

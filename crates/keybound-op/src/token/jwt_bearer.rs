@@ -151,6 +151,7 @@ impl Provider {
                 nonce: None,
             },
             id_token_key: None,
+            tbh: None,
         };
         let plan = RefreshPlan::New {
             family: String::new(),

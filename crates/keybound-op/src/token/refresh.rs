@@ -86,6 +86,8 @@ impl Provider {
                 nonce: None,
             },
             id_token_key,
+            // a refreshed ID Token is not bound to a TLS connection (no user agent is present)
+            tbh: None,
         };
         self.mint(&grant, proof.as_ref(), RefreshPlan::Rotated(new_token))
             .await
