@@ -18,6 +18,22 @@ fn strings(v: &[&str]) -> Vec<String> {
 
 /// The provider metadata document.
 pub fn metadata(state: &AppState) -> ProviderMetadata {
+    let mut m = base_metadata(state);
+    // OIDC Token Bound Authentication §5.2, when Token Binding is on
+    if state.config.token_binding != crate::TokenBindingMode::Off {
+        m.extra.insert(
+            "op_id_token_token_binding_supported".to_owned(),
+            true.into(),
+        );
+        m.extra.insert(
+            "id_token_token_binding_cnf_values_supported".to_owned(),
+            serde_json::json!(["tbh"]),
+        );
+    }
+    m
+}
+
+fn base_metadata(state: &AppState) -> ProviderMetadata {
     let c = &state.provider.config;
     let e = &c.endpoints;
     let algs: Vec<String> = c

@@ -42,6 +42,19 @@ pub struct ServerConfig {
     /// proxies whose `Forwarded` / `X-Forwarded-For` name the client's address (addresses or
     /// networks); from anyone else those headers are ignored
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// OpenID Connect Token Bound Authentication
+    pub token_binding: TokenBindingMode,
+}
+
+/// Where Token Binding comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TokenBindingMode {
+    /// not offered: no `tbh`, forwarded Token Binding headers ignored
+    #[default]
+    Off,
+    /// a TLS terminator among `trusted_proxies` verifies Token Binding and forwards the IDs
+    /// (`Sec-Provided-Token-Binding-ID`, `Sec-Referred-Token-Binding-ID`)
+    Proxy,
 }
 
 /// What every handler shares.

@@ -148,7 +148,7 @@ impl FromRequestParts<Arc<AppState>> for TokenBinding {
             .await
             .ok()
             .is_some_and(|c| trusted(c.0.ip(), &state.config.trusted_proxies));
-        if !from_proxy {
+        if !from_proxy || state.config.token_binding != crate::TokenBindingMode::Proxy {
             return Ok(TokenBinding::default());
         }
         Ok(TokenBinding(TokenBindingContext {

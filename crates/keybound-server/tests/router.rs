@@ -85,6 +85,7 @@ async fn app_at(peer: &str) -> App {
 async fn app_behind(peer: &str, trusted: &[&str]) -> App {
     let config = keybound_server::ServerConfig {
         trusted_proxies: trusted.iter().map(|t| t.parse().unwrap()).collect(),
+        ..keybound_server::ServerConfig::default()
     };
     let (public, management) = OpBuilder::new()
         .client(client("pub", ClientAuthMethod::None))
@@ -1776,9 +1777,15 @@ fn forwarded_tb_id(seed: u8) -> (String, String) {
 
 /// An app behind `peer` (trusted proxies `trusted`) whose client `tb` may use the code, implicit
 /// and hybrid flows; its browser sends `Sec-Referred-Token-Binding-ID`.
-async fn tb_app(peer: &str, trusted: &[&str], referred: &str) -> App {
+async fn tb_app(
+    peer: &str,
+    trusted: &[&str],
+    referred: &str,
+    token_binding: keybound_server::TokenBindingMode,
+) -> App {
     let config = keybound_server::ServerConfig {
         trusted_proxies: trusted.iter().map(|t| t.parse().unwrap()).collect(),
+        token_binding,
     };
     let (public, management) = OpBuilder::new()
         .client(Client {
@@ -1810,7 +1817,8 @@ fn id_token_cnf(id_token: &str) -> Value {
 #[tokio::test]
 async fn token_bound_id_tokens_through_a_trusted_proxy() {
     let (header, tbh) = forwarded_tb_id(7);
-    let mut a = tb_app("127.0.0.1:5000", &["127.0.0.1/32"], &header).await;
+    let proxy = keybound_server::TokenBindingMode::Proxy;
+    let mut a = tb_app("127.0.0.1:5000", &["127.0.0.1/32"], &header, proxy).await;
     let implicit =
         authorize_uri("tb", "openid", None).replace("response_type=code", "response_type=id_token");
     let redirect = a
@@ -1835,11 +1843,26 @@ async fn token_bound_id_tokens_through_a_trusted_proxy() {
         id_token_cnf(t["id_token"].as_str().unwrap())["tbh"],
         tbh.as_str()
     );
+    // discovery says so (Token Bound Authentication §5.2)
+    let m = a.get("/.well-known/openid-configuration").await.json();
+    assert_eq!(m["op_id_token_token_binding_supported"], true);
+    assert_eq!(
+        m["id_token_token_binding_cnf_values_supported"],
+        json!(["tbh"])
+    );
     // the same header from a peer that is not a trusted proxy: ignored
-    let mut b = tb_app("127.0.0.1:5000", &[], &header).await;
+    let mut b = tb_app("127.0.0.1:5000", &[], &header, proxy).await;
     let code = b.code_for("tb", "openid", None).await;
     let t = b.token(&code_grant("tb", &code), None).await.json();
     assert_eq!(id_token_cnf(t["id_token"].as_str().unwrap()), Value::Null);
+    // Token Binding off: ignored even from a trusted proxy, and not advertised
+    let off = keybound_server::TokenBindingMode::Off;
+    let mut c = tb_app("127.0.0.1:5000", &["127.0.0.1/32"], &header, off).await;
+    let code = c.code_for("tb", "openid", None).await;
+    let t = c.token(&code_grant("tb", &code), None).await.json();
+    assert_eq!(id_token_cnf(t["id_token"].as_str().unwrap()), Value::Null);
+    let m = c.get("/.well-known/openid-configuration").await.json();
+    assert!(m.get("op_id_token_token_binding_supported").is_none());
 }
 
 /// Issue 10 item 13: `/metrics` is not on the public listener; the management router serves it.

@@ -45,6 +45,8 @@ pub struct FileConfig {
     pub purge_batch: Option<u32>,
     /// dynamic client registration without an initial access token
     pub open_registration: Option<bool>,
+    /// Token Bound Authentication: `off` or `proxy` (a trusted TLS terminator forwards the IDs)
+    pub token_binding: Option<String>,
     /// lifetime of ID-JAGs from token exchange, seconds
     pub id_jag_ttl: Option<u64>,
     /// oldest subject ID Token accepted for token exchange (by its iat), seconds
@@ -96,6 +98,8 @@ pub struct Settings {
     pub purge_batch: u32,
     /// dynamic client registration without an initial access token
     pub open_registration: bool,
+    /// Token Bound Authentication
+    pub token_binding: keybound_server::TokenBindingMode,
     /// lifetime of ID-JAGs from token exchange, seconds
     pub id_jag_ttl: u64,
     /// oldest subject ID Token accepted for token exchange, seconds
@@ -280,6 +284,16 @@ impl Settings {
             bail!("purge_batch: at least 1");
         }
         let open_registration = flag("KEYBOUND_OPEN_REGISTRATION", file.open_registration);
+        let token_binding = match env("KEYBOUND_TOKEN_BINDING")
+            .or(file.token_binding)
+            .as_deref()
+        {
+            None | Some("off") => keybound_server::TokenBindingMode::Off,
+            Some("proxy") => keybound_server::TokenBindingMode::Proxy,
+            Some(other) => bail!(
+                "token_binding '{other}': expected off or proxy (a trusted TLS terminator forwards the Token Binding IDs)"
+            ),
+        };
         let id_jag_ttl = secs("KEYBOUND_ID_JAG_TTL", file.id_jag_ttl, 300)?;
         if !(1..=3600).contains(&id_jag_ttl) {
             bail!("id_jag_ttl: between 1 and 3600 seconds (the draft suggests 300)");
@@ -314,6 +328,7 @@ impl Settings {
             purge_interval,
             purge_batch,
             open_registration,
+            token_binding,
             id_jag_ttl,
             exchange_subject_max_age,
             tls,

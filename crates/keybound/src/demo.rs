@@ -59,6 +59,7 @@ async fn start_op(
         purge_interval: 60,
         purge_batch: 1000,
         open_registration: false,
+        token_binding: keybound_server::TokenBindingMode::Off,
         id_jag_ttl: 300,
         exchange_subject_max_age: 600,
         tls: None,

@@ -163,6 +163,7 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         provider,
         keybound_server::ServerConfig {
             trusted_proxies: settings.trusted_proxies.clone(),
+            token_binding: settings.token_binding,
         },
     );
     management(&settings, keybound_server::management_router(state.clone()))?;
