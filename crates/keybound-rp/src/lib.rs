@@ -22,6 +22,7 @@
 mod device;
 mod error;
 mod session;
+pub mod tokbind;
 mod transport;
 
 use std::sync::{Arc, Mutex, PoisonError};
