@@ -24,6 +24,15 @@ async fn register(op: &TestOp, token: &str, metadata: &Value) -> Result<Value, O
     .await
 }
 
+/// The client record a registration response names.
+async fn stored(op: &TestOp, r: &Value) -> keybound_store::Client {
+    op.store
+        .client(r["client_id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 fn refused(r: Result<Value, OpError>, code: ErrorCode, says: &str) {
     match r {
         Ok(v) => panic!("expected {code:?}, registered {v}"),
@@ -81,10 +90,9 @@ async fn rfc7591_2_accepted_members_are_registered() {
     assert_eq!(r["response_types"], json!(["code"]));
     assert_eq!(r["client_secret_expires_at"], 0);
     let secret = r["client_secret"].as_str().unwrap();
-    let id = r["client_id"].as_str().unwrap();
-    let stored = op.store.client(id).await.unwrap().unwrap();
+    let first = stored(&op, &r).await;
     assert!(keybound_op::password::verify(
-        stored.secret_hash.as_deref().unwrap(),
+        first.secret_hash.as_deref().unwrap(),
         secret
     ));
     // everything at once: a public client with DPoP-bound tokens, the draft-00 profile, a
@@ -113,12 +121,7 @@ async fn rfc7591_2_accepted_members_are_registered() {
         r.get("logo_uri").is_none(),
         "unknown members are not registered"
     );
-    let c = op
-        .store
-        .client(r["client_id"].as_str().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let c = stored(&op, &r).await;
     assert_eq!(c.auth_method, ClientAuthMethod::None);
     assert_eq!(c.name, "My App");
     assert!(c.dpop_bound_access_tokens);
@@ -138,12 +141,7 @@ async fn rfc7591_2_accepted_members_are_registered() {
     .await
     .unwrap();
     assert_eq!(r["response_types"], json!([]));
-    let c = op
-        .store
-        .client(r["client_id"].as_str().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let c = stored(&op, &r).await;
     assert!(c.jwt_bearer && c.jwks.is_some());
     // the implicit and hybrid flows
     let r = register(
@@ -162,12 +160,7 @@ async fn rfc7591_2_accepted_members_are_registered() {
         json!(["code", "id_token token", "code id_token"]),
         "canonical spelling"
     );
-    let c = op
-        .store
-        .client(r["client_id"].as_str().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let c = stored(&op, &r).await;
     assert_eq!(
         c.response_types,
         vec!["code", "id_token token", "code id_token"]

@@ -83,15 +83,23 @@ async fn app_at(peer: &str) -> App {
 
 /// [`app_at`] with `trusted` as the trusted proxies.
 async fn app_behind(peer: &str, trusted: &[&str]) -> App {
+    let op = OpBuilder::new().client(client("pub", ClientAuthMethod::None));
+    app_from(op, peer, trusted, keybound_server::TokenBindingMode::Off).await
+}
+
+/// The OP `op` builds, every request's peer `peer`, with `trusted` proxies and Token Binding
+/// mode `token_binding`.
+async fn app_from(
+    op: OpBuilder,
+    peer: &str,
+    trusted: &[&str],
+    token_binding: keybound_server::TokenBindingMode,
+) -> App {
     let config = keybound_server::ServerConfig {
         trusted_proxies: trusted.iter().map(|t| t.parse().unwrap()).collect(),
-        ..keybound_server::ServerConfig::default()
+        token_binding,
     };
-    let (public, management) = OpBuilder::new()
-        .client(client("pub", ClientAuthMethod::None))
-        .build_at(ISS)
-        .await
-        .routers_with(config);
+    let (public, management) = op.build_at(ISS).await.routers_with(config);
     let peer: std::net::SocketAddr = peer.parse().unwrap();
     App {
         browser: Browser::new(RouterTransport(
@@ -1783,26 +1791,15 @@ async fn tb_app(
     referred: &str,
     token_binding: keybound_server::TokenBindingMode,
 ) -> App {
-    let config = keybound_server::ServerConfig {
-        trusted_proxies: trusted.iter().map(|t| t.parse().unwrap()).collect(),
-        token_binding,
-    };
-    let (public, management) = OpBuilder::new()
-        .client(Client {
-            response_types: vec!["code".into(), "id_token".into()],
-            ..client("tb", ClientAuthMethod::None)
-        })
-        .build_at(ISS)
-        .await
-        .routers_with(config);
-    let peer: std::net::SocketAddr = peer.parse().unwrap();
-    App {
-        browser: Browser::new(RouterTransport(
-            public.layer(axum::Extension(axum::extract::ConnectInfo(peer))),
-        ))
-        .with_header("sec-referred-token-binding-id", referred),
-        management: Browser::new(RouterTransport(management)),
-    }
+    let op = OpBuilder::new().client(Client {
+        response_types: vec!["code".into(), "id_token".into()],
+        ..client("tb", ClientAuthMethod::None)
+    });
+    let mut app = app_from(op, peer, trusted, token_binding).await;
+    app.browser = app
+        .browser
+        .with_header("sec-referred-token-binding-id", referred);
+    app
 }
 
 fn id_token_cnf(id_token: &str) -> Value {
