@@ -196,6 +196,26 @@ impl Provider {
             Some(Value::Bool(b)) => *b,
             Some(_) => return Err(bad("dpop_bound_access_tokens: expected true or false")),
         };
+        // Token Bound Authentication, both generations (seed §5.1 and draft 04)
+        let tb_old = match m.get("rp_id_token_token_binding_supported") {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                return Err(bad(
+                    "rp_id_token_token_binding_supported: expected true or false",
+                ))
+            }
+        };
+        let tb_new = match text("id_token_token_binding_cnf")? {
+            None => false,
+            Some("tbh") => true,
+            Some(other) => {
+                return Err(bad(format!(
+                    "id_token_token_binding_cnf '{other}' is not supported: only tbh"
+                )))
+            }
+        };
+        let token_bound = tb_old || tb_new;
         let profile = match text("key_binding_profile")? {
             None => Profile::default(),
             Some(p) => Profile::parse(p).map_err(|e| bad(format!("key_binding_profile: {e}")))?,
@@ -217,6 +237,7 @@ impl Provider {
             jwks: jwks.clone(),
             jwt_bearer: grants.iter().any(|g| g == grant_type::JWT_BEARER),
             response_types: responses.clone(),
+            token_bound_id_tokens: token_bound,
             ..Client::new(&client_id, method, now)
         };
         self.store.put_client(&client).await?;
@@ -231,6 +252,10 @@ impl Provider {
             "dpop_bound_access_tokens": dpop_bound,
             "key_binding_profile": profile.name(),
         });
+        if token_bound {
+            out["rp_id_token_token_binding_supported"] = true.into();
+            out["id_token_token_binding_cnf"] = "tbh".into();
+        }
         if let Some(s) = secret {
             out["client_secret"] = s.into();
             out["client_secret_expires_at"] = 0.into();

@@ -108,6 +108,7 @@ async fn rfc7591_2_accepted_members_are_registered() {
             "client_name": "My App",
             "dpop_bound_access_tokens": true,
             "key_binding_profile": "draft-00",
+            "rp_id_token_token_binding_supported": true,
             "logo_uri": "https://app.example/logo.png"
         }),
     )
@@ -127,6 +128,11 @@ async fn rfc7591_2_accepted_members_are_registered() {
     assert!(c.dpop_bound_access_tokens);
     assert_eq!(c.redirect_uris.len(), 2);
     assert_eq!(r["key_binding_profile"], "draft-00");
+    assert!(c.token_bound_id_tokens);
+    assert_eq!(
+        r["id_token_token_binding_cnf"], "tbh",
+        "both generations answered"
+    );
     // private_key_jwt with inline keys; a resource-AS client of the jwt-bearer grant
     let jwks = json!({ "keys": [serde_json::to_value(keys::es256_a().public_jwk()).unwrap()] });
     let r = register(
@@ -165,6 +171,16 @@ async fn rfc7591_2_accepted_members_are_registered() {
         c.response_types,
         vec!["code", "id_token token", "code id_token"]
     );
+    // the draft-04 name for Token Bound ID Tokens
+    let r = register(
+        &op,
+        &token,
+        &json!({ "redirect_uris": ["https://app.example/cb"], "id_token_token_binding_cnf": "tbh" }),
+    )
+    .await
+    .unwrap();
+    assert!(stored(&op, &r).await.token_bound_id_tokens);
+    assert_eq!(r["rp_id_token_token_binding_supported"], true);
     // client_secret_post
     let r = register(
         &op,
@@ -266,6 +282,16 @@ async fn rfc7591_3_2_2_refusals() {
             json!({ "redirect_uris": uri, "key_binding_profile": "draft-99" }),
             ErrorCode::InvalidClientMetadata,
             "key_binding_profile",
+        ),
+        (
+            json!({ "redirect_uris": uri, "id_token_token_binding_cnf": "jkt" }),
+            ErrorCode::InvalidClientMetadata,
+            "only tbh",
+        ),
+        (
+            json!({ "redirect_uris": uri, "rp_id_token_token_binding_supported": "yes" }),
+            ErrorCode::InvalidClientMetadata,
+            "true or false",
         ),
         (
             json!({ "redirect_uris": uri, "client_name": 7 }),

@@ -176,8 +176,11 @@ async fn handle(
         Ok(v) => v,
         Err(e) => return Failure::from(e).into_response(),
     };
-    // OIDC Token Bound Authentication §3: the referred Token Binding ID of this connection
-    v.tbh = tb.referred.as_ref().and_then(|id| id.tbh().ok());
+    // OIDC Token Bound Authentication §3: the referred Token Binding ID of this connection,
+    // for clients that registered support for Token Bound ID Tokens (§5.1)
+    if v.client.token_bound_id_tokens {
+        v.tbh = tb.referred.as_ref().and_then(|id| id.tbh().ok());
+    }
     let (session_hash, session) = match current_session(state, headers).await {
         Some((h, s)) => (Some(h), Some(s)),
         None => (None, None),

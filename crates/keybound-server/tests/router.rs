@@ -1791,10 +1791,13 @@ async fn tb_app(
     referred: &str,
     token_binding: keybound_server::TokenBindingMode,
 ) -> App {
-    let op = OpBuilder::new().client(Client {
-        response_types: vec!["code".into(), "id_token".into()],
-        ..client("tb", ClientAuthMethod::None)
-    });
+    let op = OpBuilder::new()
+        .client(Client {
+            response_types: vec!["code".into(), "id_token".into()],
+            token_bound_id_tokens: true,
+            ..client("tb", ClientAuthMethod::None)
+        })
+        .client(client("plain", ClientAuthMethod::None));
     let mut app = app_from(op, peer, trusted, token_binding).await;
     app.browser = app
         .browser
@@ -1841,6 +1844,10 @@ async fn token_bound_id_tokens_through_a_trusted_proxy() {
         tbh.as_str()
     );
     // discovery says so (Token Bound Authentication §5.2)
+    // a client that did not register support for Token Bound ID Tokens gets none
+    let code = a.code_for("plain", "openid", None).await;
+    let t = a.token(&code_grant("plain", &code), None).await.json();
+    assert_eq!(id_token_cnf(t["id_token"].as_str().unwrap()), Value::Null);
     let m = a.get("/.well-known/openid-configuration").await.json();
     assert_eq!(m["op_id_token_token_binding_supported"], true);
     assert_eq!(

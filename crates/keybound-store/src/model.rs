@@ -100,6 +100,11 @@ pub struct Client {
     /// response types it may use, canonically spelled (`code`, `id_token token`, …)
     #[serde(default = "code_only")]
     pub response_types: Vec<String>,
+    /// supports Token Bound ID Tokens (`rp_id_token_token_binding_supported`, or
+    /// `id_token_token_binding_cnf: "tbh"`): its ID Tokens carry `cnf.tbh` when a referred
+    /// Token Binding reached the authorization endpoint
+    #[serde(default)]
+    pub token_bound_id_tokens: bool,
     /// when registered
     pub created_at: u64,
 }
@@ -143,6 +148,7 @@ impl Client {
             exchange: None,
             jwt_bearer: false,
             response_types: code_only(),
+            token_bound_id_tokens: false,
             created_at,
         }
     }
@@ -170,6 +176,7 @@ impl fmt::Debug for Client {
             .field("exchange", &self.exchange)
             .field("jwt_bearer", &self.jwt_bearer)
             .field("response_types", &self.response_types)
+            .field("token_bound_id_tokens", &self.token_bound_id_tokens)
             .field("created_at", &self.created_at)
             .finish()
     }

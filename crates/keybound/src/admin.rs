@@ -143,6 +143,10 @@ pub enum ClientCmd {
         /// "code id_token", "code token", "code id_token token" (repeatable)
         #[arg(long = "response-type")]
         response_types: Vec<String>,
+        /// the client supports Token Bound ID Tokens (its ID Tokens carry cnf.tbh when a
+        /// referred Token Binding reaches the authorization endpoint)
+        #[arg(long)]
+        token_bound_id_tokens: bool,
     },
     /// List clients.
     List,
@@ -281,6 +285,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     exchange,
                     grant_types,
                     response_types,
+                    token_bound_id_tokens,
                 },
         } => {
             let response_types = if response_types.is_empty() {
@@ -365,6 +370,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     exchange,
                     jwt_bearer,
                     response_types,
+                    token_bound_id_tokens,
                     ..Client::new(&client_id, method, crate::now())
                 })
                 .await?;
