@@ -98,6 +98,15 @@ impl Cnf {
                 ));
             }
         }
+        // both forms of one key must name the same key: otherwise which one a check reads would
+        // decide the outcome (fail closed)
+        if let (Some(k), Some(t)) = (&jwk, &jkt) {
+            if k.thumbprint() != *t {
+                return Err(Error::Cnf(
+                    "jwk and jkt name different keys (jkt is not the jwk's thumbprint)".into(),
+                ));
+            }
+        }
         Ok(Cnf {
             jwk,
             jkt,
@@ -177,5 +186,24 @@ mod tests {
             Cnf::from_value(&json!({"tbh":"suMuxh_IlrP-Zrj33LuQOQ5rX039cmBe-wt2df3BrUQ"})).is_ok()
         );
         assert!(Cnf::from_value(&json!({"tbh":"abc"})).is_err());
+    }
+
+    /// A `cnf` carrying both `jwk` and `jkt` must name one key with both (a check reading
+    /// either gives the same answer).
+    #[test]
+    fn jwk_and_jkt_must_agree() {
+        let jwk = serde_json::json!({
+            "kty": "EC", "crv": "P-256",
+            "x": "mwMRfMqCkGTh6h5MbrYmKlYm4B_XRyvOd7mOvy_TFhY",
+            "y": "tszO3J_ciDo4qLtsT10g26PlDbcyUAa9FAUtiT0Rrko"
+        });
+        let c = Cnf::from_value(&serde_json::json!({ "jwk": jwk })).unwrap();
+        let jkt = c.key_thumbprint().unwrap();
+        assert!(Cnf::from_value(&serde_json::json!({ "jwk": jwk, "jkt": jkt.as_str() })).is_ok());
+        let e = Cnf::from_value(&serde_json::json!({
+            "jwk": jwk, "jkt": "dnfb1T9jil_gOhti60baHs_WD_a4D8JN9VDJXbmBmGw"
+        }))
+        .unwrap_err();
+        assert!(e.to_string().contains("different keys"), "{e}");
     }
 }
