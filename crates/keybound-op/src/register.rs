@@ -153,9 +153,9 @@ impl Provider {
             ));
         }
         let responses: Vec<String> = parsed.iter().map(|t| t.as_str().to_owned()).collect();
-        let code_grant = code_grant || implicit_grant;
+        let redirects = code_grant || implicit_grant;
         let redirect_uris = strings("redirect_uris")?.unwrap_or_default();
-        if code_grant && redirect_uris.is_empty() {
+        if redirects && redirect_uris.is_empty() {
             return Err(OpError::new(
                 ErrorCode::InvalidRedirectUri,
                 "redirect_uris is required for the authorization_code and implicit grants",

@@ -1314,7 +1314,7 @@ async fn issue10_item2_concurrent_guesses_are_counted_when_they_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_right_client_secrets_are_not_throttled() {
     let op = std::sync::Arc::new(op().await);
-    let basic = format!("Basic {}", base64_std("conf:s3cret"));
+    let basic = keybound_testkit::op::basic("conf");
     let requests: Vec<_> = (0..20)
         .map(|_| {
             let (op, basic) = (op.clone(), basic.clone());
@@ -1349,7 +1349,7 @@ async fn concurrent_right_client_secrets_are_not_throttled() {
 #[tokio::test]
 async fn recently_verified_client_secrets_are_recognised_only_as_registered() {
     let op = op().await;
-    let with = |secret: &str| format!("Basic {}", base64_std(&format!("conf:{secret}")));
+    let with = |secret: &str| keybound_testkit::op::basic_auth("conf", secret);
     let attempt = |secret: &'static str| {
         let op = &op;
         let auth = with(secret);

@@ -12,17 +12,26 @@ pub fn pairs(bytes: &[u8]) -> Vec<(String, String)> {
     url::form_urlencoded::parse(bytes).into_owned().collect()
 }
 
-/// Whether the request body is a form.
-pub fn is_form(headers: &HeaderMap) -> bool {
+/// Whether the request body's media type (parameters aside) is `media`.
+fn has_media_type(headers: &HeaderMap, media: &str) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
-            v.split(';').next().is_some_and(|m| {
-                m.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            })
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case(media))
         })
+}
+
+/// Whether the request body is a form.
+pub fn is_form(headers: &HeaderMap) -> bool {
+    has_media_type(headers, "application/x-www-form-urlencoded")
+}
+
+/// Whether the request body is JSON (dynamic client registration).
+pub fn is_json(headers: &HeaderMap) -> bool {
+    has_media_type(headers, "application/json")
 }
 
 /// Require a form body.

@@ -128,15 +128,7 @@ pub async fn register(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-        });
-    if !json {
+    if !forms::is_json(&headers) {
         return Failure::registration(OpError::invalid_request(
             "the registration request must be application/json",
         ))

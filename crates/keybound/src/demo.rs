@@ -110,23 +110,28 @@ async fn b_orders(DpopAccess(a): DpopAccess) -> String {
     )
 }
 
-/// The API of domain B: access tokens from B's AS, with DPoP.
-async fn start_api(b_issuer: &str) -> anyhow::Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let verifier = Arc::new(Verifier::new(
+/// A verifier at `base` trusting `issuer` (keys from its `/jwks`) for `audiences`.
+fn verifier(issuer: &str, audiences: Vec<String>, base: &str) -> Arc<Verifier> {
+    Arc::new(Verifier::new(
         VerifierConfig::new(
             TrustedIssuer {
-                issuer: b_issuer.to_owned(),
-                jwks_uri: format!("{b_issuer}/jwks"),
+                issuer: issuer.to_owned(),
+                jwks_uri: format!("{issuer}/jwks"),
             },
-            vec![b_issuer.to_owned()],
-            &base,
+            audiences,
+            base,
         ),
         Arc::new(HttpFetcher::default()),
         Arc::new(MemoryReplayCache::new(10_000)),
         Arc::new(SystemClock),
-    ));
+    ))
+}
+
+/// The API of domain B: access tokens from B's AS, with DPoP.
+async fn start_api(b_issuer: &str) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let verifier = verifier(b_issuer, vec![b_issuer.to_owned()], &base);
     let app = Router::new()
         .route("/orders", get(b_orders))
         .with_state(verifier);
@@ -137,19 +142,7 @@ async fn start_api(b_issuer: &str) -> anyhow::Result<String> {
 async fn start_consumer(issuer: &str) -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
-    let verifier = Arc::new(Verifier::new(
-        VerifierConfig::new(
-            TrustedIssuer {
-                issuer: issuer.to_owned(),
-                jwks_uri: format!("{issuer}/jwks"),
-            },
-            vec!["demo-app".into()],
-            &base,
-        ),
-        Arc::new(HttpFetcher::default()),
-        Arc::new(MemoryReplayCache::new(10_000)),
-        Arc::new(SystemClock),
-    ));
+    let verifier = verifier(issuer, vec!["demo-app".into()], &base);
     let app = Router::new()
         .route("/orders", get(orders))
         .route("/admin", get(orders))

@@ -6,6 +6,20 @@ use std::process::Command;
 
 use keybound_testkit::process::Keybound;
 
+/// `keybound --data-dir DATA admin ARGS…` must fail, saying `expect`.
+fn admin_fails(data: &std::path::Path, args: &[&str], expect: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_keybound"))
+        .arg("--data-dir")
+        .arg(data)
+        .arg("admin")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{args:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(expect), "{args:?}: {err}");
+}
+
 #[test]
 fn exchange_policy_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -62,24 +76,16 @@ fn exchange_policy_from_the_command_line() {
             "expected jwt-bearer or token-exchange",
         ),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_keybound"))
-            .arg("--data-dir")
-            .arg(&data)
-            .args([
-                "admin",
-                "client",
-                "add",
-                "--client-id",
-                "bad",
-                "--redirect-uri",
-                "https://svc.example/cb",
-            ])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{args:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(expect), "{args:?}: {err}");
+        let mut full = vec![
+            "client",
+            "add",
+            "--client-id",
+            "bad",
+            "--redirect-uri",
+            "https://svc.example/cb",
+        ];
+        full.extend_from_slice(args);
+        admin_fails(&data, &full, expect);
     }
 }
 
@@ -220,16 +226,8 @@ async fn trusted_issuers_from_the_command_line() {
             "not a trusted issuer",
         ),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_keybound"))
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("admin")
-            .args(&args)
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{args:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(expect), "{args:?}: {err}");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        admin_fails(&data, &args, expect);
     }
 }
 
