@@ -216,6 +216,13 @@ impl TokenBindingId {
                 if modulus.is_empty() || exponent.is_empty() {
                     return Err(malformed("RSA modulus and exponent must not be empty"));
                 }
+                // RFC 8471 §3.1: big-endian "with leading zero bytes removed". A leading zero
+                // would give the same key two TokenBindingIDs and so two `tbh` values.
+                if modulus[0] == 0 || exponent[0] == 0 {
+                    return Err(malformed(
+                        "RSA modulus or exponent has a leading zero byte (RFC 8471 §3.1 removes them)",
+                    ));
+                }
                 TbPublicKey::Rsa { modulus, exponent }
             }
             KeyParameters::Unknown(_) => {
@@ -459,4 +466,75 @@ impl TokenBindingMessage {
         }
         Ok((provided[0], referred.first().copied()))
     }
+}
+
+/// The bindings one HTTP request proved on its connection (RFC 8473 §2 with RFC 8471 §4.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedBindings {
+    /// the user agent's Token Binding ID with this server
+    pub provided: TokenBindingId,
+    /// the Token Binding ID it uses with the server that referred it here (for `cnf.tbh`)
+    pub referred: Option<TokenBindingId>,
+}
+
+/// Check the `Sec-Token-Binding` header values of one request against its connection:
+/// `connection` is the key parameters TLS negotiated and the connection's EKM, or `None` when
+/// Token Binding was not negotiated. The one server-side rule set, in order:
+///
+/// - more than one header → refused (RFC 8473 §2);
+/// - no Token Binding negotiated: no header → `Ok(None)`; a header → refused (TB-S2);
+/// - negotiated but no header → refused (RFC 8473 §2: every request carries one);
+/// - the message must decode strictly and hold exactly one provided and at most one referred
+///   binding (TBH-2);
+/// - the provided binding must use the negotiated key parameters (TB-S3);
+/// - every provided or referred signature must verify over this connection's EKM (TB-S4);
+///   bindings of unknown types are ignored (TB-S5).
+pub fn verify_request(
+    values: &[&str],
+    connection: Option<(KeyParameters, &[u8; 32])>,
+) -> Result<Option<VerifiedBindings>, Error> {
+    if values.len() > 1 {
+        return Err(Error::TokenBindingHttp(format!(
+            "{} Sec-Token-Binding headers; a request carries exactly one (RFC 8473 §2)",
+            values.len()
+        )));
+    }
+    let Some((negotiated, ekm)) = connection else {
+        return if values.is_empty() {
+            Ok(None)
+        } else {
+            Err(Error::TokenBindingHttp(
+                "a Sec-Token-Binding header on a connection that did not negotiate Token Binding \
+                 (RFC 8471 §4.2: its bindings are rejected)"
+                    .to_owned(),
+            ))
+        };
+    };
+    let Some(value) = values.first() else {
+        return Err(Error::TokenBindingHttp(
+            "Token Binding was negotiated on this connection but the request has no \
+             Sec-Token-Binding header (RFC 8473 §2)"
+                .to_owned(),
+        ));
+    };
+    let message = TokenBindingMessage::from_header(value)?;
+    let (provided, referred) = message.http_bindings()?;
+    if provided.id.key_parameters != negotiated {
+        return Err(Error::TokenBindingKey(format!(
+            "the provided binding uses key parameters {} ({}) but this connection negotiated {} \
+             ({}) (RFC 8471 §4.2)",
+            provided.id.key_parameters.to_u8(),
+            provided.id.key_parameters.name(),
+            negotiated.to_u8(),
+            negotiated.name()
+        )));
+    }
+    provided.verify(ekm)?;
+    if let Some(r) = referred {
+        r.verify(ekm)?;
+    }
+    Ok(Some(VerifiedBindings {
+        provided: provided.id.clone(),
+        referred: referred.map(|r| r.id.clone()),
+    }))
 }

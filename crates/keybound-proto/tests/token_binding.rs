@@ -4,7 +4,8 @@
 
 use keybound_jose::b64;
 use keybound_proto::tokbind::{
-    KeyParameters, TbPublicKey, TokenBinding, TokenBindingId, TokenBindingMessage, TokenBindingType,
+    verify_request, KeyParameters, TbPublicKey, TokenBinding, TokenBindingId, TokenBindingMessage,
+    TokenBindingType,
 };
 use keybound_proto::Error;
 use keybound_testkit::{vector, vstr};
@@ -156,4 +157,109 @@ fn forwarded_token_binding_id_round_trip_is_strict() {
     assert!(
         keybound_proto::tokbind::TokenBindingId::from_bytes(&bytes[..bytes.len() - 1]).is_err()
     );
+}
+
+fn ec_binding(tb_type: TokenBindingType, ekm: &[u8; 32]) -> TokenBinding {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_FIXED_SIGNING};
+    let kp = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+    let mut b = TokenBinding {
+        tb_type,
+        id: TokenBindingId {
+            key_parameters: KeyParameters::EcdsaP256,
+            key: TbPublicKey::Ec {
+                point: kp.public_key().as_ref()[1..].to_vec(),
+            },
+        },
+        signature: vec![],
+        extensions: vec![],
+    };
+    b.signature = kp
+        .sign(&SystemRandom::new(), &b.signed_data(ekm))
+        .unwrap()
+        .as_ref()
+        .to_vec();
+    b
+}
+
+fn header(bindings: Vec<TokenBinding>) -> String {
+    TokenBindingMessage { bindings }.to_header().unwrap()
+}
+
+/// RFC 8473 §2 / RFC 8471 §4.2 as one request check: each rule refuses with its reason.
+#[test]
+fn tb_s1_to_s5_request_rules() {
+    let ekm = [5u8; 32];
+    let ec = Some((KeyParameters::EcdsaP256, &ekm));
+    let provided = ec_binding(TokenBindingType::Provided, &ekm);
+    let referred = ec_binding(TokenBindingType::Referred, &ekm);
+    let good = header(vec![provided.clone(), referred.clone()]);
+    let v = verify_request(&[&good], ec).unwrap().unwrap();
+    assert_eq!(v.provided, provided.id);
+    assert_eq!(v.referred, Some(referred.id.clone()));
+    // nothing negotiated and nothing sent: no binding, no error
+    assert_eq!(verify_request(&[], None), Ok(None));
+    // TB-S2: a header on a connection without Token Binding
+    let e = verify_request(&[&good], None).unwrap_err();
+    assert!(e.to_string().contains("did not negotiate"), "{e}");
+    // RFC 8473 §2: two headers; negotiated but none
+    let e = verify_request(&[&good, &good], ec).unwrap_err();
+    assert!(e.to_string().contains("2 Sec-Token-Binding headers"), "{e}");
+    let e = verify_request(&[], ec).unwrap_err();
+    assert!(e.to_string().contains("no Sec-Token-Binding header"), "{e}");
+    // TB-S3: provided binding with other key parameters than negotiated
+    let rsa = Some((KeyParameters::RsaPss, &ekm));
+    let e = verify_request(&[&good], rsa).unwrap_err();
+    assert!(e.to_string().contains("negotiated 1 (rsa2048_pss)"), "{e}");
+    // TB-S4: another connection's EKM; a tampered signature; a bad referred signature
+    assert_eq!(
+        verify_request(&[&good], Some((KeyParameters::EcdsaP256, &[6u8; 32]))),
+        Err(Error::TokenBindingSignature)
+    );
+    let mut tampered = provided.clone();
+    tampered.signature[10] ^= 1;
+    assert_eq!(
+        verify_request(&[&header(vec![tampered])], ec),
+        Err(Error::TokenBindingSignature)
+    );
+    let bad_referred = ec_binding(TokenBindingType::Referred, &[7u8; 32]);
+    assert_eq!(
+        verify_request(&[&header(vec![provided.clone(), bad_referred])], ec),
+        Err(Error::TokenBindingSignature)
+    );
+    // TBH-2: no provided binding
+    assert!(matches!(
+        verify_request(&[&header(vec![referred])], ec),
+        Err(Error::TokenBindingHttp(_))
+    ));
+    // TB-S5: a binding of an unknown type is ignored
+    let mut other = provided.clone();
+    other.tb_type = TokenBindingType::Other(9);
+    let v = verify_request(&[&header(vec![provided.clone(), other])], ec)
+        .unwrap()
+        .unwrap();
+    assert_eq!(v.provided, provided.id);
+    // not base64url
+    assert!(matches!(
+        verify_request(&["%%%"], ec),
+        Err(Error::TokenBindingMalformed(_))
+    ));
+}
+
+/// RFC 8471 §3.1: RSA integers carry no leading zero byte (the legacy C stack accepts one,
+/// which gives one key two TokenBindingIDs and two `tbh` values).
+#[test]
+fn rfc8471_3_1_rsa_leading_zero_is_refused() {
+    let ekm = [9u8; 32];
+    let b = rsa_binding(KeyParameters::RsaPss, TokenBindingType::Provided, &ekm);
+    let mut padded = b.clone();
+    if let TbPublicKey::Rsa { modulus, .. } = &mut padded.id.key {
+        modulus.insert(0, 0);
+    }
+    let value = header(vec![padded.clone()]);
+    let e = verify_request(&[&value], Some((KeyParameters::RsaPss, &ekm))).unwrap_err();
+    assert!(e.to_string().contains("leading zero byte"), "{e}");
+    assert!(TokenBindingId::from_bytes(&padded.id.to_bytes().unwrap()).is_err());
+    let ok = header(vec![b]);
+    assert!(verify_request(&[&ok], Some((KeyParameters::RsaPss, &ekm))).is_ok());
 }

@@ -6,7 +6,7 @@ use keybound_jose::{Algorithm, JwkSet, Jws, PublicJwk};
 use keybound_proto::dpop::{self, CodeBinding, DpopPolicy, RequestFacts};
 use keybound_proto::idtoken::{self, IdTokenChecks};
 use keybound_proto::keybinding::{c_s256, oidc_half_hash, parse_dpop_jkt, Profile};
-use keybound_proto::tokbind::{TokenBindingMessage, TokenBindingType};
+use keybound_proto::tokbind::{self, KeyParameters, TokenBindingMessage, TokenBindingType};
 use keybound_proto::{idjag, Error};
 use keybound_testkit::{vector, vstr, vu64};
 
@@ -239,6 +239,26 @@ fn check_tba_flow(v: &serde_json::Value, check_op_provided_tbh: bool) {
     // TBA-5: the OP hashes the referred ID, which is the RP's provided ID
     assert_eq!(op_referred.id, provided.id);
     assert_eq!(op_referred.id.tbh().unwrap(), vstr(v, "/rp_tbh"));
+    // The same headers through the request check the native listener runs per request: the
+    // appendix's messages (built by another implementation) verify on "their" connections,
+    // and each is refused on the other connection.
+    let on = |header: &str, ekm_ptr: &str| {
+        tokbind::verify_request(
+            &[header],
+            Some((KeyParameters::EcdsaP256, &ekm(v, ekm_ptr))),
+        )
+    };
+    let at_rp = on(vstr(v, "/rp_header"), "/rp_ekm").unwrap().unwrap();
+    assert_eq!(
+        (at_rp.provided, at_rp.referred),
+        (provided.id.clone(), None)
+    );
+    let at_op = on(vstr(v, "/op_header"), "/op_ekm").unwrap().unwrap();
+    assert_eq!(at_op.referred.as_ref(), Some(&provided.id));
+    assert_eq!(
+        on(vstr(v, "/op_header"), "/rp_ekm"),
+        Err(Error::TokenBindingSignature)
+    );
     assert_eq!(op.to_header().unwrap(), vstr(v, "/op_header"));
     // The ID Token carries cnf.tbh of the RP's TB ID (TBA-1, TBA-3)
     let keys =
