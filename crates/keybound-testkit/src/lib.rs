@@ -25,6 +25,7 @@ pub mod browser;
 pub mod conformance;
 pub mod op;
 pub mod process;
+pub mod tb;
 pub mod tokens;
 
 use std::path::PathBuf;
