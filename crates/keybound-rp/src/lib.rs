@@ -24,6 +24,7 @@ mod error;
 mod session;
 pub mod tokbind;
 mod transport;
+pub mod web;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -90,6 +91,8 @@ pub struct RpConfig {
     pub require_binding: bool,
     /// key type for new bindings
     pub key_kind: KeyKind,
+    /// Token Bound Authentication's downgrade policy for web sign-ins ([`web`])
+    pub tb_policy: tokbind::TbPolicy,
 }
 
 impl RpConfig {
@@ -104,6 +107,7 @@ impl RpConfig {
             profile: Profile::KeyBinding,
             require_binding: true,
             key_kind: KeyKind::Es256,
+            tb_policy: tokbind::TbPolicy::IfSupported,
         }
     }
 

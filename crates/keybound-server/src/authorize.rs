@@ -17,11 +17,19 @@ use keybound_store::{BrowserSession, TokenHash};
 use crate::error::{page_failed as failed, page_refused as refused, page_status, Failure};
 use crate::peer::{ClientAddr, TokenBinding};
 use crate::session::{
-    csrf_ok, csrf_token, current_session, set_cookie, sign_in, FormScope, SignedIn,
+    csrf_ok, current_session, derive, form_secret, open_referral, seal_referral, set_cookie,
+    sign_in, FormScope, SignedIn,
 };
 use crate::{forms, pages, AppState};
 
-const INTERNAL: [&str; 5] = ["kb_action", "csrf", "username", "password", "decision"];
+const INTERNAL: [&str; 6] = [
+    "kb_action",
+    "csrf",
+    "username",
+    "password",
+    "decision",
+    "kb_tbr",
+];
 
 pub(crate) fn html(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
@@ -88,6 +96,13 @@ struct Step<'a> {
     params: &'a [(String, String)],
     /// the session cookie's hash, to clear the freshness marker once the code is issued
     session_hash: Option<TokenHash>,
+    /// the connection's Token Binding
+    tb: &'a crate::peer::TokenBindingContext,
+    /// the referred Token Binding ID in effect for this request (verified on this request,
+    /// or carried sealed through our forms from the request that verified it)
+    referred: Option<keybound_proto::tokbind::TokenBindingId>,
+    /// the authorization request's fingerprint
+    fingerprint: &'a str,
 }
 
 /// The one inline script of a `form_post` page, allowed by its hash.
@@ -176,22 +191,34 @@ async fn handle(
         Ok(v) => v,
         Err(e) => return Failure::from(e).into_response(),
     };
-    // OIDC Token Bound Authentication §3: the referred Token Binding ID of this connection,
-    // for clients that registered support for Token Bound ID Tokens (§5.1)
+    let this_request = fingerprint(&params);
+    // OIDC Token Bound Authentication §3: the referred Token Binding ID verified for this user
+    // agent (on this request, or sealed into our forms by the request that carried it), for
+    // clients that registered support for Token Bound ID Tokens (§5.1)
+    let referred = match &tb.referred {
+        Some(id) => Some(id.clone()),
+        None => open_referral(state, headers, field("kb_tbr"), &this_request, tb),
+    };
     if v.client.token_bound_id_tokens {
-        v.tbh = tb.referred.as_ref().and_then(|id| id.tbh().ok());
+        v.tbh = referred.as_ref().and_then(|id| id.tbh().ok());
     }
-    let (session_hash, session) = match current_session(state, headers).await {
+    let (session_hash, session) = match current_session(state, headers, tb).await {
         Some((h, s)) => (Some(h), Some(s)),
         None => (None, None),
     };
-    let this_request = fingerprint(&params);
     let step = Step {
         state,
         headers,
         v: &v,
         params: &params,
         session_hash,
+        tb,
+        referred: if v.client.token_bound_id_tokens {
+            referred
+        } else {
+            None
+        },
+        fingerprint: &this_request,
     };
     // fresh: this session's login was performed for this very request (OP state)
     let fresh = session
@@ -212,7 +239,7 @@ async fn handle(
                     page_status(ErrorCode::InvalidRequest),
                 );
             };
-            match sign_in(state, u, p, Some(this_request.clone()), source).await {
+            match sign_in(state, u, p, Some(this_request.clone()), source, tb).await {
                 Ok(Some(signed_in)) => {
                     step.next(Some(&signed_in.session), true, false, Some(&signed_in))
                         .await
@@ -274,13 +301,14 @@ impl Step<'_> {
             Ok(Interaction::Consent(p)) => {
                 // right after sign-in, the new session's token (the browser has not sent its
                 // cookie yet)
-                let (csrf, cookie) = match signed_in {
-                    Some(s) => (s.csrf.clone(), None),
-                    None => csrf_token(self.state, self.headers),
+                let (secret, cookie) = match signed_in {
+                    Some(s) => (s.form_secret.clone(), None),
+                    None => form_secret(self.state, self.headers),
                 };
+                let csrf = derive(&secret);
                 let mut r = html(
                     StatusCode::OK,
-                    pages::consent(paths::AUTHORIZE, self.params, &csrf, &p),
+                    pages::consent(paths::AUTHORIZE, &self.form_fields(&secret), &csrf, &p),
                 );
                 if let Some(c) = cookie {
                     set_cookie(&mut r, &c);
@@ -319,13 +347,27 @@ impl Step<'_> {
         self.state.provider.issue_code(self.v, s).await
     }
 
+    /// The hidden fields of our forms: the authorization request, and the sealed referral.
+    fn form_fields(&self, secret: &str) -> Vec<(String, String)> {
+        let mut fields = self.params.to_vec();
+        if let Some(sealed) = self
+            .referred
+            .as_ref()
+            .and_then(|id| seal_referral(secret, self.fingerprint, id, self.tb))
+        {
+            fields.push(("kb_tbr".to_owned(), sealed));
+        }
+        fields
+    }
+
     fn login_page(&self, error: Option<&str>, status: StatusCode) -> Response {
-        let (csrf, cookie) = csrf_token(self.state, self.headers);
+        let (secret, cookie) = form_secret(self.state, self.headers);
+        let csrf = derive(&secret);
         let mut r = html(
             status,
             pages::login(
                 paths::AUTHORIZE,
-                self.params,
+                &self.form_fields(&secret),
                 &csrf,
                 &self.v.client.name,
                 self.v.login_hint.as_deref(),
@@ -342,6 +384,7 @@ impl Step<'_> {
 /// `POST /logout`: end the OP session (CSRF-checked with the session's token).
 pub async fn logout(
     State(state): State<Arc<AppState>>,
+    TokenBinding(tb): TokenBinding,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -357,7 +400,7 @@ pub async fn logout(
         let _ = state
             .provider
             .store()
-            .delete_session(&TokenHash::of(&c))
+            .delete_session(&crate::session::session_key(&c, &tb))
             .await;
     }
     let mut r = html(

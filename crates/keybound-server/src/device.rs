@@ -25,6 +25,7 @@ use keybound_store::BrowserSession;
 use crate::authorize::html;
 use crate::error::{page_failed as failed, page_refused as refused, page_status};
 use crate::peer::ClientAddr;
+use crate::peer::TokenBinding;
 use crate::session::{csrf_ok, csrf_token, current_session, set_cookie, sign_in, FormScope};
 use crate::token::FormRequest;
 use crate::{forms, pages, AppState};
@@ -145,6 +146,7 @@ pub async fn device_get(
 pub async fn device_post(
     State(state): State<Arc<AppState>>,
     ClientAddr(ip): ClientAddr,
+    TokenBinding(tb): TokenBinding,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -174,7 +176,7 @@ pub async fn device_post(
         headers: &headers,
         typed,
     };
-    let mut session = current_session(&state, &headers).await.map(|(_, s)| s);
+    let mut session = current_session(&state, &headers, &tb).await.map(|(_, s)| s);
     // a sign-in is checked before the code, so a wrong password says nothing about a code
     let mut signed_in = None;
     if action == "login" {
@@ -185,7 +187,7 @@ pub async fn device_post(
                 Some("Enter your username and password."),
             );
         };
-        match sign_in(&state, u, p, None, ip).await {
+        match sign_in(&state, u, p, None, ip, &tb).await {
             Ok(Some(s)) => {
                 session = Some(s.session.clone());
                 signed_in = Some(s);

@@ -55,6 +55,9 @@ pub enum TokenBindingMode {
     /// a TLS terminator among `trusted_proxies` verifies Token Binding and forwards the IDs
     /// (`Sec-Provided-Token-Binding-ID`, `Sec-Referred-Token-Binding-ID`)
     Proxy,
+    /// keybound's own TLS 1.2 listener (`tb_listen`, crate keybound-tls) verifies
+    /// `Sec-Token-Binding` on every request; forwarded headers are never read
+    Native,
 }
 
 /// What every handler shares.

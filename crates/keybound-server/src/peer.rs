@@ -144,17 +144,34 @@ impl FromRequestParts<Arc<AppState>> for TokenBinding {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let from_proxy = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
-            .await
-            .ok()
-            .is_some_and(|c| trusted(c.0.ip(), &state.config.trusted_proxies));
-        if !from_proxy || state.config.token_binding != crate::TokenBindingMode::Proxy {
-            return Ok(TokenBinding::default());
+        match state.config.token_binding {
+            crate::TokenBindingMode::Off => Ok(TokenBinding::default()),
+            // set only by the native listener's middleware, after verifying the request's
+            // Sec-Token-Binding over its connection's EKM
+            crate::TokenBindingMode::Native => Ok(TokenBinding(
+                parts
+                    .extensions
+                    .get::<keybound_tls::VerifiedTokenBinding>()
+                    .map(|v| TokenBindingContext {
+                        provided: Some(v.0.provided.clone()),
+                        referred: v.0.referred.clone(),
+                    })
+                    .unwrap_or_default(),
+            )),
+            crate::TokenBindingMode::Proxy => {
+                let from_proxy = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+                    .await
+                    .ok()
+                    .is_some_and(|c| trusted(c.0.ip(), &state.config.trusted_proxies));
+                if !from_proxy {
+                    return Ok(TokenBinding::default());
+                }
+                Ok(TokenBinding(TokenBindingContext {
+                    provided: forwarded_tb_id(&parts.headers, "sec-provided-token-binding-id"),
+                    referred: forwarded_tb_id(&parts.headers, "sec-referred-token-binding-id"),
+                }))
+            }
         }
-        Ok(TokenBinding(TokenBindingContext {
-            provided: forwarded_tb_id(&parts.headers, "sec-provided-token-binding-id"),
-            referred: forwarded_tb_id(&parts.headers, "sec-referred-token-binding-id"),
-        }))
     }
 }
 

@@ -13,6 +13,14 @@
 //! - signing in creates a new session cookie, so the token rotates at login and a token from
 //!   before the login never approves anything after it.
 //!
+//! **Sessions are bound to the user agent's Token Binding** when it has one (the native
+//! listener verified it, or a trusted terminator forwarded it): the store keys the session by
+//! a hash of the cookie *and* the provided Token Binding ID, so the same cookie copied into
+//! another browser, whose connection carries another binding, names no session there
+//! (RFC 8473 §3 binds cookies this way). The cookie format does not change, so any node can
+//! compute the key, and a session started without Token Binding is simply not found once the
+//! browser starts using it (sign in again).
+//!
 //! Under an `https` issuer the cookies are named `__Host-…` (`Secure`, `Path=/`, no `Domain`), so
 //! browsers refuse them from any other host or from plain http.
 
@@ -23,6 +31,7 @@ use axum::response::Response;
 use keybound_op::OpError;
 use keybound_store::{BrowserSession, TokenHash};
 
+use crate::peer::TokenBindingContext;
 use crate::{forms, AppState};
 
 const SESSION_COOKIE: &str = "kb_session";
@@ -92,18 +101,19 @@ pub(crate) fn set_cookie(resp: &mut Response, value: &str) {
     }
 }
 
-fn derive(secret: &str) -> String {
+/// The CSRF token of forms tied to `secret` (see [`form_secret`]).
+pub(crate) fn derive(secret: &str) -> String {
     keybound_jose::hmac_sha256_b64(secret.as_bytes(), CSRF_LABEL)
 }
 
-/// The CSRF token for forms rendered in this response, and a `Set-Cookie` value when a new
-/// pre-session cookie is needed.
-pub(crate) fn csrf_token(state: &AppState, headers: &HeaderMap) -> (String, Option<String>) {
+/// The secret the forms of this response are tied to (the session cookie, else the
+/// pre-session cookie), and a `Set-Cookie` value when a new pre-session cookie is needed.
+pub(crate) fn form_secret(state: &AppState, headers: &HeaderMap) -> (String, Option<String>) {
     if let Some(s) = state.session_cookie(headers) {
-        return (derive(&s), None);
+        return (s, None);
     }
     if let Some(p) = state.pre_session_cookie(headers) {
-        return (derive(&p), None);
+        return (p, None);
     }
     let p = state.provider.random_token();
     let cookie = format!(
@@ -111,7 +121,78 @@ pub(crate) fn csrf_token(state: &AppState, headers: &HeaderMap) -> (String, Opti
         state.pre_session_cookie_name(),
         state.cookie_attrs(PRE_SESSION_TTL)
     );
-    (derive(&p), Some(cookie))
+    (p, Some(cookie))
+}
+
+/// The CSRF token for forms rendered in this response, and a `Set-Cookie` value when a new
+/// pre-session cookie is needed.
+pub(crate) fn csrf_token(state: &AppState, headers: &HeaderMap) -> (String, Option<String>) {
+    let (secret, cookie) = form_secret(state, headers);
+    (derive(&secret), cookie)
+}
+
+/// The HMAC label of a carried referral (versioned like [`CSRF_LABEL`]).
+const REFERRAL_LABEL: &str = "keybound tb referral v1";
+
+fn referral_mac(secret: &str, fingerprint: &str, id_b64: &str, tb: &TokenBindingContext) -> String {
+    let provided = tb
+        .provided
+        .as_ref()
+        .and_then(|p| p.tbh().ok())
+        .unwrap_or_else(|| "-".to_owned());
+    keybound_jose::hmac_sha256_b64(
+        secret.as_bytes(),
+        format!("{REFERRAL_LABEL}\n{fingerprint}\n{id_b64}\n{provided}").as_bytes(),
+    )
+}
+
+/// A referred Token Binding ID carried through the OP's own forms (login, consent).
+///
+/// A browser sends the referred binding only on the first request after the RP's redirect
+/// (RFC 8473 §5): the `GET /authorize` that shows the login page, not the form posts that
+/// follow and end in the code. So the OP carries the ID it verified on that request in a
+/// hidden field, sealed with an HMAC keyed by the form's secret cookie over the authorization
+/// request's fingerprint and the user agent's *provided* Token Binding: only the same browser
+/// (same cookie, same Token Binding key with the OP) posting the same request can bring it
+/// back, so a `tbh` still only ever names a binding verified on this user agent's connection.
+pub(crate) fn seal_referral(
+    secret: &str,
+    fingerprint: &str,
+    referred: &keybound_proto::tokbind::TokenBindingId,
+    tb: &TokenBindingContext,
+) -> Option<String> {
+    let id_b64 = keybound_jose::b64::encode(referred.to_bytes().ok()?);
+    let mac = referral_mac(secret, fingerprint, &id_b64, tb);
+    Some(format!("{id_b64}.{mac}"))
+}
+
+/// The referred ID sealed by [`seal_referral`] for this browser, request and Token Binding,
+/// or `None` (no field, or any doubt).
+pub(crate) fn open_referral(
+    state: &AppState,
+    headers: &HeaderMap,
+    sealed: Option<&str>,
+    fingerprint: &str,
+    tb: &TokenBindingContext,
+) -> Option<keybound_proto::tokbind::TokenBindingId> {
+    let (id_b64, mac) = sealed?.split_once('.')?;
+    let ok = [
+        state.session_cookie(headers),
+        state.pre_session_cookie(headers),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|secret| {
+        keybound_jose::ct_eq(
+            referral_mac(&secret, fingerprint, id_b64, tb).as_bytes(),
+            mac.as_bytes(),
+        )
+    });
+    if !ok {
+        return None;
+    }
+    let bytes = keybound_jose::b64::decode(id_b64).ok()?;
+    keybound_proto::tokbind::TokenBindingId::from_bytes(&bytes).ok()
 }
 
 /// Whether `submitted` is the CSRF token of this browser for a form of `scope`.
@@ -131,12 +212,29 @@ pub(crate) fn csrf_ok(
         || (scope == FormScope::BeforeSignIn && matches(state.pre_session_cookie(headers)))
 }
 
-/// The End-User's live session at the OP, from the session cookie.
+/// The store key of a session cookie presented with the Token Binding `tb`.
+pub(crate) fn session_key(cookie: &str, tb: &TokenBindingContext) -> TokenHash {
+    match tb
+        .provided
+        .as_ref()
+        .map(keybound_proto::tokbind::TokenBindingId::tbh)
+    {
+        Some(Ok(tbh)) => TokenHash::of(&format!("{cookie}\ntoken-binding:{tbh}")),
+        // a verified ID always encodes; if it ever did not, the session must not be shared
+        // with unbound requests either: key it by something no request can produce
+        Some(Err(_)) => TokenHash::of(&format!("{cookie}\ntoken-binding:invalid")),
+        None => TokenHash::of(cookie),
+    }
+}
+
+/// The End-User's live session at the OP, from the session cookie and the connection's Token
+/// Binding.
 pub(crate) async fn current_session(
     state: &AppState,
     headers: &HeaderMap,
+    tb: &TokenBindingContext,
 ) -> Option<(TokenHash, BrowserSession)> {
-    let hash = TokenHash::of(&state.session_cookie(headers)?);
+    let hash = session_key(&state.session_cookie(headers)?, tb);
     let now = state.provider.now();
     let session = state
         .provider
@@ -156,6 +254,8 @@ pub(crate) struct SignedIn {
     pub set_cookie: String,
     /// the CSRF token of forms in this session (rotated: the old one is void)
     pub csrf: String,
+    /// the new session cookie's value: the secret forms in this session are tied to
+    pub form_secret: String,
 }
 
 /// Check the login form's credentials and start a new session, or `None` for a wrong username
@@ -167,6 +267,7 @@ pub(crate) async fn sign_in(
     password: &str,
     fresh_for: Option<String>,
     source: Option<IpAddr>,
+    tb: &TokenBindingContext,
 ) -> Result<Option<SignedIn>, OpError> {
     let source = source.map(|ip| ip.to_string());
     let Some(mut session) = state
@@ -181,7 +282,7 @@ pub(crate) async fn sign_in(
     state
         .provider
         .store()
-        .put_session(&TokenHash::of(&token), &session)
+        .put_session(&session_key(&token, tb), &session)
         .await?;
     let set_cookie = format!(
         "{}={token}{}",
@@ -192,5 +293,6 @@ pub(crate) async fn sign_in(
         session,
         set_cookie,
         csrf: derive(&token),
+        form_secret: token,
     }))
 }

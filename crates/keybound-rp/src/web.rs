@@ -1,0 +1,294 @@
+//! A web RP's sign-in with OpenID Connect Token Bound Authentication: the browser's TLS
+//! connection to the RP carries a Token Binding, the OP puts its hash into the ID Token
+//! (`cnf.tbh`), and the RP accepts the ID Token only for that same connection's binding.
+//!
+//! The web server (which sees the user agent's verified Token Binding ID, from keybound's
+//! native listener or a trusted terminator) calls [`Rp::begin_web`] when the End-User signs
+//! in, answers with a redirect carrying `Include-Referred-Token-Binding-ID: true` (so the
+//! browser reveals this binding to the OP, RFC 8473 §5), keeps the [`WebPending`] server-side,
+//! and on the callback hands the response parameters and the callback request's binding to
+//! [`Rp::finish_web`], which checks, in order: `state`, `iss` (RFC 9207), an error response,
+//! that the callback arrived on the binding the sign-in started on, every ID Token (signature,
+//! issuer, audience, nonce, times; `c_hash` for the hybrid flow; the token-endpoint ID Token
+//! for the code and hybrid flows), and `cnf.tbh` under the downgrade policy ([`check_tbh`]).
+//!
+//! Unlike [`Rp::begin`] (Key Binding, `bound_key`), these flows bind to the TLS connection,
+//! not to a key the RP holds; `bound_key` is never sent (Key Binding ID1 §1.4 refuses it with
+//! the implicit and hybrid response types).
+
+use std::collections::HashMap;
+
+use keybound_proto::idtoken::{self, IdTokenChecks, IdTokenClaims};
+use keybound_proto::tokbind::TokenBindingId;
+use keybound_proto::wire::{ErrorResponse, TokenResponse};
+
+use crate::tokbind::check_tbh;
+use crate::{form, HttpRequest, Rp, RpError};
+
+/// The response type a web sign-in uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebFlow {
+    /// `code` (query response; the ID Token from the token endpoint)
+    Code,
+    /// `id_token` (form_post; the ID Token from the authorization endpoint)
+    Implicit,
+    /// `code id_token` (form_post; both ID Tokens)
+    Hybrid,
+}
+
+impl WebFlow {
+    /// Its `response_type`.
+    pub fn response_type(self) -> &'static str {
+        match self {
+            WebFlow::Code => "code",
+            WebFlow::Implicit => "id_token",
+            WebFlow::Hybrid => "code id_token",
+        }
+    }
+
+    /// From a name: `code`, `implicit`, `hybrid`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "code" => Some(WebFlow::Code),
+            "implicit" => Some(WebFlow::Implicit),
+            "hybrid" => Some(WebFlow::Hybrid),
+            _ => None,
+        }
+    }
+
+    fn has_code(self) -> bool {
+        self != WebFlow::Implicit
+    }
+}
+
+/// A web sign-in in progress. Keep it server-side, keyed by `state`.
+#[derive(Debug)]
+pub struct WebPending {
+    /// where to send the browser (with `Include-Referred-Token-Binding-ID: true`)
+    pub url: String,
+    /// `state`
+    pub state: String,
+    /// the flow
+    pub flow: WebFlow,
+    nonce: String,
+    verifier: zeroize::Zeroizing<String>,
+    /// the Token Binding ID of the user agent's connection when the sign-in started
+    ua_binding: Option<TokenBindingId>,
+}
+
+/// A finished web sign-in.
+#[derive(Debug, Clone)]
+pub struct WebSignIn {
+    /// the End-User
+    pub sub: String,
+    /// the ID Token's `cnf.tbh` (checked), if it had one
+    pub tbh: Option<String>,
+    /// the claims of the last ID Token checked
+    pub claims: IdTokenClaims,
+}
+
+impl Rp {
+    /// Start a web sign-in with `flow` for a user agent whose connection with this RP has the
+    /// Token Binding ID `ua_binding` (None: no Token Binding negotiated).
+    pub async fn begin_web(
+        &self,
+        flow: WebFlow,
+        ua_binding: Option<TokenBindingId>,
+    ) -> Result<WebPending, RpError> {
+        let m = self.discover().await?;
+        let state = keybound_jose::random_b64(16);
+        let nonce = keybound_jose::random_b64(16);
+        let verifier = zeroize::Zeroizing::new(keybound_jose::random_b64(32));
+        let scope: Vec<&str> = std::iter::once("openid")
+            .chain(
+                self.config
+                    .scope
+                    .split(' ')
+                    .filter(|s| !s.is_empty() && *s != "openid" && *s != "bound_key"),
+            )
+            .collect();
+        let mut url = url::Url::parse(&m.authorization_endpoint)
+            .map_err(|e| RpError::Discovery(e.to_string()))?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("response_type", flow.response_type())
+                .append_pair("client_id", &self.config.client_id)
+                .append_pair("redirect_uri", &self.config.redirect_uri)
+                .append_pair("scope", &scope.join(" "))
+                .append_pair("state", &state)
+                .append_pair("nonce", &nonce);
+            if flow.has_code() {
+                q.append_pair(
+                    "code_challenge",
+                    &keybound_jose::sha256_b64(verifier.as_bytes()),
+                )
+                .append_pair("code_challenge_method", "S256");
+            }
+            if flow != WebFlow::Code {
+                q.append_pair("response_mode", "form_post");
+            }
+        }
+        Ok(WebPending {
+            url: url.into(),
+            state,
+            flow,
+            nonce,
+            verifier,
+            ua_binding,
+        })
+    }
+
+    /// Finish a web sign-in from the authorization response's parameters (the query of the
+    /// callback, or the form_post body), received on a connection whose Token Binding ID is
+    /// `current_binding`.
+    pub async fn finish_web(
+        &self,
+        pending: WebPending,
+        params: &HashMap<String, String>,
+        current_binding: Option<&TokenBindingId>,
+    ) -> Result<WebSignIn, RpError> {
+        if params.get("state") != Some(&pending.state) {
+            return Err(RpError::Callback(
+                "state does not match this sign-in (CSRF?)".into(),
+            ));
+        }
+        match params.get("iss") {
+            Some(i) if *i == self.config.issuer => {}
+            Some(i) => {
+                return Err(RpError::Callback(format!(
+                    "iss '{i}' is not the OP this request went to (mix-up?)"
+                )))
+            }
+            None => {
+                return Err(RpError::Callback(
+                    "the response has no iss (RFC 9207)".into(),
+                ))
+            }
+        }
+        if let Some(e) = params.get("error") {
+            return Err(RpError::Op(ErrorResponse::new(
+                serde_json::from_value(serde_json::Value::String(e.clone()))
+                    .unwrap_or(keybound_proto::wire::ErrorCode::ServerError),
+                params.get("error_description").cloned().unwrap_or_default(),
+            )));
+        }
+        // The binding recorded at sign-in is the one the ID Token must name; the callback must
+        // come over that same binding (token-binding.md §7.2).
+        if current_binding != pending.ua_binding.as_ref() {
+            return Err(RpError::NotBound(
+                "the callback arrived with another Token Binding than the sign-in started with: refusing it".into(),
+            ));
+        }
+        let op_supports = self.discover().await?.supports_token_bound_id_tokens();
+        let check = |claims: &IdTokenClaims| {
+            let tbh = claims.cnf.as_ref().and_then(|c| c.tbh.as_deref());
+            check_tbh(
+                tbh,
+                pending.ua_binding.as_ref(),
+                op_supports,
+                self.config.tb_policy,
+            )
+        };
+        let mut front = None;
+        if pending.flow != WebFlow::Code {
+            let id_token = params
+                .get("id_token")
+                .ok_or_else(|| RpError::Callback("the response has no id_token".into()))?;
+            let claims = self.check_web_id_token(id_token, &pending.nonce).await?;
+            if pending.flow == WebFlow::Hybrid {
+                let code = params
+                    .get("code")
+                    .ok_or_else(|| RpError::Callback("the response has no code".into()))?;
+                let expected = keybound_proto::keybinding::oidc_half_hash(code);
+                if claims.c_hash.as_deref() != Some(expected.as_str()) {
+                    return Err(RpError::Callback(
+                        "the ID Token's c_hash does not match the code (OIDC Core 3.3.2.11)".into(),
+                    ));
+                }
+            }
+            check(&claims)?;
+            front = Some(claims);
+        }
+        if !pending.flow.has_code() {
+            let claims = front.ok_or_else(|| RpError::Callback("no ID Token".into()))?;
+            return Ok(WebSignIn {
+                sub: claims.sub.clone(),
+                tbh: claims.cnf.as_ref().and_then(|c| c.tbh.clone()),
+                claims,
+            });
+        }
+        let code = params
+            .get("code")
+            .ok_or_else(|| RpError::Callback("the response has no code".into()))?;
+        let t = self.plain_code_exchange(code, &pending.verifier).await?;
+        let id_token = t
+            .id_token
+            .ok_or_else(|| RpError::Token("the token response has no id_token".into()))?;
+        let claims = self.check_web_id_token(&id_token, &pending.nonce).await?;
+        if let Some(f) = &front {
+            if f.sub != claims.sub {
+                return Err(RpError::Token(
+                    "the token endpoint's ID Token names another End-User (OIDC Core 3.3.3.6)"
+                        .into(),
+                ));
+            }
+        }
+        check(&claims)?;
+        Ok(WebSignIn {
+            sub: claims.sub.clone(),
+            tbh: claims.cnf.as_ref().and_then(|c| c.tbh.clone()),
+            claims,
+        })
+    }
+
+    /// Signature, issuer, audience, times and nonce of an ID Token (not key-bound).
+    async fn check_web_id_token(
+        &self,
+        id_token: &str,
+        nonce: &str,
+    ) -> Result<IdTokenClaims, RpError> {
+        let auds = [self.config.client_id.clone()];
+        let now = self.clock.now();
+        let checks = IdTokenChecks {
+            nonce: Some(nonce),
+            ..IdTokenChecks::new(&self.config.issuer, &auds, now)
+        };
+        let mut keys = self.jwks(false).await?;
+        let mut result = idtoken::validate(id_token, &keys, &checks);
+        if matches!(result, Err(keybound_proto::Error::IdTokenUnknownKid(_))) {
+            keys = self.jwks(true).await?;
+            result = idtoken::validate(id_token, &keys, &checks);
+        }
+        result.map(|t| t.claims).map_err(RpError::IdToken)
+    }
+
+    /// The code flow's token request without DPoP (the binding is Token Binding's).
+    async fn plain_code_exchange(
+        &self,
+        code: &str,
+        verifier: &str,
+    ) -> Result<TokenResponse, RpError> {
+        let m = self.discover().await?;
+        let mut body = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", self.config.redirect_uri.as_str()),
+            ("code_verifier", verifier),
+        ];
+        if self.config.client_secret.is_none() {
+            body.push(("client_id", self.config.client_id.as_str()));
+        }
+        let mut req = HttpRequest::post_form(&m.token_endpoint, form(&body));
+        if let Some(a) = self.auth_header() {
+            req = req.header("Authorization", &a);
+        }
+        let r = self.transport.send(req).await?;
+        if r.status == 200 {
+            return serde_json::from_slice(&r.body)
+                .map_err(|e| RpError::Token(format!("token response: {e}")));
+        }
+        let err: ErrorResponse = serde_json::from_slice(&r.body)
+            .map_err(|_| RpError::Token(format!("token endpoint answered HTTP {}", r.status)))?;
+        Err(RpError::Op(err))
+    }
+}
