@@ -90,9 +90,12 @@ pub struct WebSignIn {
 impl Rp {
     /// Start a web sign-in with `flow` for a user agent whose connection with this RP has the
     /// Token Binding ID `ua_binding` (None: no Token Binding negotiated).
+    /// `fragment` asks for `response_mode=fragment` (the implicit and hybrid flows' default)
+    /// instead of `form_post`; the RP then serves a page that posts the fragment to itself.
     pub async fn begin_web(
         &self,
         flow: WebFlow,
+        fragment: bool,
         ua_binding: Option<TokenBindingId>,
     ) -> Result<WebPending, RpError> {
         let m = self.discover().await?;
@@ -124,7 +127,7 @@ impl Rp {
                 )
                 .append_pair("code_challenge_method", "S256");
             }
-            if flow != WebFlow::Code {
+            if flow != WebFlow::Code && !fragment {
                 q.append_pair("response_mode", "form_post");
             }
         }

@@ -61,6 +61,14 @@ pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
     out
 }
 
+/// The `action` of the first `<form method="post" action="…">` on a page.
+pub fn form_action(html: &str) -> Option<String> {
+    const OPEN: &str = "<form method=\"post\" action=\"";
+    let i = html.find(OPEN)? + OPEN.len();
+    let end = html[i..].find('"')?;
+    Some(unescape(&html[i..i + end]))
+}
+
 /// The value of the first `<input … name="NAME" value="…">` on a page.
 pub fn input_value(html: &str, name: &str) -> Option<String> {
     let key = format!("name=\"{name}\" value=\"");
@@ -134,6 +142,11 @@ impl<T: Transport> Browser<T> {
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
         self.extra_headers.push((name.to_owned(), value.to_owned()));
         self
+    }
+
+    /// The transport (the user agent underneath).
+    pub fn transport(&self) -> &T {
+        &self.transport
     }
 
     /// A cookie's value.
@@ -266,6 +279,64 @@ impl<T: Transport> Browser<T> {
             }
         }
         Err(BrowserError::Page("too many interaction steps".into()))
+    }
+
+    /// Browse from `start` like a person at a web RP: follow redirects across sites, sign in
+    /// and consent on the OP's forms, submit `form_post` pages (what their script does), and
+    /// for a redirect with a fragment, load the page and post the fragment's parameters to its
+    /// form (what an RP's fragment page script does). Returns the first page that asks for
+    /// nothing more (the RP's answer).
+    pub async fn browse(
+        &mut self,
+        start: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<Page, BrowserError> {
+        let join = |base: &str, href: &str| {
+            url::Url::parse(base)
+                .and_then(|b| b.join(href))
+                .map_err(|e| BrowserError::Page(e.to_string()))
+        };
+        let mut current = start.to_owned();
+        let mut page = self.get(start).await?;
+        for _ in 0..16 {
+            if let Some(location) = page.location.clone().filter(|_| page.status / 100 == 3) {
+                let mut next = join(&current, &location)?;
+                let fragment = next.fragment().map(str::to_owned);
+                next.set_fragment(None);
+                current = next.to_string();
+                page = self.get(&current).await?;
+                if let Some(fragment) = fragment.filter(|_| page.status == 200) {
+                    let action = form_action(&page.body).ok_or_else(|| {
+                        BrowserError::Page("a fragment response but no page to post it".into())
+                    })?;
+                    let fields: Vec<(String, String)> =
+                        url::form_urlencoded::parse(fragment.as_bytes())
+                            .into_owned()
+                            .collect();
+                    current = join(&current, &action)?.to_string();
+                    page = self.post(&current, &fields).await?;
+                }
+                continue;
+            }
+            let extra: &[(&str, &str)] = if page.body.contains("name=\"password\"") {
+                &[("username", username), ("password", password)]
+            } else if page.body.contains("name=\"decision\"") {
+                &[("decision", "allow")]
+            } else if page.status == 200 && page.body.contains("<noscript><p>Continue") {
+                &[] // a form_post page
+            } else {
+                return Ok(page);
+            };
+            let action = form_action(&page.body)
+                .ok_or_else(|| BrowserError::Page("a form without an action".into()))?;
+            current = join(&current, &action)?.to_string();
+            page = self.submit(&current, &page, extra).await?;
+            if page.status == 401 && !extra.is_empty() && extra[0].0 == "username" {
+                return Err(BrowserError::WrongPassword);
+            }
+        }
+        Err(BrowserError::Page("too many steps".into()))
     }
 
     /// Approve a device authorization on keybound's `/device` pages: open

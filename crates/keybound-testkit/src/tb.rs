@@ -120,6 +120,8 @@ pub struct TbTransport {
     referral: Mutex<Option<Arc<TbKey>>>,
     /// whether to honour `Include-Referred-Token-Binding-ID`
     refer: bool,
+    /// refer with a key of no site (a user agent that lies about its binding with the RP)
+    foreign_referral: bool,
 }
 
 impl std::fmt::Debug for TbTransport {
@@ -151,6 +153,7 @@ impl TbTransport {
             keys: Mutex::new(HashMap::new()),
             referral: Mutex::new(None),
             refer: true,
+            foreign_referral: false,
         }
     }
 
@@ -159,6 +162,14 @@ impl TbTransport {
     #[must_use]
     pub fn without_referrals(mut self) -> Self {
         self.refer = false;
+        self
+    }
+
+    /// A user agent that, when asked to refer its binding with a site, refers another key's
+    /// (so the OP is shown a binding that is not the one the RP sees).
+    #[must_use]
+    pub fn with_foreign_referrals(mut self) -> Self {
+        self.foreign_referral = true;
         self
     }
 
@@ -251,7 +262,12 @@ impl Transport for TbTransport {
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
         // RFC 8473 §5: only on a redirect, only if this request carried a binding
         if self.refer && sent_binding && include_referred && (300..400).contains(&r.status) {
-            *lock(&self.referral) = Some(provided);
+            let key = if self.foreign_referral {
+                Arc::new(TbKey::generate(self.params).map_err(http_err)?)
+            } else {
+                provided
+            };
+            *lock(&self.referral) = Some(key);
         }
         Ok(HttpResponse {
             status: r.status,
@@ -262,5 +278,237 @@ impl Transport for TbTransport {
                 .collect(),
             body: r.body.to_vec(),
         })
+    }
+}
+
+/// A Token Binding TLS terminator in front of a plain-HTTP backend, as Apache
+/// mod_token_binding is deployed (draft-ietf-tokbind-ttrp): it verifies `Sec-Token-Binding` on
+/// its own connections (the [`TbListener`] middleware) and forwards each request to `backend`
+/// with `Sec-Provided-Token-Binding-ID` / `Sec-Referred-Token-Binding-ID` (base64url IDs).
+/// Serve it with [`TbListener::serve`]; the backend must trust this process's address.
+pub fn terminator(backend: SocketAddr) -> Router {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    Router::new().fallback(move |req: axum::extract::Request| {
+        let client = client.clone();
+        async move { forward(&client, backend, req).await }
+    })
+}
+
+async fn forward(
+    client: &reqwest::Client,
+    backend: SocketAddr,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let verified = req
+        .extensions()
+        .get::<keybound_tls::VerifiedTokenBinding>()
+        .cloned();
+    let (parts, body) = req.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, 1 << 20).await else {
+        return axum::http::StatusCode::BAD_REQUEST.into_response();
+    };
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", axum::http::uri::PathAndQuery::as_str);
+    let mut out = client.request(parts.method.clone(), format!("http://{backend}{path}"));
+    for (k, v) in &parts.headers {
+        if k != header::HOST && k != tokbind::SEC_TOKEN_BINDING && !hop_by_hop(k.as_str()) {
+            out = out.header(k, v);
+        }
+    }
+    if let Some(v) = verified {
+        let id = |i: &TokenBindingId| keybound_jose::b64::encode(i.to_bytes().unwrap_or_default());
+        out = out.header("Sec-Provided-Token-Binding-ID", id(&v.0.provided));
+        if let Some(r) = &v.0.referred {
+            out = out.header("Sec-Referred-Token-Binding-ID", id(r));
+        }
+    }
+    let r = match out.body(body).send().await {
+        Ok(r) => r,
+        Err(e) => return (axum::http::StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    };
+    let mut resp = axum::http::Response::builder().status(r.status().as_u16());
+    for (k, v) in r.headers() {
+        if !hop_by_hop(k.as_str()) {
+            resp = resp.header(k.as_str(), v.as_bytes());
+        }
+    }
+    let bytes = r.bytes().await.unwrap_or_default();
+    resp.body(axum::body::Body::from(bytes))
+        .unwrap_or_else(|_| axum::http::StatusCode::BAD_GATEWAY.into_response())
+}
+
+fn hop_by_hop(name: &str) -> bool {
+    matches!(
+        name,
+        "connection" | "keep-alive" | "transfer-encoding" | "te" | "upgrade" | "content-length"
+    )
+}
+
+/// How the OP of a [`Federation`] sees Token Binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpFront {
+    /// keybound's own listener verifies it (`token_binding = "native"`)
+    Native,
+    /// a TLS terminator ([`terminator`]) verifies it and forwards the IDs to the OP on plain
+    /// loopback HTTP (`token_binding = "proxy"`, the terminator's address trusted)
+    Proxy,
+    /// the OP does not do Token Binding (`token_binding = "off"`) though its listener could
+    Off,
+}
+
+/// The client id of the example RP in a [`Federation`].
+pub const TB_CLIENT: &str = "tb-web";
+
+/// An OP and the example web RP (examples/tb-rp) on loopback, both over TLS with Token
+/// Binding and one throwaway certificate, the End-User [`ALICE`](crate::op::ALICE) registered.
+/// Dropping it stops both.
+#[derive(Debug)]
+pub struct Federation {
+    /// the certificate both present (the user agent's trust root)
+    pub cert: TestCert,
+    /// the OP's issuer (`https://127.0.0.1:<port>`)
+    pub issuer: String,
+    /// the RP's base URL
+    pub rp: String,
+    _op: TbListener,
+    _rp: TbListener,
+    backend: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Federation {
+    fn drop(&mut self) {
+        if let Some(b) = &self.backend {
+            b.abort();
+        }
+    }
+}
+
+/// What to vary in a [`Federation`].
+#[derive(Debug, Clone, Copy)]
+pub struct FederationOptions {
+    /// how the OP gets Token Binding
+    pub front: OpFront,
+    /// the RP's downgrade policy
+    pub policy: keybound_rp::tokbind::TbPolicy,
+    /// whether the RP's client is registered for Token Bound ID Tokens
+    pub client_token_bound: bool,
+}
+
+impl Default for FederationOptions {
+    fn default() -> Self {
+        FederationOptions {
+            front: OpFront::Native,
+            policy: keybound_rp::tokbind::TbPolicy::IfSupported,
+            client_token_bound: true,
+        }
+    }
+}
+
+fn bind_loopback() -> std::net::TcpListener {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"))
+}
+
+impl Federation {
+    /// Start one with `options`, on the system clock.
+    pub async fn start(options: FederationOptions) -> Self {
+        use keybound_store::{Client, ClientAuthMethod};
+        let cert = TestCert::generate();
+        let op_listener = bind_loopback();
+        let rp_listener = bind_loopback();
+        let op_addr = op_listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let rp_addr = rp_listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let issuer = format!("https://{op_addr}");
+        let rp = format!("https://{rp_addr}");
+        let client = Client {
+            redirect_uris: vec![format!("{rp}/callback")],
+            response_types: ["code", "id_token", "code id_token"]
+                .map(str::to_owned)
+                .to_vec(),
+            token_bound_id_tokens: options.client_token_bound,
+            ..crate::op::client(TB_CLIENT, ClientAuthMethod::ClientSecretBasic)
+        };
+        let op = crate::op::OpBuilder::new()
+            .clock(Arc::new(keybound_verify::SystemClock))
+            .client(client)
+            .user(crate::op::alice())
+            .build_at(&issuer)
+            .await;
+        let mode = match options.front {
+            OpFront::Native => keybound_server::TokenBindingMode::Native,
+            OpFront::Proxy => keybound_server::TokenBindingMode::Proxy,
+            OpFront::Off => keybound_server::TokenBindingMode::Off,
+        };
+        let (router, _) = op.routers_with(keybound_server::ServerConfig {
+            trusted_proxies: vec!["127.0.0.1/32".parse().unwrap_or_else(|e| panic!("{e}"))],
+            token_binding: mode,
+        });
+        let (op_front, backend) = if options.front == OpFront::Proxy {
+            let plain = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .unwrap_or_else(|e| panic!("bind: {e}"));
+            let plain_addr = plain.local_addr().unwrap_or_else(|e| panic!("{e}"));
+            let task = tokio::spawn(async move {
+                let app = router.into_make_service_with_connect_info::<SocketAddr>();
+                let _ = axum::serve(plain, app).await;
+            });
+            (
+                TbListener::serve(op_listener, terminator(plain_addr), cert.clone()),
+                Some(task),
+            )
+        } else {
+            (TbListener::serve(op_listener, router, cert.clone()), None)
+        };
+        let http = reqwest::Client::builder()
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(cert.cert_pem.as_bytes())
+                    .unwrap_or_else(|e| panic!("{e}")),
+            )
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let config = keybound_rp::RpConfig {
+            client_secret: Some(crate::op::CLIENT_SECRET.to_owned()),
+            scope: "openid".to_owned(),
+            tb_policy: options.policy,
+            ..keybound_rp::RpConfig::new(&issuer, TB_CLIENT, &format!("{rp}/callback"))
+        };
+        let rp_app = tb_rp::TbRp::new(keybound_rp::Rp::new(
+            config,
+            Arc::new(keybound_rp::ReqwestTransport::with_client(http)),
+            Arc::new(keybound_verify::SystemClock),
+        ));
+        let rp_front = TbListener::serve(rp_listener, tb_rp::router(rp_app), cert.clone());
+        Federation {
+            cert,
+            issuer,
+            rp,
+            _op: op_front,
+            _rp: rp_front,
+            backend,
+        }
+    }
+
+    /// A new browser (its own Token Binding keys and cookie jar).
+    pub fn browser(&self) -> crate::browser::Browser<TbTransport> {
+        crate::browser::Browser::new(TbTransport::new(&self.cert.cert_pem))
+    }
+
+    /// A browser whose user agent is built by `f` from this federation's trust root.
+    pub fn browser_with(
+        &self,
+        f: impl FnOnce(&str) -> TbTransport,
+    ) -> crate::browser::Browser<TbTransport> {
+        crate::browser::Browser::new(f(&self.cert.cert_pem))
+    }
+
+    /// `<rp>/login?flow=…`.
+    pub fn login_url(&self, flow: &str) -> String {
+        format!("{}/login?flow={flow}", self.rp)
     }
 }
