@@ -173,6 +173,14 @@ impl TbTransport {
         self
     }
 
+    /// Send a referred binding with the next request, for this user agent's key with the site
+    /// of `url` (as if that site had just redirected here with
+    /// `Include-Referred-Token-Binding-ID: true`).
+    pub fn refer_next(&self, url: &str) {
+        let key = self.key_for(url);
+        *lock(&self.referral) = Some(key);
+    }
+
     /// The connection settings (for tests that drive connections by hand).
     pub fn config(&self) -> &ClientConfig {
         &self.config

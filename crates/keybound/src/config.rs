@@ -45,8 +45,11 @@ pub struct FileConfig {
     pub purge_batch: Option<u32>,
     /// dynamic client registration without an initial access token
     pub open_registration: Option<bool>,
-    /// Token Bound Authentication: `off` or `proxy` (a trusted TLS terminator forwards the IDs)
+    /// Token Bound Authentication: `off`, `proxy` (a trusted TLS terminator forwards the IDs)
+    /// or `native` (set by `tb_listen`)
     pub token_binding: Option<String>,
+    /// a second listener: TLS 1.2 on OpenSSL with Token Binding (needs tls_cert and tls_key)
+    pub tb_listen: Option<String>,
     /// lifetime of ID-JAGs from token exchange, seconds
     pub id_jag_ttl: Option<u64>,
     /// oldest subject ID Token accepted for token exchange (by its iat), seconds
@@ -106,6 +109,8 @@ pub struct Settings {
     pub exchange_subject_max_age: u64,
     /// TLS certificate chain and key (PEM), when `serve` terminates TLS itself
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// the native Token Binding listener (TLS 1.2, OpenSSL), if any
+    pub tb_listen: Option<SocketAddr>,
 }
 
 /// Flags of `keybound serve` that override the file and environment.
@@ -119,6 +124,8 @@ pub struct ServeFlags {
     pub tls_cert: Option<PathBuf>,
     /// `--tls-key`
     pub tls_key: Option<PathBuf>,
+    /// `--tb-listen`
+    pub tb_listen: Option<String>,
 }
 
 /// Flags that override everything else.
@@ -206,12 +213,32 @@ impl Settings {
             (None, None) => None,
             _ => bail!("TLS needs both a certificate (tls_cert) and a private key (tls_key)"),
         };
+        let tb_listen = flags
+            .tb_listen
+            .clone()
+            .or_else(|| env("KEYBOUND_TB_LISTEN"))
+            .or(file.tb_listen)
+            .map(|v| {
+                v.parse::<SocketAddr>().with_context(|| {
+                    format!("tb_listen '{v}': expected IP:PORT, e.g. 127.0.0.1:8443")
+                })
+            })
+            .transpose()?;
+        if tb_listen.is_some() && tls.is_none() {
+            bail!("tb_listen needs tls_cert and tls_key (Token Binding runs over TLS)");
+        }
         let scheme = if tls.is_some() { "https" } else { "http" };
+        // browsers that use Token Binding reach the OP on the Token Binding listener, so by
+        // default the issuer is there
+        let default_issuer = match tb_listen {
+            Some(tb) => format!("https://{tb}"),
+            None => format!("{scheme}://{listen}"),
+        };
         let issuer = issuer_flag
             .map(str::to_owned)
             .or_else(|| env("KEYBOUND_ISSUER"))
             .or(file.issuer)
-            .unwrap_or_else(|| format!("{scheme}://{listen}"));
+            .unwrap_or(default_issuer);
         let issuer = issuer.trim_end_matches('/').to_owned();
         check_issuer(&issuer)?;
         let data_dir = o
@@ -288,10 +315,16 @@ impl Settings {
             .or(file.token_binding)
             .as_deref()
         {
+            None if tb_listen.is_some() => keybound_server::TokenBindingMode::Native,
             None | Some("off") => keybound_server::TokenBindingMode::Off,
+            Some("native") if tb_listen.is_some() => keybound_server::TokenBindingMode::Native,
+            Some("native") => bail!("token_binding 'native' needs tb_listen (the listener that verifies it)"),
+            Some("proxy") if tb_listen.is_some() => bail!(
+                "token_binding 'proxy' with tb_listen: choose one (the native listener verifies Token Binding itself; proxy trusts a terminator's headers)"
+            ),
             Some("proxy") => keybound_server::TokenBindingMode::Proxy,
             Some(other) => bail!(
-                "token_binding '{other}': expected off or proxy (a trusted TLS terminator forwards the Token Binding IDs)"
+                "token_binding '{other}': expected off, proxy (a trusted TLS terminator forwards the Token Binding IDs) or native (with tb_listen)"
             ),
         };
         let id_jag_ttl = secs("KEYBOUND_ID_JAG_TTL", file.id_jag_ttl, 300)?;
@@ -332,6 +365,7 @@ impl Settings {
             id_jag_ttl,
             exchange_subject_max_age,
             tls,
+            tb_listen,
         })
     }
 

@@ -63,6 +63,7 @@ async fn start_op(
         id_jag_ttl: 300,
         exchange_subject_max_age: 600,
         tls: None,
+        tb_listen: None,
     };
     let store = serve::open_store(&settings).await?;
     let p = serve::provider(&settings, store.clone())?;

@@ -54,6 +54,10 @@ enum Command {
         /// PEM private key for --tls-cert [env: KEYBOUND_TLS_KEY]
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<std::path::PathBuf>,
+        /// also listen here with TLS 1.2 + Token Binding (OpenSSL), same certificate; the
+        /// issuer defaults to this address [env: KEYBOUND_TB_LISTEN]
+        #[arg(long)]
+        tb_listen: Option<String>,
     },
     /// Sign in with the code flow and a loopback redirect; save the key-bound session.
     Login(rpcli::LoginArgs),
@@ -127,12 +131,14 @@ fn main() -> ExitCode {
             demo,
             tls_cert,
             tls_key,
+            tb_listen,
         } => {
             let flags = config::ServeFlags {
                 listen,
                 issuer,
                 tls_cert,
                 tls_key,
+                tb_listen,
             };
             let settings = match config::Settings::load(&cli.overrides, &flags) {
                 Ok(s) => s,

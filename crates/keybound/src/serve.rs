@@ -187,8 +187,19 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         shutdown().await;
         h.graceful_shutdown(Some(Duration::from_secs(10)));
     });
-    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let limit = crate::conn_limit::ConnectionLimit::new(settings.max_connections);
+    if let (Some(addr), Some((cert, key))) = (settings.tb_listen, &settings.tls) {
+        token_binding_listener(
+            &settings,
+            addr,
+            cert,
+            key,
+            app.clone(),
+            limit.clone(),
+            &handle,
+        )?;
+    }
+    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     if let Some((cert, key)) = &settings.tls {
         // Several crates may try; the first installation wins and any is aws-lc-rs.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -214,6 +225,51 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     }
     .context("server")?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// The native Token Binding listener (`tb_listen`): TLS 1.2 on the system OpenSSL with the
+/// same certificate, every request's `Sec-Token-Binding` verified over its connection's EKM
+/// before the router sees it (keybound-tls). It shares the connection limit and shutdown with
+/// the main listener.
+fn token_binding_listener(
+    settings: &Settings,
+    addr: std::net::SocketAddr,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    app: axum::Router,
+    limit: crate::conn_limit::ConnectionLimit,
+    handle: &axum_server::Handle,
+) -> anyhow::Result<()> {
+    let read =
+        |p: &std::path::Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    let ctx = keybound_tls::server_context(&read(cert)?, &read(key)?).with_context(|| {
+        format!(
+            "Token Binding listener: {} and {}",
+            cert.display(),
+            key.display()
+        )
+    })?;
+    let listener =
+        std::net::TcpListener::bind(addr).with_context(|| format!("binding tb_listen {addr}"))?;
+    listener.set_nonblocking(true)?;
+    let app = app.layer(axum::middleware::from_fn(
+        keybound_tls::verify_token_binding,
+    ));
+    let mut server =
+        axum_server::from_tcp(listener).acceptor(keybound_tls::TbAcceptor::new(ctx, limit));
+    limits(server.http_builder(), settings);
+    let server = server.handle(handle.clone());
+    tokio::spawn(async move {
+        if let Err(e) = server
+            .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .await
+        {
+            tracing::error!(error = %e, "Token Binding listener failed");
+        }
+    });
+    tracing::info!(%addr, "Token Binding listener (TLS 1.2)");
+    println!("  Token Binding: https://{addr} (TLS 1.2, OpenSSL)");
     Ok(())
 }
 
