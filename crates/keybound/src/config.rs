@@ -315,9 +315,10 @@ impl Settings {
             .or(file.token_binding)
             .as_deref()
         {
-            None if tb_listen.is_some() => keybound_server::TokenBindingMode::Native,
+            None | Some("native") if tb_listen.is_some() => {
+                keybound_server::TokenBindingMode::Native
+            }
             None | Some("off") => keybound_server::TokenBindingMode::Off,
-            Some("native") if tb_listen.is_some() => keybound_server::TokenBindingMode::Native,
             Some("native") => bail!("token_binding 'native' needs tb_listen (the listener that verifies it)"),
             Some("proxy") if tb_listen.is_some() => bail!(
                 "token_binding 'proxy' with tb_listen: choose one (the native listener verifies Token Binding itself; proxy trusts a terminator's headers)"
