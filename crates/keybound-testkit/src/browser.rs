@@ -292,6 +292,27 @@ impl<T: Transport> Browser<T> {
         username: &str,
         password: &str,
     ) -> Result<Page, BrowserError> {
+        self.browse_steps(start, username, password, false).await
+    }
+
+    /// [`Browser::browse`], but stop at the OP's `form_post` page without posting it (what
+    /// an attacker who intercepts the authorization response would hold).
+    pub async fn browse_to_form_post(
+        &mut self,
+        start: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<Page, BrowserError> {
+        self.browse_steps(start, username, password, true).await
+    }
+
+    async fn browse_steps(
+        &mut self,
+        start: &str,
+        username: &str,
+        password: &str,
+        stop_at_form_post: bool,
+    ) -> Result<Page, BrowserError> {
         let join = |base: &str, href: &str| {
             url::Url::parse(base)
                 .and_then(|b| b.join(href))
@@ -324,6 +345,9 @@ impl<T: Transport> Browser<T> {
             } else if page.body.contains("name=\"decision\"") {
                 &[("decision", "allow")]
             } else if page.status == 200 && page.body.contains("<noscript><p>Continue") {
+                if stop_at_form_post {
+                    return Ok(page);
+                }
                 &[] // a form_post page
             } else {
                 return Ok(page);

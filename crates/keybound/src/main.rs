@@ -15,6 +15,7 @@ mod admin;
 mod config;
 mod conn_limit;
 mod demo;
+mod demo_tb;
 mod inspect;
 mod rpcli;
 mod serve;
@@ -70,7 +71,12 @@ enum Command {
     Verify(rpcli::VerifyArgs),
     /// The whole story on loopback: sign in, get a key-bound ID Token, present it, and watch
     /// three attacks with the copied token fail.
-    Demo,
+    Demo {
+        /// Token Bound Authentication instead: an OP and a web RP over TLS with Token Binding,
+        /// a stolen ID Token and copied cookies refused, a stripped binding caught
+        #[arg(long)]
+        token_binding: bool,
+    },
     /// Provision clients, users and signing keys in the server's store.
     Admin {
         #[command(subcommand)]
@@ -170,7 +176,15 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
-        Command::Demo => match runtime().and_then(|rt| rt.block_on(demo::run())) {
+        Command::Demo { token_binding } => match runtime().and_then(|rt| {
+            rt.block_on(async {
+                if token_binding {
+                    demo_tb::run().await
+                } else {
+                    demo::run().await
+                }
+            })
+        }) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
         },

@@ -31,3 +31,28 @@ fn demo_tells_the_story() {
     }
     assert!(text.contains("typ dpop+id_token"));
 }
+
+#[test]
+fn demo_token_binding_tells_the_story() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keybound"))
+        .args(["demo", "--token-binding"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches("[accepted]").count(), 2, "{text}");
+    assert_eq!(text.matches("[refused]").count(), 4, "{text}");
+    for reason in [
+        "another Token Binding than the sign-in started with",
+        "session cookie is bound to another Token Binding",
+        "asks for a password",
+        "a downgrade",
+    ] {
+        assert!(text.contains(reason), "missing reason '{reason}':\n{text}");
+    }
+    assert!(text.contains("cnf.tbh = "));
+}

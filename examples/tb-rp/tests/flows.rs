@@ -168,23 +168,12 @@ async fn tba_6_missing_tbh_under_each_downgrade_setting() {
 async fn a_stolen_id_token_is_refused_on_another_connection() {
     let f = federation(OpFront::Native).await;
     let mut victim = f.browser();
-    // drive the victim to the OP's form_post page, then stop before posting it
-    let mut page = victim.get(&f.login_url("implicit")).await.unwrap();
-    let authorize = page.location.clone().unwrap();
+    // the victim's authorization response, intercepted before it reaches the RP
+    let page = victim
+        .browse_to_form_post(&f.login_url("implicit"), ALICE.0, ALICE.1)
+        .await
+        .unwrap();
     let state_cookie = victim.cookie("rp_state").unwrap().to_owned();
-    page = victim.get(&authorize).await.unwrap();
-    let mut action = format!("{}/authorize", f.issuer);
-    for _ in 0..4 {
-        let extra: &[(&str, &str)] = if page.body.contains("name=\"password\"") {
-            &[("username", ALICE.0), ("password", ALICE.1)]
-        } else if page.body.contains("name=\"decision\"") {
-            &[("decision", "allow")]
-        } else {
-            break;
-        };
-        page = victim.submit(&action, &page, extra).await.unwrap();
-        action = format!("{}/authorize", f.issuer);
-    }
     let callback = form_action(&page.body).unwrap();
     let stolen = hidden_fields(&page.body);
     assert!(stolen.iter().any(|(k, _)| k == "id_token"));
