@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls exactly this script).
 # Needs the Rust toolchain (cargo, rustfmt, clippy), a C compiler (aws-lc-sys, SQLite), Node.js
-# and npm; installs what else it needs, idempotently: Debian's chromium (browser test) and the
-# interop packages pinned in interop/package-lock.json.
+# and npm; installs what else it needs, idempotently: Debian's chromium (browser test),
+# libssl-dev and pkg-config (Token Binding listener), python3-cryptography (an independent Token
+# Binding implementation for one test) and the interop packages pinned in
+# interop/package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,9 +16,17 @@ as_root() {
 }
 
 echo "== installs (idempotent)"
-if ! command -v chromium >/dev/null 2>&1; then
+# Debian packages: OpenSSL headers + pkg-config (keybound-tls links the system libssl for the
+# Token Binding listener), Chromium (browser tests), pyca/cryptography (the independent Token
+# Binding message in keybound-tls's tests)
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+python3 -c 'import cryptography' >/dev/null 2>&1 || need+=(python3-cryptography)
+if [ "${#need[@]}" -gt 0 ]; then
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 (cd interop && npm ci --no-audit --no-fund --loglevel=error)
 
