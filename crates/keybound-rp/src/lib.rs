@@ -281,12 +281,25 @@ impl Rp {
         let u = url::Url::parse(callback_url)
             .map_err(|e| RpError::Callback(format!("not a URL: {e}")))?;
         let q: std::collections::HashMap<String, String> = u.query_pairs().into_owned().collect();
-        if q.get("state") != Some(&pending.state) {
+        self.check_response(&pending.state, &q)?;
+        q.get("code")
+            .cloned()
+            .ok_or_else(|| RpError::Callback("the response has no code".into()))
+    }
+
+    /// The checks every authorization response gets, in order: `state` is this sign-in's, `iss`
+    /// is this OP (RFC 9207, against mix-up), and it is not an OAuth error.
+    pub(crate) fn check_response(
+        &self,
+        state: &str,
+        params: &std::collections::HashMap<String, String>,
+    ) -> Result<(), RpError> {
+        if params.get("state").map(String::as_str) != Some(state) {
             return Err(RpError::Callback(
                 "state does not match this authentication (CSRF?)".into(),
             ));
         }
-        match q.get("iss") {
+        match params.get("iss") {
             Some(i) if *i == self.config.issuer => {}
             Some(i) => {
                 return Err(RpError::Callback(format!(
@@ -299,16 +312,25 @@ impl Rp {
                 ))
             }
         }
-        if let Some(e) = q.get("error") {
+        if let Some(e) = params.get("error") {
             return Err(RpError::Op(ErrorResponse::new(
                 serde_json::from_value(Value::String(e.clone()))
                     .unwrap_or(keybound_proto::wire::ErrorCode::ServerError),
-                q.get("error_description").cloned().unwrap_or_default(),
+                params.get("error_description").cloned().unwrap_or_default(),
             )));
         }
-        q.get("code")
-            .cloned()
-            .ok_or_else(|| RpError::Callback("the response has no code".into()))
+        Ok(())
+    }
+
+    /// A token endpoint's answer: the tokens on 200, else its OAuth error.
+    pub(crate) fn token_response(r: &HttpResponse) -> Result<TokenResponse, RpError> {
+        if r.status == 200 {
+            return serde_json::from_slice(&r.body)
+                .map_err(|e| RpError::Token(format!("token response: {e}")));
+        }
+        let err: ErrorResponse = serde_json::from_slice(&r.body)
+            .map_err(|_| RpError::Token(format!("token endpoint answered HTTP {}", r.status)))?;
+        Err(RpError::Op(err))
     }
 
     pub(crate) fn auth_header(&self) -> Option<String> {
@@ -417,13 +439,7 @@ impl Rp {
                 },
             )
             .await?;
-        if r.status == 200 {
-            return serde_json::from_slice(&r.body)
-                .map_err(|e| RpError::Token(format!("token response: {e}")));
-        }
-        let err: ErrorResponse = serde_json::from_slice(&r.body)
-            .map_err(|_| RpError::Token(format!("token endpoint answered HTTP {}", r.status)))?;
-        Err(RpError::Op(err))
+        Self::token_response(&r)
     }
 
     /// Exchange the code for tokens and check the ID Token is bound to this key.

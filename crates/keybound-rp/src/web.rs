@@ -20,7 +20,7 @@ use std::collections::HashMap;
 
 use keybound_proto::idtoken::{self, IdTokenChecks, IdTokenClaims};
 use keybound_proto::tokbind::TokenBindingId;
-use keybound_proto::wire::{ErrorResponse, TokenResponse};
+use keybound_proto::wire::TokenResponse;
 
 use crate::tokbind::check_tbh;
 use crate::{form, HttpRequest, Rp, RpError};
@@ -150,31 +150,7 @@ impl Rp {
         params: &HashMap<String, String>,
         current_binding: Option<&TokenBindingId>,
     ) -> Result<WebSignIn, RpError> {
-        if params.get("state") != Some(&pending.state) {
-            return Err(RpError::Callback(
-                "state does not match this sign-in (CSRF?)".into(),
-            ));
-        }
-        match params.get("iss") {
-            Some(i) if *i == self.config.issuer => {}
-            Some(i) => {
-                return Err(RpError::Callback(format!(
-                    "iss '{i}' is not the OP this request went to (mix-up?)"
-                )))
-            }
-            None => {
-                return Err(RpError::Callback(
-                    "the response has no iss (RFC 9207)".into(),
-                ))
-            }
-        }
-        if let Some(e) = params.get("error") {
-            return Err(RpError::Op(ErrorResponse::new(
-                serde_json::from_value(serde_json::Value::String(e.clone()))
-                    .unwrap_or(keybound_proto::wire::ErrorCode::ServerError),
-                params.get("error_description").cloned().unwrap_or_default(),
-            )));
-        }
+        self.check_response(&pending.state, params)?;
         // The binding recorded at sign-in is the one the ID Token must name; the callback must
         // come over that same binding (token-binding.md §7.2).
         if current_binding != pending.ua_binding.as_ref() {
@@ -286,12 +262,6 @@ impl Rp {
             req = req.header("Authorization", &a);
         }
         let r = self.transport.send(req).await?;
-        if r.status == 200 {
-            return serde_json::from_slice(&r.body)
-                .map_err(|e| RpError::Token(format!("token response: {e}")));
-        }
-        let err: ErrorResponse = serde_json::from_slice(&r.body)
-            .map_err(|_| RpError::Token(format!("token endpoint answered HTTP {}", r.status)))?;
-        Err(RpError::Op(err))
+        Self::token_response(&r)
     }
 }

@@ -61,6 +61,22 @@ pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
     out
 }
 
+/// What a person fills into one of the OP's pages: credentials into the login form, "allow"
+/// into the consent form; `None` for any other page.
+fn answer<'a>(
+    page: &Page,
+    username: &'a str,
+    password: &'a str,
+) -> Option<Vec<(&'a str, &'a str)>> {
+    if page.body.contains("name=\"password\"") {
+        Some(vec![("username", username), ("password", password)])
+    } else if page.body.contains("name=\"decision\"") {
+        Some(vec![("decision", "allow")])
+    } else {
+        None
+    }
+}
+
 /// The `action` of the first `<form method="post" action="…">` on a page.
 pub fn form_action(html: &str) -> Option<String> {
     const OPEN: &str = "<form method=\"post\" action=\"";
@@ -263,17 +279,13 @@ impl<T: Transport> Browser<T> {
                     _ => return Ok(next),
                 }
             }
-            let extra: &[(&str, &str)] = if page.body.contains("name=\"password\"") {
-                &[("username", username), ("password", password)]
-            } else if page.body.contains("name=\"decision\"") {
-                &[("decision", "allow")]
-            } else {
+            let Some(extra) = answer(&page, username, password) else {
                 return Err(BrowserError::Page(format!(
                     "the OP answered HTTP {} without a form or redirect",
                     page.status
                 )));
             };
-            page = self.submit(&action, &page, extra).await?;
+            page = self.submit(&action, &page, &extra).await?;
             if page.status == 401 {
                 return Err(BrowserError::WrongPassword);
             }
@@ -340,23 +352,21 @@ impl<T: Transport> Browser<T> {
                 }
                 continue;
             }
-            let extra: &[(&str, &str)] = if page.body.contains("name=\"password\"") {
-                &[("username", username), ("password", password)]
-            } else if page.body.contains("name=\"decision\"") {
-                &[("decision", "allow")]
-            } else if page.status == 200 && page.body.contains("<noscript><p>Continue") {
-                if stop_at_form_post {
-                    return Ok(page);
+            let extra = match answer(&page, username, password) {
+                Some(extra) => extra,
+                None if page.status == 200 && page.body.contains("<noscript><p>Continue") => {
+                    if stop_at_form_post {
+                        return Ok(page);
+                    }
+                    Vec::new() // a form_post page
                 }
-                &[] // a form_post page
-            } else {
-                return Ok(page);
+                None => return Ok(page),
             };
             let action = form_action(&page.body)
                 .ok_or_else(|| BrowserError::Page("a form without an action".into()))?;
             current = join(&current, &action)?.to_string();
-            page = self.submit(&current, &page, extra).await?;
-            if page.status == 401 && !extra.is_empty() && extra[0].0 == "username" {
+            page = self.submit(&current, &page, &extra).await?;
+            if page.status == 401 && extra.first().is_some_and(|(k, _)| *k == "username") {
                 return Err(BrowserError::WrongPassword);
             }
         }

@@ -48,6 +48,26 @@ impl TestCert {
             key_pem: c.key_pair.serialize_pem(),
         }
     }
+
+    /// Write `cert.pem` and `key.pem` into `dir` (for `--tls-cert` / `--tls-key`); their paths.
+    pub fn write_to(&self, dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, &self.cert_pem).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&key, &self.key_pem).unwrap_or_else(|e| panic!("{e}"));
+        (cert, key)
+    }
+
+    /// A reqwest client (rustls, no redirects followed) that trusts this certificate.
+    pub fn https_client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(self.cert_pem.as_bytes())
+                    .unwrap_or_else(|e| panic!("{e}")),
+            )
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
 }
 
 /// A router served on `127.0.0.1:<random>` over TLS 1.2 with Token Binding, every request
@@ -472,14 +492,7 @@ impl Federation {
         } else {
             (TbListener::serve(op_listener, router, cert.clone()), None)
         };
-        let http = reqwest::Client::builder()
-            .add_root_certificate(
-                reqwest::Certificate::from_pem(cert.cert_pem.as_bytes())
-                    .unwrap_or_else(|e| panic!("{e}")),
-            )
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
+        let http = cert.https_client();
         let config = keybound_rp::RpConfig {
             client_secret: Some(crate::op::CLIENT_SECRET.to_owned()),
             scope: "openid".to_owned(),

@@ -3,20 +3,26 @@
 //! reasons.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-#[test]
-fn demo_tells_the_story() {
+/// Run `keybound ARGS`, expect success, `accepted` and `refused` verdicts; the output.
+fn demo(args: &[&str], accepted: usize, refused: usize) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_keybound"))
-        .arg("demo")
+        .args(args)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(text.matches("[accepted]").count(), 2, "{text}");
-    assert_eq!(text.matches("[refused]").count(), 8, "{text}");
+    assert_eq!(text.matches("[accepted]").count(), accepted, "{text}");
+    assert_eq!(text.matches("[refused]").count(), refused, "{text}");
+    text
+}
+
+#[test]
+fn demo_tells_the_story() {
+    let text = demo(&["demo"], 2, 8);
     for reason in [
         "does not match the bound key",
         "replayed",
@@ -34,18 +40,7 @@ fn demo_tells_the_story() {
 
 #[test]
 fn demo_token_binding_tells_the_story() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keybound"))
-        .args(["demo", "--token-binding"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(text.matches("[accepted]").count(), 2, "{text}");
-    assert_eq!(text.matches("[refused]").count(), 4, "{text}");
+    let text = demo(&["demo", "--token-binding"], 2, 4);
     for reason in [
         "another Token Binding than the sign-in started with",
         "session cookie is bound to another Token Binding",

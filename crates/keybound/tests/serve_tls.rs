@@ -4,16 +4,13 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use keybound_testkit::process::{free_port, wait_ready, Keybound};
+use keybound_testkit::tb::TestCert;
 
 #[tokio::test]
 async fn serves_https_with_secure_cookies() {
     let dir = tempfile::tempdir().unwrap();
-    let cert =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .unwrap();
-    let cert_pem = cert.cert.pem();
-    std::fs::write(dir.path().join("cert.pem"), &cert_pem).unwrap();
-    std::fs::write(dir.path().join("key.pem"), cert.key_pair.serialize_pem()).unwrap();
+    let cert = TestCert::generate();
+    let (cert_path, key_path) = cert.write_to(dir.path());
     let port = free_port();
     let kb = Keybound::new(env!("CARGO_BIN_EXE_keybound"), &dir.path().join("data"));
     kb.admin(&[
@@ -24,7 +21,6 @@ async fn serves_https_with_secure_cookies() {
         "--redirect-uri",
         "https://app.example/cb",
     ]);
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     let _server = kb.serve(
         port,
         &[
@@ -34,11 +30,7 @@ async fn serves_https_with_secure_cookies() {
             key_path.to_str().unwrap(),
         ],
     );
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http = cert.https_client();
     let base = format!("https://127.0.0.1:{port}");
     wait_ready(&http, &base).await;
     let m: serde_json::Value = http

@@ -16,9 +16,7 @@ const RP: &str = "https://rp.example";
 async fn serve_tb_listen_binds_implicit_id_tokens_to_the_referred_binding() {
     let dir = tempfile::tempdir().unwrap();
     let cert = TestCert::generate();
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_path, &cert.cert_pem).unwrap();
-    std::fs::write(&key_path, &cert.key_pem).unwrap();
+    let (cert_path, key_path) = cert.write_to(dir.path());
     let kb = Keybound::new(env!("CARGO_BIN_EXE_keybound"), &dir.path().join("data"));
     kb.admin(&[
         "user",
@@ -54,10 +52,7 @@ async fn serve_tb_listen_binds_implicit_id_tokens_to_the_referred_binding() {
     );
     let issuer = format!("https://{tb_addr}");
     // the back channel: rustls, no Token Binding, on the Token Binding listener
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert_pem.as_bytes()).unwrap())
-        .build()
-        .unwrap();
+    let http = cert.https_client();
     keybound_testkit::process::wait_ready(&http, &issuer).await;
     let m: serde_json::Value = http
         .get(format!("{issuer}/.well-known/openid-configuration"))

@@ -98,6 +98,14 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
+fn set_cookie(r: &mut Response, name: &str, value: &str, same_site: &str) {
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; Secure; HttpOnly; SameSite={same_site}"
+    )) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -167,11 +175,7 @@ async fn login(
     // RFC 8473 §5: ask the browser to prove this binding to the OP
     h.insert(INCLUDE_REFERRED, HeaderValue::from_static("true"));
     // SameSite=None: form_post brings the browser back with a cross-site POST
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "{STATE_COOKIE}={state}; Path=/; Secure; HttpOnly; SameSite=None"
-    )) {
-        h.insert(header::SET_COOKIE, v);
-    }
+    set_cookie(&mut r, STATE_COOKIE, &state, "None");
     r
 }
 
@@ -250,11 +254,7 @@ async fn finish(
                 "flow": flow.response_type(),
             }))
             .into_response();
-            if let Ok(v) = HeaderValue::from_str(&format!(
-                "{SESSION_COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Lax"
-            )) {
-                r.headers_mut().insert(header::SET_COOKIE, v);
-            }
+            set_cookie(&mut r, SESSION_COOKIE, &token, "Lax");
             r
         }
         Err(e) => rp_error(&e),
