@@ -111,3 +111,14 @@ pub async fn wait_ready(http: &reqwest::Client, base: &str) {
     }
     panic!("{base} did not become ready within 5 s");
 }
+
+/// The discovery document of the OP at `issuer`, fetched through `http`.
+pub async fn discovery(http: &reqwest::Client, issuer: &str) -> serde_json::Value {
+    http.get(format!("{issuer}/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("discovery at {issuer}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("discovery at {issuer}: {e}"))
+}

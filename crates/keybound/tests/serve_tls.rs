@@ -33,14 +33,7 @@ async fn serves_https_with_secure_cookies() {
     let http = cert.https_client();
     let base = format!("https://127.0.0.1:{port}");
     wait_ready(&http, &base).await;
-    let m: serde_json::Value = http
-        .get(format!("{base}/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let m = keybound_testkit::process::discovery(&http, &base).await;
     assert_eq!(m["issuer"], base.as_str());
     let q = "response_type=code&client_id=app&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&scope=openid&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256";
     let r = http

@@ -54,14 +54,7 @@ async fn serve_tb_listen_binds_implicit_id_tokens_to_the_referred_binding() {
     // the back channel: rustls, no Token Binding, on the Token Binding listener
     let http = cert.https_client();
     keybound_testkit::process::wait_ready(&http, &issuer).await;
-    let m: serde_json::Value = http
-        .get(format!("{issuer}/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let m = keybound_testkit::process::discovery(&http, &issuer).await;
     assert_eq!(
         m["issuer"],
         issuer.as_str(),
