@@ -23,7 +23,12 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
-python3 -c 'import cryptography' >/dev/null 2>&1 || need+=(python3-cryptography)
+# the Python with pyca/cryptography for that test: python3 on PATH if it has it, else Debian's
+export KEYBOUND_PYTHON=python3
+if ! python3 -c 'import cryptography' >/dev/null 2>&1; then
+  KEYBOUND_PYTHON=/usr/bin/python3
+  "$KEYBOUND_PYTHON" -c 'import cryptography' >/dev/null 2>&1 || need+=(python3-cryptography)
+fi
 if [ "${#need[@]}" -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

@@ -4,7 +4,9 @@
 //! - raw ES256 sign and verify (aws-lc-rs, key given as bytes, as any verifier receives it);
 //! - full DPoP proof verification (DP-V2…V12 with `c_s256` and `dpop_jkt`, as the token
 //!   endpoint runs it);
-//! - key-bound ID Token validation (OIDC Core 3.1.3.7 + Key Binding).
+//! - key-bound ID Token validation (OIDC Core 3.1.3.7 + Key Binding);
+//! - the Token Binding listener's per-request check (`Sec-Token-Binding` with a provided and
+//!   a referred ecdsap256 binding: decode, two signature checks over the EKM).
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 #![allow(missing_docs)]
 
@@ -171,7 +173,14 @@ fn presentation(c: &mut Criterion) {
     });
 }
 
-criterion_group!(crypto, benches, presentation, overheads, pieces);
+criterion_group!(
+    crypto,
+    benches,
+    presentation,
+    overheads,
+    pieces,
+    token_binding
+);
 criterion_main!(crypto);
 
 /// Costs around the presentation check, to see where its overhead goes.
@@ -231,4 +240,28 @@ fn pieces(c: &mut Criterion) {
     c.bench_function("piece/sha256_id_token", |b| {
         b.iter(|| keybound_jose::sha256_b64(black_box(id_token.as_bytes())));
     });
+}
+
+fn token_binding(c: &mut Criterion) {
+    use keybound_proto::tokbind::{self, KeyParameters};
+    use keybound_tls::client::{header, TbKey};
+    let ekm = [7u8; 32];
+    let provided = TbKey::generate(KeyParameters::EcdsaP256).unwrap();
+    let referred = TbKey::generate(KeyParameters::EcdsaP256).unwrap();
+    let value = header(&provided, Some(&referred), &ekm).unwrap();
+    let mut g = c.benchmark_group("tokbind");
+    g.bench_function("verify_request_provided_and_referred", |b| {
+        b.iter(|| {
+            tokbind::verify_request(
+                black_box(&[value.as_str()]),
+                Some((KeyParameters::EcdsaP256, black_box(&ekm))),
+            )
+            .unwrap()
+            .unwrap()
+        });
+    });
+    g.bench_function("sign_provided_and_referred", |b| {
+        b.iter(|| header(&provided, Some(&referred), black_box(&ekm)).unwrap());
+    });
+    g.finish();
 }

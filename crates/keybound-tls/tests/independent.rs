@@ -21,13 +21,15 @@ fn python_message(ekm: &[u8; 32], params: &str) -> (String, String) {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/independent/tb_message.py"
     );
-    let out = std::process::Command::new("python3")
+    // scripts/test.sh names a Python that has pyca/cryptography (Debian's, if PATH's lacks it)
+    let python = std::env::var("KEYBOUND_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let out = std::process::Command::new(&python)
         .arg(script)
         .arg(keybound_testkit::hex(ekm))
         .arg(params)
         .output()
         .unwrap_or_else(|e| {
-            panic!("this test needs python3 with cryptography (scripts/test.sh installs python3-cryptography): {e}")
+            panic!("this test needs {python} with cryptography (scripts/test.sh installs python3-cryptography): {e}")
         });
     assert!(
         out.status.success(),
