@@ -87,18 +87,29 @@ fn new_record(state: KeyState, now: u64) -> Result<SigningKeyRecord, OpError> {
 
 impl Provider {
     /// Make sure a current and a next key exist (first start).
+    ///
+    /// The missing keys are added together or not at all
+    /// ([`keybound_store::SigningKeyStore::put_signing_keys_if_absent`]): when several nodes
+    /// start at once on an empty store, one creates the key set and the others use it.
     pub async fn ensure_signing_keys(&self) -> Result<(), OpError> {
         let now = self.now();
         let keys = self.store.signing_keys().await?;
-        if !keys.iter().any(|k| k.state == KeyState::Current) {
-            self.store
-                .put_signing_key(&new_record(KeyState::Current, now)?)
-                .await?;
+        let mut missing = Vec::new();
+        for state in [KeyState::Current, KeyState::Next] {
+            if !keys.iter().any(|k| k.state == state) {
+                missing.push(new_record(state, now)?);
+            }
         }
-        if !keys.iter().any(|k| k.state == KeyState::Next) {
-            self.store
-                .put_signing_key(&new_record(KeyState::Next, now)?)
-                .await?;
+        if !missing.is_empty() && !self.store.put_signing_keys_if_absent(&missing).await? {
+            let keys = self.store.signing_keys().await?;
+            for state in [KeyState::Current, KeyState::Next] {
+                if !keys.iter().any(|k| k.state == state) {
+                    return Err(OpError::internal(format!(
+                        "another node was creating the signing keys, but there is no {} key",
+                        state.as_str()
+                    )));
+                }
+            }
         }
         self.keys.set(None);
         Ok(())

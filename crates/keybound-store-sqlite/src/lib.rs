@@ -100,10 +100,21 @@ impl SqliteStore {
             .connect_with(opts.clone())
             .await
             .map_err(db)?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&writer)
-            .await
-            .map_err(db)?;
+        // Several processes may start at once on one file: sqlx's SQLite migrator takes no lock,
+        // so the loser of a race fails its migration (which rolls back whole) and tries again
+        // once the winner's migrations are recorded.
+        let mut attempt = 0;
+        loop {
+            match sqlx::migrate!("./migrations/sqlite").run(&writer).await {
+                Ok(()) => break,
+                Err(e) if attempt < 50 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "migration raced another process; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(db(e)),
+            }
+        }
         // an in-memory database exists once per connection: share the writer's
         let pool = if in_memory {
             writer.clone()
@@ -235,6 +246,15 @@ impl UserStore for SqliteStore {
     }
 }
 
+/// What a unique violation on inserting `key` means.
+fn key_conflict(key: &SigningKeyRecord) -> String {
+    format!(
+        "kid '{}' exists, or there is already a {} key",
+        key.kid,
+        key.state.as_str()
+    )
+}
+
 const INSERT_KEY: &str = "INSERT INTO signing_keys
     (kid, alg, state, created_at, activated_at, retired_at, seq, sealed)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, (SELECT COALESCE(MAX(seq), 0) + 1 FROM signing_keys), ?7)";
@@ -253,11 +273,36 @@ impl SigningKeyStore for SqliteStore {
             .bind(sealed)
             .execute(&self.writer)
             .await
-            .map_err(|e| conflict_or_db(e, || format!("kid '{}' exists", key.kid)))?;
+            .map_err(|e| conflict_or_db(e, || key_conflict(key)))?;
         Ok(())
     }
+    async fn put_signing_keys_if_absent(&self, keys: &[SigningKeyRecord]) -> Result<bool> {
+        let mut tx = self.writer.begin().await.map_err(db)?;
+        for key in keys {
+            let sealed = self.kek.seal(&key.kid, &key.pkcs8)?;
+            // the first statement writes, so another process waits for the lock (busy
+            // timeout) and then finds our keys through the unique index
+            let r = sqlx::query(INSERT_KEY)
+                .bind(&key.kid)
+                .bind(key.alg.name())
+                .bind(key.state.as_str())
+                .bind(t(key.created_at))
+                .bind(key.activated_at.map(t))
+                .bind(key.retired_at.map(t))
+                .bind(sealed)
+                .execute(&mut *tx)
+                .await;
+            match r {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(d)) if d.is_unique_violation() => return Ok(false),
+                Err(e) => return Err(db(e)),
+            }
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
-        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY seq")
+        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY seq, kid")
             .fetch_all(&self.pool)
             .await
             .map_err(db)?;
@@ -290,7 +335,7 @@ impl SigningKeyStore for SqliteStore {
             .bind(sealed)
             .execute(&mut *tx)
             .await
-            .map_err(|e| conflict_or_db(e, || format!("kid '{}' exists", new_next.kid)))?;
+            .map_err(|e| conflict_or_db(e, || key_conflict(new_next)))?;
         tx.commit().await.map_err(db)?;
         Ok(())
     }

@@ -70,10 +70,11 @@ impl Kek {
                 Self::from_b64(&text)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let (kek, raw) = Self::generate()?;
+                let (_, raw) = Self::generate()?;
                 let text = Zeroizing::new(keybound_jose::b64::encode(raw.as_ref()));
-                write_private(&path, text.as_bytes())?;
-                Ok(kek)
+                // another node may have written its own first: that one is the KEK
+                let text = create_private_once(&path, &text)?;
+                Self::from_b64(&text)
             }
             Err(e) => Err(StoreError::Kek(format!("{}: {e}", path.display()))),
         }
@@ -117,6 +118,33 @@ impl Kek {
                 )
             })?;
         Ok(Zeroizing::new(plain.to_vec()))
+    }
+}
+
+/// Create the owner-only file `path` with `text` unless it exists, atomically; the file's
+/// text either way. Several nodes may start at once on one data directory: each writes a
+/// private file under a unique name and links it into place, which fails if another node's file
+/// got there first; then that (complete) file wins.
+pub fn create_private_once(path: &Path, text: &str) -> Result<Zeroizing<String>, StoreError> {
+    let failed = |e: std::io::Error| StoreError::Kek(format!("{}: {e}", path.display()));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(
+        ".{name}.{}.{}",
+        std::process::id(),
+        keybound_jose::random_b64(8)
+    ));
+    write_private(&tmp, text.as_bytes())?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(Zeroizing::new(text.to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Zeroizing::new(
+            std::fs::read_to_string(path).map_err(failed)?,
+        )),
+        Err(e) => Err(failed(e)),
     }
 }
 

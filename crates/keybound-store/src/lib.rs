@@ -28,7 +28,7 @@ pub mod model;
 use async_trait::async_trait;
 
 pub use error::StoreError;
-pub use kek::Kek;
+pub use kek::{create_private_once, Kek};
 pub use memory::MemoryStore;
 pub use model::*;
 
@@ -87,8 +87,13 @@ pub trait UserStore: Send + Sync {
 /// The OP's signing keys (sealed at rest).
 #[async_trait]
 pub trait SigningKeyStore: Send + Sync {
-    /// Add a key (its state says whether it is next, current or retired).
+    /// Add a key (its state says whether it is next, current or retired). There is at most one
+    /// current and one next key: a second is a [`StoreError::Conflict`].
     async fn put_signing_key(&self, key: &SigningKeyRecord) -> Result<()>;
+    /// Add all of `keys` or none, atomically: `false` (nothing added) when one of them would be
+    /// a second current or next key, i.e. another node created the key set first. Two nodes
+    /// starting at once on an empty store so create one key set between them.
+    async fn put_signing_keys_if_absent(&self, keys: &[SigningKeyRecord]) -> Result<bool>;
     /// Every key, oldest first.
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>>;
     /// Atomically: current → retired, next → current, `new_next` becomes next.

@@ -106,15 +106,36 @@ impl UserStore for MemoryStore {
     }
 }
 
+/// Why `key` cannot join `keys`: its kid exists, or it would be a second current or next key.
+fn key_conflict(keys: &[SigningKeyRecord], key: &SigningKeyRecord) -> Option<String> {
+    if keys.iter().any(|k| k.kid == key.kid) {
+        return Some(format!("kid '{}' exists", key.kid));
+    }
+    (key.state != KeyState::Retired && keys.iter().any(|k| k.state == key.state))
+        .then(|| format!("there is already a {} key", key.state.as_str()))
+}
+
 #[async_trait]
 impl SigningKeyStore for MemoryStore {
     async fn put_signing_key(&self, key: &SigningKeyRecord) -> Result<()> {
         let mut g = self.lock();
-        if g.keys.iter().any(|k| k.kid == key.kid) {
-            return Err(StoreError::Conflict(format!("kid '{}' exists", key.kid)));
+        if let Some(why) = key_conflict(&g.keys, key) {
+            return Err(StoreError::Conflict(why));
         }
         g.keys.push(key.clone());
         Ok(())
+    }
+    async fn put_signing_keys_if_absent(&self, keys: &[SigningKeyRecord]) -> Result<bool> {
+        let mut g = self.lock();
+        let mut all = g.keys.clone();
+        for k in keys {
+            if key_conflict(&all, k).is_some() {
+                return Ok(false);
+            }
+            all.push(k.clone());
+        }
+        g.keys = all;
+        Ok(true)
     }
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
         Ok(self.lock().keys.clone())

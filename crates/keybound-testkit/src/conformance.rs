@@ -45,6 +45,11 @@ macro_rules! store_conformance {
             $crate::conformance::signing_keys_rotate_atomically(s).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn signing_keys_one_key_set() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::signing_keys_one_key_set(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn code_single_use() {
             let (s, _keep) = $backend().await;
             $crate::conformance::code_single_use(s).await;
@@ -281,6 +286,62 @@ pub async fn signing_keys_rotate_atomically(s: Arc<dyn Store>) {
     assert_eq!(s.purge_retired_keys(NOW + 5).await.unwrap(), 0);
     assert_eq!(s.purge_retired_keys(NOW + 11).await.unwrap(), 1);
     assert_eq!(s.signing_keys().await.unwrap().len(), 2);
+}
+
+/// Issue 13 item 3: at most one current and one next key; nodes racing to create the key set
+/// on an empty store create one between them.
+pub async fn signing_keys_one_key_set(s: Arc<dyn Store>) {
+    // eight nodes at once, each with its own key pair
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.put_signing_keys_if_absent(&[
+                key(&format!("cur-{i}"), KeyState::Current),
+                key(&format!("next-{i}"), KeyState::Next),
+            ])
+            .await
+            .unwrap()
+        }));
+    }
+    let mut won = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        if t.await.unwrap() {
+            won.push(i);
+        }
+    }
+    assert_eq!(
+        won.len(),
+        1,
+        "exactly one node creates the key set: {won:?}"
+    );
+    let keys = s.signing_keys().await.unwrap();
+    let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
+    assert_eq!(
+        kids,
+        [format!("cur-{}", won[0]), format!("next-{}", won[0])],
+        "both keys of the winner, nothing of the others"
+    );
+    // a second current or next key is refused; all or nothing
+    assert!(matches!(
+        s.put_signing_key(&key("cur-x", KeyState::Current)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(!s
+        .put_signing_keys_if_absent(&[
+            key("old-1", KeyState::Retired),
+            key("next-x", KeyState::Next)
+        ])
+        .await
+        .unwrap());
+    assert_eq!(s.signing_keys().await.unwrap().len(), 2, "nothing added");
+    // retired keys are not limited
+    s.put_signing_key(&key("old-2", KeyState::Retired))
+        .await
+        .unwrap();
+    s.put_signing_key(&key("old-3", KeyState::Retired))
+        .await
+        .unwrap();
 }
 
 pub async fn code_single_use(s: Arc<dyn Store>) {

@@ -46,27 +46,8 @@ fn nonce_secret(dir: &Path) -> anyhow::Result<Vec<u8>> {
     if let Ok(t) = std::fs::read_to_string(&path) {
         return Ok(keybound_jose::b64::decode(t.trim())?);
     }
-    let secret = keybound_jose::random_b64(32);
-    write_private(&path, secret.as_bytes())?;
-    Ok(keybound_jose::b64::decode(&secret)?)
-}
-
-/// Write a file readable only by its owner.
-pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    Ok(())
+    let secret = keybound_store::create_private_once(&path, &keybound_jose::random_b64(32))?;
+    Ok(keybound_jose::b64::decode(secret.trim())?)
 }
 
 /// Build the provider for `settings` over `store`.
