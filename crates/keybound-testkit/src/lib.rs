@@ -24,6 +24,7 @@
 pub mod browser;
 pub mod conformance;
 pub mod op;
+pub mod pg;
 pub mod process;
 pub mod tb;
 pub mod tokens;

@@ -1,0 +1,1085 @@
+//! # keybound-store-postgres
+//!
+//! The PostgreSQL backend of keybound's store traits, for deployments beyond one machine: any
+//! number of `keybound serve` nodes share one database (and two secrets), and nothing one node
+//! needs lives only in another's memory. The sibling of keybound-store-sqlite, with the same
+//! tables and the same conformance suite.
+//!
+//! Why it is correct with many nodes:
+//! - every single-use operation is **one conditional statement**: a code is consumed by
+//!   `UPDATE … WHERE redeemed_at IS NULL … RETURNING`, a replayed `jti` is an
+//!   `INSERT … ON CONFLICT … DO UPDATE … WHERE expired` that affects no row, a device poll
+//!   applies `slow_down` and records itself in one `UPDATE`; two nodes racing block on the row
+//!   and the second re-evaluates the condition (READ COMMITTED) or fails serialization;
+//! - refresh rotation and grant revocation are **one transaction whose first statement writes**;
+//! - **serialization failures** (SQLSTATE 40001, as CockroachDB and YugabyteDB raise them under
+//!   SERIALIZABLE; 40P01 deadlocks) roll the whole operation back and it is retried a bounded
+//!   number of times ([`MAX_ATTEMPTS`]); every operation is idempotent when it did not commit;
+//! - migrations take no advisory lock (distributed engines lack them): a node that loses a race
+//!   to create the schema retries once the winner's migration is recorded.
+//!
+//! Features a distributed engine lacks and this crate therefore avoids: advisory locks,
+//! `SKIP LOCKED`, triggers, sequences whose order matters, `LISTEN/NOTIFY`.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use keybound_jose::Algorithm;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{PgPool, Row as _};
+
+use keybound_store::{
+    AuthorizationCode, BrowserSession, Client, ClientStore, CodeLookup, CodeStore, Consent,
+    ConsentStore, DeviceAuthorization, DeviceDecision, DevicePoll, DeviceStore, Expiring,
+    GrantStore, IssuerStore, Kek, KeyState, PurgeStore, RefreshLookup, RefreshStore, RefreshToken,
+    RegistrationStore, RegistrationToken, ReplayStore, Result, SessionStore, SigningKeyRecord,
+    SigningKeyStore, StoreError, TokenHash, TrustedIssuer, User, UserStore,
+};
+
+/// How often an operation is tried when the database reports a serialization failure.
+pub const MAX_ATTEMPTS: u32 = 6;
+
+/// Pool settings.
+#[derive(Debug, Clone, Copy)]
+pub struct PgOptions {
+    /// connections per node
+    pub max_connections: u32,
+    /// how long a request waits for a connection before failing (so `/healthz` answers 503
+    /// within a few seconds while the database is unreachable)
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// The PostgreSQL store.
+#[derive(Debug)]
+pub struct PgStore {
+    pool: PgPool,
+    kek: Kek,
+}
+
+fn t(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn u(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn data<T: serde::de::DeserializeOwned>(r: &PgRow) -> Result<T> {
+    Ok(serde_json::from_str(
+        r.try_get::<&str, _>("data").map_err(db)?,
+    )?)
+}
+
+fn db(e: sqlx::Error) -> StoreError {
+    StoreError::Database(Box::new(e))
+}
+
+/// A unique-constraint violation is a [`StoreError::Conflict`] described by `what`.
+fn conflict_or_db(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what()),
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::Conflict(what()),
+        _ => db(e),
+    }
+}
+
+/// Whether `e` is worth trying again: a serialization failure or a deadlock.
+fn retryable(e: &StoreError) -> bool {
+    let StoreError::Database(b) = e else {
+        return false;
+    };
+    b.downcast_ref::<sqlx::Error>()
+        .and_then(|e| match e {
+            sqlx::Error::Database(d) => d.code(),
+            _ => None,
+        })
+        .is_some_and(|c| c == "40001" || c == "40P01")
+}
+
+/// Run `op` until it succeeds, fails otherwise, or [`MAX_ATTEMPTS`] serialization failures.
+async fn retrying<T, F, Fut>(mut op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Err(e) if retryable(&e) && attempt < MAX_ATTEMPTS => {
+                tracing::debug!(attempt, "serialization failure; retrying");
+                // a short, growing, jittered pause so racing nodes do not collide again
+                let jitter = u64::from(keybound_jose::random_b64(1).as_bytes()[0] % 8);
+                tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt) + jitter)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn key_conflict(key: &SigningKeyRecord) -> String {
+    format!(
+        "kid '{}' exists, or there is already a {} key",
+        key.kid,
+        key.state.as_str()
+    )
+}
+
+const INSERT_KEY: &str = "INSERT INTO signing_keys
+    (kid, alg, state, created_at, activated_at, retired_at, seq, sealed)
+    VALUES ($1, $2, $3, $4, $5, $6, (SELECT COALESCE(MAX(seq), 0) + 1 FROM signing_keys), $7)";
+
+impl PgStore {
+    /// Connect to `url` (`postgres://…`) and apply the embedded migrations.
+    pub async fn connect(url: &str, kek: Kek, options: PgOptions) -> Result<Self> {
+        let opts: PgConnectOptions = url.parse().map_err(db)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(opts)
+            .await
+            .map_err(db)?;
+        Self::migrate(&pool).await?;
+        Ok(PgStore { pool, kek })
+    }
+
+    /// Apply the embedded migrations (idempotent; safe on several nodes at once).
+    pub async fn migrate(pool: &PgPool) -> Result<()> {
+        let mut migrator = sqlx::migrate!("./migrations/postgres");
+        migrator.set_locking(false);
+        let mut attempt = 0;
+        loop {
+            match migrator.run(pool).await {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt < 50 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "migration raced another node; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(StoreError::Database(Box::new(e))),
+            }
+        }
+    }
+
+    /// The connection pool (for tests that inspect rows directly).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Whether the database answers (one round trip), for health checks.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn key_from_row(&self, row: &PgRow) -> Result<SigningKeyRecord> {
+        let kid: String = row.try_get("kid").map_err(db)?;
+        let alg: String = row.try_get("alg").map_err(db)?;
+        let state: String = row.try_get("state").map_err(db)?;
+        let sealed: Vec<u8> = row.try_get("sealed").map_err(db)?;
+        Ok(SigningKeyRecord {
+            alg: Algorithm::parse(&alg).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            state: KeyState::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("key state '{state}'")))?,
+            created_at: u(row.try_get("created_at").map_err(db)?),
+            activated_at: row
+                .try_get::<Option<i64>, _>("activated_at")
+                .map_err(db)?
+                .map(u),
+            retired_at: row
+                .try_get::<Option<i64>, _>("retired_at")
+                .map_err(db)?
+                .map(u),
+            pkcs8: self.kek.open(&kid, &sealed)?,
+            kid,
+        })
+    }
+
+    async fn one<T: serde::de::DeserializeOwned>(&self, sql: &str, key: &str) -> Result<Option<T>> {
+        retrying(|| async {
+            let row = sqlx::query(sql)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+            row.map(|r| data(&r)).transpose()
+        })
+        .await
+    }
+
+    async fn all<T: serde::de::DeserializeOwned>(&self, sql: &str) -> Result<Vec<T>> {
+        retrying(|| async {
+            let rows = sqlx::query(sql).fetch_all(&self.pool).await.map_err(db)?;
+            rows.iter().map(data).collect()
+        })
+        .await
+    }
+
+    async fn delete_one(&self, sql: &str, key: &str) -> Result<bool> {
+        retrying(|| async {
+            let n = sqlx::query(sql)
+                .bind(key)
+                .execute(&self.pool)
+                .await
+                .map_err(db)?
+                .rows_affected();
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    /// Run `sql` with `binds` of text, once, retrying serialization failures.
+    async fn exec_text(&self, sql: &str, binds: &[&str]) -> Result<u64> {
+        retrying(|| async {
+            let mut q = sqlx::query(sql);
+            for b in binds {
+                q = q.bind(*b);
+            }
+            Ok(q.execute(&self.pool).await.map_err(db)?.rows_affected())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ClientStore for PgStore {
+    async fn put_client(&self, client: &Client) -> Result<()> {
+        let json = serde_json::to_string(client)?;
+        self.exec_text(
+            "INSERT INTO clients (client_id, data) VALUES ($1, $2)
+             ON CONFLICT (client_id) DO UPDATE SET data = EXCLUDED.data",
+            &[&client.client_id, &json],
+        )
+        .await?;
+        Ok(())
+    }
+    async fn client(&self, client_id: &str) -> Result<Option<Client>> {
+        self.one("SELECT data FROM clients WHERE client_id = $1", client_id)
+            .await
+    }
+    async fn clients(&self) -> Result<Vec<Client>> {
+        self.all("SELECT data FROM clients ORDER BY client_id")
+            .await
+    }
+    async fn delete_client(&self, client_id: &str) -> Result<bool> {
+        self.delete_one("DELETE FROM clients WHERE client_id = $1", client_id)
+            .await
+    }
+}
+
+#[async_trait]
+impl UserStore for PgStore {
+    async fn put_user(&self, user: &User) -> Result<()> {
+        let json = serde_json::to_string(user)?;
+        retrying(|| async {
+            sqlx::query(
+                "INSERT INTO users (sub, username, data) VALUES ($1, $2, $3)
+                 ON CONFLICT (sub) DO UPDATE SET username = EXCLUDED.username, data = EXCLUDED.data",
+            )
+            .bind(&user.sub)
+            .bind(&user.username)
+            .bind(&json)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| conflict_or_db(e, || format!("username '{}' is taken", user.username)))?;
+            Ok(())
+        })
+        .await
+    }
+    async fn user(&self, sub: &str) -> Result<Option<User>> {
+        self.one("SELECT data FROM users WHERE sub = $1", sub).await
+    }
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
+        self.one("SELECT data FROM users WHERE username = $1", username)
+            .await
+    }
+    async fn users(&self) -> Result<Vec<User>> {
+        self.all("SELECT data FROM users ORDER BY username").await
+    }
+    async fn delete_user(&self, sub: &str) -> Result<bool> {
+        self.delete_one("DELETE FROM users WHERE sub = $1", sub)
+            .await
+    }
+}
+
+impl PgStore {
+    async fn insert_key<'c, E>(
+        &self,
+        exec: E,
+        key: &SigningKeyRecord,
+    ) -> std::result::Result<(), sqlx::Error>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Postgres>,
+    {
+        let sealed = self
+            .kek
+            .seal(&key.kid, &key.pkcs8)
+            .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+        sqlx::query(INSERT_KEY)
+            .bind(&key.kid)
+            .bind(key.alg.name())
+            .bind(key.state.as_str())
+            .bind(t(key.created_at))
+            .bind(key.activated_at.map(t))
+            .bind(key.retired_at.map(t))
+            .bind(sealed)
+            .execute(exec)
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SigningKeyStore for PgStore {
+    async fn put_signing_key(&self, key: &SigningKeyRecord) -> Result<()> {
+        retrying(|| async {
+            self.insert_key(&self.pool, key)
+                .await
+                .map_err(|e| conflict_or_db(e, || key_conflict(key)))
+        })
+        .await
+    }
+    async fn put_signing_keys_if_absent(&self, keys: &[SigningKeyRecord]) -> Result<bool> {
+        retrying(|| async {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            for key in keys {
+                match self.insert_key(&mut *tx, key).await {
+                    Ok(()) => {}
+                    // another node's key set (it blocked us until it committed)
+                    Err(sqlx::Error::Database(d)) if d.is_unique_violation() => return Ok(false),
+                    Err(e) => return Err(db(e)),
+                }
+            }
+            tx.commit().await.map_err(db)?;
+            Ok(true)
+        })
+        .await
+    }
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
+        retrying(|| async {
+            let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY seq, kid")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+            rows.iter().map(|r| self.key_from_row(r)).collect()
+        })
+        .await
+    }
+    async fn rotate_signing_keys(&self, new_next: &SigningKeyRecord, now: u64) -> Result<()> {
+        retrying(|| async {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            sqlx::query(
+                "UPDATE signing_keys SET state = 'retired', retired_at = $1 WHERE state = 'current'",
+            )
+            .bind(t(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            sqlx::query(
+                "UPDATE signing_keys SET state = 'current', activated_at = $1 WHERE state = 'next'",
+            )
+            .bind(t(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict_or_db(e, || "another rotation ran at the same time".into()))?;
+            let mut next = new_next.clone();
+            next.state = KeyState::Next;
+            next.activated_at = None;
+            next.retired_at = None;
+            self.insert_key(&mut *tx, &next)
+                .await
+                .map_err(|e| conflict_or_db(e, || key_conflict(&next)))?;
+            tx.commit().await.map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+    async fn purge_retired_keys(&self, before: u64) -> Result<u64> {
+        retrying(|| async {
+            Ok(
+                sqlx::query("DELETE FROM signing_keys WHERE state = 'retired' AND retired_at < $1")
+                    .bind(t(before))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db)?
+                    .rows_affected(),
+            )
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl CodeStore for PgStore {
+    async fn insert_code(&self, hash: &TokenHash, code: &AuthorizationCode) -> Result<()> {
+        let json = serde_json::to_string(code)?;
+        retrying(|| async {
+            sqlx::query("INSERT INTO auth_codes (code_hash, data, expires_at) VALUES ($1, $2, $3)")
+                .bind(&hash.0[..])
+                .bind(&json)
+                .bind(t(code.expires_at))
+                .execute(&self.pool)
+                .await
+                .map_err(|e| conflict_or_db(e, || "code exists".into()))?;
+            Ok(())
+        })
+        .await
+    }
+    async fn find_code(&self, hash: &TokenHash, now: u64) -> Result<CodeLookup> {
+        retrying(|| async {
+            let row = sqlx::query(
+                "SELECT data, expires_at, redeemed_at FROM auth_codes WHERE code_hash = $1",
+            )
+            .bind(&hash.0[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+            let Some(r) = row else {
+                return Ok(CodeLookup::NotFound);
+            };
+            let code: AuthorizationCode = data(&r)?;
+            Ok(
+                if r.try_get::<Option<i64>, _>("redeemed_at")
+                    .map_err(db)?
+                    .is_some()
+                {
+                    CodeLookup::Redeemed(code)
+                } else if now >= u(r.try_get("expires_at").map_err(db)?) {
+                    CodeLookup::Expired
+                } else {
+                    CodeLookup::Active(code)
+                },
+            )
+        })
+        .await
+    }
+    async fn redeem_code(&self, hash: &TokenHash, now: u64) -> Result<CodeLookup> {
+        let row = retrying(|| async {
+            sqlx::query(
+                "UPDATE auth_codes SET redeemed_at = $1
+                 WHERE code_hash = $2 AND redeemed_at IS NULL AND expires_at > $1
+                 RETURNING data",
+            )
+            .bind(t(now))
+            .bind(&hash.0[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)
+        })
+        .await?;
+        match row {
+            Some(r) => Ok(CodeLookup::Active(data(&r)?)),
+            None => self.find_code(hash, now).await,
+        }
+    }
+}
+
+async fn refresh_state(
+    conn: &mut sqlx::PgConnection,
+    hash: &TokenHash,
+    now: u64,
+) -> Result<RefreshLookup> {
+    let row = sqlx::query(
+        "SELECT t.data, t.expires_at, t.used_at, f.revoked_at
+         FROM refresh_tokens t JOIN refresh_families f ON f.family_id = t.family_id
+         WHERE t.token_hash = $1",
+    )
+    .bind(&hash.0[..])
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
+    let Some(r) = row else {
+        return Ok(RefreshLookup::NotFound);
+    };
+    let tok: RefreshToken = data(&r)?;
+    Ok(
+        if r.try_get::<Option<i64>, _>("revoked_at")
+            .map_err(db)?
+            .is_some()
+        {
+            RefreshLookup::Revoked(tok)
+        } else if r
+            .try_get::<Option<i64>, _>("used_at")
+            .map_err(db)?
+            .is_some()
+        {
+            RefreshLookup::Reused(tok)
+        } else if now >= u(r.try_get("expires_at").map_err(db)?) {
+            RefreshLookup::Expired
+        } else {
+            RefreshLookup::Active(tok)
+        },
+    )
+}
+
+async fn insert_refresh_in(
+    conn: &mut sqlx::PgConnection,
+    hash: &TokenHash,
+    token: &RefreshToken,
+    new_family: bool,
+) -> Result<()> {
+    if new_family {
+        sqlx::query(
+            "INSERT INTO refresh_families (family_id, grant_id) VALUES ($1, $2)
+             ON CONFLICT (family_id) DO NOTHING",
+        )
+        .bind(&token.family_id)
+        .bind(&token.grant_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    }
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, family_id, data, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&hash.0[..])
+    .bind(&token.family_id)
+    .bind(serde_json::to_string(token)?)
+    .bind(t(token.expires_at))
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| conflict_or_db(e, || "refresh token exists".into()))?;
+    Ok(())
+}
+
+#[async_trait]
+impl RefreshStore for PgStore {
+    async fn insert_refresh(&self, hash: &TokenHash, token: &RefreshToken) -> Result<()> {
+        retrying(|| async {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            insert_refresh_in(&mut tx, hash, token, true).await?;
+            tx.commit().await.map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+    async fn find_refresh(&self, hash: &TokenHash, now: u64) -> Result<RefreshLookup> {
+        retrying(|| async {
+            let mut conn = self.pool.acquire().await.map_err(db)?;
+            refresh_state(&mut conn, hash, now).await
+        })
+        .await
+    }
+    async fn rotate_refresh(
+        &self,
+        old: &TokenHash,
+        new: &TokenHash,
+        new_token: &RefreshToken,
+        now: u64,
+    ) -> Result<RefreshLookup> {
+        retrying(|| async {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            // the first statement writes: a racing rotation of the same token waits for this
+            // transaction and then finds the token used
+            let used = sqlx::query(
+                "UPDATE refresh_tokens SET used_at = $1
+                 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1
+                   AND family_id IN (SELECT family_id FROM refresh_families WHERE revoked_at IS NULL)
+                 RETURNING data",
+            )
+            .bind(t(now))
+            .bind(&old.0[..])
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+            if let Some(r) = used {
+                let tok: RefreshToken = data(&r)?;
+                if tok.family_id != new_token.family_id {
+                    return Err(StoreError::Conflict(
+                        "rotation must stay in the family".into(),
+                    ));
+                }
+                insert_refresh_in(&mut tx, new, new_token, false).await?;
+                tx.commit().await.map_err(db)?;
+                return Ok(RefreshLookup::Active(tok));
+            }
+            let state = refresh_state(&mut tx, old, now).await?;
+            if let RefreshLookup::Reused(tok) = &state {
+                // reuse: the whole family goes, in this same transaction
+                sqlx::query(
+                    "UPDATE refresh_families SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
+                )
+                .bind(t(now))
+                .bind(&tok.family_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            }
+            tx.commit().await.map_err(db)?;
+            Ok(state)
+        })
+        .await
+    }
+    async fn revoke_family(&self, family_id: &str, now: u64) -> Result<()> {
+        retrying(|| async {
+            sqlx::query(
+                "UPDATE refresh_families SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(t(now))
+            .bind(family_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl GrantStore for PgStore {
+    async fn revoke_grant(&self, grant_id: &str, now: u64) -> Result<()> {
+        retrying(|| async {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            sqlx::query(
+                "INSERT INTO revoked_grants (grant_id, revoked_at) VALUES ($1, $2)
+                 ON CONFLICT (grant_id) DO NOTHING",
+            )
+            .bind(grant_id)
+            .bind(t(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            sqlx::query(
+                "UPDATE refresh_families SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(t(now))
+            .bind(grant_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+    async fn is_grant_revoked(&self, grant_id: &str) -> Result<bool> {
+        retrying(|| async {
+            Ok(
+                sqlx::query("SELECT 1 FROM revoked_grants WHERE grant_id = $1")
+                    .bind(grant_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db)?
+                    .is_some(),
+            )
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ConsentStore for PgStore {
+    async fn consent(&self, sub: &str, client_id: &str) -> Result<Option<Consent>> {
+        retrying(|| async {
+            let row = sqlx::query("SELECT data FROM consents WHERE sub = $1 AND client_id = $2")
+                .bind(sub)
+                .bind(client_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+            row.map(|r| data(&r)).transpose()
+        })
+        .await
+    }
+    async fn put_consent(&self, consent: &Consent) -> Result<()> {
+        let json = serde_json::to_string(consent)?;
+        self.exec_text(
+            "INSERT INTO consents (sub, client_id, data) VALUES ($1, $2, $3)
+             ON CONFLICT (sub, client_id) DO UPDATE SET data = EXCLUDED.data",
+            &[&consent.sub, &consent.client_id, &json],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ReplayStore for PgStore {
+    async fn check_and_insert(&self, digest: &[u8; 32], expires_at: u64, now: u64) -> Result<bool> {
+        retrying(|| async {
+            let n = sqlx::query(
+                "INSERT INTO replay (digest, expires_at) VALUES ($1, $2)
+                 ON CONFLICT (digest) DO UPDATE SET expires_at = EXCLUDED.expires_at
+                 WHERE replay.expires_at <= $3",
+            )
+            .bind(&digest[..])
+            .bind(t(expires_at))
+            .bind(t(now))
+            .execute(&self.pool)
+            .await
+            .map_err(db)?
+            .rows_affected();
+            Ok(n == 1)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl PurgeStore for PgStore {
+    async fn purge_expired(&self, kind: Expiring, now: u64, limit: u32) -> Result<u64> {
+        // by primary key through the expiry index; deleting a row another node deleted first
+        // affects nothing, so every node may purge at once
+        let sql = match kind {
+            Expiring::Replay => "DELETE FROM replay WHERE digest IN (SELECT digest FROM replay WHERE expires_at <= $1 LIMIT $2)",
+            Expiring::Codes => "DELETE FROM auth_codes WHERE code_hash IN (SELECT code_hash FROM auth_codes WHERE expires_at <= $1 LIMIT $2)",
+            Expiring::DeviceCodes => "DELETE FROM device_codes WHERE device_hash IN (SELECT device_hash FROM device_codes WHERE expires_at <= $1 LIMIT $2)",
+            Expiring::Sessions => "DELETE FROM sessions WHERE session_hash IN (SELECT session_hash FROM sessions WHERE expires_at <= $1 LIMIT $2)",
+            Expiring::RefreshTokens => "DELETE FROM refresh_tokens WHERE token_hash IN (SELECT token_hash FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2)",
+        };
+        retrying(|| async {
+            Ok(sqlx::query(sql)
+                .bind(t(now))
+                .bind(i64::from(limit))
+                .execute(&self.pool)
+                .await
+                .map_err(db)?
+                .rows_affected())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl SessionStore for PgStore {
+    async fn put_session(&self, hash: &TokenHash, session: &BrowserSession) -> Result<()> {
+        let json = serde_json::to_string(session)?;
+        retrying(|| async {
+            sqlx::query(
+                "INSERT INTO sessions (session_hash, data, expires_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (session_hash) DO UPDATE SET data = EXCLUDED.data, expires_at = EXCLUDED.expires_at",
+            )
+            .bind(&hash.0[..])
+            .bind(&json)
+            .bind(t(session.expires_at))
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+    async fn session(&self, hash: &TokenHash, now: u64) -> Result<Option<BrowserSession>> {
+        retrying(|| async {
+            let row = sqlx::query(
+                "SELECT data FROM sessions WHERE session_hash = $1 AND expires_at > $2",
+            )
+            .bind(&hash.0[..])
+            .bind(t(now))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+            row.map(|r| data(&r)).transpose()
+        })
+        .await
+    }
+    async fn delete_session(&self, hash: &TokenHash) -> Result<()> {
+        retrying(|| async {
+            sqlx::query("DELETE FROM sessions WHERE session_hash = $1")
+                .bind(&hash.0[..])
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl DeviceStore for PgStore {
+    async fn insert_device(
+        &self,
+        hash: &TokenHash,
+        auth: &DeviceAuthorization,
+        interval: u64,
+    ) -> Result<()> {
+        let json = serde_json::to_string(auth)?;
+        retrying(|| async {
+            sqlx::query(
+                "INSERT INTO device_codes (device_hash, user_code, data, poll_interval, expires_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&hash.0[..])
+            .bind(&auth.user_code)
+            .bind(&json)
+            .bind(t(interval))
+            .bind(t(auth.expires_at))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| conflict_or_db(e, || "device code or user code exists".into()))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_device(&self, hash: &TokenHash, now: u64) -> Result<Option<DeviceAuthorization>> {
+        retrying(|| async {
+            let row = sqlx::query(
+                "SELECT data FROM device_codes WHERE device_hash = $1 AND expires_at > $2",
+            )
+            .bind(&hash.0[..])
+            .bind(t(now))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+            row.map(|r| data(&r)).transpose()
+        })
+        .await
+    }
+
+    async fn device_by_user_code(
+        &self,
+        user_code: &str,
+        now: u64,
+    ) -> Result<Option<(TokenHash, DeviceAuthorization)>> {
+        retrying(|| async {
+            let row = sqlx::query(
+                "SELECT device_hash, data FROM device_codes
+                 WHERE user_code = $1 AND decision IS NULL AND expires_at > $2",
+            )
+            .bind(user_code)
+            .bind(t(now))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+            row.map(|r| {
+                let h: Vec<u8> = r.try_get("device_hash").map_err(db)?;
+                let h: [u8; 32] = h
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("device hash length".into()))?;
+                Ok((TokenHash(h), data(&r)?))
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn decide_device(
+        &self,
+        hash: &TokenHash,
+        decision: &DeviceDecision,
+        now: u64,
+    ) -> Result<bool> {
+        let json = serde_json::to_string(decision)?;
+        retrying(|| async {
+            let n = sqlx::query(
+                "UPDATE device_codes SET decision = $1
+                 WHERE device_hash = $2 AND decision IS NULL AND expires_at > $3",
+            )
+            .bind(&json)
+            .bind(&hash.0[..])
+            .bind(t(now))
+            .execute(&self.pool)
+            .await
+            .map_err(db)?
+            .rows_affected();
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn poll_device(&self, hash: &TokenHash, now: u64) -> Result<DevicePoll> {
+        // One statement records the poll and applies slow_down (SET sees the old row); polls
+        // from two nodes queue on the row, so the second sees the first's last_poll.
+        let row = retrying(|| async {
+            sqlx::query(
+                "UPDATE device_codes SET
+                     slowed = (last_poll IS NOT NULL AND $1 < last_poll + poll_interval),
+                     poll_interval = poll_interval
+                         + CASE WHEN last_poll IS NOT NULL AND $1 < last_poll + poll_interval THEN 5 ELSE 0 END,
+                     last_poll = $1
+                 WHERE device_hash = $2 AND NOT redeemed AND expires_at > $1
+                 RETURNING slowed, poll_interval, decision, data",
+            )
+            .bind(t(now))
+            .bind(&hash.0[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)
+        })
+        .await?;
+        let Some(r) = row else {
+            let row = retrying(|| async {
+                sqlx::query("SELECT redeemed, data FROM device_codes WHERE device_hash = $1")
+                    .bind(&hash.0[..])
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db)
+            })
+            .await?;
+            return Ok(match row {
+                None => DevicePoll::NotFound,
+                Some(r) if r.try_get::<bool, _>("redeemed").map_err(db)? => {
+                    DevicePoll::Redeemed(data(&r)?)
+                }
+                Some(_) => DevicePoll::Expired,
+            });
+        };
+        let interval = u(r.try_get("poll_interval").map_err(db)?);
+        if r.try_get::<bool, _>("slowed").map_err(db)? {
+            return Ok(DevicePoll::SlowDown { interval });
+        }
+        let auth: DeviceAuthorization = data(&r)?;
+        let decision: Option<DeviceDecision> = r
+            .try_get::<Option<&str>, _>("decision")
+            .map_err(db)?
+            .map(serde_json::from_str)
+            .transpose()?;
+        Ok(match decision {
+            None => DevicePoll::Pending { interval },
+            Some(DeviceDecision::Denied) => DevicePoll::Denied,
+            Some(dec @ DeviceDecision::Approved { .. }) => {
+                let won = retrying(|| async {
+                    Ok(sqlx::query(
+                        "UPDATE device_codes SET redeemed = TRUE WHERE device_hash = $1 AND NOT redeemed",
+                    )
+                    .bind(&hash.0[..])
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db)?
+                    .rows_affected())
+                })
+                .await?;
+                if won == 1 {
+                    DevicePoll::Approved(auth, dec)
+                } else {
+                    DevicePoll::Redeemed(auth)
+                }
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl IssuerStore for PgStore {
+    async fn put_issuer(&self, issuer: &TrustedIssuer) -> Result<()> {
+        let json = serde_json::to_string(issuer)?;
+        self.exec_text(
+            "INSERT INTO trusted_issuers (issuer, data) VALUES ($1, $2)
+             ON CONFLICT (issuer) DO UPDATE SET data = EXCLUDED.data",
+            &[&issuer.issuer, &json],
+        )
+        .await?;
+        Ok(())
+    }
+    async fn issuer(&self, issuer: &str) -> Result<Option<TrustedIssuer>> {
+        self.one("SELECT data FROM trusted_issuers WHERE issuer = $1", issuer)
+            .await
+    }
+    async fn issuers(&self) -> Result<Vec<TrustedIssuer>> {
+        self.all("SELECT data FROM trusted_issuers ORDER BY issuer")
+            .await
+    }
+    async fn delete_issuer(&self, issuer: &str) -> Result<bool> {
+        self.delete_one("DELETE FROM trusted_issuers WHERE issuer = $1", issuer)
+            .await
+    }
+    async fn link_user(&self, issuer: &str, external_sub: &str, sub: &str) -> Result<()> {
+        retrying(|| async {
+            sqlx::query(
+                "INSERT INTO user_links (issuer, external_sub, sub) VALUES ($1, $2, $3)
+                 ON CONFLICT (issuer, external_sub) DO UPDATE SET sub = EXCLUDED.sub",
+            )
+            .bind(issuer)
+            .bind(external_sub)
+            .bind(sub)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                conflict_or_db(e, || format!("no trusted issuer '{issuer}' to link to"))
+            })?;
+            Ok(())
+        })
+        .await
+    }
+    async fn linked_user(&self, issuer: &str, external_sub: &str) -> Result<Option<User>> {
+        retrying(|| async {
+            let row = sqlx::query(
+                "SELECT u.data FROM user_links l JOIN users u ON u.sub = l.sub
+                 WHERE l.issuer = $1 AND l.external_sub = $2",
+            )
+            .bind(issuer)
+            .bind(external_sub)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+            row.map(|r| data(&r)).transpose()
+        })
+        .await
+    }
+    async fn user_by_verified_email(&self, email: &str) -> Result<Option<User>> {
+        retrying(|| async {
+            let rows = sqlx::query(
+                "SELECT data FROM users
+                 WHERE (data::jsonb ->> 'email_verified') = 'true'
+                   AND lower(data::jsonb ->> 'email') = lower($1)
+                 LIMIT 2",
+            )
+            .bind(email)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+            match rows.as_slice() {
+                [r] => Ok(Some(data(r)?)),
+                _ => Ok(None),
+            }
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl RegistrationStore for PgStore {
+    async fn put_registration_token(
+        &self,
+        hash: &TokenHash,
+        token: &RegistrationToken,
+    ) -> Result<()> {
+        retrying(|| async {
+            sqlx::query(
+                "INSERT INTO registration_tokens (token_hash, uses_left, expires_at, created_at)
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(hash.0.as_slice())
+            .bind(token.uses_left.map(i64::from))
+            .bind(t(token.expires_at))
+            .bind(t(token.created_at))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| conflict_or_db(e, || "registration token exists".into()))?;
+            Ok(())
+        })
+        .await
+    }
+    async fn use_registration_token(&self, hash: &TokenHash, now: u64) -> Result<bool> {
+        retrying(|| async {
+            let n = sqlx::query(
+                "UPDATE registration_tokens SET uses_left = uses_left - 1
+                 WHERE token_hash = $1 AND expires_at > $2 AND (uses_left IS NULL OR uses_left > 0)",
+            )
+            .bind(hash.0.as_slice())
+            .bind(t(now))
+            .execute(&self.pool)
+            .await
+            .map_err(db)?
+            .rows_affected();
+            Ok(n == 1)
+        })
+        .await
+    }
+}

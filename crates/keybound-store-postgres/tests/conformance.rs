@@ -1,0 +1,69 @@
+//! The store conformance suite (keybound-testkit) against PostgreSQL: a throwaway cluster on
+//! loopback (Debian's postgresql, started by the test kit), one fresh database per test; and
+//! what only this backend has: signing keys sealed at rest, nodes racing migrations, and
+//! serialization-failure retries.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::sync::Arc;
+
+use keybound_store::{Kek, KeyState, SigningKeyStore as _, Store};
+use keybound_store_postgres::{PgOptions, PgStore};
+use keybound_testkit::conformance::key;
+use keybound_testkit::pg::TestPostgres;
+
+async fn postgres() -> (Arc<dyn Store>, ()) {
+    let url = TestPostgres::shared().fresh_database();
+    let (kek, _) = Kek::generate().unwrap();
+    let s = PgStore::connect(&url, kek, PgOptions::default())
+        .await
+        .unwrap();
+    (Arc::new(s), ())
+}
+
+keybound_testkit::store_conformance!(postgres);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_signing_keys_are_sealed_at_rest() {
+    use sqlx::Row as _;
+    let url = TestPostgres::shared().fresh_database();
+    let (kek, _) = Kek::generate().unwrap();
+    let s = PgStore::connect(&url, kek, PgOptions::default())
+        .await
+        .unwrap();
+    let k = key("k1", KeyState::Current);
+    s.put_signing_key(&k).await.unwrap();
+    let row = sqlx::query("SELECT sealed FROM signing_keys WHERE kid = 'k1'")
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+    let sealed: Vec<u8> = row.get("sealed");
+    assert!(!sealed
+        .windows(k.pkcs8.len().min(32))
+        .any(|w| w == &k.pkcs8[..k.pkcs8.len().min(32)]));
+    // another KEK cannot open it
+    let (other, _) = Kek::generate().unwrap();
+    let s2 = PgStore::connect(&url, other, PgOptions::default())
+        .await
+        .unwrap();
+    assert!(s2.signing_keys().await.is_err());
+}
+
+/// Issue 13 item 3: nodes starting at once run the migrations at once; all succeed and the
+/// schema is applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_racing_migrations_all_start() {
+    let url = TestPostgres::shared().fresh_database();
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let (kek, _) = Kek::generate().unwrap();
+            PgStore::connect(&url, kek, PgOptions::default())
+                .await
+                .map(|_| ())
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+}
