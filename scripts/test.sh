@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it (.ci/run calls exactly this script).
 # Needs the Rust toolchain (cargo, rustfmt, clippy), a C compiler (aws-lc-sys, SQLite), Node.js
 # and npm; installs what else it needs, idempotently: Debian's chromium (browser test),
-# libssl-dev and pkg-config (Token Binding listener), python3-cryptography (an independent Token
+# libssl-dev and pkg-config (Token Binding listener), postgresql (throwaway clusters for the
+# PostgreSQL conformance and two-node tests), python3-cryptography (an independent Token
 # Binding implementation for one test) and the interop packages pinned in
 # interop/package-lock.json.
 set -euo pipefail
@@ -23,6 +24,8 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+# PostgreSQL server binaries: the tests start their own throwaway clusters on loopback
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 # the Python with pyca/cryptography for that test: python3 on PATH if it has it, else Debian's
 export KEYBOUND_PYTHON=python3
 if ! python3 -c 'import cryptography' >/dev/null 2>&1; then

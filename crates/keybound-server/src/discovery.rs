@@ -130,8 +130,13 @@ pub async fn jwks(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-/// `GET /healthz`: the store answers and a signing key is available.
+/// `GET /healthz`: the store answers (a round trip on every call, bounded by the pool's
+/// acquire timeout) and a signing key is available.
 pub async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    if let Err(e) = state.provider.store().ping().await {
+        tracing::warn!(error = %e, "health check: the store does not answer");
+        return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response();
+    }
     match state.provider.current_key().await {
         Ok(_) => (StatusCode::OK, "ok\n").into_response(),
         Err(_) => (

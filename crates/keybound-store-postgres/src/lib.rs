@@ -32,9 +32,9 @@ use sqlx::{PgPool, Row as _};
 use keybound_store::{
     AuthorizationCode, BrowserSession, Client, ClientStore, CodeLookup, CodeStore, Consent,
     ConsentStore, DeviceAuthorization, DeviceDecision, DevicePoll, DeviceStore, Expiring,
-    GrantStore, IssuerStore, Kek, KeyState, PurgeStore, RefreshLookup, RefreshStore, RefreshToken,
-    RegistrationStore, RegistrationToken, ReplayStore, Result, SessionStore, SigningKeyRecord,
-    SigningKeyStore, StoreError, TokenHash, TrustedIssuer, User, UserStore,
+    GrantStore, HealthStore, IssuerStore, Kek, KeyState, PurgeStore, RefreshLookup, RefreshStore,
+    RefreshToken, RegistrationStore, RegistrationToken, ReplayStore, Result, SessionStore,
+    SigningKeyRecord, SigningKeyStore, StoreError, TokenHash, TrustedIssuer, User, UserStore,
 };
 
 /// How often an operation is tried when the database reports a serialization failure.
@@ -176,15 +176,6 @@ impl PgStore {
         &self.pool
     }
 
-    /// Whether the database answers (one round trip), for health checks.
-    pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(())
-    }
-
     fn key_from_row(&self, row: &PgRow) -> Result<SigningKeyRecord> {
         let kid: String = row.try_get("kid").map_err(db)?;
         let alg: String = row.try_get("alg").map_err(db)?;
@@ -251,6 +242,17 @@ impl PgStore {
             Ok(q.execute(&self.pool).await.map_err(db)?.rows_affected())
         })
         .await
+    }
+}
+
+#[async_trait]
+impl HealthStore for PgStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
     }
 }
 

@@ -21,9 +21,9 @@ use sqlx::{Row as _, SqlitePool};
 use keybound_store::{
     AuthorizationCode, BrowserSession, Client, ClientStore, CodeLookup, CodeStore, Consent,
     ConsentStore, DeviceAuthorization, DeviceDecision, DevicePoll, DeviceStore, Expiring,
-    GrantStore, IssuerStore, Kek, KeyState, PurgeStore, RefreshLookup, RefreshStore, RefreshToken,
-    RegistrationStore, RegistrationToken, ReplayStore, Result, SessionStore, SigningKeyRecord,
-    SigningKeyStore, StoreError, TokenHash, TrustedIssuer, User, UserStore,
+    GrantStore, HealthStore, IssuerStore, Kek, KeyState, PurgeStore, RefreshLookup, RefreshStore,
+    RefreshToken, RegistrationStore, RegistrationToken, ReplayStore, Result, SessionStore,
+    SigningKeyRecord, SigningKeyStore, StoreError, TokenHash, TrustedIssuer, User, UserStore,
 };
 
 /// The SQLite store.
@@ -184,6 +184,17 @@ impl SqliteStore {
             .map_err(db)?
             .rows_affected();
         Ok(n > 0)
+    }
+}
+
+#[async_trait]
+impl HealthStore for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
     }
 }
 

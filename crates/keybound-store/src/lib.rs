@@ -283,9 +283,18 @@ pub trait SessionStore: Send + Sync {
     async fn delete_session(&self, hash: &TokenHash) -> Result<()>;
 }
 
+/// Whether the store answers: `/healthz` asks on every call, so a load balancer takes a node
+/// out while its database is unreachable.
+#[async_trait]
+pub trait HealthStore: Send + Sync {
+    /// One round trip to the database (bounded by the backend's connection timeout).
+    async fn ping(&self) -> Result<()>;
+}
+
 /// Every store the OP needs.
 pub trait Store:
-    DeviceStore
+    HealthStore
+    + DeviceStore
     + ClientStore
     + UserStore
     + SigningKeyStore
@@ -302,7 +311,8 @@ pub trait Store:
 }
 
 impl<T> Store for T where
-    T: DeviceStore
+    T: HealthStore
+        + DeviceStore
         + ClientStore
         + UserStore
         + SigningKeyStore

@@ -8,10 +8,10 @@ use async_trait::async_trait;
 
 use crate::{
     AuthorizationCode, BrowserSession, Client, ClientStore, CodeLookup, CodeStore, Consent,
-    ConsentStore, Expiring, GrantStore, IssuerStore, KeyState, PurgeStore, RefreshLookup,
-    RefreshStore, RefreshToken, RegistrationStore, RegistrationToken, ReplayStore, Result,
-    SessionStore, SigningKeyRecord, SigningKeyStore, StoreError, TokenHash, TrustedIssuer, User,
-    UserStore,
+    ConsentStore, Expiring, GrantStore, HealthStore, IssuerStore, KeyState, PurgeStore,
+    RefreshLookup, RefreshStore, RefreshToken, RegistrationStore, RegistrationToken, ReplayStore,
+    Result, SessionStore, SigningKeyRecord, SigningKeyStore, StoreError, TokenHash, TrustedIssuer,
+    User, UserStore,
 };
 
 #[derive(Default)]
@@ -113,6 +113,13 @@ fn key_conflict(keys: &[SigningKeyRecord], key: &SigningKeyRecord) -> Option<Str
     }
     (key.state != KeyState::Retired && keys.iter().any(|k| k.state == key.state))
         .then(|| format!("there is already a {} key", key.state.as_str()))
+}
+
+#[async_trait]
+impl HealthStore for MemoryStore {
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 #[async_trait]

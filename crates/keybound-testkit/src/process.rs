@@ -59,11 +59,17 @@ impl Keybound {
 
     /// `keybound --data-dir DATA admin ARGS…`, which must succeed; its standard output.
     pub fn admin(&self, args: &[&str]) -> String {
+        self.admin_env(args, &[])
+    }
+
+    /// [`Keybound::admin`] with environment variables set (`KEYBOUND_DATABASE_URL`, …).
+    pub fn admin_env(&self, args: &[&str], env: &[(&str, &str)]) -> String {
         let out = Command::new(&self.bin)
             .arg("--data-dir")
             .arg(&self.data)
             .arg("admin")
             .args(args)
+            .envs(env.iter().copied())
             .output()
             .expect("the keybound binary runs");
         assert!(

@@ -39,6 +39,9 @@ pub enum Admin {
         #[command(subcommand)]
         cmd: RegistrationTokenCmd,
     },
+    /// Apply the database migrations and exit (`serve` also applies them at start; run this
+    /// once before rolling an upgrade over many nodes).
+    Migrate,
 }
 
 /// Registration token commands.
@@ -270,6 +273,9 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
     let settings = Settings::for_admin(o)?;
     let store = open_store(&settings).await?;
     match cmd {
+        Admin::Migrate => {
+            println!("migrations applied");
+        }
         Admin::Client {
             cmd:
                 ClientCmd::Add {

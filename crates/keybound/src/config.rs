@@ -17,8 +17,12 @@ pub struct FileConfig {
     pub issuer: Option<String>,
     /// data directory (SQLite database, key-encryption key, nonce secret)
     pub data_dir: Option<PathBuf>,
-    /// database URL (default: SQLite in the data directory)
+    /// database URL (default: SQLite in the data directory; `postgres://…` for many nodes)
     pub database_url: Option<String>,
+    /// PostgreSQL connections per node
+    pub database_pool_size: Option<u32>,
+    /// seconds a request waits for a PostgreSQL connection before failing (503 on /healthz)
+    pub database_acquire_timeout: Option<u64>,
     /// `text` or `json`
     pub log_format: Option<String>,
     /// demand DPoP nonces from every client
@@ -76,6 +80,10 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// database URL, if not the default SQLite file
     pub database_url: Option<String>,
+    /// PostgreSQL connections per node
+    pub database_pool_size: u32,
+    /// seconds a request waits for a PostgreSQL connection
+    pub database_acquire_timeout: u64,
     /// JSON logs
     pub json_logs: bool,
     /// global DPoP nonce requirement
@@ -248,6 +256,16 @@ impl Settings {
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from("keybound-data"));
         let database_url = env("KEYBOUND_DATABASE_URL").or(file.database_url);
+        let database_pool_size =
+            number("KEYBOUND_DATABASE_POOL_SIZE", file.database_pool_size)?.unwrap_or(16);
+        if database_pool_size == 0 {
+            bail!("database_pool_size: at least 1");
+        }
+        let database_acquire_timeout = number(
+            "KEYBOUND_DATABASE_ACQUIRE_TIMEOUT",
+            file.database_acquire_timeout,
+        )?
+        .unwrap_or(3);
         let json_logs = match env("KEYBOUND_LOG_FORMAT").or(file.log_format).as_deref() {
             None | Some("text") => false,
             Some("json") => true,
@@ -350,6 +368,8 @@ impl Settings {
             issuer,
             data_dir,
             database_url,
+            database_pool_size,
+            database_acquire_timeout,
             json_logs,
             require_dpop_nonce,
             legacy_assertion_audience,

@@ -47,6 +47,8 @@ async fn start_op(
         issuer: issuer.clone(),
         data_dir: dir.to_owned(),
         database_url: None,
+        database_pool_size: 16,
+        database_acquire_timeout: 3,
         json_logs: false,
         require_dpop_nonce: false,
         legacy_assertion_audience: false,

@@ -20,9 +20,20 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     let kek = Kek::load_or_create(&settings.data_dir)?;
     let store: Arc<dyn Store> = match &settings.database_url {
         Some(url) if url.starts_with("sqlite:") => Arc::new(SqliteStore::open_url(url, kek).await?),
-        Some(url) => {
-            anyhow::bail!("database_url '{url}': only sqlite: URLs are supported in this version")
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let options = keybound_store_postgres::PgOptions {
+                max_connections: settings.database_pool_size,
+                acquire_timeout: Duration::from_secs(settings.database_acquire_timeout),
+            };
+            Arc::new(
+                keybound_store_postgres::PgStore::connect(url, kek, options)
+                    .await
+                    .context("connecting to PostgreSQL (database_url)")?,
+            )
         }
+        Some(_) => anyhow::bail!(
+            "database_url: expected sqlite:… or postgres://… (the URL is not repeated here: it may hold a password)"
+        ),
         None => Arc::new(
             SqliteStore::open(&settings.db_path(), kek)
                 .await
