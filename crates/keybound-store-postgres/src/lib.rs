@@ -453,18 +453,14 @@ impl CodeStore for PgStore {
                 return Ok(CodeLookup::NotFound);
             };
             let code: AuthorizationCode = data(&r)?;
-            Ok(
-                if r.try_get::<Option<i64>, _>("redeemed_at")
+            Ok(CodeLookup::classify(
+                code,
+                r.try_get::<Option<i64>, _>("redeemed_at")
                     .map_err(db)?
-                    .is_some()
-                {
-                    CodeLookup::Redeemed(code)
-                } else if now >= u(r.try_get("expires_at").map_err(db)?) {
-                    CodeLookup::Expired
-                } else {
-                    CodeLookup::Active(code)
-                },
-            )
+                    .is_some(),
+                u(r.try_get("expires_at").map_err(db)?),
+                now,
+            ))
         })
         .await
     }
@@ -507,24 +503,17 @@ async fn refresh_state(
         return Ok(RefreshLookup::NotFound);
     };
     let tok: RefreshToken = data(&r)?;
-    Ok(
-        if r.try_get::<Option<i64>, _>("revoked_at")
+    Ok(RefreshLookup::classify(
+        tok,
+        r.try_get::<Option<i64>, _>("revoked_at")
             .map_err(db)?
-            .is_some()
-        {
-            RefreshLookup::Revoked(tok)
-        } else if r
-            .try_get::<Option<i64>, _>("used_at")
+            .is_some(),
+        r.try_get::<Option<i64>, _>("used_at")
             .map_err(db)?
-            .is_some()
-        {
-            RefreshLookup::Reused(tok)
-        } else if now >= u(r.try_get("expires_at").map_err(db)?) {
-            RefreshLookup::Expired
-        } else {
-            RefreshLookup::Active(tok)
-        },
-    )
+            .is_some(),
+        u(r.try_get("expires_at").map_err(db)?),
+        now,
+    ))
 }
 
 async fn insert_refresh_in(

@@ -386,18 +386,14 @@ impl CodeStore for SqliteStore {
             return Ok(CodeLookup::NotFound);
         };
         let code: AuthorizationCode = data(&r)?;
-        Ok(
-            if r.try_get::<Option<i64>, _>("redeemed_at")
+        Ok(CodeLookup::classify(
+            code,
+            r.try_get::<Option<i64>, _>("redeemed_at")
                 .map_err(db)?
-                .is_some()
-            {
-                CodeLookup::Redeemed(code)
-            } else if now >= u(r.try_get("expires_at").map_err(db)?) {
-                CodeLookup::Expired
-            } else {
-                CodeLookup::Active(code)
-            },
-        )
+                .is_some(),
+            u(r.try_get("expires_at").map_err(db)?),
+            now,
+        ))
     }
     async fn redeem_code(&self, hash: &TokenHash, now: u64) -> Result<CodeLookup> {
         let row = sqlx::query(
@@ -436,24 +432,17 @@ impl SqliteStore {
             return Ok(RefreshLookup::NotFound);
         };
         let tok: RefreshToken = data(&r)?;
-        Ok(
-            if r.try_get::<Option<i64>, _>("revoked_at")
+        Ok(RefreshLookup::classify(
+            tok,
+            r.try_get::<Option<i64>, _>("revoked_at")
                 .map_err(db)?
-                .is_some()
-            {
-                RefreshLookup::Revoked(tok)
-            } else if r
-                .try_get::<Option<i64>, _>("used_at")
+                .is_some(),
+            r.try_get::<Option<i64>, _>("used_at")
                 .map_err(db)?
-                .is_some()
-            {
-                RefreshLookup::Reused(tok)
-            } else if now >= u(r.try_get("expires_at").map_err(db)?) {
-                RefreshLookup::Expired
-            } else {
-                RefreshLookup::Active(tok)
-            },
-        )
+                .is_some(),
+            u(r.try_get("expires_at").map_err(db)?),
+            now,
+        ))
     }
 
     async fn insert_refresh_in(

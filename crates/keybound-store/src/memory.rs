@@ -184,12 +184,9 @@ impl SigningKeyStore for MemoryStore {
 }
 
 fn code_state(entry: Option<&(AuthorizationCode, bool)>, now: u64) -> CodeLookup {
-    match entry {
-        None => CodeLookup::NotFound,
-        Some((c, true)) => CodeLookup::Redeemed(c.clone()),
-        Some((c, false)) if now >= c.expires_at => CodeLookup::Expired,
-        Some((c, false)) => CodeLookup::Active(c.clone()),
-    }
+    entry.map_or(CodeLookup::NotFound, |(c, redeemed)| {
+        CodeLookup::classify(c.clone(), *redeemed, c.expires_at, now)
+    })
 }
 
 #[async_trait]
@@ -218,15 +215,12 @@ impl CodeStore for MemoryStore {
 }
 
 fn refresh_state(g: &Inner, hash: &TokenHash, now: u64) -> RefreshLookup {
-    match g.refresh.get(hash) {
-        None => RefreshLookup::NotFound,
-        Some((t, _)) if g.revoked_families.contains(&t.family_id) => {
-            RefreshLookup::Revoked(t.clone())
-        }
-        Some((t, true)) => RefreshLookup::Reused(t.clone()),
-        Some((t, false)) if now >= t.expires_at => RefreshLookup::Expired,
-        Some((t, false)) => RefreshLookup::Active(t.clone()),
-    }
+    g.refresh
+        .get(hash)
+        .map_or(RefreshLookup::NotFound, |(t, used)| {
+            let revoked = g.revoked_families.contains(&t.family_id);
+            RefreshLookup::classify(t.clone(), revoked, *used, t.expires_at, now)
+        })
 }
 
 #[async_trait]

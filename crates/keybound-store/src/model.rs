@@ -348,6 +348,20 @@ pub enum CodeLookup {
     NotFound,
 }
 
+impl CodeLookup {
+    /// The state of a stored code: redeemed wins over expired (a replay after expiry is still a
+    /// replay). Every backend classifies its row through this.
+    pub fn classify(code: AuthorizationCode, redeemed: bool, expires_at: u64, now: u64) -> Self {
+        if redeemed {
+            CodeLookup::Redeemed(code)
+        } else if now >= expires_at {
+            CodeLookup::Expired
+        } else {
+            CodeLookup::Active(code)
+        }
+    }
+}
+
 /// What a refresh token stands for (stored under the token's hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshToken {
@@ -394,6 +408,28 @@ pub enum RefreshLookup {
     Expired,
     /// never issued
     NotFound,
+}
+
+impl RefreshLookup {
+    /// The state of a stored refresh token: a revoked family first, then reuse, then expiry.
+    /// Every backend classifies its row through this.
+    pub fn classify(
+        token: RefreshToken,
+        family_revoked: bool,
+        used: bool,
+        expires_at: u64,
+        now: u64,
+    ) -> Self {
+        if family_revoked {
+            RefreshLookup::Revoked(token)
+        } else if used {
+            RefreshLookup::Reused(token)
+        } else if now >= expires_at {
+            RefreshLookup::Expired
+        } else {
+            RefreshLookup::Active(token)
+        }
+    }
 }
 
 /// A device authorization (RFC 8628) as issued: the parts that never change.
