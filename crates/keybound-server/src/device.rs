@@ -26,7 +26,9 @@ use crate::authorize::html;
 use crate::error::{page_failed as failed, page_refused as refused, page_status};
 use crate::peer::ClientAddr;
 use crate::peer::TokenBinding;
-use crate::session::{csrf_ok, csrf_token, current_session, set_cookie, sign_in, FormScope};
+use crate::session::{
+    csrf_ok, csrf_token, current_session, derive, set_cookie, sign_in, FormScope,
+};
 use crate::token::FormRequest;
 use crate::{forms, pages, AppState};
 
@@ -216,7 +218,7 @@ pub async fn device_post(
     };
     // forms in this answer: right after sign-in, the new session's token
     let (csrf, cookie) = match &signed_in {
-        Some(s) => (s.csrf.clone(), None),
+        Some(s) => (derive(&s.form_secret), None),
         None => csrf_token(&state, &headers),
     };
     match guesser.gate(&state.device_attempts, now) {

@@ -252,9 +252,8 @@ pub(crate) struct SignedIn {
     pub session: BrowserSession,
     /// its `Set-Cookie` value
     pub set_cookie: String,
-    /// the CSRF token of forms in this session (rotated: the old one is void)
-    pub csrf: String,
-    /// the new session cookie's value: the secret forms in this session are tied to
+    /// the new session cookie's value: the secret forms in this session are tied to (their
+    /// CSRF token is `derive(form_secret)`; the old pre-session token is void)
     pub form_secret: String,
 }
 
@@ -292,7 +291,6 @@ pub(crate) async fn sign_in(
     Ok(Some(SignedIn {
         session,
         set_cookie,
-        csrf: derive(&token),
         form_secret: token,
     }))
 }

@@ -127,14 +127,6 @@ where
     }
 }
 
-fn key_conflict(key: &SigningKeyRecord) -> String {
-    format!(
-        "kid '{}' exists, or there is already a {} key",
-        key.kid,
-        key.state.as_str()
-    )
-}
-
 const INSERT_KEY: &str = "INSERT INTO signing_keys
     (kid, alg, state, created_at, activated_at, retired_at, seq, sealed)
     VALUES ($1, $2, $3, $4, $5, $6, (SELECT COALESCE(MAX(seq), 0) + 1 FROM signing_keys), $7)";
@@ -317,48 +309,48 @@ impl UserStore for PgStore {
     }
 }
 
-impl PgStore {
-    async fn insert_key<'c, E>(
-        &self,
-        exec: E,
-        key: &SigningKeyRecord,
-    ) -> std::result::Result<(), sqlx::Error>
-    where
-        E: sqlx::Executor<'c, Database = sqlx::Postgres>,
-    {
-        let sealed = self
-            .kek
-            .seal(&key.kid, &key.pkcs8)
-            .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
-        sqlx::query(INSERT_KEY)
-            .bind(&key.kid)
-            .bind(key.alg.name())
-            .bind(key.state.as_str())
-            .bind(t(key.created_at))
-            .bind(key.activated_at.map(t))
-            .bind(key.retired_at.map(t))
-            .bind(sealed)
-            .execute(exec)
-            .await?;
-        Ok(())
-    }
+/// Insert `key` (sealed as `sealed`) with the next `seq`.
+async fn insert_key<'c, E>(
+    exec: E,
+    key: &SigningKeyRecord,
+    sealed: &[u8],
+) -> std::result::Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Postgres>,
+{
+    sqlx::query(INSERT_KEY)
+        .bind(&key.kid)
+        .bind(key.alg.name())
+        .bind(key.state.as_str())
+        .bind(t(key.created_at))
+        .bind(key.activated_at.map(t))
+        .bind(key.retired_at.map(t))
+        .bind(sealed)
+        .execute(exec)
+        .await?;
+    Ok(())
 }
 
 #[async_trait]
 impl SigningKeyStore for PgStore {
     async fn put_signing_key(&self, key: &SigningKeyRecord) -> Result<()> {
+        let sealed = self.kek.seal(&key.kid, &key.pkcs8)?;
         retrying(|| async {
-            self.insert_key(&self.pool, key)
+            insert_key(&self.pool, key, &sealed)
                 .await
-                .map_err(|e| conflict_or_db(e, || key_conflict(key)))
+                .map_err(|e| conflict_or_db(e, || key.conflict_message()))
         })
         .await
     }
     async fn put_signing_keys_if_absent(&self, keys: &[SigningKeyRecord]) -> Result<bool> {
+        let sealed = keys
+            .iter()
+            .map(|k| self.kek.seal(&k.kid, &k.pkcs8))
+            .collect::<Result<Vec<_>>>()?;
         retrying(|| async {
             let mut tx = self.pool.begin().await.map_err(db)?;
-            for key in keys {
-                match self.insert_key(&mut *tx, key).await {
+            for (key, sealed) in keys.iter().zip(&sealed) {
+                match insert_key(&mut *tx, key, sealed).await {
                     Ok(()) => {}
                     // another node's key set (it blocked us until it committed)
                     Err(sqlx::Error::Database(d)) if d.is_unique_violation() => return Ok(false),
@@ -381,6 +373,13 @@ impl SigningKeyStore for PgStore {
         .await
     }
     async fn rotate_signing_keys(&self, new_next: &SigningKeyRecord, now: u64) -> Result<()> {
+        let next = SigningKeyRecord {
+            state: KeyState::Next,
+            activated_at: None,
+            retired_at: None,
+            ..new_next.clone()
+        };
+        let sealed = self.kek.seal(&next.kid, &next.pkcs8)?;
         retrying(|| async {
             let mut tx = self.pool.begin().await.map_err(db)?;
             sqlx::query(
@@ -397,13 +396,9 @@ impl SigningKeyStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| conflict_or_db(e, || "another rotation ran at the same time".into()))?;
-            let mut next = new_next.clone();
-            next.state = KeyState::Next;
-            next.activated_at = None;
-            next.retired_at = None;
-            self.insert_key(&mut *tx, &next)
+            insert_key(&mut *tx, &next, &sealed)
                 .await
-                .map_err(|e| conflict_or_db(e, || key_conflict(&next)))?;
+                .map_err(|e| conflict_or_db(e, || next.conflict_message()))?;
             tx.commit().await.map_err(db)?;
             Ok(())
         })

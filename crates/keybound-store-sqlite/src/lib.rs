@@ -257,35 +257,39 @@ impl UserStore for SqliteStore {
     }
 }
 
-/// What a unique violation on inserting `key` means.
-fn key_conflict(key: &SigningKeyRecord) -> String {
-    format!(
-        "kid '{}' exists, or there is already a {} key",
-        key.kid,
-        key.state.as_str()
-    )
-}
-
 const INSERT_KEY: &str = "INSERT INTO signing_keys
     (kid, alg, state, created_at, activated_at, retired_at, seq, sealed)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, (SELECT COALESCE(MAX(seq), 0) + 1 FROM signing_keys), ?7)";
+
+/// Insert `key` (sealed as `sealed`) with the next `seq`.
+async fn insert_key<'c, E>(
+    exec: E,
+    key: &SigningKeyRecord,
+    sealed: Vec<u8>,
+) -> std::result::Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+{
+    sqlx::query(INSERT_KEY)
+        .bind(&key.kid)
+        .bind(key.alg.name())
+        .bind(key.state.as_str())
+        .bind(t(key.created_at))
+        .bind(key.activated_at.map(t))
+        .bind(key.retired_at.map(t))
+        .bind(sealed)
+        .execute(exec)
+        .await?;
+    Ok(())
+}
 
 #[async_trait]
 impl SigningKeyStore for SqliteStore {
     async fn put_signing_key(&self, key: &SigningKeyRecord) -> Result<()> {
         let sealed = self.kek.seal(&key.kid, &key.pkcs8)?;
-        sqlx::query(INSERT_KEY)
-            .bind(&key.kid)
-            .bind(key.alg.name())
-            .bind(key.state.as_str())
-            .bind(t(key.created_at))
-            .bind(key.activated_at.map(t))
-            .bind(key.retired_at.map(t))
-            .bind(sealed)
-            .execute(&self.writer)
+        insert_key(&self.writer, key, sealed)
             .await
-            .map_err(|e| conflict_or_db(e, || key_conflict(key)))?;
-        Ok(())
+            .map_err(|e| conflict_or_db(e, || key.conflict_message()))
     }
     async fn put_signing_keys_if_absent(&self, keys: &[SigningKeyRecord]) -> Result<bool> {
         let mut tx = self.writer.begin().await.map_err(db)?;
@@ -293,18 +297,8 @@ impl SigningKeyStore for SqliteStore {
             let sealed = self.kek.seal(&key.kid, &key.pkcs8)?;
             // the first statement writes, so another process waits for the lock (busy
             // timeout) and then finds our keys through the unique index
-            let r = sqlx::query(INSERT_KEY)
-                .bind(&key.kid)
-                .bind(key.alg.name())
-                .bind(key.state.as_str())
-                .bind(t(key.created_at))
-                .bind(key.activated_at.map(t))
-                .bind(key.retired_at.map(t))
-                .bind(sealed)
-                .execute(&mut *tx)
-                .await;
-            match r {
-                Ok(_) => {}
+            match insert_key(&mut *tx, key, sealed).await {
+                Ok(()) => {}
                 Err(sqlx::Error::Database(d)) if d.is_unique_violation() => return Ok(false),
                 Err(e) => return Err(db(e)),
             }
@@ -336,17 +330,15 @@ impl SigningKeyStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-        sqlx::query(INSERT_KEY)
-            .bind(&new_next.kid)
-            .bind(new_next.alg.name())
-            .bind(KeyState::Next.as_str())
-            .bind(t(new_next.created_at))
-            .bind(Option::<i64>::None)
-            .bind(Option::<i64>::None)
-            .bind(sealed)
-            .execute(&mut *tx)
+        let next = SigningKeyRecord {
+            state: KeyState::Next,
+            activated_at: None,
+            retired_at: None,
+            ..new_next.clone()
+        };
+        insert_key(&mut *tx, &next, sealed)
             .await
-            .map_err(|e| conflict_or_db(e, || key_conflict(new_next)))?;
+            .map_err(|e| conflict_or_db(e, || next.conflict_message()))?;
         tx.commit().await.map_err(db)?;
         Ok(())
     }

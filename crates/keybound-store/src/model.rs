@@ -283,6 +283,18 @@ pub struct SigningKeyRecord {
     pub pkcs8: Zeroizing<Vec<u8>>,
 }
 
+impl SigningKeyRecord {
+    /// What a unique violation on inserting this key means (its kid exists, or there is
+    /// already a current or next key).
+    pub fn conflict_message(&self) -> String {
+        format!(
+            "kid '{}' exists, or there is already a {} key",
+            self.kid,
+            self.state.as_str()
+        )
+    }
+}
+
 impl fmt::Debug for SigningKeyRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigningKeyRecord")

@@ -35,6 +35,8 @@ pub struct ClientConfig {
     roots: Vec<X509>,
     offer: Vec<u8>,
     no_ems: bool,
+    /// built once from the settings above (the offer is per connection, in ex_data)
+    connector: SslConnector,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -52,8 +54,10 @@ const SSL_OP_NO_EXTENDED_MASTER_SECRET: u64 = 1;
 impl ClientConfig {
     /// Trust the PEM certificates in `roots_pem`; offer `ecdsap256`.
     pub fn new(roots_pem: &[u8]) -> Result<Self, Error> {
+        let roots = X509::stack_from_pem(roots_pem)?;
         Ok(ClientConfig {
-            roots: X509::stack_from_pem(roots_pem)?,
+            connector: Self::connector(&roots, false)?,
+            roots,
             offer: vec![KeyParameters::EcdsaP256.to_u8()],
             no_ems: false,
         })
@@ -68,20 +72,20 @@ impl ClientConfig {
 
     /// Do not offer extended master secret (RFC 7627), as a pre-2015 client would: a server
     /// must then not negotiate Token Binding (RFC 8472 §4). For tests of servers.
-    #[must_use]
-    pub fn without_extended_master_secret(mut self) -> Self {
+    pub fn without_extended_master_secret(mut self) -> Result<Self, Error> {
         self.no_ems = true;
-        self
+        self.connector = Self::connector(&self.roots, true)?;
+        Ok(self)
     }
 
-    fn connector(&self) -> Result<SslConnector, Error> {
+    fn connector(roots: &[X509], no_ems: bool) -> Result<SslConnector, Error> {
         let mut b = SslConnector::builder(SslMethod::tls_client())?;
         b.set_min_proto_version(Some(SslVersion::TLS1_2))?;
         b.set_max_proto_version(Some(SslVersion::TLS1_2))?;
-        for cert in &self.roots {
+        for cert in roots {
             b.cert_store_mut().add_cert(cert.clone())?;
         }
-        if self.no_ems {
+        if no_ems {
             b.set_options(SslOptions::from_bits_retain(
                 SSL_OP_NO_EXTENDED_MASTER_SECRET,
             ));
@@ -123,7 +127,7 @@ pub async fn connect(
     addr: SocketAddr,
     server_name: &str,
 ) -> Result<Connection, Error> {
-    let mut ssl = config.connector()?.configure()?.into_ssl(server_name)?;
+    let mut ssl = config.connector.configure()?.into_ssl(server_name)?;
     ssl.set_ex_data(
         ffi::index()?,
         ffi::Negotiation::offering(config.offer.clone()),

@@ -94,7 +94,7 @@ async fn the_client_preference_decides_and_unknown_parameters_are_skipped() {
 #[tokio::test]
 async fn rfc8472_4_not_negotiated_without_extended_master_secret() {
     let l = TbListener::start(probe());
-    let mut conn = connect(&l, &config(&l).without_extended_master_secret()).await;
+    let mut conn = connect(&l, &config(&l).without_extended_master_secret().unwrap()).await;
     assert_eq!(conn.token_binding().negotiated(), None);
     // and a header sent anyway is refused (TB-S2)
     let key = TbKey::generate(KeyParameters::EcdsaP256).unwrap();
