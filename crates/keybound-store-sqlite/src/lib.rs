@@ -94,27 +94,38 @@ impl SqliteStore {
         // No ping before each acquire (sqlx's default): a connection to a local file does not go
         // stale like a network one, and with sqlx's per-connection worker thread every ping is a
         // cross-thread round-trip that cost as much as the query it guarded (docs/performance.md).
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .connect_with(opts.clone())
-            .await
-            .map_err(db)?;
-        // Several processes may start at once on one file: sqlx's SQLite migrator takes no lock,
-        // so the loser of a race fails its migration (which rolls back whole) and tries again
-        // once the winner's migrations are recorded.
+        //
+        // Several processes may start at once on one file. Switching a new file to WAL takes a
+        // lock that the busy timeout does not cover ("database is locked"), and sqlx's SQLite
+        // migrator takes no lock, so the loser of a race fails a migration (which rolls back
+        // whole). Either way the loser opens again once the winner is done; the attempts are
+        // bounded (5 s).
         let mut attempt = 0;
-        loop {
-            match sqlx::migrate!("./migrations/sqlite").run(&writer).await {
-                Ok(()) => break,
-                Err(e) if attempt < 50 => {
+        let writer = loop {
+            let opened = async {
+                let writer = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .test_before_acquire(false)
+                    .connect_with(opts.clone())
+                    .await
+                    .map_err(db)?;
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(&writer)
+                    .await
+                    .map_err(|e| StoreError::Database(Box::new(e)))?;
+                Ok::<_, StoreError>(writer)
+            }
+            .await;
+            match opened {
+                Ok(w) => break w,
+                Err(e) if attempt < 50 && !in_memory => {
                     attempt += 1;
-                    tracing::debug!(error = %e, attempt, "migration raced another process; retrying");
+                    tracing::debug!(error = %e, attempt, "opening raced another process; retrying");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                Err(e) => return Err(db(e)),
+                Err(e) => return Err(e),
             }
-        }
+        };
         // an in-memory database exists once per connection: share the writer's
         let pool = if in_memory {
             writer.clone()
