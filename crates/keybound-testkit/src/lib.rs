@@ -17,11 +17,15 @@
 //! - [`conformance`]: the one store conformance suite, run against every backend;
 //! - [`process`]: the `keybound` binary as a child process (admin runs, a killed-on-drop
 //!   `serve`, free ports, a bounded readiness wait).
+//! - [`pg`]: a throwaway PostgreSQL cluster on loopback;
+//! - [`cluster`]: several `keybound serve` nodes on one database and the DPoP client that
+//!   races and crashes them.
 //!
 //! `publish = false`: nothing here is for production use. (`keybound demo` and `keybound login
 //! --username` drive keybound's own pages with [`browser`] for scripted sign-ins.)
 
 pub mod browser;
+pub mod cluster;
 pub mod conformance;
 pub mod op;
 pub mod pg;

@@ -26,6 +26,11 @@ pub struct Keybound {
 pub struct Server(Child);
 
 impl Server {
+    /// Whether the process is still running (it has not exited or crashed).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+
     /// SIGKILL: no graceful shutdown, no flush beyond what the store committed.
     pub fn kill_9(&mut self) {
         let _ = self.0.kill();

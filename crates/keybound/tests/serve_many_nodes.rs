@@ -1,0 +1,494 @@
+//! Issue 13, §4: two `keybound serve` processes on one PostgreSQL (the test kit's throwaway
+//! cluster on loopback), sharing only the database and the two secrets, raced and crashed.
+//! The test plays the load balancer: it sends each request to a node of its choice. Every loop
+//! is bounded in count (and every request by the client's 10 s timeout).
+//!
+//! What "correct" means under a crash (docs/operations.md, many nodes): a request cut off by a
+//! killed node or a lost database is retried on the other node with the same single-use
+//! artefact. If the cut request had committed, the retry is a reuse and is refused (a code or
+//! refresh token is never redeemed twice, and reuse detection cannot tell a retry from a
+//! thief); otherwise it succeeds. Every token a client *received* stays valid.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use keybound_testkit::cluster::{Cluster, DpopClient, Reply, CLIENT, NONCE_CLIENT};
+use keybound_testkit::keys;
+use keybound_testkit::pg::TestPostgres;
+use tokio::task::JoinSet;
+
+const BOUND: &str = "openid bound_key";
+const OFFLINE: &str = "openid offline_access bound_key";
+
+async fn cluster(pg: &TestPostgres, dir: &tempfile::TempDir) -> Cluster {
+    Cluster::start(
+        env!("CARGO_BIN_EXE_keybound"),
+        &dir.path().join("data"),
+        &pg.fresh_database(),
+        2,
+        &[],
+    )
+    .await
+}
+
+/// A refused redemption of a used artefact: `invalid_grant`, nothing else.
+fn refused(r: &Reply) -> bool {
+    r.status == 400 && r.error() == "invalid_grant"
+}
+
+/// The database or the node was away: a transport failure or a clean `server_error`.
+fn cut(r: &Reply) -> bool {
+    r.status == 0 || (matches!(r.status, 500 | 503) && r.error() == "server_error")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codes_raced_by_eight_over_two_nodes_redeem_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(TestPostgres::shared(), &dir).await;
+    let client = Arc::new(DpopClient::new(&c.issuer, CLIENT, keys::es256_a()));
+    let codes = client.mint_codes(200, BOUND).await;
+    let nodes = [c.node(0), c.node(1)];
+    let mut wins = BTreeMap::new();
+    let mut other = Vec::new();
+    // four codes at a time, each raced by eight redemptions, four through each node
+    for chunk in codes.chunks(4) {
+        let mut racers = JoinSet::new();
+        for code in chunk {
+            for r in 0..8 {
+                let (client, code, node) = (client.clone(), code.clone(), nodes[r % 2].clone());
+                racers.spawn(async move {
+                    let reply = client.redeem(&node, &code, None).await;
+                    (code, reply)
+                });
+            }
+        }
+        while let Some(done) = racers.join_next().await {
+            let (code, reply) = done.unwrap();
+            if reply.ok() {
+                *wins.entry(code).or_insert(0) += 1;
+            } else if !refused(&reply) {
+                other.push(reply);
+            }
+        }
+    }
+    assert!(other.is_empty(), "losers must get invalid_grant: {other:?}");
+    assert_eq!(wins.len(), 200, "every code redeemed once");
+    assert!(
+        wins.values().all(|&n| n == 1),
+        "a code redeemed twice: {:?}",
+        wins.iter().filter(|(_, &n)| n != 1).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_raced_over_two_nodes_and_replay_kills_the_family_on_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(TestPostgres::shared(), &dir).await;
+    let client = Arc::new(DpopClient::new(&c.issuer, CLIENT, keys::es256_a()));
+    let nodes = [c.node(0), c.node(1)];
+    let codes = client.mint_codes(2, OFFLINE).await;
+
+    // eight refreshes of one token, four through each node: one wins
+    let first = client.redeem(&nodes[0], &codes[0], None).await;
+    let rt = first.get("refresh_token").unwrap().to_owned();
+    let mut racers = JoinSet::new();
+    for r in 0..8 {
+        let (client, rt, node) = (client.clone(), rt.clone(), nodes[r % 2].clone());
+        racers.spawn(async move { client.refresh(&node, &rt).await });
+    }
+    let mut replies = Vec::new();
+    while let Some(r) = racers.join_next().await {
+        replies.push(r.unwrap());
+    }
+    let winners: Vec<&Reply> = replies.iter().filter(|r| r.ok()).collect();
+    assert_eq!(winners.len(), 1, "{replies:?}");
+    assert!(
+        replies.iter().filter(|r| !r.ok()).all(refused),
+        "{replies:?}"
+    );
+    // the losers presented a used token: reuse, so even the winner's successor is dead
+    let successor = winners[0].get("refresh_token").unwrap();
+    for node in &nodes {
+        assert!(refused(&client.refresh(node, successor).await), "{node}");
+    }
+
+    // a clean rotation on node 0, the rotated-out token replayed on node 1
+    let second = client.redeem(&nodes[1], &codes[1], None).await;
+    let rt_a = second.get("refresh_token").unwrap();
+    let rotated = client.refresh(&nodes[0], rt_a).await;
+    assert!(rotated.ok(), "{rotated:?}");
+    let (rt_b, at_b) = (
+        rotated.get("refresh_token").unwrap(),
+        rotated.get("access_token").unwrap(),
+    );
+    let p = client.userinfo_proof(at_b);
+    assert!(client.userinfo(&nodes[1], at_b, &p).await.ok());
+    let replay = client.refresh(&nodes[1], rt_a).await;
+    assert!(refused(&replay), "{replay:?}");
+    assert!(
+        replay.body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("reuse"),
+        "{replay:?}"
+    );
+    // the family and its access tokens are gone on both nodes
+    for node in &nodes {
+        assert!(refused(&client.refresh(node, rt_b).await), "{node}");
+        let p = client.userinfo_proof(at_b);
+        assert_eq!(client.userinfo(node, at_b, &p).await.status, 401, "{node}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dpop_replay_and_nonces_span_the_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(TestPostgres::shared(), &dir).await;
+    let nodes = [c.node(0), c.node(1)];
+
+    // a proof accepted by node 0 is a replay at node 1
+    let client = DpopClient::new(&c.issuer, CLIENT, keys::es256_a());
+    let code = client.mint_codes(1, BOUND).await.remove(0);
+    let tokens = client.redeem(&nodes[0], &code, None).await;
+    let at = tokens.get("access_token").unwrap();
+    let proof = client.userinfo_proof(at);
+    assert!(client.userinfo(&nodes[0], at, &proof).await.ok());
+    let replay = client.userinfo(&nodes[1], at, &proof).await;
+    assert_eq!(
+        (replay.status, replay.error().as_str()),
+        (401, "invalid_dpop_proof"),
+        "{replay:?}"
+    );
+    assert!(client
+        .userinfo(&nodes[1], at, &client.userinfo_proof(at))
+        .await
+        .ok());
+
+    // a nonce issued by node 0 is accepted by node 1
+    let client = DpopClient::new(&c.issuer, NONCE_CLIENT, keys::es256_b());
+    let code = client.mint_codes(1, BOUND).await.remove(0);
+    let ask = client.redeem(&nodes[0], &code, None).await;
+    assert_eq!(ask.error(), "use_dpop_nonce", "{ask:?}");
+    let nonce = ask.dpop_nonce.clone().unwrap();
+    let tokens = client.redeem(&nodes[1], &code, Some(&nonce)).await;
+    assert!(tokens.ok(), "{tokens:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_code_polled_on_both_nodes_slow_down_and_one_redemption() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(TestPostgres::shared(), &dir).await;
+    let nodes = [c.node(0), c.node(1)];
+    let client = DpopClient::new(&c.issuer, CLIENT, keys::es256_a());
+    let (device_code, complete) = client.device_authorization(&nodes[1], BOUND).await;
+    let first = client.poll_device(&nodes[0], &device_code).await;
+    assert_eq!(first.error(), "authorization_pending", "{first:?}");
+    // node 1 knows node 0 was just polled: slow_down, interval up by 5 s (RFC 8628 §3.5)
+    let second = client.poll_device(&nodes[1], &device_code).await;
+    assert_eq!(second.error(), "slow_down", "{second:?}");
+    client
+        .approve_device(&complete.replace(&nodes[0], &nodes[1]))
+        .await;
+    // wait out the interval (now 10 s), then poll both at once
+    tokio::time::sleep(Duration::from_millis(10_500)).await;
+    let (a, b) = tokio::join!(
+        client.poll_device(&nodes[0], &device_code),
+        client.poll_device(&nodes[1], &device_code)
+    );
+    let ok = [&a, &b].iter().filter(|r| r.ok()).count();
+    assert_eq!(ok, 1, "{a:?} {b:?}");
+    let loser = if a.ok() { &b } else { &a };
+    assert!(
+        matches!(loser.error().as_str(), "slow_down" | "invalid_grant"),
+        "{loser:?}"
+    );
+}
+
+/// What the load did, for the crash tests' assertions.
+#[derive(Debug, Default)]
+struct Tally {
+    /// successful redemptions per code
+    wins: BTreeMap<String, u32>,
+    /// codes and chains whose request was cut off (node killed, database away)
+    cut: u32,
+    /// chains whose retry after a cut was refused: the cut request had committed
+    dead_chains: Vec<(String, String)>,
+    /// the live chains' newest refresh and access tokens
+    live_chains: Vec<(String, String)>,
+    /// answers that are none of: success, cut, refusal after a cut
+    wrong: Vec<String>,
+    /// 5xx answers and their OAuth error codes
+    server_errors: BTreeMap<String, u32>,
+}
+
+/// Load over both nodes until `stop` (bounded by `rounds` per worker): `chains` refresh
+/// chains and the `codes`, each request to node `i % 2`; a cut request is retried (after
+/// 50 ms) with the same artefact, on the other node.
+async fn load(
+    client: Arc<DpopClient>,
+    nodes: [String; 2],
+    chains: Vec<(String, String)>,
+    codes: Vec<String>,
+    rounds: usize,
+    progress: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+) -> Tally {
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let mut workers = JoinSet::new();
+    let note = |t: &Mutex<Tally>, r: &Reply| {
+        if r.status >= 500 {
+            *t.lock()
+                .unwrap()
+                .server_errors
+                .entry(r.error())
+                .or_insert(0) += 1;
+        }
+    };
+    for (w, (mut rt, mut at)) in chains.into_iter().enumerate() {
+        let (client, nodes, tally, progress, stop) = (
+            client.clone(),
+            nodes.clone(),
+            tally.clone(),
+            progress.clone(),
+            stop.clone(),
+        );
+        workers.spawn(async move {
+            let mut after_cut = false;
+            for i in 0..rounds {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let r = client.refresh(&nodes[(i + w) % 2], &rt).await;
+                note(&tally, &r);
+                if r.ok() {
+                    rt = r.get("refresh_token").unwrap().to_owned();
+                    at = r.get("access_token").unwrap().to_owned();
+                    after_cut = false;
+                    progress.fetch_add(1, Ordering::Relaxed);
+                } else if cut(&r) {
+                    tally.lock().unwrap().cut += 1;
+                    after_cut = true;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                } else if after_cut && refused(&r) {
+                    tally.lock().unwrap().dead_chains.push((rt, at));
+                    return;
+                } else {
+                    tally.lock().unwrap().wrong.push(format!("refresh: {r:?}"));
+                    return;
+                }
+            }
+            tally.lock().unwrap().live_chains.push((rt, at));
+        });
+    }
+    let queue = Arc::new(Mutex::new(codes));
+    for w in 0..2 {
+        let (client, nodes, tally, progress, stop, queue) = (
+            client.clone(),
+            nodes.clone(),
+            tally.clone(),
+            progress.clone(),
+            stop.clone(),
+            queue.clone(),
+        );
+        workers.spawn(async move {
+            let mut i = w;
+            while !stop.load(Ordering::Relaxed) {
+                let Some(code) = queue.lock().unwrap().pop() else {
+                    break;
+                };
+                let mut after_cut = false;
+                for _ in 0..rounds {
+                    i += 1;
+                    let r = client.redeem(&nodes[i % 2], &code, None).await;
+                    note(&tally, &r);
+                    if r.ok() {
+                        *tally.lock().unwrap().wins.entry(code.clone()).or_insert(0) += 1;
+                        progress.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    } else if cut(&r) {
+                        tally.lock().unwrap().cut += 1;
+                        after_cut = true;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    } else {
+                        if !(after_cut && refused(&r)) {
+                            tally.lock().unwrap().wrong.push(format!("code: {r:?}"));
+                        }
+                        break;
+                    }
+                }
+            }
+        });
+    }
+    while let Some(w) = workers.join_next().await {
+        w.unwrap();
+    }
+    Arc::try_unwrap(tally).unwrap().into_inner().unwrap()
+}
+
+/// Wait (at most 30 s) until `progress` reaches `target`.
+async fn reach(progress: &AtomicUsize, target: usize, what: &str) {
+    for _ in 0..600 {
+        if progress.load(Ordering::Relaxed) >= target {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{what}: {} of {target} successes within 30 s",
+        progress.load(Ordering::Relaxed)
+    );
+}
+
+/// `n` refresh chains (each a redeemed offline_access code): (refresh token, access token).
+async fn chains(client: &DpopClient, node: &str, n: usize) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for code in client.mint_codes(n, OFFLINE).await {
+        let r = client.redeem(node, &code, None).await;
+        out.push((
+            r.get("refresh_token").unwrap().to_owned(),
+            r.get("access_token").unwrap().to_owned(),
+        ));
+    }
+    out
+}
+
+/// After the load: every code won at most once, every live chain's newest tokens work on
+/// both nodes, every dead chain is refused on both.
+async fn check_after(client: &DpopClient, nodes: &[String; 2], t: &Tally) {
+    assert!(t.wrong.is_empty(), "unexpected answers: {:#?}", t.wrong);
+    assert!(
+        t.wins.values().all(|&n| n == 1),
+        "a code redeemed twice: {:?}",
+        t.wins
+    );
+    assert!(
+        t.dead_chains.len() <= t.cut as usize,
+        "more dead chains than cut requests"
+    );
+    for (i, (rt, at)) in t.live_chains.iter().enumerate() {
+        let node = &nodes[i % 2];
+        let p = client.userinfo_proof(at);
+        assert!(
+            client.userinfo(node, at, &p).await.ok(),
+            "chain {i}: access token lost"
+        );
+        let r = client.refresh(node, rt).await;
+        assert!(r.ok(), "chain {i}: refresh token lost: {r:?}");
+    }
+    for (rt, _) in &t.dead_chains {
+        for node in nodes {
+            assert!(refused(&client.refresh(node, rt).await));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_a_node_under_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cluster(TestPostgres::shared(), &dir).await;
+    let nodes = [c.node(0), c.node(1)];
+    let client = Arc::new(DpopClient::new(&c.issuer, CLIENT, keys::es256_a()));
+    let chains = chains(&client, &nodes[0], 6).await;
+    let codes = client.mint_codes(150, BOUND).await;
+    let (progress, stop) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let run = tokio::spawn(load(
+        client.clone(),
+        nodes.clone(),
+        chains,
+        codes,
+        400,
+        progress.clone(),
+        stop.clone(),
+    ));
+    reach(&progress, 80, "before the kill").await;
+    c.kill_9(1);
+    let at_kill = progress.load(Ordering::Relaxed);
+    // node 0 keeps serving alone
+    reach(&progress, at_kill + 120, "after the kill").await;
+    stop.store(true, Ordering::Relaxed);
+    let tally = run.await.unwrap();
+    eprintln!(
+        "{} codes won, {} cut, {} live / {} dead chains, 5xx {:?}",
+        tally.wins.len(),
+        tally.cut,
+        tally.live_chains.len(),
+        tally.dead_chains.len(),
+        tally.server_errors
+    );
+    assert!(tally.cut > 0, "the kill cut nothing off: {tally:?}");
+    assert!(
+        tally.server_errors.is_empty(),
+        "the surviving node failed: {tally:?}"
+    );
+    // node 1 rejoins
+    c.restart(1).await;
+    check_after(&client, &nodes, &tally).await;
+    let code = client.mint_codes(1, BOUND).await.remove(0);
+    assert!(client.redeem(&nodes[1], &code, None).await.ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_stopped_under_load_fails_cleanly_and_recovers() {
+    let pg = TestPostgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cluster(&pg, &dir).await;
+    let nodes = [c.node(0), c.node(1)];
+    let client = Arc::new(DpopClient::new(&c.issuer, CLIENT, keys::es256_a()));
+    let chains = chains(&client, &nodes[0], 6).await;
+    let codes = client.mint_codes(150, BOUND).await;
+    let (progress, stop) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let run = tokio::spawn(load(
+        client.clone(),
+        nodes.clone(),
+        chains,
+        codes,
+        400,
+        progress.clone(),
+        stop.clone(),
+    ));
+    reach(&progress, 80, "before the outage").await;
+    pg.stop();
+    let at_stop = progress.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let during = progress.load(Ordering::Relaxed) - at_stop;
+    pg.restart();
+    // the nodes recover by themselves
+    reach(
+        &progress,
+        at_stop + during + 120,
+        "after PostgreSQL came back",
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let tally = run.await.unwrap();
+    eprintln!(
+        "{} codes won, {} cut, {} live / {} dead chains, 5xx {:?}",
+        tally.wins.len(),
+        tally.cut,
+        tally.live_chains.len(),
+        tally.dead_chains.len(),
+        tally.server_errors
+    );
+    assert!(
+        tally.server_errors.keys().all(|e| e == "server_error"),
+        "{tally:?}"
+    );
+    assert!(
+        tally.server_errors.values().sum::<u32>() > 0,
+        "the outage produced no errors: {tally:?}"
+    );
+    assert!(during <= 12, "{during} successes while PostgreSQL was down");
+    for i in 0..2 {
+        assert!(c.is_running(i), "node {i} exited");
+    }
+    check_after(&client, &nodes, &tally).await;
+}
