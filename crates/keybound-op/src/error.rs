@@ -178,6 +178,10 @@ impl OpError {
                 None,
                 Some(*retry_after),
             ),
+            // the database is away: nothing was decided, try again shortly (RFC 9110 §15.6.4)
+            OpError::Store(e) if e.is_unavailable() => {
+                (Some(ErrorCode::ServerError), None, Some(1))
+            }
             OpError::Store(_) | OpError::Internal(_) => (Some(ErrorCode::ServerError), None, None),
         };
         let description = if self.is_internal() {
@@ -219,9 +223,13 @@ impl OpError {
 /// HTTP status: RFC 6749 §5.2 at the token endpoint and registration (400, `invalid_client` and
 /// `invalid_token` 401), RFC 6750 §3.1
 /// at resources (401, `insufficient_scope` 403, `invalid_request` 400), plain HTTP meaning on
-/// pages. Internal failures are 500 and throttling 429 everywhere.
+/// pages. Internal failures are 500 (503 while the database is unreachable) and throttling 429
+/// everywhere.
 #[allow(clippy::match_same_arms)] // one arm per rule reads as the table it is
 fn status(at: Endpoint, code: Option<ErrorCode>, e: &OpError) -> u16 {
+    if matches!(e, OpError::Store(s) if s.is_unavailable()) {
+        return 503;
+    }
     if e.is_internal() {
         return 500;
     }
@@ -239,5 +247,29 @@ fn status(at: Endpoint, code: Option<ErrorCode>, e: &OpError) -> u16 {
         (Endpoint::Page, Some(ErrorCode::AccessDenied)) => 403,
         (Endpoint::Page, Some(ErrorCode::LoginRequired | ErrorCode::InvalidClient)) => 401,
         (Endpoint::Page, _) => 400,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(e: StoreError) -> WireError {
+        OpError::Store(e).wire(Endpoint::Token)
+    }
+
+    #[test]
+    fn an_unreachable_database_is_503_with_retry_after_and_no_cause() {
+        let w = store(StoreError::Unavailable("pool timed out".into()));
+        assert_eq!(
+            (w.status, w.code, w.retry_after),
+            (503, Some(ErrorCode::ServerError), Some(1))
+        );
+        assert_eq!(w.description, INTERNAL_DESCRIPTION);
+        let w = store(StoreError::Database("syntax error".into()));
+        assert_eq!(
+            (w.status, w.code, w.retry_after),
+            (500, Some(ErrorCode::ServerError), None)
+        );
     }
 }

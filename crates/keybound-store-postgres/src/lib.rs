@@ -81,7 +81,28 @@ fn data<T: serde::de::DeserializeOwned>(r: &PgRow) -> Result<T> {
 }
 
 fn db(e: sqlx::Error) -> StoreError {
-    StoreError::Database(Box::new(e))
+    if unreachable(&e) {
+        StoreError::Unavailable(Box::new(e))
+    } else {
+        StoreError::Database(Box::new(e))
+    }
+}
+
+/// The server could not be reached or is going away: no pooled connection in time, a socket
+/// or TLS failure, SQLSTATE class 08 (connection exception) or 57P01–57P03 (shutdown, crash
+/// recovery, not yet accepting connections).
+fn unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        _ => false,
+    }
 }
 
 /// A unique-constraint violation is a [`StoreError::Conflict`] described by `what`.

@@ -54,8 +54,13 @@ fn data<T: serde::de::DeserializeOwned>(r: &sqlx::sqlite::SqliteRow) -> Result<T
 }
 
 /// A database failure, with its cause kept for the operator.
-fn db(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    StoreError::Database(Box::new(e))
+fn db(e: sqlx::Error) -> StoreError {
+    // the pool had no connection within its acquire timeout (every one busy): nothing decided
+    if matches!(e, sqlx::Error::PoolTimedOut) {
+        StoreError::Unavailable(Box::new(e))
+    } else {
+        StoreError::Database(Box::new(e))
+    }
 }
 
 /// A unique-constraint violation is a [`StoreError::Conflict`] described by `what`; anything

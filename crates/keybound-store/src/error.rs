@@ -22,6 +22,18 @@ pub enum StoreError {
     /// The database failed (the backend's own error is the cause).
     #[error("database: {0}")]
     Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The database could not be reached: no connection within the pool's acquire timeout,
+    /// a refused or broken connection, a server shutting down. Nothing was decided; the same
+    /// request may succeed once the database is back (the wire answer is 503).
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Whether the database was unreachable rather than wrong ([`StoreError::Unavailable`]).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
 }
 
 impl From<serde_json::Error> for StoreError {

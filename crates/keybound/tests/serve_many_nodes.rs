@@ -220,7 +220,7 @@ struct Tally {
     live_chains: Vec<(String, String)>,
     /// answers that are none of: success, cut, refusal after a cut
     wrong: Vec<String>,
-    /// 5xx answers and their OAuth error codes
+    /// 5xx answers by status and OAuth error code
     server_errors: BTreeMap<String, u32>,
 }
 
@@ -243,7 +243,7 @@ async fn load(
             *t.lock()
                 .unwrap()
                 .server_errors
-                .entry(r.error())
+                .entry(format!("{} {}", r.status, r.error()))
                 .or_insert(0) += 1;
         }
     };
@@ -479,7 +479,7 @@ async fn postgresql_stopped_under_load_fails_cleanly_and_recovers() {
         tally.server_errors
     );
     assert!(
-        tally.server_errors.keys().all(|e| e == "server_error"),
+        tally.server_errors.keys().all(|e| e == "503 server_error"),
         "{tally:?}"
     );
     assert!(
