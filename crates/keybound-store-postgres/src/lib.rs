@@ -501,6 +501,29 @@ impl CodeStore for PgStore {
     }
 }
 
+/// Revoke a grant inside `conn`'s transaction: its access tokens (by `gid`) and every refresh
+/// family issued under it.
+async fn revoke_grant_in(conn: &mut sqlx::PgConnection, grant_id: &str, now: u64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO revoked_grants (grant_id, revoked_at) VALUES ($1, $2)
+         ON CONFLICT (grant_id) DO NOTHING",
+    )
+    .bind(grant_id)
+    .bind(t(now))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    sqlx::query(
+        "UPDATE refresh_families SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(t(now))
+    .bind(grant_id)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
 async fn refresh_state(
     conn: &mut sqlx::PgConnection,
     hash: &TokenHash,
@@ -615,15 +638,8 @@ impl RefreshStore for PgStore {
             }
             let state = refresh_state(&mut tx, old, now).await?;
             if let RefreshLookup::Reused(tok) = &state {
-                // reuse: the whole family goes, in this same transaction
-                sqlx::query(
-                    "UPDATE refresh_families SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
-                )
-                .bind(t(now))
-                .bind(&tok.family_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+                // reuse: the grant (every family, every access token) goes in this transaction
+                revoke_grant_in(&mut tx, &tok.grant_id, now).await?;
             }
             tx.commit().await.map_err(db)?;
             Ok(state)
@@ -651,23 +667,7 @@ impl GrantStore for PgStore {
     async fn revoke_grant(&self, grant_id: &str, now: u64) -> Result<()> {
         retrying(|| async {
             let mut tx = self.pool.begin().await.map_err(db)?;
-            sqlx::query(
-                "INSERT INTO revoked_grants (grant_id, revoked_at) VALUES ($1, $2)
-                 ON CONFLICT (grant_id) DO NOTHING",
-            )
-            .bind(grant_id)
-            .bind(t(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-            sqlx::query(
-                "UPDATE refresh_families SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
-            )
-            .bind(t(now))
-            .bind(grant_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+            revoke_grant_in(&mut tx, grant_id, now).await?;
             tx.commit().await.map_err(db)?;
             Ok(())
         })

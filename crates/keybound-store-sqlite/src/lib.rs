@@ -54,6 +54,33 @@ fn data<T: serde::de::DeserializeOwned>(r: &sqlx::sqlite::SqliteRow) -> Result<T
 }
 
 /// A database failure, with its cause kept for the operator.
+/// Revoke a grant inside `conn`'s transaction: its access tokens (by `gid`) and every refresh
+/// family issued under it.
+async fn revoke_grant_in(
+    conn: &mut sqlx::SqliteConnection,
+    grant_id: &str,
+    now: u64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO revoked_grants (grant_id, revoked_at) VALUES (?1, ?2)
+         ON CONFLICT (grant_id) DO NOTHING",
+    )
+    .bind(grant_id)
+    .bind(t(now))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    sqlx::query(
+        "UPDATE refresh_families SET revoked_at = ?1 WHERE grant_id = ?2 AND revoked_at IS NULL",
+    )
+    .bind(t(now))
+    .bind(grant_id)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
 fn db(e: sqlx::Error) -> StoreError {
     // the pool had no connection within its acquire timeout (every one busy): nothing decided
     if matches!(e, sqlx::Error::PoolTimedOut) {
@@ -528,11 +555,8 @@ impl RefreshStore for SqliteStore {
         }
         let state = Self::refresh_state(&mut tx, old, now).await?;
         if let RefreshLookup::Reused(tok) = &state {
-            sqlx::query("UPDATE refresh_families SET revoked_at = ?1 WHERE family_id = ?2 AND revoked_at IS NULL")
-                .bind(t(now))
-                .bind(&tok.family_id)
-                .execute(&mut *tx)
-                .await.map_err(db)?;
+            // reuse: the grant (every family, every access token) goes in this transaction
+            revoke_grant_in(&mut tx, &tok.grant_id, now).await?;
         }
         tx.commit().await.map_err(db)?;
         Ok(state)
@@ -551,20 +575,7 @@ impl RefreshStore for SqliteStore {
 impl GrantStore for SqliteStore {
     async fn revoke_grant(&self, grant_id: &str, now: u64) -> Result<()> {
         let mut tx = self.writer.begin().await.map_err(db)?;
-        sqlx::query(
-            "INSERT INTO revoked_grants (grant_id, revoked_at) VALUES (?1, ?2)
-             ON CONFLICT (grant_id) DO NOTHING",
-        )
-        .bind(grant_id)
-        .bind(t(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        sqlx::query("UPDATE refresh_families SET revoked_at = ?1 WHERE grant_id = ?2 AND revoked_at IS NULL")
-            .bind(t(now))
-            .bind(grant_id)
-            .execute(&mut *tx)
-            .await.map_err(db)?;
+        revoke_grant_in(&mut tx, grant_id, now).await?;
         tx.commit().await.map_err(db)?;
         Ok(())
     }

@@ -121,7 +121,8 @@ pub trait RefreshStore: Send + Sync {
     /// Look a token up without using it (to check the DPoP proof first).
     async fn find_refresh(&self, hash: &TokenHash, now: u64) -> Result<RefreshLookup>;
     /// Atomically use `old` and store `new` in the same family. Using an already-used token
-    /// revokes the whole family and answers `Reused` (OAuth 2.0 Security BCP §4.14.2).
+    /// revokes its whole grant — every family and every access token — in the same
+    /// transaction and answers `Reused` (OAuth 2.0 Security BCP §4.14.2).
     async fn rotate_refresh(
         &self,
         old: &TokenHash,

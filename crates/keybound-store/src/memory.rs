@@ -257,10 +257,7 @@ impl RefreshStore for MemoryStore {
                 }
                 g.refresh.insert(*new, (new_token.clone(), false));
             }
-            RefreshLookup::Reused(t) => {
-                let f = t.family_id.clone();
-                g.revoked_families.insert(f);
-            }
+            RefreshLookup::Reused(t) => revoke_grant_in(&mut g, &t.grant_id),
             _ => {}
         }
         Ok(state)
@@ -271,18 +268,22 @@ impl RefreshStore for MemoryStore {
     }
 }
 
+/// Revoke a grant under the store's lock: its access tokens and every family issued under it.
+fn revoke_grant_in(g: &mut Inner, grant_id: &str) {
+    g.revoked_grants.insert(grant_id.to_owned());
+    let families: Vec<String> = g
+        .refresh
+        .values()
+        .filter(|(t, _)| t.grant_id == grant_id)
+        .map(|(t, _)| t.family_id.clone())
+        .collect();
+    g.revoked_families.extend(families);
+}
+
 #[async_trait]
 impl GrantStore for MemoryStore {
     async fn revoke_grant(&self, grant_id: &str, _now: u64) -> Result<()> {
-        let mut g = self.lock();
-        g.revoked_grants.insert(grant_id.to_owned());
-        let families: Vec<String> = g
-            .refresh
-            .values()
-            .filter(|(t, _)| t.grant_id == grant_id)
-            .map(|(t, _)| t.family_id.clone())
-            .collect();
-        g.revoked_families.extend(families);
+        revoke_grant_in(&mut self.lock(), grant_id);
         Ok(())
     }
     async fn is_grant_revoked(&self, grant_id: &str) -> Result<bool> {

@@ -427,6 +427,7 @@ pub async fn refresh_rotation_and_reuse_detection(s: Arc<dyn Store>) {
         s.find_refresh(&r2, NOW).await.unwrap(),
         RefreshLookup::Active(_)
     ));
+    assert!(!s.is_grant_revoked("g1").await.unwrap());
     // reuse of r1: detected, and the whole family (r2 too) is revoked
     assert!(matches!(
         s.rotate_refresh(&r1, &r3, &refresh("f1", "g1"), NOW)
@@ -438,6 +439,8 @@ pub async fn refresh_rotation_and_reuse_detection(s: Arc<dyn Store>) {
         s.find_refresh(&r2, NOW).await.unwrap(),
         RefreshLookup::Revoked(_)
     ));
+    // in the same transaction, the grant's access tokens went too
+    assert!(s.is_grant_revoked("g1").await.unwrap());
     assert!(matches!(
         s.rotate_refresh(&r2, &r3, &refresh("f1", "g1"), NOW)
             .await

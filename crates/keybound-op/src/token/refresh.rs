@@ -68,10 +68,8 @@ impl Provider {
             .await?
         {
             RefreshLookup::Active(_) => {}
-            RefreshLookup::Reused(_) => {
-                self.store.revoke_grant(&rt.grant_id, now).await?;
-                return Err(OpError::invalid_grant(REUSED));
-            }
+            // the store revoked the grant in the rotation's own transaction
+            RefreshLookup::Reused(_) => return Err(OpError::invalid_grant(REUSED)),
             _ => return Err(OpError::invalid_grant("refresh token is no longer valid")),
         }
         let grant = Grant {
