@@ -1,7 +1,9 @@
 //! The grant pipeline: every grant type ends here. A grant module (code, device code, refresh;
 //! token exchange and jwt-bearer later) authenticates nothing and mints nothing itself: it
-//! turns its single-use artefact into a [`Redemption`] (or, for refresh, a rotated [`Grant`])
-//! and hands it to [`Provider::issue`], which decides the bindings once for all of them:
+//! turns its single-use artefact into a [`Redemption`] (or, for refresh, a rotated [`Grant`]),
+//! [`redemption_grant`] and [`Provider::first_refresh`] decide the bindings once for
+//! all of them, the store consumes the artefact and writes the refresh token in one
+//! transaction, and [`Provider::mint`] signs:
 //!
 //! - the ID Token carries `cnf.jwk` only when `bound_key` was granted and a proof was verified
 //!   (Key Binding; never half-bound: the grant modules refuse a `bound_key` redemption without
@@ -64,21 +66,14 @@ pub(crate) struct Grant<'a> {
     pub(crate) tbh: Option<&'a str>,
 }
 
-/// The refresh token of a response.
-pub(crate) enum RefreshPlan {
-    /// a new family (with `offline_access`), bound to this key if any
-    New {
-        /// family id
-        family: String,
-        /// the key the refresh token is bound to
-        jkt: Option<Jkt>,
-    },
-    /// the refresh grant already stored the rotated token; return it
-    Rotated(String),
-}
-
 pub(crate) fn has_scope(scope: &str, s: &str) -> bool {
     scope.split(' ').any(|x| x == s)
+}
+
+/// Whether a redeemed grant comes with a refresh token: only with `offline_access` (OIDC Core
+/// §11).
+pub(crate) fn issues_refresh(g: &Grant<'_>) -> bool {
+    has_scope(g.who.scope, "offline_access")
 }
 
 /// The refresh-token binding rule (docs/decisions.md, DP-T6): bound to the proof key for every
@@ -94,42 +89,71 @@ pub(crate) fn refresh_binding(
         .map(|p| p.jkt.clone())
 }
 
+/// The grant a redeemed code or device code issues tokens for: its ID Token is key-bound
+/// to the proof's key exactly when `bound_key` was granted.
+pub(crate) fn redemption_grant<'a>(
+    client: &'a Client,
+    r: Redemption<'a>,
+    proof: Option<&VerifiedProof>,
+) -> Result<Grant<'a>, OpError> {
+    let id_token_key = if r.bound_key {
+        // the grant modules refused a bound_key redemption without a proof already
+        let p = proof.ok_or_else(|| {
+            OpError::internal("bound_key redemption reached minting without a proof")
+        })?;
+        Some((client.key_binding_profile, p.jwk.clone()))
+    } else {
+        None
+    };
+    Ok(Grant {
+        client,
+        who: r.who,
+        id_token_key,
+        tbh: r.tbh,
+    })
+}
+
 impl Provider {
-    /// Issue the tokens of a freshly redeemed code or device code.
-    pub(crate) async fn issue(
+    /// The first refresh token of a redeemed grant, as `token`, when `offline_access` was
+    /// granted: what the store writes in the redemption's own transaction
+    /// ([`keybound_store::NewRefresh`]), so a consumed code never lacks its refresh token.
+    pub(crate) fn first_refresh(
         &self,
-        client: &Client,
-        r: Redemption<'_>,
+        g: &Grant<'_>,
         proof: Option<&VerifiedProof>,
-    ) -> Result<TokenSuccess, OpError> {
-        let id_token_key = if r.bound_key {
-            // the grant modules refused a bound_key redemption without a proof already
-            let p = proof.ok_or_else(|| {
-                OpError::internal("bound_key redemption reached minting without a proof")
-            })?;
-            Some((client.key_binding_profile, p.jwk.clone()))
-        } else {
-            None
-        };
-        let plan = RefreshPlan::New {
-            family: self.random_id(),
-            jkt: refresh_binding(client, r.bound_key, proof),
-        };
-        let grant = Grant {
-            client,
-            who: r.who,
-            id_token_key,
-            tbh: r.tbh,
-        };
-        self.mint(&grant, proof, plan).await
+        token: &str,
+        now: u64,
+    ) -> Option<(TokenHash, RefreshToken)> {
+        issues_refresh(g).then(|| {
+            let record = RefreshToken {
+                family_id: self.random_id(),
+                grant_id: g.who.grant_id.to_owned(),
+                client_id: g.client.client_id.clone(),
+                sub: g.who.sub.to_owned(),
+                scope: g.who.scope.to_owned(),
+                auth_time: g.who.auth_time,
+                acr: g.who.acr.map(str::to_owned),
+                amr: g.who.amr.to_vec(),
+                jkt: refresh_binding(g.client, g.id_token_key.is_some(), proof),
+                cnf_jwk: g.id_token_key.as_ref().map(|(_, k)| k.clone()),
+                profile: g
+                    .id_token_key
+                    .as_ref()
+                    .map_or(g.client.key_binding_profile, |(p, _)| *p),
+                created_at: now,
+                expires_at: now + self.config.refresh_ttl,
+            };
+            (TokenHash::of(token), record)
+        })
     }
 
-    /// Mint the access token, ID Token and refresh token of a grant.
+    /// Mint the access token and ID Token of a grant; `refresh_token` is the one the store
+    /// already wrote with the redemption or rotation (none without `offline_access`).
     pub(crate) async fn mint(
         &self,
         g: &Grant<'_>,
         proof: Option<&VerifiedProof>,
-        refresh: RefreshPlan,
+        refresh_token: Option<String>,
     ) -> Result<TokenSuccess, OpError> {
         let now = self.now();
         let key = self.current_key().await?;
@@ -138,35 +162,6 @@ impl Provider {
             Some(self.id_token(g, Some(&access_token), None, &key).await?)
         } else {
             None
-        };
-        let refresh_token = match refresh {
-            RefreshPlan::Rotated(t) => Some(t),
-            RefreshPlan::New { family, jkt } if has_scope(g.who.scope, "offline_access") => {
-                let token = self.random_token();
-                let record = RefreshToken {
-                    family_id: family,
-                    grant_id: g.who.grant_id.to_owned(),
-                    client_id: g.client.client_id.clone(),
-                    sub: g.who.sub.to_owned(),
-                    scope: g.who.scope.to_owned(),
-                    auth_time: g.who.auth_time,
-                    acr: g.who.acr.map(str::to_owned),
-                    amr: g.who.amr.to_vec(),
-                    jkt,
-                    cnf_jwk: g.id_token_key.as_ref().map(|(_, k)| k.clone()),
-                    profile: g
-                        .id_token_key
-                        .as_ref()
-                        .map_or(g.client.key_binding_profile, |(p, _)| *p),
-                    created_at: now,
-                    expires_at: now + self.config.refresh_ttl,
-                };
-                self.store
-                    .insert_refresh(&TokenHash::of(&token), &record)
-                    .await?;
-                Some(token)
-            }
-            RefreshPlan::New { .. } => None,
         };
         Ok(TokenSuccess {
             response: TokenResponse {

@@ -32,9 +32,10 @@ use sqlx::{PgPool, Row as _};
 use keybound_store::{
     AuthorizationCode, BrowserSession, Client, ClientStore, CodeLookup, CodeStore, Consent,
     ConsentStore, DeviceAuthorization, DeviceDecision, DevicePoll, DeviceStore, Expiring,
-    GrantStore, HealthStore, IssuerStore, Kek, KeyState, PurgeStore, RefreshLookup, RefreshStore,
-    RefreshToken, RegistrationStore, RegistrationToken, ReplayStore, Result, SessionStore,
-    SigningKeyRecord, SigningKeyStore, StoreError, TokenHash, TrustedIssuer, User, UserStore,
+    FirstRefreshFor, GrantStore, HealthStore, IssuerStore, Kek, KeyState, NewRefresh, PurgeStore,
+    RefreshLookup, RefreshStore, RefreshToken, RegistrationStore, RegistrationToken, ReplayStore,
+    Result, SessionStore, SigningKeyRecord, SigningKeyStore, StoreError, TokenHash, TrustedIssuer,
+    User, UserStore,
 };
 
 /// How often an operation is tried when the database reports a serialization failure.
@@ -480,22 +481,37 @@ impl CodeStore for PgStore {
         })
         .await
     }
-    async fn redeem_code(&self, hash: &TokenHash, now: u64) -> Result<CodeLookup> {
-        let row = retrying(|| async {
-            sqlx::query(
+    async fn redeem_code(
+        &self,
+        hash: &TokenHash,
+        now: u64,
+        first: Option<NewRefresh<'_>>,
+    ) -> Result<CodeLookup> {
+        let won = retrying(|| async {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            // the first statement writes: a racing redemption waits for this transaction
+            let row = sqlx::query(
                 "UPDATE auth_codes SET redeemed_at = $1
                  WHERE code_hash = $2 AND redeemed_at IS NULL AND expires_at > $1
                  RETURNING data",
             )
             .bind(t(now))
             .bind(&hash.0[..])
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
-            .map_err(db)
+            .map_err(db)?;
+            let Some(r) = row else {
+                return Ok(None);
+            };
+            if let Some((h, token)) = first {
+                insert_refresh_in(&mut tx, h, token, true).await?;
+            }
+            tx.commit().await.map_err(db)?;
+            Ok(Some(data(&r)?))
         })
         .await?;
-        match row {
-            Some(r) => Ok(CodeLookup::Active(data(&r)?)),
+        match won {
+            Some(code) => Ok(CodeLookup::Active(code)),
             None => self.find_code(hash, now).await,
         }
     }
@@ -900,7 +916,12 @@ impl DeviceStore for PgStore {
         .await
     }
 
-    async fn poll_device(&self, hash: &TokenHash, now: u64) -> Result<DevicePoll> {
+    async fn poll_device(
+        &self,
+        hash: &TokenHash,
+        now: u64,
+        first: &FirstRefreshFor<'_>,
+    ) -> Result<DevicePoll> {
         // One statement records the poll and applies slow_down (SET sees the old row); polls
         // from two nodes queue on the row, so the second sees the first's last_poll.
         let row = retrying(|| async {
@@ -951,15 +972,24 @@ impl DeviceStore for PgStore {
             None => DevicePoll::Pending { interval },
             Some(DeviceDecision::Denied) => DevicePoll::Denied,
             Some(dec @ DeviceDecision::Approved { .. }) => {
+                let refresh = first(&dec);
                 let won = retrying(|| async {
-                    Ok(sqlx::query(
+                    let mut tx = self.pool.begin().await.map_err(db)?;
+                    let won = sqlx::query(
                         "UPDATE device_codes SET redeemed = TRUE WHERE device_hash = $1 AND NOT redeemed",
                     )
                     .bind(&hash.0[..])
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(db)?
-                    .rows_affected())
+                    .rows_affected();
+                    if won == 1 {
+                        if let Some((h, token)) = &refresh {
+                            insert_refresh_in(&mut tx, h, token, true).await?;
+                        }
+                        tx.commit().await.map_err(db)?;
+                    }
+                    Ok(won)
                 })
                 .await?;
                 if won == 1 {

@@ -21,9 +21,10 @@ use sqlx::{Row as _, SqlitePool};
 use keybound_store::{
     AuthorizationCode, BrowserSession, Client, ClientStore, CodeLookup, CodeStore, Consent,
     ConsentStore, DeviceAuthorization, DeviceDecision, DevicePoll, DeviceStore, Expiring,
-    GrantStore, HealthStore, IssuerStore, Kek, KeyState, PurgeStore, RefreshLookup, RefreshStore,
-    RefreshToken, RegistrationStore, RegistrationToken, ReplayStore, Result, SessionStore,
-    SigningKeyRecord, SigningKeyStore, StoreError, TokenHash, TrustedIssuer, User, UserStore,
+    FirstRefreshFor, GrantStore, HealthStore, IssuerStore, Kek, KeyState, NewRefresh, PurgeStore,
+    RefreshLookup, RefreshStore, RefreshToken, RegistrationStore, RegistrationToken, ReplayStore,
+    Result, SessionStore, SigningKeyRecord, SigningKeyStore, StoreError, TokenHash, TrustedIssuer,
+    User, UserStore,
 };
 
 /// The SQLite store.
@@ -430,7 +431,13 @@ impl CodeStore for SqliteStore {
             now,
         ))
     }
-    async fn redeem_code(&self, hash: &TokenHash, now: u64) -> Result<CodeLookup> {
+    async fn redeem_code(
+        &self,
+        hash: &TokenHash,
+        now: u64,
+        first: Option<NewRefresh<'_>>,
+    ) -> Result<CodeLookup> {
+        let mut tx = self.writer.begin().await.map_err(db)?;
         let row = sqlx::query(
             "UPDATE auth_codes SET redeemed_at = ?1
              WHERE code_hash = ?2 AND redeemed_at IS NULL AND expires_at > ?1
@@ -438,13 +445,18 @@ impl CodeStore for SqliteStore {
         )
         .bind(t(now))
         .bind(&hash.0[..])
-        .fetch_optional(&self.writer)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
-        match row {
-            Some(r) => Ok(CodeLookup::Active(data(&r)?)),
-            None => self.find_code(hash, now).await,
+        let Some(r) = row else {
+            drop(tx);
+            return self.find_code(hash, now).await;
+        };
+        if let Some((h, token)) = first {
+            Self::insert_refresh_in(&mut tx, h, token, true).await?;
         }
+        tx.commit().await.map_err(db)?;
+        Ok(CodeLookup::Active(data(&r)?))
     }
 }
 
@@ -764,7 +776,12 @@ impl DeviceStore for SqliteStore {
         Ok(n == 1)
     }
 
-    async fn poll_device(&self, hash: &TokenHash, now: u64) -> Result<DevicePoll> {
+    async fn poll_device(
+        &self,
+        hash: &TokenHash,
+        now: u64,
+        first: &FirstRefreshFor<'_>,
+    ) -> Result<DevicePoll> {
         // One statement records the poll and applies slow_down; SET expressions see the old row.
         let row = sqlx::query(
             "UPDATE device_codes SET
@@ -806,15 +823,20 @@ impl DeviceStore for SqliteStore {
             None => DevicePoll::Pending { interval },
             Some(DeviceDecision::Denied) => DevicePoll::Denied,
             Some(dec @ DeviceDecision::Approved { .. }) => {
+                let mut tx = self.writer.begin().await.map_err(db)?;
                 let won = sqlx::query(
                     "UPDATE device_codes SET redeemed = 1 WHERE device_hash = ?1 AND redeemed = 0",
                 )
                 .bind(&hash.0[..])
-                .execute(&self.writer)
+                .execute(&mut *tx)
                 .await
                 .map_err(db)?
                 .rows_affected();
                 if won == 1 {
+                    if let Some((h, token)) = first(&dec) {
+                        Self::insert_refresh_in(&mut tx, &h, &token, true).await?;
+                    }
+                    tx.commit().await.map_err(db)?;
                     DevicePoll::Approved(auth, dec)
                 } else {
                     DevicePoll::Redeemed(auth)

@@ -109,9 +109,26 @@ pub trait CodeStore: Send + Sync {
     async fn insert_code(&self, hash: &TokenHash, code: &AuthorizationCode) -> Result<()>;
     /// Look a code up without consuming it (to check the DPoP proof first).
     async fn find_code(&self, hash: &TokenHash, now: u64) -> Result<CodeLookup>;
-    /// Atomically consume a code. Exactly one caller ever gets `Redeemed`.
-    async fn redeem_code(&self, hash: &TokenHash, now: u64) -> Result<CodeLookup>;
+    /// Atomically consume a code: exactly one caller ever gets `Active` back; the others see
+    /// `Redeemed`. The winner's `first` refresh token is stored in the same transaction.
+    async fn redeem_code(
+        &self,
+        hash: &TokenHash,
+        now: u64,
+        first: Option<NewRefresh<'_>>,
+    ) -> Result<CodeLookup>;
 }
+
+/// The first refresh token of a grant, written by the redemption that issues it (code or device
+/// code) in that redemption's own transaction: after a crash either the artefact is still
+/// unused (the client may retry) or both are written — never a consumed code whose refresh
+/// token is missing.
+pub type NewRefresh<'a> = (&'a TokenHash, &'a RefreshToken);
+
+/// Builds the first refresh token for a device code's approved decision (it carries the
+/// End-User), or none (no `offline_access`).
+pub type FirstRefreshFor<'a> =
+    dyn Fn(&DeviceDecision) -> Option<(TokenHash, RefreshToken)> + Send + Sync + 'a;
 
 /// Refresh tokens, in rotation families.
 #[async_trait]
@@ -171,8 +188,14 @@ pub trait DeviceStore: Send + Sync {
         now: u64,
     ) -> Result<bool>;
     /// One poll: `slow_down` (interval += 5, stored) when polled sooner than the interval after
-    /// the previous poll, else the state; an approved code is consumed by exactly one poll.
-    async fn poll_device(&self, hash: &TokenHash, now: u64) -> Result<DevicePoll>;
+    /// the previous poll, else the state; an approved code is consumed by exactly one poll,
+    /// which stores `first`'s refresh token in the consuming transaction.
+    async fn poll_device(
+        &self,
+        hash: &TokenHash,
+        now: u64,
+        first: &FirstRefreshFor<'_>,
+    ) -> Result<DevicePoll>;
 }
 
 /// Remembered consent, including the keys already bound per client and user.

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use crate::{
     AuthorizationCode, BrowserSession, Client, ClientStore, CodeLookup, CodeStore, Consent,
-    ConsentStore, Expiring, GrantStore, HealthStore, IssuerStore, KeyState, PurgeStore,
+    ConsentStore, Expiring, GrantStore, HealthStore, IssuerStore, KeyState, NewRefresh, PurgeStore,
     RefreshLookup, RefreshStore, RefreshToken, RegistrationStore, RegistrationToken, ReplayStore,
     Result, SessionStore, SigningKeyRecord, SigningKeyStore, StoreError, TokenHash, TrustedIssuer,
     User, UserStore,
@@ -202,16 +202,32 @@ impl CodeStore for MemoryStore {
     async fn find_code(&self, hash: &TokenHash, now: u64) -> Result<CodeLookup> {
         Ok(code_state(self.lock().codes.get(hash), now))
     }
-    async fn redeem_code(&self, hash: &TokenHash, now: u64) -> Result<CodeLookup> {
+    async fn redeem_code(
+        &self,
+        hash: &TokenHash,
+        now: u64,
+        first: Option<NewRefresh<'_>>,
+    ) -> Result<CodeLookup> {
         let mut g = self.lock();
         let state = code_state(g.codes.get(hash), now);
         if let CodeLookup::Active(_) = state {
+            if let Some((h, t)) = first {
+                insert_refresh_in(&mut g, h, t)?;
+            }
             if let Some(e) = g.codes.get_mut(hash) {
                 e.1 = true;
             }
         }
         Ok(state)
     }
+}
+
+fn insert_refresh_in(g: &mut Inner, hash: &TokenHash, token: &RefreshToken) -> Result<()> {
+    if g.refresh.contains_key(hash) {
+        return Err(StoreError::Conflict("refresh token exists".into()));
+    }
+    g.refresh.insert(*hash, (token.clone(), false));
+    Ok(())
 }
 
 fn refresh_state(g: &Inner, hash: &TokenHash, now: u64) -> RefreshLookup {
@@ -226,12 +242,7 @@ fn refresh_state(g: &Inner, hash: &TokenHash, now: u64) -> RefreshLookup {
 #[async_trait]
 impl RefreshStore for MemoryStore {
     async fn insert_refresh(&self, hash: &TokenHash, token: &RefreshToken) -> Result<()> {
-        let mut g = self.lock();
-        if g.refresh.contains_key(hash) {
-            return Err(StoreError::Conflict("refresh token exists".into()));
-        }
-        g.refresh.insert(*hash, (token.clone(), false));
-        Ok(())
+        insert_refresh_in(&mut self.lock(), hash, token)
     }
     async fn find_refresh(&self, hash: &TokenHash, now: u64) -> Result<RefreshLookup> {
         Ok(refresh_state(&self.lock(), hash, now))
@@ -455,7 +466,12 @@ impl crate::DeviceStore for MemoryStore {
             _ => Ok(false),
         }
     }
-    async fn poll_device(&self, hash: &TokenHash, now: u64) -> Result<crate::DevicePoll> {
+    async fn poll_device(
+        &self,
+        hash: &TokenHash,
+        now: u64,
+        first: &crate::FirstRefreshFor<'_>,
+    ) -> Result<crate::DevicePoll> {
         use crate::{DeviceDecision, DevicePoll};
         let mut g = self.lock();
         let Some(d) = g.devices.get_mut(hash) else {
@@ -475,16 +491,23 @@ impl crate::DeviceStore for MemoryStore {
                 interval: d.interval,
             });
         }
-        Ok(match &d.decision {
-            None => DevicePoll::Pending {
-                interval: d.interval,
-            },
-            Some(DeviceDecision::Denied) => DevicePoll::Denied,
-            Some(dec @ DeviceDecision::Approved { .. }) => {
-                d.redeemed = true;
-                DevicePoll::Approved(d.auth.clone(), dec.clone())
+        let dec = match &d.decision {
+            None => {
+                return Ok(DevicePoll::Pending {
+                    interval: d.interval,
+                })
             }
-        })
+            Some(DeviceDecision::Denied) => return Ok(DevicePoll::Denied),
+            Some(dec @ DeviceDecision::Approved { .. }) => dec.clone(),
+        };
+        let auth = d.auth.clone();
+        if let Some((h, t)) = first(&dec) {
+            insert_refresh_in(&mut g, &h, &t)?;
+        }
+        if let Some(d) = g.devices.get_mut(hash) {
+            d.redeemed = true;
+        }
+        Ok(DevicePoll::Approved(auth, dec))
     }
 }
 

@@ -60,6 +60,11 @@ macro_rules! store_conformance {
             $crate::conformance::code_concurrent_redemption_exactly_once(s).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn code_redemption_writes_its_refresh_token_or_nothing() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::code_redemption_writes_its_refresh_token_or_nothing(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn refresh_rotation_and_reuse_detection() {
             let (s, _keep) = $backend().await;
             $crate::conformance::refresh_rotation_and_reuse_detection(s).await;
@@ -361,11 +366,11 @@ pub async fn code_single_use(s: Arc<dyn Store>) {
         CodeLookup::Active(code("g1"))
     );
     assert_eq!(
-        s.redeem_code(&h, NOW).await.unwrap(),
+        s.redeem_code(&h, NOW, None).await.unwrap(),
         CodeLookup::Active(code("g1"))
     );
     assert_eq!(
-        s.redeem_code(&h, NOW).await.unwrap(),
+        s.redeem_code(&h, NOW, None).await.unwrap(),
         CodeLookup::Redeemed(code("g1"))
     );
     assert_eq!(
@@ -375,11 +380,13 @@ pub async fn code_single_use(s: Arc<dyn Store>) {
     let h2 = TokenHash::of("code-2");
     s.insert_code(&h2, &code("g2")).await.unwrap();
     assert_eq!(
-        s.redeem_code(&h2, NOW + 60).await.unwrap(),
+        s.redeem_code(&h2, NOW + 60, None).await.unwrap(),
         CodeLookup::Expired
     );
     assert_eq!(
-        s.redeem_code(&TokenHash::of("nope"), NOW).await.unwrap(),
+        s.redeem_code(&TokenHash::of("nope"), NOW, None)
+            .await
+            .unwrap(),
         CodeLookup::NotFound
     );
 }
@@ -388,10 +395,20 @@ pub async fn code_concurrent_redemption_exactly_once(s: Arc<dyn Store>) {
     for round in 0..5 {
         let h = TokenHash::of(&format!("race-{round}"));
         s.insert_code(&h, &code("g")).await.unwrap();
-        let tasks: Vec<_> = (0..8)
-            .map(|_| {
-                let s = s.clone();
-                tokio::spawn(async move { s.redeem_code(&h, NOW).await.unwrap() })
+        // each racer brings its own first refresh token: only the winner's is written
+        let firsts: Vec<TokenHash> = (0..8)
+            .map(|i| TokenHash::of(&format!("race-{round}-rt-{i}")))
+            .collect();
+        let tasks: Vec<_> = firsts
+            .iter()
+            .enumerate()
+            .map(|(i, rt)| {
+                let (s, rt) = (s.clone(), *rt);
+                let family = format!("race-{round}-family-{i}");
+                tokio::spawn(async move {
+                    let first = refresh(&family, "g");
+                    s.redeem_code(&h, NOW, Some((&rt, &first))).await.unwrap()
+                })
             })
             .collect();
         let mut active = 0;
@@ -403,7 +420,42 @@ pub async fn code_concurrent_redemption_exactly_once(s: Arc<dyn Store>) {
             }
         }
         assert_eq!(active, 1, "round {round}");
+        let mut written = 0;
+        for rt in &firsts {
+            if let RefreshLookup::Active(_) = s.find_refresh(rt, NOW).await.unwrap() {
+                written += 1;
+            }
+        }
+        assert_eq!(written, 1, "round {round}: the winner's refresh token only");
     }
+}
+
+/// A redemption whose refresh token cannot be written consumes nothing (all or nothing).
+pub async fn code_redemption_writes_its_refresh_token_or_nothing(s: Arc<dyn Store>) {
+    let (h, taken) = (TokenHash::of("code-atomic"), TokenHash::of("rt-taken"));
+    s.insert_code(&h, &code("g-atomic")).await.unwrap();
+    s.insert_refresh(&taken, &refresh("f-taken", "g-other"))
+        .await
+        .unwrap();
+    let first = refresh("f-atomic", "g-atomic");
+    assert!(s
+        .redeem_code(&h, NOW, Some((&taken, &first)))
+        .await
+        .is_err());
+    assert_eq!(
+        s.find_code(&h, NOW).await.unwrap(),
+        CodeLookup::Active(code("g-atomic")),
+        "the failed redemption consumed the code"
+    );
+    let rt = TokenHash::of("rt-atomic");
+    assert_eq!(
+        s.redeem_code(&h, NOW, Some((&rt, &first))).await.unwrap(),
+        CodeLookup::Active(code("g-atomic"))
+    );
+    assert_eq!(
+        s.find_refresh(&rt, NOW).await.unwrap(),
+        RefreshLookup::Active(first)
+    );
 }
 
 pub async fn refresh_rotation_and_reuse_detection(s: Arc<dyn Store>) {
@@ -873,20 +925,20 @@ pub async fn device_flow_states(s: Arc<dyn Store>) {
     );
     // DF-2: pending; DF-3: too fast is slow_down and the interval grows for good
     assert_eq!(
-        s.poll_device(&h, NOW).await.unwrap(),
+        s.poll_device(&h, NOW, &|_| None).await.unwrap(),
         DevicePoll::Pending { interval: 5 }
     );
     assert_eq!(
-        s.poll_device(&h, NOW + 2).await.unwrap(),
+        s.poll_device(&h, NOW + 2, &|_| None).await.unwrap(),
         DevicePoll::SlowDown { interval: 10 }
     );
     assert_eq!(
-        s.poll_device(&h, NOW + 8).await.unwrap(),
+        s.poll_device(&h, NOW + 8, &|_| None).await.unwrap(),
         DevicePoll::SlowDown { interval: 15 },
         "8 s after the last poll is < 10"
     );
     assert_eq!(
-        s.poll_device(&h, NOW + 23).await.unwrap(),
+        s.poll_device(&h, NOW + 23, &|_| None).await.unwrap(),
         DevicePoll::Pending { interval: 15 }
     );
     // approval; a second decision is refused
@@ -903,11 +955,11 @@ pub async fn device_flow_states(s: Arc<dyn Store>) {
         "decided codes cannot be entered again"
     );
     assert_eq!(
-        s.poll_device(&h, NOW + 40).await.unwrap(),
+        s.poll_device(&h, NOW + 40, &|_| None).await.unwrap(),
         DevicePoll::Approved(device("BCDFGHJK"), approved())
     );
     assert_eq!(
-        s.poll_device(&h, NOW + 60).await.unwrap(),
+        s.poll_device(&h, NOW + 60, &|_| None).await.unwrap(),
         DevicePoll::Redeemed(device("BCDFGHJK"))
     );
     // denied; expired; unknown
@@ -918,13 +970,13 @@ pub async fn device_flow_states(s: Arc<dyn Store>) {
         .await
         .unwrap());
     assert_eq!(
-        s.poll_device(&d, NOW + 5).await.unwrap(),
+        s.poll_device(&d, NOW + 5, &|_| None).await.unwrap(),
         DevicePoll::Denied
     );
     let e = TokenHash::of("device-code-3");
     s.insert_device(&e, &device("VWXZBCDF"), 5).await.unwrap();
     assert_eq!(
-        s.poll_device(&e, NOW + 600).await.unwrap(),
+        s.poll_device(&e, NOW + 600, &|_| None).await.unwrap(),
         DevicePoll::Expired
     );
     assert!(!s.decide_device(&e, &approved(), NOW + 600).await.unwrap());
@@ -934,7 +986,9 @@ pub async fn device_flow_states(s: Arc<dyn Store>) {
         .unwrap()
         .is_none());
     assert_eq!(
-        s.poll_device(&TokenHash::of("nope"), NOW).await.unwrap(),
+        s.poll_device(&TokenHash::of("nope"), NOW, &|_| None)
+            .await
+            .unwrap(),
         DevicePoll::NotFound
     );
 }
@@ -943,10 +997,22 @@ pub async fn device_concurrent_polls_exactly_once(s: Arc<dyn Store>) {
     let h = TokenHash::of("race-device");
     s.insert_device(&h, &device("GHJKLMNP"), 5).await.unwrap();
     assert!(s.decide_device(&h, &approved(), NOW).await.unwrap());
-    let tasks: Vec<_> = (0..100)
-        .map(|_| {
-            let s = s.clone();
-            tokio::spawn(async move { s.poll_device(&h, NOW + 1).await.unwrap() })
+    // each poll brings its own first refresh token: only the redeeming poll's is written
+    let firsts: Vec<TokenHash> = (0..100)
+        .map(|i| TokenHash::of(&format!("race-device-rt-{i}")))
+        .collect();
+    let tasks: Vec<_> = firsts
+        .iter()
+        .enumerate()
+        .map(|(i, rt)| {
+            let (s, rt) = (s.clone(), *rt);
+            tokio::spawn(async move {
+                let first = |d: &DeviceDecision| {
+                    assert_eq!(d, &approved());
+                    Some((rt, refresh(&format!("race-device-family-{i}"), "g-device")))
+                };
+                s.poll_device(&h, NOW + 1, &first).await.unwrap()
+            })
         })
         .collect();
     let mut approved_count = 0;
@@ -961,4 +1027,11 @@ pub async fn device_concurrent_polls_exactly_once(s: Arc<dyn Store>) {
         approved_count, 1,
         "100 concurrent polls, one token response"
     );
+    let mut written = 0;
+    for rt in &firsts {
+        if let RefreshLookup::Active(_) = s.find_refresh(rt, NOW + 1).await.unwrap() {
+            written += 1;
+        }
+    }
+    assert_eq!(written, 1, "the redeeming poll's refresh token only");
 }

@@ -4,7 +4,7 @@
 use keybound_proto::dpop::{CodeBinding, VerifiedProof};
 use keybound_store::{AuthorizationCode, Client, CodeLookup, TokenHash};
 
-use crate::grant::{Authorized, Redemption, TokenSuccess};
+use crate::grant::{redemption_grant, Authorized, Redemption, TokenSuccess};
 use crate::proof::check_code_proof;
 use crate::{Form, OpError, Provider};
 
@@ -44,16 +44,6 @@ impl Provider {
             },
             "authorization code",
         )?;
-        // consume atomically
-        match self.store.redeem_code(&hash, now).await? {
-            CodeLookup::Active(_) => {}
-            CodeLookup::Redeemed(c) => return Err(self.code_reused(client, &c, now).await?),
-            _ => {
-                return Err(OpError::invalid_grant(
-                    "authorization code is no longer valid",
-                ))
-            }
-        }
         let redemption = Redemption {
             who: Authorized {
                 grant_id: &code.grant_id,
@@ -67,7 +57,25 @@ impl Provider {
             bound_key: code.bound_key,
             tbh: code.tbh.as_deref(),
         };
-        self.issue(client, redemption, proof.as_ref()).await
+        let grant = redemption_grant(client, redemption, proof.as_ref())?;
+        let token = self.random_token();
+        let first = self.first_refresh(&grant, proof.as_ref(), &token, now);
+        // consume atomically, with the refresh token in the same transaction
+        match self
+            .store
+            .redeem_code(&hash, now, first.as_ref().map(|(h, r)| (h, r)))
+            .await?
+        {
+            CodeLookup::Active(_) => {}
+            CodeLookup::Redeemed(c) => return Err(self.code_reused(client, &c, now).await?),
+            _ => {
+                return Err(OpError::invalid_grant(
+                    "authorization code is no longer valid",
+                ))
+            }
+        }
+        self.mint(&grant, proof.as_ref(), first.map(|_| token))
+            .await
     }
 }
 

@@ -4,9 +4,9 @@
 
 use keybound_proto::dpop::{CodeBinding, VerifiedProof};
 use keybound_proto::wire::ErrorCode;
-use keybound_store::{Client, DeviceDecision, DevicePoll, TokenHash};
+use keybound_store::{Client, DeviceAuthorization, DeviceDecision, DevicePoll, TokenHash};
 
-use crate::grant::{Authorized, Redemption, TokenSuccess};
+use crate::grant::{issues_refresh, redemption_grant, Authorized, Redemption, TokenSuccess};
 use crate::proof::check_code_proof;
 use crate::{Form, OpError, Provider};
 
@@ -29,7 +29,7 @@ impl Provider {
         let now = self.now();
         // look the device code up without polling it, to learn the bound key first
         let Some(auth) = self.store.find_device(&hash, now).await? else {
-            return Err(match self.store.poll_device(&hash, now).await? {
+            return Err(match self.store.poll_device(&hash, now, &|_| None).await? {
                 DevicePoll::Expired => expired(),
                 _ => OpError::invalid_grant("unknown device code"),
             });
@@ -49,7 +49,26 @@ impl Provider {
             },
             "device code",
         )?;
-        match self.store.poll_device(&hash, now).await? {
+        // the first refresh token, written by the poll that consumes the approved code
+        let token = self.random_token();
+        let first = |dec: &DeviceDecision| {
+            let DeviceDecision::Approved {
+                sub,
+                auth_time,
+                amr,
+            } = dec
+            else {
+                return None;
+            };
+            let g = redemption_grant(
+                client,
+                approved(&auth, sub, *auth_time, amr),
+                proof.as_ref(),
+            )
+            .ok()?;
+            self.first_refresh(&g, proof.as_ref(), &token, now)
+        };
+        match self.store.poll_device(&hash, now, &first).await? {
             DevicePoll::Pending { .. } => Err(OpError::new(
                 ErrorCode::AuthorizationPending,
                 "the End-User has not yet approved; keep polling at the interval",
@@ -77,21 +96,33 @@ impl Provider {
                     amr,
                 },
             ) => {
-                let redemption = Redemption {
-                    who: Authorized {
-                        grant_id: &a.grant_id,
-                        sub: &sub,
-                        scope: &a.scope,
-                        auth_time,
-                        acr: None,
-                        amr: &amr,
-                        nonce: a.nonce.as_deref(),
-                    },
-                    bound_key: a.bound_key,
-                    tbh: None,
-                };
-                self.issue(client, redemption, proof.as_ref()).await
+                let grant =
+                    redemption_grant(client, approved(&a, &sub, auth_time, &amr), proof.as_ref())?;
+                let refresh = issues_refresh(&grant).then_some(token);
+                self.mint(&grant, proof.as_ref(), refresh).await
             }
         }
+    }
+}
+
+/// What an approved device code grants.
+fn approved<'a>(
+    a: &'a DeviceAuthorization,
+    sub: &'a str,
+    auth_time: u64,
+    amr: &'a [String],
+) -> Redemption<'a> {
+    Redemption {
+        who: Authorized {
+            grant_id: &a.grant_id,
+            sub,
+            scope: &a.scope,
+            auth_time,
+            acr: None,
+            amr,
+            nonce: a.nonce.as_deref(),
+        },
+        bound_key: a.bound_key,
+        tbh: None,
     }
 }

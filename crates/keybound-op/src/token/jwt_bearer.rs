@@ -23,7 +23,7 @@ use keybound_proto::idjag::{self, TYP_ID_JAG};
 use keybound_store::{Client, SubjectMode, TrustedIssuer, User};
 
 use crate::form::Form;
-use crate::grant::{Authorized, Grant, RefreshPlan, TokenSuccess};
+use crate::grant::{Authorized, Grant, TokenSuccess};
 use crate::{OpError, Provider};
 
 /// Clock skew allowed on an ID-JAG's `exp`, `iat` and `nbf` (another server's clock).
@@ -153,11 +153,8 @@ impl Provider {
             id_token_key: None,
             tbh: None,
         };
-        let plan = RefreshPlan::New {
-            family: String::new(),
-            jkt: None,
-        };
-        self.mint(&grant, proof.as_ref(), plan).await
+        // no refresh token from an assertion (IJ-13)
+        self.mint(&grant, proof.as_ref(), None).await
     }
 
     /// IJ-11, IJ-14: the issuer is configured, enabled, and not this server.

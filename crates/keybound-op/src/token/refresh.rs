@@ -6,7 +6,7 @@ use keybound_proto::dpop::VerifiedProof;
 use keybound_proto::wire::ErrorCode;
 use keybound_store::{Client, RefreshLookup, RefreshToken, TokenHash};
 
-use crate::grant::{has_scope, Authorized, Grant, RefreshPlan, TokenSuccess};
+use crate::grant::{has_scope, Authorized, Grant, TokenSuccess};
 use crate::proof::check_bound;
 use crate::{Form, OpError, Provider};
 
@@ -87,7 +87,6 @@ impl Provider {
             // a refreshed ID Token is not bound to a TLS connection (no user agent is present)
             tbh: None,
         };
-        self.mint(&grant, proof.as_ref(), RefreshPlan::Rotated(new_token))
-            .await
+        self.mint(&grant, proof.as_ref(), Some(new_token)).await
     }
 }
