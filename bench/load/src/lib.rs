@@ -98,8 +98,14 @@ pub struct Settings {
     pub load: Load,
     /// how many requests
     pub requests: u64,
-    /// the server's pid, to sample its resident memory
-    pub server_pid: Option<u32>,
+    /// the server's pids (one per node), to sample resident memory and CPU (summed)
+    pub server_pids: Vec<u32>,
+    /// base URLs of the OP's nodes: token and userinfo requests go round-robin to them (proofs
+    /// still name the issuer's endpoints); empty: the issuer's endpoints
+    pub nodes: Vec<String>,
+    /// a database server's pid (PostgreSQL's postmaster): its CPU and its children's is
+    /// reported per request beside the server's
+    pub db_pid: Option<u32>,
     /// send `bound_key` (keybound) or only `dpop_jkt` (a plain DPoP peer)
     pub key_binding: bool,
     /// the OP's SQLite database file, to sample its size (with its WAL) during the run
@@ -182,6 +188,10 @@ pub struct Report {
     /// (crypto µs per request ÷ server CPU µs per request): the efficiency of the server alone,
     /// whatever the load tool on the same cores costs
     pub crypto_share_of_server_cpu: Option<f64>,
+    /// CPU time of the database server and its children (`--db-pid`) in the measured phase
+    pub db_cpu_seconds: Option<f64>,
+    /// database CPU per successful request, microseconds
+    pub db_cpu_us_per_request: Option<f64>,
     /// CPU time of this load tool in the measured phase, seconds (it shares the machine)
     pub client_cpu_seconds: Option<f64>,
     /// `--db-path`: (seconds into the run, bytes of the database and its WAL), every second
@@ -221,6 +231,11 @@ impl Report {
             s.push_str(&format!(
                 "\n  server CPU {cpu:.2} s = {us:.0} µs per request, of which crypto {:.0}%",
                 share * 100.0
+            ));
+        }
+        if let (Some(cpu), Some(us)) = (self.db_cpu_seconds, self.db_cpu_us_per_request) {
+            s.push_str(&format!(
+                "\n  database CPU {cpu:.2} s = {us:.0} µs per request"
             ));
         }
         if let Some(c) = self.client_cpu_seconds {
@@ -275,6 +290,38 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     let utime: u64 = f.get(11)?.parse().ok()?;
     let stime: u64 = f.get(12)?.parse().ok()?;
     Some((utime + stime) as f64 / 100.0)
+}
+
+/// CPU time of `pid` and its children in seconds: the live ones (`/proc/*/stat` whose parent
+/// is `pid`) and the exited ones it reaped (cutime, cstime) — PostgreSQL's postmaster and its
+/// backends.
+#[allow(clippy::cast_precision_loss)]
+pub fn tree_cpu_seconds(pid: u32) -> Option<f64> {
+    let fields = |p: &str| -> Option<Vec<u64>> {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+        let rest = &stat[stat.rfind(')')? + 2..];
+        // state is field 3; ppid 4; utime 14, stime 15, cutime 16, cstime 17 (proc(5))
+        rest.split(' ')
+            .skip(1)
+            .take(14)
+            .map(|f| f.parse::<i64>().ok().map(i64::unsigned_abs))
+            .collect()
+    };
+    let own = fields(&pid.to_string())?;
+    let mut ticks = own.get(10)? + own.get(11)? + own.get(12)? + own.get(13)?;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        if let Some(f) = fields(name).filter(|f| f.first() == Some(&u64::from(pid))) {
+            ticks += f.get(10).unwrap_or(&0) + f.get(11).unwrap_or(&0);
+        }
+    }
+    Some(ticks as f64 / 100.0)
 }
 
 /// Percentiles of `samples` (milliseconds).
@@ -398,22 +445,23 @@ pub async fn drive(
 #[allow(clippy::cast_precision_loss, clippy::disallowed_methods)] // a load tool measures wall time
 pub async fn run(settings: &Settings) -> anyhow::Result<Report> {
     // idle memory before anything is asked of the server
-    let rss_idle_kb = settings.server_pid.and_then(rss_kb);
+    let rss_idle_kb = sum(&settings.server_pids, rss_kb);
     let prepared = prepare(settings).await?;
     let crypto = crypto_bound(prepared.verifies, prepared.signs);
     let peak = Arc::new(AtomicU64::new(rss_idle_kb.unwrap_or(0)));
-    let sampler = settings.server_pid.map(|pid| {
-        let peak = peak.clone();
+    let sampler = (!settings.server_pids.is_empty()).then(|| {
+        let (peak, pids) = (peak.clone(), settings.server_pids.clone());
         tokio::spawn(async move {
             loop {
-                if let Some(kb) = rss_kb(pid) {
+                if let Some(kb) = sum(&pids, rss_kb) {
                     peak.fetch_max(kb, Ordering::SeqCst);
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         })
     });
-    let server_cpu_before = settings.server_pid.and_then(cpu_seconds);
+    let server_cpu_before = sum(&settings.server_pids, cpu_seconds);
+    let db_cpu_before = settings.db_pid.and_then(tree_cpu_seconds);
     let client_cpu_before = cpu_seconds(std::process::id());
     let db_samples: Arc<Mutex<Vec<(f64, u64)>>> = Arc::default();
     let db_sampler = settings.db_path.clone().map(|path| {
@@ -464,10 +512,13 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Report> {
     if let Some(path) = &settings.db_path {
         db_bytes.push((seconds, self::db_bytes(path)));
     }
-    let server_cpu = settings
-        .server_pid
-        .and_then(cpu_seconds)
+    let server_cpu = sum(&settings.server_pids, cpu_seconds)
         .zip(server_cpu_before)
+        .map(|(a, b)| a - b);
+    let db_cpu = settings
+        .db_pid
+        .and_then(tree_cpu_seconds)
+        .zip(db_cpu_before)
         .map(|(a, b)| a - b);
     let client_cpu = cpu_seconds(std::process::id())
         .zip(client_cpu_before)
@@ -496,14 +547,24 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Report> {
         efficiency: rps / crypto.bound_rps,
         crypto,
         rss_idle_kb,
-        rss_peak_kb: settings.server_pid.map(|_| peak.load(Ordering::SeqCst)),
+        rss_peak_kb: rss_idle_kb.map(|_| peak.load(Ordering::SeqCst)),
         server_cpu_seconds: server_cpu,
         server_cpu_us_per_request: server_us,
         crypto_share_of_server_cpu: server_us.filter(|u| *u > 0.0).map(|u| crypto_us / u),
+        db_cpu_seconds: db_cpu,
+        db_cpu_us_per_request: db_cpu.filter(|_| ok > 0).map(|c| c * 1e6 / ok as f64),
         client_cpu_seconds: client_cpu,
         db_bytes,
         probe,
     })
+}
+
+/// `f` summed over `pids`; none when there are no pids or one has no answer.
+fn sum<T: std::iter::Sum>(pids: &[u32], f: impl Fn(u32) -> Option<T>) -> Option<T> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|p| f(*p)).sum()
 }
 
 /// Bytes of an SQLite database and its write-ahead log.

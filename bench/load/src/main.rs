@@ -34,9 +34,16 @@ struct Args {
     /// requests per second (open loop)
     #[arg(long)]
     rate: Option<u64>,
-    /// the server's pid: sample its resident memory
+    /// the server's pid: sample its resident memory and CPU (repeatable: one per node, summed)
     #[arg(long)]
-    server_pid: Option<u32>,
+    server_pid: Vec<u32>,
+    /// a node's base URL: token and userinfo requests go round-robin to the nodes, proofs
+    /// name the issuer (repeatable; default: the issuer's endpoints)
+    #[arg(long = "node")]
+    nodes: Vec<String>,
+    /// the database server's pid (PostgreSQL's postmaster): report its CPU per request
+    #[arg(long)]
+    db_pid: Option<u32>,
     /// send dpop_jkt without bound_key (for OPs without Key Binding)
     #[arg(long)]
     plain_dpop: bool,
@@ -101,7 +108,9 @@ impl Args {
                 mode: self.mode,
                 load,
                 requests: self.requests,
-                server_pid: self.server_pid,
+                server_pids: self.server_pid,
+                nodes: self.nodes,
+                db_pid: self.db_pid,
                 key_binding: !self.plain_dpop,
                 db_path: self.db_path,
                 probe: self.probe_username.zip(self.probe_password),

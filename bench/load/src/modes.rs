@@ -40,6 +40,9 @@ struct Ctx {
     key_binding: bool,
     /// `Authorization: Basic` for a confidential client
     basic: Option<String>,
+    /// the OP's nodes (base URLs) requests are spread over, and the round-robin position
+    nodes: Arc<Vec<String>>,
+    next_node: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn jti() -> String {
@@ -73,11 +76,28 @@ async fn classify(r: Result<reqwest::Response, reqwest::Error>) -> Result<Value,
 }
 
 impl Ctx {
+    /// Where to send a request for the issuer's `endpoint`: the next node's same path, or the
+    /// endpoint itself without nodes (the proof names `endpoint` either way).
+    fn at_node(&self, endpoint: &str) -> String {
+        if self.nodes.is_empty() {
+            return endpoint.to_owned();
+        }
+        let i = self
+            .next_node
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            url::Url::parse(endpoint).map_or_else(|_| String::new(), |u| u.path().to_owned());
+        format!(
+            "{}{path}",
+            self.nodes[i % self.nodes.len()].trim_end_matches('/')
+        )
+    }
+
     async fn token(&self, form: &[(&str, &str)], proof: &str) -> Result<Value, String> {
         let body = serde_urlencoded::to_string(form).map_err(|e| e.to_string())?;
         let mut req = self
             .http
-            .post(&self.token_endpoint)
+            .post(self.at_node(&self.token_endpoint))
             .header("content-type", "application/x-www-form-urlencoded")
             .header("DPoP", proof)
             .body(body);
@@ -437,7 +457,7 @@ impl Work for UserinfoWork {
         classify(
             self.ctx
                 .http
-                .get(url)
+                .get(self.ctx.at_node(url))
                 .header("authorization", format!("DPoP {at}"))
                 .header("DPoP", proof)
                 .send()
@@ -657,6 +677,8 @@ pub async fn prepare(s: &Settings) -> anyhow::Result<Prepared> {
             .client_secret
             .as_deref()
             .map(|secret| keybound_testkit::op::basic_auth(&s.client_id, secret)),
+        nodes: Arc::new(s.nodes.clone()),
+        next_node: Arc::default(),
     };
     let n = usize::try_from(s.requests)?;
     Ok(match s.mode {
@@ -785,6 +807,8 @@ pub async fn prepare(s: &Settings) -> anyhow::Result<Prepared> {
                     .context("no token_endpoint at the IdP")?
                     .to_owned(),
                 userinfo_endpoint: None,
+                // --node names the resource AS's nodes, not the IdP's
+                nodes: Arc::default(),
                 ..ctx.clone()
             };
             let idp_settings = Settings {

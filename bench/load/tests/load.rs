@@ -139,7 +139,9 @@ fn settings(issuer: &str) -> Settings {
         mode: Mode::Code,
         load: Load::Concurrency(2),
         requests: 10,
-        server_pid: None,
+        server_pids: vec![],
+        nodes: vec![],
+        db_pid: None,
         key_binding: true,
         db_path: None,
         probe: None,
@@ -183,7 +185,7 @@ async fn every_mode_runs_against_a_loopback_keybound_with_zero_errors() {
             mode,
             load,
             requests: 40,
-            server_pid: Some(std::process::id()),
+            server_pids: vec![std::process::id()],
             key_binding,
             ..settings(issuer)
         };

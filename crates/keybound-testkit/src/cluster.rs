@@ -45,12 +45,12 @@ pub struct Cluster {
 
 impl Cluster {
     /// `nodes` processes of `bin` started at the same moment on the database `url` (empty or
-    /// not), with fresh shared secrets and `extra` environment; ready, with [`CLIENT`],
-    /// [`NONCE_CLIENT`] and [`USER`] registered. `data` is the nodes' (unused) data directory.
+    /// not; none: SQLite in the data directory `data`, for one node), with fresh shared secrets
+    /// and `extra` environment; ready, with [`CLIENT`], [`NONCE_CLIENT`] and [`USER`] registered.
     pub async fn start(
         bin: &str,
         data: &Path,
-        url: &str,
+        url: Option<&str>,
         nodes: usize,
         extra: &[(&str, &str)],
     ) -> Cluster {
@@ -58,7 +58,6 @@ impl Cluster {
         let ports: Vec<u16> = (0..nodes).map(|_| free_port()).collect();
         let issuer = format!("http://127.0.0.1:{}", ports[0]);
         let mut env: Vec<(String, String)> = [
-            ("KEYBOUND_DATABASE_URL", url.to_owned()),
             ("KEYBOUND_KEK", keybound_jose::b64::encode(raw.as_ref())),
             ("KEYBOUND_DPOP_NONCE_SECRET", keybound_jose::random_b64(32)),
             ("KEYBOUND_DATABASE_ACQUIRE_TIMEOUT", "1".to_owned()),
@@ -68,6 +67,9 @@ impl Cluster {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        if let Some(url) = url {
+            env.push(("KEYBOUND_DATABASE_URL".to_owned(), url.to_owned()));
+        }
         env.extend(
             extra
                 .iter()
@@ -128,6 +130,16 @@ impl Cluster {
     /// The base URL of node `i` (node 0's is the issuer).
     pub fn node(&self, i: usize) -> String {
         format!("http://127.0.0.1:{}", self.ports[i])
+    }
+
+    /// The base URLs of all nodes.
+    pub fn nodes(&self) -> Vec<String> {
+        (0..self.ports.len()).map(|i| self.node(i)).collect()
+    }
+
+    /// The process ids of the running nodes.
+    pub fn pids(&self) -> Vec<u32> {
+        self.servers.iter().flatten().map(Server::pid).collect()
     }
 
     /// SIGKILL node `i`: no graceful shutdown, in-flight requests cut off.

@@ -1,8 +1,8 @@
 //! A throwaway PostgreSQL for tests: a cluster in a temporary directory (Debian's `postgresql`
 //! package, `initdb` as the unprivileged `postgres` user when the tests run as root), listening
-//! on a random loopback port, with fsync off. It stops and its directory goes when the test
-//! process ends (a small shell watchdog waits for the process), or at once with
-//! [`TestPostgres::stop`]. Each test takes its own database ([`TestPostgres::fresh_database`]).
+//! on a random loopback port, with fsync off (on for benchmarks:
+//! [`TestPostgres::start_durable`]). It stops and its directory goes when the test process ends
+//! (a small shell watchdog waits for the process), or at once with [`TestPostgres::stop`]. Each test takes its own database ([`TestPostgres::fresh_database`]).
 //!
 //! `KEYBOUND_TEST_POSTGRES=postgres://user@host:port` uses an existing server instead (it must
 //! let that user create databases); `KEYBOUND_PG_BIN` names the directory of `initdb`.
@@ -26,6 +26,8 @@ pub struct TestPostgres {
 struct Managed {
     bin: PathBuf,
     dir: PathBuf,
+    /// server settings beyond port and socket (`-c name=value …`)
+    settings: String,
 }
 
 fn pg_bin() -> PathBuf {
@@ -96,6 +98,22 @@ impl TestPostgres {
 
     /// A new cluster of its own (for tests that stop the server).
     pub fn start() -> TestPostgres {
+        Self::start_with(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+    }
+
+    /// A new cluster that writes durably (fsync, full page writes), for benchmarks: with
+    /// `synchronous_commit` each commit waits for its WAL flush (PostgreSQL's default); without,
+    /// a commit survives a crash of keybound or PostgreSQL but the last ones may be lost on power
+    /// failure — what SQLite's WAL with `synchronous=NORMAL` (keybound's SQLite setting) gives.
+    pub fn start_durable(synchronous_commit: bool) -> TestPostgres {
+        Self::start_with(if synchronous_commit {
+            ""
+        } else {
+            " -c synchronous_commit=off"
+        })
+    }
+
+    fn start_with(settings: &str) -> TestPostgres {
         let bin = pg_bin();
         let dir = std::env::temp_dir().join(format!(
             "keybound-pg-{}-{}",
@@ -129,7 +147,11 @@ impl TestPostgres {
         let pg = TestPostgres {
             base_url: format!("postgres://keybound@127.0.0.1:{port}"),
             port,
-            managed: Some(Managed { bin, dir }),
+            managed: Some(Managed {
+                bin,
+                dir,
+                settings: settings.to_owned(),
+            }),
         };
         pg.start_server();
         pg.watchdog();
@@ -152,10 +174,10 @@ impl TestPostgres {
     fn start_server(&self) {
         let m = self.managed();
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-             -c full_page_writes=off -c max_connections=300",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300{}",
             self.port,
-            m.dir.display()
+            m.dir.display(),
+            m.settings
         );
         let mut c = self.pg_ctl(&["-w", "-t", "30", "-o", &opts, "-l"]);
         c.arg(m.dir.join("log")).arg("start");
@@ -198,6 +220,18 @@ impl TestPostgres {
             "PostgreSQL on port {} did not accept connections",
             self.port
         );
+    }
+
+    /// The postmaster's process id (its backends are its children), when the server is ours.
+    pub fn server_pid(&self) -> Option<u32> {
+        let m = self.managed.as_ref()?;
+        std::fs::read_to_string(m.dir.join("data/postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// Stop the server (`pg_ctl stop -m fast`): clients see connection failures.

@@ -26,6 +26,11 @@ pub struct Keybound {
 pub struct Server(Child);
 
 impl Server {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
     /// Whether the process is still running (it has not exited or crashed).
     pub fn is_running(&mut self) -> bool {
         matches!(self.0.try_wait(), Ok(None))

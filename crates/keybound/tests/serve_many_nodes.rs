@@ -27,7 +27,7 @@ async fn cluster(pg: &TestPostgres, dir: &tempfile::TempDir) -> Cluster {
     Cluster::start(
         env!("CARGO_BIN_EXE_keybound"),
         &dir.path().join("data"),
-        &pg.fresh_database(),
+        Some(&pg.fresh_database()),
         2,
         &[],
     )
