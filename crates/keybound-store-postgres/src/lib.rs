@@ -487,25 +487,32 @@ impl CodeStore for PgStore {
         now: u64,
         first: Option<NewRefresh<'_>>,
     ) -> Result<CodeLookup> {
+        const REDEEM: &str = "UPDATE auth_codes SET redeemed_at = $1
+             WHERE code_hash = $2 AND redeemed_at IS NULL AND expires_at > $1
+             RETURNING data";
         let won = retrying(|| async {
+            let Some((h, token)) = first else {
+                // nothing else to write: one statement, no transaction round trips
+                let row = sqlx::query(REDEEM)
+                    .bind(t(now))
+                    .bind(&hash.0[..])
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db)?;
+                return row.map(|r| data(&r)).transpose();
+            };
             let mut tx = self.pool.begin().await.map_err(db)?;
             // the first statement writes: a racing redemption waits for this transaction
-            let row = sqlx::query(
-                "UPDATE auth_codes SET redeemed_at = $1
-                 WHERE code_hash = $2 AND redeemed_at IS NULL AND expires_at > $1
-                 RETURNING data",
-            )
-            .bind(t(now))
-            .bind(&hash.0[..])
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
+            let row = sqlx::query(REDEEM)
+                .bind(t(now))
+                .bind(&hash.0[..])
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
             let Some(r) = row else {
                 return Ok(None);
             };
-            if let Some((h, token)) = first {
-                insert_refresh_in(&mut tx, h, token, true).await?;
-            }
+            insert_refresh_in(&mut tx, h, token, true).await?;
             tx.commit().await.map_err(db)?;
             Ok(Some(data(&r)?))
         })

@@ -437,24 +437,34 @@ impl CodeStore for SqliteStore {
         now: u64,
         first: Option<NewRefresh<'_>>,
     ) -> Result<CodeLookup> {
-        let mut tx = self.writer.begin().await.map_err(db)?;
-        let row = sqlx::query(
-            "UPDATE auth_codes SET redeemed_at = ?1
+        const REDEEM: &str = "UPDATE auth_codes SET redeemed_at = ?1
              WHERE code_hash = ?2 AND redeemed_at IS NULL AND expires_at > ?1
-             RETURNING data",
-        )
-        .bind(t(now))
-        .bind(&hash.0[..])
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
+             RETURNING data";
+        let Some((h, token)) = first else {
+            // nothing else to write: one statement, no transaction round trips
+            let row = sqlx::query(REDEEM)
+                .bind(t(now))
+                .bind(&hash.0[..])
+                .fetch_optional(&self.writer)
+                .await
+                .map_err(db)?;
+            return match row {
+                Some(r) => Ok(CodeLookup::Active(data(&r)?)),
+                None => self.find_code(hash, now).await,
+            };
+        };
+        let mut tx = self.writer.begin().await.map_err(db)?;
+        let row = sqlx::query(REDEEM)
+            .bind(t(now))
+            .bind(&hash.0[..])
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
         let Some(r) = row else {
             drop(tx);
             return self.find_code(hash, now).await;
         };
-        if let Some((h, token)) = first {
-            Self::insert_refresh_in(&mut tx, h, token, true).await?;
-        }
+        Self::insert_refresh_in(&mut tx, h, token, true).await?;
         tx.commit().await.map_err(db)?;
         Ok(CodeLookup::Active(data(&r)?))
     }

@@ -163,7 +163,7 @@ impl Cluster {
 }
 
 /// An HTTP answer: status (0 when the request never got one: refused, reset, timed out), the
-/// JSON body (or null) and the `DPoP-Nonce` header.
+/// JSON body (or null), the `DPoP-Nonce` and `Retry-After` headers.
 #[derive(Debug, Clone)]
 pub struct Reply {
     /// HTTP status, 0 for a transport failure
@@ -172,6 +172,8 @@ pub struct Reply {
     pub body: Value,
     /// `DPoP-Nonce`
     pub dpop_nonce: Option<String>,
+    /// `Retry-After`
+    pub retry_after: Option<String>,
 }
 
 impl Reply {
@@ -200,14 +202,17 @@ impl Reply {
                 status: 0,
                 body: Value::Null,
                 dpop_nonce: None,
+                retry_after: None,
             };
         };
         let status = r.status().as_u16();
-        let dpop_nonce = r
-            .headers()
-            .get("dpop-nonce")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let header = |name: &str| {
+            r.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (dpop_nonce, retry_after) = (header("dpop-nonce"), header("retry-after"));
         let body = match r.bytes().await {
             Ok(b) => serde_json::from_slice(&b).unwrap_or(Value::Null),
             Err(_) => {
@@ -215,6 +220,7 @@ impl Reply {
                     status: 0,
                     body: Value::Null,
                     dpop_nonce: None,
+                    retry_after: None,
                 }
             }
         };
@@ -222,6 +228,7 @@ impl Reply {
             status,
             body,
             dpop_nonce,
+            retry_after,
         }
     }
 }

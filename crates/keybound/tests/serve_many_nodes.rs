@@ -220,7 +220,7 @@ struct Tally {
     live_chains: Vec<(String, String)>,
     /// answers that are none of: success, cut, refusal after a cut
     wrong: Vec<String>,
-    /// 5xx answers by status and OAuth error code
+    /// 5xx answers by status, OAuth error code and `Retry-After`
     server_errors: BTreeMap<String, u32>,
 }
 
@@ -243,7 +243,12 @@ async fn load(
             *t.lock()
                 .unwrap()
                 .server_errors
-                .entry(format!("{} {}", r.status, r.error()))
+                .entry(format!(
+                    "{} {} retry-after {}",
+                    r.status,
+                    r.error(),
+                    r.retry_after.as_deref().unwrap_or("none")
+                ))
                 .or_insert(0) += 1;
         }
     };
@@ -479,7 +484,10 @@ async fn postgresql_stopped_under_load_fails_cleanly_and_recovers() {
         tally.server_errors
     );
     assert!(
-        tally.server_errors.keys().all(|e| e == "503 server_error"),
+        tally
+            .server_errors
+            .keys()
+            .all(|e| e == "503 server_error retry-after 1"),
         "{tally:?}"
     );
     assert!(
