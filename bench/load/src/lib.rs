@@ -127,6 +127,43 @@ pub struct Settings {
     pub as_client: Option<(String, String)>,
 }
 
+impl Settings {
+    /// `requests` of `mode` under `load` by `user` (username, password) through `client`
+    /// (public client id, registered redirect URI) at `issuer`, Key Binding on, every other
+    /// option off.
+    pub fn new(
+        issuer: &str,
+        client: (&str, &str),
+        user: (&str, &str),
+        mode: Mode,
+        load: Load,
+        requests: u64,
+    ) -> Settings {
+        Settings {
+            issuer: issuer.to_owned(),
+            client_id: client.0.to_owned(),
+            redirect_uri: client.1.to_owned(),
+            username: user.0.to_owned(),
+            password: user.1.to_owned(),
+            mode,
+            load,
+            requests,
+            server_pids: Vec::new(),
+            nodes: Vec::new(),
+            db_pid: None,
+            key_binding: true,
+            db_path: None,
+            probe: None,
+            guesser_address: None,
+            probe_address: None,
+            client_secret: None,
+            audience: None,
+            idp_issuer: None,
+            as_client: None,
+        }
+    }
+}
+
 /// Sign-ins by another End-User during a `guess` run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Probe {

@@ -155,25 +155,16 @@ fn authorization_url(
     scope: &str,
     i: usize,
     consent: bool,
-) -> anyhow::Result<String> {
-    let mut u = url::Url::parse(authz)?;
-    u.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &s.client_id)
-        .append_pair("redirect_uri", &s.redirect_uri)
-        .append_pair("scope", scope)
-        .append_pair("state", &format!("s{i}"))
-        .append_pair("nonce", &format!("n{i}"))
-        .append_pair(
-            "code_challenge",
-            &keybound_jose::sha256_b64(VERIFIER.as_bytes()),
-        )
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("dpop_jkt", &key.public_jwk().thumbprint().to_string());
-    if consent {
-        u.query_pairs_mut().append_pair("prompt", "consent");
-    }
-    Ok(u.into())
+) -> String {
+    keybound_testkit::op::code_flow_url(
+        authz,
+        (&s.client_id, &s.redirect_uri),
+        scope,
+        i,
+        VERIFIER,
+        &key.public_jwk().thumbprint(),
+        consent,
+    )
 }
 
 /// A browser with no cookies that sends `X-Forwarded-For: address` when given one.
@@ -268,7 +259,7 @@ async fn mint_codes(
     // the first authorization signs in and consents; the rest reuse the session
     let mut browser = Browser::new(transport);
     let first = browser
-        .sign_in(&url(0)?, Some(&s.redirect_uri), &s.username, &s.password)
+        .sign_in(&url(0), Some(&s.redirect_uri), &s.username, &s.password)
         .await?;
     let mut codes = vec![code_of(&first)?];
     let mut tasks = Vec::new();
@@ -281,10 +272,7 @@ async fn mint_codes(
     };
     for w in 0..workers {
         let (mut browser, s) = (browser.clone(), s.clone());
-        let urls: Vec<String> = (1..n)
-            .filter(|i| i % workers == w)
-            .map(&url)
-            .collect::<anyhow::Result<_>>()?;
+        let urls: Vec<String> = (1..n).filter(|i| i % workers == w).map(&url).collect();
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::new();
             for u in urls {
@@ -758,7 +746,7 @@ pub async fn prepare(s: &Settings) -> anyhow::Result<Prepared> {
                 .as_str()
                 .context("no authorization_endpoint")?
                 .to_owned();
-            let url = authorization_url(s, &authz, &ctx.key, base_scope, 0, false)?;
+            let url = authorization_url(s, &authz, &ctx.key, base_scope, 0, false);
             Prepared {
                 work: Arc::new(GuessWork {
                     transport: ReqwestTransport::new()?,

@@ -130,28 +130,14 @@ fn percentiles_are_nearest_rank_over_sorted_samples() {
 
 /// The settings of a code run by the standard End-User against `issuer`.
 fn settings(issuer: &str) -> Settings {
-    Settings {
-        issuer: issuer.to_owned(),
-        client_id: "load".into(),
-        redirect_uri: REDIRECT.into(),
-        username: ALICE.0.into(),
-        password: ALICE.1.into(),
-        mode: Mode::Code,
-        load: Load::Concurrency(2),
-        requests: 10,
-        server_pids: vec![],
-        nodes: vec![],
-        db_pid: None,
-        key_binding: true,
-        db_path: None,
-        probe: None,
-        guesser_address: None,
-        probe_address: None,
-        client_secret: None,
-        audience: None,
-        idp_issuer: None,
-        as_client: None,
-    }
+    Settings::new(
+        issuer,
+        ("load", REDIRECT),
+        (ALICE.0, ALICE.1),
+        Mode::Code,
+        Load::Concurrency(2),
+        10,
+    )
 }
 
 /// keybound on loopback with the load tool's client (`dpop_bound_access_tokens`).

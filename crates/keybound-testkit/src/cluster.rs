@@ -291,25 +291,15 @@ impl DpopClient {
 
     /// The code-flow authorization URL (PKCE, `dpop_jkt`) for `scope`, at the issuer.
     pub fn authorization_url(&self, scope: &str, i: usize) -> String {
-        let mut u =
-            url::Url::parse(&format!("{}{}", self.issuer, paths::AUTHORIZE)).expect("issuer URL");
-        u.query_pairs_mut()
-            .append_pair("response_type", "code")
-            .append_pair("client_id", &self.client_id)
-            .append_pair("redirect_uri", REDIRECT)
-            .append_pair("scope", scope)
-            .append_pair("state", &format!("s{i}"))
-            .append_pair("nonce", &format!("n{i}"))
-            .append_pair(
-                "code_challenge",
-                &keybound_jose::sha256_b64(VERIFIER.as_bytes()),
-            )
-            .append_pair("code_challenge_method", "S256")
-            .append_pair("dpop_jkt", &self.key.public_jwk().thumbprint().to_string());
-        if scope.split(' ').any(|s| s == "offline_access") {
-            u.query_pairs_mut().append_pair("prompt", "consent");
-        }
-        u.into()
+        crate::op::code_flow_url(
+            &format!("{}{}", self.issuer, paths::AUTHORIZE),
+            (&self.client_id, REDIRECT),
+            scope,
+            i,
+            VERIFIER,
+            &self.key.public_jwk().thumbprint(),
+            scope.split(' ').any(|s| s == "offline_access"),
+        )
     }
 
     /// `n` authorization codes for `scope`, minted through the issuer's authorization endpoint

@@ -420,14 +420,23 @@ pub async fn code_concurrent_redemption_exactly_once(s: Arc<dyn Store>) {
             }
         }
         assert_eq!(active, 1, "round {round}");
-        let mut written = 0;
-        for rt in &firsts {
-            if let RefreshLookup::Active(_) = s.find_refresh(rt, NOW).await.unwrap() {
-                written += 1;
-            }
-        }
-        assert_eq!(written, 1, "round {round}: the winner's refresh token only");
+        assert_eq!(
+            active_refresh_tokens(&s, &firsts, NOW).await,
+            1,
+            "round {round}: the winner's refresh token only"
+        );
     }
+}
+
+/// How many of `hashes` name a stored, usable refresh token.
+async fn active_refresh_tokens(s: &Arc<dyn Store>, hashes: &[TokenHash], now: u64) -> usize {
+    let mut n = 0;
+    for h in hashes {
+        if let RefreshLookup::Active(_) = s.find_refresh(h, now).await.unwrap() {
+            n += 1;
+        }
+    }
+    n
 }
 
 /// A redemption whose refresh token cannot be written consumes nothing (all or nothing).
@@ -1027,11 +1036,9 @@ pub async fn device_concurrent_polls_exactly_once(s: Arc<dyn Store>) {
         approved_count, 1,
         "100 concurrent polls, one token response"
     );
-    let mut written = 0;
-    for rt in &firsts {
-        if let RefreshLookup::Active(_) = s.find_refresh(rt, NOW + 1).await.unwrap() {
-            written += 1;
-        }
-    }
-    assert_eq!(written, 1, "the redeeming poll's refresh token only");
+    assert_eq!(
+        active_refresh_tokens(&s, &firsts, NOW + 1).await,
+        1,
+        "the redeeming poll's refresh token only"
+    );
 }

@@ -55,6 +55,37 @@ pub fn authorization_request(
     }
 }
 
+/// The code-flow authorization URL at `endpoint` for `client` (client id, redirect URI) and
+/// `scope`: PKCE (S256) over `verifier`, bound to `jkt` by `dpop_jkt`, `state` `s{i}` and
+/// `nonce` `n{i}`, `prompt=consent` when asked. What the load tool and the many-node tests'
+/// browser open.
+pub fn code_flow_url(
+    endpoint: &str,
+    client: (&str, &str),
+    scope: &str,
+    i: usize,
+    verifier: &str,
+    jkt: &keybound_jose::Jkt,
+    consent: bool,
+) -> String {
+    let req = keybound_proto::wire::AuthorizationRequest {
+        response_type: "code".into(),
+        client_id: client.0.into(),
+        redirect_uri: Some(client.1.into()),
+        scope: scope.into(),
+        state: Some(format!("s{i}")),
+        nonce: Some(format!("n{i}")),
+        code_challenge: Some(keybound_jose::sha256_b64(verifier.as_bytes())),
+        code_challenge_method: Some("S256".into()),
+        dpop_jkt: Some(jkt.to_string()),
+        prompt: consent.then(|| "consent".into()),
+        ..keybound_proto::wire::AuthorizationRequest::default()
+    };
+    // a struct of strings and numbers always encodes
+    let query = serde_urlencoded::to_string(&req).unwrap_or_default();
+    format!("{endpoint}?{query}")
+}
+
 /// `Authorization: Basic` for `client_id` with [`CLIENT_SECRET`].
 pub fn basic(client_id: &str) -> String {
     basic_auth(client_id, CLIENT_SECRET)

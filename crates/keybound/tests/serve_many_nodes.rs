@@ -399,18 +399,70 @@ async fn load(
     Arc::try_unwrap(tally).unwrap().into_inner().unwrap()
 }
 
-/// Wait (at most 30 s) until `progress` reaches `target`.
-async fn reach(progress: &AtomicUsize, target: usize, what: &str) {
-    for _ in 0..600 {
-        if progress.load(Ordering::Relaxed) >= target {
-            return;
+/// [`load`] running in the background: 6 refresh chains and 150 codes over both nodes.
+struct Running {
+    progress: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Tally>,
+}
+
+impl Running {
+    async fn start(client: &Arc<DpopClient>, nodes: &[String; 2]) -> Running {
+        let chains = chains(client, &nodes[0], 6).await;
+        let codes = client.mint_codes(150, BOUND).await;
+        let (progress, stop) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let task = tokio::spawn(load(
+            client.clone(),
+            nodes.clone(),
+            chains,
+            codes,
+            400,
+            progress.clone(),
+            stop.clone(),
+        ));
+        Running {
+            progress,
+            stop,
+            task,
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!(
-        "{what}: {} of {target} successes within 30 s",
-        progress.load(Ordering::Relaxed)
-    );
+
+    /// Successful requests so far.
+    fn progress(&self) -> usize {
+        self.progress.load(Ordering::Relaxed)
+    }
+
+    /// Wait (at most 30 s) until the load has had `target` successes.
+    async fn reach(&self, target: usize, what: &str) {
+        for _ in 0..600 {
+            if self.progress() >= target {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "{what}: {} of {target} successes within 30 s",
+            self.progress()
+        );
+    }
+
+    /// Stop the load; what it did.
+    async fn finish(self) -> Tally {
+        self.stop.store(true, Ordering::Relaxed);
+        let tally = self.task.await.unwrap();
+        eprintln!(
+            "{} codes won, {} cut, {} live / {} dead chains, 5xx {:?}",
+            tally.wins.len(),
+            tally.cut,
+            tally.live_chains.len(),
+            tally.dead_chains.len(),
+            tally.server_errors
+        );
+        tally
+    }
 }
 
 /// `n` refresh chains (each a redeemed offline_access code): (refresh token, access token).
@@ -462,36 +514,12 @@ async fn kill_9_of_a_node_under_load() {
     let mut c = cluster(TestPostgres::shared(), &dir).await;
     let nodes = [c.node(0), c.node(1)];
     let client = Arc::new(DpopClient::new(&c.issuer, CLIENT, keys::es256_a()));
-    let chains = chains(&client, &nodes[0], 6).await;
-    let codes = client.mint_codes(150, BOUND).await;
-    let (progress, stop) = (
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(AtomicBool::new(false)),
-    );
-    let run = tokio::spawn(load(
-        client.clone(),
-        nodes.clone(),
-        chains,
-        codes,
-        400,
-        progress.clone(),
-        stop.clone(),
-    ));
-    reach(&progress, 80, "before the kill").await;
+    let run = Running::start(&client, &nodes).await;
+    run.reach(80, "before the kill").await;
     c.kill_9(1);
-    let at_kill = progress.load(Ordering::Relaxed);
     // node 0 keeps serving alone
-    reach(&progress, at_kill + 120, "after the kill").await;
-    stop.store(true, Ordering::Relaxed);
-    let tally = run.await.unwrap();
-    eprintln!(
-        "{} codes won, {} cut, {} live / {} dead chains, 5xx {:?}",
-        tally.wins.len(),
-        tally.cut,
-        tally.live_chains.len(),
-        tally.dead_chains.len(),
-        tally.server_errors
-    );
+    run.reach(run.progress() + 120, "after the kill").await;
+    let tally = run.finish().await;
     assert!(tally.cut > 0, "the kill cut nothing off: {tally:?}");
     assert!(
         tally.server_errors.is_empty(),
@@ -511,24 +539,10 @@ async fn postgresql_stopped_under_load_fails_cleanly_and_recovers() {
     let mut c = cluster(&pg, &dir).await;
     let nodes = [c.node(0), c.node(1)];
     let client = Arc::new(DpopClient::new(&c.issuer, CLIENT, keys::es256_a()));
-    let chains = chains(&client, &nodes[0], 6).await;
-    let codes = client.mint_codes(150, BOUND).await;
-    let (progress, stop) = (
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(AtomicBool::new(false)),
-    );
-    let run = tokio::spawn(load(
-        client.clone(),
-        nodes.clone(),
-        chains,
-        codes,
-        400,
-        progress.clone(),
-        stop.clone(),
-    ));
-    reach(&progress, 80, "before the outage").await;
+    let run = Running::start(&client, &nodes).await;
+    run.reach(80, "before the outage").await;
     pg.stop();
-    let at_stop = progress.load(Ordering::Relaxed);
+    let at_stop = run.progress();
     // a load balancer takes both nodes out within seconds (bounded by the acquire timeout)
     for node in &nodes {
         assert_eq!(
@@ -538,25 +552,12 @@ async fn postgresql_stopped_under_load_fails_cleanly_and_recovers() {
         );
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let during = progress.load(Ordering::Relaxed) - at_stop;
+    let during = run.progress() - at_stop;
     pg.restart();
     // the nodes recover by themselves
-    reach(
-        &progress,
-        at_stop + during + 120,
-        "after PostgreSQL came back",
-    )
-    .await;
-    stop.store(true, Ordering::Relaxed);
-    let tally = run.await.unwrap();
-    eprintln!(
-        "{} codes won, {} cut, {} live / {} dead chains, 5xx {:?}",
-        tally.wins.len(),
-        tally.cut,
-        tally.live_chains.len(),
-        tally.dead_chains.len(),
-        tally.server_errors
-    );
+    run.reach(at_stop + during + 120, "after PostgreSQL came back")
+        .await;
+    let tally = run.finish().await;
     assert!(
         tally
             .server_errors

@@ -111,14 +111,6 @@ async fn bench(args: &Args) -> anyhow::Result<Vec<String>> {
         .await;
         for mode in [Mode::Code, Mode::Refresh] {
             let settings = Settings {
-                issuer: cluster.issuer.clone(),
-                client_id: CLIENT.to_owned(),
-                redirect_uri: REDIRECT.to_owned(),
-                username: USER.0.to_owned(),
-                password: USER.1.to_owned(),
-                mode,
-                load: Load::Concurrency(args.concurrency),
-                requests: args.requests,
                 server_pids: cluster.pids(),
                 nodes: cluster.nodes(),
                 db_pid: if config.postgres {
@@ -126,15 +118,14 @@ async fn bench(args: &Args) -> anyhow::Result<Vec<String>> {
                 } else {
                     None
                 },
-                key_binding: true,
-                db_path: None,
-                probe: None,
-                guesser_address: None,
-                probe_address: None,
-                client_secret: None,
-                audience: None,
-                idp_issuer: None,
-                as_client: None,
+                ..Settings::new(
+                    &cluster.issuer,
+                    (CLIENT, REDIRECT),
+                    USER,
+                    mode,
+                    Load::Concurrency(args.concurrency),
+                    args.requests,
+                )
             };
             let report = keybound_load::run(&settings).await?;
             eprintln!("{}: {}", config.name, report.summary());
