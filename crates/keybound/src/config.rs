@@ -56,6 +56,8 @@ pub struct FileConfig {
     pub tb_listen: Option<String>,
     /// lifetime of ID-JAGs from token exchange, seconds
     pub id_jag_ttl: Option<u64>,
+    /// how long a node keeps the signing keys it read from the store, seconds
+    pub key_cache_ttl: Option<u64>,
     /// oldest subject ID Token accepted for token exchange (by its iat), seconds
     pub exchange_subject_max_age: Option<u64>,
     /// proxies (addresses or networks) whose `Forwarded` / `X-Forwarded-For` name the client
@@ -113,6 +115,9 @@ pub struct Settings {
     pub token_binding: keybound_server::TokenBindingMode,
     /// lifetime of ID-JAGs from token exchange, seconds
     pub id_jag_ttl: u64,
+    /// how long a node keeps the signing keys it read from the store, seconds: a rotation by
+    /// any node is seen by all within this time
+    pub key_cache_ttl: u64,
     /// oldest subject ID Token accepted for token exchange, seconds
     pub exchange_subject_max_age: u64,
     /// TLS certificate chain and key (PEM), when `serve` terminates TLS itself
@@ -350,6 +355,10 @@ impl Settings {
         if !(1..=3600).contains(&id_jag_ttl) {
             bail!("id_jag_ttl: between 1 and 3600 seconds (the draft suggests 300)");
         }
+        let key_cache_ttl = secs("KEYBOUND_KEY_CACHE_TTL", file.key_cache_ttl, 60)?;
+        if !(1..=3600).contains(&key_cache_ttl) {
+            bail!("key_cache_ttl: between 1 and 3600 seconds");
+        }
         let exchange_subject_max_age = secs(
             "KEYBOUND_EXCHANGE_SUBJECT_MAX_AGE",
             file.exchange_subject_max_age,
@@ -384,6 +393,7 @@ impl Settings {
             open_registration,
             token_binding,
             id_jag_ttl,
+            key_cache_ttl,
             exchange_subject_max_age,
             tls,
             tb_listen,

@@ -63,6 +63,7 @@ async fn start_op(
         open_registration: false,
         token_binding: keybound_server::TokenBindingMode::Off,
         id_jag_ttl: 300,
+        key_cache_ttl: 60,
         exchange_subject_max_age: 600,
         tls: None,
         tb_listen: None,

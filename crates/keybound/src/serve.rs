@@ -69,6 +69,7 @@ pub fn provider(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Pr
     cfg.legacy_assertion_audience = settings.legacy_assertion_audience;
     cfg.throttle = settings.throttle;
     cfg.id_jag_ttl = settings.id_jag_ttl;
+    cfg.key_cache_ttl = settings.key_cache_ttl;
     cfg.open_registration = settings.open_registration;
     cfg.exchange_subject_max_age = settings.exchange_subject_max_age;
     let http = reqwest::Client::builder()

@@ -149,6 +149,71 @@ async fn the_rp_library_signs_in_through_node_0_and_redeems_at_node_1() {
     );
 }
 
+/// The `kid` and state of each signing key, from `keybound admin keys list`.
+fn key_states(c: &Cluster) -> Vec<(String, String)> {
+    c.admin(&["keys", "list"])
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            Some(((*f.first()?).to_owned(), (*f.get(2)?).to_owned()))
+        })
+        .collect()
+}
+
+/// The `kid` in the header of the ID Token of `reply`.
+fn id_token_kid(reply: &Reply) -> String {
+    let jwt = reply.get("id_token").unwrap();
+    let header = keybound_jose::b64::decode(jwt.split('.').next().unwrap()).unwrap();
+    let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_on_one_node_is_seen_by_all_within_the_key_cache_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cluster::start(
+        env!("CARGO_BIN_EXE_keybound"),
+        &dir.path().join("data"),
+        Some(&TestPostgres::shared().fresh_database()),
+        2,
+        &[("KEYBOUND_KEY_CACHE_TTL", "1")],
+    )
+    .await;
+    let nodes = [c.node(0), c.node(1)];
+    let client = DpopClient::new(&c.issuer, CLIENT, keys::es256_a());
+    let state_of = |keys: &[(String, String)], state: &str| {
+        keys.iter()
+            .find(|(_, s)| s == state)
+            .map(|(k, _)| k.clone())
+            .unwrap()
+    };
+    let before = key_states(&c);
+    let (current, next) = (state_of(&before, "current"), state_of(&before, "next"));
+    for node in &nodes {
+        let code = client.mint_codes(1, BOUND).await.remove(0);
+        assert_eq!(
+            id_token_kid(&client.redeem(node, &code, None).await),
+            current
+        );
+    }
+    // rotated by an admin run against the database (any node's host)
+    c.admin(&["keys", "rotate"]);
+    assert_eq!(state_of(&key_states(&c), "current"), next);
+    // both nodes sign with the new current key within the cache time (1 s; bounded 5 s)
+    for node in &nodes {
+        let mut kid = String::new();
+        for _ in 0..25 {
+            let code = client.mint_codes(1, BOUND).await.remove(0);
+            kid = id_token_kid(&client.redeem(node, &code, None).await);
+            if kid == next {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(kid, next, "{node} still signs with the old key");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_raced_over_two_nodes_and_replay_kills_the_family_on_both() {
     let dir = tempfile::tempdir().unwrap();
