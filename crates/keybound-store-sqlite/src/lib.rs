@@ -13,6 +13,8 @@ use std::path::Path;
 use std::str::FromStr as _;
 use std::time::Duration;
 
+mod hot;
+
 use async_trait::async_trait;
 use keybound_jose::Algorithm;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -36,6 +38,8 @@ pub struct SqliteStore {
     /// writers on several connections wait for each other in SQLite's busy handler, which sleeps
     /// (milliseconds) instead of queueing; one connection queues them in sqlx instead
     writer: SqlitePool,
+    /// the token endpoint's operations, on rusqlite in the calling thread ([`hot`])
+    hot: hot::Hot,
     kek: Kek,
 }
 
@@ -55,33 +59,6 @@ fn data<T: serde::de::DeserializeOwned>(r: &sqlx::sqlite::SqliteRow) -> Result<T
 }
 
 /// A database failure, with its cause kept for the operator.
-/// Revoke a grant inside `conn`'s transaction: its access tokens (by `gid`) and every refresh
-/// family issued under it.
-async fn revoke_grant_in(
-    conn: &mut sqlx::SqliteConnection,
-    grant_id: &str,
-    now: u64,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO revoked_grants (grant_id, revoked_at) VALUES (?1, ?2)
-         ON CONFLICT (grant_id) DO NOTHING",
-    )
-    .bind(grant_id)
-    .bind(t(now))
-    .execute(&mut *conn)
-    .await
-    .map_err(db)?;
-    sqlx::query(
-        "UPDATE refresh_families SET revoked_at = ?1 WHERE grant_id = ?2 AND revoked_at IS NULL",
-    )
-    .bind(t(now))
-    .bind(grant_id)
-    .execute(&mut *conn)
-    .await
-    .map_err(db)?;
-    Ok(())
-}
-
 fn db(e: sqlx::Error) -> StoreError {
     // the pool had no connection within its acquire timeout (every one busy): nothing decided
     if matches!(e, sqlx::Error::PoolTimedOut) {
@@ -103,21 +80,23 @@ fn conflict_or_db(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
 impl SqliteStore {
     /// Open (creating if needed) the database file at `path` and run migrations.
     pub async fn open(path: &Path, kek: Kek) -> Result<Self> {
-        Self::connect(SqliteConnectOptions::new().filename(path), kek, false).await
+        Self::connect(SqliteConnectOptions::new().filename(path), kek).await
     }
 
-    /// Open from a `sqlite:` URL.
+    /// Open from a `sqlite:` URL naming a file. An in-memory database is refused: the token
+    /// endpoint's connections ([`hot`]) and sqlx's would each see their own (use keybound's
+    /// memory store instead).
     pub async fn open_url(url: &str, kek: Kek) -> Result<Self> {
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        Self::connect(
-            SqliteConnectOptions::from_str(url).map_err(db)?,
-            kek,
-            in_memory,
-        )
-        .await
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            return Err(StoreError::Database(
+                "an in-memory SQLite database is not supported: name a file (sqlite:path/to/op.db)"
+                    .into(),
+            ));
+        }
+        Self::connect(SqliteConnectOptions::from_str(url).map_err(db)?, kek).await
     }
 
-    async fn connect(opts: SqliteConnectOptions, kek: Kek, in_memory: bool) -> Result<Self> {
+    async fn connect(opts: SqliteConnectOptions, kek: Kek) -> Result<Self> {
         let opts = opts
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -151,7 +130,7 @@ impl SqliteStore {
             .await;
             match opened {
                 Ok(w) => break w,
-                Err(e) if attempt < 50 && !in_memory => {
+                Err(e) if attempt < 50 => {
                     attempt += 1;
                     tracing::debug!(error = %e, attempt, "opening raced another process; retrying");
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -159,18 +138,20 @@ impl SqliteStore {
                 Err(e) => return Err(e),
             }
         };
-        // an in-memory database exists once per connection: share the writer's
-        let pool = if in_memory {
-            writer.clone()
-        } else {
-            SqlitePoolOptions::new()
-                .max_connections(4)
-                .test_before_acquire(false)
-                .connect_with(opts)
-                .await
-                .map_err(db)?
-        };
-        Ok(SqliteStore { pool, writer, kek })
+        let path = opts.get_filename().to_owned();
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .test_before_acquire(false)
+            .connect_with(opts)
+            .await
+            .map_err(db)?;
+        let hot = hot::Hot::open(&path)?;
+        Ok(SqliteStore {
+            pool,
+            writer,
+            hot,
+            kek,
+        })
     }
 
     /// The connection pool (for tests that inspect rows directly).
@@ -401,35 +382,10 @@ impl SigningKeyStore for SqliteStore {
 #[async_trait]
 impl CodeStore for SqliteStore {
     async fn insert_code(&self, hash: &TokenHash, code: &AuthorizationCode) -> Result<()> {
-        sqlx::query("INSERT INTO auth_codes (code_hash, data, expires_at) VALUES (?1, ?2, ?3)")
-            .bind(&hash.0[..])
-            .bind(serde_json::to_string(code)?)
-            .bind(t(code.expires_at))
-            .execute(&self.writer)
-            .await
-            .map_err(|e| conflict_or_db(e, || "code exists".into()))?;
-        Ok(())
+        self.hot.insert_code(hash, code)
     }
     async fn find_code(&self, hash: &TokenHash, now: u64) -> Result<CodeLookup> {
-        let row = sqlx::query(
-            "SELECT data, expires_at, redeemed_at FROM auth_codes WHERE code_hash = ?1",
-        )
-        .bind(&hash.0[..])
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?;
-        let Some(r) = row else {
-            return Ok(CodeLookup::NotFound);
-        };
-        let code: AuthorizationCode = data(&r)?;
-        Ok(CodeLookup::classify(
-            code,
-            r.try_get::<Option<i64>, _>("redeemed_at")
-                .map_err(db)?
-                .is_some(),
-            u(r.try_get("expires_at").map_err(db)?),
-            now,
-        ))
+        self.hot.find_code(hash, now)
     }
     async fn redeem_code(
         &self,
@@ -437,111 +393,17 @@ impl CodeStore for SqliteStore {
         now: u64,
         first: Option<NewRefresh<'_>>,
     ) -> Result<CodeLookup> {
-        const REDEEM: &str = "UPDATE auth_codes SET redeemed_at = ?1
-             WHERE code_hash = ?2 AND redeemed_at IS NULL AND expires_at > ?1
-             RETURNING data";
-        let Some((h, token)) = first else {
-            // nothing else to write: one statement, no transaction round trips
-            let row = sqlx::query(REDEEM)
-                .bind(t(now))
-                .bind(&hash.0[..])
-                .fetch_optional(&self.writer)
-                .await
-                .map_err(db)?;
-            return match row {
-                Some(r) => Ok(CodeLookup::Active(data(&r)?)),
-                None => self.find_code(hash, now).await,
-            };
-        };
-        let mut tx = self.writer.begin().await.map_err(db)?;
-        let row = sqlx::query(REDEEM)
-            .bind(t(now))
-            .bind(&hash.0[..])
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-        let Some(r) = row else {
-            drop(tx);
-            return self.find_code(hash, now).await;
-        };
-        Self::insert_refresh_in(&mut tx, h, token, true).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(CodeLookup::Active(data(&r)?))
-    }
-}
-
-impl SqliteStore {
-    async fn refresh_state(
-        conn: &mut sqlx::SqliteConnection,
-        hash: &TokenHash,
-        now: u64,
-    ) -> Result<RefreshLookup> {
-        let row = sqlx::query(
-            "SELECT t.data, t.expires_at, t.used_at, f.revoked_at
-             FROM refresh_tokens t JOIN refresh_families f ON f.family_id = t.family_id
-             WHERE t.token_hash = ?1",
-        )
-        .bind(&hash.0[..])
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db)?;
-        let Some(r) = row else {
-            return Ok(RefreshLookup::NotFound);
-        };
-        let tok: RefreshToken = data(&r)?;
-        Ok(RefreshLookup::classify(
-            tok,
-            r.try_get::<Option<i64>, _>("revoked_at")
-                .map_err(db)?
-                .is_some(),
-            r.try_get::<Option<i64>, _>("used_at")
-                .map_err(db)?
-                .is_some(),
-            u(r.try_get("expires_at").map_err(db)?),
-            now,
-        ))
-    }
-
-    async fn insert_refresh_in(
-        conn: &mut sqlx::SqliteConnection,
-        hash: &TokenHash,
-        token: &RefreshToken,
-        new_family: bool,
-    ) -> Result<()> {
-        if new_family {
-            sqlx::query(
-                "INSERT INTO refresh_families (family_id, grant_id) VALUES (?1, ?2)
-                 ON CONFLICT (family_id) DO NOTHING",
-            )
-            .bind(&token.family_id)
-            .bind(&token.grant_id)
-            .execute(&mut *conn)
-            .await
-            .map_err(db)?;
-        }
-        sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, data, expires_at) VALUES (?1, ?2, ?3, ?4)")
-            .bind(&hash.0[..])
-            .bind(&token.family_id)
-            .bind(serde_json::to_string(token)?)
-            .bind(t(token.expires_at))
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| conflict_or_db(e, || "refresh token exists".into()))?;
-        Ok(())
+        self.hot.redeem_code(hash, now, first)
     }
 }
 
 #[async_trait]
 impl RefreshStore for SqliteStore {
     async fn insert_refresh(&self, hash: &TokenHash, token: &RefreshToken) -> Result<()> {
-        let mut tx = self.writer.begin().await.map_err(db)?;
-        Self::insert_refresh_in(&mut tx, hash, token, true).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(())
+        self.hot.insert_refresh(hash, token)
     }
     async fn find_refresh(&self, hash: &TokenHash, now: u64) -> Result<RefreshLookup> {
-        let mut conn = self.pool.acquire().await.map_err(db)?;
-        Self::refresh_state(&mut conn, hash, now).await
+        self.hot.find_refresh(hash, now)
     }
     async fn rotate_refresh(
         &self,
@@ -550,66 +412,20 @@ impl RefreshStore for SqliteStore {
         new_token: &RefreshToken,
         now: u64,
     ) -> Result<RefreshLookup> {
-        let mut tx = self.writer.begin().await.map_err(db)?;
-        // First statement writes, so the transaction holds the write lock from here on.
-        let used = sqlx::query(
-            "UPDATE refresh_tokens SET used_at = ?1
-             WHERE token_hash = ?2 AND used_at IS NULL AND expires_at > ?1
-               AND family_id IN (SELECT family_id FROM refresh_families WHERE revoked_at IS NULL)
-             RETURNING data",
-        )
-        .bind(t(now))
-        .bind(&old.0[..])
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
-        if let Some(r) = used {
-            let tok: RefreshToken = data(&r)?;
-            if tok.family_id != new_token.family_id {
-                return Err(StoreError::Conflict(
-                    "rotation must stay in the family".into(),
-                ));
-            }
-            // the family row exists: the UPDATE above found the old token through it
-            Self::insert_refresh_in(&mut tx, new, new_token, false).await?;
-            tx.commit().await.map_err(db)?;
-            return Ok(RefreshLookup::Active(tok));
-        }
-        let state = Self::refresh_state(&mut tx, old, now).await?;
-        if let RefreshLookup::Reused(tok) = &state {
-            // reuse: the grant (every family, every access token) goes in this transaction
-            revoke_grant_in(&mut tx, &tok.grant_id, now).await?;
-        }
-        tx.commit().await.map_err(db)?;
-        Ok(state)
+        self.hot.rotate_refresh(old, new, new_token, now)
     }
     async fn revoke_family(&self, family_id: &str, now: u64) -> Result<()> {
-        sqlx::query("UPDATE refresh_families SET revoked_at = ?1 WHERE family_id = ?2 AND revoked_at IS NULL")
-            .bind(t(now))
-            .bind(family_id)
-            .execute(&self.writer)
-            .await.map_err(db)?;
-        Ok(())
+        self.hot.revoke_family(family_id, now)
     }
 }
 
 #[async_trait]
 impl GrantStore for SqliteStore {
     async fn revoke_grant(&self, grant_id: &str, now: u64) -> Result<()> {
-        let mut tx = self.writer.begin().await.map_err(db)?;
-        revoke_grant_in(&mut tx, grant_id, now).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(())
+        self.hot.revoke_grant(grant_id, now)
     }
     async fn is_grant_revoked(&self, grant_id: &str) -> Result<bool> {
-        Ok(
-            sqlx::query("SELECT 1 FROM revoked_grants WHERE grant_id = ?1")
-                .bind(grant_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db)?
-                .is_some(),
-        )
+        self.hot.is_grant_revoked(grant_id)
     }
 }
 
@@ -642,19 +458,7 @@ impl ConsentStore for SqliteStore {
 #[async_trait]
 impl ReplayStore for SqliteStore {
     async fn check_and_insert(&self, digest: &[u8; 32], expires_at: u64, now: u64) -> Result<bool> {
-        let n = sqlx::query(
-            "INSERT INTO replay (digest, expires_at) VALUES (?1, ?2)
-             ON CONFLICT (digest) DO UPDATE SET expires_at = excluded.expires_at
-             WHERE replay.expires_at <= ?3",
-        )
-        .bind(&digest[..])
-        .bind(t(expires_at))
-        .bind(t(now))
-        .execute(&self.writer)
-        .await
-        .map_err(db)?
-        .rows_affected();
-        Ok(n == 1)
+        self.hot.check_and_insert(digest, expires_at, now)
     }
 }
 
@@ -736,14 +540,7 @@ impl DeviceStore for SqliteStore {
     }
 
     async fn find_device(&self, hash: &TokenHash, now: u64) -> Result<Option<DeviceAuthorization>> {
-        let row =
-            sqlx::query("SELECT data FROM device_codes WHERE device_hash = ?1 AND expires_at > ?2")
-                .bind(&hash.0[..])
-                .bind(t(now))
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db)?;
-        row.map(|r| data(&r)).transpose()
+        self.hot.find_device(hash, now)
     }
 
     async fn device_by_user_code(
@@ -792,67 +589,7 @@ impl DeviceStore for SqliteStore {
         now: u64,
         first: &FirstRefreshFor<'_>,
     ) -> Result<DevicePoll> {
-        // One statement records the poll and applies slow_down; SET expressions see the old row.
-        let row = sqlx::query(
-            "UPDATE device_codes SET
-                 slowed = CASE WHEN last_poll IS NOT NULL AND ?1 < last_poll + interval THEN 1 ELSE 0 END,
-                 interval = interval + CASE WHEN last_poll IS NOT NULL AND ?1 < last_poll + interval THEN 5 ELSE 0 END,
-                 last_poll = ?1
-             WHERE device_hash = ?2 AND redeemed = 0 AND expires_at > ?1
-             RETURNING slowed, interval, decision, data",
-        )
-        .bind(t(now))
-        .bind(&hash.0[..])
-        .fetch_optional(&self.writer)
-        .await.map_err(db)?;
-        let Some(r) = row else {
-            let row = sqlx::query("SELECT redeemed, data FROM device_codes WHERE device_hash = ?1")
-                .bind(&hash.0[..])
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db)?;
-            return Ok(match row {
-                None => DevicePoll::NotFound,
-                Some(r) if r.try_get::<i64, _>("redeemed").map_err(db)? == 1 => {
-                    DevicePoll::Redeemed(data(&r)?)
-                }
-                Some(_) => DevicePoll::Expired,
-            });
-        };
-        let interval = u(r.try_get("interval").map_err(db)?);
-        if r.try_get::<i64, _>("slowed").map_err(db)? == 1 {
-            return Ok(DevicePoll::SlowDown { interval });
-        }
-        let auth: DeviceAuthorization = data(&r)?;
-        let decision: Option<DeviceDecision> = r
-            .try_get::<Option<&str>, _>("decision")
-            .map_err(db)?
-            .map(serde_json::from_str)
-            .transpose()?;
-        Ok(match decision {
-            None => DevicePoll::Pending { interval },
-            Some(DeviceDecision::Denied) => DevicePoll::Denied,
-            Some(dec @ DeviceDecision::Approved { .. }) => {
-                let mut tx = self.writer.begin().await.map_err(db)?;
-                let won = sqlx::query(
-                    "UPDATE device_codes SET redeemed = 1 WHERE device_hash = ?1 AND redeemed = 0",
-                )
-                .bind(&hash.0[..])
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?
-                .rows_affected();
-                if won == 1 {
-                    if let Some((h, token)) = first(&dec) {
-                        Self::insert_refresh_in(&mut tx, &h, &token, true).await?;
-                    }
-                    tx.commit().await.map_err(db)?;
-                    DevicePoll::Approved(auth, dec)
-                } else {
-                    DevicePoll::Redeemed(auth)
-                }
-            }
-        })
+        self.hot.poll_device(hash, now, first)
     }
 }
 

@@ -1,0 +1,465 @@
+//! The token endpoint's statements, on rusqlite, run where they are called.
+//!
+//! sqlx gives every SQLite connection its own worker thread: each statement is a message to it
+//! and a wake-up back, two cross-thread wake-ups per statement, which profiles showed as the
+//! largest cost keybound controls (docs/performance.md, issue 14). SQLite is a library, and a
+//! statement on a warm page cache takes microseconds, less than one ES256 signature, so the
+//! operations every token request makes — the DPoP replay insert, looking up and consuming a
+//! code, device code or refresh token, and the grant checks — run here on the calling thread,
+//! on prepared, cached statements:
+//!
+//! - one writer connection behind a mutex (SQLite admits one writer; queueing on the mutex is
+//!   cheaper than SQLite's sleeping busy handler), each operation one `BEGIN IMMEDIATE`
+//!   transaction or one conditional statement;
+//! - a few reader connections (WAL readers never wait for the writer), taken from a stack.
+//!
+//! A caller blocks its async worker for the statement, as it does for a signature. Writes from
+//! another process on the same file (several nodes on one SQLite file) wait in SQLite's busy
+//! handler, bounded by the same 10 s busy timeout as the sqlx connections. The rest of the
+//! store — administration, sessions, consents, signing keys, migrations — stays on sqlx.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use keybound_store::{
+    AuthorizationCode, CodeLookup, DeviceAuthorization, DeviceDecision, DevicePoll,
+    FirstRefreshFor, NewRefresh, RefreshLookup, RefreshToken, Result, StoreError, TokenHash,
+};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension as _, TransactionBehavior};
+
+/// Readers kept open; more are opened when all are busy, and closed again after use.
+const READERS: usize = 4;
+
+pub(crate) struct Hot {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for Hot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hot")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn t(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn u(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// The one conversion of rusqlite's errors: a unique or key violation is a conflict, a lock
+/// still held after the busy timeout is unavailability, anything else a database failure.
+fn db(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    match e.sqlite_error_code() {
+        Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(e.to_string()),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            StoreError::Unavailable(Box::new(e))
+        }
+        _ => StoreError::Database(Box::new(e)),
+    }
+}
+
+fn json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    Ok(serde_json::from_str(text)?)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // a panic while holding the connection leaves no half transaction: rusqlite rolls back an
+    // unfinished transaction when it is dropped during the unwind
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn open(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(db)?;
+    conn.busy_timeout(Duration::from_secs(10)).map_err(db)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(db)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+impl Hot {
+    /// Connections to the database file at `path` (created and migrated by sqlx before).
+    pub(crate) fn open(path: &Path) -> Result<Hot> {
+        Ok(Hot {
+            path: path.to_owned(),
+            writer: Mutex::new(open(path)?),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = match lock(&self.readers).pop() {
+            Some(c) => c,
+            None => open(&self.path)?,
+        };
+        let out = f(&conn);
+        let mut readers = lock(&self.readers);
+        if readers.len() < READERS {
+            readers.push(conn);
+        }
+        out
+    }
+
+    /// `f` in one `BEGIN IMMEDIATE` transaction, committed when it returns `Ok`.
+    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = lock(&self.writer);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(db)?;
+        Ok(out)
+    }
+
+    /// One statement that writes, outside an explicit transaction.
+    fn write_one<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        f(&lock(&self.writer))
+    }
+
+    pub(crate) fn check_and_insert(
+        &self,
+        digest: &[u8; 32],
+        expires_at: u64,
+        now: u64,
+    ) -> Result<bool> {
+        self.write_one(|c| {
+            let n = c
+                .prepare_cached(
+                    "INSERT INTO replay (digest, expires_at) VALUES (?1, ?2)
+                     ON CONFLICT (digest) DO UPDATE SET expires_at = excluded.expires_at
+                     WHERE replay.expires_at <= ?3",
+                )
+                .and_then(|mut s| s.execute(params![&digest[..], t(expires_at), t(now)]))
+                .map_err(db)?;
+            Ok(n == 1)
+        })
+    }
+
+    pub(crate) fn insert_code(&self, hash: &TokenHash, code: &AuthorizationCode) -> Result<()> {
+        let text = serde_json::to_string(code)?;
+        self.write_one(|c| {
+            c.prepare_cached(
+                "INSERT INTO auth_codes (code_hash, data, expires_at) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut s| s.execute(params![&hash.0[..], text, t(code.expires_at)]))
+            .map_err(|e| match db(e) {
+                StoreError::Conflict(_) => StoreError::Conflict("code exists".into()),
+                other => other,
+            })?;
+            Ok(())
+        })
+    }
+
+    pub(crate) fn find_code(&self, hash: &TokenHash, now: u64) -> Result<CodeLookup> {
+        self.read(|c| code_state(c, hash, now))
+    }
+
+    pub(crate) fn redeem_code(
+        &self,
+        hash: &TokenHash,
+        now: u64,
+        first: Option<NewRefresh<'_>>,
+    ) -> Result<CodeLookup> {
+        let redeem = |c: &Connection| -> Result<Option<AuthorizationCode>> {
+            c.prepare_cached(
+                "UPDATE auth_codes SET redeemed_at = ?1
+                 WHERE code_hash = ?2 AND redeemed_at IS NULL AND expires_at > ?1
+                 RETURNING data",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![t(now), &hash.0[..]], |r| r.get::<_, String>(0))
+                    .optional()
+            })
+            .map_err(db)?
+            .map(|text| json(&text))
+            .transpose()
+        };
+        let won = match first {
+            // nothing else to write: one statement
+            None => self.write_one(redeem)?,
+            Some((h, token)) => self.write(|tx| {
+                let won = redeem(tx)?;
+                if won.is_some() {
+                    insert_refresh_in(tx, h, token, true)?;
+                }
+                Ok(won)
+            })?,
+        };
+        match won {
+            Some(code) => Ok(CodeLookup::Active(code)),
+            None => self.find_code(hash, now),
+        }
+    }
+
+    pub(crate) fn insert_refresh(&self, hash: &TokenHash, token: &RefreshToken) -> Result<()> {
+        self.write(|tx| insert_refresh_in(tx, hash, token, true))
+    }
+
+    pub(crate) fn find_refresh(&self, hash: &TokenHash, now: u64) -> Result<RefreshLookup> {
+        self.read(|c| refresh_state(c, hash, now))
+    }
+
+    pub(crate) fn rotate_refresh(
+        &self,
+        old: &TokenHash,
+        new: &TokenHash,
+        new_token: &RefreshToken,
+        now: u64,
+    ) -> Result<RefreshLookup> {
+        self.write(|tx| {
+            let used: Option<String> = tx
+                .prepare_cached(
+                    "UPDATE refresh_tokens SET used_at = ?1
+                     WHERE token_hash = ?2 AND used_at IS NULL AND expires_at > ?1
+                       AND family_id IN (SELECT family_id FROM refresh_families WHERE revoked_at IS NULL)
+                     RETURNING data",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![t(now), &old.0[..]], |r| r.get(0))
+                        .optional()
+                })
+                .map_err(db)?;
+            if let Some(text) = used {
+                let tok: RefreshToken = json(&text)?;
+                if tok.family_id != new_token.family_id {
+                    return Err(StoreError::Conflict(
+                        "rotation must stay in the family".into(),
+                    ));
+                }
+                // the family row exists: the UPDATE above found the old token through it
+                insert_refresh_in(tx, new, new_token, false)?;
+                return Ok(RefreshLookup::Active(tok));
+            }
+            let state = refresh_state(tx, old, now)?;
+            if let RefreshLookup::Reused(tok) = &state {
+                // reuse: the grant (every family, every access token) goes in this transaction
+                revoke_grant_in(tx, &tok.grant_id, now)?;
+            }
+            Ok(state)
+        })
+    }
+
+    pub(crate) fn revoke_family(&self, family_id: &str, now: u64) -> Result<()> {
+        self.write_one(|c| {
+            c.prepare_cached(
+                "UPDATE refresh_families SET revoked_at = ?1 WHERE family_id = ?2 AND revoked_at IS NULL",
+            )
+            .and_then(|mut s| s.execute(params![t(now), family_id]))
+            .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    pub(crate) fn revoke_grant(&self, grant_id: &str, now: u64) -> Result<()> {
+        self.write(|tx| revoke_grant_in(tx, grant_id, now))
+    }
+
+    pub(crate) fn is_grant_revoked(&self, grant_id: &str) -> Result<bool> {
+        self.read(|c| {
+            c.prepare_cached("SELECT 1 FROM revoked_grants WHERE grant_id = ?1")
+                .and_then(|mut s| s.exists(params![grant_id]))
+                .map_err(db)
+        })
+    }
+
+    pub(crate) fn find_device(
+        &self,
+        hash: &TokenHash,
+        now: u64,
+    ) -> Result<Option<DeviceAuthorization>> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT data FROM device_codes WHERE device_hash = ?1 AND expires_at > ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![&hash.0[..], t(now)], |r| r.get::<_, String>(0))
+                    .optional()
+            })
+            .map_err(db)?
+            .map(|text| json(&text))
+            .transpose()
+        })
+    }
+
+    pub(crate) fn poll_device(
+        &self,
+        hash: &TokenHash,
+        now: u64,
+        first: &FirstRefreshFor<'_>,
+    ) -> Result<DevicePoll> {
+        // One statement records the poll and applies slow_down; SET expressions see the old
+        // row. An approved code is consumed in the same transaction, with its refresh token.
+        self.write(|tx| {
+            let row = tx
+                .prepare_cached(
+                    "UPDATE device_codes SET
+                         slowed = CASE WHEN last_poll IS NOT NULL AND ?1 < last_poll + interval THEN 1 ELSE 0 END,
+                         interval = interval + CASE WHEN last_poll IS NOT NULL AND ?1 < last_poll + interval THEN 5 ELSE 0 END,
+                         last_poll = ?1
+                     WHERE device_hash = ?2 AND redeemed = 0 AND expires_at > ?1
+                     RETURNING slowed, interval, decision, data",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![t(now), &hash.0[..]], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, Option<String>>(2)?,
+                            r.get::<_, String>(3)?,
+                        ))
+                    })
+                    .optional()
+                })
+                .map_err(db)?;
+            let Some((slowed, interval, decision, text)) = row else {
+                let row = tx
+                    .prepare_cached("SELECT redeemed, data FROM device_codes WHERE device_hash = ?1")
+                    .and_then(|mut s| {
+                        s.query_row(params![&hash.0[..]], |r| {
+                            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                        })
+                        .optional()
+                    })
+                    .map_err(db)?;
+                return Ok(match row {
+                    None => DevicePoll::NotFound,
+                    Some((1, text)) => DevicePoll::Redeemed(json(&text)?),
+                    Some(_) => DevicePoll::Expired,
+                });
+            };
+            let interval = u(interval);
+            if slowed == 1 {
+                return Ok(DevicePoll::SlowDown { interval });
+            }
+            let auth: DeviceAuthorization = json(&text)?;
+            let decision: Option<DeviceDecision> = decision.as_deref().map(json).transpose()?;
+            Ok(match decision {
+                None => DevicePoll::Pending { interval },
+                Some(DeviceDecision::Denied) => DevicePoll::Denied,
+                Some(dec @ DeviceDecision::Approved { .. }) => {
+                    // the write lock is held since the UPDATE above: this poll consumes it
+                    tx.prepare_cached("UPDATE device_codes SET redeemed = 1 WHERE device_hash = ?1")
+                        .and_then(|mut s| s.execute(params![&hash.0[..]]))
+                        .map_err(db)?;
+                    if let Some((h, token)) = first(&dec) {
+                        insert_refresh_in(tx, &h, &token, true)?;
+                    }
+                    DevicePoll::Approved(auth, dec)
+                }
+            })
+        })
+    }
+}
+
+fn code_state(c: &Connection, hash: &TokenHash, now: u64) -> Result<CodeLookup> {
+    let row = c
+        .prepare_cached("SELECT data, expires_at, redeemed_at FROM auth_codes WHERE code_hash = ?1")
+        .and_then(|mut s| {
+            s.query_row(params![&hash.0[..]], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                ))
+            })
+            .optional()
+        })
+        .map_err(db)?;
+    let Some((text, expires_at, redeemed_at)) = row else {
+        return Ok(CodeLookup::NotFound);
+    };
+    Ok(CodeLookup::classify(
+        json(&text)?,
+        redeemed_at.is_some(),
+        u(expires_at),
+        now,
+    ))
+}
+
+fn refresh_state(c: &Connection, hash: &TokenHash, now: u64) -> Result<RefreshLookup> {
+    let row = c
+        .prepare_cached(
+            "SELECT t.data, t.expires_at, t.used_at, f.revoked_at
+             FROM refresh_tokens t JOIN refresh_families f ON f.family_id = t.family_id
+             WHERE t.token_hash = ?1",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![&hash.0[..]], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                ))
+            })
+            .optional()
+        })
+        .map_err(db)?;
+    let Some((text, expires_at, used_at, revoked_at)) = row else {
+        return Ok(RefreshLookup::NotFound);
+    };
+    Ok(RefreshLookup::classify(
+        json(&text)?,
+        revoked_at.is_some(),
+        used_at.is_some(),
+        u(expires_at),
+        now,
+    ))
+}
+
+/// Store a refresh token inside the caller's transaction (starting its family if new).
+fn insert_refresh_in(
+    c: &Connection,
+    hash: &TokenHash,
+    token: &RefreshToken,
+    new_family: bool,
+) -> Result<()> {
+    if new_family {
+        c.prepare_cached(
+            "INSERT INTO refresh_families (family_id, grant_id) VALUES (?1, ?2)
+             ON CONFLICT (family_id) DO NOTHING",
+        )
+        .and_then(|mut s| s.execute(params![token.family_id, token.grant_id]))
+        .map_err(db)?;
+    }
+    let text = serde_json::to_string(token)?;
+    c.prepare_cached(
+        "INSERT INTO refresh_tokens (token_hash, family_id, data, expires_at) VALUES (?1, ?2, ?3, ?4)",
+    )
+    .and_then(|mut s| s.execute(params![&hash.0[..], token.family_id, text, t(token.expires_at)]))
+    .map_err(|e| match db(e) {
+        StoreError::Conflict(_) => StoreError::Conflict("refresh token exists".into()),
+        other => other,
+    })?;
+    Ok(())
+}
+
+/// Revoke a grant inside the caller's transaction: its access tokens (by `gid`) and every
+/// refresh family issued under it.
+fn revoke_grant_in(c: &Connection, grant_id: &str, now: u64) -> Result<()> {
+    c.prepare_cached(
+        "INSERT INTO revoked_grants (grant_id, revoked_at) VALUES (?1, ?2)
+         ON CONFLICT (grant_id) DO NOTHING",
+    )
+    .and_then(|mut s| s.execute(params![grant_id, t(now)]))
+    .map_err(db)?;
+    c.prepare_cached(
+        "UPDATE refresh_families SET revoked_at = ?1 WHERE grant_id = ?2 AND revoked_at IS NULL",
+    )
+    .and_then(|mut s| s.execute(params![t(now), grant_id]))
+    .map_err(db)?;
+    Ok(())
+}
