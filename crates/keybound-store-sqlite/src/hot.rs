@@ -13,18 +13,24 @@
 //!   transaction or one conditional statement;
 //! - a few reader connections (WAL readers never wait for the writer), taken from a stack.
 //!
+//! The authorization endpoint's sessions and consents live here too, so the two endpoints'
+//! writes queue on one mutex instead of meeting in SQLite's busy handler.
+//!
 //! A caller blocks its async worker for the statement, as it does for a signature. Writes from
 //! another process on the same file (several nodes on one SQLite file) wait in SQLite's busy
 //! handler, bounded by the same 10 s busy timeout as the sqlx connections. The rest of the
-//! store — administration, sessions, consents, signing keys, migrations — stays on sqlx.
+//! store — administration (clients, users, issuers, registration tokens), signing keys, new
+//! device authorizations and their decisions, migrations — stays on sqlx: rare writes that may
+//! meet these in SQLite's busy handler.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use keybound_store::{
-    AuthorizationCode, CodeLookup, DeviceAuthorization, DeviceDecision, DevicePoll,
-    FirstRefreshFor, NewRefresh, RefreshLookup, RefreshToken, Result, StoreError, TokenHash,
+    AuthorizationCode, BrowserSession, CodeLookup, Consent, DeviceAuthorization, DeviceDecision,
+    DevicePoll, FirstRefreshFor, NewRefresh, RefreshLookup, RefreshToken, Result, StoreError,
+    TokenHash,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension as _, TransactionBehavior};
 
@@ -281,16 +287,11 @@ impl Hot {
         now: u64,
     ) -> Result<Option<DeviceAuthorization>> {
         self.read(|c| {
-            c.prepare_cached(
+            one_json(
+                c,
                 "SELECT data FROM device_codes WHERE device_hash = ?1 AND expires_at > ?2",
+                params![&hash.0[..], t(now)],
             )
-            .and_then(|mut s| {
-                s.query_row(params![&hash.0[..], t(now)], |r| r.get::<_, String>(0))
-                    .optional()
-            })
-            .map_err(db)?
-            .map(|text| json(&text))
-            .transpose()
         })
     }
 
@@ -362,6 +363,89 @@ impl Hot {
             })
         })
     }
+}
+
+impl Hot {
+    pub(crate) fn put_session(&self, hash: &TokenHash, session: &BrowserSession) -> Result<()> {
+        let text = serde_json::to_string(session)?;
+        self.write_one(|c| {
+            c.prepare_cached(
+                "INSERT INTO sessions (session_hash, data, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (session_hash) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
+            )
+            .and_then(|mut s| s.execute(params![&hash.0[..], text, t(session.expires_at)]))
+            .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    pub(crate) fn session(&self, hash: &TokenHash, now: u64) -> Result<Option<BrowserSession>> {
+        self.read(|c| {
+            one_json(
+                c,
+                "SELECT data FROM sessions WHERE session_hash = ?1 AND expires_at > ?2",
+                params![&hash.0[..], t(now)],
+            )
+        })
+    }
+
+    pub(crate) fn delete_session(&self, hash: &TokenHash) -> Result<()> {
+        self.write_one(|c| {
+            c.prepare_cached("DELETE FROM sessions WHERE session_hash = ?1")
+                .and_then(|mut s| s.execute(params![&hash.0[..]]))
+                .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    pub(crate) fn consent(&self, sub: &str, client_id: &str) -> Result<Option<Consent>> {
+        self.read(|c| {
+            one_json(
+                c,
+                "SELECT data FROM consents WHERE sub = ?1 AND client_id = ?2",
+                params![sub, client_id],
+            )
+        })
+    }
+
+    pub(crate) fn put_consent(&self, consent: &Consent) -> Result<()> {
+        let text = serde_json::to_string(consent)?;
+        self.write_one(|c| {
+            c.prepare_cached(
+                "INSERT INTO consents (sub, client_id, data) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (sub, client_id) DO UPDATE SET data = excluded.data",
+            )
+            .and_then(|mut s| s.execute(params![consent.sub, consent.client_id, text]))
+            .map_err(db)?;
+            Ok(())
+        })
+    }
+}
+
+impl Hot {
+    /// A purge statement (`sql` with `?1` = now, `?2` = limit); the rows it deleted.
+    pub(crate) fn delete_batch(&self, sql: &str, now: u64, limit: u32) -> Result<u64> {
+        self.write_one(|c| {
+            let n = c
+                .prepare_cached(sql)
+                .and_then(|mut s| s.execute(params![t(now), i64::from(limit)]))
+                .map_err(db)?;
+            Ok(n as u64)
+        })
+    }
+}
+
+/// The JSON record in the first column of the one row `sql` selects, if any.
+fn one_json<T: serde::de::DeserializeOwned>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Option<T>> {
+    c.prepare_cached(sql)
+        .and_then(|mut s| s.query_row(params, |r| r.get::<_, String>(0)).optional())
+        .map_err(db)?
+        .map(|text| json(&text))
+        .transpose()
 }
 
 fn code_state(c: &Connection, hash: &TokenHash, now: u64) -> Result<CodeLookup> {

@@ -1,8 +1,10 @@
 //! # keybound-store-sqlite
 //!
-//! The SQLite backend of keybound's store traits (sqlx, WAL, embedded migrations): the default
-//! for one machine. A crate of its own so that the traits (and `keybound-op`, which only sees
-//! them) do not compile sqlx; the PostgreSQL backend will be its sibling.
+//! The SQLite backend of keybound's store traits (WAL, embedded migrations): the default for
+//! one machine. Administration and migrations run on sqlx; what every token and authorization
+//! request does runs on rusqlite in the calling thread (module `hot`, for speed). A crate of
+//! its own so that the traits (and `keybound-op`, which only sees them) do not compile a
+//! database driver; the PostgreSQL backend is its sibling.
 //!
 //! Every atomic trait operation is one conditional statement (`UPDATE … WHERE … RETURNING`,
 //! `INSERT … ON CONFLICT … WHERE`) or one transaction whose first statement writes, so two
@@ -84,7 +86,7 @@ impl SqliteStore {
     }
 
     /// Open from a `sqlite:` URL naming a file. An in-memory database is refused: the token
-    /// endpoint's connections ([`hot`]) and sqlx's would each see their own (use keybound's
+    /// endpoint's connections (module `hot`) and sqlx's would each see their own (use keybound's
     /// memory store instead).
     pub async fn open_url(url: &str, kek: Kek) -> Result<Self> {
         if url.contains(":memory:") || url.contains("mode=memory") {
@@ -432,26 +434,10 @@ impl GrantStore for SqliteStore {
 #[async_trait]
 impl ConsentStore for SqliteStore {
     async fn consent(&self, sub: &str, client_id: &str) -> Result<Option<Consent>> {
-        let row = sqlx::query("SELECT data FROM consents WHERE sub = ?1 AND client_id = ?2")
-            .bind(sub)
-            .bind(client_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-        row.map(|r| data(&r)).transpose()
+        self.hot.consent(sub, client_id)
     }
     async fn put_consent(&self, consent: &Consent) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO consents (sub, client_id, data) VALUES (?1, ?2, ?3)
-             ON CONFLICT (sub, client_id) DO UPDATE SET data = excluded.data",
-        )
-        .bind(&consent.sub)
-        .bind(&consent.client_id)
-        .bind(serde_json::to_string(consent)?)
-        .execute(&self.writer)
-        .await
-        .map_err(db)?;
-        Ok(())
+        self.hot.put_consent(consent)
     }
 }
 
@@ -473,47 +459,22 @@ impl PurgeStore for SqliteStore {
             Expiring::Sessions => "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions WHERE expires_at <= ?1 LIMIT ?2)",
             Expiring::RefreshTokens => "DELETE FROM refresh_tokens WHERE rowid IN (SELECT rowid FROM refresh_tokens WHERE expires_at <= ?1 LIMIT ?2)",
         };
-        Ok(sqlx::query(sql)
-            .bind(t(now))
-            .bind(i64::from(limit))
-            .execute(&self.writer)
-            .await
-            .map_err(db)?
-            .rows_affected())
+        // on the token endpoint's writer: a purge queues with token requests instead of meeting
+        // them in SQLite's busy handler
+        self.hot.delete_batch(sql, now, limit)
     }
 }
 
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn put_session(&self, hash: &TokenHash, session: &BrowserSession) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO sessions (session_hash, data, expires_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (session_hash) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
-        )
-        .bind(&hash.0[..])
-        .bind(serde_json::to_string(session)?)
-        .bind(t(session.expires_at))
-        .execute(&self.writer)
-        .await.map_err(db)?;
-        Ok(())
+        self.hot.put_session(hash, session)
     }
     async fn session(&self, hash: &TokenHash, now: u64) -> Result<Option<BrowserSession>> {
-        let row =
-            sqlx::query("SELECT data FROM sessions WHERE session_hash = ?1 AND expires_at > ?2")
-                .bind(&hash.0[..])
-                .bind(t(now))
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db)?;
-        row.map(|r| data(&r)).transpose()
+        self.hot.session(hash, now)
     }
     async fn delete_session(&self, hash: &TokenHash) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE session_hash = ?1")
-            .bind(&hash.0[..])
-            .execute(&self.writer)
-            .await
-            .map_err(db)?;
-        Ok(())
+        self.hot.delete_session(hash)
     }
 }
 
