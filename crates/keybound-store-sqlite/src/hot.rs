@@ -24,7 +24,7 @@
 //! meet these in SQLite's busy handler.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{mpsc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use keybound_store::{
@@ -41,6 +41,40 @@ pub(crate) struct Hot {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// dropping it stops the checkpoint thread
+    _checkpoints: mpsc::Sender<()>,
+}
+
+/// How often the checkpoint thread copies the WAL back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// WAL checkpoints on a thread of their own. SQLite checkpoints automatically on the commit that
+/// crosses 1,000 WAL pages, on the committing connection — here an async worker thread — and a
+/// checkpoint syncs the database file, which took tens of milliseconds on the test VM and showed
+/// as p99 latency (55 ms at 1,000 requests/s). The writer's automatic checkpoints are off; this
+/// thread runs passive ones (they never block the writer) until the store is dropped.
+fn checkpoints(path: PathBuf) -> mpsc::Sender<()> {
+    let (tx, rx) = mpsc::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("keybound-sqlite-checkpoint".into())
+        .spawn(move || {
+            let conn = match open(&path) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "no WAL checkpoint thread");
+                    return;
+                }
+            };
+            while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(CHECKPOINT_EVERY) {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::debug!(error = %e, "WAL checkpoint");
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no WAL checkpoint thread");
+    }
+    tx
 }
 
 impl std::fmt::Debug for Hot {
@@ -99,10 +133,15 @@ fn open(path: &Path) -> Result<Connection> {
 impl Hot {
     /// Connections to the database file at `path` (created and migrated by sqlx before).
     pub(crate) fn open(path: &Path) -> Result<Hot> {
+        let writer = open(path)?;
+        writer
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(db)?;
         Ok(Hot {
             path: path.to_owned(),
-            writer: Mutex::new(open(path)?),
+            writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
+            _checkpoints: checkpoints(path.to_owned()),
         })
     }
 
