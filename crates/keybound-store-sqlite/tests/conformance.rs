@@ -169,7 +169,7 @@ async fn sqlite_wal_stays_bounded_with_checkpoints_off_the_request_path() {
     let mut n = 0u32;
     let mut insert = || {
         n += 1;
-        keybound_jose::sha256(&n.to_be_bytes())
+        keybound_testkit::numbered_digest(n)
     };
     for _round in 0..3 {
         for _ in 0..3_000 {

@@ -110,6 +110,11 @@ macro_rules! store_conformance {
             $crate::conformance::purge_expired_rows_in_bounded_batches(s).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn purge_by_many_nodes_at_once() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::purge_by_many_nodes_at_once(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn trusted_issuers_and_subject_links() {
             let (s, _keep) = $backend().await;
             $crate::conformance::trusted_issuers_and_subject_links(s).await;
@@ -653,6 +658,44 @@ pub async fn sessions_expire(s: Arc<dyn Store>) {
     assert_eq!(s.session(&h, NOW + 3600).await.unwrap(), None);
     s.delete_session(&h).await.unwrap();
     assert_eq!(s.session(&h, NOW).await.unwrap(), None);
+}
+
+/// Issue 13: every node purges, so purges run at once: four purgers racing over the same
+/// expired rows delete each exactly once between them, fail nothing and leave live rows.
+pub async fn purge_by_many_nodes_at_once(s: Arc<dyn Store>) {
+    let at = NOW + 10;
+    for i in 0..400u32 {
+        let digest = crate::numbered_digest(i);
+        assert!(s.check_and_insert(&digest, at, NOW).await.unwrap());
+    }
+    let live = crate::numbered_digest(1_000_000);
+    assert!(s.check_and_insert(&live, NOW + 1000, NOW).await.unwrap());
+    let purgers: Vec<_> = (0..4)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut deleted = 0;
+                // bounded: 400 rows, at least one per productive round of 25
+                for _ in 0..100 {
+                    let n = s.purge_expired(Expiring::Replay, at, 25).await.unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    deleted += n;
+                }
+                deleted
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for p in purgers {
+        total += p.await.unwrap();
+    }
+    assert_eq!(total, 400, "each expired row deleted exactly once");
+    assert!(
+        !s.check_and_insert(&live, NOW + 1000, at).await.unwrap(),
+        "the live entry survived the purges"
+    );
 }
 
 /// Issue 10 item 5: expired rows of every kind are purged, at most `limit` per call, and live

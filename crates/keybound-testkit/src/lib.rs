@@ -104,6 +104,11 @@ pub fn vu64(v: &Value, pointer: &str) -> u64 {
         .unwrap_or_else(|| panic!("vector has no integer at {pointer}"))
 }
 
+/// A distinct 32-byte digest for `i` (replay entries, token hashes in store tests).
+pub fn numbered_digest(i: u32) -> [u8; 32] {
+    keybound_jose::sha256(&i.to_be_bytes())
+}
+
 /// Lower-case hex of `bytes`, for comparing with hex in the spec texts.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
