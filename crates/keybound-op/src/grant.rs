@@ -70,10 +70,10 @@ pub(crate) fn has_scope(scope: &str, s: &str) -> bool {
     scope.split(' ').any(|x| x == s)
 }
 
-/// Whether a redeemed grant comes with a refresh token: only with `offline_access` (OIDC Core
-/// §11).
-pub(crate) fn issues_refresh(g: &Grant<'_>) -> bool {
-    has_scope(g.who.scope, "offline_access")
+/// Whether a grant of `scope` comes with a refresh token: only with `offline_access` (OIDC Core
+/// §11). The redemption draws the token value only then.
+pub(crate) fn issues_refresh(scope: &str) -> bool {
+    has_scope(scope, "offline_access")
 }
 
 /// The refresh-token binding rule (docs/decisions.md, DP-T6): bound to the proof key for every
@@ -114,8 +114,8 @@ pub(crate) fn redemption_grant<'a>(
 }
 
 impl Provider {
-    /// The first refresh token of a redeemed grant, as `token`, when `offline_access` was
-    /// granted: what the store writes in the redemption's own transaction
+    /// The first refresh token of a redeemed grant (one that [`issues_refresh`]), with the
+    /// value `token`: what the store writes in the redemption's own transaction
     /// ([`keybound_store::NewRefresh`]), so a consumed code never lacks its refresh token.
     pub(crate) fn first_refresh(
         &self,
@@ -123,28 +123,26 @@ impl Provider {
         proof: Option<&VerifiedProof>,
         token: &str,
         now: u64,
-    ) -> Option<(TokenHash, RefreshToken)> {
-        issues_refresh(g).then(|| {
-            let record = RefreshToken {
-                family_id: self.random_id(),
-                grant_id: g.who.grant_id.to_owned(),
-                client_id: g.client.client_id.clone(),
-                sub: g.who.sub.to_owned(),
-                scope: g.who.scope.to_owned(),
-                auth_time: g.who.auth_time,
-                acr: g.who.acr.map(str::to_owned),
-                amr: g.who.amr.to_vec(),
-                jkt: refresh_binding(g.client, g.id_token_key.is_some(), proof),
-                cnf_jwk: g.id_token_key.as_ref().map(|(_, k)| k.clone()),
-                profile: g
-                    .id_token_key
-                    .as_ref()
-                    .map_or(g.client.key_binding_profile, |(p, _)| *p),
-                created_at: now,
-                expires_at: now + self.config.refresh_ttl,
-            };
-            (TokenHash::of(token), record)
-        })
+    ) -> (TokenHash, RefreshToken) {
+        let record = RefreshToken {
+            family_id: self.random_id(),
+            grant_id: g.who.grant_id.to_owned(),
+            client_id: g.client.client_id.clone(),
+            sub: g.who.sub.to_owned(),
+            scope: g.who.scope.to_owned(),
+            auth_time: g.who.auth_time,
+            acr: g.who.acr.map(str::to_owned),
+            amr: g.who.amr.to_vec(),
+            jkt: refresh_binding(g.client, g.id_token_key.is_some(), proof),
+            cnf_jwk: g.id_token_key.as_ref().map(|(_, k)| k.clone()),
+            profile: g
+                .id_token_key
+                .as_ref()
+                .map_or(g.client.key_binding_profile, |(p, _)| *p),
+            created_at: now,
+            expires_at: now + self.config.refresh_ttl,
+        };
+        (TokenHash::of(token), record)
     }
 
     /// Mint the access token and ID Token of a grant; `refresh_token` is the one the store

@@ -4,7 +4,7 @@
 use keybound_proto::dpop::{CodeBinding, VerifiedProof};
 use keybound_store::{AuthorizationCode, Client, CodeLookup, TokenHash};
 
-use crate::grant::{redemption_grant, Authorized, Redemption, TokenSuccess};
+use crate::grant::{issues_refresh, redemption_grant, Authorized, Redemption, TokenSuccess};
 use crate::proof::check_code_proof;
 use crate::{Form, OpError, Provider};
 
@@ -58,8 +58,10 @@ impl Provider {
             tbh: code.tbh.as_deref(),
         };
         let grant = redemption_grant(client, redemption, proof.as_ref())?;
-        let token = self.random_token();
-        let first = self.first_refresh(&grant, proof.as_ref(), &token, now);
+        let token = issues_refresh(&code.scope).then(|| self.random_token());
+        let first = token
+            .as_deref()
+            .map(|t| self.first_refresh(&grant, proof.as_ref(), t, now));
         // consume atomically, with the refresh token in the same transaction
         match self
             .store
@@ -74,8 +76,7 @@ impl Provider {
                 ))
             }
         }
-        self.mint(&grant, proof.as_ref(), first.map(|_| token))
-            .await
+        self.mint(&grant, proof.as_ref(), token).await
     }
 }
 

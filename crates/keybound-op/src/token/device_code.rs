@@ -50,8 +50,9 @@ impl Provider {
             "device code",
         )?;
         // the first refresh token, written by the poll that consumes the approved code
-        let token = self.random_token();
+        let token = issues_refresh(&auth.scope).then(|| self.random_token());
         let first = |dec: &DeviceDecision| {
+            let t = token.as_deref()?;
             let DeviceDecision::Approved {
                 sub,
                 auth_time,
@@ -66,7 +67,7 @@ impl Provider {
                 proof.as_ref(),
             )
             .ok()?;
-            self.first_refresh(&g, proof.as_ref(), &token, now)
+            Some(self.first_refresh(&g, proof.as_ref(), t, now))
         };
         match self.store.poll_device(&hash, now, &first).await? {
             DevicePoll::Pending { .. } => Err(OpError::new(
@@ -98,8 +99,7 @@ impl Provider {
             ) => {
                 let grant =
                     redemption_grant(client, approved(&a, &sub, auth_time, &amr), proof.as_ref())?;
-                let refresh = issues_refresh(&grant).then_some(token);
-                self.mint(&grant, proof.as_ref(), refresh).await
+                self.mint(&grant, proof.as_ref(), token).await
             }
         }
     }
