@@ -34,13 +34,13 @@ use keybound_store::{
 /// The SQLite store.
 #[derive(Debug)]
 pub struct SqliteStore {
-    /// reads (several connections: WAL readers never wait for the writer)
+    /// administration reads (several connections: WAL readers never wait for the writer)
     pool: SqlitePool,
-    /// every statement that writes, on one connection: SQLite admits one writer at a time, and
-    /// writers on several connections wait for each other in SQLite's busy handler, which sleeps
-    /// (milliseconds) instead of queueing; one connection queues them in sqlx instead
+    /// administration writes and migrations, on one connection (rare: they meet the token
+    /// path's writer in SQLite's busy handler)
     writer: SqlitePool,
-    /// the token endpoint's operations, on rusqlite in the calling thread ([`hot`])
+    /// every operation of the token and authorization endpoints, on rusqlite in the calling
+    /// thread (module `hot`)
     hot: hot::Hot,
     kek: Kek,
 }

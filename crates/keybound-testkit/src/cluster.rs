@@ -196,14 +196,17 @@ impl Reply {
         self.body[member].as_str()
     }
 
+    /// No answer: refused, reset, timed out.
+    const CUT: Reply = Reply {
+        status: 0,
+        body: Value::Null,
+        dpop_nonce: None,
+        retry_after: None,
+    };
+
     async fn from(r: Result<reqwest::Response, reqwest::Error>) -> Reply {
         let Ok(r) = r else {
-            return Reply {
-                status: 0,
-                body: Value::Null,
-                dpop_nonce: None,
-                retry_after: None,
-            };
+            return Reply::CUT;
         };
         let status = r.status().as_u16();
         let header = |name: &str| {
@@ -213,20 +216,12 @@ impl Reply {
                 .map(str::to_owned)
         };
         let (dpop_nonce, retry_after) = (header("dpop-nonce"), header("retry-after"));
-        let body = match r.bytes().await {
-            Ok(b) => serde_json::from_slice(&b).unwrap_or(Value::Null),
-            Err(_) => {
-                return Reply {
-                    status: 0,
-                    body: Value::Null,
-                    dpop_nonce: None,
-                    retry_after: None,
-                }
-            }
+        let Ok(bytes) = r.bytes().await else {
+            return Reply::CUT;
         };
         Reply {
             status,
-            body,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
             dpop_nonce,
             retry_after,
         }
