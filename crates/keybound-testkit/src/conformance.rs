@@ -433,6 +433,17 @@ pub async fn code_concurrent_redemption_exactly_once(s: Arc<dyn Store>) {
     }
 }
 
+/// A signing key's sealed column holds no 32-byte run of its PKCS#8 document (backend tests
+/// read the row themselves).
+pub fn assert_sealed(sealed: &[u8], pkcs8: &[u8]) {
+    assert!(
+        !sealed
+            .windows(32)
+            .any(|w| pkcs8.windows(32).any(|p| p == w)),
+        "no 32-byte run of the PKCS#8 in the row"
+    );
+}
+
 /// How many of `hashes` name a stored, usable refresh token.
 async fn active_refresh_tokens(s: &Arc<dyn Store>, hashes: &[TokenHash], now: u64) -> usize {
     let mut n = 0;
