@@ -332,10 +332,35 @@ fn decode_claims(payload: &[u8]) -> Result<IdTokenClaims, Error> {
     Ok(claims)
 }
 
-/// [`validate`] for a caller that already parsed the JWS (e.g. to read `iss` and `kid` to
-/// choose the issuer's keys), so nothing is decoded twice.
+/// The claims of a parsed ID Token, *unverified*: for a caller that must read `iss` to choose
+/// the issuer's keys, and then hands them to [`validate_decoded`] so nothing is decoded twice.
+pub fn decode(jws: &Jws<'_>) -> Result<IdTokenClaims, Error> {
+    decode_claims(jws.payload())
+}
+
+/// [`validate`] for a caller that already parsed the JWS (e.g. to read `kid`).
 pub fn validate_jws(
     jws: &Jws<'_>,
+    keys: &JwkSet,
+    checks: &IdTokenChecks<'_>,
+) -> Result<ValidatedIdToken, Error> {
+    validate_parts(jws, None, keys, checks)
+}
+
+/// [`validate`] for a caller that also decoded the claims ([`decode`]); they are trusted only
+/// once the signature over exactly these bytes is verified here.
+pub fn validate_decoded(
+    jws: &Jws<'_>,
+    claims: IdTokenClaims,
+    keys: &JwkSet,
+    checks: &IdTokenChecks<'_>,
+) -> Result<ValidatedIdToken, Error> {
+    validate_parts(jws, Some(claims), keys, checks)
+}
+
+fn validate_parts(
+    jws: &Jws<'_>,
+    decoded: Option<IdTokenClaims>,
     keys: &JwkSet,
     checks: &IdTokenChecks<'_>,
 ) -> Result<ValidatedIdToken, Error> {
@@ -383,7 +408,10 @@ pub fn validate_jws(
     {
         return Err(Error::IdTokenSignature);
     }
-    let claims = decode_claims(jws.payload())?;
+    let claims = match decoded {
+        Some(c) => c,
+        None => decode_claims(jws.payload())?,
+    };
     check_claims(&claims, checks)?;
     // Key Binding: cnf.jwk present and matching
     let jkt = claims

@@ -114,13 +114,6 @@ impl VerifierConfig {
     }
 }
 
-/// Just `iss`, borrowed from the payload, to choose the issuer's keys before verification.
-#[derive(serde::Deserialize)]
-struct Iss<'a> {
-    #[serde(borrow)]
-    iss: std::borrow::Cow<'a, str>,
-}
-
 /// Who presented: the validated ID Token and the key it is bound to.
 #[derive(Debug, Clone)]
 pub struct VerifiedIdentity {
@@ -203,18 +196,16 @@ impl Verifier {
         id_token: &str,
     ) -> Result<(VerifiedIdentity, PublicJwk), VerifyError> {
         let now = self.now();
-        // parse once: `iss` and `kid` choose the keys, the same parse is then validated
+        // parse and decode once: `iss` and `kid` choose the keys, the same claims are then
+        // validated (trusted only after the signature check)
         let jws = idtoken::parse(id_token).map_err(VerifyError::IdToken)?;
-        let Iss { iss } = serde_json::from_slice(jws.payload()).map_err(|e| {
-            VerifyError::IdToken(keybound_proto::Error::IdTokenMalformed(format!("iss: {e}")))
-        })?;
-        let iss = iss.as_ref();
+        let claims = idtoken::decode(&jws).map_err(VerifyError::IdToken)?;
         let trusted = self
             .config
             .issuers
             .iter()
-            .find(|t| t.issuer == iss)
-            .ok_or_else(|| VerifyError::UntrustedIssuer(iss.to_owned()))?;
+            .find(|t| t.issuer == claims.iss)
+            .ok_or_else(|| VerifyError::UntrustedIssuer(claims.iss.clone()))?;
         let keys: Arc<JwkSet> = self
             .jwks
             .keys_for(&trusted.jwks_uri, jws.header().kid.as_deref(), now)
@@ -227,18 +218,17 @@ impl Verifier {
             },
             ..IdTokenChecks::new(&trusted.issuer, &self.config.audiences, now)
         };
-        let v = idtoken::validate_jws(&jws, &keys, &checks).map_err(VerifyError::IdToken)?;
-        let jwk = v
-            .claims
-            .cnf
-            .as_ref()
-            .and_then(|c| c.jwk.clone())
-            .ok_or(VerifyError::IdToken(keybound_proto::Error::IdTokenNotBound))?;
+        let v = idtoken::validate_decoded(&jws, claims, &keys, &checks)
+            .map_err(VerifyError::IdToken)?;
+        let (Some(jwk), Some(jkt)) = (v.claims.cnf.as_ref().and_then(|c| c.jwk.clone()), v.jkt)
+        else {
+            return Err(VerifyError::IdToken(keybound_proto::Error::IdTokenNotBound));
+        };
         let identity = VerifiedIdentity {
             iss: v.claims.iss.clone(),
             sub: v.claims.sub.clone(),
             aud: v.claims.aud.as_slice().to_vec(),
-            jkt: jwk.thumbprint(),
+            jkt,
             claims: v.claims,
         };
         Ok((identity, jwk))
