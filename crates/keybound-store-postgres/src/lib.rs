@@ -640,7 +640,8 @@ impl RefreshStore for PgStore {
             let used = sqlx::query(
                 "UPDATE refresh_tokens SET used_at = $1
                  WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1
-                   AND family_id IN (SELECT family_id FROM refresh_families WHERE revoked_at IS NULL)
+                   AND EXISTS (SELECT 1 FROM refresh_families f
+                               WHERE f.family_id = refresh_tokens.family_id AND f.revoked_at IS NULL)
                  RETURNING data",
             )
             .bind(t(now))

@@ -37,6 +37,16 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension as _, Transactio
 /// Readers kept open; more are opened when all are busy, and closed again after use.
 const READERS: usize = 4;
 
+/// Marks a live refresh token used, if its family is not revoked. The family is checked by a
+/// correlated `EXISTS` (one primary-key search): `family_id IN (SELECT … WHERE revoked_at IS
+/// NULL)` made SQLite build a temporary index of every live family on each rotation, so a
+/// refresh cost grew with the number of grants (2,100 → 740 req/s after 1,000 grants).
+const ROTATE_REFRESH: &str = "UPDATE refresh_tokens SET used_at = ?1
+     WHERE token_hash = ?2 AND used_at IS NULL AND expires_at > ?1
+       AND EXISTS (SELECT 1 FROM refresh_families f
+                   WHERE f.family_id = refresh_tokens.family_id AND f.revoked_at IS NULL)
+     RETURNING data";
+
 pub(crate) struct Hot {
     path: PathBuf,
     writer: Mutex<Connection>,
@@ -271,12 +281,7 @@ impl Hot {
     ) -> Result<RefreshLookup> {
         self.write(|tx| {
             let used: Option<String> = tx
-                .prepare_cached(
-                    "UPDATE refresh_tokens SET used_at = ?1
-                     WHERE token_hash = ?2 AND used_at IS NULL AND expires_at > ?1
-                       AND family_id IN (SELECT family_id FROM refresh_families WHERE revoked_at IS NULL)
-                     RETURNING data",
-                )
+                .prepare_cached(ROTATE_REFRESH)
                 .and_then(|mut s| {
                     s.query_row(params![t(now), &old.0[..]], |r| r.get(0))
                         .optional()
@@ -590,4 +595,41 @@ fn revoke_grant_in(c: &Connection, grant_id: &str, now: u64) -> Result<()> {
     .and_then(|mut s| s.execute(params![t(now), grant_id]))
     .map_err(db)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+    use super::*;
+
+    /// The plan of `sql` on the migrated schema, one line per step.
+    fn plan(sql: &str) -> Vec<String> {
+        let c = Connection::open_in_memory().unwrap();
+        for m in [
+            include_str!("../migrations/sqlite/0001_initial.sql"),
+            include_str!("../migrations/sqlite/0002_device.sql"),
+            include_str!("../migrations/sqlite/0003_purge.sql"),
+        ] {
+            c.execute_batch(m).unwrap();
+        }
+        let mut s = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let nulls = vec![rusqlite::types::Null; s.parameter_count()];
+        s.query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(|l| l.unwrap())
+            .collect()
+    }
+
+    /// A refresh's cost must not grow with the number of grants: every table the rotation
+    /// reads is searched by key, none is scanned or copied into a temporary index.
+    #[test]
+    fn rotation_searches_by_key_and_scans_nothing() {
+        let p = plan(ROTATE_REFRESH);
+        assert!(
+            p.iter()
+                .all(|l| !l.contains("SCAN") && !l.contains("LIST SUBQUERY")),
+            "{p:#?}"
+        );
+        assert!(p.iter().any(|l| l.contains("SEARCH f USING")), "{p:#?}");
+    }
 }
