@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub use bound::{crypto_bound, CryptoCosts};
-pub use modes::{prepare, probe_sign_ins, Prepared};
+pub use modes::{emit_requests, prepare, probe_sign_ins, Prepared};
 
 /// What to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]

@@ -50,6 +50,10 @@ struct Args {
     /// print the report as JSON
     #[arg(long)]
     json: bool,
+    /// code, refresh: do not run; write the timed requests, pre-minted with fresh proofs, to
+    /// this file for a replaying load generator (`wrk -s bench/wrk-replay.lua`)
+    #[arg(long)]
+    emit_requests: Option<std::path::PathBuf>,
     /// the OP's SQLite database file: sample its size during the run
     #[arg(long)]
     db_path: Option<std::path::PathBuf>,
@@ -83,7 +87,7 @@ struct Args {
 }
 
 impl Args {
-    fn settings(self) -> anyhow::Result<(Settings, bool)> {
+    fn settings(self) -> anyhow::Result<(Settings, Output)> {
         let load = match (self.concurrency, self.rate) {
             (_, Some(0)) => anyhow::bail!("--rate must be at least 1"),
             (_, Some(r)) => Load::Rate(r),
@@ -121,21 +125,43 @@ impl Args {
                 idp_issuer: self.idp_issuer,
                 as_client: self.as_client_id.zip(self.as_client_secret),
             },
-            self.json,
+            match self.emit_requests {
+                Some(path) => Output::Requests(path),
+                None if self.json => Output::Json,
+                None => Output::Summary,
+            },
         ))
     }
 }
 
+/// What a run produces.
+enum Output {
+    Summary,
+    Json,
+    /// the pre-minted requests, not a run
+    Requests(std::path::PathBuf),
+}
+
 fn main() -> std::process::ExitCode {
-    let result = Args::parse().settings().and_then(|(settings, json)| {
+    let result = Args::parse().settings().and_then(|(settings, output)| {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
-        let report = rt.block_on(keybound_load::run(&settings))?;
-        if json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
-        } else {
-            println!("{}", report.summary());
+        match output {
+            Output::Requests(path) => {
+                let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
+                let n = rt.block_on(keybound_load::emit_requests(&settings, &mut file))?;
+                std::io::Write::flush(&mut file)?;
+                eprintln!("{n} requests written to {}", path.display());
+            }
+            Output::Json => {
+                let report = rt.block_on(keybound_load::run(&settings))?;
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            Output::Summary => {
+                let report = rt.block_on(keybound_load::run(&settings))?;
+                println!("{}", report.summary());
+            }
         }
         Ok(())
     });

@@ -117,19 +117,29 @@ impl Ctx {
         proof.sign(&self.key).map_err(|e| e.to_string())
     }
 
+    /// The form of a code exchange.
+    fn code_form<'a>(&'a self, code: &'a str) -> [(&'a str, &'a str); 5] {
+        [
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", &self.redirect_uri),
+            ("code_verifier", VERIFIER),
+            ("client_id", &self.client_id),
+        ]
+    }
+
+    /// The form of a refresh.
+    fn refresh_form<'a>(&'a self, refresh_token: &'a str) -> [(&'a str, &'a str); 3] {
+        [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", &self.client_id),
+        ]
+    }
+
     async fn exchange(&self, code: &str) -> Result<Value, String> {
         let proof = self.redeeming_proof(code)?;
-        self.token(
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", &self.redirect_uri),
-                ("code_verifier", VERIFIER),
-                ("client_id", &self.client_id),
-            ],
-            &proof,
-        )
-        .await
+        self.token(&self.code_form(code), &proof).await
     }
 }
 
@@ -399,20 +409,8 @@ impl Work for RefreshWork {
             .recv()
             .await
             .ok_or("pool closed")?;
-        let proof = ProofBuilder::new("POST", &self.ctx.token_endpoint, now(), &jti())
-            .sign(&self.ctx.key)
-            .map_err(|e| e.to_string())?;
-        let r = self
-            .ctx
-            .token(
-                &[
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", &rt),
-                    ("client_id", &self.ctx.client_id),
-                ],
-                &proof,
-            )
-            .await;
+        let proof = plain_proof(&self.ctx)?;
+        let r = self.ctx.token(&self.ctx.refresh_form(&rt), &proof).await;
         match r {
             Ok(v) => {
                 let next = v["refresh_token"].as_str().map_or(rt, str::to_owned);
@@ -634,11 +632,8 @@ fn pool_size(load: Load) -> usize {
     }
 }
 
-/// Prepare `settings.mode`.
-pub async fn prepare(s: &Settings) -> anyhow::Result<Prepared> {
-    if s.mode == Mode::Verify {
-        return prepare_verify(s);
-    }
+/// The client's context at `s.issuer` (discovered), its metadata and base scope.
+async fn client_context(s: &Settings) -> anyhow::Result<(Ctx, Value, &'static str)> {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(512)
@@ -668,6 +663,72 @@ pub async fn prepare(s: &Settings) -> anyhow::Result<Prepared> {
         nodes: Arc::new(s.nodes.clone()),
         next_node: Arc::default(),
     };
+    Ok((ctx, metadata, base_scope))
+}
+
+/// Refresh tokens of `n` independent grants (each from its own code with `offline_access`).
+async fn mint_refresh_tokens(
+    s: &Settings,
+    metadata: &Value,
+    ctx: &Ctx,
+    base_scope: &str,
+    n: usize,
+) -> anyhow::Result<Vec<String>> {
+    let scope = format!("{base_scope} offline_access");
+    let codes = mint_codes(s, metadata, &ctx.key, &scope, n).await?;
+    let mut out = Vec::with_capacity(n);
+    for c in codes {
+        let t = ctx
+            .exchange(&c)
+            .await
+            .map_err(|e| anyhow::anyhow!("exchange: {e}"))?;
+        let rt = t["refresh_token"]
+            .as_str()
+            .context("no refresh_token: does the OP issue them for offline_access?")?;
+        out.push(rt.to_owned());
+    }
+    Ok(out)
+}
+
+/// The timed requests of `code` or `refresh`, pre-minted for a load generator that replays
+/// them (`wrk` with bench/wrk-replay.lua): each with its own code or refresh token and a proof
+/// made now, one request per line: path, `DPoP`, `Authorization` (or empty) and the form body,
+/// separated by tabs. Proofs age: the OP accepts them for its proof lifetime (keybound: 60 s).
+pub async fn emit_requests(s: &Settings, out: &mut dyn std::io::Write) -> anyhow::Result<usize> {
+    let (ctx, metadata, base_scope) = client_context(s).await?;
+    let n = usize::try_from(s.requests)?;
+    let path = url::Url::parse(&ctx.token_endpoint)?.path().to_owned();
+    let auth = ctx.basic.clone().unwrap_or_default();
+    let mut line = |proof: String, form: &[(&str, &str)]| -> anyhow::Result<()> {
+        let body = serde_urlencoded::to_string(form)?;
+        writeln!(out, "{path}\t{proof}\t{auth}\t{body}")?;
+        Ok(())
+    };
+    match s.mode {
+        Mode::Code => {
+            let codes = mint_codes(s, &metadata, &ctx.key, base_scope, n).await?;
+            for code in &codes {
+                let proof = ctx.redeeming_proof(code).map_err(|e| anyhow::anyhow!(e))?;
+                line(proof, &ctx.code_form(code))?;
+            }
+        }
+        Mode::Refresh => {
+            for rt in mint_refresh_tokens(s, &metadata, &ctx, base_scope, n).await? {
+                let proof = plain_proof(&ctx).map_err(|e| anyhow::anyhow!(e))?;
+                line(proof, &ctx.refresh_form(&rt))?;
+            }
+        }
+        other => bail!("requests can be emitted for code and refresh, not {other:?}"),
+    }
+    Ok(n)
+}
+
+/// Prepare `settings.mode`.
+pub async fn prepare(s: &Settings) -> anyhow::Result<Prepared> {
+    if s.mode == Mode::Verify {
+        return prepare_verify(s);
+    }
+    let (ctx, metadata, base_scope) = client_context(s).await?;
     let n = usize::try_from(s.requests)?;
     Ok(match s.mode {
         Mode::Code => {
@@ -680,18 +741,10 @@ pub async fn prepare(s: &Settings) -> anyhow::Result<Prepared> {
             }
         }
         Mode::Refresh => {
-            let scope = format!("{base_scope} offline_access");
-            let codes = mint_codes(s, &metadata, &ctx.key, &scope, pool_size(s.load)).await?;
             let (tx, rx) = mpsc::unbounded_channel();
-            for c in codes {
-                let t = ctx
-                    .exchange(&c)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("exchange: {e}"))?;
-                let rt = t["refresh_token"]
-                    .as_str()
-                    .context("no refresh_token: does the OP issue them for offline_access?")?;
-                let _ = tx.send(rt.to_owned());
+            for rt in mint_refresh_tokens(s, &metadata, &ctx, base_scope, pool_size(s.load)).await?
+            {
+                let _ = tx.send(rt);
             }
             Prepared {
                 work: Arc::new(RefreshWork {

@@ -323,3 +323,49 @@ async fn exchange_and_jwt_bearer_modes_against_two_loopback_domains() {
         bearer.summary()
     );
 }
+
+/// `--emit-requests`: the pre-minted requests for a replaying generator (wrk) are each
+/// accepted exactly once, sent as the file gives them (path, DPoP, Authorization, body), and
+/// refused when replayed — so a replay run counts only real first uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emitted_requests_are_each_accepted_once_when_replayed() {
+    let op = start_op().await;
+    let http = reqwest::Client::new();
+    for mode in [Mode::Code, Mode::Refresh] {
+        let settings = Settings {
+            mode,
+            requests: 12,
+            ..settings(&op.issuer)
+        };
+        let mut out = Vec::new();
+        assert_eq!(
+            keybound_load::emit_requests(&settings, &mut out)
+                .await
+                .unwrap(),
+            12
+        );
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 12, "{mode:?}");
+        let send = |line: &str| {
+            let f: Vec<&str> = line.splitn(4, '\t').collect();
+            assert_eq!(f.len(), 4, "{line}");
+            let mut req = http
+                .post(format!("{}{}", op.issuer, f[0]))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("DPoP", f[1])
+                .body(f[3].to_owned());
+            if !f[2].is_empty() {
+                req = req.header("authorization", f[2]);
+            }
+            req.send()
+        };
+        for line in &lines {
+            let r = send(line).await.unwrap();
+            assert_eq!(r.status(), 200, "{mode:?}: {}", r.text().await.unwrap());
+        }
+        // the same request again: the proof's jti (and the code or token) is used up
+        let r = send(lines[0]).await.unwrap();
+        assert_eq!(r.status(), 400, "{mode:?}");
+    }
+}
