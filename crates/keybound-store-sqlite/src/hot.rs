@@ -605,12 +605,15 @@ mod tests {
     /// The plan of `sql` on the migrated schema, one line per step.
     fn plan(sql: &str) -> Vec<String> {
         let c = Connection::open_in_memory().unwrap();
-        for m in [
-            include_str!("../migrations/sqlite/0001_initial.sql"),
-            include_str!("../migrations/sqlite/0002_device.sql"),
-            include_str!("../migrations/sqlite/0003_purge.sql"),
-        ] {
-            c.execute_batch(m).unwrap();
+        // every migration, in order, as sqlx applies them
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files {
+            c.execute_batch(&std::fs::read_to_string(f).unwrap()).unwrap();
         }
         let mut s = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let nulls = vec![rusqlite::types::Null; s.parameter_count()];
@@ -631,5 +634,18 @@ mod tests {
             "{p:#?}"
         );
         assert!(p.iter().any(|l| l.contains("SEARCH f USING")), "{p:#?}");
+    }
+
+    /// A jwt-bearer redemption by verified e-mail searches an index, whatever the number of
+    /// End-Users (it scanned and parsed every user's record).
+    #[test]
+    fn verified_email_lookup_searches_an_index() {
+        let p = plan(crate::USER_BY_VERIFIED_EMAIL);
+        assert!(
+            p.iter()
+                .any(|l| l.contains("SEARCH users USING INDEX users_verified_email")),
+            "{p:#?}"
+        );
+        assert!(p.iter().all(|l| !l.contains("SCAN")), "{p:#?}");
     }
 }

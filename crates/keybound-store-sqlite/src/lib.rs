@@ -284,6 +284,13 @@ impl UserStore for SqliteStore {
     }
 }
 
+/// The End-Users with this verified e-mail address (two at most: one is an answer, two are
+/// ambiguous). Its expressions are those of the index `users_verified_email` (migration 0007).
+pub(crate) const USER_BY_VERIFIED_EMAIL: &str = "SELECT data FROM users
+     WHERE json_extract(data, '$.email_verified') = 1
+       AND lower(json_extract(data, '$.email')) = lower(?1)
+     LIMIT 2";
+
 const INSERT_KEY: &str = "INSERT INTO signing_keys
     (kid, alg, state, created_at, activated_at, retired_at, seq, sealed)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, (SELECT COALESCE(MAX(seq), 0) + 1 FROM signing_keys), ?7)";
@@ -607,16 +614,11 @@ impl IssuerStore for SqliteStore {
             .transpose()
     }
     async fn user_by_verified_email(&self, email: &str) -> Result<Option<User>> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT data FROM users
-             WHERE json_extract(data, '$.email_verified') = 1
-               AND lower(json_extract(data, '$.email')) = lower(?1)
-             LIMIT 2",
-        )
-        .bind(email)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
+        let rows: Vec<(String,)> = sqlx::query_as(USER_BY_VERIFIED_EMAIL)
+            .bind(email)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
         match rows.as_slice() {
             [(d,)] => Ok(Some(serde_json::from_str(d)?)),
             _ => Ok(None),
