@@ -1152,7 +1152,7 @@ mod tests {
             .execute(&mut *c)
             .await
             .unwrap();
-        let plan: Vec<String> = sqlx::query_scalar(&*format!("EXPLAIN {USER_BY_VERIFIED_EMAIL}"))
+        let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {USER_BY_VERIFIED_EMAIL}"))
             .bind("a@example.com")
             .fetch_all(&mut *c)
             .await

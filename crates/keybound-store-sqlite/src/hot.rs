@@ -613,7 +613,8 @@ mod tests {
             .collect();
         files.sort();
         for f in files {
-            c.execute_batch(&std::fs::read_to_string(f).unwrap()).unwrap();
+            c.execute_batch(&std::fs::read_to_string(f).unwrap())
+                .unwrap();
         }
         let mut s = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let nulls = vec![rusqlite::types::Null; s.parameter_count()];
