@@ -447,6 +447,37 @@ impl Hot {
         })
     }
 
+    /// A record a request reads beside its own (an End-User, a trusted issuer, a link): the
+    /// `data` of the row `sql` selects, if any.
+    pub(crate) fn lookup<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Option<T>> {
+        self.read(|c| one_json(c, sql, params))
+    }
+
+    /// [`Hot::lookup`] where two rows are no answer (an ambiguous key): `None` unless exactly
+    /// one row matches.
+    pub(crate) fn lookup_unique<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Option<T>> {
+        self.read(|c| {
+            let mut s = c.prepare_cached(sql).map_err(db)?;
+            let mut rows = s.query(params).map_err(db)?;
+            let first: Option<String> = match rows.next().map_err(db)? {
+                Some(r) => Some(r.get(0).map_err(db)?),
+                None => None,
+            };
+            if rows.next().map_err(db)?.is_some() {
+                return Ok(None);
+            }
+            first.map(|text| json(&text)).transpose()
+        })
+    }
+
     pub(crate) fn consent(&self, sub: &str, client_id: &str) -> Result<Option<Consent>> {
         self.read(|c| {
             one_json(

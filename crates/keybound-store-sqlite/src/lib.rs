@@ -269,7 +269,9 @@ impl UserStore for SqliteStore {
         Ok(())
     }
     async fn user(&self, sub: &str) -> Result<Option<User>> {
-        self.one("SELECT data FROM users WHERE sub = ?1", sub).await
+        // on the token path (profile and email claims, token exchange): in the calling thread
+        self.hot
+            .lookup("SELECT data FROM users WHERE sub = ?1", [sub])
     }
     async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
         self.one("SELECT data FROM users WHERE username = ?1", username)
@@ -576,8 +578,11 @@ impl IssuerStore for SqliteStore {
         Ok(())
     }
     async fn issuer(&self, issuer: &str) -> Result<Option<TrustedIssuer>> {
-        self.one("SELECT data FROM trusted_issuers WHERE issuer = ?1", issuer)
-            .await
+        // issuer, link and e-mail lookups are on every jwt-bearer redemption: in the calling thread
+        self.hot.lookup(
+            "SELECT data FROM trusted_issuers WHERE issuer = ?1",
+            [issuer],
+        )
     }
     async fn issuers(&self) -> Result<Vec<TrustedIssuer>> {
         self.all("SELECT data FROM trusted_issuers ORDER BY issuer")
@@ -601,28 +606,14 @@ impl IssuerStore for SqliteStore {
         Ok(())
     }
     async fn linked_user(&self, issuer: &str, external_sub: &str) -> Result<Option<User>> {
-        let row: Option<(String,)> = sqlx::query_as(
+        self.hot.lookup(
             "SELECT u.data FROM user_links l JOIN users u ON u.sub = l.sub
              WHERE l.issuer = ?1 AND l.external_sub = ?2",
+            [issuer, external_sub],
         )
-        .bind(issuer)
-        .bind(external_sub)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?;
-        row.map(|(d,)| serde_json::from_str(&d).map_err(Into::into))
-            .transpose()
     }
     async fn user_by_verified_email(&self, email: &str) -> Result<Option<User>> {
-        let rows: Vec<(String,)> = sqlx::query_as(USER_BY_VERIFIED_EMAIL)
-            .bind(email)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-        match rows.as_slice() {
-            [(d,)] => Ok(Some(serde_json::from_str(d)?)),
-            _ => Ok(None),
-        }
+        self.hot.lookup_unique(USER_BY_VERIFIED_EMAIL, [email])
     }
 }
 

@@ -853,6 +853,21 @@ pub async fn trusted_issuers_and_subject_links(s: Arc<dyn Store>) {
             .is_none(),
         "an unverified address identifies nobody"
     );
+    // a second End-User with the same verified address (any case): the address names nobody
+    s.put_user(&User {
+        email: Some("ALICE@example.com".into()),
+        email_verified: true,
+        ..user("u3", "alice2")
+    })
+    .await
+    .unwrap();
+    assert!(
+        s.user_by_verified_email("alice@example.com")
+            .await
+            .unwrap()
+            .is_none(),
+        "an address two End-Users have verified identifies neither"
+    );
 
     assert!(s
         .linked_user("https://idp.example", "ext-1")
