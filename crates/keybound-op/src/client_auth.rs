@@ -154,6 +154,13 @@ impl Provider {
                 "client secrets",
             )
             .await?;
+        // attempts at one client take turns: the ones queued behind the first verification of
+        // this secret find it recognised now, instead of each running argon2 in turn (a
+        // confidential client's first burst of 32 requests waited 1.6 s for 32 runs)
+        if self.secrets.recognises(id, phc, secret, now) {
+            attempt.succeeded();
+            return Ok(client);
+        }
         if !self.hashes.verify(phc, secret).await? {
             attempt.failed();
             return Err(OpError::invalid_client("client authentication failed"));

@@ -310,6 +310,13 @@ impl Provider {
         &self.store
     }
 
+    /// How many argon2 verifications (End-User passwords and client secrets) this provider has
+    /// run: each costs tens of milliseconds of CPU, so a count that grows with token requests
+    /// rather than with sign-ins and new client secrets points at a problem.
+    pub fn secret_verifications(&self) -> u64 {
+        self.hashes.runs()
+    }
+
     /// Current time from the injected clock.
     pub fn now(&self) -> u64 {
         self.clock.now()

@@ -125,6 +125,8 @@ pub(crate) struct HashPool {
     wait: std::time::Duration,
     threads: usize,
     jobs: std::sync::OnceLock<std::sync::mpsc::Sender<Job>>,
+    /// verifications run so far
+    runs: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for HashPool {
@@ -142,6 +144,7 @@ impl HashPool {
             wait: std::time::Duration::from_secs(wait_secs),
             threads: concurrency.max(1),
             jobs: std::sync::OnceLock::new(),
+            runs: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -177,6 +180,11 @@ impl HashPool {
         Ok(self.jobs.get_or_init(|| tx))
     }
 
+    /// Verifications run so far.
+    pub(crate) fn runs(&self) -> u64 {
+        self.runs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// [`verify`] on a hashing thread when a turn is free.
     pub(crate) async fn verify(&self, hash: &str, secret: &str) -> Result<bool, OpError> {
         let busy = || OpError::Throttled {
@@ -187,6 +195,7 @@ impl HashPool {
             .await
             .map_err(|_| busy())?
             .map_err(|_| busy())?;
+        self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let hash = hash.to_owned();
         let secret = zeroize::Zeroizing::new(secret.to_owned());
         let (done, answer) = tokio::sync::oneshot::channel();

@@ -1341,6 +1341,8 @@ async fn concurrent_right_client_secrets_are_not_throttled() {
             "authenticated, then refused the grant"
         );
     }
+    // the burst waited its turns behind one argon2 run, not one run each
+    assert_eq!(op.p.secret_verifications(), 1);
 }
 
 /// A client secret verified once is recognised without argon2 for a while, but only that
