@@ -199,6 +199,7 @@ for (const n of ['code', 'refresh']) {
   const k = get(`keybound-${n}-wrk`), p = get(`peer-${n}-wrk`);
   if (k && p) lines.push(`- ${n} replayed by wrk: keybound ${k.ok} ok at ${k.rps.toFixed(0)} req/s (p50 ${k.p50_ms} ms, p99 ${k.p99_ms} ms, answers ${JSON.stringify(k.statuses)}), peer ${p.ok} ok at ${p.rps.toFixed(0)} req/s (p50 ${p.p50_ms}, p99 ${p.p99_ms}, answers ${JSON.stringify(p.statuses)}): keybound ÷ peer = ${(k.rps / p.rps).toFixed(2)}`);
 }
+if (v && v.interleaved_efficiency != null) lines.push(`- consuming component in process, each presentation alternated with its two signature checks alone: efficiency ${v.interleaved_efficiency.toFixed(2)}`);
 const s = get('keybound-start');
 if (s) lines.push(`- keybound start to ready on the existing data directory: ${s.start_to_ready_ms} ms; RSS 1 s after start: ${mb(s.rss_idle_after_start_kb)} MB`);
 console.log(lines.join('\n'));

@@ -213,6 +213,9 @@ pub struct Report {
     pub crypto: CryptoCosts,
     /// rps ÷ crypto bound
     pub efficiency: f64,
+    /// in-process modes: time of the signature checks alone ÷ time of whole requests, the two
+    /// alternated request by request after the run ([`Work::interleaved_efficiency`])
+    pub interleaved_efficiency: Option<f64>,
     /// server resident memory before the load, kB
     pub rss_idle_kb: Option<u64>,
     /// server resident memory peak during the load, kB
@@ -260,6 +263,11 @@ impl Report {
             self.crypto.cores,
             self.efficiency,
         );
+        if let Some(e) = self.interleaved_efficiency {
+            s.push_str(&format!(
+                "\n  interleaved with its signature checks alone: efficiency {e:.2}"
+            ));
+        }
         if let (Some(cpu), Some(us), Some(share)) = (
             self.server_cpu_seconds,
             self.server_cpu_us_per_request,
@@ -394,6 +402,14 @@ pub type Outcome = Result<(), String>;
 pub trait Work: Send + Sync {
     /// Send request `i` (from worker `worker`).
     async fn send(&self, i: u64, worker: usize) -> Outcome;
+
+    /// In-process work only: after the run, alternate one more request and its signature checks
+    /// alone (the same verifications over the same bytes) on one thread per core, and return the
+    /// time of the checks ÷ the time of the requests. Interleaving keeps both sides on the same
+    /// machine at the same moment, which a bound timed before the run cannot on a noisy VM.
+    fn interleaved_efficiency(&self, _cores: usize) -> Option<f64> {
+        None
+    }
 }
 
 /// Successes, failures by code, and latencies of successes.
@@ -531,6 +547,13 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Report> {
     };
     let (ok, errors, seconds, lat) =
         drive(prepared.work.clone(), settings.load, settings.requests).await;
+    let interleaved_efficiency = {
+        let (work, cores) = (prepared.work.clone(), crypto.cores);
+        tokio::task::spawn_blocking(move || work.interleaved_efficiency(cores))
+            .await
+            .ok()
+            .flatten()
+    };
     let probe = match (stop_probe, probe_task) {
         (Some(stop), Some(task)) => {
             stop.store(true, Ordering::SeqCst);
@@ -582,6 +605,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Report> {
         rps,
         latency_ms: latency(lat),
         efficiency: rps / crypto.bound_rps,
+        interleaved_efficiency,
         crypto,
         rss_idle_kb,
         rss_peak_kb: rss_idle_kb.map(|_| peak.load(Ordering::SeqCst)),

@@ -78,6 +78,9 @@ fn verify_mode_prints_a_json_report() {
     assert_eq!(v["load"], serde_json::json!({"concurrency": 4}));
     assert_eq!(v["crypto"]["verifies"], 2);
     assert!(v["efficiency"].as_f64().unwrap() > 0.0);
+    // the checks alone take part of a whole presentation's time, never none of it
+    let interleaved = v["interleaved_efficiency"].as_f64().unwrap();
+    assert!(interleaved > 0.0 && interleaved < 1.5, "{v}");
     for p in ["p50", "p90", "p99", "max"] {
         assert!(v["latency_ms"][p].is_number(), "{p}");
     }
