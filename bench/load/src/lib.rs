@@ -209,6 +209,9 @@ pub struct Report {
     pub rps: f64,
     /// latency of successful requests
     pub latency_ms: Latency,
+    /// `--rate`: how late this tool itself started requests after their scheduled times (part
+    /// of every latency above, and none of the server's doing)
+    pub send_lag_ms: Option<Latency>,
     /// server-side crypto work per request and what it allows on this machine
     pub crypto: CryptoCosts,
     /// rps ÷ crypto bound
@@ -263,6 +266,12 @@ impl Report {
             self.crypto.cores,
             self.efficiency,
         );
+        if let Some(l) = &self.send_lag_ms {
+            s.push_str(&format!(
+                "\n  this tool started requests late by p50 {:.2} p99 {:.2} max {:.2} ms",
+                l.p50, l.p99, l.max
+            ));
+        }
         if let Some(e) = self.interleaved_efficiency {
             s.push_str(&format!(
                 "\n  interleaved with its signature checks alone: efficiency {e:.2}"
@@ -415,13 +424,9 @@ pub trait Work: Send + Sync {
 /// Successes, failures by code, and latencies of successes.
 type Tally = (u64, BTreeMap<String, u64>, Vec<f64>);
 
-/// Drive `work` with `load` for `requests` requests; returns (ok, errors, seconds, latencies).
+/// Drive `work` with `load` for `requests` requests.
 #[allow(clippy::disallowed_methods, clippy::cast_precision_loss)] // a load tool measures wall time
-pub async fn drive(
-    work: Arc<dyn Work>,
-    load: Load,
-    requests: u64,
-) -> (u64, BTreeMap<String, u64>, f64, Vec<f64>) {
+pub async fn drive(work: Arc<dyn Work>, load: Load, requests: u64) -> Driven {
     let next = Arc::new(AtomicU64::new(0));
     let results: Arc<Mutex<Tally>> = Arc::new(Mutex::new((
         0,
@@ -443,6 +448,7 @@ pub async fn drive(
             }
         }
     };
+    let lags: Arc<Mutex<Vec<f64>>> = Arc::default();
     let start = Instant::now();
     match load {
         Load::Concurrency(c) => {
@@ -467,6 +473,7 @@ pub async fn drive(
         }
         Load::Rate(r) => {
             let period = Duration::from_secs_f64(1.0 / r.max(1) as f64);
+            let lags = lags.clone();
             let mut tasks = Vec::new();
             for i in 0..requests {
                 let scheduled = start + period.mul_f64(i as f64);
@@ -474,7 +481,13 @@ pub async fn drive(
                 let (work, record) = (work.clone(), record.clone());
                 #[allow(clippy::cast_possible_truncation)]
                 let worker = i as usize;
+                let lags = lags.clone();
                 tasks.push(tokio::spawn(async move {
+                    // how late this tool itself starts the request: its own share of the latency
+                    let lag = scheduled.elapsed().as_secs_f64() * 1000.0;
+                    lags.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(lag);
                     let o = work.send(i, worker).await;
                     // from the scheduled time: queueing on our side or the server's counts
                     record(o, scheduled.elapsed().as_secs_f64() * 1000.0);
@@ -491,7 +504,33 @@ pub async fn drive(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
-    (g.0, g.1, seconds, g.2)
+    let lags = std::mem::take(
+        &mut *lags
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    Driven {
+        ok: g.0,
+        errors: g.1,
+        seconds,
+        latencies: g.2,
+        send_lags: lags,
+    }
+}
+
+/// What [`drive`] measured.
+#[derive(Debug)]
+pub struct Driven {
+    /// successful requests
+    pub ok: u64,
+    /// failures by code
+    pub errors: BTreeMap<String, u64>,
+    /// wall time, seconds
+    pub seconds: f64,
+    /// latency of each success, ms
+    pub latencies: Vec<f64>,
+    /// `--rate`: how late this tool started each request after its scheduled time, ms
+    pub send_lags: Vec<f64>,
 }
 
 /// Prepare and run `settings`; the full report.
@@ -545,8 +584,13 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Report> {
         }
         _ => (None, None),
     };
-    let (ok, errors, seconds, lat) =
-        drive(prepared.work.clone(), settings.load, settings.requests).await;
+    let Driven {
+        ok,
+        errors,
+        seconds,
+        latencies: lat,
+        send_lags,
+    } = drive(prepared.work.clone(), settings.load, settings.requests).await;
     let interleaved_efficiency = {
         let (work, cores) = (prepared.work.clone(), crypto.cores);
         tokio::task::spawn_blocking(move || work.interleaved_efficiency(cores))
@@ -604,6 +648,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Report> {
         seconds,
         rps,
         latency_ms: latency(lat),
+        send_lag_ms: (!send_lags.is_empty()).then(|| latency(send_lags)),
         efficiency: rps / crypto.bound_rps,
         interleaved_efficiency,
         crypto,

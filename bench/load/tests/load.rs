@@ -188,6 +188,12 @@ async fn every_mode_runs_against_a_loopback_keybound_with_zero_errors() {
         assert!(r.rps > 0.0 && r.crypto.bound_rps > 0.0);
         assert!(r.rss_peak_kb.unwrap() >= r.rss_idle_kb.unwrap());
         assert!(r.server_cpu_seconds.unwrap() >= 0.0 && r.client_cpu_seconds.unwrap() >= 0.0);
+        // the tool's own lateness is reported for an open loop, once per request
+        match (load, &r.send_lag_ms) {
+            (Load::Rate(_), Some(l)) => assert!(l.p50 >= 0.0 && l.max >= l.p99, "{l:?}"),
+            (Load::Concurrency(_), None) => {}
+            (load, lag) => panic!("{load:?}: send lag {lag:?}"),
+        }
     }
 }
 
