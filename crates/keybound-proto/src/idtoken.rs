@@ -332,10 +332,33 @@ fn decode_claims(payload: &[u8]) -> Result<IdTokenClaims, Error> {
     Ok(claims)
 }
 
-/// The claims of a parsed ID Token, *unverified*: for a caller that must read `iss` to choose
-/// the issuer's keys, and then hands them to [`validate_decoded`] so nothing is decoded twice.
-pub fn decode(jws: &Jws<'_>) -> Result<IdTokenClaims, Error> {
-    decode_claims(jws.payload())
+/// An ID Token parsed and its claims decoded, *not yet verified*: a caller that must read
+/// `iss` (and `kid`) to choose the issuer's keys does so here, then hands the whole to
+/// [`validate_decoded`], so the claims are decoded once and can only be validated against the
+/// very JWS they came from.
+#[derive(Debug)]
+pub struct Unverified<'a> {
+    jws: Jws<'a>,
+    claims: IdTokenClaims,
+}
+
+impl<'a> Unverified<'a> {
+    /// The unverified `iss`.
+    pub fn issuer(&self) -> &str {
+        &self.claims.iss
+    }
+
+    /// The parsed JWS (its header names the key).
+    pub fn jws(&self) -> &Jws<'a> {
+        &self.jws
+    }
+}
+
+/// Parse `token` and decode its claims without verifying anything ([`Unverified`]).
+pub fn decode(token: &str) -> Result<Unverified<'_>, Error> {
+    let jws = parse(token)?;
+    let claims = decode_claims(jws.payload())?;
+    Ok(Unverified { jws, claims })
 }
 
 /// [`validate`] for a caller that already parsed the JWS (e.g. to read `kid`).
@@ -347,15 +370,14 @@ pub fn validate_jws(
     validate_parts(jws, None, keys, checks)
 }
 
-/// [`validate`] for a caller that also decoded the claims ([`decode`]); they are trusted only
-/// once the signature over exactly these bytes is verified here.
+/// [`validate`] for a token [`decode`]d first: the claims are trusted only once the signature
+/// over the JWS they were decoded from is verified here.
 pub fn validate_decoded(
-    jws: &Jws<'_>,
-    claims: IdTokenClaims,
+    token: Unverified<'_>,
     keys: &JwkSet,
     checks: &IdTokenChecks<'_>,
 ) -> Result<ValidatedIdToken, Error> {
-    validate_parts(jws, Some(claims), keys, checks)
+    validate_parts(&token.jws, Some(token.claims), keys, checks)
 }
 
 fn validate_parts(

@@ -198,17 +198,16 @@ impl Verifier {
         let now = self.now();
         // parse and decode once: `iss` and `kid` choose the keys, the same claims are then
         // validated (trusted only after the signature check)
-        let jws = idtoken::parse(id_token).map_err(VerifyError::IdToken)?;
-        let claims = idtoken::decode(&jws).map_err(VerifyError::IdToken)?;
+        let token = idtoken::decode(id_token).map_err(VerifyError::IdToken)?;
         let trusted = self
             .config
             .issuers
             .iter()
-            .find(|t| t.issuer == claims.iss)
-            .ok_or_else(|| VerifyError::UntrustedIssuer(claims.iss.clone()))?;
+            .find(|t| t.issuer == token.issuer())
+            .ok_or_else(|| VerifyError::UntrustedIssuer(token.issuer().to_owned()))?;
         let keys: Arc<JwkSet> = self
             .jwks
-            .keys_for(&trusted.jwks_uri, jws.header().kid.as_deref(), now)
+            .keys_for(&trusted.jwks_uri, token.jws().header().kid.as_deref(), now)
             .await?;
         let checks = IdTokenChecks {
             leeway: self.config.leeway,
@@ -218,8 +217,7 @@ impl Verifier {
             },
             ..IdTokenChecks::new(&trusted.issuer, &self.config.audiences, now)
         };
-        let v = idtoken::validate_decoded(&jws, claims, &keys, &checks)
-            .map_err(VerifyError::IdToken)?;
+        let v = idtoken::validate_decoded(token, &keys, &checks).map_err(VerifyError::IdToken)?;
         let (Some(jwk), Some(jkt)) = (v.claims.cnf.as_ref().and_then(|c| c.jwk.clone()), v.jkt)
         else {
             return Err(VerifyError::IdToken(keybound_proto::Error::IdTokenNotBound));
