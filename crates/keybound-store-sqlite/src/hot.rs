@@ -335,13 +335,10 @@ impl Hot {
         hash: &TokenHash,
         now: u64,
     ) -> Result<Option<DeviceAuthorization>> {
-        self.read(|c| {
-            one_json(
-                c,
-                "SELECT data FROM device_codes WHERE device_hash = ?1 AND expires_at > ?2",
-                params![&hash.0[..], t(now)],
-            )
-        })
+        self.lookup(
+            "SELECT data FROM device_codes WHERE device_hash = ?1 AND expires_at > ?2",
+            params![&hash.0[..], t(now)],
+        )
     }
 
     pub(crate) fn poll_device(
@@ -429,13 +426,10 @@ impl Hot {
     }
 
     pub(crate) fn session(&self, hash: &TokenHash, now: u64) -> Result<Option<BrowserSession>> {
-        self.read(|c| {
-            one_json(
-                c,
-                "SELECT data FROM sessions WHERE session_hash = ?1 AND expires_at > ?2",
-                params![&hash.0[..], t(now)],
-            )
-        })
+        self.lookup(
+            "SELECT data FROM sessions WHERE session_hash = ?1 AND expires_at > ?2",
+            params![&hash.0[..], t(now)],
+        )
     }
 
     pub(crate) fn delete_session(&self, hash: &TokenHash) -> Result<()> {
@@ -479,13 +473,10 @@ impl Hot {
     }
 
     pub(crate) fn consent(&self, sub: &str, client_id: &str) -> Result<Option<Consent>> {
-        self.read(|c| {
-            one_json(
-                c,
-                "SELECT data FROM consents WHERE sub = ?1 AND client_id = ?2",
-                params![sub, client_id],
-            )
-        })
+        self.lookup(
+            "SELECT data FROM consents WHERE sub = ?1 AND client_id = ?2",
+            params![sub, client_id],
+        )
     }
 
     pub(crate) fn put_consent(&self, consent: &Consent) -> Result<()> {
