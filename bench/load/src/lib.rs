@@ -421,34 +421,31 @@ pub trait Work: Send + Sync {
     }
 }
 
-/// Successes, failures by code, and latencies of successes.
-type Tally = (u64, BTreeMap<String, u64>, Vec<f64>);
-
 /// Drive `work` with `load` for `requests` requests.
 #[allow(clippy::disallowed_methods, clippy::cast_precision_loss)] // a load tool measures wall time
 pub async fn drive(work: Arc<dyn Work>, load: Load, requests: u64) -> Driven {
     let next = Arc::new(AtomicU64::new(0));
-    let results: Arc<Mutex<Tally>> = Arc::new(Mutex::new((
-        0,
-        BTreeMap::new(),
-        Vec::with_capacity(usize::try_from(requests).unwrap_or(0)),
-    )));
+    let results: Arc<Mutex<Driven>> = Arc::new(Mutex::new(Driven {
+        latencies: Vec::with_capacity(usize::try_from(requests).unwrap_or(0)),
+        ..Driven::default()
+    }));
+    // one request's outcome, its latency, and (open loop) how late this tool started it
     let record = {
         let results = results.clone();
-        move |o: Outcome, ms: f64| {
+        move |o: Outcome, ms: f64, lag: Option<f64>| {
             let mut g = results
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             match o {
                 Ok(()) => {
-                    g.0 += 1;
-                    g.2.push(ms);
+                    g.ok += 1;
+                    g.latencies.push(ms);
                 }
-                Err(e) => *g.1.entry(e).or_default() += 1,
+                Err(e) => *g.errors.entry(e).or_default() += 1,
             }
+            g.send_lags.extend(lag);
         }
     };
-    let lags: Arc<Mutex<Vec<f64>>> = Arc::default();
     let start = Instant::now();
     match load {
         Load::Concurrency(c) => {
@@ -463,7 +460,7 @@ pub async fn drive(work: Arc<dyn Work>, load: Load, requests: u64) -> Driven {
                         }
                         let t = Instant::now();
                         let o = work.send(i, w).await;
-                        record(o, t.elapsed().as_secs_f64() * 1000.0);
+                        record(o, t.elapsed().as_secs_f64() * 1000.0, None);
                     }
                 }));
             }
@@ -473,7 +470,6 @@ pub async fn drive(work: Arc<dyn Work>, load: Load, requests: u64) -> Driven {
         }
         Load::Rate(r) => {
             let period = Duration::from_secs_f64(1.0 / r.max(1) as f64);
-            let lags = lags.clone();
             let mut tasks = Vec::new();
             for i in 0..requests {
                 let scheduled = start + period.mul_f64(i as f64);
@@ -481,16 +477,12 @@ pub async fn drive(work: Arc<dyn Work>, load: Load, requests: u64) -> Driven {
                 let (work, record) = (work.clone(), record.clone());
                 #[allow(clippy::cast_possible_truncation)]
                 let worker = i as usize;
-                let lags = lags.clone();
                 tasks.push(tokio::spawn(async move {
                     // how late this tool itself starts the request: its own share of the latency
                     let lag = scheduled.elapsed().as_secs_f64() * 1000.0;
-                    lags.lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .push(lag);
                     let o = work.send(i, worker).await;
                     // from the scheduled time: queueing on our side or the server's counts
-                    record(o, scheduled.elapsed().as_secs_f64() * 1000.0);
+                    record(o, scheduled.elapsed().as_secs_f64() * 1000.0, Some(lag));
                 }));
             }
             for t in tasks {
@@ -498,28 +490,17 @@ pub async fn drive(work: Arc<dyn Work>, load: Load, requests: u64) -> Driven {
             }
         }
     }
-    let seconds = start.elapsed().as_secs_f64();
-    let g = std::mem::take(
+    let mut driven = std::mem::take(
         &mut *results
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
-    let lags = std::mem::take(
-        &mut *lags
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
-    Driven {
-        ok: g.0,
-        errors: g.1,
-        seconds,
-        latencies: g.2,
-        send_lags: lags,
-    }
+    driven.seconds = start.elapsed().as_secs_f64();
+    driven
 }
 
 /// What [`drive`] measured.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Driven {
     /// successful requests
     pub ok: u64,
