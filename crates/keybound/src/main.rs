@@ -11,6 +11,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc's malloc: a token request allocates and frees many small buffers
+/// (JSON, base64, headers) across two runtime threads, and glibc's `_int_malloc`, `_int_free` and
+/// `malloc_consolidate` were ≈ 6 % of server samples under load. Alternating fresh servers (same
+/// load, 32 in flight): code exchange 150–158 against 157–208 µs of server CPU per request,
+/// refresh 184–188 against 196–202 µs. Transparent huge pages off (`no_thp`): with them idle RSS
+/// grew by 8 MB; without, by under 1 MB.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod admin;
 mod config;
 mod conn_limit;
