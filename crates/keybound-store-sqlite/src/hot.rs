@@ -70,7 +70,7 @@ const RESTART_AT_FRAMES: i64 = 5_000;
 /// Under sustained writes a passive pass never quite catches up (the writer appends while it
 /// copies), and the log restarts only once it is copied entirely, so it would grow to 10,000
 /// pages and the writer's own checkpoint would copy the backlog, sync twice and restart it on
-/// the request path (the 10–14 ms maximum at 1,000 refreshes/s). So once the log holds
+/// the request path (the 8–14 ms maximum at 1,000 refreshes/s). So once the log holds
 /// [`RESTART_AT_FRAMES`], the thread takes the writer lock for a second pass, which copies only
 /// what was appended during the first; the next commit then starts the log over.
 fn checkpoints(path: PathBuf, writer: Arc<Mutex<Connection>>) -> mpsc::Sender<()> {
