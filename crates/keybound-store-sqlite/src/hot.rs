@@ -61,16 +61,20 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 /// Log size (frames) from which the checkpoint thread finishes a pass with the writer held.
 const RESTART_AT_FRAMES: i64 = 5_000;
 
+/// Log size (pages) at which the writer checkpoints by itself: only if the thread stalls.
+const WRITER_CHECKPOINT_PAGES: i64 = 10_000;
+
 /// WAL checkpoints on a thread of their own. SQLite checkpoints automatically on the commit that
 /// crosses 1,000 WAL pages, on the committing connection — here an async worker thread — and a
 /// checkpoint syncs the database file, which took tens of milliseconds on the test VM and showed
 /// as p99 latency (55 ms at 1,000 requests/s). This thread runs passive checkpoints (they never
-/// block the writer) until the store is dropped; the writer's own start only at 10,000 pages.
+/// block the writer) until the store is dropped; the writer's own start only at
+/// [`WRITER_CHECKPOINT_PAGES`].
 ///
 /// Under sustained writes a passive pass never quite catches up (the writer appends while it
-/// copies), and the log restarts only once it is copied entirely, so it would grow to 10,000
-/// pages and the writer's own checkpoint would copy the backlog, sync twice and restart it on
-/// the request path (the 8–14 ms maximum at 1,000 refreshes/s). So once the log holds
+/// copies), and the log restarts only once it is copied entirely, so it would grow to
+/// [`WRITER_CHECKPOINT_PAGES`] and the writer's own checkpoint would copy the backlog, sync
+/// twice and restart it on the request path (the 8–14 ms maximum at 1,000 refreshes/s). So once the log holds
 /// [`RESTART_AT_FRAMES`], the thread takes the writer lock for a second pass, which copies only
 /// what was appended during the first; the next commit then starts the log over.
 fn checkpoints(path: PathBuf, writer: Arc<Mutex<Connection>>) -> mpsc::Sender<()> {
@@ -97,8 +101,9 @@ fn checkpoints(path: PathBuf, writer: Arc<Mutex<Connection>>) -> mpsc::Sender<()
     tx
 }
 
-/// One pass of the checkpoint thread; the frames left in the log. `between` runs after the
-/// first, unlocked checkpoint (a test's stand-in for the writer appending meanwhile).
+/// One pass of the checkpoint thread; the log's length in frames (copied or not: the log
+/// restarts at the next commit once all are copied). `between` runs after the first, unlocked
+/// checkpoint (a test's stand-in for the writer appending meanwhile).
 fn checkpoint_pass(
     conn: &Connection,
     writer: &Mutex<Connection>,
@@ -172,13 +177,13 @@ impl Hot {
     /// Connections to the database file at `path` (created and migrated by sqlx before).
     pub(crate) fn open(path: &Path) -> Result<Hot> {
         let writer = open(path)?;
-        // the thread checkpoints (and restarts the log from RESTART_AT_FRAMES); the writer only
-        // if the log outgrows 10,000 pages (≈ 41 MB) anyway, i.e. the thread stalled. The file
-        // is cut back only when a restart finds it above 64 MiB, so also only after such a
-        // stall: a truncation on the request path waits for the device on `discard` mounts
-        // (9 ms seen), with the writer lock held.
+        // the thread checkpoints (and restarts the log from RESTART_AT_FRAMES); the writer
+        // only if the log outgrows WRITER_CHECKPOINT_PAGES (≈ 41 MB) anyway, i.e. the thread
+        // stalled. The file is cut back only when a restart finds it above 64 MiB, so also
+        // only after such a stall: a truncation on the request path waits for the device on
+        // `discard` mounts (9 ms seen), with the writer lock held.
         writer
-            .pragma_update(None, "wal_autocheckpoint", 10_000)
+            .pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
             .map_err(db)?;
         writer
             .pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
@@ -773,6 +778,8 @@ mod tests {
             get("page_size"),
         );
         assert!(pages > 0 && limit > 0, "{pages} {limit}");
+        // the thread restarts the log before the writer would checkpoint it itself
+        assert!(RESTART_AT_FRAMES < pages, "{RESTART_AT_FRAMES} vs {pages}");
         // a WAL frame is a page plus its 24-byte header; the WAL itself has a 32-byte header
         let reached = 32 + pages * (page + 24);
         assert!(limit >= 3 * reached / 2, "limit {limit} vs {reached}");
