@@ -74,9 +74,10 @@ const WRITER_CHECKPOINT_PAGES: i64 = 10_000;
 /// Under sustained writes a passive pass never quite catches up (the writer appends while it
 /// copies), and the log restarts only once it is copied entirely, so it would grow to
 /// [`WRITER_CHECKPOINT_PAGES`] and the writer's own checkpoint would copy the backlog, sync
-/// twice and restart it on the request path (the 8–14 ms maximum at 1,000 refreshes/s). So once the log holds
-/// [`RESTART_AT_FRAMES`], the thread takes the writer lock for a second pass, which copies only
-/// what was appended during the first; the next commit then starts the log over.
+/// twice and restart it on the request path (the 8–14 ms maximum at 1,000 refreshes/s). So
+/// once the log holds [`RESTART_AT_FRAMES`], the thread takes the writer lock for a second
+/// pass, which copies only what was appended during the first; the next commit then starts
+/// the log over.
 fn checkpoints(path: PathBuf, writer: Arc<Mutex<Connection>>) -> mpsc::Sender<()> {
     let (tx, rx) = mpsc::channel::<()>();
     let spawned = std::thread::Builder::new()
