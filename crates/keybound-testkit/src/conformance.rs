@@ -825,20 +825,18 @@ pub async fn trusted_issuers_and_subject_links(s: Arc<dyn Store>) {
     assert_eq!(s.issuers().await.unwrap(), vec![disabled]);
     assert!(s.issuer("https://other.example").await.unwrap().is_none());
 
-    s.put_user(&User {
-        email: Some("Alice@Example.com".into()),
-        email_verified: true,
-        ..user("u1", "alice")
-    })
-    .await
-    .unwrap();
-    s.put_user(&User {
-        email: Some("bob@example.com".into()),
-        email_verified: false,
-        ..user("u2", "bob")
-    })
-    .await
-    .unwrap();
+    // an End-User with an e-mail address, verified or not
+    let with_email = |sub: &str, username: &str, email: &str, verified: bool| User {
+        email: Some(email.into()),
+        email_verified: verified,
+        ..user(sub, username)
+    };
+    s.put_user(&with_email("u1", "alice", "Alice@Example.com", true))
+        .await
+        .unwrap();
+    s.put_user(&with_email("u2", "bob", "bob@example.com", false))
+        .await
+        .unwrap();
     assert_eq!(
         s.user_by_verified_email("alice@example.com")
             .await
@@ -854,13 +852,9 @@ pub async fn trusted_issuers_and_subject_links(s: Arc<dyn Store>) {
         "an unverified address identifies nobody"
     );
     // a second End-User with the same verified address (any case): the address names nobody
-    s.put_user(&User {
-        email: Some("ALICE@example.com".into()),
-        email_verified: true,
-        ..user("u3", "alice2")
-    })
-    .await
-    .unwrap();
+    s.put_user(&with_email("u3", "alice2", "ALICE@example.com", true))
+        .await
+        .unwrap();
     assert!(
         s.user_by_verified_email("alice@example.com")
             .await
