@@ -3,18 +3,21 @@
 //!
 //! Errors come in two kinds, because where they go is a security decision: while the client
 //! or `redirect_uri` is not established, the End-User sees an error page and nothing is
-//! redirected ([`AuthorizeError::Page`]); afterwards errors go back to the registered redirect
-//! URI with `state` and `iss` ([`AuthorizeError::Redirect`]).
+//! redirected ([`AuthorizeError::Page`]); afterwards refusals go back to the registered redirect
+//! URI with `state` and `iss` ([`AuthorizeError::Redirect`]). A store failure is never a
+//! refusal: it is a page with the provider's error (503 while the database is away), wherever
+//! it happens.
 
 use std::collections::BTreeSet;
 
 use keybound_proto::keybinding::RequestedBinding;
-use keybound_proto::wire::{AuthorizationRequest, ErrorCode, ErrorResponse, ResponseType};
+use keybound_proto::wire::{AuthorizationRequest, ErrorResponse, ResponseType};
 use keybound_store::{
     AuthorizationCode, BrowserSession, Client, ClientAuthMethod, Consent, TokenHash,
 };
 
-use crate::{OpError, Provider, SUPPORTED_SCOPES};
+use crate::refusal::{AuthorizeRefusal as Why, RequestRefusal};
+use crate::{Endpoint, OpError, Provider, SUPPORTED_SCOPES};
 
 /// `prompt` values (OIDC Core 3.1.2.1).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -69,34 +72,87 @@ impl ValidatedAuthorization {
 }
 
 /// Where an authorization error goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum AuthorizeError {
-    /// Show an error page; never redirect (unknown client, unregistered redirect URI).
-    Page {
-        /// what went wrong, for the End-User and the developer
-        message: String,
-    },
+    /// Show an error page; never redirect: the client or redirect URI is not established
+    /// (unknown client, unregistered redirect URI), or the provider failed (a store failure
+    /// answers 503 with `Retry-After`, never a refusal).
+    Page(OpError),
     /// Redirect to the client with an error.
     Redirect {
         /// the registered redirect URI
         redirect_uri: String,
         /// how the response travels (the request's `response_mode`)
         mode: ResponseMode,
-        /// error, description, state, iss
-        error: ErrorResponse,
+        /// the request's `state`
+        state: Option<String>,
+        /// this provider's issuer (RFC 9207)
+        iss: String,
+        /// why
+        reason: Why,
     },
 }
 
+impl From<OpError> for AuthorizeError {
+    fn from(e: OpError) -> Self {
+        AuthorizeError::Page(e)
+    }
+}
+
+impl From<keybound_store::StoreError> for AuthorizeError {
+    fn from(e: keybound_store::StoreError) -> Self {
+        AuthorizeError::Page(e.into())
+    }
+}
+
 impl AuthorizeError {
+    /// The error as the provider's one mapping puts it on the wire (at the End-User's pages).
+    pub fn wire(&self) -> crate::WireError {
+        match self {
+            AuthorizeError::Page(e) => e.wire(Endpoint::Page),
+            AuthorizeError::Redirect { reason, .. } => {
+                OpError::from(reason.clone()).wire(Endpoint::Page)
+            }
+        }
+    }
+
+    /// The OAuth error code it is answered with.
+    pub fn code(&self) -> Option<keybound_proto::wire::ErrorCode> {
+        self.wire().code
+    }
+
+    /// The provider's error, for the server's one response form.
+    pub fn into_error(self) -> OpError {
+        match self {
+            AuthorizeError::Page(e) => e,
+            AuthorizeError::Redirect { reason, .. } => reason.into(),
+        }
+    }
+
+    /// The error response for the client (RFC 6749 §4.1.2.1 with RFC 9207 `iss`), for
+    /// [`AuthorizeError::Redirect`].
+    pub fn error_response(&self) -> Option<ErrorResponse> {
+        let AuthorizeError::Redirect { state, iss, .. } = self else {
+            return None;
+        };
+        let w = self.wire();
+        Some(ErrorResponse {
+            error: w.code?,
+            error_description: Some(w.description),
+            error_uri: None,
+            state: state.clone(),
+            iss: Some(iss.clone()),
+        })
+    }
+
     /// The error response for the client, for [`AuthorizeError::Redirect`].
     pub fn response(&self) -> Option<AuthorizationResponse> {
         match self {
-            AuthorizeError::Page { .. } => None,
+            AuthorizeError::Page(_) => None,
             AuthorizeError::Redirect {
-                redirect_uri,
-                mode,
-                error,
+                redirect_uri, mode, ..
             } => {
+                let error = self.error_response()?;
                 let mut params = vec![("error".to_owned(), error.error.as_str().to_owned())];
                 if let Some(d) = &error.error_description {
                     params.push(("error_description".into(), d.clone()));
@@ -209,19 +265,14 @@ impl Provider {
         v_redirect: &str,
         mode: ResponseMode,
         state: Option<&String>,
-        code: ErrorCode,
-        description: impl Into<String>,
+        reason: Why,
     ) -> AuthorizeError {
         AuthorizeError::Redirect {
             redirect_uri: v_redirect.to_owned(),
             mode,
-            error: ErrorResponse {
-                error: code,
-                error_description: Some(description.into()),
-                error_uri: None,
-                state: state.cloned(),
-                iss: Some(self.config.issuer.clone()),
-            },
+            state: state.cloned(),
+            iss: self.config.issuer.clone(),
+            reason,
         }
     }
 
@@ -230,25 +281,24 @@ impl Provider {
         &self,
         req: &AuthorizationRequest,
     ) -> Result<ValidatedAuthorization, AuthorizeError> {
-        let page = |m: String| AuthorizeError::Page { message: m };
+        let page = |r: Why| AuthorizeError::Page(r.into());
         if req.client_id.is_empty() {
-            return Err(page("the request has no client_id".into()));
+            return Err(page(Why::NoClientId));
         }
+        // a store failure here is the provider's (503), never "unknown client"
         let client = self
             .registered_client(&req.client_id)
-            .await
-            .map_err(|_| page("the server could not look up the client".into()))?
-            .ok_or_else(|| page(format!("unknown client '{}'", req.client_id)))?;
+            .await?
+            .ok_or_else(|| page(Why::UnknownClient(req.client_id.clone())))?;
         let redirect_uri = req
             .redirect_uri
             .clone()
-            .ok_or_else(|| page("the request has no redirect_uri".into()))?;
+            .ok_or_else(|| page(Why::NoRedirectUri))?;
         if !client.redirect_uris.contains(&redirect_uri) {
-            return Err(page(format!(
-                "redirect_uri '{redirect_uri}' is not registered for client '{}'; \
-                 keybound only redirects to exactly registered URIs",
-                client.client_id
-            )));
+            return Err(page(Why::UnregisteredRedirectUri {
+                uri: redirect_uri,
+                client: client.client_id.clone(),
+            }));
         }
         let state = req.state.as_ref();
         // the response type and mode first, so every later error travels the way the client
@@ -265,78 +315,47 @@ impl Provider {
                     &redirect_uri,
                     default_mode,
                     state,
-                    ErrorCode::InvalidRequest,
-                    format!(
-                        "response_mode '{m}' is not supported: use query, fragment or form_post"
-                    ),
+                    Why::ResponseMode(m.to_owned()),
                 )
             })?,
         };
-        let err = |code, d: &str| self.redirect_error(&redirect_uri, mode, state, code, d);
+        let err = |r: Why| self.redirect_error(&redirect_uri, mode, state, r);
         // OIDC Core §6: request objects are not supported; say so rather than ignore them
         if req.request.is_some() {
-            return Err(err(
-                ErrorCode::RequestNotSupported,
-                "request objects (request) are not supported; send the parameters directly",
-            ));
+            return Err(err(Why::RequestObject));
         }
         if req.request_uri.is_some() {
-            return Err(err(
-                ErrorCode::RequestUriNotSupported,
-                "request_uri is not supported; send the parameters directly",
-            ));
+            return Err(err(Why::RequestUri));
         }
         let Some(response_type) = response_type else {
-            return Err(err(
-                ErrorCode::UnsupportedResponseType,
-                &format!(
-                    "response_type '{}' is not supported: use code, id_token, id_token token, code id_token, code token or code id_token token",
-                    req.response_type
-                ),
-            ));
+            return Err(err(Why::UnsupportedResponseType(req.response_type.clone())));
         };
         if !client
             .response_types
             .iter()
             .any(|r| r == response_type.as_str())
         {
-            return Err(err(
-                ErrorCode::UnauthorizedClient,
-                &format!(
-                    "client '{}' is not registered for response_type '{}'",
-                    client.client_id,
-                    response_type.as_str()
-                ),
-            ));
+            return Err(err(Why::ResponseTypeNotRegistered {
+                client: client.client_id.clone(),
+                response_type: response_type.as_str(),
+            }));
         }
         if response_type.front_channel_tokens() {
             // Multiple Response Type Encoding §2.1: tokens never travel in the query
             if mode == ResponseMode::Query {
-                return Err(err(
-                    ErrorCode::InvalidRequest,
-                    "response_mode=query must not be used when the response carries tokens; use fragment or form_post",
-                ));
+                return Err(err(Why::QueryWithTokens));
             }
             // OIDC Core 3.2.2.1, 3.3.2.11: the nonce is required
             if req.nonce.as_deref().is_none_or(str::is_empty) {
-                return Err(err(
-                    ErrorCode::InvalidRequest,
-                    "nonce is required for the implicit and hybrid flows",
-                ));
+                return Err(err(Why::NonceRequired));
             }
             // Key Binding ID1 §1.4: never with the implicit or hybrid flows
             if req.scope.split(' ').any(|s| s == "bound_key") {
-                return Err(err(
-                    ErrorCode::InvalidRequest,
-                    "bound_key cannot be used with the implicit or hybrid flows (Key Binding ID1 §1.4): use response_type=code",
-                ));
+                return Err(err(Why::BoundKeyFrontChannel));
             }
         }
         if !response_type.code && req.dpop_jkt.is_some() {
-            return Err(err(
-                ErrorCode::InvalidRequest,
-                "dpop_jkt binds an authorization code: it needs a response type with code",
-            ));
+            return Err(err(Why::DpopJktWithoutCode));
         }
         let mut scopes: Vec<String> = Vec::new();
         for s in req.scope.split(' ').filter(|s| !s.is_empty()) {
@@ -345,44 +364,26 @@ impl Provider {
             }
         }
         if !scopes.iter().any(|s| s == "openid") {
-            return Err(err(ErrorCode::InvalidScope, "scope must include openid"));
+            return Err(err(RequestRefusal::OpenidScopeRequired.into()));
         }
         let binding = req
             .requested_binding()
-            .map_err(|e| err(ErrorCode::InvalidRequest, &e.to_string()))?;
+            .map_err(|e| err(RequestRefusal::Binding(e).into()))?;
         match (
             req.code_challenge.as_deref(),
             req.code_challenge_method.as_deref(),
         ) {
             (Some(_), Some("S256")) => {}
-            (Some(_), m) => {
-                return Err(err(
-                    ErrorCode::InvalidRequest,
-                    &format!("code_challenge_method must be S256, got {m:?}"),
-                ))
-            }
-            (None, Some(_)) => {
-                return Err(err(
-                    ErrorCode::InvalidRequest,
-                    "code_challenge_method without code_challenge",
-                ))
-            }
-            (None, None)
-                if client.auth_method == ClientAuthMethod::None && response_type.code =>
-            {
-                return Err(err(
-                ErrorCode::InvalidRequest,
-                "public clients must use PKCE: send code_challenge with code_challenge_method=S256",
-            ))
+            (Some(_), m) => return Err(err(Why::ChallengeMethod(m.map(str::to_owned)))),
+            (None, Some(_)) => return Err(err(Why::MethodWithoutChallenge)),
+            (None, None) if client.auth_method == ClientAuthMethod::None && response_type.code => {
+                return Err(err(Why::PkceRequired))
             }
             (None, None) => {}
         }
         if let Some(ch) = &req.code_challenge {
             if ch.len() != 43 || keybound_jose::b64::decode(ch).is_err() {
-                return Err(err(
-                    ErrorCode::InvalidRequest,
-                    "code_challenge must be base64url(SHA-256(code_verifier)), 43 characters",
-                ));
+                return Err(err(Why::ChallengeShape));
             }
         }
         let mut prompt = Prompt::default();
@@ -398,19 +399,11 @@ impl Provider {
                 "login" => prompt.login = true,
                 "consent" => prompt.consent = true,
                 "select_account" => {}
-                other => {
-                    return Err(err(
-                        ErrorCode::InvalidRequest,
-                        &format!("unknown prompt value '{other}'"),
-                    ))
-                }
+                other => return Err(err(Why::UnknownPrompt(other.to_owned()))),
             }
         }
         if prompt.none && (prompt.login || prompt.consent) {
-            return Err(err(
-                ErrorCode::InvalidRequest,
-                "prompt=none cannot be combined with other values",
-            ));
+            return Err(err(Why::PromptNoneCombined));
         }
         Ok(ValidatedAuthorization {
             client,
@@ -439,16 +432,12 @@ impl Provider {
         fresh_login: bool,
         consented_now: bool,
     ) -> Result<Interaction, AuthorizeError> {
-        let err = |code, d: &str| {
-            self.redirect_error(&v.redirect_uri, v.response_mode, v.state.as_ref(), code, d)
-        };
+        let err =
+            |r: Why| self.redirect_error(&v.redirect_uri, v.response_mode, v.state.as_ref(), r);
         let now = self.now();
         let Some(session) = session else {
             return if v.prompt.none {
-                Err(err(
-                    ErrorCode::LoginRequired,
-                    "the End-User is not signed in",
-                ))
+                Err(err(Why::NotSignedIn))
             } else {
                 Ok(Interaction::Login)
             };
@@ -458,10 +447,7 @@ impl Provider {
             .is_some_and(|m| now.saturating_sub(session.auth_time) > m);
         if (v.prompt.login || too_old) && !fresh_login {
             return if v.prompt.none {
-                Err(err(
-                    ErrorCode::LoginRequired,
-                    "authentication is older than max_age",
-                ))
+                Err(err(Why::AuthenticationTooOld))
             } else {
                 Ok(Interaction::Login)
             };
@@ -469,11 +455,11 @@ impl Provider {
         if consented_now {
             return Ok(Interaction::Issue);
         }
+        // a store failure is the provider's (503 page), never a refusal to the client
         let consent = self
             .store
             .consent(&session.sub, &v.client.client_id)
-            .await
-            .map_err(|_| err(ErrorCode::ServerError, "the server could not read consent"))?;
+            .await?;
         let bound_jkt = match &v.binding {
             RequestedBinding::BoundIdToken(j) => Some(j),
             _ => None,
@@ -486,7 +472,7 @@ impl Provider {
             return Ok(Interaction::Issue);
         }
         if v.prompt.none {
-            return Err(err(ErrorCode::ConsentRequired, "consent is required"));
+            return Err(err(Why::ConsentRequired));
         }
         Ok(Interaction::Consent(ConsentPrompt {
             client_name: v.client.name.clone(),
@@ -527,8 +513,7 @@ impl Provider {
             &v.redirect_uri,
             v.response_mode,
             v.state.as_ref(),
-            ErrorCode::AccessDenied,
-            "the End-User denied the request",
+            Why::Denied,
         )
     }
 

@@ -8,6 +8,7 @@ use keybound_jose::{Algorithm, Jws};
 use keybound_store::{Client, ClientAuthMethod};
 use serde_json::Value;
 
+use crate::refusal::{AssertionDefect, ClientAuthRefusal as Why};
 use crate::{Form, OpError, Provider};
 
 /// RFC 7523 client assertion type.
@@ -25,7 +26,7 @@ fn basic(header: &str) -> Option<Result<(String, String), OpError>> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let bad = || OpError::invalid_client("malformed HTTP Basic credentials");
+    let bad = || OpError::from(Why::MalformedBasic);
     Some(
         base64::engine::general_purpose::STANDARD
             .decode(rest.trim())
@@ -54,47 +55,37 @@ impl Provider {
             + usize::from(assertion.is_some())
             + usize::from(post_secret.is_some());
         if used > 1 {
-            return Err(OpError::invalid_request(
-                "use exactly one client authentication method per request",
-            ));
+            return Err(Why::SeveralMethods.into());
         }
         let form_id = form.get("client_id");
         if let Some((id, secret)) = basic {
             if form_id.is_some_and(|f| f != id) {
-                return Err(OpError::invalid_request(
-                    "client_id differs from the HTTP Basic user",
-                ));
+                return Err(Why::BasicIdMismatch.into());
             }
             return self
                 .secret_client(&id, &secret, ClientAuthMethod::ClientSecretBasic)
                 .await;
         }
         if let Some(secret) = post_secret {
-            let id = form_id
-                .ok_or_else(|| OpError::invalid_request("client_secret without client_id"))?;
+            let id = form_id.ok_or(Why::SecretWithoutId)?;
             return self
                 .secret_client(id, secret, ClientAuthMethod::ClientSecretPost)
                 .await;
         }
         if let Some(assertion) = assertion {
             if form.get("client_assertion_type") != Some(JWT_BEARER_ASSERTION) {
-                return Err(OpError::invalid_request(format!(
-                    "client_assertion_type must be {JWT_BEARER_ASSERTION}"
-                )));
+                return Err(Why::AssertionType.into());
             }
             return self.assertion_client(assertion, form_id).await;
         }
-        let id = form_id.ok_or_else(|| {
-            OpError::invalid_client(
-                "no client authentication: send client_id (public clients) or credentials",
-            )
-        })?;
+        let id = form_id.ok_or(Why::NoCredentials)?;
         let client = self.known_client(id).await?;
         if client.auth_method != ClientAuthMethod::None {
-            return Err(OpError::invalid_client(format!(
-                "client '{id}' must authenticate with {}",
-                client.auth_method.as_str()
-            )));
+            return Err(Why::MustAuthenticate {
+                client: id.to_owned(),
+                method: client.auth_method.as_str(),
+            }
+            .into());
         }
         Ok(client)
     }
@@ -102,7 +93,7 @@ impl Provider {
     async fn known_client(&self, id: &str) -> Result<Client, OpError> {
         self.registered_client(id)
             .await?
-            .ok_or_else(|| OpError::invalid_client(format!("unknown client '{id}'")))
+            .ok_or_else(|| Why::UnknownClient(id.to_owned()).into())
     }
 
     /// A registered client, from the cache if read less than `client_cache_ttl` ago. Unknown
@@ -131,14 +122,15 @@ impl Provider {
     ) -> Result<Client, OpError> {
         let client = self.known_client(id).await?;
         if client.auth_method != method {
-            return Err(OpError::invalid_client(format!(
-                "client '{id}' is registered for {}, not {}",
-                client.auth_method.as_str(),
-                method.as_str()
-            )));
+            return Err(Why::WrongMethod {
+                client: id.to_owned(),
+                registered: client.auth_method.as_str(),
+                used: method.as_str(),
+            }
+            .into());
         }
         let Some(phc) = client.secret_hash.as_deref() else {
-            return Err(OpError::invalid_client("client authentication failed"));
+            return Err(Why::Failed.into());
         };
         // a secret verified moments ago (same registration) is recognised without argon2
         let now = self.now();
@@ -163,7 +155,7 @@ impl Provider {
         }
         if !self.hashes.verify(phc, secret).await? {
             attempt.failed();
-            return Err(OpError::invalid_client("client authentication failed"));
+            return Err(Why::Failed.into());
         }
         attempt.succeeded();
         self.secrets.remember(id, phc, secret, now);
@@ -175,25 +167,26 @@ impl Provider {
         assertion: &str,
         form_id: Option<&str>,
     ) -> Result<Client, OpError> {
-        let bad = |m: &str| OpError::invalid_client(format!("client_assertion: {m}"));
-        let jws = Jws::parse(assertion).map_err(|e| bad(&e.to_string()))?;
-        let claims: Value = jws.payload_json().map_err(|e| bad(&e.to_string()))?;
+        let bad = |d: AssertionDefect| OpError::from(Why::Assertion(d));
+        let malformed = |e: keybound_jose::Error| bad(AssertionDefect::Malformed(e.to_string()));
+        let jws = Jws::parse(assertion).map_err(malformed)?;
+        let claims: Value = jws.payload_json().map_err(malformed)?;
         let s = |n: &str| claims.get(n).and_then(Value::as_str);
-        let iss = s("iss").ok_or_else(|| bad("iss is required"))?;
+        let iss = s("iss").ok_or_else(|| bad(AssertionDefect::IssRequired))?;
         if s("sub") != Some(iss) {
-            return Err(bad("iss and sub must both be the client_id"));
+            return Err(bad(AssertionDefect::SubNotIss));
         }
         if form_id.is_some_and(|f| f != iss) {
-            return Err(OpError::invalid_request(
-                "client_id differs from the assertion's iss",
-            ));
+            return Err(Why::AssertionIdMismatch.into());
         }
         let client = self.known_client(iss).await?;
         if client.auth_method != ClientAuthMethod::PrivateKeyJwt {
-            return Err(OpError::invalid_client(format!(
-                "client '{iss}' is registered for {}, not private_key_jwt",
-                client.auth_method.as_str()
-            )));
+            return Err(Why::WrongMethod {
+                client: iss.to_owned(),
+                registered: client.auth_method.as_str(),
+                used: ClientAuthMethod::PrivateKeyJwt.as_str(),
+            }
+            .into());
         }
         let keys = client.jwks.clone().unwrap_or_default();
         let candidates = keys.candidates(jws.header().kid.as_deref(), jws.header().alg);
@@ -201,9 +194,7 @@ impl Provider {
             .iter()
             .any(|k| jws.verify(k, &Algorithm::ALL).is_ok())
         {
-            return Err(bad(
-                "signature does not verify with the client's registered keys",
-            ));
+            return Err(bad(AssertionDefect::Signature));
         }
         // rfc7523bis: the audience is the issuer; the token endpoint URL only for legacy clients
         let aud_ok = |a: &str| {
@@ -216,40 +207,35 @@ impl Provider {
             _ => false,
         };
         if !aud_ok {
-            return Err(bad(&format!(
-                "aud must be the issuer '{}'",
-                self.config.issuer
-            )));
+            return Err(bad(AssertionDefect::Audience(self.config.issuer.clone())));
         }
         let now = self.now();
         let exp = claims
             .get("exp")
             .and_then(Value::as_u64)
-            .ok_or_else(|| bad("exp is required"))?;
+            .ok_or_else(|| bad(AssertionDefect::ExpRequired))?;
         if now >= exp.saturating_add(30) {
-            return Err(bad("expired"));
+            return Err(bad(AssertionDefect::Expired));
         }
         let iat = claims.get("iat").and_then(Value::as_u64);
         if iat.is_some_and(|iat| iat > now + 30) {
-            return Err(bad("iat is in the future"));
+            return Err(bad(AssertionDefect::IatInFuture));
         }
         // a bounded lifetime: an assertion valid for years is a long-lived secret
         let max = self.config.client_assertion_max_lifetime;
         if exp > iat.unwrap_or(now).saturating_add(max) {
-            return Err(bad(&format!(
-                "lifetime too long: exp may be at most {max} s after iat (or now)"
-            )));
+            return Err(bad(AssertionDefect::LifetimeTooLong(max)));
         }
         let jti = s("jti")
             .filter(|j| !j.is_empty() && j.len() <= 256)
-            .ok_or_else(|| bad("jti is required"))?;
+            .ok_or_else(|| bad(AssertionDefect::JtiRequired))?;
         let digest = keybound_jose::sha256(format!("client-assertion\0{iss}\0{jti}").as_bytes());
         if !self
             .store
             .check_and_insert(&digest, exp.saturating_add(60), now)
             .await?
         {
-            return Err(bad("replayed (jti already used)"));
+            return Err(bad(AssertionDefect::Replayed));
         }
         Ok(client)
     }

@@ -7,10 +7,11 @@
 //! across OP nodes and two concurrent polls after approval get tokens exactly once.
 
 use keybound_proto::keybinding::RequestedBinding;
-use keybound_proto::wire::{DeviceAuthorizationResponse, ErrorCode};
+use keybound_proto::wire::DeviceAuthorizationResponse;
 use keybound_store::{BrowserSession, Client, DeviceAuthorization, DeviceDecision, TokenHash};
 
 use crate::proof::ProofRequest;
+use crate::refusal::{BindingRefusal, RequestRefusal};
 use crate::{OpError, Provider, SUPPORTED_SCOPES};
 
 /// User codes: 8 characters of 20 consonants (RFC 8628 §6.1), ≈ 2^34.6 codes.
@@ -74,23 +75,18 @@ impl Provider {
             }
         }
         if !scopes.contains(&"openid") {
-            return Err(OpError::new(
-                ErrorCode::InvalidScope,
-                "scope must include openid",
-            ));
+            return Err(RequestRefusal::OpenidScopeRequired.into());
         }
         let dpop_jkt = match (form.get("dpop_jkt"), &proof) {
             (Some(j), Some(p)) if p.jkt.as_str() != j => {
-                return Err(OpError::invalid_request(
-                    "dpop_jkt and the DPoP proof name different keys",
-                ))
+                return Err(BindingRefusal::DpopJktDisagrees.into())
             }
             (Some(j), _) => Some(j.to_owned()),
             (None, Some(p)) => Some(p.jkt.to_string()),
             (None, None) => None,
         };
         let binding = RequestedBinding::from_request(scope_in, dpop_jkt.as_deref())
-            .map_err(|e| OpError::invalid_request(e.to_string()))?;
+            .map_err(RequestRefusal::Binding)?;
         let device_code = self.random_token();
         let expires_at = now + self.config.device_code_ttl;
         let mut user_code = self.user_code();

@@ -9,23 +9,23 @@
 //! configuration) keep their cause for the operator's log and show the client only a generic
 //! message.
 
-use keybound_jose::Jkt;
 use keybound_proto::wire::ErrorCode;
 use keybound_store::StoreError;
+
+use crate::refusal::{
+    AuthorizeRefusal, BindingRefusal, ClientAuthRefusal, CodeRefusal, DeviceRefusal,
+    ExchangeRefusal, JwtBearerRefusal, PageRefusal, RefreshRefusal, Refusal, RegistrationRefusal,
+    RequestRefusal, ResourceRefusal,
+};
 
 /// A refusal, or an internal failure, at any endpoint of the provider.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpError {
-    /// The request breaks a rule of OAuth, OpenID Connect or this provider's policy; the code
-    /// says which (RFC 6749 §5.2, OIDC Core 3.1.2.6, RFC 8628 §3.5).
-    #[error("{description}")]
-    Refused {
-        /// OAuth error code
-        code: ErrorCode,
-        /// what went wrong and what to do instead
-        description: String,
-    },
+    /// The request breaks a rule of OAuth, OpenID Connect or this provider's policy: the
+    /// reason, by stage ([`crate::refusal`]); its code is chosen by [`OpError::wire`].
+    #[error(transparent)]
+    Refused(Refusal),
     /// A DPoP proof failed a check of RFC 9449 §4.3 or of Key Binding (`c_s256`).
     #[error("{0}")]
     Proof(keybound_proto::Error),
@@ -37,17 +37,6 @@ pub enum OpError {
         reason: keybound_proto::Error,
         /// the fresh nonce for the `DPoP-Nonce` header
         nonce: Option<String>,
-    },
-    /// The proof was made by another key than the one the grant or token is bound to
-    /// (RFC 9449 §10 and §7.1, KB-OP6, KB-RF2).
-    #[error("the DPoP proof key {got} is not the key this {what} is bound to ({expected})")]
-    KeyMismatch {
-        /// the bound key
-        expected: Jkt,
-        /// the proof's key
-        got: Jkt,
-        /// what is bound: "authorization code", "refresh token", "access token", …
-        what: &'static str,
     },
     /// The proof's `jti` was already used with this key, method and URI (RFC 9449 §11.1).
     #[error(
@@ -108,39 +97,6 @@ pub struct WireError {
 pub const INTERNAL_DESCRIPTION: &str = "the server could not complete the request";
 
 impl OpError {
-    /// A policy or protocol refusal with `code`.
-    pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
-        OpError::Refused {
-            code,
-            description: description.into(),
-        }
-    }
-
-    /// `invalid_request`
-    pub fn invalid_request(d: impl Into<String>) -> Self {
-        Self::new(ErrorCode::InvalidRequest, d)
-    }
-
-    /// `invalid_client`
-    pub fn invalid_client(d: impl Into<String>) -> Self {
-        Self::new(ErrorCode::InvalidClient, d)
-    }
-
-    /// `invalid_grant`
-    pub fn invalid_grant(d: impl Into<String>) -> Self {
-        Self::new(ErrorCode::InvalidGrant, d)
-    }
-
-    /// `invalid_dpop_proof` for a proof that is missing or unusable for this grant.
-    pub fn invalid_dpop_proof(d: impl Into<String>) -> Self {
-        Self::new(ErrorCode::InvalidDpopProof, d)
-    }
-
-    /// `invalid_token` (protected resources)
-    pub fn invalid_token(d: impl Into<String>) -> Self {
-        Self::new(ErrorCode::InvalidToken, d)
-    }
-
     /// An internal failure with its cause (logged, never shown).
     pub fn internal(cause: impl Into<String>) -> Self {
         OpError::Internal(cause.into())
@@ -157,21 +113,11 @@ impl OpError {
     #[allow(clippy::match_same_arms)] // one arm per cause reads as the rule it is
     pub fn wire(&self, at: Endpoint) -> WireError {
         let (code, dpop_nonce, retry_after) = match self {
-            OpError::Refused { code, .. } => (Some(*code), None, None),
+            OpError::Refused(r) => (Some(refusal_code(r, at)), None, None),
             OpError::Proof(_) | OpError::Replay => (Some(ErrorCode::InvalidDpopProof), None, None),
             // without a fresh nonce to offer, "use_dpop_nonce" would leave the client stuck
             OpError::Nonce { nonce: None, .. } => (Some(ErrorCode::InvalidDpopProof), None, None),
             OpError::Nonce { nonce, .. } => (Some(ErrorCode::UseDpopNonce), nonce.clone(), None),
-            // the grant is bound elsewhere (key-binding.md §10.2); at a resource the token's
-            // binding does not match (RFC 9449 §7.1 example: invalid_token)
-            OpError::KeyMismatch { .. } => (
-                Some(match at {
-                    Endpoint::Resource => ErrorCode::InvalidToken,
-                    _ => ErrorCode::InvalidGrant,
-                }),
-                None,
-                None,
-            ),
             OpError::NoCredentials => (None, None, None),
             OpError::Throttled { retry_after, .. } => (
                 Some(ErrorCode::TemporarilyUnavailable),
@@ -217,6 +163,202 @@ impl OpError {
             OpError::Nonce { nonce, .. } => nonce.as_deref(),
             _ => None,
         }
+    }
+}
+
+/// The OAuth error code of each reason: the only place a refusal becomes a code. Each arm
+/// names the rule that makes it so.
+#[allow(clippy::match_same_arms)] // one arm per stage reads as the table it is
+fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
+    use ErrorCode as C;
+    match r {
+        Refusal::Request(r) => request_code(r),
+        Refusal::ClientAuth(r) => match r {
+            // RFC 6749 §5.2: a request that is malformed about its credentials
+            ClientAuthRefusal::SeveralMethods
+            | ClientAuthRefusal::BasicIdMismatch
+            | ClientAuthRefusal::SecretWithoutId
+            | ClientAuthRefusal::AssertionType
+            | ClientAuthRefusal::AssertionIdMismatch => C::InvalidRequest,
+            // RFC 6749 §5.2: client authentication failed
+            ClientAuthRefusal::MalformedBasic
+            | ClientAuthRefusal::NoCredentials
+            | ClientAuthRefusal::UnknownClient(_)
+            | ClientAuthRefusal::MustAuthenticate { .. }
+            | ClientAuthRefusal::WrongMethod { .. }
+            | ClientAuthRefusal::Failed
+            | ClientAuthRefusal::Assertion(_)
+            | ClientAuthRefusal::PublicClientIntrospection => C::InvalidClient,
+        },
+        Refusal::Binding(r) => match r {
+            // an assertion's binding is part of the grant (ID-JAG: cnf without proof is
+            // invalid_grant); a code's or token's missing proof is a proof defect (specs A2,
+            // dpop.md resolution 4 and 5)
+            BindingRefusal::ProofRequired { bound } if bound.is_assertion() => C::InvalidGrant,
+            BindingRefusal::ProofRequired { .. }
+            | BindingRefusal::ClientRequiresProof
+            | BindingRefusal::BoundKeyNeedsProof => C::InvalidDpopProof,
+            // at a resource the token's binding does not match (RFC 9449 §7.1 example:
+            // invalid_token); elsewhere the grant is bound to another key (key-binding.md §10.2)
+            BindingRefusal::KeyMismatch { .. } if at == Endpoint::Resource => C::InvalidToken,
+            BindingRefusal::KeyMismatch { .. } => C::InvalidGrant,
+            BindingRefusal::DpopJktDisagrees => C::InvalidRequest,
+        },
+        // RFC 6749 §5.2: the grant is invalid, expired, revoked, or another client's
+        Refusal::Code(
+            CodeRefusal::Unknown
+            | CodeRefusal::Expired
+            | CodeRefusal::OtherClient
+            | CodeRefusal::Reused
+            | CodeRefusal::NoLongerValid
+            | CodeRefusal::RedirectUri
+            | CodeRefusal::VerifierShape
+            | CodeRefusal::VerifierMismatch
+            | CodeRefusal::VerifierRequired
+            | CodeRefusal::VerifierWithoutChallenge,
+        ) => C::InvalidGrant,
+        Refusal::Refresh(RefreshRefusal::ScopeNotGranted(_)) => C::InvalidScope,
+        Refusal::Refresh(
+            RefreshRefusal::Unknown
+            | RefreshRefusal::Expired
+            | RefreshRefusal::Revoked
+            | RefreshRefusal::Reused
+            | RefreshRefusal::OtherClient
+            | RefreshRefusal::NoLongerValid,
+        ) => C::InvalidGrant,
+        Refusal::Device(r) => match r {
+            DeviceRefusal::Pending => C::AuthorizationPending,
+            DeviceRefusal::SlowDown(_) => C::SlowDown,
+            DeviceRefusal::Denied => C::AccessDenied,
+            DeviceRefusal::Expired => C::ExpiredToken,
+            DeviceRefusal::Unknown | DeviceRefusal::OtherClient | DeviceRefusal::Redeemed => {
+                C::InvalidGrant
+            }
+        },
+        Refusal::Exchange(r) => match r {
+            ExchangeRefusal::NotAllowed(_) | ExchangeRefusal::PublicClient => C::UnauthorizedClient,
+            // RFC 8693 §2.2.2: an unusable subject token is invalid_request
+            ExchangeRefusal::Actor(_)
+            | ExchangeRefusal::ActorNotSupported
+            | ExchangeRefusal::RequestedType(_)
+            | ExchangeRefusal::SubjectType(_)
+            | ExchangeRefusal::Subject(_) => C::InvalidRequest,
+            ExchangeRefusal::UnboundRefused
+            | ExchangeRefusal::UserGone
+            | ExchangeRefusal::ConsentWithdrawn => C::InvalidGrant,
+            // RFC 8693 §2.2.2
+            ExchangeRefusal::Audience(_) | ExchangeRefusal::Resource(_) => C::InvalidTarget,
+            ExchangeRefusal::Scope(_) => C::InvalidScope,
+        },
+        Refusal::JwtBearer(r) => match r {
+            JwtBearerRefusal::NotAllowed(_) => C::UnauthorizedClient,
+            JwtBearerRefusal::Scope(_) => C::InvalidScope,
+            // JB-9, IJ-6: an unusable grant JWT is invalid_grant
+            JwtBearerRefusal::Malformed(_)
+            | JwtBearerRefusal::Typ(_)
+            | JwtBearerRefusal::IssRequired
+            | JwtBearerRefusal::OwnIssuer
+            | JwtBearerRefusal::UntrustedIssuer(_)
+            | JwtBearerRefusal::DisabledIssuer(_)
+            | JwtBearerRefusal::NoKeys { .. }
+            | JwtBearerRefusal::Signature(_)
+            | JwtBearerRefusal::Claims(_)
+            | JwtBearerRefusal::UnboundRefused(_)
+            | JwtBearerRefusal::Replayed
+            | JwtBearerRefusal::UnknownSubject { .. } => C::InvalidGrant,
+        },
+        Refusal::Authorize(r) => authorize_code(r),
+        Refusal::Registration(r) => match r {
+            // RFC 7591 §3, RFC 6750 §3.1
+            RegistrationRefusal::TokenRequired | RegistrationRefusal::TokenUnusable => {
+                C::InvalidToken
+            }
+            RegistrationRefusal::NotJson => C::InvalidRequest,
+            // RFC 7591 §3.2.2
+            RegistrationRefusal::RedirectUrisRequired | RegistrationRefusal::RedirectUri(_) => {
+                C::InvalidRedirectUri
+            }
+            RegistrationRefusal::NotAnObject(_)
+            | RegistrationRefusal::MemberType { .. }
+            | RegistrationRefusal::AuthMethod(_)
+            | RegistrationRefusal::GrantType(_)
+            | RegistrationRefusal::TokenExchangeByPolicy
+            | RegistrationRefusal::ResponseType(_)
+            | RegistrationRefusal::GrantsAndResponsesDisagree
+            | RegistrationRefusal::JwksUri
+            | RegistrationRefusal::Jwks(_)
+            | RegistrationRefusal::PrivateKeyJwtNeedsJwks
+            | RegistrationRefusal::JwksWithoutPrivateKeyJwt
+            | RegistrationRefusal::TokenBindingCnf(_)
+            | RegistrationRefusal::Profile(_) => C::InvalidClientMetadata,
+        },
+        Refusal::Resource(r) => match r {
+            // RFC 6750 §3.1
+            ResourceRefusal::Scheme => C::InvalidRequest,
+            ResourceRefusal::OpenidScopeRequired => C::InsufficientScope,
+            ResourceRefusal::Malformed(_)
+            | ResourceRefusal::Typ
+            | ResourceRefusal::Signature
+            | ResourceRefusal::Issuer
+            | ResourceRefusal::Expired
+            | ResourceRefusal::Revoked
+            | ResourceRefusal::Cnf(_)
+            | ResourceRefusal::BoundSentAsBearer
+            | ResourceRefusal::UnboundSentAsDpop
+            | ResourceRefusal::ClientGone(_)
+            | ResourceRefusal::UserGone => C::InvalidToken,
+        },
+        Refusal::Page(r) => match r {
+            PageRefusal::Csrf(_) => C::AccessDenied,
+            PageRefusal::WrongPassword | PageRefusal::SessionEnded => C::LoginRequired,
+            PageRefusal::MissingCredentials
+            | PageRefusal::ChooseDecision(_)
+            | PageRefusal::UnknownAction(_)
+            | PageRefusal::UnknownUserCode
+            | PageRefusal::UserCodeUsed => C::InvalidRequest,
+        },
+    }
+}
+
+fn request_code(r: &RequestRefusal) -> ErrorCode {
+    match r {
+        RequestRefusal::UnsupportedGrantType(_) => ErrorCode::UnsupportedGrantType,
+        RequestRefusal::OpenidScopeRequired => ErrorCode::InvalidScope,
+        RequestRefusal::DuplicateParameter(_)
+        | RequestRefusal::MissingParameter(_)
+        | RequestRefusal::NotAForm
+        | RequestRefusal::Binding(_) => ErrorCode::InvalidRequest,
+    }
+}
+
+/// OIDC Core 3.1.2.6 and RFC 6749 §4.1.2.1.
+fn authorize_code(r: &AuthorizeRefusal) -> ErrorCode {
+    use AuthorizeRefusal as A;
+    match r {
+        A::RequestObject => ErrorCode::RequestNotSupported,
+        A::RequestUri => ErrorCode::RequestUriNotSupported,
+        A::UnsupportedResponseType(_) => ErrorCode::UnsupportedResponseType,
+        A::ResponseTypeNotRegistered { .. } => ErrorCode::UnauthorizedClient,
+        A::NotSignedIn | A::AuthenticationTooOld => ErrorCode::LoginRequired,
+        A::ConsentRequired => ErrorCode::ConsentRequired,
+        A::Denied => ErrorCode::AccessDenied,
+        A::Request(r) => request_code(r),
+        A::NoClientId
+        | A::UnknownClient(_)
+        | A::NoRedirectUri
+        | A::UnregisteredRedirectUri { .. }
+        | A::Malformed(_)
+        | A::ResponseMode(_)
+        | A::QueryWithTokens
+        | A::NonceRequired
+        | A::BoundKeyFrontChannel
+        | A::DpopJktWithoutCode
+        | A::ChallengeMethod(_)
+        | A::MethodWithoutChallenge
+        | A::PkceRequired
+        | A::ChallengeShape
+        | A::UnknownPrompt(_)
+        | A::PromptNoneCombined => ErrorCode::InvalidRequest,
     }
 }
 

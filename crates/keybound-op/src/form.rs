@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::refusal::RequestRefusal;
 use crate::OpError;
 
 /// Form parameters with RFC 6749 §3.2's rule: none may appear twice.
@@ -17,9 +18,7 @@ impl Form {
         let mut m = BTreeMap::new();
         for (k, v) in pairs {
             if m.contains_key(&k) {
-                return Err(OpError::invalid_request(format!(
-                    "parameter '{k}' appears more than once"
-                )));
+                return Err(RequestRefusal::DuplicateParameter(k).into());
             }
             m.insert(k, v);
         }
@@ -37,7 +36,7 @@ impl Form {
     /// A required parameter.
     pub fn require(&self, name: &str) -> Result<&str, OpError> {
         self.get(name)
-            .ok_or_else(|| OpError::invalid_request(format!("missing parameter '{name}'")))
+            .ok_or_else(|| RequestRefusal::MissingParameter(name.to_owned()).into())
     }
 }
 

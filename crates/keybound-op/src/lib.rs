@@ -23,6 +23,7 @@ mod keys;
 pub mod password;
 mod proof;
 mod purge;
+pub mod refusal;
 mod register;
 mod resource;
 mod throttle;

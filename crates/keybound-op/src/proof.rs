@@ -17,6 +17,7 @@ use keybound_jose::Jkt;
 use keybound_proto::dpop::{self, CodeBinding, NonceCheck, RequestFacts, VerifiedProof};
 use keybound_store::Client;
 
+use crate::refusal::{BindingRefusal, Bound};
 use crate::{OpError, Provider};
 
 /// One request's proof, as the endpoint sees it.
@@ -32,10 +33,8 @@ pub(crate) struct ProofRequest<'a> {
     pub client: Option<&'a Client>,
     /// the token presented with the proof (`ath`, DP-V12), at a resource
     pub presented_token: Option<&'a str>,
-    /// the key the presented token is bound to, when already known
-    pub bound: Option<&'a Jkt>,
-    /// what is bound, for messages ("access token")
-    pub bound_what: &'static str,
+    /// the key the presented token is bound to, when already known, and what it is
+    pub bound: Option<(&'a Jkt, Bound)>,
     /// a token request: a client registered with `dpop_bound_access_tokens` must send a
     /// proof (RFC 9449 §5.2, DP-T7)
     pub token_request: bool,
@@ -51,7 +50,6 @@ impl<'a> ProofRequest<'a> {
             client: Some(client),
             presented_token: None,
             bound: None,
-            bound_what: "grant",
             token_request: false,
         }
     }
@@ -85,11 +83,11 @@ impl Provider {
         r: ProofRequest<'_>,
     ) -> Result<Option<VerifiedProof>, OpError> {
         if r.dpop.is_empty() {
-            check_bound(None, r.bound, r.bound_what)?;
+            if let Some((jkt, what)) = r.bound {
+                check_bound(None, Some(jkt), what)?;
+            }
             if r.token_request && r.client.is_some_and(|c| c.dpop_bound_access_tokens) {
-                return Err(OpError::invalid_dpop_proof(
-                    "this client is registered with dpop_bound_access_tokens: send a DPoP proof",
-                ));
+                return Err(BindingRefusal::ClientRequiresProof.into());
             }
             return Ok(None);
         }
@@ -110,7 +108,9 @@ impl Provider {
                     OpError::Proof(e)
                 }
             })?;
-        check_bound(Some(&proof), r.bound, r.bound_what)?;
+        if let Some((jkt, what)) = r.bound {
+            check_bound(Some(&proof), Some(jkt), what)?;
+        }
         let entry = proof.replay_entry(&self.config.dpop);
         if !self
             .store
@@ -123,23 +123,23 @@ impl Provider {
     }
 }
 
-/// RFC 9449 §10 / KB-OP6 / KB-RF2 / §7.1: what is bound to a key needs a proof by that key. A
-/// missing proof is `invalid_dpop_proof`; a proof by another key is [`OpError::KeyMismatch`].
+/// The one bound-key check (RFC 9449 §10, §7.1, §5; KB-OP6; KB-RF2; ID-JAG `cnf`): what is
+/// bound to a key needs a proof by that key. Every grant, the token exchange's subject, the
+/// ID-JAG and the provider's resources call this; the codes of its refusals are the mapping's
+/// ([`crate::OpError::wire`]).
 pub(crate) fn check_bound(
     proof: Option<&VerifiedProof>,
     bound: Option<&Jkt>,
-    what: &'static str,
-) -> Result<(), OpError> {
+    what: Bound,
+) -> Result<(), BindingRefusal> {
     match (bound, proof) {
         (None, _) => Ok(()),
-        (Some(_), None) => Err(OpError::invalid_dpop_proof(format!(
-            "this {what} is bound to a DPoP key: send a DPoP proof signed by that key"
-        ))),
+        (Some(_), None) => Err(BindingRefusal::ProofRequired { bound: what }),
         (Some(b), Some(p)) if p.jkt == *b => Ok(()),
-        (Some(b), Some(p)) => Err(OpError::KeyMismatch {
+        (Some(b), Some(p)) => Err(BindingRefusal::KeyMismatch {
             expected: b.clone(),
             got: p.jkt.clone(),
-            what,
+            bound: what,
         }),
     }
 }
@@ -153,16 +153,14 @@ pub(crate) fn check_code_proof(
     dpop_jkt: Option<&Jkt>,
     bound_key: bool,
     code: CodeBinding<'_>,
-    what: &'static str,
+    what: Bound,
 ) -> Result<(), OpError> {
     check_bound(proof, dpop_jkt, what)?;
     match proof {
         Some(p) if bound_key || p.claims.contains_key(code.profile.code_claim()) => {
             dpop::check_code_binding(&p.claims, code).map_err(OpError::Proof)
         }
-        None if bound_key => Err(OpError::invalid_dpop_proof(
-            "bound_key requires a DPoP proof",
-        )),
+        None if bound_key => Err(BindingRefusal::BoundKeyNeedsProof.into()),
         _ => Ok(()),
     }
 }

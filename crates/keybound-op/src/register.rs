@@ -10,15 +10,12 @@
 
 use keybound_jose::JwkSet;
 use keybound_proto::keybinding::Profile;
-use keybound_proto::wire::{grant_type, ErrorCode, ResponseType};
+use keybound_proto::wire::{grant_type, ResponseType};
 use keybound_store::{Client, ClientAuthMethod, RegistrationToken, TokenHash};
 use serde_json::{json, Map, Value};
 
+use crate::refusal::RegistrationRefusal as Why;
 use crate::{OpError, Provider};
-
-fn bad(d: impl Into<String>) -> OpError {
-    OpError::new(ErrorCode::InvalidClientMetadata, d)
-}
 
 /// Grant types a client may register, by the name it registers them with.
 const GRANTS: [&str; 5] = [
@@ -64,29 +61,22 @@ impl Provider {
                 .and_then(|a| a.strip_prefix("Bearer "))
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
-                .ok_or_else(|| {
-                    OpError::new(
-                        ErrorCode::InvalidToken,
-                        "registration needs an initial access token: Authorization: Bearer <token>",
-                    )
-                })?;
+                .ok_or(Why::TokenRequired)?;
             let now = self.now();
             if !self
                 .store
                 .use_registration_token(&TokenHash::of(token), now)
                 .await?
             {
-                return Err(OpError::new(
-                    ErrorCode::InvalidToken,
-                    "the initial access token is unknown, expired or used up",
-                ));
+                return Err(Why::TokenUnusable.into());
             }
         }
-        let m: Map<String, Value> = serde_json::from_slice(metadata).map_err(|e| {
-            bad(format!(
-                "the body must be a JSON object of client metadata: {e}"
-            ))
-        })?;
+        let m: Map<String, Value> =
+            serde_json::from_slice(metadata).map_err(|e| Why::NotAnObject(e.to_string()))?;
+        let typed = |member: &str, expected: &'static str| Why::MemberType {
+            member: member.to_owned(),
+            expected,
+        };
         let strings = |name: &str| -> Result<Option<Vec<String>>, OpError> {
             match m.get(name) {
                 None => Ok(None),
@@ -95,34 +85,32 @@ impl Provider {
                     .map(|v| {
                         v.as_str()
                             .map(str::to_owned)
-                            .ok_or_else(|| bad(format!("{name}: expected an array of strings")))
+                            .ok_or_else(|| typed(name, "an array of strings").into())
                     })
                     .collect::<Result<Vec<_>, _>>()
                     .map(Some),
-                Some(_) => Err(bad(format!("{name}: expected an array of strings"))),
+                Some(_) => Err(typed(name, "an array of strings").into()),
             }
         };
         let text = |name: &str| -> Result<Option<&str>, OpError> {
             match m.get(name) {
                 None => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.as_str())),
-                Some(_) => Err(bad(format!("{name}: expected a string"))),
+                Some(_) => Err(typed(name, "a string").into()),
             }
         };
         let method_name = text("token_endpoint_auth_method")?.unwrap_or("client_secret_basic");
-        let method = ClientAuthMethod::parse(method_name).ok_or_else(|| {
-            bad(format!(
-                "token_endpoint_auth_method '{method_name}' is not supported: use none, client_secret_basic, client_secret_post or private_key_jwt"
-            ))
-        })?;
+        let method = ClientAuthMethod::parse(method_name)
+            .ok_or_else(|| Why::AuthMethod(method_name.to_owned()))?;
         let grants = strings("grant_types")?
             .unwrap_or_else(|| vec![grant_type::AUTHORIZATION_CODE.to_owned()]);
         if let Some(g) = grants.iter().find(|g| !GRANTS.contains(&g.as_str())) {
-            return Err(bad(if g == grant_type::TOKEN_EXCHANGE {
-                "grant_types: token exchange is granted by an operator's exchange policy, not by registration".to_owned()
+            return Err(if g == grant_type::TOKEN_EXCHANGE {
+                Why::TokenExchangeByPolicy
             } else {
-                format!("grant_types: '{g}' is not offered here")
-            }));
+                Why::GrantType(g.clone())
+            }
+            .into());
         }
         let code_grant = grants.iter().any(|g| g == grant_type::AUTHORIZATION_CODE);
         let implicit_grant = grants.iter().any(|g| g == "implicit");
@@ -134,11 +122,7 @@ impl Provider {
         };
         let mut parsed = Vec::new();
         for r in &responses {
-            let t = ResponseType::parse(r).ok_or_else(|| {
-                bad(format!(
-                    "response_types: '{r}' is not offered: use code, id_token, id_token token, code id_token, code token or code id_token token"
-                ))
-            })?;
+            let t = ResponseType::parse(r).ok_or_else(|| Why::ResponseType(r.clone()))?;
             if !parsed.contains(&t) {
                 parsed.push(t);
             }
@@ -148,77 +132,57 @@ impl Provider {
         let wants_code = parsed.iter().any(|t| t.code);
         let wants_implicit = parsed.iter().any(|t| t.front_channel_tokens());
         if wants_code != code_grant || wants_implicit != implicit_grant {
-            return Err(bad(
-                "grant_types and response_types disagree: response types with code go with authorization_code, those returning tokens with implicit",
-            ));
+            return Err(Why::GrantsAndResponsesDisagree.into());
         }
         let responses: Vec<String> = parsed.iter().map(|t| t.as_str().to_owned()).collect();
         let redirects = code_grant || implicit_grant;
         let redirect_uris = strings("redirect_uris")?.unwrap_or_default();
         if redirects && redirect_uris.is_empty() {
-            return Err(OpError::new(
-                ErrorCode::InvalidRedirectUri,
-                "redirect_uris is required for the authorization_code and implicit grants",
-            ));
+            return Err(Why::RedirectUrisRequired.into());
         }
         for u in &redirect_uris {
             let ok = url::Url::parse(u)
                 .is_ok_and(|p| p.fragment().is_none() && matches!(p.scheme(), "https" | "http"));
             if !ok {
-                return Err(OpError::new(
-                    ErrorCode::InvalidRedirectUri,
-                    format!(
-                        "redirect_uri '{u}' must be an absolute http(s) URI without a fragment"
-                    ),
-                ));
+                return Err(Why::RedirectUri(u.clone()).into());
             }
         }
         if m.contains_key("jwks_uri") {
-            return Err(bad("jwks_uri is not supported: send the keys as jwks"));
+            return Err(Why::JwksUri.into());
         }
         let jwks = match m.get("jwks") {
             None => None,
-            Some(v) => Some(JwkSet::from_value(v).map_err(|e| bad(format!("jwks: {e}")))?),
+            Some(v) => Some(JwkSet::from_value(v).map_err(|e| Why::Jwks(e.to_string()))?),
         };
         match (method, &jwks) {
             (ClientAuthMethod::PrivateKeyJwt, None) => {
-                return Err(bad("private_key_jwt needs jwks (the client's public keys)"))
+                return Err(Why::PrivateKeyJwtNeedsJwks.into())
             }
             (ClientAuthMethod::PrivateKeyJwt, Some(_)) | (_, None) => {}
-            (_, Some(_)) => {
-                return Err(bad(
-                    "jwks is only used with token_endpoint_auth_method private_key_jwt",
-                ))
-            }
+            (_, Some(_)) => return Err(Why::JwksWithoutPrivateKeyJwt.into()),
         }
         let dpop_bound = match m.get("dpop_bound_access_tokens") {
             None => false,
             Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(bad("dpop_bound_access_tokens: expected true or false")),
+            Some(_) => return Err(typed("dpop_bound_access_tokens", "true or false").into()),
         };
         // Token Bound Authentication, both generations (seed §5.1 and draft 04)
         let tb_old = match m.get("rp_id_token_token_binding_supported") {
             None => false,
             Some(Value::Bool(b)) => *b,
             Some(_) => {
-                return Err(bad(
-                    "rp_id_token_token_binding_supported: expected true or false",
-                ))
+                return Err(typed("rp_id_token_token_binding_supported", "true or false").into())
             }
         };
         let tb_new = match text("id_token_token_binding_cnf")? {
             None => false,
             Some("tbh") => true,
-            Some(other) => {
-                return Err(bad(format!(
-                    "id_token_token_binding_cnf '{other}' is not supported: only tbh"
-                )))
-            }
+            Some(other) => return Err(Why::TokenBindingCnf(other.to_owned()).into()),
         };
         let token_bound = tb_old || tb_new;
         let profile = match text("key_binding_profile")? {
             None => Profile::default(),
-            Some(p) => Profile::parse(p).map_err(|e| bad(format!("key_binding_profile: {e}")))?,
+            Some(p) => Profile::parse(p).map_err(Why::Profile)?,
         };
         let now = self.now();
         let client_id = self.random_id();

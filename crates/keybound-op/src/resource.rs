@@ -2,12 +2,12 @@
 //! RFC 7009 revocation and RFC 7662 introspection.
 
 use keybound_jose::{Algorithm, Jkt, Jws};
-use keybound_proto::wire::ErrorCode;
 use keybound_store::{ClientAuthMethod, RefreshLookup, TokenHash};
 use serde_json::{json, Map, Value};
 
 use crate::grant::scope_claims;
 use crate::proof::ProofRequest;
+use crate::refusal::{Bound, ClientAuthRefusal, ResourceRefusal as Why};
 use crate::{Form, OpError, Provider};
 
 /// A request to a protected resource of the OP.
@@ -37,12 +37,9 @@ impl Provider {
     /// Verify an access token this OP issued: signature by one of its keys, `typ: at+jwt`,
     /// issuer, expiry, grant not revoked.
     async fn access_token(&self, token: &str) -> Result<AccessClaims, OpError> {
-        let jws =
-            Jws::parse(token).map_err(|e| OpError::invalid_token(format!("access token: {e}")))?;
+        let jws = Jws::parse(token).map_err(|e| Why::Malformed(e.to_string()))?;
         if jws.header().typ.as_deref() != Some("at+jwt") {
-            return Err(OpError::invalid_token(
-                "not an access token of this server (typ must be at+jwt)",
-            ));
+            return Err(Why::Typ.into());
         }
         let keys = self.jwks().await?;
         let ok = keys
@@ -50,25 +47,21 @@ impl Provider {
             .iter()
             .any(|k| jws.verify(k, &Algorithm::ALL).is_ok());
         if !ok {
-            return Err(OpError::invalid_token(
-                "access token signature does not verify",
-            ));
+            return Err(Why::Signature.into());
         }
         let claims: Map<String, Value> = jws
             .payload_json()
-            .map_err(|e| OpError::invalid_token(format!("access token: {e}")))?;
+            .map_err(|e| Why::Malformed(e.to_string()))?;
         if claims.get("iss").and_then(Value::as_str) != Some(self.config.issuer.as_str()) {
-            return Err(OpError::invalid_token(
-                "access token was issued by another server",
-            ));
+            return Err(Why::Issuer.into());
         }
         let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
         if self.now() >= exp {
-            return Err(OpError::invalid_token("access token expired"));
+            return Err(Why::Expired.into());
         }
         if let Some(gid) = claims.get("gid").and_then(Value::as_str) {
             if self.store.is_grant_revoked(gid).await? {
-                return Err(OpError::invalid_token("access token was revoked"));
+                return Err(Why::Revoked.into());
             }
         }
         let jkt = claims
@@ -77,7 +70,7 @@ impl Provider {
             .and_then(Value::as_str)
             .map(Jkt::parse)
             .transpose()
-            .map_err(|e| OpError::invalid_token(format!("access token cnf.jkt: {e}")))?;
+            .map_err(|e| Why::Cnf(e.to_string()))?;
         Ok(AccessClaims { claims, jkt })
     }
 
@@ -89,18 +82,12 @@ impl Provider {
         let token = token.trim();
         let dpop_scheme = scheme.eq_ignore_ascii_case("dpop");
         if !dpop_scheme && !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(OpError::invalid_request(
-                "Authorization scheme must be DPoP or Bearer",
-            ));
+            return Err(Why::Scheme.into());
         }
         let at = self.access_token(token).await?;
         match (&at.jkt, dpop_scheme) {
-            (Some(_), false) => Err(OpError::invalid_token(
-                "this access token is DPoP-bound: send it as Authorization: DPoP with a DPoP proof",
-            )),
-            (None, true) => Err(OpError::invalid_token(
-                "this access token is not DPoP-bound: send it as Authorization: Bearer",
-            )),
+            (Some(_), false) => Err(Why::BoundSentAsBearer.into()),
+            (None, true) => Err(Why::UnboundSentAsDpop.into()),
             (None, false) => Ok(at),
             (Some(jkt), true) => {
                 let client_id = at
@@ -108,19 +95,17 @@ impl Provider {
                     .get("client_id")
                     .and_then(Value::as_str)
                     .unwrap_or("");
-                let client = self.registered_client(client_id).await?.ok_or_else(|| {
-                    OpError::invalid_token(format!(
-                        "the client '{client_id}' this access token was issued to no longer exists"
-                    ))
-                })?;
+                let client = self
+                    .registered_client(client_id)
+                    .await?
+                    .ok_or_else(|| Why::ClientGone(client_id.to_owned()))?;
                 self.verify_proof(ProofRequest {
                     dpop: r.dpop,
                     htm: r.htm,
                     htu: r.htu,
                     client: Some(&client),
                     presented_token: Some(token),
-                    bound: Some(jkt),
-                    bound_what: "access token",
+                    bound: Some((jkt, Bound::AccessToken)),
                     token_request: false,
                 })
                 .await?;
@@ -134,17 +119,10 @@ impl Provider {
         let at = self.authorize_resource(r).await?;
         let scope = at.claims.get("scope").and_then(Value::as_str).unwrap_or("");
         if !scope.split(' ').any(|s| s == "openid") {
-            return Err(OpError::new(
-                ErrorCode::InsufficientScope,
-                "userinfo needs the openid scope",
-            ));
+            return Err(Why::OpenidScopeRequired.into());
         }
         let sub = at.claims.get("sub").and_then(Value::as_str).unwrap_or("");
-        let user = self
-            .store
-            .user(sub)
-            .await?
-            .ok_or_else(|| OpError::invalid_token("the End-User no longer exists"))?;
+        let user = self.store.user(sub).await?.ok_or(Why::UserGone)?;
         let mut out = Map::new();
         out.insert("sub".into(), sub.into());
         for (k, v) in scope_claims(scope, &user) {
@@ -190,9 +168,7 @@ impl Provider {
         let client = self.authenticate_client(authorization, form).await?;
         // RFC 7662 §2.1: the caller must be authorised; a public client's id is no credential
         if client.auth_method == ClientAuthMethod::None {
-            return Err(OpError::invalid_client(
-                "introspection needs client authentication: public clients cannot introspect (RFC 7662 §2.1)",
-            ));
+            return Err(ClientAuthRefusal::PublicClientIntrospection.into());
         }
         let token = form.require("token")?;
         let inactive = json!({ "active": false });

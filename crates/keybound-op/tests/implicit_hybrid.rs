@@ -55,7 +55,10 @@ fn refused(
 ) {
     match r {
         Ok(_) => panic!("expected {code:?}"),
-        Err(AuthorizeError::Redirect { error, .. }) => {
+        Err(e @ AuthorizeError::Redirect { .. }) => {
+            let error = e
+                .error_response()
+                .expect("a redirect has an error response");
             assert_eq!(error.error, code, "{error:?}");
             assert!(
                 error

@@ -10,17 +10,21 @@ use std::net::IpAddr;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use keybound_op::refusal::{AuthorizeRefusal, PageRefusal, RequestRefusal};
 use keybound_op::{paths, Interaction, OpError, ValidatedAuthorization};
-use keybound_proto::wire::{AuthorizationRequest, ErrorCode};
+use keybound_proto::wire::AuthorizationRequest;
 use keybound_store::{BrowserSession, TokenHash};
 
-use crate::error::{page_failed as failed, page_refused as refused, page_status, Failure};
+use crate::error::{form_message, page_failed as failed, page_refused as refused, Failure};
 use crate::peer::{ClientAddr, TokenBinding};
 use crate::session::{
     csrf_ok, current_session, derive, form_secret, open_referral, seal_referral, set_cookie,
     sign_in, FormScope, SignedIn,
 };
 use crate::{forms, pages, AppState};
+
+/// What a page whose CSRF check failed tells the End-User to do.
+const START_AGAIN: &str = "Go back to the app and start again.";
 
 const INTERNAL: [&str; 6] = [
     "kb_action",
@@ -81,10 +85,7 @@ pub async fn authorize_post(
     body: Bytes,
 ) -> Response {
     if !forms::is_form(&headers) {
-        return refused(
-            ErrorCode::InvalidRequest,
-            "the form must be application/x-www-form-urlencoded",
-        );
+        return refused(RequestRefusal::NotAForm);
     }
     handle(&state, &headers, forms::pairs(&body), source, &tb).await
 }
@@ -171,21 +172,13 @@ async fn handle(
     };
     for (i, (k, _)) in params.iter().enumerate() {
         if params[..i].iter().any(|(k2, _)| k2 == k) {
-            return refused(
-                ErrorCode::InvalidRequest,
-                &format!("parameter '{k}' appears more than once"),
-            );
+            return refused(RequestRefusal::DuplicateParameter(k.clone()));
         }
     }
     let encoded = serde_urlencoded::to_string(&params).unwrap_or_default();
     let req: AuthorizationRequest = match serde_urlencoded::from_str(&encoded) {
         Ok(r) => r,
-        Err(e) => {
-            return refused(
-                ErrorCode::InvalidRequest,
-                &format!("malformed authorization request: {e}"),
-            )
-        }
+        Err(e) => return refused(AuthorizeRefusal::Malformed(e.to_string())),
     };
     let mut v = match state.provider.validate_authorization(&req).await {
         Ok(v) => v,
@@ -228,41 +221,26 @@ async fn handle(
         None => step.next(session.as_ref(), fresh, false, None).await,
         Some("login") => {
             if !csrf_ok(state, headers, field("csrf"), FormScope::BeforeSignIn) {
-                return refused(
-                    ErrorCode::AccessDenied,
-                    "This form expired or was not sent by this site (CSRF check failed). Go back to the app and start again.",
-                );
+                return refused(PageRefusal::Csrf(START_AGAIN));
             }
             let (Some(u), Some(p)) = (field("username"), field("password")) else {
-                return step.login_page(
-                    Some("Enter your username and password."),
-                    page_status(ErrorCode::InvalidRequest),
-                );
+                return step.login_page(Some(PageRefusal::MissingCredentials));
             };
             match sign_in(state, u, p, Some(this_request.clone()), source, tb).await {
                 Ok(Some(signed_in)) => {
                     step.next(Some(&signed_in.session), true, false, Some(&signed_in))
                         .await
                 }
-                Ok(None) => step.login_page(
-                    Some("Wrong username or password."),
-                    page_status(ErrorCode::LoginRequired),
-                ),
+                Ok(None) => step.login_page(Some(PageRefusal::WrongPassword)),
                 Err(e) => failed(e),
             }
         }
         Some("consent") => {
             if !csrf_ok(state, headers, field("csrf"), FormScope::Session) {
-                return refused(
-                    ErrorCode::AccessDenied,
-                    "This form expired or was not sent by this site (CSRF check failed). Go back to the app and start again.",
-                );
+                return refused(PageRefusal::Csrf(START_AGAIN));
             }
             let Some(sess) = session else {
-                return step.login_page(
-                    Some("Your session ended; sign in again."),
-                    page_status(ErrorCode::LoginRequired),
-                );
+                return step.login_page(Some(PageRefusal::SessionEnded));
             };
             match field("decision") {
                 Some("allow") => {
@@ -272,13 +250,10 @@ async fn handle(
                     step.next(Some(&sess), fresh, true, None).await
                 }
                 Some("deny") => Failure::from(state.provider.access_denied(&v)).into_response(),
-                _ => refused(ErrorCode::InvalidRequest, "choose Allow or Deny"),
+                _ => refused(PageRefusal::ChooseDecision("Allow or Deny")),
             }
         }
-        Some(other) => refused(
-            ErrorCode::InvalidRequest,
-            &format!("unknown form action '{other}'"),
-        ),
+        Some(other) => refused(PageRefusal::UnknownAction(other.to_owned())),
     }
 }
 
@@ -297,7 +272,7 @@ impl Step<'_> {
             .await
         {
             Err(e) => Failure::from(e).into_response(),
-            Ok(Interaction::Login) => self.login_page(None, StatusCode::OK),
+            Ok(Interaction::Login) => self.login_page(None),
             Ok(Interaction::Consent(p)) => {
                 // right after sign-in, the new session's token (the browser has not sent its
                 // cookie yet)
@@ -360,7 +335,11 @@ impl Step<'_> {
         fields
     }
 
-    fn login_page(&self, error: Option<&str>, status: StatusCode) -> Response {
+    fn login_page(&self, error: Option<PageRefusal>) -> Response {
+        let (status, error) = match error.map(form_message) {
+            Some((status, message)) => (status, Some(message)),
+            None => (StatusCode::OK, None),
+        };
         let (secret, cookie) = form_secret(self.state, self.headers);
         let csrf = derive(&secret);
         let mut r = html(
@@ -371,7 +350,7 @@ impl Step<'_> {
                 &csrf,
                 &self.v.client.name,
                 self.v.login_hint.as_deref(),
-                error,
+                error.as_deref(),
             ),
         );
         if let Some(c) = cookie {
@@ -395,7 +374,7 @@ pub async fn logout(
             .find(|(k, _)| k == "csrf")
             .map(|(_, v)| v.as_str());
         if !csrf_ok(&state, &headers, csrf, FormScope::Session) {
-            return refused(ErrorCode::AccessDenied, "CSRF check failed");
+            return refused(PageRefusal::Csrf("Go back and sign out again."));
         }
         let _ = state
             .provider

@@ -18,12 +18,12 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use keybound_jose::Jkt;
+use keybound_op::refusal::{PageRefusal, RequestRefusal};
 use keybound_op::{paths, DeviceRequestFacts, OpError};
-use keybound_proto::wire::ErrorCode;
 use keybound_store::BrowserSession;
 
 use crate::authorize::html;
-use crate::error::{page_failed as failed, page_refused as refused, page_status};
+use crate::error::{form_message, page_failed as failed, page_refused as refused};
 use crate::peer::ClientAddr;
 use crate::peer::TokenBinding;
 use crate::session::{
@@ -153,10 +153,7 @@ pub async fn device_post(
     body: Bytes,
 ) -> Response {
     if !forms::is_form(&headers) {
-        return refused(
-            ErrorCode::InvalidRequest,
-            "the form must be application/x-www-form-urlencoded",
-        );
+        return refused(RequestRefusal::NotAForm);
     }
     let pairs = forms::pairs(&body);
     let field = |n: &str| pairs.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
@@ -167,10 +164,7 @@ pub async fn device_post(
         FormScope::BeforeSignIn
     };
     let Some(csrf) = field("csrf").filter(|c| csrf_ok(&state, &headers, Some(c), scope)) else {
-        return refused(
-            ErrorCode::AccessDenied,
-            "This form expired or was not sent by this site (CSRF check failed). Open the device page again.",
-        );
+        return refused(PageRefusal::Csrf("Open the device page again."));
     };
     let typed = field("user_code").unwrap_or("");
     let page = Page {
@@ -183,24 +177,14 @@ pub async fn device_post(
     let mut signed_in = None;
     if action == "login" {
         let (Some(u), Some(p)) = (field("username"), field("password")) else {
-            return page.login(
-                page_status(ErrorCode::InvalidRequest),
-                None,
-                Some("Enter your username and password."),
-            );
+            return page.login(None, Some(PageRefusal::MissingCredentials));
         };
         match sign_in(&state, u, p, None, ip, &tb).await {
             Ok(Some(s)) => {
                 session = Some(s.session.clone());
                 signed_in = Some(s);
             }
-            Ok(None) => {
-                return page.login(
-                    page_status(ErrorCode::LoginRequired),
-                    None,
-                    Some("Wrong username or password."),
-                )
-            }
+            Ok(None) => return page.login(None, Some(PageRefusal::WrongPassword)),
             Err(e) => return failed(e),
         }
     }
@@ -232,7 +216,7 @@ pub async fn device_post(
             })
         }
         Gate::SignInFirst => {
-            return page.login(
+            return page.login_with(
                 StatusCode::OK,
                 None,
                 Some("Many wrong codes were entered from your network. Sign in, and your code will be checked for your account."),
@@ -245,11 +229,9 @@ pub async fn device_post(
     };
     let Some((hash, auth, client)) = found else {
         guesser.wrong_code(&state.device_attempts, now);
-        let body = pages::device_entry(paths::DEVICE, &csrf, typed, Some("That code is not valid, has expired, or was already used. Check the code on your device."));
-        return with_session(with_cookie(
-            html(page_status(ErrorCode::InvalidRequest), body),
-            cookie,
-        ));
+        let (status, message) = form_message(PageRefusal::UnknownUserCode);
+        let body = pages::device_entry(paths::DEVICE, &csrf, typed, Some(&message));
+        return with_session(with_cookie(html(status, body), cookie));
     };
     let shown = format!("{}-{}", &auth.user_code[..4], &auth.user_code[4..]);
     let scopes: Vec<String> = auth.scope.split(' ').map(str::to_owned).collect();
@@ -267,20 +249,13 @@ pub async fn device_post(
         )
     };
     match (action, session) {
-        ("code" | "login", None) => page.login(StatusCode::OK, Some(&client.name), None),
+        ("code" | "login", None) => page.login(Some(&client.name), None),
         ("code" | "login", Some(_)) => {
             with_session(with_cookie(html(StatusCode::OK, consent(&csrf)), cookie))
         }
         ("consent", Some(sess)) => decide(&state, &hash, &sess, field("decision")).await,
-        ("consent", None) => page.login(
-            page_status(ErrorCode::LoginRequired),
-            Some(&client.name),
-            Some("Your session ended; sign in again."),
-        ),
-        (other, _) => refused(
-            ErrorCode::InvalidRequest,
-            &format!("unknown form action '{other}'"),
-        ),
+        ("consent", None) => page.login(Some(&client.name), Some(PageRefusal::SessionEnded)),
+        (other, _) => refused(PageRefusal::UnknownAction(other.to_owned())),
     }
 }
 
@@ -292,8 +267,22 @@ struct Page<'a> {
 }
 
 impl Page<'_> {
-    /// The login form, carrying the code as typed; `client` when the code is known.
-    fn login(&self, status: StatusCode, client: Option<&str>, error: Option<&str>) -> Response {
+    /// The login form, carrying the code as typed; `client` when the code is known, shown
+    /// again for `why` when there is one.
+    fn login(&self, client: Option<&str>, why: Option<PageRefusal>) -> Response {
+        match why.map(form_message) {
+            Some((status, message)) => self.login_with(status, client, Some(&message)),
+            None => self.login_with(StatusCode::OK, client, None),
+        }
+    }
+
+    /// The login form with a status and a note.
+    fn login_with(
+        &self,
+        status: StatusCode,
+        client: Option<&str>,
+        error: Option<&str>,
+    ) -> Response {
         let (csrf, cookie) = csrf_token(self.state, self.headers);
         let body = pages::login(
             paths::DEVICE,
@@ -316,14 +305,11 @@ async fn decide(
     let approve = match decision {
         Some("allow") => true,
         Some("deny") => false,
-        _ => return refused(ErrorCode::InvalidRequest, "choose Approve or Deny"),
+        _ => return refused(PageRefusal::ChooseDecision("Approve or Deny")),
     };
     match state.provider.device_decide(hash, session, approve).await {
         Ok(true) => html(StatusCode::OK, pages::device_done(approve)),
-        Ok(false) => refused(
-            ErrorCode::InvalidRequest,
-            "This code was already used or has expired.",
-        ),
+        Ok(false) => refused(PageRefusal::UserCodeUsed),
         Err(e) => failed(e),
     }
 }

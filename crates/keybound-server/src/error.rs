@@ -12,6 +12,7 @@
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use keybound_op::refusal::PageRefusal;
 use keybound_op::{AuthorizeError, Endpoint, OpError, WireError};
 use keybound_proto::wire::{challenge, ErrorCode, ErrorResponse};
 
@@ -127,16 +128,17 @@ impl Failure {
     }
 }
 
-/// The status of an End-User page that shows a form again with a message (a wrong password,
-/// a missing field, an unknown device code): the one mapping's status for `code` on pages.
-pub(crate) fn page_status(code: ErrorCode) -> StatusCode {
-    let w = OpError::new(code, "").wire(Endpoint::Page);
-    StatusCode::from_u16(w.status).unwrap_or(StatusCode::BAD_REQUEST)
+/// An End-User page that shows a form again with a message (a wrong password, a missing field,
+/// an unknown device code): the one mapping's status for `why` on pages, and its message.
+pub(crate) fn form_message(why: PageRefusal) -> (StatusCode, String) {
+    let w = OpError::from(why).wire(Endpoint::Page);
+    let status = StatusCode::from_u16(w.status).unwrap_or(StatusCode::BAD_REQUEST);
+    (status, w.description)
 }
 
-/// An End-User page refusing with `code` and a message for the End-User.
-pub(crate) fn page_refused(code: ErrorCode, message: &str) -> Response {
-    Failure::page(OpError::new(code, message)).into_response()
+/// An End-User page refusing for `why`.
+pub(crate) fn page_refused(why: impl Into<OpError>) -> Response {
+    Failure::page(why.into()).into_response()
 }
 
 /// An End-User page failing with a provider or store error.
@@ -147,15 +149,9 @@ pub(crate) fn page_failed(e: impl Into<OpError>) -> Response {
 impl From<AuthorizeError> for Failure {
     fn from(e: AuthorizeError) -> Self {
         let redirect = e.response();
-        let error = match e {
-            AuthorizeError::Page { message } => OpError::invalid_request(message),
-            AuthorizeError::Redirect { error, .. } => {
-                OpError::new(error.error, error.error_description.unwrap_or_default())
-            }
-        };
         Failure {
             redirect,
-            ..Failure::page(error)
+            ..Failure::page(e.into_error())
         }
     }
 }

@@ -5,6 +5,7 @@
 //! configured endpoints, never from the request.
 
 use axum::http::{header, HeaderMap};
+use keybound_op::refusal::RequestRefusal;
 use keybound_op::OpError;
 
 /// Decode `application/x-www-form-urlencoded` bytes into pairs.
@@ -39,9 +40,7 @@ pub fn require_form(headers: &HeaderMap) -> Result<(), OpError> {
     if is_form(headers) {
         Ok(())
     } else {
-        Err(OpError::invalid_request(
-            "the body must be application/x-www-form-urlencoded",
-        ))
+        Err(RequestRefusal::NotAForm.into())
     }
 }
 

@@ -9,6 +9,7 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use keybound_op::refusal::RegistrationRefusal;
 use keybound_op::{Form, OpError, ResourceRequest, TokenRequestFacts};
 
 use crate::error::{no_store, nonce_header, Failure};
@@ -129,10 +130,7 @@ pub async fn register(
     body: Bytes,
 ) -> Response {
     if !forms::is_json(&headers) {
-        return Failure::registration(OpError::invalid_request(
-            "the registration request must be application/json",
-        ))
-        .into_response();
+        return Failure::registration(RegistrationRefusal::NotJson.into()).into_response();
     }
     let authorization = headers
         .get(header::AUTHORIZATION)

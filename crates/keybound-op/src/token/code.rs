@@ -6,6 +6,7 @@ use keybound_store::{AuthorizationCode, Client, CodeLookup, TokenHash};
 
 use crate::grant::{issues_refresh, redemption_grant, Authorized, Redemption, TokenSuccess};
 use crate::proof::check_code_proof;
+use crate::refusal::{Bound, CodeRefusal};
 use crate::{Form, OpError, Provider};
 
 fn s256(verifier: &str) -> String {
@@ -26,12 +27,8 @@ impl Provider {
         let code = match self.store.find_code(&hash, now).await? {
             CodeLookup::Active(c) => c,
             CodeLookup::Redeemed(c) => return Err(self.code_reused(client, &c, now).await?),
-            CodeLookup::Expired => {
-                return Err(OpError::invalid_grant("authorization code expired"))
-            }
-            CodeLookup::NotFound => {
-                return Err(OpError::invalid_grant("unknown authorization code"))
-            }
+            CodeLookup::Expired => return Err(CodeRefusal::Expired.into()),
+            CodeLookup::NotFound => return Err(CodeRefusal::Unknown.into()),
         };
         check_code(client, &code, form)?;
         check_code_proof(
@@ -42,7 +39,7 @@ impl Provider {
                 code: code_value,
                 profile: client.key_binding_profile,
             },
-            "authorization code",
+            Bound::AuthorizationCode,
         )?;
         let redemption = Redemption {
             who: Authorized {
@@ -70,11 +67,7 @@ impl Provider {
         {
             CodeLookup::Active(_) => {}
             CodeLookup::Redeemed(c) => return Err(self.code_reused(client, &c, now).await?),
-            _ => {
-                return Err(OpError::invalid_grant(
-                    "authorization code is no longer valid",
-                ))
-            }
+            _ => return Err(CodeRefusal::NoLongerValid.into()),
         }
         self.mint(&grant, proof.as_ref(), token).await
     }
@@ -91,14 +84,10 @@ impl Provider {
         now: u64,
     ) -> Result<OpError, OpError> {
         if code.client_id != client.client_id {
-            return Ok(OpError::invalid_grant(
-                "authorization code was issued to another client",
-            ));
+            return Ok(CodeRefusal::OtherClient.into());
         }
         self.store.revoke_grant(&code.grant_id, now).await?;
-        Ok(OpError::invalid_grant(
-            "authorization code was already used; the tokens issued from it are revoked",
-        ))
+        Ok(CodeRefusal::Reused.into())
     }
 }
 
@@ -110,29 +99,19 @@ fn verifier_shape_ok(v: &str) -> bool {
 }
 
 /// The code belongs to this client and this request: `redirect_uri` and PKCE (RFC 7636 §4.6).
-fn check_code(client: &Client, code: &AuthorizationCode, form: &Form) -> Result<(), OpError> {
+fn check_code(client: &Client, code: &AuthorizationCode, form: &Form) -> Result<(), CodeRefusal> {
     if code.client_id != client.client_id {
-        return Err(OpError::invalid_grant(
-            "authorization code was issued to another client",
-        ));
+        return Err(CodeRefusal::OtherClient);
     }
     if form.get("redirect_uri") != Some(code.redirect_uri.as_str()) {
-        return Err(OpError::invalid_grant(
-            "redirect_uri must equal the one of the authorization request",
-        ));
+        return Err(CodeRefusal::RedirectUri);
     }
     match (&code.code_challenge, form.get("code_verifier")) {
-        (Some(_), Some(v)) if !verifier_shape_ok(v) => Err(OpError::invalid_grant(
-            "PKCE: code_verifier must be 43-128 characters of A-Z a-z 0-9 - . _ ~ (RFC 7636 §4.1)",
-        )),
+        (Some(_), Some(v)) if !verifier_shape_ok(v) => Err(CodeRefusal::VerifierShape),
         (Some(ch), Some(v)) if s256(v) == *ch => Ok(()),
-        (Some(_), Some(_)) => Err(OpError::invalid_grant(
-            "PKCE: code_verifier does not match the code_challenge",
-        )),
-        (Some(_), None) => Err(OpError::invalid_grant("PKCE: code_verifier is required")),
-        (None, Some(_)) => Err(OpError::invalid_grant(
-            "PKCE: code_verifier sent but no code_challenge was",
-        )),
+        (Some(_), Some(_)) => Err(CodeRefusal::VerifierMismatch),
+        (Some(_), None) => Err(CodeRefusal::VerifierRequired),
+        (None, Some(_)) => Err(CodeRefusal::VerifierWithoutChallenge),
         (None, None) => Ok(()),
     }
 }

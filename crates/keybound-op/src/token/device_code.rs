@@ -3,19 +3,12 @@
 //! over the device code; `slow_down` and redemption are atomic in the store.
 
 use keybound_proto::dpop::{CodeBinding, VerifiedProof};
-use keybound_proto::wire::ErrorCode;
 use keybound_store::{Client, DeviceAuthorization, DeviceDecision, DevicePoll, TokenHash};
 
 use crate::grant::{issues_refresh, redemption_grant, Authorized, Redemption, TokenSuccess};
 use crate::proof::check_code_proof;
+use crate::refusal::{Bound, DeviceRefusal};
 use crate::{Form, OpError, Provider};
-
-fn expired() -> OpError {
-    OpError::new(
-        ErrorCode::ExpiredToken,
-        "the device code expired; start again",
-    )
-}
 
 impl Provider {
     pub(super) async fn device_grant(
@@ -30,14 +23,12 @@ impl Provider {
         // look the device code up without polling it, to learn the bound key first
         let Some(auth) = self.store.find_device(&hash, now).await? else {
             return Err(match self.store.poll_device(&hash, now, &|_| None).await? {
-                DevicePoll::Expired => expired(),
-                _ => OpError::invalid_grant("unknown device code"),
+                DevicePoll::Expired => DeviceRefusal::Expired.into(),
+                _ => DeviceRefusal::Unknown.into(),
             });
         };
         if auth.client_id != client.client_id {
-            return Err(OpError::invalid_grant(
-                "device code was issued to another client",
-            ));
+            return Err(DeviceRefusal::OtherClient.into());
         }
         check_code_proof(
             proof.as_ref(),
@@ -47,7 +38,7 @@ impl Provider {
                 code: device_code,
                 profile: client.key_binding_profile,
             },
-            "device code",
+            Bound::DeviceCode,
         )?;
         // the first refresh token, written by the poll that consumes the approved code
         let token = issues_refresh(&auth.scope).then(|| self.random_token());
@@ -70,24 +61,16 @@ impl Provider {
             Some(self.first_refresh(&g, proof.as_ref(), t, now))
         };
         match self.store.poll_device(&hash, now, &first).await? {
-            DevicePoll::Pending { .. } => Err(OpError::new(
-                ErrorCode::AuthorizationPending,
-                "the End-User has not yet approved; keep polling at the interval",
-            )),
-            DevicePoll::SlowDown { interval } => Err(OpError::new(
-                ErrorCode::SlowDown,
-                format!("polling too fast: wait at least {interval} s between polls from now on"),
-            )),
-            DevicePoll::Denied | DevicePoll::Approved(_, DeviceDecision::Denied) => Err(
-                OpError::new(ErrorCode::AccessDenied, "the End-User denied the request"),
-            ),
-            DevicePoll::Expired => Err(expired()),
-            DevicePoll::NotFound => Err(OpError::invalid_grant("unknown device code")),
+            DevicePoll::Pending { .. } => Err(DeviceRefusal::Pending.into()),
+            DevicePoll::SlowDown { interval } => Err(DeviceRefusal::SlowDown(interval).into()),
+            DevicePoll::Denied | DevicePoll::Approved(_, DeviceDecision::Denied) => {
+                Err(DeviceRefusal::Denied.into())
+            }
+            DevicePoll::Expired => Err(DeviceRefusal::Expired.into()),
+            DevicePoll::NotFound => Err(DeviceRefusal::Unknown.into()),
             DevicePoll::Redeemed(a) => {
                 self.store.revoke_grant(&a.grant_id, now).await?;
-                Err(OpError::invalid_grant(
-                    "the device code was already redeemed; the tokens issued from it are revoked",
-                ))
+                Err(DeviceRefusal::Redeemed.into())
             }
             DevicePoll::Approved(
                 a,

@@ -21,12 +21,14 @@ use keybound_proto::dpop::VerifiedProof;
 use keybound_proto::idjag::{IdJagClaims, TYP_ID_JAG};
 use keybound_proto::idtoken::{self, Audience, BindingRequirement, IdTokenChecks};
 use keybound_proto::keybinding::Profile;
-use keybound_proto::wire::{token_type, ErrorCode, TokenExchangeRequest, TokenResponse};
+use keybound_proto::wire::{token_type, TokenExchangeRequest, TokenResponse};
 use keybound_store::{Client, ClientAuthMethod, ExchangePolicy};
 use serde_json::{Map, Value};
 
 use crate::form::Form;
 use crate::grant::TokenSuccess;
+use crate::proof::check_bound;
+use crate::refusal::{Bound, ExchangeRefusal as Why};
 use crate::{OpError, Provider};
 
 /// The parameters of an ID-JAG request, checked against the client's policy.
@@ -55,18 +57,14 @@ impl Provider {
         let jkt = binding(policy, validated.jkt.as_ref(), proof.as_ref())?;
         let claims = validated.claims;
         // the grant behind the ID Token still stands
-        let user = self.store.user(&claims.sub).await?.ok_or_else(|| {
-            OpError::invalid_grant("the End-User of the subject ID Token no longer exists")
-        })?;
+        let user = self.store.user(&claims.sub).await?.ok_or(Why::UserGone)?;
         if self
             .store
             .consent(&claims.sub, &client.client_id)
             .await?
             .is_none()
         {
-            return Err(OpError::invalid_grant(
-                "the End-User's consent for this client was withdrawn",
-            ));
+            return Err(Why::ConsentWithdrawn.into());
         }
         // the targets against the client's policy (TE-6, IJ-3)
         let target = target(form, policy)?;
@@ -131,8 +129,7 @@ impl Provider {
         client: &Client,
         subject: &str,
     ) -> Result<idtoken::ValidatedIdToken, OpError> {
-        let unusable =
-            |e: keybound_proto::Error| OpError::invalid_request(format!("subject_token: {e}"));
+        let unusable = |e: keybound_proto::Error| OpError::from(Why::Subject(e));
         let jws = idtoken::parse(subject).map_err(unusable)?;
         let bound = matches!(
             jws.header().typ.as_deref(),
@@ -163,20 +160,12 @@ impl Provider {
 
 /// The client's exchange policy; public clients only when it says so (ID-JAG §4.5 SHOULD).
 fn exchange_policy(client: &Client) -> Result<&ExchangePolicy, OpError> {
-    let policy = client.exchange.as_ref().ok_or_else(|| {
-        OpError::new(
-            ErrorCode::UnauthorizedClient,
-            format!(
-                "client '{}' may not use token exchange: no exchange policy is registered for it",
-                client.client_id
-            ),
-        )
-    })?;
+    let policy = client
+        .exchange
+        .as_ref()
+        .ok_or_else(|| Why::NotAllowed(client.client_id.clone()))?;
     if client.auth_method == ClientAuthMethod::None && !policy.allow_public {
-        return Err(OpError::new(
-            ErrorCode::UnauthorizedClient,
-            "token exchange is for confidential clients; this public client is not allowed it",
-        ));
+        return Err(Why::PublicClient.into());
     }
     Ok(policy)
 }
@@ -190,26 +179,17 @@ fn subject_token(form: &Form) -> Result<&str, OpError> {
         actor_token_type: form.get("actor_token_type").map(str::to_owned),
         ..TokenExchangeRequest::default()
     };
-    te.check_actor()
-        .map_err(|e| OpError::invalid_request(e.to_string()))?;
+    te.check_actor().map_err(Why::Actor)?;
     if te.actor_token.is_some() {
-        return Err(OpError::invalid_request(
-            "actor tokens (delegation) are not supported",
-        ));
+        return Err(Why::ActorNotSupported.into());
     }
     let requested = form.require("requested_token_type")?;
     if requested != token_type::ID_JAG {
-        return Err(OpError::invalid_request(format!(
-            "requested_token_type '{requested}' is not issued here; ask for '{}'",
-            token_type::ID_JAG
-        )));
+        return Err(Why::RequestedType(requested.to_owned()).into());
     }
     let subject_type = form.require("subject_token_type")?;
     if subject_type != token_type::ID_TOKEN {
-        return Err(OpError::invalid_request(format!(
-            "subject_token_type '{subject_type}' is not accepted; send an ID Token as '{}'",
-            token_type::ID_TOKEN
-        )));
+        return Err(Why::SubjectType(subject_type.to_owned()).into());
     }
     form.require("subject_token")
 }
@@ -217,19 +197,14 @@ fn subject_token(form: &Form) -> Result<&str, OpError> {
 /// `audience` (required, ID-JAG §4.2), `resource` and `scope` against the policy (TE-6, IJ-3).
 fn target<'a>(form: &'a Form, policy: &'a ExchangePolicy) -> Result<Target<'a>, OpError> {
     let audience = form.require("audience")?;
-    let client_id_there = policy.audiences.get(audience).ok_or_else(|| {
-        OpError::new(
-            ErrorCode::InvalidTarget,
-            format!("audience '{audience}' is not one this client may obtain ID-JAGs for"),
-        )
-    })?;
+    let client_id_there = policy
+        .audiences
+        .get(audience)
+        .ok_or_else(|| Why::Audience(audience.to_owned()))?;
     let resource = form.get("resource");
     if let Some(r) = resource {
         if !policy.resources.iter().any(|x| x == r) {
-            return Err(OpError::new(
-                ErrorCode::InvalidTarget,
-                format!("resource '{r}' is not one this client may obtain ID-JAGs for"),
-            ));
+            return Err(Why::Resource(r.to_owned()).into());
         }
     }
     let scope = match form.get("scope").map(str::trim).filter(|s| !s.is_empty()) {
@@ -240,10 +215,7 @@ fn target<'a>(form: &'a Form, policy: &'a ExchangePolicy) -> Result<Target<'a>, 
                 .filter(|x| !x.is_empty())
                 .find(|x| !policy.scopes.iter().any(|p| p == x))
             {
-                return Err(OpError::new(
-                    ErrorCode::InvalidScope,
-                    format!("scope '{bad}' is not one this client may obtain ID-JAGs for"),
-                ));
+                return Err(Why::Scope(bad.to_owned()).into());
             }
             Some(
                 s.split(' ')
@@ -261,26 +233,20 @@ fn target<'a>(form: &'a Form, policy: &'a ExchangePolicy) -> Result<Target<'a>, 
     })
 }
 
-/// The key the ID-JAG is bound to: a key-bound subject needs a proof by its `cnf.jwk` key and
-/// passes that key on; an unbound subject (when the policy allows it) is bound to the proof's
-/// key, if any.
+/// The key the ID-JAG is bound to: a key-bound subject needs a proof by its `cnf.jwk` key
+/// (the one bound-key check) and passes that key on; an unbound subject (when the policy allows
+/// it) is bound to the proof's key, if any.
 fn binding(
     policy: &ExchangePolicy,
     subject: Option<&Jkt>,
     proof: Option<&VerifiedProof>,
 ) -> Result<Option<Jkt>, OpError> {
-    match (subject, proof) {
-        (Some(bound), Some(p)) if p.jkt == *bound => Ok(Some(bound.clone())),
-        (Some(bound), Some(p)) => Err(OpError::invalid_grant(format!(
-            "the subject ID Token is bound to key {bound}, but the DPoP proof is signed by {}: prove possession of the bound key",
-            p.jkt
-        ))),
-        (Some(_), None) => Err(OpError::invalid_grant(
-            "the subject ID Token is key-bound: send a DPoP proof signed by its cnf.jwk key",
-        )),
-        (None, _) if !policy.allow_unbound => Err(OpError::invalid_grant(
-            "only key-bound ID Tokens may be exchanged by this client",
-        )),
-        (None, p) => Ok(p.map(|p| p.jkt.clone())),
+    match subject {
+        Some(bound) => {
+            check_bound(proof, Some(bound), Bound::SubjectIdToken)?;
+            Ok(Some(bound.clone()))
+        }
+        None if !policy.allow_unbound => Err(Why::UnboundRefused.into()),
+        None => Ok(proof.map(|p| p.jkt.clone())),
     }
 }

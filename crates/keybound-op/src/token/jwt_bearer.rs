@@ -24,6 +24,8 @@ use keybound_store::{Client, SubjectMode, TrustedIssuer, User};
 
 use crate::form::Form;
 use crate::grant::{Authorized, Grant, TokenSuccess};
+use crate::proof::check_bound;
+use crate::refusal::{Bound, JwtBearerRefusal as Why};
 use crate::{OpError, Provider};
 
 /// Clock skew allowed on an ID-JAG's `exp`, `iat` and `nbf` (another server's clock).
@@ -51,50 +53,25 @@ impl Provider {
         proof: Option<VerifiedProof>,
     ) -> Result<TokenSuccess, OpError> {
         if !client.jwt_bearer {
-            return Err(OpError::new(
-                keybound_proto::wire::ErrorCode::UnauthorizedClient,
-                format!(
-                    "client '{}' may not redeem ID-JAGs (jwt-bearer is not enabled for it)",
-                    client.client_id
-                ),
-            ));
+            return Err(Why::NotAllowed(client.client_id.clone()).into());
         }
         let assertion = form.require("assertion")?;
-        let jws = Jws::parse(assertion)
-            .map_err(|e| OpError::invalid_grant(format!("assertion: not a usable JWT: {e}")))?;
+        let jws = Jws::parse(assertion).map_err(|e| Why::Malformed(e.to_string()))?;
         // IJ-8 first: nothing in a JWT of another type is believed
         if jws.header().typ.as_deref() != Some(TYP_ID_JAG) {
-            return Err(OpError::invalid_grant(format!(
-                "assertion: header typ must be '{TYP_ID_JAG}' (an ID-JAG), got '{}'",
-                jws.header().typ.as_deref().unwrap_or("none")
-            )));
+            let got = jws.header().typ.as_deref().unwrap_or("none");
+            return Err(Why::Typ(got.to_owned()).into());
         }
         let issuer = self.trusted_issuer(&jws).await?;
         self.verify_issuer_signature(&jws, &issuer).await?;
         let now = self.now();
         let (claims, cnf) = idjag::check(&jws, &self.config.issuer, &client.client_id, now, LEEWAY)
-            .map_err(|e| OpError::invalid_grant(format!("assertion: {e}")))?;
-        // the binding: cnf demands a proof by that key; no cnf is Bearer where allowed
-        match (&cnf, &proof) {
-            (Some(bound), Some(p)) if p.jkt == *bound => {}
-            (Some(bound), Some(p)) => {
-                return Err(OpError::invalid_grant(format!(
-                    "assertion: the ID-JAG is bound to key {bound}, but the DPoP proof is signed by {}",
-                    p.jkt
-                )))
-            }
-            (Some(_), None) => {
-                return Err(OpError::invalid_grant(
-                    "assertion: proof of possession required: the ID-JAG is key-bound (cnf); send a DPoP proof signed by that key",
-                ))
-            }
-            (None, None) if !issuer.allow_unbound => {
-                return Err(OpError::invalid_grant(format!(
-                    "assertion: ID-JAGs from '{}' must be key-bound (cnf) or redeemed with a DPoP proof",
-                    issuer.issuer
-                )))
-            }
-            (None, _) => {}
+            .map_err(Why::Claims)?;
+        // the binding: cnf demands a proof by that key (the one bound-key check); no cnf is
+        // Bearer where allowed
+        check_bound(proof.as_ref(), cnf.as_ref(), Bound::IdJag)?;
+        if cnf.is_none() && proof.is_none() && !issuer.allow_unbound {
+            return Err(Why::UnboundRefused(issuer.issuer.clone()).into());
         }
         // jti: single use unless key-bound (re-redemption within exp, each with a fresh proof)
         if cnf.is_none() || issuer.single_use {
@@ -105,9 +82,7 @@ impl Provider {
                 .check_and_insert(&digest, claims.exp.saturating_add(LEEWAY), now)
                 .await?
             {
-                return Err(OpError::invalid_grant(
-                    "assertion: this ID-JAG was already redeemed (jti)",
-                ));
+                return Err(Why::Replayed.into());
             }
         }
         let user = self.resolve_subject(&issuer, &claims).await?;
@@ -125,10 +100,7 @@ impl Provider {
             Some(asked) => {
                 let asked: Vec<&str> = asked.split(' ').filter(|s| !s.is_empty()).collect();
                 if let Some(bad) = asked.iter().find(|s| !granted.contains(s)) {
-                    return Err(OpError::new(
-                        keybound_proto::wire::ErrorCode::InvalidScope,
-                        format!("scope '{bad}' is not granted by the ID-JAG"),
-                    ));
+                    return Err(Why::Scope((*bad).to_owned()).into());
                 }
                 asked.join(" ")
             }
@@ -163,22 +135,15 @@ impl Provider {
         struct Iss {
             iss: String,
         }
-        let iss = jws
-            .payload_json::<Iss>()
-            .map_err(|_| OpError::invalid_grant("assertion: iss is required"))?
-            .iss;
+        let iss = jws.payload_json::<Iss>().map_err(|_| Why::IssRequired)?.iss;
         if iss == self.config.issuer {
-            return Err(OpError::invalid_grant(
-                "assertion: an ID-JAG issued by this server is not redeemed here (it must cross a trust domain)",
-            ));
+            return Err(Why::OwnIssuer.into());
         }
-        let issuer = self.store.issuer(&iss).await?.ok_or_else(|| {
-            OpError::invalid_grant(format!("assertion: issuer '{iss}' is not trusted here"))
-        })?;
+        let Some(issuer) = self.store.issuer(&iss).await? else {
+            return Err(Why::UntrustedIssuer(iss).into());
+        };
         if !issuer.enabled {
-            return Err(OpError::invalid_grant(format!(
-                "assertion: issuer '{iss}' is disabled"
-            )));
+            return Err(Why::DisabledIssuer(iss).into());
         }
         Ok(issuer)
     }
@@ -197,11 +162,9 @@ impl Provider {
         let keys = source
             .keys(&issuer.jwks_uri, kid, self.now())
             .await
-            .map_err(|e| {
-                OpError::invalid_grant(format!(
-                    "assertion: no usable key of '{}' ({e})",
-                    issuer.issuer
-                ))
+            .map_err(|cause| Why::NoKeys {
+                issuer: issuer.issuer.clone(),
+                cause,
             })?;
         let candidates = keys.candidates(kid, jws.header().alg);
         if candidates
@@ -210,10 +173,7 @@ impl Provider {
         {
             Ok(())
         } else {
-            Err(OpError::invalid_grant(format!(
-                "assertion: the signature does not verify with the keys of '{}'",
-                issuer.issuer
-            )))
+            Err(Why::Signature(issuer.issuer.clone()).into())
         }
     }
 
@@ -254,13 +214,10 @@ impl Provider {
                 Some(user)
             }
         };
-        let user = user.ok_or_else(|| {
-            OpError::invalid_grant(format!(
-                "assertion: subject '{}' of '{}' is not known here (subject mode {})",
-                claims.sub,
-                issuer.issuer,
-                issuer.subject.as_str()
-            ))
+        let user = user.ok_or_else(|| Why::UnknownSubject {
+            sub: claims.sub.clone(),
+            issuer: issuer.issuer.clone(),
+            mode: issuer.subject.as_str(),
         })?;
         self.store
             .link_user(&issuer.issuer, &claims.sub, &user.sub)

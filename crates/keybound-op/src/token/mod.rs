@@ -17,12 +17,13 @@ mod refresh;
 pub use jwt_bearer::IssuerKeys;
 
 use keybound_proto::dpop::VerifiedProof;
-use keybound_proto::wire::{grant_type, ErrorCode};
+use keybound_proto::wire::grant_type;
 use keybound_store::Client;
 
 pub use crate::form::Form;
 pub use crate::grant::TokenSuccess;
 use crate::proof::ProofRequest;
+use crate::refusal::RequestRefusal;
 use crate::{OpError, Provider};
 
 /// One token request as the server received it.
@@ -44,15 +45,7 @@ impl Provider {
                 | grant_type::JWT_BEARER
                 | grant_type::JWT_DPOP
         ) {
-            return Err(OpError::new(
-                ErrorCode::UnsupportedGrantType,
-                format!(
-                    "grant_type '{grant}' is not supported; use authorization_code, refresh_token, {}, {} or {}",
-                    grant_type::DEVICE_CODE,
-                    grant_type::TOKEN_EXCHANGE,
-                    grant_type::JWT_BEARER
-                ),
-            ));
+            return Err(RequestRefusal::UnsupportedGrantType(grant.to_owned()).into());
         }
         // 2. the DPoP proof in full, before any single-use artefact is touched
         let proof = self.token_proof(&client, facts.dpop).await?;

@@ -3,15 +3,12 @@
 //! Token keeps its `cnf` and profile (KB-RF3) and carries no `nonce` (OIDC Core 12.2).
 
 use keybound_proto::dpop::VerifiedProof;
-use keybound_proto::wire::ErrorCode;
 use keybound_store::{Client, RefreshLookup, RefreshToken, TokenHash};
 
 use crate::grant::{has_scope, Authorized, Grant, TokenSuccess};
 use crate::proof::check_bound;
+use crate::refusal::{Bound, RefreshRefusal};
 use crate::{Form, OpError, Provider};
-
-const REUSED: &str =
-    "refresh token was already used: reuse detected, the grant and all its tokens are revoked";
 
 impl Provider {
     pub(super) async fn refresh_grant(
@@ -27,33 +24,26 @@ impl Provider {
             RefreshLookup::Reused(t) => {
                 // the family and the grant's access tokens (a thief's included) die together
                 self.store.revoke_grant(&t.grant_id, now).await?;
-                return Err(OpError::invalid_grant(REUSED));
+                return Err(RefreshRefusal::Reused.into());
             }
-            RefreshLookup::Revoked(_) => {
-                return Err(OpError::invalid_grant("refresh token was revoked"))
-            }
-            RefreshLookup::Expired => return Err(OpError::invalid_grant("refresh token expired")),
-            RefreshLookup::NotFound => return Err(OpError::invalid_grant("unknown refresh token")),
+            RefreshLookup::Revoked(_) => return Err(RefreshRefusal::Revoked.into()),
+            RefreshLookup::Expired => return Err(RefreshRefusal::Expired.into()),
+            RefreshLookup::NotFound => return Err(RefreshRefusal::Unknown.into()),
         };
         if rt.client_id != client.client_id {
-            return Err(OpError::invalid_grant(
-                "refresh token was issued to another client",
-            ));
+            return Err(RefreshRefusal::OtherClient.into());
         }
         let scope = match form.get("scope") {
             None => rt.scope.clone(),
             Some(s) => {
                 if let Some(extra) = s.split(' ').find(|x| !has_scope(&rt.scope, x)) {
-                    return Err(OpError::new(
-                        ErrorCode::InvalidScope,
-                        format!("scope '{extra}' was not granted to this refresh token"),
-                    ));
+                    return Err(RefreshRefusal::ScopeNotGranted(extra.to_owned()).into());
                 }
                 s.to_owned()
             }
         };
         // no c_s256 on refresh (KB-RF1); the proof must be by the bound key (KB-RF2)
-        check_bound(proof.as_ref(), rt.jkt.as_ref(), "refresh token")?;
+        check_bound(proof.as_ref(), rt.jkt.as_ref(), Bound::RefreshToken)?;
         let id_token_key = rt.cnf_jwk.clone().map(|k| (rt.profile, k));
         let new_token = self.random_token();
         let new_record = RefreshToken {
@@ -69,8 +59,8 @@ impl Provider {
         {
             RefreshLookup::Active(_) => {}
             // the store revoked the grant in the rotation's own transaction
-            RefreshLookup::Reused(_) => return Err(OpError::invalid_grant(REUSED)),
-            _ => return Err(OpError::invalid_grant("refresh token is no longer valid")),
+            RefreshLookup::Reused(_) => return Err(RefreshRefusal::Reused.into()),
+            _ => return Err(RefreshRefusal::NoLongerValid.into()),
         }
         let grant = Grant {
             client,

@@ -1,0 +1,731 @@
+//! Why a request is refused, as data: one reason enum per stage of the provider.
+//!
+//! A call site names the rule that failed and the facts of the failure ("expected X, got Y");
+//! it never chooses an OAuth error code or an HTTP status. [`crate::OpError::wire`] (in
+//! `error.rs`) is the one place that turns a reason into a code and a status, so two endpoints
+//! cannot answer the same failure differently, and a new grant or page cannot invent a code of
+//! its own. Each variant's documentation names the rule it enforces (checklist ID of
+//! `../shared/specs/` or RFC section); its `Display` is the `error_description` the client or
+//! End-User sees, written for a developer who must act on it.
+
+use keybound_jose::Jkt;
+use keybound_proto::wire::token_type;
+
+use crate::client_auth::JWT_BEARER_ASSERTION;
+
+/// A refusal, by stage.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// the request's shape, at any endpoint
+    #[error(transparent)]
+    Request(#[from] RequestRefusal),
+    /// client authentication
+    #[error(transparent)]
+    ClientAuth(#[from] ClientAuthRefusal),
+    /// the DPoP proof and what it is bound to
+    #[error(transparent)]
+    Binding(#[from] BindingRefusal),
+    /// the `authorization_code` grant
+    #[error(transparent)]
+    Code(#[from] CodeRefusal),
+    /// the `refresh_token` grant
+    #[error(transparent)]
+    Refresh(#[from] RefreshRefusal),
+    /// the device authorization endpoint and the `device_code` grant
+    #[error(transparent)]
+    Device(#[from] DeviceRefusal),
+    /// token exchange into an ID-JAG
+    #[error(transparent)]
+    Exchange(#[from] ExchangeRefusal),
+    /// the jwt-bearer grant redeeming an ID-JAG
+    #[error(transparent)]
+    JwtBearer(#[from] JwtBearerRefusal),
+    /// the authorization request (code, implicit and hybrid flows)
+    #[error(transparent)]
+    Authorize(#[from] AuthorizeRefusal),
+    /// dynamic client registration
+    #[error(transparent)]
+    Registration(#[from] RegistrationRefusal),
+    /// a protected resource of the provider (userinfo)
+    #[error(transparent)]
+    Resource(#[from] ResourceRefusal),
+    /// the End-User's pages (login, consent, device verification, logout)
+    #[error(transparent)]
+    Page(#[from] PageRefusal),
+}
+
+/// The shape of a request, wherever it arrives.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestRefusal {
+    /// RFC 6749 §3.1, §3.2: request parameters must not be included more than once.
+    #[error("parameter '{0}' appears more than once")]
+    DuplicateParameter(String),
+    /// RFC 6749 §4.1.3, §5.2: a required parameter is missing (an empty value counts as absent).
+    #[error("missing parameter '{0}'")]
+    MissingParameter(String),
+    /// RFC 6749 §3.2: token-style endpoints (and our forms) take
+    /// `application/x-www-form-urlencoded`.
+    #[error("the body must be application/x-www-form-urlencoded")]
+    NotAForm,
+    /// RFC 6749 §5.2 `unsupported_grant_type`.
+    #[error(
+        "grant_type '{0}' is not supported; use authorization_code, refresh_token, {dc}, {te} or {jb}",
+        dc = keybound_proto::wire::grant_type::DEVICE_CODE,
+        te = keybound_proto::wire::grant_type::TOKEN_EXCHANGE,
+        jb = keybound_proto::wire::grant_type::JWT_BEARER
+    )]
+    UnsupportedGrantType(String),
+    /// OIDC Core 3.1.2.1, RFC 8628 §3.1: an OpenID request carries the `openid` scope.
+    #[error("scope must include openid")]
+    OpenidScopeRequired,
+    /// Key Binding KB-OP1/KB-OP2: the binding parameters (`bound_key` needs `dpop_jkt`, which
+    /// must be a thumbprint).
+    #[error("{0}")]
+    Binding(keybound_proto::Error),
+}
+
+/// Client authentication (RFC 6749 §2.3, §3.2.1; RFC 7523 §3; RFC 7521 §4.2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientAuthRefusal {
+    /// RFC 6749 §2.3: the `Authorization: Basic` value does not decode to `id:secret`.
+    #[error("malformed HTTP Basic credentials")]
+    MalformedBasic,
+    /// RFC 6749 §2.3: a client MUST NOT use more than one authentication method per request.
+    #[error("use exactly one client authentication method per request")]
+    SeveralMethods,
+    /// RFC 6749 §2.3.1: the form's `client_id` names another client than HTTP Basic.
+    #[error("client_id differs from the HTTP Basic user")]
+    BasicIdMismatch,
+    /// RFC 6749 §2.3.1: `client_secret` in the body goes with `client_id`.
+    #[error("client_secret without client_id")]
+    SecretWithoutId,
+    /// RFC 7521 §4.2: the assertion type of a client assertion.
+    #[error("client_assertion_type must be {JWT_BEARER_ASSERTION}")]
+    AssertionType,
+    /// RFC 7523 §3: the form's `client_id` names another client than the assertion's `iss`.
+    #[error("client_id differs from the assertion's iss")]
+    AssertionIdMismatch,
+    /// RFC 6749 §3.2.1: the request names no client at all.
+    #[error("no client authentication: send client_id (public clients) or credentials")]
+    NoCredentials,
+    /// RFC 6749 §5.2: no client is registered with this id.
+    #[error("unknown client '{0}'")]
+    UnknownClient(String),
+    /// A confidential client sent only its `client_id`.
+    #[error("client '{client}' must authenticate with {method}")]
+    MustAuthenticate {
+        /// the client
+        client: String,
+        /// its registered method
+        method: &'static str,
+    },
+    /// A client must use the method it registered (`token_endpoint_auth_method`).
+    #[error("client '{client}' is registered for {registered}, not {used}")]
+    WrongMethod {
+        /// the client
+        client: String,
+        /// its registered method
+        registered: &'static str,
+        /// the method the request used
+        used: &'static str,
+    },
+    /// RFC 6749 §2.3.1: the secret does not verify (no detail, so nothing is learned).
+    #[error("client authentication failed")]
+    Failed,
+    /// RFC 7523 §3: the client assertion breaks a rule.
+    #[error("client_assertion: {0}")]
+    Assertion(AssertionDefect),
+    /// RFC 7662 §2.1: the caller of introspection must be authorised; a public client's id is
+    /// no credential.
+    #[error("introspection needs client authentication: public clients cannot introspect (RFC 7662 §2.1)")]
+    PublicClientIntrospection,
+}
+
+/// What is wrong with a `private_key_jwt` client assertion (RFC 7523 §3, rfc7523bis).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AssertionDefect {
+    /// RFC 7523 §3 item 9: not a well-formed JWS.
+    #[error("{0}")]
+    Malformed(String),
+    /// RFC 7523 §3 item 1: `iss` is required (the client id).
+    #[error("iss is required")]
+    IssRequired,
+    /// RFC 7523 §3 item 2: `sub` is the client id, like `iss`.
+    #[error("iss and sub must both be the client_id")]
+    SubNotIss,
+    /// RFC 7523 §3 item 9: signed by one of the client's registered keys.
+    #[error("signature does not verify with the client's registered keys")]
+    Signature,
+    /// rfc7523bis: `aud` is the issuer identifier.
+    #[error("aud must be the issuer '{0}'")]
+    Audience(String),
+    /// RFC 7523 §3 item 4: `exp` is required.
+    #[error("exp is required")]
+    ExpRequired,
+    /// RFC 7523 §3 item 4: the assertion expired.
+    #[error("expired")]
+    Expired,
+    /// RFC 7523 §3 item 6: `iat` is not in the future.
+    #[error("iat is in the future")]
+    IatInFuture,
+    /// A bounded lifetime: an assertion valid for years is a long-lived secret.
+    #[error("lifetime too long: exp may be at most {0} s after iat (or now)")]
+    LifetimeTooLong(u64),
+    /// RFC 7523 §3 item 7: `jti` is required (and at most 256 characters here).
+    #[error("jti is required")]
+    JtiRequired,
+    /// RFC 7523 §3 item 7: each assertion is used once.
+    #[error("replayed (jti already used)")]
+    Replayed,
+}
+
+/// What a DPoP key is bound to, for the binding checks' messages and codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Bound {
+    /// an authorization code (`dpop_jkt`, RFC 9449 §10)
+    AuthorizationCode,
+    /// a device code (Key Binding device profile)
+    DeviceCode,
+    /// a refresh token (RFC 9449 §5, KB-RF2)
+    RefreshToken,
+    /// an access token (RFC 9449 §7.1)
+    AccessToken,
+    /// the subject ID Token of a token exchange (`cnf.jwk`, Key Binding ID1 §6)
+    SubjectIdToken,
+    /// an ID-JAG redeemed with jwt-bearer (`cnf`, ID-JAG §"cnf")
+    IdJag,
+}
+
+impl Bound {
+    /// The name used in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bound::AuthorizationCode => "authorization code",
+            Bound::DeviceCode => "device code",
+            Bound::RefreshToken => "refresh token",
+            Bound::AccessToken => "access token",
+            Bound::SubjectIdToken => "subject ID Token",
+            Bound::IdJag => "ID-JAG",
+        }
+    }
+
+    /// Whether the bound thing is an assertion presented as a grant (token exchange subject,
+    /// ID-JAG): its binding failures are `invalid_grant` (ID-JAG: "cnf but no proof →
+    /// invalid_grant"), where a code's or token's missing proof is a proof defect.
+    pub fn is_assertion(self) -> bool {
+        matches!(self, Bound::SubjectIdToken | Bound::IdJag)
+    }
+}
+
+impl std::fmt::Display for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The DPoP proof against what it must prove (RFC 9449 §5, §7.1, §10; Key Binding).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BindingRefusal {
+    /// RFC 9449 §10, §7.1, KB-OP6, KB-RF2, IJ (cnf): what is bound to a key needs a proof by
+    /// that key; none was sent.
+    #[error("proof of possession required: this {bound} is bound to a DPoP key; send a DPoP proof signed by that key")]
+    ProofRequired {
+        /// what is bound
+        bound: Bound,
+    },
+    /// RFC 9449 §10, §7.1, KB-OP6, KB-RF2, IJ (cnf): the proof is by another key than the
+    /// bound one.
+    #[error("this {bound} is bound to key {expected}, but the DPoP proof is signed by {got}: prove possession of the bound key")]
+    KeyMismatch {
+        /// the bound key
+        expected: Jkt,
+        /// the proof's key
+        got: Jkt,
+        /// what is bound
+        bound: Bound,
+    },
+    /// RFC 9449 §5.2, DP-T7: a client registered with `dpop_bound_access_tokens` sends a
+    /// proof with every token request.
+    #[error("this client is registered with dpop_bound_access_tokens: send a DPoP proof")]
+    ClientRequiresProof,
+    /// Key Binding KB-OP4: a `bound_key` grant is redeemed only with a proof (with `c_s256`).
+    #[error("bound_key requires a DPoP proof")]
+    BoundKeyNeedsProof,
+    /// Key Binding device profile (device-flow.md §8.5): `dpop_jkt` and a proof at the device
+    /// authorization endpoint name the same key.
+    #[error("dpop_jkt and the DPoP proof name different keys")]
+    DpopJktDisagrees,
+}
+
+/// The `authorization_code` grant (RFC 6749 §4.1.3, RFC 7636 §4.6, Security BCP §4.5).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodeRefusal {
+    /// RFC 6749 §4.1.3: no such code.
+    #[error("unknown authorization code")]
+    Unknown,
+    /// RFC 6749 §4.1.2: codes are short-lived.
+    #[error("authorization code expired")]
+    Expired,
+    /// RFC 6749 §4.1.3: the code was issued to the authenticated client.
+    #[error("authorization code was issued to another client")]
+    OtherClient,
+    /// RFC 6749 §4.1.2: a code used twice revokes what it issued.
+    #[error("authorization code was already used; the tokens issued from it are revoked")]
+    Reused,
+    /// The code stopped being redeemable between lookup and consumption.
+    #[error("authorization code is no longer valid")]
+    NoLongerValid,
+    /// RFC 6749 §4.1.3: `redirect_uri` equals the authorization request's.
+    #[error("redirect_uri must equal the one of the authorization request")]
+    RedirectUri,
+    /// RFC 7636 §4.1: the verifier's shape.
+    #[error(
+        "PKCE: code_verifier must be 43-128 characters of A-Z a-z 0-9 - . _ ~ (RFC 7636 §4.1)"
+    )]
+    VerifierShape,
+    /// RFC 7636 §4.6: `S256(code_verifier) == code_challenge`.
+    #[error("PKCE: code_verifier does not match the code_challenge")]
+    VerifierMismatch,
+    /// RFC 7636 §4.5: a code issued with a challenge needs the verifier.
+    #[error("PKCE: code_verifier is required")]
+    VerifierRequired,
+    /// Security BCP §4.8.2 (PKCE downgrade): a verifier without a challenge is refused.
+    #[error("PKCE: code_verifier sent but no code_challenge was")]
+    VerifierWithoutChallenge,
+}
+
+/// The `refresh_token` grant (RFC 6749 §6, Security BCP §4.14.2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RefreshRefusal {
+    /// RFC 6749 §6: no such refresh token.
+    #[error("unknown refresh token")]
+    Unknown,
+    /// The refresh token's lifetime ended.
+    #[error("refresh token expired")]
+    Expired,
+    /// RFC 7009: revoked.
+    #[error("refresh token was revoked")]
+    Revoked,
+    /// Security BCP §4.14.2: a rotated token used again revokes the grant.
+    #[error(
+        "refresh token was already used: reuse detected, the grant and all its tokens are revoked"
+    )]
+    Reused,
+    /// RFC 6749 §6: the token was issued to the authenticated client.
+    #[error("refresh token was issued to another client")]
+    OtherClient,
+    /// The token stopped being usable between lookup and rotation.
+    #[error("refresh token is no longer valid")]
+    NoLongerValid,
+    /// RFC 6749 §6: the scope may not exceed what was granted.
+    #[error("scope '{0}' was not granted to this refresh token")]
+    ScopeNotGranted(String),
+}
+
+/// The device flow (RFC 8628 §3.5, Key Binding device profile).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeviceRefusal {
+    /// RFC 8628 §3.5: no such device code.
+    #[error("unknown device code")]
+    Unknown,
+    /// RFC 8628 §3.5 `expired_token`.
+    #[error("the device code expired; start again")]
+    Expired,
+    /// RFC 8628 §3.4: the device code was issued to the authenticated client.
+    #[error("device code was issued to another client")]
+    OtherClient,
+    /// RFC 8628 §3.5 `authorization_pending`.
+    #[error("the End-User has not yet approved; keep polling at the interval")]
+    Pending,
+    /// RFC 8628 §3.5 `slow_down`: the interval grows.
+    #[error("polling too fast: wait at least {0} s between polls from now on")]
+    SlowDown(u64),
+    /// RFC 8628 §3.5 `access_denied`.
+    #[error("the End-User denied the request")]
+    Denied,
+    /// A redeemed device code presented again revokes what it issued (like a code, RFC 6749
+    /// §4.1.2).
+    #[error("the device code was already redeemed; the tokens issued from it are revoked")]
+    Redeemed,
+}
+
+/// Token exchange of an ID Token into an ID-JAG (RFC 8693, ID-JAG §4; docs/chaining.md).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExchangeRefusal {
+    /// TE-2: only clients with an exchange policy may exchange.
+    #[error("client '{0}' may not use token exchange: no exchange policy is registered for it")]
+    NotAllowed(String),
+    /// ID-JAG §4.5 (SHOULD): public clients only where the policy says so.
+    #[error("token exchange is for confidential clients; this public client is not allowed it")]
+    PublicClient,
+    /// TE-3: `actor_token` and `actor_token_type` travel together.
+    #[error("{0}")]
+    Actor(keybound_proto::Error),
+    /// RFC 8693 §2.1: delegation (actor tokens) is not offered here.
+    #[error("actor tokens (delegation) are not supported")]
+    ActorNotSupported,
+    /// IJ-2: only ID-JAGs are issued here.
+    #[error("requested_token_type '{0}' is not issued here; ask for '{id_jag}'", id_jag = token_type::ID_JAG)]
+    RequestedType(String),
+    /// IJ-1: the subject is an ID Token.
+    #[error("subject_token_type '{0}' is not accepted; send an ID Token as '{id_token}'", id_token = token_type::ID_TOKEN)]
+    SubjectType(String),
+    /// TE-1, IJ-1 (RFC 8693 §2.2.2: `invalid_request`): the subject ID Token is not ours,
+    /// not valid, or not issued to this client.
+    #[error("subject_token: {0}")]
+    Subject(keybound_proto::Error),
+    /// The client's policy exchanges only key-bound ID Tokens.
+    #[error("only key-bound ID Tokens may be exchanged by this client")]
+    UnboundRefused,
+    /// The grant behind the subject stands: its End-User exists.
+    #[error("the End-User of the subject ID Token no longer exists")]
+    UserGone,
+    /// The grant behind the subject stands: the consent was not withdrawn.
+    #[error("the End-User's consent for this client was withdrawn")]
+    ConsentWithdrawn,
+    /// TE-6, IJ-3: the audience is one of the policy's.
+    #[error("audience '{0}' is not one this client may obtain ID-JAGs for")]
+    Audience(String),
+    /// TE-6: the resource is one of the policy's.
+    #[error("resource '{0}' is not one this client may obtain ID-JAGs for")]
+    Resource(String),
+    /// IJ-3: the scopes are the policy's.
+    #[error("scope '{0}' is not one this client may obtain ID-JAGs for")]
+    Scope(String),
+}
+
+/// The jwt-bearer grant redeeming an ID-JAG (RFC 7523 §3, ID-JAG §5; JB-*, IJ-*).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwtBearerRefusal {
+    /// Only clients allowed jwt-bearer redeem ID-JAGs.
+    #[error("client '{0}' may not redeem ID-JAGs (jwt-bearer is not enabled for it)")]
+    NotAllowed(String),
+    /// JB-2: the assertion is one JWS.
+    #[error("assertion: not a usable JWT: {0}")]
+    Malformed(String),
+    /// IJ-8: header `typ` exactly `oauth-id-jag+jwt`; nothing in another JWT is believed.
+    #[error("assertion: header typ must be '{typ}' (an ID-JAG), got '{0}'", typ = keybound_proto::idjag::TYP_ID_JAG)]
+    Typ(String),
+    /// JB-3: `iss` is required.
+    #[error("assertion: iss is required")]
+    IssRequired,
+    /// IJ-14: an ID-JAG must cross a trust domain.
+    #[error("assertion: an ID-JAG issued by this server is not redeemed here (it must cross a trust domain)")]
+    OwnIssuer,
+    /// IJ-11: the issuer is trusted here.
+    #[error("assertion: issuer '{0}' is not trusted here")]
+    UntrustedIssuer(String),
+    /// IJ-11: a disabled issuer is refused (Keycloak CVE-2026-1486).
+    #[error("assertion: issuer '{0}' is disabled")]
+    DisabledIssuer(String),
+    /// JB-8: the issuer's keys could not be had.
+    #[error("assertion: no usable key of '{issuer}' ({cause})")]
+    NoKeys {
+        /// the issuer
+        issuer: String,
+        /// why
+        cause: String,
+    },
+    /// JB-8: signed by one of the issuer's keys.
+    #[error("assertion: the signature does not verify with the keys of '{0}'")]
+    Signature(String),
+    /// IJ-9, IJ-10, JB-4, JB-5: audience, client and times.
+    #[error("assertion: {0}")]
+    Claims(keybound_proto::Error),
+    /// The issuer's policy: unbound ID-JAGs only where allowed.
+    #[error("assertion: ID-JAGs from '{0}' must be key-bound (cnf) or redeemed with a DPoP proof")]
+    UnboundRefused(String),
+    /// JB-7: each unbound ID-JAG is redeemed once.
+    #[error("assertion: this ID-JAG was already redeemed (jti)")]
+    Replayed,
+    /// The subject maps to a local End-User by the issuer's subject mode.
+    #[error("assertion: subject '{sub}' of '{issuer}' is not known here (subject mode {mode})")]
+    UnknownSubject {
+        /// the ID-JAG's `sub`
+        sub: String,
+        /// its issuer
+        issuer: String,
+        /// the issuer's subject mode
+        mode: &'static str,
+    },
+    /// IJ-12: the scope is at most what the ID-JAG grants.
+    #[error("scope '{0}' is not granted by the ID-JAG")]
+    Scope(String),
+}
+
+/// The authorization request (RFC 6749 §4.1.2.1, OIDC Core 3.1.2.6, 3.2.2, 3.3.2). Those
+/// refused before the client and redirect URI are established are shown on a page; the rest go
+/// back to the client ([`crate::AuthorizeError`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthorizeRefusal {
+    /// RFC 6749 §4.1.1: `client_id` is required.
+    #[error("the request has no client_id")]
+    NoClientId,
+    /// RFC 6749 §4.1.2.1: an unknown client is never redirected to.
+    #[error("unknown client '{0}'")]
+    UnknownClient(String),
+    /// OIDC Core 3.1.2.1: `redirect_uri` is required.
+    #[error("the request has no redirect_uri")]
+    NoRedirectUri,
+    /// OIDC Core 3.1.2.1, RFC 9700 §2.1: exact match with a registered URI.
+    #[error("redirect_uri '{uri}' is not registered for client '{client}'; keybound only redirects to exactly registered URIs")]
+    UnregisteredRedirectUri {
+        /// the URI sent
+        uri: String,
+        /// the client
+        client: String,
+    },
+    /// The parameters do not form an authorization request.
+    #[error("malformed authorization request: {0}")]
+    Malformed(String),
+    /// OAuth 2.0 Multiple Response Type Encoding Practices §2.1: known modes only.
+    #[error("response_mode '{0}' is not supported: use query, fragment or form_post")]
+    ResponseMode(String),
+    /// OIDC Core 6 `request_not_supported`: say so rather than ignore the request object.
+    #[error("request objects (request) are not supported; send the parameters directly")]
+    RequestObject,
+    /// OIDC Core 6 `request_uri_not_supported`.
+    #[error("request_uri is not supported; send the parameters directly")]
+    RequestUri,
+    /// RFC 6749 §4.1.2.1 `unsupported_response_type`.
+    #[error("response_type '{0}' is not supported: use code, id_token, id_token token, code id_token, code token or code id_token token")]
+    UnsupportedResponseType(String),
+    /// RFC 6749 §4.1.2.1 `unauthorized_client`: the client registered its response types.
+    #[error("client '{client}' is not registered for response_type '{response_type}'")]
+    ResponseTypeNotRegistered {
+        /// the client
+        client: String,
+        /// the response type asked for
+        response_type: &'static str,
+    },
+    /// Implicit/hybrid, Multiple Response Type Encoding §2.1: tokens never in the query.
+    #[error("response_mode=query must not be used when the response carries tokens; use fragment or form_post")]
+    QueryWithTokens,
+    /// Implicit/hybrid, OIDC Core 3.2.2.1, 3.3.2.11: the nonce is required.
+    #[error("nonce is required for the implicit and hybrid flows")]
+    NonceRequired,
+    /// Implicit/hybrid, Key Binding ID1 §1.4: never key-bound.
+    #[error("bound_key cannot be used with the implicit or hybrid flows (Key Binding ID1 §1.4): use response_type=code")]
+    BoundKeyFrontChannel,
+    /// RFC 9449 §10: `dpop_jkt` binds an authorization code.
+    #[error("dpop_jkt binds an authorization code: it needs a response type with code")]
+    DpopJktWithoutCode,
+    /// RFC 7636 §4.3: only `S256` here.
+    #[error("code_challenge_method must be S256, got {0:?}")]
+    ChallengeMethod(Option<String>),
+    /// RFC 7636 §4.3: a method without a challenge.
+    #[error("code_challenge_method without code_challenge")]
+    MethodWithoutChallenge,
+    /// RFC 9700 §2.1.1: public clients use PKCE.
+    #[error("public clients must use PKCE: send code_challenge with code_challenge_method=S256")]
+    PkceRequired,
+    /// RFC 7636 §4.2: an S256 challenge is 43 base64url characters.
+    #[error("code_challenge must be base64url(SHA-256(code_verifier)), 43 characters")]
+    ChallengeShape,
+    /// OIDC Core 3.1.2.1: known `prompt` values only.
+    #[error("unknown prompt value '{0}'")]
+    UnknownPrompt(String),
+    /// OIDC Core 3.1.2.1: `prompt=none` stands alone.
+    #[error("prompt=none cannot be combined with other values")]
+    PromptNoneCombined,
+    /// OIDC Core 3.1.2.6 `login_required` (`prompt=none`, no session).
+    #[error("the End-User is not signed in")]
+    NotSignedIn,
+    /// OIDC Core 3.1.2.6 `login_required` (`prompt=none`, `max_age` exceeded).
+    #[error("authentication is older than max_age")]
+    AuthenticationTooOld,
+    /// OIDC Core 3.1.2.6 `consent_required`.
+    #[error("consent is required")]
+    ConsentRequired,
+    /// RFC 6749 §4.1.2.1 `access_denied`.
+    #[error("the End-User denied the request")]
+    Denied,
+    /// A request parameter's shape ([`RequestRefusal`]), sent back to the client.
+    #[error(transparent)]
+    Request(#[from] RequestRefusal),
+}
+
+/// Dynamic client registration (RFC 7591 §3.2.2, OIDC Registration §3.3).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistrationRefusal {
+    /// RFC 7591 §3: a JSON document.
+    #[error("the registration request must be application/json")]
+    NotJson,
+    /// RFC 7591 §3, RFC 6750 §3.1: registration here needs an initial access token.
+    #[error("registration needs an initial access token: Authorization: Bearer <token>")]
+    TokenRequired,
+    /// RFC 7591 §3: the initial access token is not usable.
+    #[error("the initial access token is unknown, expired or used up")]
+    TokenUnusable,
+    /// RFC 7591 §3.1: the body is a JSON object.
+    #[error("the body must be a JSON object of client metadata: {0}")]
+    NotAnObject(String),
+    /// RFC 7591 §2: a member has the wrong JSON type.
+    #[error("{member}: expected {expected}")]
+    MemberType {
+        /// the member
+        member: String,
+        /// what it must be
+        expected: &'static str,
+    },
+    /// RFC 7591 §2: `token_endpoint_auth_method`.
+    #[error("token_endpoint_auth_method '{0}' is not supported: use none, client_secret_basic, client_secret_post or private_key_jwt")]
+    AuthMethod(String),
+    /// RFC 7591 §2: a grant type not offered.
+    #[error("grant_types: '{0}' is not offered here")]
+    GrantType(String),
+    /// Token exchange is an operator's decision (docs/chaining.md).
+    #[error("grant_types: token exchange is granted by an operator's exchange policy, not by registration")]
+    TokenExchangeByPolicy,
+    /// RFC 7591 §2: a response type not offered.
+    #[error("response_types: '{0}' is not offered: use code, id_token, id_token token, code id_token, code token or code id_token token")]
+    ResponseType(String),
+    /// RFC 7591 §2.1: grant types and response types agree.
+    #[error("grant_types and response_types disagree: response types with code go with authorization_code, those returning tokens with implicit")]
+    GrantsAndResponsesDisagree,
+    /// RFC 7591 §2: redirect URIs for redirect-based grants.
+    #[error("redirect_uris is required for the authorization_code and implicit grants")]
+    RedirectUrisRequired,
+    /// RFC 7591 §2, RFC 6749 §3.1.2: absolute, no fragment.
+    #[error("redirect_uri '{0}' must be an absolute http(s) URI without a fragment")]
+    RedirectUri(String),
+    /// Keys by value only.
+    #[error("jwks_uri is not supported: send the keys as jwks")]
+    JwksUri,
+    /// RFC 7591 §2: `jwks` is a JWK Set of public keys.
+    #[error("jwks: {0}")]
+    Jwks(String),
+    /// RFC 7523: `private_key_jwt` needs the client's keys.
+    #[error("private_key_jwt needs jwks (the client's public keys)")]
+    PrivateKeyJwtNeedsJwks,
+    /// `jwks` goes with `private_key_jwt` only.
+    #[error("jwks is only used with token_endpoint_auth_method private_key_jwt")]
+    JwksWithoutPrivateKeyJwt,
+    /// Token Bound Authentication draft 04: only `tbh`.
+    #[error("id_token_token_binding_cnf '{0}' is not supported: only tbh")]
+    TokenBindingCnf(String),
+    /// Key Binding profiles.
+    #[error("key_binding_profile: {0}")]
+    Profile(keybound_proto::Error),
+}
+
+/// A protected resource of the provider (RFC 6750 §3.1, RFC 9068 §4, RFC 9449 §7).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResourceRefusal {
+    /// RFC 6750 §2.1, RFC 9449 §7.1: the schemes offered.
+    #[error("Authorization scheme must be DPoP or Bearer")]
+    Scheme,
+    /// RFC 9068 §4: a JWT access token of this server.
+    #[error("access token: {0}")]
+    Malformed(String),
+    /// RFC 9068 §4: header `typ` is `at+jwt`.
+    #[error("not an access token of this server (typ must be at+jwt)")]
+    Typ,
+    /// RFC 9068 §4: signed by this server.
+    #[error("access token signature does not verify")]
+    Signature,
+    /// RFC 9068 §4: `iss` is this server.
+    #[error("access token was issued by another server")]
+    Issuer,
+    /// RFC 9068 §4: `exp`.
+    #[error("access token expired")]
+    Expired,
+    /// RFC 7009: the grant was revoked.
+    #[error("access token was revoked")]
+    Revoked,
+    /// RFC 9449 §6.1: `cnf.jkt` is a thumbprint.
+    #[error("access token cnf.jkt: {0}")]
+    Cnf(String),
+    /// RFC 9449 §7.2: a DPoP-bound token is not a Bearer token.
+    #[error("this access token is DPoP-bound: send it as Authorization: DPoP with a DPoP proof")]
+    BoundSentAsBearer,
+    /// RFC 9449 §7.1: the DPoP scheme carries DPoP-bound tokens.
+    #[error("this access token is not DPoP-bound: send it as Authorization: Bearer")]
+    UnboundSentAsDpop,
+    /// The client the token was issued to was removed.
+    #[error("the client '{0}' this access token was issued to no longer exists")]
+    ClientGone(String),
+    /// OIDC Core 5.3: userinfo needs `openid`.
+    #[error("userinfo needs the openid scope")]
+    OpenidScopeRequired,
+    /// OIDC Core 5.3: the End-User still exists.
+    #[error("the End-User no longer exists")]
+    UserGone,
+}
+
+/// The End-User's pages: what a person did wrong in a form, said in words for them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PageRefusal {
+    /// CSRF (RFC 6749 §10.12): the form's token is not one this site derived for this browser.
+    #[error("This form expired or was not sent by this site (CSRF check failed). {0}")]
+    Csrf(&'static str),
+    /// The login form came without both fields.
+    #[error("Enter your username and password.")]
+    MissingCredentials,
+    /// The password did not verify (never saying whether the username exists).
+    #[error("Wrong username or password.")]
+    WrongPassword,
+    /// A consent or approval form arrived without a session.
+    #[error("Your session ended; sign in again.")]
+    SessionEnded,
+    /// A decision form without a decision.
+    #[error("choose {0}")]
+    ChooseDecision(&'static str),
+    /// A form action this page does not have.
+    #[error("unknown form action '{0}'")]
+    UnknownAction(String),
+    /// RFC 8628 §3.3: the typed user code names no pending authorization.
+    #[error(
+        "That code is not valid, has expired, or was already used. Check the code on your device."
+    )]
+    UnknownUserCode,
+    /// RFC 8628 §3.3: the code was decided or expired while the page was open.
+    #[error("This code was already used or has expired.")]
+    UserCodeUsed,
+}
+
+macro_rules! into_op_error {
+    ($($t:ty),*) => {$(
+        impl From<$t> for crate::OpError {
+            fn from(r: $t) -> Self {
+                crate::OpError::Refused(Refusal::from(r))
+            }
+        }
+    )*};
+}
+
+into_op_error!(
+    RequestRefusal,
+    ClientAuthRefusal,
+    BindingRefusal,
+    CodeRefusal,
+    RefreshRefusal,
+    DeviceRefusal,
+    ExchangeRefusal,
+    JwtBearerRefusal,
+    AuthorizeRefusal,
+    RegistrationRefusal,
+    ResourceRefusal,
+    PageRefusal
+);
+
+impl From<Refusal> for crate::OpError {
+    fn from(r: Refusal) -> Self {
+        crate::OpError::Refused(r)
+    }
+}
