@@ -124,11 +124,11 @@ impl OpError {
                 None,
                 Some(*retry_after),
             ),
-            // the database is away: nothing was decided, try again shortly (RFC 9110 §15.6.4)
-            OpError::Store(e) if e.is_unavailable() => {
-                (Some(ErrorCode::ServerError), None, Some(1))
-            }
-            OpError::Store(_) | OpError::Internal(_) => (Some(ErrorCode::ServerError), None, None),
+            // the store failed: nothing was decided, try again shortly (RFC 9110 §15.6.4). A
+            // store failure is never a refusal, whatever it was (unreachable, a broken
+            // connection mid-query, a corrupt row): the client could not have done better.
+            OpError::Store(_) => (Some(ErrorCode::ServerError), None, Some(1)),
+            OpError::Internal(_) => (Some(ErrorCode::ServerError), None, None),
         };
         let description = if self.is_internal() {
             INTERNAL_DESCRIPTION.to_owned()
@@ -365,11 +365,11 @@ fn authorize_code(r: &AuthorizeRefusal) -> ErrorCode {
 /// HTTP status: RFC 6749 §5.2 at the token endpoint and registration (400, `invalid_client` and
 /// `invalid_token` 401), RFC 6750 §3.1
 /// at resources (401, `insufficient_scope` 403, `invalid_request` 400), plain HTTP meaning on
-/// pages. Internal failures are 500 (503 while the database is unreachable) and throttling 429
-/// everywhere.
+/// pages. Store failures are 503 everywhere (with `Retry-After`), other internal failures 500,
+/// and throttling 429.
 #[allow(clippy::match_same_arms)] // one arm per rule reads as the table it is
 fn status(at: Endpoint, code: Option<ErrorCode>, e: &OpError) -> u16 {
-    if matches!(e, OpError::Store(s) if s.is_unavailable()) {
+    if matches!(e, OpError::Store(_)) {
         return 503;
     }
     if e.is_internal() {
@@ -396,22 +396,103 @@ fn status(at: Endpoint, code: Option<ErrorCode>, e: &OpError) -> u16 {
 mod tests {
     use super::*;
 
-    fn store(e: StoreError) -> WireError {
-        OpError::Store(e).wire(Endpoint::Token)
+    /// Issue 22 item 1: outside the mapping modules (this file and the server's `error.rs`),
+    /// no source file of the provider or the server chooses an OAuth error code.
+    #[test]
+    fn only_the_mapping_modules_choose_an_error_code() {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).expect("a source directory") {
+                let p = e.expect("an entry").path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push(p);
+                }
+            }
+        }
+        let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        for krate in ["src", "../keybound-server/src"] {
+            walk(&here.join(krate), &mut files);
+        }
+        assert!(files.len() > 20, "{files:?}");
+        let needle = "ErrorCode::";
+        let offenders: Vec<String> = files
+            .iter()
+            .filter(|p| !p.ends_with("error.rs"))
+            .filter(|p| {
+                std::fs::read_to_string(p)
+                    .expect("a source file")
+                    .contains(needle)
+            })
+            .map(|p| p.display().to_string())
+            .collect();
+        assert!(
+            offenders.is_empty(),
+            "{needle} outside the mapping: {offenders:?}"
+        );
     }
 
+    /// Issue 22 item 2: any store failure, at any kind of endpoint, is 503 with `Retry-After`
+    /// and shows no cause; never a refusal (4xx) and never a page that asks to sign in.
     #[test]
-    fn an_unreachable_database_is_503_with_retry_after_and_no_cause() {
-        let w = store(StoreError::Unavailable("pool timed out".into()));
-        assert_eq!(
-            (w.status, w.code, w.retry_after),
-            (503, Some(ErrorCode::ServerError), Some(1))
-        );
-        assert_eq!(w.description, INTERNAL_DESCRIPTION);
-        let w = store(StoreError::Database("syntax error".into()));
-        assert_eq!(
-            (w.status, w.code, w.retry_after),
-            (500, Some(ErrorCode::ServerError), None)
-        );
+    fn every_store_failure_is_503_with_retry_after_and_no_cause() {
+        let failures = [
+            StoreError::Unavailable("pool timed out".into()),
+            StoreError::Database("connection reset mid-query".into()),
+            StoreError::Corrupt("bad row".into()),
+            StoreError::Conflict("unique".into()),
+        ];
+        for e in failures {
+            let shown = e.to_string();
+            let e = OpError::Store(e);
+            for at in [Endpoint::Token, Endpoint::Resource, Endpoint::Page] {
+                let w = e.wire(at);
+                assert_eq!(
+                    (w.status, w.code, w.retry_after),
+                    (503, Some(ErrorCode::ServerError), Some(1)),
+                    "{shown} at {at:?}"
+                );
+                assert_eq!(w.description, INTERNAL_DESCRIPTION);
+            }
+        }
+        let w = OpError::internal("signing failed").wire(Endpoint::Token);
+        assert_eq!((w.status, w.retry_after), (500, None));
+    }
+
+    /// Issue 22 item 1: a bound key's refusals take their code from what is bound: a missing
+    /// proof for a code or token is a proof defect, for an assertion (ID-JAG, the exchange's
+    /// subject) the grant is unusable; another key is the grant's fault at the token endpoint
+    /// and the token's at a resource.
+    #[test]
+    fn binding_refusals_by_what_is_bound_and_where() {
+        use crate::refusal::{BindingRefusal, Bound};
+        let jkt = |s: &str| keybound_jose::Jkt::parse(&keybound_jose::sha256_b64(s.as_bytes()));
+        let (a, b) = (jkt("a").unwrap(), jkt("b").unwrap());
+        let missing = |bound| OpError::from(BindingRefusal::ProofRequired { bound });
+        let other = |bound| {
+            OpError::from(BindingRefusal::KeyMismatch {
+                expected: a.clone(),
+                got: b.clone(),
+                bound,
+            })
+        };
+        for bound in [
+            Bound::AuthorizationCode,
+            Bound::DeviceCode,
+            Bound::RefreshToken,
+        ] {
+            assert_eq!(missing(bound).code(), ErrorCode::InvalidDpopProof);
+            assert_eq!(other(bound).code(), ErrorCode::InvalidGrant);
+        }
+        for bound in [Bound::IdJag, Bound::SubjectIdToken] {
+            assert_eq!(missing(bound).code(), ErrorCode::InvalidGrant);
+            assert_eq!(other(bound).code(), ErrorCode::InvalidGrant);
+        }
+        let at = Bound::AccessToken;
+        let w = missing(at).wire(Endpoint::Resource);
+        assert_eq!((w.status, w.code), (401, Some(ErrorCode::InvalidDpopProof)));
+        let w = other(at).wire(Endpoint::Resource);
+        assert_eq!((w.status, w.code), (401, Some(ErrorCode::InvalidToken)));
     }
 }

@@ -148,7 +148,13 @@ impl Provider {
             }
             RefreshLookup::Expired | RefreshLookup::NotFound => {}
         }
-        if let Ok(at) = self.access_token(token).await {
+        // a token that does not verify is not ours to revoke; a store failure is not "unknown"
+        let at = match self.access_token(token).await {
+            Ok(at) => Some(at),
+            Err(e) if e.is_internal() => return Err(e),
+            Err(_) => None,
+        };
+        if let Some(at) = at {
             let same_client = at.claims.get("client_id").and_then(Value::as_str)
                 == Some(client.client_id.as_str());
             if let (true, Some(gid)) = (same_client, at.claims.get("gid").and_then(Value::as_str)) {
@@ -202,6 +208,8 @@ impl Provider {
                 }
                 Ok(v)
             }
+            // a store failure is the provider's, never "inactive"
+            Err(e) if e.is_internal() => Err(e),
             _ => Ok(inactive),
         }
     }

@@ -196,8 +196,9 @@ async fn handle(
         v.tbh = referred.as_ref().and_then(|id| id.tbh().ok());
     }
     let (session_hash, session) = match current_session(state, headers, tb).await {
-        Some((h, s)) => (Some(h), Some(s)),
-        None => (None, None),
+        Ok(Some((h, s))) => (Some(h), Some(s)),
+        Ok(None) => (None, None),
+        Err(e) => return failed(e),
     };
     let step = Step {
         state,
@@ -376,11 +377,14 @@ pub async fn logout(
         if !csrf_ok(&state, &headers, csrf, FormScope::Session) {
             return refused(PageRefusal::Csrf("Go back and sign out again."));
         }
-        let _ = state
+        if let Err(e) = state
             .provider
             .store()
             .delete_session(&crate::session::session_key(&c, &tb))
-            .await;
+            .await
+        {
+            return failed(e);
+        }
     }
     let mut r = html(
         StatusCode::OK,

@@ -172,7 +172,10 @@ pub async fn device_post(
         headers: &headers,
         typed,
     };
-    let mut session = current_session(&state, &headers, &tb).await.map(|(_, s)| s);
+    let mut session = match current_session(&state, &headers, &tb).await {
+        Ok(s) => s.map(|(_, s)| s),
+        Err(e) => return failed(e),
+    };
     // a sign-in is checked before the code, so a wrong password says nothing about a code
     let mut signed_in = None;
     if action == "login" {

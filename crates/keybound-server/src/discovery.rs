@@ -126,7 +126,7 @@ pub async fn jwks(State(state): State<Arc<AppState>>) -> Response {
             );
             r
         }
-        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        Err(e) => crate::error::Failure::api(e).into_response(),
     }
 }
 
@@ -135,14 +135,18 @@ pub async fn jwks(State(state): State<Arc<AppState>>) -> Response {
 pub async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     if let Err(e) = state.provider.store().ping().await {
         tracing::warn!(error = %e, "health check: the store does not answer");
-        return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response();
+        return unhealthy("store unavailable\n");
     }
     match state.provider.current_key().await {
         Ok(_) => (StatusCode::OK, "ok\n").into_response(),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no signing key or store unavailable\n",
-        )
-            .into_response(),
+        Err(_) => unhealthy("no signing key or store unavailable\n"),
     }
+}
+
+/// A failed health check: 503 with `Retry-After`, like every endpoint while the store is away.
+fn unhealthy(why: &'static str) -> Response {
+    let mut r = (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
 }

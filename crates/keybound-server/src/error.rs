@@ -95,6 +95,11 @@ impl Failure {
         f
     }
 
+    /// At an API endpoint without client authentication (JWKS): a JSON error.
+    pub fn api(error: OpError) -> Self {
+        Failure::new(error, Endpoint::Token)
+    }
+
     /// At the registration endpoint: JSON errors (RFC 7591 §3.2.2); a missing or unusable
     /// initial access token is a `Bearer` challenge (RFC 6750 §3.1).
     pub fn registration(error: OpError) -> Self {

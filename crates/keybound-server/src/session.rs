@@ -228,22 +228,20 @@ pub(crate) fn session_key(cookie: &str, tb: &TokenBindingContext) -> TokenHash {
 }
 
 /// The End-User's live session at the OP, from the session cookie and the connection's Token
-/// Binding.
+/// Binding. A store failure is the provider's error (503), never "no session": a signed-in
+/// End-User is not asked to sign in again because the database is away.
 pub(crate) async fn current_session(
     state: &AppState,
     headers: &HeaderMap,
     tb: &TokenBindingContext,
-) -> Option<(TokenHash, BrowserSession)> {
-    let hash = session_key(&state.session_cookie(headers)?, tb);
+) -> Result<Option<(TokenHash, BrowserSession)>, OpError> {
+    let Some(cookie) = state.session_cookie(headers) else {
+        return Ok(None);
+    };
+    let hash = session_key(&cookie, tb);
     let now = state.provider.now();
-    let session = state
-        .provider
-        .store()
-        .session(&hash, now)
-        .await
-        .ok()
-        .flatten()?;
-    Some((hash, session))
+    let session = state.provider.store().session(&hash, now).await?;
+    Ok(session.map(|s| (hash, s)))
 }
 
 /// A successful sign-in.

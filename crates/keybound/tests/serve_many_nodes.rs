@@ -641,3 +641,267 @@ async fn postgresql_stopped_under_load_fails_cleanly_and_recovers() {
     }
     check_after(&client, &nodes, &tally).await;
 }
+
+/// What a browser or client got while the database was away.
+fn unavailable(what: &str, status: u16, retry_after: Option<&str>) {
+    assert_eq!(
+        (status, retry_after),
+        (503, Some("1")),
+        "{what}: expected 503 with Retry-After while PostgreSQL is stopped"
+    );
+}
+
+/// POST `fields` as a form to `url` from `browser`, with its cookies; status and `Retry-After`.
+async fn post_form(
+    browser: &mut Browser<ReqwestTransport>,
+    url: &str,
+    fields: &[(String, String)],
+) -> (u16, Option<String>) {
+    let body = serde_urlencoded::to_string(fields).unwrap();
+    let r = browser
+        .request(HttpRequest::post_form(url, body.into_bytes()))
+        .await
+        .unwrap();
+    (r.status, r.header("retry-after").map(str::to_owned))
+}
+
+/// A form page's hidden fields with `extra` set.
+fn fields(page: &keybound_testkit::browser::Page, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut f = keybound_testkit::browser::hidden_fields(&page.body);
+    for (k, v) in extra {
+        f.retain(|(n, _)| n != k);
+        f.push(((*k).to_owned(), (*v).to_owned()));
+    }
+    f
+}
+
+/// Issue 22 item 2: with PostgreSQL stopped under a signed-in browser, every endpoint that
+/// needs the database answers 503 with `Retry-After` (JSON `server_error` at the APIs, an error
+/// page in the browser) — never the sign-in page, a 4xx, "signed out" or "inactive" — and
+/// those that need none (discovery, the device page) answer as usual. Before the fix: the
+/// signed-in `GET /authorize` showed the sign-in page (200), the consent post 401, logout 200,
+/// and `/authorize` after the client cache expired 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_stopped_under_a_signed_in_browser_every_endpoint_answers_503() {
+    let pg = TestPostgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cluster::start(
+        env!("CARGO_BIN_EXE_keybound"),
+        &dir.path().join("data"),
+        Some(&pg.fresh_database()),
+        1,
+        &[],
+    )
+    .await;
+    c.admin(&[
+        "client",
+        "add",
+        "--client-id",
+        "conf",
+        "--redirect-uri",
+        REDIRECT,
+        "--auth-method",
+        "client_secret_post",
+        "--secret",
+        "conf-secret-0123456789",
+    ]);
+    let node = c.node(0);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let client = DpopClient::new(&c.issuer, CLIENT, keys::es256_a());
+    let codes = client.mint_codes(2, OFFLINE).await;
+    let tokens = client.redeem(&node, &codes[0], None).await;
+    assert!(tokens.ok(), "{tokens:?}");
+    let at = tokens.get("access_token").unwrap().to_owned();
+    let rt = tokens.get("refresh_token").unwrap().to_owned();
+    let introspect = |token: &str| {
+        let form = [
+            ("client_id", "conf"),
+            ("client_secret", "conf-secret-0123456789"),
+            ("token", token),
+        ];
+        http.post(format!("{node}/introspect")).form(&form).send()
+    };
+    assert_eq!(introspect(&rt).await.unwrap().status(), 200);
+
+    // a signed-in browser holding a consent form, a device form and the sign-out token; a
+    // second browser holding the sign-in form
+    let mut browser = Browser::new(ReqwestTransport::new().unwrap());
+    browser
+        .sign_in(
+            &client.authorization_url(BOUND, 10),
+            Some(REDIRECT),
+            USER.0,
+            USER.1,
+        )
+        .await
+        .unwrap();
+    let signed_in_url = client.authorization_url(BOUND, 11);
+    let consent = browser
+        .get(&format!(
+            "{}&prompt=consent",
+            client.authorization_url(BOUND, 12)
+        ))
+        .await
+        .unwrap();
+    assert!(
+        consent.body.contains("name=\"decision\""),
+        "{}",
+        consent.body
+    );
+    let csrf = keybound_testkit::browser::input_value(&consent.body, "csrf").unwrap();
+    let device = browser.get(&format!("{node}/device")).await.unwrap();
+    assert_eq!(device.status, 200);
+    let mut stranger = Browser::new(ReqwestTransport::new().unwrap());
+    let login = stranger
+        .get(&client.authorization_url(BOUND, 13))
+        .await
+        .unwrap();
+    assert!(login.body.contains("name=\"password\""), "{}", login.body);
+
+    pg.stop();
+
+    // the End-User's pages
+    let r = browser
+        .request(HttpRequest::get(&signed_in_url))
+        .await
+        .unwrap();
+    unavailable(
+        "GET /authorize, signed in",
+        r.status,
+        r.header("retry-after"),
+    );
+    let authorize = format!("{node}/authorize");
+    let (s, ra) = post_form(
+        &mut browser,
+        &authorize,
+        &fields(&consent, &[("decision", "allow")]),
+    )
+    .await;
+    unavailable("consent", s, ra.as_deref());
+    let (s, ra) = post_form(
+        &mut stranger,
+        &authorize,
+        &fields(&login, &[("username", USER.0), ("password", USER.1)]),
+    )
+    .await;
+    unavailable("sign-in", s, ra.as_deref());
+    let (s, ra) = post_form(
+        &mut browser,
+        &format!("{node}/device"),
+        &fields(&device, &[("user_code", "BCDF-GHJK")]),
+    )
+    .await;
+    unavailable("device code entry", s, ra.as_deref());
+    let (s, ra) = post_form(
+        &mut browser,
+        &format!("{node}/logout"),
+        &[("csrf".to_owned(), csrf)],
+    )
+    .await;
+    unavailable("sign-out", s, ra.as_deref());
+
+    // the APIs: JSON server_error
+    let json = |what: &str, r: &Reply| {
+        unavailable(what, r.status, r.retry_after.as_deref());
+        assert_eq!(r.error(), "server_error", "{what}: {r:?}");
+    };
+    json(
+        "code redemption",
+        &client.redeem(&node, &codes[1], None).await,
+    );
+    json("refresh", &client.refresh(&node, &rt).await);
+    json(
+        "userinfo",
+        &client
+            .userinfo(&node, &at, &client.userinfo_proof(&at))
+            .await,
+    );
+    let form_post = |path: &str, form: Vec<(&'static str, String)>| {
+        let url = format!("{node}{path}");
+        let req = http.post(url).form(&form);
+        async move {
+            let r = req.send().await.unwrap();
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap_or_default();
+            Reply {
+                status,
+                body,
+                dpop_nonce: None,
+                retry_after: retry,
+            }
+        }
+    };
+    json(
+        "device authorization",
+        &form_post(
+            "/device_authorization",
+            vec![("client_id", CLIENT.into()), ("scope", "openid".into())],
+        )
+        .await,
+    );
+    json(
+        "revocation",
+        &form_post(
+            "/revoke",
+            vec![("client_id", CLIENT.into()), ("token", rt.clone())],
+        )
+        .await,
+    );
+    let r = introspect(&rt).await.unwrap();
+    unavailable(
+        "introspection",
+        r.status().as_u16(),
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+    );
+    let r = http
+        .post(format!("{node}/register"))
+        .bearer_auth("an-initial-access-token")
+        .json(&serde_json::json!({ "redirect_uris": [REDIRECT] }))
+        .send()
+        .await
+        .unwrap();
+    unavailable(
+        "registration",
+        r.status().as_u16(),
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+    );
+    let r = http.get(format!("{node}/healthz")).send().await.unwrap();
+    unavailable(
+        "healthz",
+        r.status().as_u16(),
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+    );
+
+    // what needs no database answers as usual
+    let r = http
+        .get(format!("{node}/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "discovery");
+    assert_eq!(
+        browser.get(&format!("{node}/device")).await.unwrap().status,
+        200
+    );
+
+    // once the client cache (5 s) has expired, /authorize needs the database for the client
+    // too: still 503, never "could not look up the client" (400)
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let r = stranger
+        .request(HttpRequest::get(&client.authorization_url(BOUND, 14)))
+        .await
+        .unwrap();
+    unavailable(
+        "GET /authorize after the client cache expired",
+        r.status,
+        r.header("retry-after"),
+    );
+}
