@@ -94,6 +94,15 @@ pub enum Error {
     /// The signature does not verify.
     #[error("JWS: signature does not verify with the given key")]
     BadSignature,
+    /// No key of a JWK Set can have made this signature: none has the JWS's `kid`, or none
+    /// supports its `alg`.
+    #[error("JWS: no key in the set matches kid {kid:?} and alg {alg}")]
+    NoMatchingKey {
+        /// the JWS `kid`
+        kid: Option<String>,
+        /// the JWS `alg`
+        alg: crate::Algorithm,
+    },
     /// Signing failed in the crypto library.
     #[error("crypto: signing failed")]
     SigningFailed,

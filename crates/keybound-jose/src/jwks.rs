@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use crate::{Algorithm, Error, PublicJwk};
+use crate::{Algorithm, Error, Jws, PublicJwk};
 
 /// One key of a set, with the metadata used to select it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +73,33 @@ impl JwkSet {
             }
         }
         Ok(JwkSet { keys })
+    }
+
+    /// The one "verify a JWS against a key set" step: `jws.alg` must be in `allowed`, and one of
+    /// the keys that may have made it ([`JwkSet::candidates`]: its `kid`, else every key
+    /// supporting its `alg`) must verify it. Returns that key.
+    ///
+    /// Refusals: [`Error::AlgNotAllowed`], [`Error::NoMatchingKey`] (an unknown `kid` is
+    /// worth a refetch of the set), [`Error::BadSignature`].
+    pub fn verify(&self, jws: &Jws<'_>, allowed: &[Algorithm]) -> Result<&PublicJwk, Error> {
+        let header = jws.header();
+        if !allowed.contains(&header.alg) {
+            return Err(Error::AlgNotAllowed {
+                got: header.alg,
+                allowed: Algorithm::list(allowed),
+            });
+        }
+        let candidates = self.candidates(header.kid.as_deref(), header.alg);
+        if candidates.is_empty() {
+            return Err(Error::NoMatchingKey {
+                kid: header.kid.clone(),
+                alg: header.alg,
+            });
+        }
+        candidates
+            .into_iter()
+            .find(|k| jws.verify(k, allowed).is_ok())
+            .ok_or(Error::BadSignature)
     }
 
     /// Keys that may have produced a signature with `alg` and `kid`: the entry with that `kid`
@@ -151,5 +178,39 @@ mod tests {
         private["kid"] = "p".into();
         set["keys"].as_array_mut().unwrap().push(private);
         assert_eq!(JwkSet::from_value(&set), Err(Error::PrivateMember("d")));
+    }
+
+    /// The one set verification: the right key verifies; an algorithm off the allow-list, a
+    /// `kid` the set does not have, and a signature by another key each have their refusal.
+    #[test]
+    fn verify_against_a_set() {
+        let k = PrivateKey::generate(KeyKind::Es256).unwrap();
+        let other = PrivateKey::generate(KeyKind::Es256).unwrap();
+        let set = JwkSet::signing_key(&k, "a");
+        let signed = |key: &PrivateKey, kid: &str| {
+            let mut h = serde_json::Map::new();
+            h.insert("kid".into(), kid.into());
+            crate::jws::sign(Algorithm::ES256, &h, b"{}", key).unwrap()
+        };
+        let good = signed(&k, "a");
+        let jws = Jws::parse(&good).unwrap();
+        assert_eq!(set.verify(&jws, &Algorithm::ALL), Ok(k.public_jwk()));
+        assert!(matches!(
+            set.verify(&jws, &[Algorithm::EdDSA]),
+            Err(Error::AlgNotAllowed { .. })
+        ));
+        let unknown = signed(&k, "b");
+        assert_eq!(
+            set.verify(&Jws::parse(&unknown).unwrap(), &Algorithm::ALL),
+            Err(Error::NoMatchingKey {
+                kid: Some("b".into()),
+                alg: Algorithm::ES256
+            })
+        );
+        let forged = signed(&other, "a");
+        assert_eq!(
+            set.verify(&Jws::parse(&forged).unwrap(), &Algorithm::ALL),
+            Err(Error::BadSignature)
+        );
     }
 }

@@ -189,11 +189,7 @@ impl Provider {
             .into());
         }
         let keys = client.jwks.clone().unwrap_or_default();
-        let candidates = keys.candidates(jws.header().kid.as_deref(), jws.header().alg);
-        if !candidates
-            .iter()
-            .any(|k| jws.verify(k, &Algorithm::ALL).is_ok())
-        {
+        if keys.verify(&jws, &Algorithm::ALL).is_err() {
             return Err(bad(AssertionDefect::Signature));
         }
         // rfc7523bis: the audience is the issuer; the token endpoint URL only for legacy clients

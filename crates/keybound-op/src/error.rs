@@ -30,13 +30,14 @@ pub enum OpError {
     #[error("{0}")]
     Proof(keybound_proto::Error),
     /// The proof lacks a nonce this server demands, or carries one it did not issue or no
-    /// longer accepts (DP-V10). `nonce` is the fresh one to retry with, when nonces are in use.
+    /// longer accepts (DP-V10). `nonce` is the fresh one to retry with (never empty: without
+    /// nonces in use, a nonce in a proof is a [`OpError::Proof`] refusal).
     #[error("{reason}")]
     Nonce {
         /// which nonce check failed
         reason: keybound_proto::Error,
         /// the fresh nonce for the `DPoP-Nonce` header
-        nonce: Option<String>,
+        nonce: String,
     },
     /// The proof's `jti` was already used with this key, method and URI (RFC 9449 §11.1).
     #[error(
@@ -115,9 +116,9 @@ impl OpError {
         let (code, dpop_nonce, retry_after) = match self {
             OpError::Refused(r) => (Some(refusal_code(r, at)), None, None),
             OpError::Proof(_) | OpError::Replay => (Some(ErrorCode::InvalidDpopProof), None, None),
-            // without a fresh nonce to offer, "use_dpop_nonce" would leave the client stuck
-            OpError::Nonce { nonce: None, .. } => (Some(ErrorCode::InvalidDpopProof), None, None),
-            OpError::Nonce { nonce, .. } => (Some(ErrorCode::UseDpopNonce), nonce.clone(), None),
+            OpError::Nonce { nonce, .. } => {
+                (Some(ErrorCode::UseDpopNonce), Some(nonce.clone()), None)
+            }
             OpError::NoCredentials => (None, None, None),
             OpError::Throttled { retry_after, .. } => (
                 Some(ErrorCode::TemporarilyUnavailable),
@@ -160,7 +161,7 @@ impl OpError {
     /// The fresh nonce to send with `use_dpop_nonce`.
     pub fn dpop_nonce(&self) -> Option<&str> {
         match self {
-            OpError::Nonce { nonce, .. } => nonce.as_deref(),
+            OpError::Nonce { nonce, .. } => Some(nonce),
             _ => None,
         }
     }
@@ -296,15 +297,8 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
             // RFC 6750 §3.1
             ResourceRefusal::Scheme => C::InvalidRequest,
             ResourceRefusal::OpenidScopeRequired => C::InsufficientScope,
-            ResourceRefusal::Malformed(_)
-            | ResourceRefusal::Typ
-            | ResourceRefusal::Signature
-            | ResourceRefusal::Issuer
-            | ResourceRefusal::Expired
+            ResourceRefusal::AccessToken(_)
             | ResourceRefusal::Revoked
-            | ResourceRefusal::Cnf(_)
-            | ResourceRefusal::BoundSentAsBearer
-            | ResourceRefusal::UnboundSentAsDpop
             | ResourceRefusal::ClientGone(_)
             | ResourceRefusal::UserGone => C::InvalidToken,
         },

@@ -15,12 +15,14 @@
 //!   outside Key Binding (DP-T6) — [`refresh_binding`] is that rule.
 
 use keybound_jose::{Jkt, PublicJwk};
+use keybound_proto::access_token::AccessTokenClaims;
+use keybound_proto::cnf::Cnf;
 use keybound_proto::dpop::VerifiedProof;
 use keybound_proto::idtoken::{Audience, IdTokenBuilder};
 use keybound_proto::keybinding::Profile;
 use keybound_proto::wire::TokenResponse;
 use keybound_store::{Client, ClientAuthMethod, RefreshToken, TokenHash};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use crate::{OpError, Provider};
 
@@ -183,26 +185,24 @@ impl Provider {
         key: &crate::keys::SigningKey,
         now: u64,
     ) -> Result<String, OpError> {
-        let mut at = json!({
-            "iss": self.config.issuer,
-            "sub": g.who.sub,
-            "aud": self.config.issuer,
-            "client_id": g.client.client_id,
-            "scope": g.who.scope,
-            "iat": now,
-            "exp": now + self.config.access_token_ttl,
-            "jti": self.random_id(),
-            "gid": g.who.grant_id,
-            "auth_time": g.who.auth_time,
-        });
-        if let Some(p) = proof {
-            at["cnf"] = json!({ "jkt": p.jkt });
-        }
-        let mut h = Map::new();
-        h.insert("typ".into(), "at+jwt".into());
-        h.insert("kid".into(), key.kid.clone().into());
-        keybound_jose::jws::sign(key.alg, &h, at.to_string().as_bytes(), &key.key)
-            .map_err(|e| OpError::internal(format!("signing the access token: {e}")))
+        let at = AccessTokenClaims {
+            iss: self.config.issuer.clone(),
+            sub: g.who.sub.to_owned(),
+            aud: Audience::from(self.config.issuer.as_str()),
+            client_id: g.client.client_id.clone(),
+            scope: Some(g.who.scope.to_owned()),
+            iat: now,
+            exp: now + self.config.access_token_ttl,
+            jti: self.random_id(),
+            gid: Some(g.who.grant_id.to_owned()),
+            auth_time: Some(g.who.auth_time),
+            acr: None,
+            amr: None,
+            nbf: None,
+            cnf: proof.map(|p| Cnf::with_jkt(p.jkt.clone())),
+        };
+        at.sign(&key.key, key.alg, &key.kid)
+            .map_err(|e| OpError::internal(format!("the access token: {e}")))
     }
 
     /// The tokens the authorization endpoint returns itself (implicit and hybrid flows, OIDC

@@ -14,7 +14,7 @@
 //! in.
 
 use keybound_jose::Jkt;
-use keybound_proto::dpop::{self, CodeBinding, NonceCheck, RequestFacts, VerifiedProof};
+use keybound_proto::dpop::{self, CodeBinding, NonceCheck, Refused, RequestFacts, VerifiedProof};
 use keybound_store::Client;
 
 use crate::refusal::{BindingRefusal, Bound};
@@ -97,27 +97,20 @@ impl Provider {
             presented_token: r.presented_token,
             ..RequestFacts::new(r.htm, r.htu, now)
         };
-        let proof =
-            dpop::verify(r.dpop.iter().copied(), &facts, &self.config.dpop).map_err(|e| {
-                if e.is_nonce_error() {
-                    OpError::Nonce {
-                        reason: e,
-                        nonce: self.next_nonce(),
-                    }
-                } else {
-                    OpError::Proof(e)
-                }
+        // the one DPoP step (proof, nonce answer, replay), shared with keybound-verify
+        let remember = |digest: [u8; 32], expires_at| async move {
+            self.store.check_and_insert(&digest, expires_at, now).await
+        };
+        let proof = dpop::check(r.dpop.iter().copied(), &facts, &self.config.dpop, remember)
+            .await
+            .map_err(|e| match e {
+                Refused::Proof(e) => OpError::Proof(e),
+                Refused::Nonce { reason, nonce } => OpError::Nonce { reason, nonce },
+                Refused::Replay => OpError::Replay,
+                Refused::Store(e) => OpError::Store(e),
             })?;
         if let Some((jkt, what)) = r.bound {
             check_bound(Some(&proof), Some(jkt), what)?;
-        }
-        let entry = proof.replay_entry(&self.config.dpop);
-        if !self
-            .store
-            .check_and_insert(&entry.key.digest(), entry.expires_at, now)
-            .await?
-        {
-            return Err(OpError::Replay);
         }
         Ok(Some(proof))
     }
@@ -132,16 +125,14 @@ pub(crate) fn check_bound(
     bound: Option<&Jkt>,
     what: Bound,
 ) -> Result<(), BindingRefusal> {
-    match (bound, proof) {
-        (None, _) => Ok(()),
-        (Some(_), None) => Err(BindingRefusal::ProofRequired { bound: what }),
-        (Some(b), Some(p)) if p.jkt == *b => Ok(()),
-        (Some(b), Some(p)) => Err(BindingRefusal::KeyMismatch {
-            expected: b.clone(),
-            got: p.jkt.clone(),
+    dpop::check_bound(proof.map(|p| &p.jkt), bound).map_err(|e| match e {
+        keybound_proto::Error::DpopKeyMismatch { expected, got } => BindingRefusal::KeyMismatch {
+            expected,
+            got,
             bound: what,
-        }),
-    }
+        },
+        _ => BindingRefusal::ProofRequired { bound: what },
+    })
 }
 
 /// Before a single-use code (authorization or device code) is consumed: the proof is by the

@@ -629,33 +629,13 @@ pub enum ResourceRefusal {
     /// RFC 6750 §2.1, RFC 9449 §7.1: the schemes offered.
     #[error("Authorization scheme must be DPoP or Bearer")]
     Scheme,
-    /// RFC 9068 §4: a JWT access token of this server.
-    #[error("access token: {0}")]
-    Malformed(String),
-    /// RFC 9068 §4: header `typ` is `at+jwt`.
-    #[error("not an access token of this server (typ must be at+jwt)")]
-    Typ,
-    /// RFC 9068 §4: signed by this server.
-    #[error("access token signature does not verify")]
-    Signature,
-    /// RFC 9068 §4: `iss` is this server.
-    #[error("access token was issued by another server")]
-    Issuer,
-    /// RFC 9068 §4: `exp`.
-    #[error("access token expired")]
-    Expired,
+    /// RFC 9068 §4, RFC 9449 §7 (`keybound_proto::access_token`, the rules every resource
+    /// server shares): `typ`, signature, `iss`, `aud`, times, `cnf`, the scheme.
+    #[error("{0}")]
+    AccessToken(keybound_proto::Error),
     /// RFC 7009: the grant was revoked.
     #[error("access token was revoked")]
     Revoked,
-    /// RFC 9449 §6.1: `cnf.jkt` is a thumbprint.
-    #[error("access token cnf.jkt: {0}")]
-    Cnf(String),
-    /// RFC 9449 §7.2: a DPoP-bound token is not a Bearer token.
-    #[error("this access token is DPoP-bound: send it as Authorization: DPoP with a DPoP proof")]
-    BoundSentAsBearer,
-    /// RFC 9449 §7.1: the DPoP scheme carries DPoP-bound tokens.
-    #[error("this access token is not DPoP-bound: send it as Authorization: Bearer")]
-    UnboundSentAsDpop,
     /// The client the token was issued to was removed.
     #[error("the client '{0}' this access token was issued to no longer exists")]
     ClientGone(String),

@@ -1,7 +1,7 @@
 //! Protected resources of the OP itself: userinfo (RFC 9449 §7 for DPoP-bound tokens), and
 //! RFC 7009 revocation and RFC 7662 introspection.
 
-use keybound_jose::{Algorithm, Jkt, Jws};
+use keybound_proto::access_token::{self, AccessTokenChecks, AccessTokenClaims};
 use keybound_store::{ClientAuthMethod, RefreshLookup, TokenHash};
 use serde_json::{json, Map, Value};
 
@@ -23,60 +23,33 @@ pub struct ResourceRequest<'a> {
     pub htu: &'a str,
 }
 
-/// A valid access token's claims.
-#[derive(Debug, Clone)]
-struct AccessClaims {
-    claims: Map<String, Value>,
-    jkt: Option<Jkt>,
-}
-
 /// The RFC 7662 answer.
 pub type Introspection = Value;
 
 impl Provider {
-    /// Verify an access token this OP issued: signature by one of its keys, `typ: at+jwt`,
-    /// issuer, expiry, grant not revoked.
-    async fn access_token(&self, token: &str) -> Result<AccessClaims, OpError> {
-        let jws = Jws::parse(token).map_err(|e| Why::Malformed(e.to_string()))?;
-        if jws.header().typ.as_deref() != Some("at+jwt") {
-            return Err(Why::Typ.into());
-        }
+    /// Verify an access token this OP issued, by the rules every resource server shares
+    /// (`keybound_proto::access_token`: `typ`, signature by one of its keys, `iss`, `aud` this
+    /// issuer, times, `cnf`), then that its grant was not revoked.
+    async fn access_token(&self, token: &str) -> Result<AccessTokenClaims, OpError> {
+        let jws = access_token::parse(token).map_err(Why::AccessToken)?;
         let keys = self.jwks().await?;
-        let ok = keys
-            .candidates(jws.header().kid.as_deref(), jws.header().alg)
-            .iter()
-            .any(|k| jws.verify(k, &Algorithm::ALL).is_ok());
-        if !ok {
-            return Err(Why::Signature.into());
-        }
-        let claims: Map<String, Value> = jws
-            .payload_json()
-            .map_err(|e| Why::Malformed(e.to_string()))?;
-        if claims.get("iss").and_then(Value::as_str) != Some(self.config.issuer.as_str()) {
-            return Err(Why::Issuer.into());
-        }
-        let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
-        if self.now() >= exp {
-            return Err(Why::Expired.into());
-        }
-        if let Some(gid) = claims.get("gid").and_then(Value::as_str) {
+        let issuer = &self.config.issuer;
+        let checks = AccessTokenChecks::new(issuer, std::slice::from_ref(issuer), self.now());
+        let claims = access_token::validate(&jws, &keys, &checks).map_err(Why::AccessToken)?;
+        if let Some(gid) = &claims.gid {
             if self.store.is_grant_revoked(gid).await? {
                 return Err(Why::Revoked.into());
             }
         }
-        let jkt = claims
-            .get("cnf")
-            .and_then(|c| c.get("jkt"))
-            .and_then(Value::as_str)
-            .map(Jkt::parse)
-            .transpose()
-            .map_err(|e| Why::Cnf(e.to_string()))?;
-        Ok(AccessClaims { claims, jkt })
+        Ok(claims)
     }
 
     /// Authorize a resource request: the token, and for DPoP-bound tokens the proof, under
     /// the same nonce policy as the token endpoint (global and the token's client's).
-    async fn authorize_resource(&self, r: ResourceRequest<'_>) -> Result<AccessClaims, OpError> {
+    async fn authorize_resource(
+        &self,
+        r: ResourceRequest<'_>,
+    ) -> Result<AccessTokenClaims, OpError> {
         let auth = r.authorization.ok_or(OpError::NoCredentials)?;
         let (scheme, token) = auth.split_once(' ').unwrap_or((auth, ""));
         let token = token.trim();
@@ -85,20 +58,14 @@ impl Provider {
             return Err(Why::Scheme.into());
         }
         let at = self.access_token(token).await?;
-        match (&at.jkt, dpop_scheme) {
-            (Some(_), false) => Err(Why::BoundSentAsBearer.into()),
-            (None, true) => Err(Why::UnboundSentAsDpop.into()),
-            (None, false) => Ok(at),
-            (Some(jkt), true) => {
-                let client_id = at
-                    .claims
-                    .get("client_id")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
+        access_token::check_scheme(dpop_scheme, &at).map_err(Why::AccessToken)?;
+        match at.jkt() {
+            None => Ok(at),
+            Some(jkt) => {
                 let client = self
-                    .registered_client(client_id)
+                    .registered_client(&at.client_id)
                     .await?
-                    .ok_or_else(|| Why::ClientGone(client_id.to_owned()))?;
+                    .ok_or_else(|| Why::ClientGone(at.client_id.clone()))?;
                 self.verify_proof(ProofRequest {
                     dpop: r.dpop,
                     htm: r.htm,
@@ -117,15 +84,13 @@ impl Provider {
     /// UserInfo (OIDC Core 5.3): claims for the token's scopes.
     pub async fn userinfo(&self, r: ResourceRequest<'_>) -> Result<Value, OpError> {
         let at = self.authorize_resource(r).await?;
-        let scope = at.claims.get("scope").and_then(Value::as_str).unwrap_or("");
-        if !scope.split(' ').any(|s| s == "openid") {
+        if !at.has_scope("openid") {
             return Err(Why::OpenidScopeRequired.into());
         }
-        let sub = at.claims.get("sub").and_then(Value::as_str).unwrap_or("");
-        let user = self.store.user(sub).await?.ok_or(Why::UserGone)?;
+        let user = self.store.user(&at.sub).await?.ok_or(Why::UserGone)?;
         let mut out = Map::new();
-        out.insert("sub".into(), sub.into());
-        for (k, v) in scope_claims(scope, &user) {
+        out.insert("sub".into(), at.sub.clone().into());
+        for (k, v) in scope_claims(at.scope.as_deref().unwrap_or(""), &user) {
             out.insert(k, v);
         }
         Ok(Value::Object(out))
@@ -155,9 +120,7 @@ impl Provider {
             Err(_) => None,
         };
         if let Some(at) = at {
-            let same_client = at.claims.get("client_id").and_then(Value::as_str)
-                == Some(client.client_id.as_str());
-            if let (true, Some(gid)) = (same_client, at.claims.get("gid").and_then(Value::as_str)) {
+            if let (true, Some(gid)) = (at.client_id == client.client_id, &at.gid) {
                 self.store.revoke_grant(gid, now).await?;
             }
         }
@@ -196,16 +159,12 @@ impl Provider {
             return Ok(v);
         }
         match self.access_token(token).await {
-            Ok(at)
-                if at.claims.get("client_id").and_then(Value::as_str)
-                    == Some(client.client_id.as_str()) =>
-            {
-                let mut v = Value::Object(at.claims);
+            Ok(at) if at.client_id == client.client_id => {
+                let token_type = if at.jkt().is_some() { "DPoP" } else { "Bearer" };
+                let mut v = serde_json::to_value(AccessTokenClaims { gid: None, ..at })
+                    .map_err(|e| OpError::internal(format!("introspection: {e}")))?;
                 v["active"] = true.into();
-                v["token_type"] = if at.jkt.is_some() { "DPoP" } else { "Bearer" }.into();
-                if let Some(o) = v.as_object_mut() {
-                    o.remove("gid");
-                }
+                v["token_type"] = token_type.into();
                 Ok(v)
             }
             // a store failure is the provider's, never "inactive"

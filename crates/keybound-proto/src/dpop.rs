@@ -7,6 +7,12 @@
 //! [`ReplayEntry`] (store-backed at the OP, a bounded cache at a consuming component), which is
 //! what keeps this crate free of I/O and lets several OP nodes share one replay store.
 //!
+//! [`check`] is the one step every verifier of proofs runs — the provider's token endpoint and
+//! resources, and the consuming component: [`verify`], then the nonce answer (a fresh nonce to
+//! retry with, never an empty one: a verifier without nonces refuses a nonce it cannot have
+//! issued as a bad proof), then the `jti` recorded through the caller's replay store.
+//! [`check_bound`] is the one bound-key check.
+//!
 //! Nonces are stateless ([`NonceSource`]): HKDF-SHA256 over a shared secret and a time step, as
 //! node-oidc-provider does, so any node can check a nonce another node issued.
 
@@ -349,14 +355,7 @@ pub fn verify_proof(
     }
     let jkt = jwk.thumbprint();
     // DP-V12: key binding of token / code (RFC 9449 §10)
-    if let Some(bound) = facts.bound_jkt {
-        if *bound != jkt {
-            return Err(Error::DpopKeyMismatch {
-                expected: bound.clone(),
-                got: jkt,
-            });
-        }
-    }
+    check_bound(Some(&jkt), facts.bound_jkt)?;
     // Key Binding: c_s256 (KB-OP5) or draft-00 c_hash
     if let Some(cb) = facts.code_binding {
         check_code_binding(&claims, cb)?;
@@ -371,6 +370,79 @@ pub fn verify_proof(
         htu: got_htu,
         claims,
     })
+}
+
+/// The one bound-key check (RFC 9449 §10, §7.1, DP-V12; KB-OP6, KB-RF2; ID-JAG `cnf`): what
+/// is `bound` to a key needs a proof, `proof_jkt`, by that key. Nothing bound: anything goes.
+///
+/// Refusals: [`Error::DpopMissing`] (bound, no proof), [`Error::DpopKeyMismatch`].
+pub fn check_bound(proof_jkt: Option<&Jkt>, bound: Option<&Jkt>) -> Result<(), Error> {
+    match (bound, proof_jkt) {
+        (None, _) => Ok(()),
+        (Some(_), None) => Err(Error::DpopMissing),
+        (Some(b), Some(p)) if p == b => Ok(()),
+        (Some(b), Some(p)) => Err(Error::DpopKeyMismatch {
+            expected: b.clone(),
+            got: p.clone(),
+        }),
+    }
+}
+
+/// Why [`check`] refused a proof, with what the verifier must answer.
+#[derive(Debug)]
+pub enum Refused<E> {
+    /// A check of DP-V1…V12 (or Key Binding) failed: `invalid_dpop_proof`.
+    Proof(Error),
+    /// The nonce is missing or not one this verifier accepts (DP-V10): answer
+    /// `use_dpop_nonce` with `nonce`, a fresh one (never empty).
+    Nonce {
+        /// which nonce check failed
+        reason: Error,
+        /// the nonce to retry with
+        nonce: String,
+    },
+    /// The `jti` was already used with this key, method and URI (RFC 9449 §11.1).
+    Replay,
+    /// The caller's replay store failed (the proof is refused: it could not be recorded).
+    Store(E),
+}
+
+/// The one DPoP step: [`verify`] the proof against `facts`; on a nonce failure, a fresh nonce
+/// from the source `facts.nonce` names (a verifier without one refuses the nonce as a bad
+/// proof, since `use_dpop_nonce` without a nonce would leave the client stuck); then record
+/// the proof's replay digest with `remember(digest, expires_at)`, which answers `Ok(false)`
+/// for a digest it already holds.
+///
+/// No I/O happens here: `remember` is the caller's store, awaited once.
+pub async fn check<'v, E, F, Fut>(
+    header_values: impl IntoIterator<Item = &'v str>,
+    facts: &RequestFacts<'_>,
+    policy: &DpopPolicy,
+    remember: F,
+) -> Result<VerifiedProof, Refused<E>>
+where
+    F: FnOnce([u8; 32], UnixTime) -> Fut,
+    Fut: std::future::Future<Output = Result<bool, E>>,
+{
+    let proof = verify(header_values, facts, policy).map_err(|e| {
+        let source = match facts.nonce {
+            NonceCheck::Optional(s) | NonceCheck::Stateless(s) => Some(s),
+            NonceCheck::NotRequired | NonceCheck::Exact(_) => None,
+        };
+        match source {
+            Some(s) if e.is_nonce_error() => Refused::Nonce {
+                reason: e,
+                nonce: s.issue(facts.now),
+            },
+            _ => Refused::Proof(e),
+        }
+    })?;
+    let entry = proof.replay_entry(policy);
+    match remember(entry.key.digest(), entry.expires_at).await {
+        Ok(true) => Ok(proof),
+        Ok(false) => Err(Refused::Replay),
+        Err(e) => Err(Refused::Store(e)),
+    }
 }
 
 /// Key Binding KB-OP5: the proof's `c_s256` (or draft-00 `c_hash`) must be

@@ -256,6 +256,71 @@ pub enum Error {
         got: Jkt,
     },
 
+    // ---- RFC 9068 access tokens ----
+    /// The access token is not a usable JWT, or its claims lack what RFC 9068 §2.2 requires.
+    #[error("access token: {0}")]
+    AccessToken(String),
+    /// RFC 9068 §4: header `typ` is not `at+jwt` (or `application/at+jwt`).
+    #[error("access token: header typ must be 'at+jwt' (RFC 9068), got {0:?}")]
+    AccessTokenTyp(Option<String>),
+    /// RFC 9068 §4: not signed by a key of the issuer with an allowed algorithm.
+    #[error("access token: the signature does not verify with the issuer's keys ({0})")]
+    AccessTokenSignature(JoseError),
+    /// RFC 9068 §4: `iss` is not the expected issuer.
+    #[error("access token: expected iss '{expected}', got '{got}'")]
+    AccessTokenIssuer {
+        /// the issuer
+        expected: String,
+        /// token iss
+        got: String,
+    },
+    /// RFC 9068 §4: `aud` names none of this resource's identifiers.
+    #[error("access token: aud {got:?} names none of this resource's identifiers {expected:?}")]
+    AccessTokenAudience {
+        /// this resource's identifiers
+        expected: Vec<String>,
+        /// token aud
+        got: Vec<String>,
+    },
+    /// RFC 9068 §4: expired.
+    #[error("access token: expired at {exp}, now is {now} (leeway {leeway}s)")]
+    AccessTokenExpired {
+        /// token exp
+        exp: u64,
+        /// verifier time
+        now: u64,
+        /// allowed skew
+        leeway: u64,
+    },
+    /// `iat` or `nbf` in the future.
+    #[error("access token: {claim} {at} is in the future at {now} (leeway {leeway}s)")]
+    AccessTokenNotYetValid {
+        /// `iat` or `nbf`
+        claim: &'static str,
+        /// its value
+        at: u64,
+        /// verifier time
+        now: u64,
+        /// allowed skew
+        leeway: u64,
+    },
+    /// RFC 9449 §7.1, §7.2: a DPoP-bound token goes with the `DPoP` scheme (and a proof), an
+    /// unbound one with `Bearer`.
+    #[error("{}", if *bound {
+        "this access token is DPoP-bound: send it with the DPoP scheme (Authorization: DPoP) and a DPoP proof"
+    } else {
+        "this access token is not DPoP-bound: send it with the Bearer scheme"
+    })]
+    AccessTokenScheme {
+        /// whether the token is DPoP-bound
+        bound: bool,
+    },
+    /// RFC 9449 §6.1: `cnf` without a `jkt` this verifier can check.
+    #[error(
+        "access token: cnf carries no jkt; a confirmation this server cannot check is refused"
+    )]
+    AccessTokenCnf,
+
     // ---- Token Binding (RFC 8471/8473) ----
     /// The TokenBindingMessage bytes do not decode.
     #[error("Token Binding: malformed message: {0}")]

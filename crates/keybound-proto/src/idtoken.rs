@@ -414,22 +414,11 @@ fn validate_parts(
         }
     }
     // Steps 6-8: signature with an allowed asymmetric alg and a key of the issuer
-    if !checks.allowed_algs.contains(&header.alg) {
-        return Err(Error::IdTokenAlg(keybound_jose::Error::AlgNotAllowed {
-            got: header.alg,
-            allowed: Algorithm::list(checks.allowed_algs),
-        }));
-    }
-    let candidates = keys.candidates(header.kid.as_deref(), header.alg);
-    if candidates.is_empty() {
-        return Err(Error::IdTokenUnknownKid(header.kid.clone()));
-    }
-    if !candidates
-        .iter()
-        .any(|k| jws.verify(k, checks.allowed_algs).is_ok())
-    {
-        return Err(Error::IdTokenSignature);
-    }
+    keys.verify(jws, checks.allowed_algs).map_err(|e| match e {
+        keybound_jose::Error::NoMatchingKey { kid, .. } => Error::IdTokenUnknownKid(kid),
+        keybound_jose::Error::BadSignature => Error::IdTokenSignature,
+        other => Error::IdTokenAlg(other),
+    })?;
     let claims = match decoded {
         Some(c) => c,
         None => decode_claims(jws.payload())?,

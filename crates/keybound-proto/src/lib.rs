@@ -15,10 +15,12 @@
 //! - [`presentation`]: how an RP authenticating component proves possession of a key-bound ID
 //!   Token to a consuming component, over HTTP and peer to peer (docs/presentation.md);
 //! - [`idjag`]: Identity Assertion JWT authorization grants (ID-JAG) claims;
+//! - [`access_token`]: RFC 9068 access tokens, built and validated by one set of rules;
 //! - [`wire`]: OAuth/OIDC wire types (discovery, client metadata, requests, responses, errors).
 //!
 //! Times are seconds since the Unix epoch (`u64`), passed in by the caller.
 
+pub mod access_token;
 pub mod cnf;
 pub mod dpop;
 mod error;

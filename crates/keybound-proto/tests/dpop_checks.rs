@@ -489,3 +489,112 @@ fn replay_entry_identifies_proof_and_expires_after_window() {
     let c = check(&other, &facts()).unwrap().replay_entry(&policy);
     assert_ne!(a.key.digest(), c.key.digest());
 }
+
+/// Drive a future that never waits (the replay stores below answer at once).
+fn now_or_never<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    match f
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("the step waited on a store that answers at once"),
+    }
+}
+
+/// The one step's answer for a proof under `nonce`, with a replay store that answers `seen`.
+fn step(
+    proof: &str,
+    nonce: NonceCheck<'_>,
+    seen: Result<bool, &'static str>,
+) -> Result<dpop::VerifiedProof, dpop::Refused<&'static str>> {
+    let f = RequestFacts { nonce, ..facts() };
+    now_or_never(dpop::check([proof], &f, &DpopPolicy::default(), |_, _| {
+        std::future::ready(seen)
+    }))
+}
+
+/// DP-V10 through the one step (issue 22 item 3): a nonce failure is answered with a fresh,
+/// non-empty nonce from the verifier's source; a verifier without nonces refuses a proof that
+/// carries one as a bad proof, never with `use_dpop_nonce` and an empty nonce (the consuming
+/// component's copy answered `NonceRequired("")`).
+#[test]
+fn dp_v10_the_step_never_answers_an_empty_nonce() {
+    let k = keys::es256_a();
+    let source = NonceSource::new(&[7; 32], 60, 2).unwrap();
+    let plain = good(&k);
+    match step(&plain, NonceCheck::Stateless(&source), Ok(true)) {
+        Err(dpop::Refused::Nonce { reason, nonce }) => {
+            assert_eq!(reason, Error::DpopNonceRequired);
+            assert!(
+                source.verify(&nonce, NOW),
+                "a fresh nonce of the source: {nonce:?}"
+            );
+        }
+        other => panic!("expected use_dpop_nonce with a nonce, got {other:?}"),
+    }
+    let with_nonce = ProofBuilder::new("POST", HTU, NOW, "jti-1")
+        .nonce("a-nonce-from-elsewhere")
+        .sign(&k)
+        .unwrap();
+    match step(&with_nonce, NonceCheck::NotRequired, Ok(true)) {
+        Err(dpop::Refused::Proof(Error::DpopNonceInvalid)) => {}
+        other => panic!("expected a bad proof, not a nonce challenge: {other:?}"),
+    }
+    match step(&with_nonce, NonceCheck::Optional(&source), Ok(true)) {
+        Err(dpop::Refused::Nonce { nonce, .. }) => assert!(!nonce.is_empty()),
+        other => panic!("expected use_dpop_nonce: {other:?}"),
+    }
+}
+
+/// RFC 9449 §11.1 through the one step: the proof is recorded with its replay digest and
+/// refused when the store has seen it; a store failure refuses too (never accepted unrecorded).
+#[test]
+fn rfc9449_11_1_the_step_records_the_proof() {
+    let k = keys::es256_a();
+    let p = good(&k);
+    let v = step(&p, NonceCheck::NotRequired, Ok(true)).unwrap();
+    assert_eq!(v.jkt, k.public_jwk().thumbprint());
+    assert!(matches!(
+        step(&p, NonceCheck::NotRequired, Ok(false)),
+        Err(dpop::Refused::Replay)
+    ));
+    assert!(matches!(
+        step(&p, NonceCheck::NotRequired, Err("disk full")),
+        Err(dpop::Refused::Store("disk full"))
+    ));
+    // the digest and expiry handed to the store are the proof's replay entry
+    let f = facts();
+    let policy = DpopPolicy::default();
+    let expected = dpop::verify([p.as_str()], &f, &policy)
+        .unwrap()
+        .replay_entry(&policy);
+    let got = std::cell::Cell::new(None);
+    now_or_never(dpop::check([p.as_str()], &f, &policy, |d, exp| {
+        got.set(Some((d, exp)));
+        std::future::ready(Ok::<_, ()>(true))
+    }))
+    .unwrap();
+    assert_eq!(
+        got.get(),
+        Some((expected.key.digest(), expected.expires_at))
+    );
+}
+
+/// The one bound-key check: nothing bound passes; bound needs a proof by that key.
+#[test]
+fn rfc9449_10_the_one_bound_key_check() {
+    let a = keys::es256_a().public_jwk().thumbprint();
+    let b = keys::es256_b().public_jwk().thumbprint();
+    assert_eq!(dpop::check_bound(None, None), Ok(()));
+    assert_eq!(dpop::check_bound(Some(&a), None), Ok(()));
+    assert_eq!(dpop::check_bound(Some(&a), Some(&a)), Ok(()));
+    assert_eq!(dpop::check_bound(None, Some(&a)), Err(Error::DpopMissing));
+    assert_eq!(
+        dpop::check_bound(Some(&b), Some(&a)),
+        Err(Error::DpopKeyMismatch {
+            expected: a.clone(),
+            got: b
+        })
+    );
+}

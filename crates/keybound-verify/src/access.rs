@@ -2,24 +2,22 @@
 //! API at the end of an identity chain (docs/chaining.md) takes the access token its AS issued
 //! for an ID-JAG and accepts it only with a fresh proof by the key in `cnf.jkt`.
 //!
-//! Order: the `Authorization` scheme and token → header `typ` `at+jwt` (RFC 9068 §4: an ID Token
-//! or any other JWT is not an access token, whatever it is signed with) → a trusted `iss` and
-//! its signature → `exp`, `iat` with skew, an accepted `aud`, `sub` present → the binding: a
+//! Order: the `Authorization` scheme and token → header `typ` (an ID Token or any other JWT is
+//! not an access token, whatever it is signed with) → a trusted `iss` → the rules every
+//! resource server shares (`keybound_proto::access_token::validate`: signature by the issuer's
+//! keys, `iss`, an accepted `aud`, times with this verifier's leeway, `cnf`) → the binding: a
 //! DPoP-bound token (`cnf.jkt`) needs the `DPoP` scheme and a proof by that key over this
-//! request with `ath` = the token's hash (and this service's nonce when it demands one); an
-//! unbound token is accepted only when the configuration allows Bearer tokens → the proof's
-//! `jti` not seen before.
+//! request with `ath` = the token's hash, through the one DPoP step (nonce, replay) the
+//! provider runs too; an unbound token is accepted only when the configuration allows Bearer
+//! tokens.
 
 use std::sync::Arc;
 
-use keybound_jose::{Algorithm, Jkt, JwkSet, Jws};
-use keybound_proto::dpop::{self, NonceCheck, RequestFacts};
-use serde_json::{Map, Value};
+use keybound_jose::{Jkt, JwkSet};
+use keybound_proto::access_token::{self, AccessTokenChecks, AccessTokenClaims};
+use keybound_proto::dpop::RequestFacts;
 
 use crate::{Verifier, VerifyError};
-
-/// RFC 9068 §2.1 header `typ` (and its media-type spelling).
-const TYP_AT_JWT: [&str; 2] = ["at+jwt", "application/at+jwt"];
 
 /// An access-token request as received.
 #[derive(Debug, Clone, Copy)]
@@ -48,7 +46,7 @@ pub struct VerifiedAccess {
     /// the key the token is bound to, proven by this request
     pub jkt: Option<Jkt>,
     /// all claims
-    pub claims: Map<String, Value>,
+    pub claims: AccessTokenClaims,
 }
 
 impl VerifiedAccess {
@@ -56,10 +54,6 @@ impl VerifiedAccess {
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scope.iter().any(|s| s == scope)
     }
-}
-
-fn bad(m: impl Into<String>) -> VerifyError {
-    VerifyError::AccessToken(m.into())
 }
 
 impl Verifier {
@@ -74,82 +68,31 @@ impl Verifier {
             .map(|(s, t)| (s.to_ascii_lowercase(), t.trim()))
             .filter(|(s, t)| (s == "dpop" || s == "bearer") && !t.is_empty())
             .ok_or(VerifyError::MissingAccessToken)?;
-        let jws = Jws::parse(token).map_err(|e| bad(format!("not a usable JWT: {e}")))?;
-        if !jws
-            .header()
-            .typ
-            .as_deref()
-            .is_some_and(|t| TYP_AT_JWT.iter().any(|x| t.eq_ignore_ascii_case(x)))
-        {
-            return Err(bad(format!(
-                "header typ must be 'at+jwt' (RFC 9068), got '{}'",
-                jws.header().typ.as_deref().unwrap_or("none")
-            )));
-        }
-        let claims: Map<String, Value> = jws
-            .payload_json()
-            .map_err(|e| bad(format!("claims: {e}")))?;
-        let text = |name: &str| claims.get(name).and_then(Value::as_str);
-        let iss = text("iss").ok_or_else(|| bad("iss is required"))?;
+        let jws = access_token::parse(token).map_err(VerifyError::AccessToken)?;
+        // nothing in a JWT of another type is believed, its issuer included
+        access_token::check_typ(&jws).map_err(VerifyError::AccessToken)?;
+        let iss = access_token::unverified_issuer(&jws).map_err(VerifyError::AccessToken)?;
         let trusted = self
             .config
             .issuers
             .iter()
             .find(|t| t.issuer == iss)
-            .ok_or_else(|| VerifyError::UntrustedIssuer(iss.to_owned()))?;
+            .ok_or_else(|| VerifyError::UntrustedIssuer(iss.clone()))?;
         let now = self.now();
         let keys: Arc<JwkSet> = self
             .jwks
             .keys_for(&trusted.jwks_uri, jws.header().kid.as_deref(), now)
             .await?;
-        if !keys
-            .candidates(jws.header().kid.as_deref(), jws.header().alg)
-            .iter()
-            .any(|k| jws.verify(k, &Algorithm::ALL).is_ok())
-        {
-            return Err(bad("the signature does not verify with the issuer's keys"));
-        }
-        let number = |name: &str| claims.get(name).and_then(Value::as_u64);
-        let leeway = self.config.leeway;
-        let exp = number("exp").ok_or_else(|| bad("exp is required"))?;
-        if now >= exp.saturating_add(leeway) {
-            return Err(bad(format!("expired at {exp}, now {now}")));
-        }
-        if number("iat").is_some_and(|iat| iat > now.saturating_add(leeway)) {
-            return Err(bad("issued in the future"));
-        }
-        let aud: Vec<&str> = match claims.get("aud") {
-            Some(Value::String(a)) => vec![a.as_str()],
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-            _ => Vec::new(),
+        let checks = AccessTokenChecks {
+            leeway: self.config.leeway,
+            ..AccessTokenChecks::new(&trusted.issuer, &self.config.audiences, now)
         };
-        if !aud
-            .iter()
-            .any(|a| self.config.audiences.iter().any(|x| x == a))
-        {
-            return Err(bad(format!(
-                "aud {aud:?} names none of this service's audiences {:?}",
-                self.config.audiences
-            )));
-        }
-        let sub = text("sub")
-            .ok_or_else(|| bad("sub is required"))?
-            .to_owned();
-        let jkt = match claims.get("cnf").and_then(|c| c.get("jkt")) {
-            None => None,
-            Some(v) => Some(
-                v.as_str()
-                    .and_then(|s| Jkt::parse(s).ok())
-                    .ok_or_else(|| bad("cnf.jkt is not a thumbprint"))?,
-            ),
-        };
+        let claims =
+            access_token::validate(&jws, &keys, &checks).map_err(VerifyError::AccessToken)?;
+        let jkt = claims.jkt().cloned();
+        access_token::check_scheme(scheme == "dpop", &claims).map_err(VerifyError::AccessToken)?;
         match &jkt {
             Some(bound) => {
-                if scheme != "dpop" {
-                    return Err(bad(
-                        "a DPoP-bound access token must be sent with the DPoP scheme and a proof",
-                    ));
-                }
                 if p.dpop.is_empty() {
                     return Err(VerifyError::MissingProof);
                 }
@@ -157,42 +100,19 @@ impl Verifier {
                 let facts = RequestFacts {
                     presented_token: Some(token),
                     bound_jkt: Some(bound),
-                    nonce: self
-                        .config
-                        .nonces
-                        .as_ref()
-                        .map_or(NonceCheck::NotRequired, NonceCheck::Stateless),
+                    nonce: self.nonce_check(),
                     ..RequestFacts::new(p.htm, &htu, now)
                 };
-                let proof = dpop::verify(p.dpop.iter().copied(), &facts, &self.config.proof)
-                    .map_err(|e| {
-                        if e.is_nonce_error() {
-                            VerifyError::NonceRequired(self.fresh_nonce().unwrap_or_default())
-                        } else {
-                            VerifyError::Proof(e)
-                        }
-                    })?;
-                let entry = proof.replay_entry(&self.config.proof);
-                self.remember(&entry.key.digest(), entry.expires_at, now)
-                    .await?;
+                self.check_proof(p.dpop, &facts).await?;
             }
-            None if !self.config.accept_bearer => {
-                return Err(bad(
-                    "this service accepts only DPoP-bound access tokens (cnf.jkt)",
-                ))
-            }
+            None if !self.config.accept_bearer => return Err(VerifyError::BearerNotAccepted),
             None => {}
         }
         Ok(VerifiedAccess {
-            iss: iss.to_owned(),
-            sub,
-            client_id: text("client_id").map(str::to_owned),
-            scope: text("scope")
-                .unwrap_or("")
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            iss: claims.iss.clone(),
+            sub: claims.sub.clone(),
+            client_id: Some(claims.client_id.clone()),
+            scope: claims.scopes().map(str::to_owned).collect(),
             jkt,
             claims,
         })

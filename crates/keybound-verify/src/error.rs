@@ -43,9 +43,13 @@ pub enum VerifyError {
     /// No access token in the `Authorization` header.
     #[error("no access token: send Authorization: DPoP <token> with a DPoP proof")]
     MissingAccessToken,
-    /// The access token failed a check.
-    #[error("access token: {0}")]
-    AccessToken(String),
+    /// The access token failed a rule every resource server shares (RFC 9068 §4:
+    /// `keybound_proto::access_token`).
+    #[error("{0}")]
+    AccessToken(keybound_proto::Error),
+    /// This service accepts only DPoP-bound access tokens.
+    #[error("this service accepts only DPoP-bound access tokens (cnf.jkt)")]
+    BearerNotAccepted,
 }
 
 impl VerifyError {
@@ -55,6 +59,7 @@ impl VerifyError {
             VerifyError::MissingIdToken
             | VerifyError::MissingAccessToken
             | VerifyError::AccessToken(_)
+            | VerifyError::BearerNotAccepted
             | VerifyError::UntrustedIssuer(_)
             | VerifyError::IdToken(_)
             | VerifyError::Jwks(_) => ErrorCode::InvalidToken,

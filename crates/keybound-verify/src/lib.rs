@@ -25,7 +25,7 @@ mod replay;
 use std::sync::Arc;
 
 use keybound_jose::{Jkt, JwkSet, PublicJwk};
-use keybound_proto::dpop::{self, DpopPolicy, NonceCheck, NonceSource, RequestFacts};
+use keybound_proto::dpop::{self, DpopPolicy, NonceCheck, NonceSource, Refused, RequestFacts};
 use keybound_proto::idtoken::{self, BindingRequirement, IdTokenChecks, IdTokenClaims};
 use keybound_proto::presentation::{self, P2pChecks};
 
@@ -247,26 +247,43 @@ impl Verifier {
         let facts = RequestFacts {
             presented_token: Some(id_token),
             bound_jkt: Some(&identity.jkt),
-            // a consumer with nonces demands them; without, a nonce in a proof cannot be ours
-            nonce: self
-                .config
-                .nonces
-                .as_ref()
-                .map_or(NonceCheck::NotRequired, NonceCheck::Stateless),
+            nonce: self.nonce_check(),
             ..RequestFacts::new(p.htm, &htu, now)
         };
-        let proof =
-            dpop::verify(p.dpop.iter().copied(), &facts, &self.config.proof).map_err(|e| {
-                if e.is_nonce_error() {
-                    VerifyError::NonceRequired(self.fresh_nonce().unwrap_or_default())
-                } else {
-                    VerifyError::Proof(e)
-                }
-            })?;
-        let entry = proof.replay_entry(&self.config.proof);
-        self.remember(&entry.key.digest(), entry.expires_at, now)
-            .await?;
+        self.check_proof(p.dpop, &facts).await?;
         Ok(identity)
+    }
+
+    /// This verifier's nonce rule: a consumer with nonces demands them; without, a nonce in a
+    /// proof cannot be ours (refused as a bad proof, never answered with an empty nonce).
+    fn nonce_check(&self) -> NonceCheck<'_> {
+        self.config
+            .nonces
+            .as_ref()
+            .map_or(NonceCheck::NotRequired, NonceCheck::Stateless)
+    }
+
+    /// The one DPoP step the provider runs too (`keybound_proto::dpop::check`): the proof, the
+    /// nonce answer, the replay cache.
+    async fn check_proof(
+        &self,
+        dpop: &[&str],
+        facts: &RequestFacts<'_>,
+    ) -> Result<(), VerifyError> {
+        let remember = |digest: [u8; 32], expires_at| async move {
+            self.replay
+                .check_and_insert(&digest, expires_at, facts.now)
+                .await
+        };
+        dpop::check(dpop.iter().copied(), facts, &self.config.proof, remember)
+            .await
+            .map(|_| ())
+            .map_err(|e| match e {
+                Refused::Proof(e) => VerifyError::Proof(e),
+                Refused::Nonce { nonce, .. } => VerifyError::NonceRequired(nonce),
+                Refused::Replay => VerifyError::Replay,
+                Refused::Store(e) => e,
+            })
     }
 
     /// Verify a peer-to-peer presentation answering `challenge` for this verifier `audience`.

@@ -140,6 +140,31 @@ async fn refusals_each_with_its_reason() {
         .await,
         Err(VerifyError::Proof(_))
     ));
+    // a tampered token (another sub under the issuer's signature) and a proof whose ath is
+    // another token's hash
+    let parts: Vec<&str> = at.split('.').collect();
+    let mut claims: serde_json::Value =
+        serde_json::from_slice(&keybound_jose::b64::decode(parts[1]).unwrap()).unwrap();
+    claims["sub"] = "mallory".into();
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        keybound_jose::b64::encode(claims.to_string().as_bytes()),
+        parts[2]
+    );
+    says(
+        present(
+            &v,
+            &format!("DPoP {tampered}"),
+            &[&proof(&key, &tampered, "c6")],
+        )
+        .await,
+        "signature does not verify",
+    );
+    assert!(matches!(
+        present(&v, &format!("DPoP {at}"), &[&proof(&key, &idt, "c7")]).await,
+        Err(VerifyError::Proof(keybound_proto::Error::DpopAth { .. }))
+    ));
     // another audience, another issuer
     let (other, _) = verifier(&op, |c| {
         c.audiences = vec!["https://elsewhere.example".into()];
@@ -174,4 +199,109 @@ async fn unbound_tokens_only_when_bearer_is_allowed() {
     let (lax, _) = verifier(&op, |c| c.accept_bearer = true).await;
     let a = present(&lax, &format!("Bearer {at}"), &[]).await.unwrap();
     assert_eq!(a.jkt, None);
+}
+
+/// Issue 22 item 3: the provider's userinfo and keybound-verify take their access-token rules
+/// from one place (`keybound_proto::access_token`), so for every variant of a token the two
+/// agree: `typ` spellings, audiences, times at the edge, a `cnf` without `jkt`, the scheme.
+/// Before, userinfo refused `application/at+jwt` that the verifier accepted, never checked
+/// `aud`, and the verifier accepted an unbound token under the DPoP scheme.
+#[tokio::test]
+async fn the_provider_and_the_verifier_apply_one_rule_set() {
+    use keybound_proto::access_token::AccessTokenClaims;
+    let op = op().await;
+    let (at, _) = access_token(&op, None).await;
+    let jws = keybound_jose::Jws::parse(&at).unwrap();
+    let base: AccessTokenClaims = jws.payload_json().unwrap();
+    let key = op.p.current_key().await.unwrap();
+    let sign = |typ: &str, c: &AccessTokenClaims| {
+        let mut h = serde_json::Map::new();
+        h.insert("typ".into(), typ.into());
+        h.insert("kid".into(), key.kid.clone().into());
+        keybound_jose::jws::sign(key.alg, &h, &serde_json::to_vec(c).unwrap(), &key.key).unwrap()
+    };
+    let (v, clock) = verifier(&op, |c| {
+        c.accept_bearer = true;
+        c.leeway = 0;
+    })
+    .await;
+    clock.advance(op.now() - T0);
+    let now = op.now();
+    let with = |f: &dyn Fn(&mut AccessTokenClaims)| {
+        let mut c = base.clone();
+        f(&mut c);
+        c
+    };
+    let elsewhere = keybound_proto::idtoken::Audience::from("https://elsewhere.example");
+    let both = keybound_proto::idtoken::Audience::Many(vec![
+        "https://elsewhere.example".into(),
+        ISS.into(),
+    ]);
+    let cases: Vec<(&str, String, &str, bool)> = vec![
+        ("typ at+jwt", sign("at+jwt", &base), "Bearer", true),
+        (
+            "typ application/at+jwt",
+            sign("application/at+jwt", &base),
+            "Bearer",
+            true,
+        ),
+        ("typ AT+JWT", sign("AT+JWT", &base), "Bearer", true),
+        ("typ JWT", sign("JWT", &base), "Bearer", false),
+        (
+            "aud elsewhere",
+            sign("at+jwt", &with(&|c| c.aud = elsewhere.clone())),
+            "Bearer",
+            false,
+        ),
+        (
+            "aud elsewhere and here",
+            sign("at+jwt", &with(&|c| c.aud = both.clone())),
+            "Bearer",
+            true,
+        ),
+        (
+            "exp now",
+            sign("at+jwt", &with(&|c| c.exp = now)),
+            "Bearer",
+            false,
+        ),
+        (
+            "exp in 1 s",
+            sign("at+jwt", &with(&|c| c.exp = now + 1)),
+            "Bearer",
+            true,
+        ),
+        (
+            "iat in 1 s",
+            sign("at+jwt", &with(&|c| c.iat = now + 1)),
+            "Bearer",
+            false,
+        ),
+        (
+            "nbf in 1 s",
+            sign("at+jwt", &with(&|c| c.nbf = Some(now + 1))),
+            "Bearer",
+            false,
+        ),
+        (
+            "cnf without jkt",
+            sign(
+                "at+jwt",
+                &with(&|c| c.cnf = Some(keybound_proto::cnf::Cnf::default())),
+            ),
+            "Bearer",
+            false,
+        ),
+        ("unbound under DPoP", sign("at+jwt", &base), "DPoP", false),
+    ];
+    for (label, token, scheme, accepted) in cases {
+        let authorization = format!("{scheme} {token}");
+        let provider = op.userinfo(&authorization, &[]).await;
+        let resource = present(&v, &authorization, &[]).await;
+        assert_eq!(
+            (provider.is_ok(), resource.is_ok()),
+            (accepted, accepted),
+            "{label}: userinfo {provider:?}, verifier {resource:?}"
+        );
+    }
 }

@@ -372,6 +372,38 @@ async fn nonce_required_then_accepted() {
     f.present(&t, &[&p], "GET", "/r").await.unwrap();
 }
 
+/// Issue 22 item 3 (DP-V10): a verifier configured without nonces that receives a proof
+/// carrying one refuses it as a bad proof (`invalid_dpop_proof`), never `use_dpop_nonce` with an
+/// empty `DPoP-Nonce` (a loop the client cannot leave); it was `NonceRequired("")`.
+#[tokio::test]
+async fn dp_v10_without_nonces_a_nonce_is_a_bad_proof_never_an_empty_challenge() {
+    let f = fixture();
+    let t = f.id_token(|b| b);
+    let p = http_proof(
+        &f.client,
+        &t,
+        "GET",
+        &format!("{SVC}/r"),
+        NOW,
+        "n3",
+        Some("a-nonce-this-service-never-issued"),
+    )
+    .unwrap();
+    let refused = f.present(&t, &[&p], "GET", "/r").await.unwrap_err();
+    assert_eq!(refused, VerifyError::Proof(P::DpopNonceInvalid));
+    assert_eq!(
+        refused.code(),
+        keybound_proto::wire::ErrorCode::InvalidDpopProof
+    );
+    // with nonces, the demand always carries one
+    let f = fixture_with(true);
+    let p = f.proof(&f.client, &t, "GET", "/r", NOW, "n4");
+    match f.present(&t, &[&p], "GET", "/r").await.unwrap_err() {
+        VerifyError::NonceRequired(nonce) => assert!(!nonce.is_empty()),
+        other => panic!("expected a nonce demand, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn peer_to_peer_presentation() {
     let f = fixture();

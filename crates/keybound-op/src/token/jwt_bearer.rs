@@ -166,14 +166,9 @@ impl Provider {
                 issuer: issuer.issuer.clone(),
                 cause,
             })?;
-        let candidates = keys.candidates(kid, jws.header().alg);
-        if candidates
-            .iter()
-            .any(|k| jws.verify(k, &Algorithm::ALL).is_ok())
-        {
-            Ok(())
-        } else {
-            Err(Why::Signature(issuer.issuer.clone()).into())
+        match keys.verify(jws, &Algorithm::ALL) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Why::Signature(issuer.issuer.clone()).into()),
         }
     }
 
