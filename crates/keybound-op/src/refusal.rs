@@ -234,14 +234,14 @@ impl std::fmt::Display for Bound {
 pub enum BindingRefusal {
     /// RFC 9449 §10, §7.1, KB-OP6, KB-RF2, IJ (cnf): what is bound to a key needs a proof by
     /// that key; none was sent.
-    #[error("proof of possession required: this {bound} is bound to a DPoP key; send a DPoP proof signed by that key")]
+    #[error("proof of possession required: the {bound} is bound to a DPoP key; send a DPoP proof signed by that key")]
     ProofRequired {
         /// what is bound
         bound: Bound,
     },
     /// RFC 9449 §10, §7.1, KB-OP6, KB-RF2, IJ (cnf): the proof is by another key than the
     /// bound one.
-    #[error("this {bound} is bound to key {expected}, but the DPoP proof is signed by {got}: prove possession of the bound key")]
+    #[error("the {bound} is bound to key {expected}, but the DPoP proof is signed by {got}: prove possession of the bound key")]
     KeyMismatch {
         /// the bound key
         expected: Jkt,
