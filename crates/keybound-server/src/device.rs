@@ -22,10 +22,10 @@ use keybound_op::refusal::{PageRefusal, RequestRefusal};
 use keybound_op::{paths, DeviceRequestFacts, OpError};
 use keybound_store::BrowserSession;
 
-use crate::authorize::html;
 use crate::error::{form_message, page_failed as failed, page_refused as refused};
 use crate::peer::ClientAddr;
 use crate::peer::TokenBinding;
+use crate::response::html;
 use crate::session::{
     csrf_ok, csrf_token, current_session, derive, set_cookie, sign_in, FormScope,
 };

@@ -164,13 +164,13 @@ impl From<AuthorizeError> for Failure {
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         if let Some(r) = &self.redirect {
-            return crate::authorize::respond(r);
+            return crate::response::respond(r);
         }
         let w = self.wire;
         let status = StatusCode::from_u16(w.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = match self.at {
             Endpoint::Page => {
-                crate::authorize::html(status, pages::error("Request refused", &w.description))
+                crate::response::html(status, pages::error("Request refused", &w.description))
             }
             _ => match w.code {
                 Some(code) => {

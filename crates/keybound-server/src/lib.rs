@@ -21,6 +21,7 @@ mod maintenance;
 mod metrics;
 mod pages;
 mod peer;
+mod response;
 mod session;
 mod token;
 
