@@ -341,6 +341,15 @@ impl Provider {
             }));
         }
         if response_type.front_channel_tokens() {
+            // OIDC Core 3.2.2.1: tokens go only to an https redirect URI that is not localhost,
+            // checked again here for clients registered before the rule; never redirected to
+            if !url::Url::parse(&redirect_uri)
+                .is_ok_and(|u| crate::register::token_safe_redirect(&u))
+            {
+                return Err(AuthorizeError::Page(
+                    Why::TokenUnsafeRedirectUri(redirect_uri.clone()).into(),
+                ));
+            }
             // Multiple Response Type Encoding §2.1: tokens never travel in the query
             if mode == ResponseMode::Query {
                 return Err(err(Why::QueryWithTokens));

@@ -252,7 +252,9 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
             ExchangeRefusal::Scope(_) => C::InvalidScope,
         },
         Refusal::JwtBearer(r) => match r {
-            JwtBearerRefusal::NotAllowed(_) => C::UnauthorizedClient,
+            JwtBearerRefusal::NotAllowed(_) | JwtBearerRefusal::PublicClient(_) => {
+                C::UnauthorizedClient
+            }
             JwtBearerRefusal::Scope(_) => C::InvalidScope,
             // JB-9, IJ-6: an unusable grant JWT is invalid_grant
             JwtBearerRefusal::Malformed(_)
@@ -276,9 +278,9 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
             }
             RegistrationRefusal::NotJson => C::InvalidRequest,
             // RFC 7591 §3.2.2
-            RegistrationRefusal::RedirectUrisRequired | RegistrationRefusal::RedirectUri(_) => {
-                C::InvalidRedirectUri
-            }
+            RegistrationRefusal::RedirectUrisRequired
+            | RegistrationRefusal::RedirectUri(_)
+            | RegistrationRefusal::ImplicitRedirectUri(_) => C::InvalidRedirectUri,
             RegistrationRefusal::NotAnObject(_)
             | RegistrationRefusal::MemberType { .. }
             | RegistrationRefusal::AuthMethod(_)
@@ -290,6 +292,7 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
             | RegistrationRefusal::Jwks(_)
             | RegistrationRefusal::PrivateKeyJwtNeedsJwks
             | RegistrationRefusal::JwksWithoutPrivateKeyJwt
+            | RegistrationRefusal::PublicJwtBearer
             | RegistrationRefusal::TokenBindingCnf(_)
             | RegistrationRefusal::Profile(_) => C::InvalidClientMetadata,
         },
@@ -344,6 +347,7 @@ fn authorize_code(r: &AuthorizeRefusal) -> ErrorCode {
         | A::Malformed(_)
         | A::ResponseMode(_)
         | A::QueryWithTokens
+        | A::TokenUnsafeRedirectUri(_)
         | A::NonceRequired
         | A::BoundKeyFrontChannel
         | A::DpopJktWithoutCode

@@ -170,7 +170,8 @@ impl Provider {
                 expires_in: Some(self.config.access_token_ttl),
                 refresh_token,
                 id_token,
-                scope: Some(g.who.scope.to_owned()),
+                // RFC 6749 §5.1: a grant without scope says nothing, never `""`
+                scope: Some(g.who.scope.to_owned()).filter(|s| !s.is_empty()),
                 issued_token_type: None,
             },
             dpop_nonce: self.next_nonce(),
@@ -190,7 +191,7 @@ impl Provider {
             sub: g.who.sub.to_owned(),
             aud: Audience::from(self.config.issuer.as_str()),
             client_id: g.client.client_id.clone(),
-            scope: Some(g.who.scope.to_owned()),
+            scope: Some(g.who.scope.to_owned()).filter(|s| !s.is_empty()),
             iat: now,
             exp: now + self.config.access_token_ttl,
             jti: self.random_id(),

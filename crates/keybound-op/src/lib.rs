@@ -44,6 +44,7 @@ pub use form::{Form, FormRequest};
 pub use grant::TokenSuccess;
 pub use keys::{KeyRing, RETIRED_KEY_RETENTION};
 pub use purge::PurgeReport;
+pub use register::check_client;
 pub use resource::{Introspection, ResourceRequest};
 pub use throttle::ThrottleConfig;
 pub use token::{IssuerKeys, TokenRequestFacts};

@@ -411,6 +411,9 @@ pub enum JwtBearerRefusal {
     /// Only clients allowed jwt-bearer redeem ID-JAGs.
     #[error("client '{0}' may not redeem ID-JAGs (jwt-bearer is not enabled for it)")]
     NotAllowed(String),
+    /// ID-JAG §5: redemption is for confidential clients.
+    #[error("client '{0}' is a public client: ID-JAGs are redeemed only by confidential clients (ID-JAG §5)")]
+    PublicClient(String),
     /// JB-2: the assertion is one JWS.
     #[error("assertion: not a usable JWT: {0}")]
     Malformed(String),
@@ -443,8 +446,9 @@ pub enum JwtBearerRefusal {
     /// IJ-9, IJ-10, JB-4, JB-5: audience, client and times.
     #[error("assertion: {0}")]
     Claims(keybound_proto::Error),
-    /// The issuer's policy: unbound ID-JAGs only where allowed.
-    #[error("assertion: ID-JAGs from '{0}' must be key-bound (cnf) or redeemed with a DPoP proof")]
+    /// The issuer's policy: unbound ID-JAGs only where allowed (`--allow-unbound`), whatever
+    /// proof comes with them.
+    #[error("assertion: ID-JAGs from '{0}' must be key-bound (cnf); this issuer is not allowed unbound ones")]
     UnboundRefused(String),
     /// JB-7: each unbound ID-JAG is redeemed once.
     #[error("assertion: this ID-JAG was already redeemed (jti)")]
@@ -510,6 +514,10 @@ pub enum AuthorizeRefusal {
         /// the response type asked for
         response_type: &'static str,
     },
+    /// Implicit/hybrid, OIDC Core 3.2.2.1: tokens from the authorization endpoint go only to an
+    /// `https` redirect URI that is not `localhost` (shown on a page, never redirected to).
+    #[error("redirect_uri '{0}' cannot receive tokens from the authorization endpoint: the implicit and hybrid flows need an https redirect URI that is not localhost (OpenID Connect Core 3.2.2.1); use response_type=code")]
+    TokenUnsafeRedirectUri(String),
     /// Implicit/hybrid, Multiple Response Type Encoding §2.1: tokens never in the query.
     #[error("response_mode=query must not be used when the response carries tokens; use fragment or form_post")]
     QueryWithTokens,
@@ -602,6 +610,13 @@ pub enum RegistrationRefusal {
     /// RFC 7591 §2, RFC 6749 §3.1.2: absolute, no fragment.
     #[error("redirect_uri '{0}' must be an absolute http(s) URI without a fragment")]
     RedirectUri(String),
+    /// OIDC Registration §2, Core 3.2.2.1: tokens from the authorization endpoint travel only
+    /// to `https` redirect URIs that are not `localhost`.
+    #[error("redirect_uri '{0}': clients of the implicit and hybrid flows use https redirect URIs that are not localhost or a loopback address (OpenID Connect Registration §2)")]
+    ImplicitRedirectUri(String),
+    /// ID-JAG §5: redeeming ID-JAGs (jwt-bearer) is for confidential clients.
+    #[error("grant_types: jwt-bearer (redeeming ID-JAGs) is for confidential clients; this client authenticates with none")]
+    PublicJwtBearer,
     /// Keys by value only.
     #[error("jwks_uri is not supported: send the keys as jwks")]
     JwksUri,

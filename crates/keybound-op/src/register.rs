@@ -56,21 +56,35 @@ impl Provider {
         authorization: Option<&str>,
         metadata: &[u8],
     ) -> Result<Value, OpError> {
-        if !self.config.open_registration {
+        let token = if self.config.open_registration {
+            None
+        } else {
             let token = authorization
                 .and_then(|a| a.strip_prefix("Bearer "))
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
                 .ok_or(Why::TokenRequired)?;
-            let now = self.now();
+            Some(token)
+        };
+        let (client, out) = self.registration(metadata)?;
+        // RFC 7591 §3: a single-use initial access token is spent only on a registration that
+        // will be made, never on metadata refused above
+        if let Some(token) = token {
             if !self
                 .store
-                .use_registration_token(&TokenHash::of(token), now)
+                .use_registration_token(&TokenHash::of(token), self.now())
                 .await?
             {
                 return Err(Why::TokenUnusable.into());
             }
         }
+        self.store.put_client(&client).await?;
+        Ok(out)
+    }
+
+    /// The client a registration request describes, checked, and the registration response
+    /// (with the secret, shown once); nothing stored yet.
+    fn registration(&self, metadata: &[u8]) -> Result<(Client, Value), OpError> {
         let m: Map<String, Value> =
             serde_json::from_slice(metadata).map_err(|e| Why::NotAnObject(e.to_string()))?;
         let typed = |member: &str, expected: &'static str| Why::MemberType {
@@ -140,13 +154,6 @@ impl Provider {
         if redirects && redirect_uris.is_empty() {
             return Err(Why::RedirectUrisRequired.into());
         }
-        for u in &redirect_uris {
-            let ok = url::Url::parse(u)
-                .is_ok_and(|p| p.fragment().is_none() && matches!(p.scheme(), "https" | "http"));
-            if !ok {
-                return Err(Why::RedirectUri(u.clone()).into());
-            }
-        }
         if m.contains_key("jwks_uri") {
             return Err(Why::JwksUri.into());
         }
@@ -154,13 +161,6 @@ impl Provider {
             None => None,
             Some(v) => Some(JwkSet::from_value(v).map_err(|e| Why::Jwks(e.to_string()))?),
         };
-        match (method, &jwks) {
-            (ClientAuthMethod::PrivateKeyJwt, None) => {
-                return Err(Why::PrivateKeyJwtNeedsJwks.into())
-            }
-            (ClientAuthMethod::PrivateKeyJwt, Some(_)) | (_, None) => {}
-            (_, Some(_)) => return Err(Why::JwksWithoutPrivateKeyJwt.into()),
-        }
         let dpop_bound = match m.get("dpop_bound_access_tokens") {
             None => false,
             Some(Value::Bool(b)) => *b,
@@ -204,7 +204,7 @@ impl Provider {
             token_bound_id_tokens: token_bound,
             ..Client::new(&client_id, method, now)
         };
-        self.store.put_client(&client).await?;
+        check_client(&client)?;
         let mut out = json!({
             "client_id": client_id,
             "client_id_issued_at": now,
@@ -227,6 +227,55 @@ impl Provider {
         if let Some(j) = jwks {
             out["jwks"] = serde_json::to_value(j).unwrap_or(Value::Null);
         }
-        Ok(out)
+        Ok((client, out))
     }
+}
+
+/// The rules every client registration meets, wherever it is made — dynamic registration
+/// and `keybound admin client add` — so the two cannot drift:
+/// - redirect URIs are absolute `http(s)` URIs without a fragment (RFC 6749 §3.1.2);
+/// - a client of the implicit or hybrid flows (a response type returning tokens from the
+///   authorization endpoint) uses only `https` redirect URIs whose host is not `localhost` or a
+///   loopback address (OIDC Registration §2, Core 3.2.2.1);
+/// - `private_key_jwt` comes with the client's keys, and keys only with it (RFC 7523);
+/// - jwt-bearer (redeeming ID-JAGs) is for confidential clients (ID-JAG §5).
+pub fn check_client(c: &Client) -> Result<(), Why> {
+    let implicit = c
+        .response_types
+        .iter()
+        .filter_map(|r| ResponseType::parse(r))
+        .any(ResponseType::front_channel_tokens);
+    for u in &c.redirect_uris {
+        let parsed = url::Url::parse(u)
+            .ok()
+            .filter(|p| p.fragment().is_none() && matches!(p.scheme(), "https" | "http"))
+            .ok_or_else(|| Why::RedirectUri(u.clone()))?;
+        if implicit && !token_safe_redirect(&parsed) {
+            return Err(Why::ImplicitRedirectUri(u.clone()));
+        }
+    }
+    match (c.auth_method, &c.jwks) {
+        (ClientAuthMethod::PrivateKeyJwt, None) => return Err(Why::PrivateKeyJwtNeedsJwks),
+        (ClientAuthMethod::PrivateKeyJwt, Some(_)) | (_, None) => {}
+        (_, Some(_)) => return Err(Why::JwksWithoutPrivateKeyJwt),
+    }
+    if c.jwt_bearer && c.auth_method == ClientAuthMethod::None {
+        return Err(Why::PublicJwtBearer);
+    }
+    Ok(())
+}
+
+/// Whether tokens may travel to `uri` from the authorization endpoint (OIDC Registration §2,
+/// Core 3.2.2.1): `https`, and not `localhost` or a loopback address.
+pub(crate) fn token_safe_redirect(uri: &url::Url) -> bool {
+    let local = match uri.host() {
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        None => true,
+    };
+    uri.scheme() == "https" && !local
 }

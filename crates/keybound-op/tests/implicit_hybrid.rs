@@ -10,7 +10,10 @@ use keybound_proto::idtoken::{self, IdTokenChecks};
 use keybound_proto::keybinding::oidc_half_hash;
 use keybound_proto::wire::{AuthorizationRequest, ErrorCode};
 use keybound_store::Client;
-use keybound_testkit::op::{authorization_request, public_client, OpBuilder, TestOp, ALICE, ISS};
+use keybound_testkit::op::{
+    authorization_request, front_channel_client, public_client, OpBuilder, TestOp, ALICE, ISS,
+    TOKEN_REDIRECT,
+};
 
 const ALL: [&str; 6] = [
     "code",
@@ -23,11 +26,12 @@ const ALL: [&str; 6] = [
 
 async fn op() -> TestOp {
     OpBuilder::new()
+        .client(front_channel_client("spa", &ALL))
+        .client(public_client("code-only"))
         .client(Client {
             response_types: ALL.iter().map(|s| (*s).to_owned()).collect(),
-            ..public_client("spa")
+            ..public_client("old-spa")
         })
-        .client(public_client("code-only"))
         .build()
         .await
 }
@@ -35,6 +39,7 @@ async fn op() -> TestOp {
 fn request(response_type: &str) -> AuthorizationRequest {
     AuthorizationRequest {
         response_type: response_type.into(),
+        redirect_uri: Some(TOKEN_REDIRECT.into()),
         ..authorization_request("spa", "openid email", None)
     }
 }
@@ -133,7 +138,10 @@ async fn oidc_core_3_2_3_3_every_response_type() {
 async fn hybrid_code_is_redeemed_at_the_token_endpoint() {
     let op = op().await;
     let (_, p) = issue(&op, &request("code id_token")).await;
-    let t = op.redeem("spa", &p["code"], None, None).await.unwrap();
+    let t = op
+        .redeem_from("spa", TOKEN_REDIRECT, &p["code"], None, None)
+        .await
+        .unwrap();
     assert!(t.id_token.is_some() && t.token_type == "Bearer");
 }
 
@@ -206,10 +214,28 @@ async fn implicit_and_hybrid_refusals() {
     refused(
         v(AuthorizationRequest {
             client_id: "code-only".into(),
+            redirect_uri: Some(keybound_testkit::op::REDIRECT.into()),
             ..request("code id_token")
         })
         .await,
         ErrorCode::UnauthorizedClient,
         "not registered for response_type 'code id_token'",
     );
+    // OIDC Core 3.2.2.1 (issue 22 item 4): a client registered before the rule with an
+    // http loopback redirect URI gets no tokens there: an error page, nothing redirected
+    for rt in ["id_token", "code id_token", "code token"] {
+        let r = v(AuthorizationRequest {
+            client_id: "old-spa".into(),
+            redirect_uri: Some(keybound_testkit::op::REDIRECT.into()),
+            ..request(rt)
+        })
+        .await;
+        match r {
+            Err(AuthorizeError::Page(e)) => {
+                assert_eq!(e.code(), ErrorCode::InvalidRequest, "{rt}");
+                assert!(e.description().contains("cannot receive tokens"), "{e:?}");
+            }
+            other => panic!("{rt}: expected an error page, got {other:?}"),
+        }
+    }
 }

@@ -45,6 +45,10 @@ async fn domains(issuer: impl FnOnce(&mut TrustedIssuer)) -> (TestOp, TestOp) {
         .client(redeemer("svc-at-b"))
         .client(redeemer("other"))
         .client(client("plain", ClientAuthMethod::ClientSecretBasic))
+        .client(keybound_store::Client {
+            jwt_bearer: true,
+            ..client("public-at-b", ClientAuthMethod::None)
+        })
         .trust(idp, Arc::new(keys))
         .build_at(B)
         .await;
@@ -347,6 +351,13 @@ async fn jb7_single_use() {
         ErrorCode::InvalidGrant,
         "must be key-bound",
     );
+    // issue 22 item 4 (docs/operations.md): a proof by any key does not make an unbound
+    // ID-JAG acceptable from an issuer that is not --allow-unbound
+    refused(
+        redeem(&b, "svc-at-b", &unbound, Some(&keys::es256_a())).await,
+        ErrorCode::InvalidGrant,
+        "must be key-bound",
+    );
     let (a, b) = domains(|i| i.allow_unbound = true).await;
     let unbound = id_jag(&a, None, B, "chat.read").await;
     let t = redeem(&b, "svc-at-b", &unbound, None).await.unwrap();
@@ -438,6 +449,41 @@ async fn only_clients_allowed_jwt_bearer_redeem() {
         ErrorCode::UnauthorizedClient,
         "jwt-bearer is not enabled",
     );
+}
+
+/// ID-JAG §5 (issue 22 item 4): redemption is for confidential clients; a public client allowed
+/// jwt-bearer before registration refused it is still refused at the token endpoint.
+#[tokio::test]
+async fn public_clients_do_not_redeem_id_jags() {
+    let (a, b) = domains(|_| {}).await;
+    let key = keys::es256_a();
+    let jag = id_jag(&a, Some(&key), B, "chat.read").await;
+    let p = proof(&b, &key);
+    let r =
+        b.p.token(TokenRequestFacts {
+            form: &form(&[
+                ("grant_type", grant_type::JWT_BEARER),
+                ("assertion", &jag),
+                ("client_id", "public-at-b"),
+            ]),
+            authorization: None,
+            dpop: &[&p],
+        })
+        .await
+        .map(|s| s.response);
+    refused(r, ErrorCode::UnauthorizedClient, "confidential clients");
+}
+
+/// RFC 6749 §5.1 (issue 22 item 4): a grant without scope answers without `scope`, not `""`.
+#[tokio::test]
+async fn a_grant_without_scope_omits_scope() {
+    let (a, b) = domains(|_| {}).await;
+    let key = keys::es256_a();
+    let jag = id_jag(&a, Some(&key), B, "").await;
+    let t = redeem(&b, "svc-at-b", &jag, Some(&key)).await.unwrap();
+    assert_eq!(t.scope, None);
+    let body = serde_json::to_value(&t).unwrap();
+    assert!(body.get("scope").is_none(), "{body}");
 }
 
 /// `cnf.jwk` instead of `cnf.jkt` (the jwt-dpop draft's form): the thumbprints are compared, a

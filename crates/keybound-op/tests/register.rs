@@ -298,6 +298,34 @@ async fn rfc7591_3_2_2_refusals() {
             ErrorCode::InvalidClientMetadata,
             "expected a string",
         ),
+        // OIDC Registration §2 / Core 3.2.2.1 (issue 22 item 4): clients of the implicit and
+        // hybrid flows register only https redirect URIs that are not localhost
+        (
+            json!({ "redirect_uris": ["http://app.example/cb"], "grant_types": ["implicit"], "response_types": ["id_token"] }),
+            ErrorCode::InvalidRedirectUri,
+            "implicit and hybrid",
+        ),
+        (
+            json!({ "redirect_uris": ["https://localhost/cb"], "grant_types": ["implicit"], "response_types": ["id_token token"] }),
+            ErrorCode::InvalidRedirectUri,
+            "not localhost",
+        ),
+        (
+            json!({ "redirect_uris": ["https://app.example/cb", "https://127.0.0.1:8443/cb"], "grant_types": ["authorization_code", "implicit"], "response_types": ["code id_token"] }),
+            ErrorCode::InvalidRedirectUri,
+            "loopback",
+        ),
+        (
+            json!({ "redirect_uris": ["https://[::1]/cb"], "grant_types": ["authorization_code", "implicit"], "response_types": ["code token"] }),
+            ErrorCode::InvalidRedirectUri,
+            "implicit and hybrid",
+        ),
+        // ID-JAG §5 (issue 22 item 4): a public client cannot be allowed jwt-bearer
+        (
+            json!({ "token_endpoint_auth_method": "none", "grant_types": ["urn:ietf:params:oauth:grant-type:jwt-bearer"] }),
+            ErrorCode::InvalidClientMetadata,
+            "confidential clients",
+        ),
     ] {
         refused(register(&op, &token, &m).await, code, says);
     }
@@ -305,6 +333,26 @@ async fn rfc7591_3_2_2_refusals() {
         op.store.clients().await.unwrap().len(),
         0,
         "nothing half-registered"
+    );
+}
+
+/// RFC 7591 §3 (issue 22 item 4): a single-use initial access token is spent only on a
+/// registration that is made: refused metadata leaves it usable.
+#[tokio::test]
+async fn rfc7591_3_single_use_token_survives_refused_metadata() {
+    let (op, _) = op().await;
+    let once = op.p.create_registration_token(60, Some(1)).await.unwrap();
+    refused(
+        register(&op, &once, &json!({ "redirect_uris": ["app.example/cb"] })).await,
+        ErrorCode::InvalidRedirectUri,
+        "absolute",
+    );
+    let ok = json!({ "redirect_uris": ["https://app.example/cb"] });
+    assert!(register(&op, &once, &ok).await.is_ok());
+    refused(
+        register(&op, &once, &ok).await,
+        ErrorCode::InvalidToken,
+        "used up",
     );
 }
 

@@ -1,7 +1,8 @@
 //! The RP's check of an ID Token's `cnf.tbh` (OpenID Connect Token Bound Authentication §4):
 //! the hash must name the Token Binding ID of the RP's own connection with the user agent,
-//! recorded when the sign-in started; a mismatch is fatal (a MUST). Without a `tbh`, the
-//! downgrade policy decides (§4, §6): `off` accepts, `if-supported` refuses when the OP
+//! recorded when the sign-in started; a mismatch is fatal (a MUST) under every policy, `off`
+//! included — the policy is about tokens *without* a binding, never a licence to accept one
+//! bound elsewhere. Without a `tbh`, the downgrade policy decides (§4, §6): `off` accepts, `if-supported` refuses when the OP
 //! advertises Token Bound ID Tokens and the user agent negotiated Token Binding with the RP (an
 //! attacker stripped the binding), `required` always refuses. Sans-IO: the caller passes what
 //! its TLS layer or terminator saw.
@@ -13,7 +14,7 @@ use crate::RpError;
 /// The RP's downgrade policy for Token Bound Authentication.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum TbPolicy {
-    /// ignore Token Binding (a `tbh` is not checked)
+    /// never demand a `tbh` (one that is present must still match, §4)
     Off,
     /// demand a `tbh` when both the OP and the user agent support Token Binding (the default)
     #[default]
@@ -43,9 +44,6 @@ pub fn check_tbh(
     op_supports: bool,
     policy: TbPolicy,
 ) -> Result<(), RpError> {
-    if policy == TbPolicy::Off {
-        return Ok(());
-    }
     match (tbh, ua_binding) {
         (Some(tbh), Some(id)) => {
             let ours = id
@@ -93,12 +91,13 @@ mod tests {
         }
     }
 
-    /// §4: a `tbh` must name this connection's binding (a MUST, whatever the policy but off).
+    /// §4: a `tbh` must name this connection's binding — a MUST under every policy, `off`
+    /// included (issue 22 item 4: `off` returned `Ok` before comparing).
     #[test]
     fn tba_4_tbh_must_match_the_user_agents_binding() {
         let ours = id(1);
         let tbh = ours.tbh().unwrap_or_default();
-        for policy in [TbPolicy::IfSupported, TbPolicy::Required] {
+        for policy in [TbPolicy::Off, TbPolicy::IfSupported, TbPolicy::Required] {
             assert!(check_tbh(Some(&tbh), Some(&ours), true, policy).is_ok());
             let other = id(2).tbh().unwrap_or_default();
             assert!(matches!(
@@ -107,7 +106,6 @@ mod tests {
             ));
             assert!(check_tbh(Some(&tbh), None, true, policy).is_err());
         }
-        assert!(check_tbh(Some("anything"), None, true, TbPolicy::Off).is_ok());
     }
 
     /// §4, §6: a missing `tbh` under each downgrade setting.

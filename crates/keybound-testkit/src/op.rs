@@ -14,6 +14,9 @@ pub const ISS: &str = "https://op.example";
 pub const T0: u64 = 1_700_000_000;
 /// The redirect URI the standard clients register.
 pub const REDIRECT: &str = "http://127.0.0.1:9/cb";
+/// The redirect URI of clients of the implicit and hybrid flows: tokens from the authorization
+/// endpoint travel only to https URIs that are not localhost (OIDC Core 3.2.2.1).
+pub const TOKEN_REDIRECT: &str = "https://spa.example/cb";
 /// A PKCE verifier (RFC 7636 appendix B).
 pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 /// The standard End-User's login name, password and subject.
@@ -109,6 +112,16 @@ pub fn basic_auth(client_id: &str, secret: &str) -> String {
 /// A public client (PKCE, no secret).
 pub fn public_client(id: &str) -> Client {
     client(id, ClientAuthMethod::None)
+}
+
+/// A public client of the implicit and hybrid flows, for `response_types`, redirecting to
+/// [`TOKEN_REDIRECT`].
+pub fn front_channel_client(id: &str, response_types: &[&str]) -> Client {
+    Client {
+        response_types: response_types.iter().map(|s| (*s).to_owned()).collect(),
+        redirect_uris: vec![TOKEN_REDIRECT.to_owned()],
+        ..public_client(id)
+    }
 }
 
 /// The standard End-User: [`ALICE`], named "Alice", with a verified e-mail address.
@@ -295,6 +308,19 @@ impl TestOp {
         key: Option<&keybound_jose::PrivateKey>,
         authorization: Option<&str>,
     ) -> Result<keybound_proto::wire::TokenResponse, keybound_op::OpError> {
+        self.redeem_from(client_id, REDIRECT, code, key, authorization)
+            .await
+    }
+
+    /// [`TestOp::redeem`] for a code issued to `redirect_uri`.
+    pub async fn redeem_from(
+        &self,
+        client_id: &str,
+        redirect_uri: &str,
+        code: &str,
+        key: Option<&keybound_jose::PrivateKey>,
+        authorization: Option<&str>,
+    ) -> Result<keybound_proto::wire::TokenResponse, keybound_op::OpError> {
         let proof = key.map(|k| {
             keybound_proto::dpop::ProofBuilder::new(
                 "POST",
@@ -309,7 +335,7 @@ impl TestOp {
         let f = form(&[
             ("grant_type", "authorization_code"),
             ("code", code),
-            ("redirect_uri", REDIRECT),
+            ("redirect_uri", redirect_uri),
             ("code_verifier", VERIFIER),
             ("client_id", client_id),
         ]);

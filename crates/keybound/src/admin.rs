@@ -325,12 +325,6 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                 format!("auth-method '{auth_method}': expected none, client_secret_basic, client_secret_post or private_key_jwt")
             })?;
             let profile = Profile::parse(&profile)?;
-            for u in &redirect_uris {
-                let parsed = url_ok(u);
-                if !parsed {
-                    bail!("redirect-uri '{u}' must be an absolute URI without a fragment");
-                }
-            }
             let mut printed = None;
             let secret_hash = match method {
                 ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost => {
@@ -350,36 +344,33 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     None
                 }
             };
-            let jwks = match (&method, jwks) {
-                (ClientAuthMethod::PrivateKeyJwt, Some(path)) => {
+            let jwks = match jwks {
+                Some(path) => {
                     let text = std::fs::read_to_string(&path)
                         .with_context(|| format!("reading {}", path.display()))?;
                     Some(keybound_jose::JwkSet::from_json(&text).context("--jwks")?)
                 }
-                (ClientAuthMethod::PrivateKeyJwt, None) => {
-                    bail!("private_key_jwt needs --jwks FILE")
-                }
-                (_, Some(_)) => bail!("--jwks only applies to private_key_jwt"),
-                (_, None) => None,
+                None => None,
             };
-            store
-                .put_client(&Client {
-                    name: name.unwrap_or_else(|| client_id.clone()),
-                    client_id: client_id.clone(),
-                    auth_method: method,
-                    secret_hash,
-                    redirect_uris,
-                    key_binding_profile: profile,
-                    require_dpop_nonce: require_nonce,
-                    dpop_bound_access_tokens,
-                    jwks,
-                    exchange,
-                    jwt_bearer,
-                    response_types,
-                    token_bound_id_tokens,
-                    ..Client::new(&client_id, method, crate::now())
-                })
-                .await?;
+            let client = Client {
+                name: name.unwrap_or_else(|| client_id.clone()),
+                client_id: client_id.clone(),
+                auth_method: method,
+                secret_hash,
+                redirect_uris,
+                key_binding_profile: profile,
+                require_dpop_nonce: require_nonce,
+                dpop_bound_access_tokens,
+                jwks,
+                exchange,
+                jwt_bearer,
+                response_types,
+                token_bound_id_tokens,
+                ..Client::new(&client_id, method, crate::now())
+            };
+            // the rules dynamic registration applies too (one function for both)
+            keybound_op::check_client(&client).map_err(|e| anyhow::anyhow!("{e}"))?;
+            store.put_client(&client).await?;
             println!(
                 "client '{client_id}' saved ({}, profile {})",
                 method.as_str(),

@@ -75,6 +75,20 @@ fn exchange_policy_from_the_command_line() {
             &["--grant-type", "implicit"][..],
             "expected jwt-bearer or token-exchange",
         ),
+        // issue 22 item 4: the rules of dynamic registration (keybound_op::check_client)
+        (
+            &["--grant-type", "jwt-bearer"][..],
+            "jwt-bearer (redeeming ID-JAGs) is for confidential clients",
+        ),
+        (
+            &[
+                "--response-type",
+                "id_token",
+                "--redirect-uri",
+                "http://127.0.0.1:8081/cb",
+            ][..],
+            "implicit and hybrid flows use https redirect URIs",
+        ),
     ] {
         let mut full = vec![
             "client",

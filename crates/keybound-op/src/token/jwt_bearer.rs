@@ -55,6 +55,10 @@ impl Provider {
         if !client.jwt_bearer {
             return Err(Why::NotAllowed(client.client_id.clone()).into());
         }
+        // ID-JAG §5: the resource AS redeems grants for confidential clients only
+        if client.auth_method == keybound_store::ClientAuthMethod::None {
+            return Err(Why::PublicClient(client.client_id.clone()).into());
+        }
         let assertion = form.require("assertion")?;
         let jws = Jws::parse(assertion).map_err(|e| Why::Malformed(e.to_string()))?;
         // IJ-8 first: nothing in a JWT of another type is believed
@@ -70,7 +74,9 @@ impl Provider {
         // the binding: cnf demands a proof by that key (the one bound-key check); no cnf is
         // Bearer where allowed
         check_bound(proof.as_ref(), cnf.as_ref(), Bound::IdJag)?;
-        if cnf.is_none() && proof.is_none() && !issuer.allow_unbound {
+        // an unbound ID-JAG is accepted only from an issuer allowed them, proof or not: a
+        // proof by any key says nothing about who was given the grant (docs/operations.md)
+        if cnf.is_none() && !issuer.allow_unbound {
             return Err(Why::UnboundRefused(issuer.issuer.clone()).into());
         }
         // jti: single use unless key-bound (re-redemption within exp, each with a fresh proof)
