@@ -42,6 +42,19 @@ impl Algorithm {
         Algorithm::PS256,
     ];
 
+    /// The hash function of the algorithm applied to `data` (JWA §3; for `EdDSA` on Ed25519,
+    /// the only curve keybound signs with, SHA-512 — OpenID Connect Token Hash Algorithms 1.0):
+    /// what OpenID Connect's `at_hash` and `c_hash` take the left half of.
+    pub fn hash(self, data: &[u8]) -> Vec<u8> {
+        use aws_lc_rs::digest;
+        let f = match self {
+            Algorithm::ES256 | Algorithm::RS256 | Algorithm::PS256 => &digest::SHA256,
+            Algorithm::ES384 => &digest::SHA384,
+            Algorithm::ES512 | Algorithm::EdDSA => &digest::SHA512,
+        };
+        digest::digest(f, data).as_ref().to_vec()
+    }
+
     /// The JOSE `alg` name.
     pub fn name(self) -> &'static str {
         match self {

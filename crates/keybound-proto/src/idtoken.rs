@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::cnf::Cnf;
-use crate::keybinding::{oidc_half_hash, Profile, TYP_DPOP_ID_TOKEN, TYP_ID_TOKEN_CNF};
+use crate::keybinding::{oidc_token_hash, Profile, TYP_DPOP_ID_TOKEN, TYP_ID_TOKEN_CNF};
 use crate::{Error, UnixTime};
 
 /// `aud`: one string or an array of strings.
@@ -92,6 +92,10 @@ pub struct IdTokenClaims {
 pub struct IdTokenBuilder {
     claims: IdTokenClaims,
     typ: Option<&'static str>,
+    /// the access token and code `at_hash` / `c_hash` are made of, once the signing `alg` is
+    /// known (their hash is the alg's)
+    at_hash_of: Option<String>,
+    c_hash_of: Option<String>,
 }
 
 impl IdTokenBuilder {
@@ -115,6 +119,8 @@ impl IdTokenBuilder {
                 extra: Map::new(),
             },
             typ: Some("JWT"),
+            at_hash_of: None,
+            c_hash_of: None,
         }
     }
 
@@ -153,18 +159,20 @@ impl IdTokenBuilder {
         self
     }
 
-    /// `at_hash` for the access token issued alongside.
+    /// `at_hash` for the access token issued alongside, with the hash of the `alg` the token is
+    /// signed with (computed by [`IdTokenBuilder::sign`]).
     #[must_use]
     pub fn at_hash_for(mut self, access_token: &str) -> Self {
-        self.claims.at_hash = Some(oidc_half_hash(access_token));
+        self.at_hash_of = Some(access_token.to_owned());
         self
     }
 
     /// `c_hash` (OIDC Core 3.3.2.11) for the code issued alongside from the authorization
-    /// endpoint — the hybrid flow's half hash, not Key Binding draft-00's proof claim.
+    /// endpoint — the hybrid flow's half hash, not Key Binding draft-00's proof claim; with the
+    /// hash of the signing `alg`.
     #[must_use]
     pub fn c_hash_for(mut self, code: &str) -> Self {
-        self.claims.c_hash = Some(oidc_half_hash(code));
+        self.c_hash_of = Some(code.to_owned());
         self
     }
 
@@ -212,8 +220,11 @@ impl IdTokenBuilder {
         if let Some(k) = kid {
             header.insert("kid".into(), k.into());
         }
+        let mut claims = self.claims.clone();
+        claims.at_hash = self.at_hash_of.as_deref().map(|t| oidc_token_hash(alg, t));
+        claims.c_hash = self.c_hash_of.as_deref().map(|c| oidc_token_hash(alg, c));
         let payload =
-            serde_json::to_vec(&self.claims).map_err(|e| Error::IdTokenMalformed(e.to_string()))?;
+            serde_json::to_vec(&claims).map_err(|e| Error::IdTokenMalformed(e.to_string()))?;
         keybound_jose::jws::sign(alg, &header, &payload, key)
             .map_err(|e| Error::IdTokenMalformed(e.to_string()))
     }

@@ -114,17 +114,49 @@ impl RequestedBinding {
     }
 }
 
-/// OpenID Connect Core `c_hash`/`at_hash`: base64url of the left half of SHA-256 (for ES256,
-/// RS256, PS256, EdDSA-with-SHA-256 conventions). Not the Key Binding value; kept for ID Token
-/// `at_hash` and as the contrast that explains why the claim was renamed.
+/// OpenID Connect Core `c_hash`/`at_hash` for an ID Token signed with ES256, RS256 or PS256:
+/// base64url of the left half of SHA-256. Not the Key Binding value; kept as the contrast that
+/// explains why the claim was renamed. For any algorithm, [`oidc_token_hash`].
 pub fn oidc_half_hash(value: &str) -> String {
-    let d = keybound_jose::sha256(value.as_bytes());
-    keybound_jose::b64::encode(&d[..16])
+    oidc_token_hash(keybound_jose::Algorithm::ES256, value)
+}
+
+/// OpenID Connect Core 3.1.3.6 / 3.3.2.11 `at_hash` and `c_hash`: base64url of the left half of
+/// the hash that the ID Token's `alg` uses (SHA-384 for ES384, SHA-512 for ES512 and EdDSA on
+/// Ed25519, SHA-256 otherwise).
+pub fn oidc_token_hash(alg: keybound_jose::Algorithm, value: &str) -> String {
+    let d = alg.hash(value.as_bytes());
+    keybound_jose::b64::encode(&d[..d.len() / 2])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// OIDC Core 3.1.3.6 / 3.3.2.11 with the published values of OpenID Connect Token Hash
+    /// Algorithms 1.0 (RS256 and Ed25519) and SHA-384 for ES384.
+    #[test]
+    fn oidc_token_hash_by_alg() {
+        use keybound_jose::Algorithm;
+        let t = "YmJiZTAwYmYtMzgyOC00NzhkLTkyOTItNjJjNDM3MGYzOWIy9sFhvH8K_x8UIHj1osisS57f5DduL-ar_qw5jl3lthwpMjm283aVMQXDmoqqqydDSqJfbhptzw8rUVwkuQbolw";
+        assert_eq!(
+            oidc_token_hash(Algorithm::RS256, t),
+            "x7vk7f6BvQj0jQHYFIk4ag"
+        );
+        assert_eq!(oidc_token_hash(Algorithm::ES256, t), oidc_half_hash(t));
+        assert_eq!(
+            oidc_token_hash(Algorithm::ES384, t),
+            "ups_76_7CCye_J1WIyGHKVG7AAs2olYm"
+        );
+        assert_eq!(
+            oidc_token_hash(Algorithm::EdDSA, t),
+            "EGEAhGYyfuwDaVTifvrWSoD5MSy_5hZPy6I7Vm-7pTQ"
+        );
+        assert_eq!(
+            oidc_token_hash(Algorithm::ES512, t),
+            oidc_token_hash(Algorithm::EdDSA, t)
+        );
+    }
 
     #[test]
     fn bound_key_rules() {

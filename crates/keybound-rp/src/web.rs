@@ -173,20 +173,15 @@ impl Rp {
             let id_token = params
                 .get("id_token")
                 .ok_or_else(|| RpError::Callback("the response has no id_token".into()))?;
-            let claims = self.check_web_id_token(id_token, &pending.nonce).await?;
+            let validated = self.check_web_id_token(id_token, &pending.nonce).await?;
             if pending.flow == WebFlow::Hybrid {
                 let code = params
                     .get("code")
                     .ok_or_else(|| RpError::Callback("the response has no code".into()))?;
-                let expected = keybound_proto::keybinding::oidc_half_hash(code);
-                if claims.c_hash.as_deref() != Some(expected.as_str()) {
-                    return Err(RpError::Callback(
-                        "the ID Token's c_hash does not match the code (OIDC Core 3.3.2.11)".into(),
-                    ));
-                }
+                check_c_hash(&validated, code)?;
             }
-            check(&claims)?;
-            front = Some(claims);
+            check(&validated.claims)?;
+            front = Some(validated.claims);
         }
         if !pending.flow.has_code() {
             let claims = front.ok_or_else(|| RpError::Callback("no ID Token".into()))?;
@@ -203,7 +198,10 @@ impl Rp {
         let id_token = t
             .id_token
             .ok_or_else(|| RpError::Token("the token response has no id_token".into()))?;
-        let claims = self.check_web_id_token(&id_token, &pending.nonce).await?;
+        let claims = self
+            .check_web_id_token(&id_token, &pending.nonce)
+            .await?
+            .claims;
         if let Some(f) = &front {
             if f.sub != claims.sub {
                 return Err(RpError::Token(
@@ -225,7 +223,7 @@ impl Rp {
         &self,
         id_token: &str,
         nonce: &str,
-    ) -> Result<IdTokenClaims, RpError> {
+    ) -> Result<idtoken::ValidatedIdToken, RpError> {
         let auds = [self.config.client_id.clone()];
         let now = self.clock.now();
         let checks = IdTokenChecks {
@@ -238,7 +236,7 @@ impl Rp {
             keys = self.jwks(true).await?;
             result = idtoken::validate(id_token, &keys, &checks);
         }
-        result.map(|t| t.claims).map_err(RpError::IdToken)
+        result.map_err(RpError::IdToken)
     }
 
     /// The code flow's token request without DPoP (the binding is Token Binding's).
@@ -263,5 +261,61 @@ impl Rp {
         }
         let r = self.transport.send(req).await?;
         Self::token_response(&r)
+    }
+}
+
+/// OIDC Core 3.3.2.11: the hybrid flow's ID Token carries `c_hash` of the code, made with the
+/// hash of the ID Token's own `alg` (SHA-384 for ES384, SHA-512 for EdDSA, …).
+fn check_c_hash(validated: &idtoken::ValidatedIdToken, code: &str) -> Result<(), RpError> {
+    let expected = keybound_proto::keybinding::oidc_token_hash(validated.alg, code);
+    if validated.claims.c_hash.as_deref() == Some(expected.as_str()) {
+        Ok(())
+    } else {
+        Err(RpError::Callback(
+            "the ID Token's c_hash does not match the code (OIDC Core 3.3.2.11)".into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keybound_jose::{Algorithm, JwkSet};
+    use keybound_proto::idtoken::{Audience, IdTokenBuilder, IdTokenChecks};
+
+    /// OIDC Core 3.3.2.11 (issue 22 item 4): `c_hash` with the hash of the ID Token's `alg`
+    /// — an ES384 or EdDSA ID Token's `c_hash` is not SHA-256's, and the RP checked only that.
+    #[test]
+    fn oidc_core_3_3_2_11_c_hash_by_the_id_tokens_alg() {
+        let code = "Qcb0Orv1zh30vL1MPRsbm-diHiMwcLyZvn1arpZv-Jxf_11jnpEX3Tgfvk";
+        for (key, alg) in [
+            (keybound_testkit::keys::es256_a(), Algorithm::ES256),
+            (keybound_testkit::keys::es384(), Algorithm::ES384),
+            (keybound_testkit::keys::ed25519(), Algorithm::EdDSA),
+        ] {
+            let jwt = IdTokenBuilder::new(
+                "https://op.example",
+                "alice",
+                Audience::from("app"),
+                1_700_000_000,
+                300,
+            )
+            .nonce(Some("n"))
+            .c_hash_for(code)
+            .sign(&key, alg, Some("k"))
+            .unwrap();
+            let keys = JwkSet::signing_key(&key, "k");
+            let auds = ["app".to_owned()];
+            let checks = IdTokenChecks::new("https://op.example", &auds, 1_700_000_010);
+            let v = idtoken::validate(&jwt, &keys, &checks).unwrap();
+            assert!(check_c_hash(&v, code).is_ok(), "{alg:?}");
+            assert!(check_c_hash(&v, "another-code").is_err(), "{alg:?}");
+            let sha256_half = keybound_proto::keybinding::oidc_half_hash(code);
+            assert_eq!(
+                v.claims.c_hash.as_deref() == Some(sha256_half.as_str()),
+                alg == Algorithm::ES256,
+                "{alg:?}"
+            );
+        }
     }
 }
