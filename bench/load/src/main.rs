@@ -23,7 +23,7 @@ struct Args {
     #[arg(long, default_value = "demo")]
     username: String,
     /// their password
-    #[arg(long, env = "KEYBOUND_LOAD_PASSWORD")]
+    #[arg(long, env = "KEYBOUND_LOAD_PASSWORD", hide_env_values = true)]
     password: Option<String>,
     /// requests to send
     #[arg(long, default_value_t = 2000)]
@@ -61,7 +61,7 @@ struct Args {
     #[arg(long, requires = "probe_password")]
     probe_username: Option<String>,
     /// guess: their password
-    #[arg(long, env = "KEYBOUND_LOAD_PROBE_PASSWORD")]
+    #[arg(long, env = "KEYBOUND_LOAD_PROBE_PASSWORD", hide_env_values = true)]
     probe_password: Option<String>,
     /// guess: X-Forwarded-For of the guesser (for an OP that trusts 127.0.0.1 as a proxy)
     #[arg(long)]
@@ -70,7 +70,7 @@ struct Args {
     #[arg(long)]
     probe_address: Option<String>,
     /// the client's secret (exchange, jwt-bearer: a confidential client with an exchange policy)
-    #[arg(long, env = "KEYBOUND_LOAD_CLIENT_SECRET")]
+    #[arg(long, env = "KEYBOUND_LOAD_CLIENT_SECRET", hide_env_values = true)]
     client_secret: Option<String>,
     /// exchange, jwt-bearer: the resource AS issuer the ID-JAGs are for
     #[arg(long)]
@@ -82,7 +82,7 @@ struct Args {
     #[arg(long, requires = "as_client_secret")]
     as_client_id: Option<String>,
     /// jwt-bearer: the client's secret at the resource AS
-    #[arg(long, env = "KEYBOUND_LOAD_AS_CLIENT_SECRET")]
+    #[arg(long, env = "KEYBOUND_LOAD_AS_CLIENT_SECRET", hide_env_values = true)]
     as_client_secret: Option<String>,
 }
 

@@ -11,7 +11,7 @@
 //!   only, with curve-point and RSA-size checks at parse time; [`Jkt`] thumbprints;
 //! - [`jws`]: compact serialization; verification against an explicit algorithm allow-list;
 //! - [`key`]: private keys (generation, PKCS#8 DER/PEM, private JWK) whose `Debug` never shows
-//!   key material.
+//!   key material; [`Secret`], the same promise for shared secrets (client secrets, passwords).
 //!
 //! Cryptography is aws-lc-rs throughout. No clock, network or disk is touched here.
 
@@ -21,12 +21,14 @@ pub mod jwk;
 pub mod jwks;
 pub mod jws;
 pub mod key;
+mod secret;
 
 pub use error::Error;
 pub use jwk::{Curve, Jkt, PublicJwk};
 pub use jwks::{JwkSet, JwkSetEntry};
 pub use jws::{Algorithm, Header, Jws};
 pub use key::PrivateKey;
+pub use secret::Secret;
 
 /// SHA-256 of `data`, the one hash every binding in keybound is built on.
 pub fn sha256(data: &[u8]) -> [u8; 32] {

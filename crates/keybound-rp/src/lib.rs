@@ -41,6 +41,7 @@ use serde_json::Value;
 
 pub use device::{DeviceFlow, DevicePoll};
 pub use error::RpError;
+pub use keybound_jose::Secret;
 pub use session::Session;
 #[cfg(feature = "http")]
 pub use transport::ReqwestTransport;
@@ -79,8 +80,8 @@ pub struct RpConfig {
     pub issuer: String,
     /// client id
     pub client_id: String,
-    /// client secret (HTTP Basic) for confidential clients
-    pub client_secret: Option<String>,
+    /// client secret (HTTP Basic) for confidential clients; never shown in `Debug`
+    pub client_secret: Option<Secret>,
     /// registered redirect URI
     pub redirect_uri: String,
     /// scopes; `openid` and `bound_key` are added when missing
@@ -337,7 +338,7 @@ impl Rp {
         self.config.client_secret.as_ref().map(|s| {
             let enc =
                 |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
-            let raw = format!("{}:{}", enc(&self.config.client_id), enc(s));
+            let raw = format!("{}:{}", enc(&self.config.client_id), enc(s.expose()));
             format!(
                 "Basic {}",
                 base64::engine::general_purpose::STANDARD.encode(raw)
@@ -685,5 +686,18 @@ impl Rp {
         }
         let www = r.header("www-authenticate").unwrap_or("");
         Err(RpError::Token(format!("userinfo: HTTP {} {www}", r.status)))
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    /// Issue 22 item 5: the RP's configuration prints whole without its client secret.
+    #[test]
+    fn rp_config_debug_hides_the_client_secret() {
+        let mut c = crate::RpConfig::new("https://op.example", "app", "https://app.example/cb");
+        c.client_secret = Some("planted-secret-7f3a".into());
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("planted-secret-7f3a"), "{shown}");
+        assert!(shown.contains("client_secret"), "{shown}");
     }
 }

@@ -494,7 +494,7 @@ impl Federation {
         };
         let http = cert.https_client();
         let config = keybound_rp::RpConfig {
-            client_secret: Some(crate::op::CLIENT_SECRET.to_owned()),
+            client_secret: Some(crate::op::CLIENT_SECRET.into()),
             scope: "openid".to_owned(),
             tb_policy: options.policy,
             ..keybound_rp::RpConfig::new(&issuer, TB_CLIENT, &format!("{rp}/callback"))

@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context as _};
 use clap::Subcommand;
+use keybound_jose::Secret;
 use keybound_op::password;
 use keybound_proto::keybinding::Profile;
 use keybound_store::{Client, ClientAuthMethod, User};
@@ -119,7 +120,7 @@ pub enum ClientCmd {
         auth_method: String,
         /// client secret (generated and printed when the method needs one and none is given)
         #[arg(long)]
-        secret: Option<String>,
+        secret: Option<Secret>,
         /// Key Binding profile: key-binding-1.0 or draft-00
         #[arg(long, default_value = "key-binding-1.0")]
         profile: String,
@@ -229,7 +230,7 @@ pub enum UserCmd {
         username: String,
         /// password (generated and printed when not given)
         #[arg(long)]
-        password: Option<String>,
+        password: Option<Secret>,
         /// display name
         #[arg(long)]
         name: Option<String>,
@@ -331,9 +332,9 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     let s = secret.unwrap_or_else(|| {
                         let s = keybound_jose::random_b64(24);
                         printed = Some(s.clone());
-                        s
+                        Secret::new(s)
                     });
-                    Some(password::hash(&s))
+                    Some(password::hash(s.expose()))
                 }
                 _ => {
                     if secret.is_some() {
@@ -428,13 +429,13 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
             let pw = pw.unwrap_or_else(|| {
                 let p = keybound_jose::random_b64(12);
                 printed = Some(p.clone());
-                p
+                Secret::new(p)
             });
             store
                 .put_user(&User {
                     sub: existing.map_or_else(|| keybound_jose::random_b64(12), |u| u.sub),
                     username: username.clone(),
-                    password_hash: password::hash(&pw),
+                    password_hash: password::hash(pw.expose()),
                     name,
                     email_verified: email.is_some(),
                     email,

@@ -18,7 +18,7 @@ pub struct FileConfig {
     /// data directory (SQLite database, key-encryption key, nonce secret)
     pub data_dir: Option<PathBuf>,
     /// database URL (default: SQLite in the data directory; `postgres://…` for many nodes)
-    pub database_url: Option<String>,
+    pub database_url: Option<keybound_jose::Secret>,
     /// PostgreSQL connections per node
     pub database_pool_size: Option<u32>,
     /// seconds a request waits for a PostgreSQL connection before failing (503 on /healthz)
@@ -81,7 +81,7 @@ pub struct Settings {
     /// data directory
     pub data_dir: PathBuf,
     /// database URL, if not the default SQLite file
-    pub database_url: Option<String>,
+    pub database_url: Option<keybound_jose::Secret>,
     /// PostgreSQL connections per node
     pub database_pool_size: u32,
     /// seconds a request waits for a PostgreSQL connection
@@ -260,7 +260,9 @@ impl Settings {
             .or_else(|| env("KEYBOUND_DATA_DIR").map(PathBuf::from))
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from("keybound-data"));
-        let database_url = env("KEYBOUND_DATABASE_URL").or(file.database_url);
+        let database_url = env("KEYBOUND_DATABASE_URL")
+            .map(keybound_jose::Secret::new)
+            .or(file.database_url);
         let database_pool_size =
             number("KEYBOUND_DATABASE_POOL_SIZE", file.database_pool_size)?.unwrap_or(16);
         if database_pool_size == 0 {

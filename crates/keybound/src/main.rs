@@ -222,3 +222,76 @@ fn main() -> ExitCode {
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLANTED: &str = "planted-secret-7f3a";
+
+    /// Issue 22 item 5: a parsed command line is `Debug`-printable whole without showing a
+    /// secret given on it (client secrets, passwords), for every command that takes one.
+    #[test]
+    fn secrets_on_the_command_line_never_show_in_debug() {
+        for args in [
+            &[
+                "login",
+                "--issuer",
+                "https://op.example",
+                "--client-id",
+                "c",
+                "--client-secret",
+                PLANTED,
+            ][..],
+            &[
+                "login",
+                "--issuer",
+                "https://op.example",
+                "--client-id",
+                "c",
+                "--username",
+                "u",
+                "--password",
+                PLANTED,
+            ][..],
+            &[
+                "chain",
+                "--audience",
+                "https://as.example",
+                "--as-client-id",
+                "c",
+                "--as-client-secret",
+                PLANTED,
+                "--client-secret",
+                PLANTED,
+            ][..],
+            &[
+                "admin",
+                "client",
+                "add",
+                "--client-id",
+                "c",
+                "--redirect-uri",
+                "https://app.example/cb",
+                "--auth-method",
+                "client_secret_basic",
+                "--secret",
+                PLANTED,
+            ][..],
+            &[
+                "admin",
+                "user",
+                "add",
+                "--username",
+                "u",
+                "--password",
+                PLANTED,
+            ][..],
+        ] {
+            let cli = Cli::try_parse_from(std::iter::once("keybound").chain(args.iter().copied()))
+                .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let shown = format!("{cli:?}");
+            assert!(!shown.contains(PLANTED), "{args:?}: {shown}");
+        }
+    }
+}

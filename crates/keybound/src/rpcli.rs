@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use keybound_jose::Secret;
+
 use anyhow::{bail, Context as _};
 use keybound_proto::keybinding::Profile;
 use keybound_rp::{ReqwestTransport, Rp, RpConfig, Session};
@@ -25,8 +27,8 @@ pub struct LoginArgs {
     #[arg(long)]
     pub client_id: String,
     /// client secret (confidential clients)
-    #[arg(long)]
-    pub client_secret: Option<String>,
+    #[arg(long, env = "KEYBOUND_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<Secret>,
     /// extra scopes (openid and bound_key are always requested)
     #[arg(long, default_value = "openid profile offline_access")]
     pub scope: String,
@@ -47,7 +49,7 @@ pub struct LoginArgs {
     pub username: Option<String>,
     /// password for --username
     #[arg(long, requires = "username")]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// use the device flow (RFC 8628): print a code to enter at the OP and wait
     #[arg(long)]
     pub device: bool,
@@ -70,7 +72,7 @@ pub async fn login(a: LoginArgs) -> anyhow::Result<()> {
     let pending = rp.begin().await?;
     let callback = if let (Some(u), Some(p)) = (&a.username, &a.password) {
         Browser::new(transport.clone())
-            .sign_in(&pending.url, Some(&redirect), u, p)
+            .sign_in(&pending.url, Some(&redirect), u, p.expose())
             .await?
     } else {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", a.port))
@@ -186,11 +188,11 @@ pub struct ChainArgs {
     #[arg(long)]
     pub as_client_id: String,
     /// this client's secret at the resource AS
-    #[arg(long, env = "KEYBOUND_AS_CLIENT_SECRET")]
-    pub as_client_secret: Option<String>,
+    #[arg(long, env = "KEYBOUND_AS_CLIENT_SECRET", hide_env_values = true)]
+    pub as_client_secret: Option<Secret>,
     /// this client's secret at the OP that issued the session (token exchange needs it)
-    #[arg(long, env = "KEYBOUND_CLIENT_SECRET")]
-    pub client_secret: Option<String>,
+    #[arg(long, env = "KEYBOUND_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<Secret>,
     /// scope to ask for
     #[arg(long)]
     pub scope: Option<String>,

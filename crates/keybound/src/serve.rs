@@ -18,7 +18,11 @@ use crate::config::{ensure_data_dir, Settings};
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     ensure_data_dir(&settings.data_dir)?;
     let kek = Kek::load_or_create(&settings.data_dir)?;
-    let store: Arc<dyn Store> = match &settings.database_url {
+    let url = settings
+        .database_url
+        .as_ref()
+        .map(keybound_jose::Secret::expose);
+    let store: Arc<dyn Store> = match url {
         Some(url) if url.starts_with("sqlite:") => Arc::new(SqliteStore::open_url(url, kek).await?),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             let options = keybound_store_postgres::PgOptions {

@@ -282,3 +282,51 @@ async fn registration_token_from_the_command_line() {
     let list = kb.admin(&["client", "list"]);
     assert!(list.contains(&id), "{list}");
 }
+
+/// Issue 22 item 5: no `--help` of any command or subcommand shows the value of a
+/// secret-bearing environment variable (`keybound chain --help` printed
+/// `KEYBOUND_CLIENT_SECRET`'s and `KEYBOUND_AS_CLIENT_SECRET`'s).
+#[test]
+fn no_help_shows_a_planted_secret() {
+    const PLANTED: &str = "planted-secret-7f3a";
+    let help = |path: &[String]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_keybound"))
+            .args(path)
+            .arg("--help")
+            .env("KEYBOUND_CLIENT_SECRET", PLANTED)
+            .env("KEYBOUND_AS_CLIENT_SECRET", PLANTED)
+            .env(
+                "KEYBOUND_DATABASE_URL",
+                format!("postgres://u:{PLANTED}@db/x"),
+            )
+            .env("KEYBOUND_DPOP_NONCE_SECRET", PLANTED)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{path:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // every command, found in the help itself (bounded: three levels)
+    let mut todo: Vec<Vec<String>> = vec![Vec::new()];
+    let mut seen = 0;
+    while let Some(path) = todo.pop() {
+        let text = help(&path);
+        assert!(!text.contains(PLANTED), "{path:?}:\n{text}");
+        seen += 1;
+        if path.len() >= 3 {
+            continue;
+        }
+        let commands = text
+            .split("Commands:\n")
+            .nth(1)
+            .map_or("", |rest| rest.split("\n\n").next().unwrap_or(""));
+        for line in commands.lines() {
+            let name = line.split_whitespace().next().unwrap_or("");
+            if !name.is_empty() && name != "help" {
+                let mut next = path.clone();
+                next.push(name.to_owned());
+                todo.push(next);
+            }
+        }
+    }
+    assert!(seen > 20, "only {seen} commands found");
+}

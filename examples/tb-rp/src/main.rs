@@ -47,7 +47,7 @@ async fn main() -> anyhow::Result<()> {
         http = http.add_root_certificate(reqwest::Certificate::from_pem(&read("TB_RP_CA")?)?);
     }
     let config = RpConfig {
-        client_secret: std::env::var("TB_RP_CLIENT_SECRET").ok(),
+        client_secret: std::env::var("TB_RP_CLIENT_SECRET").ok().map(Into::into),
         scope: "openid profile".to_owned(),
         tb_policy: policy,
         ..RpConfig::new(
