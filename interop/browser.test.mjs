@@ -1,33 +1,73 @@
 // Login and consent in a real browser: headless Debian Chromium driven by playwright-core,
 // against the real `keybound serve` on loopback. Covers a wrong password, a CSRF failure, the
-// consent page naming the key thumbprint, Allow (code delivered) and Deny (access_denied).
+// consent page naming the key thumbprint, Allow (code delivered) and Deny (access_denied), the
+// implicit flow to an https app (tokens go only to https redirect URIs that are not localhost:
+// `rp.test` is mapped to 127.0.0.1 inside Chromium, with a certificate made here by openssl),
+// and a form_post to a callback that answers with a cross-origin 303.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import * as jose from 'jose';
 import { startOp, admin, freePort } from './common.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-let op, browser, callback, redirectUri;
-let lastPost; // the body the last form_post delivered to the callback
+let op, browser, callback, spaCallback, redirectUri, hopUri, landedUri, spaRedirectUri, certDir;
+let lastPost; // the body the last form_post delivered to a callback
 
-before(async () => {
-  const port = await freePort();
-  redirectUri = `http://127.0.0.1:${port}/cb`;
-  callback = createServer((req, res) => {
+/** Answer a callback request: remember a POST body, then `then(res)`. */
+function receive(then) {
+  return (req, res) => {
     let body = '';
     req.on('data', (c) => { body += c; });
     req.on('end', () => {
       if (req.method === 'POST') lastPost = new URLSearchParams(body);
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end('callback reached');
+      then(req, res);
     });
-  });
+  };
+}
+
+before(async () => {
+  const port = await freePort();
+  redirectUri = `http://127.0.0.1:${port}/cb`;
+  // a callback that answers the form_post with a 303 to another origin (localhost is not
+  // 127.0.0.1 to the browser), as many web RPs do after reading the response
+  hopUri = `http://127.0.0.1:${port}/hop`;
+  landedUri = `http://localhost:${port}/landed`;
+  callback = createServer(receive((req, res) => {
+    if (req.url.startsWith('/hop')) {
+      res.writeHead(303, { location: landedUri });
+      res.end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end(req.url.startsWith('/landed') ? 'landed' : 'callback reached');
+  }));
   await new Promise((r) => callback.listen(port, '127.0.0.1', r));
+  // the implicit app: https at a name that is not localhost (Chromium maps it to loopback)
+  certDir = mkdtempSync(join(tmpdir(), 'keybound-rp-cert-'));
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+    '-nodes', '-days', '1', '-subj', '/CN=rp.test', '-addext', 'subjectAltName=DNS:rp.test',
+    '-keyout', join(certDir, 'key.pem'), '-out', join(certDir, 'cert.pem')], { stdio: 'ignore' });
+  const spaPort = await freePort();
+  spaRedirectUri = `https://rp.test:${spaPort}/cb`;
+  spaCallback = createHttpsServer({
+    key: readFileSync(join(certDir, 'key.pem')),
+    cert: readFileSync(join(certDir, 'cert.pem')),
+  }, receive((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end('callback reached');
+  }));
+  await new Promise((r) => spaCallback.listen(spaPort, '127.0.0.1', r));
   op = await startOp((dir) => {
-    admin(dir, ['client', 'add', '--client-id', 'web', '--name', 'Browser Test App', '--redirect-uri', redirectUri]);
-    admin(dir, ['client', 'add', '--client-id', 'spa', '--name', 'Implicit App', '--redirect-uri', redirectUri,
+    admin(dir, ['client', 'add', '--client-id', 'web', '--name', 'Browser Test App',
+      '--redirect-uri', redirectUri, '--redirect-uri', hopUri]);
+    admin(dir, ['client', 'add', '--client-id', 'spa', '--name', 'Implicit App', '--redirect-uri', spaRedirectUri,
       '--response-type', 'id_token token', '--response-type', 'id_token']);
     admin(dir, ['user', 'add', '--username', 'alice', '--password', 'wonderland']);
   });
@@ -35,7 +75,8 @@ before(async () => {
     executablePath: CHROMIUM,
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--host-resolver-rules=MAP rp.test 127.0.0.1'],
   });
 });
 
@@ -43,6 +84,8 @@ after(async () => {
   await browser?.close();
   op?.stop();
   callback?.close();
+  spaCallback?.close();
+  if (certDir) rmSync(certDir, { recursive: true, force: true });
 });
 
 async function authorizeUrl() {
@@ -108,12 +151,12 @@ test('deny sends access_denied back to the app', async () => {
 });
 
 // The implicit flow in a real browser: with response_mode=form_post the OP's page posts the
-// tokens to the app by itself (its CSP allows exactly that script, by hash, and that target);
-// by default they arrive in the fragment.
+// tokens to the app by itself (its CSP allows exactly that script, by hash); by default they
+// arrive in the fragment. The app is at https://rp.test (tokens never go to http or localhost).
 async function implicit(page, extra) {
   const u = new URL('/authorize', op.issuer);
   u.search = new URLSearchParams({
-    client_id: 'spa', redirect_uri: redirectUri, scope: 'openid', state: 'st', nonce: 'nn', ...extra,
+    client_id: 'spa', redirect_uri: spaRedirectUri, scope: 'openid', state: 'st', nonce: 'nn', ...extra,
   }).toString();
   await page.goto(u.toString());
   if (await page.$('#password')) {
@@ -123,18 +166,18 @@ async function implicit(page, extra) {
   }
   // consent is asked once; afterwards the response comes at once
   if (await page.$('button[value=allow]')) {
-    await Promise.all([page.waitForURL((x) => x.toString().startsWith(redirectUri)), page.click('button[value=allow]')]);
+    await Promise.all([page.waitForURL((x) => x.toString().startsWith(spaRedirectUri)), page.click('button[value=allow]')]);
   } else {
-    await page.waitForURL((x) => x.toString().startsWith(redirectUri));
+    await page.waitForURL((x) => x.toString().startsWith(spaRedirectUri));
   }
 }
 
 test('implicit flow: form_post auto-submits under its CSP; fragment by default', async () => {
-  const context = await browser.newContext();
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
   const page = await context.newPage();
   lastPost = undefined;
   await implicit(page, { response_type: 'id_token token', response_mode: 'form_post' });
-  assert.equal(page.url(), redirectUri, 'the browser posted to the app');
+  assert.equal(page.url(), spaRedirectUri, 'the browser posted to the app');
   assert.ok(lastPost?.get('id_token') && lastPost.get('access_token'), `${lastPost}`);
   assert.equal(lastPost.get('token_type'), 'Bearer');
   assert.equal(lastPost.get('state'), 'st');
@@ -145,5 +188,30 @@ test('implicit flow: form_post auto-submits under its CSP; fragment by default',
   const fragment = new URLSearchParams(new URL(page.url()).hash.slice(1));
   assert.ok(fragment.get('id_token'));
   assert.equal(new URL(page.url()).search, '', 'nothing in the query');
+  await context.close();
+});
+
+// Issue 22 item 4: the form_post page's CSP must not stop an RP whose callback answers the post
+// with a redirect (Chromium applies form-action along the redirect chain): the code reaches the
+// callback and the browser lands where the callback sent it, on another origin.
+test('form_post to a callback that answers 303 to another origin', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const { url } = await authorizeUrl();
+  const u = new URL(url);
+  u.searchParams.set('redirect_uri', hopUri);
+  u.searchParams.set('response_mode', 'form_post');
+  lastPost = undefined;
+  await page.goto(u.toString());
+  await page.fill('#username', 'alice');
+  await page.fill('#password', 'wonderland');
+  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+  await Promise.all([
+    page.waitForURL((x) => x.toString().startsWith(landedUri), { timeout: 10000 }),
+    page.click('button[value=allow]'),
+  ]);
+  assert.equal(await page.textContent('body'), 'landed');
+  assert.ok(lastPost?.get('code'), `the callback got the code: ${lastPost}`);
+  assert.equal(lastPost.get('state'), 'st');
   await context.close();
 });

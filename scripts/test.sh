@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls exactly this script).
 # Needs the Rust toolchain (cargo, rustfmt, clippy), a C compiler (aws-lc-sys, SQLite), Node.js
-# and npm; installs what else it needs, idempotently: Debian's chromium (browser test),
-# libssl-dev and pkg-config (Token Binding listener), postgresql (throwaway clusters for the
-# PostgreSQL conformance and two-node tests), python3-cryptography (an independent Token
-# Binding implementation for one test) and the interop packages pinned in
-# interop/package-lock.json.
+# and npm; installs what else it needs, idempotently: Debian's chromium (browser test) and
+# openssl (its https app's certificate), libssl-dev and pkg-config (Token Binding listener),
+# postgresql (throwaway clusters for the PostgreSQL conformance and two-node tests),
+# python3-cryptography (an independent Token Binding implementation for one test) and the
+# interop packages pinned in interop/package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +24,8 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+# the openssl command: the browser test's https app (rp.test) gets a throwaway certificate
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # PostgreSQL server binaries: the tests start their own throwaway clusters on loopback
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 # the Python with pyca/cryptography for that test: python3 on PATH if it has it, else Debian's

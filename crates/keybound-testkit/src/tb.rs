@@ -20,7 +20,12 @@ use keybound_proto::tokbind::{self, KeyParameters, TokenBindingId};
 use keybound_rp::{HttpRequest, HttpResponse, RpError, Transport};
 use keybound_tls::client::{self, ClientConfig, TbKey};
 
-/// A self-signed certificate for `127.0.0.1` and `localhost`, PEM.
+/// The host name of the federation's web RP: a web client of the implicit and hybrid flows
+/// needs an https redirect URI that is not localhost or a loopback address (OIDC Core
+/// 3.2.2.1), so the RP is reached by this name, which [`TbTransport`] resolves to 127.0.0.1.
+pub const RP_HOST: &str = "rp.test";
+
+/// A self-signed certificate for `127.0.0.1`, `localhost` and [`RP_HOST`], PEM.
 #[derive(Clone)]
 pub struct TestCert {
     /// the certificate (also the trust root)
@@ -41,6 +46,7 @@ impl TestCert {
         let c = rcgen::generate_simple_self_signed(vec![
             "127.0.0.1".to_owned(),
             "localhost".to_owned(),
+            RP_HOST.to_owned(),
         ])
         .unwrap_or_else(|e| panic!("test certificate: {e}"));
         TestCert {
@@ -247,7 +253,8 @@ impl Transport for TbTransport {
         let url = url::Url::parse(&req.url).map_err(http_err)?;
         let host = url.host_str().unwrap_or_default().to_owned();
         let port = url.port_or_known_default().unwrap_or(443);
-        let ip = if host == "localhost" {
+        // test names (`localhost`, `*.test` of RFC 6761) are this machine
+        let ip = if host == "localhost" || host.ends_with(".test") {
             "127.0.0.1".to_owned()
         } else {
             host.trim_matches(['[', ']']).to_owned()
@@ -452,7 +459,7 @@ impl Federation {
         let op_addr = op_listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
         let rp_addr = rp_listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
         let issuer = format!("https://{op_addr}");
-        let rp = format!("https://{rp_addr}");
+        let rp = format!("https://{RP_HOST}:{}", rp_addr.port());
         let client = Client {
             redirect_uris: vec![format!("{rp}/callback")],
             response_types: ["code", "id_token", "code id_token"]
