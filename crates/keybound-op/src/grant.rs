@@ -141,6 +141,7 @@ impl Provider {
                 .id_token_key
                 .as_ref()
                 .map_or(g.client.key_binding_profile, |(p, _)| *p),
+            tbh: g.tbh.map(str::to_owned),
             created_at: now,
             expires_at: now + self.config.refresh_ttl,
         };

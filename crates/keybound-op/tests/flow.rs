@@ -1404,3 +1404,60 @@ async fn recently_verified_client_secrets_are_recognised_only_as_registered() {
     );
     assert_eq!(attempt("n3w-secret").await, ErrorCode::InvalidGrant);
 }
+
+/// Token Bound Authentication (issue 22 item 4): a refreshed ID Token keeps the `cnf.tbh` the
+/// grant's first one had — an RP whose policy is `required` must not see a refresh as a
+/// downgrade (the refresh token's record carries the binding).
+#[tokio::test]
+async fn tba_refreshed_id_token_keeps_cnf_tbh() {
+    let op = op().await;
+    let tbh = "suMuxh_IlrP-Zrj33LuQOQ5rX039cmBe-wt2df3BrUQ";
+    let key = keys::es256_a();
+    let req = request("pub", "openid offline_access", None);
+    let mut v = op.p.validate_authorization(&req).await.unwrap();
+    v.tbh = Some(tbh.to_owned());
+    let session = op.p.login("alice", "wonderland").await.unwrap().unwrap();
+    op.p.record_consent(&v, &session.sub).await.unwrap();
+    let url = op.p.issue_code(&v, &session).await.unwrap().url().unwrap();
+    let code = url::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let cnf_tbh = |id_token: &str| -> Option<String> {
+        let claims: serde_json::Value = keybound_jose::Jws::parse(id_token)
+            .unwrap()
+            .payload_json()
+            .unwrap();
+        claims["cnf"]["tbh"].as_str().map(str::to_owned)
+    };
+    let p = proof(&key, "tb1", T0, Some(&code));
+    let first = token(&op, &code_form("pub", &code), &[&p], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        cnf_tbh(first.id_token.as_deref().unwrap()).as_deref(),
+        Some(tbh)
+    );
+    let rt = first.refresh_token.unwrap();
+    let p = proof(&key, "tb2", T0, None);
+    let refreshed = token(
+        &op,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &rt),
+            ("client_id", "pub"),
+        ],
+        &[&p],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        cnf_tbh(refreshed.id_token.as_deref().unwrap()).as_deref(),
+        Some(tbh),
+        "the refreshed ID Token keeps the binding"
+    );
+}

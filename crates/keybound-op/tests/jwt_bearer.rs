@@ -18,6 +18,8 @@ use keybound_testkit::op::{basic, client, form, trusted, IssuerJwks, OpBuilder, 
 const A: &str = "https://idp.a.example";
 const B: &str = "https://as.b.example";
 const C: &str = "https://as.c.example";
+/// Another identity provider B trusts in `email` mode (ID-JAGs signed with A's keys).
+const OTHER: &str = "https://idp.other.example";
 
 /// The two domains: A with client `svc` (ID-JAGs for B as `svc-at-b` and for C), B with
 /// clients `svc-at-b` and `other` and A as a trusted issuer as `issuer` makes it.
@@ -499,7 +501,7 @@ async fn cnf_jwk_is_compared_by_thumbprint() {
     let claims = serde_json::json!({
         "iss": A, "sub": keybound_testkit::op::ALICE.2, "aud": B, "client_id": "svc-at-b",
         "jti": "jwk-bound-1", "iat": a.now(), "exp": a.now() + 300, "scope": "chat.read",
-        "email": "alice@example.com",
+        "email": "alice@example.com", "email_verified": true,
         "cnf": { "jwk": serde_json::to_value(key.public_jwk()).unwrap() }
     });
     let jag = keybound_jose::jws::sign(signer.alg, &h, claims.to_string().as_bytes(), &signer.key)
@@ -511,4 +513,101 @@ async fn cnf_jwk_is_compared_by_thumbprint() {
     );
     let t = redeem(&b, "svc-at-b", &jag, Some(&key)).await.unwrap();
     assert_eq!(t.token_type, "DPoP");
+}
+
+/// An ID-JAG for B claiming issuer `iss`, signed with A's key, bound to `key`, with `claims`
+/// added (`sub`, `email`, `email_verified`, …).
+async fn signed_jag(
+    a: &TestOp,
+    iss: &str,
+    key: &PrivateKey,
+    jti: &str,
+    claims: &serde_json::Value,
+) -> String {
+    let signer = a.p.current_key().await.unwrap();
+    let mut h = serde_json::Map::new();
+    h.insert("typ".into(), "oauth-id-jag+jwt".into());
+    h.insert("kid".into(), signer.kid.clone().into());
+    let mut c = serde_json::json!({
+        "iss": iss, "aud": B, "client_id": "svc-at-b", "jti": jti,
+        "iat": a.now(), "exp": a.now() + 300, "scope": "chat.read",
+        "cnf": { "jkt": key.public_jwk().thumbprint() }
+    });
+    for (k, v) in claims.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    keybound_jose::jws::sign(signer.alg, &h, c.to_string().as_bytes(), &signer.key).unwrap()
+}
+
+/// Issue 22 item 4, provisioning: an address is recorded as verified only when the ID-JAG
+/// says so, the End-User records which issuer provisioned it, and one issuer's provisioned
+/// address never satisfies another issuer's `email` subject mode.
+#[tokio::test]
+async fn provisioned_addresses_stay_with_their_issuer() {
+    let key = keys::es256_a();
+    let (a, b) = domains(|i| i.subject = SubjectMode::Provision).await;
+    // B's local End-User has another address: nobody local owns carol's
+    b.store
+        .put_user(&keybound_store::User {
+            email: Some("alice@b.example".into()),
+            ..keybound_testkit::op::alice()
+        })
+        .await
+        .unwrap();
+    let carol = serde_json::json!({ "sub": "carol-at-a", "email": "carol@example.com", "email_verified": true });
+    let jag = signed_jag(&a, A, &key, "p-1", &carol).await;
+    let sub = subject(
+        &redeem(&b, "svc-at-b", &jag, Some(&key))
+            .await
+            .unwrap()
+            .access_token,
+    );
+    let provisioned = b.store.user(&sub).await.unwrap().unwrap();
+    assert!(provisioned.email_verified, "A said the address is verified");
+    assert_eq!(provisioned.provisioned_by.as_deref(), Some(A));
+    // an address the assertion does not call verified is recorded unverified
+    let dave = serde_json::json!({ "sub": "dave-at-a", "email": "dave@example.com" });
+    let jag = signed_jag(&a, A, &key, "p-2", &dave).await;
+    let sub = subject(
+        &redeem(&b, "svc-at-b", &jag, Some(&key))
+            .await
+            .unwrap()
+            .access_token,
+    );
+    assert!(!b.store.user(&sub).await.unwrap().unwrap().email_verified);
+    // another issuer (same keys, e-mail subject mode) naming carol's address: not carol's
+    // provisioned account, which A vouched for, not B
+    b.store
+        .put_issuer(&keybound_store::TrustedIssuer {
+            jwks_uri: format!("{A}/jwks"),
+            ..keybound_testkit::op::trusted(OTHER)
+        })
+        .await
+        .unwrap();
+    let impostor = serde_json::json!({ "sub": "carol-at-other", "email": "carol@example.com", "email_verified": true });
+    let jag = signed_jag(&a, OTHER, &key, "o-1", &impostor).await;
+    refused(
+        redeem(&b, "svc-at-b", &jag, Some(&key)).await,
+        ErrorCode::InvalidGrant,
+        "not known here",
+    );
+    // and an unverified address never matches a local account in e-mail mode
+    let claimed = serde_json::json!({ "sub": "x-at-other", "email": "alice@b.example" });
+    let jag = signed_jag(&a, OTHER, &key, "o-2", &claimed).await;
+    refused(
+        redeem(&b, "svc-at-b", &jag, Some(&key)).await,
+        ErrorCode::InvalidGrant,
+        "not known here",
+    );
+    let verified = serde_json::json!({ "sub": "x-at-other", "email": "alice@b.example", "email_verified": true });
+    let jag = signed_jag(&a, OTHER, &key, "o-3", &verified).await;
+    assert_eq!(
+        subject(
+            &redeem(&b, "svc-at-b", &jag, Some(&key))
+                .await
+                .unwrap()
+                .access_token
+        ),
+        keybound_testkit::op::ALICE.2
+    );
 }

@@ -158,6 +158,7 @@ const INSERT_KEY: &str = "INSERT INTO signing_keys
 const USER_BY_VERIFIED_EMAIL: &str = "SELECT data FROM users
      WHERE ((data::jsonb) ->> 'email_verified') = 'true'
        AND lower((data::jsonb) ->> 'email') = lower($1)
+       AND ((data::jsonb) ->> 'provisioned_by') IS NULL
      LIMIT 2";
 
 impl PgStore {

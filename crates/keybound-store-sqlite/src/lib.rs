@@ -291,6 +291,7 @@ impl UserStore for SqliteStore {
 pub(crate) const USER_BY_VERIFIED_EMAIL: &str = "SELECT data FROM users
      WHERE json_extract(data, '$.email_verified') = 1
        AND lower(json_extract(data, '$.email')) = lower(?1)
+       AND json_extract(data, '$.provisioned_by') IS NULL
      LIMIT 2";
 
 const INSERT_KEY: &str = "INSERT INTO signing_keys

@@ -279,6 +279,8 @@ pub trait IssuerStore: Send + Sync {
     /// The local user linked to `external_sub` at `issuer`.
     async fn linked_user(&self, issuer: &str, external_sub: &str) -> Result<Option<User>>;
     /// The local user with this verified e-mail address (case-insensitive), if exactly one.
+    /// End-Users provisioned from another issuer's ID-JAG (`provisioned_by`) are not local
+    /// accounts and are never found here.
     async fn user_by_verified_email(&self, email: &str) -> Result<Option<User>>;
 }
 

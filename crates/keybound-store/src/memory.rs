@@ -547,6 +547,7 @@ impl IssuerStore for MemoryStore {
         let g = self.lock();
         let mut found = g.users.values().filter(|u| {
             u.email_verified
+                && u.provisioned_by.is_none()
                 && u.email
                     .as_deref()
                     .is_some_and(|e| e.eq_ignore_ascii_case(email))

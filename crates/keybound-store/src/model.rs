@@ -200,6 +200,12 @@ pub struct User {
     /// `email_verified` claim
     #[serde(default)]
     pub email_verified: bool,
+    /// the trusted issuer whose ID-JAG provisioned this End-User (jwt-bearer, subject mode
+    /// `provision`); `None` for a local account. A provisioned address was verified by that
+    /// issuer, not here, so it never identifies an End-User for another issuer's `email` mode
+    /// ([`crate::UserStore::user_by_verified_email`] finds local accounts only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioned_by: Option<String>,
     /// when created
     pub created_at: u64,
 }
@@ -214,6 +220,7 @@ impl User {
             name: None,
             email: None,
             email_verified: false,
+            provisioned_by: None,
             created_at,
         }
     }
@@ -227,6 +234,7 @@ impl fmt::Debug for User {
             .field("password_hash", &"<redacted>")
             .field("name", &self.name)
             .field("email", &self.email)
+            .field("provisioned_by", &self.provisioned_by)
             .finish_non_exhaustive()
     }
 }
@@ -401,6 +409,10 @@ pub struct RefreshToken {
     /// Key Binding profile of the client at issuance
     #[serde(with = "profile_serde", default)]
     pub profile: Profile,
+    /// `cnf.tbh` of the grant's ID Tokens (Token Bound Authentication): a refreshed ID Token
+    /// keeps the binding the first one had, so an RP that requires it sees no downgrade
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tbh: Option<String>,
     /// when issued
     pub created_at: u64,
     /// when it stops being usable

@@ -163,6 +163,7 @@ pub fn user(sub: &str, username: &str) -> User {
         name: Some("Alice".into()),
         email: Some("alice@example.com".into()),
         email_verified: true,
+        provisioned_by: None,
         created_at: NOW,
     }
 }
@@ -213,6 +214,7 @@ pub fn refresh(family: &str, grant: &str) -> RefreshToken {
         jkt: Some(jkt("dnfb1T9jil_gOhti60baHs_WD_a4D8JN9VDJXbmBmGw")),
         cnf_jwk: Some(crate::keys::es256_a().public_jwk().clone()),
         profile: Profile::KeyBinding,
+        tbh: Some("suMuxh_IlrP-Zrj33LuQOQ5rX039cmBe-wt2df3BrUQ".into()),
         created_at: NOW,
         expires_at: NOW + 3600,
     }
@@ -837,6 +839,29 @@ pub async fn trusted_issuers_and_subject_links(s: Arc<dyn Store>) {
     s.put_user(&with_email("u2", "bob", "bob@example.com", false))
         .await
         .unwrap();
+    assert_eq!(
+        s.user_by_verified_email("alice@example.com")
+            .await
+            .unwrap()
+            .map(|u| u.sub),
+        Some("u1".into())
+    );
+    // an End-User another issuer provisioned with the same verified address: not a local
+    // account, so neither found nor making the address ambiguous (issue 22 item 4)
+    let provisioned = User {
+        provisioned_by: Some("https://other-idp.example".into()),
+        ..with_email("idjag-x", "idjag-x", "alice@example.com", true)
+    };
+    s.put_user(&provisioned).await.unwrap();
+    assert_eq!(
+        s.user(&provisioned.sub)
+            .await
+            .unwrap()
+            .unwrap()
+            .provisioned_by,
+        provisioned.provisioned_by,
+        "provenance round-trips"
+    );
     assert_eq!(
         s.user_by_verified_email("alice@example.com")
             .await

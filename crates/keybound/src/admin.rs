@@ -439,6 +439,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     name,
                     email_verified: email.is_some(),
                     email,
+                    provisioned_by: None,
                     created_at: crate::now(),
                 })
                 .await?;

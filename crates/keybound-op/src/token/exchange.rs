@@ -81,6 +81,7 @@ impl Provider {
         }
         if let (Some(email), true) = (&user.email, user.email_verified) {
             extra.insert("email".into(), email.clone().into());
+            extra.insert("email_verified".into(), true.into());
         }
         let jag = IdJagClaims {
             iss: self.config.issuer.clone(),

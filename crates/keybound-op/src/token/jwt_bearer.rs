@@ -191,9 +191,13 @@ impl Provider {
             .extra
             .get("email")
             .and_then(serde_json::Value::as_str);
+        // an address counts as verified only when the assertion says so (OIDC Core 5.1)
+        let verified = claims.extra.get("email_verified") == Some(&serde_json::Value::Bool(true));
         let user = match issuer.subject {
             SubjectMode::Link => None,
-            SubjectMode::Email => match email {
+            // a local account with that verified address; never an End-User another issuer
+            // provisioned (the store finds local accounts only)
+            SubjectMode::Email => match email.filter(|_| verified) {
                 Some(e) => self.store.user_by_verified_email(e).await?,
                 None => None,
             },
@@ -206,8 +210,9 @@ impl Provider {
                 );
                 let user = User {
                     email: email.map(str::to_owned),
-                    // the issuer vouched for it in a signed grant
-                    email_verified: email.is_some(),
+                    // verified only when the issuer said so in its signed grant
+                    email_verified: email.is_some() && verified,
+                    provisioned_by: Some(issuer.issuer.clone()),
                     // no password: this End-User signs in at their own IdP
                     ..User::new(&sub, &sub, "!".into(), self.now())
                 };

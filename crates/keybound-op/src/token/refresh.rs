@@ -74,8 +74,9 @@ impl Provider {
                 nonce: None,
             },
             id_token_key,
-            // a refreshed ID Token is not bound to a TLS connection (no user agent is present)
-            tbh: None,
+            // the binding the grant's first ID Token had (Token Bound Authentication: a refresh
+            // is no downgrade for an RP that requires cnf.tbh)
+            tbh: rt.tbh.as_deref(),
         };
         self.mint(&grant, proof.as_ref(), Some(new_token)).await
     }
