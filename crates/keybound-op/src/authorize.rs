@@ -584,6 +584,9 @@ impl Provider {
                 },
                 id_token_key: None,
                 tbh: v.tbh.as_deref(),
+                // resource indicators at the authorization endpoint come later: the
+                // front-channel access token is for this provider
+                audience: None,
             };
             params.extend(
                 self.front_channel(&grant, v.response_type, code.as_deref())

@@ -15,7 +15,7 @@ use keybound_store::StoreError;
 use crate::refusal::{
     AuthorizeRefusal, BindingRefusal, ClientAuthRefusal, CodeRefusal, DeviceRefusal,
     ExchangeRefusal, JwtBearerRefusal, PageRefusal, RefreshRefusal, Refusal, RegistrationRefusal,
-    RequestRefusal, ResourceRefusal,
+    RequestRefusal, ResourceRefusal, TargetRefusal,
 };
 
 /// A refusal, or an internal failure, at any endpoint of the provider.
@@ -267,6 +267,7 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
             | JwtBearerRefusal::Signature(_)
             | JwtBearerRefusal::Claims(_)
             | JwtBearerRefusal::UnboundRefused(_)
+            | JwtBearerRefusal::ResourceClaim
             | JwtBearerRefusal::Replayed
             | JwtBearerRefusal::UnknownSubject { .. } => C::InvalidGrant,
         },
@@ -293,6 +294,7 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
             | RegistrationRefusal::PrivateKeyJwtNeedsJwks
             | RegistrationRefusal::JwksWithoutPrivateKeyJwt
             | RegistrationRefusal::PublicJwtBearer
+            | RegistrationRefusal::Resource(_)
             | RegistrationRefusal::TokenBindingCnf(_)
             | RegistrationRefusal::Profile(_) => C::InvalidClientMetadata,
         },
@@ -305,6 +307,12 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
             | ResourceRefusal::ClientGone(_)
             | ResourceRefusal::UserGone => C::InvalidToken,
         },
+        // RFC 8707 §2
+        Refusal::Target(
+            TargetRefusal::Malformed(_)
+            | TargetRefusal::NotRegistered { .. }
+            | TargetRefusal::NotGranted(_),
+        ) => C::InvalidTarget,
         Refusal::Page(r) => match r {
             PageRefusal::Csrf(_) => C::AccessDenied,
             PageRefusal::WrongPassword | PageRefusal::SessionEnded => C::LoginRequired,

@@ -8,26 +8,45 @@ use std::collections::BTreeMap;
 use crate::refusal::RequestRefusal;
 use crate::OpError;
 
-/// Form parameters with RFC 6749 §3.2's rule: none may appear twice.
+/// Form parameters with RFC 6749 §3.2's rule: none may appear twice — except `resource`,
+/// which RFC 8707 §2 lets a client repeat to name several resources.
 #[derive(Debug, Clone, Default)]
-pub struct Form(BTreeMap<String, String>);
+pub struct Form {
+    params: BTreeMap<String, String>,
+    resources: Vec<String>,
+}
 
 impl Form {
     /// From decoded `application/x-www-form-urlencoded` pairs.
     pub fn from_pairs(pairs: Vec<(String, String)>) -> Result<Self, OpError> {
-        let mut m = BTreeMap::new();
+        let mut params = BTreeMap::new();
+        let mut resources = Vec::new();
         for (k, v) in pairs {
-            if m.contains_key(&k) {
+            if k == "resource" {
+                if !v.is_empty() {
+                    resources.push(v);
+                }
+                continue;
+            }
+            if params.contains_key(&k) {
                 return Err(RequestRefusal::DuplicateParameter(k).into());
             }
-            m.insert(k, v);
+            params.insert(k, v);
         }
-        Ok(Form(m))
+        Ok(Form { params, resources })
+    }
+
+    /// Every `resource` (RFC 8707 §2), in order.
+    pub fn resources(&self) -> &[String] {
+        &self.resources
     }
 
     /// A parameter; empty values count as absent (RFC 6749 §3.1).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
+        if name == "resource" {
+            return self.resources.first().map(String::as_str);
+        }
+        self.params
             .get(name)
             .map(String::as_str)
             .filter(|v| !v.is_empty())

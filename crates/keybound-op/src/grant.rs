@@ -24,6 +24,7 @@ use keybound_proto::wire::TokenResponse;
 use keybound_store::{Client, ClientAuthMethod, RefreshToken, TokenHash};
 use serde_json::Value;
 
+use crate::refusal::TargetRefusal;
 use crate::{OpError, Provider};
 
 /// A successful token response and the next nonce to advertise.
@@ -66,6 +67,42 @@ pub(crate) struct Grant<'a> {
     pub(crate) id_token_key: Option<(Profile, PublicJwk)>,
     /// `cnf.tbh` for the ID Token (OIDC Token Bound Authentication)
     pub(crate) tbh: Option<&'a str>,
+    /// the access token's `aud` ([`audience`]); `None`: this provider (userinfo)
+    pub(crate) audience: Option<Vec<String>>,
+}
+
+/// RFC 8707 / RFC 9068 §3, the one decision for every grant: the resources an access token is
+/// for, which become its `aud`. `requested` are the token request's `resource` parameters;
+/// `granted`, what the grant already names (an ID-JAG's `resource`), when it names any: the
+/// request may narrow it, never add. Each resource is an absolute URI without a fragment that
+/// the client registered. Nothing requested or granted: `None` (a token for this provider).
+pub(crate) fn audience(
+    client: &Client,
+    requested: &[String],
+    granted: Option<&[String]>,
+) -> Result<Option<Vec<String>>, TargetRefusal> {
+    if let Some(g) = granted {
+        if let Some(extra) = requested.iter().find(|r| !g.contains(r)) {
+            return Err(TargetRefusal::NotGranted(extra.clone()));
+        }
+    }
+    let chosen: Vec<String> = match (requested, granted) {
+        ([], Some(g)) => g.to_vec(),
+        _ => requested.to_vec(),
+    };
+    for r in &chosen {
+        let absolute = url::Url::parse(r).is_ok_and(|u| u.fragment().is_none());
+        if !absolute {
+            return Err(TargetRefusal::Malformed(r.clone()));
+        }
+        if !client.resources.contains(r) {
+            return Err(TargetRefusal::NotRegistered {
+                resource: r.clone(),
+                client: client.client_id.clone(),
+            });
+        }
+    }
+    Ok((!chosen.is_empty()).then_some(chosen))
 }
 
 pub(crate) fn has_scope(scope: &str, s: &str) -> bool {
@@ -97,6 +134,7 @@ pub(crate) fn redemption_grant<'a>(
     client: &'a Client,
     r: Redemption<'a>,
     proof: Option<&VerifiedProof>,
+    audience: Option<Vec<String>>,
 ) -> Result<Grant<'a>, OpError> {
     let id_token_key = if r.bound_key {
         // the grant modules refused a bound_key redemption without a proof already
@@ -112,6 +150,7 @@ pub(crate) fn redemption_grant<'a>(
         who: r.who,
         id_token_key,
         tbh: r.tbh,
+        audience,
     })
 }
 
@@ -190,7 +229,11 @@ impl Provider {
         let at = AccessTokenClaims {
             iss: self.config.issuer.clone(),
             sub: g.who.sub.to_owned(),
-            aud: Audience::from(self.config.issuer.as_str()),
+            aud: match &g.audience {
+                Some(a) if a.len() == 1 => Audience::One(a[0].clone()),
+                Some(a) => Audience::Many(a.clone()),
+                None => Audience::from(self.config.issuer.as_str()),
+            },
             client_id: g.client.client_id.clone(),
             scope: Some(g.who.scope.to_owned()).filter(|s| !s.is_empty()),
             iat: now,

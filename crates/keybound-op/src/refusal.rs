@@ -53,6 +53,31 @@ pub enum Refusal {
     /// the End-User's pages (login, consent, device verification, logout)
     #[error(transparent)]
     Page(#[from] PageRefusal),
+    /// RFC 8707 resource indicators
+    #[error(transparent)]
+    Target(#[from] TargetRefusal),
+}
+
+/// RFC 8707 resource indicators at the token endpoint: the resources an access token is for
+/// become its `aud` (RFC 9068 §3).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TargetRefusal {
+    /// RFC 8707 §2: a resource is an absolute URI without a fragment.
+    #[error("resource '{0}' must be an absolute URI without a fragment (RFC 8707 §2)")]
+    Malformed(String),
+    /// The resources a client may obtain tokens for are registered
+    /// (`keybound admin client add --resource`, registration metadata `resources`).
+    #[error("resource '{resource}' is not registered for client '{client}'")]
+    NotRegistered {
+        /// the resource asked for
+        resource: String,
+        /// the client
+        client: String,
+    },
+    /// RFC 8707 §2.2, ID-JAG: a request may narrow the resources its grant names, never add.
+    #[error("resource '{0}' is not one the grant (the ID-JAG's resource) allows")]
+    NotGranted(String),
 }
 
 /// The shape of a request, wherever it arrives.
@@ -450,6 +475,9 @@ pub enum JwtBearerRefusal {
     /// proof comes with them.
     #[error("assertion: ID-JAGs from '{0}' must be key-bound (cnf); this issuer is not allowed unbound ones")]
     UnboundRefused(String),
+    /// ID-JAG `resource`: a URI or an array of URIs.
+    #[error("assertion: resource must be a string or an array of strings")]
+    ResourceClaim,
     /// JB-7: each unbound ID-JAG is redeemed once.
     #[error("assertion: this ID-JAG was already redeemed (jti)")]
     Replayed,
@@ -617,6 +645,9 @@ pub enum RegistrationRefusal {
     /// ID-JAG §5: redeeming ID-JAGs (jwt-bearer) is for confidential clients.
     #[error("grant_types: jwt-bearer (redeeming ID-JAGs) is for confidential clients; this client authenticates with none")]
     PublicJwtBearer,
+    /// RFC 8707 §2: a resource is an absolute URI without a fragment.
+    #[error("resources: '{0}' must be an absolute URI without a fragment (RFC 8707 §2)")]
+    Resource(String),
     /// Keys by value only.
     #[error("jwks_uri is not supported: send the keys as jwks")]
     JwksUri,
@@ -716,7 +747,8 @@ into_op_error!(
     AuthorizeRefusal,
     RegistrationRefusal,
     ResourceRefusal,
-    PageRefusal
+    PageRefusal,
+    TargetRefusal
 );
 
 impl From<Refusal> for crate::OpError {

@@ -202,6 +202,8 @@ impl Provider {
             jwt_bearer: grants.iter().any(|g| g == grant_type::JWT_BEARER),
             response_types: responses.clone(),
             token_bound_id_tokens: token_bound,
+            // RFC 8707: the resources its access tokens may be for (keybound's member)
+            resources: strings("resources")?.unwrap_or_default(),
             ..Client::new(&client_id, method, now)
         };
         check_client(&client)?;
@@ -219,6 +221,9 @@ impl Provider {
         if token_bound {
             out["rp_id_token_token_binding_supported"] = true.into();
             out["id_token_token_binding_cnf"] = "tbh".into();
+        }
+        if !client.resources.is_empty() {
+            out["resources"] = client.resources.clone().into();
         }
         if let Some(s) = secret {
             out["client_secret"] = s.into();
@@ -238,8 +243,16 @@ impl Provider {
 ///   authorization endpoint) uses only `https` redirect URIs whose host is not `localhost` or a
 ///   loopback address (OIDC Registration §2, Core 3.2.2.1);
 /// - `private_key_jwt` comes with the client's keys, and keys only with it (RFC 7523);
-/// - jwt-bearer (redeeming ID-JAGs) is for confidential clients (ID-JAG §5).
+/// - jwt-bearer (redeeming ID-JAGs) is for confidential clients (ID-JAG §5);
+/// - RFC 8707 resources are absolute URIs without a fragment.
 pub fn check_client(c: &Client) -> Result<(), Why> {
+    if let Some(r) = c
+        .resources
+        .iter()
+        .find(|r| !url::Url::parse(r).is_ok_and(|u| u.fragment().is_none()))
+    {
+        return Err(Why::Resource(r.clone()));
+    }
     let implicit = c
         .response_types
         .iter()

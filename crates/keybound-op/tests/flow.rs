@@ -1461,3 +1461,108 @@ async fn tba_refreshed_id_token_keeps_cnf_tbh() {
         "the refreshed ID Token keeps the binding"
     );
 }
+
+/// The `aud` of an access token this provider issued (its signature is userinfo's business).
+fn access_aud(access_token: &str) -> serde_json::Value {
+    let claims: serde_json::Value = keybound_jose::Jws::parse(access_token)
+        .unwrap()
+        .payload_json()
+        .unwrap();
+    claims["aud"].clone()
+}
+
+/// RFC 8707 / RFC 9068 §3 (issue 22 item 4): a `resource` in the token request becomes the
+/// access token's `aud`; the resources a client may use are registered and any other is
+/// `invalid_target` (before the code is consumed); several give an array; a refresh may name
+/// its own. The provider's userinfo checks `aud` like any resource server: a token for an API
+/// is not a token for userinfo.
+#[tokio::test]
+async fn rfc8707_resource_becomes_the_access_tokens_audience() {
+    const API: &str = "https://api.example/";
+    const ORDERS: &str = "https://orders.example/";
+    let op = OpBuilder::new()
+        .client(Client {
+            resources: vec![API.into(), ORDERS.into()],
+            ..keybound_testkit::op::public_client("rs")
+        })
+        .build()
+        .await;
+    let key = keys::es256_a();
+    let req = request("rs", "openid offline_access", None);
+    let (code, _) = authorize(&op, &req).await;
+    let redeem = |extra: Vec<(&'static str, &'static str)>, jti: &'static str| {
+        let op = &op;
+        let code = code.clone();
+        let key = &key;
+        async move {
+            let mut f = code_form("rs", &code);
+            f.extend(extra);
+            let p = proof(key, jti, T0, Some(&code));
+            token(op, &f, &[&p], None).await
+        }
+    };
+    for (resource, says) in [
+        ("https://elsewhere.example/", "not registered"),
+        ("api.example", "absolute URI"),
+        ("https://api.example/#frag", "absolute URI"),
+    ] {
+        let e = redeem(vec![("resource", resource)], resource).await;
+        let e = e.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidTarget, "{resource}");
+        assert!(e.description().contains(says), "{e:?}");
+    }
+    // the code survived the refusals; two resources make an array
+    let t = redeem(vec![("resource", API), ("resource", ORDERS)], "r-ok")
+        .await
+        .unwrap();
+    assert_eq!(
+        access_aud(&t.access_token),
+        serde_json::json!([API, ORDERS])
+    );
+    let e = op
+        .userinfo_dpop(&t.access_token, &key, "u-api")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidToken);
+    assert!(e.description().contains("aud"), "{e:?}");
+    // a refresh names its own resource; without one, the token is for this provider
+    let rt = t.refresh_token.unwrap();
+    let refresh = |resource: Option<&'static str>, jti: &'static str| {
+        let op = &op;
+        let key = &key;
+        let rt = rt.clone();
+        async move {
+            let mut f = vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", rt.as_str()),
+                ("client_id", "rs"),
+            ];
+            if let Some(r) = resource {
+                f.push(("resource", r));
+            }
+            let p = proof(key, jti, T0, None);
+            token(op, &f, &[&p], None)
+                .await
+                .map(|t| (t.access_token, t.refresh_token.unwrap_or_default()))
+        }
+    };
+    let e = refresh(Some("https://elsewhere.example/"), "f-bad").await;
+    assert_eq!(e.unwrap_err().code(), ErrorCode::InvalidTarget);
+    let (at, _) = refresh(Some(ORDERS), "f-ok").await.unwrap();
+    assert_eq!(access_aud(&at), serde_json::json!(ORDERS));
+}
+
+/// RFC 8707 without a resource: the access token is for this provider, and userinfo takes it.
+#[tokio::test]
+async fn rfc8707_no_resource_is_a_token_for_this_provider() {
+    let op = op().await;
+    let key = keys::es256_a();
+    let jkt = key.public_jwk().thumbprint();
+    let (code, _) = authorize(&op, &request("pub", "openid bound_key", Some(&jkt))).await;
+    let p = proof(&key, "n1", T0, Some(&code));
+    let t = token(&op, &code_form("pub", &code), &[&p], None)
+        .await
+        .unwrap();
+    assert_eq!(access_aud(&t.access_token), serde_json::json!(ISS));
+    assert!(op.userinfo_dpop(&t.access_token, &key, "n-u").await.is_ok());
+}

@@ -611,3 +611,75 @@ async fn provisioned_addresses_stay_with_their_issuer() {
         keybound_testkit::op::ALICE.2
     );
 }
+
+/// RFC 8707 / RFC 9068 §3 at the resource AS (issue 22 item 4): the ID-JAG's `resource` becomes
+/// the access token's `aud` when the client registered it; the request may narrow it, never
+/// add; an unregistered one is `invalid_target`.
+#[tokio::test]
+async fn id_jag_resource_becomes_the_access_tokens_audience() {
+    const API: &str = "https://api.b.example/";
+    const CHAT: &str = "https://chat.b.example/";
+    let key = keys::es256_a();
+    let (a, b) = domains(|_| {}).await;
+    let jag = |jti: &'static str, resource: serde_json::Value| {
+        let a = &a;
+        let key = &key;
+        async move {
+            let claims = serde_json::json!({
+                "sub": keybound_testkit::op::ALICE.2, "email": "alice@example.com",
+                "email_verified": true, "resource": resource
+            });
+            signed_jag(a, A, key, jti, &claims).await
+        }
+    };
+    let aud = |t: &TokenResponse| -> serde_json::Value {
+        let v: serde_json::Value = keybound_jose::Jws::parse(&t.access_token)
+            .unwrap()
+            .payload_json()
+            .unwrap();
+        v["aud"].clone()
+    };
+    // not registered for the client at B
+    let one = jag("res-1", serde_json::json!(API)).await;
+    refused(
+        redeem(&b, "svc-at-b", &one, Some(&key)).await,
+        ErrorCode::InvalidTarget,
+        "not registered",
+    );
+    let mut c = b.store.client("svc-at-b").await.unwrap().unwrap();
+    c.resources = vec![API.into(), CHAT.into()];
+    b.store.put_client(&c).await.unwrap();
+    b.advance(6); // past the client cache
+    let t = redeem(&b, "svc-at-b", &one, Some(&key)).await.unwrap();
+    assert_eq!(aud(&t), serde_json::json!(API));
+    // both in the ID-JAG; the request narrows to one, never adds another
+    let both = jag("res-2", serde_json::json!([API, CHAT])).await;
+    let narrowed = |resource: &'static str| {
+        let b = &b;
+        let both = both.clone();
+        let key = &key;
+        async move {
+            token(
+                b,
+                "svc-at-b",
+                &[
+                    ("grant_type", grant_type::JWT_BEARER),
+                    ("assertion", &both),
+                    ("resource", resource),
+                ],
+                Some(key),
+            )
+            .await
+        }
+    };
+    assert_eq!(aud(&narrowed(CHAT).await.unwrap()), serde_json::json!(CHAT));
+    refused(
+        narrowed("https://other.b.example/").await,
+        ErrorCode::InvalidTarget,
+        "not one the grant",
+    );
+    assert_eq!(
+        aud(&redeem(&b, "svc-at-b", &both, Some(&key)).await.unwrap()),
+        serde_json::json!([API, CHAT])
+    );
+}

@@ -181,6 +181,19 @@ async fn rfc7591_2_accepted_members_are_registered() {
     .unwrap();
     assert!(stored(&op, &r).await.token_bound_id_tokens);
     assert_eq!(r["rp_id_token_token_binding_supported"], true);
+    // RFC 8707: the resources its access tokens may be for (issue 22 item 4)
+    let r = register(
+        &op,
+        &token,
+        &json!({ "redirect_uris": ["https://app.example/cb"], "resources": ["https://api.example/"] }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r["resources"], json!(["https://api.example/"]));
+    assert_eq!(
+        stored(&op, &r).await.resources,
+        vec!["https://api.example/"]
+    );
     // client_secret_post
     let r = register(
         &op,
@@ -319,6 +332,12 @@ async fn rfc7591_3_2_2_refusals() {
             json!({ "redirect_uris": ["https://[::1]/cb"], "grant_types": ["authorization_code", "implicit"], "response_types": ["code token"] }),
             ErrorCode::InvalidRedirectUri,
             "implicit and hybrid",
+        ),
+        // RFC 8707 §2: registered resources are absolute URIs without a fragment
+        (
+            json!({ "redirect_uris": uri, "resources": ["api.example"] }),
+            ErrorCode::InvalidClientMetadata,
+            "absolute URI",
         ),
         // ID-JAG §5 (issue 22 item 4): a public client cannot be allowed jwt-bearer
         (

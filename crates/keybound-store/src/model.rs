@@ -105,6 +105,10 @@ pub struct Client {
     /// Token Binding reached the authorization endpoint
     #[serde(default)]
     pub token_bound_id_tokens: bool,
+    /// RFC 8707 resources (absolute URIs) its access tokens may be issued for, as their `aud`;
+    /// none: only tokens for this provider itself (userinfo)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
     /// when registered
     pub created_at: u64,
 }
@@ -149,6 +153,7 @@ impl Client {
             jwt_bearer: false,
             response_types: code_only(),
             token_bound_id_tokens: false,
+            resources: Vec::new(),
             created_at,
         }
     }
@@ -177,6 +182,7 @@ impl fmt::Debug for Client {
             .field("jwt_bearer", &self.jwt_bearer)
             .field("response_types", &self.response_types)
             .field("token_bound_id_tokens", &self.token_bound_id_tokens)
+            .field("resources", &self.resources)
             .field("created_at", &self.created_at)
             .finish()
     }

@@ -151,6 +151,7 @@ pub fn client(id: &str) -> Client {
         jwt_bearer: true,
         response_types: vec!["code".into(), "code id_token".into()],
         token_bound_id_tokens: true,
+        resources: vec!["https://api.example/".into()],
         created_at: NOW,
     }
 }

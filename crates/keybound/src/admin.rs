@@ -136,6 +136,10 @@ pub enum ClientCmd {
         /// JWK Set file for private_key_jwt
         #[arg(long)]
         jwks: Option<std::path::PathBuf>,
+        /// RFC 8707 resource (absolute URI) its access tokens may be for, as their `aud`
+        /// (repeatable); without any, access tokens are for this server (userinfo)
+        #[arg(long = "resource")]
+        resources: Vec<String>,
         /// token exchange into ID-JAGs
         #[command(flatten)]
         exchange: ExchangeArgs,
@@ -293,6 +297,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     grant_types,
                     response_types,
                     token_bound_id_tokens,
+                    resources,
                 },
         } => {
             let response_types = if response_types.is_empty() {
@@ -367,6 +372,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                 jwt_bearer,
                 response_types,
                 token_bound_id_tokens,
+                resources,
                 ..Client::new(&client_id, method, crate::now())
             };
             // the rules dynamic registration applies too (one function for both)
@@ -397,6 +403,11 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     format!("{exchange}\tjwt-bearer")
                 } else {
                     exchange
+                };
+                let exchange = if c.resources.is_empty() {
+                    exchange
+                } else {
+                    format!("{exchange}\tresources: {}", c.resources.join(" "))
                 };
                 println!(
                     "{}\t{}\t{}\t{}{exchange}",

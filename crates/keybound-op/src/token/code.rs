@@ -4,7 +4,9 @@
 use keybound_proto::dpop::{CodeBinding, VerifiedProof};
 use keybound_store::{AuthorizationCode, Client, CodeLookup, TokenHash};
 
-use crate::grant::{issues_refresh, redemption_grant, Authorized, Redemption, TokenSuccess};
+use crate::grant::{
+    audience, issues_refresh, redemption_grant, Authorized, Redemption, TokenSuccess,
+};
 use crate::proof::check_code_proof;
 use crate::refusal::{Bound, CodeRefusal};
 use crate::{Form, OpError, Provider};
@@ -54,7 +56,9 @@ impl Provider {
             bound_key: code.bound_key,
             tbh: code.tbh.as_deref(),
         };
-        let grant = redemption_grant(client, redemption, proof.as_ref())?;
+        // RFC 8707: the resources before anything is consumed
+        let audience = audience(client, form.resources(), None)?;
+        let grant = redemption_grant(client, redemption, proof.as_ref(), audience)?;
         let token = issues_refresh(&code.scope).then(|| self.random_token());
         let first = token
             .as_deref()

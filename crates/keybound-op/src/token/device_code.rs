@@ -5,7 +5,9 @@
 use keybound_proto::dpop::{CodeBinding, VerifiedProof};
 use keybound_store::{Client, DeviceAuthorization, DeviceDecision, DevicePoll, TokenHash};
 
-use crate::grant::{issues_refresh, redemption_grant, Authorized, Redemption, TokenSuccess};
+use crate::grant::{
+    audience, issues_refresh, redemption_grant, Authorized, Redemption, TokenSuccess,
+};
 use crate::proof::check_code_proof;
 use crate::refusal::{Bound, DeviceRefusal};
 use crate::{Form, OpError, Provider};
@@ -40,6 +42,8 @@ impl Provider {
             },
             Bound::DeviceCode,
         )?;
+        // RFC 8707: the resources before anything is consumed
+        let audience = audience(client, form.resources(), None)?;
         // the first refresh token, written by the poll that consumes the approved code
         let token = issues_refresh(&auth.scope).then(|| self.random_token());
         let first = |dec: &DeviceDecision| {
@@ -56,6 +60,7 @@ impl Provider {
                 client,
                 approved(&auth, sub, *auth_time, amr),
                 proof.as_ref(),
+                audience.clone(),
             )
             .ok()?;
             Some(self.first_refresh(&g, proof.as_ref(), t, now))
@@ -80,8 +85,12 @@ impl Provider {
                     amr,
                 },
             ) => {
-                let grant =
-                    redemption_grant(client, approved(&a, &sub, auth_time, &amr), proof.as_ref())?;
+                let grant = redemption_grant(
+                    client,
+                    approved(&a, &sub, auth_time, &amr),
+                    proof.as_ref(),
+                    audience,
+                )?;
                 self.mint(&grant, proof.as_ref(), token).await
             }
         }

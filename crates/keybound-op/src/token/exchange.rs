@@ -37,7 +37,8 @@ struct Target<'a> {
     audience: &'a str,
     /// the client's id at that AS
     client_id_there: &'a str,
-    resource: Option<&'a str>,
+    /// RFC 8707 resources (each in the policy)
+    resource: &'a [String],
     scope: Option<String>,
 }
 
@@ -92,7 +93,11 @@ impl Provider {
             exp: now + self.config.id_jag_ttl,
             iat: now,
             scope: target.scope.clone(),
-            resource: target.resource.map(|r| Value::from(r.to_owned())),
+            resource: match target.resource {
+                [] => None,
+                [one] => Some(Value::from(one.clone())),
+                many => Some(Value::from(many.to_vec())),
+            },
             cnf: jkt.map(|jkt| Cnf {
                 jkt: Some(jkt),
                 ..Cnf::default()
@@ -202,8 +207,8 @@ fn target<'a>(form: &'a Form, policy: &'a ExchangePolicy) -> Result<Target<'a>, 
         .audiences
         .get(audience)
         .ok_or_else(|| Why::Audience(audience.to_owned()))?;
-    let resource = form.get("resource");
-    if let Some(r) = resource {
+    let resource = form.resources();
+    for r in resource {
         if !policy.resources.iter().any(|x| x == r) {
             return Err(Why::Resource(r.to_owned()).into());
         }

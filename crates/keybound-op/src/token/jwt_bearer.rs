@@ -23,7 +23,7 @@ use keybound_proto::idjag::{self, TYP_ID_JAG};
 use keybound_store::{Client, SubjectMode, TrustedIssuer, User};
 
 use crate::form::Form;
-use crate::grant::{Authorized, Grant, TokenSuccess};
+use crate::grant::{audience, Authorized, Grant, TokenSuccess};
 use crate::proof::check_bound;
 use crate::refusal::{Bound, JwtBearerRefusal as Why};
 use crate::{OpError, Provider};
@@ -79,6 +79,20 @@ impl Provider {
         if cnf.is_none() && !issuer.allow_unbound {
             return Err(Why::UnboundRefused(issuer.issuer.clone()).into());
         }
+        // RFC 8707 / RFC 9068 §3: the ID-JAG's resource (narrowed by the request) becomes the
+        // access token's aud; decided before the jti is spent
+        let granted = match &claims.resource {
+            None => None,
+            Some(serde_json::Value::String(r)) => Some(vec![r.clone()]),
+            Some(serde_json::Value::Array(a)) => Some(
+                a.iter()
+                    .map(|v| v.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or(Why::ResourceClaim)?,
+            ),
+            Some(_) => return Err(Why::ResourceClaim.into()),
+        };
+        let audience = audience(client, form.resources(), granted.as_deref())?;
         // jti: single use unless key-bound (re-redemption within exp, each with a fresh proof)
         if cnf.is_none() || issuer.single_use {
             let digest =
@@ -130,6 +144,7 @@ impl Provider {
             },
             id_token_key: None,
             tbh: None,
+            audience,
         };
         // no refresh token from an assertion (IJ-13)
         self.mint(&grant, proof.as_ref(), None).await

@@ -5,7 +5,7 @@
 use keybound_proto::dpop::VerifiedProof;
 use keybound_store::{Client, RefreshLookup, RefreshToken, TokenHash};
 
-use crate::grant::{has_scope, Authorized, Grant, TokenSuccess};
+use crate::grant::{audience, has_scope, Authorized, Grant, TokenSuccess};
 use crate::proof::check_bound;
 use crate::refusal::{Bound, RefreshRefusal};
 use crate::{Form, OpError, Provider};
@@ -44,6 +44,8 @@ impl Provider {
         };
         // no c_s256 on refresh (KB-RF1); the proof must be by the bound key (KB-RF2)
         check_bound(proof.as_ref(), rt.jkt.as_ref(), Bound::RefreshToken)?;
+        // RFC 8707 §2.2: the resources of this access token, before the rotation
+        let audience = audience(client, form.resources(), None)?;
         let id_token_key = rt.cnf_jwk.clone().map(|k| (rt.profile, k));
         let new_token = self.random_token();
         let new_record = RefreshToken {
@@ -77,6 +79,7 @@ impl Provider {
             // the binding the grant's first ID Token had (Token Bound Authentication: a refresh
             // is no downgrade for an RP that requires cnf.tbh)
             tbh: rt.tbh.as_deref(),
+            audience,
         };
         self.mint(&grant, proof.as_ref(), Some(new_token)).await
     }
