@@ -229,18 +229,48 @@ async fn ij1_subject_issued_to_another_client_is_refused() {
     assert!(e.description().contains("aud"), "{e:?}");
 }
 
-/// TE-1: the subject token is ours, unexpired and not too old; anything else is unusable.
+/// TE-1: the subject token is ours, unexpired and not too old; anything else is unusable —
+/// each refused for its own reason (a forged token must reach the signature check, a token
+/// of another issuer the issuer check: not stop early at an unknown `kid`).
 #[tokio::test]
 async fn te1_subject_token_must_be_valid() {
     let op = op().await;
     let key = keys::es256_a();
     let idt = id_token(&op, "conf", Some(&key)).await;
-    // signed by someone else with our issuer and the client as audience
-    let forged =
+    let signer = op.p.current_key().await.unwrap();
+    let made = |iss: &str, by: &PrivateKey| {
+        keybound_proto::idtoken::IdTokenBuilder::new(
+            iss,
+            ALICE.2,
+            keybound_proto::idtoken::Audience::from("conf"),
+            op.now(),
+            300,
+        )
+        .bind(
+            keybound_proto::keybinding::Profile::KeyBinding,
+            key.public_jwk(),
+        )
+        .sign(by, signer.alg, Some(&signer.kid))
+        .unwrap()
+    };
+    // our issuer and kid, the client as audience, signed by another key
+    let forged = made(ISS, &keys::es256_b());
+    // signed by our key, but naming another issuer
+    let elsewhere = made("https://op.elsewhere.example", &signer.key);
+    // signed by someone else entirely, with a kid we do not have
+    let stranger =
         keybound_testkit::tokens::BoundIdToken::new(&keys::es256_b(), &key, "conf", T0).sign();
-    for bad in ["", "not.a.jwt", forged.as_str()] {
+    for (bad, says) in [
+        ("", "subject_token"),
+        ("not.a.jwt", "subject_token"),
+        (forged.as_str(), "signature does not verify"),
+        (elsewhere.as_str(), "iss"),
+        (stranger.as_str(), "kid"),
+    ] {
         let r = exchange(&op, "conf", bad, Some(&key), &[("subject_token", bad)]).await;
-        assert_eq!(code_of(r), ErrorCode::InvalidRequest, "{bad}");
+        let e = r.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidRequest, "{bad}");
+        assert!(e.description().contains(says), "{says:?} not in {e:?}");
     }
     op.advance(301);
     assert_eq!(
@@ -350,4 +380,38 @@ async fn the_proof_is_checked_first() {
     assert!(send().await.is_ok());
     let e = send().await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidDpopProof, "{e:?}");
+}
+
+/// ID-JAG §3 (issue 22 item 6): what the sign-in was travels with the identity — the subject
+/// ID Token's `acr`, `amr` and `auth_time` are the ID-JAG's, and the address as verified.
+#[tokio::test]
+async fn ij_acr_amr_and_auth_time_are_carried_into_the_id_jag() {
+    let op = op().await;
+    let key = keys::es256_a();
+    // the End-User has signed in and consented (the grant stands); the subject is an ID Token
+    // of ours with a stronger sign-in than a password
+    id_token(&op, "conf", Some(&key)).await;
+    let signer = op.p.current_key().await.unwrap();
+    let idt = keybound_proto::idtoken::IdTokenBuilder::new(
+        ISS,
+        ALICE.2,
+        keybound_proto::idtoken::Audience::from("conf"),
+        op.now(),
+        300,
+    )
+    .auth_time(op.now() - 5)
+    .acr("urn:keybound:acr:mfa")
+    .amr(&["pwd", "hwk", "mfa"])
+    .bind(
+        keybound_proto::keybinding::Profile::KeyBinding,
+        key.public_jwk(),
+    )
+    .sign(&signer.key, signer.alg, Some(&signer.kid))
+    .unwrap();
+    let t = exchange(&op, "conf", &idt, Some(&key), &[]).await.unwrap();
+    let (_, c) = open(&op, &t.access_token).await;
+    assert_eq!(c["acr"], "urn:keybound:acr:mfa");
+    assert_eq!(c["amr"], serde_json::json!(["pwd", "hwk", "mfa"]));
+    assert_eq!(c["auth_time"], op.now() - 5);
+    assert_eq!(c["email_verified"], true);
 }

@@ -169,15 +169,34 @@ async fn implicit_and_hybrid_refusals() {
         let op = &op;
         async move { op.p.validate_authorization(&r).await }
     };
-    refused(
-        v(AuthorizationRequest {
-            nonce: None,
-            ..request("id_token")
-        })
-        .await,
-        ErrorCode::InvalidRequest,
-        "nonce is required",
-    );
+    // OIDC Core 3.2.2.1, 3.3.2.11 (and its errata): the nonce is required for every response
+    // type that returns tokens from the authorization endpoint, hybrid ones included
+    for rt in [
+        "id_token",
+        "id_token token",
+        "code id_token",
+        "code token",
+        "code id_token token",
+    ] {
+        for nonce in [None, Some(String::new())] {
+            refused(
+                v(AuthorizationRequest {
+                    nonce: nonce.clone(),
+                    ..request(rt)
+                })
+                .await,
+                ErrorCode::InvalidRequest,
+                "nonce is required",
+            );
+        }
+    }
+    // the code flow alone may go without
+    assert!(v(AuthorizationRequest {
+        nonce: None,
+        ..request("code")
+    })
+    .await
+    .is_ok());
     refused(
         v(AuthorizationRequest {
             scope: "openid bound_key".into(),

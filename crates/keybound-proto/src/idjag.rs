@@ -99,3 +99,71 @@ pub fn check(
     let jkt = claims.cnf.as_ref().and_then(Cnf::key_thumbprint);
     Ok((claims, jkt))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_700_000_000;
+    const AS: &str = "https://as.b.example";
+
+    fn jag(change: impl FnOnce(&mut Map<String, Value>)) -> String {
+        let mut c = serde_json::json!({
+            "iss": "https://idp.a.example", "sub": "alice", "aud": AS, "client_id": "svc",
+            "jti": "j-1", "iat": NOW, "exp": NOW + 300,
+        });
+        if let Some(m) = c.as_object_mut() {
+            change(m);
+        }
+        let mut h = Map::new();
+        h.insert("typ".into(), TYP_ID_JAG.into());
+        let key = keybound_testkit::keys::es256_a();
+        keybound_jose::jws::sign(
+            keybound_jose::Algorithm::ES256,
+            &h,
+            c.to_string().as_bytes(),
+            &key,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn checked(token: &str) -> Result<(IdJagClaims, Option<Jkt>), Error> {
+        let jws = Jws::parse(token).unwrap_or_else(|e| panic!("{e}"));
+        check(&jws, AS, "svc", NOW, 30)
+    }
+
+    /// IJ (required claims), JB-4, JB-5 and `iat` (issue 22 item 6): an ID-JAG lacking `sub` or
+    /// `exp`, not yet valid (`nbf`) or issued in the future is refused, each beyond the leeway;
+    /// within it, accepted.
+    #[test]
+    fn ij_required_claims_and_times() {
+        assert!(checked(&jag(|_| {})).is_ok());
+        for (what, token, says) in [
+            ("no sub", jag(|m| drop(m.remove("sub"))), "sub"),
+            ("no exp", jag(|m| drop(m.remove("exp"))), "exp"),
+            (
+                "nbf ahead",
+                jag(|m| drop(m.insert("nbf".into(), (NOW + 31).into()))),
+                "not valid before",
+            ),
+            (
+                "iat ahead",
+                jag(|m| drop(m.insert("iat".into(), (NOW + 31).into()))),
+                "in the future",
+            ),
+            (
+                "expired",
+                jag(|m| drop(m.insert("exp".into(), (NOW - 30).into()))),
+                "expired",
+            ),
+        ] {
+            match checked(&token) {
+                Err(Error::IdJag(m)) => assert!(m.contains(says), "{what}: {m}"),
+                other => panic!("{what}: expected a refusal, got {other:?}"),
+            }
+        }
+        // within the leeway
+        assert!(checked(&jag(|m| drop(m.insert("nbf".into(), (NOW + 30).into())))).is_ok());
+        assert!(checked(&jag(|m| drop(m.insert("iat".into(), (NOW + 30).into())))).is_ok());
+    }
+}

@@ -202,14 +202,7 @@ impl Rp {
             .check_web_id_token(&id_token, &pending.nonce)
             .await?
             .claims;
-        if let Some(f) = &front {
-            if f.sub != claims.sub {
-                return Err(RpError::Token(
-                    "the token endpoint's ID Token names another End-User (OIDC Core 3.3.3.6)"
-                        .into(),
-                ));
-            }
-        }
+        check_same_end_user(front.as_ref(), &claims)?;
         check(&claims)?;
         Ok(WebSignIn {
             sub: claims.sub.clone(),
@@ -264,6 +257,17 @@ impl Rp {
     }
 }
 
+/// OIDC Core 3.3.3.6: in the hybrid flow the token endpoint's ID Token names the End-User the
+/// authorization endpoint's did.
+fn check_same_end_user(front: Option<&IdTokenClaims>, back: &IdTokenClaims) -> Result<(), RpError> {
+    match front {
+        Some(f) if f.sub != back.sub => Err(RpError::Token(
+            "the token endpoint's ID Token names another End-User (OIDC Core 3.3.3.6)".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// OIDC Core 3.3.2.11: the hybrid flow's ID Token carries `c_hash` of the code, made with the
 /// hash of the ID Token's own `alg` (SHA-384 for ES384, SHA-512 for EdDSA, …).
 fn check_c_hash(validated: &idtoken::ValidatedIdToken, code: &str) -> Result<(), RpError> {
@@ -284,9 +288,11 @@ mod tests {
     use keybound_proto::idtoken::{Audience, IdTokenBuilder, IdTokenChecks};
 
     /// OIDC Core 3.3.2.11 (issue 22 item 4): `c_hash` with the hash of the ID Token's `alg`
-    /// — an ES384 or EdDSA ID Token's `c_hash` is not SHA-256's, and the RP checked only that.
+    /// — an ES384 or EdDSA ID Token's `c_hash` is not SHA-256's, and the RP checked only that;
+    /// a `c_hash` of another code and (3.3.3.6) a token-endpoint ID Token about another
+    /// End-User are refused.
     #[test]
-    fn oidc_core_3_3_2_11_c_hash_by_the_id_tokens_alg() {
+    fn oidc_core_3_3_hybrid_c_hash_by_alg_and_one_end_user() {
         let code = "Qcb0Orv1zh30vL1MPRsbm-diHiMwcLyZvn1arpZv-Jxf_11jnpEX3Tgfvk";
         for (key, alg) in [
             (keybound_testkit::keys::es256_a(), Algorithm::ES256),
@@ -311,6 +317,15 @@ mod tests {
             assert!(check_c_hash(&v, code).is_ok(), "{alg:?}");
             assert!(check_c_hash(&v, "another-code").is_err(), "{alg:?}");
             let sha256_half = keybound_proto::keybinding::oidc_half_hash(code);
+            // OIDC Core 3.3.3.6: the token endpoint's ID Token is about the same End-User
+            let mut other = v.claims.clone();
+            assert!(check_same_end_user(Some(&v.claims), &other).is_ok());
+            assert!(check_same_end_user(None, &other).is_ok());
+            other.sub = "mallory".into();
+            assert!(matches!(
+                check_same_end_user(Some(&v.claims), &other),
+                Err(RpError::Token(m)) if m.contains("another End-User")
+            ));
             assert_eq!(
                 v.claims.c_hash.as_deref() == Some(sha256_half.as_str()),
                 alg == Algorithm::ES256,

@@ -138,7 +138,7 @@ pub enum ClientCmd {
         jwks: Option<std::path::PathBuf>,
         /// RFC 8707 resource (absolute URI) its access tokens may be for, as their `aud`
         /// (repeatable); without any, access tokens are for this server (userinfo)
-        #[arg(long = "resource")]
+        #[arg(long = "resource", id = "resource", value_name = "URI")]
         resources: Vec<String>,
         /// token exchange into ID-JAGs
         #[command(flatten)]
