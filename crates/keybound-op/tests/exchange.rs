@@ -227,6 +227,28 @@ async fn ij1_subject_issued_to_another_client_is_refused() {
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidRequest, "{e:?}");
     assert!(e.description().contains("aud"), "{e:?}");
+    // TE-2 (OIDC Core 3.1.3.7 step 5): our client in `aud`, but authorized for another party
+    // (`azp`): not this client's to exchange
+    let signer = op.p.current_key().await.unwrap();
+    let for_other_party = keybound_proto::idtoken::IdTokenBuilder::new(
+        ISS,
+        ALICE.2,
+        keybound_proto::idtoken::Audience::from("conf"),
+        op.now(),
+        300,
+    )
+    .azp("lax")
+    .bind(
+        keybound_proto::keybinding::Profile::KeyBinding,
+        key.public_jwk(),
+    )
+    .sign(&signer.key, signer.alg, Some(&signer.kid))
+    .unwrap();
+    let e = exchange(&op, "conf", &for_other_party, Some(&key), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidRequest, "{e:?}");
+    assert!(e.description().contains("azp"), "{e:?}");
 }
 
 /// TE-1: the subject token is ours, unexpired and not too old; anything else is unusable —
