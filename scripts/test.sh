@@ -46,6 +46,16 @@ cargo fmt --all -- --check
 echo "== cargo clippy (all targets, -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "== the dependency graph says what runs where"
+# the binary runs no test fixtures; the server without Token Binding needs no OpenSSL
+if cargo tree -p keybound -e normal --locked | grep -q keybound-testkit; then
+  echo "the keybound binary links keybound-testkit"; exit 1
+fi
+if cargo tree -p keybound-server --no-default-features -e normal --locked | grep -q openssl; then
+  echo "keybound-server without its token-binding feature links OpenSSL"; exit 1
+fi
+cargo build -p keybound-server --no-default-features --locked
+
 echo "== fuzz targets build (fuzz/ is its own workspace)"
 cargo build --manifest-path fuzz/Cargo.toml --bins
 

@@ -19,6 +19,7 @@
 //! All network I/O goes through the small [`Transport`] trait ([`ReqwestTransport`] by
 //! default), so the logic can be tested without sockets.
 
+pub mod browser;
 mod device;
 mod error;
 mod session;
@@ -335,15 +336,10 @@ impl Rp {
     }
 
     pub(crate) fn auth_header(&self) -> Option<String> {
-        self.config.client_secret.as_ref().map(|s| {
-            let enc =
-                |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
-            let raw = format!("{}:{}", enc(&self.config.client_id), enc(s.expose()));
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(raw)
-            )
-        })
+        self.config
+            .client_secret
+            .as_ref()
+            .map(|s| basic_auth(&self.config.client_id, s.expose()))
     }
 
     /// The server a nonce belongs to: the origin of `url` (nonces are per server, RFC 9449 §8).
@@ -687,6 +683,20 @@ impl Rp {
         let www = r.header("www-authenticate").unwrap_or("");
         Err(RpError::Token(format!("userinfo: HTTP {} {www}", r.status)))
     }
+}
+
+/// `Authorization: Basic` for a client id and secret, each form-encoded first (RFC 6749
+/// §2.3.1).
+pub fn basic_auth(client_id: &str, secret: &str) -> String {
+    let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            enc(client_id),
+            enc(secret)
+        ))
+    )
 }
 
 #[cfg(test)]

@@ -137,6 +137,27 @@ fn forwarded_tb_id(
     keybound_proto::tokbind::TokenBindingId::from_bytes(&bytes).ok()
 }
 
+/// The binding the native listener's middleware verified for this request (its
+/// `Sec-Token-Binding` over the connection's EKM), if any.
+#[cfg(feature = "token-binding")]
+fn native(parts: &Parts) -> TokenBindingContext {
+    parts
+        .extensions
+        .get::<keybound_tls::VerifiedTokenBinding>()
+        .map(|v| TokenBindingContext {
+            provided: Some(v.0.provided.clone()),
+            referred: v.0.referred.clone(),
+        })
+        .unwrap_or_default()
+}
+
+/// Built without the native listener (feature `token-binding` off): no request carries a
+/// binding it verified.
+#[cfg(not(feature = "token-binding"))]
+fn native(_: &Parts) -> TokenBindingContext {
+    TokenBindingContext::default()
+}
+
 impl FromRequestParts<Arc<AppState>> for TokenBinding {
     type Rejection = std::convert::Infallible;
 
@@ -148,16 +169,7 @@ impl FromRequestParts<Arc<AppState>> for TokenBinding {
             crate::TokenBindingMode::Off => Ok(TokenBinding::default()),
             // set only by the native listener's middleware, after verifying the request's
             // Sec-Token-Binding over its connection's EKM
-            crate::TokenBindingMode::Native => Ok(TokenBinding(
-                parts
-                    .extensions
-                    .get::<keybound_tls::VerifiedTokenBinding>()
-                    .map(|v| TokenBindingContext {
-                        provided: Some(v.0.provided.clone()),
-                        referred: v.0.referred.clone(),
-                    })
-                    .unwrap_or_default(),
-            )),
+            crate::TokenBindingMode::Native => Ok(TokenBinding(native(parts))),
             crate::TokenBindingMode::Proxy => {
                 let from_proxy = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
                     .await

@@ -97,16 +97,7 @@ pub fn basic(client_id: &str) -> String {
 /// `Authorization: Basic` for `client_id` and `secret` (RFC 6749 §2.3.1 form-encoding of both
 /// parts).
 pub fn basic_auth(client_id: &str, secret: &str) -> String {
-    use base64::Engine as _;
-    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            enc(client_id),
-            enc(secret)
-        ))
-    )
+    keybound_rp::basic_auth(client_id, secret)
 }
 
 /// A public client (PKCE, no secret).

@@ -12,9 +12,9 @@ use axum::routing::get;
 use axum::Router;
 use keybound_op::password;
 use keybound_proto::presentation::{http_proof, ID_TOKEN_HEADER};
+use keybound_rp::browser::Browser;
 use keybound_rp::{ReqwestTransport, Rp, RpConfig};
 use keybound_store::{Client, ClientAuthMethod, User};
-use keybound_testkit::browser::Browser;
 use keybound_verify::axum_support::{DpopAccess, KeyBound};
 use keybound_verify::{
     HttpFetcher, MemoryReplayCache, SystemClock, TrustedIssuer, Verifier, VerifierConfig,
@@ -464,8 +464,8 @@ async fn act_two(
     println!("\nThe thief, holding the copied ID Token (and even the app's client secrets), tries again:");
     let http = reqwest::Client::new();
     let thief = keybound_jose::PrivateKey::generate(keybound_jose::key::KeyKind::Es256)?;
-    let basic_a = keybound_testkit::op::basic_auth("demo-app", APP_SECRET);
-    let basic_b = keybound_testkit::op::basic_auth("demo-app-at-b", APP_SECRET_AT_B);
+    let basic_a = keybound_rp::basic_auth("demo-app", APP_SECRET);
+    let basic_b = keybound_rp::basic_auth("demo-app-at-b", APP_SECRET_AT_B);
     // the ID Token straight to B's API
     let direct = rp_b
         .call_api(&thief, &session.id_token, "GET", &orders)

@@ -1,15 +1,14 @@
 //! `keybound demo --token-binding`: OpenID Connect Token Bound Authentication on loopback. An
 //! OP behind keybound's native Token Binding listener and the example web RP
 //! (examples/tb-rp), both TLS 1.2 with Token Binding under one throwaway certificate, and the
-//! test kit's Token Binding user agent (browsers dropped Token Binding in 2018). The End-User
+//! example's Token Binding user agent (browsers dropped Token Binding in 2018). The End-User
 //! signs in at the RP; the ID Token carries `cnf.tbh`, the hash of the browser's Token Binding
 //! ID with the RP. Then a thief tries the stolen ID Token and copied cookies on its own
 //! connections, and an attacker strips the binding: each is refused, with the reason.
 
 use anyhow::{bail, Context as _};
-use keybound_testkit::browser::{form_action, hidden_fields};
-use keybound_testkit::op::ALICE;
-use keybound_testkit::tb::{Federation, FederationOptions, TbTransport};
+use keybound_rp::browser::{form_action, hidden_fields};
+use tb_rp::federation::{Federation, FederationOptions, TbTransport, ALICE};
 
 fn reason(body: &str) -> String {
     serde_json::from_str::<serde_json::Value>(body)

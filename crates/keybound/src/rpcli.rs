@@ -9,8 +9,8 @@ use keybound_jose::Secret;
 
 use anyhow::{bail, Context as _};
 use keybound_proto::keybinding::Profile;
+use keybound_rp::browser::Browser;
 use keybound_rp::{ReqwestTransport, Rp, RpConfig, Session};
-use keybound_testkit::browser::Browser;
 use keybound_verify::{
     HttpFetcher, HttpPresentation, SqliteReplayCache, SystemClock, TrustedIssuer, Verifier,
     VerifierConfig,

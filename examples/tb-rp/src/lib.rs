@@ -15,6 +15,8 @@
 //!
 //! Everything the RP keeps is in memory: an example, not a session store.
 
+pub mod federation;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
