@@ -111,6 +111,31 @@ async fn exchange(
     .map(|s| s.response)
 }
 
+/// A subject ID Token made by hand: for [`ALICE`] and `conf`, from `iss`, bound to `key`, under
+/// the OP's current `kid`, signed by `by` (the OP's own key when `None`), after `f`.
+async fn subject_made(
+    op: &TestOp,
+    iss: &str,
+    by: Option<&PrivateKey>,
+    key: &PrivateKey,
+    f: impl FnOnce(keybound_proto::idtoken::IdTokenBuilder) -> keybound_proto::idtoken::IdTokenBuilder,
+) -> String {
+    let signer = op.p.current_key().await.unwrap();
+    let b = keybound_proto::idtoken::IdTokenBuilder::new(
+        iss,
+        ALICE.2,
+        keybound_proto::idtoken::Audience::from("conf"),
+        op.now(),
+        300,
+    )
+    .bind(
+        keybound_proto::keybinding::Profile::KeyBinding,
+        key.public_jwk(),
+    );
+    f(b).sign(by.unwrap_or(&signer.key), signer.alg, Some(&signer.kid))
+        .unwrap()
+}
+
 fn code_of(r: Result<TokenResponse, OpError>) -> ErrorCode {
     match r {
         Ok(t) => panic!("expected a refusal, got {t:?}"),
@@ -229,21 +254,7 @@ async fn ij1_subject_issued_to_another_client_is_refused() {
     assert!(e.description().contains("aud"), "{e:?}");
     // TE-2 (OIDC Core 3.1.3.7 step 5): our client in `aud`, but authorized for another party
     // (`azp`): not this client's to exchange
-    let signer = op.p.current_key().await.unwrap();
-    let for_other_party = keybound_proto::idtoken::IdTokenBuilder::new(
-        ISS,
-        ALICE.2,
-        keybound_proto::idtoken::Audience::from("conf"),
-        op.now(),
-        300,
-    )
-    .azp("lax")
-    .bind(
-        keybound_proto::keybinding::Profile::KeyBinding,
-        key.public_jwk(),
-    )
-    .sign(&signer.key, signer.alg, Some(&signer.kid))
-    .unwrap();
+    let for_other_party = subject_made(&op, ISS, None, &key, |b| b.azp("lax")).await;
     let e = exchange(&op, "conf", &for_other_party, Some(&key), &[])
         .await
         .unwrap_err();
@@ -259,26 +270,11 @@ async fn te1_subject_token_must_be_valid() {
     let op = op().await;
     let key = keys::es256_a();
     let idt = id_token(&op, "conf", Some(&key)).await;
-    let signer = op.p.current_key().await.unwrap();
-    let made = |iss: &str, by: &PrivateKey| {
-        keybound_proto::idtoken::IdTokenBuilder::new(
-            iss,
-            ALICE.2,
-            keybound_proto::idtoken::Audience::from("conf"),
-            op.now(),
-            300,
-        )
-        .bind(
-            keybound_proto::keybinding::Profile::KeyBinding,
-            key.public_jwk(),
-        )
-        .sign(by, signer.alg, Some(&signer.kid))
-        .unwrap()
-    };
+    let other = keys::es256_b();
     // our issuer and kid, the client as audience, signed by another key
-    let forged = made(ISS, &keys::es256_b());
+    let forged = subject_made(&op, ISS, Some(&other), &key, |b| b).await;
     // signed by our key, but naming another issuer
-    let elsewhere = made("https://op.elsewhere.example", &signer.key);
+    let elsewhere = subject_made(&op, "https://op.elsewhere.example", None, &key, |b| b).await;
     // signed by someone else entirely, with a kid we do not have
     let stranger =
         keybound_testkit::tokens::BoundIdToken::new(&keys::es256_b(), &key, "conf", T0).sign();
@@ -413,23 +409,13 @@ async fn ij_acr_amr_and_auth_time_are_carried_into_the_id_jag() {
     // the End-User has signed in and consented (the grant stands); the subject is an ID Token
     // of ours with a stronger sign-in than a password
     id_token(&op, "conf", Some(&key)).await;
-    let signer = op.p.current_key().await.unwrap();
-    let idt = keybound_proto::idtoken::IdTokenBuilder::new(
-        ISS,
-        ALICE.2,
-        keybound_proto::idtoken::Audience::from("conf"),
-        op.now(),
-        300,
-    )
-    .auth_time(op.now() - 5)
-    .acr("urn:keybound:acr:mfa")
-    .amr(&["pwd", "hwk", "mfa"])
-    .bind(
-        keybound_proto::keybinding::Profile::KeyBinding,
-        key.public_jwk(),
-    )
-    .sign(&signer.key, signer.alg, Some(&signer.kid))
-    .unwrap();
+    let now = op.now();
+    let idt = subject_made(&op, ISS, None, &key, |b| {
+        b.auth_time(now - 5)
+            .acr("urn:keybound:acr:mfa")
+            .amr(&["pwd", "hwk", "mfa"])
+    })
+    .await;
     let t = exchange(&op, "conf", &idt, Some(&key), &[]).await.unwrap();
     let (_, c) = open(&op, &t.access_token).await;
     assert_eq!(c["acr"], "urn:keybound:acr:mfa");
