@@ -369,8 +369,8 @@ impl Provider {
         for (k, free) in shared {
             // a concurrent attempt at another principal may have started a back-off since the
             // check: `begun` is dropped and the keys counted so far are taken back
-            self.throttle.begin(k, *free, cfg, now).map_err(throttled)?;
-            begun.shared.push(k);
+            let p = self.throttle.begin(k, *free, cfg, now).map_err(throttled)?;
+            begun.shared.push((k, p));
         }
         Ok(begun)
     }
@@ -383,7 +383,7 @@ impl Provider {
 pub(crate) struct Attempt<'p, 'k> {
     provider: &'p Provider,
     principal: &'k str,
-    shared: Vec<&'k str>,
+    shared: Vec<(&'k str, throttle::Provisional)>,
     settled: bool,
     _turn: tokio::sync::MutexGuard<'p, ()>,
 }
@@ -400,8 +400,8 @@ impl Attempt<'_, '_> {
     pub(crate) fn succeeded(mut self) {
         self.settled = true;
         self.provider.throttle.succeed(self.principal);
-        for k in &self.shared {
-            self.provider.throttle.undo(k);
+        for (k, p) in &self.shared {
+            self.provider.throttle.undo(k, *p);
         }
     }
 }
@@ -409,8 +409,8 @@ impl Attempt<'_, '_> {
 impl Drop for Attempt<'_, '_> {
     fn drop(&mut self) {
         if !self.settled {
-            for k in &self.shared {
-                self.provider.throttle.undo(k);
+            for (k, p) in &self.shared {
+                self.provider.throttle.undo(k, *p);
             }
         }
     }

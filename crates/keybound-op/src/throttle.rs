@@ -15,7 +15,9 @@
 //! *right* secrets are never refused for it (counting every attempt as a failure from its start
 //! refused a confidential client's parallel token requests). The source address, shared by many
 //! principals, is counted when an attempt starts ([`Throttle::begin`]) and taken back when the
-//! secret was right.
+//! secret was right — completely: the count *and* the time of the last failure go back to what
+//! they were, so a right sign-in never restarts the address's back-off (it did: with the time
+//! left at the sign-in, everyone behind one NAT waited again after every success).
 //!
 //! The counts live in this node's memory (bounded: idle entries are dropped when the map is
 //! large). Several nodes each apply the limit, so a guesser spread over N nodes gets N times the
@@ -81,6 +83,13 @@ impl Default for Throttle {
 
 type Counts = HashMap<String, (u32, u64)>;
 
+/// A failure counted when an attempt began: the key's entry before it, and when it was counted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Provisional {
+    before: Option<(u32, u64)>,
+    at: u64,
+}
+
 /// `Err(seconds to wait)` while `key` is in its back-off.
 fn waiting(g: &Counts, key: &str, free: u32, cfg: &ThrottleConfig, now: u64) -> Result<(), u64> {
     match g.get(key) {
@@ -144,25 +153,33 @@ impl Throttle {
     }
 
     /// Check `key` and, when no back-off is running, count this attempt as a failure at once
-    /// (one step under the lock, so concurrent attempts see it).
+    /// (one step under the lock, so concurrent attempts see it). The [`Provisional`] count is
+    /// what [`Throttle::undo`] takes back.
     pub(crate) fn begin(
         &self,
         key: &str,
         free: u32,
         cfg: &ThrottleConfig,
         now: u64,
-    ) -> Result<(), u64> {
+    ) -> Result<Provisional, u64> {
         let mut g = self.lock();
         waiting(&g, key, free, cfg, now)?;
+        let before = g.get(key).copied();
         count(&mut g, key, cfg, now);
-        Ok(())
+        Ok(Provisional { before, at: now })
     }
 
-    /// Take back one provisional failure of `key` (an attempt that did not fail).
-    pub(crate) fn undo(&self, key: &str) {
+    /// Take back a provisional failure of `key` (an attempt that did not fail): one count less,
+    /// and the last failure's time as it was before, unless a later failure set it since.
+    pub(crate) fn undo(&self, key: &str, p: Provisional) {
         let mut g = self.lock();
         if let Some(e) = g.get_mut(key) {
             e.0 = e.0.saturating_sub(1);
+            if e.1 == p.at {
+                if let Some((_, last)) = p.before {
+                    e.1 = last;
+                }
+            }
             if e.0 == 0 {
                 g.remove(key);
             }
@@ -179,19 +196,57 @@ impl Throttle {
 mod tests {
     use super::*;
 
+    /// [`Throttle::begin`] without its provisional count.
+    fn begun(
+        t: &Throttle,
+        key: &str,
+        free: u32,
+        cfg: &ThrottleConfig,
+        now: u64,
+    ) -> Result<(), u64> {
+        t.begin(key, free, cfg, now).map(|_| ())
+    }
+
+    /// Issue 26 item 1: a right attempt takes its provisional count back completely — the time
+    /// of the last failure too — so successes never re-arm a back-off: 20 failures, the wait,
+    /// then successes half a second apart all pass (they went ok, ok, 429, ok, 429, ok).
+    #[test]
+    fn a_success_does_not_re_arm_the_back_off() {
+        let cfg = ThrottleConfig::default();
+        let t = Throttle::default();
+        let now = 1_000_000;
+        for _ in 0..20 {
+            assert!(t.begin("addr", 20, &cfg, now).is_ok());
+        }
+        assert_eq!(t.check("addr", 20, &cfg, now), Err(1), "the 21st waits");
+        for i in 0..6 {
+            // two a second, as a clock of whole seconds sees "half a second apart"
+            let at = now + 3 + i / 2;
+            let p = t
+                .begin("addr", 20, &cfg, at)
+                .unwrap_or_else(|w| panic!("attempt {i} at +{}: wait {w}", at - now));
+            t.undo("addr", p);
+        }
+        assert_eq!(t.lock().get("addr").copied(), Some((20, now)), "as before");
+    }
+
     #[test]
     fn back_off_doubles_is_bounded_and_forgets_old_failures() {
         let cfg = ThrottleConfig::default();
         let t = Throttle::default();
         let now = 1_000_000;
         for _ in 0..5 {
-            assert_eq!(t.begin("k", 5, &cfg, now), Ok(()));
+            assert_eq!(begun(&t, "k", 5, &cfg, now), Ok(()));
         }
-        assert_eq!(t.begin("k", 5, &cfg, now), Err(1), "counted when it began");
-        assert_eq!(t.begin("k", 5, &cfg, now + 1), Ok(()));
+        assert_eq!(
+            begun(&t, "k", 5, &cfg, now),
+            Err(1),
+            "counted when it began"
+        );
+        assert_eq!(begun(&t, "k", 5, &cfg, now + 1), Ok(()));
         assert_eq!(t.check("k", 5, &cfg, now + 1), Err(2), "doubles");
         assert_eq!(
-            t.begin("k", 5, &cfg, now + 1),
+            begun(&t, "k", 5, &cfg, now + 1),
             Err(2),
             "not counted while waiting"
         );
@@ -205,15 +260,20 @@ mod tests {
         );
         assert_eq!(t.check("k", 5, &cfg, now + 901), Ok(()));
         // a failure long after the last one starts a new count
-        assert_eq!(t.begin("k", 5, &cfg, now + 10_000), Ok(()));
+        assert_eq!(begun(&t, "k", 5, &cfg, now + 10_000), Ok(()));
         assert_eq!(
             t.check("k", 1, &cfg, now + 10_000),
             Err(1),
             "one failure counted"
         );
-        t.undo("k");
-        assert_eq!(t.check("k", 1, &cfg, now + 10_000), Ok(()), "taken back");
-        assert_eq!(t.begin("k", 5, &cfg, now + 10_000), Ok(()));
+        let p = t.begin("k", 5, &cfg, now + 10_000).unwrap();
+        t.undo("k", p);
+        assert_eq!(
+            t.check("k", 2, &cfg, now + 10_000),
+            Ok(()),
+            "taken back: still one"
+        );
+        assert_eq!(begun(&t, "k", 5, &cfg, now + 10_000), Ok(()));
         t.succeed("k");
         assert_eq!(t.check("k", 0, &cfg, now), Ok(()));
     }
