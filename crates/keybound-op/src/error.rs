@@ -245,6 +245,7 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
             | ExchangeRefusal::SubjectType(_)
             | ExchangeRefusal::Subject(_) => C::InvalidRequest,
             ExchangeRefusal::UnboundRefused
+            | ExchangeRefusal::UncheckableCnf
             | ExchangeRefusal::UserGone
             | ExchangeRefusal::ConsentWithdrawn => C::InvalidGrant,
             // RFC 8693 §2.2.2

@@ -409,6 +409,10 @@ pub enum ExchangeRefusal {
     /// not valid, or not issued to this client.
     #[error("subject_token: {0}")]
     Subject(keybound_proto::Error),
+    /// ID-JAG (a confirmation method the server does not support MUST be refused): the subject
+    /// carries a `cnf` without a key this server can carry into the ID-JAG.
+    #[error("the subject ID Token's cnf names no key this server can check (cnf.jwk): its binding cannot be carried over, so it is not exchanged")]
+    UncheckableCnf,
     /// The client's policy exchanges only key-bound ID Tokens.
     #[error("only key-bound ID Tokens may be exchanged by this client")]
     UnboundRefused,

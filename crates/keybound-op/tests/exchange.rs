@@ -423,3 +423,31 @@ async fn ij_acr_amr_and_auth_time_are_carried_into_the_id_jag() {
     assert_eq!(c["auth_time"], op.now() - 5);
     assert_eq!(c["email_verified"], true);
 }
+
+/// Issue 26 item 2: a subject ID Token whose `cnf` names no key this server can carry into the
+/// ID-JAG (Token Binding's `tbh`) is not exchanged as if it were unbound, even where the
+/// policy allows unbound subjects — the binding would be dropped at the trust boundary.
+#[tokio::test]
+async fn a_subject_with_an_uncheckable_cnf_is_not_exchanged() {
+    let op = op().await;
+    let key = keys::es256_a();
+    id_token(&op, "lax", None).await; // the End-User consented to lax
+    let signer = op.p.current_key().await.unwrap();
+    let tbh_only = keybound_proto::idtoken::IdTokenBuilder::new(
+        ISS,
+        ALICE.2,
+        keybound_proto::idtoken::Audience::from("lax"),
+        op.now(),
+        300,
+    )
+    .token_binding_hash("suMuxh_IlrP-Zrj33LuQOQ5rX039cmBe-wt2df3BrUQ")
+    .sign(&signer.key, signer.alg, Some(&signer.kid))
+    .unwrap();
+    for proof in [None, Some(&key)] {
+        let e = exchange(&op, "lax", &tbh_only, proof, &[])
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidGrant, "{e:?}");
+        assert!(e.description().contains("cnf names no key"), "{e:?}");
+    }
+}

@@ -683,3 +683,35 @@ async fn id_jag_resource_becomes_the_access_tokens_audience() {
         serde_json::json!([API, CHAT])
     );
 }
+
+/// Issue 26 item 2 (ID-JAG: a confirmation method the server does not support MUST be
+/// refused): an ID-JAG whose `cnf` names no key this server can check — `{}`, only
+/// `x5t#S256`, only `tbh` — is refused, even from an issuer allowed unbound ones and even with
+/// a proof; it was redeemed as a Bearer token.
+#[tokio::test]
+async fn an_uncheckable_cnf_is_refused_not_taken_as_unbound() {
+    let key = keys::es256_a();
+    let (a, b) = domains(|i| i.allow_unbound = true).await;
+    for (i, cnf) in [
+        serde_json::json!({}),
+        serde_json::json!({ "x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2" }),
+        serde_json::json!({ "tbh": "suMuxh_IlrP-Zrj33LuQOQ5rX039cmBe-wt2df3BrUQ" }),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let claims = serde_json::json!({
+            "sub": keybound_testkit::op::ALICE.2, "email": "alice@example.com",
+            "email_verified": true, "cnf": cnf
+        });
+        let jti = format!("uncheckable-{i}");
+        let jag = signed_jag(&a, A, &key, &jti, &claims).await;
+        for proof_key in [None, Some(&key)] {
+            refused(
+                redeem(&b, "svc-at-b", &jag, proof_key).await,
+                ErrorCode::InvalidGrant,
+                "cnf names no key",
+            );
+        }
+    }
+}

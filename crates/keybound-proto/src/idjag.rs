@@ -96,7 +96,16 @@ pub fn check(
             return Err(Error::IdJag(format!("not valid before {nbf}, now {now}")));
         }
     }
-    let jkt = claims.cnf.as_ref().and_then(Cnf::key_thumbprint);
+    // ID-JAG: a confirmation method this server does not support MUST be refused — a `cnf`
+    // without a key it can check (`{}`, only `x5t#S256`, only `tbh`) is never "unbound"
+    let jkt = match &claims.cnf {
+        None => None,
+        Some(c) => Some(c.key_thumbprint().ok_or_else(|| {
+            Error::IdJag(
+                "cnf names no key this server can check (expected jkt or jwk): refused, not taken as unbound".into(),
+            )
+        })?),
+    };
     Ok((claims, jkt))
 }
 
@@ -160,6 +169,17 @@ mod tests {
             match checked(&token) {
                 Err(Error::IdJag(m)) => assert!(m.contains(says), "{what}: {m}"),
                 other => panic!("{what}: expected a refusal, got {other:?}"),
+            }
+        }
+        // issue 26 item 2: a cnf without a key this server can check is refused, not unbound
+        for cnf in [
+            serde_json::json!({}),
+            serde_json::json!({ "x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2" }),
+            serde_json::json!({ "tbh": "suMuxh_IlrP-Zrj33LuQOQ5rX039cmBe-wt2df3BrUQ" }),
+        ] {
+            match checked(&jag(|m| drop(m.insert("cnf".into(), cnf.clone())))) {
+                Err(Error::IdJag(m)) => assert!(m.contains("cnf names no key"), "{cnf}: {m}"),
+                other => panic!("{cnf}: expected a refusal, got {other:?}"),
             }
         }
         // within the leeway

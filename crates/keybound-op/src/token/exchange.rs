@@ -55,6 +55,11 @@ impl Provider {
         let subject = subject_token(form)?;
         // the subject token (TE-1, IJ-1) and its binding
         let validated = self.validate_subject(client, subject).await?;
+        // a confirmation this server cannot carry over (a `cnf` without `jwk`: Token Binding's
+        // `tbh`, `x5t#S256`, `{}`) is never taken as "unbound": the binding would be dropped
+        if validated.claims.cnf.is_some() && validated.jkt.is_none() {
+            return Err(Why::UncheckableCnf.into());
+        }
         let jkt = binding(policy, validated.jkt.as_ref(), proof.as_ref())?;
         let claims = validated.claims;
         // the grant behind the ID Token still stands
