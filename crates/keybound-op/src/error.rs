@@ -329,6 +329,7 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
 fn request_code(r: &RequestRefusal) -> ErrorCode {
     match r {
         RequestRefusal::UnsupportedGrantType(_) => ErrorCode::UnsupportedGrantType,
+        RequestRefusal::GrantNotRegistered { .. } => ErrorCode::UnauthorizedClient,
         RequestRefusal::OpenidScopeRequired => ErrorCode::InvalidScope,
         RequestRefusal::DuplicateParameter(_)
         | RequestRefusal::MissingParameter(_)

@@ -109,10 +109,11 @@ pub(crate) fn has_scope(scope: &str, s: &str) -> bool {
     scope.split(' ').any(|x| x == s)
 }
 
-/// Whether a grant of `scope` comes with a refresh token: only with `offline_access` (OIDC Core
-/// §11). The redemption draws the token value only then.
-pub(crate) fn issues_refresh(scope: &str) -> bool {
-    has_scope(scope, "offline_access")
+/// Whether a grant of `scope` to `client` comes with a refresh token: only with
+/// `offline_access` (OIDC Core §11), and only for a client registered for the `refresh_token`
+/// grant (RFC 7591 §2). The redemption draws the token value only then.
+pub(crate) fn issues_refresh(client: &Client, scope: &str) -> bool {
+    has_scope(scope, "offline_access") && client.allows("refresh_token")
 }
 
 /// The refresh-token binding rule (docs/decisions.md, DP-T6): bound to the proof key for every

@@ -102,6 +102,15 @@ pub enum RequestRefusal {
         jb = keybound_proto::wire::grant_type::JWT_BEARER
     )]
     UnsupportedGrantType(String),
+    /// RFC 7591 §2 `grant_types`, RFC 6749 §5.2 `unauthorized_client`: a client uses the
+    /// grants it registered.
+    #[error("client '{client}' is not registered for grant_type '{grant}'")]
+    GrantNotRegistered {
+        /// the client
+        client: String,
+        /// the grant it asked for
+        grant: String,
+    },
     /// OIDC Core 3.1.2.1, RFC 8628 §3.1: an OpenID request carries the `openid` scope.
     #[error("scope must include openid")]
     OpenidScopeRequired,

@@ -200,6 +200,11 @@ impl Provider {
             dpop_bound_access_tokens: dpop_bound,
             jwks: jwks.clone(),
             jwt_bearer: grants.iter().any(|g| g == grant_type::JWT_BEARER),
+            grant_types: grants
+                .iter()
+                .filter(|g| g.as_str() != grant_type::JWT_BEARER && g.as_str() != "implicit")
+                .cloned()
+                .collect(),
             response_types: responses.clone(),
             token_bound_id_tokens: token_bound,
             // RFC 8707: the resources its access tokens may be for (keybound's member)

@@ -1566,3 +1566,66 @@ async fn rfc8707_no_resource_is_a_token_for_this_provider() {
     assert_eq!(access_aud(&t.access_token), serde_json::json!(ISS));
     assert!(op.userinfo_dpop(&t.access_token, &key, "n-u").await.is_ok());
 }
+
+/// Issue 26 item 3 (RFC 7591 §2 `grant_types`, RFC 6749 §5.2 `unauthorized_client`): a client
+/// uses only the grants it registered — one registered for `authorization_code` alone gets no
+/// refresh token for `offline_access`, cannot refresh, and gets no device code; one registered
+/// for jwt-bearer alone gets no device code either.
+#[tokio::test]
+async fn registered_grant_types_are_enforced() {
+    let op = OpBuilder::new()
+        .client(Client {
+            grant_types: vec!["authorization_code".into()],
+            ..keybound_testkit::op::public_client("code-only")
+        })
+        .client(Client {
+            grant_types: Vec::new(),
+            jwt_bearer: true,
+            ..keybound_testkit::op::client("redeemer", ClientAuthMethod::ClientSecretBasic)
+        })
+        .build()
+        .await;
+    let key = keys::es256_a();
+    let (code, _) = authorize(&op, &request("code-only", "openid offline_access", None)).await;
+    let p = proof(&key, "g1", T0, Some(&code));
+    let t = token(&op, &code_form("code-only", &code), &[&p], None)
+        .await
+        .unwrap();
+    assert!(
+        t.refresh_token.is_none(),
+        "no refresh_token grant, no refresh token"
+    );
+    let p = proof(&key, "g2", T0, None);
+    let e = token(
+        &op,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "any"),
+            ("client_id", "code-only"),
+        ],
+        &[&p],
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::UnauthorizedClient, "{e:?}");
+    assert!(
+        e.description().contains("grant_type 'refresh_token'"),
+        "{e:?}"
+    );
+    for (client, auth) in [
+        ("code-only", None),
+        ("redeemer", Some(keybound_testkit::op::basic("redeemer"))),
+    ] {
+        let f = form(&[("client_id", client), ("scope", "openid")]);
+        let e =
+            op.p.device_authorization(keybound_op::DeviceRequestFacts {
+                form: &f,
+                authorization: auth.as_deref(),
+                dpop: &[],
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::UnauthorizedClient, "{client}: {e:?}");
+    }
+}

@@ -65,6 +65,18 @@ mod profile_serde {
     }
 }
 
+/// The grants a client gets when none are named: the code flow with refresh tokens and the
+/// device flow.
+pub fn classic_grants() -> Vec<String> {
+    [
+        "authorization_code",
+        "refresh_token",
+        "urn:ietf:params:oauth:grant-type:device_code",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
 /// A registered client.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Client {
@@ -97,6 +109,12 @@ pub struct Client {
     /// may redeem ID-JAGs from trusted issuers with the jwt-bearer grant (resource AS role)
     #[serde(default)]
     pub jwt_bearer: bool,
+    /// the token-endpoint grants of the authorization server role it registered:
+    /// `authorization_code`, `refresh_token`, `urn:ietf:params:oauth:grant-type:device_code`
+    /// (jwt-bearer is [`Client::jwt_bearer`], token exchange [`Client::exchange`]). Records
+    /// from before it was kept have the three, which every client could use then.
+    #[serde(default = "classic_grants")]
+    pub grant_types: Vec<String>,
     /// response types it may use, canonically spelled (`code`, `id_token token`, …)
     #[serde(default = "code_only")]
     pub response_types: Vec<String>,
@@ -134,6 +152,17 @@ pub struct ExchangePolicy {
 }
 
 impl Client {
+    /// Whether it registered the token-endpoint grant `grant` (RFC 7591 §2 `grant_types`):
+    /// jwt-bearer by [`Client::jwt_bearer`], token exchange by an exchange policy, the others
+    /// by [`Client::grant_types`].
+    pub fn allows(&self, grant: &str) -> bool {
+        match grant {
+            "urn:ietf:params:oauth:grant-type:jwt-bearer" => self.jwt_bearer,
+            "urn:ietf:params:oauth:grant-type:token-exchange" => self.exchange.is_some(),
+            g => self.grant_types.iter().any(|x| x == g),
+        }
+    }
+
     /// A client with defaults for everything but its id, authentication method and creation
     /// time: named after its id, no secret, no redirect URIs, the current Key Binding profile,
     /// no DPoP nonce or proof demanded, no JWKS. Set the rest with struct update syntax:
@@ -151,6 +180,7 @@ impl Client {
             jwks: None,
             exchange: None,
             jwt_bearer: false,
+            grant_types: classic_grants(),
             response_types: code_only(),
             token_bound_id_tokens: false,
             resources: Vec::new(),
@@ -180,6 +210,7 @@ impl fmt::Debug for Client {
             .field("jwks", &self.jwks.is_some())
             .field("exchange", &self.exchange)
             .field("jwt_bearer", &self.jwt_bearer)
+            .field("grant_types", &self.grant_types)
             .field("response_types", &self.response_types)
             .field("token_bound_id_tokens", &self.token_bound_id_tokens)
             .field("resources", &self.resources)

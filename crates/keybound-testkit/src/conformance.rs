@@ -149,6 +149,7 @@ pub fn client(id: &str) -> Client {
             ..Default::default()
         }),
         jwt_bearer: true,
+        grant_types: vec!["authorization_code".into()],
         response_types: vec!["code".into(), "code id_token".into()],
         token_bound_id_tokens: true,
         resources: vec!["https://api.example/".into()],

@@ -143,8 +143,9 @@ pub enum ClientCmd {
         /// token exchange into ID-JAGs
         #[command(flatten)]
         exchange: ExchangeArgs,
-        /// grants beyond the code, refresh and device grants: `jwt-bearer` (redeem ID-JAGs from
-        /// trusted issuers) or `token-exchange` (with --exchange-audience) (repeatable)
+        /// the grants it may use, exactly (repeatable): authorization_code, refresh_token,
+        /// device_code, jwt-bearer (redeem ID-JAGs from trusted issuers), token-exchange (with
+        /// --exchange-audience); without any: authorization_code, refresh_token and device_code
         #[arg(long = "grant-type")]
         grant_types: Vec<String>,
         /// response types it may use: code (the default), id_token, "id_token token",
@@ -314,6 +315,13 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
             };
             let exchange = exchange.policy(&client_id)?;
             let mut jwt_bearer = false;
+            // without --grant-type: the code flow with refresh tokens and the device flow; with
+            // it, exactly the grants named
+            let mut grants = if grant_types.is_empty() {
+                keybound_store::classic_grants()
+            } else {
+                Vec::new()
+            };
             for g in &grant_types {
                 match g.as_str() {
                     "jwt-bearer" | "urn:ietf:params:oauth:grant-type:jwt-bearer" => {
@@ -324,7 +332,10 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                             bail!("--grant-type token-exchange needs --exchange-audience (what the client may obtain)");
                         }
                     }
-                    other => bail!("--grant-type '{other}': expected jwt-bearer or token-exchange"),
+                    "authorization_code" | "refresh_token" => grants.push(g.clone()),
+                    "device_code" | "urn:ietf:params:oauth:grant-type:device_code" => grants
+                        .push(keybound_proto::wire::grant_type::DEVICE_CODE.to_owned()),
+                    other => bail!("--grant-type '{other}': expected authorization_code, refresh_token, device_code, jwt-bearer or token-exchange"),
                 }
             }
             let method = ClientAuthMethod::parse(&auth_method).with_context(|| {
@@ -370,6 +381,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                 jwks,
                 exchange,
                 jwt_bearer,
+                grant_types: grants,
                 response_types,
                 token_bound_id_tokens,
                 resources,

@@ -59,7 +59,7 @@ impl Provider {
         // RFC 8707: the resources before anything is consumed
         let audience = audience(client, form.resources(), None)?;
         let grant = redemption_grant(client, redemption, proof.as_ref(), audience)?;
-        let token = issues_refresh(&code.scope).then(|| self.random_token());
+        let token = issues_refresh(client, &code.scope).then(|| self.random_token());
         let first = token
             .as_deref()
             .map(|t| self.first_refresh(&grant, proof.as_ref(), t, now));

@@ -45,7 +45,7 @@ impl Provider {
         // RFC 8707: the resources before anything is consumed
         let audience = audience(client, form.resources(), None)?;
         // the first refresh token, written by the poll that consumes the approved code
-        let token = issues_refresh(&auth.scope).then(|| self.random_token());
+        let token = issues_refresh(client, &auth.scope).then(|| self.random_token());
         let first = |dec: &DeviceDecision| {
             let t = token.as_deref()?;
             let DeviceDecision::Approved {

@@ -47,6 +47,19 @@ impl Provider {
         ) {
             return Err(RequestRefusal::UnsupportedGrantType(grant.to_owned()).into());
         }
+        // RFC 7591 §2: the grants it registered (jwt-bearer and token exchange answer with
+        // their own reasons, after the proof)
+        if matches!(
+            grant,
+            "authorization_code" | "refresh_token" | grant_type::DEVICE_CODE
+        ) && !client.allows(grant)
+        {
+            return Err(RequestRefusal::GrantNotRegistered {
+                client: client.client_id.clone(),
+                grant: grant.to_owned(),
+            }
+            .into());
+        }
         // 2. the DPoP proof in full, before any single-use artefact is touched
         let proof = self.token_proof(&client, facts.dpop).await?;
         // 3. the grant
