@@ -73,7 +73,7 @@ fn exchange_policy_from_the_command_line() {
         ),
         (
             &["--grant-type", "implicit"][..],
-            "expected jwt-bearer or token-exchange",
+            "expected authorization_code, refresh_token, device_code, jwt-bearer or token-exchange",
         ),
         // issue 22 item 4: the rules of dynamic registration (keybound_op::check_client)
         (
