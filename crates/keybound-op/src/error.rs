@@ -269,6 +269,7 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
             | JwtBearerRefusal::Claims(_)
             | JwtBearerRefusal::UnboundRefused(_)
             | JwtBearerRefusal::ResourceClaim
+            | JwtBearerRefusal::LifetimeTooLong { .. }
             | JwtBearerRefusal::Replayed
             | JwtBearerRefusal::UnknownSubject { .. } => C::InvalidGrant,
         },

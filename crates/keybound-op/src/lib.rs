@@ -206,6 +206,9 @@ pub struct OpConfig {
     pub id_jag_ttl: u64,
     /// oldest subject ID Token accepted for token exchange, by its `iat` (default 600 s)
     pub exchange_subject_max_age: u64,
+    /// longest accepted ID-JAG lifetime at the resource AS, `exp` − the issuer's `iat`, seconds
+    /// (default 600: twice what keybound issues; setting `jwt_bearer_max_lifetime`, minutes)
+    pub jwt_bearer_max_lifetime: u64,
     /// dynamic client registration without an initial access token (default off)
     pub open_registration: bool,
 }
@@ -244,6 +247,7 @@ impl OpConfig {
             throttle: ThrottleConfig::default(),
             id_jag_ttl: 300,
             exchange_subject_max_age: 600,
+            jwt_bearer_max_lifetime: 600,
             open_registration: false,
         }
     }

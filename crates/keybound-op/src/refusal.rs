@@ -488,6 +488,16 @@ pub enum JwtBearerRefusal {
     /// proof comes with them.
     #[error("assertion: ID-JAGs from '{0}' must be key-bound (cnf); this issuer is not allowed unbound ones")]
     UnboundRefused(String),
+    /// A bounded lifetime (`jwt_bearer_max_lifetime`): `exp` − the issuer's `iat`.
+    #[error(
+        "assertion: lifetime {lifetime} s (exp − iat) is longer than the {max} s accepted here"
+    )]
+    LifetimeTooLong {
+        /// the ID-JAG's lifetime
+        lifetime: u64,
+        /// the longest accepted
+        max: u64,
+    },
     /// ID-JAG `resource`: a URI or an array of URIs.
     #[error("assertion: resource must be a string or an array of strings")]
     ResourceClaim,

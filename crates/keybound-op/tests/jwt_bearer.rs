@@ -715,3 +715,31 @@ async fn an_uncheckable_cnf_is_refused_not_taken_as_unbound() {
         }
     }
 }
+
+/// Issue 26 item 6: an ID-JAG's accepted lifetime (`exp` − the issuer's `iat`) is bounded
+/// (`jwt_bearer_max_lifetime`, 10 minutes by default): one valid for ten years is refused — it
+/// was accepted and redeemed twice with fresh proofs.
+#[tokio::test]
+async fn id_jag_lifetime_is_bounded() {
+    let key = keys::es256_a();
+    let (a, b) = domains(|_| {}).await;
+    let alice = serde_json::json!({
+        "sub": keybound_testkit::op::ALICE.2, "email": "alice@example.com", "email_verified": true,
+        "exp": a.now() + 10 * 365 * 86_400
+    });
+    let jag = signed_jag(&a, A, &key, "long-1", &alice).await;
+    for _ in 0..2 {
+        refused(
+            redeem(&b, "svc-at-b", &jag, Some(&key)).await,
+            ErrorCode::InvalidGrant,
+            "lifetime",
+        );
+    }
+    // at the limit: accepted
+    let at_limit = serde_json::json!({
+        "sub": keybound_testkit::op::ALICE.2, "email": "alice@example.com", "email_verified": true,
+        "exp": a.now() + 600
+    });
+    let jag = signed_jag(&a, A, &key, "long-2", &at_limit).await;
+    assert!(redeem(&b, "svc-at-b", &jag, Some(&key)).await.is_ok());
+}

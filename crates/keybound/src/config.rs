@@ -60,6 +60,8 @@ pub struct FileConfig {
     pub key_cache_ttl: Option<u64>,
     /// oldest subject ID Token accepted for token exchange (by its iat), seconds
     pub exchange_subject_max_age: Option<u64>,
+    /// longest ID-JAG lifetime (exp − iat) accepted by the jwt-bearer grant, minutes
+    pub jwt_bearer_max_lifetime: Option<u64>,
     /// proxies (addresses or networks) whose `Forwarded` / `X-Forwarded-For` name the client
     pub trusted_proxies: Option<Vec<String>>,
     /// PEM certificate chain for TLS
@@ -120,6 +122,8 @@ pub struct Settings {
     pub key_cache_ttl: u64,
     /// oldest subject ID Token accepted for token exchange, seconds
     pub exchange_subject_max_age: u64,
+    /// longest ID-JAG lifetime accepted by the jwt-bearer grant, seconds (set in minutes)
+    pub jwt_bearer_max_lifetime: u64,
     /// TLS certificate chain and key (PEM), when `serve` terminates TLS itself
     pub tls: Option<(PathBuf, PathBuf)>,
     /// the native Token Binding listener (TLS 1.2, OpenSSL), if any
@@ -366,6 +370,15 @@ impl Settings {
             file.exchange_subject_max_age,
             600,
         )?;
+        let minutes = number(
+            "KEYBOUND_JWT_BEARER_MAX_LIFETIME",
+            file.jwt_bearer_max_lifetime,
+        )?
+        .unwrap_or(10);
+        if !(1..=60).contains(&minutes) {
+            bail!("jwt_bearer_max_lifetime: between 1 and 60 minutes");
+        }
+        let jwt_bearer_max_lifetime = minutes * 60;
         let trusted_proxies = match env("KEYBOUND_TRUSTED_PROXIES") {
             Some(v) => v.split(',').map(|s| s.trim().to_owned()).collect(),
             None => file.trusted_proxies.unwrap_or_default(),
@@ -397,6 +410,7 @@ impl Settings {
             id_jag_ttl,
             key_cache_ttl,
             exchange_subject_max_age,
+            jwt_bearer_max_lifetime,
             tls,
             tb_listen,
         })

@@ -65,6 +65,7 @@ async fn start_op(
         id_jag_ttl: 300,
         key_cache_ttl: 60,
         exchange_subject_max_age: 600,
+        jwt_bearer_max_lifetime: 600,
         tls: None,
         tb_listen: None,
     };

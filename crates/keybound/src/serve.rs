@@ -76,6 +76,7 @@ pub fn provider(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Pr
     cfg.key_cache_ttl = settings.key_cache_ttl;
     cfg.open_registration = settings.open_registration;
     cfg.exchange_subject_max_age = settings.exchange_subject_max_age;
+    cfg.jwt_bearer_max_lifetime = settings.jwt_bearer_max_lifetime;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()

@@ -71,6 +71,16 @@ impl Provider {
         let now = self.now();
         let (claims, cnf) = idjag::check(&jws, &self.config.issuer, &client.client_id, now, LEEWAY)
             .map_err(Why::Claims)?;
+        // a bounded lifetime: an ID-JAG valid for years is a long-lived credential, and a
+        // key-bound one may be presented again while it lives
+        let max = self.config.jwt_bearer_max_lifetime;
+        if claims.exp.saturating_sub(claims.iat) > max {
+            return Err(Why::LifetimeTooLong {
+                lifetime: claims.exp.saturating_sub(claims.iat),
+                max,
+            }
+            .into());
+        }
         // the binding: cnf demands a proof by that key (the one bound-key check); no cnf is
         // Bearer where allowed
         check_bound(proof.as_ref(), cnf.as_ref(), Bound::IdJag)?;
