@@ -246,6 +246,8 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
             | ExchangeRefusal::Subject(_) => C::InvalidRequest,
             ExchangeRefusal::UnboundRefused
             | ExchangeRefusal::UncheckableCnf
+            | ExchangeRefusal::NoGrant
+            | ExchangeRefusal::GrantRevoked
             | ExchangeRefusal::UserGone
             | ExchangeRefusal::ConsentWithdrawn => C::InvalidGrant,
             // RFC 8693 §2.2.2

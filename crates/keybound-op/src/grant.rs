@@ -105,6 +105,9 @@ pub(crate) fn audience(
     Ok((!chosen.is_empty()).then_some(chosen))
 }
 
+/// The claim naming the grant an ID Token or access token came from.
+pub(crate) const GRANT_ID_CLAIM: &str = "gid";
+
 pub(crate) fn has_scope(scope: &str, s: &str) -> bool {
     scope.split(' ').any(|x| x == s)
 }
@@ -307,7 +310,10 @@ impl Provider {
             self.config.id_token_ttl,
         )
         .nonce(g.who.nonce)
-        .auth_time(g.who.auth_time);
+        .auth_time(g.who.auth_time)
+        // the grant it came from (issuer-private, like the access token's): token exchange
+        // refuses a subject whose grant was revoked
+        .claim(GRANT_ID_CLAIM, g.who.grant_id.into());
         if let Some(at) = access_token {
             b = b.at_hash_for(at);
         }

@@ -425,6 +425,14 @@ pub enum ExchangeRefusal {
     /// The client's policy exchanges only key-bound ID Tokens.
     #[error("only key-bound ID Tokens may be exchanged by this client")]
     UnboundRefused,
+    /// The grant behind the subject stands: the subject names it (keybound's `gid`).
+    #[error(
+        "the subject ID Token names no grant of this server (gid): sign in again for a fresh one"
+    )]
+    NoGrant,
+    /// The grant behind the subject stands: it was not revoked (RFC 7009, refresh-token reuse).
+    #[error("the grant the subject ID Token came from was revoked")]
+    GrantRevoked,
     /// The grant behind the subject stands: its End-User exists.
     #[error("the End-User of the subject ID Token no longer exists")]
     UserGone,

@@ -408,10 +408,12 @@ async fn ij_acr_amr_and_auth_time_are_carried_into_the_id_jag() {
     let key = keys::es256_a();
     // the End-User has signed in and consented (the grant stands); the subject is an ID Token
     // of ours with a stronger sign-in than a password
-    id_token(&op, "conf", Some(&key)).await;
+    let real = id_token(&op, "conf", Some(&key)).await;
+    let gid = Jws::parse(&real).unwrap().payload_json::<Value>().unwrap()["gid"].clone();
     let now = op.now();
     let idt = subject_made(&op, ISS, None, &key, |b| {
-        b.auth_time(now - 5)
+        b.claim("gid", gid)
+            .auth_time(now - 5)
             .acr("urn:keybound:acr:mfa")
             .amr(&["pwd", "hwk", "mfa"])
     })
@@ -450,4 +452,46 @@ async fn a_subject_with_an_uncheckable_cnf_is_not_exchanged() {
         assert_eq!(e.code(), ErrorCode::InvalidGrant, "{e:?}");
         assert!(e.description().contains("cnf names no key"), "{e:?}");
     }
+}
+
+/// Issue 26 item 7: the grant an ID Token came from must be alive to exchange it — after RFC
+/// 7009 revocation (its access token refused at userinfo) the same grant's ID Token no longer
+/// becomes an ID-JAG (it did, for up to `exchange_subject_max_age`); a subject naming no grant
+/// of this server is refused too.
+#[tokio::test]
+async fn a_revoked_grant_no_longer_exchanges() {
+    let op = op().await;
+    let key = keys::es256_a();
+    let jkt = key.public_jwk().thumbprint();
+    let code = op
+        .sign_in_code("conf", "openid bound_key", Some(&jkt))
+        .await;
+    let t = op
+        .redeem("conf", &code, Some(&key), Some(&basic("conf")))
+        .await
+        .unwrap();
+    let idt = t.id_token.unwrap();
+    assert!(exchange(&op, "conf", &idt, Some(&key), &[]).await.is_ok());
+    op.p.revoke(
+        Some(&basic("conf")),
+        &form(&[("token", t.access_token.as_str())]),
+    )
+    .await
+    .unwrap();
+    assert!(op
+        .userinfo_dpop(&t.access_token, &key, "after-revoke")
+        .await
+        .is_err());
+    let e = exchange(&op, "conf", &idt, Some(&key), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidGrant, "{e:?}");
+    assert!(e.description().contains("revoked"), "{e:?}");
+    // a token of ours naming no grant
+    let no_grant = subject_made(&op, ISS, None, &key, |b| b).await;
+    let e = exchange(&op, "conf", &no_grant, Some(&key), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidGrant, "{e:?}");
+    assert!(e.description().contains("no grant"), "{e:?}");
 }

@@ -62,7 +62,16 @@ impl Provider {
         }
         let jkt = binding(policy, validated.jkt.as_ref(), proof.as_ref())?;
         let claims = validated.claims;
-        // the grant behind the ID Token still stands
+        // the grant behind the ID Token still stands: not revoked (RFC 7009 revocation of its
+        // tokens, or refresh-token reuse), its End-User exists, the consent was not withdrawn
+        let gid = claims
+            .extra
+            .get(crate::grant::GRANT_ID_CLAIM)
+            .and_then(Value::as_str)
+            .ok_or(Why::NoGrant)?;
+        if self.store.is_grant_revoked(gid).await? {
+            return Err(Why::GrantRevoked.into());
+        }
         let user = self.store.user(&claims.sub).await?.ok_or(Why::UserGone)?;
         if self
             .store
