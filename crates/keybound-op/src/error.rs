@@ -285,7 +285,9 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
             // RFC 7591 §3.2.2
             RegistrationRefusal::RedirectUrisRequired
             | RegistrationRefusal::RedirectUri(_)
-            | RegistrationRefusal::ImplicitRedirectUri(_) => C::InvalidRedirectUri,
+            | RegistrationRefusal::ImplicitRedirectUri(_)
+            | RegistrationRefusal::RedirectUriNotNormal { .. }
+            | RegistrationRefusal::HttpNotLoopback(_) => C::InvalidRedirectUri,
             RegistrationRefusal::NotAnObject(_)
             | RegistrationRefusal::MemberType { .. }
             | RegistrationRefusal::AuthMethod(_)
@@ -299,6 +301,7 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
             | RegistrationRefusal::JwksWithoutPrivateKeyJwt
             | RegistrationRefusal::PublicJwtBearer
             | RegistrationRefusal::Resource(_)
+            | RegistrationRefusal::TooLarge { .. }
             | RegistrationRefusal::TokenBindingCnf(_)
             | RegistrationRefusal::Profile(_) => C::InvalidClientMetadata,
         },

@@ -679,6 +679,26 @@ pub enum RegistrationRefusal {
     /// RFC 8707 §2: a resource is an absolute URI without a fragment.
     #[error("resources: '{0}' must be an absolute URI without a fragment (RFC 8707 §2)")]
     Resource(String),
+    /// A redirect URI is stored in its normal form only, so what is stored and sent in a
+    /// header is exactly what was parsed.
+    #[error("redirect_uri '{uri}' is not in its normal form; register '{normal}'")]
+    RedirectUriNotNormal {
+        /// the URI sent
+        uri: String,
+        /// its normal form
+        normal: String,
+    },
+    /// RFC 9700 §2.1, RFC 8252 §7.3: `http` redirect URIs only on the loopback interface.
+    #[error("redirect_uri '{0}': http is only for the loopback interface (localhost, 127.0.0.1, [::1]); use https")]
+    HttpNotLoopback(String),
+    /// Bounds on registration members (docs/operations.md).
+    #[error("{member}: at most {limit}")]
+    TooLarge {
+        /// the member
+        member: &'static str,
+        /// its bound
+        limit: String,
+    },
     /// Keys by value only.
     #[error("jwks_uri is not supported: send the keys as jwks")]
     JwksUri,

@@ -251,6 +251,7 @@ impl Provider {
 /// - jwt-bearer (redeeming ID-JAGs) is for confidential clients (ID-JAG §5);
 /// - RFC 8707 resources are absolute URIs without a fragment.
 pub fn check_client(c: &Client) -> Result<(), Why> {
+    check_sizes(c)?;
     if let Some(r) = c
         .resources
         .iter()
@@ -268,6 +269,18 @@ pub fn check_client(c: &Client) -> Result<(), Why> {
             .ok()
             .filter(|p| p.fragment().is_none() && matches!(p.scheme(), "https" | "http"))
             .ok_or_else(|| Why::RedirectUri(u.clone()))?;
+        // parsed and normalised once: what is stored and later sent in a header is exactly the
+        // normal form (no spaces, no stray characters); anything else is refused with it
+        if parsed.as_str() != u {
+            return Err(Why::RedirectUriNotNormal {
+                uri: u.clone(),
+                normal: parsed.as_str().to_owned(),
+            });
+        }
+        // RFC 9700 §2.1, RFC 8252 §7.3: http only for the loopback interface
+        if parsed.scheme() == "http" && !loopback(&parsed) {
+            return Err(Why::HttpNotLoopback(u.clone()));
+        }
         if implicit && !token_safe_redirect(&parsed) {
             return Err(Why::ImplicitRedirectUri(u.clone()));
         }
@@ -281,6 +294,51 @@ pub fn check_client(c: &Client) -> Result<(), Why> {
         return Err(Why::PublicJwtBearer);
     }
     Ok(())
+}
+
+/// Bounds on what a registration may store (docs/operations.md): a registration is a few
+/// hundred bytes, not a way to fill the store or the pages that show it.
+pub const MAX_CLIENT_NAME: usize = 200;
+/// At most this many redirect URIs (and as many resources), each at most [`MAX_URI`] long.
+pub const MAX_URIS: usize = 20;
+/// The longest redirect URI or resource.
+pub const MAX_URI: usize = 2000;
+/// At most this many keys in `jwks`.
+pub const MAX_JWKS_KEYS: usize = 10;
+
+fn check_sizes(c: &Client) -> Result<(), Why> {
+    let too_big = |member: &'static str, limit: String| Err(Why::TooLarge { member, limit });
+    if c.name.chars().count() > MAX_CLIENT_NAME {
+        return too_big("client_name", format!("{MAX_CLIENT_NAME} characters"));
+    }
+    for (member, list) in [
+        ("redirect_uris", &c.redirect_uris),
+        ("resources", &c.resources),
+    ] {
+        if list.len() > MAX_URIS {
+            return too_big(member, format!("{MAX_URIS} entries"));
+        }
+        if list.iter().any(|u| u.len() > MAX_URI) {
+            return too_big(member, format!("{MAX_URI} characters each"));
+        }
+    }
+    if c.jwks
+        .as_ref()
+        .is_some_and(|j| j.keys.len() > MAX_JWKS_KEYS)
+    {
+        return too_big("jwks", format!("{MAX_JWKS_KEYS} keys"));
+    }
+    Ok(())
+}
+
+/// Whether `uri` names the loopback interface (`localhost`, 127.0.0.0/8, `::1`).
+fn loopback(uri: &url::Url) -> bool {
+    match uri.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 /// Whether tokens may travel to `uri` from the authorization endpoint (OIDC Registration §2,

@@ -314,7 +314,7 @@ async fn rfc7591_3_2_2_refusals() {
         // OIDC Registration §2 / Core 3.2.2.1 (issue 22 item 4): clients of the implicit and
         // hybrid flows register only https redirect URIs that are not localhost
         (
-            json!({ "redirect_uris": ["http://app.example/cb"], "grant_types": ["implicit"], "response_types": ["id_token"] }),
+            json!({ "redirect_uris": ["http://127.0.0.1:8081/cb"], "grant_types": ["implicit"], "response_types": ["id_token"] }),
             ErrorCode::InvalidRedirectUri,
             "implicit and hybrid",
         ),
@@ -332,6 +332,39 @@ async fn rfc7591_3_2_2_refusals() {
             json!({ "redirect_uris": ["https://[::1]/cb"], "grant_types": ["authorization_code", "implicit"], "response_types": ["code token"] }),
             ErrorCode::InvalidRedirectUri,
             "implicit and hybrid",
+        ),
+        // issue 26 item 4: http only on loopback (RFC 9700 §2.1, RFC 8252 §7.3), and a
+        // redirect URI only in its normal form (no spaces or stray text reaches a header)
+        (
+            json!({ "redirect_uris": ["http://rp.example/cb"] }),
+            ErrorCode::InvalidRedirectUri,
+            "http is only for the loopback",
+        ),
+        (
+            json!({ "redirect_uris": ["https://rp.example/cb; report-uri https://attacker.example/r; form-action *"] }),
+            ErrorCode::InvalidRedirectUri,
+            "normal form",
+        ),
+        (
+            json!({ "redirect_uris": ["https://app.example"] }),
+            ErrorCode::InvalidRedirectUri,
+            "register 'https://app.example/'",
+        ),
+        // issue 26 item 5: bounds on what a registration stores
+        (
+            json!({ "redirect_uris": uri, "client_name": "x".repeat(201) }),
+            ErrorCode::InvalidClientMetadata,
+            "client_name: at most 200",
+        ),
+        (
+            json!({ "redirect_uris": (0..21).map(|i| format!("https://app.example/cb{i}")).collect::<Vec<_>>() }),
+            ErrorCode::InvalidClientMetadata,
+            "redirect_uris: at most 20",
+        ),
+        (
+            json!({ "redirect_uris": [format!("https://app.example/{}", "a".repeat(2000))] }),
+            ErrorCode::InvalidClientMetadata,
+            "2000 characters",
         ),
         // RFC 8707 §2: registered resources are absolute URIs without a fragment
         (
