@@ -31,11 +31,11 @@ impl Provider {
     /// (`keybound_proto::access_token`: `typ`, signature by one of its keys, `iss`, `aud` this
     /// issuer, times, `cnf`), then that its grant was not revoked.
     async fn access_token(&self, token: &str) -> Result<AccessTokenClaims, OpError> {
-        let jws = access_token::parse(token).map_err(Why::AccessToken)?;
+        let token = access_token::decode(token).map_err(Why::AccessToken)?;
         let keys = self.jwks().await?;
         let issuer = &self.config.issuer;
         let checks = AccessTokenChecks::new(issuer, std::slice::from_ref(issuer), self.now());
-        let claims = access_token::validate(&jws, &keys, &checks).map_err(Why::AccessToken)?;
+        let claims = access_token::validate(token, &keys, &checks).map_err(Why::AccessToken)?;
         if let Some(gid) = &claims.gid {
             if self.store.is_grant_revoked(gid).await? {
                 return Err(Why::Revoked.into());

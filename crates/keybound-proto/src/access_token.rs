@@ -2,7 +2,7 @@
 //! every resource server with the same rules — the provider's own userinfo and
 //! `keybound-verify`'s APIs — so the two cannot drift apart again.
 //!
-//! The rules, in order ([`validate`]):
+//! The rules, in order ([`decode`] then [`validate`]):
 //! 1. header `typ` is `at+jwt` or `application/at+jwt`, compared case-insensitively (RFC 9068
 //!    §4; media types are case-insensitive): an ID Token, a DPoP proof or any other JWT is not
 //!    an access token, whatever key signed it;
@@ -22,7 +22,7 @@
 
 use keybound_jose::{Algorithm, Jkt, JwkSet, Jws, PrivateKey};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Map;
 
 use crate::cnf::Cnf;
 use crate::idtoken::Audience;
@@ -141,49 +141,51 @@ impl<'a> AccessTokenChecks<'a> {
     }
 }
 
-/// The `iss` of an access token, unverified: for choosing whose keys to verify it with.
-pub fn unverified_issuer(jws: &Jws<'_>) -> Result<String, Error> {
-    #[derive(Deserialize)]
-    struct Iss {
-        iss: String,
-    }
-    jws.payload_json::<Iss>()
-        .map(|i| i.iss)
-        .map_err(|e| Error::AccessToken(format!("iss is required: {e}")))
+/// An access token parsed and its claims decoded, nothing verified yet (the
+/// [`crate::idtoken::Unverified`] pattern): the resource server reads `iss` and `kid` to choose
+/// keys, then [`validate`] trusts the claims only once the signature over this JWS verifies.
+/// Its header `typ` was checked first (rule 1): nothing in another kind of JWT is believed.
+#[derive(Debug)]
+pub struct Unverified<'a> {
+    jws: Jws<'a>,
+    claims: AccessTokenClaims,
 }
 
-/// Rule 1 alone: the header says this is an access token. A resource server runs it before it
-/// believes anything else in the token (such as its `iss`, to choose keys).
-pub fn check_typ(jws: &Jws<'_>) -> Result<(), Error> {
+impl<'a> Unverified<'a> {
+    /// The unverified `iss`, to choose whose keys to verify with.
+    pub fn issuer(&self) -> &str {
+        &self.claims.iss
+    }
+
+    /// The parsed JWS (its header names the key).
+    pub fn jws(&self) -> &Jws<'a> {
+        &self.jws
+    }
+}
+
+/// Parse `token`, check its header `typ` (rule 1) and decode its claims (rule 3), once.
+pub fn decode(token: &str) -> Result<Unverified<'_>, Error> {
+    let jws =
+        Jws::parse(token).map_err(|e| Error::AccessToken(format!("not a usable JWT: {e}")))?;
     let typ = jws.header().typ.as_deref();
-    if is_access_token_typ(typ) {
-        Ok(())
-    } else {
-        Err(Error::AccessTokenTyp(typ.map(str::to_owned)))
+    if !is_access_token_typ(typ) {
+        return Err(Error::AccessTokenTyp(typ.map(str::to_owned)));
     }
+    let claims: AccessTokenClaims = serde_json::from_slice(jws.payload())
+        .map_err(|e| Error::AccessToken(format!("claims (RFC 9068 §2.2): {e}")))?;
+    Ok(Unverified { jws, claims })
 }
 
-/// Parse a compact access token (not yet validated).
-pub fn parse(token: &str) -> Result<Jws<'_>, Error> {
-    Jws::parse(token).map_err(|e| Error::AccessToken(format!("not a usable JWT: {e}")))
-}
-
-/// Validate an access token against `keys` (the issuer's set) and `checks`: the rules of the
-/// module documentation, in that order.
+/// Validate a [`decode`]d access token against `keys` (the issuer's set) and `checks`: the
+/// rules of the module documentation, in that order.
 pub fn validate(
-    jws: &Jws<'_>,
+    token: Unverified<'_>,
     keys: &JwkSet,
     checks: &AccessTokenChecks<'_>,
 ) -> Result<AccessTokenClaims, Error> {
-    check_typ(jws)?;
-    keys.verify(jws, checks.allowed_algs)
+    let Unverified { jws, claims } = token;
+    keys.verify(&jws, checks.allowed_algs)
         .map_err(Error::AccessTokenSignature)?;
-    let claims: AccessTokenClaims = match serde_json::from_slice::<Value>(jws.payload()) {
-        Ok(v @ Value::Object(_)) => serde_json::from_value(v)
-            .map_err(|e| Error::AccessToken(format!("claims (RFC 9068 §2.2): {e}")))?,
-        Ok(_) => return Err(Error::AccessToken("claims: expected a JSON object".into())),
-        Err(e) => return Err(Error::AccessToken(format!("claims: {e}"))),
-    };
     if claims.iss != checks.issuer {
         return Err(Error::AccessTokenIssuer {
             expected: checks.issuer.to_owned(),

@@ -68,27 +68,29 @@ impl Verifier {
             .map(|(s, t)| (s.to_ascii_lowercase(), t.trim()))
             .filter(|(s, t)| (s == "dpop" || s == "bearer") && !t.is_empty())
             .ok_or(VerifyError::MissingAccessToken)?;
-        let jws = access_token::parse(token).map_err(VerifyError::AccessToken)?;
-        // nothing in a JWT of another type is believed, its issuer included
-        access_token::check_typ(&jws).map_err(VerifyError::AccessToken)?;
-        let iss = access_token::unverified_issuer(&jws).map_err(VerifyError::AccessToken)?;
+        // header typ first: nothing in a JWT of another type is believed, its issuer included
+        let decoded = access_token::decode(token).map_err(VerifyError::AccessToken)?;
         let trusted = self
             .config
             .issuers
             .iter()
-            .find(|t| t.issuer == iss)
-            .ok_or_else(|| VerifyError::UntrustedIssuer(iss.clone()))?;
+            .find(|t| t.issuer == decoded.issuer())
+            .ok_or_else(|| VerifyError::UntrustedIssuer(decoded.issuer().to_owned()))?;
         let now = self.now();
         let keys: Arc<JwkSet> = self
             .jwks
-            .keys_for(&trusted.jwks_uri, jws.header().kid.as_deref(), now)
+            .keys_for(
+                &trusted.jwks_uri,
+                decoded.jws().header().kid.as_deref(),
+                now,
+            )
             .await?;
         let checks = AccessTokenChecks {
             leeway: self.config.leeway,
             ..AccessTokenChecks::new(&trusted.issuer, &self.config.audiences, now)
         };
         let claims =
-            access_token::validate(&jws, &keys, &checks).map_err(VerifyError::AccessToken)?;
+            access_token::validate(decoded, &keys, &checks).map_err(VerifyError::AccessToken)?;
         let jkt = claims.jkt().cloned();
         access_token::check_scheme(scheme == "dpop", &claims).map_err(VerifyError::AccessToken)?;
         match &jkt {
