@@ -59,13 +59,7 @@ impl Provider {
         let form = facts.form;
         let client = self.authenticate_client(facts.authorization, form).await?;
         // RFC 8628 §3.1, RFC 7591 §2: only a client registered for the device grant
-        if !client.allows(keybound_proto::wire::grant_type::DEVICE_CODE) {
-            return Err(RequestRefusal::GrantNotRegistered {
-                client: client.client_id.clone(),
-                grant: keybound_proto::wire::grant_type::DEVICE_CODE.to_owned(),
-            }
-            .into());
-        }
+        crate::grant::require_grant(&client, keybound_proto::wire::grant_type::DEVICE_CODE)?;
         let now = self.now();
         // a DPoP proof here is optional; when present it is checked in full and names the key
         let proof = self

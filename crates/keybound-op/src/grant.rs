@@ -24,7 +24,7 @@ use keybound_proto::wire::TokenResponse;
 use keybound_store::{Client, ClientAuthMethod, RefreshToken, TokenHash};
 use serde_json::Value;
 
-use crate::refusal::TargetRefusal;
+use crate::refusal::{RequestRefusal, TargetRefusal};
 use crate::{OpError, Provider};
 
 /// A successful token response and the next nonce to advertise.
@@ -91,8 +91,7 @@ pub(crate) fn audience(
         _ => requested.to_vec(),
     };
     for r in &chosen {
-        let absolute = url::Url::parse(r).is_ok_and(|u| u.fragment().is_none());
-        if !absolute {
+        if crate::register::absolute_uri(r).is_none() {
             return Err(TargetRefusal::Malformed(r.clone()));
         }
         if !client.resources.contains(r) {
@@ -103,6 +102,19 @@ pub(crate) fn audience(
         }
     }
     Ok((!chosen.is_empty()).then_some(chosen))
+}
+
+/// RFC 7591 §2 `grant_types`: `client` uses only the grants it registered
+/// (`unauthorized_client`). The token endpoint and the device authorization endpoint ask here.
+pub(crate) fn require_grant(client: &Client, grant: &str) -> Result<(), RequestRefusal> {
+    if client.allows(grant) {
+        Ok(())
+    } else {
+        Err(RequestRefusal::GrantNotRegistered {
+            client: client.client_id.clone(),
+            grant: grant.to_owned(),
+        })
+    }
 }
 
 /// The claim naming the grant an ID Token or access token came from.

@@ -252,11 +252,7 @@ impl Provider {
 /// - RFC 8707 resources are absolute URIs without a fragment.
 pub fn check_client(c: &Client) -> Result<(), Why> {
     check_sizes(c)?;
-    if let Some(r) = c
-        .resources
-        .iter()
-        .find(|r| !url::Url::parse(r).is_ok_and(|u| u.fragment().is_none()))
-    {
+    if let Some(r) = c.resources.iter().find(|r| absolute_uri(r).is_none()) {
         return Err(Why::Resource(r.clone()));
     }
     let implicit = c
@@ -265,9 +261,8 @@ pub fn check_client(c: &Client) -> Result<(), Why> {
         .filter_map(|r| ResponseType::parse(r))
         .any(ResponseType::front_channel_tokens);
     for u in &c.redirect_uris {
-        let parsed = url::Url::parse(u)
-            .ok()
-            .filter(|p| p.fragment().is_none() && matches!(p.scheme(), "https" | "http"))
+        let parsed = absolute_uri(u)
+            .filter(|p| matches!(p.scheme(), "https" | "http"))
             .ok_or_else(|| Why::RedirectUri(u.clone()))?;
         // parsed and normalised once: what is stored and later sent in a header is exactly the
         // normal form (no spaces, no stray characters); anything else is refused with it
@@ -329,6 +324,12 @@ fn check_sizes(c: &Client) -> Result<(), Why> {
         return too_big("jwks", format!("{MAX_JWKS_KEYS} keys"));
     }
     Ok(())
+}
+
+/// `s` as an absolute URI without a fragment (RFC 6749 §3.1.2, RFC 8707 §2), if it is one: the
+/// shape of every redirect URI and resource.
+pub(crate) fn absolute_uri(s: &str) -> Option<url::Url> {
+    url::Url::parse(s).ok().filter(|u| u.fragment().is_none())
 }
 
 /// Whether `uri` names the loopback interface (`localhost`, 127.0.0.0/8, `::1`).

@@ -841,13 +841,17 @@ pub async fn trusted_issuers_and_subject_links(s: Arc<dyn Store>) {
     s.put_user(&with_email("u2", "bob", "bob@example.com", false))
         .await
         .unwrap();
-    assert_eq!(
-        s.user_by_verified_email("alice@example.com")
-            .await
-            .unwrap()
-            .map(|u| u.sub),
-        Some("u1".into())
-    );
+    // the sub of the one local End-User owning a verified address, if exactly one does
+    let owner = |email: &'static str| {
+        let s = s.clone();
+        async move {
+            s.user_by_verified_email(email)
+                .await
+                .unwrap()
+                .map(|u| u.sub)
+        }
+    };
+    assert_eq!(owner("alice@example.com").await, Some("u1".into()));
     // an End-User another issuer provisioned with the same verified address: not a local
     // account, so neither found nor making the address ambiguous (issue 22 item 4)
     let provisioned = User {
@@ -864,29 +868,19 @@ pub async fn trusted_issuers_and_subject_links(s: Arc<dyn Store>) {
         provisioned.provisioned_by,
         "provenance round-trips"
     );
+    assert_eq!(owner("alice@example.com").await, Some("u1".into()));
     assert_eq!(
-        s.user_by_verified_email("alice@example.com")
-            .await
-            .unwrap()
-            .map(|u| u.sub),
-        Some("u1".into())
-    );
-    assert!(
-        s.user_by_verified_email("bob@example.com")
-            .await
-            .unwrap()
-            .is_none(),
+        owner("bob@example.com").await,
+        None,
         "an unverified address identifies nobody"
     );
     // a second End-User with the same verified address (any case): the address names nobody
     s.put_user(&with_email("u3", "alice2", "ALICE@example.com", true))
         .await
         .unwrap();
-    assert!(
-        s.user_by_verified_email("alice@example.com")
-            .await
-            .unwrap()
-            .is_none(),
+    assert_eq!(
+        owner("alice@example.com").await,
+        None,
         "an address two End-Users have verified identifies neither"
     );
 

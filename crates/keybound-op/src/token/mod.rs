@@ -52,13 +52,8 @@ impl Provider {
         if matches!(
             grant,
             "authorization_code" | "refresh_token" | grant_type::DEVICE_CODE
-        ) && !client.allows(grant)
-        {
-            return Err(RequestRefusal::GrantNotRegistered {
-                client: client.client_id.clone(),
-                grant: grant.to_owned(),
-            }
-            .into());
+        ) {
+            crate::grant::require_grant(&client, grant)?;
         }
         // 2. the DPoP proof in full, before any single-use artefact is touched
         let proof = self.token_proof(&client, facts.dpop).await?;
