@@ -15,7 +15,7 @@ use keybound_op::{paths, Interaction, OpError, ValidatedAuthorization};
 use keybound_proto::wire::AuthorizationRequest;
 use keybound_store::{BrowserSession, TokenHash};
 
-use crate::error::{form_message, page_failed as failed, page_refused as refused, Failure};
+use crate::error::{form_note, page_failed as failed, page_refused as refused, Failure};
 use crate::peer::{ClientAddr, TokenBinding};
 use crate::response::{html, respond};
 use crate::session::{
@@ -273,10 +273,7 @@ impl Step<'_> {
     }
 
     fn login_page(&self, error: Option<PageRefusal>) -> Response {
-        let (status, error) = match error.map(form_message) {
-            Some((status, message)) => (status, Some(message)),
-            None => (StatusCode::OK, None),
-        };
+        let (status, error) = form_note(error);
         let (secret, cookie) = form_secret(self.state, self.headers);
         let csrf = derive(&secret);
         let mut r = html(

@@ -22,7 +22,7 @@ use keybound_op::refusal::{PageRefusal, RequestRefusal};
 use keybound_op::{paths, DeviceRequestFacts, OpError};
 use keybound_store::BrowserSession;
 
-use crate::error::{form_message, page_failed as failed, page_refused as refused};
+use crate::error::{form_message, form_note, page_failed as failed, page_refused as refused};
 use crate::peer::ClientAddr;
 use crate::peer::TokenBinding;
 use crate::response::html;
@@ -273,10 +273,8 @@ impl Page<'_> {
     /// The login form, carrying the code as typed; `client` when the code is known, shown
     /// again for `why` when there is one.
     fn login(&self, client: Option<&str>, why: Option<PageRefusal>) -> Response {
-        match why.map(form_message) {
-            Some((status, message)) => self.login_with(status, client, Some(&message)),
-            None => self.login_with(StatusCode::OK, client, None),
-        }
+        let (status, note) = form_note(why);
+        self.login_with(status, client, note.as_deref())
     }
 
     /// The login form with a status and a note.

@@ -141,6 +141,14 @@ pub(crate) fn form_message(why: PageRefusal) -> (StatusCode, String) {
     (status, w.description)
 }
 
+/// A form shown for the first time (200, no note) or again for `why`.
+pub(crate) fn form_note(why: Option<PageRefusal>) -> (StatusCode, Option<String>) {
+    match why.map(form_message) {
+        Some((status, message)) => (status, Some(message)),
+        None => (StatusCode::OK, None),
+    }
+}
+
 /// An End-User page refusing for `why`.
 pub(crate) fn page_refused(why: impl Into<OpError>) -> Response {
     Failure::page(why.into()).into_response()
