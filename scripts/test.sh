@@ -56,9 +56,6 @@ if cargo tree -p keybound-server --no-default-features -e normal --locked | grep
 fi
 cargo build -p keybound-server --no-default-features --locked
 
-echo "== fuzz targets build (fuzz/ is its own workspace)"
-cargo build --manifest-path fuzz/Cargo.toml --bins
-
 echo "== doc tests"
 cargo test --workspace --doc --locked 2>&1 | tee -a "$log"
 
@@ -67,6 +64,9 @@ cargo test --workspace --all-targets --locked 2>&1 | tee -a "$log"
 
 echo "== interop (openid-client + jose) and browser (headless Chromium) tests against the real binary"
 (cd interop && KEYBOUND_BIN="$PWD/../target/debug/keybound" node --test --test-reporter=tap 2>&1) | tee -a "$log"
+
+echo "== fuzzing: every target 30 s from its seed corpus (fuzz/ is its own workspace)"
+bash fuzz/run.sh 30 2>&1 | tee -a "$log"
 
 read -r passed failed < <(awk '
   /^test result:/ {

@@ -7,7 +7,7 @@
 //! Parallel sign-ins therefore cannot stall other requests (`/healthz`, token requests).
 
 use argon2::password_hash::rand_core::{CryptoRng, Error as RandError, RngCore};
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, SaltString};
+use argon2::password_hash::{PasswordHash, SaltString};
 use argon2::Argon2;
 
 use crate::OpError;
@@ -47,14 +47,39 @@ impl RngCore for AwsLcRng {
 
 impl CryptoRng for AwsLcRng {}
 
-/// Hash `secret` into an argon2id PHC string.
+/// Hash `secret` into an argon2id PHC string (in this thread's argon2 memory, as [`verify`]).
 pub fn hash(secret: &str) -> String {
     let salt = SaltString::generate(&mut AwsLcRng);
-    // Invariant: hashing with default parameters and a generated salt cannot fail.
-    Argon2::default()
-        .hash_password(secret.as_bytes(), &salt)
-        .expect("argon2 hashing with default parameters")
-        .to_string()
+    let argon = Argon2::default();
+    let params = argon.params().clone();
+    let mut salt_buf = [0u8; 64];
+    let mut out = [0u8; argon2::Params::DEFAULT_OUTPUT_LEN];
+    // Invariant: a generated salt decodes, and the default parameters with a buffer of their
+    // own block count cannot fail.
+    let raw = salt.decode_b64(&mut salt_buf).expect("a generated salt");
+    MEMORY
+        .with_borrow_mut(|memory| {
+            let blocks = params.block_count();
+            if memory.len() < blocks {
+                memory.resize(blocks, argon2::Block::default());
+            }
+            argon.hash_password_into_with_memory(
+                secret.as_bytes(),
+                raw,
+                &mut out,
+                &mut memory[..blocks],
+            )
+        })
+        .expect("argon2 with default parameters");
+    PasswordHash {
+        algorithm: argon2::Algorithm::Argon2id.ident(),
+        version: Some(argon2::Version::V0x13.into()),
+        params: argon2::password_hash::ParamsString::try_from(&params)
+            .expect("default parameters encode"),
+        salt: Some(salt.as_salt()),
+        hash: Some(argon2::password_hash::Output::new(&out).expect("a 32-byte output")),
+    }
+    .to_string()
 }
 
 /// Largest argon2 memory a stored hash may ask for (256 MiB): a corrupt or hostile PHC string
@@ -110,6 +135,14 @@ pub fn verify(hash: &str, secret: &str) -> bool {
         )
     });
     computed.is_ok() && keybound_jose::ct_eq(&out, expected.as_bytes())
+}
+
+/// Every hashing thread is taken and the wait for one ran out.
+fn busy() -> OpError {
+    OpError::Throttled {
+        description: "too many secrets are being checked right now; try again".into(),
+        retry_after: 1,
+    }
 }
 
 /// A verification job for a hashing thread.
@@ -187,10 +220,6 @@ impl HashPool {
 
     /// [`verify`] on a hashing thread when a turn is free.
     pub(crate) async fn verify(&self, hash: &str, secret: &str) -> Result<bool, OpError> {
-        let busy = || OpError::Throttled {
-            description: "too many sign-ins are being checked right now; try again".into(),
-            retry_after: 1,
-        };
         let _turn = tokio::time::timeout(self.wait, self.turns.acquire())
             .await
             .map_err(|_| busy())?
@@ -198,15 +227,33 @@ impl HashPool {
         self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let hash = hash.to_owned();
         let secret = zeroize::Zeroizing::new(secret.to_owned());
+        self.run(move || verify(&hash, &secret)).await
+    }
+
+    /// [`hash`] on a hashing thread when a turn is free (a new client's secret).
+    pub(crate) async fn hash(&self, secret: &str) -> Result<String, OpError> {
+        let _turn = tokio::time::timeout(self.wait, self.turns.acquire())
+            .await
+            .map_err(|_| busy())?
+            .map_err(|_| busy())?;
+        let secret = zeroize::Zeroizing::new(secret.to_owned());
+        self.run(move || hash(&secret)).await
+    }
+
+    /// `job` on a hashing thread (the caller holds a turn).
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, OpError> {
         let (done, answer) = tokio::sync::oneshot::channel();
         self.jobs()?
             .send(Box::new(move || {
-                let _ = done.send(verify(&hash, &secret));
+                let _ = done.send(job());
             }))
             .map_err(|_| OpError::internal("the hashing threads are gone"))?;
         answer
             .await
-            .map_err(|_| OpError::internal("a password check failed inside its thread"))
+            .map_err(|_| OpError::internal("a hashing job failed inside its thread"))
     }
 }
 
@@ -240,6 +287,10 @@ mod tests {
         assert!(super::verify(&other, "pw"));
         assert!(!super::verify(&other, "px"));
         let ours = super::hash("secret");
+        assert!(
+            ours.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{ours}"
+        );
         let parsed = argon2::PasswordHash::new(&ours).unwrap_or_else(|_| unreachable!());
         assert!(Argon2::default()
             .verify_password(b"secret", &parsed)

@@ -66,7 +66,13 @@ impl Provider {
                 .ok_or(Why::TokenRequired)?;
             Some(token)
         };
-        let (client, out) = self.registration(metadata)?;
+        let (mut client, out) = self.registration(metadata)?;
+        // argon2 on a hashing thread, like every verification (19 MiB and tens of ms of CPU:
+        // inline, each confidential registration held an async thread and grew the heap), and
+        // before the initial access token is spent: a busy refusal costs the client no use
+        if let Some(secret) = out.get("client_secret").and_then(Value::as_str) {
+            client.secret_hash = Some(self.hashes.hash(secret).await?);
+        }
         // RFC 7591 §3: a single-use initial access token is spent only on a registration that
         // will be made, never on metadata refused above
         if let Some(token) = token {
@@ -194,7 +200,8 @@ impl Provider {
         let name = text("client_name")?.unwrap_or(&client_id).to_owned();
         let client = Client {
             name: name.clone(),
-            secret_hash: secret.as_deref().map(crate::password::hash),
+            // hashed by `register`, on a hashing thread
+            secret_hash: None,
             redirect_uris: redirect_uris.clone(),
             key_binding_profile: profile,
             dpop_bound_access_tokens: dpop_bound,

@@ -1,0 +1,31 @@
+//! Fuzz the form bodies of the other POST endpoints: the input is the body of `/device` (code
+//! entry, sign-in, approval), `/device_authorization`, `/revoke` and `/introspect` (the last
+//! three as the confidential client).
+#![no_main]
+use axum::body::Body;
+use axum::http::Request;
+use keybound_fuzz::{op, CONFIDENTIAL, SECRET, SESSION};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    use base64::Engine as _;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{CONFIDENTIAL}:{SECRET}"))
+    );
+    let form = "application/x-www-form-urlencoded";
+    let device = Request::post("/device")
+        .header("content-type", form)
+        .header("cookie", format!("kb_session={SESSION}"))
+        .body(Body::from(data.to_vec()))
+        .expect("a POST");
+    op().send(device);
+    for path in ["/device_authorization", "/revoke", "/introspect"] {
+        let req = Request::post(path)
+            .header("content-type", form)
+            .header("authorization", &basic)
+            .body(Body::from(data.to_vec()))
+            .expect("a POST");
+        op().send(req);
+    }
+});
