@@ -640,7 +640,7 @@ impl Provider {
         let now = self.now();
         Ok(match user {
             Some(u) if ok => {
-                attempt.succeeded();
+                attempt.succeeded().await?;
                 Some(BrowserSession {
                     sub: u.sub,
                     auth_time: now,
@@ -651,7 +651,7 @@ impl Provider {
                 })
             }
             _ => {
-                attempt.failed();
+                attempt.failed().await?;
                 None
             }
         })

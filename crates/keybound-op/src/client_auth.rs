@@ -132,9 +132,10 @@ impl Provider {
         let Some(phc) = client.secret_hash.as_deref() else {
             return Err(Why::Failed.into());
         };
-        // a secret verified moments ago (same registration) is recognised without argon2
+        // a secret verified moments ago (same registration, on any node) is recognised
+        // without argon2
         let now = self.now();
-        if self.secrets.recognises(id, phc, secret, now) {
+        if self.recognised_secret(id, phc, secret, now).await? {
             return Ok(client);
         }
         // RFC 6749 §2.3.1: guessing is throttled per client id, before any hashing
@@ -149,17 +150,37 @@ impl Provider {
         // attempts at one client take turns: the ones queued behind the first verification of
         // this secret find it recognised now, instead of each running argon2 in turn (a
         // confidential client's first burst of 32 requests waited 1.6 s for 32 runs)
-        if self.secrets.recognises(id, phc, secret, now) {
-            attempt.succeeded();
+        if self.recognised_secret(id, phc, secret, now).await? {
+            attempt.succeeded().await?;
             return Ok(client);
         }
         if !self.hashes.verify(phc, secret).await? {
-            attempt.failed();
+            attempt.failed().await?;
             return Err(Why::Failed.into());
         }
-        attempt.succeeded();
-        self.secrets.remember(id, phc, secret, now);
+        attempt.succeeded().await?;
+        let mac = self.store.secret_mac().of(id, phc, secret);
+        self.store
+            .put_verified_secret(id, &mac, now + SECRET_TTL)
+            .await?;
         Ok(client)
+    }
+
+    /// Whether `secret` was verified against `phc` for client `id` in the last
+    /// [`SECRET_TTL`] seconds ([`keybound_store::CounterStore`]: shared by every node on
+    /// PostgreSQL). Client secrets are high-entropy values the OP generated or an operator set;
+    /// what the store keeps is an HMAC under a key derived from the key-encryption key.
+    async fn recognised_secret(
+        &self,
+        id: &str,
+        phc: &str,
+        secret: &str,
+        now: u64,
+    ) -> Result<bool, OpError> {
+        Ok(match self.store.verified_secret(id, now).await? {
+            Some(mac) => keybound_jose::ct_eq(&mac, &self.store.secret_mac().of(id, phc, secret)),
+            None => false,
+        })
     }
 
     async fn assertion_client(
@@ -237,61 +258,10 @@ impl Provider {
     }
 }
 
-/// Client secrets verified recently, so a confidential client's every token request does not
-/// cost an argon2 run (19 MiB, ~20 ms of CPU: measured as the whole cost of a token exchange).
-/// Only SHA-256 digests of secrets that were verified against the stored argon2 hash are kept,
-/// with that hash: a changed registration misses, and an entry lives `SECRET_TTL` seconds.
-/// Client secrets are high-entropy values the OP generated (or an operator set), so a SHA-256
-/// in memory reveals no more than the hashed tokens in the store. Per node; bounded.
-#[derive(Default)]
-pub(crate) struct SecretCache(std::sync::Mutex<std::collections::HashMap<String, Verified>>);
-
-/// A verified secret: the registered argon2 hash it matched, its SHA-256, and until when.
-type Verified = (String, [u8; 32], u64);
-
-impl std::fmt::Debug for SecretCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = self.0.lock().map_or(0, |g| g.len());
-        write!(f, "SecretCache({n} entries)")
-    }
-}
-
-/// How long a verified client secret is recognised without argon2.
+/// How long a verified client secret is recognised without argon2: a confidential client's
+/// every token request would otherwise cost an argon2 run (19 MiB, ~20 ms of CPU: measured as
+/// the whole cost of a token exchange).
 const SECRET_TTL: u64 = 300;
-/// Entries beyond which the cache starts again.
-const SECRET_ENTRIES: usize = 10_000;
-
-impl SecretCache {
-    fn recognises(&self, id: &str, phc: &str, secret: &str, now: u64) -> bool {
-        let g = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        g.get(id).is_some_and(|(h, digest, until)| {
-            h == phc
-                && now < *until
-                && keybound_jose::ct_eq(digest, &keybound_jose::sha256(secret.as_bytes()))
-        })
-    }
-
-    fn remember(&self, id: &str, phc: &str, secret: &str, now: u64) {
-        let mut g = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if g.len() >= SECRET_ENTRIES {
-            g.clear();
-        }
-        g.insert(
-            id.to_owned(),
-            (
-                phc.to_owned(),
-                keybound_jose::sha256(secret.as_bytes()),
-                now + SECRET_TTL,
-            ),
-        );
-    }
-}
 
 /// Registered clients read recently, by `client_id`, with the time they were read: the token
 /// endpoint needs the client on every request, and with SQLite each read is a round-trip to a

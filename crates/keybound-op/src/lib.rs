@@ -262,7 +262,6 @@ pub struct Provider {
     rng: Arc<dyn Randomness>,
     keys: KeyRing,
     clients: client_auth::ClientCache,
-    secrets: client_auth::SecretCache,
     throttle: throttle::Throttle,
     hashes: password::HashPool,
     issuer_keys: Option<Arc<dyn token::IssuerKeys>>,
@@ -296,7 +295,6 @@ impl Provider {
             rng,
             keys,
             clients: client_auth::ClientCache::default(),
-            secrets: client_auth::SecretCache::default(),
             throttle: throttle::Throttle::default(),
             hashes,
             issuer_keys: None,
@@ -351,16 +349,19 @@ impl Provider {
         let turn = self.throttle.turn(principal.0).await;
         let now = self.now();
         let cfg = &self.config.throttle;
+        let store = &*self.store;
         let throttled = |retry_after: u64| OpError::Throttled {
             description: format!("too many wrong {what}: try again in {retry_after} s"),
             retry_after,
         };
         // the longest wait of all keys, so the client is told when it may really retry
-        if let Some(wait) = std::iter::once(&principal)
-            .chain(shared)
-            .filter_map(|(k, free)| self.throttle.check(k, *free, cfg, now).err())
-            .max()
-        {
+        let mut wait = None;
+        for (k, free) in std::iter::once(&principal).chain(shared) {
+            if let Err(w) = throttle::check(store, k, *free, cfg, now).await? {
+                wait = wait.max(Some(w));
+            }
+        }
+        if let Some(wait) = wait {
             return Err(throttled(wait));
         }
         let mut begun = Attempt {
@@ -373,7 +374,9 @@ impl Provider {
         for (k, free) in shared {
             // a concurrent attempt at another principal may have started a back-off since the
             // check: `begun` is dropped and the keys counted so far are taken back
-            let p = self.throttle.begin(k, *free, cfg, now).map_err(throttled)?;
+            let p = throttle::begin(store, k, *free, cfg, now)
+                .await?
+                .map_err(throttled)?;
             begun.shared.push((k, p));
         }
         Ok(begun)
@@ -383,7 +386,7 @@ impl Provider {
 /// An attempt at a secret, holding its principal's turn. [`Attempt::failed`] counts a failure
 /// of the principal (the shared keys counted it already); [`Attempt::succeeded`] resets the
 /// principal and takes the shared keys' counts back; dropped unsettled (the check itself failed:
-/// busy, store error), the shared counts are taken back.
+/// busy, store error, the request went away), the shared counts are taken back in a task.
 pub(crate) struct Attempt<'p, 'k> {
     provider: &'p Provider,
     principal: &'k str,
@@ -394,28 +397,43 @@ pub(crate) struct Attempt<'p, 'k> {
 
 impl Attempt<'_, '_> {
     /// A wrong secret.
-    pub(crate) fn failed(mut self) {
+    pub(crate) async fn failed(mut self) -> Result<(), OpError> {
         self.settled = true;
         let p = self.provider;
-        p.throttle.fail(self.principal, &p.config.throttle, p.now());
+        throttle::fail(&*p.store, self.principal, &p.config.throttle, p.now()).await
     }
 
     /// A right secret.
-    pub(crate) fn succeeded(mut self) {
+    pub(crate) async fn succeeded(mut self) -> Result<(), OpError> {
         self.settled = true;
-        self.provider.throttle.succeed(self.principal);
+        let store = &*self.provider.store;
+        throttle::succeed(store, self.principal, self.provider.now()).await?;
         for (k, p) in &self.shared {
-            self.provider.throttle.undo(k, *p);
+            throttle::undo(store, k, *p).await?;
         }
+        Ok(())
     }
 }
 
 impl Drop for Attempt<'_, '_> {
     fn drop(&mut self) {
-        if !self.settled {
-            for (k, p) in &self.shared {
-                self.provider.throttle.undo(k, *p);
-            }
+        if self.settled || self.shared.is_empty() {
+            return;
+        }
+        let store = self.provider.store.clone();
+        let shared: Vec<(String, throttle::Provisional)> = self
+            .shared
+            .iter()
+            .map(|(k, p)| ((*k).to_owned(), *p))
+            .collect();
+        // outside a runtime nothing can be taken back; the counts then expire with the window
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                for (k, p) in shared {
+                    // a store error here leaves the count to expire with its window
+                    let _ = throttle::undo(&*store, &k, p).await;
+                }
+            });
         }
     }
 }

@@ -19,12 +19,14 @@
 //! they were, so a right sign-in never restarts the address's back-off (it did: with the time
 //! left at the sign-in, everyone behind one NAT waited again after every success).
 //!
-//! The counts live in this node's memory (bounded: idle entries are dropped when the map is
-//! large). Several nodes each apply the limit, so a guesser spread over N nodes gets N times the
-//! allowance — still exponential (docs/decisions.md).
+//! The counts live in the store ([`keybound_store::CounterStore`]): on PostgreSQL every node
+//! reads and changes the same counts, so N nodes allow what one allows; with SQLite or in
+//! memory they stay in the process. The turns stay in each node's memory: a burst at one
+//! principal spread over N nodes can have at most one attempt per node being hashed before its
+//! failure is counted (docs/decisions.md).
+use keybound_store::{Count, Store, TokenHash};
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use crate::OpError;
 
 /// Throttling settings.
 #[derive(Debug, Clone, Copy)]
@@ -57,68 +59,23 @@ impl Default for ThrottleConfig {
     }
 }
 
-/// Entries beyond which idle ones are dropped.
-const MAX_ENTRIES: usize = 100_000;
-
 /// Shards of the per-principal turns (a principal waits only for others hashed to its shard).
 const TURN_SHARDS: usize = 64;
 
-/// Failure counts per key, and the turns of attempts per principal.
+/// The turns of attempts per principal (this node's).
 #[derive(Debug)]
 pub(crate) struct Throttle {
-    map: Mutex<HashMap<String, (u32, u64)>>,
     turns: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl Default for Throttle {
     fn default() -> Self {
         Throttle {
-            map: Mutex::default(),
             turns: (0..TURN_SHARDS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
         }
     }
-}
-
-type Counts = HashMap<String, (u32, u64)>;
-
-/// A failure counted when an attempt began: the key's entry before it, and when it was counted.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Provisional {
-    before: Option<(u32, u64)>,
-    at: u64,
-}
-
-/// `Err(seconds to wait)` while `key` is in its back-off.
-fn waiting(g: &Counts, key: &str, free: u32, cfg: &ThrottleConfig, now: u64) -> Result<(), u64> {
-    match g.get(key) {
-        Some(&(failures, last)) if failures >= free => {
-            let shift = (failures - free).min(30);
-            let delay = cfg.base_delay.saturating_mul(1 << shift).min(cfg.max_delay);
-            let until = last.saturating_add(delay);
-            if now < until {
-                Err(until - now)
-            } else {
-                Ok(())
-            }
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Count a failure of `key` at `now`.
-fn count(g: &mut Counts, key: &str, cfg: &ThrottleConfig, now: u64) {
-    if g.len() >= MAX_ENTRIES {
-        g.retain(|_, (_, last)| now < last.saturating_add(cfg.max_delay));
-    }
-    let e = g.entry(key.to_owned()).or_insert((0, now));
-    // failures long past the longest wait are forgiven: the count is a window, not a record
-    if now >= e.1.saturating_add(cfg.max_delay) {
-        e.0 = 0;
-    }
-    e.0 = e.0.saturating_add(1);
-    e.1 = now;
 }
 
 impl Throttle {
@@ -131,150 +88,196 @@ impl Throttle {
         let shard = usize::try_from(fixed.finish() % TURN_SHARDS as u64).unwrap_or(0);
         self.turns[shard].lock().await
     }
+}
 
-    /// Count a failure of `key` now.
-    pub(crate) fn fail(&self, key: &str, cfg: &ThrottleConfig, now: u64) {
-        count(&mut self.lock(), key, cfg, now);
-    }
+/// A failure counted when an attempt began: the key's count before it, and when it was counted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Provisional {
+    before: Option<Count>,
+    at: u64,
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner)
-    }
+/// The store key of a throttled principal or address.
+pub(crate) fn key(name: &str) -> TokenHash {
+    TokenHash::of(&format!("throttle\0{name}"))
+}
 
-    /// `Err(seconds to wait)` while `key` is in its back-off (nothing is counted).
-    pub(crate) fn check(
-        &self,
-        key: &str,
-        free: u32,
-        cfg: &ThrottleConfig,
-        now: u64,
-    ) -> Result<(), u64> {
-        waiting(&self.lock(), key, free, cfg, now)
-    }
-
-    /// Check `key` and, when no back-off is running, count this attempt as a failure at once
-    /// (one step under the lock, so concurrent attempts see it). The [`Provisional`] count is
-    /// what [`Throttle::undo`] takes back.
-    pub(crate) fn begin(
-        &self,
-        key: &str,
-        free: u32,
-        cfg: &ThrottleConfig,
-        now: u64,
-    ) -> Result<Provisional, u64> {
-        let mut g = self.lock();
-        waiting(&g, key, free, cfg, now)?;
-        let before = g.get(key).copied();
-        count(&mut g, key, cfg, now);
-        Ok(Provisional { before, at: now })
-    }
-
-    /// Take back a provisional failure of `key` (an attempt that did not fail): one count less,
-    /// and the last failure's time as it was before, unless a later failure set it since.
-    pub(crate) fn undo(&self, key: &str, p: Provisional) {
-        let mut g = self.lock();
-        if let Some(e) = g.get_mut(key) {
-            e.0 = e.0.saturating_sub(1);
-            if e.1 == p.at {
-                if let Some((_, last)) = p.before {
-                    e.1 = last;
-                }
-            }
-            if e.0 == 0 {
-                g.remove(key);
+/// `Err(seconds to wait)` while a key with `count` is in its back-off.
+fn waiting(count: Option<Count>, free: u32, cfg: &ThrottleConfig, now: u64) -> Result<(), u64> {
+    match count {
+        Some(c) if c.n >= free => {
+            let shift = (c.n - free).min(30);
+            let delay = cfg.base_delay.saturating_mul(1 << shift).min(cfg.max_delay);
+            let until = c.at.saturating_add(delay);
+            if now < until {
+                Err(until - now)
+            } else {
+                Ok(())
             }
         }
+        _ => Ok(()),
     }
+}
 
-    /// A right attempt: forget `key`'s failures.
-    pub(crate) fn succeed(&self, key: &str) {
-        self.lock().remove(key);
+/// `count` with one more failure at `now`; failures older than the longest wait are forgiven
+/// (the count expires then: it is a window, not a record).
+fn counted(count: Option<Count>, cfg: &ThrottleConfig, now: u64) -> Count {
+    let n = count.map_or(0, |c| c.n);
+    Count {
+        n: n.saturating_add(1),
+        at: now,
+        expires_at: now.saturating_add(cfg.max_delay),
     }
+}
+
+/// `Err(seconds to wait)` while `name` is in its back-off (nothing is counted).
+pub(crate) async fn check(
+    store: &dyn Store,
+    name: &str,
+    free: u32,
+    cfg: &ThrottleConfig,
+    now: u64,
+) -> Result<Result<(), u64>, OpError> {
+    Ok(waiting(store.count(&key(name), now).await?, free, cfg, now))
+}
+
+/// Check `name` and, when no back-off is running, count this attempt as a failure at once (one
+/// atomic change, so concurrent attempts on any node see it). The [`Provisional`] count is what
+/// [`undo`] takes back.
+pub(crate) async fn begin(
+    store: &dyn Store,
+    name: &str,
+    free: u32,
+    cfg: &ThrottleConfig,
+    now: u64,
+) -> Result<Result<Provisional, u64>, OpError> {
+    let rule = |c: Option<Count>| match waiting(c, free, cfg, now) {
+        Ok(()) => Some(counted(c, cfg, now)),
+        Err(_) => c,
+    };
+    let (before, _) = store.change_count(&key(name), now, &rule).await?;
+    Ok(waiting(before, free, cfg, now).map(|()| Provisional { before, at: now }))
+}
+
+/// Take back a provisional failure of `name` (an attempt that did not fail): one count less, and
+/// the last failure's time as it was before, unless a later failure set it since.
+pub(crate) async fn undo(store: &dyn Store, name: &str, p: Provisional) -> Result<(), OpError> {
+    let rule = |c: Option<Count>| {
+        let mut c = c?;
+        c.n = c.n.saturating_sub(1);
+        if c.at == p.at {
+            if let Some(b) = p.before {
+                c.at = b.at;
+                c.expires_at = b.expires_at;
+            }
+        }
+        (c.n > 0).then_some(c)
+    };
+    store.change_count(&key(name), p.at, &rule).await?;
+    Ok(())
+}
+
+/// Count a failure of `name` at `now`.
+pub(crate) async fn fail(
+    store: &dyn Store,
+    name: &str,
+    cfg: &ThrottleConfig,
+    now: u64,
+) -> Result<(), OpError> {
+    store
+        .change_count(&key(name), now, &|c| Some(counted(c, cfg, now)))
+        .await?;
+    Ok(())
+}
+
+/// A right attempt: forget `name`'s failures.
+pub(crate) async fn succeed(store: &dyn Store, name: &str, now: u64) -> Result<(), OpError> {
+    store.change_count(&key(name), now, &|_| None).await?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// [`Throttle::begin`] without its provisional count.
-    fn begun(
-        t: &Throttle,
-        key: &str,
-        free: u32,
-        cfg: &ThrottleConfig,
-        now: u64,
-    ) -> Result<(), u64> {
-        t.begin(key, free, cfg, now).map(|_| ())
-    }
+    use keybound_store::{CounterStore as _, MemoryStore};
 
     /// Issue 26 item 1: a right attempt takes its provisional count back completely — the time
     /// of the last failure too — so successes never re-arm a back-off: 20 failures, the wait,
     /// then successes half a second apart all pass (they went ok, ok, 429, ok, 429, ok).
-    #[test]
-    fn a_success_does_not_re_arm_the_back_off() {
+    #[tokio::test]
+    async fn a_success_does_not_re_arm_the_back_off() {
         let cfg = ThrottleConfig::default();
-        let t = Throttle::default();
+        let s = MemoryStore::new();
         let now = 1_000_000;
         for _ in 0..20 {
-            assert!(t.begin("addr", 20, &cfg, now).is_ok());
+            assert!(begin(&s, "addr", 20, &cfg, now).await.unwrap().is_ok());
         }
-        assert_eq!(t.check("addr", 20, &cfg, now), Err(1), "the 21st waits");
+        assert_eq!(
+            check(&s, "addr", 20, &cfg, now).await.unwrap(),
+            Err(1),
+            "the 21st waits"
+        );
         for i in 0..6 {
             // two a second, as a clock of whole seconds sees "half a second apart"
             let at = now + 3 + i / 2;
-            let p = t
-                .begin("addr", 20, &cfg, at)
+            let p = begin(&s, "addr", 20, &cfg, at)
+                .await
+                .unwrap()
                 .unwrap_or_else(|w| panic!("attempt {i} at +{}: wait {w}", at - now));
-            t.undo("addr", p);
+            undo(&s, "addr", p).await.unwrap();
         }
-        assert_eq!(t.lock().get("addr").copied(), Some((20, now)), "as before");
+        let c = s.count(&key("addr"), now).await.unwrap().unwrap();
+        assert_eq!((c.n, c.at), (20, now), "as before");
     }
 
-    #[test]
-    fn back_off_doubles_is_bounded_and_forgets_old_failures() {
+    #[tokio::test]
+    async fn back_off_doubles_is_bounded_and_forgets_old_failures() {
         let cfg = ThrottleConfig::default();
-        let t = Throttle::default();
+        let s = MemoryStore::new();
         let now = 1_000_000;
+        let begun = |at: u64, free: u32| {
+            let s = &s;
+            async move { begin(s, "k", free, &cfg, at).await.unwrap().map(|_| ()) }
+        };
         for _ in 0..5 {
-            assert_eq!(begun(&t, "k", 5, &cfg, now), Ok(()));
+            assert_eq!(begun(now, 5).await, Ok(()));
         }
+        assert_eq!(begun(now, 5).await, Err(1), "counted when it began");
+        assert_eq!(begun(now + 1, 5).await, Ok(()));
         assert_eq!(
-            begun(&t, "k", 5, &cfg, now),
-            Err(1),
-            "counted when it began"
-        );
-        assert_eq!(begun(&t, "k", 5, &cfg, now + 1), Ok(()));
-        assert_eq!(t.check("k", 5, &cfg, now + 1), Err(2), "doubles");
-        assert_eq!(
-            begun(&t, "k", 5, &cfg, now + 1),
+            check(&s, "k", 5, &cfg, now + 1).await.unwrap(),
             Err(2),
-            "not counted while waiting"
+            "doubles"
         );
+        assert_eq!(begun(now + 1, 5).await, Err(2), "not counted while waiting");
         for _ in 0..40 {
-            count(&mut t.lock(), "k", &cfg, now + 1);
+            fail(&s, "k", &cfg, now + 1).await.unwrap();
         }
         assert_eq!(
-            t.check("k", 5, &cfg, now + 1),
+            check(&s, "k", 5, &cfg, now + 1).await.unwrap(),
             Err(900),
             "bounded by max_delay"
         );
-        assert_eq!(t.check("k", 5, &cfg, now + 901), Ok(()));
+        assert_eq!(check(&s, "k", 5, &cfg, now + 901).await.unwrap(), Ok(()));
         // a failure long after the last one starts a new count
-        assert_eq!(begun(&t, "k", 5, &cfg, now + 10_000), Ok(()));
+        assert_eq!(begun(now + 10_000, 5).await, Ok(()));
         assert_eq!(
-            t.check("k", 1, &cfg, now + 10_000),
+            check(&s, "k", 1, &cfg, now + 10_000).await.unwrap(),
             Err(1),
             "one failure counted"
         );
-        let p = t.begin("k", 5, &cfg, now + 10_000).unwrap();
-        t.undo("k", p);
+        let p = begin(&s, "k", 5, &cfg, now + 10_000)
+            .await
+            .unwrap()
+            .unwrap();
+        undo(&s, "k", p).await.unwrap();
         assert_eq!(
-            t.check("k", 2, &cfg, now + 10_000),
+            check(&s, "k", 2, &cfg, now + 10_000).await.unwrap(),
             Ok(()),
             "taken back: still one"
         );
-        assert_eq!(begun(&t, "k", 5, &cfg, now + 10_000), Ok(()));
-        t.succeed("k");
-        assert_eq!(t.check("k", 0, &cfg, now), Ok(()));
+        assert_eq!(begun(now + 10_000, 5).await, Ok(()));
+        succeed(&s, "k", now + 10_000).await.unwrap();
+        assert_eq!(check(&s, "k", 0, &cfg, now).await.unwrap(), Ok(()));
     }
 }

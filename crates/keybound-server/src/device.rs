@@ -10,8 +10,7 @@
 //! A sign-in on this page checks the password before the code, so a wrong password reveals
 //! nothing about a code either.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -20,7 +19,7 @@ use axum::response::Response;
 use keybound_jose::Jkt;
 use keybound_op::refusal::{PageRefusal, RequestRefusal};
 use keybound_op::{paths, DeviceRequestFacts, OpError};
-use keybound_store::BrowserSession;
+use keybound_store::{BrowserSession, Count, Store, TokenHash};
 
 use crate::error::{form_message, form_note, page_failed as failed, page_refused as refused};
 use crate::peer::ClientAddr;
@@ -39,30 +38,37 @@ const PER_ADDRESS: u32 = 20;
 const PER_ACCOUNT: u32 = 20;
 const WINDOW: u64 = 900;
 
-/// Counts wrong user codes (per node; a guess costs at least one request per attempt).
-#[derive(Debug, Default)]
-pub struct AttemptLimiter {
-    counts: Mutex<HashMap<String, (u32, u64)>>,
+/// The store key of wrong user codes entered by `who`.
+fn attempts_key(who: &str) -> TokenHash {
+    TokenHash::of(&format!("device-code\0{who}"))
 }
 
-impl AttemptLimiter {
-    fn blocked(&self, key: &str, limit: u32, now: u64) -> bool {
-        let g = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        g.get(key)
-            .is_some_and(|(n, start)| now < start + WINDOW && *n >= limit)
-    }
+/// Whether `who` entered `limit` wrong codes in the current window (a guess costs at least one
+/// request per attempt). The counts are the store's: on PostgreSQL every node sees them.
+async fn blocked(store: &dyn Store, who: &str, limit: u32, now: u64) -> Result<bool, OpError> {
+    Ok(store
+        .count(&attempts_key(who), now)
+        .await?
+        .is_some_and(|c| c.n >= limit))
+}
 
-    fn fail(&self, key: &str, now: u64) {
-        let mut g = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        if g.len() > 100_000 {
-            g.retain(|_, (_, start)| now < *start + WINDOW);
-        }
-        let e = g.entry(key.to_owned()).or_insert((0, now));
-        if now >= e.1 + WINDOW {
-            *e = (0, now);
-        }
-        e.0 += 1;
-    }
+/// Count a wrong code of `who`: a window of [`WINDOW`] seconds starts with the first.
+async fn wrong(store: &dyn Store, who: &str, now: u64) -> Result<(), OpError> {
+    let rule = |c: Option<Count>| {
+        Some(match c {
+            Some(c) => Count {
+                n: c.n.saturating_add(1),
+                ..c
+            },
+            None => Count {
+                n: 1,
+                at: now,
+                expires_at: now + WINDOW,
+            },
+        })
+    };
+    store.change_count(&attempts_key(who), now, &rule).await?;
+    Ok(())
 }
 
 /// Who is entering a code, for the attempt limits.
@@ -82,23 +88,23 @@ enum Gate {
 }
 
 impl Guesser {
-    fn gate(&self, limiter: &AttemptLimiter, now: u64) -> Gate {
-        if limiter.blocked(&self.browser, PER_BROWSER, now) {
-            return Gate::Closed;
+    async fn gate(&self, store: &dyn Store, now: u64) -> Result<Gate, OpError> {
+        if blocked(store, &self.browser, PER_BROWSER, now).await? {
+            return Ok(Gate::Closed);
         }
-        match (&self.account, &self.address) {
-            (Some(a), _) if limiter.blocked(a, PER_ACCOUNT, now) => Gate::Closed,
-            (None, Some(ip)) if limiter.blocked(ip, PER_ADDRESS, now) => Gate::SignInFirst,
+        Ok(match (&self.account, &self.address) {
+            (Some(a), _) if blocked(store, a, PER_ACCOUNT, now).await? => Gate::Closed,
+            (None, Some(ip)) if blocked(store, ip, PER_ADDRESS, now).await? => Gate::SignInFirst,
             _ => Gate::Open,
-        }
+        })
     }
 
-    fn wrong_code(&self, limiter: &AttemptLimiter, now: u64) {
-        limiter.fail(&self.browser, now);
+    async fn wrong_code(&self, store: &dyn Store, now: u64) -> Result<(), OpError> {
+        wrong(store, &self.browser, now).await?;
         match (&self.account, &self.address) {
-            (Some(a), _) => limiter.fail(a, now),
-            (None, Some(ip)) => limiter.fail(ip, now),
-            (None, None) => {}
+            (Some(a), _) => wrong(store, a, now).await,
+            (None, Some(ip)) => wrong(store, ip, now).await,
+            (None, None) => Ok(()),
         }
     }
 }
@@ -208,7 +214,12 @@ pub async fn device_post(
         Some(s) => (derive(&s.form_secret), None),
         None => csrf_token(&state, &headers),
     };
-    match guesser.gate(&state.device_attempts, now) {
+    let store = &**state.provider.store();
+    let gate = match guesser.gate(store, now).await {
+        Ok(g) => g,
+        Err(e) => return failed(e),
+    };
+    match gate {
         Gate::Open => {}
         Gate::Closed => {
             return failed(OpError::Throttled {
@@ -231,7 +242,9 @@ pub async fn device_post(
         Err(e) => return failed(e),
     };
     let Some((hash, auth, client)) = found else {
-        guesser.wrong_code(&state.device_attempts, now);
+        if let Err(e) = guesser.wrong_code(store, now).await {
+            return failed(e);
+        }
         let (status, message) = form_message(PageRefusal::UnknownUserCode);
         let body = pages::device_entry(paths::DEVICE, &csrf, typed, Some(&message));
         return with_session(with_cookie(html(status, body), cookie));

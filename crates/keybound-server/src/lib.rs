@@ -70,8 +70,6 @@ pub struct AppState {
     pub config: ServerConfig,
     /// request counters
     pub metrics: Metrics,
-    /// failed user-code attempts at the device page
-    pub device_attempts: device::AttemptLimiter,
     /// the DPoP algorithms accepted, space-separated, for `WWW-Authenticate` (`algs`)
     pub dpop_algs: String,
 }
@@ -90,7 +88,6 @@ impl AppState {
             provider,
             config,
             metrics: Metrics::default(),
-            device_attempts: device::AttemptLimiter::default(),
             dpop_algs,
         })
     }

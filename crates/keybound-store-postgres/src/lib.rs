@@ -12,6 +12,9 @@
 //!   applies `slow_down` and records itself in one `UPDATE`; two nodes racing block on the row
 //!   and the second re-evaluates the condition (READ COMMITTED) or fails serialization;
 //! - refresh rotation and grant revocation are **one transaction whose first statement writes**;
+//! - a guessing count (`counters`) changes in one transaction that first makes sure its row
+//!   exists, then locks it (`SELECT … FOR UPDATE`) and writes what the caller's rule returns: a
+//!   concurrent change on another node waits for the lock and sees the result;
 //! - **serialization failures** (SQLSTATE 40001, as CockroachDB and YugabyteDB raise them under
 //!   SERIALIZABLE; 40P01 deadlocks) roll the whole operation back and it is retried a bounded
 //!   number of times ([`MAX_ATTEMPTS`]); every operation is idempotent when it did not commit;
@@ -31,11 +34,11 @@ use sqlx::{PgPool, Row as _};
 
 use keybound_store::{
     AuthorizationCode, BrowserSession, Client, ClientStore, CodeLookup, CodeStore, Consent,
-    ConsentStore, DeviceAuthorization, DeviceDecision, DevicePoll, DeviceStore, Expiring,
-    FirstRefreshFor, GrantStore, HealthStore, IssuerStore, Kek, KeyState, NewRefresh, PurgeStore,
-    RefreshLookup, RefreshStore, RefreshToken, RegistrationStore, RegistrationToken, ReplayStore,
-    Result, SessionStore, SigningKeyRecord, SigningKeyStore, StoreError, TokenHash, TrustedIssuer,
-    User, UserStore,
+    ConsentStore, Count, CountChange, CounterStore, DeviceAuthorization, DeviceDecision,
+    DevicePoll, DeviceStore, Expiring, FirstRefreshFor, GrantStore, HealthStore, IssuerStore, Kek,
+    KeyState, NewRefresh, PurgeStore, RefreshLookup, RefreshStore, RefreshToken, RegistrationStore,
+    RegistrationToken, ReplayStore, Result, SessionStore, SigningKeyRecord, SigningKeyStore,
+    StoreError, TokenHash, TrustedIssuer, User, UserStore,
 };
 
 /// How often an operation is tried when the database reports a serialization failure.
@@ -779,6 +782,8 @@ impl PurgeStore for PgStore {
             Expiring::DeviceCodes => "DELETE FROM device_codes WHERE device_hash IN (SELECT device_hash FROM device_codes WHERE expires_at <= $1 LIMIT $2)",
             Expiring::Sessions => "DELETE FROM sessions WHERE session_hash IN (SELECT session_hash FROM sessions WHERE expires_at <= $1 LIMIT $2)",
             Expiring::RefreshTokens => "DELETE FROM refresh_tokens WHERE token_hash IN (SELECT token_hash FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2)",
+            Expiring::Counters => "DELETE FROM counters WHERE key IN (SELECT key FROM counters WHERE expires_at <= $1 LIMIT $2)",
+            Expiring::VerifiedSecrets => "DELETE FROM verified_secrets WHERE client_id IN (SELECT client_id FROM verified_secrets WHERE expires_at <= $1 LIMIT $2)",
         };
         retrying(|| async {
             Ok(sqlx::query(sql)
@@ -788,6 +793,117 @@ impl PurgeStore for PgStore {
                 .await
                 .map_err(db)?
                 .rows_affected())
+        })
+        .await
+    }
+}
+
+fn count_of(r: &PgRow) -> Result<Count> {
+    Ok(Count {
+        n: u32::try_from(r.try_get::<i64, _>("n").map_err(db)?).unwrap_or(u32::MAX),
+        at: u(r.try_get("at").map_err(db)?),
+        expires_at: u(r.try_get("expires_at").map_err(db)?),
+    })
+}
+
+#[async_trait]
+impl CounterStore for PgStore {
+    async fn count(&self, key: &TokenHash, now: u64) -> Result<Option<Count>> {
+        let row = sqlx::query(
+            "SELECT n, at, expires_at FROM counters WHERE key = $1 AND expires_at > $2",
+        )
+        .bind(&key.0[..])
+        .bind(t(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(count_of).transpose()
+    }
+
+    async fn change_count(
+        &self,
+        key: &TokenHash,
+        now: u64,
+        change: CountChange<'_>,
+    ) -> Result<(Option<Count>, Option<Count>)> {
+        // One transaction: make sure the row exists (a concurrent first change waits on the
+        // insert's unique index instead of both seeing "none"), lock it, apply the caller's
+        // rule, write the result. Any node's concurrent change to the key waits for the lock.
+        retrying(|| async {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            sqlx::query("INSERT INTO counters (key, n, at, expires_at) VALUES ($1, 0, 0, 0) ON CONFLICT (key) DO NOTHING")
+                .bind(&key.0[..])
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            let row = sqlx::query("SELECT n, at, expires_at FROM counters WHERE key = $1 FOR UPDATE")
+                .bind(&key.0[..])
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+            let before = row
+                .as_ref()
+                .map(count_of)
+                .transpose()?
+                .filter(|c| now < c.expires_at);
+            let after = change(before);
+            match after {
+                Some(c) => sqlx::query(
+                    "INSERT INTO counters (key, n, at, expires_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (key) DO UPDATE SET n = EXCLUDED.n, at = EXCLUDED.at, expires_at = EXCLUDED.expires_at",
+                )
+                .bind(&key.0[..])
+                .bind(i64::from(c.n))
+                .bind(t(c.at))
+                .bind(t(c.expires_at)),
+                None => sqlx::query("DELETE FROM counters WHERE key = $1").bind(&key.0[..]),
+            }
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok((before, after))
+        })
+        .await
+    }
+
+    fn secret_mac(&self) -> &keybound_store::SecretMac {
+        self.kek.secret_mac()
+    }
+
+    async fn verified_secret(&self, client_id: &str, now: u64) -> Result<Option<[u8; 32]>> {
+        let row = sqlx::query(
+            "SELECT mac FROM verified_secrets WHERE client_id = $1 AND expires_at > $2",
+        )
+        .bind(client_id)
+        .bind(t(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(match row {
+            Some(r) => <[u8; 32]>::try_from(r.try_get::<&[u8], _>("mac").map_err(db)?).ok(),
+            None => None,
+        })
+    }
+
+    async fn put_verified_secret(
+        &self,
+        client_id: &str,
+        mac: &[u8; 32],
+        expires_at: u64,
+    ) -> Result<()> {
+        retrying(|| async {
+            sqlx::query(
+                "INSERT INTO verified_secrets (client_id, mac, expires_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (client_id) DO UPDATE SET mac = EXCLUDED.mac, expires_at = EXCLUDED.expires_at",
+            )
+            .bind(client_id)
+            .bind(&mac[..])
+            .bind(t(expires_at))
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+            Ok(())
         })
         .await
     }

@@ -65,3 +65,49 @@ async fn nodes_racing_migrations_all_start() {
         t.await.unwrap().unwrap();
     }
 }
+
+/// Issue 26 item 9: what one node counts or verifies, another node on the same database (and
+/// key-encryption key) sees: the counts are rows, and the verified-secret MAC is derived from
+/// the shared KEK. A node with another KEK recognises nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_and_verified_secrets_are_shared_by_the_nodes() {
+    use keybound_store::{Count, CounterStore as _, TokenHash};
+    let url = TestPostgres::shared().fresh_database();
+    let (_, raw) = Kek::generate().unwrap();
+    let node = || async {
+        PgStore::connect(
+            &url,
+            Kek::from_bytes(raw.as_ref()).unwrap(),
+            PgOptions::default(),
+        )
+        .await
+        .unwrap()
+    };
+    let (a, b) = (node().await, node().await);
+    let now = keybound_testkit::conformance::NOW;
+    let k = TokenHash::of("throttle\0account\0alice");
+    let bump = |c: Option<Count>| {
+        Some(Count {
+            n: c.map_or(0, |c| c.n) + 1,
+            at: now,
+            expires_at: now + 900,
+        })
+    };
+    for i in 0..6 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        node.change_count(&k, now, &bump).await.unwrap();
+    }
+    assert_eq!(b.count(&k, now).await.unwrap().map(|c| c.n), Some(6));
+    let mac = a.secret_mac().of("app", "$argon2id$h", "s3cret");
+    a.put_verified_secret("app", &mac, now + 300).await.unwrap();
+    assert_eq!(
+        b.verified_secret("app", now).await.unwrap(),
+        Some(b.secret_mac().of("app", "$argon2id$h", "s3cret")),
+        "node b computes the MAC node a stored"
+    );
+    let (other, _) = Kek::generate().unwrap();
+    let c = PgStore::connect(&url, other, PgOptions::default())
+        .await
+        .unwrap();
+    assert_ne!(c.secret_mac().of("app", "$argon2id$h", "s3cret"), mac);
+}

@@ -43,7 +43,12 @@ pub struct SqliteStore {
     /// thread (module `hot`)
     hot: hot::Hot,
     kek: Kek,
+    /// counts of failed attempts and verified secrets: one process is the whole deployment,
+    /// so they live in its memory
+    counters: keybound_store::LocalCounters,
 }
+
+keybound_store::local_counter_store!(SqliteStore, counters);
 
 fn t(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -153,6 +158,7 @@ impl SqliteStore {
             writer,
             hot,
             kek,
+            counters: keybound_store::LocalCounters::default(),
         })
     }
 
@@ -461,8 +467,12 @@ impl ReplayStore for SqliteStore {
 #[async_trait]
 impl PurgeStore for SqliteStore {
     async fn purge_expired(&self, kind: Expiring, now: u64, limit: u32) -> Result<u64> {
+        if let Some(n) = self.counters.purge(kind, now, limit) {
+            return Ok(n);
+        }
         // every table has an index on expires_at; the LIMIT keeps one statement short
         let sql = match kind {
+            Expiring::Counters | Expiring::VerifiedSecrets => return Ok(0),
             Expiring::Replay => "DELETE FROM replay WHERE rowid IN (SELECT rowid FROM replay WHERE expires_at <= ?1 LIMIT ?2)",
             Expiring::Codes => "DELETE FROM auth_codes WHERE rowid IN (SELECT rowid FROM auth_codes WHERE expires_at <= ?1 LIMIT ?2)",
             Expiring::DeviceCodes => "DELETE FROM device_codes WHERE rowid IN (SELECT rowid FROM device_codes WHERE expires_at <= ?1 LIMIT ?2)",

@@ -21,6 +21,7 @@ pub const KEK_FILE: &str = "kek.key";
 /// A 256-bit key-encryption key.
 pub struct Kek {
     key: LessSafeKey,
+    mac: crate::SecretMac,
 }
 
 impl fmt::Debug for Kek {
@@ -36,6 +37,7 @@ impl Kek {
             .map_err(|_| StoreError::Kek(format!("expected 32 bytes, got {}", bytes.len())))?;
         Ok(Kek {
             key: LessSafeKey::new(unbound),
+            mac: crate::SecretMac::derive(bytes),
         })
     }
 
@@ -78,6 +80,12 @@ impl Kek {
             }
             Err(e) => Err(StoreError::Kek(format!("{}: {e}", path.display()))),
         }
+    }
+
+    /// The key verified client secrets are remembered under (derived from this key, so the
+    /// same on every node that shares it).
+    pub fn secret_mac(&self) -> &crate::SecretMac {
+        &self.mac
     }
 
     /// Seal `plaintext`, binding it to `aad` (the key id): `nonce ‖ ciphertext ‖ tag`.

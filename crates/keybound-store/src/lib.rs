@@ -20,6 +20,7 @@
 //!
 //! Times are Unix seconds passed in by the caller.
 
+mod counters;
 mod error;
 mod kek;
 mod memory;
@@ -27,6 +28,7 @@ pub mod model;
 
 use async_trait::async_trait;
 
+pub use counters::{Count, CountChange, CounterStore, LocalCounters, SecretMac};
 pub use error::StoreError;
 pub use kek::{create_private_once, Kek};
 pub use memory::MemoryStore;
@@ -228,16 +230,22 @@ pub enum Expiring {
     Sessions,
     /// refresh tokens (their families, small and needed for revocation, stay)
     RefreshTokens,
+    /// counts of failed attempts ([`CounterStore`])
+    Counters,
+    /// client secrets verified recently ([`CounterStore`])
+    VerifiedSecrets,
 }
 
 impl Expiring {
     /// Every kind.
-    pub const ALL: [Expiring; 5] = [
+    pub const ALL: [Expiring; 7] = [
         Expiring::Replay,
         Expiring::Codes,
         Expiring::DeviceCodes,
         Expiring::Sessions,
         Expiring::RefreshTokens,
+        Expiring::Counters,
+        Expiring::VerifiedSecrets,
     ];
 
     /// Its name in reports and metrics.
@@ -248,6 +256,8 @@ impl Expiring {
             Expiring::DeviceCodes => "device_codes",
             Expiring::Sessions => "sessions",
             Expiring::RefreshTokens => "refresh_tokens",
+            Expiring::Counters => "counters",
+            Expiring::VerifiedSecrets => "verified_secrets",
         }
     }
 }
@@ -333,6 +343,7 @@ pub trait Store:
     + PurgeStore
     + IssuerStore
     + RegistrationStore
+    + CounterStore
 {
 }
 
@@ -351,5 +362,6 @@ impl<T> Store for T where
         + PurgeStore
         + IssuerStore
         + RegistrationStore
+        + CounterStore
 {
 }

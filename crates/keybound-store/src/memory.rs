@@ -36,7 +36,10 @@ struct Inner {
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    counters: crate::LocalCounters,
 }
+
+crate::local_counter_store!(MemoryStore, counters);
 
 impl MemoryStore {
     /// An empty store.
@@ -355,8 +358,12 @@ fn purge<K: Copy + Eq + std::hash::Hash, V>(
 #[async_trait]
 impl PurgeStore for MemoryStore {
     async fn purge_expired(&self, kind: Expiring, now: u64, limit: u32) -> Result<u64> {
+        if let Some(n) = self.counters.purge(kind, now, limit) {
+            return Ok(n);
+        }
         let mut g = self.lock();
         Ok(match kind {
+            Expiring::Counters | Expiring::VerifiedSecrets => 0,
             Expiring::Replay => purge(&mut g.replay, limit, |exp| *exp <= now),
             Expiring::Codes => purge(&mut g.codes, limit, |(c, _)| c.expires_at <= now),
             Expiring::DeviceCodes => purge(&mut g.devices, limit, |d| d.auth.expires_at <= now),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use keybound_jose::{Algorithm, Jkt};
 use keybound_proto::keybinding::Profile;
 use keybound_store::{
-    AuthorizationCode, BrowserSession, Client, ClientAuthMethod, CodeLookup, Consent,
+    AuthorizationCode, BrowserSession, Client, ClientAuthMethod, CodeLookup, Consent, Count,
     DeviceAuthorization, DeviceDecision, DevicePoll, Expiring, KeyState, RefreshLookup,
     RefreshToken, SigningKeyRecord, Store, StoreError, TokenHash, User,
 };
@@ -48,6 +48,21 @@ macro_rules! store_conformance {
         async fn signing_keys_one_key_set() {
             let (s, _keep) = $backend().await;
             $crate::conformance::signing_keys_one_key_set(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn counts_change_by_the_callers_rule_and_expire() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::counts_change_by_the_callers_rule_and_expire(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn counts_concurrent_changes_all_count() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::counts_concurrent_changes_all_count(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn verified_secrets_expire_and_purge() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::verified_secrets_expire_and_purge(s).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn code_single_use() {
@@ -1124,5 +1139,117 @@ pub async fn device_concurrent_polls_exactly_once(s: Arc<dyn Store>) {
         active_refresh_tokens(&s, &firsts, NOW + 1).await,
         1,
         "the redeeming poll's refresh token only"
+    );
+}
+
+/// Issue 26 item 9: a count changes only by the caller's rule, which sees the count before
+/// (none when absent or expired); `None` removes it; an expired count reads as none and is
+/// purged.
+pub async fn counts_change_by_the_callers_rule_and_expire(s: Arc<dyn Store>) {
+    let k = TokenHash::of("throttle\0account\0alice");
+    assert_eq!(s.count(&k, NOW).await.unwrap(), None);
+    let bump = |c: Option<Count>| {
+        Some(Count {
+            n: c.map_or(0, |c| c.n) + 1,
+            at: NOW,
+            expires_at: NOW + 60,
+        })
+    };
+    let (before, after) = s.change_count(&k, NOW, &bump).await.unwrap();
+    assert_eq!((before, after.map(|c| c.n)), (None, Some(1)));
+    let (before, _) = s.change_count(&k, NOW + 1, &bump).await.unwrap();
+    assert_eq!(before.map(|c| c.n), Some(1));
+    let c = s.count(&k, NOW + 59).await.unwrap().unwrap();
+    assert_eq!((c.n, c.at, c.expires_at), (2, NOW, NOW + 60));
+    assert_eq!(s.count(&k, NOW + 60).await.unwrap(), None, "expired");
+    let (before, _) = s.change_count(&k, NOW + 60, &bump).await.unwrap();
+    assert_eq!(before, None, "an expired count starts again");
+    s.change_count(&k, NOW + 60, &|_| None).await.unwrap();
+    assert_eq!(s.count(&k, NOW + 60).await.unwrap(), None, "removed");
+    // purge: expired counts go, live ones stay
+    let live = TokenHash::of("live");
+    s.change_count(&k, NOW, &bump).await.unwrap();
+    s.change_count(&live, NOW, &|_| {
+        Some(Count {
+            n: 1,
+            at: NOW,
+            expires_at: NOW + 1000,
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.purge_expired(Expiring::Counters, NOW + 60, 100)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.count(&live, NOW + 60).await.unwrap().map(|c| c.n),
+        Some(1)
+    );
+}
+
+/// Issue 26 item 9: concurrent changes of one count (as from many nodes) each see the ones
+/// before: 40 increments from 8 tasks count 40.
+pub async fn counts_concurrent_changes_all_count(s: Arc<dyn Store>) {
+    let k = TokenHash::of("throttle\0address\0-192.0.2.1");
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..5 {
+                s.change_count(&k, NOW, &|c| {
+                    Some(Count {
+                        n: c.map_or(0, |c| c.n) + 1,
+                        at: NOW,
+                        expires_at: NOW + 900,
+                    })
+                })
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(s.count(&k, NOW).await.unwrap().map(|c| c.n), Some(40));
+}
+
+/// Issue 26 item 9: a verified secret is remembered by client id until it expires, replaced by
+/// a newer one, and purged; its MAC depends on the client, the registered hash and the secret.
+pub async fn verified_secrets_expire_and_purge(s: Arc<dyn Store>) {
+    let mac = s.secret_mac().of("c1", "$argon2id$one", "secret");
+    assert_ne!(mac, s.secret_mac().of("c1", "$argon2id$two", "secret"));
+    assert_ne!(mac, s.secret_mac().of("c2", "$argon2id$one", "secret"));
+    assert_ne!(mac, s.secret_mac().of("c1", "$argon2id$one", "secreT"));
+    assert_eq!(s.verified_secret("c1", NOW).await.unwrap(), None);
+    s.put_verified_secret("c1", &mac, NOW + 300).await.unwrap();
+    assert_eq!(s.verified_secret("c1", NOW).await.unwrap(), Some(mac));
+    assert_eq!(s.verified_secret("c2", NOW).await.unwrap(), None);
+    assert_eq!(
+        s.verified_secret("c1", NOW + 300).await.unwrap(),
+        None,
+        "expired"
+    );
+    let newer = s.secret_mac().of("c1", "$argon2id$two", "secret");
+    s.put_verified_secret("c1", &newer, NOW + 600)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.verified_secret("c1", NOW + 300).await.unwrap(),
+        Some(newer)
+    );
+    s.put_verified_secret("c2", &mac, NOW + 10).await.unwrap();
+    assert_eq!(
+        s.purge_expired(Expiring::VerifiedSecrets, NOW + 10, 100)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.verified_secret("c1", NOW + 10).await.unwrap(),
+        Some(newer)
     );
 }

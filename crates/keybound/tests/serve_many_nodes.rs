@@ -338,6 +338,54 @@ async fn device_code_polled_on_both_nodes_slow_down_and_one_redemption() {
     );
 }
 
+/// Issue 26 item 9: the guessing allowances are the deployment's, not each node's. Six wrong
+/// passwords for one account and six wrong user codes from one browser, alternating between
+/// the nodes: the first five of each are answered, the sixth is refused with 429 (with the
+/// counts in each node's memory, each node allowed five: ten in all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_allowances_are_one_over_two_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(TestPostgres::shared(), &dir).await;
+    let nodes = [c.node(0), c.node(1)];
+    let client = DpopClient::new(&c.issuer, CLIENT, keys::es256_a());
+
+    let mut browser = Browser::new(ReqwestTransport::new().unwrap());
+    let mut passwords = Vec::new();
+    for (i, node) in nodes.iter().cycle().take(6).enumerate() {
+        let url = client
+            .authorization_url(BOUND, i)
+            .replacen(&c.issuer, node, 1);
+        let login = browser.get(&url).await.unwrap();
+        assert_eq!(login.status, 200, "{}", login.body);
+        let answer = browser
+            .submit(
+                &format!("{node}/authorize"),
+                &login,
+                &[("username", USER.0), ("password", "not-the-password")],
+            )
+            .await
+            .unwrap();
+        passwords.push(answer.status);
+    }
+    assert_eq!(passwords, [401, 401, 401, 401, 401, 429]);
+
+    let mut browser = Browser::new(ReqwestTransport::new().unwrap());
+    let mut codes = Vec::new();
+    for node in nodes.iter().cycle().take(6) {
+        let entry = browser.get(&format!("{node}/device")).await.unwrap();
+        let answer = browser
+            .submit(
+                &format!("{node}/device"),
+                &entry,
+                &[("user_code", "BCDF-GHJK")],
+            )
+            .await
+            .unwrap();
+        codes.push(answer.status);
+    }
+    assert_eq!(codes, [400, 400, 400, 400, 400, 429]);
+}
+
 /// What the load did, for the crash tests' assertions.
 #[derive(Debug, Default)]
 struct Tally {
