@@ -204,7 +204,8 @@ impl Reply {
         retry_after: None,
     };
 
-    async fn from(r: Result<reqwest::Response, reqwest::Error>) -> Reply {
+    /// The answer of a request (a transport failure is status 0).
+    pub async fn read(r: Result<reqwest::Response, reqwest::Error>) -> Reply {
         let Ok(r) = r else {
             return Reply::CUT;
         };
@@ -327,7 +328,7 @@ impl DpopClient {
         let mut all = vec![("client_id", self.client_id.as_str())];
         all.extend_from_slice(form);
         let body = serde_urlencoded::to_string(&all).expect("a form");
-        Reply::from(
+        Reply::read(
             self.http
                 .post(format!("{base}{}", paths::TOKEN))
                 .header("content-type", "application/x-www-form-urlencoded")
@@ -372,7 +373,7 @@ impl DpopClient {
     /// GET node `base`'s userinfo with the DPoP-bound `access_token` and `proof` (from
     /// [`DpopClient::userinfo_proof`]).
     pub async fn userinfo(&self, base: &str, access_token: &str, proof: &str) -> Reply {
-        Reply::from(
+        Reply::read(
             self.http
                 .get(format!("{base}{}", paths::USERINFO))
                 .header("authorization", format!("DPoP {access_token}"))
@@ -397,7 +398,7 @@ impl DpopClient {
             ("dpop_jkt", &self.key.public_jwk().thumbprint().to_string()),
         ])
         .expect("a form");
-        let r = Reply::from(
+        let r = Reply::read(
             self.http
                 .post(format!("{base}{}", paths::DEVICE_AUTHORIZATION))
                 .header("content-type", "application/x-www-form-urlencoded")
