@@ -72,6 +72,7 @@ impl Dice {
 
 /// What every worker shares.
 struct World {
+    issuer: String,
     nodes: [String; 2],
     http: reqwest::Client,
     ledger: Mutex<Ledger>,
@@ -227,12 +228,28 @@ async fn chain(w: Arc<World>, app: Arc<DpopClient>, id: usize, mut rt: String) {
     }
 }
 
-/// Redeem the codes until the deadline.
-async fn codes(w: Arc<World>, app: Arc<DpopClient>, codes: Vec<String>) {
-    for (i, code) in codes.iter().enumerate() {
+/// Codes until the deadline: each minted through a node's authorization endpoint by one
+/// signed-in browser (a cut-off authorization is simply tried again), then redeemed.
+async fn codes(w: Arc<World>, app: Arc<DpopClient>) {
+    let mut browser = Browser::new(ReqwestTransport::new().unwrap());
+    for i in 0..1_000_000 {
         if !w.live() {
             return;
         }
+        let node = &w.nodes[i % 2];
+        let url = app.authorization_url(BOUND, i).replacen(&w.issuer, node, 1);
+        let Ok(callback) = browser.sign_in(&url, Some(REDIRECT), USER.0, USER.1).await else {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            continue;
+        };
+        let Some(code) = url::Url::parse(&callback)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+        else {
+            continue;
+        };
         let r = Req {
             what: "code",
             prover: &app,
@@ -244,13 +261,13 @@ async fn codes(w: Arc<World>, app: Arc<DpopClient>, codes: Vec<String>) {
                 ("code_verifier", VERIFIER.into()),
                 ("client_id", CLIENT.into()),
             ],
-            code: Some(code),
+            code: Some(&code),
         };
         let o = w.token(&r, i).await;
         let family = format!("code-{code}");
         if o.reply.ok() {
             w.note(|l| {
-                l.used("code", code);
+                l.used("code", &code);
                 l.accepted(&jti(&o.proof));
                 l.tokens
                     .push(received(&o.reply, Check::UserInfo, Some(family)));
@@ -355,28 +372,49 @@ fn app_jkt(app: &DpopClient) -> String {
         .to_string()
 }
 
-/// Token exchange of `svc`'s key-bound ID Token into ID-JAGs for domain B, until the deadline.
-async fn exchanges(w: Arc<World>, prover: Arc<DpopClient>, id_token: String, b_issuer: String) {
-    let mut form: Vec<(&str, String)> = TokenExchangeRequest::id_jag(&id_token, &b_issuer)
-        .form()
-        .into_iter()
-        .map(|(k, v)| (k, v.to_owned()))
-        .collect();
-    form.push(("scope", "orders.read".into()));
-    for i in 0..100_000 {
+/// Whether a refusal says the subject ID Token expired (a session lives five minutes).
+fn expired_subject(r: &Reply) -> bool {
+    r.error() == "invalid_request"
+        && r.get("error_description")
+            .is_some_and(|d| d.contains("expired"))
+}
+
+/// Token exchange of `svc`'s key-bound ID Token into ID-JAGs for domain B, until the deadline
+/// (a new session when the ID Token expired).
+async fn exchanges(w: Arc<World>, b_issuer: String) {
+    let mut current: Option<(String, DpopClient)> = None;
+    for i in 0..1_000_000 {
         if !w.live() {
             return;
         }
+        let Some((id_token, prover)) = &current else {
+            match session(&w.issuer, SVC, ("alice-a", "wonderland-a")).await {
+                Some((_, s)) => {
+                    let prover = DpopClient::new(&w.issuer, SVC.0, s.key().unwrap());
+                    current = Some((s.id_token.clone(), prover));
+                }
+                None => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+            continue;
+        };
+        let mut form: Vec<(&str, String)> = TokenExchangeRequest::id_jag(id_token, &b_issuer)
+            .form()
+            .into_iter()
+            .map(|(k, v)| (k, v.to_owned()))
+            .collect();
+        form.push(("scope", "orders.read".into()));
         let r = Req {
             what: "token exchange",
-            prover: &prover,
+            prover,
             basic: Some(SVC),
-            form: form.clone(),
+            form,
             code: None,
         };
         let o = w.token(&r, i).await;
         if o.reply.ok() {
             w.note(|l| l.accepted(&jti(&o.proof)));
+        } else if expired_subject(&o.reply) {
+            current = None;
         } else if o.reply.status != 0 && o.reply.status != 503 {
             w.unexplained("token exchange", &o);
             return;
@@ -385,20 +423,34 @@ async fn exchanges(w: Arc<World>, prover: Arc<DpopClient>, id_token: String, b_i
     }
 }
 
-/// ID-JAGs minted by domain B (never disturbed) and redeemed at A, each once, until the deadline.
-async fn jwt_bearers(w: Arc<World>, rp_b: Rp, session_b: keybound_rp::Session, a_issuer: String) {
-    let prover = DpopClient::new(&a_issuer, SVC_AT_A.0, session_b.key().unwrap());
-    for i in 0..100_000 {
+/// ID-JAGs minted by domain B (never disturbed) and redeemed at A, each once, until the
+/// deadline (a new session at B when its ID Token expired).
+async fn jwt_bearers(w: Arc<World>, b_issuer: String) {
+    let mut current: Option<(Rp, keybound_rp::Session, DpopClient)> = None;
+    for i in 0..1_000_000 {
         if !w.live() {
             return;
         }
-        let jag = rp_b
-            .exchange_for_id_jag(&session_b, &a_issuer, Some("orders.read"), None)
+        let Some((rp_b, session_b, prover)) = &current else {
+            match session(&b_issuer, CHAIN_AT_B, ("alice-b", "wonderland-b")).await {
+                Some((rp, s)) => {
+                    let prover = DpopClient::new(&w.issuer, SVC_AT_A.0, s.key().unwrap());
+                    current = Some((rp, s, prover));
+                }
+                None => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+            continue;
+        };
+        let Ok(jag) = rp_b
+            .exchange_for_id_jag(session_b, &w.issuer, Some("orders.read"), None)
             .await
-            .unwrap();
+        else {
+            current = None;
+            continue;
+        };
         let r = Req {
             what: "jwt-bearer",
-            prover: &prover,
+            prover,
             basic: Some(SVC_AT_A),
             form: vec![
                 ("grant_type", JWT_BEARER.into()),
@@ -441,12 +493,13 @@ fn confidential(kb_admin: &dyn Fn(&[&str]) -> String, (id, secret): (&str, &str)
     kb_admin(&args);
 }
 
-/// Sign in at `issuer` as `client` and finish the code flow: the key-bound session.
+/// Sign in at `issuer` as `client` and finish the code flow: the key-bound session (none
+/// when a step was cut off).
 async fn session(
     issuer: &str,
     (id, secret): (&str, &str),
     user: (&str, &str),
-) -> (Rp, keybound_rp::Session) {
+) -> Option<(Rp, keybound_rp::Session)> {
     let rp = Rp::new(
         RpConfig {
             client_secret: Some(secret.into()),
@@ -455,15 +508,15 @@ async fn session(
         Arc::new(ReqwestTransport::new().unwrap()),
         Arc::new(keybound_verify::SystemClock),
     );
-    let pending = rp.begin().await.unwrap();
+    let pending = rp.begin().await.ok()?;
     let callback = Browser::new(ReqwestTransport::new().unwrap())
         .sign_in(&pending.url, Some(REDIRECT), user.0, user.1)
         .await
-        .unwrap();
-    let code = rp.callback(&pending, &callback).unwrap();
-    let s = rp.exchange(pending, &code).await.unwrap();
+        .ok()?;
+    let code = rp.callback(&pending, &callback).ok()?;
+    let s = rp.exchange(pending, &code).await.ok()?;
     assert!(s.bound);
-    (rp, s)
+    Some((rp, s))
 }
 
 /// Tokens checked at most at the end (evenly spread over all that must still verify).
@@ -595,19 +648,14 @@ async fn soak_with_node_kills_and_database_restarts() {
 
     let nodes = [c.node(0), c.node(1)];
     let app = Arc::new(DpopClient::new(&ia, CLIENT, keys::es256_a()));
-    let (_, svc_session) = session(&ia, SVC, ("alice-a", "wonderland-a")).await;
-    let svc_prover = Arc::new(DpopClient::new(&ia, SVC.0, svc_session.key().unwrap()));
-    let (rp_b, session_b) = session(&ib, CHAIN_AT_B, ("alice-b", "wonderland-b")).await;
     let mut chain_tokens = Vec::new();
     for code in app.mint_codes(3, OFFLINE).await {
         let r = app.redeem(&nodes[0], &code, None).await;
         chain_tokens.push(r.get("refresh_token").unwrap().to_owned());
     }
-    let pending_codes = app
-        .mint_codes(usize::try_from(2 * secs).unwrap(), BOUND)
-        .await;
 
     let w = Arc::new(World {
+        issuer: ia.clone(),
         nodes: nodes.clone(),
         http: http.clone(),
         ledger: Mutex::default(),
@@ -617,15 +665,10 @@ async fn soak_with_node_kills_and_database_restarts() {
     for (i, rt) in chain_tokens.into_iter().enumerate() {
         load.spawn(chain(w.clone(), app.clone(), i, rt));
     }
-    load.spawn(codes(w.clone(), app.clone(), pending_codes));
+    load.spawn(codes(w.clone(), app.clone()));
     load.spawn(devices(w.clone(), app.clone()));
-    load.spawn(exchanges(
-        w.clone(),
-        svc_prover,
-        svc_session.id_token.clone(),
-        ib.clone(),
-    ));
-    load.spawn(jwt_bearers(w.clone(), rp_b, session_b, ia.clone()));
+    load.spawn(exchanges(w.clone(), ib.clone()));
+    load.spawn(jwt_bearers(w.clone(), ib.clone()));
 
     // the faults, one at a time, until the deadline
     let mut dice = Dice(seed);
@@ -655,6 +698,11 @@ async fn soak_with_node_kills_and_database_restarts() {
     }
     let ledger = w.ledger.lock().unwrap().clone();
     let (checked, lost) = lost_tokens(&w, &app, &ledger).await;
+    let mut by_kind = std::collections::BTreeMap::<&str, usize>::new();
+    for (kind, _) in ledger.uses.keys() {
+        *by_kind.entry(kind.as_str()).or_default() += 1;
+    }
+    eprintln!("soak: single-use artefacts used by kind {by_kind:?}");
     eprintln!(
         "soak: {} faults ({:?}); {} requests, {} cut, {} 503s; {} single-use artefacts used, \
          {} proofs accepted, {} tokens received ({} revoked by a rule), {} checked, {} lost",
