@@ -577,7 +577,7 @@ impl Provider {
                     grant_id: &grant_id,
                     sub: &session.sub,
                     scope: &scope,
-                    auth_time: session.auth_time,
+                    auth_time: Some(session.auth_time),
                     acr: None,
                     amr: &session.amr,
                     nonce: v.nonce.as_deref(),

@@ -13,9 +13,9 @@ use keybound_proto::wire::ErrorCode;
 use keybound_store::StoreError;
 
 use crate::refusal::{
-    AuthorizeRefusal, BindingRefusal, ClientAuthRefusal, CodeRefusal, DeviceRefusal,
-    ExchangeRefusal, JwtBearerRefusal, PageRefusal, RefreshRefusal, Refusal, RegistrationRefusal,
-    RequestRefusal, ResourceRefusal, TargetRefusal,
+    AuthorizeRefusal, BindingRefusal, ClientAuthRefusal, ClientCredentialsRefusal, CodeRefusal,
+    DeviceRefusal, ExchangeRefusal, JwtBearerRefusal, PageRefusal, RefreshRefusal, Refusal,
+    RegistrationRefusal, RequestRefusal, ResourceRefusal, TargetRefusal,
 };
 
 /// A refusal, or an internal failure, at any endpoint of the provider.
@@ -275,6 +275,12 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
             | JwtBearerRefusal::Replayed
             | JwtBearerRefusal::UnknownSubject { .. } => C::InvalidGrant,
         },
+        Refusal::ClientCredentials(r) => match r {
+            ClientCredentialsRefusal::PublicClient(_) => C::UnauthorizedClient,
+            ClientCredentialsRefusal::Scope { .. } | ClientCredentialsRefusal::EndUserScope(_) => {
+                C::InvalidScope
+            }
+        },
         Refusal::Authorize(r) => authorize_code(r),
         Refusal::Registration(r) => match r {
             // RFC 7591 §3, RFC 6750 §3.1
@@ -300,6 +306,8 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
             | RegistrationRefusal::PrivateKeyJwtNeedsJwks
             | RegistrationRefusal::JwksWithoutPrivateKeyJwt
             | RegistrationRefusal::PublicJwtBearer
+            | RegistrationRefusal::PublicClientCredentials
+            | RegistrationRefusal::Scope(_)
             | RegistrationRefusal::Resource(_)
             | RegistrationRefusal::TooLarge { .. }
             | RegistrationRefusal::TokenBindingCnf(_)

@@ -42,7 +42,8 @@ pub(crate) struct Authorized<'a> {
     pub(crate) grant_id: &'a str,
     pub(crate) sub: &'a str,
     pub(crate) scope: &'a str,
-    pub(crate) auth_time: u64,
+    /// when the End-User authenticated; none for a grant without one (client credentials)
+    pub(crate) auth_time: Option<u64>,
     pub(crate) acr: Option<&'a str>,
     pub(crate) amr: &'a [String],
     /// the authorization request's `nonce` (none on refresh, OIDC Core 12.2)
@@ -187,7 +188,8 @@ impl Provider {
             client_id: g.client.client_id.clone(),
             sub: g.who.sub.to_owned(),
             scope: g.who.scope.to_owned(),
-            auth_time: g.who.auth_time,
+            // refresh tokens come only from grants with an End-User
+            auth_time: g.who.auth_time.unwrap_or_default(),
             acr: g.who.acr.map(str::to_owned),
             amr: g.who.amr.to_vec(),
             jkt: refresh_binding(g.client, g.id_token_key.is_some(), proof),
@@ -256,7 +258,7 @@ impl Provider {
             exp: now + self.config.access_token_ttl,
             jti: self.random_id(),
             gid: Some(g.who.grant_id.to_owned()),
-            auth_time: Some(g.who.auth_time),
+            auth_time: g.who.auth_time,
             acr: None,
             amr: None,
             nbf: None,
@@ -314,6 +316,11 @@ impl Provider {
         } else {
             None
         };
+        // an ID Token is about an End-User's authentication: without one, there is none
+        let auth_time = g
+            .who
+            .auth_time
+            .ok_or_else(|| OpError::internal("an ID Token for a grant without an End-User"))?;
         let mut b = IdTokenBuilder::new(
             &self.config.issuer,
             g.who.sub,
@@ -322,7 +329,7 @@ impl Provider {
             self.config.id_token_ttl,
         )
         .nonce(g.who.nonce)
-        .auth_time(g.who.auth_time)
+        .auth_time(auth_time)
         // the grant it came from (issuer-private, like the access token's): token exchange
         // refuses a subject whose grant was revoked
         .claim(GRANT_ID_CLAIM, g.who.grant_id.into());

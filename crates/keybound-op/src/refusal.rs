@@ -41,6 +41,9 @@ pub enum Refusal {
     /// the jwt-bearer grant redeeming an ID-JAG
     #[error(transparent)]
     JwtBearer(#[from] JwtBearerRefusal),
+    /// the client credentials grant
+    #[error(transparent)]
+    ClientCredentials(#[from] ClientCredentialsRefusal),
     /// the authorization request (code, implicit and hybrid flows)
     #[error(transparent)]
     Authorize(#[from] AuthorizeRefusal),
@@ -450,6 +453,29 @@ pub enum ExchangeRefusal {
     Scope(String),
 }
 
+/// RFC 6749 §4.4: the client credentials grant, a client acting for itself (no End-User).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientCredentialsRefusal {
+    /// RFC 6749 §4.4: the grant is for confidential clients only.
+    #[error("client '{0}' is a public client: the client credentials grant is for confidential clients (RFC 6749 §4.4)")]
+    PublicClient(String),
+    /// RFC 6749 §3.3: a scope the client is not registered for.
+    #[error("scope '{scope}' is not registered for client '{client}' (registered: {registered})")]
+    Scope {
+        /// the scope asked for
+        scope: String,
+        /// the client
+        client: String,
+        /// what it is registered for, space-separated (or "none")
+        registered: String,
+    },
+    /// `openid`, `offline_access` and `bound_key` describe an End-User's sign-in; a client
+    /// acting for itself has none (and gets no ID Token or refresh token, RFC 6749 §4.4.3).
+    #[error("scope '{0}' needs an End-User; the client credentials grant has none")]
+    EndUserScope(String),
+}
+
 /// The jwt-bearer grant redeeming an ID-JAG (RFC 7523 §3, ID-JAG §5; JB-*, IJ-*).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -676,6 +702,13 @@ pub enum RegistrationRefusal {
     /// ID-JAG §5: redeeming ID-JAGs (jwt-bearer) is for confidential clients.
     #[error("grant_types: jwt-bearer (redeeming ID-JAGs) is for confidential clients; this client authenticates with none")]
     PublicJwtBearer,
+    /// RFC 6749 §4.4: the client credentials grant is for confidential clients.
+    #[error("grant_types: client_credentials is for confidential clients; this client authenticates with none")]
+    PublicClientCredentials,
+    /// RFC 6749 §3.3: a scope it may get for itself is a scope token, and not about an
+    /// End-User's sign-in (`openid`, `offline_access`, `bound_key`).
+    #[error("scope: '{0}' is not a scope a client can get for itself (a scope token other than openid, offline_access and bound_key)")]
+    Scope(String),
     /// RFC 8707 §2: a resource is an absolute URI without a fragment.
     #[error("resources: '{0}' must be an absolute URI without a fragment (RFC 8707 §2)")]
     Resource(String),
@@ -795,6 +828,7 @@ into_op_error!(
     DeviceRefusal,
     ExchangeRefusal,
     JwtBearerRefusal,
+    ClientCredentialsRefusal,
     AuthorizeRefusal,
     RegistrationRefusal,
     ResourceRefusal,

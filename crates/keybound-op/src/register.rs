@@ -18,10 +18,11 @@ use crate::refusal::RegistrationRefusal as Why;
 use crate::{OpError, Provider};
 
 /// Grant types a client may register, by the name it registers them with.
-const GRANTS: [&str; 5] = [
+const GRANTS: [&str; 6] = [
     grant_type::AUTHORIZATION_CODE,
     "implicit",
     grant_type::REFRESH_TOKEN,
+    grant_type::CLIENT_CREDENTIALS,
     grant_type::DEVICE_CODE,
     grant_type::JWT_BEARER,
 ];
@@ -216,6 +217,15 @@ impl Provider {
             token_bound_id_tokens: token_bound,
             // RFC 8707: the resources its access tokens may be for (keybound's member)
             resources: strings("resources")?.unwrap_or_default(),
+            // RFC 7591 §2 `scope`: what it may get for itself (client credentials)
+            scopes: text("scope")?
+                .map(|s| {
+                    s.split(' ')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
             ..Client::new(&client_id, method, now)
         };
         check_client(&client)?;
@@ -237,6 +247,9 @@ impl Provider {
         if !client.resources.is_empty() {
             out["resources"] = client.resources.clone().into();
         }
+        if !client.scopes.is_empty() {
+            out["scope"] = client.scopes.join(" ").into();
+        }
         if let Some(s) = secret {
             out["client_secret"] = s.into();
             out["client_secret_expires_at"] = 0.into();
@@ -255,7 +268,10 @@ impl Provider {
 ///   authorization endpoint) uses only `https` redirect URIs whose host is not `localhost` or a
 ///   loopback address (OIDC Registration §2, Core 3.2.2.1);
 /// - `private_key_jwt` comes with the client's keys, and keys only with it (RFC 7523);
-/// - jwt-bearer (redeeming ID-JAGs) is for confidential clients (ID-JAG §5);
+/// - jwt-bearer (redeeming ID-JAGs) and client credentials are for confidential clients
+///   (ID-JAG §5, RFC 6749 §4.4), and a client of the code grant has a redirect URI;
+/// - the scopes a client may get for itself are scope tokens (RFC 6749 §3.3), none of them
+///   about an End-User's sign-in;
 /// - RFC 8707 resources are absolute URIs without a fragment.
 pub fn check_client(c: &Client) -> Result<(), Why> {
     check_sizes(c)?;
@@ -295,6 +311,23 @@ pub fn check_client(c: &Client) -> Result<(), Why> {
     if c.jwt_bearer && c.auth_method == ClientAuthMethod::None {
         return Err(Why::PublicJwtBearer);
     }
+    if c.allows(grant_type::CLIENT_CREDENTIALS) && c.auth_method == ClientAuthMethod::None {
+        return Err(Why::PublicClientCredentials);
+    }
+    if c.allows(grant_type::AUTHORIZATION_CODE) && c.redirect_uris.is_empty() {
+        return Err(Why::RedirectUrisRequired);
+    }
+    // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+    let scope_token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+    };
+    if let Some(s) = c.scopes.iter().find(|s| {
+        !scope_token(s) || matches!(s.as_str(), "openid" | "offline_access" | "bound_key")
+    }) {
+        return Err(Why::Scope(s.clone()));
+    }
     Ok(())
 }
 
@@ -316,6 +349,7 @@ fn check_sizes(c: &Client) -> Result<(), Why> {
     for (member, list) in [
         ("redirect_uris", &c.redirect_uris),
         ("resources", &c.resources),
+        ("scope", &c.scopes),
     ] {
         if list.len() > MAX_URIS {
             return too_big(member, format!("{MAX_URIS} entries"));

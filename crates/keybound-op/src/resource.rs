@@ -26,15 +26,30 @@ pub struct ResourceRequest<'a> {
 /// The RFC 7662 answer.
 pub type Introspection = Value;
 
+/// Whose access token the provider is verifying.
+#[derive(Debug, Clone, Copy)]
+enum TokenFor {
+    /// the provider's own resources (userinfo): `aud` names this issuer
+    ThisProvider,
+    /// introspection and revocation: any resource the token was issued for
+    AnyResource,
+}
+
 impl Provider {
     /// Verify an access token this OP issued, by the rules every resource server shares
-    /// (`keybound_proto::access_token`: `typ`, signature by one of its keys, `iss`, `aud` this
-    /// issuer, times, `cnf`), then that its grant was not revoked.
-    async fn access_token(&self, token: &str) -> Result<AccessTokenClaims, OpError> {
+    /// (`keybound_proto::access_token`: `typ`, signature by one of its keys, `iss`, `aud`,
+    /// times, `cnf`), then that its grant was not revoked. `aud` must name this issuer where
+    /// the provider is the resource (userinfo); introspection and revocation answer for a
+    /// token of any resource it was issued for (RFC 7662 §2.2, RFC 8707).
+    async fn access_token(&self, token: &str, aud: TokenFor) -> Result<AccessTokenClaims, OpError> {
         let token = access_token::decode(token).map_err(Why::AccessToken)?;
         let keys = self.jwks().await?;
         let issuer = &self.config.issuer;
-        let checks = AccessTokenChecks::new(issuer, std::slice::from_ref(issuer), self.now());
+        let audiences = match aud {
+            TokenFor::ThisProvider => vec![issuer.clone()],
+            TokenFor::AnyResource => token.audiences().to_vec(),
+        };
+        let checks = AccessTokenChecks::new(issuer, &audiences, self.now());
         let claims = access_token::validate(token, &keys, &checks).map_err(Why::AccessToken)?;
         if let Some(gid) = &claims.gid {
             if self.store.is_grant_revoked(gid).await? {
@@ -57,7 +72,7 @@ impl Provider {
         if !dpop_scheme && !scheme.eq_ignore_ascii_case("bearer") {
             return Err(Why::Scheme.into());
         }
-        let at = self.access_token(token).await?;
+        let at = self.access_token(token, TokenFor::ThisProvider).await?;
         access_token::check_scheme(dpop_scheme, &at).map_err(Why::AccessToken)?;
         match at.jkt() {
             None => Ok(at),
@@ -114,7 +129,7 @@ impl Provider {
             RefreshLookup::Expired | RefreshLookup::NotFound => {}
         }
         // a token that does not verify is not ours to revoke; a store failure is not "unknown"
-        let at = match self.access_token(token).await {
+        let at = match self.access_token(token, TokenFor::AnyResource).await {
             Ok(at) => Some(at),
             Err(e) if e.is_internal() => return Err(e),
             Err(_) => None,
@@ -158,7 +173,7 @@ impl Provider {
             }
             return Ok(v);
         }
-        match self.access_token(token).await {
+        match self.access_token(token, TokenFor::AnyResource).await {
             Ok(at) if at.client_id == client.client_id => {
                 let token_type = if at.jkt().is_some() { "DPoP" } else { "Bearer" };
                 let mut v = serde_json::to_value(AccessTokenClaims { gid: None, ..at })

@@ -161,6 +161,12 @@ impl<'a> Unverified<'a> {
     pub fn jws(&self) -> &Jws<'a> {
         &self.jws
     }
+
+    /// The unverified `aud`: the issuer's own introspection and revocation accept a token
+    /// for any resource it was issued for (its signature and `iss` make it theirs).
+    pub fn audiences(&self) -> &[String] {
+        self.claims.aud.as_slice()
+    }
 }
 
 /// Parse `token`, check its header `typ` (rule 1) and decode its claims (rule 3), once.

@@ -66,6 +66,7 @@ fn base_metadata(state: &AppState) -> ProviderMetadata {
             "authorization_code",
             "implicit",
             "refresh_token",
+            keybound_proto::wire::grant_type::CLIENT_CREDENTIALS,
             keybound_proto::wire::grant_type::DEVICE_CODE,
             keybound_proto::wire::grant_type::TOKEN_EXCHANGE,
             keybound_proto::wire::grant_type::JWT_BEARER,

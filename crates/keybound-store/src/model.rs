@@ -127,6 +127,9 @@ pub struct Client {
     /// none: only tokens for this provider itself (userinfo)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<String>,
+    /// scopes it may get for itself with the client credentials grant (RFC 6749 §4.4)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
     /// when registered
     pub created_at: u64,
 }
@@ -184,6 +187,7 @@ impl Client {
             response_types: code_only(),
             token_bound_id_tokens: false,
             resources: Vec::new(),
+            scopes: Vec::new(),
             created_at,
         }
     }
@@ -214,6 +218,7 @@ impl fmt::Debug for Client {
             .field("response_types", &self.response_types)
             .field("token_bound_id_tokens", &self.token_bound_id_tokens)
             .field("resources", &self.resources)
+            .field("scopes", &self.scopes)
             .field("created_at", &self.created_at)
             .finish()
     }

@@ -168,6 +168,7 @@ pub fn client(id: &str) -> Client {
         response_types: vec!["code".into(), "code id_token".into()],
         token_bound_id_tokens: true,
         resources: vec!["https://api.example/".into()],
+        scopes: vec!["orders.read".into()],
         created_at: NOW,
     }
 }

@@ -112,8 +112,8 @@ pub enum ClientCmd {
         /// client id
         #[arg(long)]
         client_id: String,
-        /// exact redirect URI (repeatable)
-        #[arg(long = "redirect-uri", required = true)]
+        /// exact redirect URI (repeatable; needed for the authorization_code grant)
+        #[arg(long = "redirect-uri")]
         redirect_uris: Vec<String>,
         /// none, client_secret_basic, client_secret_post or private_key_jwt
         #[arg(long, default_value = "none")]
@@ -140,12 +140,16 @@ pub enum ClientCmd {
         /// (repeatable); without any, access tokens are for this server (userinfo)
         #[arg(long = "resource", id = "resource", value_name = "URI")]
         resources: Vec<String>,
+        /// a scope it may get for itself with client_credentials (repeatable)
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
         /// token exchange into ID-JAGs
         #[command(flatten)]
         exchange: ExchangeArgs,
         /// the grants it may use, exactly (repeatable): authorization_code, refresh_token,
-        /// device_code, jwt-bearer (redeem ID-JAGs from trusted issuers), token-exchange (with
-        /// --exchange-audience); without any: authorization_code, refresh_token and device_code
+        /// device_code, client_credentials (with --scope), jwt-bearer (redeem ID-JAGs from
+        /// trusted issuers), token-exchange (with --exchange-audience); without any:
+        /// authorization_code, refresh_token and device_code
         #[arg(long = "grant-type")]
         grant_types: Vec<String>,
         /// response types it may use: code (the default), id_token, "id_token token",
@@ -299,6 +303,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     response_types,
                     token_bound_id_tokens,
                     resources,
+                    scopes,
                 },
         } => {
             let response_types = if response_types.is_empty() {
@@ -332,10 +337,12 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                             bail!("--grant-type token-exchange needs --exchange-audience (what the client may obtain)");
                         }
                     }
-                    "authorization_code" | "refresh_token" => grants.push(g.clone()),
+                    "authorization_code" | "refresh_token" | "client_credentials" => {
+                        grants.push(g.clone());
+                    }
                     "device_code" | "urn:ietf:params:oauth:grant-type:device_code" => grants
                         .push(keybound_proto::wire::grant_type::DEVICE_CODE.to_owned()),
-                    other => bail!("--grant-type '{other}': expected authorization_code, refresh_token, device_code, jwt-bearer or token-exchange"),
+                    other => bail!("--grant-type '{other}': expected authorization_code, refresh_token, device_code, client_credentials, jwt-bearer or token-exchange"),
                 }
             }
             let method = ClientAuthMethod::parse(&auth_method).with_context(|| {
@@ -385,6 +392,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                 response_types,
                 token_bound_id_tokens,
                 resources,
+                scopes,
                 ..Client::new(&client_id, method, crate::now())
             };
             // the rules dynamic registration applies too (one function for both)

@@ -48,7 +48,7 @@ impl Provider {
                 grant_id: &code.grant_id,
                 sub: &code.sub,
                 scope: &code.scope,
-                auth_time: code.auth_time,
+                auth_time: Some(code.auth_time),
                 acr: code.acr.as_deref(),
                 amr: &code.amr,
                 nonce: code.nonce.as_deref(),

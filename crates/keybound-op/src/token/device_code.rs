@@ -109,7 +109,7 @@ fn approved<'a>(
             grant_id: &a.grant_id,
             sub,
             scope: &a.scope,
-            auth_time,
+            auth_time: Some(auth_time),
             acr: None,
             amr,
             nonce: a.nonce.as_deref(),

@@ -147,7 +147,7 @@ impl Provider {
                 grant_id: &grant_id,
                 sub: &user.sub,
                 scope: &scope,
-                auth_time,
+                auth_time: Some(auth_time),
                 acr: None,
                 amr: &[],
                 nonce: None,

@@ -8,6 +8,7 @@
 //! therefore leaves the code usable, and a replayed proof is reported as a replay even when
 //! its code is already used.
 
+mod client_credentials;
 mod code;
 mod device_code;
 mod exchange;
@@ -40,6 +41,7 @@ impl Provider {
             grant,
             "authorization_code"
                 | "refresh_token"
+                | grant_type::CLIENT_CREDENTIALS
                 | grant_type::DEVICE_CODE
                 | grant_type::TOKEN_EXCHANGE
                 | grant_type::JWT_BEARER
@@ -51,7 +53,10 @@ impl Provider {
         // their own reasons, after the proof)
         if matches!(
             grant,
-            "authorization_code" | "refresh_token" | grant_type::DEVICE_CODE
+            "authorization_code"
+                | "refresh_token"
+                | grant_type::CLIENT_CREDENTIALS
+                | grant_type::DEVICE_CODE
         ) {
             crate::grant::require_grant(&client, grant)?;
         }
@@ -62,6 +67,9 @@ impl Provider {
             "authorization_code" => self.code_grant(&client, form, proof).await,
             "refresh_token" => self.refresh_grant(&client, form, proof).await,
             grant_type::TOKEN_EXCHANGE => self.exchange_grant(&client, form, proof).await,
+            grant_type::CLIENT_CREDENTIALS => {
+                self.client_credentials_grant(&client, form, proof).await
+            }
             grant_type::JWT_BEARER | grant_type::JWT_DPOP => {
                 self.jwt_bearer_grant(&client, form, proof).await
             }

@@ -70,7 +70,7 @@ impl Provider {
                 grant_id: &rt.grant_id,
                 sub: &rt.sub,
                 scope: &scope,
-                auth_time: rt.auth_time,
+                auth_time: Some(rt.auth_time),
                 acr: rt.acr.as_deref(),
                 amr: &rt.amr,
                 nonce: None,
