@@ -72,6 +72,35 @@ pub(crate) struct Grant<'a> {
     pub(crate) audience: Option<Vec<String>>,
 }
 
+impl<'a> Grant<'a> {
+    /// A grant that yields an access token only — no ID Token, no refresh token, no binding
+    /// but the proof's: jwt-bearer (IJ-13) and client credentials (RFC 6749 §4.4.3).
+    pub(crate) fn access_only(
+        client: &'a Client,
+        grant_id: &'a str,
+        sub: &'a str,
+        scope: &'a str,
+        auth_time: Option<u64>,
+        audience: Option<Vec<String>>,
+    ) -> Self {
+        Grant {
+            client,
+            who: Authorized {
+                grant_id,
+                sub,
+                scope,
+                auth_time,
+                acr: None,
+                amr: &[],
+                nonce: None,
+            },
+            id_token_key: None,
+            tbh: None,
+            audience,
+        }
+    }
+}
+
 /// RFC 8707 / RFC 9068 §3, the one decision for every grant: the resources an access token is
 /// for, which become its `aud`. `requested` are the token request's `resource` parameters;
 /// `granted`, what the grant already names (an ID-JAG's `resource`), when it names any: the

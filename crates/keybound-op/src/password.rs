@@ -57,19 +57,7 @@ pub fn hash(secret: &str) -> String {
     // Invariant: a generated salt decodes, and the default parameters with a buffer of their
     // own block count cannot fail.
     let raw = salt.decode_b64(&mut salt_buf).expect("a generated salt");
-    MEMORY
-        .with_borrow_mut(|memory| {
-            let blocks = params.block_count();
-            if memory.len() < blocks {
-                memory.resize(blocks, argon2::Block::default());
-            }
-            argon.hash_password_into_with_memory(
-                secret.as_bytes(),
-                raw,
-                &mut out,
-                &mut memory[..blocks],
-            )
-        })
+    argon2_in_thread_memory(&argon, params.block_count(), secret, raw, &mut out)
         .expect("argon2 with default parameters");
     PasswordHash {
         algorithm: argon2::Algorithm::Argon2id.ident(),
@@ -92,6 +80,23 @@ thread_local! {
     /// heaps, fragmenting them: 20 000 sign-in attempts grew a server to 250 MB (measured);
     /// one buffer per hashing thread keeps it at `hash_concurrency` × 19 MiB.
     static MEMORY: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// argon2 of `secret` with `salt` into `out`, in this thread's working memory ([`MEMORY`],
+/// grown to `blocks` when smaller).
+fn argon2_in_thread_memory(
+    argon: &Argon2<'_>,
+    blocks: usize,
+    secret: &str,
+    salt: &[u8],
+    out: &mut [u8],
+) -> argon2::Result<()> {
+    MEMORY.with_borrow_mut(|memory| {
+        if memory.len() < blocks {
+            memory.resize(blocks, argon2::Block::default());
+        }
+        argon.hash_password_into_with_memory(secret.as_bytes(), salt, out, &mut memory[..blocks])
+    })
 }
 
 /// Whether `secret` matches the argon2 PHC string `hash`; the outputs are compared in constant
@@ -123,17 +128,7 @@ pub fn verify(hash: &str, secret: &str) -> bool {
     let blocks = params.block_count();
     let argon = Argon2::new(algorithm, version, params);
     let mut out = zeroize::Zeroizing::new(vec![0u8; expected.len()]);
-    let computed = MEMORY.with_borrow_mut(|memory| {
-        if memory.len() < blocks {
-            memory.resize(blocks, argon2::Block::default());
-        }
-        argon.hash_password_into_with_memory(
-            secret.as_bytes(),
-            salt,
-            &mut out,
-            &mut memory[..blocks],
-        )
-    });
+    let computed = argon2_in_thread_memory(&argon, blocks, secret, salt, &mut out);
     computed.is_ok() && keybound_jose::ct_eq(&out, expected.as_bytes())
 }
 

@@ -4,7 +4,6 @@
 
 use keybound_jose::PrivateKey;
 use keybound_op::{OpError, TokenRequestFacts};
-use keybound_proto::dpop::ProofBuilder;
 use keybound_proto::wire::{grant_type, ErrorCode, TokenResponse};
 use keybound_store::{Client, ClientAuthMethod};
 use keybound_testkit::keys;
@@ -39,24 +38,13 @@ async fn op() -> TestOp {
         .await
 }
 
-fn proof(op: &TestOp, key: &PrivateKey) -> String {
-    ProofBuilder::new(
-        "POST",
-        &op.p.config.endpoints.token,
-        op.now(),
-        &keybound_jose::random_b64(12),
-    )
-    .sign(key)
-    .unwrap()
-}
-
 async fn token(
     op: &TestOp,
     authorization: Option<&str>,
     fields: &[(&str, &str)],
     key: Option<&PrivateKey>,
 ) -> Result<TokenResponse, OpError> {
-    let p = key.map(|k| proof(op, k));
+    let p = key.map(|k| op.token_proof(k));
     let dpop: Vec<&str> = p.iter().map(String::as_str).collect();
     let mut all = vec![("grant_type", grant_type::CLIENT_CREDENTIALS)];
     all.extend_from_slice(fields);

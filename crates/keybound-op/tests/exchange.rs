@@ -90,16 +90,7 @@ async fn exchange(
     if client == "pub" {
         fields.push(("client_id", "pub"));
     }
-    let proof = key.map(|k| {
-        ProofBuilder::new(
-            "POST",
-            &op.p.config.endpoints.token,
-            op.now(),
-            &keybound_jose::random_b64(12),
-        )
-        .sign(k)
-        .unwrap()
-    });
+    let proof = key.map(|k| op.token_proof(k));
     let dpop: Vec<&str> = proof.iter().map(String::as_str).collect();
     let auth = (client != "pub").then(|| basic(client));
     op.p.token(TokenRequestFacts {

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use keybound_jose::PrivateKey;
 use keybound_op::{OpError, TokenRequestFacts};
-use keybound_proto::dpop::ProofBuilder;
 use keybound_proto::wire::{grant_type, token_type, ErrorCode, TokenResponse};
 use keybound_store::{ClientAuthMethod, ExchangePolicy, SubjectMode, TrustedIssuer};
 use keybound_testkit::keys;
@@ -65,24 +64,13 @@ fn redeemer(id: &str) -> keybound_store::Client {
     }
 }
 
-fn proof(op: &TestOp, key: &PrivateKey) -> String {
-    ProofBuilder::new(
-        "POST",
-        &op.p.config.endpoints.token,
-        op.now(),
-        &keybound_jose::random_b64(12),
-    )
-    .sign(key)
-    .unwrap()
-}
-
 async fn token(
     op: &TestOp,
     client: &str,
     fields: &[(&str, &str)],
     key: Option<&PrivateKey>,
 ) -> Result<TokenResponse, OpError> {
-    let p = key.map(|k| proof(op, k));
+    let p = key.map(|k| op.token_proof(k));
     let dpop: Vec<&str> = p.iter().map(String::as_str).collect();
     op.p.token(TokenRequestFacts {
         form: &form(fields),
@@ -233,7 +221,7 @@ async fn ij8_type_confusion_both_ways() {
         .await
         .unwrap();
     let idt = t.id_token.unwrap();
-    let dpop = proof(&b, &key);
+    let dpop = b.token_proof(&key);
     for jwt in [&idt, &t.access_token, &dpop] {
         refused(
             redeem(&b, "svc-at-b", jwt, Some(&key)).await,
@@ -460,7 +448,7 @@ async fn public_clients_do_not_redeem_id_jags() {
     let (a, b) = domains(|_| {}).await;
     let key = keys::es256_a();
     let jag = id_jag(&a, Some(&key), B, "chat.read").await;
-    let p = proof(&b, &key);
+    let p = b.token_proof(&key);
     let r =
         b.p.token(TokenRequestFacts {
             form: &form(&[

@@ -252,7 +252,7 @@ async fn rfc7591_3_2_2_refusals() {
             "disagree",
         ),
         (
-            json!({ "redirect_uris": uri, "grant_types": ["client_credentials"] }),
+            json!({ "redirect_uris": uri, "grant_types": ["password"] }),
             ErrorCode::InvalidClientMetadata,
             "not offered here",
         ),

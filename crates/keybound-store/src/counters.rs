@@ -23,6 +23,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use aws_lc_rs::hmac;
 
+use crate::memory::purge;
 use crate::{Expiring, Result, TokenHash};
 
 /// A count of events under one key.
@@ -199,31 +200,15 @@ impl LocalCounters {
 
     /// Purge up to `limit` expired counts or secrets (`None` for kinds kept elsewhere).
     pub fn purge(&self, kind: Expiring, now: u64, limit: u32) -> Option<u64> {
-        fn drop_expired<K: Clone + Eq + std::hash::Hash, V>(
-            map: &mut HashMap<K, V>,
-            limit: u32,
-            expired: impl Fn(&V) -> bool,
-        ) -> u64 {
-            let doomed: Vec<K> = map
-                .iter()
-                .filter(|(_, v)| expired(v))
-                .map(|(k, _)| k.clone())
-                .take(limit as usize)
-                .collect();
-            for k in &doomed {
-                map.remove(k);
-            }
-            doomed.len() as u64
-        }
         match kind {
-            Expiring::Counters => Some(drop_expired(&mut lock(&self.counts), limit, |c| {
+            Expiring::Counters => Some(purge(&mut lock(&self.counts), limit, |c| {
                 c.expires_at <= now
             })),
-            Expiring::VerifiedSecrets => Some(drop_expired(
-                &mut lock(&self.secrets),
-                limit,
-                |(_, until)| *until <= now,
-            )),
+            Expiring::VerifiedSecrets => {
+                Some(purge(&mut lock(&self.secrets), limit, |(_, until)| {
+                    *until <= now
+                }))
+            }
             _ => None,
         }
     }

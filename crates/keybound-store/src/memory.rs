@@ -338,7 +338,7 @@ impl ReplayStore for MemoryStore {
 }
 
 /// Remove up to `limit` entries of `map` for which `expired` holds; how many.
-fn purge<K: Copy + Eq + std::hash::Hash, V>(
+pub(crate) fn purge<K: Clone + Eq + std::hash::Hash, V>(
     map: &mut HashMap<K, V>,
     limit: u32,
     expired: impl Fn(&V) -> bool,
@@ -346,7 +346,7 @@ fn purge<K: Copy + Eq + std::hash::Hash, V>(
     let doomed: Vec<K> = map
         .iter()
         .filter(|(_, v)| expired(v))
-        .map(|(k, _)| *k)
+        .map(|(k, _)| k.clone())
         .take(limit as usize)
         .collect();
     for k in &doomed {

@@ -192,6 +192,18 @@ impl TestOp {
         self.p.now()
     }
 
+    /// A DPoP proof by `key` for a token request, made now with a fresh `jti` (no `c_s256`).
+    pub fn token_proof(&self, key: &keybound_jose::PrivateKey) -> String {
+        keybound_proto::dpop::ProofBuilder::new(
+            "POST",
+            &self.p.config.endpoints.token,
+            self.now(),
+            &keybound_jose::random_b64(12),
+        )
+        .sign(key)
+        .expect("signing a proof with a test key")
+    }
+
     /// A DPoP proof by `key` for a userinfo request presenting `access_token` (`ath`), made now
     /// with `jti` and, when given, the server's `nonce`.
     pub fn userinfo_proof(

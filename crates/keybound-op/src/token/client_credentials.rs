@@ -10,7 +10,7 @@
 use keybound_proto::dpop::VerifiedProof;
 use keybound_store::{Client, ClientAuthMethod};
 
-use crate::grant::{audience, Authorized, Grant, TokenSuccess};
+use crate::grant::{audience, Grant, TokenSuccess};
 use crate::refusal::ClientCredentialsRefusal as Why;
 use crate::{Form, OpError, Provider};
 
@@ -54,21 +54,8 @@ impl Provider {
         let audience = audience(client, form.resources(), None)?;
         // a grant of its own, so RFC 7009 revocation of this token reaches only it
         let grant_id = self.random_token();
-        let grant = Grant {
-            client,
-            who: Authorized {
-                grant_id: &grant_id,
-                sub: &client.client_id,
-                scope: &scope,
-                auth_time: None,
-                acr: None,
-                amr: &[],
-                nonce: None,
-            },
-            id_token_key: None,
-            tbh: None,
-            audience,
-        };
+        let grant =
+            Grant::access_only(client, &grant_id, &client.client_id, &scope, None, audience);
         self.mint(&grant, proof.as_ref(), None).await
     }
 }

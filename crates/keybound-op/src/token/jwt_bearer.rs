@@ -23,7 +23,7 @@ use keybound_proto::idjag::{self, TYP_ID_JAG};
 use keybound_store::{Client, SubjectMode, TrustedIssuer, User};
 
 use crate::form::Form;
-use crate::grant::{audience, Authorized, Grant, TokenSuccess};
+use crate::grant::{audience, Grant, TokenSuccess};
 use crate::proof::check_bound;
 use crate::refusal::{Bound, JwtBearerRefusal as Why};
 use crate::{OpError, Provider};
@@ -141,21 +141,14 @@ impl Provider {
             .get("auth_time")
             .and_then(serde_json::Value::as_u64)
             .unwrap_or(claims.iat);
-        let grant = Grant {
+        let grant = Grant::access_only(
             client,
-            who: Authorized {
-                grant_id: &grant_id,
-                sub: &user.sub,
-                scope: &scope,
-                auth_time: Some(auth_time),
-                acr: None,
-                amr: &[],
-                nonce: None,
-            },
-            id_token_key: None,
-            tbh: None,
+            &grant_id,
+            &user.sub,
+            &scope,
+            Some(auth_time),
             audience,
-        };
+        );
         // no refresh token from an assertion (IJ-13)
         self.mint(&grant, proof.as_ref(), None).await
     }
