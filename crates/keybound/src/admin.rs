@@ -141,7 +141,7 @@ pub enum ClientCmd {
         #[arg(long = "resource", id = "resource", value_name = "URI")]
         resources: Vec<String>,
         /// a scope it may get for itself with client_credentials (repeatable)
-        #[arg(long = "scope", value_name = "SCOPE")]
+        #[arg(long = "scope", id = "scope", value_name = "SCOPE")]
         scopes: Vec<String>,
         /// token exchange into ID-JAGs
         #[command(flatten)]
@@ -428,6 +428,11 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     exchange
                 } else {
                     format!("{exchange}\tresources: {}", c.resources.join(" "))
+                };
+                let exchange = if c.scopes.is_empty() {
+                    exchange
+                } else {
+                    format!("{exchange}\tscopes: {}", c.scopes.join(" "))
                 };
                 println!(
                     "{}\t{}\t{}\t{}{exchange}",

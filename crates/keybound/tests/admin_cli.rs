@@ -73,7 +73,7 @@ fn exchange_policy_from_the_command_line() {
         ),
         (
             &["--grant-type", "implicit"][..],
-            "expected authorization_code, refresh_token, device_code, jwt-bearer or token-exchange",
+            "expected authorization_code, refresh_token, device_code, client_credentials, jwt-bearer or token-exchange",
         ),
         // issue 22 item 4: the rules of dynamic registration (keybound_op::check_client)
         (
@@ -329,4 +329,67 @@ fn no_help_shows_a_planted_secret() {
         }
     }
     assert!(seen > 20, "only {seen} commands found");
+}
+
+/// Issue 23 item 1: a client-credentials client from the command line (no redirect URI
+/// needed), its scopes in `client list`; a public one, an End-User scope or the code grant
+/// without a redirect URI are refused with the rule.
+#[test]
+fn client_credentials_client_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let kb = Keybound::new(env!("CARGO_BIN_EXE_keybound"), &data);
+    kb.admin(&[
+        "client",
+        "add",
+        "--client-id",
+        "m2m",
+        "--auth-method",
+        "client_secret_basic",
+        "--secret",
+        "m2m-secret-0123",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "orders.read",
+        "--scope",
+        "orders.write",
+    ]);
+    let list = kb.admin(&["client", "list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("m2m\t") && l.ends_with("\tscopes: orders.read orders.write")),
+        "{list}"
+    );
+    let base = [
+        "client",
+        "add",
+        "--client-id",
+        "bad",
+        "--grant-type",
+        "client_credentials",
+    ];
+    admin_fails(
+        &data,
+        &base,
+        "client_credentials is for confidential clients",
+    );
+    let confidential = [&base[..], &["--auth-method", "client_secret_basic"]].concat();
+    admin_fails(
+        &data,
+        &[&confidential[..], &["--scope", "openid"]].concat(),
+        "scope: 'openid'",
+    );
+    admin_fails(
+        &data,
+        &[
+            "client",
+            "add",
+            "--client-id",
+            "code",
+            "--grant-type",
+            "authorization_code",
+        ],
+        "redirect_uris is required",
+    );
 }
