@@ -36,9 +36,10 @@ use keybound_store::{
     AuthorizationCode, BrowserSession, Client, ClientStore, CodeLookup, CodeStore, Consent,
     ConsentStore, Count, CountChange, CounterStore, DeviceAuthorization, DeviceDecision,
     DevicePoll, DeviceStore, Expiring, FirstRefreshFor, GrantStore, HealthStore, IssuerStore, Kek,
-    KeyState, NewRefresh, PurgeStore, RefreshLookup, RefreshStore, RefreshToken, RegistrationStore,
-    RegistrationToken, ReplayStore, Result, SessionStore, SigningKeyRecord, SigningKeyStore,
-    StoreError, TokenHash, TrustedIssuer, User, UserStore,
+    KeyState, NewRefresh, PurgeStore, PushedRequest, PushedRequestStore, RefreshLookup,
+    RefreshStore, RefreshToken, RegistrationStore, RegistrationToken, ReplayStore, Result,
+    SessionStore, SigningKeyRecord, SigningKeyStore, StoreError, TokenHash, TrustedIssuer, User,
+    UserStore,
 };
 
 /// How often an operation is tried when the database reports a serialization failure.
@@ -783,6 +784,7 @@ impl PurgeStore for PgStore {
             Expiring::Sessions => "DELETE FROM sessions WHERE session_hash IN (SELECT session_hash FROM sessions WHERE expires_at <= $1 LIMIT $2)",
             Expiring::RefreshTokens => "DELETE FROM refresh_tokens WHERE token_hash IN (SELECT token_hash FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2)",
             Expiring::Counters => "DELETE FROM counters WHERE key IN (SELECT key FROM counters WHERE expires_at <= $1 LIMIT $2)",
+            Expiring::PushedRequests => "DELETE FROM pushed_requests WHERE request_hash IN (SELECT request_hash FROM pushed_requests WHERE expires_at <= $1 LIMIT $2)",
             Expiring::VerifiedSecrets => "DELETE FROM verified_secrets WHERE client_id IN (SELECT client_id FROM verified_secrets WHERE expires_at <= $1 LIMIT $2)",
         };
         retrying(|| async {
@@ -1278,5 +1280,46 @@ mod tests {
             plan.iter().any(|l| l.contains("users_verified_email")),
             "{plan:#?}"
         );
+    }
+}
+
+#[async_trait]
+impl PushedRequestStore for PgStore {
+    async fn put_pushed(&self, hash: &TokenHash, request: &PushedRequest) -> Result<()> {
+        let json = serde_json::to_string(request)?;
+        retrying(|| async {
+            sqlx::query(
+                "INSERT INTO pushed_requests (request_hash, data, expires_at) VALUES ($1, $2, $3)",
+            )
+            .bind(&hash.0[..])
+            .bind(&json)
+            .bind(t(request.expires_at))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| conflict_or_db(e, || "pushed request exists".into()))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_pushed(&self, hash: &TokenHash, now: u64) -> Result<Option<PushedRequest>> {
+        // one statement: of two nodes taking it, one gets the row
+        let row = retrying(|| async {
+            sqlx::query(
+                "DELETE FROM pushed_requests WHERE request_hash = $1 RETURNING data, expires_at",
+            )
+            .bind(&hash.0[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)
+        })
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        if u(row.try_get("expires_at").map_err(db)?) <= now {
+            return Ok(None);
+        }
+        Ok(Some(data(&row)?))
     }
 }

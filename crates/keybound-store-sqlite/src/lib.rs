@@ -26,9 +26,9 @@ use keybound_store::{
     AuthorizationCode, BrowserSession, Client, ClientStore, CodeLookup, CodeStore, Consent,
     ConsentStore, DeviceAuthorization, DeviceDecision, DevicePoll, DeviceStore, Expiring,
     FirstRefreshFor, GrantStore, HealthStore, IssuerStore, Kek, KeyState, NewRefresh, PurgeStore,
-    RefreshLookup, RefreshStore, RefreshToken, RegistrationStore, RegistrationToken, ReplayStore,
-    Result, SessionStore, SigningKeyRecord, SigningKeyStore, StoreError, TokenHash, TrustedIssuer,
-    User, UserStore,
+    PushedRequest, PushedRequestStore, RefreshLookup, RefreshStore, RefreshToken,
+    RegistrationStore, RegistrationToken, ReplayStore, Result, SessionStore, SigningKeyRecord,
+    SigningKeyStore, StoreError, TokenHash, TrustedIssuer, User, UserStore,
 };
 
 /// The SQLite store.
@@ -473,6 +473,7 @@ impl PurgeStore for SqliteStore {
         // every table has an index on expires_at; the LIMIT keeps one statement short
         let sql = match kind {
             Expiring::Counters | Expiring::VerifiedSecrets => return Ok(0),
+            Expiring::PushedRequests => "DELETE FROM pushed_requests WHERE rowid IN (SELECT rowid FROM pushed_requests WHERE expires_at <= ?1 LIMIT ?2)",
             Expiring::Replay => "DELETE FROM replay WHERE rowid IN (SELECT rowid FROM replay WHERE expires_at <= ?1 LIMIT ?2)",
             Expiring::Codes => "DELETE FROM auth_codes WHERE rowid IN (SELECT rowid FROM auth_codes WHERE expires_at <= ?1 LIMIT ?2)",
             Expiring::DeviceCodes => "DELETE FROM device_codes WHERE rowid IN (SELECT rowid FROM device_codes WHERE expires_at <= ?1 LIMIT ?2)",
@@ -661,5 +662,41 @@ impl RegistrationStore for SqliteStore {
         .map_err(db)?
         .rows_affected();
         Ok(n == 1)
+    }
+}
+
+#[async_trait]
+impl PushedRequestStore for SqliteStore {
+    async fn put_pushed(&self, hash: &TokenHash, request: &PushedRequest) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO pushed_requests (request_hash, data, expires_at) VALUES (?1, ?2, ?3)",
+        )
+        .bind(hash.0.as_slice())
+        .bind(serde_json::to_string(request)?)
+        .bind(t(request.expires_at))
+        .execute(&self.writer)
+        .await
+        .map_err(|e| conflict_or_db(e, || "pushed request exists".into()))?;
+        Ok(())
+    }
+    async fn take_pushed(&self, hash: &TokenHash, now: u64) -> Result<Option<PushedRequest>> {
+        // one statement: of two takers, one gets the row
+        let row = sqlx::query(
+            "DELETE FROM pushed_requests WHERE request_hash = ?1 RETURNING data, expires_at",
+        )
+        .bind(hash.0.as_slice())
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(db)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let expires_at: i64 = row.try_get("expires_at").map_err(db)?;
+        if u64::try_from(expires_at).unwrap_or(0) <= now {
+            return Ok(None);
+        }
+        Ok(Some(serde_json::from_str(
+            row.try_get::<&str, _>("data").map_err(db)?,
+        )?))
     }
 }

@@ -234,11 +234,13 @@ pub enum Expiring {
     Counters,
     /// client secrets verified recently ([`CounterStore`])
     VerifiedSecrets,
+    /// pushed authorization requests never used ([`PushedRequestStore`])
+    PushedRequests,
 }
 
 impl Expiring {
     /// Every kind.
-    pub const ALL: [Expiring; 7] = [
+    pub const ALL: [Expiring; 8] = [
         Expiring::Replay,
         Expiring::Codes,
         Expiring::DeviceCodes,
@@ -246,6 +248,7 @@ impl Expiring {
         Expiring::RefreshTokens,
         Expiring::Counters,
         Expiring::VerifiedSecrets,
+        Expiring::PushedRequests,
     ];
 
     /// Its name in reports and metrics.
@@ -258,6 +261,7 @@ impl Expiring {
             Expiring::RefreshTokens => "refresh_tokens",
             Expiring::Counters => "counters",
             Expiring::VerifiedSecrets => "verified_secrets",
+            Expiring::PushedRequests => "pushed_requests",
         }
     }
 }
@@ -308,6 +312,16 @@ pub trait RegistrationStore: Send + Sync {
     async fn use_registration_token(&self, hash: &TokenHash, now: u64) -> Result<bool>;
 }
 
+/// Pushed authorization requests (RFC 9126), by the hash of their `request_uri`.
+#[async_trait]
+pub trait PushedRequestStore: Send + Sync {
+    /// Store a new one.
+    async fn put_pushed(&self, hash: &TokenHash, request: &PushedRequest) -> Result<()>;
+    /// Take a live one, removing it (RFC 9126 §7.3: one use; atomic: of two concurrent calls,
+    /// one gets it).
+    async fn take_pushed(&self, hash: &TokenHash, now: u64) -> Result<Option<PushedRequest>>;
+}
+
 /// Browser sessions at the OP, keyed by the hash of the cookie value.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
@@ -344,6 +358,7 @@ pub trait Store:
     + IssuerStore
     + RegistrationStore
     + CounterStore
+    + PushedRequestStore
 {
 }
 
@@ -363,5 +378,6 @@ impl<T> Store for T where
         + IssuerStore
         + RegistrationStore
         + CounterStore
+        + PushedRequestStore
 {
 }

@@ -9,9 +9,9 @@ use async_trait::async_trait;
 use crate::{
     AuthorizationCode, BrowserSession, Client, ClientStore, CodeLookup, CodeStore, Consent,
     ConsentStore, Expiring, GrantStore, HealthStore, IssuerStore, KeyState, NewRefresh, PurgeStore,
-    RefreshLookup, RefreshStore, RefreshToken, RegistrationStore, RegistrationToken, ReplayStore,
-    Result, SessionStore, SigningKeyRecord, SigningKeyStore, StoreError, TokenHash, TrustedIssuer,
-    User, UserStore,
+    PushedRequest, PushedRequestStore, RefreshLookup, RefreshStore, RefreshToken,
+    RegistrationStore, RegistrationToken, ReplayStore, Result, SessionStore, SigningKeyRecord,
+    SigningKeyStore, StoreError, TokenHash, TrustedIssuer, User, UserStore,
 };
 
 #[derive(Default)]
@@ -30,6 +30,7 @@ struct Inner {
     issuers: BTreeMap<String, TrustedIssuer>,
     links: HashMap<(String, String), String>,
     registration_tokens: HashMap<TokenHash, RegistrationToken>,
+    pushed: HashMap<TokenHash, PushedRequest>,
 }
 
 /// The in-memory store.
@@ -364,6 +365,7 @@ impl PurgeStore for MemoryStore {
         let mut g = self.lock();
         Ok(match kind {
             Expiring::Counters | Expiring::VerifiedSecrets => 0,
+            Expiring::PushedRequests => purge(&mut g.pushed, limit, |p| p.expires_at <= now),
             Expiring::Replay => purge(&mut g.replay, limit, |exp| *exp <= now),
             Expiring::Codes => purge(&mut g.codes, limit, |(c, _)| c.expires_at <= now),
             Expiring::DeviceCodes => purge(&mut g.devices, limit, |d| d.auth.expires_at <= now),
@@ -588,5 +590,24 @@ impl RegistrationStore for MemoryStore {
             *n -= 1;
         }
         Ok(true)
+    }
+}
+
+#[async_trait]
+impl PushedRequestStore for MemoryStore {
+    async fn put_pushed(&self, hash: &TokenHash, request: &PushedRequest) -> Result<()> {
+        let mut g = self.lock();
+        if g.pushed.contains_key(hash) {
+            return Err(StoreError::Conflict("pushed request exists".into()));
+        }
+        g.pushed.insert(*hash, request.clone());
+        Ok(())
+    }
+    async fn take_pushed(&self, hash: &TokenHash, now: u64) -> Result<Option<PushedRequest>> {
+        Ok(self
+            .lock()
+            .pushed
+            .remove(hash)
+            .filter(|p| now < p.expires_at))
     }
 }

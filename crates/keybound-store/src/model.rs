@@ -666,3 +666,16 @@ pub struct RegistrationToken {
     /// when made
     pub created_at: u64,
 }
+
+/// A pushed authorization request (RFC 9126), stored by the hash of its `request_uri` until
+/// its one use at the authorization endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushedRequest {
+    /// the client that pushed it (authenticated at the PAR endpoint)
+    pub client_id: String,
+    /// the authorization request's parameters as pushed, without client credentials, with
+    /// `dpop_jkt` from the DPoP proof when one came
+    pub params: Vec<(String, String)>,
+    /// when its `request_uri` stops working
+    pub expires_at: u64,
+}

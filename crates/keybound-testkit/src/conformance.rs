@@ -12,8 +12,8 @@ use keybound_jose::{Algorithm, Jkt};
 use keybound_proto::keybinding::Profile;
 use keybound_store::{
     AuthorizationCode, BrowserSession, Client, ClientAuthMethod, CodeLookup, Consent, Count,
-    DeviceAuthorization, DeviceDecision, DevicePoll, Expiring, KeyState, RefreshLookup,
-    RefreshToken, SigningKeyRecord, Store, StoreError, TokenHash, User,
+    DeviceAuthorization, DeviceDecision, DevicePoll, Expiring, KeyState, PushedRequest,
+    RefreshLookup, RefreshToken, SigningKeyRecord, Store, StoreError, TokenHash, User,
 };
 
 /// A thumbprint from its string.
@@ -63,6 +63,16 @@ macro_rules! store_conformance {
         async fn verified_secrets_expire_and_purge() {
             let (s, _keep) = $backend().await;
             $crate::conformance::verified_secrets_expire_and_purge(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn pushed_requests_are_taken_once_and_expire() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::pushed_requests_are_taken_once_and_expire(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn pushed_requests_concurrent_take_exactly_once() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::pushed_requests_concurrent_take_exactly_once(s).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn code_single_use() {
@@ -1253,4 +1263,59 @@ pub async fn verified_secrets_expire_and_purge(s: Arc<dyn Store>) {
         s.verified_secret("c1", NOW + 10).await.unwrap(),
         Some(newer)
     );
+}
+
+fn pushed(client: &str, expires_at: u64) -> PushedRequest {
+    PushedRequest {
+        client_id: client.into(),
+        params: vec![
+            ("response_type".into(), "code".into()),
+            ("client_id".into(), client.into()),
+            ("scope".into(), "openid bound_key".into()),
+        ],
+        expires_at,
+    }
+}
+
+/// RFC 9126 §7.3: a pushed request is taken once; an expired one is not given out and is
+/// purged; the same hash cannot be stored twice.
+pub async fn pushed_requests_are_taken_once_and_expire(s: Arc<dyn Store>) {
+    let (a, b) = (TokenHash::of("urn:a"), TokenHash::of("urn:b"));
+    s.put_pushed(&a, &pushed("app", NOW + 60)).await.unwrap();
+    assert!(matches!(
+        s.put_pushed(&a, &pushed("app", NOW + 60)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.take_pushed(&a, NOW + 59).await.unwrap(),
+        Some(pushed("app", NOW + 60))
+    );
+    assert_eq!(s.take_pushed(&a, NOW + 59).await.unwrap(), None, "used");
+    s.put_pushed(&b, &pushed("app", NOW + 60)).await.unwrap();
+    assert_eq!(
+        s.purge_expired(Expiring::PushedRequests, NOW + 60, 100)
+            .await
+            .unwrap(),
+        1
+    );
+    s.put_pushed(&a, &pushed("app", NOW + 60)).await.unwrap();
+    assert_eq!(s.take_pushed(&a, NOW + 60).await.unwrap(), None, "expired");
+}
+
+/// RFC 9126 §7.3 across nodes: eight concurrent takers, one request.
+pub async fn pushed_requests_concurrent_take_exactly_once(s: Arc<dyn Store>) {
+    let h = TokenHash::of("urn:race");
+    s.put_pushed(&h, &pushed("app", NOW + 60)).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.take_pushed(&h, NOW).await.unwrap()
+        }));
+    }
+    let mut got = 0;
+    for t in tasks {
+        got += usize::from(t.await.unwrap().is_some());
+    }
+    assert_eq!(got, 1);
 }
