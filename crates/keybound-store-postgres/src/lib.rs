@@ -1250,39 +1250,6 @@ impl RegistrationStore for PgStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
-    use super::*;
-    use keybound_testkit::pg::TestPostgres;
-
-    /// A jwt-bearer redemption by verified e-mail can search an index instead of reading and
-    /// parsing every user's record (sequential scans are switched off so the plan shows whether
-    /// an index fits the statement at all; with a handful of rows the planner would scan).
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn verified_email_lookup_can_search_an_index() {
-        let url = TestPostgres::shared().fresh_database();
-        let (kek, _) = Kek::generate().unwrap();
-        let s = PgStore::connect(&url, kek, PgOptions::default())
-            .await
-            .unwrap();
-        let mut c = s.pool().acquire().await.unwrap();
-        sqlx::query("SET enable_seqscan = off")
-            .execute(&mut *c)
-            .await
-            .unwrap();
-        let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {USER_BY_VERIFIED_EMAIL}"))
-            .bind("a@example.com")
-            .fetch_all(&mut *c)
-            .await
-            .unwrap();
-        assert!(
-            plan.iter().any(|l| l.contains("users_verified_email")),
-            "{plan:#?}"
-        );
-    }
-}
-
 #[async_trait]
 impl PushedRequestStore for PgStore {
     async fn put_pushed(&self, hash: &TokenHash, request: &PushedRequest) -> Result<()> {
@@ -1321,5 +1288,38 @@ impl PushedRequestStore for PgStore {
             return Ok(None);
         }
         Ok(Some(data(&row)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+    use super::*;
+    use keybound_testkit::pg::TestPostgres;
+
+    /// A jwt-bearer redemption by verified e-mail can search an index instead of reading and
+    /// parsing every user's record (sequential scans are switched off so the plan shows whether
+    /// an index fits the statement at all; with a handful of rows the planner would scan).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn verified_email_lookup_can_search_an_index() {
+        let url = TestPostgres::shared().fresh_database();
+        let (kek, _) = Kek::generate().unwrap();
+        let s = PgStore::connect(&url, kek, PgOptions::default())
+            .await
+            .unwrap();
+        let mut c = s.pool().acquire().await.unwrap();
+        sqlx::query("SET enable_seqscan = off")
+            .execute(&mut *c)
+            .await
+            .unwrap();
+        let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {USER_BY_VERIFIED_EMAIL}"))
+            .bind("a@example.com")
+            .fetch_all(&mut *c)
+            .await
+            .unwrap();
+        assert!(
+            plan.iter().any(|l| l.contains("users_verified_email")),
+            "{plan:#?}"
+        );
     }
 }
