@@ -276,10 +276,28 @@ impl Provider {
         }
     }
 
-    /// Validate an authorization request.
+    /// Validate an authorization request sent by the browser itself.
     pub async fn validate_authorization(
         &self,
         req: &AuthorizationRequest,
+    ) -> Result<ValidatedAuthorization, AuthorizeError> {
+        self.validate(req, false).await
+    }
+
+    /// Validate an authorization request that was pushed (RFC 9126): at the PAR endpoint, and
+    /// at the authorization endpoint once taken from the store (or carried by the OP's own
+    /// forms with its mark).
+    pub async fn validate_pushed_authorization(
+        &self,
+        req: &AuthorizationRequest,
+    ) -> Result<ValidatedAuthorization, AuthorizeError> {
+        self.validate(req, true).await
+    }
+
+    async fn validate(
+        &self,
+        req: &AuthorizationRequest,
+        pushed: bool,
     ) -> Result<ValidatedAuthorization, AuthorizeError> {
         let page = |r: Why| AuthorizeError::Page(r.into());
         if req.client_id.is_empty() {
@@ -326,6 +344,10 @@ impl Provider {
         }
         if req.request_uri.is_some() {
             return Err(err(Why::RequestUri));
+        }
+        // RFC 9126 §5–6: a client (or every client) that must push
+        if !pushed && (client.require_par || self.config.require_par) {
+            return Err(err(Why::PushRequired(client.client_id.clone())));
         }
         let Some(response_type) = response_type else {
             return Err(err(Why::UnsupportedResponseType(req.response_type.clone())));

@@ -11,7 +11,7 @@ use keybound_proto::wire::DeviceAuthorizationResponse;
 use keybound_store::{BrowserSession, Client, DeviceAuthorization, DeviceDecision, TokenHash};
 
 use crate::proof::ProofRequest;
-use crate::refusal::{BindingRefusal, RequestRefusal};
+use crate::refusal::RequestRefusal;
 use crate::{OpError, Provider, SUPPORTED_SCOPES};
 
 /// User codes: 8 characters of 20 consonants (RFC 8628 §6.1), ≈ 2^34.6 codes.
@@ -79,14 +79,7 @@ impl Provider {
         if !scopes.contains(&"openid") {
             return Err(RequestRefusal::OpenidScopeRequired.into());
         }
-        let dpop_jkt = match (form.get("dpop_jkt"), &proof) {
-            (Some(j), Some(p)) if p.jkt.as_str() != j => {
-                return Err(BindingRefusal::DpopJktDisagrees.into())
-            }
-            (Some(j), _) => Some(j.to_owned()),
-            (None, Some(p)) => Some(p.jkt.to_string()),
-            (None, None) => None,
-        };
+        let dpop_jkt = crate::proof::dpop_jkt(form.get("dpop_jkt"), proof.as_ref())?;
         let binding = RequestedBinding::from_request(scope_in, dpop_jkt.as_deref())
             .map_err(RequestRefusal::Binding)?;
         let device_code = self.random_token();

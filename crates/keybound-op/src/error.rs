@@ -358,6 +358,12 @@ fn authorize_code(r: &AuthorizeRefusal) -> ErrorCode {
     match r {
         A::RequestObject => ErrorCode::RequestNotSupported,
         A::RequestUri => ErrorCode::RequestUriNotSupported,
+        // RFC 9126 §4, RFC 9101 §7
+        A::PushedRequestUnusable | A::PushedByAnotherClient(_) => ErrorCode::InvalidRequestUri,
+        // RFC 9126 §2.3, §5
+        A::PushRequired(_) | A::RequestUriPushed | A::PushedClientId { .. } => {
+            ErrorCode::InvalidRequest
+        }
         A::UnsupportedResponseType(_) => ErrorCode::UnsupportedResponseType,
         A::ResponseTypeNotRegistered { .. } => ErrorCode::UnauthorizedClient,
         A::NotSignedIn | A::AuthenticationTooOld => ErrorCode::LoginRequired,

@@ -20,6 +20,7 @@ mod error;
 mod form;
 mod grant;
 mod keys;
+pub mod par;
 pub mod password;
 mod proof;
 mod purge;
@@ -117,6 +118,8 @@ pub mod paths {
     pub const DEVICE: &str = "/device";
     /// RFC 7591 dynamic client registration
     pub const REGISTER: &str = "/register";
+    /// RFC 9126 pushed authorization requests
+    pub const PAR: &str = "/par";
 }
 
 /// Whether `path` is one of [`paths`] (metrics label only known paths, bounding cardinality).
@@ -160,6 +163,8 @@ pub struct Endpoints {
     pub device: String,
     /// RFC 7591 registration endpoint
     pub registration: String,
+    /// RFC 9126 pushed authorization request endpoint
+    pub par: String,
 }
 
 /// Provider settings.
@@ -211,6 +216,11 @@ pub struct OpConfig {
     pub jwt_bearer_max_lifetime: u64,
     /// dynamic client registration without an initial access token (default off)
     pub open_registration: bool,
+    /// lifetime of a pushed authorization request's `request_uri` (RFC 9126, default 60 s)
+    pub par_ttl: u64,
+    /// every client must push its authorization requests (RFC 9126 §5,
+    /// `require_pushed_authorization_requests`; default off)
+    pub require_par: bool,
 }
 
 impl OpConfig {
@@ -229,6 +239,7 @@ impl OpConfig {
                 device_authorization: format!("{base}{}", paths::DEVICE_AUTHORIZATION),
                 device: format!("{base}{}", paths::DEVICE),
                 registration: format!("{base}{}", paths::REGISTER),
+                par: format!("{base}{}", paths::PAR),
             },
             code_ttl: 60,
             access_token_ttl: 300,
@@ -249,6 +260,8 @@ impl OpConfig {
             exchange_subject_max_age: 600,
             jwt_bearer_max_lifetime: 600,
             open_registration: false,
+            par_ttl: 60,
+            require_par: false,
         }
     }
 }

@@ -55,6 +55,24 @@ impl<'a> ProofRequest<'a> {
     }
 }
 
+/// The key a code will be bound to when a request names one (`dpop_jkt`) and may also carry
+/// a DPoP proof: RFC 9449 §10.1 at the pushed authorization request endpoint, Key Binding's
+/// device profile (device-flow.md §8.5) at device authorization. A proof alone names its key;
+/// both must name the same one.
+pub(crate) fn dpop_jkt(
+    param: Option<&str>,
+    proof: Option<&keybound_proto::dpop::VerifiedProof>,
+) -> Result<Option<String>, OpError> {
+    match (param, proof) {
+        (Some(j), Some(p)) if p.jkt.as_str() != j => {
+            Err(crate::refusal::BindingRefusal::DpopJktDisagrees.into())
+        }
+        (Some(j), _) => Ok(Some(j.to_owned())),
+        (None, Some(p)) => Ok(Some(p.jkt.to_string())),
+        (None, None) => Ok(None),
+    }
+}
+
 impl Provider {
     /// The fresh nonce to hand out, when nonces are in use.
     pub(crate) fn next_nonce(&self) -> Option<String> {

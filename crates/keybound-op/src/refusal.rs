@@ -585,9 +585,33 @@ pub enum AuthorizeRefusal {
     /// OIDC Core 6 `request_not_supported`: say so rather than ignore the request object.
     #[error("request objects (request) are not supported; send the parameters directly")]
     RequestObject,
-    /// OIDC Core 6 `request_uri_not_supported`.
-    #[error("request_uri is not supported; send the parameters directly")]
+    /// OIDC Core 6 `request_uri_not_supported`: only this server's own pushed requests
+    /// (RFC 9126) are accepted by reference.
+    #[error("request_uri: only request_uri values from this server's pushed authorization request endpoint are accepted; push the request there, or send the parameters directly")]
     RequestUri,
+    /// RFC 9126 §4: a pushed request is used once, before it expires, by the client that
+    /// pushed it.
+    #[error(
+        "request_uri is unknown, already used or expired: push the authorization request again"
+    )]
+    PushedRequestUnusable,
+    /// RFC 9126 §4: the `client_id` of the authorization request names the pushing client.
+    #[error("request_uri was pushed by another client than '{0}'")]
+    PushedByAnotherClient(String),
+    /// RFC 9126 §5–6: this client (or every client here) must push its requests.
+    #[error("client '{0}' must push its authorization requests (pushed authorization request endpoint, RFC 9126)")]
+    PushRequired(String),
+    /// RFC 9126 §2.1: `request_uri` is not a parameter of a pushed request.
+    #[error("request_uri must not be pushed (RFC 9126 §2.1)")]
+    RequestUriPushed,
+    /// RFC 9126 §2.1: the pushed request's `client_id` is the authenticated client.
+    #[error("client_id '{pushed}' is not the client that authenticated ('{authenticated}')")]
+    PushedClientId {
+        /// `client_id` in the pushed parameters
+        pushed: String,
+        /// the authenticated client
+        authenticated: String,
+    },
     /// RFC 6749 §4.1.2.1 `unsupported_response_type`.
     #[error("response_type '{0}' is not supported: use code, id_token, id_token token, code id_token, code token or code id_token token")]
     UnsupportedResponseType(String),

@@ -10,30 +10,31 @@ use std::net::IpAddr;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use keybound_op::refusal::{AuthorizeRefusal, PageRefusal, RequestRefusal};
+use keybound_op::par::REQUEST_URI_PREFIX;
+use keybound_op::refusal::{PageRefusal, RequestRefusal};
 use keybound_op::{paths, Interaction, OpError, ValidatedAuthorization};
-use keybound_proto::wire::AuthorizationRequest;
 use keybound_store::{BrowserSession, TokenHash};
 
 use crate::error::{form_note, page_failed as failed, page_refused as refused, Failure};
 use crate::peer::{ClientAddr, TokenBinding};
 use crate::response::{html, respond};
 use crate::session::{
-    csrf_ok, current_session, derive, form_secret, open_referral, seal_referral, set_cookie,
-    sign_in, FormScope, SignedIn,
+    csrf_ok, current_session, derive, form_secret, open_referral, pushed_mark_ok, seal_referral,
+    set_cookie, sign_in, FormScope, SignedIn,
 };
 use crate::{forms, pages, AppState};
 
 /// What a page whose CSRF check failed tells the End-User to do.
 const START_AGAIN: &str = "Go back to the app and start again.";
 
-const INTERNAL: [&str; 6] = [
+const INTERNAL: [&str; 7] = [
     "kb_action",
     "csrf",
     "username",
     "password",
     "decision",
     "kb_tbr",
+    "kb_par",
 ];
 
 /// `GET /authorize`
@@ -76,6 +77,8 @@ struct Step<'a> {
     referred: Option<keybound_proto::tokbind::TokenBindingId>,
     /// the authorization request's fingerprint
     fingerprint: &'a str,
+    /// the parameters came from a pushed request (RFC 9126)
+    pushed: bool,
 }
 
 /// The fingerprint of an authorization request: SHA-256 over its parameters as sent (without
@@ -106,17 +109,33 @@ async fn handle(
             .find(|(k, _)| k == n)
             .map(|(_, v)| v.as_str())
     };
-    for (i, (k, _)) in params.iter().enumerate() {
-        if params[..i].iter().any(|(k2, _)| k2 == k) {
-            return refused(RequestRefusal::DuplicateParameter(k.clone()));
+    let param = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    // RFC 9126: a request_uri of this server's stands for the pushed parameters, taken out of
+    // the store at this, its one use (another request_uri is refused by validation, as
+    // request_uri_not_supported)
+    let ours = param("request_uri").filter(|u| u.starts_with(REQUEST_URI_PREFIX));
+    let (params, pushed) = if let Some(uri) = ours {
+        let client_id = param("client_id").unwrap_or_default();
+        match state.provider.take_pushed_request(uri, client_id).await {
+            Ok(p) => (p, true),
+            Err(e) => return failed(e),
         }
-    }
-    let encoded = serde_urlencoded::to_string(&params).unwrap_or_default();
-    let req: AuthorizationRequest = match serde_urlencoded::from_str(&encoded) {
-        Ok(r) => r,
-        Err(e) => return refused(AuthorizeRefusal::Malformed(e.to_string())),
+    } else {
+        // … or were pushed, and come back through the OP's own forms with its mark
+        let marked = field("kb_par")
+            .is_some_and(|m| pushed_mark_ok(state, headers, m, &fingerprint(&params)));
+        (params, marked)
     };
-    let mut v = match state.provider.validate_authorization(&req).await {
+    let req = match keybound_op::par::authorization_request(&params) {
+        Ok(r) => r,
+        Err(e) => return failed(e),
+    };
+    let validated = if pushed {
+        state.provider.validate_pushed_authorization(&req).await
+    } else {
+        state.provider.validate_authorization(&req).await
+    };
+    let mut v = match validated {
         Ok(v) => v,
         Err(e) => return Failure::from(e).into_response(),
     };
@@ -149,6 +168,7 @@ async fn handle(
             None
         },
         fingerprint: &this_request,
+        pushed,
     };
     // fresh: this session's login was performed for this very request (OP state)
     let fresh = session
@@ -259,9 +279,14 @@ impl Step<'_> {
         self.state.provider.issue_code(self.v, s).await
     }
 
-    /// The hidden fields of our forms: the authorization request, and the sealed referral.
+    /// The hidden fields of our forms: the authorization request, the sealed referral, and
+    /// the mark of a pushed request.
     fn form_fields(&self, secret: &str) -> Vec<(String, String)> {
         let mut fields = self.params.to_vec();
+        if self.pushed {
+            let mark = self.state.provider.pushed_mark(self.fingerprint, secret);
+            fields.push(("kb_par".to_owned(), mark));
+        }
         if let Some(sealed) = self
             .referred
             .as_ref()

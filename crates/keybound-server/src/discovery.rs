@@ -84,10 +84,20 @@ fn base_metadata(state: &AppState) -> ProviderMetadata {
         code_challenge_methods_supported: strings(&["S256"]),
         dpop_signing_alg_values_supported: algs,
         authorization_response_iss_parameter_supported: true,
-        // OIDC Discovery: request_uri_parameter_supported defaults to true, so say no
+        // OIDC Discovery: request_uri_parameter_supported defaults to true, so say no (the
+        // only request_uri accepted is this server's own from PAR)
         extra: [
             ("request_parameter_supported".to_owned(), false.into()),
             ("request_uri_parameter_supported".to_owned(), false.into()),
+            // RFC 9126 §5
+            (
+                "pushed_authorization_request_endpoint".to_owned(),
+                e.par.clone().into(),
+            ),
+            (
+                "require_pushed_authorization_requests".to_owned(),
+                c.require_par.into(),
+            ),
             // identity chaining (draft-ietf-oauth-identity-chaining §2.3, ID-JAG §4.4)
             (
                 "identity_chaining_requested_token_types_supported".to_owned(),

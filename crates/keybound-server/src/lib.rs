@@ -117,6 +117,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::DISCOVERY, get(discovery::discovery))
         .route(paths::JWKS, get(discovery::jwks))
         .route(paths::TOKEN, post(token::token))
+        .route(paths::PAR, post(token::par))
         .route(
             paths::DEVICE_AUTHORIZATION,
             post(device::device_authorization),

@@ -195,6 +195,23 @@ pub(crate) fn open_referral(
     keybound_proto::tokbind::TokenBindingId::from_bytes(&bytes).ok()
 }
 
+/// Whether `mark` is the provider's mark of a pushed request with `fingerprint` for this
+/// browser (its session or pre-session cookie), as the OP's forms carry it.
+pub(crate) fn pushed_mark_ok(
+    state: &AppState,
+    headers: &HeaderMap,
+    mark: &str,
+    fingerprint: &str,
+) -> bool {
+    [
+        state.session_cookie(headers),
+        state.pre_session_cookie(headers),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|secret| state.provider.is_pushed_mark(mark, fingerprint, &secret))
+}
+
 /// Whether `submitted` is the CSRF token of this browser for a form of `scope`.
 pub(crate) fn csrf_ok(
     state: &AppState,

@@ -1,4 +1,5 @@
-//! Token, userinfo, revocation, introspection and registration handlers: each parses its request into the
+//! Token, pushed authorization request, userinfo, revocation, introspection and registration
+//! handlers: each parses its request into the
 //! provider's facts, calls one provider function, and answers success as `no-store` JSON or a
 //! refusal as a [`Failure`] of its endpoint kind.
 
@@ -142,5 +143,29 @@ pub async fn register(
             r
         }
         Err(e) => Failure::registration(e).into_response(),
+    }
+}
+
+/// `POST /par` (RFC 9126): 201 with the `request_uri`; refusals as at the token endpoint.
+pub async fn par(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let pairs = forms::pairs(&body);
+    let form = match forms::require_form(&headers).and_then(|()| Form::from_pairs(pairs.clone())) {
+        Ok(f) => f,
+        Err(e) => return Failure::token(e, &headers).into_response(),
+    };
+    let dpop = forms::header_values(&headers, "dpop");
+    let facts = TokenRequestFacts {
+        form: &form,
+        authorization: forms::header_str(&headers, header::AUTHORIZATION),
+        dpop: &dpop,
+    };
+    match state.provider.push_authorization(facts, pairs).await {
+        Ok(pushed) => {
+            let mut r = (axum::http::StatusCode::CREATED, Json(&pushed)).into_response();
+            no_store(r.headers_mut());
+            nonce_header(r.headers_mut(), pushed.dpop_nonce.as_deref());
+            r
+        }
+        Err(e) => Failure::token(e, &headers).into_response(),
     }
 }

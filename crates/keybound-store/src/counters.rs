@@ -103,8 +103,15 @@ impl SecretMac {
     /// The MAC of `secret` verified against `phc`, the registered hash of `client_id` (a new
     /// registration or secret changes it, so the remembered one no longer matches).
     pub fn of(&self, client_id: &str, phc: &str, secret: &str) -> [u8; 32] {
+        self.tag(&[client_id, phc, secret])
+    }
+
+    /// The MAC of `parts` (each length-prefixed, so no two lists of parts collide). Other
+    /// uses name themselves in their first part (a pushed request's mark: the OP's own
+    /// forms carry it).
+    pub fn tag(&self, parts: &[&str]) -> [u8; 32] {
         let mut ctx = hmac::Context::with_key(&self.0);
-        for part in [client_id, phc, secret] {
+        for part in parts {
             ctx.update(&(part.len() as u64).to_be_bytes());
             ctx.update(part.as_bytes());
         }

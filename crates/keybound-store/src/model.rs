@@ -130,6 +130,10 @@ pub struct Client {
     /// scopes it may get for itself with the client credentials grant (RFC 6749 §4.4)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
+    /// must push its authorization requests (RFC 9126 §6
+    /// `require_pushed_authorization_requests`)
+    #[serde(default)]
+    pub require_par: bool,
     /// when registered
     pub created_at: u64,
 }
@@ -188,6 +192,7 @@ impl Client {
             token_bound_id_tokens: false,
             resources: Vec::new(),
             scopes: Vec::new(),
+            require_par: false,
             created_at,
         }
     }
@@ -219,6 +224,7 @@ impl fmt::Debug for Client {
             .field("token_bound_id_tokens", &self.token_bound_id_tokens)
             .field("resources", &self.resources)
             .field("scopes", &self.scopes)
+            .field("require_par", &self.require_par)
             .field("created_at", &self.created_at)
             .finish()
     }

@@ -179,6 +179,7 @@ pub fn client(id: &str) -> Client {
         token_bound_id_tokens: true,
         resources: vec!["https://api.example/".into()],
         scopes: vec!["orders.read".into()],
+        require_par: true,
         created_at: NOW,
     }
 }
