@@ -217,6 +217,16 @@ impl Provider {
             token_bound_id_tokens: token_bound,
             // RFC 8707: the resources its access tokens may be for (keybound's member)
             resources: strings("resources")?.unwrap_or_default(),
+            // RFC 9126 §6
+            require_par: match m.get("require_pushed_authorization_requests") {
+                None => false,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => {
+                    return Err(
+                        typed("require_pushed_authorization_requests", "true or false").into(),
+                    )
+                }
+            },
             // RFC 7591 §2 `scope`: what it may get for itself (client credentials)
             scopes: text("scope")?
                 .map(|s| {
@@ -249,6 +259,9 @@ impl Provider {
         }
         if !client.scopes.is_empty() {
             out["scope"] = client.scopes.join(" ").into();
+        }
+        if client.require_par {
+            out["require_pushed_authorization_requests"] = true.into();
         }
         if let Some(s) = secret {
             out["client_secret"] = s.into();

@@ -294,3 +294,35 @@ fn rfc6749_3_1_duplicates_refused() {
         ErrorCode::InvalidRequest
     );
 }
+
+/// RFC 9126 §6: `require_pushed_authorization_requests` in dynamic registration is stored and
+/// answered; anything but a boolean is `invalid_client_metadata`.
+#[tokio::test]
+async fn rfc9126_6_registration_metadata() {
+    let op = op(|c| c.open_registration = true).await;
+    let reg = op
+        .p
+        .register(
+            None,
+            br#"{"redirect_uris":["https://app.example/cb"],"require_pushed_authorization_requests":true}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reg["require_pushed_authorization_requests"], true);
+    let stored = op
+        .store
+        .client(reg["client_id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.require_par);
+    let bad = op
+        .p
+        .register(
+            None,
+            br#"{"redirect_uris":["https://app.example/cb"],"require_pushed_authorization_requests":"yes"}"#,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), ErrorCode::InvalidClientMetadata);
+}

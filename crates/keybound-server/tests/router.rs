@@ -16,7 +16,9 @@ use keybound_proto::idtoken::{self, BindingRequirement, IdTokenChecks};
 use keybound_store::{Client, ClientAuthMethod};
 use keybound_testkit::browser::{hidden_fields, Browser, HttpRequest, RouterTransport};
 use keybound_testkit::keys;
-use keybound_testkit::op::{client, OpBuilder, ALICE, REDIRECT, T0, TOKEN_REDIRECT, VERIFIER};
+use keybound_testkit::op::{
+    basic, client, OpBuilder, ALICE, REDIRECT, T0, TOKEN_REDIRECT, VERIFIER,
+};
 use serde_json::{json, Value};
 
 const ISS: &str = "http://127.0.0.1:8080";
@@ -1895,4 +1897,115 @@ async fn metrics_only_on_the_management_listener() {
     assert_eq!(a.get("/healthz").await.status, StatusCode::OK);
     assert_eq!(a.get("/metrics").await.status, StatusCode::NOT_FOUND);
     assert!(a.metrics().await.contains("keybound_http_requests_total"));
+}
+
+/// Issue 23 item 2, RFC 9126 through the browser: the client pushes its request (HTTP Basic),
+/// the browser brings only `client_id` and `request_uri`, signs in and consents through the
+/// OP's forms (which carry the pushed parameters with the OP's mark) and lands on the client
+/// with a code for the pushed `state`; the `request_uri` then no longer works. A client that
+/// must push is refused without it, and a form whose pushed parameters were edited loses the
+/// mark and is refused the same way. Discovery names the endpoint.
+#[tokio::test]
+async fn rfc9126_par_through_the_browser() {
+    let op = OpBuilder::new()
+        .client(client("conf", ClientAuthMethod::ClientSecretBasic))
+        .client(Client {
+            require_par: true,
+            ..client("must-push", ClientAuthMethod::ClientSecretBasic)
+        });
+    let (public, _) = op.build_at(ISS).await.routers();
+    let mut a = App {
+        browser: Browser::new(RouterTransport(public.clone())),
+        management: Browser::new(RouterTransport(public)),
+    };
+    let m = a.get("/.well-known/openid-configuration").await.json();
+    assert_eq!(
+        m["pushed_authorization_request_endpoint"],
+        format!("{ISS}/par")
+    );
+    assert_eq!(m["require_pushed_authorization_requests"], false);
+
+    let push = |client: &'static str| {
+        let body = authorize_uri(client, "openid", None)
+            .trim_start_matches("/authorize?")
+            .to_owned();
+        (body, basic(client))
+    };
+    let (body, auth) = push("conf");
+    let r = a.post_form("/par", body, &[("authorization", &auth)]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.headers["cache-control"], "no-store");
+    let request_uri = r.json()["request_uri"].as_str().unwrap().to_owned();
+    let by_reference = format!(
+        "{ISS}/authorize?{}",
+        form_body(&[("client_id", "conf"), ("request_uri", &request_uri)])
+    );
+    let redirect = a
+        .browser
+        .sign_in(&by_reference, None, ALICE.0, ALICE.1)
+        .await
+        .unwrap();
+    let q: HashMap<String, String> = url::Url::parse(&redirect)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    assert!(q.contains_key("code"), "{redirect}");
+    assert_eq!(q["state"], "s1");
+    let used = a.get(by_reference.trim_start_matches(ISS)).await;
+    assert_eq!(used.status, StatusCode::BAD_REQUEST, "{}", used.body);
+    assert!(used.body.contains("already used"), "{}", used.body);
+
+    // a client that must push: refused directly, served by reference
+    let direct = a.get(&authorize_uri("must-push", "openid", None)).await;
+    assert_eq!(direct.status, StatusCode::SEE_OTHER);
+    assert!(
+        direct.location().contains("error=invalid_request"),
+        "{}",
+        direct.location()
+    );
+    let (body, auth) = push("must-push");
+    let r = a.post_form("/par", body, &[("authorization", &auth)]).await;
+    let request_uri = r.json()["request_uri"].as_str().unwrap().to_owned();
+    let page = a
+        .get(&format!(
+            "/authorize?{}",
+            form_body(&[("client_id", "must-push"), ("request_uri", &request_uri)])
+        ))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("kb_par"),
+        "the consent form carries the mark"
+    );
+    // edited pushed parameters lose the mark
+    let edited: Vec<(String, String)> = hidden_fields(&page.body)
+        .into_iter()
+        .map(|(k, v)| {
+            if k == "state" {
+                (k, "forged".into())
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    let mut fields = edited;
+    fields.push(("decision".into(), "allow".into()));
+    let r = a
+        .post_form(
+            "/authorize",
+            serde_urlencoded::to_string(&fields).unwrap(),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(
+        r.location().contains("error=invalid_request"),
+        "{}",
+        r.location()
+    );
+    // the untouched form is served
+    let r = a.submit(&page.body, &[("decision", "allow")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.location().contains("code="), "{}", r.location());
 }

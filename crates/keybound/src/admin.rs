@@ -160,6 +160,9 @@ pub enum ClientCmd {
         /// referred Token Binding reaches the authorization endpoint)
         #[arg(long)]
         token_bound_id_tokens: bool,
+        /// the client must push its authorization requests (RFC 9126 PAR)
+        #[arg(long)]
+        require_par: bool,
     },
     /// List clients.
     List,
@@ -304,6 +307,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     token_bound_id_tokens,
                     resources,
                     scopes,
+                    require_par,
                 },
         } => {
             let response_types = if response_types.is_empty() {
@@ -393,6 +397,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                 token_bound_id_tokens,
                 resources,
                 scopes,
+                require_par,
                 ..Client::new(&client_id, method, crate::now())
             };
             // the rules dynamic registration applies too (one function for both)

@@ -49,6 +49,10 @@ pub struct FileConfig {
     pub purge_batch: Option<u32>,
     /// dynamic client registration without an initial access token
     pub open_registration: Option<bool>,
+    /// every client must push its authorization requests (RFC 9126)
+    pub require_pushed_authorization_requests: Option<bool>,
+    /// lifetime of a pushed request's request_uri, seconds
+    pub par_lifetime: Option<u64>,
     /// Token Bound Authentication: `off`, `proxy` (a trusted TLS terminator forwards the IDs)
     /// or `native` (set by `tb_listen`)
     pub token_binding: Option<String>,
@@ -113,6 +117,10 @@ pub struct Settings {
     pub purge_batch: u32,
     /// dynamic client registration without an initial access token
     pub open_registration: bool,
+    /// every client must push its authorization requests (RFC 9126)
+    pub require_par: bool,
+    /// lifetime of a pushed request's request_uri, seconds
+    pub par_lifetime: u64,
     /// Token Bound Authentication
     pub token_binding: keybound_server::TokenBindingMode,
     /// lifetime of ID-JAGs from token exchange, seconds
@@ -340,6 +348,14 @@ impl Settings {
             bail!("purge_batch: at least 1");
         }
         let open_registration = flag("KEYBOUND_OPEN_REGISTRATION", file.open_registration);
+        let require_par = flag(
+            "KEYBOUND_REQUIRE_PUSHED_AUTHORIZATION_REQUESTS",
+            file.require_pushed_authorization_requests,
+        );
+        let par_lifetime = secs("KEYBOUND_PAR_LIFETIME", file.par_lifetime, 60)?;
+        if !(5..=600).contains(&par_lifetime) {
+            bail!("par_lifetime: between 5 and 600 seconds (RFC 9126 §2.2)");
+        }
         let token_binding = match env("KEYBOUND_TOKEN_BINDING")
             .or(file.token_binding)
             .as_deref()
@@ -406,6 +422,8 @@ impl Settings {
             purge_interval,
             purge_batch,
             open_registration,
+            require_par,
+            par_lifetime,
             token_binding,
             id_jag_ttl,
             key_cache_ttl,

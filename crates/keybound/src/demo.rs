@@ -61,6 +61,8 @@ async fn start_op(
         purge_interval: 60,
         purge_batch: 1000,
         open_registration: false,
+        require_par: false,
+        par_lifetime: 60,
         token_binding: keybound_server::TokenBindingMode::Off,
         id_jag_ttl: 300,
         key_cache_ttl: 60,

@@ -75,6 +75,8 @@ pub fn provider(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Pr
     cfg.id_jag_ttl = settings.id_jag_ttl;
     cfg.key_cache_ttl = settings.key_cache_ttl;
     cfg.open_registration = settings.open_registration;
+    cfg.require_par = settings.require_par;
+    cfg.par_ttl = settings.par_lifetime;
     cfg.exchange_subject_max_age = settings.exchange_subject_max_age;
     cfg.jwt_bearer_max_lifetime = settings.jwt_bearer_max_lifetime;
     let http = reqwest::Client::builder()
