@@ -62,6 +62,8 @@ pub struct ValidatedAuthorization {
     pub acr_values: Option<String>,
     /// Key Binding / DPoP key binding requested
     pub binding: RequestedBinding,
+    /// RFC 8707 resources the request names (registered for the client)
+    pub resources: Vec<String>,
 }
 
 impl ValidatedAuthorization {
@@ -400,6 +402,10 @@ impl Provider {
         let binding = req
             .requested_binding()
             .map_err(|e| err(RequestRefusal::Binding(e).into()))?;
+        // RFC 8707 §2: each resource an absolute URI the client registered (invalid_target)
+        let resources = crate::grant::audience(&client, &req.resources, None)
+            .map_err(|e| err(Why::Target(e)))?
+            .unwrap_or_default();
         match (
             req.code_challenge.as_deref(),
             req.code_challenge_method.as_deref(),
@@ -451,6 +457,7 @@ impl Provider {
             login_hint: req.login_hint.clone(),
             acr_values: req.acr_values.clone(),
             binding,
+            resources,
         })
     }
 
@@ -580,6 +587,7 @@ impl Provider {
                 dpop_jkt,
                 bound_key,
                 tbh: v.tbh.clone(),
+                resources: v.resources.clone(),
                 created_at: now,
                 expires_at: now + self.config.code_ttl,
             };
@@ -603,12 +611,12 @@ impl Provider {
                     acr: None,
                     amr: &session.amr,
                     nonce: v.nonce.as_deref(),
+                    resources: &v.resources,
                 },
                 id_token_key: None,
                 tbh: v.tbh.as_deref(),
-                // resource indicators at the authorization endpoint come later: the
-                // front-channel access token is for this provider
-                audience: None,
+                // RFC 8707 §2: the front-channel access token is for the resources asked for
+                audience: (!v.resources.is_empty()).then(|| v.resources.clone()),
             };
             params.extend(
                 self.front_channel(&grant, v.response_type, code.as_deref())

@@ -48,6 +48,9 @@ pub(crate) struct Authorized<'a> {
     pub(crate) amr: &'a [String],
     /// the authorization request's `nonce` (none on refresh, OIDC Core 12.2)
     pub(crate) nonce: Option<&'a str>,
+    /// RFC 8707: the resources the grant names (empty: none named, any the client
+    /// registered); every token request may narrow them, never add
+    pub(crate) resources: &'a [String],
 }
 
 /// What a consumed single-use artefact (authorization code, device code) grants.
@@ -93,6 +96,7 @@ impl<'a> Grant<'a> {
                 acr: None,
                 amr: &[],
                 nonce: None,
+                resources: &[],
             },
             id_token_key: None,
             tbh: None,
@@ -102,15 +106,18 @@ impl<'a> Grant<'a> {
 }
 
 /// RFC 8707 / RFC 9068 §3, the one decision for every grant: the resources an access token is
-/// for, which become its `aud`. `requested` are the token request's `resource` parameters;
-/// `granted`, what the grant already names (an ID-JAG's `resource`), when it names any: the
-/// request may narrow it, never add. Each resource is an absolute URI without a fragment that
+/// for, which become its `aud`. `requested` are the request's `resource` parameters;
+/// `granted`, what the grant already names (the authorization request's resources, kept with
+/// the code and its refresh tokens; an ID-JAG's `resource`), when it names any: the request
+/// may narrow it, never add. Each resource is an absolute URI without a fragment that
 /// the client registered. Nothing requested or granted: `None` (a token for this provider).
 pub(crate) fn audience(
     client: &Client,
     requested: &[String],
     granted: Option<&[String]>,
 ) -> Result<Option<Vec<String>>, TargetRefusal> {
+    // a grant that names no resources allows any the client registered
+    let granted = granted.filter(|g| !g.is_empty());
     if let Some(g) = granted {
         if let Some(extra) = requested.iter().find(|r| !g.contains(r)) {
             return Err(TargetRefusal::NotGranted(extra.clone()));
@@ -219,6 +226,7 @@ impl Provider {
             scope: g.who.scope.to_owned(),
             // refresh tokens come only from grants with an End-User
             auth_time: g.who.auth_time.unwrap_or_default(),
+            resources: g.who.resources.to_vec(),
             acr: g.who.acr.map(str::to_owned),
             amr: g.who.amr.to_vec(),
             jkt: refresh_binding(g.client, g.id_token_key.is_some(), proof),

@@ -45,16 +45,25 @@ pub struct Pushed {
 }
 
 /// An authorization request from its parameters (query or form), each at most once
-/// (RFC 6749 §3.1).
+/// (RFC 6749 §3.1) but `resource`, which RFC 8707 §2 lets repeat.
 pub fn authorization_request(params: &[(String, String)]) -> Result<AuthorizationRequest, OpError> {
-    for (i, (k, _)) in params.iter().enumerate() {
-        if params[..i].iter().any(|(k2, _)| k2 == k) {
+    let (resources, single): (Vec<_>, Vec<_>) =
+        params.iter().partition(|(k, _)| k.as_str() == "resource");
+    for (i, (k, _)) in single.iter().enumerate() {
+        if single[..i].iter().any(|(k2, _)| k2 == k) {
             return Err(RequestRefusal::DuplicateParameter(k.clone()).into());
         }
     }
-    let encoded = serde_urlencoded::to_string(params)
+    let encoded = serde_urlencoded::to_string(&single)
         .map_err(|e| OpError::from(Why::Malformed(e.to_string())))?;
-    serde_urlencoded::from_str(&encoded).map_err(|e| Why::Malformed(e.to_string()).into())
+    let mut req: AuthorizationRequest = serde_urlencoded::from_str(&encoded)
+        .map_err(|e| OpError::from(Why::Malformed(e.to_string())))?;
+    req.resources = resources
+        .into_iter()
+        .map(|(_, v)| v.clone())
+        .filter(|v| !v.is_empty())
+        .collect();
+    Ok(req)
 }
 
 impl Provider {

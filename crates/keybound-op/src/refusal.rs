@@ -79,7 +79,7 @@ pub enum TargetRefusal {
         client: String,
     },
     /// RFC 8707 §2.2, ID-JAG: a request may narrow the resources its grant names, never add.
-    #[error("resource '{0}' is not one the grant (the ID-JAG's resource) allows")]
+    #[error("resource '{0}' is not one the grant allows (the authorization request's or the ID-JAG's resources)")]
     NotGranted(String),
 }
 
@@ -589,6 +589,9 @@ pub enum AuthorizeRefusal {
     /// (RFC 9126) are accepted by reference.
     #[error("request_uri: only request_uri values from this server's pushed authorization request endpoint are accepted; push the request there, or send the parameters directly")]
     RequestUri,
+    /// RFC 8707 §2 at the authorization endpoint (`invalid_target`).
+    #[error(transparent)]
+    Target(#[from] TargetRefusal),
     /// RFC 9126 §4: a pushed request is used once, before it expires, by the client that
     /// pushed it.
     #[error(

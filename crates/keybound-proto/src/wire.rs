@@ -370,6 +370,10 @@ pub struct AuthorizationRequest {
     /// OIDC Core §6.2 request object by reference (not supported: refused, never ignored)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_uri: Option<String>,
+    /// RFC 8707 `resource`, which may repeat (so not one of the form's single parameters:
+    /// whoever reads the parameters collects them)
+    #[serde(skip)]
+    pub resources: Vec<String>,
 }
 
 impl AuthorizationRequest {

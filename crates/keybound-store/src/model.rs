@@ -397,6 +397,10 @@ pub struct AuthorizationCode {
     /// authorization request came with, for the token-endpoint ID Token
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tbh: Option<String>,
+    /// RFC 8707 resources the authorization request named: the token requests may narrow
+    /// them, never add (none: any the client registered)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
     /// when issued
     pub created_at: u64,
     /// when it stops being redeemable
@@ -461,6 +465,10 @@ pub struct RefreshToken {
     /// keeps the binding the first one had, so an RP that requires it sees no downgrade
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tbh: Option<String>,
+    /// RFC 8707 §2.2: the resources the grant names (from the authorization request); a
+    /// refresh may ask for any of them, never another
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
     /// when issued
     pub created_at: u64,
     /// when it stops being usable

@@ -225,6 +225,7 @@ pub fn code(grant: &str) -> AuthorizationCode {
         dpop_jkt: Some(jkt("dnfb1T9jil_gOhti60baHs_WD_a4D8JN9VDJXbmBmGw")),
         bound_key: true,
         tbh: None,
+        resources: vec!["https://api.example/".into()],
         created_at: NOW,
         expires_at: NOW + 60,
     }
@@ -244,6 +245,7 @@ pub fn refresh(family: &str, grant: &str) -> RefreshToken {
         cnf_jwk: Some(crate::keys::es256_a().public_jwk().clone()),
         profile: Profile::KeyBinding,
         tbh: Some("suMuxh_IlrP-Zrj33LuQOQ5rX039cmBe-wt2df3BrUQ".into()),
+        resources: vec!["https://api.example/".into()],
         created_at: NOW,
         expires_at: NOW + 3600,
     }

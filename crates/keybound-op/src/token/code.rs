@@ -52,12 +52,13 @@ impl Provider {
                 acr: code.acr.as_deref(),
                 amr: &code.amr,
                 nonce: code.nonce.as_deref(),
+                resources: &code.resources,
             },
             bound_key: code.bound_key,
             tbh: code.tbh.as_deref(),
         };
         // RFC 8707: the resources before anything is consumed
-        let audience = audience(client, form.resources(), None)?;
+        let audience = audience(client, form.resources(), Some(&code.resources))?;
         let grant = redemption_grant(client, redemption, proof.as_ref(), audience)?;
         let token = issues_refresh(client, &code.scope).then(|| self.random_token());
         let first = token

@@ -113,6 +113,7 @@ fn approved<'a>(
             acr: None,
             amr,
             nonce: a.nonce.as_deref(),
+            resources: &[],
         },
         bound_key: a.bound_key,
         tbh: None,

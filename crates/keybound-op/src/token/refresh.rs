@@ -45,7 +45,7 @@ impl Provider {
         // no c_s256 on refresh (KB-RF1); the proof must be by the bound key (KB-RF2)
         check_bound(proof.as_ref(), rt.jkt.as_ref(), Bound::RefreshToken)?;
         // RFC 8707 §2.2: the resources of this access token, before the rotation
-        let audience = audience(client, form.resources(), None)?;
+        let audience = audience(client, form.resources(), Some(&rt.resources))?;
         let id_token_key = rt.cnf_jwk.clone().map(|k| (rt.profile, k));
         let new_token = self.random_token();
         let new_record = RefreshToken {
@@ -74,6 +74,7 @@ impl Provider {
                 acr: rt.acr.as_deref(),
                 amr: &rt.amr,
                 nonce: None,
+                resources: &rt.resources,
             },
             id_token_key,
             // the binding the grant's first ID Token had (Token Bound Authentication: a refresh
