@@ -1,4 +1,5 @@
-// Interop, pushed authorization requests (RFC 9126) with DPoP (RFC 9449 §10.1): openid-client
+// Interop, pushed authorization requests (RFC 9126) with DPoP (RFC 9449 §10.1) and a resource
+// indicator (RFC 8707) in the pushed request: openid-client
 // pushes the request with a DPoP proof and builds the by-reference URL itself; the browser
 // (our form-posting helper) signs in through it; openid-client redeems the code with the same
 // key and gets a DPoP-bound token. The client is registered --require-par, so the same request
@@ -10,12 +11,13 @@ import * as jose from 'jose';
 import { startOp, admin, signIn } from './common.mjs';
 
 const REDIRECT = 'http://127.0.0.1:9/cb';
+const API = 'https://api.example/';
 let op;
 
 before(async () => {
   op = await startOp((dir) => {
     admin(dir, ['client', 'add', '--client-id', 'pusher', '--auth-method', 'client_secret_basic',
-      '--secret', 'pusher-secret', '--redirect-uri', REDIRECT, '--require-par']);
+      '--secret', 'pusher-secret', '--redirect-uri', REDIRECT, '--require-par', '--resource', API]);
     admin(dir, ['user', 'add', '--username', 'alice', '--password', 'wonderland']);
   });
 });
@@ -36,6 +38,7 @@ test('openid-client pushes with DPoP, signs in by reference, redeems with the sa
     code_challenge: await client.calculatePKCECodeChallenge(verifier),
     code_challenge_method: 'S256',
     state: 'st-par',
+    resource: API,
   };
   // the same request sent directly is refused: this client must push
   const direct = client.buildAuthorizationUrl(config, params);
@@ -52,4 +55,6 @@ test('openid-client pushes with DPoP, signs in by reference, redeems with the sa
   assert.equal(tokens.token_type.toLowerCase(), 'dpop');
   const at = jose.decodeJwt(tokens.access_token);
   assert.equal(at.cnf.jkt, jkt);
+  // RFC 8707: the resource named in the pushed request is the access token's audience
+  assert.equal(at.aud, API);
 });
