@@ -359,6 +359,7 @@ fn authorize_code(r: &AuthorizeRefusal) -> ErrorCode {
         A::RequestObject => ErrorCode::RequestNotSupported,
         A::RequestUri => ErrorCode::RequestUriNotSupported,
         A::Target(_) => ErrorCode::InvalidTarget,
+        A::InvalidRequestObject(_) => ErrorCode::InvalidRequestObject,
         // RFC 9126 §4, RFC 9101 §7
         A::PushedRequestUnusable | A::PushedByAnotherClient(_) => ErrorCode::InvalidRequestUri,
         // RFC 9126 §2.3, §5

@@ -26,6 +26,7 @@ mod proof;
 mod purge;
 pub mod refusal;
 mod register;
+mod request_object;
 mod resource;
 mod throttle;
 pub mod token;

@@ -77,13 +77,14 @@ impl Provider {
         let client = self
             .authenticate_client(facts.authorization, facts.form)
             .await?;
-        let mut params: Vec<(String, String)> = pairs
+        let params: Vec<(String, String)> = pairs
             .into_iter()
             .filter(|(k, _)| !CREDENTIALS.contains(&k.as_str()))
             .collect();
         if params.iter().any(|(k, _)| k == "request_uri") {
             return Err(Why::RequestUriPushed.into());
         }
+        let mut params = params;
         match params.iter().find(|(k, _)| k == "client_id") {
             Some((_, id)) if *id != client.client_id => {
                 return Err(Why::PushedClientId {
@@ -95,6 +96,9 @@ impl Provider {
             Some(_) => {}
             None => params.push(("client_id".into(), client.client_id.clone())),
         }
+        // RFC 9126 §3: a signed request object inside the pushed request (its client_id, when
+        // it names one, must be the outer one: the authenticated client's)
+        let mut params = self.open_request_object(params).await?;
         // RFC 9449 §10.1: a proof here binds the code to its key, as dpop_jkt does
         let proof = self
             .verify_proof(ProofRequest::post(
@@ -103,7 +107,10 @@ impl Provider {
                 &client,
             ))
             .await?;
-        let named = facts.form.get("dpop_jkt");
+        let named = params
+            .iter()
+            .find(|(k, _)| k == "dpop_jkt")
+            .map(|(_, v)| v.as_str());
         if let Some(jkt) = crate::proof::dpop_jkt(named, proof.as_ref())? {
             if named.is_none() {
                 params.push(("dpop_jkt".into(), jkt));

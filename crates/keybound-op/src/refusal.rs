@@ -582,13 +582,19 @@ pub enum AuthorizeRefusal {
     /// OAuth 2.0 Multiple Response Type Encoding Practices §2.1: known modes only.
     #[error("response_mode '{0}' is not supported: use query, fragment or form_post")]
     ResponseMode(String),
-    /// OIDC Core 6 `request_not_supported`: say so rather than ignore the request object.
-    #[error("request objects (request) are not supported; send the parameters directly")]
+    /// OIDC Core 6: a request object reached validation unopened (callers open it first with
+    /// `Provider::open_request_object`); refused rather than ignored.
+    #[error(
+        "the request object (request) was not opened; send it to the authorization or PAR endpoint"
+    )]
     RequestObject,
     /// OIDC Core 6 `request_uri_not_supported`: only this server's own pushed requests
     /// (RFC 9126) are accepted by reference.
     #[error("request_uri: only request_uri values from this server's pushed authorization request endpoint are accepted; push the request there, or send the parameters directly")]
     RequestUri,
+    /// RFC 9101 §6: a request object that cannot be trusted, and why.
+    #[error("request object: {0}")]
+    InvalidRequestObject(String),
     /// RFC 8707 §2 at the authorization endpoint (`invalid_target`).
     #[error(transparent)]
     Target(#[from] TargetRefusal),

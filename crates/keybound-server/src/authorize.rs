@@ -126,6 +126,12 @@ async fn handle(
             .is_some_and(|m| pushed_mark_ok(state, headers, m, &fingerprint(&params)));
         (params, marked)
     };
+    // RFC 9101: a request object by value, opened into the parameters it signs (once; the
+    // forms then carry the parameters)
+    let params = match state.provider.open_request_object(params).await {
+        Ok(p) => p,
+        Err(e) => return failed(e),
+    };
     let req = match keybound_op::par::authorization_request(&params) {
         Ok(r) => r,
         Err(e) => return failed(e),

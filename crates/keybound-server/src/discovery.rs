@@ -87,7 +87,14 @@ fn base_metadata(state: &AppState) -> ProviderMetadata {
         // OIDC Discovery: request_uri_parameter_supported defaults to true, so say no (the
         // only request_uri accepted is this server's own from PAR)
         extra: [
-            ("request_parameter_supported".to_owned(), false.into()),
+            ("request_parameter_supported".to_owned(), true.into()),
+            (
+                "request_object_signing_alg_values_supported".to_owned(),
+                serde_json::json!(keybound_jose::Algorithm::ALL
+                    .iter()
+                    .map(|a| a.name())
+                    .collect::<Vec<_>>()),
+            ),
             ("request_uri_parameter_supported".to_owned(), false.into()),
             // RFC 9126 §5
             (
