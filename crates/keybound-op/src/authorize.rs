@@ -347,6 +347,14 @@ impl Provider {
         if req.request_uri.is_some() {
             return Err(err(Why::RequestUri));
         }
+        // FAPI 2.0 Security Profile §5.3.2.2: pushed, code, PKCE
+        self.fapi2_authorization(
+            &client,
+            pushed,
+            ResponseType::parse(&req.response_type) == Some(ResponseType::CODE),
+            req.code_challenge.is_some(),
+        )
+        .map_err(|r| err(Why::Fapi2(r)))?;
         // RFC 9126 §5–6: a client (or every client) that must push
         if !pushed && (client.require_par || self.config.require_par) {
             return Err(err(Why::PushRequired(client.client_id.clone())));
@@ -589,7 +597,7 @@ impl Provider {
                 tbh: v.tbh.clone(),
                 resources: v.resources.clone(),
                 created_at: now,
-                expires_at: now + self.config.code_ttl,
+                expires_at: now + self.code_ttl(&v.client),
             };
             self.store
                 .insert_code(&TokenHash::of(&code), &record)

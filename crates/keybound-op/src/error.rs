@@ -14,8 +14,8 @@ use keybound_store::StoreError;
 
 use crate::refusal::{
     AuthorizeRefusal, BindingRefusal, ClientAuthRefusal, ClientCredentialsRefusal, CodeRefusal,
-    DeviceRefusal, ExchangeRefusal, JwtBearerRefusal, PageRefusal, RefreshRefusal, Refusal,
-    RegistrationRefusal, RequestRefusal, ResourceRefusal, TargetRefusal,
+    DeviceRefusal, ExchangeRefusal, Fapi2Refusal, JwtBearerRefusal, PageRefusal, RefreshRefusal,
+    Refusal, RegistrationRefusal, RequestRefusal, ResourceRefusal, TargetRefusal,
 };
 
 /// A refusal, or an internal failure, at any endpoint of the provider.
@@ -281,6 +281,7 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
                 C::InvalidScope
             }
         },
+        Refusal::Fapi2(r) => fapi2_code(r),
         Refusal::Authorize(r) => authorize_code(r),
         Refusal::Registration(r) => match r {
             // RFC 7591 §3, RFC 6750 §3.1
@@ -307,6 +308,7 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
             | RegistrationRefusal::JwksWithoutPrivateKeyJwt
             | RegistrationRefusal::PublicJwtBearer
             | RegistrationRefusal::PublicClientCredentials
+            | RegistrationRefusal::Fapi2(_)
             | RegistrationRefusal::Scope(_)
             | RegistrationRefusal::Resource(_)
             | RegistrationRefusal::TooLarge { .. }
@@ -352,6 +354,16 @@ fn request_code(r: &RequestRefusal) -> ErrorCode {
     }
 }
 
+/// The FAPI 2.0 Security Profile's refusals (at the authorization, PAR and token endpoints).
+fn fapi2_code(r: &Fapi2Refusal) -> ErrorCode {
+    match r {
+        Fapi2Refusal::ParRequired(_) | Fapi2Refusal::PkceRequired => ErrorCode::InvalidRequest,
+        Fapi2Refusal::CodeOnly => ErrorCode::UnsupportedResponseType,
+        Fapi2Refusal::PrivateKeyJwtOnly { .. } => ErrorCode::InvalidClient,
+        Fapi2Refusal::SenderConstrained => ErrorCode::InvalidDpopProof,
+    }
+}
+
 /// OIDC Core 3.1.2.6 and RFC 6749 §4.1.2.1.
 fn authorize_code(r: &AuthorizeRefusal) -> ErrorCode {
     use AuthorizeRefusal as A;
@@ -359,6 +371,7 @@ fn authorize_code(r: &AuthorizeRefusal) -> ErrorCode {
         A::RequestObject => ErrorCode::RequestNotSupported,
         A::RequestUri => ErrorCode::RequestUriNotSupported,
         A::Target(_) => ErrorCode::InvalidTarget,
+        A::Fapi2(r) => fapi2_code(r),
         A::InvalidRequestObject(_) => ErrorCode::InvalidRequestObject,
         // RFC 9126 §4, RFC 9101 §7
         A::PushedRequestUnusable | A::PushedByAnotherClient(_) => ErrorCode::InvalidRequestUri,

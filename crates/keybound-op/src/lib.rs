@@ -17,6 +17,7 @@ mod authorize;
 mod client_auth;
 mod device;
 mod error;
+pub mod fapi2;
 mod form;
 mod grant;
 mod keys;
@@ -222,6 +223,9 @@ pub struct OpConfig {
     /// every client must push its authorization requests (RFC 9126 §5,
     /// `require_pushed_authorization_requests`; default off)
     pub require_par: bool,
+    /// every client is held to the FAPI 2.0 Security Profile (`default_profile = "fapi2"`;
+    /// default off: per client)
+    pub fapi2: bool,
 }
 
 impl OpConfig {
@@ -263,6 +267,7 @@ impl OpConfig {
             open_registration: false,
             par_ttl: 60,
             require_par: false,
+            fapi2: false,
         }
     }
 }

@@ -77,6 +77,7 @@ impl Provider {
         let client = self
             .authenticate_client(facts.authorization, facts.form)
             .await?;
+        self.fapi2_client_authentication(&client)?;
         let params: Vec<(String, String)> = pairs
             .into_iter()
             .filter(|(k, _)| !CREDENTIALS.contains(&k.as_str()))

@@ -44,6 +44,9 @@ pub enum Refusal {
     /// the client credentials grant
     #[error(transparent)]
     ClientCredentials(#[from] ClientCredentialsRefusal),
+    /// the FAPI 2.0 Security Profile
+    #[error(transparent)]
+    Fapi2(#[from] Fapi2Refusal),
     /// the authorization request (code, implicit and hybrid flows)
     #[error(transparent)]
     Authorize(#[from] AuthorizeRefusal),
@@ -453,6 +456,32 @@ pub enum ExchangeRefusal {
     Scope(String),
 }
 
+/// What the FAPI 2.0 Security Profile forbids, by clause (for clients held to it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Fapi2Refusal {
+    /// §5.3.2.2-2: authorization requests only through PAR.
+    #[error("FAPI 2.0 Security Profile §5.3.2.2: client '{0}' must push its authorization requests (PAR, RFC 9126)")]
+    ParRequired(String),
+    /// §5.3.2.2-1: only `response_type=code`.
+    #[error("FAPI 2.0 Security Profile §5.3.2.2: only response_type=code")]
+    CodeOnly,
+    /// §5.3.2.2-3: PKCE with S256 on every authorization request.
+    #[error("FAPI 2.0 Security Profile §5.3.2.2: PKCE (code_challenge with S256) is required")]
+    PkceRequired,
+    /// §5.3.2.1-2: client authentication only with `private_key_jwt` (no mTLS here).
+    #[error("FAPI 2.0 Security Profile §5.3.2.1: client '{client}' authenticates with {method}; only private_key_jwt is allowed")]
+    PrivateKeyJwtOnly {
+        /// the client
+        client: String,
+        /// its registered method
+        method: &'static str,
+    },
+    /// §5.3.2.1-1: only sender-constrained access tokens (a DPoP proof with the request).
+    #[error("FAPI 2.0 Security Profile §5.3.2.1: access tokens are sender-constrained; send a DPoP proof")]
+    SenderConstrained,
+}
+
 /// RFC 6749 §4.4: the client credentials grant, a client acting for itself (no End-User).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -595,6 +624,9 @@ pub enum AuthorizeRefusal {
     /// RFC 9101 §6: a request object that cannot be trusted, and why.
     #[error("request object: {0}")]
     InvalidRequestObject(String),
+    /// The FAPI 2.0 Security Profile's rules for the authorization request.
+    #[error(transparent)]
+    Fapi2(#[from] Fapi2Refusal),
     /// RFC 8707 §2 at the authorization endpoint (`invalid_target`).
     #[error(transparent)]
     Target(#[from] TargetRefusal),
@@ -738,6 +770,9 @@ pub enum RegistrationRefusal {
     /// RFC 6749 §4.4: the client credentials grant is for confidential clients.
     #[error("grant_types: client_credentials is for confidential clients; this client authenticates with none")]
     PublicClientCredentials,
+    /// A client held to the FAPI 2.0 Security Profile is registered within it.
+    #[error(transparent)]
+    Fapi2(Fapi2Refusal),
     /// RFC 6749 §3.3: a scope it may get for itself is a scope token, and not about an
     /// End-User's sign-in (`openid`, `offline_access`, `bound_key`).
     #[error("scope: '{0}' is not a scope a client can get for itself (a scope token other than openid, offline_access and bound_key)")]
@@ -862,6 +897,7 @@ into_op_error!(
     ExchangeRefusal,
     JwtBearerRefusal,
     ClientCredentialsRefusal,
+    Fapi2Refusal,
     AuthorizeRefusal,
     RegistrationRefusal,
     ResourceRefusal,

@@ -324,6 +324,18 @@ pub fn check_client(c: &Client) -> Result<(), Why> {
     if c.jwt_bearer && c.auth_method == ClientAuthMethod::None {
         return Err(Why::PublicJwtBearer);
     }
+    // FAPI 2.0 Security Profile §5.3.2.1-2, §5.3.2.2-1
+    if c.fapi2 && c.auth_method != ClientAuthMethod::PrivateKeyJwt {
+        return Err(Why::Fapi2(
+            crate::refusal::Fapi2Refusal::PrivateKeyJwtOnly {
+                client: c.client_id.clone(),
+                method: c.auth_method.as_str(),
+            },
+        ));
+    }
+    if c.fapi2 && c.response_types.iter().any(|r| r != "code") {
+        return Err(Why::Fapi2(crate::refusal::Fapi2Refusal::CodeOnly));
+    }
     if c.allows(grant_type::CLIENT_CREDENTIALS) && c.auth_method == ClientAuthMethod::None {
         return Err(Why::PublicClientCredentials);
     }

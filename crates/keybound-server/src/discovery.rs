@@ -103,7 +103,7 @@ fn base_metadata(state: &AppState) -> ProviderMetadata {
             ),
             (
                 "require_pushed_authorization_requests".to_owned(),
-                c.require_par.into(),
+                (c.require_par || c.fapi2).into(),
             ),
             // identity chaining (draft-ietf-oauth-identity-chaining §2.3, ID-JAG §4.4)
             (

@@ -134,6 +134,9 @@ pub struct Client {
     /// `require_pushed_authorization_requests`)
     #[serde(default)]
     pub require_par: bool,
+    /// held to the FAPI 2.0 Security Profile (`--profile fapi2`)
+    #[serde(default)]
+    pub fapi2: bool,
     /// when registered
     pub created_at: u64,
 }
@@ -193,6 +196,7 @@ impl Client {
             resources: Vec::new(),
             scopes: Vec::new(),
             require_par: false,
+            fapi2: false,
             created_at,
         }
     }
@@ -225,6 +229,7 @@ impl fmt::Debug for Client {
             .field("resources", &self.resources)
             .field("scopes", &self.scopes)
             .field("require_par", &self.require_par)
+            .field("fapi2", &self.fapi2)
             .field("created_at", &self.created_at)
             .finish()
     }

@@ -180,6 +180,7 @@ pub fn client(id: &str) -> Client {
         resources: vec!["https://api.example/".into()],
         scopes: vec!["orders.read".into()],
         require_par: true,
+        fapi2: false,
         created_at: NOW,
     }
 }

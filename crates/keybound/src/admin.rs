@@ -121,9 +121,10 @@ pub enum ClientCmd {
         /// client secret (generated and printed when the method needs one and none is given)
         #[arg(long)]
         secret: Option<Secret>,
-        /// Key Binding profile: key-binding-1.0 or draft-00
-        #[arg(long, default_value = "key-binding-1.0")]
-        profile: String,
+        /// profiles (repeatable): the Key Binding profile, key-binding-1.0 (the default) or
+        /// draft-00; and fapi2 to hold the client to the FAPI 2.0 Security Profile
+        #[arg(long = "profile")]
+        profiles: Vec<String>,
         /// demand a DPoP nonce from this client
         #[arg(long)]
         require_nonce: bool,
@@ -296,7 +297,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     redirect_uris,
                     auth_method,
                     secret,
-                    profile,
+                    profiles,
                     require_nonce,
                     dpop_bound_access_tokens,
                     name,
@@ -352,7 +353,12 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
             let method = ClientAuthMethod::parse(&auth_method).with_context(|| {
                 format!("auth-method '{auth_method}': expected none, client_secret_basic, client_secret_post or private_key_jwt")
             })?;
-            let profile = Profile::parse(&profile)?;
+            let fapi2 = profiles.iter().any(|p| p == "fapi2");
+            let mut binding = profiles.iter().filter(|p| p.as_str() != "fapi2");
+            let profile = Profile::parse(binding.next().map_or("key-binding-1.0", String::as_str))?;
+            if let Some(more) = binding.next() {
+                bail!("--profile '{more}': one Key Binding profile (key-binding-1.0 or draft-00), and fapi2");
+            }
             let mut printed = None;
             let secret_hash = match method {
                 ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost => {
@@ -398,6 +404,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                 resources,
                 scopes,
                 require_par,
+                fapi2,
                 ..Client::new(&client_id, method, crate::now())
             };
             // the rules dynamic registration applies too (one function for both)

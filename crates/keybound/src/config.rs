@@ -53,6 +53,8 @@ pub struct FileConfig {
     pub require_pushed_authorization_requests: Option<bool>,
     /// lifetime of a pushed request's request_uri, seconds
     pub par_lifetime: Option<u64>,
+    /// the profile every client is held to: `fapi2`, or none
+    pub default_profile: Option<String>,
     /// Token Bound Authentication: `off`, `proxy` (a trusted TLS terminator forwards the IDs)
     /// or `native` (set by `tb_listen`)
     pub token_binding: Option<String>,
@@ -121,6 +123,8 @@ pub struct Settings {
     pub require_par: bool,
     /// lifetime of a pushed request's request_uri, seconds
     pub par_lifetime: u64,
+    /// every client is held to the FAPI 2.0 Security Profile
+    pub fapi2: bool,
     /// Token Bound Authentication
     pub token_binding: keybound_server::TokenBindingMode,
     /// lifetime of ID-JAGs from token exchange, seconds
@@ -356,6 +360,14 @@ impl Settings {
         if !(5..=600).contains(&par_lifetime) {
             bail!("par_lifetime: between 5 and 600 seconds (RFC 9126 §2.2)");
         }
+        let fapi2 = match env("KEYBOUND_DEFAULT_PROFILE")
+            .or(file.default_profile)
+            .as_deref()
+        {
+            None | Some("") => false,
+            Some("fapi2") => true,
+            Some(other) => bail!("default_profile '{other}': expected fapi2 (or leave it unset)"),
+        };
         let token_binding = match env("KEYBOUND_TOKEN_BINDING")
             .or(file.token_binding)
             .as_deref()
@@ -424,6 +436,7 @@ impl Settings {
             open_registration,
             require_par,
             par_lifetime,
+            fapi2,
             token_binding,
             id_jag_ttl,
             key_cache_ttl,

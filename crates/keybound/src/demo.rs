@@ -63,6 +63,7 @@ async fn start_op(
         open_registration: false,
         require_par: false,
         par_lifetime: 60,
+        fapi2: false,
         token_binding: keybound_server::TokenBindingMode::Off,
         id_jag_ttl: 300,
         key_cache_ttl: 60,

@@ -77,6 +77,7 @@ pub fn provider(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Pr
     cfg.open_registration = settings.open_registration;
     cfg.require_par = settings.require_par;
     cfg.par_ttl = settings.par_lifetime;
+    cfg.fapi2 = settings.fapi2;
     cfg.exchange_subject_max_age = settings.exchange_subject_max_age;
     cfg.jwt_bearer_max_lifetime = settings.jwt_bearer_max_lifetime;
     let http = reqwest::Client::builder()

@@ -36,6 +36,7 @@ impl Provider {
         let form = facts.form;
         // 1. client authentication
         let client = self.authenticate_client(facts.authorization, form).await?;
+        self.fapi2_client_authentication(&client)?;
         let grant = form.require("grant_type")?;
         if !matches!(
             grant,
@@ -62,6 +63,7 @@ impl Provider {
         }
         // 2. the DPoP proof in full, before any single-use artefact is touched
         let proof = self.token_proof(&client, facts.dpop).await?;
+        self.fapi2_token(&client, proof.is_some())?;
         // 3. the grant
         match grant {
             "authorization_code" => self.code_grant(&client, form, proof).await,
