@@ -74,4 +74,5 @@ write("session_cookie", "both", "kb_csrf=0123456789abcdef0123456789abcdef01; kb_
 
 write("forms", "user-code", q([("user_code", "BCDF-GHJK"), ("csrf", "c"), ("action", "approve")]))
 write("forms", "revoke", q([("token", "rt"), ("token_type_hint", "refresh_token")]))
+write("forms", "par", q([("response_type", "code"), ("client_id", "conf"), ("redirect_uri", "http://127.0.0.1:9/cb"), ("scope", "openid bound_key"), ("state", "s"), ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"), ("code_challenge_method", "S256"), ("resource", "https://api.example/")]))
 write("forms", "device-authorization", q([("client_id", "conf"), ("scope", "openid bound_key"), ("dpop_jkt", dpop["jkt"])]))

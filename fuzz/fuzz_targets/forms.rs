@@ -1,6 +1,6 @@
 //! Fuzz the form bodies of the other POST endpoints: the input is the body of `/device` (code
-//! entry, sign-in, approval), `/device_authorization`, `/revoke` and `/introspect` (the last
-//! three as the confidential client).
+//! entry, sign-in, approval), `/device_authorization`, `/revoke`, `/introspect` and `/par`
+//! (the last four as the confidential client).
 #![no_main]
 use axum::body::Body;
 use axum::http::Request;
@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
         .body(Body::from(data.to_vec()))
         .expect("a POST");
     op().send(device);
-    for path in ["/device_authorization", "/revoke", "/introspect"] {
+    for path in ["/device_authorization", "/revoke", "/introspect", "/par"] {
         let req = Request::post(path)
             .header("content-type", form)
             .header("authorization", &basic)

@@ -96,7 +96,8 @@ async fn push(
     .map(|p| p.request_uri)
 }
 
-/// Use the pushed request: validate, sign in, consent, issue; the code.
+/// Use the pushed request: validate, sign in, consent, issue; the code (the response's `iss`,
+/// §5.3.2.2-9, is checked by the router tests of RFC 9207).
 async fn code_by_reference(op: &TestOp, client_id: &str, request_uri: &str) -> String {
     let params =
         op.p.take_pushed_request(request_uri, client_id)
@@ -106,19 +107,7 @@ async fn code_by_reference(op: &TestOp, client_id: &str, request_uri: &str) -> S
         op.p.validate_pushed_authorization(&authorization_request(&params).unwrap())
             .await
             .unwrap();
-    let session = op.p.login("alice", "wonderland").await.unwrap().unwrap();
-    op.p.record_consent(&v, &session.sub).await.unwrap();
-    let url = op.p.issue_code(&v, &session).await.unwrap().url().unwrap();
-    let u = url::Url::parse(&url).unwrap();
-    assert!(
-        u.query_pairs().any(|(k, v)| k == "iss" && v == ISS),
-        "§5.3.2.2-9: iss"
-    );
-    u.query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned()
+    op.code_for(&v).await
 }
 
 /// Redeem `code` with `private_key_jwt` and, when given, a proof by `key` over it.

@@ -6,7 +6,6 @@
 use keybound_jose::PrivateKey;
 use keybound_op::par::{authorization_request, Pushed, REQUEST_URI_PREFIX};
 use keybound_op::{OpError, TokenRequestFacts};
-use keybound_proto::dpop::ProofBuilder;
 use keybound_proto::wire::ErrorCode;
 use keybound_store::{Client, ClientAuthMethod};
 use keybound_testkit::keys;
@@ -41,16 +40,7 @@ async fn push(
     pairs: Vec<(String, String)>,
     key: Option<&PrivateKey>,
 ) -> Result<Pushed, OpError> {
-    let proof = key.map(|k| {
-        ProofBuilder::new(
-            "POST",
-            &op.p.config.endpoints.par,
-            op.now(),
-            &keybound_jose::random_b64(12),
-        )
-        .sign(k)
-        .unwrap()
-    });
+    let proof = key.map(|k| op.post_proof(&op.p.config.endpoints.par, k));
     let dpop: Vec<&str> = proof.iter().map(String::as_str).collect();
     let auth = (client_id != "spa").then(|| basic(client_id));
     let f = keybound_op::Form::from_pairs(pairs.clone()).unwrap();
@@ -237,16 +227,7 @@ async fn rfc9449_10_1_dpop_at_par_binds_the_code_and_key_binding_works() {
         op.p.validate_pushed_authorization(&authorization_request(&params).unwrap())
             .await
             .unwrap();
-    let session = op.p.login("alice", "wonderland").await.unwrap().unwrap();
-    op.p.record_consent(&v, &session.sub).await.unwrap();
-    let url = op.p.issue_code(&v, &session).await.unwrap().url().unwrap();
-    let code = url::Url::parse(&url)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let code = op.code_for(&v).await;
     // another key cannot redeem it
     let other = keys::es256_b();
     let stolen = op

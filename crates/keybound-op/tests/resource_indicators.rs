@@ -41,16 +41,7 @@ async fn code_for(op: &TestOp, scope: &str, resources: &[&str]) -> Result<String
         op.p.validate_authorization(&authorization_request(&pairs)?)
             .await
             .map_err(keybound_op::AuthorizeError::into_error)?;
-    let session = op.p.login("alice", "wonderland").await.unwrap().unwrap();
-    op.p.record_consent(&v, &session.sub).await.unwrap();
-    let url = op.p.issue_code(&v, &session).await.unwrap().url().unwrap();
-    Ok(url::Url::parse(&url)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned())
+    Ok(op.code_for(&v).await)
 }
 
 async fn token(op: &TestOp, fields: &[(&str, &str)]) -> Result<TokenResponse, OpError> {

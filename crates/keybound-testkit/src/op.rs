@@ -194,14 +194,51 @@ impl TestOp {
 
     /// A DPoP proof by `key` for a token request, made now with a fresh `jti` (no `c_s256`).
     pub fn token_proof(&self, key: &keybound_jose::PrivateKey) -> String {
+        self.post_proof(&self.p.config.endpoints.token, key)
+    }
+
+    /// A DPoP proof by `key` for a `POST` to `htu` (an endpoint URL), made now with a fresh
+    /// `jti`.
+    pub fn post_proof(&self, htu: &str, key: &keybound_jose::PrivateKey) -> String {
         keybound_proto::dpop::ProofBuilder::new(
             "POST",
-            &self.p.config.endpoints.token,
+            htu,
             self.now(),
             &keybound_jose::random_b64(12),
         )
         .sign(key)
         .expect("signing a proof with a test key")
+    }
+
+    /// The code for a validated authorization request: the standard End-User signs in and
+    /// consents, the provider issues it.
+    ///
+    /// # Panics
+    /// When any step fails (a test's setup).
+    pub async fn code_for(&self, v: &keybound_op::ValidatedAuthorization) -> String {
+        let session = self
+            .p
+            .login(ALICE.0, ALICE.1)
+            .await
+            .expect("login")
+            .expect("the standard End-User's password");
+        self.p
+            .record_consent(v, &session.sub)
+            .await
+            .expect("consent");
+        let url = self
+            .p
+            .issue_code(v, &session)
+            .await
+            .expect("code")
+            .url()
+            .expect("a redirect");
+        url::Url::parse(&url)
+            .expect("redirect URL")
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+            .expect("a code in the redirect")
     }
 
     /// A DPoP proof by `key` for a userinfo request presenting `access_token` (`ath`), made now
@@ -274,29 +311,7 @@ impl TestOp {
             .validate_authorization(&req)
             .await
             .expect("authorization request");
-        let session = self
-            .p
-            .login(ALICE.0, ALICE.1)
-            .await
-            .expect("login")
-            .expect("the standard End-User's password");
-        self.p
-            .record_consent(&v, &session.sub)
-            .await
-            .expect("consent");
-        let url = self
-            .p
-            .issue_code(&v, &session)
-            .await
-            .expect("code")
-            .url()
-            .expect("a redirect");
-        url::Url::parse(&url)
-            .expect("redirect URL")
-            .query_pairs()
-            .find(|(k, _)| k == "code")
-            .map(|(_, v)| v.into_owned())
-            .expect("a code in the redirect")
+        self.code_for(&v).await
     }
 
     /// Redeem `code` of `client_id` at the token endpoint, with a proof by `key` (carrying
