@@ -89,6 +89,7 @@ fn build() -> Op {
             created_at: T0,
             expires_at: T0 + 3600,
             fresh_for: None,
+            sid: "fuzz-sid".into(),
         };
         store
             .put_session(&TokenHash::of(SESSION), &session)

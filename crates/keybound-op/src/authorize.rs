@@ -596,6 +596,7 @@ impl Provider {
                 bound_key,
                 tbh: v.tbh.clone(),
                 resources: v.resources.clone(),
+                sid: Some(session.sid.clone()).filter(|s| !s.is_empty()),
                 created_at: now,
                 expires_at: now + self.code_ttl(&v.client),
             };
@@ -620,6 +621,7 @@ impl Provider {
                     amr: &session.amr,
                     nonce: v.nonce.as_deref(),
                     resources: &v.resources,
+                    sid: Some(session.sid.as_str()).filter(|s| !s.is_empty()),
                 },
                 id_token_key: None,
                 tbh: v.tbh.as_deref(),
@@ -686,6 +688,7 @@ impl Provider {
                     created_at: now,
                     expires_at: now + self.config.session_ttl,
                     fresh_for: None,
+                    sid: self.random_id(),
                 })
             }
             _ => {

@@ -51,6 +51,8 @@ pub(crate) struct Authorized<'a> {
     /// RFC 8707: the resources the grant names (empty: none named, any the client
     /// registered); every token request may narrow them, never add
     pub(crate) resources: &'a [String],
+    /// the OP session the grant began in (`sid` in its ID Tokens)
+    pub(crate) sid: Option<&'a str>,
 }
 
 /// What a consumed single-use artefact (authorization code, device code) grants.
@@ -97,6 +99,7 @@ impl<'a> Grant<'a> {
                 amr: &[],
                 nonce: None,
                 resources: &[],
+                sid: None,
             },
             id_token_key: None,
             tbh: None,
@@ -227,6 +230,7 @@ impl Provider {
             // refresh tokens come only from grants with an End-User
             auth_time: g.who.auth_time.unwrap_or_default(),
             resources: g.who.resources.to_vec(),
+            sid: g.who.sid.map(str::to_owned),
             acr: g.who.acr.map(str::to_owned),
             amr: g.who.amr.to_vec(),
             jkt: refresh_binding(g.client, g.id_token_key.is_some(), proof),
@@ -370,6 +374,10 @@ impl Provider {
         // the grant it came from (issuer-private, like the access token's): token exchange
         // refuses a subject whose grant was revoked
         .claim(GRANT_ID_CLAIM, g.who.grant_id.into());
+        // Back-Channel Logout §2.4: the session the End-User signed in with
+        if let Some(sid) = g.who.sid {
+            b = b.claim("sid", sid.into());
+        }
         if let Some(at) = access_token {
             b = b.at_hash_for(at);
         }

@@ -58,6 +58,7 @@ fn session() -> BrowserSession {
         created_at: T0,
         expires_at: T0 + 3600,
         fresh_for: None,
+        sid: "sid-d".into(),
     }
 }
 

@@ -406,6 +406,9 @@ pub struct AuthorizationCode {
     /// them, never add (none: any the client registered)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<String>,
+    /// the OP session (`sid`) the code was issued in, for its ID Tokens
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     /// when issued
     pub created_at: u64,
     /// when it stops being redeemable
@@ -474,6 +477,9 @@ pub struct RefreshToken {
     /// refresh may ask for any of them, never another
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<String>,
+    /// the OP session (`sid`) the grant began in, for refreshed ID Tokens
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     /// when issued
     pub created_at: u64,
     /// when it stops being usable
@@ -615,6 +621,10 @@ pub struct BrowserSession {
     /// a form field); cleared once its code is issued
     #[serde(default)]
     pub fresh_for: Option<String>,
+    /// OIDC Session Management / Front- and Back-Channel Logout `sid`: names this session in
+    /// its ID Tokens and logout tokens (empty for sessions made before it existed)
+    #[serde(default)]
+    pub sid: String,
 }
 
 /// How a trusted issuer's subjects become local End-Users at the jwt-bearer grant.

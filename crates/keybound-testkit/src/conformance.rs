@@ -227,6 +227,7 @@ pub fn code(grant: &str) -> AuthorizationCode {
         bound_key: true,
         tbh: None,
         resources: vec!["https://api.example/".into()],
+        sid: Some("sid-1".into()),
         created_at: NOW,
         expires_at: NOW + 60,
     }
@@ -247,6 +248,7 @@ pub fn refresh(family: &str, grant: &str) -> RefreshToken {
         profile: Profile::KeyBinding,
         tbh: Some("suMuxh_IlrP-Zrj33LuQOQ5rX039cmBe-wt2df3BrUQ".into()),
         resources: vec!["https://api.example/".into()],
+        sid: Some("sid-1".into()),
         created_at: NOW,
         expires_at: NOW + 3600,
     }
@@ -697,6 +699,7 @@ pub async fn sessions_expire(s: Arc<dyn Store>) {
         created_at: NOW,
         expires_at: NOW + 3600,
         fresh_for: Some("request-fingerprint".into()),
+        sid: "sid-1".into(),
     };
     s.put_session(&h, &sess).await.unwrap();
     assert_eq!(s.session(&h, NOW).await.unwrap(), Some(sess));
@@ -809,6 +812,7 @@ pub async fn purge_expired_rows_in_bounded_batches(s: Arc<dyn Store>) {
         created_at: NOW,
         expires_at,
         fresh_for: None,
+        sid: "sid-2".into(),
     };
     s.put_session(&old, &session(at)).await.unwrap();
     s.put_session(&live, &session(NOW + 1000)).await.unwrap();

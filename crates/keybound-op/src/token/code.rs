@@ -53,6 +53,7 @@ impl Provider {
                 amr: &code.amr,
                 nonce: code.nonce.as_deref(),
                 resources: &code.resources,
+                sid: code.sid.as_deref(),
             },
             bound_key: code.bound_key,
             tbh: code.tbh.as_deref(),

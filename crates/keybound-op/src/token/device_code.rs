@@ -114,6 +114,7 @@ fn approved<'a>(
             amr,
             nonce: a.nonce.as_deref(),
             resources: &[],
+            sid: None,
         },
         bound_key: a.bound_key,
         tbh: None,

@@ -75,6 +75,7 @@ impl Provider {
                 amr: &rt.amr,
                 nonce: None,
                 resources: &rt.resources,
+                sid: rt.sid.as_deref(),
             },
             id_token_key,
             // the binding the grant's first ID Token had (Token Bound Authentication: a refresh
