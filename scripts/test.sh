@@ -9,6 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# a clean build needs no incremental state (smaller and no slower from scratch); set
+# CARGO_INCREMENTAL=1 to keep it between local runs
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
