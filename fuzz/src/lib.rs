@@ -90,6 +90,7 @@ fn build() -> Op {
             expires_at: T0 + 3600,
             fresh_for: None,
             sid: "fuzz-sid".into(),
+            clients: Vec::new(),
         };
         store
             .put_session(&TokenHash::of(SESSION), &session)

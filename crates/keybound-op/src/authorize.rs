@@ -689,6 +689,7 @@ impl Provider {
                     expires_at: now + self.config.session_ttl,
                     fresh_for: None,
                     sid: self.random_id(),
+                    clients: Vec::new(),
                 })
             }
             _ => {

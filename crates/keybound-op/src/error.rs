@@ -14,7 +14,8 @@ use keybound_store::StoreError;
 
 use crate::refusal::{
     AuthorizeRefusal, BindingRefusal, ClientAuthRefusal, ClientCredentialsRefusal, CodeRefusal,
-    DeviceRefusal, ExchangeRefusal, Fapi2Refusal, JwtBearerRefusal, PageRefusal, RefreshRefusal,
+    DeviceRefusal, ExchangeRefusal, Fapi2Refusal, JwtBearerRefusal, LogoutRefusal, PageRefusal,
+    RefreshRefusal,
     Refusal, RegistrationRefusal, RequestRefusal, ResourceRefusal, TargetRefusal,
 };
 
@@ -296,6 +297,7 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
             | RegistrationRefusal::RedirectUriNotNormal { .. }
             | RegistrationRefusal::HttpNotLoopback(_) => C::InvalidRedirectUri,
             RegistrationRefusal::NotAnObject(_)
+            | RegistrationRefusal::LogoutUri { .. }
             | RegistrationRefusal::MemberType { .. }
             | RegistrationRefusal::AuthMethod(_)
             | RegistrationRefusal::GrantType(_)
@@ -330,6 +332,17 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
             | TargetRefusal::NotRegistered { .. }
             | TargetRefusal::NotGranted(_),
         ) => C::InvalidTarget,
+        Refusal::Logout(r) => match r {
+            // RP-Initiated Logout §2, §3: a request the OP cannot act on as sent
+            LogoutRefusal::Hint(_)
+            | LogoutRefusal::HintAudience
+            | LogoutRefusal::ClientMismatch { .. }
+            | LogoutRefusal::UnknownClient(_)
+            | LogoutRefusal::RedirectWithoutClient
+            | LogoutRefusal::RedirectNotRegistered { .. } => C::InvalidRequest,
+            // RFC 6749 §5.2: the grant is no longer valid
+            LogoutRefusal::SessionEnded => C::InvalidGrant,
+        },
         Refusal::Page(r) => match r {
             PageRefusal::Csrf(_) => C::AccessDenied,
             PageRefusal::WrongPassword | PageRefusal::SessionEnded => C::LoginRequired,

@@ -21,6 +21,7 @@ pub mod fapi2;
 mod form;
 mod grant;
 mod keys;
+pub mod logout;
 pub mod par;
 pub mod password;
 mod proof;
@@ -114,6 +115,8 @@ pub mod paths {
     pub const METRICS: &str = "/metrics";
     /// end the browser session at the OP
     pub const LOGOUT: &str = "/logout";
+    /// OpenID Connect RP-Initiated Logout 1.0 `end_session_endpoint`
+    pub const END_SESSION: &str = "/end_session";
     /// RFC 8628 device authorization endpoint
     pub const DEVICE_AUTHORIZATION: &str = "/device_authorization";
     /// RFC 8628 end-user verification page
@@ -167,6 +170,8 @@ pub struct Endpoints {
     pub registration: String,
     /// RFC 9126 pushed authorization request endpoint
     pub par: String,
+    /// RP-Initiated Logout 1.0 end-session endpoint
+    pub end_session: String,
 }
 
 /// Provider settings.
@@ -245,6 +250,7 @@ impl OpConfig {
                 device: format!("{base}{}", paths::DEVICE),
                 registration: format!("{base}{}", paths::REGISTER),
                 par: format!("{base}{}", paths::PAR),
+                end_session: format!("{base}{}", paths::END_SESSION),
             },
             code_ttl: 60,
             access_token_ttl: 300,

@@ -62,6 +62,50 @@ pub enum Refusal {
     /// RFC 8707 resource indicators
     #[error(transparent)]
     Target(#[from] TargetRefusal),
+    /// RP-Initiated and Back-Channel Logout
+    #[error(transparent)]
+    Logout(#[from] LogoutRefusal),
+}
+
+/// OpenID Connect RP-Initiated Logout 1.0 at the end-session endpoint, and Back-Channel Logout
+/// 1.0's end of the grants of a logged-out session.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogoutRefusal {
+    /// RP-Initiated Logout §2: `id_token_hint` is an ID Token this OP issued (its signature,
+    /// issuer and an ID Token's `typ`; expired ones are accepted).
+    #[error("id_token_hint: {0}")]
+    Hint(keybound_proto::Error),
+    /// The hint names several audiences and no `azp`: it does not say which client asks.
+    #[error("id_token_hint has several audiences and no azp: send client_id instead")]
+    HintAudience,
+    /// RP-Initiated Logout §2: with both, `client_id` is the client the hint was issued to.
+    #[error("client_id '{client_id}' is not the client the id_token_hint was issued to ('{hinted}')")]
+    ClientMismatch {
+        /// `client_id` sent
+        client_id: String,
+        /// the hint's client
+        hinted: String,
+    },
+    /// The client the request names is not registered.
+    #[error("unknown client '{0}'")]
+    UnknownClient(String),
+    /// RP-Initiated Logout §3: a post-logout redirect URI belongs to a client, named by
+    /// `id_token_hint` or `client_id`.
+    #[error("post_logout_redirect_uri needs id_token_hint or client_id to say whose it is")]
+    RedirectWithoutClient,
+    /// RP-Initiated Logout §3: only a registered post-logout redirect URI, exactly.
+    #[error("post_logout_redirect_uri '{uri}' is not registered for client '{client_id}' (register it with --post-logout-redirect-uri or post_logout_redirect_uris)")]
+    RedirectNotRegistered {
+        /// the URI asked for
+        uri: String,
+        /// the client
+        client_id: String,
+    },
+    /// Back-Channel Logout (docs/operations.md, logout): a client that follows the OP session
+    /// cannot use a grant from a session that was logged out.
+    #[error("the End-User logged out of the session this grant began in; sign in again")]
+    SessionEnded,
 }
 
 /// RFC 8707 resource indicators at the token endpoint: the resources an access token is for
@@ -792,6 +836,18 @@ pub enum RegistrationRefusal {
     /// RFC 9700 §2.1, RFC 8252 §7.3: `http` redirect URIs only on the loopback interface.
     #[error("redirect_uri '{0}': http is only for the loopback interface (localhost, 127.0.0.1, [::1]); use https")]
     HttpNotLoopback(String),
+    /// RP-Initiated Logout §3.1, Back-Channel Logout §2.2: `post_logout_redirect_uris` and
+    /// `backchannel_logout_uri` follow the rules of redirect URIs (absolute `http(s)`, no
+    /// fragment, normal form, `http` only on loopback).
+    #[error("{member} '{uri}': {rule}")]
+    LogoutUri {
+        /// the metadata member
+        member: &'static str,
+        /// the value
+        uri: String,
+        /// the rule it breaks
+        rule: String,
+    },
     /// Bounds on registration members (docs/operations.md).
     #[error("{member}: at most {limit}")]
     TooLarge {
@@ -902,7 +958,8 @@ into_op_error!(
     RegistrationRefusal,
     ResourceRefusal,
     PageRefusal,
-    TargetRefusal
+    TargetRefusal,
+    LogoutRefusal
 );
 
 impl From<Refusal> for crate::OpError {

@@ -227,6 +227,20 @@ impl Provider {
                     )
                 }
             },
+            // RP-Initiated Logout §3.1, Back-Channel Logout §2.2
+            post_logout_redirect_uris: strings("post_logout_redirect_uris")?.unwrap_or_default(),
+            backchannel_logout_uri: text("backchannel_logout_uri")?.map(str::to_owned),
+            backchannel_logout_session_required: match m
+                .get("backchannel_logout_session_required")
+            {
+                None => false,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => {
+                    return Err(
+                        typed("backchannel_logout_session_required", "true or false").into(),
+                    )
+                }
+            },
             // RFC 7591 §2 `scope`: what it may get for itself (client credentials)
             scopes: text("scope")?
                 .map(|s| {
@@ -263,6 +277,14 @@ impl Provider {
         if client.require_par {
             out["require_pushed_authorization_requests"] = true.into();
         }
+        if !client.post_logout_redirect_uris.is_empty() {
+            out["post_logout_redirect_uris"] = client.post_logout_redirect_uris.clone().into();
+        }
+        if let Some(u) = &client.backchannel_logout_uri {
+            out["backchannel_logout_uri"] = u.clone().into();
+            out["backchannel_logout_session_required"] =
+                client.backchannel_logout_session_required.into();
+        }
         if let Some(s) = secret {
             out["client_secret"] = s.into();
             out["client_secret_expires_at"] = 0.into();
@@ -285,7 +307,9 @@ impl Provider {
 ///   (ID-JAG §5, RFC 6749 §4.4), and a client of the code grant has a redirect URI;
 /// - the scopes a client may get for itself are scope tokens (RFC 6749 §3.3), none of them
 ///   about an End-User's sign-in;
-/// - RFC 8707 resources are absolute URIs without a fragment.
+/// - RFC 8707 resources are absolute URIs without a fragment;
+/// - post-logout redirect URIs and the back-channel logout URI follow the rules of redirect
+///   URIs (RP-Initiated Logout §3.1, Back-Channel Logout §2.2).
 pub fn check_client(c: &Client) -> Result<(), Why> {
     check_sizes(c)?;
     if let Some(r) = c.resources.iter().find(|r| absolute_uri(r).is_none()) {
@@ -297,24 +321,33 @@ pub fn check_client(c: &Client) -> Result<(), Why> {
         .filter_map(|r| ResponseType::parse(r))
         .any(ResponseType::front_channel_tokens);
     for u in &c.redirect_uris {
-        let parsed = absolute_uri(u)
-            .filter(|p| matches!(p.scheme(), "https" | "http"))
-            .ok_or_else(|| Why::RedirectUri(u.clone()))?;
-        // parsed and normalised once: what is stored and later sent in a header is exactly the
-        // normal form (no spaces, no stray characters); anything else is refused with it
-        if parsed.as_str() != u {
-            return Err(Why::RedirectUriNotNormal {
+        let parsed = web_uri(u).map_err(|rule| match rule {
+            UriRule::Shape => Why::RedirectUri(u.clone()),
+            UriRule::NotNormal(normal) => Why::RedirectUriNotNormal {
                 uri: u.clone(),
-                normal: parsed.as_str().to_owned(),
-            });
-        }
-        // RFC 9700 §2.1, RFC 8252 §7.3: http only for the loopback interface
-        if parsed.scheme() == "http" && !loopback(&parsed) {
-            return Err(Why::HttpNotLoopback(u.clone()));
-        }
+                normal,
+            },
+            UriRule::HttpNotLoopback => Why::HttpNotLoopback(u.clone()),
+        })?;
         if implicit && !token_safe_redirect(&parsed) {
             return Err(Why::ImplicitRedirectUri(u.clone()));
         }
+    }
+    let logout_uris = c
+        .post_logout_redirect_uris
+        .iter()
+        .map(|u| ("post_logout_redirect_uris", u))
+        .chain(
+            c.backchannel_logout_uri
+                .iter()
+                .map(|u| ("backchannel_logout_uri", u)),
+        );
+    for (member, u) in logout_uris {
+        web_uri(u).map_err(|rule| Why::LogoutUri {
+            member,
+            uri: u.clone(),
+            rule: rule.to_string(),
+        })?;
     }
     match (c.auth_method, &c.jwks) {
         (ClientAuthMethod::PrivateKeyJwt, None) => return Err(Why::PrivateKeyJwtNeedsJwks),
@@ -373,6 +406,7 @@ fn check_sizes(c: &Client) -> Result<(), Why> {
     }
     for (member, list) in [
         ("redirect_uris", &c.redirect_uris),
+        ("post_logout_redirect_uris", &c.post_logout_redirect_uris),
         ("resources", &c.resources),
         ("scope", &c.scopes),
     ] {
@@ -383,6 +417,12 @@ fn check_sizes(c: &Client) -> Result<(), Why> {
             return too_big(member, format!("{MAX_URI} characters each"));
         }
     }
+    if c.backchannel_logout_uri
+        .as_ref()
+        .is_some_and(|u| u.len() > MAX_URI)
+    {
+        return too_big("backchannel_logout_uri", format!("{MAX_URI} characters"));
+    }
     if c.jwks
         .as_ref()
         .is_some_and(|j| j.keys.len() > MAX_JWKS_KEYS)
@@ -390,6 +430,35 @@ fn check_sizes(c: &Client) -> Result<(), Why> {
         return too_big("jwks", format!("{MAX_JWKS_KEYS} keys"));
     }
     Ok(())
+}
+
+/// Which rule of [`web_uri`] a URI breaks.
+#[derive(Debug, thiserror::Error)]
+enum UriRule {
+    #[error("must be an absolute http(s) URI without a fragment")]
+    Shape,
+    #[error("not in its normal form; register '{0}'")]
+    NotNormal(String),
+    #[error("http is only for the loopback interface (localhost, 127.0.0.1, [::1]); use https")]
+    HttpNotLoopback,
+}
+
+/// A URI the provider sends browsers or requests to (redirect URIs, post-logout redirect URIs,
+/// back-channel logout URIs): absolute `http(s)` without a fragment (RFC 6749 §3.1.2), in its
+/// normal form — parsed and normalised once, so what is stored and later sent in a header is
+/// exactly what was parsed (no spaces, no stray characters) — and `http` only on the loopback
+/// interface (RFC 9700 §2.1, RFC 8252 §7.3).
+fn web_uri(u: &str) -> Result<url::Url, UriRule> {
+    let parsed = absolute_uri(u)
+        .filter(|p| matches!(p.scheme(), "https" | "http"))
+        .ok_or(UriRule::Shape)?;
+    if parsed.as_str() != u {
+        return Err(UriRule::NotNormal(parsed.as_str().to_owned()));
+    }
+    if parsed.scheme() == "http" && !loopback(&parsed) {
+        return Err(UriRule::HttpNotLoopback);
+    }
+    Ok(parsed)
 }
 
 /// `s` as an absolute URI without a fragment (RFC 6749 §3.1.2, RFC 8707 §2), if it is one: the

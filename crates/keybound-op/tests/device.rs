@@ -59,6 +59,7 @@ fn session() -> BrowserSession {
         expires_at: T0 + 3600,
         fresh_for: None,
         sid: "sid-d".into(),
+        clients: Vec::new(),
     }
 }
 

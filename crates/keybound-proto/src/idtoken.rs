@@ -363,6 +363,12 @@ impl<'a> Unverified<'a> {
     pub fn jws(&self) -> &Jws<'a> {
         &self.jws
     }
+
+    /// All the claims, *unverified*: for choosing what to check them against (an issuer's
+    /// keys, the audience a hint was issued to), never for a decision.
+    pub fn unverified_claims(&self) -> &IdTokenClaims {
+        &self.claims
+    }
 }
 
 /// Parse `token` and decode its claims without verifying anything ([`Unverified`]).

@@ -254,7 +254,7 @@ impl Step<'_> {
                 r
             }
             Ok(Interaction::Issue) => match session {
-                Some(s) => match self.issue(s).await {
+                Some(s) => match self.issue(s, signed_in.map(|i| &i.key)).await {
                     Ok(r) => respond(&r),
                     Err(e) => failed(e),
                 },
@@ -269,18 +269,23 @@ impl Step<'_> {
         resp
     }
 
-    /// Issue the code; a login made for this request stops counting as fresh (a replay of the
-    /// same request needs a new login).
+    /// Issue the code. The session (`key`: the one signed in with this request, else the
+    /// browser's) remembers the client for logout, and a login made for this request stops
+    /// counting as fresh (a replay of the same request needs a new login).
     async fn issue(
         &self,
         s: &BrowserSession,
+        key: Option<&TokenHash>,
     ) -> Result<keybound_op::AuthorizationResponse, OpError> {
-        if let (Some(h), Some(_)) = (&self.session_hash, &s.fresh_for) {
-            let cleared = BrowserSession {
+        if let Some(key) = key.or(self.session_hash.as_ref()) {
+            let mut updated = BrowserSession {
                 fresh_for: None,
                 ..s.clone()
             };
-            self.state.provider.store().put_session(h, &cleared).await?;
+            let remembered = updated.signed_in_to(&self.v.client.client_id);
+            if remembered || s.fresh_for.is_some() {
+                self.state.provider.store().put_session(key, &updated).await?;
+            }
         }
         self.state.provider.issue_code(self.v, s).await
     }
@@ -323,37 +328,4 @@ impl Step<'_> {
         }
         r
     }
-}
-
-/// `POST /logout`: end the OP session (CSRF-checked with the session's token).
-pub async fn logout(
-    State(state): State<Arc<AppState>>,
-    TokenBinding(tb): TokenBinding,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Some(c) = state.session_cookie(&headers) {
-        let pairs = forms::pairs(&body);
-        let csrf = pairs
-            .iter()
-            .find(|(k, _)| k == "csrf")
-            .map(|(_, v)| v.as_str());
-        if !csrf_ok(&state, &headers, csrf, FormScope::Session) {
-            return refused(PageRefusal::Csrf("Go back and sign out again."));
-        }
-        if let Err(e) = state
-            .provider
-            .store()
-            .delete_session(&crate::session::session_key(&c, &tb))
-            .await
-        {
-            return failed(e);
-        }
-    }
-    let mut r = html(
-        StatusCode::OK,
-        pages::error("Signed out", "You are signed out of keybound."),
-    );
-    set_cookie(&mut r, &state.clear_session_cookie());
-    r
 }

@@ -105,6 +105,11 @@ fn base_metadata(state: &AppState) -> ProviderMetadata {
                 "require_pushed_authorization_requests".to_owned(),
                 (c.require_par || c.fapi2).into(),
             ),
+            // RP-Initiated Logout 1.0 §2.1, Back-Channel Logout 1.0 §2.1 (sid in logout
+            // tokens and ID Tokens)
+            ("end_session_endpoint".to_owned(), e.end_session.clone().into()),
+            ("backchannel_logout_supported".to_owned(), true.into()),
+            ("backchannel_logout_session_supported".to_owned(), true.into()),
             // identity chaining (draft-ietf-oauth-identity-chaining §2.3, ID-JAG §4.4)
             (
                 "identity_chaining_requested_token_types_supported".to_owned(),

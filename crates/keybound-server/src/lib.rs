@@ -17,6 +17,7 @@ mod discovery;
 pub mod error;
 mod forms;
 mod issuer_keys;
+mod logout;
 mod maintenance;
 mod metrics;
 mod pages;
@@ -32,6 +33,7 @@ use axum::Router;
 use keybound_op::{paths, Provider};
 use tower_http::cors::{Any, CorsLayer};
 
+pub use logout::Deliveries;
 pub use issuer_keys::HttpIssuerKeys;
 pub use maintenance::spawn_purge;
 pub use metrics::Metrics;
@@ -72,6 +74,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// the DPoP algorithms accepted, space-separated, for `WWW-Authenticate` (`algs`)
     pub dpop_algs: String,
+    /// back-channel logout deliveries
+    pub logout: Deliveries,
 }
 
 impl AppState {
@@ -89,6 +93,7 @@ impl AppState {
             config,
             metrics: Metrics::default(),
             dpop_algs,
+            logout: Deliveries::default(),
         })
     }
 
@@ -133,7 +138,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::REVOKE, post(token::revoke))
         .route(paths::INTROSPECT, post(token::introspect))
         .route(paths::REGISTER, post(token::register))
-        .route(paths::LOGOUT, post(authorize::logout))
+        .route(paths::LOGOUT, post(logout::logout))
+        .route(
+            paths::END_SESSION,
+            get(logout::end_session_get).post(logout::end_session_post),
+        )
         .route(
             paths::DEVICE,
             get(device::device_get).post(device::device_post),

@@ -211,6 +211,39 @@ pub fn form_post(action: &str, params: &[(String, String)], script: &str) -> Str
     )
 }
 
+/// RP-Initiated Logout §2: ask the End-User whether to sign out of the OP.
+pub fn logout_confirm(action: &str, fields: &[(String, String)], csrf: &str) -> String {
+    layout(
+        "Sign out",
+        &format!(
+            "<h1>Sign out of keybound?</h1>\n<p>An app asked to end your keybound session. \
+Signing out ends it for every app you signed in to with it.</p>\n\
+<form method=\"post\" action=\"{action}\">\n{hidden}\n\
+<input type=\"hidden\" name=\"kb_action\" value=\"logout\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n\
+<button type=\"submit\" name=\"decision\" value=\"yes\">Sign out</button>\
+<button type=\"submit\" name=\"decision\" value=\"no\">Stay signed in</button>\n</form>",
+            action = esc(action),
+            hidden = hidden(fields),
+            csrf = esc(csrf),
+        ),
+    )
+}
+
+/// After a logout without a redirect back to an app: signed out, or still signed in (the
+/// End-User declined).
+pub fn signed_out(stayed: bool) -> String {
+    let (title, message) = if stayed {
+        ("Still signed in", "You are still signed in to keybound.")
+    } else {
+        ("Signed out", "You are signed out of keybound.")
+    };
+    layout(
+        title,
+        &format!("<h1>{}</h1>\n<p role=\"status\">{}</p>", esc(title), esc(message)),
+    )
+}
+
 pub fn error(title: &str, message: &str) -> String {
     layout(
         title,

@@ -265,6 +265,8 @@ pub(crate) async fn current_session(
 pub(crate) struct SignedIn {
     /// the new session
     pub session: BrowserSession,
+    /// its key in the store
+    pub key: TokenHash,
     /// its `Set-Cookie` value
     pub set_cookie: String,
     /// the new session cookie's value: the secret forms in this session are tied to (their
@@ -293,11 +295,8 @@ pub(crate) async fn sign_in(
     };
     session.fresh_for = fresh_for;
     let token = state.provider.random_token();
-    state
-        .provider
-        .store()
-        .put_session(&session_key(&token, tb), &session)
-        .await?;
+    let key = session_key(&token, tb);
+    state.provider.store().put_session(&key, &session).await?;
     let set_cookie = format!(
         "{}={token}{}",
         state.session_cookie_name(),
@@ -305,6 +304,7 @@ pub(crate) async fn sign_in(
     );
     Ok(Some(SignedIn {
         session,
+        key,
         set_cookie,
         form_secret: token,
     }))

@@ -137,6 +137,19 @@ pub struct Client {
     /// held to the FAPI 2.0 Security Profile (`--profile fapi2`)
     #[serde(default)]
     pub fapi2: bool,
+    /// RP-Initiated Logout 1.0 §3: where the End-User may be sent after logging out
+    /// (exact match, like redirect URIs)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Back-Channel Logout 1.0 §2.2: where the OP POSTs a logout token when a session this
+    /// client signed in through ends; such a client follows the OP session (its grants from a
+    /// session end with it)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
+    /// Back-Channel Logout 1.0 §2.2 `backchannel_logout_session_required`: its logout tokens
+    /// must carry `sid` (keybound's always do when the session has one)
+    #[serde(default)]
+    pub backchannel_logout_session_required: bool,
     /// when registered
     pub created_at: u64,
 }
@@ -197,6 +210,9 @@ impl Client {
             scopes: Vec::new(),
             require_par: false,
             fapi2: false,
+            post_logout_redirect_uris: Vec::new(),
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
             created_at,
         }
     }
@@ -230,6 +246,12 @@ impl fmt::Debug for Client {
             .field("scopes", &self.scopes)
             .field("require_par", &self.require_par)
             .field("fapi2", &self.fapi2)
+            .field("post_logout_redirect_uris", &self.post_logout_redirect_uris)
+            .field("backchannel_logout_uri", &self.backchannel_logout_uri)
+            .field(
+                "backchannel_logout_session_required",
+                &self.backchannel_logout_session_required,
+            )
             .field("created_at", &self.created_at)
             .finish()
     }
@@ -625,6 +647,28 @@ pub struct BrowserSession {
     /// its ID Tokens and logout tokens (empty for sessions made before it existed)
     #[serde(default)]
     pub sid: String,
+    /// Back-Channel Logout 1.0 §2.3: the clients this session signed in to (got a code or
+    /// tokens from), to be told when it ends; at most [`BrowserSession::MAX_CLIENTS`], the
+    /// most recent kept
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clients: Vec<String>,
+}
+
+impl BrowserSession {
+    /// How many clients a session remembers for logout.
+    pub const MAX_CLIENTS: usize = 64;
+
+    /// Remember that `client_id` signed in through this session; whether that changed it.
+    pub fn signed_in_to(&mut self, client_id: &str) -> bool {
+        if self.clients.iter().any(|c| c == client_id) {
+            return false;
+        }
+        if self.clients.len() >= Self::MAX_CLIENTS {
+            self.clients.remove(0);
+        }
+        self.clients.push(client_id.to_owned());
+        true
+    }
 }
 
 /// How a trusted issuer's subjects become local End-Users at the jwt-bearer grant.

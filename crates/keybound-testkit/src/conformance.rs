@@ -181,6 +181,9 @@ pub fn client(id: &str) -> Client {
         scopes: vec!["orders.read".into()],
         require_par: true,
         fapi2: false,
+        post_logout_redirect_uris: vec!["https://app.example/bye".into()],
+        backchannel_logout_uri: Some("https://app.example/backchannel".into()),
+        backchannel_logout_session_required: true,
         created_at: NOW,
     }
 }
@@ -700,6 +703,7 @@ pub async fn sessions_expire(s: Arc<dyn Store>) {
         expires_at: NOW + 3600,
         fresh_for: Some("request-fingerprint".into()),
         sid: "sid-1".into(),
+        clients: vec!["app".into()],
     };
     s.put_session(&h, &sess).await.unwrap();
     assert_eq!(s.session(&h, NOW).await.unwrap(), Some(sess));
@@ -813,6 +817,7 @@ pub async fn purge_expired_rows_in_bounded_batches(s: Arc<dyn Store>) {
         expires_at,
         fresh_for: None,
         sid: "sid-2".into(),
+        clients: Vec::new(),
     };
     s.put_session(&old, &session(at)).await.unwrap();
     s.put_session(&live, &session(NOW + 1000)).await.unwrap();

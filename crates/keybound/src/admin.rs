@@ -164,6 +164,17 @@ pub enum ClientCmd {
         /// the client must push its authorization requests (RFC 9126 PAR)
         #[arg(long)]
         require_par: bool,
+        /// where the End-User may be sent after logging out (RP-Initiated Logout; exact,
+        /// repeatable)
+        #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+        post_logout_redirect_uris: Vec<String>,
+        /// where the OP POSTs a logout token when a session this client signed in through
+        /// ends (Back-Channel Logout); the client's grants from that session end with it
+        #[arg(long, value_name = "URI")]
+        backchannel_logout_uri: Option<String>,
+        /// the client needs `sid` in logout tokens (keybound always sends it)
+        #[arg(long, requires = "backchannel_logout_uri")]
+        backchannel_logout_session_required: bool,
     },
     /// List clients.
     List,
@@ -309,6 +320,9 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     resources,
                     scopes,
                     require_par,
+                    post_logout_redirect_uris,
+                    backchannel_logout_uri,
+                    backchannel_logout_session_required,
                 },
         } => {
             let response_types = if response_types.is_empty() {
@@ -405,6 +419,9 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                 scopes,
                 require_par,
                 fapi2,
+                post_logout_redirect_uris,
+                backchannel_logout_uri,
+                backchannel_logout_session_required,
                 ..Client::new(&client_id, method, crate::now())
             };
             // the rules dynamic registration applies too (one function for both)
@@ -445,6 +462,10 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     exchange
                 } else {
                     format!("{exchange}\tscopes: {}", c.scopes.join(" "))
+                };
+                let exchange = match &c.backchannel_logout_uri {
+                    None => exchange,
+                    Some(u) => format!("{exchange}\tbackchannel-logout: {u}"),
                 };
                 println!(
                     "{}\t{}\t{}\t{}{exchange}",

@@ -43,6 +43,8 @@ impl Provider {
             },
             Bound::AuthorizationCode,
         )?;
+        // a client that follows the OP session: not from a session that was logged out
+        self.check_session_live(client, code.sid.as_deref()).await?;
         let redemption = Redemption {
             who: Authorized {
                 grant_id: &code.grant_id,

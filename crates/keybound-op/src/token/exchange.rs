@@ -72,6 +72,9 @@ impl Provider {
         if self.store.is_grant_revoked(gid).await? {
             return Err(Why::GrantRevoked.into());
         }
+        // a client that follows the OP session: not an ID Token of a session that was logged out
+        let sid = claims.extra.get("sid").and_then(Value::as_str);
+        self.check_session_live(client, sid).await?;
         let user = self.store.user(&claims.sub).await?.ok_or(Why::UserGone)?;
         if self
             .store

@@ -33,6 +33,8 @@ impl Provider {
         if rt.client_id != client.client_id {
             return Err(RefreshRefusal::OtherClient.into());
         }
+        // a client that follows the OP session: not from a session that was logged out
+        self.check_session_live(client, rt.sid.as_deref()).await?;
         let scope = match form.get("scope") {
             None => rt.scope.clone(),
             Some(s) => {
