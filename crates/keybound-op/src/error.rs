@@ -15,8 +15,7 @@ use keybound_store::StoreError;
 use crate::refusal::{
     AuthorizeRefusal, BindingRefusal, ClientAuthRefusal, ClientCredentialsRefusal, CodeRefusal,
     DeviceRefusal, ExchangeRefusal, Fapi2Refusal, JwtBearerRefusal, LogoutRefusal, PageRefusal,
-    RefreshRefusal,
-    Refusal, RegistrationRefusal, RequestRefusal, ResourceRefusal, TargetRefusal,
+    RefreshRefusal, Refusal, RegistrationRefusal, RequestRefusal, ResourceRefusal, TargetRefusal,
 };
 
 /// A refusal, or an internal failure, at any endpoint of the provider.

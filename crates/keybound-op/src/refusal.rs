@@ -80,7 +80,9 @@ pub enum LogoutRefusal {
     #[error("id_token_hint has several audiences and no azp: send client_id instead")]
     HintAudience,
     /// RP-Initiated Logout §2: with both, `client_id` is the client the hint was issued to.
-    #[error("client_id '{client_id}' is not the client the id_token_hint was issued to ('{hinted}')")]
+    #[error(
+        "client_id '{client_id}' is not the client the id_token_hint was issued to ('{hinted}')"
+    )]
     ClientMismatch {
         /// `client_id` sent
         client_id: String,

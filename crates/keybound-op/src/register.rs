@@ -230,8 +230,7 @@ impl Provider {
             // RP-Initiated Logout §3.1, Back-Channel Logout §2.2
             post_logout_redirect_uris: strings("post_logout_redirect_uris")?.unwrap_or_default(),
             backchannel_logout_uri: text("backchannel_logout_uri")?.map(str::to_owned),
-            backchannel_logout_session_required: match m
-                .get("backchannel_logout_session_required")
+            backchannel_logout_session_required: match m.get("backchannel_logout_session_required")
             {
                 None => false,
                 Some(Value::Bool(b)) => *b,

@@ -284,7 +284,11 @@ impl Step<'_> {
             };
             let remembered = updated.signed_in_to(&self.v.client.client_id);
             if remembered || s.fresh_for.is_some() {
-                self.state.provider.store().put_session(key, &updated).await?;
+                self.state
+                    .provider
+                    .store()
+                    .put_session(key, &updated)
+                    .await?;
             }
         }
         self.state.provider.issue_code(self.v, s).await

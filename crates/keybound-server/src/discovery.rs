@@ -107,9 +107,15 @@ fn base_metadata(state: &AppState) -> ProviderMetadata {
             ),
             // RP-Initiated Logout 1.0 §2.1, Back-Channel Logout 1.0 §2.1 (sid in logout
             // tokens and ID Tokens)
-            ("end_session_endpoint".to_owned(), e.end_session.clone().into()),
+            (
+                "end_session_endpoint".to_owned(),
+                e.end_session.clone().into(),
+            ),
             ("backchannel_logout_supported".to_owned(), true.into()),
-            ("backchannel_logout_session_supported".to_owned(), true.into()),
+            (
+                "backchannel_logout_session_supported".to_owned(),
+                true.into(),
+            ),
             // identity chaining (draft-ietf-oauth-identity-chaining §2.3, ID-JAG §4.4)
             (
                 "identity_chaining_requested_token_types_supported".to_owned(),

@@ -33,8 +33,8 @@ use axum::Router;
 use keybound_op::{paths, Provider};
 use tower_http::cors::{Any, CorsLayer};
 
-pub use logout::Deliveries;
 pub use issuer_keys::HttpIssuerKeys;
+pub use logout::Deliveries;
 pub use maintenance::spawn_purge;
 pub use metrics::Metrics;
 pub use peer::TokenBindingContext;

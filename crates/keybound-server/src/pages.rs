@@ -240,7 +240,11 @@ pub fn signed_out(stayed: bool) -> String {
     };
     layout(
         title,
-        &format!("<h1>{}</h1>\n<p role=\"status\">{}</p>", esc(title), esc(message)),
+        &format!(
+            "<h1>{}</h1>\n<p role=\"status\">{}</p>",
+            esc(title),
+            esc(message)
+        ),
     )
 }
 

@@ -30,6 +30,7 @@ pub mod conformance;
 pub mod op;
 pub mod pg;
 pub mod process;
+pub mod receiver;
 pub mod soak;
 pub mod tb;
 pub mod tokens;

@@ -216,19 +216,40 @@ impl TestOp {
     /// # Panics
     /// When any step fails (a test's setup).
     pub async fn code_for(&self, v: &keybound_op::ValidatedAuthorization) -> String {
-        let session = self
-            .p
+        let session = self.sign_in().await;
+        self.code_in(v, &session).await
+    }
+
+    /// The standard End-User signs in: the new OP session (as the provider makes it; the
+    /// server would store it under a cookie).
+    ///
+    /// # Panics
+    /// When the password is refused (a test's setup).
+    pub async fn sign_in(&self) -> keybound_store::BrowserSession {
+        self.p
             .login(ALICE.0, ALICE.1)
             .await
             .expect("login")
-            .expect("the standard End-User's password");
+            .expect("the standard End-User's password")
+    }
+
+    /// The code for `v` in `session`: the End-User consents, the provider issues it. (The
+    /// server also records the client in the session: `BrowserSession::signed_in_to`.)
+    ///
+    /// # Panics
+    /// When any step fails (a test's setup).
+    pub async fn code_in(
+        &self,
+        v: &keybound_op::ValidatedAuthorization,
+        session: &keybound_store::BrowserSession,
+    ) -> String {
         self.p
             .record_consent(v, &session.sub)
             .await
             .expect("consent");
         let url = self
             .p
-            .issue_code(v, &session)
+            .issue_code(v, session)
             .await
             .expect("code")
             .url()
