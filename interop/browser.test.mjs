@@ -3,7 +3,8 @@
 // consent page naming the key thumbprint, Allow (code delivered) and Deny (access_denied), the
 // implicit flow to an https app (tokens go only to https redirect URIs that are not localhost:
 // `rp.test` is mapped to 127.0.0.1 inside Chromium, with a certificate made here by openssl),
-// and a form_post to a callback that answers with a cross-origin 303.
+// a form_post to a callback that answers with a cross-origin 303, and logging out from the app
+// (RP-Initiated Logout: the confirmation page, back at the app, `prompt=none` → login_required).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -17,7 +18,7 @@ import * as jose from 'jose';
 import { startOp, admin, freePort } from './common.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-let op, browser, callback, spaCallback, redirectUri, hopUri, landedUri, spaRedirectUri, certDir;
+let op, browser, callback, spaCallback, redirectUri, hopUri, landedUri, spaRedirectUri, certDir, byeUri;
 let lastPost; // the body the last form_post delivered to a callback
 
 /** Answer a callback request: remember a POST body, then `then(res)`. */
@@ -39,6 +40,8 @@ before(async () => {
   // 127.0.0.1 to the browser), as many web RPs do after reading the response
   hopUri = `http://127.0.0.1:${port}/hop`;
   landedUri = `http://localhost:${port}/landed`;
+  // where the app takes its users after logging out (RP-Initiated Logout)
+  byeUri = `http://127.0.0.1:${port}/bye`;
   callback = createServer(receive((req, res) => {
     if (req.url.startsWith('/hop')) {
       res.writeHead(303, { location: landedUri });
@@ -66,7 +69,7 @@ before(async () => {
   await new Promise((r) => spaCallback.listen(spaPort, '127.0.0.1', r));
   op = await startOp((dir) => {
     admin(dir, ['client', 'add', '--client-id', 'web', '--name', 'Browser Test App',
-      '--redirect-uri', redirectUri, '--redirect-uri', hopUri]);
+      '--redirect-uri', redirectUri, '--redirect-uri', hopUri, '--post-logout-redirect-uri', byeUri]);
     admin(dir, ['client', 'add', '--client-id', 'spa', '--name', 'Implicit App', '--redirect-uri', spaRedirectUri,
       '--response-type', 'id_token token', '--response-type', 'id_token']);
     admin(dir, ['user', 'add', '--username', 'alice', '--password', 'wonderland']);
@@ -88,7 +91,7 @@ after(async () => {
   if (certDir) rmSync(certDir, { recursive: true, force: true });
 });
 
-async function authorizeUrl() {
+async function authorizeUrl(extra = {}) {
   const { publicKey } = await jose.generateKeyPair('ES256');
   const jkt = await jose.calculateJwkThumbprint(await jose.exportJWK(publicKey));
   const u = new URL('/authorize', op.issuer);
@@ -96,6 +99,7 @@ async function authorizeUrl() {
     response_type: 'code', client_id: 'web', redirect_uri: redirectUri,
     scope: 'openid profile bound_key', state: 'st', nonce: 'nn', dpop_jkt: jkt,
     code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
+    ...extra,
   }).toString();
   return { url: u.toString(), jkt };
 }
@@ -214,4 +218,29 @@ test('form_post to a callback that answers 303 to another origin', async () => {
   assert.ok(lastPost?.get('code'), `the callback got the code: ${lastPost}`);
   assert.equal(lastPost.get('state'), 'st');
   await context.close();
+});
+
+test('sign in, then log out from the app: confirmed, back at the app, and the session is gone', async () => {
+  const page = await browser.newPage();
+  await page.goto((await authorizeUrl()).url);
+  await page.fill('#username', 'alice');
+  await page.fill('#password', 'wonderland');
+  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+  await Promise.all([page.waitForURL((u) => u.toString().startsWith(redirectUri)), page.click('button[value=allow]')]);
+  // signed in: prompt=none gets a code without any page
+  await page.goto((await authorizeUrl({ prompt: 'none', scope: 'openid profile' })).url);
+  assert.ok(new URL(page.url()).searchParams.get('code'));
+  // the app's logout link (no id_token_hint): the OP asks first
+  const logout = new URL('/end_session', op.issuer);
+  logout.search = new URLSearchParams({ client_id: 'web', post_logout_redirect_uri: byeUri, state: 'lo' }).toString();
+  await page.goto(logout.toString());
+  assert.match(await page.textContent('h1'), /Sign out of keybound\?/);
+  await Promise.all([page.waitForURL((u) => u.toString().startsWith(byeUri)), page.click('button[value=yes]')]);
+  assert.equal(new URL(page.url()).searchParams.get('state'), 'lo');
+  // the session is gone: prompt=none answers login_required
+  await page.goto((await authorizeUrl({ prompt: 'none', scope: 'openid profile' })).url);
+  const back = new URL(page.url());
+  assert.ok(back.toString().startsWith(redirectUri));
+  assert.equal(back.searchParams.get('error'), 'login_required');
+  await page.close();
 });

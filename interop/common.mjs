@@ -64,9 +64,11 @@ export function hiddenFields(html) {
   return [...html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [decode(m[1]), decode(m[2])]);
 }
 
-/** Sign in and consent through the OP's forms; returns the redirect URL carrying the code. */
-export async function signIn(authorizationUrl, username, password) {
-  const cookies = new Map();
+/**
+ * Sign in and consent through the OP's forms; returns the redirect URL carrying the code. The
+ * OP's cookies are kept in `cookies` (a Map; pass one to use the session afterwards).
+ */
+export async function signIn(authorizationUrl, username, password, cookies = new Map()) {
   const absorb = (r) => {
     for (const c of r.headers.getSetCookie()) {
       const [kv] = c.split(';');
@@ -97,4 +99,9 @@ export async function signIn(authorizationUrl, username, password) {
   }
   if (r.status !== 303) throw new Error(`sign-in did not redirect: ${r.status}`);
   return r.headers.get('location');
+}
+
+/** The `cookie` header value for a cookie Map filled by `signIn`. */
+export function cookieHeader(cookies) {
+  return [...cookies].map(([k, v]) => `${k}=${v}`).join('; ');
 }
