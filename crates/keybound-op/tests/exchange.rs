@@ -486,3 +486,41 @@ async fn a_revoked_grant_no_longer_exchanges() {
     assert_eq!(e.code(), ErrorCode::InvalidGrant, "{e:?}");
     assert!(e.description().contains("no grant"), "{e:?}");
 }
+
+#[tokio::test]
+async fn bcl_2_7_an_id_token_of_a_logged_out_session_no_longer_exchanges() {
+    // a client that follows the OP session (it registered back-channel logout)
+    let op = OpBuilder::new()
+        .client(keybound_store::Client {
+            exchange: Some(policy()),
+            backchannel_logout_uri: Some("https://conf.example/backchannel".into()),
+            ..client("conf", ClientAuthMethod::ClientSecretBasic)
+        })
+        .build()
+        .await;
+    let key = keys::es256_a();
+    let jkt = key.public_jwk().thumbprint();
+    let session = op.sign_in().await;
+    let v =
+        op.p.validate_authorization(&keybound_testkit::op::authorization_request(
+            "conf",
+            "openid bound_key",
+            Some(&jkt),
+        ))
+        .await
+        .unwrap();
+    let code = op.code_in(&v, &session).await;
+    let idt = op
+        .redeem("conf", &code, Some(&key), Some(&basic("conf")))
+        .await
+        .unwrap()
+        .id_token
+        .unwrap();
+    assert!(exchange(&op, "conf", &idt, Some(&key), &[]).await.is_ok());
+    op.p.end_session(&session).await.unwrap();
+    let e = exchange(&op, "conf", &idt, Some(&key), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidGrant, "{e:?}");
+    assert!(e.description().contains("logged out"), "{e:?}");
+}
