@@ -1,6 +1,7 @@
 //! Fuzz the form bodies of the other POST endpoints: the input is the body of `/device` (code
-//! entry, sign-in, approval), `/device_authorization`, `/revoke`, `/introspect` and `/par`
-//! (the last four as the confidential client).
+//! entry, sign-in, approval) and `/end_session` (RP-Initiated Logout and its confirmation
+//! form) in the signed-in End-User's browser, and of `/device_authorization`, `/revoke`,
+//! `/introspect` and `/par` (those four as the confidential client).
 #![no_main]
 use axum::body::Body;
 use axum::http::Request;
@@ -20,6 +21,12 @@ fuzz_target!(|data: &[u8]| {
         .body(Body::from(data.to_vec()))
         .expect("a POST");
     op().send(device);
+    let end_session = Request::post("/end_session")
+        .header("content-type", form)
+        .header("cookie", format!("kb_session={SESSION}"))
+        .body(Body::from(data.to_vec()))
+        .expect("a POST");
+    op().send(end_session);
     for path in ["/device_authorization", "/revoke", "/introspect", "/par"] {
         let req = Request::post(path)
             .header("content-type", form)

@@ -1,5 +1,6 @@
 //! Fuzz the cookies the OP reads (session and pre-session/CSRF): the input is the `Cookie`
-//! header of a valid authorization request, of the device page and of a logout.
+//! header of a valid authorization request, of the device page, of a logout and of an
+//! end-session request.
 #![no_main]
 use axum::body::Body;
 use axum::http::Request;
@@ -13,10 +14,12 @@ fuzz_target!(|data: &[u8]| {
          &code_challenge_method=S256",
         urlencode(REDIRECT)
     );
+    let end_session = format!("/end_session?client_id={PUBLIC}&state=s");
     for (method, uri) in [
         ("GET", authorize.as_str()),
         ("GET", "/device"),
         ("POST", "/logout"),
+        ("GET", end_session.as_str()),
     ] {
         let b = Request::builder().method(method).uri(uri);
         let b = header(b, "cookie", data);
