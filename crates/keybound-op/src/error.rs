@@ -297,6 +297,7 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
             | RegistrationRefusal::HttpNotLoopback(_) => C::InvalidRedirectUri,
             RegistrationRefusal::NotAnObject(_)
             | RegistrationRefusal::LogoutUri { .. }
+            | RegistrationRefusal::WebOrigin(_)
             | RegistrationRefusal::MemberType { .. }
             | RegistrationRefusal::AuthMethod(_)
             | RegistrationRefusal::GrantType(_)

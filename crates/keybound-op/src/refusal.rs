@@ -838,6 +838,10 @@ pub enum RegistrationRefusal {
     /// RFC 9700 §2.1, RFC 8252 §7.3: `http` redirect URIs only on the loopback interface.
     #[error("redirect_uri '{0}': http is only for the loopback interface (localhost, 127.0.0.1, [::1]); use https")]
     HttpNotLoopback(String),
+    /// CORS: a web origin is an origin's serialisation, `http(s)://host[:port]` (RFC 6454
+    /// §6.2), nothing more.
+    #[error("web origin '{0}' must be scheme://host[:port] with http or https, no path (e.g. https://app.example)")]
+    WebOrigin(String),
     /// RP-Initiated Logout §3.1, Back-Channel Logout §2.2: `post_logout_redirect_uris` and
     /// `backchannel_logout_uri` follow the rules of redirect URIs (absolute `http(s)`, no
     /// fragment, normal form, `http` only on loopback).

@@ -341,6 +341,14 @@ pub fn check_client(c: &Client) -> Result<(), Why> {
                 .iter()
                 .map(|u| ("backchannel_logout_uri", u)),
         );
+    // a web origin is exactly an origin's serialisation (RFC 6454 §6.2): scheme, host, port
+    if let Some(o) = c.web_origins.iter().find(|o| {
+        url::Url::parse(o).map_or(true, |u| {
+            !matches!(u.scheme(), "https" | "http") || u.origin().ascii_serialization() != **o
+        })
+    }) {
+        return Err(Why::WebOrigin(o.clone()));
+    }
     for (member, u) in logout_uris {
         web_uri(u).map_err(|rule| Why::LogoutUri {
             member,
@@ -406,6 +414,7 @@ fn check_sizes(c: &Client) -> Result<(), Why> {
     for (member, list) in [
         ("redirect_uris", &c.redirect_uris),
         ("post_logout_redirect_uris", &c.post_logout_redirect_uris),
+        ("web_origins", &c.web_origins),
         ("resources", &c.resources),
         ("scope", &c.scopes),
     ] {

@@ -12,6 +12,7 @@
 //! state is kept on the server, so any node can serve any step.
 
 mod authorize;
+mod cors;
 mod device;
 mod discovery;
 pub mod error;
@@ -31,8 +32,8 @@ use std::sync::Arc;
 use axum::routing::{get, post};
 use axum::Router;
 use keybound_op::{paths, Provider};
-use tower_http::cors::{Any, CorsLayer};
 
+pub use cors::{web_origins, WebOrigins};
 pub use issuer_keys::HttpIssuerKeys;
 pub use logout::Deliveries;
 pub use maintenance::spawn_purge;
@@ -76,6 +77,8 @@ pub struct AppState {
     pub dpop_algs: String,
     /// back-channel logout deliveries
     pub logout: Deliveries,
+    /// the web origins of public clients, for CORS
+    pub web_origins: Arc<WebOrigins>,
 }
 
 impl AppState {
@@ -94,6 +97,7 @@ impl AppState {
             metrics: Metrics::default(),
             dpop_algs,
             logout: Deliveries::default(),
+            web_origins: Arc::default(),
         })
     }
 
@@ -105,37 +109,30 @@ impl AppState {
 /// The public router: every endpoint of the OP. `/metrics` is not here: it is served by
 /// [`management_router`] on a separate listener (loopback by default), as Keycloak and Hydra do.
 pub fn router(state: Arc<AppState>) -> Router {
-    // Browser-based clients call these cross-origin (RFC 9449 §8: expose DPoP-Nonce).
-    let cors = CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods(Any)
-        .allow_headers([
-            axum::http::header::AUTHORIZATION,
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderName::from_static("dpop"),
-        ])
-        .expose_headers([
-            axum::http::HeaderName::from_static("dpop-nonce"),
-            axum::http::header::WWW_AUTHENTICATE,
-        ]);
+    // single-page apps call these from their own origin (cors.rs: public clients' web
+    // origins only; preflights answered from memory)
     let api = Router::new()
         .route(paths::DISCOVERY, get(discovery::discovery))
         .route(paths::JWKS, get(discovery::jwks))
         .route(paths::TOKEN, post(token::token))
         .route(paths::PAR, post(token::par))
-        .route(
-            paths::DEVICE_AUTHORIZATION,
-            post(device::device_authorization),
-        )
         .route(paths::USERINFO, get(token::userinfo).post(token::userinfo))
-        .layer(cors);
+        .route(paths::REVOKE, post(token::revoke))
+        .layer(cors::layer(state.web_origins.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cors::refresh,
+        ));
     Router::new()
         .merge(api)
         .route(
             paths::AUTHORIZE,
             get(authorize::authorize_get).post(authorize::authorize_post),
         )
-        .route(paths::REVOKE, post(token::revoke))
+        .route(
+            paths::DEVICE_AUTHORIZATION,
+            post(device::device_authorization),
+        )
         .route(paths::INTROSPECT, post(token::introspect))
         .route(paths::REGISTER, post(token::register))
         .route(paths::LOGOUT, post(logout::logout))

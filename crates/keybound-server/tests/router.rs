@@ -777,36 +777,6 @@ async fn login_wrong_password_and_csrf() {
 }
 
 #[tokio::test]
-async fn cors_exposes_dpop_nonce() {
-    let mut a = app().await;
-    let r = a
-        .send(
-            Request::builder()
-                .method("OPTIONS")
-                .uri("/token")
-                .header("origin", "https://spa.example")
-                .header("access-control-request-method", "POST")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
-    assert!(r.headers.contains_key("access-control-allow-origin"));
-    let r = a
-        .send(
-            Request::get("/jwks")
-                .header("origin", "https://spa.example")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
-    assert!(r.headers["access-control-expose-headers"]
-        .to_str()
-        .unwrap()
-        .to_ascii_lowercase()
-        .contains("dpop-nonce"));
-}
-
-#[tokio::test]
 async fn bad_input_is_never_a_500() {
     let mut a = app().await;
     for body in [

@@ -146,6 +146,10 @@ pub struct Client {
     /// session end with it)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backchannel_logout_uri: Option<String>,
+    /// a public client's web origins (`scheme://host[:port]`) allowed to call the OP from a
+    /// page (CORS); none: the origins of its redirect URIs
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub web_origins: Vec<String>,
     /// Back-Channel Logout 1.0 §2.2 `backchannel_logout_session_required`: its logout tokens
     /// must carry `sid` (keybound's always do when the session has one)
     #[serde(default)]
@@ -212,6 +216,7 @@ impl Client {
             fapi2: false,
             post_logout_redirect_uris: Vec::new(),
             backchannel_logout_uri: None,
+            web_origins: Vec::new(),
             backchannel_logout_session_required: false,
             created_at,
         }
@@ -248,6 +253,7 @@ impl fmt::Debug for Client {
             .field("fapi2", &self.fapi2)
             .field("post_logout_redirect_uris", &self.post_logout_redirect_uris)
             .field("backchannel_logout_uri", &self.backchannel_logout_uri)
+            .field("web_origins", &self.web_origins)
             .field(
                 "backchannel_logout_session_required",
                 &self.backchannel_logout_session_required,

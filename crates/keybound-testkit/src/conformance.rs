@@ -183,6 +183,7 @@ pub fn client(id: &str) -> Client {
         fapi2: false,
         post_logout_redirect_uris: vec!["https://app.example/bye".into()],
         backchannel_logout_uri: Some("https://app.example/backchannel".into()),
+        web_origins: vec!["https://app.example".into()],
         backchannel_logout_session_required: true,
         created_at: NOW,
     }

@@ -172,6 +172,10 @@ pub enum ClientCmd {
         /// ends (Back-Channel Logout); the client's grants from that session end with it
         #[arg(long, value_name = "URI")]
         backchannel_logout_uri: Option<String>,
+        /// a web origin (https://app.example) from which this public client's pages may call
+        /// the OP (CORS; repeatable); without any, the origins of its redirect URIs
+        #[arg(long = "web-origin", value_name = "ORIGIN")]
+        web_origins: Vec<String>,
         /// the client needs `sid` in logout tokens (keybound always sends it)
         #[arg(long, requires = "backchannel_logout_uri")]
         backchannel_logout_session_required: bool,
@@ -323,6 +327,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     post_logout_redirect_uris,
                     backchannel_logout_uri,
                     backchannel_logout_session_required,
+                    web_origins,
                 },
         } => {
             let response_types = if response_types.is_empty() {
@@ -422,6 +427,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                 post_logout_redirect_uris,
                 backchannel_logout_uri,
                 backchannel_logout_session_required,
+                web_origins,
                 ..Client::new(&client_id, method, crate::now())
             };
             // the rules dynamic registration applies too (one function for both)

@@ -46,6 +46,7 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process; boxing would only add noise
 enum Command {
     /// Run the OpenID Provider (SQLite in the data directory).
     Serve {
