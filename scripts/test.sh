@@ -69,6 +69,9 @@ cargo test --workspace --all-targets --locked 2>&1 | tee -a "$log"
 echo "== interop (openid-client + jose) and browser (headless Chromium) tests against the real binary"
 (cd interop && KEYBOUND_BIN="$PWD/../target/debug/keybound" node --test --test-reporter=tap 2>&1) | tee -a "$log"
 
+echo "== the browser package (clients/browser): unit tests with node's runner, npm pack"
+(cd clients/browser && node --test --test-reporter=tap test/ 2>&1 && npm pack --dry-run --silent >/dev/null) | tee -a "$log"
+
 echo "== fuzzing: every target 30 s from its seed corpus (fuzz/ is its own workspace)"
 bash fuzz/run.sh 30 2>&1 | tee -a "$log"
 

@@ -26,7 +26,7 @@ use crate::serve;
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
 
 /// A listener on a free loopback port and the issuer it gives.
-async fn bind() -> anyhow::Result<(tokio::net::TcpListener, String)> {
+pub(crate) async fn bind() -> anyhow::Result<(tokio::net::TcpListener, String)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let issuer = format!("http://{}", listener.local_addr()?);
     Ok((listener, issuer))
@@ -34,7 +34,7 @@ async fn bind() -> anyhow::Result<(tokio::net::TcpListener, String)> {
 
 /// An OP exactly as `keybound serve` builds it (SQLite in `dir`, the same provider settings),
 /// provisioned with `clients`, `users` and trusted `issuers`.
-async fn start_op(
+pub(crate) async fn start_op(
     (listener, issuer): (tokio::net::TcpListener, String),
     dir: &std::path::Path,
     clients: Vec<Client>,
@@ -92,7 +92,7 @@ async fn start_op(
 }
 
 /// The demo End-User (the same person in both domains, found in B by verified e-mail).
-fn demo_user(sub: &str) -> User {
+pub(crate) fn demo_user(sub: &str) -> User {
     User {
         name: Some("Demo User".into()),
         email: Some("demo@example.com".into()),
@@ -101,7 +101,7 @@ fn demo_user(sub: &str) -> User {
     }
 }
 
-const DEMO_PASSWORD: &str = "demo-password";
+pub(crate) const DEMO_PASSWORD: &str = "demo-password";
 const APP_SECRET: &str = "demo-app-secret";
 const APP_SECRET_AT_B: &str = "demo-app-secret-at-b";
 
@@ -119,7 +119,7 @@ async fn b_orders(DpopAccess(a): DpopAccess) -> String {
 }
 
 /// A verifier at `base` trusting `issuer` (keys from its `/jwks`) for `audiences`.
-fn verifier(issuer: &str, audiences: Vec<String>, base: &str) -> Arc<Verifier> {
+pub(crate) fn verifier(issuer: &str, audiences: Vec<String>, base: &str) -> Arc<Verifier> {
     Arc::new(Verifier::new(
         VerifierConfig::new(
             TrustedIssuer {
@@ -546,7 +546,7 @@ async fn act_two(
     Ok(expected)
 }
 
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+pub(crate) fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("keybound-demo-{}", keybound_jose::random_b64(6)));
     crate::config::ensure_data_dir(&dir).context("creating the demo's temporary directory")?;
     Ok(dir)

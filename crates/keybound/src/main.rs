@@ -24,6 +24,7 @@ mod admin;
 mod config;
 mod conn_limit;
 mod demo;
+mod demo_spa;
 mod demo_tb;
 mod inspect;
 mod rpcli;
@@ -84,8 +85,13 @@ enum Command {
     Demo {
         /// Token Bound Authentication instead: an OP and a web RP over TLS with Token Binding,
         /// a stolen ID Token and copied cookies refused, a stripped binding caught
-        #[arg(long)]
+        #[arg(long, conflicts_with = "spa")]
         token_binding: bool,
+        /// A single-page app instead: the OP, and on another origin the example app of
+        /// clients/browser (its key non-extractable in the page) with its API; prints the
+        /// app's URL and runs until interrupted
+        #[arg(long)]
+        spa: bool,
     },
     /// Provision clients, users and signing keys in the server's store.
     Admin {
@@ -186,10 +192,12 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
-        Command::Demo { token_binding } => match runtime().and_then(|rt| {
+        Command::Demo { token_binding, spa } => match runtime().and_then(|rt| {
             rt.block_on(async {
                 if token_binding {
                     demo_tb::run().await
+                } else if spa {
+                    demo_spa::run().await
                 } else {
                     demo::run().await
                 }
