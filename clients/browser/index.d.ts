@@ -43,6 +43,9 @@ export interface ClientOptions {
   scope?: string;
   /** a registered post-logout redirect URI */
   postLogoutRedirectUri?: string;
+  /** push authorization requests (RFC 9126) when the OP offers PAR (default); false: only
+   * when its discovery requires it */
+  par?: boolean;
   /** default: IndexedDB */
   storage?: Storage;
   /** default: the global fetch */
@@ -64,7 +67,8 @@ export declare class KeyboundClient {
   static create(options: ClientOptions): Promise<KeyboundClient>;
   /** The signed-in End-User's ID Token claims, or null. */
   readonly user: IdTokenClaims | null;
-  /** Go to the OP to sign in (key-bound code flow, PAR when required); the URL navigated to. */
+  /** Go to the OP to sign in (key-bound code flow, pushed when the OP offers PAR); the URL
+   * navigated to. */
   signIn(extra?: Record<string, string>): Promise<string>;
   /** On the redirect URI: finish the sign-in. */
   handleCallback(href?: string): Promise<IdTokenClaims>;

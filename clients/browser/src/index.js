@@ -80,7 +80,8 @@ function challenge(resp) {
 export class KeyboundClient {
   /**
    * @param {object} o issuer, clientId, redirectUri, scope (default "openid"; `bound_key` is
-   *   always added), postLogoutRedirectUri, storage (default IndexedDB), fetch, now (seconds),
+   *   always added), postLogoutRedirectUri, par (default: push when the OP offers PAR; false:
+   *   only when its discovery requires it), storage (default IndexedDB), fetch, now (seconds),
    *   navigate (default location.assign)
    */
   static async create(o) {
@@ -98,6 +99,7 @@ export class KeyboundClient {
     this.clientId = o.clientId;
     this.redirectUri = o.redirectUri;
     this.postLogoutRedirectUri = o.postLogoutRedirectUri;
+    this.par = o.par;
     const scopes = new Set((o.scope ?? 'openid').split(' ').filter(Boolean));
     scopes.add('openid');
     scopes.add('bound_key');
@@ -151,7 +153,7 @@ export class KeyboundClient {
   }
 
   /** Start the key-bound code flow: PKCE, state, nonce, `bound_key`, `dpop_jkt`; pushed (RFC
-   * 9126, with a proof) when the OP requires it. Navigates to the OP. */
+   * 9126, with a proof) when the OP offers PAR. Navigates to the OP. */
   async signIn(extra = {}) {
     const keys = await this.keys();
     const tx = { state: random(), nonce: random(), verifier: random(48) };
@@ -169,7 +171,11 @@ export class KeyboundClient {
       ...extra,
     };
     let url = new URL(this.meta.authorization_endpoint);
-    if (this.meta.require_pushed_authorization_requests && this.meta.pushed_authorization_request_endpoint) {
+    // pushed whenever the OP offers PAR (a client may be required to push without discovery
+    // saying so: the requirement can be per client), unless the app said `par: false`
+    const push = this.meta.pushed_authorization_request_endpoint
+      && (this.par !== false || this.meta.require_pushed_authorization_requests);
+    if (push) {
       const r = await this.postForm(this.meta.pushed_authorization_request_endpoint, params);
       const body = await r.json().catch(() => ({}));
       if (!r.ok) fail('oauth_error', body.error_description ?? `PAR answered HTTP ${r.status}`, { error: body.error });
