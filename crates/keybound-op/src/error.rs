@@ -298,6 +298,7 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
             RegistrationRefusal::NotAnObject(_)
             | RegistrationRefusal::LogoutUri { .. }
             | RegistrationRefusal::WebOrigin(_)
+            | RegistrationRefusal::WebOriginConfidential
             | RegistrationRefusal::MemberType { .. }
             | RegistrationRefusal::AuthMethod(_)
             | RegistrationRefusal::GrantType(_)

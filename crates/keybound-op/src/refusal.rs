@@ -842,6 +842,9 @@ pub enum RegistrationRefusal {
     /// §6.2), nothing more.
     #[error("web origin '{0}' must be scheme://host[:port] with http or https, no path (e.g. https://app.example)")]
     WebOrigin(String),
+    /// CORS: only public clients run in pages; a confidential client's secret cannot live in one.
+    #[error("web origins are for public clients (--auth-method none): a page cannot keep a client secret")]
+    WebOriginConfidential,
     /// RP-Initiated Logout §3.1, Back-Channel Logout §2.2: `post_logout_redirect_uris` and
     /// `backchannel_logout_uri` follow the rules of redirect URIs (absolute `http(s)`, no
     /// fragment, normal form, `http` only on loopback).

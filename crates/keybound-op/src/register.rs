@@ -341,6 +341,10 @@ pub fn check_client(c: &Client) -> Result<(), Why> {
                 .iter()
                 .map(|u| ("backchannel_logout_uri", u)),
         );
+    // web origins are for pages, and pages hold no client secret
+    if !c.web_origins.is_empty() && c.auth_method != ClientAuthMethod::None {
+        return Err(Why::WebOriginConfidential);
+    }
     // a web origin is exactly an origin's serialisation (RFC 6454 §6.2): scheme, host, port
     if let Some(o) = c.web_origins.iter().find(|o| {
         url::Url::parse(o).map_or(true, |u| {

@@ -421,3 +421,36 @@ async fn open_registration_when_configured() {
             .unwrap();
     assert!(r["client_id"].is_string());
 }
+
+#[test]
+fn web_origins_are_origins_of_public_clients() {
+    use keybound_op::check_client;
+    use keybound_op::refusal::RegistrationRefusal as Why;
+    use keybound_store::Client;
+    let public = |origins: &[&str]| Client {
+        redirect_uris: vec!["https://app.example/cb".into()],
+        web_origins: origins.iter().map(|o| (*o).to_owned()).collect(),
+        ..keybound_testkit::op::client("spa", ClientAuthMethod::None)
+    };
+    check_client(&public(&["https://app.example", "http://127.0.0.1:5173"])).unwrap();
+    for bad in [
+        "https://app.example/",
+        "https://app.example/path",
+        "ftp://app.example",
+        "app.example",
+        "https://app.example:443",
+    ] {
+        assert!(
+            matches!(check_client(&public(&[bad])), Err(Why::WebOrigin(o)) if o == bad),
+            "{bad}"
+        );
+    }
+    let confidential = Client {
+        web_origins: vec!["https://app.example".into()],
+        ..keybound_testkit::op::client("conf", ClientAuthMethod::ClientSecretBasic)
+    };
+    assert!(matches!(
+        check_client(&confidential),
+        Err(Why::WebOriginConfidential)
+    ));
+}
