@@ -4,18 +4,18 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use std::net::IpAddr;
 
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use keybound_op::par::REQUEST_URI_PREFIX;
-use keybound_op::refusal::{PageRefusal, RequestRefusal};
+use keybound_op::refusal::PageRefusal;
 use keybound_op::{paths, Interaction, OpError, ValidatedAuthorization};
 use keybound_store::{BrowserSession, TokenHash};
 
 use crate::error::{form_note, page_failed as failed, page_refused as refused, Failure};
+use crate::forms::PageForm;
 use crate::peer::{ClientAddr, TokenBinding};
 use crate::response::{html, respond};
 use crate::session::{
@@ -55,12 +55,9 @@ pub async fn authorize_post(
     ClientAddr(source): ClientAddr,
     TokenBinding(tb): TokenBinding,
     headers: HeaderMap,
-    body: Bytes,
+    PageForm(pairs): PageForm,
 ) -> Response {
-    if !forms::is_form(&headers) {
-        return refused(RequestRefusal::NotAForm);
-    }
-    handle(&state, &headers, forms::pairs(&body), source, &tb).await
+    handle(&state, &headers, pairs, source, &tb).await
 }
 
 struct Step<'a> {

@@ -12,16 +12,16 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use keybound_jose::Jkt;
-use keybound_op::refusal::{PageRefusal, RequestRefusal};
+use keybound_op::refusal::PageRefusal;
 use keybound_op::{paths, DeviceRequestFacts, OpError};
 use keybound_store::{BrowserSession, Count, Store, TokenHash};
 
 use crate::error::{form_message, form_note, page_failed as failed, page_refused as refused};
+use crate::forms::PageForm;
 use crate::peer::ClientAddr;
 use crate::peer::TokenBinding;
 use crate::response::html;
@@ -156,12 +156,8 @@ pub async fn device_post(
     ClientAddr(ip): ClientAddr,
     TokenBinding(tb): TokenBinding,
     headers: HeaderMap,
-    body: Bytes,
+    PageForm(pairs): PageForm,
 ) -> Response {
-    if !forms::is_form(&headers) {
-        return refused(RequestRefusal::NotAForm);
-    }
-    let pairs = forms::pairs(&body);
     let field = |n: &str| pairs.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
     let action = field("kb_action").unwrap_or("code");
     let scope = if action == "consent" {

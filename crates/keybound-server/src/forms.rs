@@ -4,7 +4,10 @@
 //! `/authorize`); the externally visible URL of an endpoint comes from the provider's
 //! configured endpoints, never from the request.
 
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 use keybound_op::refusal::RequestRefusal;
 use keybound_op::OpError;
 
@@ -68,4 +71,22 @@ pub fn header_values<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h str> {
 /// One header as a string.
 pub fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The form body of a POST to an End-User page (login, consent, device, logout): a body that is
+/// not a form is refused with an HTML error page.
+pub(crate) struct PageForm(pub Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequest<S> for PageForm {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_form(req.headers()) {
+            return Err(crate::error::page_refused(RequestRefusal::NotAForm));
+        }
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(PageForm(pairs(&body)))
+    }
 }

@@ -11,16 +11,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use keybound_op::logout::{EndSession, EndSessionRequest, LogoutDelivery};
-use keybound_op::refusal::{PageRefusal, RequestRefusal};
+use keybound_op::refusal::PageRefusal;
 use keybound_op::{paths, Form, OpError};
 use keybound_store::{BrowserSession, TokenHash};
 
 use crate::error::{page_failed as failed, page_refused as refused};
+use crate::forms::PageForm;
 use crate::peer::TokenBinding;
 use crate::response::{html, see_other};
 use crate::session::{csrf_ok, current_session, derive, set_cookie, FormScope};
@@ -123,12 +123,9 @@ pub async fn end_session_post(
     State(state): State<Arc<AppState>>,
     TokenBinding(tb): TokenBinding,
     headers: HeaderMap,
-    body: Bytes,
+    PageForm(pairs): PageForm,
 ) -> Response {
-    if !forms::is_form(&headers) {
-        return refused(RequestRefusal::NotAForm);
-    }
-    end_session(&state, &headers, &tb, forms::pairs(&body)).await
+    end_session(&state, &headers, &tb, pairs).await
 }
 
 async fn end_session(
@@ -224,12 +221,9 @@ pub async fn logout(
     State(state): State<Arc<AppState>>,
     TokenBinding(tb): TokenBinding,
     headers: HeaderMap,
-    body: Bytes,
+    PageForm(pairs): PageForm,
 ) -> Response {
-    let csrf = forms::pairs(&body)
-        .into_iter()
-        .find(|(k, _)| k == "csrf")
-        .map(|(_, v)| v);
+    let csrf = pairs.into_iter().find(|(k, _)| k == "csrf").map(|(_, v)| v);
     let current = match current_session(&state, &headers, &tb).await {
         Ok(c) => c,
         Err(e) => return failed(e),
