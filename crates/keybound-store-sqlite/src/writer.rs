@@ -150,20 +150,34 @@ fn run(conn: &Connection, mut rx: mpsc::Receiver<Box<dyn Job>>) {
     }
 }
 
-/// One transaction over `batch`, each job under its own savepoint.
+/// Run a fixed statement (transaction control) through the statement cache: it is parsed once.
+fn control(conn: &Connection, sql: &str) -> Result<()> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute([]))
+        .map(|_| ())
+        .map_err(db)
+}
+
+/// One transaction over `batch`. A batch of one needs no savepoint: if its job fails, the
+/// transaction is rolled back; in a larger batch each job runs under its own savepoint, so a
+/// failing job is rolled back alone.
 fn commit(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<()> {
-    conn.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
+    control(conn, "BEGIN IMMEDIATE")?;
     let mut body = || -> Result<()> {
-        for job in batch.iter_mut() {
-            conn.execute_batch("SAVEPOINT job").map_err(db)?;
+        if let [job] = batch {
             if job.run(conn) {
-                conn.execute_batch("RELEASE job").map_err(db)?;
-            } else {
-                conn.execute_batch("ROLLBACK TO job; RELEASE job")
-                    .map_err(db)?;
+                return control(conn, "COMMIT");
             }
+            return control(conn, "ROLLBACK");
         }
-        conn.execute_batch("COMMIT").map_err(db)
+        for job in batch.iter_mut() {
+            control(conn, "SAVEPOINT job")?;
+            if !job.run(conn) {
+                control(conn, "ROLLBACK TO job")?;
+            }
+            control(conn, "RELEASE job")?;
+        }
+        control(conn, "COMMIT")
     };
     body().inspect_err(|_| {
         // leave no transaction open for the next batch (a failed COMMIT may have ended it)
