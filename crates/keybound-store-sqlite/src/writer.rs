@@ -49,7 +49,9 @@ where
 {
     fn run(&mut self, c: &Connection) -> bool {
         let out = match self.work.take() {
-            Some(f) => f(c),
+            // a panicking job fails alone: the thread, and every later write, live on
+            Some(f) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(c)))
+                .unwrap_or_else(|_| Err(StoreError::Database("a store job panicked".into()))),
             None => Err(StoreError::Database("a job ran twice".into())),
         };
         let ok = out.is_ok();
