@@ -96,19 +96,9 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let job = Box::new(Typed {
-            work: Some(f),
-            out: None,
-            reply,
-        });
-        self.jobs
-            .send(job)
-            .await
-            .map_err(|_| StoreError::Unavailable("the SQLite writer thread has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the SQLite writer thread has stopped".into()))?
+        let (job, answer) = job(f);
+        self.jobs.send(job).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     /// [`Writer::write`] from a thread outside the async runtime (the checkpoint thread).
@@ -117,19 +107,29 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let job = Box::new(Typed {
-            work: Some(f),
-            out: None,
-            reply,
-        });
-        self.jobs
-            .blocking_send(job)
-            .map_err(|_| StoreError::Unavailable("the SQLite writer thread has stopped".into()))?;
-        answer
-            .blocking_recv()
-            .map_err(|_| StoreError::Unavailable("the SQLite writer thread has stopped".into()))?
+        let (job, answer) = job(f);
+        self.jobs.blocking_send(job).map_err(|_| stopped())?;
+        answer.blocking_recv().map_err(|_| stopped())?
     }
+}
+
+/// `f` as a job, and where its answer will come.
+fn job<T, F>(f: F) -> (Box<dyn Job>, oneshot::Receiver<Result<T>>)
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+{
+    let (reply, answer) = oneshot::channel();
+    let job = Box::new(Typed {
+        work: Some(f),
+        out: None,
+        reply,
+    });
+    (job, answer)
+}
+
+fn stopped() -> StoreError {
+    StoreError::Unavailable("the SQLite writer thread has stopped".into())
 }
 
 fn run(conn: &Connection, mut rx: mpsc::Receiver<Box<dyn Job>>) {
