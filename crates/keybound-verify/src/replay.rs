@@ -74,10 +74,7 @@ mod sqlite {
     use std::sync::atomic::{AtomicU64, Ordering};
 
     use async_trait::async_trait;
-    use sqlx::sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-    };
-    use sqlx::SqlitePool;
+    use rusqlite::{params, Connection, OpenFlags};
 
     use super::ReplayCache;
     use crate::VerifyError;
@@ -85,40 +82,51 @@ mod sqlite {
     /// Expired rows are deleted once every this many inserts.
     const PURGE_EVERY: u64 = 1024;
 
-    fn unavailable(e: &sqlx::Error) -> VerifyError {
+    fn unavailable(e: &rusqlite::Error) -> VerifyError {
         VerifyError::ReplayCacheUnavailable(e.to_string())
     }
 
     /// A replay cache in a SQLite file (WAL): it survives restarts of the consuming component,
     /// and several processes on one machine may share it. Entries live until their proof
     /// could no longer be accepted anyway; expired ones are purged as inserts go by.
-    #[derive(Debug)]
+    ///
+    /// One connection, taken in turn with an async lock (a waiting request never blocks its
+    /// runtime worker); each check is one statement on a warm page cache, microseconds,
+    /// run where it is called (rusqlite, the SQLite driver of the whole project).
     pub struct SqliteReplayCache {
-        pool: SqlitePool,
+        conn: tokio::sync::Mutex<Connection>,
         inserts: AtomicU64,
+    }
+
+    impl std::fmt::Debug for SqliteReplayCache {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("SqliteReplayCache").finish_non_exhaustive()
+        }
     }
 
     impl SqliteReplayCache {
         /// Open (or create, mode 0600) the cache at `path`.
         pub async fn open(path: &Path) -> Result<Self, VerifyError> {
-            let opts = SqliteConnectOptions::new()
-                .filename(path)
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
+            let owned = path.to_owned();
+            let conn = tokio::task::spawn_blocking(move || {
+                let c = Connection::open_with_flags(
+                    &owned,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE
+                        | OpenFlags::SQLITE_OPEN_CREATE
+                        | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                c.busy_timeout(std::time::Duration::from_secs(5))?;
+                c.pragma_update(None, "journal_mode", "WAL")?;
                 // a committed insert survives a crash or kill of this process (docs/decisions.md)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(std::time::Duration::from_secs(5));
-            let pool = SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect_with(opts)
-                .await
-                .map_err(|e| unavailable(&e))?;
-            sqlx::query(
-                "CREATE TABLE IF NOT EXISTS replay \
-                 (digest BLOB PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID",
-            )
-            .execute(&pool)
+                c.pragma_update(None, "synchronous", "NORMAL")?;
+                c.execute_batch(
+                    "CREATE TABLE IF NOT EXISTS replay \
+                     (digest BLOB PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID",
+                )?;
+                Ok::<_, rusqlite::Error>(c)
+            })
             .await
+            .map_err(|e| VerifyError::ReplayCacheUnavailable(e.to_string()))?
             .map_err(|e| unavailable(&e))?;
             #[cfg(unix)]
             {
@@ -127,7 +135,7 @@ mod sqlite {
                     .map_err(|e| VerifyError::ReplayCacheUnavailable(e.to_string()))?;
             }
             Ok(SqliteReplayCache {
-                pool,
+                conn: tokio::sync::Mutex::new(conn),
                 inserts: AtomicU64::new(0),
             })
         }
@@ -142,27 +150,25 @@ mod sqlite {
             now: u64,
         ) -> Result<bool, VerifyError> {
             let as_i64 = |t: u64| i64::try_from(t).unwrap_or(i64::MAX);
+            let conn = self.conn.lock().await;
             // one statement: a new digest is inserted, an expired one renewed, a live one left
             // alone (0 rows: a replay)
-            let r = sqlx::query(
-                "INSERT INTO replay (digest, expires_at) VALUES (?1, ?2) \
-                 ON CONFLICT(digest) DO UPDATE SET expires_at = excluded.expires_at \
-                 WHERE replay.expires_at <= ?3",
-            )
-            .bind(&digest[..])
-            .bind(as_i64(expires_at))
-            .bind(as_i64(now))
-            .execute(&self.pool)
-            .await
-            .map_err(|e| unavailable(&e))?;
+            let n = conn
+                .prepare_cached(
+                    "INSERT INTO replay (digest, expires_at) VALUES (?1, ?2) \
+                     ON CONFLICT(digest) DO UPDATE SET expires_at = excluded.expires_at \
+                     WHERE replay.expires_at <= ?3",
+                )
+                .and_then(|mut st| {
+                    st.execute(params![&digest[..], as_i64(expires_at), as_i64(now)])
+                })
+                .map_err(|e| unavailable(&e))?;
             if self.inserts.fetch_add(1, Ordering::Relaxed) % PURGE_EVERY == PURGE_EVERY - 1 {
-                sqlx::query("DELETE FROM replay WHERE expires_at <= ?1")
-                    .bind(as_i64(now))
-                    .execute(&self.pool)
-                    .await
+                conn.prepare_cached("DELETE FROM replay WHERE expires_at <= ?1")
+                    .and_then(|mut st| st.execute(params![as_i64(now)]))
                     .map_err(|e| unavailable(&e))?;
             }
-            Ok(r.rows_affected() == 1)
+            Ok(n == 1)
         }
     }
 }
