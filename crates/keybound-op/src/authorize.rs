@@ -596,7 +596,7 @@ impl Provider {
                 bound_key,
                 tbh: v.tbh.clone(),
                 resources: v.resources.clone(),
-                sid: Some(session.sid.clone()).filter(|s| !s.is_empty()),
+                sid: session.session_id().map(str::to_owned),
                 created_at: now,
                 expires_at: now + self.code_ttl(&v.client),
             };
@@ -621,7 +621,7 @@ impl Provider {
                     amr: &session.amr,
                     nonce: v.nonce.as_deref(),
                     resources: &v.resources,
-                    sid: Some(session.sid.as_str()).filter(|s| !s.is_empty()),
+                    sid: session.session_id(),
                 },
                 id_token_key: None,
                 tbh: v.tbh.as_deref(),

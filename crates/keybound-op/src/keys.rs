@@ -175,4 +175,23 @@ impl Provider {
     pub async fn jwks(&self) -> Result<JwkSet, OpError> {
         Ok(self.loaded().await?.published.clone())
     }
+
+    /// A JWT of this provider other than its ID and access tokens (an ID-JAG, a logout token):
+    /// `claims` signed by the current key, header `typ` and `kid`. `what` names it in an
+    /// internal error.
+    pub(crate) async fn sign_jwt(
+        &self,
+        typ: &str,
+        claims: &impl serde::Serialize,
+        what: &str,
+    ) -> Result<String, OpError> {
+        let key = self.current_key().await?;
+        let mut header = serde_json::Map::new();
+        header.insert("typ".into(), typ.into());
+        header.insert("kid".into(), key.kid.clone().into());
+        let payload = serde_json::to_vec(claims)
+            .map_err(|e| OpError::internal(format!("encoding {what}: {e}")))?;
+        keybound_jose::jws::sign(key.alg, &header, &payload, &key.key)
+            .map_err(|e| OpError::internal(format!("signing {what}: {e}")))
+    }
 }

@@ -23,11 +23,10 @@
 //! tokens exist only for `offline_access`, which outlives the sign-in by definition (OIDC Core
 //! §11). Access tokens already issued live out their lifetime.
 
-use keybound_jose::jws::sign;
 use keybound_proto::idtoken::{self, Audience, BindingRequirement, IdTokenChecks};
 use keybound_proto::keybinding::{TYP_DPOP_ID_TOKEN, TYP_ID_TOKEN_CNF};
 use keybound_store::{BrowserSession, Client};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::refusal::LogoutRefusal as Why;
 use crate::{OpError, Provider};
@@ -79,7 +78,10 @@ impl EndSession {
     /// End-User and, when the hint carries one, the same `sid`.
     pub fn names(&self, session: &BrowserSession) -> bool {
         self.hint.as_ref().is_some_and(|h| {
-            h.sub == session.sub && h.sid.as_ref().is_none_or(|sid| *sid == session.sid)
+            h.sub == session.sub
+                && h.sid
+                    .as_ref()
+                    .is_none_or(|sid| Some(sid.as_str()) == session.session_id())
         })
     }
 
@@ -115,6 +117,20 @@ impl std::fmt::Debug for LogoutDelivery {
             .field("logout_token", &"<redacted>")
             .finish()
     }
+}
+
+/// The claims of a logout token (Back-Channel Logout §2.4).
+#[derive(serde::Serialize)]
+struct LogoutTokenClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    iat: u64,
+    exp: u64,
+    jti: String,
+    events: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<&'a str>,
 }
 
 /// The revoked pseudo-grant that marks session `sid` as logged out.
@@ -238,10 +254,8 @@ impl Provider {
         session: &BrowserSession,
     ) -> Result<Vec<LogoutDelivery>, OpError> {
         let now = self.now();
-        if !session.sid.is_empty() {
-            self.store
-                .revoke_grant(&session_mark(&session.sid), now)
-                .await?;
+        if let Some(sid) = session.session_id() {
+            self.store.revoke_grant(&session_mark(sid), now).await?;
         }
         let mut out = Vec::new();
         for id in &session.clients {
@@ -267,26 +281,18 @@ impl Provider {
         client: &Client,
         session: &BrowserSession,
     ) -> Result<String, OpError> {
-        let key = self.current_key().await?;
         let now = self.now();
-        let mut claims = Map::new();
-        claims.insert("iss".into(), self.config.issuer.clone().into());
-        claims.insert("sub".into(), session.sub.clone().into());
-        claims.insert("aud".into(), client.client_id.clone().into());
-        claims.insert("iat".into(), now.into());
-        claims.insert("exp".into(), (now + LOGOUT_TOKEN_TTL).into());
-        claims.insert("jti".into(), self.random_id().into());
-        claims.insert("events".into(), json!({ LOGOUT_EVENT: {} }));
-        if !session.sid.is_empty() {
-            claims.insert("sid".into(), session.sid.clone().into());
-        }
-        let mut header = Map::new();
-        header.insert("typ".into(), TYP_LOGOUT.into());
-        header.insert("kid".into(), key.kid.clone().into());
-        let payload = serde_json::to_vec(&claims)
-            .map_err(|e| OpError::internal(format!("encoding a logout token: {e}")))?;
-        sign(key.alg, &header, &payload, &key.key)
-            .map_err(|e| OpError::internal(format!("signing a logout token: {e}")))
+        let claims = LogoutTokenClaims {
+            iss: &self.config.issuer,
+            sub: &session.sub,
+            aud: &client.client_id,
+            iat: now,
+            exp: now + LOGOUT_TOKEN_TTL,
+            jti: self.random_id(),
+            events: json!({ LOGOUT_EVENT: {} }),
+            sid: session.session_id(),
+        };
+        self.sign_jwt(TYP_LOGOUT, &claims, "a logout token").await
     }
 
     /// A grant that began in OP session `sid` for `client` is still usable: refused once the

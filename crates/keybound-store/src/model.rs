@@ -664,6 +664,11 @@ impl BrowserSession {
     /// How many clients a session remembers for logout.
     pub const MAX_CLIENTS: usize = 64;
 
+    /// Its `sid`, if it has one (sessions made before `sid` existed have none).
+    pub fn session_id(&self) -> Option<&str> {
+        Some(self.sid.as_str()).filter(|s| !s.is_empty())
+    }
+
     /// Remember that `client_id` signed in through this session; whether that changed it.
     pub fn signed_in_to(&mut self, client_id: &str) -> bool {
         if self.clients.iter().any(|c| c == client_id) {

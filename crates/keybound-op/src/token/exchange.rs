@@ -121,14 +121,7 @@ impl Provider {
             }),
             extra,
         };
-        let key = self.current_key().await?;
-        let mut header = Map::new();
-        header.insert("typ".into(), TYP_ID_JAG.into());
-        header.insert("kid".into(), key.kid.clone().into());
-        let payload = serde_json::to_vec(&jag)
-            .map_err(|e| OpError::internal(format!("encoding the ID-JAG: {e}")))?;
-        let id_jag = keybound_jose::jws::sign(key.alg, &header, &payload, &key.key)
-            .map_err(|e| OpError::internal(format!("signing the ID-JAG: {e}")))?;
+        let id_jag = self.sign_jwt(TYP_ID_JAG, &jag, "the ID-JAG").await?;
         Ok(TokenSuccess {
             response: TokenResponse {
                 access_token: id_jag,
