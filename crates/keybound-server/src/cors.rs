@@ -76,7 +76,7 @@ impl WebOrigins {
 
 /// A client's web origins: only public clients have them (a confidential client's secret
 /// cannot live in a page); its `web_origins`, else the origins of its redirect URIs.
-pub fn web_origins(c: &Client) -> Vec<String> {
+fn web_origins(c: &Client) -> Vec<String> {
     if c.auth_method != ClientAuthMethod::None {
         return Vec::new();
     }

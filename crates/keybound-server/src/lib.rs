@@ -33,7 +33,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use keybound_op::{paths, Provider};
 
-pub use cors::{web_origins, WebOrigins};
+pub use cors::WebOrigins;
 pub use issuer_keys::HttpIssuerKeys;
 pub use logout::Deliveries;
 pub use maintenance::spawn_purge;

@@ -23,7 +23,7 @@ use crate::error::{page_failed as failed, page_refused as refused};
 use crate::forms::PageForm;
 use crate::peer::TokenBinding;
 use crate::response::{html, see_other};
-use crate::session::{csrf_ok, current_session, derive, set_cookie, FormScope};
+use crate::session::{csrf_ok, csrf_token, current_session, set_cookie, FormScope};
 use crate::{forms, pages, AppState};
 
 /// Time for one POST of a logout token.
@@ -183,9 +183,8 @@ async fn end_session(
 /// a form tied to this session's CSRF token, carrying the request's client, redirect URI and
 /// state (checked again when it comes back).
 fn confirm(state: &AppState, headers: &HeaderMap, end: &EndSession) -> Response {
-    let Some(cookie) = state.session_cookie(headers) else {
-        return finished(state, end, false);
-    };
+    // a session is current here, so the form secret is its cookie (no pre-session cookie)
+    let (csrf, _) = csrf_token(state, headers);
     let mut fields = Vec::new();
     for (name, value) in [
         ("client_id", &end.client_id),
@@ -198,7 +197,7 @@ fn confirm(state: &AppState, headers: &HeaderMap, end: &EndSession) -> Response 
     }
     html(
         StatusCode::OK,
-        pages::logout_confirm(paths::END_SESSION, &fields, &derive(&cookie)),
+        pages::logout_confirm(paths::END_SESSION, &fields, &csrf),
     )
 }
 
