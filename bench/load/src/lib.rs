@@ -125,6 +125,9 @@ pub struct Settings {
     pub idp_issuer: Option<String>,
     /// `jwt-bearer`: the client's id and secret at the resource AS
     pub as_client: Option<(String, String)>,
+    /// keep-alive connections opened before the run (each after one `HEAD /healthz`) and held
+    /// idle until it ends (plain http)
+    pub idle_connections: u32,
 }
 
 impl Settings {
@@ -160,6 +163,7 @@ impl Settings {
             audience: None,
             idp_issuer: None,
             as_client: None,
+            idle_connections: 0,
         }
     }
 }
@@ -241,6 +245,10 @@ pub struct Report {
     pub db_bytes: Vec<(f64, u64)>,
     /// `guess` with `--probe-username`: the other End-User's sign-ins
     pub probe: Option<Probe>,
+    /// `--idle-connections`: how many were held idle through the run
+    pub idle_connections: Option<u32>,
+    /// server resident memory with the idle connections open, before the load, kB
+    pub rss_with_idle_connections_kb: Option<u64>,
 }
 
 impl Report {
@@ -317,6 +325,12 @@ impl Report {
                 "\n  server RSS idle {:.1} MB, peak {:.1} MB",
                 i as f64 / 1024.0,
                 p as f64 / 1024.0
+            ));
+        }
+        if let (Some(n), Some(kb)) = (self.idle_connections, self.rss_with_idle_connections_kb) {
+            s.push_str(&format!(
+                "\n  {n} idle keep-alive connections held through the run: server RSS {:.1} MB before the load",
+                kb as f64 / 1024.0
             ));
         }
         s
@@ -520,6 +534,17 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Report> {
     // idle memory before anything is asked of the server
     let rss_idle_kb = sum(&settings.server_pids, rss_kb);
     let prepared = prepare(settings).await?;
+    // held until the end of this function
+    let idle = match settings.idle_connections {
+        0 => Vec::new(),
+        n => {
+            let base = settings.nodes.first().unwrap_or(&settings.issuer);
+            idle_connections(base, n).await?
+        }
+    };
+    let rss_with_idle = (!idle.is_empty())
+        .then(|| sum(&settings.server_pids, rss_kb))
+        .flatten();
     let crypto = crypto_bound(prepared.verifies, prepared.signs);
     let peak = Arc::new(AtomicU64::new(rss_idle_kb.unwrap_or(0)));
     let sampler = (!settings.server_pids.is_empty()).then(|| {
@@ -643,7 +668,55 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Report> {
         client_cpu_seconds: client_cpu,
         db_bytes,
         probe,
+        idle_connections: (!idle.is_empty()).then(|| u32::try_from(idle.len()).unwrap_or(u32::MAX)),
+        rss_with_idle_connections_kb: rss_with_idle,
     })
+}
+
+/// Open `n` keep-alive connections to the plain-http server at `base`, each after one
+/// `HEAD /healthz` answered, 256 at a time; bounded by 60 s in all.
+pub async fn idle_connections(base: &str, n: u32) -> anyhow::Result<Vec<tokio::net::TcpStream>> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let url = url::Url::parse(base)?;
+    anyhow::ensure!(
+        url.scheme() == "http",
+        "--idle-connections needs an http:// server"
+    );
+    let host = url.host_str().unwrap_or("127.0.0.1").to_owned();
+    let addr = format!("{host}:{}", url.port_or_known_default().unwrap_or(80));
+    let request = format!("HEAD /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let open = |addr: String, request: String| async move {
+        let mut s = tokio::net::TcpStream::connect(&addr).await?;
+        s.write_all(request.as_bytes()).await?;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let k = s.read(&mut buf).await?;
+            anyhow::ensure!(k > 0 && got.len() < 16_384, "no answer to HEAD /healthz");
+            got.extend_from_slice(&buf[..k]);
+        }
+        anyhow::ensure!(got.starts_with(b"HTTP/1.1 200"), "HEAD /healthz: not 200");
+        Ok::<_, anyhow::Error>(s)
+    };
+    let all = async {
+        let mut held = Vec::with_capacity(n as usize);
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            if set.len() >= 256 {
+                if let Some(r) = set.join_next().await {
+                    held.push(r??);
+                }
+            }
+            set.spawn(open(addr.clone(), request.clone()));
+        }
+        while let Some(r) = set.join_next().await {
+            held.push(r??);
+        }
+        Ok::<_, anyhow::Error>(held)
+    };
+    tokio::time::timeout(Duration::from_secs(60), all)
+        .await
+        .map_err(|_| anyhow::anyhow!("opening {n} idle connections took over 60 s"))?
 }
 
 /// `f` summed over `pids`; none when there are no pids or one has no answer.

@@ -84,6 +84,10 @@ struct Args {
     /// jwt-bearer: the client's secret at the resource AS
     #[arg(long, env = "KEYBOUND_LOAD_AS_CLIENT_SECRET", hide_env_values = true)]
     as_client_secret: Option<String>,
+    /// hold this many keep-alive connections idle through the run (each after one request);
+    /// the server's limit (max_connections) and both processes' open-file limits must allow it
+    #[arg(long, default_value_t = 0)]
+    idle_connections: u32,
 }
 
 impl Args {
@@ -124,6 +128,7 @@ impl Args {
                 audience: self.audience,
                 idp_issuer: self.idp_issuer,
                 as_client: self.as_client_id.zip(self.as_client_secret),
+                idle_connections: self.idle_connections,
             },
             match self.emit_requests {
                 Some(path) => Output::Requests(path),

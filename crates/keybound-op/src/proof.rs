@@ -15,7 +15,7 @@
 
 use keybound_jose::Jkt;
 use keybound_proto::dpop::{self, CodeBinding, NonceCheck, Refused, RequestFacts, VerifiedProof};
-use keybound_store::Client;
+use keybound_store::{Client, ProofMark};
 
 use crate::refusal::{BindingRefusal, Bound};
 use crate::{OpError, Provider};
@@ -38,6 +38,9 @@ pub(crate) struct ProofRequest<'a> {
     /// a token request: a client registered with `dpop_bound_access_tokens` must send a
     /// proof (RFC 9449 §5.2, DP-T7)
     pub token_request: bool,
+    /// the `jti` is only looked up here and recorded later, in the one write that consumes
+    /// the request's code or refresh token ([`Provider::proof_mark`])
+    pub record_later: bool,
 }
 
 impl<'a> ProofRequest<'a> {
@@ -51,6 +54,7 @@ impl<'a> ProofRequest<'a> {
             presented_token: None,
             bound: None,
             token_request: false,
+            record_later: false,
         }
     }
 }
@@ -116,8 +120,14 @@ impl Provider {
             ..RequestFacts::new(r.htm, r.htu, now)
         };
         // the one DPoP step (proof, nonce answer, replay), shared with keybound-verify
+        let record_later = r.record_later;
         let remember = |digest: [u8; 32], expires_at| async move {
-            self.store.check_and_insert(&digest, expires_at, now).await
+            if record_later {
+                // a replay is still refused here, before anything is looked up
+                self.store.replay_seen(&digest, now).await.map(|seen| !seen)
+            } else {
+                self.store.check_and_insert(&digest, expires_at, now).await
+            }
         };
         let proof = dpop::check(r.dpop.iter().copied(), &facts, &self.config.dpop, remember)
             .await
@@ -131,6 +141,30 @@ impl Provider {
             check_bound(Some(&proof), Some(jkt), what)?;
         }
         Ok(Some(proof))
+    }
+}
+
+impl Provider {
+    /// The replay entry of a proof verified with `record_later`, for the write that consumes
+    /// its request's code or refresh token.
+    pub(crate) fn proof_mark(&self, proof: &VerifiedProof) -> ProofMark {
+        let entry = proof.replay_entry(&self.config.dpop);
+        ProofMark {
+            digest: entry.key.digest(),
+            expires_at: entry.expires_at,
+        }
+    }
+
+    /// Record a proof whose request was refused before its consuming write: every proof that
+    /// passed verification is spent, as when it was recorded at once. Its answer does not
+    /// matter (the request is refused either way; a concurrent twin may have recorded it),
+    /// nor does a store failure: the refusal it would hide is the answer the client needs,
+    /// and the proof is spent only for a retry of a request that was refused.
+    pub(crate) async fn spend_proof(&self, mark: ProofMark) {
+        let _ = self
+            .store
+            .check_and_insert(&mark.digest, mark.expires_at, self.now())
+            .await;
     }
 }
 

@@ -89,6 +89,7 @@ impl Provider {
                     presented_token: Some(token),
                     bound: Some((jkt, Bound::AccessToken)),
                     token_request: false,
+                    record_later: false,
                 })
                 .await?;
                 Ok(at)
@@ -126,7 +127,7 @@ impl Provider {
                 }
                 return Ok(());
             }
-            RefreshLookup::Expired | RefreshLookup::NotFound => {}
+            RefreshLookup::Expired | RefreshLookup::NotFound | RefreshLookup::Replayed => {}
         }
         // a token that does not verify is not ours to revoke; a store failure is not "unknown"
         let at = match self.access_token(token, TokenFor::AnyResource).await {

@@ -290,10 +290,15 @@ async fn token_endpoint_refusals() {
     // PKCE and redirect_uri mismatches
     let mut bad = cf.clone();
     bad[3] = ("code_verifier", "wrong-verifier-wrong-verifier-wrong-verif");
+    let refused = proof(&key, "f", T0, Some(&code));
     assert_eq!(
-        err(token(&op, &bad, &[&proof(&key, "f", T0, Some(&code))], None).await),
+        err(token(&op, &bad, &[&refused], None).await),
         ErrorCode::InvalidGrant
     );
+    // RFC 9449 §11.1: a proof is spent once verified, even by a request refused before the
+    // write that consumes (where an accepted one is recorded, issue 25 item 1)
+    let e = token(&op, &cf, &[&refused], None).await.unwrap_err();
+    assert!(e.description().contains("replayed"), "{e:?}");
     let mut bad = cf.clone();
     bad[2] = ("redirect_uri", "https://app.example/other");
     assert_eq!(

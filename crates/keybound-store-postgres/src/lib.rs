@@ -36,7 +36,7 @@ use keybound_store::{
     AuthorizationCode, BrowserSession, Client, ClientStore, CodeLookup, CodeStore, Consent,
     ConsentStore, Count, CountChange, CounterStore, DeviceAuthorization, DeviceDecision,
     DevicePoll, DeviceStore, Expiring, FirstRefreshFor, GrantStore, HealthStore, IssuerStore, Kek,
-    KeyState, NewRefresh, PurgeStore, PushedRequest, PushedRequestStore, RefreshLookup,
+    KeyState, NewRefresh, ProofMark, PurgeStore, PushedRequest, PushedRequestStore, RefreshLookup,
     RefreshStore, RefreshToken, RegistrationStore, RegistrationToken, ReplayStore, Result,
     SessionStore, SigningKeyRecord, SigningKeyStore, StoreError, TokenHash, TrustedIssuer, User,
     UserStore,
@@ -498,12 +498,18 @@ impl CodeStore for PgStore {
         hash: &TokenHash,
         now: u64,
         first: Option<NewRefresh<'_>>,
+        proof: Option<&ProofMark>,
     ) -> Result<CodeLookup> {
         const REDEEM: &str = "UPDATE auth_codes SET redeemed_at = $1
              WHERE code_hash = $2 AND redeemed_at IS NULL AND expires_at > $1
              RETURNING data";
+        enum Won {
+            Code(Box<AuthorizationCode>),
+            Lost,
+            Replayed,
+        }
         let won = retrying(|| async {
-            let Some((h, token)) = first else {
+            if first.is_none() && proof.is_none() {
                 // nothing else to write: one statement, no transaction round trips
                 let row = sqlx::query(REDEEM)
                     .bind(t(now))
@@ -511,27 +517,42 @@ impl CodeStore for PgStore {
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(db)?;
-                return row.map(|r| data(&r)).transpose();
-            };
+                return Ok(match row {
+                    Some(r) => Won::Code(Box::new(data(&r)?)),
+                    None => Won::Lost,
+                });
+            }
             let mut tx = self.pool.begin().await.map_err(db)?;
-            // the first statement writes: a racing redemption waits for this transaction
+            // the proof first: a racing request with the same proof waits for this transaction
+            if !mark_proof_in(&mut tx, proof, now).await? {
+                return Ok(Won::Replayed);
+            }
+            // the first statement on the code writes: a racing redemption waits for this
+            // transaction
             let row = sqlx::query(REDEEM)
                 .bind(t(now))
                 .bind(&hash.0[..])
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(db)?;
-            let Some(r) = row else {
-                return Ok(None);
+            let won = match row {
+                Some(r) => {
+                    if let Some((h, token)) = first {
+                        insert_refresh_in(&mut tx, h, token, true).await?;
+                    }
+                    Won::Code(Box::new(data(&r)?))
+                }
+                None => Won::Lost,
             };
-            insert_refresh_in(&mut tx, h, token, true).await?;
+            // the proof stays recorded whatever the code's state
             tx.commit().await.map_err(db)?;
-            Ok(Some(data(&r)?))
+            Ok(won)
         })
         .await?;
         match won {
-            Some(code) => Ok(CodeLookup::Active(code)),
-            None => self.find_code(hash, now).await,
+            Won::Code(code) => Ok(CodeLookup::Active(*code)),
+            Won::Replayed => Ok(CodeLookup::Replayed),
+            Won::Lost => self.find_code(hash, now).await,
         }
     }
 }
@@ -644,11 +665,15 @@ impl RefreshStore for PgStore {
         new: &TokenHash,
         new_token: &RefreshToken,
         now: u64,
+        proof: Option<&ProofMark>,
     ) -> Result<RefreshLookup> {
         retrying(|| async {
             let mut tx = self.pool.begin().await.map_err(db)?;
-            // the first statement writes: a racing rotation of the same token waits for this
-            // transaction and then finds the token used
+            if !mark_proof_in(&mut tx, proof, now).await? {
+                return Ok(RefreshLookup::Replayed);
+            }
+            // the first statement on the token writes: a racing rotation of the same token
+            // waits for this transaction and then finds the token used
             let used = sqlx::query(
                 "UPDATE refresh_tokens SET used_at = $1
                  WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1
@@ -753,23 +778,53 @@ impl ConsentStore for PgStore {
 #[async_trait]
 impl ReplayStore for PgStore {
     async fn check_and_insert(&self, digest: &[u8; 32], expires_at: u64, now: u64) -> Result<bool> {
+        let mark = ProofMark {
+            digest: *digest,
+            expires_at,
+        };
         retrying(|| async {
-            let n = sqlx::query(
-                "INSERT INTO replay (digest, expires_at) VALUES ($1, $2)
-                 ON CONFLICT (digest) DO UPDATE SET expires_at = EXCLUDED.expires_at
-                 WHERE replay.expires_at <= $3",
-            )
-            .bind(&digest[..])
-            .bind(t(expires_at))
-            .bind(t(now))
-            .execute(&self.pool)
-            .await
-            .map_err(db)?
-            .rows_affected();
-            Ok(n == 1)
+            let mut conn = self.pool.acquire().await.map_err(db)?;
+            mark_proof_in(&mut conn, Some(&mark), now).await
         })
         .await
     }
+    async fn replay_seen(&self, digest: &[u8; 32], now: u64) -> Result<bool> {
+        retrying(|| async {
+            let row = sqlx::query("SELECT 1 FROM replay WHERE digest = $1 AND expires_at > $2")
+                .bind(&digest[..])
+                .bind(t(now))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+            Ok(row.is_some())
+        })
+        .await
+    }
+}
+
+/// Record a proof in the replay cache unless it is there and not expired (`false`: a replay);
+/// no proof, `true`. The one replay statement, alone or inside a consuming transaction.
+async fn mark_proof_in(
+    conn: &mut sqlx::PgConnection,
+    proof: Option<&ProofMark>,
+    now: u64,
+) -> Result<bool> {
+    let Some(p) = proof else {
+        return Ok(true);
+    };
+    let n = sqlx::query(
+        "INSERT INTO replay (digest, expires_at) VALUES ($1, $2)
+         ON CONFLICT (digest) DO UPDATE SET expires_at = EXCLUDED.expires_at
+         WHERE replay.expires_at <= $3",
+    )
+    .bind(&p.digest[..])
+    .bind(t(p.expires_at))
+    .bind(t(now))
+    .execute(conn)
+    .await
+    .map_err(db)?
+    .rows_affected();
+    Ok(n == 1)
 }
 
 #[async_trait]

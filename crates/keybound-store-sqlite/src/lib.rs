@@ -37,15 +37,16 @@ use rusqlite::{params, Connection, OptionalExtension as _};
 use keybound_store::{
     AuthorizationCode, BrowserSession, Client, ClientStore, CodeLookup, CodeStore, Consent,
     ConsentStore, DeviceAuthorization, DeviceDecision, DevicePoll, DeviceStore, Expiring,
-    FirstRefreshFor, GrantStore, HealthStore, IssuerStore, Kek, KeyState, NewRefresh, PurgeStore,
-    PushedRequest, PushedRequestStore, RefreshLookup, RefreshStore, RefreshToken,
+    FirstRefreshFor, GrantStore, HealthStore, IssuerStore, Kek, KeyState, NewRefresh, ProofMark,
+    PurgeStore, PushedRequest, PushedRequestStore, RefreshLookup, RefreshStore, RefreshToken,
     RegistrationStore, RegistrationToken, ReplayStore, Result, SessionStore, SigningKeyRecord,
     SigningKeyStore, StoreError, TokenHash, TrustedIssuer, User, UserStore,
 };
 
 use crate::conn::{conflict_or_db, db, json, open, t, u, Location};
 use crate::ops::{
-    code_state, insert_refresh_in, one_json, refresh_state, revoke_grant_in, ROTATE_REFRESH,
+    code_state, insert_refresh_in, mark_proof_in, one_json, refresh_state, revoke_grant_in,
+    ROTATE_REFRESH,
 };
 use crate::writer::Writer;
 
@@ -540,10 +541,14 @@ impl CodeStore for SqliteStore {
         hash: &TokenHash,
         now: u64,
         first: Option<NewRefresh<'_>>,
+        proof: Option<&ProofMark>,
     ) -> Result<CodeLookup> {
-        let h = *hash;
+        let (h, proof) = (*hash, proof.copied());
         let first = first.map(|(fh, tok)| (*fh, tok.clone()));
         self.write(move |c| {
+            if !mark_proof_in(c, proof.as_ref(), now)? {
+                return Ok(CodeLookup::Replayed);
+            }
             let won: Option<AuthorizationCode> = c
                 .prepare_cached(
                     "UPDATE auth_codes SET redeemed_at = ?1
@@ -588,9 +593,13 @@ impl RefreshStore for SqliteStore {
         new: &TokenHash,
         new_token: &RefreshToken,
         now: u64,
+        proof: Option<&ProofMark>,
     ) -> Result<RefreshLookup> {
-        let (old, new, new_token) = (*old, *new, new_token.clone());
+        let (old, new, new_token, proof) = (*old, *new, new_token.clone(), proof.copied());
         self.write(move |c| {
+            if !mark_proof_in(c, proof.as_ref(), now)? {
+                return Ok(RefreshLookup::Replayed);
+            }
             let used: Option<String> = c
                 .prepare_cached(ROTATE_REFRESH)
                 .and_then(|mut s| {
@@ -677,15 +686,21 @@ impl ConsentStore for SqliteStore {
 #[async_trait]
 impl ReplayStore for SqliteStore {
     async fn check_and_insert(&self, digest: &[u8; 32], expires_at: u64, now: u64) -> Result<bool> {
-        let n = self
-            .execute(
-                "INSERT INTO replay (digest, expires_at) VALUES (?1, ?2)
-                 ON CONFLICT (digest) DO UPDATE SET expires_at = excluded.expires_at
-                 WHERE replay.expires_at <= ?3",
-                (digest.to_vec(), t(expires_at), t(now)),
-            )
-            .await?;
-        Ok(n == 1)
+        let mark = ProofMark {
+            digest: *digest,
+            expires_at,
+        };
+        self.write(move |c| mark_proof_in(c, Some(&mark), now))
+            .await
+    }
+    async fn replay_seen(&self, digest: &[u8; 32], now: u64) -> Result<bool> {
+        let digest = *digest;
+        self.read(move |c| {
+            c.prepare_cached("SELECT 1 FROM replay WHERE digest = ?1 AND expires_at > ?2")
+                .and_then(|mut s| s.exists(params![&digest[..], t(now)]))
+                .map_err(db)
+        })
+        .await
     }
 }
 

@@ -1,7 +1,9 @@
 //! The statements of the store's atomic operations, each a function over a connection: the
 //! writer thread runs the writing ones inside its batch transaction, readers the others.
 
-use keybound_store::{CodeLookup, RefreshLookup, RefreshToken, Result, StoreError, TokenHash};
+use keybound_store::{
+    CodeLookup, ProofMark, RefreshLookup, RefreshToken, Result, StoreError, TokenHash,
+};
 use rusqlite::{params, Connection, OptionalExtension as _};
 
 use crate::conn::{db, json, t, u};
@@ -15,6 +17,24 @@ pub(crate) const ROTATE_REFRESH: &str = "UPDATE refresh_tokens SET used_at = ?1
        AND EXISTS (SELECT 1 FROM refresh_families f
                    WHERE f.family_id = refresh_tokens.family_id AND f.revoked_at IS NULL)
      RETURNING data";
+
+/// Record a proof in the replay cache unless it is there and not expired: `false` for a
+/// replay. No proof: `true`. The one replay statement (`check_and_insert` and the consuming
+/// operations that record their request's proof).
+pub(crate) fn mark_proof_in(c: &Connection, proof: Option<&ProofMark>, now: u64) -> Result<bool> {
+    let Some(p) = proof else {
+        return Ok(true);
+    };
+    let n = c
+        .prepare_cached(
+            "INSERT INTO replay (digest, expires_at) VALUES (?1, ?2)
+             ON CONFLICT (digest) DO UPDATE SET expires_at = excluded.expires_at
+             WHERE replay.expires_at <= ?3",
+        )
+        .and_then(|mut s| s.execute(params![&p.digest[..], t(p.expires_at), t(now)]))
+        .map_err(db)?;
+    Ok(n == 1)
+}
 
 /// The JSON record in the first column of the one row `sql` selects, if any.
 pub(crate) fn one_json<T: serde::de::DeserializeOwned>(

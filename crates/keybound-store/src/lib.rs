@@ -113,11 +113,17 @@ pub trait CodeStore: Send + Sync {
     async fn find_code(&self, hash: &TokenHash, now: u64) -> Result<CodeLookup>;
     /// Atomically consume a code: exactly one caller ever gets `Active` back; the others see
     /// `Redeemed`. The winner's `first` refresh token is stored in the same transaction.
+    ///
+    /// With `proof`, the DPoP proof that came with the request is recorded first, in the same
+    /// write ([`ReplayStore::check_and_insert`]'s rule): if it was seen before, nothing is
+    /// consumed and the answer is `Replayed`. Otherwise it stays recorded whatever the code's
+    /// state.
     async fn redeem_code(
         &self,
         hash: &TokenHash,
         now: u64,
         first: Option<NewRefresh<'_>>,
+        proof: Option<&ProofMark>,
     ) -> Result<CodeLookup>;
 }
 
@@ -142,12 +148,16 @@ pub trait RefreshStore: Send + Sync {
     /// Atomically use `old` and store `new` in the same family. Using an already-used token
     /// revokes its whole grant — every family and every access token — in the same
     /// transaction and answers `Reused` (OAuth 2.0 Security BCP §4.14.2).
+    ///
+    /// With `proof`, the request's DPoP proof is recorded first in the same write, as
+    /// [`CodeStore::redeem_code`] does: a proof seen before changes nothing (`Replayed`).
     async fn rotate_refresh(
         &self,
         old: &TokenHash,
         new: &TokenHash,
         new_token: &RefreshToken,
         now: u64,
+        proof: Option<&ProofMark>,
     ) -> Result<RefreshLookup>;
     /// Revoke a family (RFC 7009 revocation of any of its tokens).
     async fn revoke_family(&self, family_id: &str, now: u64) -> Result<()>;
@@ -209,12 +219,25 @@ pub trait ConsentStore: Send + Sync {
     async fn put_consent(&self, consent: &Consent) -> Result<()>;
 }
 
+/// A DPoP proof to record in the replay cache together with what its request consumes (one
+/// write instead of two: [`CodeStore::redeem_code`], [`RefreshStore::rotate_refresh`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProofMark {
+    /// the proof's replay digest
+    pub digest: [u8; 32],
+    /// when the entry may go (the proof is too old to be accepted after it)
+    pub expires_at: u64,
+}
+
 /// Replay detection for DPoP proofs and client assertions (`jti`s), by 32-byte digest.
 #[async_trait]
 pub trait ReplayStore: Send + Sync {
     /// Record `digest` until `expires_at`. `true` if it was not seen (or its entry expired),
     /// `false` for a replay. Atomic: of two concurrent calls exactly one gets `true`.
     async fn check_and_insert(&self, digest: &[u8; 32], expires_at: u64, now: u64) -> Result<bool>;
+    /// Whether `digest` is recorded and not expired (a read: the caller records it later, with
+    /// what the request consumes).
+    async fn replay_seen(&self, digest: &[u8; 32], now: u64) -> Result<bool>;
 }
 
 /// The kinds of rows that expire and are purged.

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 
 use crate::{
     AuthorizationCode, BrowserSession, Client, ClientStore, CodeLookup, CodeStore, Consent,
-    ConsentStore, Expiring, GrantStore, HealthStore, IssuerStore, KeyState, NewRefresh, PurgeStore,
-    PushedRequest, PushedRequestStore, RefreshLookup, RefreshStore, RefreshToken,
+    ConsentStore, Expiring, GrantStore, HealthStore, IssuerStore, KeyState, NewRefresh, ProofMark,
+    PurgeStore, PushedRequest, PushedRequestStore, RefreshLookup, RefreshStore, RefreshToken,
     RegistrationStore, RegistrationToken, ReplayStore, Result, SessionStore, SigningKeyRecord,
     SigningKeyStore, StoreError, TokenHash, TrustedIssuer, User, UserStore,
 };
@@ -211,8 +211,12 @@ impl CodeStore for MemoryStore {
         hash: &TokenHash,
         now: u64,
         first: Option<NewRefresh<'_>>,
+        proof: Option<&ProofMark>,
     ) -> Result<CodeLookup> {
         let mut g = self.lock();
+        if !mark_proof(&mut g, proof, now) {
+            return Ok(CodeLookup::Replayed);
+        }
         let state = code_state(g.codes.get(hash), now);
         if let CodeLookup::Active(_) = state {
             if let Some((h, t)) = first {
@@ -257,8 +261,12 @@ impl RefreshStore for MemoryStore {
         new: &TokenHash,
         new_token: &RefreshToken,
         now: u64,
+        proof: Option<&ProofMark>,
     ) -> Result<RefreshLookup> {
         let mut g = self.lock();
+        if !mark_proof(&mut g, proof, now) {
+            return Ok(RefreshLookup::Replayed);
+        }
         let state = refresh_state(&g, old, now);
         match &state {
             RefreshLookup::Active(t) => {
@@ -327,13 +335,27 @@ impl ConsentStore for MemoryStore {
 #[async_trait]
 impl ReplayStore for MemoryStore {
     async fn check_and_insert(&self, digest: &[u8; 32], expires_at: u64, now: u64) -> Result<bool> {
-        let mut g = self.lock();
-        match g.replay.get(digest) {
-            Some(&exp) if exp > now => Ok(false),
-            _ => {
-                g.replay.insert(*digest, expires_at);
-                Ok(true)
-            }
+        let mark = ProofMark {
+            digest: *digest,
+            expires_at,
+        };
+        Ok(mark_proof(&mut self.lock(), Some(&mark), now))
+    }
+    async fn replay_seen(&self, digest: &[u8; 32], now: u64) -> Result<bool> {
+        Ok(self.lock().replay.get(digest).is_some_and(|&exp| exp > now))
+    }
+}
+
+/// Record `proof` unless it is recorded and not expired (`false`: a replay); no proof, `true`.
+fn mark_proof(g: &mut Inner, proof: Option<&ProofMark>, now: u64) -> bool {
+    let Some(p) = proof else {
+        return true;
+    };
+    match g.replay.get(&p.digest) {
+        Some(&exp) if exp > now => false,
+        _ => {
+            g.replay.insert(p.digest, p.expires_at);
+            true
         }
     }
 }

@@ -454,6 +454,8 @@ pub enum CodeLookup {
     Expired,
     /// never issued
     NotFound,
+    /// only from `redeem_code` given a proof: the proof was seen before, nothing was consumed
+    Replayed,
 }
 
 impl CodeLookup {
@@ -527,6 +529,8 @@ pub enum RefreshLookup {
     Expired,
     /// never issued
     NotFound,
+    /// only from `rotate_refresh` given a proof: the proof was seen before, nothing changed
+    Replayed,
 }
 
 impl RefreshLookup {

@@ -12,7 +12,7 @@ use keybound_jose::{Algorithm, Jkt};
 use keybound_proto::keybinding::Profile;
 use keybound_store::{
     AuthorizationCode, BrowserSession, Client, ClientAuthMethod, CodeLookup, Consent, Count,
-    DeviceAuthorization, DeviceDecision, DevicePoll, Expiring, KeyState, PushedRequest,
+    DeviceAuthorization, DeviceDecision, DevicePoll, Expiring, KeyState, ProofMark, PushedRequest,
     RefreshLookup, RefreshToken, SigningKeyRecord, Store, StoreError, TokenHash, User,
 };
 
@@ -29,6 +29,16 @@ pub const NOW: u64 = 1_700_000_000;
 #[macro_export]
 macro_rules! store_conformance {
     ($backend:path) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn proofs_recorded_with_what_they_consume() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::proofs_recorded_with_what_they_consume(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn proofs_concurrent_exactly_once_with_consumption() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::proofs_concurrent_exactly_once_with_consumption(s).await;
+        }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn clients_round_trip() {
             let (s, _keep) = $backend().await;
@@ -411,11 +421,11 @@ pub async fn code_single_use(s: Arc<dyn Store>) {
         CodeLookup::Active(code("g1"))
     );
     assert_eq!(
-        s.redeem_code(&h, NOW, None).await.unwrap(),
+        s.redeem_code(&h, NOW, None, None).await.unwrap(),
         CodeLookup::Active(code("g1"))
     );
     assert_eq!(
-        s.redeem_code(&h, NOW, None).await.unwrap(),
+        s.redeem_code(&h, NOW, None, None).await.unwrap(),
         CodeLookup::Redeemed(code("g1"))
     );
     assert_eq!(
@@ -425,11 +435,11 @@ pub async fn code_single_use(s: Arc<dyn Store>) {
     let h2 = TokenHash::of("code-2");
     s.insert_code(&h2, &code("g2")).await.unwrap();
     assert_eq!(
-        s.redeem_code(&h2, NOW + 60, None).await.unwrap(),
+        s.redeem_code(&h2, NOW + 60, None, None).await.unwrap(),
         CodeLookup::Expired
     );
     assert_eq!(
-        s.redeem_code(&TokenHash::of("nope"), NOW, None)
+        s.redeem_code(&TokenHash::of("nope"), NOW, None, None)
             .await
             .unwrap(),
         CodeLookup::NotFound
@@ -452,7 +462,9 @@ pub async fn code_concurrent_redemption_exactly_once(s: Arc<dyn Store>) {
                 let family = format!("race-{round}-family-{i}");
                 tokio::spawn(async move {
                     let first = refresh(&family, "g");
-                    s.redeem_code(&h, NOW, Some((&rt, &first))).await.unwrap()
+                    s.redeem_code(&h, NOW, Some((&rt, &first)), None)
+                        .await
+                        .unwrap()
                 })
             })
             .collect();
@@ -504,7 +516,7 @@ pub async fn code_redemption_writes_its_refresh_token_or_nothing(s: Arc<dyn Stor
         .unwrap();
     let first = refresh("f-atomic", "g-atomic");
     assert!(s
-        .redeem_code(&h, NOW, Some((&taken, &first)))
+        .redeem_code(&h, NOW, Some((&taken, &first)), None)
         .await
         .is_err());
     assert_eq!(
@@ -514,7 +526,9 @@ pub async fn code_redemption_writes_its_refresh_token_or_nothing(s: Arc<dyn Stor
     );
     let rt = TokenHash::of("rt-atomic");
     assert_eq!(
-        s.redeem_code(&h, NOW, Some((&rt, &first))).await.unwrap(),
+        s.redeem_code(&h, NOW, Some((&rt, &first)), None)
+            .await
+            .unwrap(),
         CodeLookup::Active(code("g-atomic"))
     );
     assert_eq!(
@@ -536,7 +550,7 @@ pub async fn refresh_rotation_and_reuse_detection(s: Arc<dyn Store>) {
     );
     // rotate r1 → r2
     let got = s
-        .rotate_refresh(&r1, &r2, &refresh("f1", "g1"), NOW)
+        .rotate_refresh(&r1, &r2, &refresh("f1", "g1"), NOW, None)
         .await
         .unwrap();
     assert_eq!(got, RefreshLookup::Active(refresh("f1", "g1")));
@@ -547,7 +561,7 @@ pub async fn refresh_rotation_and_reuse_detection(s: Arc<dyn Store>) {
     assert!(!s.is_grant_revoked("g1").await.unwrap());
     // reuse of r1: detected, and the whole family (r2 too) is revoked
     assert!(matches!(
-        s.rotate_refresh(&r1, &r3, &refresh("f1", "g1"), NOW)
+        s.rotate_refresh(&r1, &r3, &refresh("f1", "g1"), NOW, None)
             .await
             .unwrap(),
         RefreshLookup::Reused(_)
@@ -559,7 +573,7 @@ pub async fn refresh_rotation_and_reuse_detection(s: Arc<dyn Store>) {
     // in the same transaction, the grant's access tokens went too
     assert!(s.is_grant_revoked("g1").await.unwrap());
     assert!(matches!(
-        s.rotate_refresh(&r2, &r3, &refresh("f1", "g1"), NOW)
+        s.rotate_refresh(&r2, &r3, &refresh("f1", "g1"), NOW, None)
             .await
             .unwrap(),
         RefreshLookup::Revoked(_)
@@ -572,7 +586,7 @@ pub async fn refresh_rotation_and_reuse_detection(s: Arc<dyn Store>) {
     let (x1, x2) = (TokenHash::of("x-1"), TokenHash::of("x-2"));
     s.insert_refresh(&x1, &refresh("f2", "g2")).await.unwrap();
     assert_eq!(
-        s.rotate_refresh(&x1, &x2, &refresh("f2", "g2"), NOW + 3600)
+        s.rotate_refresh(&x1, &x2, &refresh("f2", "g2"), NOW + 3600, None)
             .await
             .unwrap(),
         RefreshLookup::Expired
@@ -586,7 +600,7 @@ pub async fn refresh_rotation_and_reuse_detection(s: Arc<dyn Store>) {
     let (y1, y2) = (TokenHash::of("y-1"), TokenHash::of("y-2"));
     s.insert_refresh(&y1, &refresh("f3", "g3")).await.unwrap();
     assert!(s
-        .rotate_refresh(&y1, &y2, &refresh("other", "g3"), NOW)
+        .rotate_refresh(&y1, &y2, &refresh("other", "g3"), NOW, None)
         .await
         .is_err());
 }
@@ -599,7 +613,7 @@ pub async fn refresh_concurrent_rotation_exactly_once(s: Arc<dyn Store>) {
             let s = s.clone();
             tokio::spawn(async move {
                 let new = TokenHash::of(&format!("next-{i}"));
-                s.rotate_refresh(&r, &new, &refresh("fam", "g"), NOW)
+                s.rotate_refresh(&r, &new, &refresh("fam", "g"), NOW, None)
                     .await
                     .unwrap()
             })
@@ -673,6 +687,141 @@ pub async fn replay_entries_expire(s: Arc<dyn Store>) {
         1
     );
     assert!(!s.check_and_insert(&d, NOW + 300, NOW + 100).await.unwrap());
+}
+
+/// Issue 25 item 1: a request's DPoP proof is recorded by the write that consumes its code or
+/// refresh token. A proof seen before consumes nothing (`Replayed`: the code or token stays as
+/// it was); a fresh one stays recorded whatever the artefact's state; `replay_seen` is a read.
+pub async fn proofs_recorded_with_what_they_consume(s: Arc<dyn Store>) {
+    let mark = |b: u8| ProofMark {
+        digest: [b; 32],
+        expires_at: NOW + 61,
+    };
+    let (c1, c2) = (TokenHash::of("pm-code-1"), TokenHash::of("pm-code-2"));
+    s.insert_code(&c1, &code("pm-g1")).await.unwrap();
+    s.insert_code(&c2, &code("pm-g2")).await.unwrap();
+    assert!(!s.replay_seen(&[1; 32], NOW).await.unwrap());
+    assert_eq!(
+        s.redeem_code(&c1, NOW, None, Some(&mark(1))).await.unwrap(),
+        CodeLookup::Active(code("pm-g1"))
+    );
+    assert!(s.replay_seen(&[1; 32], NOW).await.unwrap());
+    assert!(!s.check_and_insert(&[1; 32], NOW + 61, NOW).await.unwrap());
+    // the same proof for another code: nothing consumed
+    assert_eq!(
+        s.redeem_code(&c2, NOW, None, Some(&mark(1))).await.unwrap(),
+        CodeLookup::Replayed
+    );
+    assert_eq!(
+        s.find_code(&c2, NOW).await.unwrap(),
+        CodeLookup::Active(code("pm-g2"))
+    );
+    // a fresh proof with a used code: the code says so, the proof is recorded
+    assert_eq!(
+        s.redeem_code(&c1, NOW, None, Some(&mark(2))).await.unwrap(),
+        CodeLookup::Redeemed(code("pm-g1"))
+    );
+    assert!(s.replay_seen(&[2; 32], NOW).await.unwrap());
+    // after its expiry a digest is not seen, and may be recorded again
+    assert!(!s.replay_seen(&[1; 32], NOW + 61).await.unwrap());
+    let late = ProofMark {
+        expires_at: NOW + 200,
+        ..mark(1)
+    };
+    let c3 = TokenHash::of("pm-code-3");
+    s.insert_code(
+        &c3,
+        &AuthorizationCode {
+            expires_at: NOW + 300,
+            ..code("pm-g3")
+        },
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        s.redeem_code(&c3, NOW + 61, None, Some(&late))
+            .await
+            .unwrap(),
+        CodeLookup::Active(_)
+    ));
+    // refresh: the same rules
+    let (r1, r2, r3) = (
+        TokenHash::of("pm-rt-1"),
+        TokenHash::of("pm-rt-2"),
+        TokenHash::of("pm-rt-3"),
+    );
+    s.insert_refresh(&r1, &refresh("pm-f", "pm-g4"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.rotate_refresh(&r1, &r2, &refresh("pm-f", "pm-g4"), NOW, Some(&mark(2)))
+            .await
+            .unwrap(),
+        RefreshLookup::Replayed
+    );
+    assert!(matches!(
+        s.find_refresh(&r1, NOW).await.unwrap(),
+        RefreshLookup::Active(_)
+    ));
+    assert_eq!(
+        s.find_refresh(&r2, NOW).await.unwrap(),
+        RefreshLookup::NotFound
+    );
+    assert!(matches!(
+        s.rotate_refresh(&r1, &r2, &refresh("pm-f", "pm-g4"), NOW, Some(&mark(3)))
+            .await
+            .unwrap(),
+        RefreshLookup::Active(_)
+    ));
+    assert!(s.replay_seen(&[3; 32], NOW).await.unwrap());
+    // a replayed proof with a used token is a replay, not a reuse: the grant lives
+    assert_eq!(
+        s.rotate_refresh(&r1, &r3, &refresh("pm-f", "pm-g4"), NOW, Some(&mark(3)))
+            .await
+            .unwrap(),
+        RefreshLookup::Replayed
+    );
+    assert!(!s.is_grant_revoked("pm-g4").await.unwrap());
+}
+
+/// Issue 25 item 1: of concurrent requests carrying one proof, each for a code of its own,
+/// exactly one consumes; the others consume nothing.
+pub async fn proofs_concurrent_exactly_once_with_consumption(s: Arc<dyn Store>) {
+    for round in 0..5u8 {
+        let codes: Vec<TokenHash> = (0..8)
+            .map(|i| TokenHash::of(&format!("pmc-{round}-{i}")))
+            .collect();
+        for h in &codes {
+            s.insert_code(h, &code("pmc")).await.unwrap();
+        }
+        let mark = ProofMark {
+            digest: [100 + round; 32],
+            expires_at: NOW + 60,
+        };
+        let tasks: Vec<_> = codes
+            .iter()
+            .map(|h| {
+                let (s, h) = (s.clone(), *h);
+                tokio::spawn(async move { s.redeem_code(&h, NOW, None, Some(&mark)).await })
+            })
+            .collect();
+        let mut active = 0;
+        for t in tasks {
+            match t.await.unwrap().unwrap() {
+                CodeLookup::Active(_) => active += 1,
+                CodeLookup::Replayed => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(active, 1, "round {round}");
+        let mut untouched = 0;
+        for h in &codes {
+            if matches!(s.find_code(h, NOW).await.unwrap(), CodeLookup::Active(_)) {
+                untouched += 1;
+            }
+        }
+        assert_eq!(untouched, 7, "round {round}");
+    }
 }
 
 pub async fn replay_concurrent_exactly_once(s: Arc<dyn Store>) {

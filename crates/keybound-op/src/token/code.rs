@@ -2,7 +2,7 @@
 //! Binding `c_s256`).
 
 use keybound_proto::dpop::{CodeBinding, VerifiedProof};
-use keybound_store::{AuthorizationCode, Client, CodeLookup, TokenHash};
+use keybound_store::{AuthorizationCode, Client, CodeLookup, ProofMark, TokenHash};
 
 use crate::grant::{
     audience, issues_refresh, redemption_grant, Authorized, Redemption, TokenSuccess,
@@ -21,6 +21,7 @@ impl Provider {
         client: &Client,
         form: &Form,
         proof: Option<VerifiedProof>,
+        mark: Option<&ProofMark>,
     ) -> Result<TokenSuccess, OpError> {
         let code_value = form.require("code")?;
         let hash = TokenHash::of(code_value);
@@ -30,7 +31,7 @@ impl Provider {
             CodeLookup::Active(c) => c,
             CodeLookup::Redeemed(c) => return Err(self.code_reused(client, &c, now).await?),
             CodeLookup::Expired => return Err(CodeRefusal::Expired.into()),
-            CodeLookup::NotFound => return Err(CodeRefusal::Unknown.into()),
+            CodeLookup::NotFound | CodeLookup::Replayed => return Err(CodeRefusal::Unknown.into()),
         };
         check_code(client, &code, form)?;
         check_code_proof(
@@ -67,13 +68,14 @@ impl Provider {
         let first = token
             .as_deref()
             .map(|t| self.first_refresh(&grant, proof.as_ref(), t, now));
-        // consume atomically, with the refresh token in the same transaction
+        // consume atomically, with the proof's jti and the refresh token in the same write
         match self
             .store
-            .redeem_code(&hash, now, first.as_ref().map(|(h, r)| (h, r)))
+            .redeem_code(&hash, now, first.as_ref().map(|(h, r)| (h, r)), mark)
             .await?
         {
             CodeLookup::Active(_) => {}
+            CodeLookup::Replayed => return Err(OpError::Replay),
             CodeLookup::Redeemed(c) => return Err(self.code_reused(client, &c, now).await?),
             _ => return Err(CodeRefusal::NoLongerValid.into()),
         }

@@ -19,7 +19,7 @@ pub use jwt_bearer::IssuerKeys;
 
 use keybound_proto::dpop::VerifiedProof;
 use keybound_proto::wire::grant_type;
-use keybound_store::Client;
+use keybound_store::{Client, ProofMark};
 
 pub use crate::form::Form;
 pub use crate::grant::TokenSuccess;
@@ -61,21 +61,45 @@ impl Provider {
         ) {
             crate::grant::require_grant(&client, grant)?;
         }
-        // 2. the DPoP proof in full, before any single-use artefact is touched
-        let proof = self.token_proof(&client, facts.dpop).await?;
-        self.fapi2_token(&client, proof.is_some())?;
-        // 3. the grant
+        // 2. the DPoP proof in full, before any single-use artefact is touched; for the code
+        // and refresh grants its jti is looked up now and recorded by the write that consumes
+        // (one write per request), or when the request is refused before it
+        let record_later = matches!(grant, "authorization_code" | "refresh_token");
+        let proof = self.token_proof(&client, facts.dpop, record_later).await?;
+        let mark = proof
+            .as_ref()
+            .filter(|_| record_later)
+            .map(|p| self.proof_mark(p));
+        let answer = self.grant(&client, form, grant, proof, mark.as_ref()).await;
+        if let (Err(e), Some(m)) = (&answer, mark) {
+            if !matches!(e, OpError::Replay) {
+                self.spend_proof(m).await;
+            }
+        }
+        answer
+    }
+
+    /// 3. the grant
+    async fn grant(
+        &self,
+        client: &Client,
+        form: &Form,
+        grant: &str,
+        proof: Option<VerifiedProof>,
+        mark: Option<&ProofMark>,
+    ) -> Result<TokenSuccess, OpError> {
+        self.fapi2_token(client, proof.is_some())?;
         match grant {
-            "authorization_code" => self.code_grant(&client, form, proof).await,
-            "refresh_token" => self.refresh_grant(&client, form, proof).await,
-            grant_type::TOKEN_EXCHANGE => self.exchange_grant(&client, form, proof).await,
+            "authorization_code" => self.code_grant(client, form, proof, mark).await,
+            "refresh_token" => self.refresh_grant(client, form, proof, mark).await,
+            grant_type::TOKEN_EXCHANGE => self.exchange_grant(client, form, proof).await,
             grant_type::CLIENT_CREDENTIALS => {
-                self.client_credentials_grant(&client, form, proof).await
+                self.client_credentials_grant(client, form, proof).await
             }
             grant_type::JWT_BEARER | grant_type::JWT_DPOP => {
-                self.jwt_bearer_grant(&client, form, proof).await
+                self.jwt_bearer_grant(client, form, proof).await
             }
-            _ => self.device_grant(&client, form, proof).await,
+            _ => self.device_grant(client, form, proof).await,
         }
     }
 
@@ -83,9 +107,11 @@ impl Provider {
         &self,
         client: &Client,
         dpop: &[&str],
+        record_later: bool,
     ) -> Result<Option<VerifiedProof>, OpError> {
         self.verify_proof(ProofRequest {
             token_request: true,
+            record_later,
             ..ProofRequest::post(dpop, &self.config.endpoints.token, client)
         })
         .await

@@ -3,7 +3,7 @@
 //! Token keeps its `cnf` and profile (KB-RF3) and carries no `nonce` (OIDC Core 12.2).
 
 use keybound_proto::dpop::VerifiedProof;
-use keybound_store::{Client, RefreshLookup, RefreshToken, TokenHash};
+use keybound_store::{Client, ProofMark, RefreshLookup, RefreshToken, TokenHash};
 
 use crate::grant::{audience, has_scope, Authorized, Grant, TokenSuccess};
 use crate::proof::check_bound;
@@ -16,6 +16,7 @@ impl Provider {
         client: &Client,
         form: &Form,
         proof: Option<VerifiedProof>,
+        mark: Option<&ProofMark>,
     ) -> Result<TokenSuccess, OpError> {
         let old = TokenHash::of(form.require("refresh_token")?);
         let now = self.now();
@@ -28,7 +29,9 @@ impl Provider {
             }
             RefreshLookup::Revoked(_) => return Err(RefreshRefusal::Revoked.into()),
             RefreshLookup::Expired => return Err(RefreshRefusal::Expired.into()),
-            RefreshLookup::NotFound => return Err(RefreshRefusal::Unknown.into()),
+            RefreshLookup::NotFound | RefreshLookup::Replayed => {
+                return Err(RefreshRefusal::Unknown.into())
+            }
         };
         if rt.client_id != client.client_id {
             return Err(RefreshRefusal::OtherClient.into());
@@ -58,10 +61,11 @@ impl Provider {
         };
         match self
             .store
-            .rotate_refresh(&old, &TokenHash::of(&new_token), &new_record, now)
+            .rotate_refresh(&old, &TokenHash::of(&new_token), &new_record, now, mark)
             .await?
         {
             RefreshLookup::Active(_) => {}
+            RefreshLookup::Replayed => return Err(OpError::Replay),
             // the store revoked the grant in the rotation's own transaction
             RefreshLookup::Reused(_) => return Err(RefreshRefusal::Reused.into()),
             _ => return Err(RefreshRefusal::NoLongerValid.into()),
