@@ -60,6 +60,9 @@ pub struct FileConfig {
     pub token_binding: Option<String>,
     /// a second listener: TLS 1.2 on OpenSSL with Token Binding (needs tls_cert and tls_key)
     pub tb_listen: Option<String>,
+    /// `shared` (one multi-threaded runtime) or `per-core` (a single-threaded runtime per core,
+    /// each accepting on its own `SO_REUSEPORT` socket)
+    pub runtime: Option<String>,
     /// lifetime of ID-JAGs from token exchange, seconds
     pub id_jag_ttl: Option<u64>,
     /// how long a node keeps the signing keys it read from the store, seconds
@@ -127,6 +130,8 @@ pub struct Settings {
     pub fapi2: bool,
     /// Token Bound Authentication
     pub token_binding: keybound_server::TokenBindingMode,
+    /// how requests are spread over the cores
+    pub runtime: RuntimeKind,
     /// lifetime of ID-JAGs from token exchange, seconds
     pub id_jag_ttl: u64,
     /// how long a node keeps the signing keys it read from the store, seconds: a rotation by
@@ -385,6 +390,14 @@ impl Settings {
                 "token_binding '{other}': expected off, proxy (a trusted TLS terminator forwards the Token Binding IDs) or native (with tb_listen)"
             ),
         };
+        let runtime = match env("KEYBOUND_RUNTIME").or(file.runtime).as_deref() {
+            None | Some("shared") => RuntimeKind::Shared,
+            Some("per-core") if tls.is_some() || tb_listen.is_some() => bail!(
+                "runtime 'per-core' serves plain http only (put it behind the TLS terminator)"
+            ),
+            Some("per-core") => RuntimeKind::PerCore,
+            Some(other) => bail!("runtime '{other}': expected shared or per-core"),
+        };
         let id_jag_ttl = secs("KEYBOUND_ID_JAG_TTL", file.id_jag_ttl, 300)?;
         if !(1..=3600).contains(&id_jag_ttl) {
             bail!("id_jag_ttl: between 1 and 3600 seconds (the draft suggests 300)");
@@ -438,6 +451,7 @@ impl Settings {
             par_lifetime,
             fapi2,
             token_binding,
+            runtime,
             id_jag_ttl,
             key_cache_ttl,
             exchange_subject_max_age,
@@ -456,6 +470,16 @@ impl Settings {
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("keybound.db")
     }
+}
+
+/// How `serve` spreads requests over the cores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeKind {
+    /// one multi-threaded tokio runtime (work stealing between its threads)
+    Shared,
+    /// one single-threaded runtime per core, each accepting its own connections on an
+    /// `SO_REUSEPORT` socket: a request never leaves the thread that accepted it
+    PerCore,
 }
 
 /// An `http` issuer is only allowed on loopback; everything else must be `https`.

@@ -65,6 +65,7 @@ pub(crate) async fn start_op(
         par_lifetime: 60,
         fapi2: false,
         token_binding: keybound_server::TokenBindingMode::Off,
+        runtime: crate::config::RuntimeKind::Shared,
         id_jag_ttl: 300,
         key_cache_ttl: 60,
         exchange_subject_max_age: 600,

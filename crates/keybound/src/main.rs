@@ -167,7 +167,15 @@ fn main() -> ExitCode {
                 Err(e) => return fail(&e),
             };
             init_logs(settings.json_logs);
-            match runtime().and_then(|rt| rt.block_on(serve::run(settings, demo))) {
+            let rt = match settings.runtime {
+                // this thread serves the first core's listener; serve::run starts the others
+                config::RuntimeKind::PerCore => tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(anyhow::Error::from),
+                config::RuntimeKind::Shared => runtime(),
+            };
+            match rt.and_then(|rt| rt.block_on(serve::run(settings, demo))) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e),
             }

@@ -200,7 +200,9 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
             &handle,
         )?;
     }
-    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let service = app
+        .clone()
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     if let Some((cert, key)) = &settings.tls {
         // Several crates may try; the first installation wins and any is aws-lc-rs.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -216,17 +218,85 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         ready(&settings, " (TLS)");
         let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls).acceptor(limit);
         let mut server = axum_server::from_tcp(listener).acceptor(acceptor);
-        limits(server.http_builder(), &settings);
+        limits(server.http_builder(), settings.header_read_timeout);
         server.handle(handle).serve(service).await
+    } else if settings.runtime == crate::config::RuntimeKind::PerCore {
+        drop(listener);
+        ready(&settings, " (a runtime per core)");
+        per_core(&settings, app, limit, handle).await
     } else {
         ready(&settings, "");
         let mut server = axum_server::from_tcp(listener).acceptor(limit);
-        limits(server.http_builder(), &settings);
+        limits(server.http_builder(), settings.header_read_timeout);
         server.handle(handle).serve(service).await
     }
     .context("server")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `runtime = "per-core"`: one single-threaded runtime per core, each with its own
+/// `SO_REUSEPORT` listener on the same address, so the kernel spreads connections over the
+/// cores and a request is parsed, handled and answered on the thread that accepted it (no work
+/// stealing, no wake-ups between runtime threads). This thread serves the first; the store's
+/// writer and the hashing threads are shared as before.
+async fn per_core(
+    settings: &Settings,
+    app: axum::Router,
+    limit: crate::conn_limit::ConnectionLimit,
+    handle: axum_server::Handle,
+) -> std::io::Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let first = reuseport_listener(settings.listen)?;
+    let addr = first.local_addr()?;
+    let header_read_timeout = settings.header_read_timeout;
+    let serve = move |listener: std::net::TcpListener,
+                      app: axum::Router,
+                      limit: crate::conn_limit::ConnectionLimit,
+                      handle: axum_server::Handle| async move {
+        let mut server = axum_server::from_tcp(listener).acceptor(limit);
+        limits(server.http_builder(), header_read_timeout);
+        server
+            .handle(handle)
+            .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .await
+    };
+    let mut others = Vec::new();
+    for core in 1..cores {
+        let (app, limit, handle) = (app.clone(), limit.clone(), handle.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("keybound-core-{core}"))
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async move {
+                    let listener = reuseport_listener(addr)?;
+                    serve(listener, app, limit, handle).await
+                })
+            })?;
+        others.push(thread);
+    }
+    let result = serve(first, app, limit, handle).await;
+    for t in others {
+        if let Ok(Err(e)) = t.join() {
+            tracing::error!(error = %e, "a core's listener failed");
+        }
+    }
+    result
+}
+
+/// A listening socket on `addr` that other sockets may share (`SO_REUSEPORT`).
+fn reuseport_listener(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)?.into_std()
 }
 
 /// The native Token Binding listener (`tb_listen`): TLS 1.2 on the system OpenSSL with the
@@ -259,7 +329,7 @@ fn token_binding_listener(
     ));
     let mut server =
         axum_server::from_tcp(listener).acceptor(keybound_tls::TbAcceptor::new(ctx, limit));
-    limits(server.http_builder(), settings);
+    limits(server.http_builder(), settings.header_read_timeout);
     let server = server.handle(handle.clone());
     tokio::spawn(async move {
         if let Err(e) = server
@@ -278,12 +348,12 @@ fn token_binding_listener(
 /// requests (slowloris) cannot hold connections open.
 fn limits(
     builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
-    settings: &Settings,
+    header_read_timeout: u64,
 ) {
     builder
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(settings.header_read_timeout));
+        .header_read_timeout(Duration::from_secs(header_read_timeout));
 }
 
 /// `/metrics` on its own listener (loopback by default). The default address may be taken by
