@@ -1,31 +1,38 @@
 //! A bound on open connections (`max_connections`): each accepted connection holds a permit
 //! until it closes; a connection accepted while none is free is closed at once, before any
-//! byte is read or a TLS handshake begins. Together with `header_read_timeout` (which also
-//! closes idle keep-alive connections) this keeps a flood of idle or half-sent connections from
-//! exhausting the process's file descriptors and memory, while connections already being served
-//! continue.
+//! byte is read or a TLS handshake begins. Together with `header_read_timeout` this keeps a
+//! flood of idle or half-sent connections from exhausting the process's file descriptors and
+//! memory, while connections already being served continue: hyper closes a connection whose
+//! request headers (or, idle after a response, whose next request) do not arrive in time, and
+//! this acceptor closes one that sends nothing at all within it — hyper's protocol detection
+//! waits for a first byte without a deadline, so 4,096 silent connections held every permit
+//! and the server refused everyone else.
 
-use std::future::{ready, Ready};
+use std::future::{ready, Future as _, Ready};
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum_server::accept::Accept;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// An acceptor that admits at most `max` connections at a time.
+/// An acceptor that admits at most `max` connections at a time, each of which must send its
+/// first byte within `first_byte`.
 #[derive(Debug, Clone)]
 pub struct ConnectionLimit {
     permits: Arc<Semaphore>,
+    first_byte: Duration,
 }
 
 impl ConnectionLimit {
-    /// At most `max` open connections.
-    pub fn new(max: usize) -> Self {
+    /// At most `max` open connections; closed when silent for `first_byte` after accepting.
+    pub fn new(max: usize, first_byte: Duration) -> Self {
         ConnectionLimit {
             permits: Arc::new(Semaphore::new(max)),
+            first_byte,
         }
     }
 }
@@ -45,6 +52,7 @@ impl<I, S> Accept<I, S> for ConnectionLimit {
             Limited {
                 inner: stream,
                 _permit: permit,
+                first_byte: Some(Box::pin(tokio::time::sleep(self.first_byte))),
             },
             service,
         )))
@@ -56,6 +64,8 @@ impl<I, S> Accept<I, S> for ConnectionLimit {
 pub struct Limited<I> {
     inner: I,
     _permit: OwnedSemaphorePermit,
+    /// until the first byte has arrived: when the connection is given up without one
+    first_byte: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Limited<I> {
@@ -64,7 +74,23 @@ impl<I: AsyncRead + Unpin> AsyncRead for Limited<I> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.inner).poll_read(cx, buf);
+        match &read {
+            Poll::Ready(_) if buf.filled().len() > before => self.first_byte = None,
+            Poll::Pending => {
+                if let Some(deadline) = &mut self.first_byte {
+                    if deadline.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "nothing sent within header_read_timeout",
+                        )));
+                    }
+                }
+            }
+            Poll::Ready(_) => {}
+        }
+        read
     }
 }
 

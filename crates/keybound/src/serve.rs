@@ -188,7 +188,10 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         shutdown().await;
         h.graceful_shutdown(Some(Duration::from_secs(10)));
     });
-    let limit = crate::conn_limit::ConnectionLimit::new(settings.max_connections);
+    let limit = crate::conn_limit::ConnectionLimit::new(
+        settings.max_connections,
+        Duration::from_secs(settings.header_read_timeout),
+    );
     if let (Some(addr), Some((cert, key))) = (settings.tb_listen, &settings.tls) {
         token_binding_listener(
             &settings,

@@ -53,6 +53,58 @@ async fn half_sent_requests_are_closed_after_the_header_read_timeout() {
     );
 }
 
+/// A connection that never sends a byte is closed after `header_read_timeout` too (hyper's
+/// protocol detection waits for a first byte without a deadline: silent connections stayed
+/// open for good, and `max_connections` of them locked everyone else out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_are_closed_after_the_header_read_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = Keybound::new(env!("CARGO_BIN_EXE_keybound"), &dir.path().join("data"));
+    let port = free_port();
+    let _server = kb.serve_env(
+        port,
+        &[],
+        &[
+            ("KEYBOUND_HEADER_READ_TIMEOUT", "1"),
+            ("KEYBOUND_MAX_CONNECTIONS", "20"),
+        ],
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    wait_ready(&http, &base).await;
+    let closed = tokio::task::spawn_blocking(move || {
+        // every permit taken by a connection that says nothing
+        let mut silent: Vec<TcpStream> = (0..20)
+            .map(|_| {
+                let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                s
+            })
+            .collect();
+        let mut closed = 0;
+        for s in &mut silent {
+            let mut buf = [0u8; 64];
+            match s.read(&mut buf) {
+                Ok(_) => closed += 1,
+                Err(e) if closed_by_server(&e) => closed += 1,
+                Err(_) => break,
+            }
+        }
+        closed
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        closed, 20,
+        "every silent connection is closed by the server"
+    );
+    // and the permits are free again
+    wait_ready(&http, &base).await;
+}
+
 /// Issue 10 item 9: beyond `max_connections` open connections a new one is closed at once;
 /// when connections end, new ones are served again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
