@@ -19,6 +19,7 @@ CONCURRENCY=${CONCURRENCY:-32}
 RATE_REQUESTS=${RATE_REQUESTS:-10000} # fixed-rate runs: 10 s at 1000 req/s
 WRK_CODES=${WRK_CODES:-10000}         # pre-minted code exchanges replayed by wrk
 WRK_REFRESHES=${WRK_REFRESHES:-3000}  # pre-minted refreshes (each its own grant, one consent each)
+IDLE=${IDLE:-10000}                   # idle keep-alive connections held through the last runs
 KB_PORT=${KB_PORT:-18080}
 B_PORT=${B_PORT:-18090} # a second keybound: the resource AS of identity chaining
 PEER_PORT=${PEER_PORT:-18100}
@@ -27,6 +28,8 @@ PASSWORD=side-by-side-demo-password
 SVC_SECRET=side-by-side-svc-secret-at-a
 AS_SECRET=side-by-side-svc-secret-at-b
 
+# both processes hold the idle connections' descriptors
+ulimit -n $((IDLE * 2 + 4096)) 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json "$OUT"/summary.md
 data=$(mktemp -d)
@@ -164,6 +167,20 @@ for mode in code refresh; do
   run "peer-$mode-rate1000" --mode "$mode" --requests "$RATE_REQUESTS" --rate 1000 "${peer_args[@]}"
 done
 
+echo "== many connections: $IDLE idle keep-alive connections held through a closed-loop run"
+# a fresh keybound on the same data, allowed the connections and not closing them while idle
+# (header_read_timeout is also hyper's keep-alive idle limit)
+kill "$kb_pid" && wait "$kb_pid" 2>/dev/null || true
+KEYBOUND_MAX_CONNECTIONS=$((IDLE + 1000)) KEYBOUND_HEADER_READ_TIMEOUT=600 \
+  "$kb" serve --data-dir "$data" --listen "127.0.0.1:$KB_PORT" >"$OUT/keybound-idle.log" 2>&1 &
+kb_pid=$!
+pids+=("$kb_pid")
+wait_healthy "$KB_PORT"
+kb_args=(--issuer "http://127.0.0.1:$KB_PORT" --server-pid "$kb_pid")
+for mode in code refresh; do
+  run "keybound-$mode-idle" --mode "$mode" --requests "$REQUESTS" --concurrency "$CONCURRENCY" --idle-connections "$IDLE" "${kb_args[@]}"
+done
+
 # the servers go first: an idle Node.js heap of hundreds of MB still collects garbage, and the
 # in-process run needs both cores
 echo "== consuming component in process (servers stopped)"
@@ -200,6 +217,10 @@ for (const n of ['code', 'refresh']) {
   if (k && p) lines.push(`- ${n} replayed by wrk: keybound ${k.ok} ok at ${k.rps.toFixed(0)} req/s (p50 ${k.p50_ms} ms, p99 ${k.p99_ms} ms, answers ${JSON.stringify(k.statuses)}), peer ${p.ok} ok at ${p.rps.toFixed(0)} req/s (p50 ${p.p50_ms}, p99 ${p.p99_ms}, answers ${JSON.stringify(p.statuses)}): keybound ÷ peer = ${(k.rps / p.rps).toFixed(2)}`);
 }
 if (v && v.interleaved_efficiency != null) lines.push(`- consuming component in process, each presentation alternated with its two signature checks alone: efficiency ${v.interleaved_efficiency.toFixed(2)}`);
+for (const n of ['code', 'refresh']) {
+  const i = get(`keybound-${n}-idle`), k = get(`keybound-${n}`);
+  if (i && i.rss_with_idle_connections_kb != null) lines.push(`- ${n} with ${i.idle_connections} idle keep-alive connections held (a fresh server): RSS ${mb(i.rss_idle_kb)} MB at start, ${mb(i.rss_with_idle_connections_kb)} MB with the connections open, ${mb(i.rss_peak_kb)} MB peak; ${i.rps.toFixed(0)} req/s, p99 ${i.latency_ms.p99.toFixed(2)} ms, ${fix(i.server_cpu_us_per_request, 0)} µs CPU/req (CPU ÷ crypto ${times(i)})` + (k ? `; without them ${k.rps.toFixed(0)} req/s, p99 ${k.latency_ms.p99.toFixed(2)} ms, ${fix(k.server_cpu_us_per_request, 0)} µs (${times(k)})` : ''));
+}
 const s = get('keybound-start');
 if (s) lines.push(`- keybound start to ready on the existing data directory: ${s.start_to_ready_ms} ms; RSS 1 s after start: ${mb(s.rss_idle_after_start_kb)} MB`);
 console.log(lines.join('\n'));
