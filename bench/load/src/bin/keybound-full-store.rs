@@ -3,8 +3,9 @@
 //! For SQLite and for PostgreSQL, one `keybound serve` node started fresh by the test kit is
 //! measured with the load tool on its empty store, then the store is filled through the store
 //! traits from this process — 100,000 End-Users, 1,000,000 live refresh tokens (each its own
-//! grant and family) and 1,000,000 DPoP replay rows within their 61-second window — and measured
-//! again while the replay rows are still live. Then, once they have expired, one more run at
+//! grant and family) and 1,000,000 DPoP replay rows, all live when the fill ends (they expire
+//! about as long after it as the fill took, plus a proof's 61-second window) — and measured
+//! again while they are. Then, once they have expired, one more run at
 //! 1,000 requests/s while the node's purge (every 5 s here) deletes them: the purge's cost is
 //! what that run loses against the full store's.
 //!
@@ -143,9 +144,14 @@ async fn fill(store: Arc<dyn Store>, args: &Args) -> anyhow::Result<Filled> {
     })
     .await?;
     eprintln!("  {} refresh tokens in {refresh:.1} s", args.refresh_tokens);
-    // last, so they are live when the measurement starts: the window of a proof accepted now
+    // last, so they are live when the measurement starts: each expires at the end of the
+    // window (61 s) of a proof accepted as the fill ends, estimated from the refresh tokens'
+    // rate (a replay row is one statement, a refresh token two and a transaction)
     let replay_now = unix_now();
-    let replay_expires_at = replay_now + 61;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // seconds, rounded up
+    let fill_secs = (refresh * f64::from(args.replay_rows) / f64::from(args.refresh_tokens.max(1)))
+        .ceil() as u64;
+    let replay_expires_at = replay_now + fill_secs + 61;
     let s = store.clone();
     let replay = fill_with(args.replay_rows, move |i| {
         let s = s.clone();
@@ -263,7 +269,10 @@ async fn bench(args: &Args) -> anyhow::Result<(Vec<String>, Vec<String>)> {
                 keybound_store_postgres::PgStore::connect(
                     url,
                     kek,
-                    keybound_store_postgres::PgOptions::default(),
+                    keybound_store_postgres::PgOptions {
+                        max_connections: FILL_TASKS,
+                        ..keybound_store_postgres::PgOptions::default()
+                    },
                 )
                 .await?,
             ),
