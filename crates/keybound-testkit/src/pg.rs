@@ -252,15 +252,21 @@ impl TestPostgres {
                 .to_lowercase()
                 .replace(['-', '_'], "x")
         );
+        self.psql(
+            &format!("{}/postgres", self.base_url),
+            &format!("CREATE DATABASE {name}"),
+        );
+        format!("{}/{name}", self.base_url)
+    }
+
+    /// Run one SQL command with `psql` on the database at `url` (panics when it fails).
+    pub fn psql(&self, url: &str, sql: &str) {
         let psql = self
             .managed
             .as_ref()
             .map_or_else(|| PathBuf::from("psql"), |m| m.bin.join("psql"));
         let mut c = Command::new(psql);
-        c.arg("-q")
-            .arg(format!("{}/postgres", self.base_url))
-            .args(["-c", &format!("CREATE DATABASE {name}")]);
-        run(c, "CREATE DATABASE");
-        format!("{}/{name}", self.base_url)
+        c.arg("-q").arg(url).args(["-c", sql]);
+        run(c, sql);
     }
 }

@@ -57,6 +57,11 @@ struct Args {
 /// Writers at once while filling.
 const FILL_TASKS: u32 = 64;
 
+/// After the fill, before measuring: the node's checkpoints catch up with the fill's log
+/// (SQLite), and `VACUUM ANALYZE` has run (PostgreSQL), so the measurement sees the store
+/// grown, not the fill's aftermath.
+const SETTLE: Duration = Duration::from_secs(20);
+
 #[allow(clippy::disallowed_methods)] // a benchmark reads the wall clock
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -151,7 +156,7 @@ async fn fill(store: Arc<dyn Store>, args: &Args) -> anyhow::Result<Filled> {
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // seconds, rounded up
     let fill_secs = (refresh * f64::from(args.replay_rows) / f64::from(args.refresh_tokens.max(1)))
         .ceil() as u64;
-    let replay_expires_at = replay_now + fill_secs + 61;
+    let replay_expires_at = replay_now + fill_secs + SETTLE.as_secs() + 61;
     let s = store.clone();
     let replay = fill_with(args.replay_rows, move |i| {
         let s = s.clone();
@@ -292,6 +297,10 @@ async fn bench(args: &Args) -> anyhow::Result<(Vec<String>, Vec<String>)> {
             filled.replay
         ));
         drop(store);
+        if let Some(url) = &url {
+            pg.psql(url, "VACUUM ANALYZE");
+        }
+        tokio::time::sleep(SETTLE).await;
         measure(args, &cluster, db_pid, backend, "full", &mut rows).await?;
         // the replay rows expire; the next purge pass (every 5 s) deletes them during this run
         let wait = filled.replay_expires_at.saturating_sub(unix_now()) + 1;
