@@ -155,6 +155,17 @@ impl Provider {
         }
     }
 
+    /// Whether `mark`'s proof is recorded: asked when the code or refresh token turns out to
+    /// be used already. A twin of the request that used it, with this very proof, passed the
+    /// replay lookup before that request's write recorded the proof with the consumption; it
+    /// is a replay, and must not be taken for the reuse that revokes the grant.
+    pub(crate) async fn proof_recorded(&self, mark: Option<&ProofMark>) -> Result<bool, OpError> {
+        match mark {
+            Some(m) => Ok(self.store.replay_seen(&m.digest, self.now()).await?),
+            None => Ok(false),
+        }
+    }
+
     /// Record a proof whose request was refused before its consuming write: every proof that
     /// passed verification is spent, as when it was recorded at once. Its answer does not
     /// matter (the request is refused either way; a concurrent twin may have recorded it),

@@ -1634,3 +1634,53 @@ async fn registered_grant_types_are_enforced() {
         assert_eq!(e.code(), ErrorCode::UnauthorizedClient, "{client}: {e:?}");
     }
 }
+
+/// Issue 25 item 1 (ARCHITECTURE.md §3.3): twins of one request — the same proof and code,
+/// sent at once, as by whoever captured them — one is served, the others are refused as
+/// replays, and the grant is never revoked as if the code had been reused. The proof is looked
+/// up before the code and recorded by the write that consumes it, so a twin that finds the code
+/// used is told apart by its recorded proof.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twins_of_one_request_are_replays_never_reuse() {
+    let op = std::sync::Arc::new(op().await);
+    let key = keys::es256_a();
+    let jkt = key.public_jwk().thumbprint();
+    for round in 0..20 {
+        let req = request("pub", "openid offline_access bound_key", Some(&jkt));
+        let (code, _) = authorize(&op, &req).await;
+        let twin = proof(&key, &format!("twin-{round}"), T0, Some(&code));
+        let tasks: Vec<_> = (0..6)
+            .map(|_| {
+                let (op, code, twin) = (op.clone(), code.clone(), twin.clone());
+                tokio::spawn(
+                    async move { token(&op, &code_form("pub", &code), &[&twin], None).await },
+                )
+            })
+            .collect();
+        let mut served = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(r) => served.push(r),
+                Err(e) => assert!(
+                    e.description().contains("replayed"),
+                    "round {round}: a twin refused for another reason: {e:?}"
+                ),
+            }
+        }
+        assert_eq!(served.len(), 1, "round {round}: one twin is served");
+        // the grant lives: its refresh token still rotates
+        let rt = served[0].refresh_token.clone().unwrap();
+        token(
+            &op,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &rt),
+                ("client_id", "pub"),
+            ],
+            &[&proof(&key, &format!("twin-refresh-{round}"), T0, None)],
+            None,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("round {round}: the grant was revoked: {e:?}"));
+    }
+}

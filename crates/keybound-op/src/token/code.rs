@@ -29,6 +29,9 @@ impl Provider {
         // look the code up, still not consuming it
         let code = match self.store.find_code(&hash, now).await? {
             CodeLookup::Active(c) => c,
+            CodeLookup::Redeemed(_) if self.proof_recorded(mark).await? => {
+                return Err(OpError::Replay)
+            }
             CodeLookup::Redeemed(c) => return Err(self.code_reused(client, &c, now).await?),
             CodeLookup::Expired => return Err(CodeRefusal::Expired.into()),
             CodeLookup::NotFound | CodeLookup::Replayed => return Err(CodeRefusal::Unknown.into()),

@@ -22,6 +22,9 @@ impl Provider {
         let now = self.now();
         let rt = match self.store.find_refresh(&old, now).await? {
             RefreshLookup::Active(t) => t,
+            RefreshLookup::Reused(_) if self.proof_recorded(mark).await? => {
+                return Err(OpError::Replay)
+            }
             RefreshLookup::Reused(t) => {
                 // the family and the grant's access tokens (a thief's included) die together
                 self.store.revoke_grant(&t.grant_id, now).await?;
