@@ -245,3 +245,40 @@ async fn metrics_are_served_on_the_management_listener_only() {
         .unwrap();
     assert!(m.contains("keybound_http_requests_total"), "{m}");
 }
+
+/// Issue 25 item 2: `runtime = "per-core"` serves from a single-threaded runtime per core, each
+/// with its own `SO_REUSEPORT` listener on the one address: every connection is answered; an
+/// unknown runtime is refused at start with the choices.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runtime_per_core_serves_every_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_keybound");
+    let kb = Keybound::new(bin, &dir.path().join("data"));
+    let port = free_port();
+    let _server = kb.serve_env(port, &[], &[("KEYBOUND_RUNTIME", "per-core")]);
+    let base = format!("http://127.0.0.1:{port}");
+    // a fresh connection per request: the kernel spreads them over the cores' listeners
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    wait_ready(&http, &base).await;
+    for i in 0..40 {
+        let r = http
+            .get(format!("{base}/.well-known/openid-configuration"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "request {i}");
+    }
+    let out = std::process::Command::new(bin)
+        .args(["--data-dir"])
+        .arg(dir.path().join("other"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("KEYBOUND_RUNTIME", "fastest")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("expected shared or per-core"), "{err}");
+}

@@ -232,9 +232,24 @@ async fn measure(
                     requests,
                 )
             };
-            let report = keybound_load::run(&settings).await?;
-            eprintln!("{backend}, {state}: {}", report.summary());
-            rows.push(row(backend, state, &report));
+            // a run the node cannot serve (503s while signing in) is a result, not the end
+            match keybound_load::run(&settings).await {
+                Ok(report) => {
+                    eprintln!("{backend}, {state}: {}", report.summary());
+                    rows.push(row(backend, state, &report));
+                }
+                Err(e) => {
+                    eprintln!("{backend}, {state}, {mode:?}: failed: {e:#}");
+                    rows.push(format!(
+                        "| {backend} | {state} | {mode:?} | {} | failed: {e} | | | | | | |",
+                        match load {
+                            Load::Rate(n) => format!("{n}/s"),
+                            Load::Concurrency(c) => format!("closed, {c}"),
+                        }
+                    ));
+                }
+            }
+            println!("{}", rows.last().map_or("", String::as_str));
         }
     }
     Ok(())
@@ -249,7 +264,7 @@ async fn bench(args: &Args) -> anyhow::Result<(Vec<String>, Vec<String>)> {
         if args
             .only
             .as_deref()
-            .is_some_and(|o| !backend.eq_ignore_ascii_case(o))
+            .is_some_and(|o| !backend.to_lowercase().starts_with(&o.to_lowercase()))
         {
             continue;
         }
@@ -319,9 +334,16 @@ async fn bench(args: &Args) -> anyhow::Result<(Vec<String>, Vec<String>)> {
                 20_000,
             )
         };
-        let report = keybound_load::run(&settings).await?;
-        eprintln!("{backend}, purging: {}", report.summary());
-        rows.push(row(backend, "full, purge running", &report));
+        match keybound_load::run(&settings).await {
+            Ok(report) => {
+                eprintln!("{backend}, purging: {}", report.summary());
+                rows.push(row(backend, "full, purge running", &report));
+            }
+            Err(e) => rows.push(format!(
+                "| {backend} | full, purge running | Refresh | 1000/s | failed: {e} | | | | | | |"
+            )),
+        }
+        println!("{}", rows.last().map_or("", String::as_str));
     }
     Ok((rows, fills))
 }
