@@ -9,6 +9,36 @@ use std::time::Duration;
 
 use keybound_testkit::process::{free_port, wait_ready, Keybound};
 
+/// A `keybound serve` on a free loopback port with `env`, ready; its base URL, and a client
+/// without keep-alive (readiness checks must not hold a connection the test counts).
+struct Served {
+    _dir: tempfile::TempDir,
+    _server: keybound_testkit::process::Server,
+    port: u16,
+    base: String,
+    http: reqwest::Client,
+}
+
+async fn serve(env: &[(&str, &str)]) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = Keybound::new(env!("CARGO_BIN_EXE_keybound"), &dir.path().join("data"));
+    let port = free_port();
+    let server = kb.serve_env(port, &[], env);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    wait_ready(&http, &base).await;
+    Served {
+        _dir: dir,
+        _server: server,
+        port,
+        base,
+        http,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_sent_requests_are_closed_after_the_header_read_timeout() {
     let dir = tempfile::tempdir().unwrap();
@@ -58,23 +88,14 @@ async fn half_sent_requests_are_closed_after_the_header_read_timeout() {
 /// open for good, and `max_connections` of them locked everyone else out).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_connections_are_closed_after_the_header_read_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let kb = Keybound::new(env!("CARGO_BIN_EXE_keybound"), &dir.path().join("data"));
-    let port = free_port();
-    let _server = kb.serve_env(
-        port,
-        &[],
-        &[
-            ("KEYBOUND_HEADER_READ_TIMEOUT", "1"),
-            ("KEYBOUND_MAX_CONNECTIONS", "20"),
-        ],
-    );
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
-    wait_ready(&http, &base).await;
+    let Served {
+        port, base, http, ..
+    } = &serve(&[
+        ("KEYBOUND_HEADER_READ_TIMEOUT", "1"),
+        ("KEYBOUND_MAX_CONNECTIONS", "20"),
+    ])
+    .await;
+    let port = *port;
     let closed = tokio::task::spawn_blocking(move || {
         // every permit taken by a connection that says nothing
         let mut silent: Vec<TcpStream> = (0..20)
@@ -102,31 +123,21 @@ async fn silent_connections_are_closed_after_the_header_read_timeout() {
         "every silent connection is closed by the server"
     );
     // and the permits are free again
-    wait_ready(&http, &base).await;
+    wait_ready(http, base).await;
 }
 
 /// Issue 10 item 9: beyond `max_connections` open connections a new one is closed at once;
 /// when connections end, new ones are served again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_limit_are_closed_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let kb = Keybound::new(env!("CARGO_BIN_EXE_keybound"), &dir.path().join("data"));
-    let port = free_port();
-    let _server = kb.serve_env(
-        port,
-        &[],
-        &[
-            ("KEYBOUND_MAX_CONNECTIONS", "20"),
-            ("KEYBOUND_HEADER_READ_TIMEOUT", "60"),
-        ],
-    );
-    let base = format!("http://127.0.0.1:{port}");
-    // no keep-alive: readiness checks must not hold one of the twenty connections
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
-    wait_ready(&http, &base).await;
+    let Served {
+        port, base, http, ..
+    } = &serve(&[
+        ("KEYBOUND_MAX_CONNECTIONS", "20"),
+        ("KEYBOUND_HEADER_READ_TIMEOUT", "60"),
+    ])
+    .await;
+    let port = *port;
     let over = tokio::task::spawn_blocking(move || {
         // twenty connections, each known to be accepted because it was served one request
         // (keep-alive holds it open); one refused while the readiness check's connection was
@@ -166,7 +177,7 @@ async fn connections_beyond_the_limit_are_closed_at_once() {
         "the 21st connection was served: {}",
         over.1
     );
-    wait_ready(&http, &base).await;
+    wait_ready(http, base).await;
 }
 
 /// A connection that was served one request and stays open (keep-alive), or `None` when the
@@ -251,18 +262,8 @@ async fn metrics_are_served_on_the_management_listener_only() {
 /// unknown runtime is refused at start with the choices.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runtime_per_core_serves_every_connection() {
-    let dir = tempfile::tempdir().unwrap();
-    let bin = env!("CARGO_BIN_EXE_keybound");
-    let kb = Keybound::new(bin, &dir.path().join("data"));
-    let port = free_port();
-    let _server = kb.serve_env(port, &[], &[("KEYBOUND_RUNTIME", "per-core")]);
-    let base = format!("http://127.0.0.1:{port}");
+    let Served { base, http, .. } = &serve(&[("KEYBOUND_RUNTIME", "per-core")]).await;
     // a fresh connection per request: the kernel spreads them over the cores' listeners
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
-    wait_ready(&http, &base).await;
     for i in 0..40 {
         let r = http
             .get(format!("{base}/.well-known/openid-configuration"))
@@ -271,9 +272,10 @@ async fn a_runtime_per_core_serves_every_connection() {
             .unwrap();
         assert_eq!(r.status(), 200, "request {i}");
     }
-    let out = std::process::Command::new(bin)
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keybound"))
         .args(["--data-dir"])
-        .arg(dir.path().join("other"))
+        .arg(dir.path().join("data"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("KEYBOUND_RUNTIME", "fastest")
         .output()

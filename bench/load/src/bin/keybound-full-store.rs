@@ -190,10 +190,7 @@ fn row(backend: &str, store: &str, r: &Report) -> String {
     format!(
         "| {backend} | {store} | {:?} | {} | {}/{} | {:.0} | {:.2} | {:.2} | {} | {} | {} |",
         r.mode,
-        match r.load {
-            Load::Rate(n) => format!("{n}/s"),
-            Load::Concurrency(c) => format!("closed, {c}"),
-        },
+        load_label(r.load),
         r.ok,
         r.requests,
         r.rps,
@@ -205,6 +202,55 @@ fn row(backend: &str, store: &str, r: &Report) -> String {
     )
 }
 
+/// One load-tool run against the node, its row added to `rows` (and printed at once): a run
+/// the node cannot serve (503s while signing in) is a result, not the end.
+#[allow(clippy::too_many_arguments)] // one call per measurement, every argument named there
+async fn one_run(
+    cluster: &Cluster,
+    db_pid: Option<u32>,
+    backend: &str,
+    state: &str,
+    mode: Mode,
+    load: Load,
+    requests: u64,
+    rows: &mut Vec<String>,
+) {
+    let settings = Settings {
+        server_pids: cluster.pids(),
+        nodes: cluster.nodes(),
+        db_pid,
+        ..Settings::new(
+            &cluster.issuer,
+            (CLIENT, REDIRECT),
+            USER,
+            mode,
+            load,
+            requests,
+        )
+    };
+    match keybound_load::run(&settings).await {
+        Ok(report) => {
+            eprintln!("{backend}, {state}: {}", report.summary());
+            rows.push(row(backend, state, &report));
+        }
+        Err(e) => {
+            eprintln!("{backend}, {state}, {mode:?}: failed: {e:#}");
+            rows.push(format!(
+                "| {backend} | {state} | {mode:?} | {} | failed: {e} | | | | | | |",
+                load_label(load)
+            ));
+        }
+    }
+    println!("{}", rows.last().map_or("", String::as_str));
+}
+
+fn load_label(load: Load) -> String {
+    match load {
+        Load::Rate(n) => format!("{n}/s"),
+        Load::Concurrency(c) => format!("closed, {c}"),
+    }
+}
+
 /// The four measurements of one store state: code and refresh, closed loop and 1,000/s.
 async fn measure(
     args: &Args,
@@ -213,46 +259,15 @@ async fn measure(
     backend: &str,
     state: &str,
     rows: &mut Vec<String>,
-) -> anyhow::Result<()> {
+) {
     for mode in [Mode::Code, Mode::Refresh] {
         for (load, requests) in [
             (Load::Concurrency(args.concurrency), args.requests),
             (Load::Rate(1000), 10_000),
         ] {
-            let settings = Settings {
-                server_pids: cluster.pids(),
-                nodes: cluster.nodes(),
-                db_pid,
-                ..Settings::new(
-                    &cluster.issuer,
-                    (CLIENT, REDIRECT),
-                    USER,
-                    mode,
-                    load,
-                    requests,
-                )
-            };
-            // a run the node cannot serve (503s while signing in) is a result, not the end
-            match keybound_load::run(&settings).await {
-                Ok(report) => {
-                    eprintln!("{backend}, {state}: {}", report.summary());
-                    rows.push(row(backend, state, &report));
-                }
-                Err(e) => {
-                    eprintln!("{backend}, {state}, {mode:?}: failed: {e:#}");
-                    rows.push(format!(
-                        "| {backend} | {state} | {mode:?} | {} | failed: {e} | | | | | | |",
-                        match load {
-                            Load::Rate(n) => format!("{n}/s"),
-                            Load::Concurrency(c) => format!("closed, {c}"),
-                        }
-                    ));
-                }
-            }
-            println!("{}", rows.last().map_or("", String::as_str));
+            one_run(cluster, db_pid, backend, state, mode, load, requests, rows).await;
         }
     }
-    Ok(())
 }
 
 async fn bench(args: &Args) -> anyhow::Result<(Vec<String>, Vec<String>)> {
@@ -281,7 +296,7 @@ async fn bench(args: &Args) -> anyhow::Result<(Vec<String>, Vec<String>)> {
         )
         .await;
         let db_pid = if postgres { pg.server_pid() } else { None };
-        measure(args, &cluster, db_pid, backend, "empty", &mut rows).await?;
+        measure(args, &cluster, db_pid, backend, "empty", &mut rows).await;
         // the store as the node sees it, opened beside it (SQLite: the same file, WAL)
         let (kek, _) = Kek::generate()?;
         let store: Arc<dyn Store> = match &url {
@@ -316,34 +331,22 @@ async fn bench(args: &Args) -> anyhow::Result<(Vec<String>, Vec<String>)> {
             pg.psql(url, "VACUUM ANALYZE");
         }
         tokio::time::sleep(SETTLE).await;
-        measure(args, &cluster, db_pid, backend, "full", &mut rows).await?;
+        measure(args, &cluster, db_pid, backend, "full", &mut rows).await;
         // the replay rows expire; the next purge pass (every 5 s) deletes them during this run
         let wait = filled.replay_expires_at.saturating_sub(unix_now()) + 1;
         eprintln!("{backend}: waiting {wait} s for the replay rows to expire");
         tokio::time::sleep(Duration::from_secs(wait)).await;
-        let settings = Settings {
-            server_pids: cluster.pids(),
-            nodes: cluster.nodes(),
+        one_run(
+            &cluster,
             db_pid,
-            ..Settings::new(
-                &cluster.issuer,
-                (CLIENT, REDIRECT),
-                USER,
-                Mode::Refresh,
-                Load::Rate(1000),
-                20_000,
-            )
-        };
-        match keybound_load::run(&settings).await {
-            Ok(report) => {
-                eprintln!("{backend}, purging: {}", report.summary());
-                rows.push(row(backend, "full, purge running", &report));
-            }
-            Err(e) => rows.push(format!(
-                "| {backend} | full, purge running | Refresh | 1000/s | failed: {e} | | | | | | |"
-            )),
-        }
-        println!("{}", rows.last().map_or("", String::as_str));
+            backend,
+            "full, purge running",
+            Mode::Refresh,
+            Load::Rate(1000),
+            20_000,
+            &mut rows,
+        )
+        .await;
     }
     Ok((rows, fills))
 }
