@@ -61,22 +61,9 @@ async fn half_sent_requests_are_closed_after_the_header_read_timeout() {
     // the server still answers others meanwhile
     wait_ready(&http, &base).await;
     // each half-sent connection is closed by the server well within its 5 s read timeout
-    let closed = tokio::task::spawn_blocking(move || {
-        let mut closed = 0;
-        for s in &mut slow {
-            let mut buf = [0u8; 512];
-            // closed by the server: EOF, a reset, or a final answer (408) before EOF
-            match s.read(&mut buf) {
-                Ok(_) => closed += 1,
-                Err(e) if closed_by_server(&e) => closed += 1,
-                // still open after 5 s: the rest will be too (bounded failure)
-                Err(_) => break,
-            }
-        }
-        closed
-    })
-    .await
-    .unwrap();
+    let closed = tokio::task::spawn_blocking(move || count_closed(&mut slow))
+        .await
+        .unwrap();
     assert_eq!(
         closed, 50,
         "every half-sent connection is closed by the server"
@@ -105,16 +92,7 @@ async fn silent_connections_are_closed_after_the_header_read_timeout() {
                 s
             })
             .collect();
-        let mut closed = 0;
-        for s in &mut silent {
-            let mut buf = [0u8; 64];
-            match s.read(&mut buf) {
-                Ok(_) => closed += 1,
-                Err(e) if closed_by_server(&e) => closed += 1,
-                Err(_) => break,
-            }
-        }
-        closed
+        count_closed(&mut silent)
     })
     .await
     .unwrap();
@@ -224,6 +202,22 @@ async fn idle_keep_alive_connections_are_closed() {
     .await
     .unwrap();
     assert!(closed, "the idle connection stayed open");
+}
+
+/// How many of `conns`, in order, the server closes within their read timeouts (closed: EOF, a
+/// reset, or a final answer such as 408 before EOF); the first still open ends the count (the
+/// rest will be too: a bounded failure).
+fn count_closed(conns: &mut [TcpStream]) -> usize {
+    let mut closed = 0;
+    for s in conns {
+        let mut buf = [0u8; 512];
+        match s.read(&mut buf) {
+            Ok(_) => closed += 1,
+            Err(e) if closed_by_server(&e) => closed += 1,
+            Err(_) => break,
+        }
+    }
+    closed
 }
 
 /// Whether a read error means the server closed the connection (a reset), not that our read
