@@ -60,9 +60,6 @@ pub fn migrations() -> &'static [(i64, &'static str)] {
 /// Reader connections kept open; more are opened when all are busy, and closed after use.
 const READERS: usize = 4;
 
-/// The write connection's page cache, `PRAGMA cache_size` (negative: KiB): 64 MiB.
-const WRITER_CACHE_KIB: i64 = -65_536;
-
 /// The SQLite store.
 pub struct SqliteStore {
     writer: Writer,
@@ -132,11 +129,6 @@ fn open_writer(at: &Location) -> Result<Connection> {
                 )
                 .map_err(db)?;
                 conn.pragma_update(None, "journal_size_limit", checkpoint::JOURNAL_SIZE_LIMIT)
-                    .map_err(db)?;
-                // every write lands on random pages of the hash-keyed B-trees: with SQLite's
-                // 2 MiB default, a store of a million refresh tokens re-read most of them from
-                // the file on each insert (negative: KiB; filled only as pages are used)
-                conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)
                     .map_err(db)?;
             }
             migrate::migrate(&mut conn)?;
