@@ -111,15 +111,41 @@ export class KeyboundClient {
     this.prefix = `${this.issuer}|${this.clientId}`;
     this.nonces = new Map(); // DPoP-Nonce per origin
     this.tokens = null; // { accessToken, idToken, claims } in memory only
+    this.keyPair = null; // the promise of this page's key, once asked (one storage read per page)
+    this.jwks = null; // the OP's key set, fetched again when an ID Token names a key not in it
   }
 
-  /** This page's key for the OP and client: loaded, or created non-extractable on first use. */
-  async keys() {
-    const k = await this.storage.get(`${this.prefix}|key`);
-    if (k) return k;
-    const fresh = await generateKeyPair();
-    await this.storage.put(`${this.prefix}|key`, fresh);
-    return fresh;
+  /** This page's key for the OP and client: loaded, or created non-extractable on first use;
+   * kept in memory after the first call (concurrent first calls share one load). */
+  keys() {
+    this.keyPair ??= (async () => {
+      const k = await this.storage.get(`${this.prefix}|key`);
+      if (k) return k;
+      const fresh = await generateKeyPair();
+      await this.storage.put(`${this.prefix}|key`, fresh);
+      return fresh;
+    })().catch((e) => {
+      this.keyPair = null;
+      throw e;
+    });
+    return this.keyPair;
+  }
+
+  /** An ID Token validated against the OP's key set: the cached one, or — when there is none,
+   * or the token is signed by a key not in it (a rotation) — the one fetched now. */
+  async validated(idToken, nonce, keys) {
+    const check = (jwks) => validateIdToken(idToken, {
+      jwks, issuer: this.issuer, clientId: this.clientId, nonce, jkt: keys.jkt, now: this.now(),
+    });
+    if (this.jwks) {
+      try {
+        return await check(this.jwks);
+      } catch (e) {
+        if (!(e instanceof KeyboundError && e.code === 'id_token_signature')) throw e;
+      }
+    }
+    this.jwks = await (await this.http(this.meta.jwks_uri)).json();
+    return check(this.jwks);
   }
 
   /** A request with a DPoP proof; one retry when the server asks for a nonce (RFC 9449 §8, §9). */
@@ -213,10 +239,7 @@ export class KeyboundClient {
     if (!r.ok) fail('oauth_error', body.error_description ?? `the token endpoint answered HTTP ${r.status}`, { error: body.error });
     if (String(body.token_type).toLowerCase() !== 'dpop') fail('token_type', `the access token is ${body.token_type}, not DPoP-bound`);
     const keys = await this.keys();
-    const jwks = await (await this.http(this.meta.jwks_uri)).json();
-    const claims = await validateIdToken(body.id_token, {
-      jwks, issuer: this.issuer, clientId: this.clientId, nonce, jkt: keys.jkt, now: this.now(),
-    });
+    const claims = await this.validated(body.id_token, nonce, keys);
     if (body.refresh_token) await this.storage.put(`${this.prefix}|refresh`, body.refresh_token);
     this.tokens = { accessToken: body.access_token, idToken: body.id_token, claims };
     return claims;
@@ -293,6 +316,7 @@ export class KeyboundClient {
     }
     for (const k of ['refresh', 'key', 'tx']) await this.storage.delete(`${this.prefix}|${k}`);
     this.tokens = null;
+    this.keyPair = null;
     if (!this.meta.end_session_endpoint) return null;
     const url = new URL(this.meta.end_session_endpoint);
     const q = { client_id: this.clientId };
