@@ -36,10 +36,10 @@ use keybound_store::{
     AuthorizationCode, BrowserSession, Client, ClientStore, CodeLookup, CodeStore, Consent,
     ConsentStore, Count, CountChange, CounterStore, DeviceAuthorization, DeviceDecision,
     DevicePoll, DeviceStore, Expiring, FirstRefreshFor, GrantStore, HealthStore, IssuerStore, Kek,
-    KeyState, NewRefresh, ProofMark, PurgeStore, PushedRequest, PushedRequestStore, RefreshLookup,
-    RefreshStore, RefreshToken, RegistrationStore, RegistrationToken, ReplayStore, Result,
-    SessionStore, SigningKeyRecord, SigningKeyStore, StoreError, TokenHash, TrustedIssuer, User,
-    UserStore,
+    KeyState, NewRefresh, Passkey, PasskeyStore, ProofMark, PurgeStore, PushedRequest,
+    PushedRequestStore, RefreshLookup, RefreshStore, RefreshToken, RegistrationStore,
+    RegistrationToken, ReplayStore, Result, SessionStore, SigningKeyRecord, SigningKeyStore,
+    StoreError, TokenHash, TrustedIssuer, User, UserStore,
 };
 
 /// How often an operation is tried when the database reports a serialization failure.
@@ -1343,6 +1343,127 @@ impl PushedRequestStore for PgStore {
             return Ok(None);
         }
         Ok(Some(data(&row)?))
+    }
+}
+
+#[async_trait]
+impl PasskeyStore for PgStore {
+    async fn insert_passkey(&self, passkey: &Passkey) -> Result<()> {
+        let text = serde_json::to_string(passkey)?;
+        retrying(|| async {
+            sqlx::query(
+                "INSERT INTO passkeys (credential_id, sub, created_at, data) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&passkey.credential_id)
+            .bind(&passkey.sub)
+            .bind(t(passkey.created_at))
+            .bind(&text)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                conflict_or_db(e, || {
+                    "credential id registered already, or no such End-User".to_owned()
+                })
+            })?;
+            Ok(())
+        })
+        .await
+    }
+    async fn passkey(&self, credential_id: &str) -> Result<Option<Passkey>> {
+        self.one(
+            "SELECT data FROM passkeys WHERE credential_id = $1",
+            credential_id,
+        )
+        .await
+    }
+    async fn passkeys_of(&self, sub: &str) -> Result<Vec<Passkey>> {
+        retrying(|| async {
+            let rows = sqlx::query(
+                "SELECT data FROM passkeys WHERE sub = $1 ORDER BY created_at, credential_id",
+            )
+            .bind(sub)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+            rows.iter().map(data).collect()
+        })
+        .await
+    }
+    async fn use_passkey(
+        &self,
+        credential_id: &str,
+        credential: &str,
+        sign_count: u32,
+        now: u64,
+    ) -> Result<bool> {
+        self.change_passkey(credential_id, |p| {
+            if !p.counter_accepts(sign_count) {
+                return false;
+            }
+            credential.clone_into(&mut p.credential);
+            p.sign_count = sign_count;
+            p.last_used_at = Some(now);
+            true
+        })
+        .await
+    }
+    async fn rename_passkey(&self, sub: &str, credential_id: &str, name: &str) -> Result<bool> {
+        self.change_passkey(credential_id, |p| {
+            if p.sub != sub {
+                return false;
+            }
+            name.clone_into(&mut p.name);
+            true
+        })
+        .await
+    }
+    async fn delete_passkey(&self, sub: &str, credential_id: &str) -> Result<bool> {
+        retrying(|| async {
+            let n = sqlx::query("DELETE FROM passkeys WHERE credential_id = $1 AND sub = $2")
+                .bind(credential_id)
+                .bind(sub)
+                .execute(&self.pool)
+                .await
+                .map_err(db)?
+                .rows_affected();
+            Ok(n > 0)
+        })
+        .await
+    }
+}
+
+impl PgStore {
+    /// Change a passkey's record by `rule` (`false`: leave it) in one transaction, its row
+    /// locked: two nodes accepting sign-ins with one passkey see each other's counters.
+    async fn change_passkey(
+        &self,
+        credential_id: &str,
+        rule: impl Fn(&mut Passkey) -> bool + Send + Sync,
+    ) -> Result<bool> {
+        retrying(|| async {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            let row = sqlx::query("SELECT data FROM passkeys WHERE credential_id = $1 FOR UPDATE")
+                .bind(credential_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+            let Some(row) = row else {
+                return Ok(false);
+            };
+            let mut p: Passkey = data(&row)?;
+            if !rule(&mut p) {
+                return Ok(false);
+            }
+            sqlx::query("UPDATE passkeys SET data = $1 WHERE credential_id = $2")
+                .bind(serde_json::to_string(&p)?)
+                .bind(credential_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(true)
+        })
+        .await
     }
 }
 

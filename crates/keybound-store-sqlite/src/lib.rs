@@ -37,10 +37,11 @@ use rusqlite::{params, Connection, OptionalExtension as _};
 use keybound_store::{
     AuthorizationCode, BrowserSession, Client, ClientStore, CodeLookup, CodeStore, Consent,
     ConsentStore, DeviceAuthorization, DeviceDecision, DevicePoll, DeviceStore, Expiring,
-    FirstRefreshFor, GrantStore, HealthStore, IssuerStore, Kek, KeyState, NewRefresh, ProofMark,
-    PurgeStore, PushedRequest, PushedRequestStore, RefreshLookup, RefreshStore, RefreshToken,
-    RegistrationStore, RegistrationToken, ReplayStore, Result, SessionStore, SigningKeyRecord,
-    SigningKeyStore, StoreError, TokenHash, TrustedIssuer, User, UserStore,
+    FirstRefreshFor, GrantStore, HealthStore, IssuerStore, Kek, KeyState, NewRefresh, Passkey,
+    PasskeyStore, ProofMark, PurgeStore, PushedRequest, PushedRequestStore, RefreshLookup,
+    RefreshStore, RefreshToken, RegistrationStore, RegistrationToken, ReplayStore, Result,
+    SessionStore, SigningKeyRecord, SigningKeyStore, StoreError, TokenHash, TrustedIssuer, User,
+    UserStore,
 };
 
 use crate::conn::{conflict_or_db, db, json, open, t, u, Location};
@@ -1088,6 +1089,117 @@ impl PushedRequestStore for SqliteStore {
             _ => Ok(None),
         }
     }
+}
+
+#[async_trait]
+impl PasskeyStore for SqliteStore {
+    async fn insert_passkey(&self, passkey: &Passkey) -> Result<()> {
+        let p = passkey.clone();
+        let text = serde_json::to_string(&p)?;
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO passkeys (credential_id, sub, created_at, data) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut s| s.execute(params![p.credential_id, p.sub, t(p.created_at), text]))
+            .map_err(|e| {
+                conflict_or_db(e, || {
+                    "credential id registered already, or no such End-User".to_owned()
+                })
+            })?;
+            Ok(())
+        })
+        .await
+    }
+    async fn passkey(&self, credential_id: &str) -> Result<Option<Passkey>> {
+        self.one(
+            "SELECT data FROM passkeys WHERE credential_id = ?1",
+            credential_id,
+        )
+        .await
+    }
+    async fn passkeys_of(&self, sub: &str) -> Result<Vec<Passkey>> {
+        let sub = sub.to_owned();
+        self.read(move |c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT data FROM passkeys WHERE sub = ?1 ORDER BY created_at, credential_id",
+                )
+                .map_err(db)?;
+            let rows = s
+                .query_map([sub], |r| r.get::<_, String>(0))
+                .map_err(db)?
+                .collect::<rusqlite::Result<Vec<String>>>()
+                .map_err(db)?;
+            rows.iter().map(|text| json(text)).collect()
+        })
+        .await
+    }
+    async fn use_passkey(
+        &self,
+        credential_id: &str,
+        credential: &str,
+        sign_count: u32,
+        now: u64,
+    ) -> Result<bool> {
+        let (id, credential) = (credential_id.to_owned(), credential.to_owned());
+        // read and write in one job of the writer: no other write comes between
+        self.write(move |c| {
+            let Some(mut p): Option<Passkey> = one_json(
+                c,
+                "SELECT data FROM passkeys WHERE credential_id = ?1",
+                [&id],
+            )?
+            else {
+                return Ok(false);
+            };
+            if !p.counter_accepts(sign_count) {
+                return Ok(false);
+            }
+            p.credential = credential;
+            p.sign_count = sign_count;
+            p.last_used_at = Some(now);
+            update_passkey(c, &p)?;
+            Ok(true)
+        })
+        .await
+    }
+    async fn rename_passkey(&self, sub: &str, credential_id: &str, name: &str) -> Result<bool> {
+        let (sub, id, name) = (sub.to_owned(), credential_id.to_owned(), name.to_owned());
+        self.write(move |c| {
+            let found: Option<Passkey> = one_json(
+                c,
+                "SELECT data FROM passkeys WHERE credential_id = ?1",
+                [&id],
+            )?;
+            match found {
+                Some(mut p) if p.sub == sub => {
+                    p.name = name;
+                    update_passkey(c, &p)?;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        })
+        .await
+    }
+    async fn delete_passkey(&self, sub: &str, credential_id: &str) -> Result<bool> {
+        let n = self
+            .execute(
+                "DELETE FROM passkeys WHERE credential_id = ?1 AND sub = ?2",
+                (credential_id.to_owned(), sub.to_owned()),
+            )
+            .await?;
+        Ok(n > 0)
+    }
+}
+
+/// Write back a passkey's record (inside the caller's writer job).
+fn update_passkey(c: &Connection, p: &Passkey) -> Result<()> {
+    let text = serde_json::to_string(p)?;
+    c.prepare_cached("UPDATE passkeys SET data = ?1 WHERE credential_id = ?2")
+        .and_then(|mut s| s.execute(params![text, p.credential_id]))
+        .map_err(db)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior};
 use crate::conn::db;
 
 /// (version, script), in order.
-pub(crate) const MIGRATIONS: [(i64, &str); 8] = [
+pub(crate) const MIGRATIONS: [(i64, &str); 9] = [
     (1, include_str!("../migrations/sqlite/0001_initial.sql")),
     (2, include_str!("../migrations/sqlite/0002_device.sql")),
     (3, include_str!("../migrations/sqlite/0003_purge.sql")),
@@ -30,6 +30,7 @@ pub(crate) const MIGRATIONS: [(i64, &str); 8] = [
         8,
         include_str!("../migrations/sqlite/0008_pushed_requests.sql"),
     ),
+    (9, include_str!("../migrations/sqlite/0009_passkeys.sql")),
 ];
 
 /// Bring the database on `conn` to the newest schema.

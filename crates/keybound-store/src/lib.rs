@@ -356,6 +356,32 @@ pub trait SessionStore: Send + Sync {
     async fn delete_session(&self, hash: &TokenHash) -> Result<()>;
 }
 
+/// End-Users' passkeys (WebAuthn credentials). A passkey goes with its End-User.
+#[async_trait]
+pub trait PasskeyStore: Send + Sync {
+    /// Register a passkey; `Conflict` when its credential id is registered already, or its
+    /// End-User does not exist.
+    async fn insert_passkey(&self, passkey: &Passkey) -> Result<()>;
+    /// The passkey with this credential id.
+    async fn passkey(&self, credential_id: &str) -> Result<Option<Passkey>>;
+    /// An End-User's passkeys, oldest first.
+    async fn passkeys_of(&self, sub: &str) -> Result<Vec<Passkey>>;
+    /// Record a sign-in with a passkey — the library's updated record, the counter, the time —
+    /// atomically and only if [`Passkey::counter_accepts`] the counter against the stored one.
+    /// `false`: it did not (a cloned authenticator) or the passkey is gone; nothing changed.
+    async fn use_passkey(
+        &self,
+        credential_id: &str,
+        credential: &str,
+        sign_count: u32,
+        now: u64,
+    ) -> Result<bool>;
+    /// Rename one of `sub`'s passkeys; `false` when `sub` has none with this id.
+    async fn rename_passkey(&self, sub: &str, credential_id: &str, name: &str) -> Result<bool>;
+    /// Remove one of `sub`'s passkeys; `false` when `sub` has none with this id.
+    async fn delete_passkey(&self, sub: &str, credential_id: &str) -> Result<bool>;
+}
+
 /// Whether the store answers: `/healthz` asks on every call, so a load balancer takes a node
 /// out while its database is unreachable.
 #[async_trait]
@@ -382,6 +408,7 @@ pub trait Store:
     + RegistrationStore
     + CounterStore
     + PushedRequestStore
+    + PasskeyStore
 {
 }
 
@@ -402,5 +429,6 @@ impl<T> Store for T where
         + RegistrationStore
         + CounterStore
         + PushedRequestStore
+        + PasskeyStore
 {
 }

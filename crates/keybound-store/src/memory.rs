@@ -8,16 +8,18 @@ use async_trait::async_trait;
 
 use crate::{
     AuthorizationCode, BrowserSession, Client, ClientStore, CodeLookup, CodeStore, Consent,
-    ConsentStore, Expiring, GrantStore, HealthStore, IssuerStore, KeyState, NewRefresh, ProofMark,
-    PurgeStore, PushedRequest, PushedRequestStore, RefreshLookup, RefreshStore, RefreshToken,
-    RegistrationStore, RegistrationToken, ReplayStore, Result, SessionStore, SigningKeyRecord,
-    SigningKeyStore, StoreError, TokenHash, TrustedIssuer, User, UserStore,
+    ConsentStore, Expiring, GrantStore, HealthStore, IssuerStore, KeyState, NewRefresh, Passkey,
+    PasskeyStore, ProofMark, PurgeStore, PushedRequest, PushedRequestStore, RefreshLookup,
+    RefreshStore, RefreshToken, RegistrationStore, RegistrationToken, ReplayStore, Result,
+    SessionStore, SigningKeyRecord, SigningKeyStore, StoreError, TokenHash, TrustedIssuer, User,
+    UserStore,
 };
 
 #[derive(Default)]
 struct Inner {
     clients: BTreeMap<String, Client>,
     users: BTreeMap<String, User>,
+    passkeys: BTreeMap<String, Passkey>,
     keys: Vec<SigningKeyRecord>,
     codes: HashMap<TokenHash, (AuthorizationCode, bool)>,
     refresh: HashMap<TokenHash, (RefreshToken, bool)>,
@@ -106,7 +108,9 @@ impl UserStore for MemoryStore {
         Ok(v)
     }
     async fn delete_user(&self, sub: &str) -> Result<bool> {
-        Ok(self.lock().users.remove(sub).is_some())
+        let mut g = self.lock();
+        g.passkeys.retain(|_, p| p.sub != sub);
+        Ok(g.users.remove(sub).is_some())
     }
 }
 
@@ -631,5 +635,73 @@ impl PushedRequestStore for MemoryStore {
             .pushed
             .remove(hash)
             .filter(|p| now < p.expires_at))
+    }
+}
+
+#[async_trait]
+impl PasskeyStore for MemoryStore {
+    async fn insert_passkey(&self, passkey: &Passkey) -> Result<()> {
+        let mut g = self.lock();
+        if !g.users.contains_key(&passkey.sub) {
+            return Err(StoreError::Conflict(format!(
+                "no End-User '{}'",
+                passkey.sub
+            )));
+        }
+        if g.passkeys.contains_key(&passkey.credential_id) {
+            return Err(StoreError::Conflict("credential id registered".into()));
+        }
+        g.passkeys
+            .insert(passkey.credential_id.clone(), passkey.clone());
+        Ok(())
+    }
+    async fn passkey(&self, credential_id: &str) -> Result<Option<Passkey>> {
+        Ok(self.lock().passkeys.get(credential_id).cloned())
+    }
+    async fn passkeys_of(&self, sub: &str) -> Result<Vec<Passkey>> {
+        let mut all: Vec<Passkey> = self
+            .lock()
+            .passkeys
+            .values()
+            .filter(|p| p.sub == sub)
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| (a.created_at, &a.credential_id).cmp(&(b.created_at, &b.credential_id)));
+        Ok(all)
+    }
+    async fn use_passkey(
+        &self,
+        credential_id: &str,
+        credential: &str,
+        sign_count: u32,
+        now: u64,
+    ) -> Result<bool> {
+        let mut g = self.lock();
+        match g.passkeys.get_mut(credential_id) {
+            Some(p) if p.counter_accepts(sign_count) => {
+                credential.clone_into(&mut p.credential);
+                p.sign_count = sign_count;
+                p.last_used_at = Some(now);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+    async fn rename_passkey(&self, sub: &str, credential_id: &str, name: &str) -> Result<bool> {
+        match self.lock().passkeys.get_mut(credential_id) {
+            Some(p) if p.sub == sub => {
+                name.clone_into(&mut p.name);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+    async fn delete_passkey(&self, sub: &str, credential_id: &str) -> Result<bool> {
+        let mut g = self.lock();
+        if g.passkeys.get(credential_id).is_some_and(|p| p.sub == sub) {
+            g.passkeys.remove(credential_id);
+            return Ok(true);
+        }
+        Ok(false)
     }
 }

@@ -767,3 +767,34 @@ pub struct PushedRequest {
     /// when its `request_uri` stops working
     pub expires_at: u64,
 }
+
+/// A passkey (a WebAuthn credential) an End-User registered. The WebAuthn library's own record
+/// of it (public key, flags) stays opaque here (`credential`, its JSON); the store keeps beside
+/// it what it looks up, shows and must change atomically (the signature counter).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Passkey {
+    /// the credential id, base64url (unique across End-Users)
+    pub credential_id: String,
+    /// the End-User it signs in
+    pub sub: String,
+    /// the name the End-User gave it
+    pub name: String,
+    /// the WebAuthn library's record of the credential, JSON
+    pub credential: String,
+    /// the authenticator's signature counter as last accepted (0: it keeps none)
+    pub sign_count: u32,
+    /// when registered
+    pub created_at: u64,
+    /// the last sign-in with it
+    #[serde(default)]
+    pub last_used_at: Option<u64>,
+}
+
+impl Passkey {
+    /// Whether a sign-in reporting `sign_count` may follow the accepted `self.sign_count`:
+    /// the counter moved forward, or the authenticator keeps none (both 0). A counter that
+    /// stays or goes back is the mark of a cloned authenticator (WebAuthn §6.1.1).
+    pub fn counter_accepts(&self, sign_count: u32) -> bool {
+        sign_count > self.sign_count || (sign_count == 0 && self.sign_count == 0)
+    }
+}

@@ -12,8 +12,9 @@ use keybound_jose::{Algorithm, Jkt};
 use keybound_proto::keybinding::Profile;
 use keybound_store::{
     AuthorizationCode, BrowserSession, Client, ClientAuthMethod, CodeLookup, Consent, Count,
-    DeviceAuthorization, DeviceDecision, DevicePoll, Expiring, KeyState, ProofMark, PushedRequest,
-    RefreshLookup, RefreshToken, SigningKeyRecord, Store, StoreError, TokenHash, User,
+    DeviceAuthorization, DeviceDecision, DevicePoll, Expiring, KeyState, Passkey, ProofMark,
+    PushedRequest, RefreshLookup, RefreshToken, SigningKeyRecord, Store, StoreError, TokenHash,
+    User,
 };
 
 /// A thumbprint from its string.
@@ -38,6 +39,16 @@ macro_rules! store_conformance {
         async fn proofs_concurrent_exactly_once_with_consumption() {
             let (s, _keep) = $backend().await;
             $crate::conformance::proofs_concurrent_exactly_once_with_consumption(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn passkeys_belong_to_their_end_user() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::passkeys_belong_to_their_end_user(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn passkey_counters_refuse_a_clone() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::passkey_counters_refuse_a_clone(s).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn clients_round_trip() {
@@ -295,6 +306,119 @@ pub async fn clients_round_trip(s: Arc<dyn Store>) {
     assert_eq!(ids, ["app", "b"]);
     assert!(s.delete_client("b").await.unwrap());
     assert!(!s.delete_client("b").await.unwrap());
+}
+
+/// A passkey of End-User `sub`, registered at `at`, its counter at `count`.
+pub fn passkey(id: &str, sub: &str, at: u64, count: u32) -> Passkey {
+    Passkey {
+        credential_id: id.into(),
+        sub: sub.into(),
+        name: format!("key {id}"),
+        credential: format!("{{\"library\":\"record of {id}\"}}"),
+        sign_count: count,
+        created_at: at,
+        last_used_at: None,
+    }
+}
+
+/// Issue 27 item 1: passkeys belong to their End-User — listed oldest first, renamed and
+/// removed only through their owner, unique by credential id, never for an End-User who does
+/// not exist, and gone with their End-User.
+pub async fn passkeys_belong_to_their_end_user(s: Arc<dyn Store>) {
+    s.put_user(&user("pk-u1", "pk-alice")).await.unwrap();
+    s.put_user(&user("pk-u2", "pk-bob")).await.unwrap();
+    s.insert_passkey(&passkey("c2", "pk-u1", NOW + 5, 0))
+        .await
+        .unwrap();
+    s.insert_passkey(&passkey("c1", "pk-u1", NOW, 0))
+        .await
+        .unwrap();
+    s.insert_passkey(&passkey("c3", "pk-u2", NOW, 7))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.insert_passkey(&passkey("c1", "pk-u2", NOW, 0)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.insert_passkey(&passkey("c9", "nobody", NOW, 0)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let ids = |v: Vec<Passkey>| v.into_iter().map(|p| p.credential_id).collect::<Vec<_>>();
+    assert_eq!(ids(s.passkeys_of("pk-u1").await.unwrap()), ["c1", "c2"]);
+    assert_eq!(
+        s.passkey("c3").await.unwrap(),
+        Some(passkey("c3", "pk-u2", NOW, 7))
+    );
+    assert_eq!(s.passkey("c9").await.unwrap(), None);
+    // only the owner renames or removes
+    assert!(!s.rename_passkey("pk-u2", "c1", "mine").await.unwrap());
+    assert!(s.rename_passkey("pk-u1", "c1", "laptop").await.unwrap());
+    assert_eq!(s.passkey("c1").await.unwrap().unwrap().name, "laptop");
+    assert!(!s.delete_passkey("pk-u2", "c1").await.unwrap());
+    assert!(s.delete_passkey("pk-u1", "c1").await.unwrap());
+    assert!(!s.delete_passkey("pk-u1", "c1").await.unwrap());
+    assert_eq!(ids(s.passkeys_of("pk-u1").await.unwrap()), ["c2"]);
+    // gone with the End-User
+    assert!(s.delete_user("pk-u1").await.unwrap());
+    assert_eq!(s.passkey("c2").await.unwrap(), None);
+    assert_eq!(ids(s.passkeys_of("pk-u2").await.unwrap()), ["c3"]);
+}
+
+/// Issue 27 item 1 (WebAuthn §6.1.1): a sign-in is recorded only when the signature counter
+/// moved forward (or the authenticator keeps none: both 0); a counter that stays or goes back
+/// — a cloned authenticator — changes nothing. Of concurrent sign-ins reporting one counter,
+/// exactly one is recorded.
+pub async fn passkey_counters_refuse_a_clone(s: Arc<dyn Store>) {
+    s.put_user(&user("pc-u1", "pc-alice")).await.unwrap();
+    s.insert_passkey(&passkey("k-count", "pc-u1", NOW, 5))
+        .await
+        .unwrap();
+    s.insert_passkey(&passkey("k-none", "pc-u1", NOW, 0))
+        .await
+        .unwrap();
+    assert!(
+        !s.use_passkey("k-count", "{}", 5, NOW + 1).await.unwrap(),
+        "stayed"
+    );
+    assert!(
+        !s.use_passkey("k-count", "{}", 4, NOW + 1).await.unwrap(),
+        "went back"
+    );
+    assert!(s
+        .use_passkey("k-count", "{\"v\":2}", 6, NOW + 2)
+        .await
+        .unwrap());
+    let p = s.passkey("k-count").await.unwrap().unwrap();
+    assert_eq!(
+        (p.sign_count, p.credential.as_str(), p.last_used_at),
+        (6, "{\"v\":2}", Some(NOW + 2))
+    );
+    assert!(
+        s.use_passkey("k-none", "{}", 0, NOW + 3).await.unwrap(),
+        "no counter"
+    );
+    assert!(
+        s.use_passkey("k-none", "{}", 0, NOW + 4).await.unwrap(),
+        "still none"
+    );
+    assert!(!s.use_passkey("gone", "{}", 9, NOW).await.unwrap());
+    for round in 0..5u32 {
+        let count = 100 + round;
+        let tasks: Vec<_> = (0..6)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.use_passkey("k-count", "{}", count, NOW + 9).await })
+            })
+            .collect();
+        let mut recorded = 0;
+        for t in tasks {
+            if t.await.unwrap().unwrap() {
+                recorded += 1;
+            }
+        }
+        assert_eq!(recorded, 1, "round {round}");
+    }
 }
 
 pub async fn users_unique_usernames(s: Arc<dyn Store>) {
