@@ -221,6 +221,9 @@ async fn a_wrong_password_fails_preparation_instead_of_reporting_errors() {
 async fn junk_and_guess_modes_report_the_expected_refusals() {
     let op = OpBuilder::new()
         .clock(Arc::new(SystemClock))
+        // a first wait longer than the run: with the clock's whole seconds, a second that ended
+        // between the fifth and sixth guess let the sixth through (a 1 s wait had passed)
+        .configure(|c| c.throttle.base_delay = 60)
         .client(public_client("load"))
         .user(keybound_store::User::new(
             "sub-bob",
