@@ -1396,16 +1396,8 @@ impl PasskeyStore for PgStore {
         sign_count: u32,
         now: u64,
     ) -> Result<bool> {
-        self.change_passkey(credential_id, |p| {
-            if !p.counter_accepts(sign_count) {
-                return false;
-            }
-            credential.clone_into(&mut p.credential);
-            p.sign_count = sign_count;
-            p.last_used_at = Some(now);
-            true
-        })
-        .await
+        self.change_passkey(credential_id, |p| p.record_use(credential, sign_count, now))
+            .await
     }
     async fn rename_passkey(&self, sub: &str, credential_id: &str, name: &str) -> Result<bool> {
         self.change_passkey(credential_id, |p| {

@@ -1142,43 +1142,17 @@ impl PasskeyStore for SqliteStore {
         now: u64,
     ) -> Result<bool> {
         let (id, credential) = (credential_id.to_owned(), credential.to_owned());
-        // read and write in one job of the writer: no other write comes between
-        self.write(move |c| {
-            let Some(mut p): Option<Passkey> = one_json(
-                c,
-                "SELECT data FROM passkeys WHERE credential_id = ?1",
-                [&id],
-            )?
-            else {
-                return Ok(false);
-            };
-            if !p.counter_accepts(sign_count) {
-                return Ok(false);
-            }
-            p.credential = credential;
-            p.sign_count = sign_count;
-            p.last_used_at = Some(now);
-            update_passkey(c, &p)?;
-            Ok(true)
-        })
-        .await
+        self.change_passkey(id, move |p| p.record_use(&credential, sign_count, now))
+            .await
     }
     async fn rename_passkey(&self, sub: &str, credential_id: &str, name: &str) -> Result<bool> {
         let (sub, id, name) = (sub.to_owned(), credential_id.to_owned(), name.to_owned());
-        self.write(move |c| {
-            let found: Option<Passkey> = one_json(
-                c,
-                "SELECT data FROM passkeys WHERE credential_id = ?1",
-                [&id],
-            )?;
-            match found {
-                Some(mut p) if p.sub == sub => {
-                    p.name = name;
-                    update_passkey(c, &p)?;
-                    Ok(true)
-                }
-                _ => Ok(false),
+        self.change_passkey(id, move |p| {
+            if p.sub != sub {
+                return false;
             }
+            p.name = name;
+            true
         })
         .await
     }
@@ -1193,13 +1167,34 @@ impl PasskeyStore for SqliteStore {
     }
 }
 
-/// Write back a passkey's record (inside the caller's writer job).
-fn update_passkey(c: &Connection, p: &Passkey) -> Result<()> {
-    let text = serde_json::to_string(p)?;
-    c.prepare_cached("UPDATE passkeys SET data = ?1 WHERE credential_id = ?2")
-        .and_then(|mut s| s.execute(params![text, p.credential_id]))
-        .map_err(db)?;
-    Ok(())
+impl SqliteStore {
+    /// Change a passkey's record by `rule` (`false`: leave it), read and written in one job of
+    /// the writer, so no other write comes between.
+    async fn change_passkey(
+        &self,
+        id: String,
+        rule: impl FnOnce(&mut Passkey) -> bool + Send + 'static,
+    ) -> Result<bool> {
+        self.write(move |c| {
+            let found: Option<Passkey> = one_json(
+                c,
+                "SELECT data FROM passkeys WHERE credential_id = ?1",
+                [&id],
+            )?;
+            let Some(mut p) = found else {
+                return Ok(false);
+            };
+            if !rule(&mut p) {
+                return Ok(false);
+            }
+            let text = serde_json::to_string(&p)?;
+            c.prepare_cached("UPDATE passkeys SET data = ?1 WHERE credential_id = ?2")
+                .and_then(|mut s| s.execute(params![text, id]))
+                .map_err(db)?;
+            Ok(true)
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

@@ -677,15 +677,9 @@ impl PasskeyStore for MemoryStore {
         now: u64,
     ) -> Result<bool> {
         let mut g = self.lock();
-        match g.passkeys.get_mut(credential_id) {
-            Some(p) if p.counter_accepts(sign_count) => {
-                credential.clone_into(&mut p.credential);
-                p.sign_count = sign_count;
-                p.last_used_at = Some(now);
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        Ok(g.passkeys
+            .get_mut(credential_id)
+            .is_some_and(|p| p.record_use(credential, sign_count, now)))
     }
     async fn rename_passkey(&self, sub: &str, credential_id: &str, name: &str) -> Result<bool> {
         match self.lock().passkeys.get_mut(credential_id) {

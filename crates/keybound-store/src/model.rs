@@ -797,4 +797,17 @@ impl Passkey {
     pub fn counter_accepts(&self, sign_count: u32) -> bool {
         sign_count > self.sign_count || (sign_count == 0 && self.sign_count == 0)
     }
+
+    /// A sign-in with this passkey at `now`: the library's updated record and the counter
+    /// taken, if [`Passkey::counter_accepts`] it; `false` (nothing changed) if not. Every
+    /// backend's `use_passkey` applies this under its own atomicity.
+    pub fn record_use(&mut self, credential: &str, sign_count: u32, now: u64) -> bool {
+        if !self.counter_accepts(sign_count) {
+            return false;
+        }
+        credential.clone_into(&mut self.credential);
+        self.sign_count = sign_count;
+        self.last_used_at = Some(now);
+        true
+    }
 }
