@@ -16,6 +16,7 @@ use keybound_store::{
     AuthorizationCode, BrowserSession, Client, ClientAuthMethod, Consent, TokenHash,
 };
 
+use crate::passkey::Strength;
 use crate::refusal::{AuthorizeRefusal as Why, RequestRefusal};
 use crate::{Endpoint, OpError, Provider, SUPPORTED_SCOPES};
 
@@ -58,12 +59,68 @@ pub struct ValidatedAuthorization {
     pub max_age: Option<u64>,
     /// `login_hint`
     pub login_hint: Option<String>,
-    /// `acr_values`
-    pub acr_values: Option<String>,
+    /// the `acr` asked for (`acr_values`, the `claims` parameter, the client's
+    /// `default_acr_values`)
+    pub acr: RequestedAcr,
     /// Key Binding / DPoP key binding requested
     pub binding: RequestedBinding,
     /// RFC 8707 resources the request names (registered for the client)
     pub resources: Vec<String>,
+}
+
+/// The `acr` an authorization request asks for: OIDC Core 5.5.1.1's essential `acr` from the
+/// `claims` parameter if there is one, else `acr_values` (3.1.2.1), else the client's
+/// `default_acr_values` (OIDC Dynamic Client Registration §2). Every value this OP knows is
+/// enforced: the End-User signs in again, more strongly, until the sign-in satisfies the
+/// weakest of them ([`crate::passkey::weakest_of`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestedAcr {
+    /// the values, in order of preference
+    pub values: Vec<String>,
+    /// asked as an essential claim
+    pub essential: bool,
+}
+
+impl RequestedAcr {
+    /// From the request's `acr_values` and `claims` and the client's defaults.
+    pub fn of_request(
+        acr_values: Option<&str>,
+        claims: Option<&str>,
+        client_defaults: &[String],
+    ) -> Result<Self, Why> {
+        if let Some(claims) = claims {
+            let v: serde_json::Value =
+                serde_json::from_str(claims).map_err(|e| Why::ClaimsParameter(e.to_string()))?;
+            if !v.is_object() {
+                return Err(Why::ClaimsParameter("not an object".into()));
+            }
+            let acr = &v["id_token"]["acr"];
+            let mut values: Vec<String> = match (&acr["values"], &acr["value"]) {
+                (serde_json::Value::Array(a), _) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect(),
+                (_, serde_json::Value::String(one)) => vec![one.clone()],
+                _ => Vec::new(),
+            };
+            values.dedup();
+            let essential = acr["essential"].as_bool().unwrap_or(false);
+            if essential && !values.is_empty() && crate::passkey::weakest_of(&values).is_none() {
+                return Err(Why::UnknownEssentialAcr(values));
+            }
+            if !values.is_empty() {
+                return Ok(RequestedAcr { values, essential });
+            }
+        }
+        let values: Vec<String> = match acr_values {
+            Some(a) => a.split_whitespace().map(str::to_owned).collect(),
+            None => client_defaults.to_vec(),
+        };
+        Ok(RequestedAcr {
+            values,
+            essential: false,
+        })
+    }
 }
 
 impl ValidatedAuthorization {
@@ -242,12 +299,22 @@ impl AuthorizationResponse {
 /// What the browser must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Interaction {
-    /// show the login page
-    Login,
+    /// show the login page: the End-User must sign in, at least this strongly
+    Login(LoginPrompt),
     /// show the consent page
     Consent(ConsentPrompt),
     /// issue the code and redirect
     Issue,
+}
+
+/// What the login page must ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginPrompt {
+    /// the weakest sign-in that will do
+    pub need: Strength,
+    /// the End-User already signed in, and how strongly (a stronger sign-in, or a passkey
+    /// after their password, steps them up)
+    pub current: Option<(String, Strength)>,
 }
 
 /// What the consent page must show.
@@ -450,6 +517,12 @@ impl Provider {
         if prompt.none && (prompt.login || prompt.consent) {
             return Err(err(Why::PromptNoneCombined));
         }
+        let acr = RequestedAcr::of_request(
+            req.acr_values.as_deref(),
+            req.claims.as_deref(),
+            &client.default_acr_values,
+        )
+        .map_err(err)?;
         Ok(ValidatedAuthorization {
             client,
             response_type,
@@ -463,7 +536,7 @@ impl Provider {
             prompt,
             max_age: req.max_age,
             login_hint: req.login_hint.clone(),
-            acr_values: req.acr_values.clone(),
+            acr,
             binding,
             resources,
         })
@@ -481,12 +554,23 @@ impl Provider {
         let err =
             |r: Why| self.redirect_error(&v.redirect_uri, v.response_mode, v.state.as_ref(), r);
         let now = self.now();
+        let from_request = crate::passkey::weakest_of(&v.acr.values).unwrap_or(Strength::Password);
         let Some(session) = session else {
             return if v.prompt.none {
                 Err(err(Why::NotSignedIn))
             } else {
-                Ok(Interaction::Login)
+                Ok(Interaction::Login(LoginPrompt {
+                    need: from_request,
+                    current: None,
+                }))
             };
+        };
+        let have = Strength::of_amr(&session.amr);
+        let login = |need: Strength| {
+            Interaction::Login(LoginPrompt {
+                need,
+                current: Some((session.sub.clone(), have)),
+            })
         };
         let too_old = v
             .max_age
@@ -495,7 +579,18 @@ impl Provider {
             return if v.prompt.none {
                 Err(err(Why::AuthenticationTooOld))
             } else {
-                Ok(Interaction::Login)
+                Ok(login(from_request))
+            };
+        }
+        let need = from_request.max(self.account_requires(&session.sub).await?);
+        if have < need {
+            return if v.prompt.none {
+                Err(err(Why::SignInTooWeak {
+                    have: have.acr(),
+                    need: need.acr(),
+                }))
+            } else {
+                Ok(login(need))
             };
         }
         if consented_now {
@@ -525,6 +620,17 @@ impl Provider {
             scopes: v.scopes.clone(),
             bound_jkt: bound_jkt.map(ToString::to_string),
         }))
+    }
+
+    /// The sign-in the End-User's account demands: a password and a passkey once the account
+    /// requires a passkey (`keybound admin user add --require-passkey`), else a password.
+    pub async fn account_requires(&self, sub: &str) -> Result<Strength, OpError> {
+        let user = self.store.user(sub).await?;
+        Ok(if user.is_some_and(|u| u.require_passkey) {
+            Strength::PasswordAndPasskey
+        } else {
+            Strength::Password
+        })
     }
 
     /// Remember the End-User's consent (scopes, and the key bound for this client).
@@ -590,7 +696,7 @@ impl Provider {
                 nonce: v.nonce.clone(),
                 code_challenge: v.code_challenge.clone(),
                 auth_time: session.auth_time,
-                acr: None,
+                acr: Some(session_acr(v, session).to_owned()),
                 amr: session.amr.clone(),
                 dpop_jkt,
                 bound_key,
@@ -617,7 +723,7 @@ impl Provider {
                     sub: &session.sub,
                     scope: &scope,
                     auth_time: Some(session.auth_time),
-                    acr: None,
+                    acr: Some(session_acr(v, session)),
                     amr: &session.amr,
                     nonce: v.nonce.as_deref(),
                     resources: &v.resources,
@@ -677,20 +783,10 @@ impl Provider {
             .as_ref()
             .map_or(crate::password::DUMMY_HASH, |u| u.password_hash.as_str());
         let ok = self.hashes.verify(hash, password).await? && user.is_some();
-        let now = self.now();
         Ok(match user {
             Some(u) if ok => {
                 attempt.succeeded().await?;
-                Some(BrowserSession {
-                    sub: u.sub,
-                    auth_time: now,
-                    amr: vec!["pwd".into()],
-                    created_at: now,
-                    expires_at: now + self.config.session_ttl,
-                    fresh_for: None,
-                    sid: self.random_id(),
-                    clients: Vec::new(),
-                })
+                Some(self.new_session(&u.sub, Strength::Password))
             }
             _ => {
                 attempt.failed().await?;
@@ -698,4 +794,9 @@ impl Provider {
             }
         })
     }
+}
+
+/// The `acr` a token from this session says for request `v`.
+fn session_acr(v: &ValidatedAuthorization, session: &BrowserSession) -> &'static str {
+    Strength::of_amr(&session.amr).acr_for(&v.acr.values)
 }

@@ -15,6 +15,7 @@ use keybound_store::StoreError;
 use crate::refusal::{
     AuthorizeRefusal, BindingRefusal, ClientAuthRefusal, ClientCredentialsRefusal, CodeRefusal,
     DeviceRefusal, ExchangeRefusal, Fapi2Refusal, JwtBearerRefusal, LogoutRefusal, PageRefusal,
+    PasskeyRefusal,
     RefreshRefusal, Refusal, RegistrationRefusal, RequestRefusal, ResourceRefusal, TargetRefusal,
 };
 
@@ -344,6 +345,23 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
             // RFC 6749 §5.2: the grant is no longer valid
             LogoutRefusal::SessionEnded => C::InvalidGrant,
         },
+        Refusal::Passkey(r) => match r {
+            PasskeyRefusal::ForeignCeremony => C::AccessDenied,
+            PasskeyRefusal::StepUpToManage => C::LoginRequired,
+            // like a wrong password: sign in (again)
+            PasskeyRefusal::NotVerified(_) | PasskeyRefusal::ClonedAuthenticator { .. } => {
+                C::LoginRequired
+            }
+            PasskeyRefusal::Unavailable(_)
+            | PasskeyRefusal::CeremonyUsedOrExpired
+            | PasskeyRefusal::Malformed(_)
+            | PasskeyRefusal::Library(_)
+            | PasskeyRefusal::AlreadyRegistered
+            | PasskeyRefusal::NoSuchUser
+            | PasskeyRefusal::NoPasskey
+            | PasskeyRefusal::NotYours
+            | PasskeyRefusal::Name => C::InvalidRequest,
+        },
         Refusal::Page(r) => match r {
             PageRefusal::Csrf(_) => C::AccessDenied,
             PageRefusal::WrongPassword | PageRefusal::SessionEnded => C::LoginRequired,
@@ -395,7 +413,10 @@ fn authorize_code(r: &AuthorizeRefusal) -> ErrorCode {
         }
         A::UnsupportedResponseType(_) => ErrorCode::UnsupportedResponseType,
         A::ResponseTypeNotRegistered { .. } => ErrorCode::UnauthorizedClient,
-        A::NotSignedIn | A::AuthenticationTooOld => ErrorCode::LoginRequired,
+        A::NotSignedIn | A::AuthenticationTooOld | A::SignInTooWeak { .. } => {
+            ErrorCode::LoginRequired
+        }
+        A::ClaimsParameter(_) | A::UnknownEssentialAcr(_) => ErrorCode::InvalidRequest,
         A::ConsentRequired => ErrorCode::ConsentRequired,
         A::Denied => ErrorCode::AccessDenied,
         A::Request(r) => request_code(r),

@@ -23,6 +23,7 @@ mod grant;
 mod keys;
 pub mod logout;
 pub mod par;
+pub mod passkey;
 pub mod password;
 mod proof;
 mod purge;
@@ -39,8 +40,8 @@ use keybound_proto::dpop::{DpopPolicy, NonceSource};
 use keybound_store::Store;
 
 pub use authorize::{
-    AuthorizationResponse, AuthorizeError, ConsentPrompt, Interaction, Prompt, ResponseMode,
-    ValidatedAuthorization,
+    AuthorizationResponse, AuthorizeError, ConsentPrompt, Interaction, LoginPrompt, Prompt,
+    RequestedAcr, ResponseMode, ValidatedAuthorization,
 };
 pub use device::{normalize_user_code, DeviceRequestFacts, USER_CODE_ALPHABET};
 pub use error::{Endpoint, OpError, WireError, INTERNAL_DESCRIPTION};
@@ -117,6 +118,10 @@ pub mod paths {
     pub const LOGOUT: &str = "/logout";
     /// OpenID Connect RP-Initiated Logout 1.0 `end_session_endpoint`
     pub const END_SESSION: &str = "/end_session";
+    /// the End-User's account page (passkeys)
+    pub const ACCOUNT: &str = "/account";
+    /// a passkey ceremony's options (the pages' script asks for them)
+    pub const PASSKEY_OPTIONS: &str = "/passkey/options";
     /// RFC 8628 device authorization endpoint
     pub const DEVICE_AUTHORIZATION: &str = "/device_authorization";
     /// RFC 8628 end-user verification page
@@ -290,6 +295,7 @@ pub struct Provider {
     throttle: throttle::Throttle,
     hashes: password::HashPool,
     issuer_keys: Option<Arc<dyn token::IssuerKeys>>,
+    relying_party: passkey::RelyingParty,
 }
 
 impl std::fmt::Debug for Provider {
@@ -313,7 +319,9 @@ impl Provider {
             config.throttle.hash_concurrency,
             config.throttle.hash_queue_wait,
         );
+        let relying_party = passkey::RelyingParty::for_issuer(&config.issuer);
         Provider {
+            relying_party,
             config,
             store,
             clock,

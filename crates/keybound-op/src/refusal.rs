@@ -65,6 +65,59 @@ pub enum Refusal {
     /// RP-Initiated and Back-Channel Logout
     #[error(transparent)]
     Logout(#[from] LogoutRefusal),
+    /// passkeys (WebAuthn) and the strength of a sign-in
+    #[error(transparent)]
+    Passkey(#[from] PasskeyRefusal),
+}
+
+/// Passkeys: registering, signing in, managing them (crate::passkey), and what a sign-in must
+/// have been.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PasskeyRefusal {
+    /// WebAuthn §5.1.3 (RP ID): passkeys need an issuer on a host name.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The ceremony's sealed state was not issued by this OP for this browser and step.
+    #[error("This passkey request was not started in this browser; reload the page and try again.")]
+    ForeignCeremony,
+    /// A ceremony finishes once, within its lifetime (a replayed response is refused).
+    #[error("This passkey request expired or was already used; reload the page and try again.")]
+    CeremonyUsedOrExpired,
+    /// The browser's credential is not WebAuthn JSON.
+    #[error("the passkey response is malformed: {0}")]
+    Malformed(String),
+    /// The library refused to start a ceremony.
+    #[error("passkey ceremony: {0}")]
+    Library(String),
+    /// WebAuthn §7.1/§7.2: signature, challenge, origin, RP ID, user verification — or an
+    /// unknown credential, answered alike (no answer tells which accounts exist).
+    #[error("The passkey could not be verified, or is not registered here.")]
+    NotVerified(String),
+    /// WebAuthn §6.1.1: the signature counter did not move forward: a cloned authenticator.
+    #[error("This passkey was refused: its signature counter went back, so it may have been copied. Sign in another way and check your passkeys.")]
+    ClonedAuthenticator {
+        /// the credential
+        credential_id: String,
+    },
+    /// The authenticator's credential is registered already.
+    #[error("This passkey is registered already.")]
+    AlreadyRegistered,
+    /// A passkey ceremony for an End-User that does not exist.
+    #[error("no such End-User")]
+    NoSuchUser,
+    /// A second factor was asked of an End-User without passkeys.
+    #[error("This account has no passkey yet: add one on your account page first.")]
+    NoPasskey,
+    /// Passkeys of an account that has one are managed only by a sign-in that used one.
+    #[error("Confirm with one of your passkeys to add, rename or remove passkeys.")]
+    StepUpToManage,
+    /// Rename or remove a passkey the End-User does not have.
+    #[error("You have no passkey with this id.")]
+    NotYours,
+    /// A passkey name: 1 to 64 characters, no control characters.
+    #[error("Give the passkey a name of 1 to 64 characters.")]
+    Name,
 }
 
 /// OpenID Connect RP-Initiated Logout 1.0 at the end-session endpoint, and Back-Channel Logout
@@ -699,6 +752,22 @@ pub enum AuthorizeRefusal {
         /// the authenticated client
         authenticated: String,
     },
+    /// OIDC Core 5.5: the `claims` parameter is a JSON object.
+    #[error("the claims parameter is not a JSON object: {0}")]
+    ClaimsParameter(String),
+    /// OIDC Core 5.5.1.1: an essential `acr` this OP cannot satisfy (it issues only the values
+    /// of `acr_values_supported`).
+    #[error("the essential acr values {0:?} are none of this OP's acr_values_supported")]
+    UnknownEssentialAcr(Vec<String>),
+    /// OIDC Core 3.1.2.6 with `prompt=none`: the session's sign-in is weaker than the `acr`
+    /// the request, the client or the End-User's account demands.
+    #[error("the End-User's sign-in ({have}) is weaker than required ({need}); send the request without prompt=none to let them sign in again")]
+    SignInTooWeak {
+        /// the session's acr
+        have: &'static str,
+        /// the acr required
+        need: &'static str,
+    },
     /// RFC 6749 §4.1.2.1 `unsupported_response_type`.
     #[error("response_type '{0}' is not supported: use code, id_token, id_token token, code id_token, code token or code id_token token")]
     UnsupportedResponseType(String),
@@ -968,7 +1037,8 @@ into_op_error!(
     ResourceRefusal,
     PageRefusal,
     TargetRefusal,
-    LogoutRefusal
+    LogoutRefusal,
+    PasskeyRefusal
 );
 
 impl From<Refusal> for crate::OpError {

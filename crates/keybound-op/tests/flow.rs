@@ -3,7 +3,8 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use keybound_jose::{Jkt, PrivateKey};
-use keybound_op::{password, Clock, Interaction, OpConfig, TokenRequestFacts};
+use keybound_op::passkey::Strength;
+use keybound_op::{password, Clock, Interaction, LoginPrompt, OpConfig, TokenRequestFacts};
 use keybound_op::{Endpoint, OpError, ValidatedAuthorization};
 use keybound_proto::dpop::{NonceSource, ProofBuilder};
 use keybound_proto::idtoken::{self, BindingRequirement, IdTokenChecks};
@@ -50,7 +51,10 @@ async fn authorize(op: &TestOp, req: &AuthorizationRequest) -> (String, Validate
     let v = op.p.validate_authorization(req).await.unwrap();
     assert_eq!(
         op.p.next_interaction(&v, None, false, false).await.unwrap(),
-        Interaction::Login
+        Interaction::Login(LoginPrompt {
+            need: Strength::Password,
+            current: None
+        })
     );
     let session = op.p.login("alice", "wonderland").await.unwrap().unwrap();
     if let Interaction::Consent(_) =

@@ -358,6 +358,9 @@ pub struct AuthorizationRequest {
     /// requested ACRs
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acr_values: Option<String>,
+    /// OIDC Core 5.5: the `claims` request parameter (JSON; its `id_token.acr` is honoured)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<String>,
     /// response mode
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_mode: Option<String>,

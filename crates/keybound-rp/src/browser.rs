@@ -38,11 +38,15 @@ fn unescape(s: &str) -> String {
         .replace("&amp;", "&")
 }
 
-/// The `name`/`value` pairs of the hidden inputs of a keybound page.
+/// The `name`/`value` pairs of the hidden inputs of a keybound page's first form (a login page
+/// also has a passkey form, posted by its script).
 pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
     const OPEN: &str = "<input type=\"hidden\" name=\"";
     let mut out = Vec::new();
-    let mut rest = html;
+    let first_form = html
+        .find("<form")
+        .and_then(|i| html[i..].find("</form>").map(|end| &html[i..i + end]));
+    let mut rest = first_form.unwrap_or(html);
     while let Some(i) = rest.find(OPEN) {
         rest = &rest[i + OPEN.len()..];
         let Some(end_name) = rest.find('"') else {

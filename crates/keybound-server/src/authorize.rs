@@ -11,23 +11,24 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use keybound_op::par::REQUEST_URI_PREFIX;
 use keybound_op::refusal::PageRefusal;
-use keybound_op::{paths, Interaction, OpError, ValidatedAuthorization};
+use keybound_op::passkey::Strength;
+use keybound_op::{paths, Interaction, LoginPrompt, OpError, ValidatedAuthorization};
 use keybound_store::{BrowserSession, TokenHash};
 
 use crate::error::{form_note, page_failed as failed, page_refused as refused, Failure};
 use crate::forms::PageForm;
 use crate::peer::{ClientAddr, TokenBinding};
-use crate::response::{html, respond};
+use crate::response::{html, html_with_script, respond};
 use crate::session::{
     csrf_ok, current_session, derive, form_secret, open_referral, pushed_mark_ok, seal_referral,
-    set_cookie, sign_in, FormScope, SignedIn,
+    set_cookie, sign_in, sign_in_with_passkey, FormScope, PasskeyResponse, SignedIn,
 };
 use crate::{forms, pages, AppState};
 
 /// What a page whose CSRF check failed tells the End-User to do.
 const START_AGAIN: &str = "Go back to the app and start again.";
 
-const INTERNAL: [&str; 7] = [
+const INTERNAL: [&str; 9] = [
     "kb_action",
     "csrf",
     "username",
@@ -35,6 +36,8 @@ const INTERNAL: [&str; 7] = [
     "decision",
     "kb_tbr",
     "kb_par",
+    "kb_passkey_state",
+    "kb_passkey_credential",
 ];
 
 /// `GET /authorize`
@@ -177,6 +180,7 @@ async fn handle(
     let fresh = session
         .as_ref()
         .is_some_and(|s| s.fresh_for.as_deref() == Some(this_request.as_str()));
+    let prompt = step.prompt(session.as_ref());
     match field("kb_action") {
         None => step.next(session.as_ref(), fresh, false, None).await,
         Some("login") => {
@@ -184,14 +188,42 @@ async fn handle(
                 return refused(PageRefusal::Csrf(START_AGAIN));
             }
             let (Some(u), Some(p)) = (field("username"), field("password")) else {
-                return step.login_page(Some(PageRefusal::MissingCredentials));
+                return step.login_page(&prompt, Some(PageRefusal::MissingCredentials.into()));
             };
             match sign_in(state, u, p, Some(this_request.clone()), source, tb).await {
                 Ok(Some(signed_in)) => {
                     step.next(Some(&signed_in.session), true, false, Some(&signed_in))
                         .await
                 }
-                Ok(None) => step.login_page(Some(PageRefusal::WrongPassword)),
+                Ok(None) => step.login_page(&prompt, Some(PageRefusal::WrongPassword.into())),
+                Err(e) => failed(e),
+            }
+        }
+        Some("passkey") => {
+            if !csrf_ok(state, headers, field("csrf"), FormScope::BeforeSignIn) {
+                return refused(PageRefusal::Csrf(START_AGAIN));
+            }
+            let response = PasskeyResponse {
+                state: field("kb_passkey_state").unwrap_or_default(),
+                credential: field("kb_passkey_credential").unwrap_or_default(),
+            };
+            let fresh_for = Some(this_request.clone());
+            match sign_in_with_passkey(
+                state,
+                headers,
+                &response,
+                session.as_ref(),
+                fresh_for,
+                source,
+                tb,
+            )
+            .await
+            {
+                Ok(signed_in) => {
+                    step.next(Some(&signed_in.session), true, false, Some(&signed_in))
+                        .await
+                }
+                Err(e @ OpError::Refused(_)) => step.login_page(&prompt, Some(e)),
                 Err(e) => failed(e),
             }
         }
@@ -200,7 +232,7 @@ async fn handle(
                 return refused(PageRefusal::Csrf(START_AGAIN));
             }
             let Some(sess) = session else {
-                return step.login_page(Some(PageRefusal::SessionEnded));
+                return step.login_page(&prompt, Some(PageRefusal::SessionEnded.into()));
             };
             match field("decision") {
                 Some("allow") => {
@@ -232,7 +264,7 @@ impl Step<'_> {
             .await
         {
             Err(e) => Failure::from(e).into_response(),
-            Ok(Interaction::Login) => self.login_page(None),
+            Ok(Interaction::Login(p)) => self.login_page(&p, None),
             Ok(Interaction::Consent(p)) => {
                 // right after sign-in, the new session's token (the browser has not sent its
                 // cookie yet)
@@ -309,24 +341,93 @@ impl Step<'_> {
         fields
     }
 
-    fn login_page(&self, error: Option<PageRefusal>) -> Response {
+    /// The login prompt of this request before the provider decided (a form shown again):
+    /// the `acr` it asks for, and who is signed in.
+    fn prompt(&self, session: Option<&BrowserSession>) -> LoginPrompt {
+        LoginPrompt {
+            need: keybound_op::passkey::weakest_of(&self.v.acr.values).unwrap_or(Strength::Password),
+            current: session.map(|s| (s.sub.clone(), Strength::of_amr(&s.amr))),
+        }
+    }
+
+    fn login_page(&self, prompt: &LoginPrompt, error: Option<OpError>) -> Response {
         let (status, error) = form_note(error);
         let (secret, cookie) = form_secret(self.state, self.headers);
         let csrf = derive(&secret);
-        let mut r = html(
-            status,
-            pages::login(
-                paths::AUTHORIZE,
-                &self.form_fields(&secret),
-                &csrf,
-                &self.v.client.name,
-                self.v.login_hint.as_deref(),
-                error.as_deref(),
-            ),
-        );
+        let fields = self.form_fields(&secret);
+        let offer = login_offer(self.state, prompt);
+        let page = pages::Login {
+            action: paths::AUTHORIZE,
+            fields: &fields,
+            csrf: &csrf,
+            client_name: Some(&self.v.client.name),
+            login_hint: self.v.login_hint.as_deref(),
+            error: error.as_deref(),
+            password: offer.password,
+            passkey: offer.passkey,
+            reason: offer.reason.as_deref(),
+        };
+        let mut r = login_response(status, &page);
         if let Some(c) = cookie {
             set_cookie(&mut r, &c);
         }
         r
+    }
+}
+
+/// What a login page offers for `prompt`.
+pub(crate) struct LoginOffer {
+    pub password: bool,
+    pub passkey: Option<pages::PasskeyStep>,
+    pub reason: Option<String>,
+}
+
+/// The one decision of what a login page offers: the password form while a password helps,
+/// the passkey button while this OP has passkeys — discoverable, or as second factor for the
+/// End-User signed in with their password when a password and a passkey are needed.
+pub(crate) fn login_offer(state: &AppState, prompt: &LoginPrompt) -> LoginOffer {
+    let available = state.provider.passkeys_available();
+    let passkeys = available.is_ok();
+    let has_password = prompt
+        .current
+        .as_ref()
+        .is_some_and(|(_, s)| *s == Strength::Password);
+    let (password, passkey, reason) = match prompt.need {
+        Strength::Password => (true, passkeys.then_some(pages::PasskeyStep::SignIn), None),
+        Strength::Passkey => (
+            false,
+            passkeys.then_some(pages::PasskeyStep::SignIn),
+            Some("Sign in with a passkey to continue.".to_owned()),
+        ),
+        Strength::PasswordAndPasskey if has_password => (
+            false,
+            passkeys.then_some(pages::PasskeyStep::SecondFactor),
+            Some("Confirm with your passkey to continue.".to_owned()),
+        ),
+        Strength::PasswordAndPasskey => (
+            true,
+            None,
+            Some("Sign in with your password, then confirm with your passkey.".to_owned()),
+        ),
+    };
+    let reason = match (&available, prompt.need) {
+        (Err(why), need) if need > Strength::Password => Some(format!(
+            "This sign-in needs a passkey, and this server cannot offer passkeys: {why}"
+        )),
+        _ => reason,
+    };
+    LoginOffer {
+        password,
+        passkey,
+        reason,
+    }
+}
+
+/// A login page, with its passkey script allowed when it has the button.
+pub(crate) fn login_response(status: StatusCode, page: &pages::Login<'_>) -> Response {
+    if page.passkey.is_some() {
+        html_with_script(status, pages::login(page), pages::PASSKEY_SCRIPT)
+    } else {
+        html(status, pages::login(page))
     }
 }

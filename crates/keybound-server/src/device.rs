@@ -294,14 +294,18 @@ impl Page<'_> {
         error: Option<&str>,
     ) -> Response {
         let (csrf, cookie) = csrf_token(self.state, self.headers);
-        let body = pages::login(
-            paths::DEVICE,
-            &[("user_code".into(), self.typed.to_owned())],
-            &csrf,
-            client.unwrap_or("your device"),
-            None,
+        // the device page signs in with a password (its passkey sign-in is not built yet)
+        let body = pages::login(&pages::Login {
+            action: paths::DEVICE,
+            fields: &[("user_code".into(), self.typed.to_owned())],
+            csrf: &csrf,
+            client_name: Some(client.unwrap_or("your device")),
+            login_hint: None,
             error,
-        );
+            password: true,
+            passkey: None,
+            reason: None,
+        });
         with_cookie(html(status, body), cookie)
     }
 }

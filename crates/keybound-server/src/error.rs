@@ -12,7 +12,6 @@
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use keybound_op::refusal::PageRefusal;
 use keybound_op::{AuthorizeError, Endpoint, OpError, WireError};
 use keybound_proto::wire::{challenge, ErrorCode, ErrorResponse};
 
@@ -135,14 +134,14 @@ impl Failure {
 
 /// An End-User page that shows a form again with a message (a wrong password, a missing field,
 /// an unknown device code): the one mapping's status for `why` on pages, and its message.
-pub(crate) fn form_message(why: PageRefusal) -> (StatusCode, String) {
-    let w = OpError::from(why).wire(Endpoint::Page);
+pub(crate) fn form_message(why: impl Into<OpError>) -> (StatusCode, String) {
+    let w = why.into().wire(Endpoint::Page);
     let status = StatusCode::from_u16(w.status).unwrap_or(StatusCode::BAD_REQUEST);
     (status, w.description)
 }
 
 /// A form shown for the first time (200, no note) or again for `why`.
-pub(crate) fn form_note(why: Option<PageRefusal>) -> (StatusCode, Option<String>) {
+pub(crate) fn form_note(why: Option<impl Into<OpError>>) -> (StatusCode, Option<String>) {
     match why.map(form_message) {
         Some((status, message)) => (status, Some(message)),
         None => (StatusCode::OK, None),

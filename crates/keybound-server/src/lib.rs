@@ -11,6 +11,7 @@
 //! original request's parameters, which are validated again on every step: no interaction
 //! state is kept on the server, so any node can serve any step.
 
+mod account;
 mod authorize;
 mod cors;
 mod device;
@@ -144,6 +145,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             paths::DEVICE,
             get(device::device_get).post(device::device_post),
         )
+        .route(
+            paths::ACCOUNT,
+            get(account::account_get).post(account::account_post),
+        )
+        .route(paths::PASSKEY_OPTIONS, post(account::passkey_options))
         .route(paths::HEALTHZ, get(discovery::healthz))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

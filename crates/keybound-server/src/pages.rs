@@ -1,5 +1,6 @@
-//! The OP's HTML pages: login, consent, error. Plain forms, no JavaScript; every value that
-//! reaches the page is HTML-escaped here.
+//! The OP's HTML pages: login, consent, account, error. Plain forms; the only scripts are the
+//! `form_post` page's and the passkey button's ([`PASSKEY_SCRIPT`]), each allowed by its hash
+//! in the page's CSP. Every value that reaches the page is HTML-escaped here.
 
 use keybound_op::ConsentPrompt;
 
@@ -27,7 +28,7 @@ fn layout(title: &str, body: &str) -> String {
 <style>body{{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;color:#222}}\
 h1{{font-size:1.4rem}}label{{display:block;margin:.8rem 0 .2rem}}input[type=text],input[type=password]\
 {{width:100%;padding:.5rem;font-size:1rem;box-sizing:border-box}}button{{margin:1rem .5rem 0 0;padding:.5rem 1.2rem;font-size:1rem}}\
-.error{{color:#a00;background:#fee;padding:.6rem;border-radius:4px}}.key{{font-family:monospace;word-break:break-all;background:#f4f4f4;padding:.4rem}}\
+.error{{color:#a00;background:#fee;padding:.6rem;border-radius:4px}}.note{{color:#333}}li form{{display:inline-block;margin-right:.5rem}}.key{{font-family:monospace;word-break:break-all;background:#f4f4f4;padding:.4rem}}\
 ul{{padding-left:1.2rem}}</style></head><body>\n{body}\n</body></html>\n",
         t = esc(title)
     )
@@ -47,33 +48,180 @@ fn hidden(fields: &[(String, String)]) -> String {
         .join("\n")
 }
 
-/// The login form; posts back to the authorization endpoint with the request's parameters.
-pub fn login(
-    action: &str,
-    fields: &[(String, String)],
-    csrf: &str,
-    client_name: &str,
-    login_hint: Option<&str>,
-    error: Option<&str>,
-) -> String {
-    let err = error.map_or(String::new(), |e| {
+/// What the passkey button of a page does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasskeyStep {
+    /// sign in with any passkey of this site (discoverable, no username)
+    SignIn,
+    /// confirm the signed-in End-User with one of their passkeys (after their password)
+    SecondFactor,
+}
+
+/// The login form: what it posts, and what it offers.
+#[derive(Debug, Clone, Copy)]
+pub struct Login<'a> {
+    /// where the form posts (the authorization endpoint, the device page, the account page)
+    pub action: &'a str,
+    /// hidden fields carried (the authorization request)
+    pub fields: &'a [(String, String)],
+    /// the form's CSRF token
+    pub csrf: &'a str,
+    /// the app the End-User signs in to (`None`: their account page)
+    pub client_name: Option<&'a str>,
+    /// `login_hint`
+    pub login_hint: Option<&'a str>,
+    /// a note (wrong password, …)
+    pub error: Option<&'a str>,
+    /// offer the username and password form
+    pub password: bool,
+    /// offer a passkey (`None`: this OP has no passkeys, or the page cannot use them)
+    pub passkey: Option<PasskeyStep>,
+    /// why the End-User must sign in (again, more strongly)
+    pub reason: Option<&'a str>,
+}
+
+/// The login form; posts back to `action` with the hidden fields. Its passkey button runs
+/// [`PASSKEY_SCRIPT`] (the page must be sent with [`crate::response::html_with_script`]).
+pub fn login(l: &Login<'_>) -> String {
+    let err = l.error.map_or(String::new(), |e| {
         format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e))
+    });
+    let to = l.client_name.map_or(String::new(), |c| {
+        format!("<p>to continue to <strong>{}</strong></p>\n", esc(c))
+    });
+    let reason = l
+        .reason
+        .map_or(String::new(), |r| format!("<p role=\"status\">{}</p>\n", esc(r)));
+    let password = if l.password {
+        format!(
+            "<form method=\"post\" action=\"{action}\">\n{hidden}\n\
+<input type=\"hidden\" name=\"kb_action\" value=\"login\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n\
+<label for=\"username\">Username</label><input type=\"text\" id=\"username\" name=\"username\" value=\"{hint}\" autocomplete=\"username webauthn\" required autofocus>\n\
+<label for=\"password\">Password</label><input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\n\
+<button type=\"submit\">Sign in</button>\n</form>",
+            action = esc(l.action),
+            hidden = hidden(l.fields),
+            csrf = esc(l.csrf),
+            hint = esc(l.login_hint.unwrap_or("")),
+        )
+    } else {
+        String::new()
+    };
+    let passkey = l.passkey.map_or(String::new(), |step| {
+        let (label, mode) = match step {
+            PasskeyStep::SignIn => ("Sign in with a passkey", "sign_in"),
+            PasskeyStep::SecondFactor => ("Confirm with your passkey", "second_factor"),
+        };
+        let or = if l.password { "<p>or</p>\n" } else { "" };
+        format!(
+            "{or}<form method=\"post\" action=\"{action}\" id=\"passkey-form\">\n{hidden}\n\
+<input type=\"hidden\" name=\"kb_action\" value=\"passkey\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+<input type=\"hidden\" name=\"kb_passkey_state\" value=\"\">\
+<input type=\"hidden\" name=\"kb_passkey_credential\" value=\"\">\n\
+<button type=\"button\" id=\"passkey-sign-in\" data-ceremony=\"get\" data-mode=\"{mode}\" \
+data-options=\"{options}\">{label}</button>\n</form>\n\
+<p id=\"passkey-message\" class=\"note\" role=\"status\"></p>\n<script>{script}</script>",
+            action = esc(l.action),
+            hidden = hidden(l.fields),
+            csrf = esc(l.csrf),
+            options = esc(keybound_op::paths::PASSKEY_OPTIONS),
+            script = PASSKEY_SCRIPT,
+        )
     });
     layout(
         "Sign in",
-        &format!(
-            "<h1>Sign in</h1>\n<p>to continue to <strong>{client}</strong></p>\n{err}\n\
-<form method=\"post\" action=\"{action}\">\n{hidden}\n\
-<input type=\"hidden\" name=\"kb_action\" value=\"login\">\
-<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n\
-<label for=\"username\">Username</label><input type=\"text\" id=\"username\" name=\"username\" value=\"{hint}\" autocomplete=\"username\" required autofocus>\n\
-<label for=\"password\">Password</label><input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\n\
-<button type=\"submit\">Sign in</button>\n</form>",
-            client = esc(client_name),
+        &format!("<h1>Sign in</h1>\n{to}{reason}{err}\n{password}\n{passkey}"),
+    )
+}
+
+/// The passkey pages' one script: the button `#passkey-sign-in` (or `#add-passkey`) asks the
+/// OP for the ceremony's options, runs `navigator.credentials.get` (or `.create`), and posts
+/// the credential as JSON with the sealed state in its form (`#passkey-form`). Allowed by its
+/// hash in the page's CSP, like the `form_post` page's script.
+pub const PASSKEY_SCRIPT: &str = r#"(()=>{const b=document.getElementById('passkey-sign-in')||document.getElementById('add-passkey');if(!b)return;const m=document.getElementById('passkey-message');const P=window.PublicKeyCredential;if(!P||!P.parseRequestOptionsFromJSON){b.disabled=true;m.textContent='This browser cannot use passkeys here.';return;}b.addEventListener('click',async()=>{const f=document.getElementById('passkey-form');const create=b.dataset.ceremony==='create';if(create&&!f.reportValidity())return;b.disabled=true;m.textContent='';try{const r=await fetch(b.dataset.options,{method:'POST',credentials:'same-origin',headers:{'content-type':'application/x-www-form-urlencoded'},body:new URLSearchParams({csrf:f.elements.csrf.value,ceremony:create?'register':'sign_in',mode:b.dataset.mode||''})});const j=await r.json();if(!r.ok)throw new Error(j.error_description||'The passkey could not be started.');const c=create?await navigator.credentials.create({publicKey:P.parseCreationOptionsFromJSON(j.options)}):await navigator.credentials.get({publicKey:P.parseRequestOptionsFromJSON(j.options)});f.elements.kb_passkey_state.value=j.state;f.elements.kb_passkey_credential.value=JSON.stringify(c.toJSON());f.submit();}catch(e){m.textContent=e&&e.name==='NotAllowedError'?'The passkey prompt was closed or timed out; try again.':String(e&&e.message||e);b.disabled=false;}});})();"#;
+
+/// One of the End-User's passkeys as the account page lists it.
+#[derive(Debug, Clone)]
+pub struct PasskeyItem {
+    /// credential id (base64url)
+    pub id: String,
+    /// the End-User's name for it
+    pub name: String,
+    /// when added, for people (UTC date)
+    pub created: String,
+    /// when last used, for people
+    pub last_used: Option<String>,
+}
+
+/// The account page: the End-User's passkeys (rename, remove) and adding one.
+#[allow(clippy::too_many_arguments)] // one page, one call site: a struct would only rename them
+pub fn account(
+    action: &str,
+    csrf: &str,
+    username: &str,
+    acr: &str,
+    passkeys: &[PasskeyItem],
+    available: Result<(), &str>,
+    note: Option<&str>,
+    error: Option<&str>,
+) -> String {
+    let note = note.map_or(String::new(), |n| {
+        format!("<p class=\"note\" role=\"status\">{}</p>\n", esc(n))
+    });
+    let err = error.map_or(String::new(), |e| {
+        format!("<p class=\"error\" role=\"alert\">{}</p>\n", esc(e))
+    });
+    let items = passkeys
+        .iter()
+        .map(|p| {
+            let used = p
+                .last_used
+                .as_deref()
+                .map_or("never used".to_owned(), |u| format!("last used {}", esc(u)));
+            format!(
+                "<li data-credential-id=\"{id}\"><strong class=\"passkey-name\">{name}</strong> \
+<small>added {created}, {used}</small>\n\
+<form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+<input type=\"hidden\" name=\"kb_action\" value=\"rename\"><input type=\"hidden\" name=\"credential_id\" value=\"{id}\">\
+<label>New name <input type=\"text\" name=\"name\" maxlength=\"64\" required value=\"{name}\"></label>\
+<button type=\"submit\">Rename</button></form>\n\
+<form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+<input type=\"hidden\" name=\"kb_action\" value=\"remove\"><input type=\"hidden\" name=\"credential_id\" value=\"{id}\">\
+<button type=\"submit\">Remove</button></form></li>",
+                id = esc(&p.id),
+                name = esc(&p.name),
+                created = esc(&p.created),
+                action = esc(action),
+                csrf = esc(csrf),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let add = match available {
+        Ok(()) => format!(
+            "<form method=\"post\" action=\"{action}\" id=\"passkey-form\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"kb_action\" value=\"add\">\
+<input type=\"hidden\" name=\"kb_passkey_state\" value=\"\"><input type=\"hidden\" name=\"kb_passkey_credential\" value=\"\">\n\
+<label for=\"passkey-name\">Name for the new passkey</label>\
+<input type=\"text\" id=\"passkey-name\" name=\"name\" maxlength=\"64\" required value=\"Passkey\">\n\
+<button type=\"button\" id=\"add-passkey\" data-ceremony=\"create\" data-options=\"{options}\">Add a passkey</button>\n</form>\n\
+<p id=\"passkey-message\" class=\"note\" role=\"status\"></p>\n<script>{script}</script>",
             action = esc(action),
-            hidden = hidden(fields),
             csrf = esc(csrf),
-            hint = esc(login_hint.unwrap_or("")),
+            options = esc(keybound_op::paths::PASSKEY_OPTIONS),
+            script = PASSKEY_SCRIPT,
+        ),
+        Err(why) => format!("<p class=\"note\">{}</p>", esc(why)),
+    };
+    layout(
+        "Your account",
+        &format!(
+            "<h1>Your account</h1>\n<p>Signed in as <strong id=\"username\">{user}</strong> \
+<small id=\"acr\">({acr})</small></p>\n{note}{err}<h2>Passkeys</h2>\n<ul id=\"passkeys\">\n{items}\n</ul>\n{add}",
+            user = esc(username),
+            acr = esc(acr),
         ),
     )
 }
@@ -269,14 +417,17 @@ mod tests {
             esc("<a href=\"x\" onclick='y'>&</a>"),
             "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
         );
-        let page = login(
-            "/authorize",
-            &[("state".into(), "\"><script>".into())],
-            "c",
-            "<b>App</b>",
-            None,
-            None,
-        );
+        let page = login(&Login {
+            action: "/authorize",
+            fields: &[("state".into(), "\"><script>".into())],
+            csrf: "c",
+            client_name: Some("<b>App</b>"),
+            login_hint: None,
+            error: None,
+            password: true,
+            passkey: None,
+            reason: None,
+        });
         assert!(!page.contains("<script>"));
         assert!(!page.contains("<b>App</b>"));
     }

@@ -47,12 +47,19 @@ pub(crate) fn respond(r: &keybound_op::AuthorizationResponse) -> Response {
     if let Some(url) = r.url() {
         return see_other(&url);
     }
-    let mut resp = html(
+    html_with_script(
         StatusCode::OK,
         pages::form_post(&r.redirect_uri, &r.params, FORM_POST_SCRIPT),
-    );
+        FORM_POST_SCRIPT,
+    )
+}
+
+/// An HTML page whose one inline `script` may run (allowed by its hash in the CSP) and fetch
+/// from this origin (`connect-src 'self'`: the passkey button asks for its options).
+pub(crate) fn html_with_script(status: StatusCode, body: String, script: &str) -> Response {
+    let mut resp = html(status, body);
     // CSP hashes are standard base64 (with padding), not base64url
-    let mut hash: String = keybound_jose::sha256_b64(FORM_POST_SCRIPT.as_bytes())
+    let mut hash: String = keybound_jose::sha256_b64(script.as_bytes())
         .chars()
         .map(|c| match c {
             '-' => '+',
@@ -64,10 +71,10 @@ pub(crate) fn respond(r: &keybound_op::AuthorizationResponse) -> Response {
         hash.push('=');
     }
     // no form-action: Chromium applies it along the redirect chain, so it would stop an RP
-    // whose callback answers the post with a redirect to another origin; the page's one form
-    // is ours (its action and fields escaped) and only its own script may run
+    // whose callback answers the post with a redirect to another origin; the page's forms
+    // are ours (their actions and fields escaped) and only its own script may run
     let csp = format!(
-        "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+        "default-src 'none'; script-src 'sha256-{hash}'; connect-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'"
     );
     if let Ok(v) = HeaderValue::from_str(&csp) {
         resp.headers_mut().insert("content-security-policy", v);

@@ -274,6 +274,38 @@ pub(crate) struct SignedIn {
     pub form_secret: String,
 }
 
+/// The secret this browser's forms and passkey ceremonies are tied to, if it has one yet: the
+/// session cookie, else the pre-session cookie (the order [`form_secret`] chose it in).
+pub(crate) fn existing_form_secret(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    state
+        .session_cookie(headers)
+        .or_else(|| state.pre_session_cookie(headers))
+}
+
+/// Store `session` under a new cookie: the signed-in browser's new session.
+async fn start_session(
+    state: &AppState,
+    mut session: BrowserSession,
+    fresh_for: Option<String>,
+    tb: &TokenBindingContext,
+) -> Result<SignedIn, OpError> {
+    session.fresh_for = fresh_for;
+    let token = state.provider.random_token();
+    let key = session_key(&token, tb);
+    state.provider.store().put_session(&key, &session).await?;
+    let set_cookie = format!(
+        "{}={token}{}",
+        state.session_cookie_name(),
+        state.cookie_attrs(state.provider.config.session_ttl)
+    );
+    Ok(SignedIn {
+        session,
+        key,
+        set_cookie,
+        form_secret: token,
+    })
+}
+
 /// Check the login form's credentials and start a new session, or `None` for a wrong username
 /// or password. `fresh_for` is the fingerprint of the authorization request the login form
 /// belonged to.
@@ -286,26 +318,54 @@ pub(crate) async fn sign_in(
     tb: &TokenBindingContext,
 ) -> Result<Option<SignedIn>, OpError> {
     let source = source.map(|ip| ip.to_string());
-    let Some(mut session) = state
+    let Some(session) = state
         .provider
         .login_from(username, password, source.as_deref())
         .await?
     else {
         return Ok(None);
     };
-    session.fresh_for = fresh_for;
-    let token = state.provider.random_token();
-    let key = session_key(&token, tb);
-    state.provider.store().put_session(&key, &session).await?;
-    let set_cookie = format!(
-        "{}={token}{}",
-        state.session_cookie_name(),
-        state.cookie_attrs(state.provider.config.session_ttl)
-    );
-    Ok(Some(SignedIn {
-        session,
-        key,
-        set_cookie,
-        form_secret: token,
-    }))
+    start_session(state, session, fresh_for, tb).await.map(Some)
+}
+
+/// What a passkey form posted: the ceremony's sealed state and the authenticator's credential
+/// (WebAuthn JSON).
+pub(crate) struct PasskeyResponse<'a> {
+    pub state: &'a str,
+    pub credential: &'a str,
+}
+
+/// Finish a passkey sign-in and start a new session: a passkey alone, or a password and a
+/// passkey when `current` is the same End-User's password session. A refusal for a cloned
+/// authenticator is logged (the End-User's passkey may have been copied).
+pub(crate) async fn sign_in_with_passkey(
+    state: &AppState,
+    headers: &HeaderMap,
+    response: &PasskeyResponse<'_>,
+    current: Option<&BrowserSession>,
+    fresh_for: Option<String>,
+    source: Option<IpAddr>,
+    tb: &TokenBindingContext,
+) -> Result<SignedIn, OpError> {
+    let secret = existing_form_secret(state, headers)
+        .ok_or(keybound_op::refusal::PasskeyRefusal::ForeignCeremony)?;
+    let source = source.map(|ip| ip.to_string());
+    let signed_in = state
+        .provider
+        .passkey_sign_in(&secret, response.state, response.credential, source.as_deref())
+        .await
+        .inspect_err(|e| {
+            if let OpError::Refused(keybound_op::refusal::Refusal::Passkey(
+                keybound_op::refusal::PasskeyRefusal::ClonedAuthenticator { credential_id },
+            )) = e
+            {
+                tracing::warn!(
+                    credential_id,
+                    source = source.as_deref().unwrap_or("-"),
+                    "passkey refused: its signature counter did not move forward (a cloned authenticator?)"
+                );
+            }
+        })?;
+    let session = state.provider.passkey_session(&signed_in, current);
+    start_session(state, session, fresh_for, tb).await
 }

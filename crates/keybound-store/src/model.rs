@@ -154,6 +154,11 @@ pub struct Client {
     /// must carry `sid` (keybound's always do when the session has one)
     #[serde(default)]
     pub backchannel_logout_session_required: bool,
+    /// OIDC Dynamic Client Registration §2 `default_acr_values`: the `acr` its authorization
+    /// requests ask for when they name none (keybound enforces them, so a client can demand a
+    /// passkey)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub default_acr_values: Vec<String>,
     /// when registered
     pub created_at: u64,
 }
@@ -218,6 +223,7 @@ impl Client {
             backchannel_logout_uri: None,
             web_origins: Vec::new(),
             backchannel_logout_session_required: false,
+            default_acr_values: Vec::new(),
             created_at,
         }
     }
@@ -258,6 +264,7 @@ impl fmt::Debug for Client {
                 "backchannel_logout_session_required",
                 &self.backchannel_logout_session_required,
             )
+            .field("default_acr_values", &self.default_acr_values)
             .field("created_at", &self.created_at)
             .finish()
     }
@@ -287,6 +294,10 @@ pub struct User {
     /// ([`crate::UserStore::user_by_verified_email`] finds local accounts only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioned_by: Option<String>,
+    /// a password alone does not sign this End-User in: a passkey must follow it (or sign them
+    /// in alone); set by `keybound admin user add --require-passkey`
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_passkey: bool,
     /// when created
     pub created_at: u64,
 }
@@ -302,6 +313,7 @@ impl User {
             email: None,
             email_verified: false,
             provisioned_by: None,
+            require_passkey: false,
             created_at,
         }
     }

@@ -206,6 +206,7 @@ pub fn client(id: &str) -> Client {
         backchannel_logout_uri: Some("https://app.example/backchannel".into()),
         web_origins: vec!["https://app.example".into()],
         backchannel_logout_session_required: true,
+        default_acr_values: vec!["urn:keybound:acr:passkey".into()],
         created_at: NOW,
     }
 }
@@ -219,6 +220,7 @@ pub fn user(sub: &str, username: &str) -> User {
         email: Some("alice@example.com".into()),
         email_verified: true,
         provisioned_by: None,
+        require_passkey: true,
         created_at: NOW,
     }
 }

@@ -265,9 +265,18 @@ pub enum UserCmd {
         /// email address (taken as verified)
         #[arg(long)]
         email: Option<String>,
+        /// a password alone does not sign this user in: a passkey must follow it (a password
+        /// session may add the first passkey on the account page)
+        #[arg(long)]
+        require_passkey: bool,
     },
     /// List users.
     List,
+    /// A user's passkeys.
+    Passkey {
+        #[command(subcommand)]
+        cmd: PasskeyCmd,
+    },
     /// Remove a user.
     Remove {
         /// login name
@@ -285,6 +294,27 @@ pub enum UserCmd {
         /// the user's `sub` at that issuer
         #[arg(long)]
         subject: String,
+    },
+}
+
+/// Passkey commands (a lost passkey: remove it; the user signs in with their password and
+/// adds a new one, or with another of their passkeys).
+#[derive(Debug, Subcommand)]
+pub enum PasskeyCmd {
+    /// List a user's passkeys: credential id, name, added, last used.
+    List {
+        /// login name
+        #[arg(long)]
+        username: String,
+    },
+    /// Remove one of a user's passkeys.
+    Remove {
+        /// login name
+        #[arg(long)]
+        username: String,
+        /// the credential id (from `list`)
+        #[arg(long)]
+        credential_id: String,
     },
 }
 
@@ -497,6 +527,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     password: pw,
                     name,
                     email,
+                    require_passkey,
                 },
         } => {
             let existing = store.user_by_username(&username).await?;
@@ -515,6 +546,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     email_verified: email.is_some(),
                     email,
                     provisioned_by: None,
+                    require_passkey,
                     created_at: crate::now(),
                 })
                 .await?;
@@ -528,6 +560,9 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                 println!("{}\t{}\t{}", u.username, u.sub, u.email.unwrap_or_default());
             }
         }
+        Admin::User {
+            cmd: UserCmd::Passkey { cmd },
+        } => passkey(store.as_ref(), cmd).await?,
         Admin::User {
             cmd: UserCmd::Remove { username },
         } => {
@@ -717,4 +752,29 @@ async fn discover_jwks_uri(issuer: &str) -> anyhow::Result<String> {
         "could not discover the keys of {issuer} ({}); give --jwks-uri",
         last.unwrap_or_default()
     )
+}
+
+async fn passkey(store: &dyn keybound_store::Store, cmd: PasskeyCmd) -> anyhow::Result<()> {
+    let username = match &cmd {
+        PasskeyCmd::List { username } | PasskeyCmd::Remove { username, .. } => username,
+    };
+    let u = store
+        .user_by_username(username)
+        .await?
+        .with_context(|| format!("no user '{username}'"))?;
+    match cmd {
+        PasskeyCmd::List { .. } => {
+            for p in store.passkeys_of(&u.sub).await? {
+                let used = p.last_used_at.map_or("never".to_owned(), |t| t.to_string());
+                println!("{}\t{}\t{}\t{used}", p.credential_id, p.name, p.created_at);
+            }
+        }
+        PasskeyCmd::Remove { ref credential_id, .. } => {
+            if !store.delete_passkey(&u.sub, credential_id).await? {
+                bail!("user '{username}' has no passkey '{credential_id}'");
+            }
+            println!("passkey '{credential_id}' of '{username}' removed");
+        }
+    }
+    Ok(())
 }
