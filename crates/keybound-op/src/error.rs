@@ -15,8 +15,8 @@ use keybound_store::StoreError;
 use crate::refusal::{
     AuthorizeRefusal, BindingRefusal, ClientAuthRefusal, ClientCredentialsRefusal, CodeRefusal,
     DeviceRefusal, ExchangeRefusal, Fapi2Refusal, JwtBearerRefusal, LogoutRefusal, PageRefusal,
-    PasskeyRefusal,
-    RefreshRefusal, Refusal, RegistrationRefusal, RequestRefusal, ResourceRefusal, TargetRefusal,
+    PasskeyRefusal, RefreshRefusal, Refusal, RegistrationRefusal, RequestRefusal, ResourceRefusal,
+    TargetRefusal,
 };
 
 /// A refusal, or an internal failure, at any endpoint of the provider.
@@ -300,6 +300,7 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
             | RegistrationRefusal::LogoutUri { .. }
             | RegistrationRefusal::WebOrigin(_)
             | RegistrationRefusal::WebOriginConfidential
+            | RegistrationRefusal::DefaultAcr(_)
             | RegistrationRefusal::MemberType { .. }
             | RegistrationRefusal::AuthMethod(_)
             | RegistrationRefusal::GrantType(_)
@@ -416,11 +417,12 @@ fn authorize_code(r: &AuthorizeRefusal) -> ErrorCode {
         A::NotSignedIn | A::AuthenticationTooOld | A::SignInTooWeak { .. } => {
             ErrorCode::LoginRequired
         }
-        A::ClaimsParameter(_) | A::UnknownEssentialAcr(_) => ErrorCode::InvalidRequest,
         A::ConsentRequired => ErrorCode::ConsentRequired,
         A::Denied => ErrorCode::AccessDenied,
         A::Request(r) => request_code(r),
         A::NoClientId
+        | A::ClaimsParameter(_)
+        | A::UnknownEssentialAcr(_)
         | A::UnknownClient(_)
         | A::NoRedirectUri
         | A::UnregisteredRedirectUri { .. }

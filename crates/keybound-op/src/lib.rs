@@ -59,7 +59,7 @@ pub const SUPPORTED_SCOPES: [&str; 5] =
     ["openid", "profile", "email", "offline_access", "bound_key"];
 
 /// Claims this OP can release.
-pub const SUPPORTED_CLAIMS: [&str; 13] = [
+pub const SUPPORTED_CLAIMS: [&str; 14] = [
     "sub",
     "iss",
     "aud",
@@ -68,6 +68,7 @@ pub const SUPPORTED_CLAIMS: [&str; 13] = [
     "auth_time",
     "nonce",
     "azp",
+    "acr",
     "amr",
     "cnf",
     "name",

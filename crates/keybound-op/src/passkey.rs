@@ -187,9 +187,8 @@ impl Provider {
         signed_in: &PasskeySignIn,
         current: Option<&BrowserSession>,
     ) -> BrowserSession {
-        let after_password = current.is_some_and(|c| {
-            c.sub == signed_in.sub && c.amr.iter().any(|a| a == "pwd")
-        });
+        let after_password =
+            current.is_some_and(|c| c.sub == signed_in.sub && c.amr.iter().any(|a| a == "pwd"));
         let strength = if after_password {
             Strength::PasswordAndPasskey
         } else {

@@ -79,7 +79,9 @@ pub enum PasskeyRefusal {
     #[error("{0}")]
     Unavailable(String),
     /// The ceremony's sealed state was not issued by this OP for this browser and step.
-    #[error("This passkey request was not started in this browser; reload the page and try again.")]
+    #[error(
+        "This passkey request was not started in this browser; reload the page and try again."
+    )]
     ForeignCeremony,
     /// A ceremony finishes once, within its lifetime (a replayed response is refused).
     #[error("This passkey request expired or was already used; reload the page and try again.")]
@@ -911,6 +913,10 @@ pub enum RegistrationRefusal {
     /// §6.2), nothing more.
     #[error("web origin '{0}' must be scheme://host[:port] with http or https, no path (e.g. https://app.example)")]
     WebOrigin(String),
+    /// OIDC Registration §2 `default_acr_values`: values this OP issues (`acr_values_supported`;
+    /// a default it never issues would lock the client's End-Users out).
+    #[error("default_acr_values: '{0}' is not one of this OP's acr_values_supported (urn:keybound:acr:pwd, urn:keybound:acr:passkey, urn:keybound:acr:mfa)")]
+    DefaultAcr(String),
     /// CORS: only public clients run in pages; a confidential client's secret cannot live in one.
     #[error("web origins are for public clients (--auth-method none): a page cannot keep a client secret")]
     WebOriginConfidential,

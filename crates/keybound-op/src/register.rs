@@ -240,6 +240,8 @@ impl Provider {
                     )
                 }
             },
+            // OIDC Registration §2
+            default_acr_values: strings("default_acr_values")?.unwrap_or_default(),
             // RFC 7591 §2 `scope`: what it may get for itself (client credentials)
             scopes: text("scope")?
                 .map(|s| {
@@ -284,6 +286,9 @@ impl Provider {
             out["backchannel_logout_session_required"] =
                 client.backchannel_logout_session_required.into();
         }
+        if !client.default_acr_values.is_empty() {
+            out["default_acr_values"] = client.default_acr_values.clone().into();
+        }
         if let Some(s) = secret {
             out["client_secret"] = s.into();
             out["client_secret_expires_at"] = 0.into();
@@ -308,7 +313,8 @@ impl Provider {
 ///   about an End-User's sign-in;
 /// - RFC 8707 resources are absolute URIs without a fragment;
 /// - post-logout redirect URIs and the back-channel logout URI follow the rules of redirect
-///   URIs (RP-Initiated Logout §3.1, Back-Channel Logout §2.2).
+///   URIs (RP-Initiated Logout §3.1, Back-Channel Logout §2.2);
+/// - `default_acr_values` are values this OP issues (OIDC Registration §2).
 pub fn check_client(c: &Client) -> Result<(), Why> {
     check_sizes(c)?;
     if let Some(r) = c.resources.iter().find(|r| absolute_uri(r).is_none()) {
@@ -359,6 +365,13 @@ pub fn check_client(c: &Client) -> Result<(), Why> {
             uri: u.clone(),
             rule: rule.to_string(),
         })?;
+    }
+    if let Some(a) = c
+        .default_acr_values
+        .iter()
+        .find(|a| crate::passkey::Strength::from_acr(a).is_none())
+    {
+        return Err(Why::DefaultAcr(a.clone()));
     }
     match (c.auth_method, &c.jwks) {
         (ClientAuthMethod::PrivateKeyJwt, None) => return Err(Why::PrivateKeyJwtNeedsJwks),

@@ -454,3 +454,31 @@ fn web_origins_are_origins_of_public_clients() {
         Err(Why::WebOriginConfidential)
     ));
 }
+
+/// OIDC Registration §2 `default_acr_values`: registered and answered when they are values
+/// this OP issues; any other is refused (it would lock the client's End-Users out).
+#[tokio::test]
+async fn oidc_registration_2_default_acr_values() {
+    let (op, token) = op().await;
+    let m = json!({
+        "redirect_uris": ["https://app.example/cb"],
+        "token_endpoint_auth_method": "none",
+        "default_acr_values": ["urn:keybound:acr:passkey"],
+    });
+    let r = register(&op, &token, &m).await.unwrap();
+    assert_eq!(r["default_acr_values"], json!(["urn:keybound:acr:passkey"]));
+    assert_eq!(
+        stored(&op, &r).await.default_acr_values,
+        ["urn:keybound:acr:passkey"]
+    );
+    let m = json!({
+        "redirect_uris": ["https://app.example/cb"],
+        "token_endpoint_auth_method": "none",
+        "default_acr_values": ["urn:mace:incommon:iap:silver"],
+    });
+    refused(
+        register(&op, &token, &m).await,
+        ErrorCode::InvalidClientMetadata,
+        "acr_values_supported",
+    );
+}

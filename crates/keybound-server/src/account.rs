@@ -103,8 +103,7 @@ pub async fn account_post(
         }
         "passkey" => {
             let current = session.as_ref();
-            match sign_in_with_passkey(&state, &headers, &passkey, current, None, source, &tb)
-                .await
+            match sign_in_with_passkey(&state, &headers, &passkey, current, None, source, &tb).await
             {
                 Ok(signed_in) => to_account(None, Some(&signed_in)),
                 Err(e @ OpError::Refused(_)) => sign_in_page(&state, &headers, current, Some(e)),
@@ -113,7 +112,12 @@ pub async fn account_post(
         }
         "add" | "rename" | "remove" => {
             let Some(session) = session else {
-                return sign_in_page(&state, &headers, None, Some(PageRefusal::SessionEnded.into()));
+                return sign_in_page(
+                    &state,
+                    &headers,
+                    None,
+                    Some(PageRefusal::SessionEnded.into()),
+                );
             };
             let done = manage(&state, &headers, &session, action, &passkey, &pairs).await;
             match done {
@@ -152,7 +156,10 @@ async fn manage(
                 .await?;
             Ok("added")
         }
-        "rename" => provider.rename_passkey(sub, id, name).await.map(|()| "renamed"),
+        "rename" => provider
+            .rename_passkey(sub, id, name)
+            .await
+            .map(|()| "renamed"),
         _ => provider.remove_passkey(sub, id).await.map(|()| "removed"),
     }
 }
@@ -264,7 +271,7 @@ async fn account_page(
         &user.username,
         Strength::of_amr(&session.amr).acr(),
         &items,
-        available.as_ref().map(|()| ()).map_err(String::as_str),
+        available.as_ref().copied().map_err(String::as_str),
         note,
         error.as_deref(),
     );

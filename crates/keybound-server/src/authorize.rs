@@ -10,8 +10,8 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use keybound_op::par::REQUEST_URI_PREFIX;
-use keybound_op::refusal::PageRefusal;
 use keybound_op::passkey::Strength;
+use keybound_op::refusal::PageRefusal;
 use keybound_op::{paths, Interaction, LoginPrompt, OpError, ValidatedAuthorization};
 use keybound_store::{BrowserSession, TokenHash};
 
@@ -345,7 +345,8 @@ impl Step<'_> {
     /// the `acr` it asks for, and who is signed in.
     fn prompt(&self, session: Option<&BrowserSession>) -> LoginPrompt {
         LoginPrompt {
-            need: keybound_op::passkey::weakest_of(&self.v.acr.values).unwrap_or(Strength::Password),
+            need: keybound_op::passkey::weakest_of(&self.v.acr.values)
+                .unwrap_or(Strength::Password),
             current: session.map(|s| (s.sub.clone(), Strength::of_amr(&s.amr))),
         }
     }

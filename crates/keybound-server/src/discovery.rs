@@ -96,6 +96,13 @@ fn base_metadata(state: &AppState) -> ProviderMetadata {
                     .collect::<Vec<_>>()),
             ),
             ("request_uri_parameter_supported".to_owned(), false.into()),
+            // OIDC Discovery §3: the acr values this OP issues (weakest first) and the claims
+            // parameter (its essential acr is honoured)
+            (
+                "acr_values_supported".to_owned(),
+                serde_json::json!(keybound_op::passkey::acr::SUPPORTED),
+            ),
+            ("claims_parameter_supported".to_owned(), true.into()),
             // RFC 9126 §5
             (
                 "pushed_authorization_request_endpoint".to_owned(),

@@ -30,7 +30,10 @@ fn has_media_type(headers: &HeaderMap, media: &str) -> bool {
 
 /// The value of field `name` among `pairs` (the first, if it repeats).
 pub fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Whether the request body is a form.

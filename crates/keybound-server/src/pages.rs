@@ -89,9 +89,9 @@ pub fn login(l: &Login<'_>) -> String {
     let to = l.client_name.map_or(String::new(), |c| {
         format!("<p>to continue to <strong>{}</strong></p>\n", esc(c))
     });
-    let reason = l
-        .reason
-        .map_or(String::new(), |r| format!("<p role=\"status\">{}</p>\n", esc(r)));
+    let reason = l.reason.map_or(String::new(), |r| {
+        format!("<p role=\"status\">{}</p>\n", esc(r))
+    });
     let password = if l.password {
         format!(
             "<form method=\"post\" action=\"{action}\">\n{hidden}\n\
@@ -140,7 +140,7 @@ data-options=\"{options}\">{label}</button>\n</form>\n\
 /// OP for the ceremony's options, runs `navigator.credentials.get` (or `.create`), and posts
 /// the credential as JSON with the sealed state in its form (`#passkey-form`). Allowed by its
 /// hash in the page's CSP, like the `form_post` page's script.
-pub const PASSKEY_SCRIPT: &str = r#"(()=>{const b=document.getElementById('passkey-sign-in')||document.getElementById('add-passkey');if(!b)return;const m=document.getElementById('passkey-message');const P=window.PublicKeyCredential;if(!P||!P.parseRequestOptionsFromJSON){b.disabled=true;m.textContent='This browser cannot use passkeys here.';return;}b.addEventListener('click',async()=>{const f=document.getElementById('passkey-form');const create=b.dataset.ceremony==='create';if(create&&!f.reportValidity())return;b.disabled=true;m.textContent='';try{const r=await fetch(b.dataset.options,{method:'POST',credentials:'same-origin',headers:{'content-type':'application/x-www-form-urlencoded'},body:new URLSearchParams({csrf:f.elements.csrf.value,ceremony:create?'register':'sign_in',mode:b.dataset.mode||''})});const j=await r.json();if(!r.ok)throw new Error(j.error_description||'The passkey could not be started.');const c=create?await navigator.credentials.create({publicKey:P.parseCreationOptionsFromJSON(j.options)}):await navigator.credentials.get({publicKey:P.parseRequestOptionsFromJSON(j.options)});f.elements.kb_passkey_state.value=j.state;f.elements.kb_passkey_credential.value=JSON.stringify(c.toJSON());f.submit();}catch(e){m.textContent=e&&e.name==='NotAllowedError'?'The passkey prompt was closed or timed out; try again.':String(e&&e.message||e);b.disabled=false;}});})();"#;
+pub const PASSKEY_SCRIPT: &str = r"(()=>{const b=document.getElementById('passkey-sign-in')||document.getElementById('add-passkey');if(!b)return;const m=document.getElementById('passkey-message');const P=window.PublicKeyCredential;if(!P||!P.parseRequestOptionsFromJSON){b.disabled=true;m.textContent='This browser cannot use passkeys here.';return;}b.addEventListener('click',async()=>{const f=document.getElementById('passkey-form');const create=b.dataset.ceremony==='create';if(create&&!f.reportValidity())return;b.disabled=true;m.textContent='';try{const r=await fetch(b.dataset.options,{method:'POST',credentials:'same-origin',headers:{'content-type':'application/x-www-form-urlencoded'},body:new URLSearchParams({csrf:f.elements.csrf.value,ceremony:create?'register':'sign_in',mode:b.dataset.mode||''})});const j=await r.json();if(!r.ok)throw new Error(j.error_description||'The passkey could not be started.');const c=create?await navigator.credentials.create({publicKey:P.parseCreationOptionsFromJSON(j.options)}):await navigator.credentials.get({publicKey:P.parseRequestOptionsFromJSON(j.options)});f.elements.kb_passkey_state.value=j.state;f.elements.kb_passkey_credential.value=JSON.stringify(c.toJSON());f.submit();}catch(e){m.textContent=e&&e.name==='NotAllowedError'?'The passkey prompt was closed or timed out; try again.':String(e&&e.message||e);b.disabled=false;}});})();";
 
 /// One of the End-User's passkeys as the account page lists it.
 #[derive(Debug, Clone)]

@@ -24,6 +24,7 @@
 //! `publish = false`: nothing here is for production use. (`keybound demo` and `keybound login
 //! --username` drive keybound's own pages with [`browser`] for scripted sign-ins.)
 
+pub mod authenticator;
 pub mod browser;
 pub mod cluster;
 pub mod conformance;

@@ -179,6 +179,10 @@ pub enum ClientCmd {
         /// the client needs `sid` in logout tokens (keybound always sends it)
         #[arg(long, requires = "backchannel_logout_uri")]
         backchannel_logout_session_required: bool,
+        /// the `acr` its sign-ins need when a request names none (repeatable; e.g.
+        /// urn:keybound:acr:passkey — the End-User then signs in with a passkey)
+        #[arg(long = "default-acr", value_name = "ACR")]
+        default_acr_values: Vec<String>,
     },
     /// List clients.
     List,
@@ -358,6 +362,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     backchannel_logout_uri,
                     backchannel_logout_session_required,
                     web_origins,
+                    default_acr_values,
                 },
         } => {
             let response_types = if response_types.is_empty() {
@@ -458,6 +463,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                 backchannel_logout_uri,
                 backchannel_logout_session_required,
                 web_origins,
+                default_acr_values,
                 ..Client::new(&client_id, method, crate::now())
             };
             // the rules dynamic registration applies too (one function for both)
@@ -769,7 +775,9 @@ async fn passkey(store: &dyn keybound_store::Store, cmd: PasskeyCmd) -> anyhow::
                 println!("{}\t{}\t{}\t{used}", p.credential_id, p.name, p.created_at);
             }
         }
-        PasskeyCmd::Remove { ref credential_id, .. } => {
+        PasskeyCmd::Remove {
+            ref credential_id, ..
+        } => {
             if !store.delete_passkey(&u.sub, credential_id).await? {
                 bail!("user '{username}' has no passkey '{credential_id}'");
             }

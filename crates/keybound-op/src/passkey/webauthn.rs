@@ -101,7 +101,10 @@ impl Provider {
         let json = serde_json::to_string(sealed)
             .map_err(|e| OpError::internal(format!("passkey state: {e}")))?;
         let body = keybound_jose::b64::encode(json.as_bytes());
-        let mac = self.store.secret_mac().tag(&[SEAL_LABEL, &body, form_secret]);
+        let mac = self
+            .store
+            .secret_mac()
+            .tag(&[SEAL_LABEL, &body, form_secret]);
         Ok(format!("{body}.{}", keybound_jose::b64::encode(mac)))
     }
 
@@ -113,14 +116,19 @@ impl Provider {
         purpose: Purpose,
     ) -> Result<Sealed<S>, OpError> {
         let (body, mac) = sealed.split_once('.').ok_or(Why::ForeignCeremony)?;
-        let expected = self.store.secret_mac().tag(&[SEAL_LABEL, body, form_secret]);
+        let expected = self
+            .store
+            .secret_mac()
+            .tag(&[SEAL_LABEL, body, form_secret]);
         let given = keybound_jose::b64::decode(mac).map_err(|_| Why::ForeignCeremony)?;
         if !keybound_jose::ct_eq(&expected, &given) {
             return Err(Why::ForeignCeremony.into());
         }
         let json = keybound_jose::b64::decode(body).map_err(|_| Why::ForeignCeremony)?;
-        let opened: Sealed<S> = serde_json::from_slice(&json)
-            .map_err(|e| OpError::internal(format!("passkey state under a valid MAC: {e}")))?;
+        let inner = |e: serde_json::Error| {
+            OpError::internal(format!("passkey state under a valid MAC: {e}"))
+        };
+        let opened: Sealed<serde_json::Value> = serde_json::from_slice(&json).map_err(inner)?;
         let now = self.now();
         if opened.purpose != purpose {
             return Err(Why::ForeignCeremony.into());
@@ -136,7 +144,12 @@ impl Provider {
         {
             return Err(Why::CeremonyUsedOrExpired.into());
         }
-        Ok(opened)
+        Ok(Sealed {
+            purpose: opened.purpose,
+            sub: opened.sub,
+            expires_at: opened.expires_at,
+            state: serde_json::from_value(opened.state).map_err(inner)?,
+        })
     }
 
     /// Start registering a passkey for the signed-in `sub` (its passkeys excluded, so an
@@ -147,11 +160,7 @@ impl Provider {
         form_secret: &str,
     ) -> Result<Ceremony, OpError> {
         let webauthn = self.webauthn()?;
-        let user = self
-            .store
-            .user(sub)
-            .await?
-            .ok_or(Why::NoSuchUser)?;
+        let user = self.store.user(sub).await?.ok_or(Why::NoSuchUser)?;
         let existing = self.store.passkeys_of(sub).await?;
         let exclude = existing
             .iter()
@@ -295,7 +304,10 @@ impl Provider {
         let attempt = self
             .begin_attempt((principal.as_str(), t.free_failures), &shared, "passkeys")
             .await?;
-        match self.verify_assertion(webauthn, opened, &assertion, &credential_id).await {
+        match self
+            .verify_assertion(webauthn, opened, &assertion, &credential_id)
+            .await
+        {
             Ok(signed_in) => {
                 attempt.succeeded().await?;
                 Ok(signed_in)
@@ -366,14 +378,15 @@ impl Provider {
             credential_id: credential_id.to_owned(),
         })
     }
-
 }
 
 /// The options of a ceremony as the page passes them to `parse…OptionsFromJSON`.
 fn options_json<T: Serialize>(challenge: &T) -> Result<serde_json::Value, OpError> {
     let mut v = serde_json::to_value(challenge)
         .map_err(|e| OpError::internal(format!("passkey options: {e}")))?;
-    Ok(v.get_mut("publicKey").map(serde_json::Value::take).unwrap_or(v))
+    Ok(v.get_mut("publicKey")
+        .map(serde_json::Value::take)
+        .unwrap_or(v))
 }
 
 #[cfg(test)]
@@ -384,8 +397,11 @@ mod tests {
     fn an_issuer_on_an_ip_address_has_no_passkeys() {
         let rp = RelyingParty::for_issuer("http://127.0.0.1:8080");
         assert!(rp.webauthn.unwrap_err().contains("host name"));
-        assert!(RelyingParty::for_issuer("http://localhost:8080").webauthn.is_ok());
-        assert!(RelyingParty::for_issuer("https://id.example.com").webauthn.is_ok());
+        assert!(RelyingParty::for_issuer("http://localhost:8080")
+            .webauthn
+            .is_ok());
+        assert!(RelyingParty::for_issuer("https://id.example.com")
+            .webauthn
+            .is_ok());
     }
-
 }
