@@ -26,20 +26,24 @@ export function admin(dataDir, args) {
   return execFileSync(BIN, ['--data-dir', dataDir, 'admin', ...args], { encoding: 'utf8' });
 }
 
-/** Start an OP; returns { issuer, dataDir, stop }. Waits (bounded: 5 s) until /healthz answers. */
-export async function startOp(provision) {
+/**
+ * Start an OP; returns { issuer, dataDir, port, stop }. Waits (bounded: 5 s) until /healthz
+ * answers. `host` names the issuer's host (default 127.0.0.1; `localhost` for passkeys, whose
+ * RP ID cannot be an IP address); it listens on 127.0.0.1 either way.
+ */
+export async function startOp(provision, { host = '127.0.0.1', env = {} } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'keybound-interop-'));
   provision(dataDir);
   const port = await freePort();
-  const issuer = `http://127.0.0.1:${port}`;
-  const child = spawn(BIN, ['--data-dir', dataDir, 'serve', '--listen', `127.0.0.1:${port}`], {
+  const issuer = `http://${host}:${port}`;
+  const child = spawn(BIN, ['--data-dir', dataDir, 'serve', '--listen', `127.0.0.1:${port}`, '--issuer', issuer], {
     stdio: ['ignore', 'ignore', 'inherit'],
-    env: { ...process.env, RUST_LOG: 'warn', KEYBOUND_METRICS_LISTEN: 'off' },
+    env: { ...process.env, RUST_LOG: 'warn', KEYBOUND_METRICS_LISTEN: 'off', ...env },
   });
   const deadline = Date.now() + 5000;
   for (;;) {
     try {
-      const r = await fetch(`${issuer}/healthz`);
+      const r = await fetch(`http://127.0.0.1:${port}/healthz`);
       if (r.ok) break;
     } catch { /* not up yet */ }
     if (Date.now() > deadline) {
@@ -51,6 +55,7 @@ export async function startOp(provision) {
   return {
     issuer,
     dataDir,
+    port,
     stop() {
       child.kill('SIGTERM');
       rmSync(dataDir, { recursive: true, force: true });
@@ -60,7 +65,11 @@ export async function startOp(provision) {
 
 const decode = (s) => s.replaceAll('&quot;', '"').replaceAll('&#39;', "'").replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&amp;', '&');
 
+/** The hidden fields of a page's first form (a login page also has a passkey form). */
 export function hiddenFields(html) {
+  const start = html.indexOf('<form');
+  const end = start < 0 ? -1 : html.indexOf('</form>', start);
+  if (end > 0) html = html.slice(start, end);
   return [...html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [decode(m[1]), decode(m[2])]);
 }
 

@@ -106,6 +106,14 @@ impl<'a> Grant<'a> {
             audience,
         }
     }
+
+    /// How the End-User signed in (`acr`, `amr`), carried from an assertion into the token.
+    #[must_use]
+    pub(crate) fn signed_in_with(mut self, acr: Option<&'a str>, amr: &'a [String]) -> Self {
+        self.who.acr = acr;
+        self.who.amr = amr;
+        self
+    }
 }
 
 /// RFC 8707 / RFC 9068 §3, the one decision for every grant: the resources an access token is
@@ -299,9 +307,10 @@ impl Provider {
             exp: now + self.config.access_token_ttl,
             jti: self.random_id(),
             gid: Some(g.who.grant_id.to_owned()),
+            // RFC 9068 §2.2.1: how the End-User signed in, for resource servers' step-up
             auth_time: g.who.auth_time,
-            acr: None,
-            amr: None,
+            acr: g.who.acr.map(str::to_owned),
+            amr: (!g.who.amr.is_empty()).then(|| g.who.amr.to_vec()),
             nbf: None,
             cnf: proof.map(|p| Cnf::with_jkt(p.jkt.clone())),
         };

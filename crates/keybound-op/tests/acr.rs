@@ -65,9 +65,18 @@ async fn id_token_claims(
         .redeem(&v.client.client_id, &code, None, None)
         .await
         .unwrap();
+    // RFC 9068 §2.2.1: the access token says the same
+    let at: serde_json::Value = keybound_jose::jws::Jws::parse(&t.access_token)
+        .unwrap()
+        .payload_json()
+        .unwrap();
     let id = t.id_token.unwrap();
     let jws = keybound_proto::idtoken::parse(&id).unwrap();
-    jws.payload_json().unwrap()
+    let claims: serde_json::Value = jws.payload_json().unwrap();
+    for c in ["acr", "amr", "auth_time"] {
+        assert_eq!(at[c], claims[c], "{c} in the access token");
+    }
+    claims
 }
 
 fn refused_code(e: &keybound_op::AuthorizeError) -> ErrorCode {

@@ -141,6 +141,18 @@ impl Provider {
             .get("auth_time")
             .and_then(serde_json::Value::as_u64)
             .unwrap_or(claims.iat);
+        // RFC 9068 §2.2.1: the sign-in the ID-JAG describes, for this domain's resource servers
+        let acr = claims.extra.get("acr").and_then(serde_json::Value::as_str);
+        let amr: Vec<String> = claims
+            .extra
+            .get("amr")
+            .and_then(serde_json::Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| m.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
         let grant = Grant::access_only(
             client,
             &grant_id,
@@ -148,7 +160,8 @@ impl Provider {
             &scope,
             Some(auth_time),
             audience,
-        );
+        )
+        .signed_in_with(acr, &amr);
         // no refresh token from an assertion (IJ-13)
         self.mint(&grant, proof.as_ref(), None).await
     }
