@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use keybound_op::passkey::Strength;
 use keybound_op::refusal::PageRefusal;
@@ -221,8 +221,8 @@ fn sign_in_form(
     r
 }
 
-/// The account page of the signed-in End-User (or, for a password session of an account with
-/// passkeys, the request to confirm with one).
+/// The account page of the signed-in End-User. A password session of an account with passkeys
+/// sees them but must confirm with one before changing them.
 async fn account_page(
     state: &AppState,
     headers: &HeaderMap,
@@ -231,14 +231,11 @@ async fn account_page(
     error: Option<OpError>,
 ) -> Response {
     let provider = &state.provider;
-    if let Err(e @ OpError::Refused(_)) = provider.may_manage_passkeys(session).await {
-        let prompt = LoginPrompt {
-            need: Strength::PasswordAndPasskey,
-            current: Some((session.sub.clone(), Strength::of_amr(&session.amr))),
-        };
-        let why = e.to_string();
-        return sign_in_form(state, headers, &prompt, Some(&why), error);
-    }
+    let may_manage = match provider.may_manage_passkeys(session).await {
+        Ok(()) => true,
+        Err(OpError::Refused(_)) => false,
+        Err(e) => return failed(e),
+    };
     let user = match provider.store().user(&session.sub).await {
         Ok(Some(u)) => u,
         Ok(None) => return sign_in_page(state, headers, None, None),
@@ -258,24 +255,24 @@ async fn account_page(
         })
         .collect();
     let (status, error) = form_note(error);
-    let status = if error.is_some() {
-        status
-    } else {
-        StatusCode::OK
-    };
     let (csrf, cookie) = csrf_token(state, headers);
     let available = provider.passkeys_available();
-    let body = pages::account(
-        paths::ACCOUNT,
-        &csrf,
-        &user.username,
-        Strength::of_amr(&session.amr).acr(),
-        &items,
-        available.as_ref().copied().map_err(String::as_str),
+    let manage = match (&available, may_manage) {
+        (Err(why), _) => pages::Manage::NoNewPasskeys(why),
+        (Ok(()), true) => pages::Manage::Yes,
+        (Ok(()), false) => pages::Manage::ConfirmFirst,
+    };
+    let body = pages::account(&pages::Account {
+        action: paths::ACCOUNT,
+        csrf: &csrf,
+        username: &user.username,
+        acr: Strength::of_amr(&session.amr).acr(),
+        passkeys: &items,
+        manage,
         note,
-        error.as_deref(),
-    );
-    let mut r = if available.is_ok() {
+        error: error.as_deref(),
+    });
+    let mut r = if pages::has_passkey_script(&body) {
         html_with_script(status, body, pages::PASSKEY_SCRIPT)
     } else {
         html(status, body)

@@ -109,13 +109,29 @@ pub fn login(l: &Login<'_>) -> String {
         String::new()
     };
     let passkey = l.passkey.map_or(String::new(), |step| {
-        let (label, mode) = match step {
-            PasskeyStep::SignIn => ("Sign in with a passkey", "sign_in"),
-            PasskeyStep::SecondFactor => ("Confirm with your passkey", "second_factor"),
-        };
         let or = if l.password { "<p>or</p>\n" } else { "" };
-        format!(
-            "{or}<form method=\"post\" action=\"{action}\" id=\"passkey-form\">\n{hidden}\n\
+        format!("{or}{}", passkey_form(l.action, l.fields, l.csrf, step))
+    });
+    layout(
+        "Sign in",
+        &format!("<h1>Sign in</h1>\n{to}{reason}{err}\n{password}\n{passkey}"),
+    )
+}
+
+/// The form of the passkey button: the script fills in the ceremony's state and the
+/// credential and posts it to `action` (`kb_action=passkey`).
+fn passkey_form(
+    action: &str,
+    fields: &[(String, String)],
+    csrf: &str,
+    step: PasskeyStep,
+) -> String {
+    let (label, mode) = match step {
+        PasskeyStep::SignIn => ("Sign in with a passkey", "sign_in"),
+        PasskeyStep::SecondFactor => ("Confirm with your passkey", "second_factor"),
+    };
+    format!(
+        "<form method=\"post\" action=\"{action}\" id=\"passkey-form\">\n{hidden}\n\
 <input type=\"hidden\" name=\"kb_action\" value=\"passkey\">\
 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
 <input type=\"hidden\" name=\"kb_passkey_state\" value=\"\">\
@@ -123,16 +139,11 @@ pub fn login(l: &Login<'_>) -> String {
 <button type=\"button\" id=\"passkey-sign-in\" data-ceremony=\"get\" data-mode=\"{mode}\" \
 data-options=\"{options}\">{label}</button>\n</form>\n\
 <p id=\"passkey-message\" class=\"note\" role=\"status\"></p>\n<script>{script}</script>",
-            action = esc(l.action),
-            hidden = hidden(l.fields),
-            csrf = esc(l.csrf),
-            options = esc(keybound_op::paths::PASSKEY_OPTIONS),
-            script = PASSKEY_SCRIPT,
-        )
-    });
-    layout(
-        "Sign in",
-        &format!("<h1>Sign in</h1>\n{to}{reason}{err}\n{password}\n{passkey}"),
+        action = esc(action),
+        hidden = hidden(fields),
+        csrf = esc(csrf),
+        options = esc(keybound_op::paths::PASSKEY_OPTIONS),
+        script = PASSKEY_SCRIPT,
     )
 }
 
@@ -155,52 +166,84 @@ pub struct PasskeyItem {
     pub last_used: Option<String>,
 }
 
-/// The account page: the End-User's passkeys (rename, remove) and adding one.
-#[allow(clippy::too_many_arguments)] // one page, one call site: a struct would only rename them
-pub fn account(
-    action: &str,
-    csrf: &str,
-    username: &str,
-    acr: &str,
-    passkeys: &[PasskeyItem],
-    available: Result<(), &str>,
-    note: Option<&str>,
-    error: Option<&str>,
-) -> String {
-    let note = note.map_or(String::new(), |n| {
+/// What the account page lets the End-User do with their passkeys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Manage<'a> {
+    /// add, rename, remove
+    Yes,
+    /// confirm with a passkey first (a password session of an account that has one)
+    ConfirmFirst,
+    /// rename and remove only: this OP cannot offer passkeys (why)
+    NoNewPasskeys(&'a str),
+}
+
+/// The account page: the End-User's passkeys (`#passkeys`, one `li` each) and, when they may
+/// change them, rename and remove forms and the add button (`#add-passkey`).
+pub struct Account<'a> {
+    /// where its forms post
+    pub action: &'a str,
+    /// the forms' CSRF token
+    pub csrf: &'a str,
+    /// who is signed in
+    pub username: &'a str,
+    /// how (the session's acr)
+    pub acr: &'a str,
+    /// their passkeys
+    pub passkeys: &'a [PasskeyItem],
+    /// what they may do
+    pub manage: Manage<'a>,
+    /// what was just done
+    pub note: Option<&'a str>,
+    /// what went wrong
+    pub error: Option<&'a str>,
+}
+
+/// The account page.
+pub fn account(a: &Account<'_>) -> String {
+    let note = a.note.map_or(String::new(), |n| {
         format!("<p class=\"note\" role=\"status\">{}</p>\n", esc(n))
     });
-    let err = error.map_or(String::new(), |e| {
+    let err = a.error.map_or(String::new(), |e| {
         format!("<p class=\"error\" role=\"alert\">{}</p>\n", esc(e))
     });
-    let items = passkeys
+    let changes = a.manage != Manage::ConfirmFirst;
+    let items = a
+        .passkeys
         .iter()
         .map(|p| {
             let used = p
                 .last_used
                 .as_deref()
                 .map_or("never used".to_owned(), |u| format!("last used {}", esc(u)));
-            format!(
-                "<li data-credential-id=\"{id}\"><strong class=\"passkey-name\">{name}</strong> \
-<small>added {created}, {used}</small>\n\
-<form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+            let forms = if changes {
+                format!(
+                    "\n<form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
 <input type=\"hidden\" name=\"kb_action\" value=\"rename\"><input type=\"hidden\" name=\"credential_id\" value=\"{id}\">\
 <label>New name <input type=\"text\" name=\"name\" maxlength=\"64\" required value=\"{name}\"></label>\
 <button type=\"submit\">Rename</button></form>\n\
 <form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
 <input type=\"hidden\" name=\"kb_action\" value=\"remove\"><input type=\"hidden\" name=\"credential_id\" value=\"{id}\">\
-<button type=\"submit\">Remove</button></form></li>",
+<button type=\"submit\">Remove</button></form>",
+                    id = esc(&p.id),
+                    name = esc(&p.name),
+                    action = esc(a.action),
+                    csrf = esc(a.csrf),
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "<li data-credential-id=\"{id}\"><strong class=\"passkey-name\">{name}</strong> \
+<small>added {created}, {used}</small>{forms}</li>",
                 id = esc(&p.id),
                 name = esc(&p.name),
                 created = esc(&p.created),
-                action = esc(action),
-                csrf = esc(csrf),
             )
         })
         .collect::<Vec<_>>()
         .join("\n");
-    let add = match available {
-        Ok(()) => format!(
+    let add = match a.manage {
+        Manage::Yes => format!(
             "<form method=\"post\" action=\"{action}\" id=\"passkey-form\">\
 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"kb_action\" value=\"add\">\
 <input type=\"hidden\" name=\"kb_passkey_state\" value=\"\"><input type=\"hidden\" name=\"kb_passkey_credential\" value=\"\">\n\
@@ -208,22 +251,31 @@ pub fn account(
 <input type=\"text\" id=\"passkey-name\" name=\"name\" maxlength=\"64\" required value=\"Passkey\">\n\
 <button type=\"button\" id=\"add-passkey\" data-ceremony=\"create\" data-options=\"{options}\">Add a passkey</button>\n</form>\n\
 <p id=\"passkey-message\" class=\"note\" role=\"status\"></p>\n<script>{script}</script>",
-            action = esc(action),
-            csrf = esc(csrf),
+            action = esc(a.action),
+            csrf = esc(a.csrf),
             options = esc(keybound_op::paths::PASSKEY_OPTIONS),
             script = PASSKEY_SCRIPT,
         ),
-        Err(why) => format!("<p class=\"note\">{}</p>", esc(why)),
+        Manage::ConfirmFirst => format!(
+            "<p class=\"note\">Confirm with one of your passkeys to add, rename or remove passkeys.</p>\n{}",
+            passkey_form(a.action, &[], a.csrf, PasskeyStep::SecondFactor)
+        ),
+        Manage::NoNewPasskeys(why) => format!("<p class=\"note\">{}</p>", esc(why)),
     };
     layout(
         "Your account",
         &format!(
             "<h1>Your account</h1>\n<p>Signed in as <strong id=\"username\">{user}</strong> \
 <small id=\"acr\">({acr})</small></p>\n{note}{err}<h2>Passkeys</h2>\n<ul id=\"passkeys\">\n{items}\n</ul>\n{add}",
-            user = esc(username),
-            acr = esc(acr),
+            user = esc(a.username),
+            acr = esc(a.acr),
         ),
     )
+}
+
+/// Whether a page has the passkey script (its CSP must allow it).
+pub fn has_passkey_script(html: &str) -> bool {
+    html.contains(PASSKEY_SCRIPT)
 }
 
 fn describe_scope(s: &str) -> &'static str {

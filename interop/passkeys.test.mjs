@@ -1,0 +1,249 @@
+// Passkeys in a real browser (issue 27 item 4): headless Debian Chromium with the DevTools
+// protocol's virtual authenticator (ctap2, internal transport, resident keys, user
+// verification), against the real `keybound serve` whose issuer is http://localhost:PORT (an IP
+// address cannot be a WebAuthn RP ID). An End-User registers a passkey on the account page,
+// signs out, signs in with it — no password typed — and openid-client gets a key-bound ID Token
+// whose amr says swk and whose acr is the passkey's; that ID Token is exchanged into an ID-JAG
+// carrying the same acr/amr, redeemed at a second OP. A password session steps up when the app
+// asks for the passkey acr. An authenticator without a credential for this RP ID, and the
+// OP's page opened on another origin, get no passkey sign-in.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
+import { chromium } from 'playwright-core';
+import * as client from 'openid-client';
+import * as jose from 'jose';
+import { startOp, admin, freePort } from './common.mjs';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const PASSKEY_ACR = 'urn:keybound:acr:passkey';
+let a, b, browser, callback, redirectUri;
+
+before(async () => {
+  const port = await freePort();
+  redirectUri = `http://127.0.0.1:${port}/cb`;
+  callback = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end('callback reached');
+  });
+  await new Promise((r) => callback.listen(port, '127.0.0.1', r));
+  b = await startOp((dir) => {
+    admin(dir, ['client', 'add', '--client-id', 'svc-at-b', '--auth-method', 'client_secret_basic',
+      '--secret', 'secret-at-b', '--redirect-uri', redirectUri, '--grant-type', 'jwt-bearer']);
+    admin(dir, ['user', 'add', '--username', 'alice-b', '--password', 'unused-pw', '--email', 'alice@example.com']);
+  });
+  a = await startOp((dir) => {
+    admin(dir, ['client', 'add', '--client-id', 'svc', '--name', 'Passkey App', '--auth-method', 'client_secret_basic',
+      '--secret', 'secret-at-a', '--redirect-uri', redirectUri,
+      '--exchange-audience', `${b.issuer}=svc-at-b`, '--exchange-scope', 'orders.read']);
+    admin(dir, ['user', 'add', '--username', 'alice', '--password', 'wonderland', '--email', 'alice@example.com']);
+    admin(dir, ['user', 'add', '--username', 'bob', '--password', 'wonderland']);
+    admin(dir, ['user', 'add', '--username', 'carol', '--password', 'wonderland']);
+  }, { host: 'localhost' });
+  admin(b.dataDir, ['issuer', 'add', '--issuer', a.issuer, '--subject', 'email']);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  a?.stop();
+  b?.stop();
+  callback?.close();
+});
+
+/** A page with a virtual platform authenticator (resident keys, user verification). */
+async function withAuthenticator(context) {
+  const page = await context.newPage();
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2', transport: 'internal', hasResidentKey: true,
+      hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true,
+    },
+  });
+  return { page, cdp, authenticatorId };
+}
+
+async function passwordSignIn(page, username = 'alice') {
+  await page.fill('#username', username);
+  await page.fill('#password', 'wonderland');
+  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+}
+
+/** Register a passkey on the account page (signing in with the password first). */
+async function registerPasskey(page, username, name = 'Test laptop') {
+  await page.goto(`${a.issuer}/account`);
+  if (await page.$('#password')) await passwordSignIn(page, username);
+  await page.fill('#passkey-name', name);
+  await Promise.all([page.waitForURL(/done=added/), page.click('#add-passkey')]);
+}
+
+const b64sha256 = (s) => createHash('sha256').update(s, 'ascii').digest('base64url');
+const insecure = { execute: [client.allowInsecureRequests] };
+
+/** openid-client at A with a DPoP key: the authorization URL and how to redeem its callback. */
+async function rpAtA(extra = {}) {
+  const config = await client.discovery(new URL(a.issuer), 'svc', undefined, client.ClientSecretBasic('secret-at-a'), insecure);
+  const keyPair = await client.randomDPoPKeyPair('ES256');
+  const jkt = await jose.calculateJwkThumbprint(await jose.exportJWK(keyPair.publicKey));
+  let pendingCode;
+  const dpop = client.getDPoPHandle(config, keyPair, {
+    [client.modifyAssertion]: (_h, payload) => {
+      if (pendingCode) payload.c_s256 = b64sha256(pendingCode);
+    },
+  });
+  const verifier = client.randomPKCECodeVerifier();
+  const nonce = client.randomNonce();
+  const url = client.buildAuthorizationUrl(config, {
+    redirect_uri: redirectUri, scope: 'openid bound_key', nonce, dpop_jkt: jkt,
+    code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    ...extra,
+  });
+  return {
+    config, keyPair, jkt, dpop, url: url.toString(),
+    async redeem(callbackUrl) {
+      const cb = new URL(callbackUrl);
+      pendingCode = cb.searchParams.get('code');
+      try {
+        return await client.authorizationCodeGrant(config, cb, {
+          pkceCodeVerifier: verifier, expectedNonce: nonce, idTokenExpected: true,
+        }, undefined, { DPoP: dpop });
+      } finally {
+        pendingCode = undefined;
+      }
+    },
+  };
+}
+
+/** Follow the OP's pages after the sign-in: consent once, then the redirect to the app. */
+async function toCallback(page) {
+  if (!page.url().startsWith(redirectUri) && await page.$('button[value=allow]')) {
+    await Promise.all([page.waitForURL((u) => u.toString().startsWith(redirectUri)), page.click('button[value=allow]')]);
+  }
+  await page.waitForURL((u) => u.toString().startsWith(redirectUri));
+  return page.url();
+}
+
+test('register a passkey, sign out, sign in with it: a key-bound ID Token with the passkey acr, chained into B', async () => {
+  const context = await browser.newContext();
+  const { page, cdp, authenticatorId } = await withAuthenticator(context);
+  await registerPasskey(page, 'alice');
+  const items = await page.$$('#passkeys > li');
+  assert.equal(items.length, 1);
+  assert.match(await items[0].textContent(), /Test laptop/);
+  const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+  assert.equal(credentials.length, 1);
+  assert.equal(credentials[0].isResidentCredential, true, 'a discoverable credential');
+  assert.equal(credentials[0].rpId, 'localhost');
+
+  // sign out (the OP's session cookie gone), then sign in with the passkey: no password typed
+  await context.clearCookies();
+  const rp = await rpAtA();
+  await page.goto(rp.url);
+  assert.ok(await page.$('#password'), 'the password form is offered too');
+  await Promise.all([page.waitForNavigation(), page.click('#passkey-sign-in')]);
+  const tokens = await rp.redeem(await toCallback(page));
+  const claims = tokens.claims();
+  assert.equal(claims.acr, PASSKEY_ACR);
+  assert.ok(claims.amr.includes('swk') || claims.amr.includes('hwk'), JSON.stringify(claims.amr));
+  assert.ok(claims.amr.includes('user'));
+  assert.ok(!claims.amr.includes('pwd'), 'no password');
+  assert.equal(claims.cnf.jwk.x, (await jose.exportJWK(rp.keyPair.publicKey)).x, 'key-bound');
+  assert.equal(jose.decodeProtectedHeader(tokens.id_token).typ, 'dpop+id_token');
+  const { credentials: after } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+  assert.equal(after[0].signCount, credentials[0].signCount + 1, 'the authenticator signed once more');
+
+  // the ID-JAG carries the same acr/amr, and so does B's access token
+  const exchanged = await client.genericGrantRequest(rp.config, 'urn:ietf:params:oauth:grant-type:token-exchange', {
+    requested_token_type: 'urn:ietf:params:oauth:token-type:id-jag',
+    subject_token: tokens.id_token,
+    subject_token_type: 'urn:ietf:params:oauth:token-type:id_token',
+    audience: b.issuer,
+    scope: 'orders.read',
+  }, { DPoP: rp.dpop });
+  const jag = jose.decodeJwt(exchanged.access_token);
+  assert.equal(jag.acr, PASSKEY_ACR);
+  assert.deepEqual(jag.amr, claims.amr);
+  const atB = await client.discovery(new URL(b.issuer), 'svc-at-b', undefined, client.ClientSecretBasic('secret-at-b'), insecure);
+  const redeemed = await client.genericGrantRequest(atB, 'urn:ietf:params:oauth:grant-type:jwt-bearer', {
+    assertion: exchanged.access_token,
+  }, { DPoP: client.getDPoPHandle(atB, rp.keyPair) });
+  const at = jose.decodeJwt(redeemed.access_token);
+  assert.equal(at.acr, PASSKEY_ACR);
+  assert.deepEqual(at.amr, claims.amr);
+  await context.close();
+});
+
+test('a password session steps up with a passkey when the app asks for the passkey acr', async () => {
+  const context = await browser.newContext();
+  const { page } = await withAuthenticator(context);
+  await registerPasskey(page, 'bob', 'Step-up key');
+  await context.clearCookies();
+  // a password sign-in first
+  const first = await rpAtA();
+  await page.goto(first.url);
+  await passwordSignIn(page, 'bob');
+  const pwd = (await first.redeem(await toCallback(page))).claims();
+  assert.equal(pwd.acr, 'urn:keybound:acr:pwd');
+  assert.deepEqual(pwd.amr, ['pwd']);
+  // the app asks for more: no password form, only the passkey
+  const rp = await rpAtA({ acr_values: PASSKEY_ACR });
+  await page.goto(rp.url);
+  assert.equal(await page.$('#password'), null, 'a password does not satisfy it');
+  assert.match(await page.textContent('body'), /passkey/i);
+  await Promise.all([page.waitForNavigation(), page.click('#passkey-sign-in')]);
+  const claims = (await rp.redeem(await toCallback(page))).claims();
+  assert.equal(claims.acr, PASSKEY_ACR);
+  assert.deepEqual(claims.amr, ['pwd', 'swk', 'user', 'mfa'], 'the password and the passkey');
+  await context.close();
+});
+
+test('an authenticator without a passkey for this RP ID signs nothing in', async () => {
+  const context = await browser.newContext();
+  const { page, cdp, authenticatorId } = await withAuthenticator(context);
+  // a resident credential, but for another site's RP ID
+  const { privateKey } = await jose.generateKeyPair('ES256', { extractable: true });
+  const pkcs8 = await jose.exportPKCS8(privateKey);
+  await cdp.send('WebAuthn.addCredential', {
+    authenticatorId,
+    credential: {
+      credentialId: Buffer.from('another-site-credential').toString('base64'),
+      isResidentCredential: true,
+      rpId: 'another.example',
+      privateKey: pkcs8.replace(/-----[^-]+-----|\s/g, ''),
+      userHandle: Buffer.from('someone').toString('base64'),
+      signCount: 0,
+    },
+  });
+  const rp = await rpAtA();
+  await page.goto(rp.url);
+  await page.click('#passkey-sign-in');
+  await page.waitForFunction(() => document.querySelector('#passkey-message')?.textContent.length > 0, null, { timeout: 20000 });
+  assert.match(await page.textContent('#passkey-message'), /closed or timed out/);
+  assert.ok(page.url().startsWith(a.issuer), 'still on the sign-in page');
+  await context.close();
+});
+
+test('the sign-in page opened on another origin (127.0.0.1, not the issuer) cannot use the passkey', async () => {
+  const context = await browser.newContext();
+  const { page } = await withAuthenticator(context);
+  await registerPasskey(page, 'carol', 'Origin key');
+  await context.clearCookies();
+  const rp = await rpAtA();
+  // the same server reached by its IP address: the page's origin is not the issuer's
+  await page.goto(rp.url.replace('localhost', '127.0.0.1'));
+  await page.click('#passkey-sign-in');
+  await page.waitForFunction(() => document.querySelector('#passkey-message')?.textContent.length > 0, null, { timeout: 20000 });
+  // the browser refuses an RP ID that is not the page's domain, before any authenticator
+  assert.match(await page.textContent('#passkey-message'), /invalid domain|SecurityError|not allowed/i);
+  assert.ok(page.url().includes('127.0.0.1'), 'no sign-in happened');
+  assert.equal(await page.$('button[value=allow]'), null);
+  await context.close();
+});
