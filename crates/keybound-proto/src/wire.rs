@@ -672,6 +672,116 @@ pub struct DeviceAuthorizationResponse {
 /// dropped from the description so it always fits a quoted-string. The one builder for the
 /// provider's resources and for consuming components.
 pub fn challenge(scheme: &str, error: Option<(ErrorCode, &str)>, algs: Option<&str>) -> String {
+    challenge_with(scheme, error, algs, None)
+}
+
+/// What a resource demands of the End-User's sign-in (RFC 9470 §3): an `acr` among
+/// `acr_values` and an authentication no older than `max_age` seconds. Carried by the
+/// `insufficient_user_authentication` challenge, and by the authorization request a client
+/// makes to meet it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepUp {
+    /// acceptable `acr` values, in order of preference (empty: any)
+    pub acr_values: Vec<String>,
+    /// the longest time since the End-User authenticated
+    pub max_age: Option<u64>,
+}
+
+impl StepUp {
+    /// The step-up a `WWW-Authenticate` value asks for: its `error` is
+    /// `insufficient_user_authentication` (any scheme); `None` otherwise.
+    pub fn from_challenge(www_authenticate: &str) -> Option<Self> {
+        let params = challenge_params(www_authenticate);
+        let get = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        };
+        if get("error") != Some(ErrorCode::InsufficientUserAuthentication.as_str()) {
+            return None;
+        }
+        Some(StepUp {
+            acr_values: get("acr_values")
+                .map(|v| {
+                    v.split(' ')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            max_age: get("max_age").and_then(|v| v.parse().ok()),
+        })
+    }
+
+    /// The authorization request parameters that ask for this sign-in (`acr_values`,
+    /// `max_age`).
+    pub fn authorization_params(&self) -> Vec<(&'static str, String)> {
+        let mut p = Vec::new();
+        if !self.acr_values.is_empty() {
+            p.push(("acr_values", self.acr_values.join(" ")));
+        }
+        if let Some(m) = self.max_age {
+            p.push(("max_age", m.to_string()));
+        }
+        p
+    }
+}
+
+/// The `name=value` parameters of a `WWW-Authenticate` value (quoted or token values; the
+/// scheme and any second challenge's scheme are skipped).
+fn challenge_params(value: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = value.trim();
+    while !rest.is_empty() {
+        let Some(eq) = rest.find('=') else { break };
+        // the name is the last word before '=' (skipping a scheme before it)
+        let name = rest[..eq]
+            .rsplit([' ', ','])
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+        rest = rest[eq + 1..].trim_start();
+        let v = if let Some(q) = rest.strip_prefix('"') {
+            let mut v = String::new();
+            let mut chars = q.char_indices();
+            let mut end = q.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, e)) = chars.next() {
+                            v.push(e);
+                        }
+                    }
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => v.push(c),
+                }
+            }
+            rest = &q[end.min(q.len())..];
+            v
+        } else {
+            let end = rest.find([',', ' ']).unwrap_or(rest.len());
+            let v = rest[..end].to_owned();
+            rest = &rest[end..];
+            v
+        };
+        out.push((name, v));
+        rest = rest.trim_start_matches([',', ' ']);
+    }
+    out
+}
+
+/// [`challenge`] with RFC 9470 §3's `acr_values` and `max_age` when `step_up` is given.
+pub fn challenge_with(
+    scheme: &str,
+    error: Option<(ErrorCode, &str)>,
+    algs: Option<&str>,
+    step_up: Option<&StepUp>,
+) -> String {
     let mut params = Vec::new();
     if let Some((code, description)) = error {
         let d: String = description
@@ -684,6 +794,19 @@ pub fn challenge(scheme: &str, error: Option<(ErrorCode, &str)>, algs: Option<&s
     if let Some(a) = algs {
         params.push(format!("algs=\"{a}\""));
     }
+    if let Some(s) = step_up {
+        let clean = |v: &str| -> String {
+            v.chars()
+                .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+                .collect()
+        };
+        if !s.acr_values.is_empty() {
+            params.push(format!("acr_values=\"{}\"", clean(&s.acr_values.join(" "))));
+        }
+        if let Some(m) = s.max_age {
+            params.push(format!("max_age={m}"));
+        }
+    }
     if params.is_empty() {
         scheme.to_owned()
     } else {
@@ -695,6 +818,59 @@ pub fn challenge(scheme: &str, error: Option<(ErrorCode, &str)>, algs: Option<&s
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn rfc9470_3_the_step_up_challenge_round_trips() {
+        let s = StepUp {
+            acr_values: vec![
+                "urn:keybound:acr:passkey".into(),
+                "urn:keybound:acr:mfa".into(),
+            ],
+            max_age: Some(300),
+        };
+        let c = challenge_with(
+            "DPoP",
+            Some((
+                ErrorCode::InsufficientUserAuthentication,
+                "a passkey is needed, \"now\"",
+            )),
+            Some("ES256 EdDSA"),
+            Some(&s),
+        );
+        assert_eq!(
+            c,
+            "DPoP error=\"insufficient_user_authentication\", error_description=\"a passkey is needed, now\", \
+algs=\"ES256 EdDSA\", acr_values=\"urn:keybound:acr:passkey urn:keybound:acr:mfa\", max_age=300"
+        );
+        assert_eq!(StepUp::from_challenge(&c), Some(s.clone()));
+        // RFC 9470 §3's own example, Bearer, and another error
+        let example = r#"Bearer error="insufficient_user_authentication", error_description="A different authentication level is required", acr_values="myACR""#;
+        assert_eq!(
+            StepUp::from_challenge(example).unwrap().acr_values,
+            ["myACR"]
+        );
+        assert_eq!(
+            StepUp::from_challenge(r#"Bearer error="insufficient_user_authentication", max_age=5"#)
+                .unwrap()
+                .max_age,
+            Some(5)
+        );
+        assert_eq!(
+            StepUp::from_challenge(r#"DPoP error="invalid_token""#),
+            None
+        );
+        assert_eq!(StepUp::from_challenge("DPoP"), None);
+        assert_eq!(
+            s.authorization_params(),
+            [
+                (
+                    "acr_values",
+                    "urn:keybound:acr:passkey urn:keybound:acr:mfa".to_owned()
+                ),
+                ("max_age", "300".to_owned())
+            ]
+        );
+    }
 
     #[test]
     fn error_codes_serialize_as_registered_strings() {

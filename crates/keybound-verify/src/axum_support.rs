@@ -1,6 +1,8 @@
-//! axum integration: the [`KeyBound`] extractor and the [`require_key_bound`] middleware. Both
-//! answer a refused presentation with `401` and `WWW-Authenticate: DPoP error=…`, plus a
-//! `DPoP-Nonce` when this service demands nonces (RFC 9449 §7.1, §9).
+//! axum integration: the [`KeyBound`] and [`DpopAccess`] extractors, the [`require_key_bound`]
+//! middleware, and per-route step-up ([`require_access_step_up`], [`require_key_bound_step_up`],
+//! RFC 9470). All answer a refused presentation with `401` and `WWW-Authenticate: DPoP
+//! error=…` (with `acr_values`/`max_age` for a step-up), plus a `DPoP-Nonce` when this service
+//! demands nonces (RFC 9449 §7.1, §9).
 
 use std::sync::Arc;
 
@@ -10,10 +12,11 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use keybound_proto::presentation::ID_TOKEN_HEADER;
-use keybound_proto::wire::challenge;
+use keybound_proto::wire::challenge_with;
 
 use crate::{
-    AccessPresentation, HttpPresentation, VerifiedAccess, VerifiedIdentity, Verifier, VerifyError,
+    AccessPresentation, HttpPresentation, StepUp, VerifiedAccess, VerifiedIdentity, Verifier,
+    VerifyError,
 };
 
 /// A request whose key-bound ID Token and proof verified.
@@ -44,8 +47,18 @@ impl IntoResponse for Refusal {
             VerifyError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::UNAUTHORIZED,
         };
-        // the same challenge builder as the provider's resources (RFC 9449 §7.1)
-        let challenge = challenge("DPoP", Some((code, &description)), Some(&self.algs));
+        // the same challenge builder as the provider's resources (RFC 9449 §7.1), with what
+        // a step-up needs (RFC 9470 §3)
+        let step_up = match &self.error {
+            VerifyError::InsufficientUserAuthentication { required, .. } => Some(required),
+            _ => None,
+        };
+        let challenge = challenge_with(
+            "DPoP",
+            Some((code, &description)),
+            Some(&self.algs),
+            step_up,
+        );
         let body = serde_json::json!({ "error": code, "error_description": description });
         let mut r = (status, axum::Json(body)).into_response();
         if let Ok(v) = HeaderValue::from_str(&challenge) {
@@ -69,8 +82,9 @@ fn dpop_headers(headers: &HeaderMap) -> Vec<&str> {
 }
 
 impl Refusal {
-    /// The refusal of `error` by `verifier` (with a fresh nonce when it demands them).
-    fn new(verifier: &Verifier, error: VerifyError) -> Self {
+    /// The refusal of `error` by `verifier` (with a fresh nonce when it demands them): what a
+    /// handler returns when its own check fails, e.g. [`Verifier::check_sign_in`].
+    pub fn new(verifier: &Verifier, error: VerifyError) -> Self {
         let nonce = match &error {
             VerifyError::NonceRequired(n) => Some(n.clone()),
             _ => verifier.fresh_nonce(),
@@ -176,6 +190,70 @@ pub async fn require_key_bound(
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
     match verify_request(&verifier, &method, &path, req.headers()).await {
+        Ok(identity) => {
+            req.extensions_mut().insert(KeyBound(identity));
+            next.run(req).await
+        }
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// A route that demands a sign-in (RFC 9470): the verifier and what it requires.
+#[derive(Debug, Clone)]
+pub struct StepUpRoute {
+    /// the verifier
+    pub verifier: Arc<Verifier>,
+    /// the `acr` values it accepts and the longest time since the End-User authenticated
+    pub required: StepUp,
+}
+
+/// Middleware for a route taking DPoP access tokens whose sign-in must meet `required`:
+/// `.route_layer(from_fn_with_state(StepUpRoute { … }, require_access_step_up))`. A token that
+/// falls short is answered `401` with `error="insufficient_user_authentication"` and the
+/// `acr_values`/`max_age` to sign in with; the verified access is added to the extensions.
+pub async fn require_access_step_up(
+    State(route): State<StepUpRoute>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let v = &route.verifier;
+    let checked = verify_access_request(v, &method, &path, req.headers())
+        .await
+        .and_then(|access| {
+            v.check_sign_in(access.sign_in(), &route.required)
+                .map(|()| access)
+                .map_err(|e| Refusal::new(v, e))
+        });
+    match checked {
+        Ok(access) => {
+            req.extensions_mut().insert(DpopAccess(access));
+            next.run(req).await
+        }
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// Middleware for a route taking key-bound ID Token presentations whose sign-in must meet
+/// `required` (as [`require_access_step_up`]); the verified identity is added to the
+/// extensions.
+pub async fn require_key_bound_step_up(
+    State(route): State<StepUpRoute>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let v = &route.verifier;
+    let checked = verify_request(v, &method, &path, req.headers())
+        .await
+        .and_then(|who| {
+            v.check_sign_in(who.sign_in(), &route.required)
+                .map(|()| who)
+                .map_err(|e| Refusal::new(v, e))
+        });
+    match checked {
         Ok(identity) => {
             req.extensions_mut().insert(KeyBound(identity));
             next.run(req).await

@@ -50,6 +50,15 @@ pub enum VerifyError {
     /// This service accepts only DPoP-bound access tokens.
     #[error("this service accepts only DPoP-bound access tokens (cnf.jkt)")]
     BearerNotAccepted,
+    /// RFC 9470 §3: the token is valid, the End-User's sign-in is weaker or older than this
+    /// resource demands; the challenge names what would do.
+    #[error("{why}")]
+    InsufficientUserAuthentication {
+        /// what the resource demands
+        required: crate::StepUp,
+        /// how the token falls short
+        why: String,
+    },
 }
 
 impl VerifyError {
@@ -64,6 +73,9 @@ impl VerifyError {
             | VerifyError::IdToken(_)
             | VerifyError::Jwks(_) => ErrorCode::InvalidToken,
             VerifyError::NonceRequired(_) => ErrorCode::UseDpopNonce,
+            VerifyError::InsufficientUserAuthentication { .. } => {
+                ErrorCode::InsufficientUserAuthentication
+            }
             VerifyError::ReplayCacheFull | VerifyError::ReplayCacheUnavailable(_) => {
                 ErrorCode::TemporarilyUnavailable
             }

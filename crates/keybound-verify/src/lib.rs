@@ -13,7 +13,9 @@
 //!    JWS over this verifier's audience and challenge (docs/presentation.md);
 //! 3. the proof's `jti` has not been seen ([`ReplayCache`], bounded, fail closed when full).
 //!
-//! The result is a [`VerifiedIdentity`] or one precise [`VerifyError`].
+//! The result is a [`VerifiedIdentity`] or one precise [`VerifyError`]. A route that needs a
+//! stronger or fresher sign-in than the token's asks [`Verifier::check_sign_in`] (RFC 9470
+//! step-up, module `step_up`).
 
 mod access;
 #[cfg(feature = "axum")]
@@ -21,6 +23,7 @@ pub mod axum_support;
 mod error;
 mod jwks;
 mod replay;
+mod step_up;
 
 use std::sync::Arc;
 
@@ -37,6 +40,7 @@ pub use jwks::{FetchedJwks, JwksCache, JwksFetcher, StaticJwks};
 #[cfg(feature = "sqlite")]
 pub use replay::SqliteReplayCache;
 pub use replay::{MemoryReplayCache, ReplayCache};
+pub use step_up::{SignIn, StepUp};
 
 pub use keybound_proto::{Clock, ManualClock};
 
