@@ -43,6 +43,7 @@ use serde_json::Value;
 pub use device::{DeviceFlow, DevicePoll};
 pub use error::RpError;
 pub use keybound_jose::Secret;
+pub use keybound_proto::wire::StepUp;
 pub use session::Session;
 #[cfg(feature = "http")]
 pub use transport::ReqwestTransport;
@@ -136,6 +137,8 @@ pub struct PendingAuth {
     pub nonce: String,
     verifier: zeroize::Zeroizing<String>,
     key: PrivateKey,
+    /// the sign-in asked for (RFC 9470 step-up), checked in the ID Token
+    step_up: Option<StepUp>,
 }
 
 impl PendingAuth {
@@ -247,6 +250,19 @@ impl Rp {
 
     /// Start an authentication: a fresh key pair, PKCE, `state`, `nonce`, and the URL.
     pub async fn begin(&self) -> Result<PendingAuth, RpError> {
+        self.begin_with(None).await
+    }
+
+    /// Start an authentication that meets what a resource demanded (RFC 9470): its
+    /// `insufficient_user_authentication` challenge, read by
+    /// [`StepUp::from_challenge`], gives the `acr_values` and `max_age` sent to the OP; the ID
+    /// Token that comes back must say an `acr` among them and an `auth_time` within `max_age`
+    /// (OIDC Core 3.1.3.7 steps 12–13), else [`Rp::exchange`] refuses it.
+    pub async fn begin_step_up(&self, step_up: &StepUp) -> Result<PendingAuth, RpError> {
+        self.begin_with(Some(step_up)).await
+    }
+
+    async fn begin_with(&self, step_up: Option<&StepUp>) -> Result<PendingAuth, RpError> {
         let m = self.discover().await?;
         // An OP that does not list bound_key may still honour it (KB-D1 is a SHOULD); the ID
         // Token is what is checked.
@@ -269,12 +285,16 @@ impl Rp {
             .append_pair("code_challenge", &challenge)
             .append_pair("code_challenge_method", "S256")
             .append_pair("dpop_jkt", jkt.as_str());
+        if let Some(s) = step_up {
+            url.query_pairs_mut().extend_pairs(s.authorization_params());
+        }
         Ok(PendingAuth {
             url: url.into(),
             state,
             nonce,
             verifier,
             key,
+            step_up: step_up.cloned(),
         })
     }
 
@@ -457,7 +477,12 @@ impl Rp {
             .ok_or_else(|| RpError::Token("the token response has no id_token".into()))?;
         let jkt = pending.jkt();
         let bound = self
-            .check_id_token(&id_token, Some(&pending.nonce), &jkt)
+            .check_id_token_for(
+                &id_token,
+                Some(&pending.nonce),
+                &jkt,
+                pending.step_up.as_ref(),
+            )
             .await?;
         if !(t.token_type.eq_ignore_ascii_case("dpop")
             || t.token_type.eq_ignore_ascii_case("bearer"))
@@ -477,6 +502,17 @@ impl Rp {
         nonce: Option<&str>,
         jkt: &keybound_jose::Jkt,
     ) -> Result<bool, RpError> {
+        self.check_id_token_for(id_token, nonce, jkt, None).await
+    }
+
+    /// [`Rp::check_id_token`] for a sign-in that asked for `step_up`.
+    async fn check_id_token_for(
+        &self,
+        id_token: &str,
+        nonce: Option<&str>,
+        jkt: &keybound_jose::Jkt,
+        step_up: Option<&StepUp>,
+    ) -> Result<bool, RpError> {
         let now = self.clock.now();
         let auds = [self.config.client_id.clone()];
         let typ = keybound_jose::Jws::parse(id_token)
@@ -490,9 +526,14 @@ impl Rp {
             )));
         }
         let mut keys = self.jwks(false).await?;
+        let acr_values = step_up
+            .map(|s| s.acr_values.as_slice())
+            .filter(|v| !v.is_empty());
         let checks = |binding| IdTokenChecks {
             nonce,
             binding,
+            acr_values,
+            max_age: step_up.and_then(|s| s.max_age),
             ..IdTokenChecks::new(&self.config.issuer, &auds, now)
         };
         let binding = if looks_bound {

@@ -425,3 +425,44 @@ async fn an_unbound_id_jag_for_a_bound_session_is_refused_as_a_downgrade() {
         other => panic!("expected a downgrade refusal, got {other:?}"),
     }
 }
+
+/// RFC 9470: the RP reads a resource's `insufficient_user_authentication` challenge, asks the
+/// OP for that sign-in (`acr_values`, `max_age` in the authorization request), and accepts only
+/// an ID Token that says it got it (OIDC Core 3.1.3.7 steps 12–13).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc9470_the_rp_signs_in_again_with_the_challenges_values() {
+    let op = start_op().await;
+    let rp = Rp::new(
+        RpConfig::new(&op.issuer, "app", REDIRECT),
+        Arc::new(ReqwestTransport::new().unwrap()),
+        Arc::new(SystemClock),
+    );
+    let challenge = "DPoP error=\"insufficient_user_authentication\", \
+        error_description=\"fresher sign-in needed\", acr_values=\"urn:keybound:acr:pwd\", max_age=300";
+    let step_up = keybound_rp::StepUp::from_challenge(challenge).unwrap();
+    let pending = rp.begin_step_up(&step_up).await.unwrap();
+    let q: std::collections::HashMap<String, String> = url::Url::parse(&pending.url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    assert_eq!(q["acr_values"], "urn:keybound:acr:pwd");
+    assert_eq!(q["max_age"], "300");
+    let code = rp.callback(&pending, &browse(&pending.url).await).unwrap();
+    let session = rp.exchange(pending, &code).await.unwrap();
+    let claims = keybound_proto::idtoken::decode(&session.id_token)
+        .unwrap()
+        .unverified_claims()
+        .clone();
+    assert_eq!(claims.acr.as_deref(), Some("urn:keybound:acr:pwd"));
+    // a value the OP does not issue is asked voluntarily: it signs in with what it has, and
+    // the RP refuses the ID Token that does not say the value asked for
+    let step_up = keybound_rp::StepUp {
+        acr_values: vec!["urn:example:loa:4".into()],
+        max_age: None,
+    };
+    let pending = rp.begin_step_up(&step_up).await.unwrap();
+    let code = rp.callback(&pending, &browse(&pending.url).await).unwrap();
+    let e = rp.exchange(pending, &code).await.unwrap_err();
+    assert!(e.to_string().contains("acr"), "{e}");
+}

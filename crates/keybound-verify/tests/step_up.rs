@@ -107,7 +107,10 @@ async fn rfc9470_3_a_password_sign_in_is_challenged_with_the_acr_values_and_max_
         challenge.starts_with("DPoP error=\"insufficient_user_authentication\""),
         "{challenge}"
     );
-    assert!(challenge.contains(&format!("acr_values=\"{PASSKEY} {MFA}\"")), "{challenge}");
+    assert!(
+        challenge.contains(&format!("acr_values=\"{PASSKEY} {MFA}\"")),
+        "{challenge}"
+    );
     assert!(challenge.contains("max_age=300"), "{challenge}");
     let asked = StepUp::from_challenge(&challenge).unwrap();
     assert_eq!(asked.acr_values, [PASSKEY, MFA]);
@@ -124,7 +127,11 @@ async fn rfc9470_3_an_old_sign_in_is_challenged_and_a_fresh_passkey_sign_in_pass
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(challenge.contains("signed in 1000 s ago"), "{challenge}");
     let (status, _) = present(Some(PASSKEY), None, "d").await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "no auth_time: its age unknown");
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "no auth_time: its age unknown"
+    );
     let (status, challenge) = present(Some(PASSKEY), Some(NOW - 10), "e").await;
     assert_eq!(status, StatusCode::OK, "{challenge}");
     let (status, _) = present(Some(MFA), Some(NOW - 10), "f").await;
