@@ -254,6 +254,10 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
             // RFC 8693 §2.2.2
             ExchangeRefusal::Audience(_) | ExchangeRefusal::Resource(_) => C::InvalidTarget,
             ExchangeRefusal::Scope(_) => C::InvalidScope,
+            // RFC 9470 §3
+            ExchangeRefusal::InsufficientUserAuthentication { .. } => {
+                C::InsufficientUserAuthentication
+            }
         },
         Refusal::JwtBearer(r) => match r {
             JwtBearerRefusal::NotAllowed(_) | JwtBearerRefusal::PublicClient(_) => {

@@ -549,6 +549,17 @@ pub enum ExchangeRefusal {
     /// TE-6, IJ-3: the audience is one of the policy's.
     #[error("audience '{0}' is not one this client may obtain ID-JAGs for")]
     Audience(String),
+    /// RFC 9470 at the exchange: the client's policy demands a stronger or fresher sign-in
+    /// than the subject ID Token says; sign the End-User in again with these values.
+    #[error("{why}: sign the End-User in again with acr_values={acr_values:?}{}", max_age.map(|m| format!(" and max_age={m}")).unwrap_or_default())]
+    InsufficientUserAuthentication {
+        /// how the subject ID Token falls short
+        why: String,
+        /// what would do
+        acr_values: Vec<String>,
+        /// the longest time since the sign-in
+        max_age: Option<u64>,
+    },
     /// TE-6: the resource is one of the policy's.
     #[error("resource '{0}' is not one this client may obtain ID-JAGs for")]
     Resource(String),

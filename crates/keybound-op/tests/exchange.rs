@@ -44,6 +44,17 @@ async fn op() -> TestOp {
             ..client("pub", ClientAuthMethod::None)
         })
         .client(client("plain", ClientAuthMethod::ClientSecretBasic))
+        .client(keybound_store::Client {
+            exchange: Some(ExchangePolicy {
+                acr_values: vec![
+                    "urn:keybound:acr:passkey".into(),
+                    "urn:keybound:acr:mfa".into(),
+                ],
+                max_auth_age: Some(600),
+                ..policy()
+            }),
+            ..client("strict", ClientAuthMethod::ClientSecretBasic)
+        })
         .build()
         .await
 }
@@ -111,11 +122,32 @@ async fn subject_made(
     key: &PrivateKey,
     f: impl FnOnce(keybound_proto::idtoken::IdTokenBuilder) -> keybound_proto::idtoken::IdTokenBuilder,
 ) -> String {
+    made(op, iss, "conf", by, key, f).await
+}
+
+/// [`subject_made`] by this OP for client `aud`.
+async fn subject_for(
+    op: &TestOp,
+    aud: &str,
+    key: &PrivateKey,
+    f: impl FnOnce(keybound_proto::idtoken::IdTokenBuilder) -> keybound_proto::idtoken::IdTokenBuilder,
+) -> String {
+    made(op, ISS, aud, None, key, f).await
+}
+
+async fn made(
+    op: &TestOp,
+    iss: &str,
+    aud: &str,
+    by: Option<&PrivateKey>,
+    key: &PrivateKey,
+    f: impl FnOnce(keybound_proto::idtoken::IdTokenBuilder) -> keybound_proto::idtoken::IdTokenBuilder,
+) -> String {
     let signer = op.p.current_key().await.unwrap();
     let b = keybound_proto::idtoken::IdTokenBuilder::new(
         iss,
         ALICE.2,
-        keybound_proto::idtoken::Audience::from("conf"),
+        keybound_proto::idtoken::Audience::from(aud),
         op.now(),
         300,
     )
@@ -523,4 +555,43 @@ async fn bcl_2_7_an_id_token_of_a_logged_out_session_no_longer_exchanges() {
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidGrant, "{e:?}");
     assert!(e.description().contains("logged out"), "{e:?}");
+}
+
+/// RFC 9470 at the exchange: a client whose policy demands a passkey sign-in (and one no older
+/// than 10 minutes) cannot chain a password sign-in; the refusal is
+/// `insufficient_user_authentication` and names the values to sign in with.
+#[tokio::test]
+async fn rfc9470_a_policy_that_demands_a_stronger_sign_in_refuses_a_password_one() {
+    let op = op().await;
+    let key = keys::es256_a();
+    let real = id_token(&op, "strict", Some(&key)).await;
+    let e = exchange(&op, "strict", &real, Some(&key), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InsufficientUserAuthentication);
+    assert!(e.description().contains("urn:keybound:acr:passkey"), "{e}");
+    assert!(e.description().contains("max_age=600"), "{e}");
+    let gid = Jws::parse(&real).unwrap().payload_json::<Value>().unwrap()["gid"].clone();
+    let now = op.now();
+    let passkey = |age: u64| {
+        let gid = gid.clone();
+        subject_for(&op, "strict", &key, move |b| {
+            b.claim("gid", gid)
+                .auth_time(now - age)
+                .acr("urn:keybound:acr:passkey")
+                .amr(&["swk", "user"])
+        })
+    };
+    let fresh = passkey(60).await;
+    let t = exchange(&op, "strict", &fresh, Some(&key), &[])
+        .await
+        .unwrap();
+    let (_, c) = open(&op, &t.access_token).await;
+    assert_eq!(c["acr"], "urn:keybound:acr:passkey");
+    let old = passkey(601).await;
+    let e = exchange(&op, "strict", &old, Some(&key), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InsufficientUserAuthentication);
+    assert!(e.description().contains("601 s old"), "{e}");
 }

@@ -181,6 +181,12 @@ pub struct ExchangePolicy {
     /// a public client may exchange (the draft wants confidential clients: off by default)
     #[serde(default)]
     pub allow_public: bool,
+    /// RFC 9470 at the exchange: the subject ID Token's `acr` must be one of these (none: any)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acr_values: Vec<String>,
+    /// RFC 9470 at the exchange: the End-User authenticated at most this long ago (seconds)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_auth_age: Option<u64>,
 }
 
 impl Client {

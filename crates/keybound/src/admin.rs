@@ -214,6 +214,13 @@ pub struct ExchangeArgs {
     /// let a public client exchange (the ID-JAG draft wants confidential clients)
     #[arg(long)]
     exchange_public: bool,
+    /// exchange only ID Tokens whose acr is this (repeatable; RFC 9470: others are refused
+    /// with insufficient_user_authentication)
+    #[arg(long = "exchange-acr", value_name = "ACR")]
+    exchange_acr: Vec<String>,
+    /// exchange only ID Tokens of sign-ins at most this many seconds old
+    #[arg(long, value_name = "SECONDS")]
+    exchange_max_auth_age: Option<u64>,
 }
 
 impl ExchangeArgs {
@@ -224,6 +231,8 @@ impl ExchangeArgs {
                 || !self.resources.is_empty()
                 || self.exchange_unbound
                 || self.exchange_public
+                || !self.exchange_acr.is_empty()
+                || self.exchange_max_auth_age.is_some()
             {
                 bail!("the --exchange-* options need at least one --exchange-audience");
             }
@@ -248,6 +257,8 @@ impl ExchangeArgs {
             resources: self.resources,
             allow_unbound: self.exchange_unbound,
             allow_public: self.exchange_public,
+            acr_values: self.exchange_acr,
+            max_auth_age: self.exchange_max_auth_age,
         }))
     }
 }

@@ -84,9 +84,11 @@ impl Provider {
         {
             return Err(Why::ConsentWithdrawn.into());
         }
+        let now = self.now();
+        // RFC 9470: the sign-in the client's policy demands before it may chain it
+        sign_in_meets(policy, claims.acr.as_deref(), claims.auth_time, now)?;
         // the targets against the client's policy (TE-6, IJ-3)
         let target = target(form, policy)?;
-        let now = self.now();
         let mut extra = Map::new();
         if let Some(t) = claims.auth_time {
             extra.insert("auth_time".into(), t.into());
@@ -265,4 +267,39 @@ fn binding(
         None if !policy.allow_unbound => Err(Why::UnboundRefused.into()),
         None => Ok(proof.map(|p| p.jkt.clone())),
     }
+}
+
+/// Whether the subject ID Token's sign-in (`acr`, `auth_time`) meets the exchange policy's
+/// `acr_values` and `max_auth_age` (RFC 9470 semantics: an `acr` among the values, an
+/// authentication no older than the age).
+fn sign_in_meets(
+    policy: &ExchangePolicy,
+    acr: Option<&str>,
+    auth_time: Option<u64>,
+    now: u64,
+) -> Result<(), Why> {
+    let short = |why: String| Why::InsufficientUserAuthentication {
+        why,
+        acr_values: policy.acr_values.clone(),
+        max_age: policy.max_auth_age,
+    };
+    if !policy.acr_values.is_empty()
+        && !acr.is_some_and(|a| policy.acr_values.iter().any(|v| v == a))
+    {
+        return Err(short(format!(
+            "this client may chain only sign-ins with acr {}; the ID Token's acr is {}",
+            policy.acr_values.join(" or "),
+            acr.unwrap_or("absent")
+        )));
+    }
+    if let Some(max) = policy.max_auth_age {
+        let age = auth_time.map(|t| now.saturating_sub(t));
+        if age.is_none_or(|a| a > max) {
+            return Err(short(format!(
+                "this client may chain only sign-ins from the last {max} s; the ID Token's is {}",
+                age.map_or("of unknown age".to_owned(), |a| format!("{a} s old"))
+            )));
+        }
+    }
+    Ok(())
 }
