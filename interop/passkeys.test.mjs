@@ -4,9 +4,12 @@
 // address cannot be a WebAuthn RP ID). An End-User registers a passkey on the account page,
 // signs out, signs in with it — no password typed — and openid-client gets a key-bound ID Token
 // whose amr says swk and whose acr is the passkey's; that ID Token is exchanged into an ID-JAG
-// carrying the same acr/amr, redeemed at a second OP. A password session steps up when the app
-// asks for the passkey acr. An authenticator without a credential for this RP ID, and the
-// OP's page opened on another origin, get no passkey sign-in.
+// carrying the same acr/amr, redeemed at a second OP. An API protected by keybound-verify
+// (examples/consumer-axum) that demands the passkey acr accepts that ID Token and refuses a
+// password sign-in's with the RFC 9470 challenge; the app then signs in again with the
+// challenge's acr_values and max_age — a passkey after the password — and the API accepts.
+// An authenticator without a credential for this RP ID, and the OP's page opened on another
+// origin, get no passkey sign-in.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -14,11 +17,13 @@ import { createServer } from 'node:http';
 import { chromium } from 'playwright-core';
 import * as client from 'openid-client';
 import * as jose from 'jose';
-import { startOp, admin, freePort } from './common.mjs';
+import { spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { startOp, admin, freePort, BIN } from './common.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const PASSKEY_ACR = 'urn:keybound:acr:passkey';
-let a, b, browser, callback, redirectUri;
+let a, b, browser, callback, redirectUri, api, apiProcess;
 
 before(async () => {
   const port = await freePort();
@@ -42,6 +47,24 @@ before(async () => {
     admin(dir, ['user', 'add', '--username', 'carol', '--password', 'wonderland']);
   }, { host: 'localhost' });
   admin(b.dataDir, ['issuer', 'add', '--issuer', a.issuer, '--subject', 'email']);
+  // the API: examples/consumer-axum, built next to the keybound binary
+  const apiPort = await freePort();
+  api = `http://127.0.0.1:${apiPort}`;
+  apiProcess = spawn(join(dirname(BIN), 'consumer-axum'), [], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: {
+      ...process.env, KEYBOUND_ISSUER: a.issuer, CONSUMER_AUDIENCE: 'svc',
+      CONSUMER_LISTEN: `127.0.0.1:${apiPort}`, CONSUMER_STEP_UP_MAX_AGE: '600',
+    },
+  });
+  const deadline = Date.now() + 10000;
+  for (;;) {
+    try {
+      if ((await fetch(`${api}/`)).ok) break;
+    } catch { /* not up yet */ }
+    if (Date.now() > deadline) throw new Error('consumer-axum did not start within 10 s');
+    await new Promise((r) => setTimeout(r, 50));
+  }
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -51,6 +74,7 @@ before(async () => {
 });
 
 after(async () => {
+  apiProcess?.kill('SIGTERM');
   await browser?.close();
   a?.stop();
   b?.stop();
@@ -122,6 +146,23 @@ async function rpAtA(extra = {}) {
   };
 }
 
+/** Present `idToken` to the API's `path` with a DPoP proof by `keyPair` (docs/presentation.md). */
+async function present(path, idToken, keyPair) {
+  const jwk = await jose.exportJWK(keyPair.publicKey);
+  const proof = await new jose.SignJWT({
+    htm: 'GET', htu: `${api}${path}`, jti: crypto.randomUUID(), ath: b64sha256(idToken),
+  }).setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk }).setIssuedAt().sign(keyPair.privateKey);
+  return fetch(`${api}${path}`, { headers: { 'ID-Token': idToken, DPoP: proof } });
+}
+
+/** RFC 9470 §3: the acr_values and max_age of an insufficient_user_authentication challenge. */
+function stepUpOf(wwwAuthenticate) {
+  assert.match(wwwAuthenticate, /error="insufficient_user_authentication"/);
+  const acr = /acr_values="([^"]*)"/.exec(wwwAuthenticate);
+  const maxAge = /max_age=(\d+)/.exec(wwwAuthenticate);
+  return { ...(acr && { acr_values: acr[1] }), ...(maxAge && { max_age: maxAge[1] }) };
+}
+
 /** Follow the OP's pages after the sign-in: consent once, then the redirect to the app. */
 async function toCallback(page) {
   if (!page.url().startsWith(redirectUri) && await page.$('button[value=allow]')) {
@@ -157,6 +198,10 @@ test('register a passkey, sign out, sign in with it: a key-bound ID Token with t
   assert.ok(!claims.amr.includes('pwd'), 'no password');
   assert.equal(claims.cnf.jwk.x, (await jose.exportJWK(rp.keyPair.publicKey)).x, 'key-bound');
   assert.equal(jose.decodeProtectedHeader(tokens.id_token).typ, 'dpop+id_token');
+  // the API that demands the passkey acr accepts it
+  const ok = await present('/hello/passkey', tokens.id_token, rp.keyPair);
+  assert.equal(ok.status, 200, await ok.clone().text());
+  assert.match(await ok.text(), /Hello/);
   const { credentials: after } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
   assert.equal(after[0].signCount, credentials[0].signCount + 1, 'the authenticator signed once more');
 
@@ -190,18 +235,29 @@ test('a password session steps up with a passkey when the app asks for the passk
   const first = await rpAtA();
   await page.goto(first.url);
   await passwordSignIn(page, 'bob');
-  const pwd = (await first.redeem(await toCallback(page))).claims();
+  const pwdTokens = await first.redeem(await toCallback(page));
+  const pwd = pwdTokens.claims();
   assert.equal(pwd.acr, 'urn:keybound:acr:pwd');
   assert.deepEqual(pwd.amr, ['pwd']);
-  // the app asks for more: no password form, only the passkey
-  const rp = await rpAtA({ acr_values: PASSKEY_ACR });
+  // the API refuses the password sign-in with the RFC 9470 challenge…
+  const refused = await present('/hello/passkey', pwdTokens.id_token, first.keyPair);
+  assert.equal(refused.status, 401);
+  assert.equal((await refused.json()).error, 'insufficient_user_authentication');
+  const stepUp = stepUpOf(refused.headers.get('www-authenticate'));
+  assert.equal(stepUp.acr_values, `${PASSKEY_ACR} urn:keybound:acr:mfa`);
+  assert.equal(stepUp.max_age, '600');
+  // …and the app signs in again with its values: no password form, only the passkey
+  const rp = await rpAtA(stepUp);
   await page.goto(rp.url);
   assert.equal(await page.$('#password'), null, 'a password does not satisfy it');
   assert.match(await page.textContent('body'), /passkey/i);
   await Promise.all([page.waitForNavigation(), page.click('#passkey-sign-in')]);
-  const claims = (await rp.redeem(await toCallback(page))).claims();
+  const stepped = await rp.redeem(await toCallback(page));
+  const claims = stepped.claims();
   assert.equal(claims.acr, PASSKEY_ACR);
   assert.deepEqual(claims.amr, ['pwd', 'swk', 'user', 'mfa'], 'the password and the passkey');
+  const ok = await present('/hello/passkey', stepped.id_token, rp.keyPair);
+  assert.equal(ok.status, 200, await ok.clone().text());
   await context.close();
 });
 

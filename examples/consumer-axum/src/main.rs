@@ -1,20 +1,25 @@
 //! A small service protected by the keybound-verify extractor: `GET /hello` answers only a
 //! request that carries a key-bound ID Token (`ID-Token` header) and a fresh DPoP proof by the
-//! key in its `cnf` (`DPoP` header). See README.md for trying it with `keybound present` and
-//! curl.
+//! key in its `cnf` (`DPoP` header). `GET /hello/passkey` demands more of the sign-in (RFC 9470
+//! step-up): an `acr` among `CONSUMER_STEP_UP_ACR` (default the passkey's and the password and
+//! passkey's) within `CONSUMER_STEP_UP_MAX_AGE` seconds (default 600); a weaker or older one is
+//! answered `401` with `error="insufficient_user_authentication"`, `acr_values` and `max_age`.
+//! See README.md for trying it with `keybound present` and curl.
 //!
 //! Configuration (environment): `KEYBOUND_ISSUER` (default `http://127.0.0.1:8080`),
 //! `CONSUMER_AUDIENCE` (accepted client ids, comma-separated; default `demo-public`),
 //! `CONSUMER_LISTEN` (default `127.0.0.1:3000`), `CONSUMER_PUBLIC_URL` (default
-//! `http://<listen>`), `CONSUMER_REQUIRE_NONCE` (`1` to demand DPoP nonces).
+//! `http://<listen>`), `CONSUMER_REQUIRE_NONCE` (`1` to demand DPoP nonces),
+//! `CONSUMER_STEP_UP_ACR` (space-separated), `CONSUMER_STEP_UP_MAX_AGE` (seconds).
 
 use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
-use keybound_verify::axum_support::KeyBound;
+use axum::Extension;
+use keybound_verify::axum_support::{require_key_bound_step_up, KeyBound, StepUpRoute};
 use keybound_verify::{
-    HttpFetcher, MemoryReplayCache, SystemClock, TrustedIssuer, Verifier, VerifierConfig,
+    HttpFetcher, MemoryReplayCache, StepUp, SystemClock, TrustedIssuer, Verifier, VerifierConfig,
 };
 
 fn env_or(name: &str, default: &str) -> String {
@@ -74,8 +79,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Arc::new(MemoryReplayCache::new(100_000)),
         Arc::new(SystemClock),
     ));
+    let step_up = StepUpRoute {
+        verifier: verifier.clone(),
+        required: StepUp {
+            acr_values: env_or(
+                "CONSUMER_STEP_UP_ACR",
+                "urn:keybound:acr:passkey urn:keybound:acr:mfa",
+            )
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+            max_age: Some(env_or("CONSUMER_STEP_UP_MAX_AGE", "600").parse()?),
+        },
+    };
+    let strong = Router::new()
+        .route(
+            "/hello/passkey",
+            get(|Extension(k): Extension<KeyBound>| hello(k)),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            step_up,
+            require_key_bound_step_up,
+        ));
     let app = Router::new()
         .route("/hello", get(hello))
+        .merge(strong)
         .route(
             "/",
             get(|| async { "GET /hello with ID-Token and DPoP headers (see README)\n" }),
