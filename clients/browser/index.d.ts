@@ -5,7 +5,8 @@ export declare class KeyboundError extends Error {
   readonly code:
     | 'discovery' | 'state_mismatch' | 'iss_mismatch' | 'oauth_error' | 'token_type' | 'not_signed_in'
     | 'id_token_malformed' | 'id_token_signature' | 'id_token_typ' | 'id_token_iss' | 'id_token_aud'
-    | 'id_token_expired' | 'id_token_iat' | 'id_token_nonce' | 'id_token_cnf' | 'id_token_key_mismatch';
+    | 'id_token_expired' | 'id_token_iat' | 'id_token_nonce' | 'id_token_cnf' | 'id_token_key_mismatch'
+    | 'id_token_acr';
   /** the OAuth `error` code, for `oauth_error` */
   readonly error?: string;
 }
@@ -70,6 +71,10 @@ export declare class KeyboundClient {
   /** Go to the OP to sign in (key-bound code flow, pushed when the OP offers PAR); the URL
    * navigated to. */
   signIn(extra?: Record<string, string>): Promise<string>;
+  /** When `response` is an API's `insufficient_user_authentication` challenge (RFC 9470),
+   * sign in again with its `acr_values` and `max_age` (navigates); null otherwise. The ID
+   * Token of that sign-in must say one of the `acr_values` (else `id_token_acr`). */
+  stepUp(response: Response, extra?: Record<string, string>): Promise<string | null>;
   /** On the redirect URI: finish the sign-in. */
   handleCallback(href?: string): Promise<IdTokenClaims>;
   /** On load: the session, resumed by a refresh after a reload, or null. */
@@ -97,3 +102,7 @@ export declare function dpopProof(
 
 /** RFC 7638 thumbprint of a public EC P-256 JWK. */
 export declare function thumbprint(jwk: JsonWebKey): Promise<string>;
+
+/** RFC 9470 §3: the authorization request parameters an `insufficient_user_authentication`
+ * challenge asks for, or null for any other response. */
+export declare function stepUpOf(response: Response): { acr_values?: string; max_age?: string } | null;

@@ -73,6 +73,20 @@ function challenge(resp) {
 }
 
 /**
+ * RFC 9470 §3: what an API's `insufficient_user_authentication` challenge asks of the sign-in —
+ * `{ acr_values, max_age }` as authorization request parameters (each only when the challenge
+ * names it) — or `null` for any other response.
+ */
+export function stepUpOf(response) {
+  if (response.status !== 401) return null;
+  const h = response.headers.get('www-authenticate') ?? '';
+  if (/error="([^"]*)"/.exec(h)?.[1] !== 'insufficient_user_authentication') return null;
+  const acr = /acr_values="([^"]*)"/.exec(h)?.[1];
+  const maxAge = /max_age="?(\d+)"?/.exec(h)?.[1];
+  return { ...(acr && { acr_values: acr }), ...(maxAge && { max_age: maxAge }) };
+}
+
+/**
  * A single-page app's client of one OP. `create` loads discovery; then `signIn` (redirects to
  * the OP), `handleCallback` (on the redirect URI), `resume` (on load), `fetch` (an API with the
  * access token), `present` (the ID Token to the app's own API) and `signOut`.
@@ -183,6 +197,8 @@ export class KeyboundClient {
   async signIn(extra = {}) {
     const keys = await this.keys();
     const tx = { state: random(), nonce: random(), verifier: random(48) };
+    // a step-up's values (RFC 9470): the ID Token must say one of these acr values
+    if (extra.acr_values) tx.acrValues = String(extra.acr_values).split(' ').filter(Boolean);
     await this.storage.put(`${this.prefix}|tx`, tx);
     const params = {
       response_type: 'code',
@@ -230,7 +246,21 @@ export class KeyboundClient {
       code_verifier: tx.verifier,
       client_id: this.clientId,
     }, { code });
-    return this.accept(r, tx.nonce);
+    const claims = await this.accept(r, tx.nonce);
+    if (tx.acrValues && !tx.acrValues.includes(claims.acr)) {
+      this.tokens = null;
+      fail('id_token_acr', `the ID Token's acr is ${JSON.stringify(claims.acr)}, not one of ${tx.acrValues.join(', ')} that this sign-in asked for`);
+    }
+    return claims;
+  }
+
+  /** When `response` is an API's `insufficient_user_authentication` challenge (RFC 9470),
+   * sign in again with its `acr_values` and `max_age` (navigates to the OP) and return the
+   * URL; `null` for any other response. */
+  async stepUp(response, extra = {}) {
+    const asked = stepUpOf(response);
+    if (!asked) return null;
+    return this.signIn({ ...extra, ...asked });
   }
 
   /** A token response: refresh token kept (it is DPoP-bound), ID Token validated. */
