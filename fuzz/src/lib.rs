@@ -91,6 +91,7 @@ fn build() -> Op {
             fresh_for: None,
             sid: "fuzz-sid".into(),
             clients: Vec::new(),
+            dbsc: None,
         };
         store
             .put_session(&TokenHash::of(SESSION), &session)

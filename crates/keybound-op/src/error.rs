@@ -14,9 +14,9 @@ use keybound_store::StoreError;
 
 use crate::refusal::{
     AuthorizeRefusal, BindingRefusal, ClientAuthRefusal, ClientCredentialsRefusal, CodeRefusal,
-    DeviceRefusal, ExchangeRefusal, Fapi2Refusal, JwtBearerRefusal, LogoutRefusal, PageRefusal,
-    PasskeyRefusal, RefreshRefusal, Refusal, RegistrationRefusal, RequestRefusal, ResourceRefusal,
-    TargetRefusal,
+    DbscRefusal, DeviceRefusal, ExchangeRefusal, Fapi2Refusal, JwtBearerRefusal, LogoutRefusal,
+    PageRefusal, PasskeyRefusal, RefreshRefusal, Refusal, RegistrationRefusal, RequestRefusal,
+    ResourceRefusal, TargetRefusal,
 };
 
 /// A refusal, or an internal failure, at any endpoint of the provider.
@@ -349,6 +349,17 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
             | LogoutRefusal::RedirectNotRegistered { .. } => C::InvalidRequest,
             // RFC 6749 §5.2: the grant is no longer valid
             LogoutRefusal::SessionEnded => C::InvalidGrant,
+        },
+        Refusal::Dbsc(r) => match r {
+            // the browser's key or its proof: the session's refresh is refused
+            DbscRefusal::Jwt(_) | DbscRefusal::Challenge | DbscRefusal::Authorization => {
+                C::AccessDenied
+            }
+            DbscRefusal::Off
+            | DbscRefusal::NoSession
+            | DbscRefusal::AlreadyBound
+            | DbscRefusal::UnknownSession(_)
+            | DbscRefusal::NoResponse => C::InvalidRequest,
         },
         Refusal::Passkey(r) => match r {
             PasskeyRefusal::ForeignCeremony => C::AccessDenied,

@@ -123,6 +123,10 @@ pub mod paths {
     pub const ACCOUNT: &str = "/account";
     /// a passkey ceremony's options (the pages' script asks for them)
     pub const PASSKEY_OPTIONS: &str = "/passkey/options";
+    /// Device Bound Session Credentials: registration of the browser's session key
+    pub const DBSC_START: &str = "/dbsc/start";
+    /// Device Bound Session Credentials: the bound cookie's refresh
+    pub const DBSC_REFRESH: &str = "/dbsc/refresh";
     /// RFC 8628 device authorization endpoint
     pub const DEVICE_AUTHORIZATION: &str = "/device_authorization";
     /// RFC 8628 end-user verification page

@@ -177,6 +177,7 @@ impl Provider {
             fresh_for: None,
             sid: self.random_id(),
             clients: Vec::new(),
+            dbsc: None,
         }
     }
 

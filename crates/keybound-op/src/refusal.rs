@@ -68,6 +68,39 @@ pub enum Refusal {
     /// passkeys (WebAuthn) and the strength of a sign-in
     #[error(transparent)]
     Passkey(#[from] PasskeyRefusal),
+    /// Device Bound Session Credentials (the browser's session key)
+    #[error(transparent)]
+    Dbsc(#[from] DbscRefusal),
+}
+
+/// Device Bound Session Credentials at `/dbsc/start` and `/dbsc/refresh` (specs/dbsc.md).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbscRefusal {
+    /// This OP does not offer device-bound sessions (`dbsc = "off"`).
+    #[error("device-bound sessions are off at this OP")]
+    Off,
+    /// The request carries no live session to bind or refresh.
+    #[error("no session to bind: sign in first")]
+    NoSession,
+    /// The session is bound already (one key per session).
+    #[error("this session is bound to a key already")]
+    AlreadyBound,
+    /// A refresh for a session that never registered a key, or names another DBSC session.
+    #[error("no device-bound session '{0}' here")]
+    UnknownSession(String),
+    /// DBSC: the `dbsc+jwt` fails a rule (typ, alg, key, signature).
+    #[error("{0}")]
+    Jwt(keybound_proto::Error),
+    /// The JWT answers no challenge of this OP for this session, or one expired or used.
+    #[error("the JWT's jti is not a live challenge of this OP for this session")]
+    Challenge,
+    /// The registration JWT does not echo the offer's `authorization`.
+    #[error("the registration JWT does not echo this session's authorization value")]
+    Authorization,
+    /// The browser sent no `Secure-Session-Response`.
+    #[error("no Secure-Session-Response header")]
+    NoResponse,
 }
 
 /// Passkeys: registering, signing in, managing them (crate::passkey), and what a sign-in must
@@ -1055,7 +1088,8 @@ into_op_error!(
     PageRefusal,
     TargetRefusal,
     LogoutRefusal,
-    PasskeyRefusal
+    PasskeyRefusal,
+    DbscRefusal
 );
 
 impl From<Refusal> for crate::OpError {

@@ -60,6 +60,7 @@ fn session() -> BrowserSession {
         fresh_for: None,
         sid: "sid-d".into(),
         clients: Vec::new(),
+        dbsc: None,
     }
 }
 

@@ -369,6 +369,11 @@ pub enum Error {
     /// An ID-JAG fails one of its rules.
     #[error("ID-JAG: {0}")]
     IdJag(String),
+
+    // ---- DBSC ----
+    /// A Device Bound Session Credentials JWT fails one of its rules.
+    #[error("DBSC: {0}")]
+    Dbsc(String),
 }
 
 impl Error {

@@ -22,6 +22,7 @@
 
 pub mod access_token;
 pub mod cnf;
+pub mod dbsc;
 pub mod dpop;
 mod error;
 pub mod idjag;

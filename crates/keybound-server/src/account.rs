@@ -173,7 +173,7 @@ fn to_account(done: Option<&str>, signed_in: Option<&SignedIn>) -> Response {
     };
     let mut r = see_other(&location);
     if let Some(s) = signed_in {
-        set_cookie(&mut r, &s.set_cookie);
+        s.apply(&mut r);
     }
     r
 }

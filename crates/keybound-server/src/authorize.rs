@@ -293,7 +293,7 @@ impl Step<'_> {
             },
         };
         if let Some(s) = signed_in {
-            set_cookie(&mut resp, &s.set_cookie);
+            s.apply(&mut resp);
         }
         resp
     }

@@ -195,7 +195,7 @@ pub async fn device_post(
     }
     let with_session = |mut r: Response| {
         if let Some(s) = &signed_in {
-            set_cookie(&mut r, &s.set_cookie);
+            s.apply(&mut r);
         }
         r
     };

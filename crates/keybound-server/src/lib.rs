@@ -14,6 +14,8 @@
 mod account;
 mod authorize;
 mod cors;
+mod dbsc;
+pub use dbsc::DbscMode;
 mod device;
 mod discovery;
 pub mod error;
@@ -42,13 +44,28 @@ pub use metrics::Metrics;
 pub use peer::TokenBindingContext;
 
 /// Settings of the HTTP face (the provider's own are in [`keybound_op::OpConfig`]).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// proxies whose `Forwarded` / `X-Forwarded-For` name the client's address (addresses or
     /// networks); from anyone else those headers are ignored
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// OpenID Connect Token Bound Authentication
     pub token_binding: TokenBindingMode,
+    /// Device Bound Session Credentials: offered to browsers that sign in, or off
+    pub dbsc: dbsc::DbscMode,
+    /// how long a bound cookie lives (seconds); the browser refreshes it with its key
+    pub dbsc_cookie_lifetime: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            trusted_proxies: Vec::new(),
+            token_binding: TokenBindingMode::Off,
+            dbsc: dbsc::DbscMode::Offer,
+            dbsc_cookie_lifetime: 600,
+        }
+    }
 }
 
 /// Where Token Binding comes from.
@@ -150,6 +167,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(account::account_get).post(account::account_post),
         )
         .route(paths::PASSKEY_OPTIONS, post(account::passkey_options))
+        .route(paths::DBSC_START, post(dbsc::start))
+        .route(paths::DBSC_REFRESH, post(dbsc::refresh))
         .route(paths::HEALTHZ, get(discovery::healthz))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -245,9 +245,23 @@ pub(crate) fn session_key(cookie: &str, tb: &TokenBindingContext) -> TokenHash {
 }
 
 /// The End-User's live session at the OP, from the session cookie and the connection's Token
-/// Binding. A store failure is the provider's error (503), never "no session": a signed-in
-/// End-User is not asked to sign in again because the database is away.
+/// Binding — and, for a session bound to the browser's key (DBSC), only with a live bound
+/// cookie: a copied session cookie dies with the bound cookie it came with. A store failure is
+/// the provider's error (503), never "no session": a signed-in End-User is not asked to sign
+/// in again because the database is away.
 pub(crate) async fn current_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    tb: &TokenBindingContext,
+) -> Result<Option<(TokenHash, BrowserSession)>, OpError> {
+    Ok(session_of_cookie(state, headers, tb)
+        .await?
+        .filter(|(hash, s)| s.dbsc.is_none() || crate::dbsc::bound_cookie_ok(state, headers, hash)))
+}
+
+/// The session the session cookie names, bound cookie or not: for the DBSC endpoints, which
+/// register a key for it and refresh its bound cookie.
+pub(crate) async fn session_of_cookie(
     state: &AppState,
     headers: &HeaderMap,
     tb: &TokenBindingContext,
@@ -272,6 +286,24 @@ pub(crate) struct SignedIn {
     /// the new session cookie's value: the secret forms in this session are tied to (their
     /// CSRF token is `derive(form_secret)`; the old pre-session token is void)
     pub form_secret: String,
+    /// the offer to bind the session to a key of the browser (DBSC), when on
+    pub dbsc_offer: Option<String>,
+}
+
+impl SignedIn {
+    /// What a response that signs the browser in carries: the session cookie and the DBSC
+    /// offer.
+    pub(crate) fn apply(&self, resp: &mut Response) {
+        set_cookie(resp, &self.set_cookie);
+        if let Some(v) = self
+            .dbsc_offer
+            .as_deref()
+            .and_then(|o| HeaderValue::from_str(o).ok())
+        {
+            resp.headers_mut()
+                .insert(keybound_proto::dbsc::REGISTRATION_HEADER, v);
+        }
+    }
 }
 
 /// The secret this browser's forms and passkey ceremonies are tied to, if it has one yet: the
@@ -298,11 +330,13 @@ async fn start_session(
         state.session_cookie_name(),
         state.cookie_attrs(state.provider.config.session_ttl)
     );
+    let dbsc_offer = crate::dbsc::offer(state, &key);
     Ok(SignedIn {
         session,
         key,
         set_cookie,
         form_secret: token,
+        dbsc_offer,
     })
 }
 

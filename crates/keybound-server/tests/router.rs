@@ -100,6 +100,7 @@ async fn app_from(
     let config = keybound_server::ServerConfig {
         trusted_proxies: trusted.iter().map(|t| t.parse().unwrap()).collect(),
         token_binding,
+        ..keybound_server::ServerConfig::default()
     };
     let (public, management) = op.build_at(ISS).await.routers_with(config);
     let peer: std::net::SocketAddr = peer.parse().unwrap();

@@ -680,6 +680,20 @@ pub struct BrowserSession {
     /// most recent kept
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clients: Vec<String>,
+    /// Device Bound Session Credentials: the browser's key for this session, once it
+    /// registered one; from then on the session is used only with a fresh bound cookie, which
+    /// only that key can refresh
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dbsc: Option<DbscBinding>,
+}
+
+/// A session bound to a key the browser holds (W3C DBSC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbscBinding {
+    /// the DBSC session identifier the browser names at refresh
+    pub session_id: String,
+    /// the browser's public key (from its registration JWT)
+    pub key: PublicJwk,
 }
 
 impl BrowserSession {

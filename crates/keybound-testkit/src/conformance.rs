@@ -980,6 +980,14 @@ pub async fn sessions_expire(s: Arc<dyn Store>) {
         fresh_for: Some("request-fingerprint".into()),
         sid: "sid-1".into(),
         clients: vec!["app".into()],
+        // a bound session keeps its key (DBSC)
+        dbsc: Some(keybound_store::DbscBinding {
+            session_id: "dbsc-1".into(),
+            key: keybound_jose::PrivateKey::generate(keybound_jose::key::KeyKind::Es256)
+                .unwrap()
+                .public_jwk()
+                .clone(),
+        }),
     };
     s.put_session(&h, &sess).await.unwrap();
     assert_eq!(s.session(&h, NOW).await.unwrap(), Some(sess));
@@ -1094,6 +1102,7 @@ pub async fn purge_expired_rows_in_bounded_batches(s: Arc<dyn Store>) {
         fresh_for: None,
         sid: "sid-2".into(),
         clients: Vec::new(),
+        dbsc: None,
     };
     s.put_session(&old, &session(at)).await.unwrap();
     s.put_session(&live, &session(NOW + 1000)).await.unwrap();

@@ -63,6 +63,10 @@ pub struct FileConfig {
     /// `shared` (one multi-threaded runtime) or `per-core` (a single-threaded runtime per core,
     /// each accepting on its own `SO_REUSEPORT` socket)
     pub runtime: Option<String>,
+    /// Device Bound Session Credentials: `offer` (default) or `off`
+    pub dbsc: Option<String>,
+    /// lifetime of a DBSC bound cookie, seconds (the browser refreshes it with its key)
+    pub dbsc_cookie_lifetime: Option<u64>,
     /// lifetime of ID-JAGs from token exchange, seconds
     pub id_jag_ttl: Option<u64>,
     /// how long a node keeps the signing keys it read from the store, seconds
@@ -132,6 +136,10 @@ pub struct Settings {
     pub token_binding: keybound_server::TokenBindingMode,
     /// how requests are spread over the cores
     pub runtime: RuntimeKind,
+    /// Device Bound Session Credentials
+    pub dbsc: keybound_server::DbscMode,
+    /// lifetime of a DBSC bound cookie, seconds
+    pub dbsc_cookie_lifetime: u64,
     /// lifetime of ID-JAGs from token exchange, seconds
     pub id_jag_ttl: u64,
     /// how long a node keeps the signing keys it read from the store, seconds: a rotation by
@@ -398,6 +406,19 @@ impl Settings {
             Some("per-core") => RuntimeKind::PerCore,
             Some(other) => bail!("runtime '{other}': expected shared or per-core"),
         };
+        let dbsc = match env("KEYBOUND_DBSC").or(file.dbsc).as_deref() {
+            None | Some("offer") => keybound_server::DbscMode::Offer,
+            Some("off") => keybound_server::DbscMode::Off,
+            Some(other) => bail!("dbsc '{other}': expected offer or off"),
+        };
+        let dbsc_cookie_lifetime = secs(
+            "KEYBOUND_DBSC_COOKIE_LIFETIME",
+            file.dbsc_cookie_lifetime,
+            600,
+        )?;
+        if !(1..=86_400).contains(&dbsc_cookie_lifetime) {
+            bail!("dbsc_cookie_lifetime: between 1 and 86400 seconds (minutes are usual)");
+        }
         let id_jag_ttl = secs("KEYBOUND_ID_JAG_TTL", file.id_jag_ttl, 300)?;
         if !(1..=3600).contains(&id_jag_ttl) {
             bail!("id_jag_ttl: between 1 and 3600 seconds (the draft suggests 300)");
@@ -452,6 +473,8 @@ impl Settings {
             fapi2,
             token_binding,
             runtime,
+            dbsc,
+            dbsc_cookie_lifetime,
             id_jag_ttl,
             key_cache_ttl,
             exchange_subject_max_age,

@@ -66,6 +66,8 @@ pub(crate) async fn start_op(
         fapi2: false,
         token_binding: keybound_server::TokenBindingMode::Off,
         runtime: crate::config::RuntimeKind::Shared,
+        dbsc: keybound_server::DbscMode::Offer,
+        dbsc_cookie_lifetime: 600,
         id_jag_ttl: 300,
         key_cache_ttl: 60,
         exchange_subject_max_age: 600,

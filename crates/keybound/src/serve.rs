@@ -165,6 +165,8 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         keybound_server::ServerConfig {
             trusted_proxies: settings.trusted_proxies.clone(),
             token_binding: settings.token_binding,
+            dbsc: settings.dbsc,
+            dbsc_cookie_lifetime: settings.dbsc_cookie_lifetime,
         },
     );
     management(&settings, keybound_server::management_router(state.clone()))?;

@@ -15,8 +15,8 @@
 use std::sync::Arc;
 
 use axum::routing::get;
-use axum::Router;
 use axum::Extension;
+use axum::Router;
 use keybound_verify::axum_support::{require_key_bound_step_up, KeyBound, StepUpRoute};
 use keybound_verify::{
     HttpFetcher, MemoryReplayCache, StepUp, SystemClock, TrustedIssuer, Verifier, VerifierConfig,

@@ -517,6 +517,7 @@ impl Federation {
             keybound_server::ServerConfig {
                 trusted_proxies: vec!["127.0.0.1/32".parse().unwrap_or_else(|e| panic!("{e}"))],
                 token_binding: mode,
+                ..keybound_server::ServerConfig::default()
             },
         );
         let router = keybound_server::router(state);
