@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { createServer } from 'node:net';
+import { get as httpsGet } from 'node:https';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -31,11 +32,12 @@ export function admin(dataDir, args) {
  * answers. `host` names the issuer's host (default 127.0.0.1; `localhost` for passkeys, whose
  * RP ID cannot be an IP address); it listens on 127.0.0.1 either way.
  */
-export async function startOp(provision, { host = '127.0.0.1', env = {} } = {}) {
+export async function startOp(provision, { host = '127.0.0.1', env = {}, tls } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'keybound-interop-'));
   provision(dataDir);
   const port = await freePort();
-  const issuer = `http://${host}:${port}`;
+  const issuer = `${tls ? 'https' : 'http'}://${host}:${port}`;
+  if (tls) env = { ...env, KEYBOUND_TLS_CERT: tls.cert, KEYBOUND_TLS_KEY: tls.key };
   const child = spawn(BIN, ['--data-dir', dataDir, 'serve', '--listen', `127.0.0.1:${port}`, '--issuer', issuer], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, RUST_LOG: 'warn', KEYBOUND_METRICS_LISTEN: 'off', ...env },
@@ -43,8 +45,8 @@ export async function startOp(provision, { host = '127.0.0.1', env = {} } = {}) 
   const deadline = Date.now() + 5000;
   for (;;) {
     try {
-      const r = await fetch(`http://127.0.0.1:${port}/healthz`);
-      if (r.ok) break;
+      if (tls ? (await httpsStatus(`https://127.0.0.1:${port}/healthz`)) === 200
+        : (await fetch(`http://127.0.0.1:${port}/healthz`)).ok) break;
     } catch { /* not up yet */ }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
@@ -61,6 +63,13 @@ export async function startOp(provision, { host = '127.0.0.1', env = {} } = {}) 
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** The status of a GET over https to a server with a throwaway certificate. */
+export function httpsStatus(url) {
+  return new Promise((resolve, reject) => {
+    httpsGet(url, { rejectUnauthorized: false }, (r) => { r.resume(); resolve(r.statusCode); }).on('error', reject);
+  });
 }
 
 const decode = (s) => s.replaceAll('&quot;', '"').replaceAll('&#39;', "'").replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&amp;', '&');

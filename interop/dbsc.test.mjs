@@ -1,0 +1,139 @@
+// Device Bound Session Credentials in a real browser (issue 27 item 5, specs/dbsc.md): headless
+// Debian Chromium with DBSC on (feature flags, software keys) against the real `keybound serve`
+// over https (a throwaway certificate Chromium accepts by its SPKI hash), bound cookies living
+// 8 s. Chromium registers its key when the End-User signs in, and refreshes the bound cookie
+// with a signed challenge; the session cookie and bound cookie copied into this (another)
+// process work only until the bound cookie expires, and a refresh signed by the thief's key is
+// refused.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import * as jose from 'jose';
+import { startOp, admin } from './common.mjs';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const LIFETIME = 8;
+let op, browser, certDir;
+
+before(async () => {
+  certDir = mkdtempSync(join(tmpdir(), 'keybound-dbsc-cert-'));
+  const cert = join(certDir, 'cert.pem');
+  const key = join(certDir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+    '-nodes', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  // the SPKI hash Chromium is told to accept (the blanket --ignore-certificate-errors makes it
+  // ignore DBSC offers)
+  const spki = execFileSync('sh', ['-c',
+    `openssl x509 -in '${cert}' -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64`],
+  { encoding: 'utf8' }).trim();
+  op = await startOp((dir) => {
+    admin(dir, ['user', 'add', '--username', 'alice', '--password', 'wonderland']);
+  }, { host: 'localhost', tls: { cert, key }, env: { KEYBOUND_DBSC_COOKIE_LIFETIME: String(LIFETIME) } });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      `--ignore-certificate-errors-spki-list=${spki}`,
+      '--enable-features=DeviceBoundSessions:RequireOriginTrialTokens/false/RefreshQuota/false,'
+        + 'EnableBoundSessionCredentialsSoftwareKeysForManualTesting'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  op?.stop();
+  if (certDir) rmSync(certDir, { recursive: true, force: true });
+});
+
+/** A request from this process (not the browser) with `cookies`: status, headers, body. */
+function send(path, { method = 'GET', cookies = [], headers = {} } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(`${op.issuer.replace('localhost', '127.0.0.1')}${path}`, {
+      method, rejectUnauthorized: false,
+      headers: { cookie: cookies.map((c) => `${c.name}=${c.value}`).join('; '), ...headers },
+    }, (r) => {
+      let body = '';
+      r.on('data', (d) => { body += d; });
+      r.on('end', () => resolve({ status: r.statusCode, headers: r.headers, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+test('Chromium binds the session to its key; copied cookies die with the bound cookie; only its key refreshes', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const cdp = await context.newCDPSession(page);
+  const events = [];
+  cdp.on('Network.deviceBoundSessionEventOccurred', (e) => events.push(e));
+  await cdp.send('Network.enable');
+  await cdp.send('Network.enableDeviceBoundSessions', { enable: true });
+
+  await page.goto(`${op.issuer}/account`);
+  await page.fill('#username', 'alice');
+  await page.fill('#password', 'wonderland');
+  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+  assert.equal((await page.textContent('h1')).trim(), 'Your account');
+
+  // registration: Chromium posts its dbsc+jwt to /dbsc/start in the background
+  let created;
+  for (let i = 0; i < 100 && !created; i += 1) {
+    created = events.find((e) => e.creationEventDetails);
+    if (!created) await sleep(100);
+  }
+  assert.ok(created, 'Chromium did not register a device-bound session within 10 s: does this Chromium '
+    + `(${browser.version()}) offer DBSC with these feature flags? (specs/dbsc.md)`);
+  assert.equal(created.succeeded, true, JSON.stringify(created));
+  const sessionId = created.sessionId;
+  assert.equal(created.creationEventDetails.newSession.refreshUrl, `${op.issuer}/dbsc/refresh`);
+  const cookies = await context.cookies();
+  const stolen = cookies.filter((c) => c.name === '__Host-kb_session' || c.name === '__Host-kb_bound');
+  assert.equal(stolen.length, 2, 'the session cookie and the bound cookie');
+
+  // the copies work from this process while the bound cookie lives…
+  assert.match((await send('/account', { cookies: stolen })).body, /Your account/);
+  // …the session cookie alone does not
+  const sessionOnly = stolen.filter((c) => c.name === '__Host-kb_session');
+  assert.doesNotMatch((await send('/account', { cookies: sessionOnly })).body, /Your account/);
+
+  // after the bound cookie expired, the copies are refused
+  const exp = Number(stolen.find((c) => c.name === '__Host-kb_bound').value.split('.')[0]);
+  while (Date.now() / 1000 <= exp + 1) await sleep(250);
+  const late = await send('/account', { cookies: stolen });
+  assert.doesNotMatch(late.body, /Your account/);
+  assert.match(late.body, /Sign in/);
+
+  // the thief asks for a refresh: a challenge, answered with its own key, is refused
+  const asked = await send('/dbsc/refresh', { method: 'POST', cookies: stolen, headers: { 'sec-secure-session-id': sessionId } });
+  assert.equal(asked.status, 403);
+  const challenge = /^"([^"]+)"/.exec(asked.headers['secure-session-challenge'])[1];
+  const { privateKey } = await jose.generateKeyPair('ES256');
+  const forged = await new jose.SignJWT({ jti: challenge })
+    .setProtectedHeader({ alg: 'ES256', typ: 'dbsc+jwt' }).sign(privateKey);
+  const refused = await send('/dbsc/refresh', {
+    method: 'POST', cookies: stolen,
+    headers: { 'sec-secure-session-id': sessionId, 'secure-session-response': forged },
+  });
+  assert.equal(refused.status, 400);
+  assert.equal(JSON.parse(refused.body).error, 'access_denied');
+  assert.equal(refused.headers['set-cookie'], undefined, 'no bound cookie for the thief');
+
+  // the browser goes on: it refreshed with a challenge signed by its key
+  await page.goto(`${op.issuer}/account`);
+  assert.equal((await page.textContent('h1')).trim(), 'Your account');
+  const refreshed = events.filter((e) => e.refreshEventDetails?.refreshResult === 'Refreshed');
+  assert.ok(refreshed.length >= 1, `at least one refresh: ${JSON.stringify(events.map((e) => Object.keys(e)))}`);
+  const now = (await context.cookies()).find((c) => c.name === '__Host-kb_bound');
+  assert.notEqual(now.value, stolen.find((c) => c.name === '__Host-kb_bound').value, 'a new bound cookie');
+  await context.close();
+});
