@@ -313,11 +313,16 @@ impl Step<'_> {
             };
             let remembered = updated.signed_in_to(&self.v.client.client_id);
             if remembered || s.fresh_for.is_some() {
-                self.state
-                    .provider
-                    .store()
-                    .put_session(key, &updated)
-                    .await?;
+                let store = self.state.provider.store();
+                // a DBSC registration that landed since this request read the session keeps
+                // its key (the browser registers in the background right after sign-in)
+                if updated.dbsc.is_none() {
+                    updated.dbsc = store
+                        .session(key, self.state.provider.now())
+                        .await?
+                        .and_then(|fresh| fresh.dbsc);
+                }
+                store.put_session(key, &updated).await?;
             }
         }
         self.state.provider.issue_code(self.v, s).await

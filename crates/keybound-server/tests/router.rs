@@ -322,6 +322,20 @@ async fn discovery_lists_key_binding_and_dpop() {
         json!(["ES256", "ES384", "ES512", "EdDSA", "RS256", "PS256"])
     );
     assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
+    // OIDC Discovery §3: the acr values keybound issues, and the claims parameter
+    assert_eq!(
+        m["acr_values_supported"],
+        json!([
+            "urn:keybound:acr:pwd",
+            "urn:keybound:acr:passkey",
+            "urn:keybound:acr:mfa"
+        ])
+    );
+    assert_eq!(m["claims_parameter_supported"], true);
+    assert!(m["claims_supported"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("acr")));
     assert_eq!(
         m["response_types_supported"],
         json!([
