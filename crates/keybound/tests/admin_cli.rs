@@ -393,3 +393,94 @@ fn client_credentials_client_from_the_command_line() {
         "redirect_uris is required",
     );
 }
+
+/// Issue 27: `user add --require-passkey` marks the account; `user passkey list|remove` show
+/// and remove a user's passkeys (an admin's answer to a lost one), refusing unknown users and
+/// credential ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkeys_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let kb = Keybound::new(env!("CARGO_BIN_EXE_keybound"), &data);
+    let run = |args: &'static [&'static str]| {
+        let kb = kb.clone();
+        async move {
+            tokio::task::spawn_blocking(move || kb.admin(args))
+                .await
+                .unwrap()
+        }
+    };
+    run(&[
+        "user",
+        "add",
+        "--username",
+        "alice",
+        "--password",
+        "wonderland",
+        "--require-passkey",
+    ])
+    .await;
+    let open = || async {
+        let kek = keybound_store::Kek::load_or_create(&data).unwrap();
+        keybound_store_sqlite::SqliteStore::open(&data.join("keybound.db"), kek)
+            .await
+            .unwrap()
+    };
+    let alice = {
+        use keybound_store::{PasskeyStore as _, UserStore as _};
+        let store = open().await;
+        let alice = store.user_by_username("alice").await.unwrap().unwrap();
+        assert!(alice.require_passkey);
+        store
+            .insert_passkey(&keybound_store::Passkey {
+                credential_id: "cred-1".into(),
+                sub: alice.sub.clone(),
+                name: "Laptop".into(),
+                credential: "{}".into(),
+                sign_count: 0,
+                created_at: 1_700_000_000,
+                last_used_at: None,
+            })
+            .await
+            .unwrap();
+        alice
+    };
+    let list = run(&["user", "passkey", "list", "--username", "alice"]).await;
+    assert!(list.contains("cred-1\tLaptop\t1700000000\tnever"), "{list}");
+    admin_fails(
+        &data,
+        &[
+            "user",
+            "passkey",
+            "remove",
+            "--username",
+            "alice",
+            "--credential-id",
+            "cred-2",
+        ],
+        "has no passkey 'cred-2'",
+    );
+    admin_fails(
+        &data,
+        &["user", "passkey", "list", "--username", "nobody"],
+        "no user 'nobody'",
+    );
+    let out = run(&[
+        "user",
+        "passkey",
+        "remove",
+        "--username",
+        "alice",
+        "--credential-id",
+        "cred-1",
+    ])
+    .await;
+    assert!(out.contains("removed"), "{out}");
+    use keybound_store::PasskeyStore as _;
+    assert!(open()
+        .await
+        .passkeys_of(&alice.sub)
+        .await
+        .unwrap()
+        .is_empty());
+}
