@@ -476,11 +476,6 @@ async fn passkeys_from_the_command_line() {
     ])
     .await;
     assert!(out.contains("removed"), "{out}");
-    use keybound_store::PasskeyStore as _;
-    assert!(open()
-        .await
-        .passkeys_of(&alice.sub)
-        .await
-        .unwrap()
-        .is_empty());
+    let left = keybound_store::PasskeyStore::passkeys_of(&open().await, &alice.sub).await;
+    assert!(left.unwrap().is_empty());
 }
