@@ -4,21 +4,23 @@
 // 8 s. Chromium registers its key when the End-User signs in, and refreshes the bound cookie
 // with a signed challenge; the session cookie and bound cookie copied into this (another)
 // process work only until the bound cookie expires, and a refresh signed by the thief's key is
-// refused.
+// refused. For a client registered with --require-dbsc the OP waits, after the password, until
+// Chromium has bound the session, and only then asks for consent and issues the code.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import * as jose from 'jose';
-import { startOp, admin } from './common.mjs';
+import { startOp, admin, freePort } from './common.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const LIFETIME = 8;
-let op, browser, certDir;
+let op, browser, certDir, callback, redirectUri;
 
 before(async () => {
   certDir = mkdtempSync(join(tmpdir(), 'keybound-dbsc-cert-'));
@@ -32,8 +34,16 @@ before(async () => {
   const spki = execFileSync('sh', ['-c',
     `openssl x509 -in '${cert}' -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64`],
   { encoding: 'utf8' }).trim();
+  const port = await freePort();
+  redirectUri = `http://127.0.0.1:${port}/cb`;
+  callback = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end('callback reached');
+  });
+  await new Promise((r) => callback.listen(port, '127.0.0.1', r));
   op = await startOp((dir) => {
     admin(dir, ['user', 'add', '--username', 'alice', '--password', 'wonderland']);
+    admin(dir, ['client', 'add', '--client-id', 'web', '--name', 'Bound App', '--redirect-uri', redirectUri, '--require-dbsc']);
   }, { host: 'localhost', tls: { cert, key }, env: { KEYBOUND_DBSC_COOKIE_LIFETIME: String(LIFETIME) } });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -49,6 +59,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   op?.stop();
+  callback?.close();
   if (certDir) rmSync(certDir, { recursive: true, force: true });
 });
 
@@ -135,5 +146,33 @@ test('Chromium binds the session to its key; copied cookies die with the bound c
   assert.ok(refreshed.length >= 1, `at least one refresh: ${JSON.stringify(events.map((e) => Object.keys(e)))}`);
   const now = (await context.cookies()).find((c) => c.name === '__Host-kb_bound');
   assert.notEqual(now.value, stolen.find((c) => c.name === '__Host-kb_bound').value, 'a new bound cookie');
+  await context.close();
+});
+
+test('a client that requires DBSC gets its code only after Chromium bound the session', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const cdp = await context.newCDPSession(page);
+  const events = [];
+  cdp.on('Network.deviceBoundSessionEventOccurred', (e) => events.push(e));
+  await cdp.send('Network.enable');
+  await cdp.send('Network.enableDeviceBoundSessions', { enable: true });
+  const u = new URL('/authorize', op.issuer);
+  u.search = new URLSearchParams({
+    response_type: 'code', client_id: 'web', redirect_uri: redirectUri, scope: 'openid', state: 'st',
+    nonce: 'nn', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
+  }).toString();
+  await page.goto(u.toString());
+  await page.fill('#username', 'alice');
+  await page.fill('#password', 'wonderland');
+  const seen = [];
+  page.on('domcontentloaded', async () => { seen.push(await page.title().catch(() => '')); });
+  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+  // the waiting page posts on by itself once the session is bound: consent comes next
+  await page.waitForSelector('button[value=allow]', { timeout: 15000 });
+  assert.ok(seen.some((t) => t.startsWith('Securing your sign-in')), `pages: ${seen}`);
+  assert.ok(events.some((e) => e.creationEventDetails && e.succeeded), 'Chromium registered its key first');
+  await Promise.all([page.waitForURL((x) => x.toString().startsWith(redirectUri)), page.click('button[value=allow]')]);
+  assert.ok(new URL(page.url()).searchParams.get('code'));
   await context.close();
 });

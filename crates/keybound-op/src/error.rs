@@ -352,9 +352,10 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
         },
         Refusal::Dbsc(r) => match r {
             // the browser's key or its proof: the session's refresh is refused
-            DbscRefusal::Jwt(_) | DbscRefusal::Challenge | DbscRefusal::Authorization => {
-                C::AccessDenied
-            }
+            DbscRefusal::Jwt(_)
+            | DbscRefusal::Challenge
+            | DbscRefusal::Authorization
+            | DbscRefusal::Required => C::AccessDenied,
             DbscRefusal::Off
             | DbscRefusal::NoSession
             | DbscRefusal::AlreadyBound

@@ -127,6 +127,9 @@ pub mod paths {
     pub const DBSC_START: &str = "/dbsc/start";
     /// Device Bound Session Credentials: the bound cookie's refresh
     pub const DBSC_REFRESH: &str = "/dbsc/refresh";
+    /// Device Bound Session Credentials: whether this browser's session is bound yet (the
+    /// page that waits for it asks)
+    pub const DBSC_STATUS: &str = "/dbsc/status";
     /// RFC 8628 device authorization endpoint
     pub const DEVICE_AUTHORIZATION: &str = "/device_authorization";
     /// RFC 8628 end-user verification page

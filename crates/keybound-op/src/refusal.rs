@@ -101,6 +101,10 @@ pub enum DbscRefusal {
     /// The browser sent no `Secure-Session-Response`.
     #[error("no Secure-Session-Response header")]
     NoResponse,
+    /// `dbsc = "require"` or the client's `--require-dbsc`: the session was not bound to the
+    /// browser's key (the browser does not speak DBSC, or the OP offers none).
+    #[error("This sign-in must be bound to this device, and this browser did not bind it: use a browser with Device Bound Session Credentials (Chrome 146 or later), or ask the app's operator.")]
+    Required,
 }
 
 /// Passkeys: registering, signing in, managing them (crate::passkey), and what a sign-in must

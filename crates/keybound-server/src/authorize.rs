@@ -28,7 +28,8 @@ use crate::{forms, pages, AppState};
 /// What a page whose CSRF check failed tells the End-User to do.
 const START_AGAIN: &str = "Go back to the app and start again.";
 
-const INTERNAL: [&str; 9] = [
+const INTERNAL: [&str; 10] = [
+    "kb_dbsc",
     "kb_action",
     "csrf",
     "username",
@@ -79,6 +80,8 @@ struct Step<'a> {
     fingerprint: &'a str,
     /// the parameters came from a pushed request (RFC 9126)
     pushed: bool,
+    /// the page that waits for a DBSC registration posted this request (`kb_dbsc`)
+    waited_for_dbsc: bool,
 }
 
 /// The fingerprint of an authorization request: SHA-256 over its parameters as sent (without
@@ -175,6 +178,7 @@ async fn handle(
         },
         fingerprint: &this_request,
         pushed,
+        waited_for_dbsc: field("kb_dbsc") == Some("waited"),
     };
     // fresh: this session's login was performed for this very request (OP state)
     let fresh = session
@@ -265,6 +269,13 @@ impl Step<'_> {
         {
             Err(e) => Failure::from(e).into_response(),
             Ok(Interaction::Login(p)) => self.login_page(&p, None),
+            // DBSC required and this session not bound yet: wait for the browser's key
+            Ok(Interaction::Consent(_) | Interaction::Issue)
+                if crate::dbsc::required(self.state, &self.v.client)
+                    && session.is_some_and(|s| s.dbsc.is_none()) =>
+            {
+                return self.dbsc_wait(signed_in);
+            }
             Ok(Interaction::Consent(p)) => {
                 // right after sign-in, the new session's token (the browser has not sent its
                 // cookie yet)
@@ -344,6 +355,46 @@ impl Step<'_> {
             fields.push(("kb_tbr".to_owned(), sealed));
         }
         fields
+    }
+
+    /// The page that offers DBSC for this session and waits for the browser to register its
+    /// key, then posts the request back; after it waited, an unbound session is refused.
+    fn dbsc_wait(&self, signed_in: Option<&SignedIn>) -> Response {
+        if self.waited_for_dbsc {
+            return refused(keybound_op::refusal::DbscRefusal::Required);
+        }
+        let key = signed_in.map(|s| &s.key).or(self.session_hash.as_ref());
+        let Some(offer) = key.and_then(|k| crate::dbsc::offer(self.state, k)) else {
+            // DBSC off at this OP while the client requires it: nothing can bind the session
+            return refused(keybound_op::refusal::DbscRefusal::Required);
+        };
+        let (secret, cookie) = match signed_in {
+            Some(s) => (s.form_secret.clone(), None),
+            None => form_secret(self.state, self.headers),
+        };
+        let mut r = html_with_script(
+            StatusCode::OK,
+            pages::dbsc_wait(
+                paths::AUTHORIZE,
+                &self.form_fields(&secret),
+                paths::DBSC_STATUS,
+            ),
+            pages::DBSC_WAIT_SCRIPT,
+        );
+        match signed_in {
+            // the sign-in's cookie and its own offer
+            Some(s) => s.apply(&mut r),
+            None => {
+                if let Ok(v) = axum::http::HeaderValue::from_str(&offer) {
+                    r.headers_mut()
+                        .insert(keybound_proto::dbsc::REGISTRATION_HEADER, v);
+                }
+            }
+        }
+        if let Some(c) = cookie {
+            set_cookie(&mut r, &c);
+        }
+        r
     }
 
     /// The login prompt of this request before the provider decided (a form shown again):

@@ -16,7 +16,11 @@
 //!   A copied session cookie and bound cookie therefore work only until the bound cookie
 //!   expires: refreshing needs the key, which never left the browser.
 //! - A browser without DBSC never registers and keeps an ordinary session (the documented
-//!   downgrade; `dbsc = "off"` offers nothing).
+//!   downgrade; `dbsc = "off"` offers nothing) — unless `dbsc = "require"` or the client's
+//!   `--require-dbsc` demands a bound session: then the authorization endpoint, about to show
+//!   consent or issue a code for an unbound session, answers a page that offers DBSC for that
+//!   session and waits (`GET /dbsc/status`) until the browser registered, then goes on; a
+//!   browser that never registers is refused ([`required`]).
 
 use std::sync::Arc;
 
@@ -43,11 +47,19 @@ const HOST_BOUND_COOKIE: &str = "__Host-kb_bound";
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum DbscMode {
     /// offer DBSC to every browser that signs in; a browser without it keeps an ordinary
-    /// session
+    /// session (a client registered with `--require-dbsc` still demands it)
     #[default]
     Offer,
+    /// offer it, and issue no code to a session that is not bound: a browser without DBSC
+    /// cannot sign in to any app
+    Require,
     /// offer nothing
     Off,
+}
+
+/// Whether a code for `client` needs a session bound to the browser's key.
+pub(crate) fn required(state: &AppState, client: &keybound_store::Client) -> bool {
+    state.config.dbsc == DbscMode::Require || client.require_dbsc
 }
 
 impl AppState {
@@ -270,6 +282,24 @@ pub async fn refresh(
     };
     match run.await {
         Ok(r) => r,
+        Err(e) => Failure::api(e).into_response(),
+    }
+}
+
+/// `GET /dbsc/status`: `{"bound": true}` once this browser's session is bound to its key (the
+/// page that waits for the registration asks).
+pub async fn status(
+    State(state): State<Arc<AppState>>,
+    TokenBinding(tb): TokenBinding,
+    headers: HeaderMap,
+) -> Response {
+    match session_of_cookie(&state, &headers, &tb).await {
+        Ok(s) => {
+            let bound = s.is_some_and(|(_, s)| s.dbsc.is_some());
+            let mut r = axum::Json(serde_json::json!({ "bound": bound })).into_response();
+            no_store(r.headers_mut());
+            r
+        }
         Err(e) => Failure::api(e).into_response(),
     }
 }

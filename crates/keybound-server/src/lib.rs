@@ -51,7 +51,7 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// OpenID Connect Token Bound Authentication
     pub token_binding: TokenBindingMode,
-    /// Device Bound Session Credentials: offered to browsers that sign in, or off
+    /// Device Bound Session Credentials: offered to browsers that sign in, required, or off
     pub dbsc: dbsc::DbscMode,
     /// how long a bound cookie lives (seconds); the browser refreshes it with its key
     pub dbsc_cookie_lifetime: u64,
@@ -169,6 +169,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::PASSKEY_OPTIONS, post(account::passkey_options))
         .route(paths::DBSC_START, post(dbsc::start))
         .route(paths::DBSC_REFRESH, post(dbsc::refresh))
+        .route(paths::DBSC_STATUS, get(dbsc::status))
         .route(paths::HEALTHZ, get(discovery::healthz))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

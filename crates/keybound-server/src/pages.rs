@@ -153,6 +153,30 @@ data-options=\"{options}\">{label}</button>\n</form>\n\
 /// hash in the page's CSP, like the `form_post` page's script.
 pub const PASSKEY_SCRIPT: &str = r"(()=>{const b=document.getElementById('passkey-sign-in')||document.getElementById('add-passkey');if(!b)return;const m=document.getElementById('passkey-message');const P=window.PublicKeyCredential;if(!P||!P.parseRequestOptionsFromJSON){b.disabled=true;m.textContent='This browser cannot use passkeys here.';return;}b.addEventListener('click',async()=>{const f=document.getElementById('passkey-form');const create=b.dataset.ceremony==='create';if(create&&!f.reportValidity())return;b.disabled=true;m.textContent='';try{const r=await fetch(b.dataset.options,{method:'POST',credentials:'same-origin',headers:{'content-type':'application/x-www-form-urlencoded'},body:new URLSearchParams({csrf:f.elements.csrf.value,ceremony:create?'register':'sign_in',mode:b.dataset.mode||''})});const j=await r.json();if(!r.ok)throw new Error(j.error_description||'The passkey could not be started.');const c=create?await navigator.credentials.create({publicKey:P.parseCreationOptionsFromJSON(j.options)}):await navigator.credentials.get({publicKey:P.parseRequestOptionsFromJSON(j.options)});f.elements.kb_passkey_state.value=j.state;f.elements.kb_passkey_credential.value=JSON.stringify(c.toJSON());f.submit();}catch(e){m.textContent=e&&e.name==='NotAllowedError'?'The passkey prompt was closed or timed out; try again.':String(e&&e.message||e);b.disabled=false;}});})();";
 
+/// The one script of the page that waits for a DBSC registration: it asks `data-status` every
+/// 250 ms whether the session is bound, and after 10 s at most posts its form (which carries
+/// `kb_dbsc=waited`, so an unbound session is then refused, not asked again).
+pub const DBSC_WAIT_SCRIPT: &str = "(()=>{const f=document.getElementById('dbsc-form');let n=0;const go=()=>{clearInterval(t);f.submit();};const t=setInterval(async()=>{n+=1;try{const r=await fetch(f.dataset.status,{credentials:'same-origin',cache:'no-store'});if((await r.json()).bound||n>=40)go();}catch(e){if(n>=40)go();}},250);})();";
+
+/// The page shown while the browser binds the session to its key (DBSC required): it posts
+/// the authorization request back once the binding is there (or after 10 s), and without
+/// scripts on a click.
+pub fn dbsc_wait(action: &str, fields: &[(String, String)], status: &str) -> String {
+    layout(
+        "Securing your sign-in",
+        &format!(
+            "<h1>Securing your sign-in</h1>\n<p role=\"status\">Binding this sign-in to this device…</p>\n\
+<form method=\"post\" action=\"{action}\" id=\"dbsc-form\" data-status=\"{status}\">\n{hidden}\n\
+<input type=\"hidden\" name=\"kb_dbsc\" value=\"waited\">\n\
+<noscript><button type=\"submit\">Continue</button></noscript>\n</form>\n<script>{script}</script>",
+            action = esc(action),
+            status = esc(status),
+            hidden = hidden(fields),
+            script = DBSC_WAIT_SCRIPT,
+        ),
+    )
+}
+
 /// One of the End-User's passkeys as the account page lists it.
 #[derive(Debug, Clone)]
 pub struct PasskeyItem {

@@ -91,12 +91,17 @@ async fn account_shown(b: &mut Browser<RouterTransport>) -> bool {
 
 /// Register `key` for the signed-in session: the DBSC session id.
 async fn register(s: &mut Signed, key: &PrivateKey) -> String {
+    register_in(&mut s.b, &s.offer, key).await
+}
+
+/// Register `key` in browser `b` answering `offer`: the DBSC session id.
+async fn register_in(b: &mut Browser<RouterTransport>, offer: &str, key: &PrivateKey) -> String {
     let claims = json!({
-        "jti": param(&s.offer, "challenge"),
-        "authorization": param(&s.offer, "authorization"),
+        "jti": param(offer, "challenge"),
+        "authorization": param(offer, "authorization"),
     });
     let (status, _, body) = post(
-        &mut s.b,
+        b,
         "/dbsc/start",
         &[("secure-session-response", &jwt(key, true, &claims))],
     )
@@ -105,7 +110,7 @@ async fn register(s: &mut Signed, key: &PrivateKey) -> String {
     assert_eq!(body["refresh_url"], "/dbsc/refresh");
     assert_eq!(body["scope"]["origin"], ISS);
     assert_eq!(body["credentials"][0]["name"], "__Host-kb_bound");
-    assert!(s.b.cookie("__Host-kb_bound").is_some());
+    assert!(b.cookie("__Host-kb_bound").is_some());
     body["session_identifier"].as_str().unwrap().to_owned()
 }
 
@@ -292,4 +297,86 @@ async fn dbsc_registration_answers_this_sessions_offer_once() {
         .as_str()
         .unwrap()
         .contains("sign in"));
+}
+
+/// The hidden fields of a page's form with id `id`.
+fn form_fields(body: &str, id: &str) -> Vec<(String, String)> {
+    let start = body.find(&format!("id=\"{id}\"")).unwrap();
+    let end = start + body[start..].find("</form>").unwrap();
+    hidden_fields(&body[start..end])
+}
+
+async fn post_form(
+    b: &mut Browser<RouterTransport>,
+    fields: &[(String, String)],
+) -> keybound_testkit::browser::HttpResponse {
+    let body = serde_urlencoded::to_string(fields).unwrap();
+    b.request(HttpRequest::post_form(
+        &format!("{ISS}/authorize"),
+        body.into_bytes(),
+    ))
+    .await
+    .unwrap()
+}
+
+/// `dbsc = "require"` (or a client's `--require-dbsc`): no consent and no code for a session
+/// that is not bound. After sign-in the OP answers a page that offers DBSC and waits for the
+/// browser's key, then goes on; a browser that never registers is refused.
+#[tokio::test]
+async fn dbsc_required_no_code_before_the_session_is_bound() {
+    for (mode, require_dbsc) in [
+        (keybound_server::DbscMode::Require, false),
+        (keybound_server::DbscMode::Offer, true),
+    ] {
+        let op = OpBuilder::new()
+            .client(keybound_store::Client {
+                require_dbsc,
+                ..keybound_testkit::op::public_client("web")
+            })
+            .build()
+            .await;
+        let (router, _) = op.routers_with(keybound_server::ServerConfig {
+            dbsc: mode,
+            ..keybound_server::ServerConfig::default()
+        });
+        let mut b = Browser::new(RouterTransport(router));
+        let req = keybound_testkit::op::authorization_request("web", "openid", None);
+        let url = format!(
+            "{ISS}/authorize?{}",
+            serde_urlencoded::to_string(&req).unwrap()
+        );
+        let login = b.get(&url).await.unwrap();
+        let mut fields = hidden_fields(&login.body);
+        fields.push(("username".into(), ALICE.0.into()));
+        fields.push(("password".into(), ALICE.1.into()));
+        let r = post_form(&mut b, &fields).await;
+        let page = String::from_utf8_lossy(&r.body).into_owned();
+        assert_eq!(r.status, 200);
+        assert!(page.contains("Securing your sign-in"), "{page}");
+        assert!(!page.contains("name=\"decision\""), "no consent yet");
+        let offer = r.header("secure-session-registration").unwrap().to_owned();
+        let waiting = form_fields(&page, "dbsc-form");
+        // the browser never registered: after waiting, refused
+        let r = post_form(&mut b, &waiting).await;
+        assert_eq!(r.status, 403);
+        assert!(String::from_utf8_lossy(&r.body).contains("bound to this device"));
+        // the same request again: the page offers DBSC for the existing session
+        let again = b.get(&url).await.unwrap();
+        assert!(again.body.contains("Securing your sign-in"));
+        let status = b.get(&format!("{ISS}/dbsc/status")).await.unwrap();
+        assert_eq!(status.body, r#"{"bound":false}"#);
+        let key = PrivateKey::generate(KeyKind::Es256).unwrap();
+        register_in(&mut b, &offer, &key).await;
+        let status = b.get(&format!("{ISS}/dbsc/status")).await.unwrap();
+        assert_eq!(status.body, r#"{"bound":true}"#);
+        // bound: the waiting page's post goes on to consent, and the code
+        let r = post_form(&mut b, &form_fields(&again.body, "dbsc-form")).await;
+        let page = String::from_utf8_lossy(&r.body).into_owned();
+        assert!(page.contains("name=\"decision\""), "{page}");
+        let mut consent = hidden_fields(&page);
+        consent.push(("decision".into(), "allow".into()));
+        let r = post_form(&mut b, &consent).await;
+        assert_eq!(r.status, 303);
+        assert!(r.header("location").unwrap().contains("code="));
+    }
 }

@@ -159,6 +159,10 @@ pub struct Client {
     /// passkey)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub default_acr_values: Vec<String>,
+    /// its End-Users' OP sessions must be bound to their browser's key (DBSC) before it gets a
+    /// code: a browser without DBSC cannot sign in to it
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_dbsc: bool,
     /// when registered
     pub created_at: u64,
 }
@@ -230,6 +234,7 @@ impl Client {
             web_origins: Vec::new(),
             backchannel_logout_session_required: false,
             default_acr_values: Vec::new(),
+            require_dbsc: false,
             created_at,
         }
     }
@@ -271,6 +276,7 @@ impl fmt::Debug for Client {
                 &self.backchannel_logout_session_required,
             )
             .field("default_acr_values", &self.default_acr_values)
+            .field("require_dbsc", &self.require_dbsc)
             .field("created_at", &self.created_at)
             .finish()
     }

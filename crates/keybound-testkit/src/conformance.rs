@@ -207,6 +207,7 @@ pub fn client(id: &str) -> Client {
         web_origins: vec!["https://app.example".into()],
         backchannel_logout_session_required: true,
         default_acr_values: vec!["urn:keybound:acr:passkey".into()],
+        require_dbsc: true,
         created_at: NOW,
     }
 }

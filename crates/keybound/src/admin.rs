@@ -183,6 +183,10 @@ pub enum ClientCmd {
         /// urn:keybound:acr:passkey — the End-User then signs in with a passkey)
         #[arg(long = "default-acr", value_name = "ACR")]
         default_acr_values: Vec<String>,
+        /// its End-Users' OP sessions must be bound to their browser's key (Device Bound
+        /// Session Credentials) before it gets a code
+        #[arg(long)]
+        require_dbsc: bool,
     },
     /// List clients.
     List,
@@ -374,6 +378,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     backchannel_logout_session_required,
                     web_origins,
                     default_acr_values,
+                    require_dbsc,
                 },
         } => {
             let response_types = if response_types.is_empty() {
@@ -475,6 +480,7 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                 backchannel_logout_session_required,
                 web_origins,
                 default_acr_values,
+                require_dbsc,
                 ..Client::new(&client_id, method, crate::now())
             };
             // the rules dynamic registration applies too (one function for both)

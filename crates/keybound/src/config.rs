@@ -63,7 +63,7 @@ pub struct FileConfig {
     /// `shared` (one multi-threaded runtime) or `per-core` (a single-threaded runtime per core,
     /// each accepting on its own `SO_REUSEPORT` socket)
     pub runtime: Option<String>,
-    /// Device Bound Session Credentials: `offer` (default) or `off`
+    /// Device Bound Session Credentials: `offer` (default), `require` or `off`
     pub dbsc: Option<String>,
     /// lifetime of a DBSC bound cookie, seconds (the browser refreshes it with its key)
     pub dbsc_cookie_lifetime: Option<u64>,
@@ -409,7 +409,8 @@ impl Settings {
         let dbsc = match env("KEYBOUND_DBSC").or(file.dbsc).as_deref() {
             None | Some("offer") => keybound_server::DbscMode::Offer,
             Some("off") => keybound_server::DbscMode::Off,
-            Some(other) => bail!("dbsc '{other}': expected offer or off"),
+            Some("require") => keybound_server::DbscMode::Require,
+            Some(other) => bail!("dbsc '{other}': expected offer, require or off"),
         };
         let dbsc_cookie_lifetime = secs(
             "KEYBOUND_DBSC_COOKIE_LIFETIME",
