@@ -13,11 +13,9 @@ import { createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 import * as jose from 'jose';
-import { startOp, admin, freePort } from './common.mjs';
+import { startOp, admin, freePort, launchChromium } from './common.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 let op, browser, callback, spaCallback, redirectUri, hopUri, landedUri, spaRedirectUri, certDir, byeUri;
 let lastPost; // the body the last form_post delivered to a callback
 
@@ -74,13 +72,7 @@ before(async () => {
       '--response-type', 'id_token token', '--response-type', 'id_token']);
     admin(dir, ['user', 'add', '--username', 'alice', '--password', 'wonderland']);
   });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--host-resolver-rules=MAP rp.test 127.0.0.1'],
-  });
+  browser = await launchChromium(['--host-resolver-rules=MAP rp.test 127.0.0.1']);
 });
 
 after(async () => {

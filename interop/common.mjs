@@ -10,6 +10,19 @@ import { get as httpsGet } from 'node:https';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
+/** Debian's Chromium (CHROMIUM_PATH to use another). */
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+/** Headless Chromium as every browser test runs it, with `args` added. */
+export async function launchChromium(args = []) {
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', ...args],
+  });
+}
 export const BIN = process.env.KEYBOUND_BIN ?? join(here, '..', 'target', 'debug', 'keybound');
 
 export async function freePort() {

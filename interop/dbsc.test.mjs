@@ -14,11 +14,9 @@ import { createServer } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 import * as jose from 'jose';
-import { startOp, admin, freePort } from './common.mjs';
+import { startOp, admin, freePort, launchChromium } from './common.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const LIFETIME = 8;
 let op, browser, certDir, callback, redirectUri;
 
@@ -45,16 +43,24 @@ before(async () => {
     admin(dir, ['user', 'add', '--username', 'alice', '--password', 'wonderland']);
     admin(dir, ['client', 'add', '--client-id', 'web', '--name', 'Bound App', '--redirect-uri', redirectUri, '--require-dbsc']);
   }, { host: 'localhost', tls: { cert, key }, env: { KEYBOUND_DBSC_COOKIE_LIFETIME: String(LIFETIME) } });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      `--ignore-certificate-errors-spki-list=${spki}`,
-      '--enable-features=DeviceBoundSessions:RequireOriginTrialTokens/false/RefreshQuota/false,'
-        + 'EnableBoundSessionCredentialsSoftwareKeysForManualTesting'],
-  });
+  browser = await launchChromium([
+    `--ignore-certificate-errors-spki-list=${spki}`,
+    '--enable-features=DeviceBoundSessions:RequireOriginTrialTokens/false/RefreshQuota/false,'
+      + 'EnableBoundSessionCredentialsSoftwareKeysForManualTesting',
+  ]);
 });
+
+/** A page in a new context whose DBSC events (DevTools protocol) are collected in `events`. */
+async function dbscPage() {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const cdp = await context.newCDPSession(page);
+  const events = [];
+  cdp.on('Network.deviceBoundSessionEventOccurred', (e) => events.push(e));
+  await cdp.send('Network.enable');
+  await cdp.send('Network.enableDeviceBoundSessions', { enable: true });
+  return { context, page, events };
+}
 
 after(async () => {
   await browser?.close();
@@ -82,13 +88,7 @@ function send(path, { method = 'GET', cookies = [], headers = {} } = {}) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 test('Chromium binds the session to its key; copied cookies die with the bound cookie; only its key refreshes', async () => {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  const cdp = await context.newCDPSession(page);
-  const events = [];
-  cdp.on('Network.deviceBoundSessionEventOccurred', (e) => events.push(e));
-  await cdp.send('Network.enable');
-  await cdp.send('Network.enableDeviceBoundSessions', { enable: true });
+  const { context, page, events } = await dbscPage();
 
   await page.goto(`${op.issuer}/account`);
   await page.fill('#username', 'alice');
@@ -150,13 +150,7 @@ test('Chromium binds the session to its key; copied cookies die with the bound c
 });
 
 test('a client that requires DBSC gets its code only after Chromium bound the session', async () => {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  const cdp = await context.newCDPSession(page);
-  const events = [];
-  cdp.on('Network.deviceBoundSessionEventOccurred', (e) => events.push(e));
-  await cdp.send('Network.enable');
-  await cdp.send('Network.enableDeviceBoundSessions', { enable: true });
+  const { context, page, events } = await dbscPage();
   const u = new URL('/authorize', op.issuer);
   u.search = new URLSearchParams({
     response_type: 'code', client_id: 'web', redirect_uri: redirectUri, scope: 'openid', state: 'st',

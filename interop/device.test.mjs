@@ -7,11 +7,9 @@ import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 import * as jose from 'jose';
-import { startOp, admin, BIN } from './common.mjs';
+import { startOp, admin, BIN, launchChromium } from './common.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 let op, browser;
 
 before(async () => {
@@ -19,12 +17,7 @@ before(async () => {
     admin(dir, ['client', 'add', '--client-id', 'tv', '--name', 'Living Room TV', '--redirect-uri', 'http://127.0.0.1:9/unused']);
     admin(dir, ['user', 'add', '--username', 'alice', '--password', 'wonderland']);
   });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
 let login;

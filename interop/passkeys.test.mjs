@@ -14,14 +14,12 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
-import { chromium } from 'playwright-core';
 import * as client from 'openid-client';
 import * as jose from 'jose';
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
-import { startOp, admin, freePort, BIN } from './common.mjs';
+import { startOp, admin, freePort, BIN, launchChromium } from './common.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const PASSKEY_ACR = 'urn:keybound:acr:passkey';
 let a, b, browser, callback, redirectUri, api, apiProcess;
 
@@ -65,12 +63,7 @@ before(async () => {
     if (Date.now() > deadline) throw new Error('consumer-axum did not start within 10 s');
     await new Promise((r) => setTimeout(r, 50));
   }
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -768,14 +768,9 @@ impl Provider {
         source: Option<&str>,
     ) -> Result<Option<BrowserSession>, OpError> {
         let account = format!("account\0{username}");
-        let address = source.map(|a| format!("address\0{a}"));
-        let t = self.config.throttle;
-        let shared: Vec<(&str, u32)> = address
-            .iter()
-            .map(|a| (a.as_str(), t.free_failures_per_address))
-            .collect();
+        let address = crate::address_key(source);
         let attempt = self
-            .begin_attempt((account.as_str(), t.free_failures), &shared, "passwords")
+            .begin_sign_in_attempt(&account, address.as_deref(), "passwords")
             .await?;
         let user = self.store.user_by_username(username).await?;
         // Verify against a dummy hash for unknown users so timing does not reveal usernames.

@@ -376,6 +376,24 @@ impl Provider {
         self.rng.token(16)
     }
 
+    /// Start a throttled sign-in attempt at `principal` (an account, a passkey) from `source`
+    /// (the client's address, shared by every principal tried from it): each with its free
+    /// failures from the throttle settings ([`Provider::begin_attempt`]).
+    pub(crate) async fn begin_sign_in_attempt<'k>(
+        &self,
+        principal: &'k str,
+        address: Option<&'k str>,
+        what: &str,
+    ) -> Result<Attempt<'_, 'k>, OpError> {
+        let t = self.config.throttle;
+        let shared: Vec<(&str, u32)> = address
+            .iter()
+            .map(|a| (*a, t.free_failures_per_address))
+            .collect();
+        self.begin_attempt((principal, t.free_failures), &shared, what)
+            .await
+    }
+
     /// Start a throttled attempt at a secret for `principal` (the account or client id) and
     /// `shared` keys (the source address), each with its free failures. Attempts at one
     /// principal take turns (the turn is held until the attempt is settled); then any key in
@@ -422,6 +440,11 @@ impl Provider {
         }
         Ok(begun)
     }
+}
+
+/// The throttle key of a client address (shared by every account and passkey tried from it).
+pub(crate) fn address_key(source: Option<&str>) -> Option<String> {
+    source.map(|a| format!("address\0{a}"))
 }
 
 /// An attempt at a secret, holding its principal's turn. [`Attempt::failed`] counts a failure

@@ -52,15 +52,7 @@ async fn id_token_claims(
     v: &ValidatedAuthorization,
     session: &BrowserSession,
 ) -> serde_json::Value {
-    op.p.record_consent(v, &session.sub).await.unwrap();
-    let url = op.p.issue_code(v, session).await.unwrap().url().unwrap();
-    let code = url::Url::parse(&url)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let code = op.code_in(v, session).await;
     let t = op
         .redeem(&v.client.client_id, &code, None, None)
         .await
@@ -266,15 +258,7 @@ async fn a_refreshed_id_token_keeps_the_sign_ins_acr_and_amr() {
     )
     .await;
     let session = passkey_session(&op, ALICE.2, None);
-    op.p.record_consent(&v, &session.sub).await.unwrap();
-    let url = op.p.issue_code(&v, &session).await.unwrap().url().unwrap();
-    let code = url::Url::parse(&url)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let code = op.code_in(&v, &session).await;
     let tokens = op.redeem("app", &code, None, None).await.unwrap();
     let refresh = tokens.refresh_token.unwrap();
     let form = keybound_testkit::op::form(&[

@@ -207,32 +207,87 @@ pub struct StepUpRoute {
     pub required: StepUp,
 }
 
+/// What a step-up route verifies: an access token or a key-bound ID Token presentation.
+trait Presented: Sized {
+    /// Verify the presentation carried by the request.
+    async fn verified(
+        v: &Verifier,
+        method: &str,
+        path: &str,
+        h: &HeaderMap,
+    ) -> Result<Self, Refusal>;
+    /// The sign-in it describes.
+    fn signed_in(&self) -> crate::SignIn<'_>;
+    /// Hand it to the handler.
+    fn into_extension(self, req: &mut Request);
+}
+
+impl Presented for VerifiedAccess {
+    async fn verified(
+        v: &Verifier,
+        method: &str,
+        path: &str,
+        h: &HeaderMap,
+    ) -> Result<Self, Refusal> {
+        verify_access_request(v, method, path, h).await
+    }
+    fn signed_in(&self) -> crate::SignIn<'_> {
+        self.sign_in()
+    }
+    fn into_extension(self, req: &mut Request) {
+        req.extensions_mut().insert(DpopAccess(self));
+    }
+}
+
+impl Presented for VerifiedIdentity {
+    async fn verified(
+        v: &Verifier,
+        method: &str,
+        path: &str,
+        h: &HeaderMap,
+    ) -> Result<Self, Refusal> {
+        verify_request(v, method, path, h).await
+    }
+    fn signed_in(&self) -> crate::SignIn<'_> {
+        self.sign_in()
+    }
+    fn into_extension(self, req: &mut Request) {
+        req.extensions_mut().insert(KeyBound(self));
+    }
+}
+
+/// The one step-up check of both middlewares: verify, then the sign-in against the route's
+/// demand.
+async fn step_up<P: Presented>(route: &StepUpRoute, mut req: Request, next: Next) -> Response {
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let v = &route.verifier;
+    let checked = P::verified(v, &method, &path, req.headers())
+        .await
+        .and_then(|p| {
+            v.check_sign_in(p.signed_in(), &route.required)
+                .map(|()| p)
+                .map_err(|e| Refusal::new(v, e))
+        });
+    match checked {
+        Ok(p) => {
+            p.into_extension(&mut req);
+            next.run(req).await
+        }
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
 /// Middleware for a route taking DPoP access tokens whose sign-in must meet `required`:
 /// `.route_layer(from_fn_with_state(StepUpRoute { … }, require_access_step_up))`. A token that
 /// falls short is answered `401` with `error="insufficient_user_authentication"` and the
 /// `acr_values`/`max_age` to sign in with; the verified access is added to the extensions.
 pub async fn require_access_step_up(
     State(route): State<StepUpRoute>,
-    mut req: Request,
+    req: Request,
     next: Next,
 ) -> Response {
-    let method = req.method().as_str().to_owned();
-    let path = req.uri().path().to_owned();
-    let v = &route.verifier;
-    let checked = verify_access_request(v, &method, &path, req.headers())
-        .await
-        .and_then(|access| {
-            v.check_sign_in(access.sign_in(), &route.required)
-                .map(|()| access)
-                .map_err(|e| Refusal::new(v, e))
-        });
-    match checked {
-        Ok(access) => {
-            req.extensions_mut().insert(DpopAccess(access));
-            next.run(req).await
-        }
-        Err(refusal) => refusal.into_response(),
-    }
+    step_up::<VerifiedAccess>(&route, req, next).await
 }
 
 /// Middleware for a route taking key-bound ID Token presentations whose sign-in must meet
@@ -240,24 +295,8 @@ pub async fn require_access_step_up(
 /// extensions.
 pub async fn require_key_bound_step_up(
     State(route): State<StepUpRoute>,
-    mut req: Request,
+    req: Request,
     next: Next,
 ) -> Response {
-    let method = req.method().as_str().to_owned();
-    let path = req.uri().path().to_owned();
-    let v = &route.verifier;
-    let checked = verify_request(v, &method, &path, req.headers())
-        .await
-        .and_then(|who| {
-            v.check_sign_in(who.sign_in(), &route.required)
-                .map(|()| who)
-                .map_err(|e| Refusal::new(v, e))
-        });
-    match checked {
-        Ok(identity) => {
-            req.extensions_mut().insert(KeyBound(identity));
-            next.run(req).await
-        }
-        Err(refusal) => refusal.into_response(),
-    }
+    step_up::<VerifiedIdentity>(&route, req, next).await
 }

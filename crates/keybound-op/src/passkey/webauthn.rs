@@ -295,14 +295,9 @@ impl Provider {
             serde_json::from_str(credential).map_err(|e| Why::Malformed(e.to_string()))?;
         let credential_id = keybound_jose::b64::encode(assertion.get_credential_id());
         let principal = format!("passkey\0{credential_id}");
-        let address = source.map(|a| format!("address\0{a}"));
-        let t = self.config.throttle;
-        let shared: Vec<(&str, u32)> = address
-            .iter()
-            .map(|a| (a.as_str(), t.free_failures_per_address))
-            .collect();
+        let address = crate::address_key(source);
         let attempt = self
-            .begin_attempt((principal.as_str(), t.free_failures), &shared, "passkeys")
+            .begin_sign_in_attempt(&principal, address.as_deref(), "passkeys")
             .await?;
         match self
             .verify_assertion(webauthn, opened, &assertion, &credential_id)
