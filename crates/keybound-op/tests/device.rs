@@ -162,6 +162,9 @@ async fn full_device_flow_gives_a_key_bound_id_token_once() {
     };
     let id = idtoken::validate(t.id_token.as_deref().unwrap(), &jwks, &checks).unwrap();
     assert_eq!(id.typ.as_deref(), Some("dpop+id_token"));
+    // how the End-User signed in on the verification page (RFC 8176)
+    assert_eq!(id.claims.acr.as_deref(), Some("urn:keybound:acr:pwd"));
+    assert_eq!(id.claims.amr.as_deref(), Some(&["pwd".to_owned()][..]));
     assert_eq!(id.claims.sub, "alice");
     // a second redemption after success is refused and revokes what was issued: the access
     // token from the first redemption no longer works at userinfo

@@ -110,7 +110,8 @@ fn approved<'a>(
             sub,
             scope: &a.scope,
             auth_time: Some(auth_time),
-            acr: None,
+            // how the End-User signed in on the verification page
+            acr: Some(crate::passkey::Strength::of_amr(amr).acr()),
             amr,
             nonce: a.nonce.as_deref(),
             resources: &[],
