@@ -287,4 +287,14 @@ impl ClientCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         g.insert(client.client_id.clone(), (client.clone(), now));
     }
+
+    /// Drop a client changed or removed through this provider (other nodes re-read it
+    /// within `client_cache_ttl`).
+    pub(crate) fn forget(&self, id: &str) {
+        let mut g = self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        g.remove(id);
+    }
 }

@@ -13,7 +13,7 @@ use keybound_proto::wire::ErrorCode;
 use keybound_store::StoreError;
 
 use crate::refusal::{
-    AuthorizeRefusal, BindingRefusal, ClientAuthRefusal, ClientCredentialsRefusal, CodeRefusal,
+    AdminRefusal, AuthorizeRefusal, BindingRefusal, ClientAuthRefusal, ClientCredentialsRefusal, CodeRefusal,
     DbscRefusal, DeviceRefusal, ExchangeRefusal, Fapi2Refusal, JwtBearerRefusal, LogoutRefusal,
     PageRefusal, PasskeyRefusal, RefreshRefusal, Refusal, RegistrationRefusal, RequestRefusal,
     ResourceRefusal, TargetRefusal,
@@ -78,6 +78,9 @@ pub enum Endpoint {
     /// The authorization endpoint and the End-User's pages: a redirect with the error, or an
     /// HTML error page.
     Page,
+    /// The operator's API (`/admin/v1/`): its authorization like a protected resource's,
+    /// everything else an RFC 9457 problem with the status of its HTTP meaning (404, 412, 400).
+    Admin,
 }
 
 /// An error as it goes on the wire.
@@ -157,6 +160,22 @@ impl OpError {
     /// The description the client sees.
     pub fn description(&self) -> String {
         self.wire(Endpoint::Token).description
+    }
+
+    /// RFC 9457 §3.1.1: the problem type of this error at the admin API, a URN that names
+    /// the OAuth error code, or `not-found` / `precondition-failed` for what has none.
+    pub fn problem_type(&self) -> String {
+        let kind = match self {
+            OpError::Refused(Refusal::Admin(AdminRefusal::NotFound { .. })) => "not-found",
+            OpError::Refused(Refusal::Admin(
+                AdminRefusal::Exists { .. } | AdminRefusal::Changed { .. },
+            )) => "precondition-failed",
+            _ => match self.wire(Endpoint::Admin).code {
+                Some(c) => return format!("urn:keybound:problem:{}", c.as_str()),
+                None => "unauthorized",
+            },
+        };
+        format!("urn:keybound:problem:{kind}")
     }
 
     /// The fresh nonce to send with `use_dpop_nonce`.
@@ -288,42 +307,7 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
         },
         Refusal::Fapi2(r) => fapi2_code(r),
         Refusal::Authorize(r) => authorize_code(r),
-        Refusal::Registration(r) => match r {
-            // RFC 7591 §3, RFC 6750 §3.1
-            RegistrationRefusal::TokenRequired | RegistrationRefusal::TokenUnusable => {
-                C::InvalidToken
-            }
-            RegistrationRefusal::NotJson => C::InvalidRequest,
-            // RFC 7591 §3.2.2
-            RegistrationRefusal::RedirectUrisRequired
-            | RegistrationRefusal::RedirectUri(_)
-            | RegistrationRefusal::ImplicitRedirectUri(_)
-            | RegistrationRefusal::RedirectUriNotNormal { .. }
-            | RegistrationRefusal::HttpNotLoopback(_) => C::InvalidRedirectUri,
-            RegistrationRefusal::NotAnObject(_)
-            | RegistrationRefusal::LogoutUri { .. }
-            | RegistrationRefusal::WebOrigin(_)
-            | RegistrationRefusal::WebOriginConfidential
-            | RegistrationRefusal::DefaultAcr(_)
-            | RegistrationRefusal::MemberType { .. }
-            | RegistrationRefusal::AuthMethod(_)
-            | RegistrationRefusal::GrantType(_)
-            | RegistrationRefusal::TokenExchangeByPolicy
-            | RegistrationRefusal::ResponseType(_)
-            | RegistrationRefusal::GrantsAndResponsesDisagree
-            | RegistrationRefusal::JwksUri
-            | RegistrationRefusal::Jwks(_)
-            | RegistrationRefusal::PrivateKeyJwtNeedsJwks
-            | RegistrationRefusal::JwksWithoutPrivateKeyJwt
-            | RegistrationRefusal::PublicJwtBearer
-            | RegistrationRefusal::PublicClientCredentials
-            | RegistrationRefusal::Fapi2(_)
-            | RegistrationRefusal::Scope(_)
-            | RegistrationRefusal::Resource(_)
-            | RegistrationRefusal::TooLarge { .. }
-            | RegistrationRefusal::TokenBindingCnf(_)
-            | RegistrationRefusal::Profile(_) => C::InvalidClientMetadata,
-        },
+        Refusal::Registration(r) => registration_code(r),
         Refusal::Resource(r) => match r {
             // RFC 6750 §3.1
             ResourceRefusal::Scheme => C::InvalidRequest,
@@ -350,6 +334,7 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
             // RFC 6749 §5.2: the grant is no longer valid
             LogoutRefusal::SessionEnded => C::InvalidGrant,
         },
+        Refusal::Admin(r) => admin_code(r),
         Refusal::Dbsc(r) => match r {
             // the browser's key or its proof: the session's refresh is refused
             DbscRefusal::Jwt(_)
@@ -458,6 +443,67 @@ fn authorize_code(r: &AuthorizeRefusal) -> ErrorCode {
     }
 }
 
+/// RFC 7591 §3.2.2 and RFC 6750 §3.1: client registration, dynamic or by an operator.
+#[allow(clippy::match_same_arms)] // one arm per rule reads as the table it is
+fn registration_code(r: &RegistrationRefusal) -> ErrorCode {
+    use ErrorCode as C;
+    match r {
+        // RFC 7591 §3, RFC 6750 §3.1
+        RegistrationRefusal::TokenRequired | RegistrationRefusal::TokenUnusable => {
+            C::InvalidToken
+        }
+        RegistrationRefusal::NotJson => C::InvalidRequest,
+        // RFC 7591 §3.2.2
+        RegistrationRefusal::RedirectUrisRequired
+        | RegistrationRefusal::RedirectUri(_)
+        | RegistrationRefusal::ImplicitRedirectUri(_)
+        | RegistrationRefusal::RedirectUriNotNormal { .. }
+        | RegistrationRefusal::HttpNotLoopback(_) => C::InvalidRedirectUri,
+        RegistrationRefusal::NotAnObject(_)
+        | RegistrationRefusal::LogoutUri { .. }
+        | RegistrationRefusal::WebOrigin(_)
+        | RegistrationRefusal::WebOriginConfidential
+        | RegistrationRefusal::DefaultAcr(_)
+        | RegistrationRefusal::MemberType { .. }
+        | RegistrationRefusal::AuthMethod(_)
+        | RegistrationRefusal::GrantType(_)
+        | RegistrationRefusal::TokenExchangeByPolicy
+        | RegistrationRefusal::ResponseType(_)
+        | RegistrationRefusal::GrantsAndResponsesDisagree
+        | RegistrationRefusal::JwksUri
+        | RegistrationRefusal::Jwks(_)
+        | RegistrationRefusal::PrivateKeyJwtNeedsJwks
+        | RegistrationRefusal::JwksWithoutPrivateKeyJwt
+        | RegistrationRefusal::PublicJwtBearer
+        | RegistrationRefusal::PublicClientCredentials
+        | RegistrationRefusal::Fapi2(_)
+        | RegistrationRefusal::Scope(_)
+        | RegistrationRefusal::Resource(_)
+        | RegistrationRefusal::TooLarge { .. }
+        | RegistrationRefusal::TokenBindingCnf(_)
+        | RegistrationRefusal::Profile(_) => C::InvalidClientMetadata,
+    }
+}
+
+/// The admin API: its authorization like a protected resource's (RFC 6750 §3.1), its
+/// documents' faults `invalid_request`, a client document's those of registration.
+fn admin_code(r: &AdminRefusal) -> ErrorCode {
+    use ErrorCode as C;
+    match r {
+        AdminRefusal::NotBound | AdminRefusal::EndUserToken => C::InvalidToken,
+        AdminRefusal::Scope | AdminRefusal::NoLongerAdmin(_) => C::InsufficientScope,
+        AdminRefusal::NotFound { .. }
+        | AdminRefusal::Exists { .. }
+        | AdminRefusal::Changed { .. }
+        | AdminRefusal::PathMismatch { .. }
+        | AdminRefusal::ReadOnly { .. }
+        | AdminRefusal::Invalid { .. }
+        | AdminRefusal::Body(_)
+        | AdminRefusal::PageLimit { .. } => C::InvalidRequest,
+        AdminRefusal::Client(r) => registration_code(r),
+    }
+}
+
 /// HTTP status: RFC 6749 §5.2 at the token endpoint and registration (400, `invalid_client` and
 /// `invalid_token` 401), RFC 6750 §3.1
 /// at resources (401, `insufficient_scope` 403, `invalid_request` 400), plain HTTP meaning on
@@ -485,6 +531,20 @@ fn status(at: Endpoint, code: Option<ErrorCode>, e: &OpError) -> u16 {
         (Endpoint::Page, Some(ErrorCode::AccessDenied)) => 403,
         (Endpoint::Page, Some(ErrorCode::LoginRequired | ErrorCode::InvalidClient)) => 401,
         (Endpoint::Page, _) => 400,
+        (Endpoint::Admin, _) => match e {
+            OpError::Refused(Refusal::Admin(AdminRefusal::NotFound { .. })) => 404,
+            OpError::Refused(Refusal::Admin(
+                AdminRefusal::Exists { .. } | AdminRefusal::Changed { .. },
+            )) => 412,
+            _ if matches!(
+                code,
+                Some(ErrorCode::InvalidClientMetadata | ErrorCode::InvalidRedirectUri)
+            ) =>
+            {
+                400
+            }
+            _ => status(Endpoint::Resource, code, e),
+        },
     }
 }
 

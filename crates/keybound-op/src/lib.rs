@@ -13,6 +13,7 @@
 //! proof (signature, `typ`, `htm`, `htu`, `iat`, nonce, `jti` replay) → only then the
 //! single-use code or refresh token is consumed, atomically.
 
+pub mod admin;
 mod authorize;
 mod client_auth;
 mod device;

@@ -71,6 +71,83 @@ pub enum Refusal {
     /// Device Bound Session Credentials (the browser's session key)
     #[error(transparent)]
     Dbsc(#[from] DbscRefusal),
+    /// the operator's API (`/admin/v1/`)
+    #[error(transparent)]
+    Admin(#[from] AdminRefusal),
+}
+
+/// The admin API (crate::admin): who may call it, and what its documents must be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminRefusal {
+    /// The admin API takes DPoP-bound tokens only (a Bearer token that leaks is useless).
+    #[error("the admin API takes DPoP-bound access tokens only: get one with the client credentials grant and a DPoP proof, and send it as Authorization: DPoP")]
+    NotBound,
+    /// The token lacks the admin scope.
+    #[error("this access token lacks the scope keybound:admin")]
+    Scope,
+    /// The token is an End-User's, not an admin client's own.
+    #[error("the admin API takes a client's own token (client credentials grant), not an End-User's")]
+    EndUserToken,
+    /// The client lost the admin scope after its token was issued.
+    #[error("client '{0}' no longer has the scope keybound:admin")]
+    NoLongerAdmin(String),
+    /// RFC 9110 §15.5.5: nothing of that kind by that id.
+    #[error("no {kind} '{id}'")]
+    NotFound {
+        /// client, user, trusted issuer, passkey
+        kind: &'static str,
+        /// the id asked for
+        id: String,
+    },
+    /// RFC 9110 §13.1.2: `If-None-Match: *` and it exists.
+    #[error("{kind} '{id}' exists already (If-None-Match: *)")]
+    Exists {
+        /// what kind of thing
+        kind: &'static str,
+        /// its id
+        id: String,
+    },
+    /// RFC 9110 §13.1.1: `If-Match` names another version than the current one.
+    #[error("{kind} '{id}' changed since it was read (If-Match does not match its ETag): read it again and reapply the change")]
+    Changed {
+        /// what kind of thing
+        kind: &'static str,
+        /// its id
+        id: String,
+    },
+    /// A member that names the resource disagrees with the path.
+    #[error("{member} in the body differs from the one in the path")]
+    PathMismatch {
+        /// the member
+        member: &'static str,
+    },
+    /// A read-only member was changed.
+    #[error("{member} is read-only")]
+    ReadOnly {
+        /// the member
+        member: &'static str,
+    },
+    /// A member's value is not acceptable.
+    #[error("{member}: {reason}")]
+    Invalid {
+        /// the member
+        member: &'static str,
+        /// what it must be
+        reason: String,
+    },
+    /// The body is not the document expected.
+    #[error("the body is not a valid document: {0}")]
+    Body(String),
+    /// `limit` out of range.
+    #[error("limit must be 1 to {max}")]
+    PageLimit {
+        /// the largest page
+        max: u32,
+    },
+    /// A client document breaks a rule of client registration (crate::check_client).
+    #[error(transparent)]
+    Client(RegistrationRefusal),
 }
 
 /// Device Bound Session Credentials at `/dbsc/start` and `/dbsc/refresh` (specs/dbsc.md).
@@ -1093,7 +1170,8 @@ into_op_error!(
     TargetRefusal,
     LogoutRefusal,
     PasskeyRefusal,
-    DbscRefusal
+    DbscRefusal,
+    AdminRefusal
 );
 
 impl From<Refusal> for crate::OpError {

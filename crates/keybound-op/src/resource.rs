@@ -61,7 +61,7 @@ impl Provider {
 
     /// Authorize a resource request: the token, and for DPoP-bound tokens the proof, under
     /// the same nonce policy as the token endpoint (global and the token's client's).
-    async fn authorize_resource(
+    pub(crate) async fn authorize_resource(
         &self,
         r: ResourceRequest<'_>,
     ) -> Result<AccessTokenClaims, OpError> {
