@@ -20,9 +20,7 @@ use base64::Engine as _;
 use keybound_jose::JwkSet;
 use keybound_proto::keybinding::Profile;
 use keybound_proto::wire::{grant_type, ResponseType};
-use keybound_store::{
-    Client, ClientAuthMethod, ExchangePolicy, SubjectMode, TrustedIssuer, User,
-};
+use keybound_store::{Client, ClientAuthMethod, ExchangePolicy, SubjectMode, TrustedIssuer, User};
 use serde::Serialize;
 
 use crate::refusal::{AdminRefusal as Why, RegistrationRefusal};
@@ -53,11 +51,21 @@ pub struct Precondition {
     pub if_none_match_any: bool,
 }
 
-/// The entity tag of a document: a strong tag over its JSON form (RFC 9110 §8.8.3).
+/// Write-only members: a secret shown once is not part of the version it was shown with.
+const WRITE_ONLY: [&str; 2] = ["client_secret", "password"];
+
+/// The entity tag of a document: a strong tag over its JSON form without write-only members
+/// (RFC 9110 §8.8.3), so the answer to a `PUT` and a later `GET` carry the same tag.
 pub fn etag<T: Serialize>(doc: &T) -> String {
     // serializing a document of plain data cannot fail; an empty body would only make every
     // If-Match fail, never pass
-    let json = serde_json::to_vec(doc).unwrap_or_default();
+    let mut value = serde_json::to_value(doc).unwrap_or_default();
+    if let Some(m) = value.as_object_mut() {
+        for k in WRITE_ONLY {
+            m.remove(k);
+        }
+    }
+    let json = serde_json::to_vec(&value).unwrap_or_default();
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &json);
     format!(
         "\"{}\"",
@@ -73,24 +81,34 @@ fn check_precondition<T: Serialize>(
     id: &str,
 ) -> Result<(), OpError> {
     match (current, pre) {
-        (Some(_), Precondition {
-            if_none_match_any: true,
-            ..
-        }) => Err(Why::Exists {
+        (
+            Some(_),
+            Precondition {
+                if_none_match_any: true,
+                ..
+            },
+        ) => Err(Why::Exists {
             kind,
             id: id.to_owned(),
         }
         .into()),
-        (None, Precondition {
-            if_match: Some(_), ..
-        }) => Err(Why::NotFound {
+        (
+            None,
+            Precondition {
+                if_match: Some(_), ..
+            },
+        ) => Err(Why::NotFound {
             kind,
             id: id.to_owned(),
         }
         .into()),
-        (Some(doc), Precondition {
-            if_match: Some(tag), ..
-        }) if tag.trim() != "*" && tag.trim() != etag(doc) => Err(Why::Changed {
+        (
+            Some(doc),
+            Precondition {
+                if_match: Some(tag),
+                ..
+            },
+        ) if tag.trim() != "*" && tag.trim() != etag(doc) => Err(Why::Changed {
             kind,
             id: id.to_owned(),
         }
@@ -208,14 +226,15 @@ impl Provider {
                 .into())
             }
             (Some(s), true) => client.secret_hash = Some(self.hashes.hash(&s.0).await?),
-            (None, true) => match existing.as_ref().and_then(|c| c.secret_hash.clone()) {
-                Some(kept) => client.secret_hash = Some(kept),
-                None => {
+            (None, true) => {
+                if let Some(kept) = existing.as_ref().and_then(|c| c.secret_hash.clone()) {
+                    client.secret_hash = Some(kept);
+                } else {
                     let s = self.random_token();
                     client.secret_hash = Some(self.hashes.hash(&s).await?);
                     generated = Some(Shown(s));
                 }
-            },
+            }
             (None, false) => {}
         }
         self.store.put_client(&client).await?;
@@ -251,16 +270,13 @@ impl Provider {
     // ---- users ----
 
     async fn user_named(&self, username: &str) -> Result<User, OpError> {
-        self.store
-            .user_by_username(username)
-            .await?
-            .ok_or_else(|| {
-                Why::NotFound {
-                    kind: "user",
-                    id: username.to_owned(),
-                }
-                .into()
-            })
+        self.store.user_by_username(username).await?.ok_or_else(|| {
+            Why::NotFound {
+                kind: "user",
+                id: username.to_owned(),
+            }
+            .into()
+        })
     }
 
     /// Users, a page at a time (by username).
@@ -558,10 +574,7 @@ impl ClientDoc {
             response_types: Some(c.response_types.clone()),
             scope: (!c.scopes.is_empty()).then(|| c.scopes.join(" ")),
             resources: c.resources.clone(),
-            jwks: c
-                .jwks
-                .as_ref()
-                .and_then(|j| serde_json::to_value(j).ok()),
+            jwks: c.jwks.as_ref().and_then(|j| serde_json::to_value(j).ok()),
             dpop_bound_access_tokens: c.dpop_bound_access_tokens,
             require_pushed_authorization_requests: c.require_par,
             post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
@@ -592,10 +605,7 @@ impl ClientDoc {
         let bad = |member: &'static str, reason: String| -> OpError {
             Why::Invalid { member, reason }.into()
         };
-        let method_name = self
-            .token_endpoint_auth_method
-            .as_deref()
-            .unwrap_or("none");
+        let method_name = self.token_endpoint_auth_method.as_deref().unwrap_or("none");
         let method = ClientAuthMethod::parse(method_name).ok_or_else(|| {
             OpError::from(Why::Client(RegistrationRefusal::AuthMethod(
                 method_name.to_owned(),
@@ -643,9 +653,7 @@ impl ClientDoc {
                     ResponseType::parse(r)
                         .map(|t| t.as_str().to_owned())
                         .ok_or_else(|| {
-                            OpError::from(Why::Client(RegistrationRefusal::ResponseType(
-                                r.clone(),
-                            )))
+                            OpError::from(Why::Client(RegistrationRefusal::ResponseType(r.clone())))
                         })
                 })
                 .collect::<Result<Vec<_>, _>>()?,
@@ -660,10 +668,9 @@ impl ClientDoc {
             None => false,
             Some("tbh") => true,
             Some(other) => {
-                return Err(Why::Client(RegistrationRefusal::TokenBindingCnf(
-                    other.to_owned(),
-                ))
-                .into())
+                return Err(
+                    Why::Client(RegistrationRefusal::TokenBindingCnf(other.to_owned())).into(),
+                )
             }
         };
         let jwks = match &self.jwks {

@@ -13,10 +13,10 @@ use keybound_proto::wire::ErrorCode;
 use keybound_store::StoreError;
 
 use crate::refusal::{
-    AdminRefusal, AuthorizeRefusal, BindingRefusal, ClientAuthRefusal, ClientCredentialsRefusal, CodeRefusal,
-    DbscRefusal, DeviceRefusal, ExchangeRefusal, Fapi2Refusal, JwtBearerRefusal, LogoutRefusal,
-    PageRefusal, PasskeyRefusal, RefreshRefusal, Refusal, RegistrationRefusal, RequestRefusal,
-    ResourceRefusal, TargetRefusal,
+    AdminRefusal, AuthorizeRefusal, BindingRefusal, ClientAuthRefusal, ClientCredentialsRefusal,
+    CodeRefusal, DbscRefusal, DeviceRefusal, ExchangeRefusal, Fapi2Refusal, JwtBearerRefusal,
+    LogoutRefusal, PageRefusal, PasskeyRefusal, RefreshRefusal, Refusal, RegistrationRefusal,
+    RequestRefusal, ResourceRefusal, TargetRefusal,
 };
 
 /// A refusal, or an internal failure, at any endpoint of the provider.
@@ -221,7 +221,11 @@ fn refusal_code(r: &Refusal, at: Endpoint) -> ErrorCode {
             | BindingRefusal::BoundKeyNeedsProof => C::InvalidDpopProof,
             // at a resource the token's binding does not match (RFC 9449 §7.1 example:
             // invalid_token); elsewhere the grant is bound to another key (key-binding.md §10.2)
-            BindingRefusal::KeyMismatch { .. } if at == Endpoint::Resource => C::InvalidToken,
+            BindingRefusal::KeyMismatch { .. }
+                if matches!(at, Endpoint::Resource | Endpoint::Admin) =>
+            {
+                C::InvalidToken
+            }
             BindingRefusal::KeyMismatch { .. } => C::InvalidGrant,
             BindingRefusal::DpopJktDisagrees => C::InvalidRequest,
         },
@@ -449,9 +453,7 @@ fn registration_code(r: &RegistrationRefusal) -> ErrorCode {
     use ErrorCode as C;
     match r {
         // RFC 7591 §3, RFC 6750 §3.1
-        RegistrationRefusal::TokenRequired | RegistrationRefusal::TokenUnusable => {
-            C::InvalidToken
-        }
+        RegistrationRefusal::TokenRequired | RegistrationRefusal::TokenUnusable => C::InvalidToken,
         RegistrationRefusal::NotJson => C::InvalidRequest,
         // RFC 7591 §3.2.2
         RegistrationRefusal::RedirectUrisRequired

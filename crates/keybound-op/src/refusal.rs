@@ -87,7 +87,9 @@ pub enum AdminRefusal {
     #[error("this access token lacks the scope keybound:admin")]
     Scope,
     /// The token is an End-User's, not an admin client's own.
-    #[error("the admin API takes a client's own token (client credentials grant), not an End-User's")]
+    #[error(
+        "the admin API takes a client's own token (client credentials grant), not an End-User's"
+    )]
     EndUserToken,
     /// The client lost the admin scope after its token was issued.
     #[error("client '{0}' no longer has the scope keybound:admin")]

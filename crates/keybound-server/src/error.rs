@@ -70,6 +70,8 @@ pub struct Failure {
     challenge: Option<String>,
     /// for authorization errors once the redirect URI is established
     redirect: Option<keybound_op::AuthorizationResponse>,
+    /// the RFC 9457 problem type, at the admin API
+    problem: Option<String>,
 }
 
 impl Failure {
@@ -81,6 +83,7 @@ impl Failure {
             cause: error.is_internal().then(|| error.to_string()),
             challenge: None,
             redirect: None,
+            problem: None,
         }
     }
 
@@ -123,6 +126,19 @@ impl Failure {
             (_, Some(e)) => dpop(Some(e)),
         };
         f.challenge = Some(value);
+        f
+    }
+
+    /// At the admin API: an RFC 9457 problem document; its authorization refusals carry a
+    /// `DPoP` challenge (only DPoP is accepted there).
+    pub fn admin(error: OpError, algs: &str) -> Self {
+        let problem = error.problem_type();
+        let mut f = Failure::new(error, Endpoint::Admin);
+        if matches!(f.wire.status, 401 | 403) {
+            let err = f.wire.code.map(|c| (c, f.wire.description.as_str()));
+            f.challenge = Some(challenge("DPoP", err, Some(algs)));
+        }
+        f.problem = Some(problem);
         f
     }
 
@@ -175,11 +191,28 @@ impl IntoResponse for Failure {
         }
         let w = self.wire;
         let status = StatusCode::from_u16(w.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut resp = match self.at {
-            Endpoint::Page => {
+        let mut resp = match (self.at, &self.problem) {
+            (Endpoint::Page, _) => {
                 crate::response::html(status, pages::error("Request refused", &w.description))
             }
-            _ => match w.code {
+            (_, Some(kind)) => {
+                let mut body = serde_json::json!({
+                    "type": kind,
+                    "title": status.canonical_reason().unwrap_or("Refused"),
+                    "status": w.status,
+                    "detail": w.description,
+                });
+                if let Some(code) = w.code {
+                    body["error"] = code.as_str().into();
+                }
+                let mut r = (status, axum::Json(body)).into_response();
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/problem+json"),
+                );
+                r
+            }
+            (_, None) => match w.code {
                 Some(code) => {
                     let body = ErrorResponse::new(code, w.description.clone());
                     (status, axum::Json(body)).into_response()

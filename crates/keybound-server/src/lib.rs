@@ -12,6 +12,7 @@
 //! state is kept on the server, so any node can serve any step.
 
 mod account;
+pub mod admin;
 mod authorize;
 mod cors;
 mod dbsc;
@@ -55,6 +56,20 @@ pub struct ServerConfig {
     pub dbsc: dbsc::DbscMode,
     /// how long a bound cookie lives (seconds); the browser refreshes it with its key
     pub dbsc_cookie_lifetime: u64,
+    /// which router serves the admin API
+    pub admin_api: AdminApi,
+}
+
+/// Where the admin API (`/admin/v1/`) answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AdminApi {
+    /// on the management listener, beside `/metrics` (reachable by operators only)
+    #[default]
+    Management,
+    /// on the public listener too (an operator's explicit choice)
+    Public,
+    /// on neither router (`keybound serve` may give it a listener of its own)
+    Off,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +79,7 @@ impl Default for ServerConfig {
             token_binding: TokenBindingMode::Off,
             dbsc: dbsc::DbscMode::Offer,
             dbsc_cookie_lifetime: 600,
+            admin_api: AdminApi::Management,
         }
     }
 }
@@ -141,7 +157,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             cors::refresh,
         ));
-    Router::new()
+    let public = Router::new()
         .merge(api)
         .route(
             paths::AUTHORIZE,
@@ -171,18 +187,31 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::DBSC_REFRESH, post(dbsc::refresh))
         .route(paths::DBSC_STATUS, get(dbsc::status))
         .route(paths::HEALTHZ, get(discovery::healthz))
-        .layer(axum::middleware::from_fn_with_state(
+        .with_state(state.clone());
+    let public = if state.config.admin_api == AdminApi::Public {
+        let origin = url::Url::parse(&state.provider.config.issuer)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default();
+        public.merge(admin::router(
             state.clone(),
-            metrics::track,
+            admin::AdminOrigin::Fixed(origin),
         ))
-        .with_state(state)
+    } else {
+        public
+    };
+    public.layer(axum::middleware::from_fn_with_state(state, metrics::track))
 }
 
-/// The management router: `/metrics` (Prometheus) and `/healthz`, for a listener that only
-/// operators reach.
+/// The management router: `/metrics` (Prometheus), `/healthz` and (by default) the admin API,
+/// for a listener that only operators reach.
 pub fn management_router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let m = Router::new()
         .route(paths::METRICS, get(metrics::render))
         .route(paths::HEALTHZ, get(discovery::healthz))
-        .with_state(state)
+        .with_state(state.clone());
+    if state.config.admin_api == AdminApi::Management {
+        m.merge(admin::router(state, admin::AdminOrigin::FromHost))
+    } else {
+        m
+    }
 }

@@ -100,6 +100,36 @@ pub fn basic_auth(client_id: &str, secret: &str) -> String {
     keybound_rp::basic_auth(client_id, secret)
 }
 
+/// An operator's client for the admin API: confidential ([`CLIENT_SECRET`]), client
+/// credentials only, DPoP-bound tokens, the scope `keybound:admin` and `other` (a scope that
+/// is not the admin one, for refusals).
+pub fn admin_client(id: &str) -> Client {
+    Client {
+        redirect_uris: Vec::new(),
+        grant_types: vec!["client_credentials".into()],
+        scopes: vec![keybound_op::admin::ADMIN_SCOPE.into(), "other".into()],
+        ..client(id, ClientAuthMethod::ClientSecretBasic)
+    }
+}
+
+/// A DPoP proof by `key` for `method` `url` presenting `access_token` (`ath`), made at `now`
+/// with a fresh `jti`.
+///
+/// # Panics
+/// When the proof cannot be signed (a test key).
+pub fn resource_proof(
+    key: &keybound_jose::PrivateKey,
+    method: &str,
+    url: &str,
+    access_token: &str,
+    now: u64,
+) -> String {
+    keybound_proto::dpop::ProofBuilder::new(method, url, now, &keybound_jose::random_b64(12))
+        .ath_for(access_token)
+        .sign(key)
+        .expect("signing a proof with a test key")
+}
+
 /// A public client (PKCE, no secret).
 pub fn public_client(id: &str) -> Client {
     client(id, ClientAuthMethod::None)
@@ -260,6 +290,33 @@ impl TestOp {
             .find(|(k, _)| k == "code")
             .map(|(_, v)| v.into_owned())
             .expect("a code in the redirect")
+    }
+
+    /// A client credentials token of `client_id` ([`CLIENT_SECRET`]) for `scope`, bound to
+    /// `key` when given (else Bearer).
+    ///
+    /// # Panics
+    /// When the token endpoint refuses (a test's setup).
+    pub async fn client_credentials_token(
+        &self,
+        client_id: &str,
+        scope: &str,
+        key: Option<&keybound_jose::PrivateKey>,
+    ) -> String {
+        let proof = key.map(|k| self.token_proof(k));
+        let dpop: Vec<&str> = proof.iter().map(String::as_str).collect();
+        let auth = basic(client_id);
+        let f = form(&[("grant_type", "client_credentials"), ("scope", scope)]);
+        self.p
+            .token(keybound_op::TokenRequestFacts {
+                form: &f,
+                authorization: Some(&auth),
+                dpop: &dpop,
+            })
+            .await
+            .expect("a client credentials token")
+            .response
+            .access_token
     }
 
     /// A DPoP proof by `key` for a userinfo request presenting `access_token` (`ath`), made now
