@@ -422,7 +422,7 @@ impl Provider {
             Some(p) if self.store.delete_passkey(&u.sub, credential_id).await? => Ok(p),
             _ => Err(Why::NotFound {
                 kind: "passkey",
-                id: format!("{credential_id} of {username}"),
+                id: credential_id.to_owned(),
             }
             .into()),
         }
@@ -615,7 +615,11 @@ impl ClientDoc {
         let mut exchange_grant = false;
         let mut grants = Vec::new();
         match &self.grant_types {
-            None => grants = keybound_store::classic_grants(),
+            None => {
+                // the classic grants, and token exchange when a policy says what it gives
+                grants = keybound_store::classic_grants();
+                exchange_grant = self.token_exchange.is_some();
+            }
             Some(list) => {
                 for g in list {
                     match g.as_str() {

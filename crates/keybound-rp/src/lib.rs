@@ -44,7 +44,7 @@ pub use device::{DeviceFlow, DevicePoll};
 pub use error::RpError;
 pub use keybound_jose::Secret;
 pub use keybound_proto::wire::StepUp;
-pub use session::Session;
+pub use session::{save_private, Session};
 #[cfg(feature = "http")]
 pub use transport::ReqwestTransport;
 pub use transport::{HttpRequest, HttpResponse, Transport};
@@ -84,6 +84,9 @@ pub struct RpConfig {
     pub client_id: String,
     /// client secret (HTTP Basic) for confidential clients; never shown in `Debug`
     pub client_secret: Option<Secret>,
+    /// private key for `private_key_jwt` (RFC 7523 §2.2) instead of a secret: each token
+    /// request carries a fresh assertion signed by it (audience: the issuer)
+    pub client_key: Option<Arc<PrivateKey>>,
     /// registered redirect URI
     pub redirect_uri: String,
     /// scopes; `openid` and `bound_key` are added when missing
@@ -105,6 +108,7 @@ impl RpConfig {
             issuer: issuer.trim_end_matches('/').to_owned(),
             client_id: client_id.to_owned(),
             client_secret: None,
+            client_key: None,
             redirect_uri: redirect_uri.to_owned(),
             scope: "openid bound_key".to_owned(),
             profile: Profile::KeyBinding,
@@ -362,6 +366,31 @@ impl Rp {
             .map(|s| basic_auth(&self.config.client_id, s.expose()))
     }
 
+    /// A fresh `private_key_jwt` assertion (RFC 7523 §3, audience the issuer as rfc7523bis
+    /// asks), when the client authenticates with a key.
+    fn client_assertion(&self) -> Result<Option<String>, RpError> {
+        let Some(key) = &self.config.client_key else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        let id = &self.config.client_id;
+        let claims = serde_json::json!({
+            "iss": id, "sub": id, "aud": self.config.issuer,
+            "iat": now, "exp": now + 60, "jti": keybound_jose::random_b64(16),
+        });
+        let mut header = serde_json::Map::new();
+        header.insert("typ".into(), "JWT".into());
+        header.insert("kid".into(), key.public_jwk().thumbprint().as_str().into());
+        keybound_jose::jws::sign(
+            key.default_alg(),
+            &header,
+            claims.to_string().as_bytes(),
+            key,
+        )
+        .map(Some)
+        .map_err(|e| RpError::Token(format!("signing the client assertion: {e}")))
+    }
+
     /// The server a nonce belongs to: the origin of `url` (nonces are per server, RFC 9449 §8).
     fn origin(url: &str) -> String {
         url::Url::parse(url).map_or_else(|_| url.to_owned(), |u| u.origin().ascii_serialization())
@@ -437,6 +466,16 @@ impl Rp {
     ) -> Result<TokenResponse, RpError> {
         let m = self.discover().await?;
         let auth = self.auth_header();
+        let assertion = self.client_assertion()?;
+        let mut body = body.to_vec();
+        if let Some(a) = &assertion {
+            body.push((
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ));
+            body.push(("client_assertion", a));
+        }
+        let body = body.as_slice();
         let r = self
             .send_with_proof(
                 key,
@@ -678,23 +717,58 @@ impl Rp {
         method: &str,
         url: &str,
     ) -> Result<HttpResponse, RpError> {
+        let request = HttpRequest {
+            method: method.to_owned(),
+            url: url.to_owned(),
+            headers: Vec::new(),
+            body: None,
+        };
+        self.send_api(key, access_token, &request).await
+    }
+
+    /// [`Rp::call_api`] for any request (a JSON body, conditional headers): the token and a
+    /// fresh proof for its method and URL are added.
+    pub async fn send_api(
+        &self,
+        key: &PrivateKey,
+        access_token: &str,
+        request: &HttpRequest,
+    ) -> Result<HttpResponse, RpError> {
         self.send_with_proof(
             key,
-            method,
-            url,
+            &request.method,
+            &request.url,
             |b| b.ath_for(access_token),
             |proof| {
-                HttpRequest {
-                    method: method.to_owned(),
-                    url: url.to_owned(),
-                    headers: Vec::new(),
-                    body: None,
-                }
-                .header("Authorization", &format!("DPoP {access_token}"))
-                .header("DPoP", proof)
+                request
+                    .clone()
+                    .header("Authorization", &format!("DPoP {access_token}"))
+                    .header("DPoP", proof)
             },
         )
         .await
+    }
+
+    /// RFC 6749 §4.4: an access token for this client itself, bound to `key` (RFC 9449), for
+    /// `scope`. A Bearer token back is refused: a client that asked for a bound token must
+    /// not use one that is not.
+    pub async fn client_credentials(
+        &self,
+        key: &PrivateKey,
+        scope: &str,
+    ) -> Result<TokenResponse, RpError> {
+        let mut body = vec![("grant_type", "client_credentials"), ("scope", scope)];
+        if self.config.client_secret.is_none() && self.config.client_key.is_none() {
+            body.push(("client_id", self.config.client_id.as_str()));
+        }
+        let t = self.token_request(key, &body, None).await?;
+        if !t.token_type.eq_ignore_ascii_case("DPoP") {
+            return Err(RpError::NotBound(format!(
+                "the OP answered with a '{}' access token, not DPoP",
+                t.token_type
+            )));
+        }
+        Ok(t)
     }
 
     /// UserInfo with the DPoP-bound access token.

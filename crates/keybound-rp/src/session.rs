@@ -96,22 +96,9 @@ impl Session {
 
     /// Save to `path`, readable only by the owner.
     pub fn save(&self, path: &Path) -> Result<(), RpError> {
-        use std::io::Write as _;
-        let err = |e: std::io::Error| RpError::SessionFile(format!("{}: {e}", path.display()));
         let json =
             serde_json::to_vec_pretty(self).map_err(|e| RpError::SessionFile(e.to_string()))?;
-        let tmp = path.with_extension("tmp");
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp).map_err(err)?;
-        f.write_all(&json).map_err(err)?;
-        f.sync_all().map_err(err)?;
-        std::fs::rename(&tmp, path).map_err(err)
+        save_private(path, &json)
     }
 
     /// Load from `path`.
@@ -163,4 +150,23 @@ impl Session {
         )
         .map_err(RpError::Proto)
     }
+}
+
+/// Write `bytes` to `path` readable only by the owner (mode 0600 on Unix), replacing it
+/// atomically: a session, a client's private key.
+pub fn save_private(path: &Path, bytes: &[u8]) -> Result<(), RpError> {
+    use std::io::Write as _;
+    let err = |e: std::io::Error| RpError::SessionFile(format!("{}: {e}", path.display()));
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp).map_err(err)?;
+    f.write_all(bytes).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
 }

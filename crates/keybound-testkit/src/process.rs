@@ -19,6 +19,8 @@ pub fn free_port() -> u16 {
 pub struct Keybound {
     bin: PathBuf,
     data: PathBuf,
+    /// `--server URL --key FILE --client-id ID`: admin commands through the admin API
+    via: Vec<String>,
 }
 
 /// A running `keybound serve`, killed when dropped.
@@ -55,7 +57,72 @@ impl Keybound {
         Keybound {
             bin: bin.into(),
             data: data.to_owned(),
+            via: Vec::new(),
         }
+    }
+
+    /// The same binary and data directory, whose `admin` commands go through the admin API of
+    /// the server at `server` (its management listener) as client `client_id` with `key`.
+    #[must_use]
+    pub fn through_api(&self, server: &str, key: &Path, client_id: &str) -> Keybound {
+        Keybound {
+            via: vec![
+                "--server".into(),
+                server.into(),
+                "--key".into(),
+                key.display().to_string(),
+                "--client-id".into(),
+                client_id.into(),
+            ],
+            ..self.clone()
+        }
+    }
+
+    /// The same, through the API with `flag` (`--key`, `--client-id`) changed to `value`.
+    #[must_use]
+    pub fn via_with(&self, flag: &str, value: &str) -> Keybound {
+        let mut via = self.via.clone();
+        if let Some(i) = via.iter().position(|a| a == flag) {
+            via[i + 1] = value.to_owned();
+        }
+        Keybound {
+            via,
+            ..self.clone()
+        }
+    }
+
+    /// Start `keybound serve` over this data directory on free loopback ports, the admin API
+    /// on its management listener, with an admin client made on the database first; the
+    /// server (killed when dropped), a `Keybound` whose `admin` commands go through the API, and
+    /// the public listener's port.
+    ///
+    /// # Panics
+    /// When the server does not listen within 10 s.
+    pub fn serve_with_admin_api(&self) -> (Server, Keybound, u16) {
+        let key = self.data.parent().unwrap_or(&self.data).join("kb-ops.pem");
+        self.admin(&[
+            "client",
+            "add",
+            "--client-id",
+            "kb-ops",
+            "--admin",
+            "--key",
+            &key.display().to_string(),
+        ]);
+        let (port, mgmt) = (free_port(), free_port());
+        let mgmt_addr = format!("127.0.0.1:{mgmt}");
+        let server = self.serve_env(port, &[], &[("KEYBOUND_METRICS_LISTEN", &mgmt_addr)]);
+        for p in [mgmt, port] {
+            let up = (0..400).any(|_| {
+                std::net::TcpStream::connect(("127.0.0.1", p)).is_ok() || {
+                    std::thread::sleep(Duration::from_millis(25));
+                    false
+                }
+            });
+            assert!(up, "keybound serve did not listen on {p} within 10 s");
+        }
+        let via = self.through_api(&format!("http://{mgmt_addr}"), &key, "kb-ops");
+        (server, via, port)
     }
 
     /// `keybound ARGS…` in `cwd`, without `--data-dir` (commands that use the default).
@@ -74,20 +141,37 @@ impl Keybound {
 
     /// [`Keybound::admin`] with environment variables set (`KEYBOUND_DATABASE_URL`, …).
     pub fn admin_env(&self, args: &[&str], env: &[(&str, &str)]) -> String {
-        let out = Command::new(&self.bin)
-            .arg("--data-dir")
-            .arg(&self.data)
-            .arg("admin")
-            .args(args)
-            .envs(env.iter().copied())
-            .output()
-            .expect("the keybound binary runs");
+        let out = self.admin_output(args, env);
         assert!(
             out.status.success(),
-            "admin {args:?}: {}",
+            "admin {:?} {args:?}: {}",
+            self.via,
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `keybound … admin ARGS…`, which must fail saying `expect` on standard error.
+    ///
+    /// # Panics
+    /// When it succeeds or says something else.
+    pub fn admin_fails(&self, args: &[&str], expect: &str) {
+        let out = self.admin_output(args, &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{:?} {args:?} succeeded", self.via);
+        assert!(err.contains(expect), "{:?} {args:?}: {err}", self.via);
+    }
+
+    fn admin_output(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        Command::new(&self.bin)
+            .arg("--data-dir")
+            .arg(&self.data)
+            .arg("admin")
+            .args(&self.via)
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .expect("the keybound binary runs")
     }
 
     /// `keybound --data-dir DATA serve --listen 127.0.0.1:PORT EXTRA…`, output discarded.

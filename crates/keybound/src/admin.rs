@@ -4,10 +4,13 @@
 use anyhow::{bail, Context as _};
 use clap::Subcommand;
 use keybound_jose::Secret;
-use keybound_op::password;
-use keybound_proto::keybinding::Profile;
-use keybound_store::{Client, ClientAuthMethod, User};
+use keybound_op::admin::{
+    ClientDoc, ExchangeDoc, IssuerDoc, LinkDoc, Precondition, RegistrationTokenRequest, Shown,
+    UserDoc, ADMIN_SCOPE,
+};
+use keybound_proto::wire::grant_type;
 
+use crate::admin_api::{Backend, Remote};
 use crate::config::{Overrides, Settings};
 use crate::serve::{open_store, provider};
 
@@ -108,86 +111,7 @@ pub enum IssuerCmd {
 #[allow(clippy::large_enum_variant)] // parsed once per process; boxing would only add noise
 pub enum ClientCmd {
     /// Register or replace a client.
-    Add {
-        /// client id
-        #[arg(long)]
-        client_id: String,
-        /// exact redirect URI (repeatable; needed for the authorization_code grant)
-        #[arg(long = "redirect-uri")]
-        redirect_uris: Vec<String>,
-        /// none, client_secret_basic, client_secret_post or private_key_jwt
-        #[arg(long, default_value = "none")]
-        auth_method: String,
-        /// client secret (generated and printed when the method needs one and none is given)
-        #[arg(long)]
-        secret: Option<Secret>,
-        /// profiles (repeatable): the Key Binding profile, key-binding-1.0 (the default) or
-        /// draft-00; and fapi2 to hold the client to the FAPI 2.0 Security Profile
-        #[arg(long = "profile")]
-        profiles: Vec<String>,
-        /// demand a DPoP nonce from this client
-        #[arg(long)]
-        require_nonce: bool,
-        /// refuse token requests without DPoP (RFC 9449 dpop_bound_access_tokens)
-        #[arg(long)]
-        dpop_bound_access_tokens: bool,
-        /// display name
-        #[arg(long)]
-        name: Option<String>,
-        /// JWK Set file for private_key_jwt
-        #[arg(long)]
-        jwks: Option<std::path::PathBuf>,
-        /// RFC 8707 resource (absolute URI) its access tokens may be for, as their `aud`
-        /// (repeatable); without any, access tokens are for this server (userinfo)
-        #[arg(long = "resource", id = "resource", value_name = "URI")]
-        resources: Vec<String>,
-        /// a scope it may get for itself with client_credentials (repeatable)
-        #[arg(long = "scope", id = "scope", value_name = "SCOPE")]
-        scopes: Vec<String>,
-        /// token exchange into ID-JAGs
-        #[command(flatten)]
-        exchange: ExchangeArgs,
-        /// the grants it may use, exactly (repeatable): authorization_code, refresh_token,
-        /// device_code, client_credentials (with --scope), jwt-bearer (redeem ID-JAGs from
-        /// trusted issuers), token-exchange (with --exchange-audience); without any:
-        /// authorization_code, refresh_token and device_code
-        #[arg(long = "grant-type")]
-        grant_types: Vec<String>,
-        /// response types it may use: code (the default), id_token, "id_token token",
-        /// "code id_token", "code token", "code id_token token" (repeatable)
-        #[arg(long = "response-type")]
-        response_types: Vec<String>,
-        /// the client supports Token Bound ID Tokens (its ID Tokens carry cnf.tbh when a
-        /// referred Token Binding reaches the authorization endpoint)
-        #[arg(long)]
-        token_bound_id_tokens: bool,
-        /// the client must push its authorization requests (RFC 9126 PAR)
-        #[arg(long)]
-        require_par: bool,
-        /// where the End-User may be sent after logging out (RP-Initiated Logout; exact,
-        /// repeatable)
-        #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
-        post_logout_redirect_uris: Vec<String>,
-        /// where the OP POSTs a logout token when a session this client signed in through
-        /// ends (Back-Channel Logout); the client's grants from that session end with it
-        #[arg(long, value_name = "URI")]
-        backchannel_logout_uri: Option<String>,
-        /// a web origin (https://app.example) from which this public client's pages may call
-        /// the OP (CORS; repeatable); without any, the origins of its redirect URIs
-        #[arg(long = "web-origin", value_name = "ORIGIN")]
-        web_origins: Vec<String>,
-        /// the client needs `sid` in logout tokens (keybound always sends it)
-        #[arg(long, requires = "backchannel_logout_uri")]
-        backchannel_logout_session_required: bool,
-        /// the `acr` its sign-ins need when a request names none (repeatable; e.g.
-        /// urn:keybound:acr:passkey — the End-User then signs in with a passkey)
-        #[arg(long = "default-acr", value_name = "ACR")]
-        default_acr_values: Vec<String>,
-        /// its End-Users' OP sessions must be bound to their browser's key (Device Bound
-        /// Session Credentials) before it gets a code
-        #[arg(long)]
-        require_dbsc: bool,
-    },
+    Add(Box<ClientAdd>),
     /// List clients.
     List,
     /// Remove a client.
@@ -196,6 +120,96 @@ pub enum ClientCmd {
         #[arg(long)]
         client_id: String,
     },
+}
+
+/// `client add`'s flags.
+#[derive(Debug, clap::Args)]
+pub struct ClientAdd {
+    /// client id
+    #[arg(long)]
+    client_id: String,
+    /// exact redirect URI (repeatable; needed for the authorization_code grant)
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Vec<String>,
+    /// none, client_secret_basic, client_secret_post or private_key_jwt
+    #[arg(long, default_value = "none")]
+    auth_method: String,
+    /// client secret (generated and printed when the method needs one and none is given)
+    #[arg(long)]
+    secret: Option<Secret>,
+    /// profiles (repeatable): the Key Binding profile, key-binding-1.0 (the default) or
+    /// draft-00; and fapi2 to hold the client to the FAPI 2.0 Security Profile
+    #[arg(long = "profile")]
+    profiles: Vec<String>,
+    /// demand a DPoP nonce from this client
+    #[arg(long)]
+    require_nonce: bool,
+    /// refuse token requests without DPoP (RFC 9449 dpop_bound_access_tokens)
+    #[arg(long)]
+    dpop_bound_access_tokens: bool,
+    /// display name
+    #[arg(long)]
+    name: Option<String>,
+    /// JWK Set file for private_key_jwt
+    #[arg(long)]
+    jwks: Option<std::path::PathBuf>,
+    /// RFC 8707 resource (absolute URI) its access tokens may be for, as their `aud`
+    /// (repeatable); without any, access tokens are for this server (userinfo)
+    #[arg(long = "resource", id = "resource", value_name = "URI")]
+    resources: Vec<String>,
+    /// a scope it may get for itself with client_credentials (repeatable)
+    #[arg(long = "scope", id = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
+    /// token exchange into ID-JAGs
+    #[command(flatten)]
+    exchange: ExchangeArgs,
+    /// the grants it may use, exactly (repeatable): authorization_code, refresh_token,
+    /// device_code, client_credentials (with --scope), jwt-bearer (redeem ID-JAGs from
+    /// trusted issuers), token-exchange (with --exchange-audience); without any:
+    /// authorization_code, refresh_token and device_code
+    #[arg(long = "grant-type")]
+    grant_types: Vec<String>,
+    /// response types it may use: code (the default), id_token, "id_token token",
+    /// "code id_token", "code token", "code id_token token" (repeatable)
+    #[arg(long = "response-type")]
+    response_types: Vec<String>,
+    /// the client supports Token Bound ID Tokens (its ID Tokens carry cnf.tbh when a
+    /// referred Token Binding reaches the authorization endpoint)
+    #[arg(long)]
+    token_bound_id_tokens: bool,
+    /// the client must push its authorization requests (RFC 9126 PAR)
+    #[arg(long)]
+    require_par: bool,
+    /// where the End-User may be sent after logging out (RP-Initiated Logout; exact,
+    /// repeatable)
+    #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+    post_logout_redirect_uris: Vec<String>,
+    /// where the OP POSTs a logout token when a session this client signed in through
+    /// ends (Back-Channel Logout); the client's grants from that session end with it
+    #[arg(long, value_name = "URI")]
+    backchannel_logout_uri: Option<String>,
+    /// a web origin (https://app.example) from which this public client's pages may call
+    /// the OP (CORS; repeatable); without any, the origins of its redirect URIs
+    #[arg(long = "web-origin", value_name = "ORIGIN")]
+    web_origins: Vec<String>,
+    /// the client needs `sid` in logout tokens (keybound always sends it)
+    #[arg(long, requires = "backchannel_logout_uri")]
+    backchannel_logout_session_required: bool,
+    /// the `acr` its sign-ins need when a request names none (repeatable; e.g.
+    /// urn:keybound:acr:passkey — the End-User then signs in with a passkey)
+    #[arg(long = "default-acr", value_name = "ACR")]
+    default_acr_values: Vec<String>,
+    /// its End-Users' OP sessions must be bound to their browser's key (Device Bound
+    /// Session Credentials) before it gets a code
+    #[arg(long)]
+    require_dbsc: bool,
+    /// an operator's client for the admin API: private_key_jwt by --key, client credentials
+    /// with the scope keybound:admin, DPoP-bound tokens only
+    #[arg(long, requires = "key")]
+    admin: bool,
+    /// with --admin: the client's private key, PEM (made, mode 0600, when it does not exist)
+    #[arg(long, value_name = "FILE")]
+    key: Option<std::path::PathBuf>,
 }
 
 /// What a client may obtain by token exchange (identity chaining); nothing unless
@@ -346,201 +360,63 @@ pub enum KeysCmd {
     Rotate,
 }
 
-/// Run an admin command.
-pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
-    let settings = Settings::for_admin(o)?;
-    let store = open_store(&settings).await?;
+/// Where the commands act: the store (the default), or a running server's admin API.
+#[derive(Debug, Default, clap::Args)]
+pub struct Via {
+    /// run through this server's admin API (its management listener, e.g.
+    /// http://127.0.0.1:9090) instead of on the database
+    #[arg(long, value_name = "URL", requires_all = ["key", "admin_client_id"])]
+    server: Option<String>,
+    /// the admin client's private key, PEM (made by `admin client add --admin --key FILE`)
+    #[arg(long, value_name = "FILE", requires = "server")]
+    key: Option<std::path::PathBuf>,
+    /// the admin client's id
+    #[arg(
+        long = "client-id",
+        id = "admin_client_id",
+        value_name = "ID",
+        requires = "server"
+    )]
+    client_id: Option<String>,
+}
+
+/// Run an admin command, on the store or through `via`'s server.
+pub async fn run(o: &Overrides, via: Via, cmd: Admin) -> anyhow::Result<()> {
+    let backend =
+        if let (Some(server), Some(key), Some(id)) = (&via.server, &via.key, &via.client_id) {
+            if matches!(cmd, Admin::Migrate) {
+                // a running server applied its migrations when it started
+                Remote::connect(server, key, id).await?;
+                println!("migrations applied (by the server, when it started)");
+                return Ok(());
+            }
+            Backend::Remote(Box::new(Remote::connect(server, key, id).await?))
+        } else {
+            let settings = Settings::for_admin(o)?;
+            let store = open_store(&settings).await?;
+            if matches!(cmd, Admin::Migrate) {
+                println!("migrations applied");
+                return Ok(());
+            }
+            Backend::Local(Box::new(provider(&settings, store)?))
+        };
+    let b = &backend;
     match cmd {
-        Admin::Migrate => {
-            println!("migrations applied");
-        }
+        Admin::Migrate => {}
         Admin::Client {
-            cmd:
-                ClientCmd::Add {
-                    client_id,
-                    redirect_uris,
-                    auth_method,
-                    secret,
-                    profiles,
-                    require_nonce,
-                    dpop_bound_access_tokens,
-                    name,
-                    jwks,
-                    exchange,
-                    grant_types,
-                    response_types,
-                    token_bound_id_tokens,
-                    resources,
-                    scopes,
-                    require_par,
-                    post_logout_redirect_uris,
-                    backchannel_logout_uri,
-                    backchannel_logout_session_required,
-                    web_origins,
-                    default_acr_values,
-                    require_dbsc,
-                },
-        } => {
-            let response_types = if response_types.is_empty() {
-                vec!["code".to_owned()]
-            } else {
-                response_types
-                    .iter()
-                    .map(|r| {
-                        keybound_proto::wire::ResponseType::parse(r)
-                            .map(|t| t.as_str().to_owned())
-                            .with_context(|| format!("--response-type '{r}': expected code, id_token, \"id_token token\", \"code id_token\", \"code token\" or \"code id_token token\""))
-                    })
-                    .collect::<anyhow::Result<Vec<_>>>()?
-            };
-            let exchange = exchange.policy(&client_id)?;
-            let mut jwt_bearer = false;
-            // without --grant-type: the code flow with refresh tokens and the device flow; with
-            // it, exactly the grants named
-            let mut grants = if grant_types.is_empty() {
-                keybound_store::classic_grants()
-            } else {
-                Vec::new()
-            };
-            for g in &grant_types {
-                match g.as_str() {
-                    "jwt-bearer" | "urn:ietf:params:oauth:grant-type:jwt-bearer" => {
-                        jwt_bearer = true;
-                    }
-                    "token-exchange" | "urn:ietf:params:oauth:grant-type:token-exchange" => {
-                        if exchange.is_none() {
-                            bail!("--grant-type token-exchange needs --exchange-audience (what the client may obtain)");
-                        }
-                    }
-                    "authorization_code" | "refresh_token" | "client_credentials" => {
-                        grants.push(g.clone());
-                    }
-                    "device_code" | "urn:ietf:params:oauth:grant-type:device_code" => grants
-                        .push(keybound_proto::wire::grant_type::DEVICE_CODE.to_owned()),
-                    other => bail!("--grant-type '{other}': expected authorization_code, refresh_token, device_code, client_credentials, jwt-bearer or token-exchange"),
-                }
-            }
-            let method = ClientAuthMethod::parse(&auth_method).with_context(|| {
-                format!("auth-method '{auth_method}': expected none, client_secret_basic, client_secret_post or private_key_jwt")
-            })?;
-            let fapi2 = profiles.iter().any(|p| p == "fapi2");
-            let mut binding = profiles.iter().filter(|p| p.as_str() != "fapi2");
-            let profile = Profile::parse(binding.next().map_or("key-binding-1.0", String::as_str))?;
-            if let Some(more) = binding.next() {
-                bail!("--profile '{more}': one Key Binding profile (key-binding-1.0 or draft-00), and fapi2");
-            }
-            let mut printed = None;
-            let secret_hash = match method {
-                ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost => {
-                    let s = secret.unwrap_or_else(|| {
-                        let s = keybound_jose::random_b64(24);
-                        printed = Some(s.clone());
-                        Secret::new(s)
-                    });
-                    Some(password::hash(s.expose()))
-                }
-                _ => {
-                    if secret.is_some() {
-                        bail!(
-                            "--secret only applies to client_secret_basic and client_secret_post"
-                        );
-                    }
-                    None
-                }
-            };
-            let jwks = match jwks {
-                Some(path) => {
-                    let text = std::fs::read_to_string(&path)
-                        .with_context(|| format!("reading {}", path.display()))?;
-                    Some(keybound_jose::JwkSet::from_json(&text).context("--jwks")?)
-                }
-                None => None,
-            };
-            let client = Client {
-                name: name.unwrap_or_else(|| client_id.clone()),
-                client_id: client_id.clone(),
-                auth_method: method,
-                secret_hash,
-                redirect_uris,
-                key_binding_profile: profile,
-                require_dpop_nonce: require_nonce,
-                dpop_bound_access_tokens,
-                jwks,
-                exchange,
-                jwt_bearer,
-                grant_types: grants,
-                response_types,
-                token_bound_id_tokens,
-                resources,
-                scopes,
-                require_par,
-                fapi2,
-                post_logout_redirect_uris,
-                backchannel_logout_uri,
-                backchannel_logout_session_required,
-                web_origins,
-                default_acr_values,
-                require_dbsc,
-                ..Client::new(&client_id, method, crate::now())
-            };
-            // the rules dynamic registration applies too (one function for both)
-            keybound_op::check_client(&client).map_err(|e| anyhow::anyhow!("{e}"))?;
-            store.put_client(&client).await?;
-            println!(
-                "client '{client_id}' saved ({}, profile {})",
-                method.as_str(),
-                profile.name()
-            );
-            if let Some(s) = printed {
-                println!("client secret (shown once): {s}");
-            }
-        }
+            cmd: ClientCmd::Add(add),
+        } => client_add(b, *add).await?,
         Admin::Client {
             cmd: ClientCmd::List,
         } => {
-            for c in store.clients().await? {
-                let exchange = c.exchange.as_ref().map_or(String::new(), |p| {
-                    let to: Vec<String> = p
-                        .audiences
-                        .iter()
-                        .map(|(iss, id)| format!("{iss}={id}"))
-                        .collect();
-                    format!("\texchange: {}", to.join(" "))
-                });
-                let exchange = if c.jwt_bearer {
-                    format!("{exchange}\tjwt-bearer")
-                } else {
-                    exchange
-                };
-                let exchange = if c.resources.is_empty() {
-                    exchange
-                } else {
-                    format!("{exchange}\tresources: {}", c.resources.join(" "))
-                };
-                let exchange = if c.scopes.is_empty() {
-                    exchange
-                } else {
-                    format!("{exchange}\tscopes: {}", c.scopes.join(" "))
-                };
-                let exchange = match &c.backchannel_logout_uri {
-                    None => exchange,
-                    Some(u) => format!("{exchange}\tbackchannel-logout: {u}"),
-                };
-                println!(
-                    "{}\t{}\t{}\t{}{exchange}",
-                    c.client_id,
-                    c.auth_method.as_str(),
-                    c.key_binding_profile.name(),
-                    c.redirect_uris.join(" ")
-                );
+            for c in b.clients().await? {
+                println!("{}", client_line(&c));
             }
         }
         Admin::Client {
             cmd: ClientCmd::Remove { client_id },
         } => {
-            if !store.delete_client(&client_id).await? {
-                bail!("no client '{client_id}'");
-            }
+            b.delete_client(&client_id).await?;
             println!("client '{client_id}' removed");
         }
         Admin::User {
@@ -553,47 +429,40 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     require_passkey,
                 },
         } => {
-            let existing = store.user_by_username(&username).await?;
-            let mut printed = None;
-            let pw = pw.unwrap_or_else(|| {
-                let p = keybound_jose::random_b64(12);
-                printed = Some(p.clone());
-                Secret::new(p)
-            });
-            store
-                .put_user(&User {
-                    sub: existing.map_or_else(|| keybound_jose::random_b64(12), |u| u.sub),
-                    username: username.clone(),
-                    password_hash: password::hash(pw.expose()),
-                    name,
-                    email_verified: email.is_some(),
-                    email,
-                    provisioned_by: None,
-                    require_passkey,
-                    created_at: crate::now(),
-                })
+            let put = b
+                .put_user(
+                    &username,
+                    UserDoc {
+                        password: pw.map(|p| Shown(p.expose().to_owned())),
+                        name,
+                        email,
+                        require_passkey,
+                        ..UserDoc::default()
+                    },
+                )
                 .await?;
             println!("user '{username}' saved");
-            if let Some(p) = printed {
-                println!("password (shown once): {p}");
+            if let Some(p) = put.doc.password {
+                println!("password (shown once): {}", p.0);
             }
         }
         Admin::User { cmd: UserCmd::List } => {
-            for u in store.users().await? {
-                println!("{}\t{}\t{}", u.username, u.sub, u.email.unwrap_or_default());
+            for u in b.users().await? {
+                println!(
+                    "{}\t{}\t{}",
+                    u.username.unwrap_or_default(),
+                    u.sub.unwrap_or_default(),
+                    u.email.unwrap_or_default()
+                );
             }
         }
         Admin::User {
             cmd: UserCmd::Passkey { cmd },
-        } => passkey(store.as_ref(), cmd).await?,
+        } => passkey(b, cmd).await?,
         Admin::User {
             cmd: UserCmd::Remove { username },
         } => {
-            let u = store
-                .user_by_username(&username)
-                .await?
-                .with_context(|| format!("no user '{username}'"))?;
-            store.delete_user(&u.sub).await?;
+            b.delete_user(&username).await?;
             println!("user '{username}' removed");
         }
         Admin::User {
@@ -604,51 +473,42 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
                     subject,
                 },
         } => {
-            let u = store
-                .user_by_username(&username)
-                .await?
-                .with_context(|| format!("no user '{username}'"))?;
-            if store.issuer(&issuer).await?.is_none() {
-                bail!("'{issuer}' is not a trusted issuer (keybound admin issuer add)");
-            }
-            store.link_user(&issuer, &subject, &u.sub).await?;
+            b.link_user(
+                &username,
+                &LinkDoc {
+                    issuer: issuer.clone(),
+                    subject: subject.clone(),
+                },
+            )
+            .await?;
             println!("'{subject}' at {issuer} is now '{username}' here");
         }
-        Admin::Issuer { cmd } => issuer(store.as_ref(), cmd).await?,
+        Admin::Issuer { cmd } => issuer(b, cmd).await?,
         Admin::RegistrationToken {
             cmd: RegistrationTokenCmd::Create { ttl, uses },
         } => {
-            let p = provider(&settings, store.clone())?;
-            let token = p
-                .create_registration_token(ttl, uses)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("{token}");
+            let t = b
+                .registration_token(&RegistrationTokenRequest { ttl, uses })
+                .await?;
+            println!("{}", t.token.0);
             eprintln!(
                 "initial access token for POST /register (Authorization: Bearer …), valid {ttl} s{}; shown once",
                 uses.map_or(String::new(), |n| format!(", for {n} registration(s)"))
             );
         }
         Admin::Keys { cmd: KeysCmd::List } => {
-            let p = provider(&settings, store.clone())?;
-            p.ensure_signing_keys()
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            for k in store.signing_keys().await? {
-                println!("{}\t{}\t{}", k.kid, k.alg, k.state.as_str());
+            for k in b.keys().await? {
+                println!("{}\t{}\t{}", k.kid, k.alg, k.state);
             }
         }
         Admin::Keys {
             cmd: KeysCmd::Rotate,
         } => {
-            let p = provider(&settings, store.clone())?;
-            p.ensure_signing_keys()
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let kid = p
-                .rotate_signing_keys()
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let keys = b.rotate_keys().await?;
+            let kid = keys
+                .iter()
+                .find(|k| k.state == "current")
+                .map_or("?", |k| k.kid.as_str());
             println!(
                 "rotated; now signing with '{kid}' (running servers pick it up within a minute)"
             );
@@ -657,17 +517,219 @@ pub async fn run(o: &Overrides, cmd: Admin) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One line of `client list`.
+fn client_line(c: &ClientDoc) -> String {
+    let mut line = format!(
+        "{}\t{}\t{}\t{}",
+        c.client_id.as_deref().unwrap_or(""),
+        c.token_endpoint_auth_method.as_deref().unwrap_or("none"),
+        c.key_binding_profile.as_deref().unwrap_or(""),
+        c.redirect_uris.join(" ")
+    );
+    if let Some(x) = &c.token_exchange {
+        let to: Vec<String> = x
+            .audiences
+            .iter()
+            .map(|(iss, id)| format!("{iss}={id}"))
+            .collect();
+        line.push_str(&format!("\texchange: {}", to.join(" ")));
+    }
+    let grants = c.grant_types.as_deref().unwrap_or(&[]);
+    if grants.iter().any(|g| g == grant_type::JWT_BEARER) {
+        line.push_str("\tjwt-bearer");
+    }
+    if !c.resources.is_empty() {
+        line.push_str(&format!("\tresources: {}", c.resources.join(" ")));
+    }
+    if let Some(s) = &c.scope {
+        line.push_str(&format!("\tscopes: {s}"));
+    }
+    if let Some(u) = &c.backchannel_logout_uri {
+        line.push_str(&format!("\tbackchannel-logout: {u}"));
+    }
+    line
+}
+
+/// `client add`: the flags as a client document, saved by the backend (which applies the
+/// rules of registration).
+#[allow(clippy::too_many_lines)] // one flag after another
+async fn client_add(b: &Backend, a: ClientAdd) -> anyhow::Result<()> {
+    let ClientAdd {
+        client_id,
+        redirect_uris,
+        auth_method,
+        secret,
+        profiles,
+        require_nonce,
+        dpop_bound_access_tokens,
+        name,
+        jwks,
+        exchange,
+        grant_types,
+        response_types,
+        token_bound_id_tokens,
+        resources,
+        mut scopes,
+        require_par,
+        post_logout_redirect_uris,
+        backchannel_logout_uri,
+        backchannel_logout_session_required,
+        web_origins,
+        default_acr_values,
+        require_dbsc,
+        admin,
+        key,
+    } = a;
+    let response_types = response_types
+        .iter()
+        .map(|r| {
+            keybound_proto::wire::ResponseType::parse(r)
+                .map(|t| t.as_str().to_owned())
+                .with_context(|| format!("--response-type '{r}': expected code, id_token, \"id_token token\", \"code id_token\", \"code token\" or \"code id_token token\""))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let exchange = exchange.policy(&client_id)?;
+    let mut grants = Vec::new();
+    for g in &grant_types {
+        let full = match g.as_str() {
+            "jwt-bearer" | grant_type::JWT_BEARER => grant_type::JWT_BEARER,
+            "token-exchange" | grant_type::TOKEN_EXCHANGE => {
+                if exchange.is_none() {
+                    bail!("--grant-type token-exchange needs --exchange-audience (what the client may obtain)");
+                }
+                grant_type::TOKEN_EXCHANGE
+            }
+            "authorization_code" => grant_type::AUTHORIZATION_CODE,
+            "refresh_token" => grant_type::REFRESH_TOKEN,
+            "client_credentials" => grant_type::CLIENT_CREDENTIALS,
+            "device_code" | grant_type::DEVICE_CODE => grant_type::DEVICE_CODE,
+            other => bail!("--grant-type '{other}': expected authorization_code, refresh_token, device_code, client_credentials, jwt-bearer or token-exchange"),
+        };
+        if !grants.iter().any(|x: &String| x == full) {
+            grants.push(full.to_owned());
+        }
+    }
+    let mut auth_method = auth_method;
+    let mut dpop_bound = dpop_bound_access_tokens;
+    let mut jwks = match jwks {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Some(serde_json::from_str::<serde_json::Value>(&text).context("--jwks")?)
+        }
+        None => None,
+    };
+    if admin {
+        // an operator's client: its own tokens only, DPoP-bound, authenticated by a key
+        let path = key.context("--admin needs --key FILE (made when it does not exist)")?;
+        let k = admin_key(&path)?;
+        jwks = Some(
+            keybound_jose::JwkSet::signing_key(&k, k.public_jwk().thumbprint().as_str()).to_value(),
+        );
+        "private_key_jwt".clone_into(&mut auth_method);
+        dpop_bound = true;
+        if !grants.iter().any(|g| g == grant_type::CLIENT_CREDENTIALS) {
+            grants.push(grant_type::CLIENT_CREDENTIALS.to_owned());
+        }
+        if !scopes.iter().any(|s| s == ADMIN_SCOPE) {
+            scopes.push(ADMIN_SCOPE.to_owned());
+        }
+    } else if key.is_some() {
+        bail!("--key is for --admin clients (use --jwks for a private_key_jwt client's keys)");
+    }
+    // an exchange policy grants token exchange (the grant named or not)
+    if exchange.is_some()
+        && !grants.is_empty()
+        && !grants.iter().any(|g| g == grant_type::TOKEN_EXCHANGE)
+    {
+        grants.push(grant_type::TOKEN_EXCHANGE.to_owned());
+    }
+    let grants = if grants.is_empty() {
+        // without --grant-type: the code flow with refresh tokens and the device flow
+        let mut g = keybound_store::classic_grants();
+        if exchange.is_some() {
+            g.push(grant_type::TOKEN_EXCHANGE.to_owned());
+        }
+        g
+    } else {
+        grants
+    };
+    let fapi2 = profiles.iter().any(|p| p == "fapi2");
+    let mut binding = profiles.iter().filter(|p| p.as_str() != "fapi2");
+    let profile = binding.next().cloned();
+    if let Some(more) = binding.next() {
+        bail!(
+            "--profile '{more}': one Key Binding profile (key-binding-1.0 or draft-00), and fapi2"
+        );
+    }
+    if secret.is_some() && !auth_method.starts_with("client_secret_") {
+        bail!("--secret only applies to client_secret_basic and client_secret_post");
+    }
+    let doc = ClientDoc {
+        client_id: Some(client_id.clone()),
+        client_name: name,
+        token_endpoint_auth_method: Some(auth_method),
+        client_secret: secret.map(|s| Shown(s.expose().to_owned())),
+        redirect_uris,
+        grant_types: Some(grants),
+        response_types: (!response_types.is_empty()).then_some(response_types),
+        scope: (!scopes.is_empty()).then(|| scopes.join(" ")),
+        resources,
+        jwks,
+        dpop_bound_access_tokens: dpop_bound,
+        require_pushed_authorization_requests: require_par,
+        post_logout_redirect_uris,
+        backchannel_logout_uri,
+        backchannel_logout_session_required,
+        default_acr_values,
+        key_binding_profile: profile,
+        id_token_token_binding_cnf: token_bound_id_tokens.then(|| "tbh".to_owned()),
+        require_dpop_nonce: require_nonce,
+        fapi2,
+        web_origins,
+        require_dbsc,
+        token_exchange: exchange.map(|p| ExchangeDoc {
+            audiences: p.audiences,
+            scopes: p.scopes,
+            resources: p.resources,
+            allow_unbound: p.allow_unbound,
+            allow_public: p.allow_public,
+            acr_values: p.acr_values,
+            max_auth_age: p.max_auth_age,
+        }),
+        client_id_issued_at: None,
+    };
+    let put = b.put_client(&client_id, doc).await?;
+    println!(
+        "client '{client_id}' saved ({}, profile {})",
+        put.doc.token_endpoint_auth_method.as_deref().unwrap_or(""),
+        put.doc.key_binding_profile.as_deref().unwrap_or("")
+    );
+    if let Some(s) = put.doc.client_secret {
+        println!("client secret (shown once): {}", s.0);
+    }
+    Ok(())
+}
+
+/// The admin client's key at `path`: read, or made (ES256, mode 0600) when absent.
+fn admin_key(path: &std::path::Path) -> anyhow::Result<keybound_jose::PrivateKey> {
+    if path.exists() {
+        let pem =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        return keybound_jose::PrivateKey::from_pem(&pem)
+            .with_context(|| format!("{}: a PEM private key", path.display()));
+    }
+    let k = keybound_jose::PrivateKey::generate(keybound_jose::key::KeyKind::Es256)?;
+    keybound_rp::save_private(path, k.to_pem()?.as_bytes())?;
+    eprintln!("made the admin client's key {} (mode 0600)", path.display());
+    Ok(k)
+}
+
 fn url_ok(u: &str) -> bool {
     u.contains("://") && !u.contains('#')
 }
 
-async fn issuer(store: &dyn keybound_store::Store, cmd: IssuerCmd) -> anyhow::Result<()> {
-    let known = |issuer: String| async move {
-        store
-            .issuer(&issuer)
-            .await?
-            .with_context(|| format!("no trusted issuer '{issuer}'"))
-    };
+async fn issuer(b: &Backend, cmd: IssuerCmd) -> anyhow::Result<()> {
     match cmd {
         IssuerCmd::Add {
             issuer,
@@ -679,9 +741,9 @@ async fn issuer(store: &dyn keybound_store::Store, cmd: IssuerCmd) -> anyhow::Re
             if !url_ok(&issuer) {
                 bail!("--issuer '{issuer}' must be an absolute URL");
             }
-            let subject = keybound_store::SubjectMode::parse(&subject).with_context(|| {
-                format!("--subject '{subject}': expected link, email or provision")
-            })?;
+            if keybound_store::SubjectMode::parse(&subject).is_none() {
+                bail!("--subject '{subject}': expected link, email or provision");
+            }
             let jwks_uri = match jwks_uri {
                 Some(u) => u,
                 None => discover_jwks_uri(&issuer).await?,
@@ -689,30 +751,32 @@ async fn issuer(store: &dyn keybound_store::Store, cmd: IssuerCmd) -> anyhow::Re
             if !url_ok(&jwks_uri) {
                 bail!("--jwks-uri '{jwks_uri}' must be an absolute URL");
             }
-            store
-                .put_issuer(&keybound_store::TrustedIssuer {
-                    issuer: issuer.clone(),
+            b.put_issuer(
+                &issuer,
+                IssuerDoc {
                     jwks_uri: jwks_uri.clone(),
-                    subject,
+                    subject: Some(subject.clone()),
                     single_use,
                     allow_unbound,
-                    enabled: true,
-                    created_at: crate::now(),
-                })
-                .await?;
-            println!(
-                "trusting {issuer} (keys at {jwks_uri}, subjects by {})",
-                subject.as_str()
-            );
+                    ..IssuerDoc::default()
+                },
+                &Precondition::default(),
+            )
+            .await?;
+            println!("trusting {issuer} (keys at {jwks_uri}, subjects by {subject})");
         }
         IssuerCmd::List => {
-            for i in store.issuers().await? {
+            for i in b.issuers().await? {
                 println!(
                     "{}\t{}\t{}\tsubject={}{}{}",
-                    i.issuer,
-                    if i.enabled { "enabled" } else { "disabled" },
+                    i.issuer.as_deref().unwrap_or(""),
+                    if i.enabled == Some(false) {
+                        "disabled"
+                    } else {
+                        "enabled"
+                    },
                     i.jwks_uri,
-                    i.subject.as_str(),
+                    i.subject.as_deref().unwrap_or("link"),
                     if i.single_use { "\tsingle-use" } else { "" },
                     if i.allow_unbound {
                         "\tallow-unbound"
@@ -723,24 +787,35 @@ async fn issuer(store: &dyn keybound_store::Store, cmd: IssuerCmd) -> anyhow::Re
             }
         }
         IssuerCmd::Disable { issuer } => {
-            let mut i = known(issuer).await?;
-            i.enabled = false;
-            store.put_issuer(&i).await?;
-            println!("{} disabled: its ID-JAGs are refused", i.issuer);
+            set_enabled(b, &issuer, false).await?;
+            println!("{issuer} disabled: its ID-JAGs are refused");
         }
         IssuerCmd::Enable { issuer } => {
-            let mut i = known(issuer).await?;
-            i.enabled = true;
-            store.put_issuer(&i).await?;
-            println!("{} enabled", i.issuer);
+            set_enabled(b, &issuer, true).await?;
+            println!("{issuer} enabled");
         }
         IssuerCmd::Remove { issuer } => {
-            if !store.delete_issuer(&issuer).await? {
-                bail!("no trusted issuer '{issuer}'");
-            }
+            b.delete_issuer(&issuer).await?;
             println!("{issuer} removed, with its links");
         }
     }
+    Ok(())
+}
+
+/// Enable or disable an issuer: read it, and write it back only if nobody changed it since
+/// (If-Match).
+async fn set_enabled(b: &Backend, issuer: &str, enabled: bool) -> anyhow::Result<()> {
+    let (mut doc, tag) = b.issuer(issuer).await?;
+    doc.enabled = Some(enabled);
+    b.put_issuer(
+        issuer,
+        doc,
+        &Precondition {
+            if_match: Some(tag),
+            if_none_match_any: false,
+        },
+    )
+    .await?;
     Ok(())
 }
 
@@ -777,27 +852,19 @@ async fn discover_jwks_uri(issuer: &str) -> anyhow::Result<String> {
     )
 }
 
-async fn passkey(store: &dyn keybound_store::Store, cmd: PasskeyCmd) -> anyhow::Result<()> {
-    let username = match &cmd {
-        PasskeyCmd::List { username } | PasskeyCmd::Remove { username, .. } => username,
-    };
-    let u = store
-        .user_by_username(username)
-        .await?
-        .with_context(|| format!("no user '{username}'"))?;
+async fn passkey(b: &Backend, cmd: PasskeyCmd) -> anyhow::Result<()> {
     match cmd {
-        PasskeyCmd::List { .. } => {
-            for p in store.passkeys_of(&u.sub).await? {
+        PasskeyCmd::List { username } => {
+            for p in b.passkeys(&username).await? {
                 let used = p.last_used_at.map_or("never".to_owned(), |t| t.to_string());
                 println!("{}\t{}\t{}\t{used}", p.credential_id, p.name, p.created_at);
             }
         }
         PasskeyCmd::Remove {
-            ref credential_id, ..
+            username,
+            credential_id,
         } => {
-            if !store.delete_passkey(&u.sub, credential_id).await? {
-                bail!("user '{username}' has no passkey '{credential_id}'");
-            }
+            b.delete_passkey(&username, &credential_id).await?;
             println!("passkey '{credential_id}' of '{username}' removed");
         }
     }

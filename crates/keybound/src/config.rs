@@ -43,6 +43,9 @@ pub struct FileConfig {
     pub max_connections: Option<usize>,
     /// the management listener for `/metrics` (`off` to disable)
     pub metrics_listen: Option<String>,
+    /// where the admin API answers: `management` (the default), `public`, `off`, or an
+    /// address of its own (IP:PORT)
+    pub admin_listen: Option<String>,
     /// seconds between purges of expired rows (0: never)
     pub purge_interval: Option<u64>,
     /// rows deleted per purge statement
@@ -83,6 +86,19 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
 }
 
+/// Where the admin API answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminListen {
+    /// on the management listener (`metrics_listen`), beside `/metrics`
+    Management,
+    /// on the public listener too: only behind a gateway that restricts `/admin/`
+    Public,
+    /// nowhere (`keybound admin` then works on the database only)
+    Off,
+    /// on a listener of its own
+    Own(SocketAddr),
+}
+
 /// The management listener's default port on loopback (the Prometheus exporter convention).
 pub const DEFAULT_METRICS_PORT: u16 = 9464;
 
@@ -118,6 +134,8 @@ pub struct Settings {
     /// where `/metrics` is served (`None`: nowhere), and whether the address was chosen
     /// explicitly (then failing to bind it is an error, not a warning)
     pub metrics_listen: Option<(SocketAddr, bool)>,
+    /// where the admin API (`/admin/v1/`) answers
+    pub admin_listen: AdminListen,
     /// proxies whose forwarding headers name the client's address
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// seconds between purges of expired rows (0: never)
@@ -359,6 +377,17 @@ impl Settings {
                 false,
             )),
         };
+        let admin_listen = match env("KEYBOUND_ADMIN_LISTEN")
+            .or(file.admin_listen)
+            .as_deref()
+        {
+            None | Some("management") => AdminListen::Management,
+            Some("public") => AdminListen::Public,
+            Some("off") => AdminListen::Off,
+            Some(v) => AdminListen::Own(v.parse::<SocketAddr>().with_context(|| {
+                format!("admin_listen '{v}': expected management, public, off or IP:PORT")
+            })?),
+        };
         let purge_interval = secs("KEYBOUND_PURGE_INTERVAL", file.purge_interval, 60)?;
         let purge_batch = number("KEYBOUND_PURGE_BATCH", file.purge_batch)?.unwrap_or(1000);
         if purge_batch == 0 {
@@ -465,6 +494,7 @@ impl Settings {
             body_timeout,
             max_connections,
             metrics_listen,
+            admin_listen,
             trusted_proxies,
             purge_interval,
             purge_batch,

@@ -57,6 +57,7 @@ pub(crate) async fn start_op(
         body_timeout: 30,
         max_connections: 4096,
         metrics_listen: None,
+        admin_listen: crate::config::AdminListen::Off,
         trusted_proxies: Vec::new(),
         purge_interval: 60,
         purge_batch: 1000,

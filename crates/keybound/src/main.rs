@@ -21,6 +21,7 @@ use clap::{Parser, Subcommand};
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod admin;
+mod admin_api;
 mod config;
 mod conn_limit;
 mod demo;
@@ -95,6 +96,8 @@ enum Command {
     },
     /// Provision clients, users and signing keys in the server's store.
     Admin {
+        #[command(flatten)]
+        via: admin::Via,
         #[command(subcommand)]
         cmd: admin::Admin,
     },
@@ -214,8 +217,8 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
         },
-        Command::Admin { cmd } => {
-            match runtime().and_then(|rt| rt.block_on(admin::run(&cli.overrides, cmd))) {
+        Command::Admin { via, cmd } => {
+            match runtime().and_then(|rt| rt.block_on(admin::run(&cli.overrides, via, cmd))) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e),
             }

@@ -12,7 +12,7 @@ use keybound_store::{Client, ClientAuthMethod, Kek, Store, User};
 use keybound_store_sqlite::SqliteStore;
 use keybound_verify::SystemClock;
 
-use crate::config::{ensure_data_dir, Settings};
+use crate::config::{ensure_data_dir, AdminListen, Settings};
 
 /// Open the store for `settings` (creating the data directory and key-encryption key).
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
@@ -167,9 +167,32 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
             token_binding: settings.token_binding,
             dbsc: settings.dbsc,
             dbsc_cookie_lifetime: settings.dbsc_cookie_lifetime,
+            admin_api: match settings.admin_listen {
+                AdminListen::Management => keybound_server::AdminApi::Management,
+                AdminListen::Public => keybound_server::AdminApi::Public,
+                AdminListen::Off | AdminListen::Own(_) => keybound_server::AdminApi::Off,
+            },
         },
     );
     management(&settings, keybound_server::management_router(state.clone()))?;
+    if let AdminListen::Own(addr) = settings.admin_listen {
+        let router = keybound_server::admin::router(
+            state.clone(),
+            keybound_server::admin::AdminOrigin::FromHost,
+        );
+        let listener = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("binding admin_listen {addr}"))?;
+        listener.set_nonblocking(true)?;
+        tokio::spawn(async move {
+            if let Err(e) = axum_server::from_tcp(listener)
+                .serve(router.into_make_service())
+                .await
+            {
+                tracing::error!(error = %e, "admin listener failed");
+            }
+        });
+        tracing::info!(%addr, "admin API");
+    }
     if settings.purge_interval > 0 {
         keybound_server::spawn_purge(
             state.clone(),

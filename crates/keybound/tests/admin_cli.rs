@@ -4,27 +4,66 @@
 
 use std::process::Command;
 
-use keybound_testkit::process::Keybound;
+use keybound_testkit::process::{Keybound, Server};
 
-/// `keybound --data-dir DATA admin ARGS…` must fail, saying `expect`.
-fn admin_fails(data: &std::path::Path, args: &[&str], expect: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_keybound"))
-        .arg("--data-dir")
-        .arg(data)
-        .arg("admin")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "{args:?}");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(expect), "{args:?}: {err}");
+/// Where the admin commands run: on the database, or through a running server's admin API
+/// (issue 28: every command works both ways, and this suite runs both).
+#[derive(Debug, Clone, Copy)]
+enum Way {
+    Local,
+    Api,
 }
 
-#[test]
-fn exchange_policy_from_the_command_line() {
+/// The binary over `data`, and the server whose admin API it goes through.
+fn keybound(way: Way, data: &std::path::Path) -> (Keybound, Option<(Server, u16)>) {
+    let kb = Keybound::new(env!("CARGO_BIN_EXE_keybound"), data);
+    match way {
+        Way::Local => (kb, None),
+        Way::Api => {
+            let (server, via, port) = kb.serve_with_admin_api();
+            (via, Some((server, port)))
+        }
+    }
+}
+
+/// Each suite as two tests: `locally` and `through_the_api`.
+macro_rules! both_ways {
+    ($suite:ident) => {
+        mod $suite {
+            #[test]
+            fn locally() {
+                super::$suite(super::Way::Local);
+            }
+            #[test]
+            fn through_the_api() {
+                super::$suite(super::Way::Api);
+            }
+        }
+    };
+    (async $suite:ident) => {
+        mod $suite {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn locally() {
+                super::$suite(super::Way::Local).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn through_the_api() {
+                super::$suite(super::Way::Api).await;
+            }
+        }
+    };
+}
+
+both_ways!(exchange_policy_from_the_command_line);
+both_ways!(async trusted_issuers_from_the_command_line);
+both_ways!(async registration_token_from_the_command_line);
+both_ways!(client_credentials_client_from_the_command_line);
+both_ways!(async passkeys_from_the_command_line);
+
+fn exchange_policy_from_the_command_line(way: Way) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let kb = Keybound::new(env!("CARGO_BIN_EXE_keybound"), &data);
+    let (kb, _server) = keybound(way, &data);
     kb.admin(&[
         "client",
         "add",
@@ -99,18 +138,19 @@ fn exchange_policy_from_the_command_line() {
             "https://svc.example/cb",
         ];
         full.extend_from_slice(args);
-        admin_fails(&data, &full, expect);
+        kb.admin_fails(&full, expect);
     }
 }
 
 /// `keybound admin issuer …` and `user link`: trust an issuer (its `jwks_uri` discovered from a
 /// live OP on loopback, or given), list, disable, enable, link a subject, remove.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn trusted_issuers_from_the_command_line() {
+async fn trusted_issuers_from_the_command_line(way: Way) {
     let idp = keybound_testkit::op::OpBuilder::new().serve().await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let kb = Keybound::new(env!("CARGO_BIN_EXE_keybound"), &data);
+    let (kb, _server) = tokio::task::spawn_blocking(move || keybound(way, &data))
+        .await
+        .unwrap();
     let admin = |args: Vec<String>| {
         let kb = kb.clone();
         async move {
@@ -237,20 +277,22 @@ async fn trusted_issuers_from_the_command_line() {
                 "--subject",
                 "x",
             ]),
-            "not a trusted issuer",
+            "no trusted issuer 'https://nobody.example'",
         ),
     ] {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        admin_fails(&data, &args, expect);
+        kb.admin_fails(&args, expect);
     }
 }
 
 /// `keybound admin registration-token create --uses 1`, then `POST /register` on the running
 /// server: registered once (201), refused the second time (401).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn registration_token_from_the_command_line() {
+async fn registration_token_from_the_command_line(way: Way) {
     let dir = tempfile::tempdir().unwrap();
-    let kb = Keybound::new(env!("CARGO_BIN_EXE_keybound"), &dir.path().join("data"));
+    let data = dir.path().join("data");
+    let (kb, server) = tokio::task::spawn_blocking(move || keybound(way, &data))
+        .await
+        .unwrap();
     let token = kb
         .admin(&[
             "registration-token",
@@ -263,8 +305,11 @@ async fn registration_token_from_the_command_line() {
         .trim()
         .to_owned();
     assert!(token.len() >= 40, "{token}");
-    let port = keybound_testkit::process::free_port();
-    let _server = kb.serve(port, &[]);
+    // through the API the server runs already; on the database, start one now
+    let (_server, port) = server.unwrap_or_else(|| {
+        let port = keybound_testkit::process::free_port();
+        (kb.serve(port, &[]), port)
+    });
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     keybound_testkit::process::wait_ready(&http, &base).await;
@@ -334,11 +379,10 @@ fn no_help_shows_a_planted_secret() {
 /// Issue 23 item 1: a client-credentials client from the command line (no redirect URI
 /// needed), its scopes in `client list`; a public one, an End-User scope or the code grant
 /// without a redirect URI are refused with the rule.
-#[test]
-fn client_credentials_client_from_the_command_line() {
+fn client_credentials_client_from_the_command_line(way: Way) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let kb = Keybound::new(env!("CARGO_BIN_EXE_keybound"), &data);
+    let (kb, _server) = keybound(way, &data);
     kb.admin(&[
         "client",
         "add",
@@ -369,19 +413,13 @@ fn client_credentials_client_from_the_command_line() {
         "--grant-type",
         "client_credentials",
     ];
-    admin_fails(
-        &data,
-        &base,
-        "client_credentials is for confidential clients",
-    );
+    kb.admin_fails(&base, "client_credentials is for confidential clients");
     let confidential = [&base[..], &["--auth-method", "client_secret_basic"]].concat();
-    admin_fails(
-        &data,
+    kb.admin_fails(
         &[&confidential[..], &["--scope", "openid"]].concat(),
         "scope: 'openid'",
     );
-    admin_fails(
-        &data,
+    kb.admin_fails(
         &[
             "client",
             "add",
@@ -397,11 +435,13 @@ fn client_credentials_client_from_the_command_line() {
 /// Issue 27: `user add --require-passkey` marks the account; `user passkey list|remove` show
 /// and remove a user's passkeys (an admin's answer to a lost one), refusing unknown users and
 /// credential ids.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn passkeys_from_the_command_line() {
+async fn passkeys_from_the_command_line(way: Way) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let kb = Keybound::new(env!("CARGO_BIN_EXE_keybound"), &data);
+    let d = data.clone();
+    let (kb, _server) = tokio::task::spawn_blocking(move || keybound(way, &d))
+        .await
+        .unwrap();
     let run = |args: &'static [&'static str]| {
         let kb = kb.clone();
         async move {
@@ -447,8 +487,7 @@ async fn passkeys_from_the_command_line() {
     };
     let list = run(&["user", "passkey", "list", "--username", "alice"]).await;
     assert!(list.contains("cred-1\tLaptop\t1700000000\tnever"), "{list}");
-    admin_fails(
-        &data,
+    kb.admin_fails(
         &[
             "user",
             "passkey",
@@ -458,10 +497,9 @@ async fn passkeys_from_the_command_line() {
             "--credential-id",
             "cred-2",
         ],
-        "has no passkey 'cred-2'",
+        "no passkey 'cred-2'",
     );
-    admin_fails(
-        &data,
+    kb.admin_fails(
         &["user", "passkey", "list", "--username", "nobody"],
         "no user 'nobody'",
     );
@@ -478,4 +516,115 @@ async fn passkeys_from_the_command_line() {
     assert!(out.contains("removed"), "{out}");
     let left = keybound_store::PasskeyStore::passkeys_of(&open().await, &alice.sub).await;
     assert!(left.unwrap().is_empty());
+}
+
+both_ways!(keys_users_and_removals_from_the_command_line);
+
+/// The rest of the commands: signing keys listed and rotated, users listed and removed,
+/// clients removed, migrations; each refusal says what was missing.
+fn keys_users_and_removals_from_the_command_line(way: Way) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (kb, _server) = keybound(way, &data);
+    let keys = kb.admin(&["keys", "list"]);
+    let current = |list: &str| {
+        list.lines()
+            .find(|l| l.ends_with("\tcurrent"))
+            .map(|l| l.split('\t').next().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("a current key in {list}"))
+    };
+    let before = current(&keys);
+    assert!(keys.lines().any(|l| l.ends_with("\tnext")), "{keys}");
+    let out = kb.admin(&["keys", "rotate"]);
+    let after = current(&kb.admin(&["keys", "list"]));
+    assert_ne!(before, after);
+    assert!(
+        out.contains(&format!("now signing with '{after}'")),
+        "{out}"
+    );
+    let out = kb.admin(&[
+        "user",
+        "add",
+        "--username",
+        "erin",
+        "--email",
+        "erin@example.com",
+    ]);
+    assert!(out.contains("password (shown once): "), "{out}");
+    // an existing user keeps their password when none is given
+    let out = kb.admin(&["user", "add", "--username", "erin", "--name", "Erin"]);
+    assert!(!out.contains("password"), "{out}");
+    let users = kb.admin(&["user", "list"]);
+    assert!(users.lines().any(|l| l.starts_with("erin\t")), "{users}");
+    kb.admin(&["user", "remove", "--username", "erin"]);
+    assert!(!kb.admin(&["user", "list"]).contains("erin"));
+    kb.admin_fails(&["user", "remove", "--username", "erin"], "no user 'erin'");
+    kb.admin(&[
+        "client",
+        "add",
+        "--client-id",
+        "gone",
+        "--redirect-uri",
+        "https://gone.example/cb",
+    ]);
+    kb.admin(&["client", "remove", "--client-id", "gone"]);
+    kb.admin_fails(
+        &["client", "remove", "--client-id", "gone"],
+        "no client 'gone'",
+    );
+    assert!(kb.admin(&["migrate"]).contains("migrations applied"));
+}
+
+/// Through the API, the admin client proves itself: another key than the registered one, or
+/// a client without keybound:admin, gets no token, and nothing is changed.
+#[test]
+fn the_api_takes_only_the_admin_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (via, server) = keybound(Way::Api, &data);
+    let (_server, _port) = server.unwrap();
+    let local = Keybound::new(env!("CARGO_BIN_EXE_keybound"), &data);
+    // a key of nobody's
+    let stranger = dir.path().join("stranger.pem");
+    local.admin(&[
+        "client",
+        "add",
+        "--client-id",
+        "helper",
+        "--admin",
+        "--key",
+        &stranger.display().to_string(),
+    ]);
+    local.admin(&["client", "remove", "--client-id", "helper"]);
+    let wrong = via.via_with("--key", &stranger.display().to_string());
+    wrong.admin_fails(&["user", "list"], "a keybound:admin token");
+    // a registered client that is not an admin one
+    local.admin(&[
+        "client",
+        "add",
+        "--client-id",
+        "m2m",
+        "--auth-method",
+        "private_key_jwt",
+        "--jwks",
+        &jwks_of(&stranger, dir.path()).display().to_string(),
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "orders.read",
+    ]);
+    let not_admin = via
+        .via_with("--key", &stranger.display().to_string())
+        .via_with("--client-id", "m2m");
+    not_admin.admin_fails(&["user", "add", "--username", "mallory"], "keybound:admin");
+    assert!(!local.admin(&["user", "list"]).contains("mallory"));
+}
+
+/// A JWK Set file of the public key in the PEM file `pem`.
+fn jwks_of(pem: &std::path::Path, dir: &std::path::Path) -> std::path::PathBuf {
+    let k = keybound_jose::PrivateKey::from_pem(&std::fs::read_to_string(pem).unwrap()).unwrap();
+    let set = keybound_jose::JwkSet::signing_key(&k, "k1");
+    let path = dir.join("m2m-jwks.json");
+    std::fs::write(&path, set.to_value().to_string()).unwrap();
+    path
 }
