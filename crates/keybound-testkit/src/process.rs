@@ -83,7 +83,7 @@ impl Keybound {
     pub fn via_with(&self, flag: &str, value: &str) -> Keybound {
         let mut via = self.via.clone();
         if let Some(i) = via.iter().position(|a| a == flag) {
-            via[i + 1] = value.to_owned();
+            value.clone_into(&mut via[i + 1]);
         }
         Keybound {
             via,
