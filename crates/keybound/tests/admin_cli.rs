@@ -528,10 +528,11 @@ fn keys_users_and_removals_from_the_command_line(way: Way) {
     let (kb, _server) = keybound(way, &data);
     let keys = kb.admin(&["keys", "list"]);
     let current = |list: &str| {
-        list.lines()
+        let line = list
+            .lines()
             .find(|l| l.ends_with("\tcurrent"))
-            .map(|l| l.split('\t').next().unwrap().to_owned())
-            .unwrap_or_else(|| panic!("a current key in {list}"))
+            .unwrap_or_else(|| panic!("a current key in {list}"));
+        line.split('\t').next().unwrap().to_owned()
     };
     let before = current(&keys);
     assert!(keys.lines().any(|l| l.ends_with("\tnext")), "{keys}");
