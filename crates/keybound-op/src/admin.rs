@@ -587,15 +587,7 @@ impl ClientDoc {
             fapi2: c.fapi2,
             web_origins: c.web_origins.clone(),
             require_dbsc: c.require_dbsc,
-            token_exchange: c.exchange.as_ref().map(|p| ExchangeDoc {
-                audiences: p.audiences.clone(),
-                scopes: p.scopes.clone(),
-                resources: p.resources.clone(),
-                allow_unbound: p.allow_unbound,
-                allow_public: p.allow_public,
-                acr_values: p.acr_values.clone(),
-                max_auth_age: p.max_auth_age,
-            }),
+            token_exchange: c.exchange.clone().map(ExchangeDoc::from),
             client_id_issued_at: Some(c.created_at),
         }
     }
@@ -711,15 +703,7 @@ impl ClientDoc {
                         format!("'{r}' must be an absolute URI without a fragment"),
                     ));
                 }
-                Some(ExchangePolicy {
-                    audiences: x.audiences.clone(),
-                    scopes: x.scopes.clone(),
-                    resources: x.resources.clone(),
-                    allow_unbound: x.allow_unbound,
-                    allow_public: x.allow_public,
-                    acr_values: x.acr_values.clone(),
-                    max_auth_age: x.max_auth_age,
-                })
+                Some(ExchangePolicy::from(x.clone()))
             }
         };
         Ok(Client {
@@ -756,6 +740,35 @@ impl ClientDoc {
             require_dbsc: self.require_dbsc,
             ..Client::new(client_id, method, created_at)
         })
+    }
+}
+
+/// The policy's document and back: the same members, one conversion each way.
+impl From<ExchangePolicy> for ExchangeDoc {
+    fn from(p: ExchangePolicy) -> Self {
+        ExchangeDoc {
+            audiences: p.audiences,
+            scopes: p.scopes,
+            resources: p.resources,
+            allow_unbound: p.allow_unbound,
+            allow_public: p.allow_public,
+            acr_values: p.acr_values,
+            max_auth_age: p.max_auth_age,
+        }
+    }
+}
+
+impl From<ExchangeDoc> for ExchangePolicy {
+    fn from(x: ExchangeDoc) -> Self {
+        ExchangePolicy {
+            audiences: x.audiences,
+            scopes: x.scopes,
+            resources: x.resources,
+            allow_unbound: x.allow_unbound,
+            allow_public: x.allow_public,
+            acr_values: x.acr_values,
+            max_auth_age: x.max_auth_age,
+        }
     }
 }
 

@@ -49,6 +49,15 @@ async fn api() -> Api {
     }
 }
 
+/// `GET path` on `router` without credentials, as the management listener's Host.
+async fn get_plain(router: &axum::Router, path: &str) -> Answer {
+    let req = Request::get(path)
+        .header("host", "mgmt.test")
+        .body(Body::empty())
+        .unwrap();
+    send(router, req).await
+}
+
 async fn send(router: &axum::Router, req: Request<Body>) -> Answer {
     let r = router.clone().oneshot(req).await.unwrap();
     let status = r.status();
@@ -395,14 +404,7 @@ async fn admin_users_in_pages() {
 #[tokio::test]
 async fn openapi_document_matches_the_routes() {
     let api = api().await;
-    let a = send(
-        &api.mgmt,
-        Request::get("/admin/v1/openapi.json")
-            .header("host", "mgmt.test")
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let a = get_plain(&api.mgmt, "/admin/v1/openapi.json").await;
     assert_eq!(a.status, 200);
     let doc = a.body;
     assert_eq!(doc["openapi"], "3.1.0");
@@ -452,14 +454,7 @@ async fn openapi_document_matches_the_routes() {
 #[tokio::test]
 async fn resource_metadata_names_the_op() {
     let api = api().await;
-    let a = send(
-        &api.mgmt,
-        Request::get("/.well-known/oauth-protected-resource/admin/v1")
-            .header("host", "mgmt.test")
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let a = get_plain(&api.mgmt, "/.well-known/oauth-protected-resource/admin/v1").await;
     assert_eq!(a.status, 200);
     assert_eq!(a.body["resource"], "http://mgmt.test/admin/v1");
     assert_eq!(

@@ -688,15 +688,7 @@ async fn client_add(b: &Backend, a: ClientAdd) -> anyhow::Result<()> {
         fapi2,
         web_origins,
         require_dbsc,
-        token_exchange: exchange.map(|p| ExchangeDoc {
-            audiences: p.audiences,
-            scopes: p.scopes,
-            resources: p.resources,
-            allow_unbound: p.allow_unbound,
-            allow_public: p.allow_public,
-            acr_values: p.acr_values,
-            max_auth_age: p.max_auth_age,
-        }),
+        token_exchange: exchange.map(ExchangeDoc::from),
         client_id_issued_at: None,
     };
     let put = b.put_client(&client_id, doc).await?;
