@@ -23,6 +23,7 @@ use keybound_proto::wire::{grant_type, ResponseType};
 use keybound_store::{Client, ClientAuthMethod, ExchangePolicy, SubjectMode, TrustedIssuer, User};
 use serde::Serialize;
 
+use crate::events::{Change, EventType, SecurityEvent};
 use crate::refusal::{AdminRefusal as Why, RegistrationRefusal};
 use crate::resource::ResourceRequest;
 use crate::{OpError, Provider};
@@ -34,11 +35,28 @@ pub const ADMIN_SCOPE: &str = "keybound:admin";
 const PAGE_DEFAULT: u32 = 100;
 const PAGE_MAX: u32 = 1000;
 
-/// Who called the admin API: the client whose DPoP-bound token it was (for the audit record).
+/// Who makes an admin change (for the audit record): an admin client through the API, or a
+/// local user on the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminCaller {
-    /// the admin client's id
-    pub client_id: String,
+    /// `client:<id>` or `local:<user>`
+    pub actor: String,
+}
+
+impl AdminCaller {
+    /// The admin client `id`, through the API.
+    pub fn client(id: &str) -> Self {
+        AdminCaller {
+            actor: format!("client:{id}"),
+        }
+    }
+
+    /// A user of this machine, on the database.
+    pub fn local(user: &str) -> Self {
+        AdminCaller {
+            actor: format!("local:{user}"),
+        }
+    }
 }
 
 /// Conditions of a write (RFC 9110 §13): `If-Match` names the entity tag the writer read;
@@ -54,18 +72,24 @@ pub struct Precondition {
 /// Write-only members: a secret shown once is not part of the version it was shown with.
 const WRITE_ONLY: [&str; 2] = ["client_secret", "password"];
 
-/// The entity tag of a document: a strong tag over its JSON form without write-only members
-/// (RFC 9110 §8.8.3), so the answer to a `PUT` and a later `GET` carry the same tag.
-pub fn etag<T: Serialize>(doc: &T) -> String {
-    // serializing a document of plain data cannot fail; an empty body would only make every
-    // If-Match fail, never pass
+/// A document as anyone may read it back: without write-only members (a secret shown once).
+/// The entity tag and the audit record are taken of this.
+pub fn public_value<T: Serialize>(doc: &T) -> serde_json::Value {
+    // serializing a document of plain data cannot fail; null would only make every If-Match
+    // fail, never pass, and an audit record say less
     let mut value = serde_json::to_value(doc).unwrap_or_default();
     if let Some(m) = value.as_object_mut() {
         for k in WRITE_ONLY {
             m.remove(k);
         }
     }
-    let json = serde_json::to_vec(&value).unwrap_or_default();
+    value
+}
+
+/// The entity tag of a document: a strong tag over its public JSON form (RFC 9110 §8.8.3), so
+/// the answer to a `PUT` and a later `GET` carry the same tag.
+pub fn etag<T: Serialize>(doc: &T) -> String {
+    let json = serde_json::to_vec(&public_value(doc)).unwrap_or_default();
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &json);
     format!(
         "\"{}\"",
@@ -138,6 +162,38 @@ fn paged<T, K: Fn(&T) -> &str>(
 }
 
 impl Provider {
+    /// Record an admin change by `by`: `action` on `target`, the documents before and after.
+    fn changed<T: Serialize>(
+        &self,
+        by: &AdminCaller,
+        action: &'static str,
+        target: String,
+        before: Option<&T>,
+        after: Option<&T>,
+    ) {
+        let mut e = SecurityEvent::new(EventType::AdminChange);
+        e.change = Some(Change {
+            actor: by.actor.clone(),
+            action,
+            target,
+            before: before.map(public_value),
+            after: after.map(public_value),
+        });
+        self.event(e);
+    }
+
+    /// Record a put: create or replace.
+    fn put_recorded<T: Serialize>(&self, by: &AdminCaller, kind: &str, id: &str, put: &Put<T>) {
+        let action = if put.created { "create" } else { "replace" };
+        self.changed(
+            by,
+            action,
+            format!("{kind} {id}"),
+            put.before.as_ref(),
+            Some(&put.doc),
+        );
+    }
+
     /// Authorize a request to the admin API: a DPoP-bound access token of the client
     /// credentials grant with [`ADMIN_SCOPE`], whose client still has that scope.
     pub async fn authorize_admin(&self, r: ResourceRequest<'_>) -> Result<AdminCaller, OpError> {
@@ -159,9 +215,7 @@ impl Provider {
         if !still {
             return Err(Why::NoLongerAdmin(at.client_id).into());
         }
-        Ok(AdminCaller {
-            client_id: at.client_id,
-        })
+        Ok(AdminCaller::client(&at.client_id))
     }
 
     // ---- clients ----
@@ -189,6 +243,7 @@ impl Provider {
     /// applies too ([`crate::check_client`]).
     pub async fn admin_put_client(
         &self,
+        by: &AdminCaller,
         client_id: &str,
         doc: ClientDoc,
         pre: &Precondition,
@@ -241,16 +296,19 @@ impl Provider {
         self.clients.forget(client_id);
         let mut out = ClientDoc::of(&client);
         out.client_secret = generated;
-        Ok(Put {
+        let put = Put {
             doc: out,
             created: existing.is_none(),
             before,
-        })
+        };
+        self.put_recorded(by, "client", client_id, &put);
+        Ok(put)
     }
 
     /// Remove a client; the document it was.
     pub async fn admin_delete_client(
         &self,
+        by: &AdminCaller,
         client_id: &str,
         pre: &Precondition,
     ) -> Result<ClientDoc, OpError> {
@@ -264,6 +322,13 @@ impl Provider {
             .into());
         }
         self.clients.forget(client_id);
+        self.changed(
+            by,
+            "delete",
+            format!("client {client_id}"),
+            Some(&before),
+            None,
+        );
         Ok(before)
     }
 
@@ -297,6 +362,7 @@ impl Provider {
     /// Create or replace a user; `sub` and `created_at` of an existing user stay.
     pub async fn admin_put_user(
         &self,
+        by: &AdminCaller,
         username: &str,
         doc: UserDoc,
         pre: &Precondition,
@@ -346,16 +412,19 @@ impl Provider {
         self.store.put_user(&user).await?;
         let mut out = UserDoc::of(&user);
         out.password = generated;
-        Ok(Put {
+        let put = Put {
             doc: out,
             created: existing.is_none(),
             before,
-        })
+        };
+        self.put_recorded(by, "user", username, &put);
+        Ok(put)
     }
 
     /// Remove a user (their grants, sessions and passkeys go with them in the store).
     pub async fn admin_delete_user(
         &self,
+        by: &AdminCaller,
         username: &str,
         pre: &Precondition,
     ) -> Result<UserDoc, OpError> {
@@ -363,11 +432,23 @@ impl Provider {
         let before = UserDoc::of(&u);
         check_precondition(pre, Some(&before), "user", username)?;
         self.store.delete_user(&u.sub).await?;
+        self.changed(
+            by,
+            "delete",
+            format!("user {username}"),
+            Some(&before),
+            None,
+        );
         Ok(before)
     }
 
     /// Link a subject at a trusted issuer to a local user.
-    pub async fn admin_link_user(&self, username: &str, link: &LinkDoc) -> Result<(), OpError> {
+    pub async fn admin_link_user(
+        &self,
+        by: &AdminCaller,
+        username: &str,
+        link: &LinkDoc,
+    ) -> Result<(), OpError> {
         let u = self.user_named(username).await?;
         if self.store.issuer(&link.issuer).await?.is_none() {
             return Err(Why::NotFound {
@@ -386,6 +467,7 @@ impl Provider {
         self.store
             .link_user(&link.issuer, &link.subject, &u.sub)
             .await?;
+        self.changed(by, "link", format!("user {username}"), None, Some(link));
         Ok(())
     }
 
@@ -409,6 +491,7 @@ impl Provider {
     /// Remove one of a user's passkeys (a lost one: they sign in otherwise and add another).
     pub async fn admin_delete_passkey(
         &self,
+        by: &AdminCaller,
         username: &str,
         credential_id: &str,
     ) -> Result<PasskeyDoc, OpError> {
@@ -419,7 +502,21 @@ impl Provider {
             .find(|p| p.credential_id == credential_id);
         let u = self.user_named(username).await?;
         match before {
-            Some(p) if self.store.delete_passkey(&u.sub, credential_id).await? => Ok(p),
+            Some(p) if self.store.delete_passkey(&u.sub, credential_id).await? => {
+                self.event(
+                    SecurityEvent::new(EventType::PasskeyRemoved)
+                        .subject(&u.sub)
+                        .reason(credential_id),
+                );
+                self.changed(
+                    by,
+                    "delete",
+                    format!("passkey {credential_id} of {username}"),
+                    Some(&p),
+                    None,
+                );
+                Ok(p)
+            }
             _ => Err(Why::NotFound {
                 kind: "passkey",
                 id: credential_id.to_owned(),
@@ -452,6 +549,7 @@ impl Provider {
     /// Trust an issuer, or change its settings.
     pub async fn admin_put_issuer(
         &self,
+        by: &AdminCaller,
         issuer: &str,
         doc: IssuerDoc,
         pre: &Precondition,
@@ -488,22 +586,32 @@ impl Provider {
             created_at: existing.as_ref().map_or(self.now(), |i| i.created_at),
         };
         self.store.put_issuer(&record).await?;
-        Ok(Put {
+        let put = Put {
             doc: IssuerDoc::of(&record),
             created: existing.is_none(),
             before,
-        })
+        };
+        self.put_recorded(by, "trusted issuer", issuer, &put);
+        Ok(put)
     }
 
     /// Forget an issuer and its links.
     pub async fn admin_delete_issuer(
         &self,
+        by: &AdminCaller,
         issuer: &str,
         pre: &Precondition,
     ) -> Result<IssuerDoc, OpError> {
         let before = self.admin_issuer(issuer).await?;
         check_precondition(pre, Some(&before), "trusted issuer", issuer)?;
         self.store.delete_issuer(issuer).await?;
+        self.changed(
+            by,
+            "delete",
+            format!("trusted issuer {issuer}"),
+            Some(&before),
+            None,
+        );
         Ok(before)
     }
 
@@ -527,15 +635,24 @@ impl Provider {
     }
 
     /// Rotate the signing keys; the keys after.
-    pub async fn admin_rotate_keys(&self) -> Result<Vec<KeyDoc>, OpError> {
-        self.ensure_signing_keys().await?;
+    pub async fn admin_rotate_keys(&self, by: &AdminCaller) -> Result<Vec<KeyDoc>, OpError> {
+        let before = self.admin_keys().await?;
         self.rotate_signing_keys().await?;
-        self.admin_keys().await
+        let after = self.admin_keys().await?;
+        self.changed(
+            by,
+            "rotate",
+            "signing keys".into(),
+            Some(&before),
+            Some(&after),
+        );
+        Ok(after)
     }
 
     /// An initial access token for dynamic registration.
     pub async fn admin_registration_token(
         &self,
+        by: &AdminCaller,
         r: &RegistrationTokenRequest,
     ) -> Result<RegistrationTokenDoc, OpError> {
         if r.ttl == 0 {
@@ -546,6 +663,8 @@ impl Provider {
             .into());
         }
         let token = self.create_registration_token(r.ttl, r.uses).await?;
+        // the request, never the token
+        self.changed(by, "issue", "registration token".into(), None, Some(r));
         Ok(RegistrationTokenDoc {
             token: Shown(token),
             expires_at: self.now().saturating_add(r.ttl),

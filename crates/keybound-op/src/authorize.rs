@@ -8,6 +8,7 @@
 //! refusal: it is a page with the provider's error (503 while the database is away), wherever
 //! it happens.
 
+use crate::events::{EventType, SecurityEvent};
 use std::collections::BTreeSet;
 
 use keybound_proto::keybinding::RequestedBinding;
@@ -656,6 +657,11 @@ impl Provider {
         }
         c.updated_at = self.now();
         self.store.put_consent(&c).await?;
+        self.event(
+            SecurityEvent::new(EventType::ConsentGranted)
+                .client(&c.client_id)
+                .subject(&c.sub),
+        );
         Ok(())
     }
 
@@ -781,10 +787,22 @@ impl Provider {
         Ok(match user {
             Some(u) if ok => {
                 attempt.succeeded().await?;
+                self.event(
+                    SecurityEvent::new(EventType::SignInSucceeded)
+                        .subject(&u.sub)
+                        .reason("pwd"),
+                );
                 Some(self.new_session(&u.sub, Strength::Password))
             }
             _ => {
                 attempt.failed().await?;
+                // an operator may know whether the account exists; the End-User is not told
+                self.event(match &user {
+                    Some(u) => SecurityEvent::new(EventType::SignInFailed)
+                        .subject(&u.sub)
+                        .reason("wrong_password"),
+                    None => SecurityEvent::new(EventType::SignInFailed).reason("unknown_account"),
+                });
                 None
             }
         })

@@ -126,7 +126,11 @@ impl Provider {
             .purge_retired_keys(now.saturating_sub(RETIRED_KEY_RETENTION))
             .await?;
         self.keys.set(None);
-        Ok(self.current_key().await?.kid.clone())
+        let kid = self.current_key().await?.kid.clone();
+        self.event(
+            crate::events::SecurityEvent::new(crate::events::EventType::KeyRotated).reason(&kid),
+        );
+        Ok(kid)
     }
 
     async fn loaded(&self) -> Result<Arc<Loaded>, OpError> {

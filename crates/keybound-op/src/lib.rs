@@ -18,6 +18,7 @@ mod authorize;
 mod client_auth;
 mod device;
 mod error;
+pub mod events;
 pub mod fapi2;
 mod form;
 mod grant;
@@ -305,6 +306,7 @@ pub struct Provider {
     hashes: password::HashPool,
     issuer_keys: Option<Arc<dyn token::IssuerKeys>>,
     relying_party: passkey::RelyingParty,
+    events: Arc<dyn events::EventSink>,
 }
 
 impl std::fmt::Debug for Provider {
@@ -340,7 +342,20 @@ impl Provider {
             throttle: throttle::Throttle::default(),
             hashes,
             issuer_keys: None,
+            events: Arc::new(events::NoEvents),
         }
+    }
+
+    /// Where security events go (without it, nowhere).
+    #[must_use]
+    pub fn with_events(mut self, sink: Arc<dyn events::EventSink>) -> Self {
+        self.events = sink;
+        self
+    }
+
+    /// Record a security event.
+    pub(crate) fn event(&self, e: events::SecurityEvent) {
+        self.events.record(e);
     }
 
     /// Where trusted issuers' signing keys come from, for the jwt-bearer grant (without it,
@@ -422,6 +437,7 @@ impl Provider {
             }
         }
         if let Some(wait) = wait {
+            self.event(events::SecurityEvent::new(events::EventType::Throttled).reason(what));
             return Err(throttled(wait));
         }
         let mut begun = Attempt {

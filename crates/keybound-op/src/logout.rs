@@ -257,6 +257,10 @@ impl Provider {
         if let Some(sid) = session.session_id() {
             self.store.revoke_grant(&session_mark(sid), now).await?;
         }
+        self.event(
+            crate::events::SecurityEvent::new(crate::events::EventType::Logout)
+                .subject(&session.sub),
+        );
         let mut out = Vec::new();
         for id in &session.clients {
             let Some(client) = self.store.client(id).await? else {

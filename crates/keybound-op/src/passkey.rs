@@ -230,6 +230,11 @@ impl Provider {
     /// Remove one of `sub`'s passkeys.
     pub async fn remove_passkey(&self, sub: &str, credential_id: &str) -> Result<(), OpError> {
         if self.store.delete_passkey(sub, credential_id).await? {
+            self.event(
+                crate::events::SecurityEvent::new(crate::events::EventType::PasskeyRemoved)
+                    .subject(sub)
+                    .reason(credential_id),
+            );
             Ok(())
         } else {
             Err(Why::NotYours.into())

@@ -134,7 +134,14 @@ impl Provider {
             .map_err(|e| match e {
                 Refused::Proof(e) => OpError::Proof(e),
                 Refused::Nonce { reason, nonce } => OpError::Nonce { reason, nonce },
-                Refused::Replay => OpError::Replay,
+                Refused::Replay => {
+                    let e = crate::events::SecurityEvent::new(crate::events::EventType::DpopReplay);
+                    self.event(match r.client {
+                        Some(c) => e.client(&c.client_id),
+                        None => e,
+                    });
+                    OpError::Replay
+                }
                 Refused::Store(e) => OpError::Store(e),
             })?;
         if let Some((jkt, what)) = r.bound {

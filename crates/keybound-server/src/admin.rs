@@ -164,7 +164,7 @@ async fn get_client(State(s): St, _c: Caller, Path(id): Path<String>) -> Respons
 
 async fn put_client(
     State(s): St,
-    _c: Caller,
+    Caller(c): Caller,
     h: HeaderMap,
     Path(id): Path<String>,
     b: Bytes,
@@ -172,17 +172,22 @@ async fn put_client(
     answer(&s, async {
         let put = s
             .provider
-            .admin_put_client(&id, body(&b)?, &precondition(&h))
+            .admin_put_client(&c, &id, body(&b)?, &precondition(&h))
             .await?;
         Ok(tagged(put_status(put.created), &put.doc))
     })
     .await
 }
 
-async fn delete_client(State(s): St, _c: Caller, h: HeaderMap, Path(id): Path<String>) -> Response {
+async fn delete_client(
+    State(s): St,
+    Caller(c): Caller,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     answer(&s, async {
         s.provider
-            .admin_delete_client(&id, &precondition(&h))
+            .admin_delete_client(&c, &id, &precondition(&h))
             .await?;
         Ok(StatusCode::NO_CONTENT.into_response())
     })
@@ -203,9 +208,10 @@ async fn get_user(State(s): St, _c: Caller, Path(u): Path<String>) -> Response {
     .await
 }
 
+#[allow(clippy::many_single_char_names)] // state, caller, headers, path, body
 async fn put_user(
     State(s): St,
-    _c: Caller,
+    Caller(c): Caller,
     h: HeaderMap,
     Path(u): Path<String>,
     b: Bytes,
@@ -213,24 +219,31 @@ async fn put_user(
     answer(&s, async {
         let put = s
             .provider
-            .admin_put_user(&u, body(&b)?, &precondition(&h))
+            .admin_put_user(&c, &u, body(&b)?, &precondition(&h))
             .await?;
         Ok(tagged(put_status(put.created), &put.doc))
     })
     .await
 }
 
-async fn delete_user(State(s): St, _c: Caller, h: HeaderMap, Path(u): Path<String>) -> Response {
+async fn delete_user(
+    State(s): St,
+    Caller(c): Caller,
+    h: HeaderMap,
+    Path(u): Path<String>,
+) -> Response {
     answer(&s, async {
-        s.provider.admin_delete_user(&u, &precondition(&h)).await?;
+        s.provider
+            .admin_delete_user(&c, &u, &precondition(&h))
+            .await?;
         Ok(StatusCode::NO_CONTENT.into_response())
     })
     .await
 }
 
-async fn link_user(State(s): St, _c: Caller, Path(u): Path<String>, b: Bytes) -> Response {
+async fn link_user(State(s): St, Caller(c): Caller, Path(u): Path<String>, b: Bytes) -> Response {
     answer(&s, async {
-        s.provider.admin_link_user(&u, &body(&b)?).await?;
+        s.provider.admin_link_user(&c, &u, &body(&b)?).await?;
         Ok(StatusCode::NO_CONTENT.into_response())
     })
     .await
@@ -245,12 +258,12 @@ async fn list_passkeys(State(s): St, _c: Caller, Path(u): Path<String>) -> Respo
 
 async fn delete_passkey(
     State(s): St,
-    _c: Caller,
+    Caller(c): Caller,
 
     Path((u, id)): Path<(String, String)>,
 ) -> Response {
     answer(&s, async {
-        s.provider.admin_delete_passkey(&u, &id).await?;
+        s.provider.admin_delete_passkey(&c, &u, &id).await?;
         Ok(StatusCode::NO_CONTENT.into_response())
     })
     .await
@@ -270,9 +283,10 @@ async fn get_issuer(State(s): St, _c: Caller, Path(i): Path<String>) -> Response
     .await
 }
 
+#[allow(clippy::many_single_char_names)] // state, caller, headers, path, body
 async fn put_issuer(
     State(s): St,
-    _c: Caller,
+    Caller(c): Caller,
     h: HeaderMap,
     Path(i): Path<String>,
     b: Bytes,
@@ -280,17 +294,22 @@ async fn put_issuer(
     answer(&s, async {
         let put = s
             .provider
-            .admin_put_issuer(&i, body(&b)?, &precondition(&h))
+            .admin_put_issuer(&c, &i, body(&b)?, &precondition(&h))
             .await?;
         Ok(tagged(put_status(put.created), &put.doc))
     })
     .await
 }
 
-async fn delete_issuer(State(s): St, _c: Caller, h: HeaderMap, Path(i): Path<String>) -> Response {
+async fn delete_issuer(
+    State(s): St,
+    Caller(c): Caller,
+    h: HeaderMap,
+    Path(i): Path<String>,
+) -> Response {
     answer(&s, async {
         s.provider
-            .admin_delete_issuer(&i, &precondition(&h))
+            .admin_delete_issuer(&c, &i, &precondition(&h))
             .await?;
         Ok(StatusCode::NO_CONTENT.into_response())
     })
@@ -304,17 +323,17 @@ async fn list_keys(State(s): St, _c: Caller) -> Response {
     .await
 }
 
-async fn rotate_keys(State(s): St, _c: Caller) -> Response {
+async fn rotate_keys(State(s): St, Caller(c): Caller) -> Response {
     answer(&s, async {
         Ok(plain(
             StatusCode::OK,
-            &s.provider.admin_rotate_keys().await?,
+            &s.provider.admin_rotate_keys(&c).await?,
         ))
     })
     .await
 }
 
-async fn registration_token(State(s): St, _c: Caller, b: Bytes) -> Response {
+async fn registration_token(State(s): St, Caller(c): Caller, b: Bytes) -> Response {
     answer(&s, async {
         // an empty body asks for the defaults
         let r: RegistrationTokenRequest = if b.is_empty() {
@@ -324,7 +343,7 @@ async fn registration_token(State(s): St, _c: Caller, b: Bytes) -> Response {
         };
         Ok(plain(
             StatusCode::CREATED,
-            &s.provider.admin_registration_token(&r).await?,
+            &s.provider.admin_registration_token(&c, &r).await?,
         ))
     })
     .await
@@ -487,7 +506,12 @@ pub fn router(state: Arc<AppState>, origin: AdminOrigin) -> Router {
     for o in operations() {
         r = r.route(o.path, o.handler);
     }
-    r.layer(axum::Extension(origin)).with_state(state)
+    r.layer(axum::Extension(origin))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::events::context,
+        ))
+        .with_state(state)
 }
 
 /// The OpenAPI 3.1 document of the admin API, written from [`operations`].

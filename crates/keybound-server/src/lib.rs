@@ -19,6 +19,8 @@ mod dbsc;
 pub use dbsc::DbscMode;
 mod device;
 mod discovery;
+pub mod events;
+pub use events::{EventLog, EventOutput};
 pub mod error;
 mod forms;
 mod issuer_keys;
@@ -58,6 +60,8 @@ pub struct ServerConfig {
     pub dbsc_cookie_lifetime: u64,
     /// which router serves the admin API
     pub admin_api: AdminApi,
+    /// the security event sink the provider was given, for its counters on `/metrics`
+    pub events: Option<Arc<EventLog>>,
 }
 
 /// Where the admin API (`/admin/v1/`) answers.
@@ -80,6 +84,7 @@ impl Default for ServerConfig {
             dbsc: dbsc::DbscMode::Offer,
             dbsc_cookie_lifetime: 600,
             admin_api: AdminApi::Management,
+            events: None,
         }
     }
 }

@@ -118,17 +118,9 @@ impl Metrics {
     }
 }
 
-/// The request id of a request: the caller's `X-Request-Id` when it is a short printable token
-/// (a proxy's), else a fresh random one.
-fn request_id(incoming: Option<&HeaderValue>) -> String {
-    incoming
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(|| keybound_jose::random_b64(12), str::to_owned)
-}
-
-/// Middleware recording every request, and logging internal failures with their cause and a
-/// request id (also sent as `X-Request-Id`, so a client can quote it to the operator). Latency
+/// Middleware recording every request, giving it a request id (sent as `X-Request-Id`, so a
+/// client can quote it to the operator) and a context for the security events it causes, and
+/// logging internal failures with their cause and that id. Latency
 /// is measured with the monotonic clock; it is a metric, not protocol time.
 #[allow(clippy::disallowed_methods)] // measuring latency, not deciding anything by time
 pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
@@ -136,9 +128,10 @@ pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next)
         p if keybound_op::paths_known(p) => p.to_owned(),
         _ => "other".to_owned(),
     };
-    let incoming_id = req.headers().get("x-request-id").cloned();
+    let ctx = crate::events::RequestContext::of(&req, &state.config.trusted_proxies);
+    let id = ctx.request_id.clone();
     let start = Instant::now();
-    let mut resp = next.run(req).await;
+    let mut resp = crate::events::REQUEST.scope(ctx, next.run(req)).await;
     state
         .metrics
         .observe(&path, resp.status().as_u16(), start.elapsed().as_secs_f64());
@@ -146,18 +139,22 @@ pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next)
         state.metrics.error(&path, code.as_str());
     }
     if let Some(crate::error::InternalCause(cause)) = resp.extensions_mut().remove() {
-        let id = request_id(incoming_id.as_ref());
         tracing::error!(request_id = %id, path = %path, cause = %cause, "request failed inside the server");
-        if let Ok(v) = HeaderValue::from_str(&id) {
-            resp.headers_mut().insert("x-request-id", v);
-        }
+    }
+    // every answer names its request, so a client can quote it and an event be found by it
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
     }
     resp
 }
 
 /// `GET /metrics`
 pub async fn render(State(state): State<Arc<AppState>>) -> Response {
-    let mut r = state.metrics.render().into_response();
+    let mut text = state.metrics.render();
+    if let Some(events) = &state.config.events {
+        text.push_str(&events.render());
+    }
+    let mut r = text.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),

@@ -2,6 +2,7 @@
 //! without a socket) or on a loopback socket, on the in-memory store, with a manual clock by
 //! default, the standard End-User and any clients the test registers.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use keybound_op::{password, Clock, ManualClock, OpConfig, OsRandomness, Provider};
@@ -155,6 +156,65 @@ pub fn alice() -> User {
     }
 }
 
+/// Security events as the server writes them: JSON lines in a file of a temporary directory
+/// (removed with it).
+#[derive(Debug)]
+pub struct Events {
+    dir: tempfile::TempDir,
+    /// the sink, for a provider and for a server's `/metrics`
+    pub log: Arc<keybound_server::EventLog>,
+}
+
+impl Events {
+    /// An empty events file.
+    ///
+    /// # Panics
+    /// When no temporary directory can be made.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let log = Arc::new(keybound_server::EventLog::new(
+            keybound_server::EventOutput::File {
+                path: dir.path().join("events.jsonl"),
+                max_bytes: 1 << 24,
+                keep: 1,
+            },
+            Arc::new(ManualClock::new(T0)),
+        ));
+        Events { dir, log }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("events.jsonl")
+    }
+
+    /// Every record so far.
+    ///
+    /// # Panics
+    /// When a line is not JSON.
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.path())
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect()
+    }
+
+    /// The types of every record so far, in order.
+    pub fn types(&self) -> Vec<String> {
+        self.records()
+            .iter()
+            .map(|r| r["type"].as_str().unwrap_or("").to_owned())
+            .collect()
+    }
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// A change to the settings.
 type Configure = Box<dyn FnOnce(&mut OpConfig) + Send>;
 
@@ -168,6 +228,7 @@ pub struct OpBuilder {
     users: Vec<User>,
     issuers: Vec<keybound_store::TrustedIssuer>,
     issuer_keys: Option<Arc<dyn keybound_op::IssuerKeys>>,
+    events: Option<Arc<dyn keybound_op::events::EventSink>>,
 }
 
 impl std::fmt::Debug for OpBuilder {
@@ -189,6 +250,7 @@ impl Default for OpBuilder {
             users: vec![alice()],
             issuers: Vec::new(),
             issuer_keys: None,
+            events: None,
         }
     }
 }
@@ -603,6 +665,13 @@ impl OpBuilder {
         self
     }
 
+    /// Record security events in `events` (the server's sink, to a file).
+    #[must_use]
+    pub fn events(mut self, events: &Events) -> Self {
+        self.events = Some(events.log.clone());
+        self
+    }
+
     /// Register a user.
     #[must_use]
     pub fn user(mut self, u: User) -> Self {
@@ -623,6 +692,9 @@ impl OpBuilder {
         let mut p = Provider::new(cfg, store.clone(), clock, Arc::new(OsRandomness));
         if let Some(k) = self.issuer_keys {
             p = p.with_issuer_keys(k);
+        }
+        if let Some(e) = self.events {
+            p = p.with_events(e);
         }
         for i in &self.issuers {
             store.put_issuer(i).await.expect("trusted issuer");

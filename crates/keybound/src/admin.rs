@@ -398,7 +398,19 @@ pub async fn run(o: &Overrides, via: Via, cmd: Admin) -> anyhow::Result<()> {
                 println!("migrations applied");
                 return Ok(());
             }
-            Backend::Local(Box::new(provider(&settings, store)?))
+            let op = provider(&settings, store)?;
+            // changes made on the database are recorded when events go to a file (standard
+            // output is this command's own)
+            let op = match &settings.events {
+                keybound_server::EventOutput::File { .. } => {
+                    op.with_events(std::sync::Arc::new(keybound_server::EventLog::new(
+                        settings.events.clone(),
+                        std::sync::Arc::new(keybound_verify::SystemClock),
+                    )))
+                }
+                _ => op,
+            };
+            Backend::Local(Box::new(op))
         };
     let b = &backend;
     match cmd {

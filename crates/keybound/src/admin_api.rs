@@ -15,8 +15,8 @@ use anyhow::{bail, Context as _};
 use keybound_jose::key::KeyKind;
 use keybound_jose::PrivateKey;
 use keybound_op::admin::{
-    etag, ClientDoc, IssuerDoc, KeyDoc, LinkDoc, Page, PageRequest, PasskeyDoc, Precondition, Put,
-    RegistrationTokenDoc, RegistrationTokenRequest, UserDoc, ADMIN_SCOPE,
+    etag, AdminCaller, ClientDoc, IssuerDoc, KeyDoc, LinkDoc, Page, PageRequest, PasskeyDoc,
+    Precondition, Put, RegistrationTokenDoc, RegistrationTokenRequest, UserDoc, ADMIN_SCOPE,
 };
 use keybound_op::{OpError, Provider};
 use keybound_rp::{HttpRequest, HttpResponse, ReqwestTransport, Rp, RpConfig};
@@ -44,6 +44,14 @@ pub struct Remote {
 #[allow(clippy::needless_pass_by_value)] // used as `map_err(local)`
 fn local(e: OpError) -> anyhow::Error {
     anyhow::anyhow!("{e}")
+}
+
+/// This machine's user, who makes changes on the database (for the audit record).
+fn me() -> AdminCaller {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    AdminCaller::local(&user)
 }
 
 /// A path segment, percent-encoded (issuer identifiers are URLs).
@@ -218,7 +226,10 @@ impl Backend {
     pub async fn put_client(&self, id: &str, doc: ClientDoc) -> anyhow::Result<Put<ClientDoc>> {
         let pre = Precondition::default();
         match self {
-            Backend::Local(op) => op.admin_put_client(id, doc, &pre).await.map_err(local),
+            Backend::Local(op) => op
+                .admin_put_client(&me(), id, doc, &pre)
+                .await
+                .map_err(local),
             Backend::Remote(r) => r.put(&format!("/clients/{}", seg(id)), &doc, &pre).await,
         }
     }
@@ -227,7 +238,7 @@ impl Backend {
     pub async fn delete_client(&self, id: &str) -> anyhow::Result<()> {
         match self {
             Backend::Local(op) => op
-                .admin_delete_client(id, &Precondition::default())
+                .admin_delete_client(&me(), id, &Precondition::default())
                 .await
                 .map(drop)
                 .map_err(local),
@@ -256,7 +267,10 @@ impl Backend {
     pub async fn put_user(&self, username: &str, doc: UserDoc) -> anyhow::Result<Put<UserDoc>> {
         let pre = Precondition::default();
         match self {
-            Backend::Local(op) => op.admin_put_user(username, doc, &pre).await.map_err(local),
+            Backend::Local(op) => op
+                .admin_put_user(&me(), username, doc, &pre)
+                .await
+                .map_err(local),
             Backend::Remote(r) => {
                 r.put(&format!("/users/{}", seg(username)), &doc, &pre)
                     .await
@@ -268,7 +282,7 @@ impl Backend {
     pub async fn delete_user(&self, username: &str) -> anyhow::Result<()> {
         match self {
             Backend::Local(op) => op
-                .admin_delete_user(username, &Precondition::default())
+                .admin_delete_user(&me(), username, &Precondition::default())
                 .await
                 .map(drop)
                 .map_err(local),
@@ -282,7 +296,10 @@ impl Backend {
     /// Link a subject at a trusted issuer to a user.
     pub async fn link_user(&self, username: &str, link: &LinkDoc) -> anyhow::Result<()> {
         match self {
-            Backend::Local(op) => op.admin_link_user(username, link).await.map_err(local),
+            Backend::Local(op) => op
+                .admin_link_user(&me(), username, link)
+                .await
+                .map_err(local),
             Backend::Remote(r) => {
                 let body = serde_json::to_vec(link)?;
                 r.send(
@@ -317,7 +334,7 @@ impl Backend {
     pub async fn delete_passkey(&self, username: &str, credential_id: &str) -> anyhow::Result<()> {
         match self {
             Backend::Local(op) => op
-                .admin_delete_passkey(username, credential_id)
+                .admin_delete_passkey(&me(), username, credential_id)
                 .await
                 .map(drop)
                 .map_err(local),
@@ -373,7 +390,10 @@ impl Backend {
         pre: &Precondition,
     ) -> anyhow::Result<Put<IssuerDoc>> {
         match self {
-            Backend::Local(op) => op.admin_put_issuer(issuer, doc, pre).await.map_err(local),
+            Backend::Local(op) => op
+                .admin_put_issuer(&me(), issuer, doc, pre)
+                .await
+                .map_err(local),
             Backend::Remote(r) => r.put(&format!("/issuers/{}", seg(issuer)), &doc, pre).await,
         }
     }
@@ -382,7 +402,7 @@ impl Backend {
     pub async fn delete_issuer(&self, issuer: &str) -> anyhow::Result<()> {
         match self {
             Backend::Local(op) => op
-                .admin_delete_issuer(issuer, &Precondition::default())
+                .admin_delete_issuer(&me(), issuer, &Precondition::default())
                 .await
                 .map(drop)
                 .map_err(local),
@@ -404,7 +424,7 @@ impl Backend {
     /// Rotate the signing keys.
     pub async fn rotate_keys(&self) -> anyhow::Result<Vec<KeyDoc>> {
         match self {
-            Backend::Local(op) => op.admin_rotate_keys().await.map_err(local),
+            Backend::Local(op) => op.admin_rotate_keys(&me()).await.map_err(local),
             Backend::Remote(r) => Ok(r.json("POST", "/keys/rotate", NONE, None).await?.0),
         }
     }
@@ -415,7 +435,7 @@ impl Backend {
         req: &RegistrationTokenRequest,
     ) -> anyhow::Result<RegistrationTokenDoc> {
         match self {
-            Backend::Local(op) => op.admin_registration_token(req).await.map_err(local),
+            Backend::Local(op) => op.admin_registration_token(&me(), req).await.map_err(local),
             Backend::Remote(r) => Ok(r
                 .json("POST", "/registration-tokens", Some(req), None)
                 .await?

@@ -46,6 +46,12 @@ pub struct FileConfig {
     /// where the admin API answers: `management` (the default), `public`, `off`, or an
     /// address of its own (IP:PORT)
     pub admin_listen: Option<String>,
+    /// security events: `stdout` (the default), `off`, or a file path (JSON lines)
+    pub events: Option<String>,
+    /// rotate the events file past this many bytes
+    pub events_max_bytes: Option<u64>,
+    /// rotated events files kept
+    pub events_keep: Option<u32>,
     /// seconds between purges of expired rows (0: never)
     pub purge_interval: Option<u64>,
     /// rows deleted per purge statement
@@ -136,6 +142,8 @@ pub struct Settings {
     pub metrics_listen: Option<(SocketAddr, bool)>,
     /// where the admin API (`/admin/v1/`) answers
     pub admin_listen: AdminListen,
+    /// where security events go
+    pub events: keybound_server::EventOutput,
     /// proxies whose forwarding headers name the client's address
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// seconds between purges of expired rows (0: never)
@@ -388,6 +396,17 @@ impl Settings {
                 format!("admin_listen '{v}': expected management, public, off or IP:PORT")
             })?),
         };
+        let events = match env("KEYBOUND_EVENTS").or(file.events).as_deref() {
+            None | Some("stdout") => keybound_server::EventOutput::Stdout,
+            Some("off") => keybound_server::EventOutput::Off,
+            Some(path) => keybound_server::EventOutput::File {
+                path: path.into(),
+                max_bytes: number("KEYBOUND_EVENTS_MAX_BYTES", file.events_max_bytes)?
+                    .unwrap_or(100 << 20)
+                    .max(4096),
+                keep: number("KEYBOUND_EVENTS_KEEP", file.events_keep)?.unwrap_or(5),
+            },
+        };
         let purge_interval = secs("KEYBOUND_PURGE_INTERVAL", file.purge_interval, 60)?;
         let purge_batch = number("KEYBOUND_PURGE_BATCH", file.purge_batch)?.unwrap_or(1000);
         if purge_batch == 0 {
@@ -495,6 +514,7 @@ impl Settings {
             max_connections,
             metrics_listen,
             admin_listen,
+            events,
             trusted_proxies,
             purge_interval,
             purge_batch,

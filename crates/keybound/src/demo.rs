@@ -58,6 +58,7 @@ pub(crate) async fn start_op(
         max_connections: 4096,
         metrics_listen: None,
         admin_listen: crate::config::AdminListen::Off,
+        events: keybound_server::EventOutput::Off,
         trusted_proxies: Vec::new(),
         purge_interval: 60,
         purge_batch: 1000,

@@ -150,7 +150,11 @@ async fn provision_demo(p: &Provider, settings: &Settings) -> anyhow::Result<Opt
 /// Run the server until Ctrl-C or SIGTERM.
 pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let store = open_store(&settings).await?;
-    let provider = provider(&settings, store)?;
+    let events = Arc::new(keybound_server::EventLog::new(
+        settings.events.clone(),
+        Arc::new(SystemClock),
+    ));
+    let provider = provider(&settings, store)?.with_events(events.clone());
     provider
         .ensure_signing_keys()
         .await
@@ -172,6 +176,7 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
                 AdminListen::Public => keybound_server::AdminApi::Public,
                 AdminListen::Off | AdminListen::Own(_) => keybound_server::AdminApi::Off,
             },
+            events: Some(events),
         },
     );
     management(&settings, keybound_server::management_router(state.clone()))?;

@@ -1,6 +1,7 @@
 //! The passkey ceremonies on `webauthn-rs` (feature `passkeys`); the rules they follow are in
 //! the parent module's documentation.
 
+use crate::events::{EventType, SecurityEvent};
 use std::time::Duration;
 
 use keybound_store::{Passkey, StoreError};
@@ -226,7 +227,14 @@ impl Provider {
             last_used_at: None,
         };
         match self.store.insert_passkey(&record).await {
-            Ok(()) => Ok(record),
+            Ok(()) => {
+                self.event(
+                    SecurityEvent::new(EventType::PasskeyRegistered)
+                        .subject(&record.sub)
+                        .reason(&record.credential_id),
+                );
+                Ok(record)
+            }
             Err(StoreError::Conflict(_)) => Err(Why::AlreadyRegistered.into()),
             Err(e) => Err(e.into()),
         }
@@ -305,10 +313,16 @@ impl Provider {
         {
             Ok(signed_in) => {
                 attempt.succeeded().await?;
+                self.event(
+                    SecurityEvent::new(EventType::SignInSucceeded)
+                        .subject(&signed_in.sub)
+                        .reason("passkey"),
+                );
                 Ok(signed_in)
             }
             Err(OpError::Refused(r)) => {
                 attempt.failed().await?;
+                self.event(SecurityEvent::new(EventType::SignInFailed).reason("passkey_refused"));
                 Err(OpError::Refused(r))
             }
             Err(e) => Err(e),

@@ -100,6 +100,12 @@ impl Provider {
             return Ok(CodeRefusal::OtherClient.into());
         }
         self.store.revoke_grant(&code.grant_id, now).await?;
+        self.event(
+            crate::events::SecurityEvent::new(crate::events::EventType::CodeReuse)
+                .client(&code.client_id)
+                .subject(&code.sub)
+                .reason("grant_revoked"),
+        );
         Ok(CodeRefusal::Reused.into())
     }
 }

@@ -28,6 +28,12 @@ impl Provider {
             RefreshLookup::Reused(t) => {
                 // the family and the grant's access tokens (a thief's included) die together
                 self.store.revoke_grant(&t.grant_id, now).await?;
+                self.event(
+                    crate::events::SecurityEvent::new(crate::events::EventType::RefreshReuse)
+                        .client(&t.client_id)
+                        .subject(&t.sub)
+                        .reason("grant_revoked"),
+                );
                 return Err(RefreshRefusal::Reused.into());
             }
             RefreshLookup::Revoked(_) => return Err(RefreshRefusal::Revoked.into()),
