@@ -767,6 +767,7 @@ impl Provider {
 
     /// [`Provider::login`] from a source address: wrong passwords are throttled per account and
     /// per address ([`crate::ThrottleConfig`]), checked before any hashing.
+    #[tracing::instrument(level = "debug", name = "sign_in.password", skip_all)]
     pub async fn login_from(
         &self,
         username: &str,

@@ -256,6 +256,7 @@ impl Provider {
 
     /// Mint the access token and ID Token of a grant; `refresh_token` is the one the store
     /// already wrote with the redemption or rotation (none without `offline_access`).
+    #[tracing::instrument(level = "debug", name = "tokens.sign", skip_all)]
     pub(crate) async fn mint(
         &self,
         g: &Grant<'_>,

@@ -183,6 +183,7 @@ impl Provider {
     /// A JWT of this provider other than its ID and access tokens (an ID-JAG, a logout token):
     /// `claims` signed by the current key, header `typ` and `kid`. `what` names it in an
     /// internal error.
+    #[tracing::instrument(level = "debug", name = "jwt.sign", skip_all, fields(typ = typ))]
     pub(crate) async fn sign_jwt(
         &self,
         typ: &str,

@@ -100,6 +100,7 @@ impl Provider {
     /// none is needed here (a key the caller already knows, or a token request of a client
     /// registered with `dpop_bound_access_tokens`, needs one); whether the grant looked up
     /// afterwards needs one is [`check_bound`]'s and [`check_code_proof`]'s decision.
+    #[tracing::instrument(level = "debug", name = "dpop.verify", skip_all, fields(proofs = r.dpop.len()))]
     pub(crate) async fn verify_proof(
         &self,
         r: ProofRequest<'_>,

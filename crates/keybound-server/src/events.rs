@@ -58,20 +58,79 @@ impl RequestContext {
     }
 }
 
-/// Middleware for routers without request metrics (the admin API): the request's context for
-/// its events, and its id as `X-Request-Id`.
+/// A request's headers as an OpenTelemetry carrier (for `traceparent`).
+struct Headers<'a>(&'a axum::http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(axum::http::HeaderName::as_str).collect()
+    }
+}
+
+/// Answer `req` with `next` inside its span (`name`: the route, never an id from the path),
+/// a child of the caller's `traceparent` when it sent one, with the request's context for its
+/// events; its id as `X-Request-Id`. The trace id (OpenTelemetry's when tracing is on, else
+/// the `traceparent`'s) goes into the span's `trace_id` field — and so into every log line of
+/// the request — and into its events.
+pub(crate) async fn answer_in_context(
+    name: &str,
+    mut ctx: RequestContext,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let method = req.method().clone();
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format!("{method} {name}"),
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = %name,
+        request_id = %ctx.request_id,
+        trace_id = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+    );
+    let parent =
+        opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(req.headers())));
+    // without an OpenTelemetry layer there is nothing to attach to
+    let _ = span.set_parent(parent);
+    {
+        use opentelemetry::trace::TraceContextExt as _;
+        let otel = span.context();
+        let sc = otel.span().span_context().clone();
+        if sc.is_valid() {
+            ctx.trace_id = Some(sc.trace_id().to_string());
+        }
+    }
+    if let Some(t) = &ctx.trace_id {
+        span.record("trace_id", t.as_str());
+    }
+    let id = ctx.request_id.clone();
+    let mut resp = REQUEST
+        .scope(ctx, next.run(req))
+        .instrument(span.clone())
+        .await;
+    span.record("http.response.status_code", resp.status().as_u16());
+    if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+/// Middleware for routers without request metrics (the admin API): the request in its span
+/// and context ([`answer_in_context`]).
 pub(crate) async fn context(
     axum::extract::State(state): axum::extract::State<std::sync::Arc<crate::AppState>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let ctx = RequestContext::of(&req, &state.config.trusted_proxies);
-    let id = ctx.request_id.clone();
-    let mut resp = REQUEST.scope(ctx, next.run(req)).await;
-    if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
-        resp.headers_mut().insert("x-request-id", v);
-    }
-    resp
+    answer_in_context("/admin/v1", ctx, req, next).await
 }
 
 /// Where the lines go.

@@ -131,7 +131,7 @@ pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next)
     let ctx = crate::events::RequestContext::of(&req, &state.config.trusted_proxies);
     let id = ctx.request_id.clone();
     let start = Instant::now();
-    let mut resp = crate::events::REQUEST.scope(ctx, next.run(req)).await;
+    let mut resp = crate::events::answer_in_context(&path, ctx, req, next).await;
     state
         .metrics
         .observe(&path, resp.status().as_u16(), start.elapsed().as_secs_f64());
@@ -140,10 +140,6 @@ pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next)
     }
     if let Some(crate::error::InternalCause(cause)) = resp.extensions_mut().remove() {
         tracing::error!(request_id = %id, path = %path, cause = %cause, "request failed inside the server");
-    }
-    // every answer names its request, so a client can quote it and an event be found by it
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert("x-request-id", v);
     }
     resp
 }

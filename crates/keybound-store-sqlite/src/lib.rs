@@ -23,6 +23,7 @@
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 mod checkpoint;
 mod conn;
@@ -214,9 +215,10 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
+        let span = tracing::debug_span!("store.read", db.system = "sqlite");
         match &self.readers {
-            Some(r) => r.run(f),
-            None => self.writer.write(f).await,
+            Some(r) => span.in_scope(|| r.run(f)),
+            None => self.writer.write(f).instrument(span).await,
         }
     }
 
@@ -226,7 +228,10 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        self.writer.write(f).await
+        self.writer
+            .write(f)
+            .instrument(tracing::debug_span!("store.write", db.system = "sqlite"))
+            .await
     }
 
     /// The record in `data` of the row `sql` selects by its one key parameter.

@@ -17,6 +17,7 @@
 //! - [`conformance`]: the one store conformance suite, run against every backend;
 //! - [`process`]: the `keybound` binary as a child process (admin runs, a killed-on-drop
 //!   `serve`, free ports, a bounded readiness wait).
+//! - [`otlp`]: an OpenTelemetry collector on loopback (OTLP/HTTP traces, decoded);
 //! - [`pg`]: a throwaway PostgreSQL cluster on loopback;
 //! - [`cluster`]: several `keybound serve` nodes on one database and the DPoP client that
 //!   races and crashes them.
@@ -29,6 +30,7 @@ pub mod browser;
 pub mod cluster;
 pub mod conformance;
 pub mod op;
+pub mod otlp;
 pub mod pg;
 pub mod process;
 pub mod receiver;

@@ -46,6 +46,8 @@ pub struct FileConfig {
     /// where the admin API answers: `management` (the default), `public`, `off`, or an
     /// address of its own (IP:PORT)
     pub admin_listen: Option<String>,
+    /// an OpenTelemetry collector (OTLP/HTTP, e.g. `http://127.0.0.1:4318`): traces go there
+    pub otlp_endpoint: Option<String>,
     /// security events: `stdout` (the default), `off`, or a file path (JSON lines)
     pub events: Option<String>,
     /// rotate the events file past this many bytes
@@ -142,6 +144,8 @@ pub struct Settings {
     pub metrics_listen: Option<(SocketAddr, bool)>,
     /// where the admin API (`/admin/v1/`) answers
     pub admin_listen: AdminListen,
+    /// where traces go (OTLP/HTTP), if anywhere
+    pub otlp_endpoint: Option<String>,
     /// where security events go
     pub events: keybound_server::EventOutput,
     /// proxies whose forwarding headers name the client's address
@@ -396,6 +400,14 @@ impl Settings {
                 format!("admin_listen '{v}': expected management, public, off or IP:PORT")
             })?),
         };
+        let otlp_endpoint = env("KEYBOUND_OTLP_ENDPOINT")
+            .or(file.otlp_endpoint)
+            .filter(|e| !e.is_empty() && e != "off");
+        if let Some(e) = &otlp_endpoint {
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                bail!("otlp_endpoint '{e}': expected an http(s) URL, e.g. http://127.0.0.1:4318");
+            }
+        }
         let events = match env("KEYBOUND_EVENTS").or(file.events).as_deref() {
             None | Some("stdout") => keybound_server::EventOutput::Stdout,
             Some("off") => keybound_server::EventOutput::Off,
@@ -514,6 +526,7 @@ impl Settings {
             max_connections,
             metrics_listen,
             admin_listen,
+            otlp_endpoint,
             events,
             trusted_proxies,
             purge_interval,

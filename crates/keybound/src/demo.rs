@@ -59,6 +59,7 @@ pub(crate) async fn start_op(
         metrics_listen: None,
         admin_listen: crate::config::AdminListen::Off,
         events: keybound_server::EventOutput::Off,
+        otlp_endpoint: None,
         trusted_proxies: Vec::new(),
         purge_interval: 60,
         purge_batch: 1000,

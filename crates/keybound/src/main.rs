@@ -30,6 +30,7 @@ mod demo_tb;
 mod inspect;
 mod rpcli;
 mod serve;
+mod telemetry;
 
 /// The system time (Unix seconds), from the one system clock, `keybound_verify::SystemClock`.
 pub(crate) fn now() -> u64 {
@@ -123,19 +124,6 @@ fn read_input(value: &str) -> anyhow::Result<String> {
     Ok(text.trim().to_owned())
 }
 
-fn init_logs(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -169,7 +157,11 @@ fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(e) => return fail(&e),
             };
-            init_logs(settings.json_logs);
+            let telemetry =
+                match telemetry::init(settings.json_logs, settings.otlp_endpoint.as_deref()) {
+                    Ok(t) => t,
+                    Err(e) => return fail(&e),
+                };
             let rt = match settings.runtime {
                 // this thread serves the first core's listener; serve::run starts the others
                 config::RuntimeKind::PerCore => tokio::runtime::Builder::new_current_thread()
@@ -178,7 +170,10 @@ fn main() -> ExitCode {
                     .map_err(anyhow::Error::from),
                 config::RuntimeKind::Shared => runtime(),
             };
-            match rt.and_then(|rt| rt.block_on(serve::run(settings, demo))) {
+            let result = rt.and_then(|rt| rt.block_on(serve::run(settings, demo)));
+            // spans still queued go out before the process ends
+            telemetry.shutdown();
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e),
             }

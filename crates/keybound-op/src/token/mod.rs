@@ -32,6 +32,7 @@ pub type TokenRequestFacts<'a> = crate::form::FormRequest<'a>;
 
 impl Provider {
     /// The token endpoint.
+    #[tracing::instrument(level = "debug", name = "token", skip_all, fields(grant_type = facts.form.get("grant_type").unwrap_or("")))]
     pub async fn token(&self, facts: TokenRequestFacts<'_>) -> Result<TokenSuccess, OpError> {
         let form = facts.form;
         // 1. client authentication
