@@ -42,10 +42,11 @@ pub async fn account_get(
         .into_iter()
         .find(|(k, _)| k == "done")
         .map(|(_, v)| v);
+    let words = crate::theme::page_context().words;
     let note = match done.as_deref() {
-        Some("added") => Some("Passkey added."),
-        Some("renamed") => Some("Passkey renamed."),
-        Some("removed") => Some("Passkey removed."),
+        Some("added") => Some(words.t("account.done.added")),
+        Some("renamed") => Some(words.t("account.done.renamed")),
+        Some("removed") => Some(words.t("account.done.removed")),
         _ => None,
     };
     match current_session(&state, &headers, &tb).await {

@@ -445,6 +445,7 @@ pub(crate) struct LoginOffer {
 pub(crate) fn login_offer(state: &AppState, prompt: &LoginPrompt) -> LoginOffer {
     let available = state.provider.passkeys_available();
     let passkeys = available.is_ok();
+    let words = crate::theme::page_context().words;
     let has_password = prompt
         .current
         .as_ref()
@@ -454,17 +455,17 @@ pub(crate) fn login_offer(state: &AppState, prompt: &LoginPrompt) -> LoginOffer 
         Strength::Passkey => (
             false,
             passkeys.then_some(pages::PasskeyStep::SignIn),
-            Some("Sign in with a passkey to continue.".to_owned()),
+            Some(words.t("login.reason.passkey").to_owned()),
         ),
         Strength::PasswordAndPasskey if has_password => (
             false,
             passkeys.then_some(pages::PasskeyStep::SecondFactor),
-            Some("Confirm with your passkey to continue.".to_owned()),
+            Some(words.t("login.reason.confirm").to_owned()),
         ),
         Strength::PasswordAndPasskey => (
             true,
             None,
-            Some("Sign in with your password, then confirm with your passkey.".to_owned()),
+            Some(words.t("login.reason.password_then_passkey").to_owned()),
         ),
     };
     let reason = match (&available, prompt.need) {

@@ -72,6 +72,8 @@ pub struct Failure {
     redirect: Option<keybound_op::AuthorizationResponse>,
     /// the RFC 9457 problem type, at the admin API
     problem: Option<String>,
+    /// the End-User's words for it, on pages (a catalogue key)
+    words: Option<&'static str>,
 }
 
 impl Failure {
@@ -79,6 +81,7 @@ impl Failure {
     fn new(error: OpError, at: Endpoint) -> Self {
         Failure {
             at,
+            words: page_words(&error),
             wire: error.wire(at),
             cause: error.is_internal().then(|| error.to_string()),
             challenge: None,
@@ -148,12 +151,40 @@ impl Failure {
     }
 }
 
+/// What an End-User is told of a refusal, in their language: the catalogue key of the
+/// refusals End-Users meet on pages. Others show the provider's description (written for the
+/// developer of the app that sent them here).
+fn page_words(e: &OpError) -> Option<&'static str> {
+    use keybound_op::refusal::{PageRefusal as P, Refusal};
+    match e {
+        OpError::Refused(Refusal::Page(p)) => match p {
+            P::MissingCredentials => Some("message.missing_credentials"),
+            P::WrongPassword => Some("message.wrong_password"),
+            P::SessionEnded => Some("message.session_ended"),
+            P::Csrf(_) => Some("message.csrf"),
+            P::UnknownUserCode => Some("message.unknown_user_code"),
+            P::UserCodeUsed => Some("message.user_code_used"),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The text of a page refusal: the End-User's words when it has some, else the description.
+fn page_text(words: Option<&'static str>, description: &str) -> String {
+    match words {
+        Some(key) => crate::theme::page_context().words.t(key).to_owned(),
+        None => description.to_owned(),
+    }
+}
+
 /// An End-User page that shows a form again with a message (a wrong password, a missing field,
 /// an unknown device code): the one mapping's status for `why` on pages, and its message.
 pub(crate) fn form_message(why: impl Into<OpError>) -> (StatusCode, String) {
-    let w = why.into().wire(Endpoint::Page);
+    let e = why.into();
+    let w = e.wire(Endpoint::Page);
     let status = StatusCode::from_u16(w.status).unwrap_or(StatusCode::BAD_REQUEST);
-    (status, w.description)
+    (status, page_text(page_words(&e), &w.description))
 }
 
 /// A form shown for the first time (200, no note) or again for `why`.
@@ -193,7 +224,7 @@ impl IntoResponse for Failure {
         let status = StatusCode::from_u16(w.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = match (self.at, &self.problem) {
             (Endpoint::Page, _) => {
-                crate::response::html(status, pages::error("Request refused", &w.description))
+                crate::response::html(status, pages::error(&page_text(self.words, &w.description)))
             }
             (_, Some(kind)) => {
                 let mut body = serde_json::json!({

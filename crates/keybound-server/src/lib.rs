@@ -23,6 +23,7 @@ pub mod events;
 pub use events::{EventLog, EventOutput};
 pub mod error;
 mod forms;
+pub mod i18n;
 mod issuer_keys;
 mod logout;
 mod maintenance;
@@ -31,6 +32,7 @@ mod pages;
 mod peer;
 mod response;
 mod session;
+pub mod theme;
 mod token;
 
 use std::sync::Arc;
@@ -62,6 +64,8 @@ pub struct ServerConfig {
     pub admin_api: AdminApi,
     /// the security event sink the provider was given, for its counters on `/metrics`
     pub events: Option<Arc<EventLog>>,
+    /// the pages' look and words
+    pub theme: Arc<theme::Theme>,
 }
 
 /// Where the admin API (`/admin/v1/`) answers.
@@ -85,6 +89,7 @@ impl Default for ServerConfig {
             dbsc_cookie_lifetime: 600,
             admin_api: AdminApi::Management,
             events: None,
+            theme: Arc::default(),
         }
     }
 }
@@ -192,6 +197,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::DBSC_REFRESH, post(dbsc::refresh))
         .route(paths::DBSC_STATUS, get(dbsc::status))
         .route(paths::HEALTHZ, get(discovery::healthz))
+        .route(theme::LOGO_PATH, get(theme::logo))
+        .route(theme::STYLESHEET_PATH, get(theme::stylesheet))
         .with_state(state.clone());
     let public = if state.config.admin_api == AdminApi::Public {
         let origin = url::Url::parse(&state.provider.config.issuer)

@@ -131,7 +131,21 @@ pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next)
     let ctx = crate::events::RequestContext::of(&req, &state.config.trusted_proxies);
     let id = ctx.request_id.clone();
     let start = Instant::now();
-    let mut resp = crate::events::answer_in_context(&path, ctx, req, next).await;
+    // the pages of this request: the theme, in the End-User's language
+    let page = crate::theme::PageContext {
+        theme: state.config.theme.clone(),
+        words: state.config.theme.catalogs.negotiate(
+            req.headers()
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok()),
+        ),
+    };
+    let mut resp = crate::theme::PAGE
+        .scope(
+            page,
+            crate::events::answer_in_context(&path, ctx, req, next),
+        )
+        .await;
     state
         .metrics
         .observe(&path, resp.status().as_u16(), start.elapsed().as_secs_f64());

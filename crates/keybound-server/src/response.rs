@@ -20,10 +20,12 @@ pub(crate) fn html(status: StatusCode, body: String) -> Response {
     h.insert(
         "content-security-policy",
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+            "default-src 'none'; img-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
         ),
     );
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    // the page's words depend on Accept-Language
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Language"));
     r
 }
 
@@ -74,7 +76,7 @@ pub(crate) fn html_with_script(status: StatusCode, body: String, script: &str) -
     // whose callback answers the post with a redirect to another origin; the page's forms
     // are ours (their actions and fields escaped) and only its own script may run
     let csp = format!(
-        "default-src 'none'; script-src 'sha256-{hash}'; connect-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+        "default-src 'none'; script-src 'sha256-{hash}'; connect-src 'self'; img-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
     );
     if let Ok(v) = HeaderValue::from_str(&csp) {
         resp.headers_mut().insert("content-security-policy", v);

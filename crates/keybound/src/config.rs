@@ -48,6 +48,8 @@ pub struct FileConfig {
     pub admin_listen: Option<String>,
     /// an OpenTelemetry collector (OTLP/HTTP, e.g. `http://127.0.0.1:4318`): traces go there
     pub otlp_endpoint: Option<String>,
+    /// a theme directory for the pages (theme.json, logo, stylesheet, messages/<lang>.json)
+    pub theme_dir: Option<PathBuf>,
     /// security events: `stdout` (the default), `off`, or a file path (JSON lines)
     pub events: Option<String>,
     /// rotate the events file past this many bytes
@@ -146,6 +148,8 @@ pub struct Settings {
     pub admin_listen: AdminListen,
     /// where traces go (OTLP/HTTP), if anywhere
     pub otlp_endpoint: Option<String>,
+    /// the pages' theme (loaded at start)
+    pub theme: std::sync::Arc<keybound_server::theme::Theme>,
     /// where security events go
     pub events: keybound_server::EventOutput,
     /// proxies whose forwarding headers name the client's address
@@ -400,6 +404,13 @@ impl Settings {
                 format!("admin_listen '{v}': expected management, public, off or IP:PORT")
             })?),
         };
+        let theme = match env("KEYBOUND_THEME_DIR")
+            .map(PathBuf::from)
+            .or(file.theme_dir)
+        {
+            Some(dir) => std::sync::Arc::new(keybound_server::theme::Theme::load(&dir)?),
+            None => std::sync::Arc::default(),
+        };
         let otlp_endpoint = env("KEYBOUND_OTLP_ENDPOINT")
             .or(file.otlp_endpoint)
             .filter(|e| !e.is_empty() && e != "off");
@@ -527,6 +538,7 @@ impl Settings {
             metrics_listen,
             admin_listen,
             otlp_endpoint,
+            theme,
             events,
             trusted_proxies,
             purge_interval,

@@ -60,6 +60,7 @@ pub(crate) async fn start_op(
         admin_listen: crate::config::AdminListen::Off,
         events: keybound_server::EventOutput::Off,
         otlp_endpoint: None,
+        theme: std::sync::Arc::default(),
         trusted_proxies: Vec::new(),
         purge_interval: 60,
         purge_batch: 1000,

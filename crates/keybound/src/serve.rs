@@ -177,6 +177,7 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
                 AdminListen::Off | AdminListen::Own(_) => keybound_server::AdminApi::Off,
             },
             events: Some(events),
+            theme: settings.theme.clone(),
         },
     );
     management(&settings, keybound_server::management_router(state.clone()))?;
