@@ -756,6 +756,39 @@ impl Provider {
         })
     }
 
+    /// The apps `sub` allowed: each consent with the client's name (the account page lists
+    /// them so the End-User can withdraw one).
+    pub async fn consents(&self, sub: &str) -> Result<Vec<(Consent, String)>, OpError> {
+        let mut out = Vec::new();
+        for c in self.store.consents_of(sub).await? {
+            let name = self
+                .registered_client(&c.client_id)
+                .await?
+                .map_or_else(|| c.client_id.clone(), |client| client.name);
+            out.push((c, name));
+        }
+        Ok(out)
+    }
+
+    /// Withdraw `sub`'s consent to `client_id`: the client's grants from this End-User are
+    /// revoked (refresh tokens, and the access tokens of those grants), and its next
+    /// authorization asks again. `false` when there was none.
+    pub async fn revoke_consent(&self, sub: &str, client_id: &str) -> Result<bool, OpError> {
+        let had = self
+            .store
+            .revoke_consent(sub, client_id, self.now())
+            .await?;
+        if had {
+            self.event(
+                SecurityEvent::new(EventType::ConsentRevoked)
+                    .client(client_id)
+                    .subject(sub)
+                    .reason("grants_revoked"),
+            );
+        }
+        Ok(had)
+    }
+
     /// Check a username and password; the session to start on success.
     pub async fn login(
         &self,

@@ -47,6 +47,9 @@ pub enum EventType {
     /// An End-User consented to a client.
     #[serde(rename = "consent.granted")]
     ConsentGranted,
+    /// An End-User withdrew their consent to a client (its grants were revoked).
+    #[serde(rename = "consent.revoked")]
+    ConsentRevoked,
     /// An OP session ended (logout).
     #[serde(rename = "session.logged_out")]
     Logout,
@@ -60,7 +63,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every type, for counters that start at zero.
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 13] = [
         EventType::SignInSucceeded,
         EventType::SignInFailed,
         EventType::Throttled,
@@ -70,6 +73,7 @@ impl EventType {
         EventType::CodeReuse,
         EventType::DpopReplay,
         EventType::ConsentGranted,
+        EventType::ConsentRevoked,
         EventType::Logout,
         EventType::KeyRotated,
         EventType::AdminChange,
@@ -87,6 +91,7 @@ impl EventType {
             EventType::CodeReuse => "code.reused",
             EventType::DpopReplay => "dpop.replayed",
             EventType::ConsentGranted => "consent.granted",
+            EventType::ConsentRevoked => "consent.revoked",
             EventType::Logout => "session.logged_out",
             EventType::KeyRotated => "keys.rotated",
             EventType::AdminChange => "admin.changed",

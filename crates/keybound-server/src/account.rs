@@ -47,6 +47,7 @@ pub async fn account_get(
         Some("added") => Some(words.t("account.done.added")),
         Some("renamed") => Some(words.t("account.done.renamed")),
         Some("removed") => Some(words.t("account.done.removed")),
+        Some("revoked") => Some(words.t("account.done.revoked")),
         _ => None,
     };
     match current_session(&state, &headers, &tb).await {
@@ -56,7 +57,8 @@ pub async fn account_get(
     }
 }
 
-/// `POST /account`: sign in (password or passkey), add, rename or remove a passkey.
+/// `POST /account`: sign in (password or passkey), add, rename or remove a passkey, withdraw
+/// an app's access.
 pub async fn account_post(
     State(state): State<Arc<AppState>>,
     ClientAddr(source): ClientAddr,
@@ -108,6 +110,22 @@ pub async fn account_post(
             {
                 Ok(signed_in) => to_account(None, Some(&signed_in)),
                 Err(e @ OpError::Refused(_)) => sign_in_page(&state, &headers, current, Some(e)),
+                Err(e) => failed(e),
+            }
+        }
+        "revoke_consent" => {
+            // withdrawing access only takes away: any session of the End-User may
+            let Some(session) = session else {
+                return sign_in_page(
+                    &state,
+                    &headers,
+                    None,
+                    Some(PageRefusal::SessionEnded.into()),
+                );
+            };
+            let client_id = field("client_id").unwrap_or_default();
+            match state.provider.revoke_consent(&session.sub, client_id).await {
+                Ok(_) => to_account(Some("revoked"), None),
                 Err(e) => failed(e),
             }
         }
@@ -255,6 +273,17 @@ async fn account_page(
             last_used: p.last_used_at.map(when),
         })
         .collect();
+    let apps: Vec<pages::AppItem> = match provider.consents(&session.sub).await {
+        Ok(list) => list
+            .into_iter()
+            .map(|(c, name)| pages::AppItem {
+                client_id: c.client_id,
+                name,
+                scopes: c.scopes.into_iter().collect(),
+            })
+            .collect(),
+        Err(e) => return failed(e),
+    };
     let (status, error) = form_note(error);
     let (csrf, cookie) = csrf_token(state, headers);
     let available = provider.passkeys_available();
@@ -269,6 +298,7 @@ async fn account_page(
         username: &user.username,
         acr: Strength::of_amr(&session.amr).acr(),
         passkeys: &items,
+        apps: &apps,
         manage,
         note,
         error: error.as_deref(),

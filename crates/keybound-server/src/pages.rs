@@ -271,6 +271,17 @@ pub struct PasskeyItem {
     pub last_used: Option<String>,
 }
 
+/// An app the End-User allowed, as the account page lists it.
+#[derive(Debug, Clone)]
+pub struct AppItem {
+    /// its client id
+    pub client_id: String,
+    /// its name
+    pub name: String,
+    /// what it was allowed
+    pub scopes: Vec<String>,
+}
+
 /// What the account page lets the End-User do with their passkeys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Manage<'a> {
@@ -295,6 +306,8 @@ pub struct Account<'a> {
     pub acr: &'a str,
     /// their passkeys
     pub passkeys: &'a [PasskeyItem],
+    /// the apps they allowed
+    pub apps: &'a [AppItem],
     /// what they may do
     pub manage: Manage<'a>,
     /// what was just done
@@ -383,15 +396,46 @@ pub fn account(a: &Account<'_>) -> String {
         ),
         Manage::NoNewPasskeys(why) => format!("<p class=\"note\">{}</p>", esc(why)),
     };
+    let apps = if a.apps.is_empty() {
+        format!("<p id=\"apps-none\">{}</p>", t(&c, "account.apps_none"))
+    } else {
+        let items = a
+            .apps
+            .iter()
+            .map(|app| {
+                let name = esc(&app.name);
+                let scopes = app
+                    .scopes
+                    .iter()
+                    .map(|s| esc(s))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                format!(
+                    "<li data-client-id=\"{id}\"><strong>{name}</strong> <small>({scopes})</small>\n\
+<form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+<input type=\"hidden\" name=\"kb_action\" value=\"revoke_consent\"><input type=\"hidden\" name=\"client_id\" value=\"{id}\">\
+<button type=\"submit\" class=\"secondary\">{revoke}</button></form></li>",
+                    id = esc(&app.client_id),
+                    action = esc(a.action),
+                    csrf = esc(a.csrf),
+                    revoke = tf(&c, "account.revoke", &[("name", &name)]),
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        format!("<ul id=\"apps\">\n{items}\n</ul>")
+    };
     let title = c.words.t("account.title");
     layout(
         title,
         &format!(
             "<h1>{h}</h1>\n<p>{signed_in_as} <strong id=\"username\">{user}</strong> \
-<small id=\"acr\">({acr})</small></p>\n{note}{err}<h2>{passkeys}</h2>\n{list}\n{add}",
+<small id=\"acr\">({acr})</small></p>\n{note}{err}<h2>{passkeys}</h2>\n{list}\n{add}\n\
+<h2>{apps_heading}</h2>\n{apps}",
             h = esc(title),
             signed_in_as = t(&c, "account.signed_in_as"),
             passkeys = t(&c, "account.passkeys"),
+            apps_heading = t(&c, "account.apps"),
             user = esc(a.username),
             acr = esc(a.acr),
         ),

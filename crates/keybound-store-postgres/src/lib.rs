@@ -773,6 +773,48 @@ impl ConsentStore for PgStore {
         .await?;
         Ok(())
     }
+    async fn consents_of(&self, sub: &str) -> Result<Vec<Consent>> {
+        retrying(|| async {
+            let rows = sqlx::query("SELECT data FROM consents WHERE sub = $1 ORDER BY client_id")
+                .bind(sub)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+            rows.iter().map(data).collect()
+        })
+        .await
+    }
+    async fn revoke_consent(&self, sub: &str, client_id: &str, now: u64) -> Result<bool> {
+        retrying(|| async {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            let had = sqlx::query("DELETE FROM consents WHERE sub = $1 AND client_id = $2")
+                .bind(sub)
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected()
+                > 0;
+            // a rare End-User action: a scan of the refresh tokens' records is acceptable
+            let grants: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT f.grant_id FROM refresh_families f \
+                 JOIN refresh_tokens t ON t.family_id = f.family_id \
+                 WHERE f.revoked_at IS NULL \
+                 AND (t.data::jsonb ->> 'sub') = $1 AND (t.data::jsonb ->> 'client_id') = $2",
+            )
+            .bind(sub)
+            .bind(client_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            for g in &grants {
+                revoke_grant_in(&mut tx, g, now).await?;
+            }
+            tx.commit().await.map_err(db)?;
+            Ok(had)
+        })
+        .await
+    }
 }
 
 #[async_trait]

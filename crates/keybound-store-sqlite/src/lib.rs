@@ -687,6 +687,55 @@ impl ConsentStore for SqliteStore {
         .await?;
         Ok(())
     }
+    async fn consents_of(&self, sub: &str) -> Result<Vec<Consent>> {
+        let sub = sub.to_owned();
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached("SELECT data FROM consents WHERE sub = ?1 ORDER BY client_id")
+                .map_err(db)?;
+            let rows = st
+                .query_map(params![sub], |r| r.get::<_, String>(0))
+                .map_err(db)?;
+            rows.map(|r| Ok(serde_json::from_str(&r.map_err(db)?)?))
+                .collect()
+        })
+        .await
+    }
+    async fn revoke_consent(&self, sub: &str, client_id: &str, now: u64) -> Result<bool> {
+        let (sub, client_id) = (sub.to_owned(), client_id.to_owned());
+        // one job of the writer: atomic (its own savepoint in the batch's transaction)
+        self.write(move |tx| {
+            let had = tx
+                .execute(
+                    "DELETE FROM consents WHERE sub = ?1 AND client_id = ?2",
+                    params![sub, client_id],
+                )
+                .map_err(db)?
+                > 0;
+            // the grants of this End-User and client that still have refresh tokens (a rare
+            // End-User action: a scan of the refresh tokens' records is acceptable)
+            let grants: Vec<String> = {
+                let mut st = tx
+                    .prepare(
+                        "SELECT DISTINCT f.grant_id FROM refresh_families f \
+                         JOIN refresh_tokens t ON t.family_id = f.family_id \
+                         WHERE f.revoked_at IS NULL \
+                         AND json_extract(t.data, '$.sub') = ?1 \
+                         AND json_extract(t.data, '$.client_id') = ?2",
+                    )
+                    .map_err(db)?;
+                let rows = st
+                    .query_map(params![sub, client_id], |r| r.get::<_, String>(0))
+                    .map_err(db)?;
+                rows.collect::<rusqlite::Result<_>>().map_err(db)?
+            };
+            for g in &grants {
+                revoke_grant_in(tx, g, now)?;
+            }
+            Ok(had)
+        })
+        .await
+    }
 }
 
 #[async_trait]

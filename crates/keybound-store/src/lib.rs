@@ -217,6 +217,12 @@ pub trait ConsentStore: Send + Sync {
     async fn consent(&self, sub: &str, client_id: &str) -> Result<Option<Consent>>;
     /// Insert or replace.
     async fn put_consent(&self, consent: &Consent) -> Result<()>;
+    /// Every consent `sub` gave, by client id.
+    async fn consents_of(&self, sub: &str) -> Result<Vec<Consent>>;
+    /// Withdraw `sub`'s consent to `client_id` and, in the same transaction, revoke every
+    /// grant of that End-User and client that has a refresh token (its access tokens die with
+    /// it); `false` when there was no consent. The client's next authorization asks again.
+    async fn revoke_consent(&self, sub: &str, client_id: &str, now: u64) -> Result<bool>;
 }
 
 /// A DPoP proof to record in the replay cache together with what its request consumes (one

@@ -334,6 +334,34 @@ impl ConsentStore for MemoryStore {
         );
         Ok(())
     }
+    async fn consents_of(&self, sub: &str) -> Result<Vec<Consent>> {
+        let mut out: Vec<Consent> = self
+            .lock()
+            .consents
+            .values()
+            .filter(|c| c.sub == sub)
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        Ok(out)
+    }
+    async fn revoke_consent(&self, sub: &str, client_id: &str, _now: u64) -> Result<bool> {
+        let mut g = self.lock();
+        let had = g
+            .consents
+            .remove(&(sub.to_owned(), client_id.to_owned()))
+            .is_some();
+        let grants: HashSet<String> = g
+            .refresh
+            .values()
+            .filter(|(t, _)| t.sub == sub && t.client_id == client_id)
+            .map(|(t, _)| t.grant_id.clone())
+            .collect();
+        for grant in grants {
+            revoke_grant_in(&mut g, &grant);
+        }
+        Ok(had)
+    }
 }
 
 #[async_trait]

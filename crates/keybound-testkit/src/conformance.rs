@@ -131,6 +131,11 @@ macro_rules! store_conformance {
             $crate::conformance::consent_round_trip(s).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn consent_revocation_revokes_the_clients_grants() {
+            let (s, _keep) = $backend().await;
+            $crate::conformance::consent_revocation_revokes_the_clients_grants(s).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn replay_entries_expire() {
             let (s, _keep) = $backend().await;
             $crate::conformance::replay_entries_expire(s).await;
@@ -797,6 +802,63 @@ pub async fn consent_round_trip(s: Arc<dyn Store>) {
             .len(),
         2
     );
+}
+
+/// Withdrawing a consent removes it and revokes that End-User's grants with that client
+/// (their refresh tokens), and nobody else's: the same End-User's grants with another client
+/// and another End-User's with the same client stay.
+pub async fn consent_revocation_revokes_the_clients_grants(s: Arc<dyn Store>) {
+    let consent = |sub: &str, client: &str| Consent {
+        sub: sub.into(),
+        client_id: client.into(),
+        scopes: BTreeSet::from(["openid".to_owned()]),
+        bound_jkts: BTreeSet::new(),
+        updated_at: NOW,
+    };
+    for (sub, client) in [("u1", "app"), ("u1", "other"), ("u2", "app")] {
+        s.put_consent(&consent(sub, client)).await.unwrap();
+    }
+    let token = |family: &str, grant: &str, sub: &str, client: &str| RefreshToken {
+        sub: sub.into(),
+        client_id: client.into(),
+        ..refresh(family, grant)
+    };
+    for (hash, t) in [
+        ("rc-1", token("fam-c1", "grant-c1", "u1", "app")),
+        ("rc-2", token("fam-c2", "grant-c2", "u1", "app")),
+        ("rc-3", token("fam-c3", "grant-c3", "u1", "other")),
+        ("rc-4", token("fam-c4", "grant-c4", "u2", "app")),
+    ] {
+        s.insert_refresh(&TokenHash::of(hash), &t).await.unwrap();
+    }
+    let listed: Vec<String> = s
+        .consents_of("u1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.client_id)
+        .collect();
+    assert_eq!(listed, ["app", "other"]);
+    assert!(s.revoke_consent("u1", "app", NOW).await.unwrap());
+    assert!(s.consent("u1", "app").await.unwrap().is_none());
+    for g in ["grant-c1", "grant-c2"] {
+        assert!(s.is_grant_revoked(g).await.unwrap(), "{g}");
+    }
+    for g in ["grant-c3", "grant-c4"] {
+        assert!(!s.is_grant_revoked(g).await.unwrap(), "{g}");
+    }
+    assert!(matches!(
+        s.find_refresh(&TokenHash::of("rc-1"), NOW).await.unwrap(),
+        RefreshLookup::Revoked(_)
+    ));
+    assert!(matches!(
+        s.find_refresh(&TokenHash::of("rc-3"), NOW).await.unwrap(),
+        RefreshLookup::Active(_)
+    ));
+    assert_eq!(s.consents_of("u1").await.unwrap().len(), 1);
+    assert!(s.consent("u2", "app").await.unwrap().is_some());
+    // again: nothing to withdraw
+    assert!(!s.revoke_consent("u1", "app", NOW).await.unwrap());
 }
 
 pub async fn replay_entries_expire(s: Arc<dyn Store>) {
