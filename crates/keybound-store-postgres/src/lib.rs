@@ -133,7 +133,20 @@ fn retryable(e: &StoreError) -> bool {
 }
 
 /// Run `op` until it succeeds, fails otherwise, or [`MAX_ATTEMPTS`] serialization failures.
-async fn retrying<T, F, Fut>(mut op: F) -> Result<T>
+async fn retrying<T, F, Fut>(op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    // one span per store operation, retries included (OpenTelemetry, when tracing is on)
+    tracing::Instrument::instrument(
+        retrying_unspanned(op),
+        tracing::debug_span!("store.query", db.system = "postgresql"),
+    )
+    .await
+}
+
+async fn retrying_unspanned<T, F, Fut>(mut op: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
