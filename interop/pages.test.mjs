@@ -69,6 +69,21 @@ async function deviceCode() {
   return (await r.json()).user_code;
 }
 
+/** The RGBA of pixel (x, y) of the image at `src`, drawn in `page`. */
+function pixelOf(page, src, x, y) {
+  return page.evaluate(async ([src, x, y]) => {
+    const img = new Image();
+    img.src = src;
+    await img.decode();
+    const c = document.createElement('canvas');
+    c.width = img.naturalWidth;
+    c.height = img.naturalHeight;
+    const g = c.getContext('2d');
+    g.drawImage(img, 0, 0);
+    return [...g.getImageData(x, y, 1, 1).data];
+  }, [src, x, y]);
+}
+
 /** axe-core's violations on `page` (CSP is bypassed in the context to inject it). */
 async function violations(page) {
   await page.addScriptTag({ path: AXE });
@@ -129,16 +144,7 @@ test('a screenshot of the themed login page shows the logo and the colours', { t
     assert.match(await page.title(), /· Acme ID$/);
     assert.equal(await page.textContent('#product'), 'Acme ID');
     // the logo was loaded and rendered: its pixels are the logo's colour
-    const pixel = await page.evaluate(async () => {
-      const img = document.getElementById('logo');
-      await img.decode();
-      const c = document.createElement('canvas');
-      c.width = img.naturalWidth;
-      c.height = img.naturalHeight;
-      const g = c.getContext('2d');
-      g.drawImage(img, 0, 0);
-      return [...g.getImageData(20, 20, 1, 1).data];
-    });
+    const pixel = await pixelOf(page, await page.getAttribute('#logo', 'src'), 20, 20);
     assert.deepEqual(pixel, [0xc2, 0x18, 0x5b, 255]);
     // the extra stylesheet applies, in the theme's colour
     assert.equal(await page.evaluate(() => getComputedStyle(document.querySelector('header')).borderBottomColor), LIGHT_PRIMARY);
@@ -149,17 +155,7 @@ test('a screenshot of the themed login page shows the logo and the colours', { t
     // the logo's colour is in the screenshot where the logo is
     const box = await page.locator('#logo').boundingBox();
     const crop = await page.screenshot({ clip: { x: box.x + 10, y: box.y + 10, width: 4, height: 4 } });
-    const shown = await page.evaluate(async (b64) => {
-      const img = new Image();
-      img.src = `data:image/png;base64,${b64}`;
-      await img.decode();
-      const c = document.createElement('canvas');
-      c.width = img.width;
-      c.height = img.height;
-      const g = c.getContext('2d');
-      g.drawImage(img, 0, 0);
-      return [...g.getImageData(1, 1, 1, 1).data];
-    }, crop.toString('base64'));
+    const shown = await pixelOf(page, `data:image/png;base64,${crop.toString('base64')}`, 1, 1);
     assert.deepEqual(shown, [0xc2, 0x18, 0x5b, 255], 'the screenshot shows the logo');
   } finally {
     await context.close();

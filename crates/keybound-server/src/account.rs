@@ -113,8 +113,7 @@ pub async fn account_post(
                 Err(e) => failed(e),
             }
         }
-        "revoke_consent" => {
-            // withdrawing access only takes away: any session of the End-User may
+        "add" | "rename" | "remove" | "revoke_consent" => {
             let Some(session) = session else {
                 return sign_in_page(
                     &state,
@@ -123,22 +122,17 @@ pub async fn account_post(
                     Some(PageRefusal::SessionEnded.into()),
                 );
             };
-            let client_id = field("client_id").unwrap_or_default();
-            match state.provider.revoke_consent(&session.sub, client_id).await {
-                Ok(_) => to_account(Some("revoked"), None),
-                Err(e) => failed(e),
-            }
-        }
-        "add" | "rename" | "remove" => {
-            let Some(session) = session else {
-                return sign_in_page(
-                    &state,
-                    &headers,
-                    None,
-                    Some(PageRefusal::SessionEnded.into()),
-                );
+            let done = if action == "revoke_consent" {
+                // withdrawing access only takes away: any session of the End-User may
+                let client_id = field("client_id").unwrap_or_default();
+                state
+                    .provider
+                    .revoke_consent(&session.sub, client_id)
+                    .await
+                    .map(|_| "revoked")
+            } else {
+                manage(&state, &headers, &session, action, &passkey, &pairs).await
             };
-            let done = manage(&state, &headers, &session, action, &passkey, &pairs).await;
             match done {
                 Ok(done) => to_account(Some(done), None),
                 Err(e @ OpError::Refused(_)) => {

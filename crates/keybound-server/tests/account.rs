@@ -5,7 +5,7 @@
 
 use keybound_store::ClientAuthMethod;
 use keybound_testkit::browser::{hidden_fields, Browser, HttpRequest, RouterTransport};
-use keybound_testkit::op::{authorization_request, basic, client, Events, OpBuilder, ALICE, ISS};
+use keybound_testkit::op::{basic, client, Events, OpBuilder, ALICE, ISS};
 
 #[tokio::test]
 async fn withdrawing_an_apps_access_revokes_its_grants() {
@@ -15,19 +15,7 @@ async fn withdrawing_an_apps_access_revokes_its_grants() {
         .events(&events)
         .build()
         .await;
-    let v =
-        op.p.validate_authorization(&authorization_request(
-            "conf",
-            "openid offline_access",
-            None,
-        ))
-        .await
-        .unwrap();
-    let code = op.code_for(&v).await;
-    let t = op
-        .redeem("conf", &code, None, Some(&basic("conf")))
-        .await
-        .unwrap();
+    let (_, t) = op.confidential_grant("conf", "openid offline_access").await;
     let rt = t.refresh_token.unwrap();
     let store = op.store.clone();
     let mut b = Browser::new(RouterTransport(op.router()));
@@ -37,13 +25,7 @@ async fn withdrawing_an_apps_access_revokes_its_grants() {
     let mut fields = hidden_fields(&page.body);
     fields.push(("username".into(), ALICE.0.into()));
     fields.push(("password".into(), ALICE.1.into()));
-    let r = b
-        .request(HttpRequest::post_form(
-            &format!("{ISS}/account"),
-            serde_urlencoded::to_string(&fields).unwrap().into_bytes(),
-        ))
-        .await
-        .unwrap();
+    let r = post_account(&mut b, &fields).await;
     assert_eq!(r.status, 303);
     let page = b.get(&format!("{ISS}/account")).await.unwrap();
     assert!(
@@ -60,13 +42,7 @@ async fn withdrawing_an_apps_access_revokes_its_grants() {
     assert!(fields
         .iter()
         .any(|(k, v)| k == "kb_action" && v == "revoke_consent"));
-    let r = b
-        .request(HttpRequest::post_form(
-            &format!("{ISS}/account"),
-            serde_urlencoded::to_string(&fields).unwrap().into_bytes(),
-        ))
-        .await
-        .unwrap();
+    let r = post_account(&mut b, &fields).await;
     assert_eq!(r.status, 303);
     let page = b.get(&format!("{ISS}/account?done=revoked")).await.unwrap();
     assert!(
@@ -106,4 +82,17 @@ async fn withdrawing_an_apps_access_revokes_its_grants() {
     let last = events.records().pop().unwrap();
     assert_eq!(last["client_id"], "conf");
     assert_eq!(last["subject"], ALICE.2);
+}
+
+/// `POST /account` with `fields`.
+async fn post_account(
+    b: &mut Browser<RouterTransport>,
+    fields: &[(String, String)],
+) -> keybound_testkit::browser::HttpResponse {
+    b.request(HttpRequest::post_form(
+        &format!("{ISS}/account"),
+        serde_urlencoded::to_string(fields).unwrap().into_bytes(),
+    ))
+    .await
+    .unwrap()
 }

@@ -11,8 +11,8 @@ use keybound_jose::PrivateKey;
 use keybound_store::ClientAuthMethod;
 use keybound_testkit::browser::{hidden_fields, Browser, HttpRequest, RouterTransport};
 use keybound_testkit::op::{
-    admin_client, authorization_request, basic, client, resource_proof, Events, OpBuilder, TestOp,
-    ALICE, CLIENT_SECRET, ISS,
+    admin_client, basic, client, resource_proof, Events, OpBuilder, TestOp, ALICE, CLIENT_SECRET,
+    ISS,
 };
 use serde_json::{json, Value};
 
@@ -29,19 +29,7 @@ async fn sign_in_failure_refresh_reuse_and_admin_change_are_recorded_without_sec
         .build()
         .await;
     // before the sink: a refresh token and an admin token (their own steps record nothing)
-    let v =
-        op.p.validate_authorization(&authorization_request(
-            "conf",
-            "openid offline_access",
-            None,
-        ))
-        .await
-        .unwrap();
-    let code = op.code_for(&v).await;
-    let t = op
-        .redeem("conf", &code, None, Some(&basic("conf")))
-        .await
-        .unwrap();
+    let (code, t) = op.confidential_grant("conf", "openid offline_access").await;
     let rt = t.refresh_token.clone().unwrap();
     let admin_key = PrivateKey::generate(KeyKind::Es256).unwrap();
     let admin_token = op

@@ -354,6 +354,29 @@ impl TestOp {
             .expect("a code in the redirect")
     }
 
+    /// The standard End-User signs in to the confidential client `client_id` ([`basic`]) for
+    /// `scope` and consents; the code redeemed without DPoP: the code and the token response.
+    ///
+    /// # Panics
+    /// When a step fails (a test's setup).
+    pub async fn confidential_grant(
+        &self,
+        client_id: &str,
+        scope: &str,
+    ) -> (String, keybound_proto::wire::TokenResponse) {
+        let v = self
+            .p
+            .validate_authorization(&authorization_request(client_id, scope, None))
+            .await
+            .expect("authorization request");
+        let code = self.code_for(&v).await;
+        let t = self
+            .redeem(client_id, &code, None, Some(&basic(client_id)))
+            .await
+            .expect("the code redeemed");
+        (code, t)
+    }
+
     /// A client credentials token of `client_id` ([`CLIENT_SECRET`]) for `scope`, bound to
     /// `key` when given (else Bearer).
     ///
