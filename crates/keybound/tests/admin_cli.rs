@@ -629,3 +629,55 @@ fn jwks_of(pem: &std::path::Path, dir: &std::path::Path) -> std::path::PathBuf {
     std::fs::write(&path, set.to_value().to_string()).unwrap();
     path
 }
+
+/// Changes made on the database are security events too when events go to a file: who
+/// (`local:<user>`), what, before and after, and never the secret.
+#[test]
+fn admin_changes_on_the_database_are_recorded_in_the_events_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let events = dir.path().join("events.jsonl");
+    let kb = Keybound::new(env!("CARGO_BIN_EXE_keybound"), &data);
+    let env = [
+        ("KEYBOUND_EVENTS", events.to_str().unwrap()),
+        ("USER", "operator-1"),
+    ];
+    kb.admin_env(
+        &[
+            "client",
+            "add",
+            "--client-id",
+            "svc",
+            "--auth-method",
+            "client_secret_basic",
+            "--secret",
+            "planted-client-secret-42",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "orders.read",
+        ],
+        &env,
+    );
+    kb.admin_env(&["client", "remove", "--client-id", "svc"], &env);
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let changes: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| (r["action"].as_str().unwrap(), r["target"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        changes,
+        [("create", "client svc"), ("delete", "client svc")]
+    );
+    assert!(records
+        .iter()
+        .all(|r| r["type"] == "admin.changed" && r["actor"] == "local:operator-1"));
+    assert_eq!(records[0]["after"]["scope"], "orders.read");
+    assert_eq!(records[1]["before"]["client_id"], "svc");
+    let text = std::fs::read_to_string(&events).unwrap();
+    assert!(!text.contains("planted-client-secret-42"));
+}
