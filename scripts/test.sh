@@ -60,6 +60,11 @@ if cargo tree -p keybound-server --no-default-features -e normal --locked | grep
 fi
 cargo build -p keybound-server --no-default-features --locked
 
+echo "== the library crates package and build as published (cargo publish --dry-run)"
+# keybound-jose, keybound-proto, keybound-rp and keybound-verify: complete metadata, no
+# path-only dependency; each packaged crate is built from its own package
+cargo publish --dry-run --locked -p keybound-jose -p keybound-proto -p keybound-rp -p keybound-verify
+
 echo "== doc tests"
 cargo test --workspace --doc --locked 2>&1 | tee -a "$log"
 
