@@ -4,8 +4,8 @@
 # and npm; installs what else it needs, idempotently: Debian's chromium (browser test) and
 # openssl (its https app's certificate), libssl-dev and pkg-config (Token Binding listener),
 # postgresql (throwaway clusters for the PostgreSQL conformance and two-node tests),
-# python3-cryptography (an independent Token Binding implementation for one test) and the
-# interop packages pinned in interop/package-lock.json.
+# python3-cryptography (an independent Token Binding implementation for one test), the
+# interop packages pinned in interop/package-lock.json and cargo-deny (pinned, from crates.io).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +43,11 @@ if [ "${#need[@]}" -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 (cd interop && npm ci --no-audit --no-fund --loglevel=error)
+# cargo-deny for the supply-chain check (a pinned version, built once per machine)
+DENY_VERSION=0.20.2
+if ! cargo deny --version 2>/dev/null | grep -q " $DENY_VERSION"; then
+  cargo install cargo-deny --locked --version "$DENY_VERSION" --quiet
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -59,6 +64,9 @@ if cargo tree -p keybound-server --no-default-features -e normal --locked | grep
   echo "keybound-server without its token-binding feature links OpenSSL"; exit 1
 fi
 cargo build -p keybound-server --no-default-features --locked
+
+echo "== supply chain: licenses, banned and duplicate crates, sources (cargo deny, offline)"
+cargo deny --offline check licenses bans sources
 
 echo "== the library crates package and build as published (cargo publish --dry-run)"
 # keybound-jose, keybound-proto, keybound-rp and keybound-verify: complete metadata, no
