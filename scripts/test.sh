@@ -73,6 +73,9 @@ echo "== the library crates package and build as published (cargo publish --dry-
 # path-only dependency; each packaged crate is built from its own package
 cargo publish --dry-run --locked -p keybound-jose -p keybound-proto -p keybound-rp -p keybound-verify
 
+echo "== the library crates' documentation builds without a warning"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked -p keybound-jose -p keybound-proto -p keybound-rp -p keybound-verify
+
 echo "== doc tests"
 cargo test --workspace --doc --locked 2>&1 | tee -a "$log"
 

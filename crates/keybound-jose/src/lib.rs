@@ -15,6 +15,8 @@
 //!
 //! Cryptography is aws-lc-rs throughout. No clock, network or disk is touched here.
 
+#![deny(missing_docs)]
+
 pub mod b64;
 mod error;
 pub mod jwk;

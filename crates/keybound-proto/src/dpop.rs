@@ -210,6 +210,41 @@ impl VerifiedProof {
 }
 
 /// Verify the `DPoP` header values of one request (all of them, so DP-V1 can be checked).
+///
+/// Replay is the caller's to check (the proof's [`VerifiedProof::replay_entry`] names what to
+/// remember, and for how long), or use [`check`], which takes a replay store.
+///
+/// # Example
+///
+/// ```
+/// use keybound_jose::key::KeyKind;
+/// use keybound_jose::PrivateKey;
+/// use keybound_proto::dpop::{self, DpopPolicy, ProofBuilder, RequestFacts};
+///
+/// let now = 1_700_000_000;
+/// let key = PrivateKey::generate(KeyKind::Es256).unwrap();
+/// let token = "an-access-token";
+/// let proof = ProofBuilder::new("GET", "https://api.example/orders?page=2", now, "jti-1")
+///     .ath_for(token)
+///     .sign(&key)
+///     .unwrap();
+///
+/// // the API: this request's method and URL, the token it came with, the key it is bound to
+/// let jkt = key.public_jwk().thumbprint();
+/// let facts = RequestFacts {
+///     presented_token: Some(token),
+///     bound_jkt: Some(&jkt),
+///     ..RequestFacts::new("GET", "https://api.example/orders", now)
+/// };
+/// let ok = dpop::verify([proof.as_str()], &facts, &DpopPolicy::default()).unwrap();
+/// assert_eq!(ok.jkt, jkt);
+///
+/// // the same proof for another URL, or a minute and a half later, is refused
+/// let elsewhere = RequestFacts { htu: "https://api.example/admin", ..facts };
+/// assert!(dpop::verify([proof.as_str()], &elsewhere, &DpopPolicy::default()).is_err());
+/// let late = RequestFacts { now: now + 90, ..facts };
+/// assert!(dpop::verify([proof.as_str()], &late, &DpopPolicy::default()).is_err());
+/// ```
 pub fn verify<'v>(
     header_values: impl IntoIterator<Item = &'v str>,
     facts: &RequestFacts<'_>,

@@ -20,6 +20,8 @@
 //!
 //! Times are seconds since the Unix epoch (`u64`), passed in by the caller.
 
+#![deny(missing_docs)]
+
 pub mod access_token;
 pub mod cnf;
 pub mod dbsc;

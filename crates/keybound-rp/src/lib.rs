@@ -19,6 +19,8 @@
 //! All network I/O goes through the small [`Transport`] trait ([`ReqwestTransport`] by
 //! default), so the logic can be tested without sockets.
 
+#![deny(missing_docs)]
+
 pub mod browser;
 mod device;
 mod error;
@@ -153,6 +155,49 @@ impl PendingAuth {
 }
 
 /// The authenticating component.
+///
+/// # Example
+///
+/// A web app signs a user in at `keybound serve --demo` (client `demo-public`, as its first start
+/// prints) so that the ID Token is bound to a key only the app holds, then presents it to an
+/// API and refreshes it:
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use keybound_rp::{ReqwestTransport, Rp, RpConfig};
+///
+/// struct SystemClock;
+/// impl keybound_proto::Clock for SystemClock {
+///     fn now(&self) -> u64 {
+///         std::time::SystemTime::now()
+///             .duration_since(std::time::UNIX_EPOCH)
+///             .map_or(0, |d| d.as_secs())
+///     }
+/// }
+///
+/// # async fn sign_in(callback_url_from_the_browser: &str) -> Result<(), keybound_rp::RpError> {
+/// let rp = Rp::new(
+///     RpConfig::new("http://127.0.0.1:8080", "demo-public", "http://127.0.0.1:8081/callback"),
+///     Arc::new(ReqwestTransport::new()?),
+///     Arc::new(SystemClock),
+/// );
+/// // 1. a fresh key, PKCE, state and nonce; send the browser to `pending.url`, keep `pending`
+/// //    on the server (it holds the private key)
+/// let pending = rp.begin().await?;
+/// // 2. the browser comes back: check state and iss, take the code
+/// let code = rp.callback(&pending, callback_url_from_the_browser)?;
+/// // 3. the token request with a DPoP proof carrying c_s256; the ID Token must be bound to
+/// //    this key (thumbprint(cnf.jwk) == dpop_jkt), else RpError::NotBound
+/// let mut session = rp.exchange(pending, &code).await?;
+/// // present it to an API: the ID-Token and DPoP headers of this one request
+/// let headers = session.present_http("GET", "https://api.example/orders", 1_700_000_000, None)?;
+/// assert_eq!(headers.len(), 2);
+/// // later: new tokens, the same key and the same cnf
+/// rp.refresh(&mut session).await?;
+/// session.save(std::path::Path::new("session.json"))?; // mode 0600
+/// # Ok(())
+/// # }
+/// ```
 pub struct Rp {
     pub(crate) config: RpConfig,
     pub(crate) transport: Arc<dyn Transport>,

@@ -17,6 +17,8 @@
 //! stronger or fresher sign-in than the token's asks [`Verifier::check_sign_in`] (RFC 9470
 //! step-up, module `step_up`).
 
+#![deny(missing_docs)]
+
 mod access;
 #[cfg(feature = "axum")]
 pub mod axum_support;
@@ -147,6 +149,72 @@ pub struct HttpPresentation<'a> {
 }
 
 /// The consuming component.
+///
+/// # Example
+///
+/// An API at `https://api.example` accepts the ID Tokens that `https://op.example` issued to
+/// the app `app`, each presented with a DPoP proof over the very request by the key in its
+/// `cnf` (here the OP, the app and its key are made up in place; a real verifier fetches the
+/// OP's keys with [`HttpFetcher`] and keeps the replay cache for its lifetime):
+///
+/// ```
+/// use std::sync::Arc;
+/// use keybound_jose::key::KeyKind;
+/// use keybound_jose::{JwkSet, PrivateKey};
+/// use keybound_proto::dpop::ProofBuilder;
+/// use keybound_proto::idtoken::{Audience, IdTokenBuilder};
+/// use keybound_proto::keybinding::Profile;
+/// use keybound_verify::{
+///     HttpPresentation, ManualClock, MemoryReplayCache, StaticJwks, TrustedIssuer, Verifier,
+///     VerifierConfig,
+/// };
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let now = 1_700_000_000;
+/// // the OP's signing key, and the key the app holds
+/// let op_key = PrivateKey::generate(KeyKind::Es256).unwrap();
+/// let app_key = PrivateKey::generate(KeyKind::Es256).unwrap();
+/// let id_token = IdTokenBuilder::new("https://op.example", "alice", Audience::One("app".into()), now, 300)
+///     .bind(Profile::KeyBinding, app_key.public_jwk())
+///     .sign(&op_key, op_key.default_alg(), Some("k1"))
+///     .unwrap();
+///
+/// let verifier = Verifier::new(
+///     VerifierConfig::new(
+///         TrustedIssuer {
+///             issuer: "https://op.example".into(),
+///             jwks_uri: "https://op.example/jwks".into(),
+///         },
+///         vec!["app".into()],
+///         "https://api.example",
+///     ),
+///     Arc::new(StaticJwks(JwkSet::signing_key(&op_key, "k1"))),
+///     Arc::new(MemoryReplayCache::new(10_000)),
+///     Arc::new(ManualClock::new(now)),
+/// );
+///
+/// // the app presents the ID Token with a proof over this request
+/// let proof = ProofBuilder::new("GET", "https://api.example/orders", now, "jti-1")
+///     .ath_for(&id_token)
+///     .sign(&app_key)
+///     .unwrap();
+/// let request = HttpPresentation {
+///     id_token: Some(&id_token),
+///     dpop: &[&proof],
+///     htm: "GET",
+///     path: "/orders",
+/// };
+/// let who = verifier.verify_http(request).await.unwrap();
+/// assert_eq!(who.sub, "alice");
+/// assert_eq!(who.jkt, app_key.public_jwk().thumbprint());
+///
+/// // the same proof again is a replay; the ID Token alone is refused
+/// assert!(verifier.verify_http(request).await.is_err());
+/// let alone = HttpPresentation { dpop: &[], ..request };
+/// assert!(verifier.verify_http(alone).await.is_err());
+/// # }
+/// ```
 pub struct Verifier {
     config: VerifierConfig,
     jwks: JwksCache,
