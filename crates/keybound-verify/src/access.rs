@@ -58,6 +58,82 @@ impl VerifiedAccess {
 
 impl Verifier {
     /// Verify a request carrying an access token (RFC 9068) and its DPoP proof.
+    ///
+    /// # Example
+    ///
+    /// An API at `https://api.example` accepts its authorization server's access tokens only
+    /// with a proof by the key each is bound to (`cnf.jkt`):
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use keybound_jose::key::KeyKind;
+    /// use keybound_jose::{JwkSet, PrivateKey};
+    /// use keybound_proto::access_token::AccessTokenClaims;
+    /// use keybound_proto::cnf::Cnf;
+    /// use keybound_proto::dpop::ProofBuilder;
+    /// use keybound_proto::idtoken::Audience;
+    /// use keybound_verify::{
+    ///     AccessPresentation, ManualClock, MemoryReplayCache, StaticJwks, TrustedIssuer,
+    ///     Verifier, VerifierConfig,
+    /// };
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let now = 1_700_000_000;
+    /// let as_key = PrivateKey::generate(KeyKind::Es256).unwrap();
+    /// let client_key = PrivateKey::generate(KeyKind::Es256).unwrap();
+    /// let token = AccessTokenClaims {
+    ///     iss: "https://as.example".into(),
+    ///     sub: "alice".into(),
+    ///     aud: Audience::One("https://api.example".into()),
+    ///     client_id: "app".into(),
+    ///     exp: now + 300,
+    ///     iat: now,
+    ///     jti: "at-1".into(),
+    ///     scope: Some("orders.read".into()),
+    ///     auth_time: None,
+    ///     acr: None,
+    ///     amr: None,
+    ///     cnf: Some(Cnf::with_jkt(client_key.public_jwk().thumbprint())),
+    ///     nbf: None,
+    ///     gid: None,
+    /// }
+    /// .sign(&as_key, as_key.default_alg(), "k1")
+    /// .unwrap();
+    ///
+    /// let api = Verifier::new(
+    ///     VerifierConfig::new(
+    ///         TrustedIssuer {
+    ///             issuer: "https://as.example".into(),
+    ///             jwks_uri: "https://as.example/jwks".into(),
+    ///         },
+    ///         vec!["https://api.example".into()],
+    ///         "https://api.example",
+    ///     ),
+    ///     Arc::new(StaticJwks(JwkSet::signing_key(&as_key, "k1"))),
+    ///     Arc::new(MemoryReplayCache::new(10_000)),
+    ///     Arc::new(ManualClock::new(now)),
+    /// );
+    /// let proof = ProofBuilder::new("GET", "https://api.example/orders", now, "jti-1")
+    ///     .ath_for(&token)
+    ///     .sign(&client_key)
+    ///     .unwrap();
+    /// let authorization = format!("DPoP {token}");
+    /// let request = AccessPresentation {
+    ///     authorization: Some(&authorization),
+    ///     dpop: &[&proof],
+    ///     htm: "GET",
+    ///     path: "/orders",
+    /// };
+    /// let access = api.verify_access_token(request).await.unwrap();
+    /// assert!(access.has_scope("orders.read"));
+    ///
+    /// // the token as a Bearer token, or without its proof, is refused
+    /// let bearer = format!("Bearer {token}");
+    /// let as_bearer = AccessPresentation { authorization: Some(&bearer), dpop: &[], ..request };
+    /// assert!(api.verify_access_token(as_bearer).await.is_err());
+    /// # }
+    /// ```
     pub async fn verify_access_token(
         &self,
         p: AccessPresentation<'_>,
