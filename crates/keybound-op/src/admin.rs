@@ -478,13 +478,8 @@ impl Provider {
             .store
             .passkeys_of(&u.sub)
             .await?
-            .into_iter()
-            .map(|p| PasskeyDoc {
-                credential_id: p.credential_id,
-                name: p.name,
-                created_at: p.created_at,
-                last_used_at: p.last_used_at,
-            })
+            .iter()
+            .map(PasskeyDoc::of)
             .collect())
     }
 
@@ -495,34 +490,34 @@ impl Provider {
         username: &str,
         credential_id: &str,
     ) -> Result<PasskeyDoc, OpError> {
-        let before = self
-            .admin_passkeys(username)
-            .await?
-            .into_iter()
-            .find(|p| p.credential_id == credential_id);
         let u = self.user_named(username).await?;
-        match before {
-            Some(p) if self.store.delete_passkey(&u.sub, credential_id).await? => {
-                self.event(
-                    SecurityEvent::new(EventType::PasskeyRemoved)
-                        .subject(&u.sub)
-                        .reason(credential_id),
-                );
-                self.changed(
-                    by,
-                    "delete",
-                    format!("passkey {credential_id} of {username}"),
-                    Some(&p),
-                    None,
-                );
-                Ok(p)
-            }
-            _ => Err(Why::NotFound {
-                kind: "passkey",
-                id: credential_id.to_owned(),
-            }
-            .into()),
+        let not_found = || Why::NotFound {
+            kind: "passkey",
+            id: credential_id.to_owned(),
+        };
+        let before = self
+            .store
+            .passkeys_of(&u.sub)
+            .await?
+            .iter()
+            .find(|p| p.credential_id == credential_id)
+            .map(PasskeyDoc::of)
+            .ok_or_else(not_found)?;
+        // the one removal (and its security event) the account page uses too
+        match self.remove_passkey(&u.sub, credential_id).await {
+            Err(e) if e.is_internal() => return Err(e),
+            // removed in between by its owner
+            Err(_) => return Err(not_found().into()),
+            Ok(()) => {}
         }
+        self.changed(
+            by,
+            "delete",
+            format!("passkey {credential_id} of {username}"),
+            Some(&before),
+            None,
+        );
+        Ok(before)
     }
 
     // ---- trusted issuers ----
@@ -904,6 +899,18 @@ impl UserDoc {
             require_passkey: u.require_passkey,
             provisioned_by: u.provisioned_by.clone(),
             created_at: Some(u.created_at),
+        }
+    }
+}
+
+impl PasskeyDoc {
+    /// The document of a stored passkey (never its key).
+    pub fn of(p: &keybound_store::Passkey) -> Self {
+        PasskeyDoc {
+            credential_id: p.credential_id.clone(),
+            name: p.name.clone(),
+            created_at: p.created_at,
+            last_used_at: p.last_used_at,
         }
     }
 }

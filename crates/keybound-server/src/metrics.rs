@@ -131,14 +131,11 @@ pub async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next)
     let ctx = crate::events::RequestContext::of(&req, &state.config.trusted_proxies);
     let id = ctx.request_id.clone();
     let start = Instant::now();
-    // the pages of this request: the theme, in the End-User's language
-    let page = crate::theme::PageContext {
+    // the pages of this request: the theme, in the End-User's language (chosen when a page is
+    // rendered)
+    let page = crate::theme::PageRequest {
         theme: state.config.theme.clone(),
-        words: state.config.theme.catalogs.negotiate(
-            req.headers()
-                .get(header::ACCEPT_LANGUAGE)
-                .and_then(|v| v.to_str().ok()),
-        ),
+        accept_language: req.headers().get(header::ACCEPT_LANGUAGE).cloned(),
     };
     let mut resp = crate::theme::PAGE
         .scope(

@@ -76,8 +76,6 @@ pub struct Theme {
     pub product_name: String,
     logo: Option<(&'static str, Arc<Vec<u8>>)>,
     stylesheet: Option<Arc<String>>,
-    light: [&'static str; 4],
-    dark: [&'static str; 4],
     light_set: Vec<(usize, String)>,
     dark_set: Vec<(usize, String)>,
     /// the words, per language
@@ -94,8 +92,6 @@ impl Default for Theme {
             product_name: "keybound".into(),
             logo: None,
             stylesheet: None,
-            light: LIGHT,
-            dark: DARK,
             light_set: Vec::new(),
             dark_set: Vec::new(),
             catalogs: Catalogs::default(),
@@ -225,8 +221,8 @@ impl Theme {
         };
         format!(
             ":root{{color-scheme:light dark;{}}}@media (prefers-color-scheme: dark){{:root{{{}}}}}",
-            vars(self.light, &self.light_set),
-            vars(self.dark, &self.dark_set)
+            vars(LIGHT, &self.light_set),
+            vars(DARK, &self.dark_set)
         )
     }
 }
@@ -280,16 +276,28 @@ pub struct PageContext {
     pub words: Arc<Catalog>,
 }
 
+/// What a request brings for its pages: the theme and its `Accept-Language`, negotiated only
+/// when a page is rendered (API requests never pay for it).
+#[derive(Debug, Clone)]
+pub(crate) struct PageRequest {
+    /// the theme
+    pub theme: Arc<Theme>,
+    /// the request's `Accept-Language`
+    pub accept_language: Option<HeaderValue>,
+}
+
 tokio::task_local! {
-    /// The page context of the request being answered.
-    pub(crate) static PAGE: PageContext;
+    /// The page request being answered.
+    pub(crate) static PAGE: PageRequest;
 }
 
 /// The current request's page context (the default theme in English outside a request).
 pub(crate) fn page_context() -> PageContext {
-    PAGE.try_with(Clone::clone).unwrap_or_else(|_| {
-        let theme = Arc::new(Theme::default());
-        let words = theme.catalogs.negotiate(None);
-        PageContext { theme, words }
-    })
+    let (theme, accept) = PAGE
+        .try_with(|p| (p.theme.clone(), p.accept_language.clone()))
+        .unwrap_or_else(|_| (Arc::new(Theme::default()), None));
+    let words = theme
+        .catalogs
+        .negotiate(accept.as_ref().and_then(|v| v.to_str().ok()));
+    PageContext { theme, words }
 }
