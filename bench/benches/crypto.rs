@@ -127,10 +127,7 @@ fn presentation(c: &mut Criterion) {
     let id_token = BoundIdToken::new(&op, &client, "app", NOW).sign();
     let verifier = Verifier::new(
         VerifierConfig::new(
-            TrustedIssuer {
-                issuer: "https://op.example".into(),
-                jwks_uri: "https://op.example/jwks".into(),
-            },
+            TrustedIssuer::new("https://op.example", "https://op.example/jwks"),
             vec!["app".into()],
             "https://api.example",
         ),

@@ -1003,10 +1003,7 @@ fn prepare_verify(s: &Settings) -> anyhow::Result<Prepared> {
         .collect::<Result<Vec<_>, _>>()?;
     let verifier = keybound_verify::Verifier::new(
         keybound_verify::VerifierConfig::new(
-            keybound_verify::TrustedIssuer {
-                issuer: "https://op.example".into(),
-                jwks_uri: "https://op.example/jwks".into(),
-            },
+            keybound_verify::TrustedIssuer::new("https://op.example", "https://op.example/jwks"),
             vec!["app".into()],
             "https://api.example",
         ),

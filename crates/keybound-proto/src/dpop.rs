@@ -37,8 +37,10 @@ pub fn ath(token: &str) -> String {
     keybound_jose::sha256_b64(token.as_bytes())
 }
 
-/// What a verifier accepts, independent of any one request.
+/// What a verifier accepts, independent of any one request: [`DpopPolicy::default`] adjusted
+/// with the `with_*` methods (the struct is `#[non_exhaustive]`).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct DpopPolicy {
     /// Allowed proof algorithms (DP-V5). Published as `dpop_signing_alg_values_supported`.
     pub allowed_algs: Vec<Algorithm>,
@@ -58,6 +60,36 @@ impl Default for DpopPolicy {
             max_future: 5,
             max_jti_len: 256,
         }
+    }
+}
+
+impl DpopPolicy {
+    /// Accept only these proof algorithms.
+    #[must_use]
+    pub fn with_algs(mut self, algs: &[Algorithm]) -> Self {
+        self.allowed_algs = algs.to_vec();
+        self
+    }
+
+    /// Accept proofs whose `iat` is at most `seconds` old.
+    #[must_use]
+    pub fn with_max_age(mut self, seconds: u64) -> Self {
+        self.max_age = seconds;
+        self
+    }
+
+    /// Accept proofs whose `iat` is at most `seconds` ahead of the clock.
+    #[must_use]
+    pub fn with_max_future(mut self, seconds: u64) -> Self {
+        self.max_future = seconds;
+        self
+    }
+
+    /// Refuse `jti` values longer than `len` characters.
+    #[must_use]
+    pub fn with_max_jti_len(mut self, len: usize) -> Self {
+        self.max_jti_len = len;
+        self
     }
 }
 

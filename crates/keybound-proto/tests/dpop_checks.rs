@@ -179,10 +179,7 @@ fn dp_v5_alg_none_mac_and_policy() {
         Error::DpopAlg(JoseError::SymmetricAlg("HS256".into()))
     );
     // allowed by the crypto layer but not by this server's policy
-    let policy = DpopPolicy {
-        allowed_algs: vec![Algorithm::ES256],
-        ..DpopPolicy::default()
-    };
+    let policy = DpopPolicy::default().with_algs(&[Algorithm::ES256]);
     let ed = keys::ed25519();
     assert!(matches!(
         dpop::verify([good(&ed).as_str()], &facts(), &policy).unwrap_err(),
@@ -352,10 +349,7 @@ fn dp_v11_iat_window() {
             leeway: 5
         }
     );
-    let wide = DpopPolicy {
-        max_age: 300,
-        ..DpopPolicy::default()
-    };
+    let wide = DpopPolicy::default().with_max_age(300);
     dpop::verify([old.as_str()], &facts(), &wide).unwrap();
 }
 

@@ -56,8 +56,7 @@ impl Rp {
             .device_authorization_endpoint
             .clone()
             .ok_or_else(|| RpError::NotSupported("no device_authorization_endpoint".into()))?;
-        let key =
-            PrivateKey::generate(self.config.key_kind).map_err(|e| RpError::Key(e.to_string()))?;
+        let key = PrivateKey::generate(self.config.key_kind).map_err(RpError::Key)?;
         let jkt = key.public_jwk().thumbprint();
         let nonce = keybound_jose::random_b64(16);
         let scope = self.config.scope();
@@ -85,7 +84,7 @@ impl Rp {
             return Err(RpError::Op(err));
         }
         let d: DeviceAuthorizationResponse = serde_json::from_slice(&r.body)
-            .map_err(|e| RpError::Token(format!("device authorization response: {e}")))?;
+            .map_err(|e| RpError::decode("device authorization response", e))?;
         Ok(DeviceFlow {
             device_code: d.device_code,
             user_code: d.user_code,
@@ -166,7 +165,7 @@ impl Rp {
                 }
                 // DF-7: back off exponentially on network errors, 5 s doubling to 60 s, on top
                 // of the interval (which may itself exceed 60 s after slow_downs)
-                Err(RpError::Http(_)) => backoff = (backoff * 2).clamp(5, 60),
+                Err(RpError::Http { .. }) => backoff = (backoff * 2).clamp(5, 60),
                 Err(e) => return Err(e),
             }
         }

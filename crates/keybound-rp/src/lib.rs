@@ -78,7 +78,21 @@ impl std::fmt::Debug for IdJag {
 }
 
 /// How the RP is registered at the OP.
+///
+/// Made with [`RpConfig::new`] and adjusted with the `with_*` methods (the struct is
+/// `#[non_exhaustive]`, so new settings are not breaking changes):
+///
+/// ```
+/// use keybound_rp::RpConfig;
+///
+/// let config = RpConfig::new("https://op.example", "my-app", "https://app.example/callback")
+///     .with_client_secret("s3cret".into())
+///     .with_scope("openid profile");
+/// assert_eq!(config.scope, "openid profile");
+/// assert!(!format!("{config:?}").contains("s3cret"));
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RpConfig {
     /// issuer identifier
     pub issuer: String,
@@ -118,6 +132,56 @@ impl RpConfig {
             key_kind: KeyKind::Es256,
             tb_policy: tokbind::TbPolicy::IfSupported,
         }
+    }
+
+    /// Authenticate to the token endpoint with this client secret (HTTP Basic).
+    #[must_use]
+    pub fn with_client_secret(mut self, secret: Secret) -> Self {
+        self.client_secret = Some(secret);
+        self
+    }
+
+    /// Authenticate to the token endpoint with `private_key_jwt` signed by this key.
+    #[must_use]
+    pub fn with_client_key(mut self, key: Arc<PrivateKey>) -> Self {
+        self.client_key = Some(key);
+        self
+    }
+
+    /// The scopes to ask for (`openid` and `bound_key` are added when missing).
+    #[must_use]
+    pub fn with_scope(mut self, scope: &str) -> Self {
+        scope.clone_into(&mut self.scope);
+        self
+    }
+
+    /// The Key Binding profile (the current draft by default; draft-00 behind this switch).
+    #[must_use]
+    pub fn with_profile(mut self, profile: Profile) -> Self {
+        self.profile = profile;
+        self
+    }
+
+    /// Whether an unbound ID Token is refused (`true`, the default) or reported in the
+    /// [`Session`].
+    #[must_use]
+    pub fn with_binding_required(mut self, required: bool) -> Self {
+        self.require_binding = required;
+        self
+    }
+
+    /// The key type for new bindings (ES256 by default).
+    #[must_use]
+    pub fn with_key_kind(mut self, kind: KeyKind) -> Self {
+        self.key_kind = kind;
+        self
+    }
+
+    /// Token Bound Authentication's downgrade policy for web sign-ins.
+    #[must_use]
+    pub fn with_tb_policy(mut self, policy: tokbind::TbPolicy) -> Self {
+        self.tb_policy = policy;
+        self
     }
 
     pub(crate) fn scope(&self) -> String {
@@ -262,7 +326,7 @@ impl Rp {
             return Err(RpError::Discovery(format!("{url}: HTTP {}", r.status)));
         }
         let m: ProviderMetadata = serde_json::from_slice(&r.body)
-            .map_err(|e| RpError::Discovery(format!("{url}: {e}")))?;
+            .map_err(|e| RpError::decode(format!("discovery document at {url}"), e))?;
         if m.issuer != self.config.issuer {
             return Err(RpError::Discovery(format!(
                 "discovery issuer '{}' differs from the configured '{}'",
@@ -290,9 +354,11 @@ impl Rp {
         let m = self.discover().await?;
         let r = self.transport.send(HttpRequest::get(&m.jwks_uri)).await?;
         let v: Value = serde_json::from_slice(&r.body)
-            .map_err(|e| RpError::Discovery(format!("jwks: {e}")))?;
-        let set =
-            Arc::new(JwkSet::from_value(&v).map_err(|e| RpError::Discovery(format!("jwks: {e}")))?);
+            .map_err(|e| RpError::decode(format!("JWKS at {}", m.jwks_uri), e))?;
+        let set = Arc::new(
+            JwkSet::from_value(&v)
+                .map_err(|e| RpError::decode(format!("JWKS at {}", m.jwks_uri), e))?,
+        );
         *self.jwks.lock().unwrap_or_else(PoisonError::into_inner) = Some((set.clone(), now));
         Ok(set)
     }
@@ -315,15 +381,14 @@ impl Rp {
         let m = self.discover().await?;
         // An OP that does not list bound_key may still honour it (KB-D1 is a SHOULD); the ID
         // Token is what is checked.
-        let key =
-            PrivateKey::generate(self.config.key_kind).map_err(|e| RpError::Key(e.to_string()))?;
+        let key = PrivateKey::generate(self.config.key_kind).map_err(RpError::Key)?;
         let verifier = zeroize::Zeroizing::new(keybound_jose::random_b64(32));
         let state = keybound_jose::random_b64(16);
         let nonce = keybound_jose::random_b64(16);
         let challenge = keybound_jose::sha256_b64(verifier.as_bytes());
         let jkt = key.public_jwk().thumbprint();
         let mut url = url::Url::parse(&m.authorization_endpoint)
-            .map_err(|e| RpError::Discovery(e.to_string()))?;
+            .map_err(|e| RpError::decode("authorization_endpoint", e))?;
         url.query_pairs_mut()
             .append_pair("response_type", "code")
             .append_pair("client_id", &self.config.client_id)
@@ -397,7 +462,7 @@ impl Rp {
     pub(crate) fn token_response(r: &HttpResponse) -> Result<TokenResponse, RpError> {
         if r.status == 200 {
             return serde_json::from_slice(&r.body)
-                .map_err(|e| RpError::Token(format!("token response: {e}")));
+                .map_err(|e| RpError::decode("token response", e));
         }
         let err: ErrorResponse = serde_json::from_slice(&r.body)
             .map_err(|_| RpError::Token(format!("token endpoint answered HTTP {}", r.status)))?;
@@ -433,7 +498,7 @@ impl Rp {
             key,
         )
         .map(Some)
-        .map_err(|e| RpError::Token(format!("signing the client assertion: {e}")))
+        .map_err(RpError::Key)
     }
 
     /// The server a nonce belongs to: the origin of `url` (nonces are per server, RFC 9449 §8).
@@ -700,7 +765,7 @@ impl Rp {
             )));
         }
         let jws = keybound_jose::Jws::parse(&t.access_token)
-            .map_err(|e| RpError::Token(format!("the ID-JAG is not a JWS: {e}")))?;
+            .map_err(|e| RpError::decode("ID-JAG (not a JWS)", e))?;
         if jws.header().typ.as_deref() != Some(keybound_proto::idjag::TYP_ID_JAG) {
             return Err(RpError::Token(format!(
                 "the issued token has typ {:?}, not '{}'",
@@ -710,7 +775,7 @@ impl Rp {
         }
         let claims: keybound_proto::idjag::IdJagClaims = jws
             .payload_json()
-            .map_err(|e| RpError::Token(format!("ID-JAG claims: {e}")))?;
+            .map_err(|e| RpError::decode("ID-JAG claims", e))?;
         let ours = key.public_jwk().thumbprint();
         let bound = claims.cnf.as_ref().and_then(|c| c.jkt.as_ref());
         if session.bound && bound != Some(&ours) {
@@ -838,7 +903,7 @@ impl Rp {
             .await?;
         if r.status == 200 {
             return serde_json::from_slice(&r.body)
-                .map_err(|e| RpError::Token(format!("userinfo: {e}")));
+                .map_err(|e| RpError::decode("userinfo response", e));
         }
         let www = r.header("www-authenticate").unwrap_or("");
         Err(RpError::Token(format!("userinfo: HTTP {} {www}", r.status)))

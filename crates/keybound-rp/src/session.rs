@@ -65,10 +65,7 @@ impl Session {
             refresh_token: t.refresh_token,
             expires_at: t.expires_in.map(|e| now + e),
             jkt: key.public_jwk().thumbprint().to_string(),
-            key_pem: key
-                .to_pem()
-                .map_err(|e| RpError::Key(e.to_string()))?
-                .to_string(),
+            key_pem: key.to_pem().map_err(RpError::Key)?.to_string(),
         })
     }
 
@@ -86,27 +83,24 @@ impl Session {
 
     /// The session's private key.
     pub fn key(&self) -> Result<PrivateKey, RpError> {
-        PrivateKey::from_pem(&self.key_pem).map_err(|e| RpError::Key(e.to_string()))
+        PrivateKey::from_pem(&self.key_pem).map_err(RpError::Key)
     }
 
     /// The key's thumbprint.
     pub fn jkt(&self) -> Result<Jkt, RpError> {
-        Jkt::parse(&self.jkt).map_err(|e| RpError::Key(e.to_string()))
+        Jkt::parse(&self.jkt).map_err(RpError::Key)
     }
 
     /// Save to `path`, readable only by the owner.
     pub fn save(&self, path: &Path) -> Result<(), RpError> {
-        let json =
-            serde_json::to_vec_pretty(self).map_err(|e| RpError::SessionFile(e.to_string()))?;
+        let json = serde_json::to_vec_pretty(self).map_err(|e| RpError::session_file(path, e))?;
         save_private(path, &json)
     }
 
     /// Load from `path`.
     pub fn load(path: &Path) -> Result<Self, RpError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| RpError::SessionFile(format!("{}: {e}", path.display())))?;
-        serde_json::from_str(&text)
-            .map_err(|e| RpError::SessionFile(format!("{}: {e}", path.display())))
+        let text = std::fs::read_to_string(path).map_err(|e| RpError::session_file(path, e))?;
+        serde_json::from_str(&text).map_err(|e| RpError::session_file(path, e))
     }
 
     /// The headers of an HTTP presentation to a consuming component: `ID-Token` and `DPoP`.
@@ -156,7 +150,7 @@ impl Session {
 /// atomically: a session, a client's private key.
 pub fn save_private(path: &Path, bytes: &[u8]) -> Result<(), RpError> {
     use std::io::Write as _;
-    let err = |e: std::io::Error| RpError::SessionFile(format!("{}: {e}", path.display()));
+    let err = |e: std::io::Error| RpError::session_file(path, e);
     let tmp = path.with_extension("tmp");
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);

@@ -110,7 +110,7 @@ impl ReqwestTransport {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| RpError::Http(e.to_string()))?;
+            .map_err(|e| RpError::http("(building the client)", e))?;
         Ok(ReqwestTransport { client })
     }
 
@@ -125,7 +125,7 @@ impl ReqwestTransport {
 impl Transport for ReqwestTransport {
     async fn send(&self, req: HttpRequest) -> Result<HttpResponse, RpError> {
         let method = reqwest::Method::from_bytes(req.method.as_bytes())
-            .map_err(|e| RpError::Http(e.to_string()))?;
+            .map_err(|e| RpError::http(&req.url, e))?;
         let mut b = self.client.request(method, &req.url);
         for (k, v) in &req.headers {
             b = b.header(k, v);
@@ -133,16 +133,13 @@ impl Transport for ReqwestTransport {
         if let Some(body) = req.body {
             b = b.body(body);
         }
-        let r = b
-            .send()
-            .await
-            .map_err(|e| RpError::Http(format!("{}: {e}", req.url)))?;
+        let r = b.send().await.map_err(|e| RpError::http(&req.url, e))?;
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let body = r
             .bytes()
             .await
-            .map_err(|e| RpError::Http(e.to_string()))?
+            .map_err(|e| RpError::http(&req.url, e))?
             .to_vec();
         Ok(HttpResponse::from_parts(status, &headers, body))
     }

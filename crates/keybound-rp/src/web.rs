@@ -111,7 +111,7 @@ impl Rp {
             )
             .collect();
         let mut url = url::Url::parse(&m.authorization_endpoint)
-            .map_err(|e| RpError::Discovery(e.to_string()))?;
+            .map_err(|e| RpError::decode("authorization_endpoint", e))?;
         {
             let mut q = url.query_pairs_mut();
             q.append_pair("response_type", flow.response_type())

@@ -145,10 +145,7 @@ async fn key_bound_sign_in_refresh_userinfo_and_presentation() {
     // present to a consuming component that trusts this OP and fetches its JWKS over HTTP
     let verifier = Verifier::new(
         VerifierConfig::new(
-            TrustedIssuer {
-                issuer: issuer.clone(),
-                jwks_uri: format!("{issuer}/jwks"),
-            },
+            TrustedIssuer::new(&issuer, &format!("{issuer}/jwks")),
             vec!["app".into()],
             "https://api.example",
         ),
@@ -340,10 +337,8 @@ async fn df7_twelve_slow_downs_then_network_errors_without_panic() {
 async fn exchange_for_an_id_jag_bound_to_the_session_key() {
     let op = start_op().await;
     let rp = Rp::new(
-        RpConfig {
-            client_secret: Some(keybound_testkit::op::CLIENT_SECRET.into()),
-            ..RpConfig::new(&op.issuer, "svc", REDIRECT)
-        },
+        RpConfig::new(&op.issuer, "svc", REDIRECT)
+            .with_client_secret(keybound_testkit::op::CLIENT_SECRET.into()),
         Arc::new(ReqwestTransport::new().unwrap()),
         Arc::new(SystemClock),
     );
@@ -409,10 +404,8 @@ impl Transport for Downgrading {
 async fn an_unbound_id_jag_for_a_bound_session_is_refused_as_a_downgrade() {
     let op = start_op().await;
     let rp = Rp::new(
-        RpConfig {
-            client_secret: Some(keybound_testkit::op::CLIENT_SECRET.into()),
-            ..RpConfig::new(&op.issuer, "svc", REDIRECT)
-        },
+        RpConfig::new(&op.issuer, "svc", REDIRECT)
+            .with_client_secret(keybound_testkit::op::CLIENT_SECRET.into()),
         Arc::new(Downgrading(ReqwestTransport::new().unwrap())),
         Arc::new(SystemClock),
     );

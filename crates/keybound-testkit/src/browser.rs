@@ -22,7 +22,7 @@ impl Transport for RouterTransport {
     async fn send(&self, req: HttpRequest) -> Result<HttpResponse, RpError> {
         use http_body_util::BodyExt as _;
         use tower::ServiceExt as _;
-        let uri = url::Url::parse(&req.url).map_err(|e| RpError::Http(e.to_string()))?;
+        let uri = url::Url::parse(&req.url).map_err(|e| RpError::http(&req.url, e))?;
         let path = match uri.query() {
             Some(q) => format!("{}?{q}", uri.path()),
             None => uri.path().to_owned(),
@@ -35,20 +35,20 @@ impl Transport for RouterTransport {
         }
         let request = b
             .body(axum::body::Body::from(req.body.unwrap_or_default()))
-            .map_err(|e| RpError::Http(e.to_string()))?;
+            .map_err(|e| RpError::http(&req.url, e))?;
         let resp = self
             .0
             .clone()
             .oneshot(request)
             .await
-            .map_err(|e| RpError::Http(e.to_string()))?;
+            .map_err(|e| RpError::http(&req.url, e))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp
             .into_body()
             .collect()
             .await
-            .map_err(|e| RpError::Http(e.to_string()))?
+            .map_err(|e| RpError::http(&req.url, e))?
             .to_bytes()
             .to_vec();
         Ok(HttpResponse::from_parts(status, &headers, body))

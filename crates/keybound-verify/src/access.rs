@@ -103,10 +103,7 @@ impl Verifier {
     ///
     /// let api = Verifier::new(
     ///     VerifierConfig::new(
-    ///         TrustedIssuer {
-    ///             issuer: "https://as.example".into(),
-    ///             jwks_uri: "https://as.example/jwks".into(),
-    ///         },
+    ///         TrustedIssuer::new("https://as.example", "https://as.example/jwks"),
     ///         vec!["https://api.example".into()],
     ///         "https://api.example",
     ///     ),

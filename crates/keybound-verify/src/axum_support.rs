@@ -200,11 +200,19 @@ pub async fn require_key_bound(
 
 /// A route that demands a sign-in (RFC 9470): the verifier and what it requires.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct StepUpRoute {
     /// the verifier
     pub verifier: Arc<Verifier>,
     /// the `acr` values it accepts and the longest time since the End-User authenticated
     pub required: StepUp,
+}
+
+impl StepUpRoute {
+    /// A route verified by `verifier` that demands the sign-in `required`.
+    pub fn new(verifier: Arc<Verifier>, required: StepUp) -> Self {
+        StepUpRoute { verifier, required }
+    }
 }
 
 /// What a step-up route verifies: an access token or a key-bound ID Token presentation.
@@ -279,7 +287,7 @@ async fn step_up<P: Presented>(route: &StepUpRoute, mut req: Request, next: Next
 }
 
 /// Middleware for a route taking DPoP access tokens whose sign-in must meet `required`:
-/// `.route_layer(from_fn_with_state(StepUpRoute { … }, require_access_step_up))`. A token that
+/// `.route_layer(from_fn_with_state(StepUpRoute::new(…), require_access_step_up))`. A token that
 /// falls short is answered `401` with `error="insufficient_user_authentication"` and the
 /// `acr_values`/`max_age` to sign in with; the verified access is added to the extensions.
 pub async fn require_access_step_up(

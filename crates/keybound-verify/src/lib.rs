@@ -61,6 +61,7 @@ impl Clock for SystemClock {
 
 /// An issuer this verifier trusts, and where its keys are.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct TrustedIssuer {
     /// issuer identifier (exact match with `iss`)
     pub issuer: String,
@@ -68,8 +69,22 @@ pub struct TrustedIssuer {
     pub jwks_uri: String,
 }
 
+impl TrustedIssuer {
+    /// The issuer `issuer` whose keys are at `jwks_uri`.
+    pub fn new(issuer: &str, jwks_uri: &str) -> Self {
+        TrustedIssuer {
+            issuer: issuer.to_owned(),
+            jwks_uri: jwks_uri.to_owned(),
+        }
+    }
+}
+
 /// What the consuming component accepts.
+///
+/// Made with [`VerifierConfig::new`] and adjusted with the `with_*` methods (the struct is
+/// `#[non_exhaustive]`, so new settings are not breaking changes).
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct VerifierConfig {
     /// trusted issuers
     pub issuers: Vec<TrustedIssuer>,
@@ -103,6 +118,50 @@ impl VerifierConfig {
                 .map_err(|e| VerifyError::Config(format!("nonce source: {e}")))?,
         );
         Ok(self)
+    }
+
+    /// Trust one more issuer.
+    #[must_use]
+    pub fn with_issuer(mut self, issuer: TrustedIssuer) -> Self {
+        self.issuers.push(issuer);
+        self
+    }
+
+    /// Accept draft-00 ID Tokens (`typ: id_token+cnf`) as well (off by default).
+    #[must_use]
+    pub fn with_draft00(mut self, accept: bool) -> Self {
+        self.accept_draft00 = accept;
+        self
+    }
+
+    /// Clock skew allowed on tokens, in seconds (60 by default).
+    #[must_use]
+    pub fn with_leeway(mut self, seconds: u64) -> Self {
+        self.leeway = seconds;
+        self
+    }
+
+    /// The proof acceptance window and algorithms.
+    #[must_use]
+    pub fn with_proof_policy(mut self, policy: DpopPolicy) -> Self {
+        self.proof = policy;
+        self
+    }
+
+    /// Demand DPoP nonces from this source (share one secret across instances behind one
+    /// name).
+    #[must_use]
+    pub fn with_nonces(mut self, nonces: NonceSource) -> Self {
+        self.nonces = Some(nonces);
+        self
+    }
+
+    /// Accept access tokens without `cnf` (Bearer) too; off by default, when only DPoP-bound
+    /// tokens pass.
+    #[must_use]
+    pub fn with_bearer(mut self, accept: bool) -> Self {
+        self.accept_bearer = accept;
+        self
     }
 
     /// A configuration trusting one issuer for `audiences`, serving at `public_base_url`.
@@ -182,10 +241,7 @@ pub struct HttpPresentation<'a> {
 ///
 /// let verifier = Verifier::new(
 ///     VerifierConfig::new(
-///         TrustedIssuer {
-///             issuer: "https://op.example".into(),
-///             jwks_uri: "https://op.example/jwks".into(),
-///         },
+///         TrustedIssuer::new("https://op.example", "https://op.example/jwks"),
 ///         vec!["app".into()],
 ///         "https://api.example",
 ///     ),

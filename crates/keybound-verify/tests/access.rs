@@ -39,10 +39,7 @@ async fn verifier(
     config: impl FnOnce(&mut VerifierConfig),
 ) -> (Verifier, Arc<ManualClock>) {
     let mut c = VerifierConfig::new(
-        TrustedIssuer {
-            issuer: ISS.into(),
-            jwks_uri: format!("{ISS}/jwks"),
-        },
+        TrustedIssuer::new(ISS, &format!("{ISS}/jwks")),
         vec![ISS.into()],
         API,
     );

@@ -25,10 +25,7 @@ fn setup() -> (Router, String, keybound_jose::PrivateKey) {
     let client = keys::es256_a();
     let verifier = Arc::new(Verifier::new(
         VerifierConfig::new(
-            TrustedIssuer {
-                issuer: "https://op.example".into(),
-                jwks_uri: "https://op.example/jwks".into(),
-            },
+            TrustedIssuer::new("https://op.example", "https://op.example/jwks"),
             vec!["app".into()],
             "https://api.example",
         )

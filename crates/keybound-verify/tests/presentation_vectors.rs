@@ -22,10 +22,7 @@ fn verifier(v: &Value) -> Verifier {
         .collect();
     Verifier::new(
         VerifierConfig::new(
-            TrustedIssuer {
-                issuer: vstr(v, "/issuer").into(),
-                jwks_uri: "https://op.example/jwks".into(),
-            },
+            TrustedIssuer::new(vstr(v, "/issuer"), "https://op.example/jwks"),
             auds,
             "https://api.example",
         ),

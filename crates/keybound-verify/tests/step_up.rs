@@ -25,10 +25,7 @@ const MFA: &str = "urn:keybound:acr:mfa";
 fn app() -> Router {
     let verifier = Arc::new(Verifier::new(
         VerifierConfig::new(
-            TrustedIssuer {
-                issuer: "https://op.example".into(),
-                jwks_uri: "https://op.example/jwks".into(),
-            },
+            TrustedIssuer::new("https://op.example", "https://op.example/jwks"),
             vec!["app".into()],
             "https://api.example",
         ),
@@ -47,13 +44,13 @@ fn app() -> Router {
             }),
         )
         .route_layer(axum::middleware::from_fn_with_state(
-            StepUpRoute {
+            StepUpRoute::new(
                 verifier,
-                required: StepUp {
+                StepUp {
                     acr_values: vec![PASSKEY.into(), MFA.into()],
                     max_age: Some(300),
                 },
-            },
+            ),
             require_key_bound_step_up,
         ))
 }

@@ -60,10 +60,7 @@ fn fixture_with(nonces: bool) -> Fixture {
     });
     let clock = Arc::new(ManualClock::new(NOW));
     let mut cfg = VerifierConfig::new(
-        TrustedIssuer {
-            issuer: ISS.into(),
-            jwks_uri: JWKS.into(),
-        },
+        TrustedIssuer::new(ISS, JWKS),
         vec!["app-web".into(), "app-ios".into()],
         SVC,
     );

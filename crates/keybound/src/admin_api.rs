@@ -100,10 +100,8 @@ impl Remote {
             .as_str()
             .map_or_else(|| format!("{server}/admin/v1"), str::to_owned);
         let rp = Rp::new(
-            RpConfig {
-                client_key: Some(Arc::new(key)),
-                ..RpConfig::new(issuer, client_id, "http://127.0.0.1/unused")
-            },
+            RpConfig::new(issuer, client_id, "http://127.0.0.1/unused")
+                .with_client_key(Arc::new(key)),
             transport,
             Arc::new(SystemClock),
         );

@@ -129,10 +129,7 @@ async fn b_orders(DpopAccess(a): DpopAccess) -> String {
 pub(crate) fn verifier(issuer: &str, audiences: Vec<String>, base: &str) -> Arc<Verifier> {
     Arc::new(Verifier::new(
         VerifierConfig::new(
-            TrustedIssuer {
-                issuer: issuer.to_owned(),
-                jwks_uri: format!("{issuer}/jwks"),
-            },
+            TrustedIssuer::new(issuer, &format!("{issuer}/jwks")),
             audiences,
             base,
         ),
@@ -247,10 +244,7 @@ pub async fn run() -> anyhow::Result<()> {
 
     let transport = ReqwestTransport::new()?;
     let rp = Rp::new(
-        RpConfig {
-            client_secret: Some(APP_SECRET.into()),
-            ..RpConfig::new(&issuer, "demo-app", REDIRECT)
-        },
+        RpConfig::new(&issuer, "demo-app", REDIRECT).with_client_secret(APP_SECRET.into()),
         Arc::new(transport.clone()),
         Arc::new(SystemClock),
     );
@@ -444,10 +438,8 @@ async fn act_two(
         jag.jkt.as_ref().map_or("none", |j| j.as_str())
     );
     let rp_b = Rp::new(
-        RpConfig {
-            client_secret: Some(APP_SECRET_AT_B.into()),
-            ..RpConfig::new(&b_issuer, "demo-app-at-b", REDIRECT)
-        },
+        RpConfig::new(&b_issuer, "demo-app-at-b", REDIRECT)
+            .with_client_secret(APP_SECRET_AT_B.into()),
         Arc::new(ReqwestTransport::new()?),
         Arc::new(SystemClock),
     );

@@ -217,14 +217,14 @@ pub async fn chain(a: ChainArgs) -> anyhow::Result<()> {
     let session = Session::load(&a.session)?;
     let transport = Arc::new(ReqwestTransport::new()?);
     let op = Rp::new(
-        RpConfig {
-            client_secret: a.client_secret.clone(),
-            ..RpConfig::new(
+        with_secret(
+            RpConfig::new(
                 &session.issuer,
                 &session.client_id,
                 "http://127.0.0.1/unused",
-            )
-        },
+            ),
+            a.client_secret.clone(),
+        ),
         transport.clone(),
         Arc::new(SystemClock),
     );
@@ -247,10 +247,10 @@ pub async fn chain(a: ChainArgs) -> anyhow::Result<()> {
         eprintln!("{}", jag.token);
     }
     let resource_as = Rp::new(
-        RpConfig {
-            client_secret: a.as_client_secret.clone(),
-            ..RpConfig::new(&a.audience, &a.as_client_id, "http://127.0.0.1/unused")
-        },
+        with_secret(
+            RpConfig::new(&a.audience, &a.as_client_id, "http://127.0.0.1/unused"),
+            a.as_client_secret.clone(),
+        ),
         transport,
         Arc::new(SystemClock),
     );
@@ -417,10 +417,7 @@ pub async fn verify(a: VerifyArgs, data_dir: &Path) -> anyhow::Result<()> {
         .context("discovery has no jwks_uri")?
         .to_owned();
     let mut cfg = VerifierConfig::new(
-        TrustedIssuer {
-            issuer: a.issuer.trim_end_matches('/').to_owned(),
-            jwks_uri,
-        },
+        TrustedIssuer::new(a.issuer.trim_end_matches('/'), &jwks_uri),
         a.audiences.clone(),
         &base,
     );
@@ -458,4 +455,10 @@ pub async fn verify(a: VerifyArgs, data_dir: &Path) -> anyhow::Result<()> {
         }
         Err(e) => bail!("refused ({}): {e}", e.code().as_str()),
     }
+}
+
+/// `config`, authenticating with `secret` when one was given.
+fn with_secret(mut config: RpConfig, secret: Option<Secret>) -> RpConfig {
+    config.client_secret = secret;
+    config
 }

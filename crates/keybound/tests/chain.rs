@@ -27,10 +27,7 @@ async fn api_in_domain_b(b_issuer: &str) -> String {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let verifier = Arc::new(Verifier::new(
         VerifierConfig::new(
-            TrustedIssuer {
-                issuer: b_issuer.into(),
-                jwks_uri: format!("{b_issuer}/jwks"),
-            },
+            TrustedIssuer::new(b_issuer, &format!("{b_issuer}/jwks")),
             vec![b_issuer.into()],
             &base,
         ),
@@ -52,10 +49,7 @@ async fn api_in_domain_b(b_issuer: &str) -> String {
 
 fn rp(issuer: &str, client_id: &str, secret: &str) -> Rp {
     Rp::new(
-        RpConfig {
-            client_secret: Some(secret.into()),
-            ..RpConfig::new(issuer, client_id, REDIRECT)
-        },
+        RpConfig::new(issuer, client_id, REDIRECT).with_client_secret(secret.into()),
         Arc::new(ReqwestTransport::new().unwrap()),
         Arc::new(SystemClock),
     )

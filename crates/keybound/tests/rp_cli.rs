@@ -12,10 +12,7 @@ async fn consumer(issuer: &str) -> String {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let v = Arc::new(keybound_verify::Verifier::new(
         keybound_verify::VerifierConfig::new(
-            keybound_verify::TrustedIssuer {
-                issuer: issuer.into(),
-                jwks_uri: format!("{issuer}/jwks"),
-            },
+            keybound_verify::TrustedIssuer::new(issuer, &format!("{issuer}/jwks")),
             vec!["cli-app".into()],
             &base,
         ),

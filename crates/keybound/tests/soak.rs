@@ -501,10 +501,7 @@ async fn session(
     user: (&str, &str),
 ) -> Option<(Rp, keybound_rp::Session)> {
     let rp = Rp::new(
-        RpConfig {
-            client_secret: Some(secret.into()),
-            ..RpConfig::new(issuer, id, REDIRECT)
-        },
+        RpConfig::new(issuer, id, REDIRECT).with_client_secret(secret.into()),
         Arc::new(ReqwestTransport::new().unwrap()),
         Arc::new(keybound_verify::SystemClock),
     );

@@ -62,14 +62,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .as_str()
         .ok_or("discovery has no jwks_uri")?
         .to_owned();
-    let mut cfg = VerifierConfig::new(
-        TrustedIssuer {
-            issuer: issuer.clone(),
-            jwks_uri,
-        },
-        audiences,
-        &public,
-    );
+    let mut cfg = VerifierConfig::new(TrustedIssuer::new(&issuer, &jwks_uri), audiences, &public);
     if env_or("CONSUMER_REQUIRE_NONCE", "0") == "1" {
         cfg = cfg.with_random_nonces()?;
     }
@@ -79,9 +72,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Arc::new(MemoryReplayCache::new(100_000)),
         Arc::new(SystemClock),
     ));
-    let step_up = StepUpRoute {
-        verifier: verifier.clone(),
-        required: StepUp {
+    let step_up = StepUpRoute::new(
+        verifier.clone(),
+        StepUp {
             acr_values: env_or(
                 "CONSUMER_STEP_UP_ACR",
                 "urn:keybound:acr:passkey urn:keybound:acr:mfa",
@@ -92,7 +85,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect(),
             max_age: Some(env_or("CONSUMER_STEP_UP_MAX_AGE", "600").parse()?),
         },
-    };
+    );
     let strong = Router::new()
         .route(
             "/hello/passkey",

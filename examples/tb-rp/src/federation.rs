@@ -247,7 +247,7 @@ fn site(url: &str) -> String {
 }
 
 fn http_err(e: impl std::fmt::Display) -> RpError {
-    RpError::Http(e.to_string())
+    RpError::http("(the Token Binding transport)", e.to_string())
 }
 
 #[async_trait]
@@ -538,12 +538,10 @@ impl Federation {
             (TbListener::serve(op_listener, router, cert.clone()), None)
         };
         let http = cert.https_client();
-        let config = keybound_rp::RpConfig {
-            client_secret: Some(CLIENT_SECRET.into()),
-            scope: "openid".to_owned(),
-            tb_policy: options.policy,
-            ..keybound_rp::RpConfig::new(&issuer, TB_CLIENT, &format!("{rp}/callback"))
-        };
+        let config = keybound_rp::RpConfig::new(&issuer, TB_CLIENT, &format!("{rp}/callback"))
+            .with_client_secret(CLIENT_SECRET.into())
+            .with_scope("openid")
+            .with_tb_policy(options.policy);
         let rp_app = crate::TbRp::new(keybound_rp::Rp::new(
             config,
             Arc::new(keybound_rp::ReqwestTransport::with_client(http)),

@@ -46,16 +46,16 @@ async fn main() -> anyhow::Result<()> {
     if std::env::var("TB_RP_CA").is_ok() {
         http = http.add_root_certificate(reqwest::Certificate::from_pem(&read("TB_RP_CA")?)?);
     }
-    let config = RpConfig {
-        client_secret: std::env::var("TB_RP_CLIENT_SECRET").ok().map(Into::into),
-        scope: "openid profile".to_owned(),
-        tb_policy: policy,
-        ..RpConfig::new(
-            &issuer,
-            &env_or("TB_RP_CLIENT_ID", "tb-web"),
-            &format!("{public}/callback"),
-        )
-    };
+    let mut config = RpConfig::new(
+        &issuer,
+        &env_or("TB_RP_CLIENT_ID", "tb-web"),
+        &format!("{public}/callback"),
+    )
+    .with_scope("openid profile")
+    .with_tb_policy(policy);
+    if let Ok(secret) = std::env::var("TB_RP_CLIENT_SECRET") {
+        config = config.with_client_secret(secret.into());
+    }
     let rp = Rp::new(
         config,
         Arc::new(ReqwestTransport::with_client(http.build()?)),
