@@ -1,9 +1,16 @@
 //! The one error type of keybound-verify, and its HTTP form (RFC 9449 §7.1 challenge).
+//!
+//! Failures of what the verifier depends on (fetching the issuer's keys, the replay cache's
+//! storage) keep the underlying error as their [`source`](std::error::Error::source): the
+//! message sent to the client says only what it can act on, the source tells the operator why.
 
 use keybound_proto::wire::ErrorCode;
 
+/// An underlying error kept as a source.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why a presentation was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum VerifyError {
     /// No `ID-Token` header.
@@ -18,9 +25,18 @@ pub enum VerifyError {
     /// The ID Token failed validation.
     #[error("{0}")]
     IdToken(keybound_proto::Error),
-    /// The issuer's keys could not be fetched or do not include the `kid`.
+    /// The issuer's keys do not include the `kid`.
     #[error("issuer keys: {0}")]
     Jwks(String),
+    /// The issuer's keys could not be fetched or read; the fetch's error is the source.
+    #[error("issuer keys: could not fetch {url}")]
+    JwksUnavailable {
+        /// the JWKS URL
+        url: String,
+        /// why the fetch failed
+        #[source]
+        source: Cause,
+    },
     /// The proof failed a check.
     #[error("{0}")]
     Proof(keybound_proto::Error),
@@ -36,7 +52,7 @@ pub enum VerifyError {
     /// The replay cache's storage failed; refusing rather than accepting a proof it could not
     /// record.
     #[error("the replay cache is unavailable; try again shortly")]
-    ReplayCacheUnavailable(String),
+    ReplayCacheUnavailable(#[source] Cause),
     /// The verifier's configuration cannot be used.
     #[error("verifier configuration: {0}")]
     Config(String),
@@ -71,7 +87,8 @@ impl VerifyError {
             | VerifyError::BearerNotAccepted
             | VerifyError::UntrustedIssuer(_)
             | VerifyError::IdToken(_)
-            | VerifyError::Jwks(_) => ErrorCode::InvalidToken,
+            | VerifyError::Jwks(_)
+            | VerifyError::JwksUnavailable { .. } => ErrorCode::InvalidToken,
             VerifyError::NonceRequired(_) => ErrorCode::UseDpopNonce,
             VerifyError::InsufficientUserAuthentication { .. } => {
                 ErrorCode::InsufficientUserAuthentication

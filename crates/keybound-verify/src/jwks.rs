@@ -172,15 +172,23 @@ fn max_age(headers: &reqwest::header::HeaderMap) -> Option<u64> {
 #[async_trait]
 impl JwksFetcher for HttpFetcher {
     async fn fetch(&self, url: &str) -> Result<FetchedJwks, VerifyError> {
-        let err = |e: &dyn std::fmt::Display| VerifyError::Jwks(format!("{url}: {e}"));
-        let r = self.client.get(url).send().await.map_err(|e| err(&e))?;
+        let err = |e: crate::error::Cause| VerifyError::JwksUnavailable {
+            url: url.to_owned(),
+            source: e,
+        };
+        let r = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| err(Box::new(e)))?;
         if !r.status().is_success() {
-            return Err(err(&format!("HTTP {}", r.status())));
+            return Err(err(format!("HTTP {}", r.status()).into()));
         }
         let max_age = max_age(r.headers());
-        let v: serde_json::Value = r.json().await.map_err(|e| err(&e))?;
+        let v: serde_json::Value = r.json().await.map_err(|e| err(Box::new(e)))?;
         Ok(FetchedJwks {
-            keys: JwkSet::from_value(&v).map_err(|e| err(&e))?,
+            keys: JwkSet::from_value(&v).map_err(|e| err(Box::new(e)))?,
             max_age,
         })
     }

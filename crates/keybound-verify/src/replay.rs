@@ -82,8 +82,8 @@ mod sqlite {
     /// Expired rows are deleted once every this many inserts.
     const PURGE_EVERY: u64 = 1024;
 
-    fn unavailable(e: &rusqlite::Error) -> VerifyError {
-        VerifyError::ReplayCacheUnavailable(e.to_string())
+    fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> VerifyError {
+        VerifyError::ReplayCacheUnavailable(Box::new(e))
     }
 
     /// A replay cache in a SQLite file (WAL): it survives restarts of the consuming component,
@@ -126,13 +126,13 @@ mod sqlite {
                 Ok::<_, rusqlite::Error>(c)
             })
             .await
-            .map_err(|e| VerifyError::ReplayCacheUnavailable(e.to_string()))?
-            .map_err(|e| unavailable(&e))?;
+            .map_err(unavailable)?
+            .map_err(unavailable)?;
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt as _;
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                    .map_err(|e| VerifyError::ReplayCacheUnavailable(e.to_string()))?;
+                    .map_err(unavailable)?;
             }
             Ok(SqliteReplayCache {
                 conn: tokio::sync::Mutex::new(conn),
@@ -162,11 +162,11 @@ mod sqlite {
                 .and_then(|mut st| {
                     st.execute(params![&digest[..], as_i64(expires_at), as_i64(now)])
                 })
-                .map_err(|e| unavailable(&e))?;
+                .map_err(unavailable)?;
             if self.inserts.fetch_add(1, Ordering::Relaxed) % PURGE_EVERY == PURGE_EVERY - 1 {
                 conn.prepare_cached("DELETE FROM replay WHERE expires_at <= ?1")
                     .and_then(|mut st| st.execute(params![as_i64(now)]))
-                    .map_err(|e| unavailable(&e))?;
+                    .map_err(unavailable)?;
             }
             Ok(n == 1)
         }

@@ -162,10 +162,10 @@ async fn refusals_each_with_its_own_error() {
     let t = f.id_token(|b| b);
     let other = keys::es256_b();
     // no proof
-    assert_eq!(
+    assert!(matches!(
         f.present(&t, &[], "GET", "/r").await.unwrap_err(),
         VerifyError::MissingProof
-    );
+    ));
     // proof by another key
     let p = f.proof(&other, &t, "GET", "/r", NOW, "a");
     assert!(matches!(
@@ -186,10 +186,10 @@ async fn refusals_each_with_its_own_error() {
     // replayed jti
     let p = f.proof(&f.client, &t, "GET", "/r", NOW, "d");
     f.present(&t, &[&p], "GET", "/r").await.unwrap();
-    assert_eq!(
+    assert!(matches!(
         f.present(&t, &[&p], "GET", "/r").await.unwrap_err(),
         VerifyError::Replay
-    );
+    ));
     // stale iat
     let p = f.proof(&f.client, &t, "GET", "/r", NOW - 120, "e");
     assert!(matches!(
@@ -243,10 +243,10 @@ async fn id_token_refusals() {
         .bind(Profile::KeyBinding, f.client.public_jwk())
         .sign(&f.op, Algorithm::ES256, Some("op-1"))
         .unwrap();
-    assert_eq!(
+    assert!(matches!(
         f.err(&foreign).await,
-        VerifyError::UntrustedIssuer("https://evil.example".into())
-    );
+        VerifyError::UntrustedIssuer(ref i) if i == "https://evil.example"
+    ));
     // expired
     let old = IdTokenBuilder::new(ISS, "alice", "app-ios".into(), NOW - 1000, 300)
         .bind(Profile::KeyBinding, f.client.public_jwk())
@@ -281,10 +281,10 @@ async fn id_token_refusals() {
         keybound_jose::jws::sign(Algorithm::ES256, &h, claims.to_string().as_bytes(), &f.op)
             .unwrap()
     };
-    assert_eq!(
+    assert!(matches!(
         f.err(&cnfless).await,
         VerifyError::IdToken(P::IdTokenNotBound)
-    );
+    ));
     // draft-00 typ only when enabled
     let d00 = f.id_token(|b| b.bind(Profile::Draft00, f.client.public_jwk()));
     assert!(matches!(
@@ -301,7 +301,7 @@ async fn id_token_refusals() {
         })
         .await
         .unwrap_err();
-    assert_eq!(e, VerifyError::MissingIdToken);
+    assert!(matches!(e, VerifyError::MissingIdToken), "{e:?}");
 }
 
 #[tokio::test]
@@ -387,7 +387,10 @@ async fn dp_v10_without_nonces_a_nonce_is_a_bad_proof_never_an_empty_challenge()
     )
     .unwrap();
     let refused = f.present(&t, &[&p], "GET", "/r").await.unwrap_err();
-    assert_eq!(refused, VerifyError::Proof(P::DpopNonceInvalid));
+    assert!(
+        matches!(refused, VerifyError::Proof(P::DpopNonceInvalid)),
+        "{refused:?}"
+    );
     assert_eq!(
         refused.code(),
         keybound_proto::wire::ErrorCode::InvalidDpopProof
@@ -410,20 +413,20 @@ async fn peer_to_peer_presentation() {
     f.v.verify_p2p(&t, &pres, "bob-device", "challenge-123")
         .await
         .unwrap();
-    assert_eq!(
+    assert!(matches!(
         f.v.verify_p2p(&t, &pres, "bob-device", "challenge-123")
             .await
             .unwrap_err(),
         VerifyError::Replay
-    );
+    ));
     let pres =
         presentation::p2p_sign(&f.client, &t, "bob-device", "challenge-123", NOW, "p2").unwrap();
-    assert_eq!(
+    assert!(matches!(
         f.v.verify_p2p(&t, &pres, "bob-device", "another")
             .await
             .unwrap_err(),
         VerifyError::Proof(P::PresentationChallenge)
-    );
+    ));
     assert!(matches!(
         f.v.verify_p2p(&t, &pres, "carol", "challenge-123")
             .await
@@ -439,21 +442,21 @@ async fn peer_to_peer_presentation() {
         "p3",
     )
     .unwrap();
-    assert_eq!(
+    assert!(matches!(
         f.v.verify_p2p(&t, &by_other, "bob-device", "challenge-123")
             .await
             .unwrap_err(),
         VerifyError::Proof(P::PresentationSignature)
-    );
+    ));
     let t2 = f.id_token(|b| b.nonce(Some("x")));
     let for_t2 =
         presentation::p2p_sign(&f.client, &t2, "bob-device", "challenge-123", NOW, "p4").unwrap();
-    assert_eq!(
+    assert!(matches!(
         f.v.verify_p2p(&t, &for_t2, "bob-device", "challenge-123")
             .await
             .unwrap_err(),
         VerifyError::Proof(P::PresentationIdTokenHash)
-    );
+    ));
 }
 
 #[tokio::test]
@@ -462,10 +465,10 @@ async fn bounded_replay_cache_fails_closed() {
     let c = MemoryReplayCache::new(2);
     assert!(c.check_and_insert(&[1; 32], NOW + 60, NOW).await.unwrap());
     assert!(c.check_and_insert(&[2; 32], NOW + 60, NOW).await.unwrap());
-    assert_eq!(
+    assert!(matches!(
         c.check_and_insert(&[3; 32], NOW + 60, NOW).await,
         Err(VerifyError::ReplayCacheFull)
-    );
+    ));
     assert!(!c.check_and_insert(&[1; 32], NOW + 60, NOW).await.unwrap());
     // once entries expire there is room again
     assert!(c
