@@ -11,11 +11,12 @@ use crate::RpError;
 pub use crate::{HttpRequest, HttpResponse, Transport};
 
 /// What went wrong while browsing.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BrowserError {
-    /// The transport failed.
-    #[error("transport: {0}")]
-    Transport(String),
+    /// The transport failed; its error is the source.
+    #[error("the browser's request failed")]
+    Transport(#[source] RpError),
     /// The OP answered something the browser cannot continue from.
     #[error("{0}")]
     Page(String),
@@ -26,7 +27,7 @@ pub enum BrowserError {
 
 impl From<RpError> for BrowserError {
     fn from(e: RpError) -> Self {
-        BrowserError::Transport(e.to_string())
+        BrowserError::Transport(e)
     }
 }
 
