@@ -5,7 +5,7 @@
 // signs out, signs in with it — no password typed — and openid-client gets a key-bound ID Token
 // whose amr says swk and whose acr is the passkey's; that ID Token is exchanged into an ID-JAG
 // carrying the same acr/amr, redeemed at a second OP. An API protected by keybound-verify
-// (examples/consumer-axum) that demands the passkey acr accepts that ID Token and refuses a
+// (examples/api) that demands the passkey acr accepts that ID Token and refuses a
 // password sign-in's with the RFC 9470 challenge; the app then signs in again with the
 // challenge's acr_values and max_age — a passkey after the password — and the API accepts.
 // An authenticator without a credential for this RP ID, and the OP's page opened on another
@@ -45,14 +45,14 @@ before(async () => {
     admin(dir, ['user', 'add', '--username', 'carol', '--password', 'wonderland']);
   }, { host: 'localhost' });
   admin(b.dataDir, ['issuer', 'add', '--issuer', a.issuer, '--subject', 'email']);
-  // the API: examples/consumer-axum, built next to the keybound binary
+  // the API: examples/api, built next to the keybound binary
   const apiPort = await freePort();
   api = `http://127.0.0.1:${apiPort}`;
-  apiProcess = spawn(join(dirname(BIN), 'consumer-axum'), [], {
+  apiProcess = spawn(join(dirname(BIN), 'example-api'), [], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: {
-      ...process.env, KEYBOUND_ISSUER: a.issuer, CONSUMER_AUDIENCE: 'svc',
-      CONSUMER_LISTEN: `127.0.0.1:${apiPort}`, CONSUMER_STEP_UP_MAX_AGE: '600',
+      ...process.env, KEYBOUND_ISSUER: a.issuer, API_AUDIENCE: 'svc',
+      API_LISTEN: `127.0.0.1:${apiPort}`, API_STEP_UP_MAX_AGE: '600',
     },
   });
   const deadline = Date.now() + 10000;
@@ -60,7 +60,7 @@ before(async () => {
     try {
       if ((await fetch(`${api}/`)).ok) break;
     } catch { /* not up yet */ }
-    if (Date.now() > deadline) throw new Error('consumer-axum did not start within 10 s');
+    if (Date.now() > deadline) throw new Error('example-api did not start within 10 s');
     await new Promise((r) => setTimeout(r, 50));
   }
   browser = await launchChromium();

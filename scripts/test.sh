@@ -83,8 +83,8 @@ echo "== unit, integration, property and CLI tests (benches run once in test mod
 cargo test --workspace --all-targets --locked 2>&1 | tee -a "$log"
 
 echo "== interop (openid-client + jose) and browser (headless Chromium) tests against the real binary"
-# the binaries they start: keybound, and the step-up API of examples/consumer-axum
-cargo build --locked -p keybound -p consumer-axum 2>&1 | tee -a "$log"
+# the binaries they start: keybound, and the step-up API of examples/api
+cargo build --locked -p keybound -p example-api 2>&1 | tee -a "$log"
 (cd interop && KEYBOUND_BIN="$PWD/../target/debug/keybound" node --test --test-reporter=tap 2>&1) | tee -a "$log"
 
 echo "== the browser package (clients/browser): unit tests with node's runner, npm pack"

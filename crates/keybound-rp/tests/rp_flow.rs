@@ -94,9 +94,7 @@ impl Transport for Recording {
 }
 
 async fn sign_in(rp: &Rp) -> Session {
-    let pending = rp.begin().await.unwrap();
-    let code = rp.callback(&pending, &browse(&pending.url).await).unwrap();
-    rp.exchange(pending, &code).await.unwrap()
+    keybound_testkit::op::rp_sign_in(rp, (ALICE.0, ALICE.1)).await
 }
 
 /// Sign in as the standard End-User in a fresh headless browser; the redirect with the code.

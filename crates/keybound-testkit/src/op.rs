@@ -778,3 +778,28 @@ pub fn form(pairs: &[(&str, &str)]) -> keybound_op::Form {
     )
     .expect("no repeated parameters")
 }
+
+/// Sign in through `rp` as `user` (name, password) in a fresh headless browser: the RP's
+/// authorization request, the OP's login and consent forms, the callback's checks and the
+/// token request, as an app's own code runs them.
+pub async fn rp_sign_in(rp: &keybound_rp::Rp, user: (&str, &str)) -> keybound_rp::Session {
+    let pending = rp.begin().await.expect("begin");
+    let transport = keybound_rp::ReqwestTransport::new().expect("a transport");
+    let back = keybound_rp::browser::Browser::new(transport)
+        .sign_in(&pending.url, None, user.0, user.1)
+        .await
+        .expect("the End-User signs in");
+    let code = rp.callback(&pending, &back).expect("the callback checks");
+    rp.exchange(pending, &code).await.expect("the token request")
+}
+
+/// Serve `app` on `listener` (with peers' addresses) until the test's runtime ends; its base
+/// URL, `http://127.0.0.1:PORT`.
+pub fn serve_app(listener: tokio::net::TcpListener, app: axum::Router) -> String {
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let _ = axum::serve(listener, app).await;
+    });
+    base
+}
