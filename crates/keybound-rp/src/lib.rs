@@ -39,13 +39,15 @@ use keybound_proto::dpop::ProofBuilder;
 use keybound_proto::idtoken::{self, BindingRequirement, IdTokenChecks};
 use keybound_proto::keybinding::{Profile, TYP_DPOP_ID_TOKEN, TYP_ID_TOKEN_CNF};
 use keybound_proto::wire::{ErrorResponse, ProviderMetadata, TokenResponse};
-use keybound_proto::Clock;
+
 use serde_json::Value;
 
 pub use device::{DeviceFlow, DevicePoll};
 pub use error::RpError;
 pub use keybound_jose::Secret;
 pub use keybound_proto::wire::StepUp;
+/// Where the RP takes the time from (implement it over the system clock; tests pass a manual one).
+pub use keybound_proto::Clock;
 pub use session::{save_private, Session};
 #[cfg(feature = "http")]
 pub use transport::ReqwestTransport;
@@ -857,6 +859,47 @@ impl Rp {
             },
         )
         .await
+    }
+
+    /// Present the session's key-bound ID Token to a consuming component: `request` with the
+    /// `ID-Token` header and a fresh proof by the session's key over its method and URL (`ath`
+    /// over the ID Token, docs/presentation.md), retrying once with the service's nonce when
+    /// it demands one. [`Session::present_http`] makes the same two headers for a request
+    /// sent some other way.
+    pub async fn present(
+        &self,
+        session: &Session,
+        request: &HttpRequest,
+    ) -> Result<HttpResponse, RpError> {
+        if !session.bound {
+            return Err(RpError::NotBound(
+                "this session's ID Token is not key-bound; nothing to present".into(),
+            ));
+        }
+        let key = session.key()?;
+        let id_token = session.id_token.as_str();
+        self.send_with_proof(
+            &key,
+            &request.method,
+            &request.url,
+            |b| b.ath_for(id_token),
+            |proof| {
+                request
+                    .clone()
+                    .header(keybound_proto::presentation::ID_TOKEN_HEADER, id_token)
+                    .header("DPoP", proof)
+            },
+        )
+        .await
+    }
+
+    /// Use `nonce` in proofs for `url`'s server from now on: a `DPoP-Nonce` it handed out
+    /// earlier (this RP also keeps the nonces of every answer it gets by itself).
+    pub fn use_nonce(&self, url: &str, nonce: &str) {
+        self.nonces
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(Self::origin(url), nonce.to_owned());
     }
 
     /// RFC 6749 §4.4: an access token for this client itself, bound to `key` (RFC 9449), for

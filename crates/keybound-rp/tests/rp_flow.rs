@@ -457,3 +457,54 @@ async fn rfc9470_the_rp_signs_in_again_with_the_challenges_values() {
     let e = rp.exchange(pending, &code).await.unwrap_err();
     assert!(e.to_string().contains("acr"), "{e}");
 }
+
+/// `Rp::present` sends the key-bound ID Token with a proof over the request, and when the
+/// consuming component demands a nonce (RFC 9449 §9) retries once with it; the next
+/// presentation to that service carries the nonce from the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc9449_9_present_retries_once_with_the_consumers_nonce() {
+    use axum::routing::get;
+    use keybound_verify::axum_support::KeyBound;
+
+    let op = start_op().await;
+    let issuer = op.issuer.clone();
+    let recording = Arc::new(Recording::new());
+    let rp = Rp::new(
+        RpConfig::new(&issuer, "app", REDIRECT),
+        recording.clone(),
+        Arc::new(SystemClock),
+    );
+    let session = sign_in(&rp).await;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}", listener.local_addr().unwrap());
+    let verifier = Verifier::new(
+        VerifierConfig::new(
+            TrustedIssuer::new(&issuer, &format!("{issuer}/jwks")),
+            vec!["app".into()],
+            &api,
+        )
+        .with_random_nonces()
+        .unwrap(),
+        Arc::new(HttpFetcher::default()),
+        Arc::new(MemoryReplayCache::new(100)),
+        Arc::new(SystemClock),
+    );
+    let app = axum::Router::new()
+        .route(
+            "/hello",
+            get(|KeyBound(who): KeyBound| async move { who.sub }),
+        )
+        .with_state(Arc::new(verifier));
+    keybound_testkit::op::serve_app(listener, app);
+
+    recording.take("/hello");
+    let url = format!("{api}/hello");
+    let r = rp.present(&session, &HttpRequest::get(&url)).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, ALICE.2.as_bytes());
+    assert_eq!(recording.take("/hello"), [401, 200], "one retry, with the nonce");
+    let r = rp.present(&session, &HttpRequest::get(&url)).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(recording.take("/hello"), [200], "the nonce is remembered");
+}

@@ -790,7 +790,9 @@ pub async fn rp_sign_in(rp: &keybound_rp::Rp, user: (&str, &str)) -> keybound_rp
         .await
         .expect("the End-User signs in");
     let code = rp.callback(&pending, &back).expect("the callback checks");
-    rp.exchange(pending, &code).await.expect("the token request")
+    rp.exchange(pending, &code)
+        .await
+        .expect("the token request")
 }
 
 /// Serve `app` on `listener` (with peers' addresses) until the test's runtime ends; its base

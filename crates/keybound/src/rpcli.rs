@@ -311,52 +311,37 @@ pub async fn present(a: PresentArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let http = reqwest::Client::new();
-    let method = reqwest::Method::from_bytes(a.method.as_bytes())?;
-    let mut nonce = a.nonce.clone();
-    for attempt in 0..2 {
-        let headers = session.present_http(&a.method, &a.url, crate::now(), nonce.as_deref())?;
-        let mut req = http.request(method.clone(), &a.url);
-        for (k, v) in &headers {
-            req = req.header(*k, v);
-        }
-        let r = req.send().await?;
-        let status = r.status();
-        let new_nonce = r
-            .headers()
-            .get("dpop-nonce")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let www = r
-            .headers()
-            .get("www-authenticate")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let body = r.text().await?;
-        if status.as_u16() == 401
-            && www.contains("use_dpop_nonce")
-            && attempt == 0
-            && new_nonce.is_some()
-        {
-            nonce = new_nonce;
-            continue;
-        }
-        println!(
-            "{} {}",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("")
-        );
-        if !www.is_empty() {
-            println!("www-authenticate: {www}");
-        }
-        println!("{body}");
-        if !status.is_success() {
-            bail!("the service refused the presentation");
-        }
-        return Ok(());
+    // the RP's presentation: the two headers, and one retry with the service's nonce
+    let rp = Rp::new(
+        RpConfig::new(
+            &session.issuer,
+            &session.client_id,
+            "http://127.0.0.1/unused",
+        ),
+        Arc::new(ReqwestTransport::new()?),
+        Arc::new(SystemClock),
+    );
+    if let Some(n) = &a.nonce {
+        rp.use_nonce(&a.url, n);
     }
-    bail!("the service demanded a nonce twice")
+    let request = keybound_rp::HttpRequest {
+        method: a.method.clone(),
+        ..keybound_rp::HttpRequest::get(&a.url)
+    };
+    let r = rp.present(&session, &request).await?;
+    let reason = reqwest::StatusCode::from_u16(r.status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    println!("{} {reason}", r.status);
+    if let Some(www) = r.header("www-authenticate") {
+        println!("www-authenticate: {www}");
+    }
+    println!("{}", String::from_utf8_lossy(&r.body));
+    if !(200..300).contains(&r.status) {
+        bail!("the service refused the presentation");
+    }
+    Ok(())
 }
 
 /// Options of `keybound verify`.

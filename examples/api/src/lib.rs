@@ -86,9 +86,10 @@ impl Settings {
 }
 
 /// The verifier for `settings`: the issuer's `jwks_uri` from its discovery document, keys
-/// fetched over `http`, a replay cache in memory (one instance; several behind one name share
-/// a `SqliteReplayCache` or sticky routing).
-pub async fn verifier(settings: &Settings, http: reqwest::Client) -> Result<Verifier, BoxError> {
+/// fetched with reqwest (rustls), a replay cache in memory (one instance; several behind one
+/// name share a `SqliteReplayCache` or sticky routing).
+pub async fn verifier(settings: &Settings) -> Result<Verifier, BoxError> {
+    let http = reqwest::Client::new();
     let disco: serde_json::Value = http
         .get(format!(
             "{}/.well-known/openid-configuration",

@@ -6,7 +6,7 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), example_api::BoxError> {
     let settings = example_api::Settings::from_env()?;
-    let verifier = Arc::new(example_api::verifier(&settings, reqwest::Client::new()).await?);
+    let verifier = Arc::new(example_api::verifier(&settings).await?);
     let listener = tokio::net::TcpListener::bind(&settings.listen).await?;
     println!(
         "API listening on {}, trusting {} for {}",

@@ -43,9 +43,7 @@ async fn the_api_accepts_only_proven_presentations() {
             max_age: Some(600),
         },
     };
-    let verifier = example_api::verifier(&settings, reqwest::Client::new())
-        .await
-        .unwrap();
+    let verifier = example_api::verifier(&settings).await.unwrap();
     serve_app(
         listener,
         example_api::router(Arc::new(verifier), settings.step_up.clone()),
