@@ -220,50 +220,9 @@ impl PendingAuth {
     }
 }
 
-/// The authenticating component.
-///
-/// # Example
-///
-/// A web app signs a user in at `keybound serve --demo` (client `demo-public`, as its first start
-/// prints) so that the ID Token is bound to a key only the app holds, then presents it to an
-/// API and refreshes it:
-///
-/// ```no_run
-/// use std::sync::Arc;
-/// use keybound_rp::{ReqwestTransport, Rp, RpConfig};
-///
-/// struct SystemClock;
-/// impl keybound_proto::Clock for SystemClock {
-///     fn now(&self) -> u64 {
-///         std::time::SystemTime::now()
-///             .duration_since(std::time::UNIX_EPOCH)
-///             .map_or(0, |d| d.as_secs())
-///     }
-/// }
-///
-/// # async fn sign_in(callback_url_from_the_browser: &str) -> Result<(), keybound_rp::RpError> {
-/// let rp = Rp::new(
-///     RpConfig::new("http://127.0.0.1:8080", "demo-public", "http://127.0.0.1:8081/callback"),
-///     Arc::new(ReqwestTransport::new()?),
-///     Arc::new(SystemClock),
-/// );
-/// // 1. a fresh key, PKCE, state and nonce; send the browser to `pending.url`, keep `pending`
-/// //    on the server (it holds the private key)
-/// let pending = rp.begin().await?;
-/// // 2. the browser comes back: check state and iss, take the code
-/// let code = rp.callback(&pending, callback_url_from_the_browser)?;
-/// // 3. the token request with a DPoP proof carrying c_s256; the ID Token must be bound to
-/// //    this key (thumbprint(cnf.jwk) == dpop_jkt), else RpError::NotBound
-/// let mut session = rp.exchange(pending, &code).await?;
-/// // present it to an API: the ID-Token and DPoP headers of this one request
-/// let headers = session.present_http("GET", "https://api.example/orders", 1_700_000_000, None)?;
-/// assert_eq!(headers.len(), 2);
-/// // later: new tokens, the same key and the same cnf
-/// rp.refresh(&mut session).await?;
-/// session.save(std::path::Path::new("session.json"))?; // mode 0600
-/// # Ok(())
-/// # }
-/// ```
+/// The authenticating component: one per client registration, shared by all sign-ins (it
+/// caches the OP's discovery document, keys and DPoP nonces). [`Rp::begin`]'s example walks
+/// through a whole sign-in, a presentation and a refresh.
 pub struct Rp {
     pub(crate) config: RpConfig,
     pub(crate) transport: Arc<dyn Transport>,
@@ -366,6 +325,71 @@ impl Rp {
     }
 
     /// Start an authentication: a fresh key pair, PKCE, `state`, `nonce`, and the URL.
+    ///
+    /// # Example
+    ///
+    /// Sign in at `keybound serve --demo` as its client `demo-public` so that the ID Token is
+    /// bound to a key only this program holds, present it to an API, and refresh it. A web app
+    /// sends the browser to `pending.url` and gets the redirect back at its callback (see
+    /// `examples/web-rp`); here keybound-rp's headless browser signs in as the demo user. (As
+    /// a doctest it runs against keybound's OP in-process, on loopback.)
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use keybound_rp::browser::Browser;
+    /// use keybound_rp::{Clock, HttpRequest, ReqwestTransport, Rp, RpConfig};
+    ///
+    /// struct SystemClock;
+    /// impl Clock for SystemClock {
+    ///     # #[allow(clippy::disallowed_methods)]
+    ///     fn now(&self) -> u64 {
+    ///         std::time::SystemTime::now()
+    ///             .duration_since(std::time::UNIX_EPOCH)
+    ///             .map_or(0, |d| d.as_secs())
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let op = keybound_testkit::op::OpBuilder::new()
+    /// #     .clock(Arc::new(keybound_verify::SystemClock))
+    /// #     .client(keybound_store::Client {
+    /// #         redirect_uris: vec!["http://127.0.0.1:8081/callback".into()],
+    /// #         ..keybound_testkit::op::public_client("demo-public")
+    /// #     })
+    /// #     .serve()
+    /// #     .await;
+    /// # let (issuer, user, password) = (op.issuer.as_str(), "alice", "wonderland");
+    /// // `keybound serve --demo`: issuer "http://127.0.0.1:8080", user "demo" and the password
+    /// // it printed
+    /// let rp = Rp::new(
+    ///     RpConfig::new(issuer, "demo-public", "http://127.0.0.1:8081/callback")
+    ///         .with_scope("openid profile offline_access"),
+    ///     Arc::new(ReqwestTransport::new()?),
+    ///     Arc::new(SystemClock),
+    /// );
+    /// // 1. a fresh key pair, PKCE, state and nonce; keep `pending` (it holds the private key)
+    /// let pending = rp.begin().await?;
+    /// // 2. the End-User signs in at pending.url and comes back with a code
+    /// let back = Browser::new(ReqwestTransport::new()?)
+    ///     .sign_in(&pending.url, None, user, password)
+    ///     .await?;
+    /// // 3. check state and iss (RFC 9207), take the code
+    /// let code = rp.callback(&pending, &back)?;
+    /// // 4. the token request with a DPoP proof carrying c_s256; the ID Token must be bound to
+    /// //    this key (thumbprint(cnf.jwk) == dpop_jkt), else RpError::NotBound
+    /// let mut session = rp.exchange(pending, &code).await?;
+    /// assert!(session.bound);
+    /// // present it: the ID-Token and DPoP headers of one request to an API
+    /// let headers = session.present_http("GET", "https://api.example/orders", SystemClock.now(), None)?;
+    /// assert_eq!(headers.len(), 2);
+    /// // later: new tokens, the same key and the same cnf
+    /// let before = session.id_token.clone();
+    /// rp.refresh(&mut session).await?;
+    /// assert_ne!(session.id_token, before);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn begin(&self) -> Result<PendingAuth, RpError> {
         self.begin_with(None).await
     }
@@ -415,6 +439,22 @@ impl Rp {
     }
 
     /// Check the redirect back: `state`, `iss` (RFC 9207), OAuth errors. Returns the code.
+    ///
+    /// # Example
+    ///
+    /// A web app's callback handler, with the pending sign-in it kept under `state` and the
+    /// query the browser came back with:
+    ///
+    /// ```no_run
+    /// # use keybound_rp::{PendingAuth, Rp, RpError, Session};
+    /// # async fn handler(rp: &Rp, pending: PendingAuth, query: &str) -> Result<Session, RpError> {
+    /// let back = format!("{}?{query}", rp.config().redirect_uri);
+    /// // this sign-in's state, this OP's iss, else the OP's error (RpError::Op)
+    /// let code = rp.callback(&pending, &back)?;
+    /// let session = rp.exchange(pending, &code).await?;
+    /// # Ok(session)
+    /// # }
+    /// ```
     pub fn callback(&self, pending: &PendingAuth, callback_url: &str) -> Result<String, RpError> {
         let u = url::Url::parse(callback_url)
             .map_err(|e| RpError::Callback(format!("not a URL: {e}")))?;
@@ -611,6 +651,26 @@ impl Rp {
     }
 
     /// Exchange the code for tokens and check the ID Token is bound to this key.
+    ///
+    /// # Example
+    ///
+    /// What can come back, after [`Rp::callback`] gave the code:
+    ///
+    /// ```no_run
+    /// # use keybound_rp::{PendingAuth, Rp, RpError, Session};
+    /// # async fn redeem(rp: &Rp, pending: PendingAuth, code: &str) -> Result<Option<Session>, RpError> {
+    /// match rp.exchange(pending, code).await {
+    ///     // bound to the key made by begin(): only this app can present it
+    ///     Ok(session) => return Ok(Some(session)),
+    ///     // the OP ignored bound_key: refused unless RpConfig::with_binding_required(false)
+    ///     Err(RpError::NotBound(why)) => eprintln!("not bound: {why}"),
+    ///     // the OP's OAuth error, e.g. invalid_grant for a code used twice
+    ///     Err(RpError::Op(e)) => eprintln!("refused: {}", e.error.as_str()),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(None)
+    /// # }
+    /// ```
     pub async fn exchange(&self, pending: PendingAuth, code: &str) -> Result<Session, RpError> {
         let mut body = vec![
             ("grant_type", "authorization_code"),
@@ -710,6 +770,22 @@ impl Rp {
     }
 
     /// Refresh with the session's key; the new ID Token must carry the same `cnf`.
+    ///
+    /// # Example
+    ///
+    /// A command-line tool refreshes the session it saved:
+    ///
+    /// ```no_run
+    /// # use keybound_rp::{Rp, RpError, Session};
+    /// # async fn renew(rp: &Rp) -> Result<(), RpError> {
+    /// let path = std::path::Path::new("session.json");
+    /// let mut session = Session::load(path)?;
+    /// // a proof by the session's key; a new ID Token bound to another key is refused
+    /// rp.refresh(&mut session).await?;
+    /// session.save(path)?; // mode 0600
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn refresh(&self, session: &mut Session) -> Result<(), RpError> {
         let rt = session
             .refresh_token
@@ -866,6 +942,22 @@ impl Rp {
     /// over the ID Token, docs/presentation.md), retrying once with the service's nonce when
     /// it demands one. [`Session::present_http`] makes the same two headers for a request
     /// sent some other way.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # use keybound_rp::{HttpRequest, Rp, RpError, Session};
+    /// # async fn call(rp: &Rp, session: &Session) -> Result<(), RpError> {
+    /// let r = rp
+    ///     .present(session, &HttpRequest::get("https://api.example/hello"))
+    ///     .await?;
+    /// if r.status == 401 {
+    ///     // the API says why in WWW-Authenticate, e.g. insufficient_user_authentication
+    ///     eprintln!("{}", r.header("www-authenticate").unwrap_or(""));
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn present(
         &self,
         session: &Session,

@@ -104,6 +104,19 @@ impl Session {
     }
 
     /// The headers of an HTTP presentation to a consuming component: `ID-Token` and `DPoP`.
+    /// [`crate::Rp::present`] sends them itself (and retries with the service's nonce).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # fn headers(session: &keybound_rp::Session, now: u64) -> Result<(), keybound_rp::RpError> {
+    /// let headers = session.present_http("GET", "https://api.example/orders", now, None)?;
+    /// for (name, value) in &headers {
+    ///     println!("{name}: {value}"); // ID-Token: eyJ…, DPoP: eyJ…
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn present_http(
         &self,
         htm: &str,

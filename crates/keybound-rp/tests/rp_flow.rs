@@ -503,7 +503,11 @@ async fn rfc9449_9_present_retries_once_with_the_consumers_nonce() {
     let r = rp.present(&session, &HttpRequest::get(&url)).await.unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.body, ALICE.2.as_bytes());
-    assert_eq!(recording.take("/hello"), [401, 200], "one retry, with the nonce");
+    assert_eq!(
+        recording.take("/hello"),
+        [401, 200],
+        "one retry, with the nonce"
+    );
     let r = rp.present(&session, &HttpRequest::get(&url)).await.unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(recording.take("/hello"), [200], "the nonce is remembered");

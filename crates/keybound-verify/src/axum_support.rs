@@ -19,12 +19,115 @@ use crate::{
     VerifyError,
 };
 
-/// A request whose key-bound ID Token and proof verified.
+/// A request whose key-bound ID Token and proof verified: a handler that takes
+/// `KeyBound(who): KeyBound`, with an `Arc<Verifier>` in its state, runs only for a request
+/// with an `ID-Token` header and a fresh DPoP proof by the key in its `cnf`; any other gets
+/// `401` with `WWW-Authenticate: DPoP error=…` saying why.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use axum::body::Body;
+/// use axum::http::{Request, StatusCode};
+/// use axum::routing::get;
+/// use axum::Router;
+/// use keybound_jose::key::KeyKind;
+/// use keybound_jose::{JwkSet, PrivateKey};
+/// use keybound_proto::dpop::ProofBuilder;
+/// use keybound_proto::idtoken::{Audience, IdTokenBuilder};
+/// use keybound_proto::keybinding::Profile;
+/// use keybound_verify::axum_support::KeyBound;
+/// use keybound_verify::{ManualClock, MemoryReplayCache, StaticJwks, TrustedIssuer, Verifier, VerifierConfig};
+/// use tower::ServiceExt as _;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let now = 1_700_000_000;
+/// let op_key = PrivateKey::generate(KeyKind::Es256).unwrap();
+/// let verifier = Verifier::new(
+///     VerifierConfig::new(
+///         TrustedIssuer::new("https://op.example", "https://op.example/jwks"),
+///         vec!["app".into()],
+///         "https://api.example",
+///     ),
+///     Arc::new(StaticJwks(JwkSet::signing_key(&op_key, "k1"))),
+///     Arc::new(MemoryReplayCache::new(10_000)),
+///     Arc::new(ManualClock::new(now)),
+/// );
+/// let api = Router::new()
+///     .route("/hello", get(|KeyBound(who): KeyBound| async move { format!("hello {}", who.sub) }))
+///     .with_state(Arc::new(verifier));
+///
+/// // the app's ID Token, bound to its key, presented with a proof over this request
+/// let app_key = PrivateKey::generate(KeyKind::Es256).unwrap();
+/// let id_token = IdTokenBuilder::new("https://op.example", "alice", Audience::One("app".into()), now, 300)
+///     .bind(Profile::KeyBinding, app_key.public_jwk())
+///     .sign(&op_key, op_key.default_alg(), Some("k1"))
+///     .unwrap();
+/// let proof = ProofBuilder::new("GET", "https://api.example/hello", now, "jti-1")
+///     .ath_for(&id_token)
+///     .sign(&app_key)
+///     .unwrap();
+/// let request = |with_proof: bool| {
+///     let r = Request::get("/hello").header("ID-Token", &id_token);
+///     if with_proof { r.header("DPoP", &proof) } else { r }.body(Body::empty()).unwrap()
+/// };
+/// let ok = api.clone().oneshot(request(true)).await.unwrap();
+/// assert_eq!(ok.status(), StatusCode::OK);
+///
+/// // without the proof: refused, and the challenge says why
+/// let refused = api.oneshot(request(false)).await.unwrap();
+/// assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+/// let why = refused.headers()["www-authenticate"].to_str().unwrap();
+/// assert!(why.starts_with("DPoP") && why.contains("invalid_dpop_proof"), "{why}");
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct KeyBound(pub VerifiedIdentity);
 
 /// A request whose access token (RFC 9068) and DPoP proof verified: an API handler takes
-/// `DpopAccess(access): DpopAccess` with an `Arc<Verifier>` in its state.
+/// `DpopAccess(access): DpopAccess` with an `Arc<Verifier>` in its state. A Bearer token is
+/// refused unless [`crate::VerifierConfig::with_bearer`] allows it.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use axum::body::Body;
+/// use axum::http::{Request, StatusCode};
+/// use axum::routing::get;
+/// use axum::{Json, Router};
+/// use keybound_jose::JwkSet;
+/// use keybound_verify::axum_support::DpopAccess;
+/// use keybound_verify::{MemoryReplayCache, StaticJwks, SystemClock, TrustedIssuer, Verifier, VerifierConfig};
+/// use tower::ServiceExt as _;
+///
+/// async fn orders(DpopAccess(access): DpopAccess) -> Json<serde_json::Value> {
+///     // the End-User, the client and the key its proof was made with
+///     Json(serde_json::json!({ "sub": access.sub, "client": access.client_id }))
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let verifier = Verifier::new(
+///     VerifierConfig::new(
+///         TrustedIssuer::new("https://as.example", "https://as.example/jwks"),
+///         vec!["https://api.example".into()],
+///         "https://api.example",
+///     ),
+///     Arc::new(StaticJwks(JwkSet { keys: vec![] })),
+///     Arc::new(MemoryReplayCache::new(10_000)),
+///     Arc::new(SystemClock),
+/// );
+/// let api = Router::new().route("/orders", get(orders)).with_state(Arc::new(verifier));
+///
+/// // no token: 401 with a DPoP challenge
+/// let r = api.oneshot(Request::get("/orders").body(Body::empty()).unwrap()).await.unwrap();
+/// assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+/// assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("DPoP"));
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct DpopAccess(pub VerifiedAccess);
 
