@@ -10,7 +10,7 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use keybound_testkit::process::{free_port, wait_ready, Keybound};
 
@@ -26,13 +26,11 @@ fn run_bounded(mut cmd: Command, limit: Duration) -> std::process::Output {
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
-    match rx.recv_timeout(limit) {
-        Ok(out) => out.expect("the command's output"),
-        Err(_) => {
-            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-            panic!("{cmd:?} took longer than {limit:?}");
-        }
+    if let Ok(out) = rx.recv_timeout(limit) {
+        return out.expect("the command's output");
     }
+    let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+    panic!("{cmd:?} took longer than {limit:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,7 +95,6 @@ async fn a_project_outside_the_workspace_runs_the_rp_begin_flow_against_serve_de
     );
     wait_ready(&reqwest::Client::new(), &issuer).await;
 
-    let started = Instant::now();
     let mut run = Command::new(target.join("debug/keybound-outside"));
     run.env("KEYBOUND_ISSUER", &issuer)
         .env("KEYBOUND_DEMO_PASSWORD", password);
@@ -117,5 +114,4 @@ async fn a_project_outside_the_workspace_runs_the_rp_begin_flow_against_serve_de
     ] {
         assert!(stdout.contains(line), "{line:?} in:\n{stdout}");
     }
-    assert!(started.elapsed() < Duration::from_secs(60));
 }
