@@ -18,6 +18,15 @@
 //!
 //! All network I/O goes through the small [`Transport`] trait ([`ReqwestTransport`] by
 //! default), so the logic can be tested without sockets.
+//!
+//! Start from [`Rp::begin`]'s example (a whole sign-in, a presentation and a refresh);
+//! `examples/web-rp` in the repository is a web app built on this crate.
+//!
+//! ## Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `http` | yes | [`ReqwestTransport`]: reqwest with rustls, no redirects followed |
 
 #![deny(missing_docs)]
 

@@ -16,6 +16,18 @@
 //! The result is a [`VerifiedIdentity`] or one precise [`VerifyError`]. A route that needs a
 //! stronger or fresher sign-in than the token's asks [`Verifier::check_sign_in`] (RFC 9470
 //! step-up, module `step_up`).
+//!
+//! Start from [`Verifier`]'s example (a presentation accepted, its replay refused), the axum
+//! extractors [`axum_support::KeyBound`] and [`axum_support::DpopAccess`], and
+//! [`Verifier::verify_access_token`]; `examples/api` in the repository is a whole API.
+//!
+//! ## Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `http` | yes | [`HttpFetcher`]: JWKS over HTTPS with reqwest (rustls) |
+//! | `axum` | yes | [`axum_support`]: extractors and middleware for axum 0.8, step-up layers |
+//! | `sqlite` | no | `SqliteReplayCache`: a replay cache in a SQLite file that survives restarts |
 
 #![deny(missing_docs)]
 
