@@ -210,13 +210,26 @@ fn refusal(status: StatusCode, what: &str, e: &dyn std::error::Error) -> Respons
 }
 
 async fn home(State(app): State<Arc<WebRp>>, headers: HeaderMap) -> Response {
-    let Some((_, session)) = app.session(&headers) else {
+    let Some((id, session)) = app.session(&headers) else {
         return page(
             "Key-bound sign-in example",
             "<p>You are not signed in.</p><p><a href=\"/login\">Sign in</a></p>",
         )
         .into_response();
     };
+    // the access token expired: this example asks for no refresh token, so sign in again
+    let now = keybound_rp::Clock::now(&SystemClock);
+    if session.expires_at.is_some_and(|t| t <= now) {
+        app.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+        return page(
+            "Key-bound sign-in example",
+            "<p>Your sign-in expired.</p><p><a href=\"/login\">Sign in again</a></p>",
+        )
+        .into_response();
+    }
     // the OP's userinfo endpoint: an API call with the DPoP-bound access token
     let user = match app.rp.userinfo(&session).await {
         Ok(v) => v,

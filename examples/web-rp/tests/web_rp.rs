@@ -12,12 +12,14 @@ use keybound_store::Client;
 use keybound_testkit::op::{public_client, serve_app, OpBuilder, ALICE};
 use keybound_verify::{StepUp, SystemClock};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sign_in_show_the_user_and_call_the_api_with_dpop() {
+/// The OP (access tokens living `ttl` seconds), the example API and the web app on loopback:
+/// the app's base URL, and the OP to keep alive.
+async fn start(ttl: u64) -> (String, keybound_testkit::op::LoopbackOp) {
     let web_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let web = format!("http://{}", web_listener.local_addr().unwrap());
     let op = OpBuilder::new()
         .clock(Arc::new(SystemClock))
+        .configure(move |c| c.access_token_ttl = ttl)
         .client(Client {
             redirect_uris: vec![format!("{web}/callback")],
             ..public_client("web")
@@ -55,7 +57,12 @@ async fn sign_in_show_the_user_and_call_the_api_with_dpop() {
     })
     .unwrap();
     serve_app(web_listener, example_web_rp::router(Arc::new(app)));
+    (web, op)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_show_the_user_and_call_the_api_with_dpop() {
+    let (web, op) = start(300).await;
     let mut browser = Browser::new(ReqwestTransport::new().unwrap());
     let home = browser.get(&format!("{web}/")).await.unwrap();
     assert!(home.body.contains("not signed in"), "{}", home.body);
@@ -102,5 +109,23 @@ async fn sign_in_show_the_user_and_call_the_api_with_dpop() {
     assert_eq!(page.status, 303);
     other.plant_cookie("web_rp_session", &sid);
     let home = other.get(&format!("{web}/")).await.unwrap();
+    assert!(home.body.contains("not signed in"), "{}", home.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_sign_in_asks_to_sign_in_again() {
+    let (web, _op) = start(1).await;
+    let mut browser = Browser::new(ReqwestTransport::new().unwrap());
+    let page = browser
+        .browse(&format!("{web}/login"), ALICE.0, ALICE.1)
+        .await
+        .unwrap();
+    assert!(page.body.contains("Alice"), "{}", page.body);
+    // the access token lives 1 s; wait it out (bounded: 2.1 s)
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let home = browser.get(&format!("{web}/")).await.unwrap();
+    assert!(home.body.contains("Your sign-in expired"), "{}", home.body);
+    // and the session is gone
+    let home = browser.get(&format!("{web}/")).await.unwrap();
     assert!(home.body.contains("not signed in"), "{}", home.body);
 }
