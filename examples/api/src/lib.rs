@@ -90,16 +90,19 @@ impl Settings {
 /// name share a `SqliteReplayCache` or sticky routing).
 pub async fn verifier(settings: &Settings) -> Result<Verifier, BoxError> {
     let http = reqwest::Client::new();
+    let url = format!("{}/.well-known/openid-configuration", settings.issuer);
+    let unreachable = |e: reqwest::Error| -> BoxError {
+        format!("cannot read {url} (is the OP running?): {e}").into()
+    };
     let disco: serde_json::Value = http
-        .get(format!(
-            "{}/.well-known/openid-configuration",
-            settings.issuer
-        ))
+        .get(&url)
         .send()
-        .await?
-        .error_for_status()?
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(unreachable)?
         .json()
-        .await?;
+        .await
+        .map_err(unreachable)?;
     let jwks_uri = disco["jwks_uri"]
         .as_str()
         .ok_or("the issuer's discovery document has no jwks_uri")?;

@@ -4,7 +4,17 @@
 use std::sync::Arc;
 
 #[tokio::main]
-async fn main() -> Result<(), example_api::BoxError> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("example-api: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), example_api::BoxError> {
     let settings = example_api::Settings::from_env()?;
     let verifier = Arc::new(example_api::verifier(&settings).await?);
     let listener = tokio::net::TcpListener::bind(&settings.listen).await?;

@@ -4,7 +4,17 @@
 use std::sync::Arc;
 
 #[tokio::main]
-async fn main() -> Result<(), example_web_rp::BoxError> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("example-web-rp: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), example_web_rp::BoxError> {
     let settings = example_web_rp::Settings::from_env();
     let listener = tokio::net::TcpListener::bind(&settings.listen).await?;
     println!(
