@@ -17,16 +17,14 @@ pub use docs::{
 };
 
 use base64::Engine as _;
-use keybound_jose::JwkSet;
-use keybound_proto::keybinding::Profile;
-use keybound_proto::wire::{grant_type, ResponseType};
+use keybound_proto::wire::grant_type;
 use keybound_store::{Client, ClientAuthMethod, ExchangePolicy, SubjectMode, TrustedIssuer, User};
 use serde::Serialize;
 
 use crate::events::{Change, EventType, SecurityEvent};
 use crate::refusal::{AdminRefusal as Why, RegistrationRefusal};
 use crate::resource::ResourceRequest;
-use crate::{OpError, Provider};
+use crate::{register, OpError, Provider};
 
 /// The scope of an access token for the admin API.
 pub const ADMIN_SCOPE: &str = "keybound:admin";
@@ -711,12 +709,10 @@ impl ClientDoc {
         let bad = |member: &'static str, reason: String| -> OpError {
             Why::Invalid { member, reason }.into()
         };
-        let method_name = self.token_endpoint_auth_method.as_deref().unwrap_or("none");
-        let method = ClientAuthMethod::parse(method_name).ok_or_else(|| {
-            OpError::from(Why::Client(RegistrationRefusal::AuthMethod(
-                method_name.to_owned(),
-            )))
-        })?;
+        let client = |r: RegistrationRefusal| OpError::from(Why::Client(r));
+        let method =
+            register::auth_method(self.token_endpoint_auth_method.as_deref().unwrap_or("none"))
+                .map_err(client)?;
         let mut jwt_bearer = false;
         let mut exchange_grant = false;
         let mut grants = Vec::new();
@@ -740,10 +736,7 @@ impl ClientDoc {
                             }
                         }
                         other => {
-                            return Err(Why::Client(RegistrationRefusal::GrantType(
-                                other.to_owned(),
-                            ))
-                            .into())
+                            return Err(client(RegistrationRefusal::GrantType(other.to_owned())))
                         }
                     }
                 }
@@ -757,39 +750,21 @@ impl ClientDoc {
         }
         let response_types = match &self.response_types {
             None => vec!["code".to_owned()],
-            Some(list) => list
+            Some(list) => register::response_types(list)
+                .map_err(client)?
                 .iter()
-                .map(|r| {
-                    ResponseType::parse(r)
-                        .map(|t| t.as_str().to_owned())
-                        .ok_or_else(|| {
-                            OpError::from(Why::Client(RegistrationRefusal::ResponseType(r.clone())))
-                        })
-                })
-                .collect::<Result<Vec<_>, _>>()?,
+                .map(|t| t.as_str().to_owned())
+                .collect(),
         };
-        let profile = match self.key_binding_profile.as_deref() {
-            None => Profile::default(),
-            Some(p) => {
-                Profile::parse(p).map_err(|e| Why::Client(RegistrationRefusal::Profile(e)))?
-            }
-        };
-        let token_bound = match self.id_token_token_binding_cnf.as_deref() {
-            None => false,
-            Some("tbh") => true,
-            Some(other) => {
-                return Err(
-                    Why::Client(RegistrationRefusal::TokenBindingCnf(other.to_owned())).into(),
-                )
-            }
-        };
-        let jwks = match &self.jwks {
-            None => None,
-            Some(v) => Some(
-                JwkSet::from_value(v)
-                    .map_err(|e| Why::Client(RegistrationRefusal::Jwks(e.to_string())))?,
-            ),
-        };
+        let profile = register::profile(self.key_binding_profile.as_deref()).map_err(client)?;
+        let token_bound =
+            register::tbh_cnf(self.id_token_token_binding_cnf.as_deref()).map_err(client)?;
+        let jwks = self
+            .jwks
+            .as_ref()
+            .map(register::jwks)
+            .transpose()
+            .map_err(client)?;
         let exchange = match &self.token_exchange {
             None => None,
             Some(x) => {

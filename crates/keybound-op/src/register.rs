@@ -120,9 +120,8 @@ impl Provider {
                 Some(_) => Err(typed(name, "a string").into()),
             }
         };
-        let method_name = text("token_endpoint_auth_method")?.unwrap_or("client_secret_basic");
-        let method = ClientAuthMethod::parse(method_name)
-            .ok_or_else(|| Why::AuthMethod(method_name.to_owned()))?;
+        let method =
+            auth_method(text("token_endpoint_auth_method")?.unwrap_or("client_secret_basic"))?;
         let grants = strings("grant_types")?
             .unwrap_or_else(|| vec![grant_type::AUTHORIZATION_CODE.to_owned()]);
         if let Some(g) = grants.iter().find(|g| !GRANTS.contains(&g.as_str())) {
@@ -141,13 +140,7 @@ impl Provider {
             None if code_grant => vec!["code".to_owned()],
             None => Vec::new(),
         };
-        let mut parsed = Vec::new();
-        for r in &responses {
-            let t = ResponseType::parse(r).ok_or_else(|| Why::ResponseType(r.clone()))?;
-            if !parsed.contains(&t) {
-                parsed.push(t);
-            }
-        }
+        let parsed = response_types(&responses)?;
         // RFC 7591 §2.1: a response type containing code goes with the authorization_code
         // grant, one returning tokens from the authorization endpoint with implicit
         let wants_code = parsed.iter().any(|t| t.code);
@@ -164,10 +157,7 @@ impl Provider {
         if m.contains_key("jwks_uri") {
             return Err(Why::JwksUri.into());
         }
-        let jwks = match m.get("jwks") {
-            None => None,
-            Some(v) => Some(JwkSet::from_value(v).map_err(|e| Why::Jwks(e.to_string()))?),
-        };
+        let jwks = m.get("jwks").map(jwks).transpose()?;
         let dpop_bound = match m.get("dpop_bound_access_tokens") {
             None => false,
             Some(Value::Bool(b)) => *b,
@@ -181,16 +171,9 @@ impl Provider {
                 return Err(typed("rp_id_token_token_binding_supported", "true or false").into())
             }
         };
-        let tb_new = match text("id_token_token_binding_cnf")? {
-            None => false,
-            Some("tbh") => true,
-            Some(other) => return Err(Why::TokenBindingCnf(other.to_owned()).into()),
-        };
+        let tb_new = tbh_cnf(text("id_token_token_binding_cnf")?)?;
         let token_bound = tb_old || tb_new;
-        let profile = match text("key_binding_profile")? {
-            None => Profile::default(),
-            Some(p) => Profile::parse(p).map_err(Why::Profile)?,
-        };
+        let profile = profile(text("key_binding_profile")?)?;
         let now = self.now();
         let client_id = self.random_id();
         let secret = matches!(
@@ -298,6 +281,48 @@ impl Provider {
         }
         Ok((client, out))
     }
+}
+
+// The members' conversions, one each, for dynamic registration and the admin API's client
+// documents alike (their defaults and the grants each may give differ; the values' meaning
+// does not).
+
+/// `token_endpoint_auth_method`.
+pub(crate) fn auth_method(name: &str) -> Result<ClientAuthMethod, Why> {
+    ClientAuthMethod::parse(name).ok_or_else(|| Why::AuthMethod(name.to_owned()))
+}
+
+/// `response_types`: each one offered here, repeats dropped, in order.
+pub(crate) fn response_types(names: &[String]) -> Result<Vec<ResponseType>, Why> {
+    let mut parsed = Vec::new();
+    for r in names {
+        let t = ResponseType::parse(r).ok_or_else(|| Why::ResponseType(r.clone()))?;
+        if !parsed.contains(&t) {
+            parsed.push(t);
+        }
+    }
+    Ok(parsed)
+}
+
+/// `key_binding_profile` (the current draft when absent).
+pub(crate) fn profile(name: Option<&str>) -> Result<Profile, Why> {
+    name.map_or(Ok(Profile::default()), |p| {
+        Profile::parse(p).map_err(Why::Profile)
+    })
+}
+
+/// `id_token_token_binding_cnf`: `tbh` or absent.
+pub(crate) fn tbh_cnf(value: Option<&str>) -> Result<bool, Why> {
+    match value {
+        None => Ok(false),
+        Some("tbh") => Ok(true),
+        Some(other) => Err(Why::TokenBindingCnf(other.to_owned())),
+    }
+}
+
+/// `jwks`: a key set keybound can use.
+pub(crate) fn jwks(value: &Value) -> Result<JwkSet, Why> {
+    JwkSet::from_value(value).map_err(|e| Why::Jwks(e.to_string()))
 }
 
 /// The rules every client registration meets, wherever it is made — dynamic registration
