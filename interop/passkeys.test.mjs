@@ -43,6 +43,8 @@ before(async () => {
     admin(dir, ['user', 'add', '--username', 'alice', '--password', 'wonderland', '--email', 'alice@example.com']);
     admin(dir, ['user', 'add', '--username', 'bob', '--password', 'wonderland']);
     admin(dir, ['user', 'add', '--username', 'carol', '--password', 'wonderland']);
+    admin(dir, ['user', 'add', '--username', 'dave', '--password', 'wonderland']);
+    admin(dir, ['client', 'add', '--client-id', 'tv', '--name', 'Living-room TV', '--grant-type', 'device_code']);
   }, { host: 'localhost' });
   admin(b.dataDir, ['issuer', 'add', '--issuer', a.issuer, '--subject', 'email']);
   // the API: examples/api, built next to the keybound binary
@@ -294,5 +296,44 @@ test('the sign-in page opened on another origin (127.0.0.1, not the issuer) cann
   assert.match(await page.textContent('#passkey-message'), /invalid domain|SecurityError|not allowed/i);
   assert.ok(page.url().includes('127.0.0.1'), 'no sign-in happened');
   assert.equal(await page.$('button[value=allow]'), null);
+  await context.close();
+});
+
+test('the device page signs in with a passkey: the device gets tokens with the passkey acr', async () => {
+  const context = await browser.newContext();
+  const { page } = await withAuthenticator(context);
+  await registerPasskey(page, 'dave', 'Sofa key');
+  await context.clearCookies();
+  // the device asks for a code (RFC 8628 §3.1)
+  const started = await fetch(`${a.issuer}/device_authorization`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ client_id: 'tv', scope: 'openid profile' }),
+  });
+  assert.equal(started.status, 200, await started.clone().text());
+  const device = await started.json();
+  // the End-User opens the verification page, confirms the code and signs in with the passkey:
+  // no password typed
+  await page.goto(device.verification_uri_complete);
+  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+  assert.ok(await page.$('#password'), 'the password form is offered too');
+  await Promise.all([page.waitForNavigation(), page.click('#passkey-sign-in')]);
+  await Promise.all([page.waitForNavigation(), page.click('button[value=allow]')]);
+  // the device's next poll gets the tokens
+  const polled = await fetch(`${a.issuer}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'urn:ietf:params:oauth:grant-type:device_code',
+      device_code: device.device_code,
+      client_id: 'tv',
+    }),
+  });
+  const tokens = await polled.json();
+  assert.equal(polled.status, 200, JSON.stringify(tokens));
+  const claims = jose.decodeJwt(tokens.id_token);
+  assert.equal(claims.acr, PASSKEY_ACR);
+  assert.ok(claims.amr.includes('user'), JSON.stringify(claims.amr));
+  assert.ok(!claims.amr.includes('pwd'), 'no password');
   await context.close();
 });

@@ -26,7 +26,8 @@ use crate::peer::ClientAddr;
 use crate::peer::TokenBinding;
 use crate::response::html;
 use crate::session::{
-    csrf_ok, csrf_token, current_session, derive, set_cookie, sign_in, FormScope,
+    csrf_ok, csrf_token, current_session, derive, set_cookie, sign_in, sign_in_with_passkey,
+    FormScope, PasskeyResponse,
 };
 use crate::token::FormRequest;
 use crate::{forms, pages, AppState};
@@ -193,6 +194,23 @@ pub async fn device_post(
             Err(e) => return failed(e),
         }
     }
+    // the passkey button of the login form: a discoverable passkey signs the End-User in
+    if action == "passkey" {
+        let response = PasskeyResponse {
+            state: field("kb_passkey_state").unwrap_or_default(),
+            credential: field("kb_passkey_credential").unwrap_or_default(),
+        };
+        match sign_in_with_passkey(&state, &headers, &response, session.as_ref(), None, ip, &tb)
+            .await
+        {
+            Ok(s) => {
+                session = Some(s.session.clone());
+                signed_in = Some(s);
+            }
+            Err(e @ OpError::Refused(_)) => return page.login(None, Some(e)),
+            Err(e) => return failed(e),
+        }
+    }
     let with_session = |mut r: Response| {
         if let Some(s) = &signed_in {
             s.apply(&mut r);
@@ -261,8 +279,8 @@ pub async fn device_post(
         )
     };
     match (action, session) {
-        ("code" | "login", None) => page.login(Some(&client.name), None),
-        ("code" | "login", Some(_)) => {
+        ("code" | "login" | "passkey", None) => page.login(Some(&client.name), None::<PageRefusal>),
+        ("code" | "login" | "passkey", Some(_)) => {
             with_session(with_cookie(html(StatusCode::OK, consent(&csrf)), cookie))
         }
         ("consent", Some(sess)) => decide(&state, &hash, &sess, field("decision")).await,
@@ -281,7 +299,7 @@ struct Page<'a> {
 impl Page<'_> {
     /// The login form, carrying the code as typed; `client` when the code is known, shown
     /// again for `why` when there is one.
-    fn login(&self, client: Option<&str>, why: Option<PageRefusal>) -> Response {
+    fn login(&self, client: Option<&str>, why: Option<impl Into<OpError>>) -> Response {
         let (status, note) = form_note(why);
         self.login_with(status, client, note.as_deref())
     }
@@ -294,19 +312,28 @@ impl Page<'_> {
         error: Option<&str>,
     ) -> Response {
         let (csrf, cookie) = csrf_token(self.state, self.headers);
-        // the device page signs in with a password (its passkey sign-in is not built yet)
-        let body = pages::login(&pages::Login {
-            action: paths::DEVICE,
-            fields: &[("user_code".into(), self.typed.to_owned())],
-            csrf: &csrf,
-            client_name: Some(client.unwrap_or("your device")),
-            login_hint: None,
-            error,
-            password: true,
-            passkey: None,
-            reason: None,
-        });
-        with_cookie(html(status, body), cookie)
+        // a password, or a discoverable passkey while this OP has passkeys
+        let passkey = self
+            .state
+            .provider
+            .passkeys_available()
+            .is_ok()
+            .then_some(pages::PasskeyStep::SignIn);
+        let r = crate::authorize::login_response(
+            status,
+            &pages::Login {
+                action: paths::DEVICE,
+                fields: &[("user_code".into(), self.typed.to_owned())],
+                csrf: &csrf,
+                client_name: Some(client.unwrap_or("your device")),
+                login_hint: None,
+                error,
+                password: true,
+                passkey,
+                reason: None,
+            },
+        );
+        with_cookie(r, cookie)
     }
 }
 
