@@ -569,10 +569,7 @@ impl Rp {
     /// then on (RFC 9449 §8.2).
     pub(crate) fn remember_nonce(&self, url: &str, r: &HttpResponse) {
         if let Some(n) = r.header("dpop-nonce") {
-            self.nonces
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(Self::origin(url), n.to_owned());
+            self.use_nonce(url, n);
         }
     }
 
@@ -972,11 +969,7 @@ impl Rp {
         session: &Session,
         request: &HttpRequest,
     ) -> Result<HttpResponse, RpError> {
-        if !session.bound {
-            return Err(RpError::NotBound(
-                "this session's ID Token is not key-bound; nothing to present".into(),
-            ));
-        }
+        session.presentable()?;
         let key = session.key()?;
         let id_token = session.id_token.as_str();
         self.send_with_proof(

@@ -124,11 +124,7 @@ impl Session {
         now: u64,
         nonce: Option<&str>,
     ) -> Result<Vec<(&'static str, String)>, RpError> {
-        if !self.bound {
-            return Err(RpError::NotBound(
-                "this session's ID Token is not key-bound; nothing to present".into(),
-            ));
-        }
+        self.presentable()?;
         let proof = presentation::http_proof(
             &self.key()?,
             &self.id_token,
@@ -145,8 +141,20 @@ impl Session {
         ])
     }
 
+    /// Whether this session can present its ID Token: only a key-bound one proves anything.
+    pub(crate) fn presentable(&self) -> Result<(), RpError> {
+        if self.bound {
+            Ok(())
+        } else {
+            Err(RpError::NotBound(
+                "this session's ID Token is not key-bound; nothing to present".into(),
+            ))
+        }
+    }
+
     /// A peer-to-peer presentation for verifier `aud` answering `challenge`.
     pub fn present_p2p(&self, aud: &str, challenge: &str, now: u64) -> Result<String, RpError> {
+        self.presentable()?;
         presentation::p2p_sign(
             &self.key()?,
             &self.id_token,
@@ -176,4 +184,26 @@ pub fn save_private(path: &Path, bytes: &[u8]) -> Result<(), RpError> {
     f.write_all(bytes).map_err(err)?;
     f.sync_all().map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// KB-S2: an ID Token that is not key-bound proves nothing; every kind of presentation
+    /// refuses it before signing anything.
+    #[test]
+    fn an_unbound_session_presents_nothing() {
+        let key = PrivateKey::generate(keybound_jose::key::KeyKind::Es256).unwrap();
+        let tokens: TokenResponse = serde_json::from_value(serde_json::json!({
+            "access_token": "at", "token_type": "Bearer", "id_token": "a.b.c",
+        }))
+        .unwrap();
+        let cfg = RpConfig::new("https://op.example", "app", "https://app.example/cb");
+        let s = Session::from_tokens(&cfg, &key, tokens, false, 1_700_000_000).unwrap();
+        let http = s.present_http("GET", "https://api.example/x", 1_700_000_000, None);
+        assert!(matches!(http, Err(RpError::NotBound(_))), "{http:?}");
+        let p2p = s.present_p2p("urn:peer:bob", "challenge", 1_700_000_000);
+        assert!(matches!(p2p, Err(RpError::NotBound(_))), "{p2p:?}");
+    }
 }

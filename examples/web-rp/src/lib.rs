@@ -11,8 +11,8 @@
 //! "Call the API" calls `example-api` both ways a key-bound client can: the ID Token presented
 //! with a proof (`/hello`), and the access token with a proof (`/orders`).
 //!
-//! It is an example: sessions live in memory (a restart signs everybody out), pending sign-ins
-//! are capped rather than expired, and cookies are `Secure` only when the public URL is https.
+//! It is an example: sessions live in memory (a restart signs everybody out; expired ones are
+//! dropped as new ones come), and cookies are `Secure` only when the public URL is https.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -31,6 +31,8 @@ const STATE_COOKIE: &str = "web_rp_state";
 const SESSION_COOKIE: &str = "web_rp_session";
 /// The most sign-ins that may be pending at once (each holds a key pair until its callback).
 const MAX_PENDING: usize = 10_000;
+/// How long a sign-in may stay pending (the state cookie's lifetime), in seconds.
+const PENDING_TTL: u64 = 600;
 
 /// Where the app runs and whom it trusts.
 #[derive(Debug, Clone)]
@@ -99,7 +101,8 @@ impl keybound_rp::Clock for SystemClock {
 pub struct WebRp {
     rp: Rp,
     settings: Settings,
-    pending: Mutex<HashMap<String, PendingAuth>>,
+    /// by `state`: when it began, and what the callback needs
+    pending: Mutex<HashMap<String, (u64, PendingAuth)>>,
     sessions: Mutex<HashMap<String, Session>>,
 }
 
@@ -209,6 +212,12 @@ fn refusal(status: StatusCode, what: &str, e: &dyn std::error::Error) -> Respons
         .into_response()
 }
 
+/// Whether the session's access token has expired (this example asks for no refresh token, so
+/// the End-User signs in again).
+fn expired(session: &Session, now: u64) -> bool {
+    session.expires_at.is_some_and(|t| t <= now)
+}
+
 async fn home(State(app): State<Arc<WebRp>>, headers: HeaderMap) -> Response {
     let Some((id, session)) = app.session(&headers) else {
         return page(
@@ -219,7 +228,7 @@ async fn home(State(app): State<Arc<WebRp>>, headers: HeaderMap) -> Response {
     };
     // the access token expired: this example asks for no refresh token, so sign in again
     let now = keybound_rp::Clock::now(&SystemClock);
-    if session.expires_at.is_some_and(|t| t <= now) {
+    if expired(&session, now) {
         app.sessions
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -261,8 +270,11 @@ async fn login(State(app): State<Arc<WebRp>>) -> Response {
     };
     let url = pending.url.clone();
     let state = pending.state.clone();
+    let now = keybound_rp::Clock::now(&SystemClock);
     {
         let mut all = app.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        // abandoned sign-ins go when their state cookie would have
+        all.retain(|_, (began, _)| now < began.saturating_add(PENDING_TTL));
         if all.len() >= MAX_PENDING {
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -273,7 +285,7 @@ async fn login(State(app): State<Arc<WebRp>>) -> Response {
             )
                 .into_response();
         }
-        all.insert(state.clone(), pending);
+        all.insert(state.clone(), (now, pending));
     }
     (
         StatusCode::SEE_OTHER,
@@ -281,7 +293,7 @@ async fn login(State(app): State<Arc<WebRp>>) -> Response {
             (header::LOCATION, url),
             (
                 header::SET_COOKIE,
-                set_cookie(&app, STATE_COOKIE, &state, 600),
+                set_cookie(&app, STATE_COOKIE, &state, PENDING_TTL),
             ),
         ],
     )
@@ -293,13 +305,17 @@ async fn callback(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    // the sign-in this browser started: its state cookie names it
-    let pending = cookie(&headers, STATE_COOKIE).and_then(|state| {
-        app.pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&state)
-    });
+    // the sign-in this browser started, not too long ago: its state cookie names it
+    let now = keybound_rp::Clock::now(&SystemClock);
+    let pending = cookie(&headers, STATE_COOKIE)
+        .and_then(|state| {
+            app.pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&state)
+        })
+        .filter(|(began, _)| now < began.saturating_add(PENDING_TTL))
+        .map(|(_, p)| p);
     let Some(pending) = pending else {
         return (
             StatusCode::BAD_REQUEST,
@@ -325,10 +341,12 @@ async fn callback(
         Err(e) => return refusal(StatusCode::BAD_GATEWAY, "Sign-in failed", &e),
     };
     let id = keybound_jose::random_b64(32);
-    app.sessions
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(id.clone(), session);
+    {
+        let mut all = app.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        // sessions whose access token expired are signed out anyway (see `home`)
+        all.retain(|_, s| !expired(s, now));
+        all.insert(id.clone(), session);
+    }
     let mut response = Redirect::to("/").into_response();
     let h = response.headers_mut();
     for c in [
